@@ -1,0 +1,35 @@
+"""Diffusion of lithium in the ab-plane of a partly blocked single-crystal particle.
+
+Pieces (PyBaMM-style): parameter sets (:mod:`.parameters`), geometry and mesh
+(:mod:`.mesh`), surface blocking (:mod:`.surface`), protocol (:mod:`.protocol`), the
+method-of-lines solver (:mod:`.solver`) and its :class:`~.result.Result`.
+
+>>> from asymflux import model
+>>> res = model.simulate(
+...     model.nmc88_lun2025(), model.disk_mesh(1.2),
+...     model.Surface.from_strings(["180:0.25:0.3"]),
+...     [model.Charge(100, minutes=20)], output_minutes=[5, 10, 15, 20])
+>>> res.to_image(pixel_nm=50).theta.shape
+(5, 48, 48)
+"""
+
+from .mesh import Mesh, disk_mesh
+from .parameters import (
+    PARAMETER_SETS,
+    constant_diffusivity,
+    get_parameter_set,
+    nmc88_lun2025,
+    scale_diffusivity,
+)
+from .protocol import DEFAULT_CUTOFF_OCCUPANCY, Charge, Discharge, Rest
+from .result import Result, ThetaImage
+from .solver import SolverError, simulate
+from .surface import BlockedArc, Surface
+from .sweep import PAPER_RATES_MA_G, paper_fig5b_surfaces, rate_capability
+
+__all__ = [
+    "BlockedArc", "Charge", "DEFAULT_CUTOFF_OCCUPANCY", "Discharge", "Mesh", "PAPER_RATES_MA_G",
+    "PARAMETER_SETS", "Rest", "Result", "SolverError", "Surface", "ThetaImage",
+    "constant_diffusivity", "disk_mesh", "get_parameter_set", "nmc88_lun2025",
+    "paper_fig5b_surfaces", "rate_capability", "scale_diffusivity", "simulate",
+]

@@ -1,0 +1,226 @@
+r"""Parameter sets, PyBaMM-style: functions returning ``{"Name [unit]": value}``.
+
+Units: SI except where the name says otherwise. Functions of occupancy θ (1 = fully
+lithiated LiTMO2) are callables taking and returning arrays.
+
+Mean surface flux from the specific current
+-------------------------------------------
+A cylinder of radius R and height L, density ρ, carries a specific current I (A/kg =
+mA/g). Only its side surface (2πRL) is active, so the mean molar flux out of it is
+
+.. math::  \bar j = \frac{I \rho \pi R^2 L}{F \, 2\pi R L} = \frac{I \rho R}{2F}
+           \quad [\mathrm{mol\,m^{-2}\,s^{-1}}].
+
+With the site concentration :math:`c_{max} = \rho / M` the boundary condition of
+:math:`\partial_t\theta = \nabla\cdot(D\nabla\theta)` is :math:`D\,\partial_n\theta =
+-\bar j\,w(\varphi)/\langle w\rangle / c_{max}`, and the mean occupancy falls at
+:math:`d\bar\theta/dt = -2\bar j/(R c_{max}) = -I M / F`, independent of size and
+shape. The solver uses this general form: the boundary faces carry
+``(I M / F) · area · w_f / Σ(w_f ℓ_f)`` in occupancy·µm/s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import check_range
+
+FARADAY_C_MOL = 96485.33212
+
+
+class ConstantDiffusivity:
+    """``D(θ) = D``; Kirchhoff potential ``Φ(θ) = D θ``."""
+
+    def __init__(self, value_m2_s: float):
+        self.value_m2_s = check_range("diffusivity_m2_s", value_m2_s, 0, None, low_inclusive=False)
+
+    def __call__(self, theta):
+        return np.full(np.shape(theta), self.value_m2_s)
+
+    def kirchhoff(self, theta):
+        return self.value_m2_s * np.asarray(theta, dtype=float)
+
+    def __repr__(self):
+        return f"ConstantDiffusivity({self.value_m2_s:g} m2/s)"
+
+
+class LogisticDiffusivity:
+    r"""Diffusivity that falls by orders of magnitude near full lithiation.
+
+    .. math:: D(\theta) = D_{lo} + \frac{D_{hi} - D_{lo}}{1 + \exp((\theta-\theta_c)/w)}
+
+    with the closed-form Kirchhoff potential :math:`\Phi = \int D\,d\theta`
+    (a softplus), which the finite-volume fluxes use so that steep D(θ) fronts are
+    resolved on coarse meshes.
+    """
+
+    def __init__(self, high_m2_s, low_m2_s, center, width):
+        self.high_m2_s = check_range("diffusivity high_m2_s", high_m2_s, 0, None, low_inclusive=False)
+        self.low_m2_s = check_range("diffusivity low_m2_s", low_m2_s, 0, self.high_m2_s,
+                                    low_inclusive=False)
+        self.center = check_range("diffusivity center", center, 0, 1)
+        self.width = check_range("diffusivity width", width, 0, 1, low_inclusive=False)
+
+    def __call__(self, theta):
+        z = (np.asarray(theta, dtype=float) - self.center) / self.width
+        return self.low_m2_s + (self.high_m2_s - self.low_m2_s) * _expit(-z)
+
+    def kirchhoff(self, theta):
+        th = np.asarray(theta, dtype=float)
+        z = (th - self.center) / self.width
+        return self.low_m2_s * th + (self.high_m2_s - self.low_m2_s) * (
+            th - self.width * np.logaddexp(0.0, z)
+        )
+
+    def __repr__(self):
+        return (f"LogisticDiffusivity(high={self.high_m2_s:g}, low={self.low_m2_s:g}, "
+                f"center={self.center:g}, width={self.width:g})")
+
+
+def _expit(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def ocv_nmc811_chen2020(theta):
+    """Open-circuit potential of NMC811 vs Li/Li+ in V as a function of Li occupancy.
+
+    Fit of Chen et al., J. Electrochem. Soc. 167, 080534 (2020), to GITT on the LG M50
+    cell's LiNi0.8Mn0.1Co0.1O2 positive electrode (PyBaMM ``nmc_LGM50_ocp_Chen2020``);
+    fitted for occupancies 0.27-0.91 and used here as the nearest sourced curve for
+    LiNi0.88Mn0.05Co0.07O2. Monotonically decreasing in θ over [0.15, 1].
+    """
+    x = np.asarray(theta, dtype=float)
+    return (
+        -0.8090 * x
+        + 4.4875
+        - 0.0428 * np.tanh(18.5138 * (x - 0.5542))
+        - 17.7326 * np.tanh(15.7890 * (x - 0.3117))
+        + 17.5842 * np.tanh(15.9308 * (x - 0.3120))
+    )
+
+
+def _molar_mass_kg_mol(ni=0.88, mn=0.05, co=0.07) -> float:
+    grams = 6.941 + ni * 58.6934 + mn * 54.938 + co * 58.9332 + 2 * 15.999
+    return grams / 1000.0
+
+
+def _with_capacity(params: dict) -> dict:
+    m = params["Molar mass [kg.mol-1]"]
+    params["Theoretical capacity [mA.h.g-1]"] = FARADAY_C_MOL / (m * 1000.0) / 3.6
+    return params
+
+
+def nmc88_lun2025() -> dict:
+    """Default Ni-rich set: single-crystal LiNi0.88Mn0.05Co0.07O2 (Lun et al. 2025).
+
+    - Molar mass from the composition (97.5 g/mol), theoretical capacity 275 mAh/g
+      (one Li per formula unit).
+    - Density 4750 kg/m³, the X-ray density of Ni-rich layered oxides
+      (a = 2.87 Å, c = 14.2 Å, Z = 3; e.g. Noh et al., J. Power Sources 233, 121 (2013)).
+    - Initial occupancy 0.97: the discharged state after formation keeps a few per cent
+      of sites empty (first-cycle loss of Ni-rich NMC, Xu et al., Nat. Mater. 20, 84 (2021)).
+    - ``D(θ)``: :class:`LogisticDiffusivity` from 2e-14 m²/s (1e-10 cm²/s, the mid-SOC
+      GITT value of NMC811) down to 2e-17 m²/s (1e-13 cm²/s) near full lithiation, the
+      three-orders-of-magnitude fall reported by GITT and used to explain the shrinking
+      core (Xu et al., Joule 6, 2535 (2022); Märker et al., Chem. Mater. 31, 2545 (2019)).
+      Centre and width were calibrated so that at 100 mA/g an unblocked 2.4 µm disk keeps
+      a Li-rich core for roughly 20 minutes, as the paper observes (Fig. 2b): see
+      ``docs/calibration.md`` and ``tests/test_model_calibration.py``.
+    - OCV(θ): :func:`ocv_nmc811_chen2020`.
+    """
+    return _with_capacity({
+        "Molar mass [kg.mol-1]": _molar_mass_kg_mol(),
+        "Density [kg.m-3]": 4750.0,
+        "Initial occupancy": 0.97,
+        "Diffusivity [m2.s-1]": LogisticDiffusivity(
+            high_m2_s=2e-14, low_m2_s=2e-17, center=0.89, width=0.012
+        ),
+        "Open-circuit voltage [V]": ocv_nmc811_chen2020,
+    })
+
+
+def constant_diffusivity(diffusivity_m2_s: float = 1e-15, theta0: float = 0.97) -> dict:
+    """Validation set: the Ni-rich material with a constant diffusivity.
+
+    With D constant the problem is linear and has the series solutions used in the tests
+    (J1 roots for uniform flux, J_m' roots for the cos mφ modes of a blocked arc).
+    """
+    params = nmc88_lun2025()
+    params["Diffusivity [m2.s-1]"] = ConstantDiffusivity(diffusivity_m2_s)
+    params["Initial occupancy"] = check_range("theta0", theta0, 0, 1, low_inclusive=False)
+    return params
+
+
+PARAMETER_SETS = {
+    "nmc88_lun2025": nmc88_lun2025,
+    "constant": constant_diffusivity,
+}
+"""Name -> function, for ``--params NAME``."""
+
+
+def get_parameter_set(name: str) -> dict:
+    """Look up a parameter set by name (see :data:`PARAMETER_SETS`)."""
+    try:
+        return PARAMETER_SETS[name]()
+    except KeyError:
+        raise ValueError(
+            f"--params must be one of {sorted(PARAMETER_SETS)}, got {name!r}"
+        ) from None
+
+
+def validate(params: dict) -> dict:
+    """Check a parameter dict; raise ``ValueError`` naming the bad entry."""
+    required = ["Molar mass [kg.mol-1]", "Density [kg.m-3]", "Initial occupancy",
+                "Diffusivity [m2.s-1]"]
+    for key in required:
+        if key not in params:
+            raise ValueError(f"parameter set is missing {key!r}")
+    check_range("Molar mass [kg.mol-1]", params["Molar mass [kg.mol-1]"], 0, None,
+                low_inclusive=False)
+    check_range("Density [kg.m-3]", params["Density [kg.m-3]"], 0, None, low_inclusive=False)
+    check_range("Initial occupancy (theta0)", params["Initial occupancy"], 0, 1,
+                low_inclusive=False)
+    if not callable(params["Diffusivity [m2.s-1]"]):
+        raise ValueError("'Diffusivity [m2.s-1]' must be a callable D(theta)")
+    return _with_capacity(dict(params))
+
+
+def scale_diffusivity(params: dict, factor: float) -> dict:
+    """Return a copy of ``params`` with ``D(θ)`` multiplied by ``factor`` (> 0)."""
+    factor = check_range("diffusivity scale", factor, 0, None, low_inclusive=False)
+    out = dict(params)
+    out["Diffusivity [m2.s-1]"] = _ScaledDiffusivity(params["Diffusivity [m2.s-1]"], factor)
+    return out
+
+
+class _ScaledDiffusivity:
+    def __init__(self, base, factor):
+        self.base, self.factor = base, factor
+
+    def __call__(self, theta):
+        return self.factor * self.base(theta)
+
+    def kirchhoff(self, theta):
+        return self.factor * kirchhoff_function(self.base)(theta)
+
+    def __repr__(self):
+        return f"{self.factor:g} x {self.base!r}"
+
+
+def kirchhoff_function(diffusivity):
+    """``Φ(θ) = ∫ D dθ`` for any ``D``: closed form when provided, else tabulated."""
+    if hasattr(diffusivity, "kirchhoff"):
+        return diffusivity.kirchhoff
+    grid = np.linspace(-0.5, 1.5, 8001)
+    d = np.asarray(diffusivity(grid), dtype=float)
+    if d.shape != grid.shape or not np.all(np.isfinite(d)) or np.any(d <= 0):
+        raise ValueError("'Diffusivity [m2.s-1]' must return positive finite values for theta in [-0.5, 1.5]")
+    phi = np.concatenate([[0.0], np.cumsum(0.5 * (d[1:] + d[:-1]) * np.diff(grid))])
+
+    def tabulated(theta):
+        th = np.asarray(theta, dtype=float)
+        out = np.interp(th, grid, phi)
+        out = np.where(th < grid[0], phi[0] + d[0] * (th - grid[0]), out)
+        return np.where(th > grid[-1], phi[-1] + d[-1] * (th - grid[-1]), out)
+
+    return tabulated
