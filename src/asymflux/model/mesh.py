@@ -117,7 +117,7 @@ class Mesh:
         raise NotImplementedError(f"sampling for mesh kind {self.kind!r}")
 
 
-def disk_mesh(radius_um: float = 1.2, *, n_radial: int = 24, n_angular: int = 64) -> Mesh:
+def disk_mesh(radius_um: float = 1.2, *, n_radial: int = 20, n_angular: int = 48) -> Mesh:
     """Polar finite-volume mesh of a disk with nodes on the surface.
 
     Nodes sit at radii ``r_k = k h`` (``h = R / n_radial``, ``k = 0 … n_radial``): one

@@ -133,7 +133,7 @@ def nmc88_lun2025() -> dict:
         "Density [kg.m-3]": 4750.0,
         "Initial occupancy": 0.97,
         "Diffusivity [m2.s-1]": LogisticDiffusivity(
-            high_m2_s=2e-14, low_m2_s=2e-17, center=0.89, width=0.012
+            high_m2_s=2e-14, low_m2_s=2e-17, center=0.82, width=0.015
         ),
         "Open-circuit voltage [V]": ocv_nmc811_chen2020,
     })

