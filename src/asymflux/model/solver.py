@@ -176,23 +176,35 @@ def simulate(
         t_eval = out_s[(out_s > t_now) & (out_s < t_end)]
         t_eval = np.append(t_eval, t_end)
 
-        sol = solve_ivp(
-            lambda t, y, c=current: disc.rhs(y, c),
-            (t_now, t_end),
-            theta,
-            method=SymmetricOrderingBDF,
-            t_eval=t_eval,
-            jac=lambda t, y: disc.jacobian(y),
-            events=[e for e, _ in events] or None,
-            rtol=rtol,
-            atol=atol,
-        )
-        if sol.status < 0:
-            t_fail = float(sol.t[-1]) if sol.t.size else t_now
-            raise SolverError(
+        last_t = [t_now]
+
+        def fun(t, y, c=current):
+            last_t[0] = t
+            return disc.rhs(y, c)
+
+        def fail(message):
+            t_fail = last_t[0]
+            return SolverError(
                 f"solver failed at t = {t_fail:.1f} s ({t_fail / 60:.2f} min) in protocol step "
-                f"{k + 1} ({step}): {sol.message}"
+                f"{k + 1} ({step}): {message}"
             )
+
+        try:
+            sol = solve_ivp(
+                fun,
+                (t_now, t_end),
+                theta,
+                method=SymmetricOrderingBDF,
+                t_eval=t_eval,
+                jac=lambda t, y: disc.jacobian(y),
+                events=[e for e, _ in events] or None,
+                rtol=rtol,
+                atol=atol,
+            )
+        except (RuntimeError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            raise fail(f"{type(exc).__name__}: {exc}") from exc
+        if sol.status < 0:
+            raise fail(sol.message)
         reason = "duration reached" if step.minutes is not None else "capacity reached"
         sol_t = np.atleast_1d(np.asarray(sol.t, dtype=float))
         sol_y = np.asarray(sol.y, dtype=float).reshape(mesh.n_cells, sol_t.size)
