@@ -42,8 +42,8 @@ def test_rate_sweep_follows_paper_trends():
     table = df.pivot(index="rate_mA_g", columns="blocked", values="li_extracted")
     for col in table:
         assert np.all(np.diff(table[col].to_numpy()) < 0)
-    gap_07 = (table["none"] - table["0:0.25:0.7"]).to_numpy()
-    gap_03 = (table["none"] - table["0:0.25:0.3"]).to_numpy()
+    gap_07 = (table["none"] - table["180:0.25:0.7"]).to_numpy()
+    gap_03 = (table["none"] - table["180:0.25:0.3"]).to_numpy()
     assert np.all(gap_07 > 0) and np.all(np.diff(gap_07) > 0)
     assert np.all(gap_03 > gap_07) and np.all(np.diff(gap_03) > 0)
     assert list(df.columns) == ["rate_mA_g", "blocked", "li_extracted", "capacity_mAh_g", "minutes"]

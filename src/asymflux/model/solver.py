@@ -176,35 +176,8 @@ def simulate(
         t_eval = out_s[(out_s > t_now) & (out_s < t_end)]
         t_eval = np.append(t_eval, t_end)
 
-        last_t = [t_now]
-
-        def fun(t, y, c=current):
-            last_t[0] = t
-            return disc.rhs(y, c)
-
-        def fail(message):
-            t_fail = last_t[0]
-            return SolverError(
-                f"solver failed at t = {t_fail:.1f} s ({t_fail / 60:.2f} min) in protocol step "
-                f"{k + 1} ({step}): {message}"
-            )
-
-        try:
-            sol = solve_ivp(
-                fun,
-                (t_now, t_end),
-                theta,
-                method=SymmetricOrderingBDF,
-                t_eval=t_eval,
-                jac=lambda t, y: disc.jacobian(y),
-                events=[e for e, _ in events] or None,
-                rtol=rtol,
-                atol=atol,
-            )
-        except (RuntimeError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-            raise fail(f"{type(exc).__name__}: {exc}") from exc
-        if sol.status < 0:
-            raise fail(sol.message)
+        sol = _integrate(disc, current, theta, (t_now, t_end), t_eval, events, rtol, atol,
+                         where=f"protocol step {k + 1} ({step})")
         reason = "duration reached" if step.minutes is not None else "capacity reached"
         sol_t = np.atleast_1d(np.asarray(sol.t, dtype=float))
         sol_y = np.asarray(sol.y, dtype=float).reshape(mesh.n_cells, sol_t.size)
@@ -239,6 +212,37 @@ def simulate(
         step_index=np.asarray(step_idx),
         steps=log,
     )
+
+
+def _integrate(disc, current, theta, t_span, t_eval, events, rtol, atol, *, where):
+    """One ``solve_ivp`` call; any failure becomes a :class:`SolverError` saying when and where."""
+    last_t = [t_span[0]]
+
+    def fun(t, y):
+        last_t[0] = t
+        return disc.rhs(y, current)
+
+    def fail(message):
+        t = last_t[0]
+        return SolverError(f"solver failed at t = {t:.1f} s ({t / 60:.2f} min) in {where}: {message}")
+
+    try:
+        sol = solve_ivp(
+            fun,
+            t_span,
+            theta,
+            method=SymmetricOrderingBDF,
+            t_eval=t_eval,
+            jac=lambda t, y: disc.jacobian(y),
+            events=[e for e, _ in events] or None,
+            rtol=rtol,
+            atol=atol,
+        )
+    except (RuntimeError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        raise fail(f"{type(exc).__name__}: {exc}") from exc
+    if sol.status < 0:
+        raise fail(sol.message)
+    return sol
 
 
 def _occupancy_events(disc, current, step, ocv):

@@ -18,12 +18,13 @@ PAPER_RATES_MA_G = (50.0, 100.0, 200.0, 400.0)
 def paper_fig5b_surfaces() -> dict[str, Surface]:
     """The three surfaces of Fig. 5b: none, a quarter at η = 0.7, a quarter at η = 0.3.
 
-    The blocked quarter is centred at 0° (+x, the right-hand side on screen).
+    The blocked quarter is centred at 180° (the left-hand side on screen), as in the
+    aged particle of Fig. 2d whose Li-rich core sits near its left edge.
     """
     return {
         "none": Surface(),
-        "0:0.25:0.7": Surface.from_strings(["0:0.25:0.7"]),
-        "0:0.25:0.3": Surface.from_strings(["0:0.25:0.3"]),
+        "180:0.25:0.7": Surface.from_strings(["180:0.25:0.7"]),
+        "180:0.25:0.3": Surface.from_strings(["180:0.25:0.3"]),
     }
 
 

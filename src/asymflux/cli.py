@@ -1,0 +1,174 @@
+"""The ``asymflux`` command line.
+
+Every command validates its input before doing work and writes its output atomically;
+a ``ValueError`` (bad parameter, bad file) is printed as one line naming what is wrong
+and the command exits with status 2, leaving no partial file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+# Modules that add their own sub-commands with ``register(subparsers)``.
+_PLUGIN_MODULES = ("asymflux.datasets_cli", "asymflux.analysis._cli", "asymflux.io._cli")
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
+    return values
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", default="nmc88_lun2025",
+                   help="parameter set name (nmc88_lun2025, constant); default nmc88_lun2025")
+    p.add_argument("--diffusivity-m2-s", type=float, default=None, metavar="D",
+                   help="use the constant-diffusivity set with this D (m^2/s)")
+    p.add_argument("--theta0", type=float, default=None, metavar="X",
+                   help="initial Li occupancy, in (0, 1]")
+    p.add_argument("--radius-um", type=float, default=1.2, metavar="R",
+                   help="particle radius in µm (default 1.2, the paper's 2.4 µm disk)")
+    p.add_argument("--blocked", action="append", default=[], metavar="CENTER_DEG:FRACTION:ETA",
+                   help="a blocked arc (repeat for several), e.g. 180:0.25:0.3")
+
+
+def _model_setup(args):
+    from . import model
+    from ._validate import check_range
+
+    if args.diffusivity_m2_s is not None:
+        params = model.constant_diffusivity(args.diffusivity_m2_s)
+    else:
+        params = model.get_parameter_set(args.params)
+    if args.theta0 is not None:
+        params["Initial occupancy"] = check_range("--theta0", args.theta0, 0, 1,
+                                                  low_inclusive=False)
+    check_range("--radius-um", args.radius_um, 0, None, low_inclusive=False)
+    mesh = model.disk_mesh(args.radius_um)
+    surface = model.Surface.from_strings(args.blocked)
+    return params, mesh, surface
+
+
+def cmd_simulate(args) -> int:
+    import json
+
+    import numpy as np
+
+    from . import model
+    from ._atomic import atomic_path
+    from ._validate import check_range
+
+    params, mesh, surface = _model_setup(args)
+    rate = check_range("--rate-mA-g", args.rate_mA_g, 0, None, low_inclusive=False)
+    minutes = sorted(args.minutes)
+    for m in minutes:
+        check_range("--minutes", m, 0, None, low_inclusive=False)
+    pixel_nm = check_range("--pixel-nm", args.pixel_nm, 0, None, low_inclusive=False)
+    res = model.simulate(params, mesh, surface, [model.Charge(rate, minutes=max(minutes))],
+                         output_minutes=minutes)
+    idx = res.index_of_minutes(minutes)
+    img = res.to_image(pixel_nm, indices=idx)
+    meta = {"params": args.params if args.diffusivity_m2_s is None else "constant",
+            "diffusivity_m2_s": args.diffusivity_m2_s, "theta0": res.theta0,
+            "radius_um": args.radius_um, "rate_mA_g": rate, "blocked": surface.label,
+            "pixel_nm": pixel_nm}
+    out = Path(args.out)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh, minutes=np.asarray(minutes, dtype=float), x_um=img.x_um, y_um=img.y_um,
+                theta=img.theta, mean_theta=res.mean_theta[idx],
+                capacity_mAh_g=res.capacity_mAh_g[idx],
+                min_surface_theta=res.min_surface_theta[idx],
+                li_extracted=res.li_extracted[idx], metadata=json.dumps(meta))
+    print(f"wrote {out}: theta {img.theta.shape} at minutes {minutes} (blocked: {surface.label})")
+    return 0
+
+
+def cmd_rate_sweep(args) -> int:
+    from . import model
+    from ._atomic import atomic_path
+    from ._validate import check_range
+
+    params, mesh, surface = _model_setup(args)
+    cutoff = check_range("--cutoff", args.cutoff, 0, 1, low_inclusive=False, high_inclusive=False)
+    for r in args.rates:
+        check_range("--rates", r, 0, None, low_inclusive=False)
+    table = model.rate_capability(args.rates, {surface.label: surface}, params=params, mesh=mesh,
+                                  cutoff_occupancy=cutoff, progress=not args.quiet)
+    out = Path(args.csv)
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    print(table.to_string(index=False))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from . import demo
+
+    return demo.run(Path(args.out), progress=not args.quiet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asymflux",
+        description="Operando single-particle imaging of battery cathodes: model, data, analysis.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="simulate one particle and write θ images (.npz)")
+    p.add_argument("--out", required=True, metavar="FILE.npz")
+    _add_model_options(p)
+    p.add_argument("--rate-mA-g", type=float, default=100.0, metavar="I",
+                   help="charge rate in mA/g (default 100)")
+    p.add_argument("--minutes", type=_float_list, default=[5.0, 10.0, 15.0, 20.0],
+                   help="output times in minutes, comma-separated (default 5,10,15,20)")
+    p.add_argument("--pixel-nm", type=float, default=50.0, metavar="P",
+                   help="pixel size of the written images in nm (default 50)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("rate-sweep", help="Li extracted at the cut-off against rate (Fig. 5b)")
+    p.add_argument("--rates", type=_float_list, default=[50.0, 100.0, 200.0, 400.0],
+                   help="rates in mA/g, comma-separated (default 50,100,200,400)")
+    p.add_argument("--cutoff", type=float, default=0.2,
+                   help="surface occupancy that ends the charge (default 0.2)")
+    p.add_argument("--csv", required=True, metavar="FILE")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_rate_sweep)
+
+    p = sub.add_parser("demo", help="build the demo outputs (model figures) into a folder")
+    p.add_argument("--out", default="demo_output", metavar="DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
+
+    for name in _PLUGIN_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        mod.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, RuntimeError) as exc:  # bad input, or a solver failure
+        print(f"asymflux {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

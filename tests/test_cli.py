@@ -1,0 +1,79 @@
+"""The asymflux command line: outputs, and errors that write nothing."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asymflux.cli import main
+
+
+def test_simulate_writes_the_documented_arrays(tmp_path):
+    out = tmp_path / "run.npz"
+    assert main(["simulate", "--out", str(out), "--blocked", "180:0.25:0.3",
+                 "--blocked", "0:0.1:0.8", "--minutes", "2.5,5", "--pixel-nm", "100"]) == 0
+    with np.load(out) as f:
+        assert {"minutes", "x_um", "y_um", "theta", "mean_theta", "capacity_mAh_g"} <= set(f.files)
+        np.testing.assert_allclose(f["minutes"], [2.5, 5])
+        assert f["theta"].shape == (2, f["y_um"].size, f["x_um"].size) == (2, 24, 24)
+        assert np.isnan(f["theta"][0, 0, 0])
+        np.testing.assert_allclose(f["capacity_mAh_g"], [100 * 2.5 / 60, 100 * 5 / 60])
+        assert json.loads(str(f["metadata"]))["blocked"] == "180:0.25:0.3 0:0.1:0.8"
+
+
+def test_simulate_constant_diffusivity(tmp_path):
+    out = tmp_path / "c.npz"
+    assert main(["simulate", "--out", str(out), "--diffusivity-m2-s", "1e-15", "--theta0", "0.9",
+                 "--radius-um", "2", "--rate-mA-g", "50", "--minutes", "1"]) == 0
+    with np.load(out) as f:
+        assert np.nanmax(f["theta"]) <= 0.9
+        assert f["x_um"].max() < 2.0
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--rate-mA-g", "0"], ["--rate-mA-g", "(0, inf]"]),
+        (["--rate-mA-g", "nan"], ["--rate-mA-g"]),
+        (["--blocked", "0:0.25:0"], ["eta", "(0, 1]"]),
+        (["--blocked", "0:1.2:0.5"], ["fraction", "[0, 1)"]),
+        (["--blocked", "0:0.5:0.5", "--blocked", "90:0.5:0.5"], ["sum to less than 1"]),
+        (["--blocked", "0:0.3:0.5", "--blocked", "90:0.3:0.5"], ["overlap"]),
+        (["--radius-um", "-1"], ["--radius-um"]),
+        (["--theta0", "1.5"], ["--theta0", "(0, 1]"]),
+        (["--params", "nope"], ["--params"]),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, words):
+    out = tmp_path / "bad.npz"
+    assert main(["simulate", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    for w in words:
+        assert w in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rate_sweep_csv(tmp_path):
+    out = tmp_path / "sweep.csv"
+    assert main(["rate-sweep", "--rates", "100,400", "--blocked", "180:0.25:0.3",
+                 "--csv", str(out), "--quiet"]) == 0
+    df = pd.read_csv(out)
+    assert list(df.columns) == ["rate_mA_g", "blocked", "li_extracted", "capacity_mAh_g", "minutes"]
+    assert df["blocked"].tolist() == ["180:0.25:0.3"] * 2
+    assert df["li_extracted"].iloc[0] > df["li_extracted"].iloc[1]
+    np.testing.assert_allclose(df["capacity_mAh_g"], df["li_extracted"] * 274.99, rtol=1e-3)
+
+
+def test_rate_sweep_bad_cutoff(tmp_path):
+    out = tmp_path / "sweep.csv"
+    assert main(["rate-sweep", "--cutoff", "1.5", "--csv", str(out), "--quiet"]) == 2
+    assert not out.exists()
+
+
+def test_console_script_runs():
+    proc = subprocess.run([sys.executable, "-m", "asymflux.cli", "--help"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "simulate" in proc.stdout and "rate-sweep" in proc.stdout
