@@ -13,7 +13,7 @@ method-of-lines solver (:mod:`.solver`) and its :class:`~.result.Result`.
 (5, 48, 48)
 """
 
-from .mesh import Mesh, disk_mesh
+from .mesh import Mesh, disk_mesh, mask_mesh
 from .parameters import (
     PARAMETER_SETS,
     constant_diffusivity,
@@ -30,6 +30,6 @@ from .sweep import PAPER_RATES_MA_G, paper_fig5b_surfaces, rate_capability
 __all__ = [
     "BlockedArc", "Charge", "DEFAULT_CUTOFF_OCCUPANCY", "Discharge", "Mesh", "PAPER_RATES_MA_G",
     "PARAMETER_SETS", "Rest", "Result", "SolverError", "Surface", "ThetaImage",
-    "constant_diffusivity", "disk_mesh", "get_parameter_set", "nmc88_lun2025",
+    "constant_diffusivity", "disk_mesh", "mask_mesh", "get_parameter_set", "nmc88_lun2025",
     "paper_fig5b_surfaces", "rate_capability", "scale_diffusivity", "simulate",
 ]

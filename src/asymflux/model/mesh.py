@@ -114,6 +114,8 @@ class Mesh:
         """
         if self.kind == "disk":
             return _sample_disk(self, values, x_um, y_um)
+        if self.kind == "mask":
+            return _sample_mask(self, values, x_um, y_um)
         raise NotImplementedError(f"sampling for mesh kind {self.kind!r}")
 
 
@@ -223,3 +225,126 @@ def _sample_disk(mesh: Mesh, values, x_um, y_um):
     out[:, ~inside] = np.nan
     del v
     return out.reshape(*lead, *x.shape)
+
+
+def mask_mesh(mask, pixel_nm: float, *, smoothing_px: float = 1.5) -> Mesh:
+    """Finite-volume mesh of a particle outline given as a mask: one cell per pixel.
+
+    Cells are the ``True`` pixels (4-connected faces between them); every pixel edge on
+    the outline is a boundary face. A staircase outline is longer than the smooth one
+    (by up to 4/π for a disk) and puts more of it at diagonal angles, which would bias
+    the surface flux; each boundary face therefore gets the *effective* length
+    ``pixel · |n_edge · n_outline|``, with the outline normal taken from the gradient of a
+    Gaussian-smoothed mask, so the perimeter and its angular distribution are those of the
+    smooth outline. Angles are measured from the mask's centroid. The surface occupancy is
+    extrapolated from the cell node half a pixel inside (through the Kirchhoff potential).
+
+    Parameters
+    ----------
+    mask : (row, col) array
+        Non-zero inside the particle; must be one 4-connected region without holes.
+    pixel_nm : float
+        Pixel size in nm.
+    smoothing_px : float
+        Gaussian sigma (pixels) for the outline normal.
+
+    Returns
+    -------
+    Mesh
+        ``kind="mask"``; ``info`` holds the mask, pixel size and centroid (row, col).
+    """
+    from scipy import ndimage
+
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be a 2-D (row, col) image, got shape {m.shape}")
+    m = m.astype(bool)
+    p_um = check_range("pixel_nm", pixel_nm, 0, None, low_inclusive=False) / 1000.0
+    if m.sum() < 9:
+        raise ValueError(f"mask must cover at least 9 pixels, got {int(m.sum())}")
+    _, n_regions = ndimage.label(m)
+    if n_regions != 1:
+        raise ValueError(f"mask must be one connected particle, got {n_regions} regions")
+    if not np.array_equal(ndimage.binary_fill_holes(m), m):
+        raise ValueError("mask must not have holes")
+    padded = np.pad(m, 1)
+    rows, cols = np.nonzero(padded)
+    index = -np.ones(padded.shape, dtype=np.int64)
+    index[rows, cols] = np.arange(rows.size)
+    row_c, col_c = rows.mean(), cols.mean()
+    x = (cols - col_c) * p_um
+    y = -(rows - row_c) * p_um
+    area = np.full(rows.size, p_um**2)
+    # interior faces: right and down neighbours
+    faces = []
+    for dr, dc in ((0, 1), (1, 0)):
+        nb = index[rows + dr, cols + dc]
+        ok = nb >= 0
+        faces.append(np.column_stack([np.arange(rows.size)[ok], nb[ok]]))
+    faces = np.concatenate(faces)
+    # outline normal from a smoothed mask (pointing outwards = down the gradient)
+    smooth = ndimage.gaussian_filter(padded.astype(float), smoothing_px)
+    g_row, g_col = np.gradient(smooth)
+    b_cell, b_len, b_ang, b_span = [], [], [], []
+    for dr, dc in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        nb = index[rows + dr, cols + dc]
+        out = nb < 0
+        r, c = rows[out], cols[out]
+        # face midpoint in pixel coordinates; its normal in (x, y) = (dc, -dr)
+        fr, fc = r + dr / 2, c + dc / 2
+        # gradient at the face (mean of the two pixels), outward normal = -grad
+        gr = -(g_row[r, c] + g_row[r + dr, c + dc]) / 2
+        gc = -(g_col[r, c] + g_col[r + dr, c + dc]) / 2
+        nx, ny = gc, -gr
+        norm = np.hypot(nx, ny)
+        norm[norm == 0] = 1.0
+        proj = np.abs(dc * nx + (-dr) * ny) / norm
+        # endpoints of the edge, to get the subtended angle
+        er1 = fr - (0.5 if dc else 0.0)
+        er2 = fr + (0.5 if dc else 0.0)
+        ec1 = fc - (0.5 if dr else 0.0)
+        ec2 = fc + (0.5 if dr else 0.0)
+        a1 = np.arctan2(-(er1 - row_c), ec1 - col_c)
+        a2 = np.arctan2(-(er2 - row_c), ec2 - col_c)
+        span = np.abs((a2 - a1 + np.pi) % (2 * np.pi) - np.pi)
+        b_cell.append(index[r, c])
+        b_len.append(p_um * proj)
+        b_ang.append(np.mod(np.arctan2(-(fr - row_c), fc - col_c), 2 * np.pi))
+        b_span.append(np.maximum(span, 1e-9))
+    b_len = np.concatenate(b_len)
+    return Mesh(
+        cell_area_um2=area,
+        cell_x_um=x,
+        cell_y_um=y,
+        face_cells=faces.astype(np.int64),
+        face_transmissibility=np.ones(len(faces)),
+        boundary_cell=np.concatenate(b_cell).astype(np.int64),
+        boundary_length_um=b_len,
+        boundary_angle_rad=np.concatenate(b_ang),
+        boundary_span_rad=np.concatenate(b_span),
+        boundary_distance_um=np.full(b_len.size, p_um / 2),
+        kind="mask",
+        info={"mask": m, "pixel_um": p_um, "centroid_rc": (row_c - 1, col_c - 1),
+              "half_extent_um": float(np.max(np.hypot(x, y)) + p_um)},
+    )
+
+
+def _sample_mask(mesh: Mesh, values, x_um, y_um):
+    """Nearest-pixel lookup on the mask's own pixels; NaN outside."""
+    values = np.asarray(values, dtype=float)
+    info = mesh.info
+    m, p = info["mask"], info["pixel_um"]
+    row_c, col_c = info["centroid_rc"]
+    cell_of = -np.ones(m.shape, dtype=np.int64)
+    cell_of[m] = np.arange(int(m.sum()))  # row-major, the order mask_mesh numbers cells
+    x = np.asarray(x_um, dtype=float)
+    y = np.asarray(y_um, dtype=float)
+    r = np.rint(row_c - y / p).astype(int)
+    c = np.rint(col_c + x / p).astype(int)
+    ok = (r >= 0) & (r < m.shape[0]) & (c >= 0) & (c < m.shape[1])
+    idx = np.full(x.shape, -1, dtype=np.int64)
+    idx[ok] = cell_of[r[ok], c[ok]]
+    flat = values.reshape(-1, values.shape[-1])
+    out = flat[:, np.clip(idx, 0, None)]
+    out[:, idx < 0] = np.nan
+    return out.reshape(*values.shape[:-1], *x.shape)

@@ -1,0 +1,81 @@
+"""A particle's own outline: a mask mesh of a disk gives the disk result."""
+
+import numpy as np
+import pytest
+
+from asymflux import model
+
+R_UM = 1.2
+
+
+def _disk_mask(pixel_nm, radius_um=R_UM):
+    n = int(np.ceil(2 * radius_um * 1000 / pixel_nm)) + 4
+    c = (np.arange(n) - (n - 1) / 2) * pixel_nm / 1000
+    X, Y = np.meshgrid(c, c)
+    return np.hypot(X, Y) <= radius_um
+
+
+@pytest.fixture(scope="module")
+def pair():
+    pixel_nm = 60.0
+    mesh = model.mask_mesh(_disk_mask(pixel_nm), pixel_nm)
+    surface = model.Surface.from_strings(["180:0.25:0.3"])
+    protocol = [model.Charge(200)]  # to the 0.2 cut-off
+    on_mask = model.simulate(None, mesh, surface, protocol, output_minutes=[5])
+    on_disk = model.simulate(None, model.disk_mesh(R_UM), surface, protocol, output_minutes=[5])
+    return on_mask, on_disk
+
+
+def test_mask_mesh_geometry_is_the_smooth_outline():
+    mesh = model.mask_mesh(_disk_mask(40.0), 40.0)
+    assert mesh.area_um2 == pytest.approx(np.pi * R_UM**2, rel=0.01)
+    # effective boundary lengths recover the smooth perimeter, not the staircase (x 4/pi)
+    assert mesh.perimeter_um == pytest.approx(2 * np.pi * R_UM, rel=0.01)
+    # and distribute it evenly in angle
+    hist, _ = np.histogram(mesh.boundary_angle_rad, bins=8, range=(0, 2 * np.pi),
+                           weights=mesh.boundary_length_um)
+    assert np.ptp(hist) < 0.05 * hist.mean()
+
+
+def test_disk_mask_gives_disk_result_within_1_percent(pair):
+    on_mask, on_disk = pair
+    # Li extracted at the cut-off and the time it takes
+    assert on_mask.li_extracted[-1] == pytest.approx(on_disk.li_extracted[-1], rel=0.01)
+    assert on_mask.minutes[-1] == pytest.approx(on_disk.minutes[-1], rel=0.01)
+    # the Li-rich core's offset at 5 min
+    offsets = []
+    for res in pair:
+        i = res.index_of_minutes(5)[0]
+        core = res.theta[i] >= res.theta0 - 0.025
+        w = res.mesh.cell_area_um2 * core
+        offsets.append(np.array([w @ res.mesh.cell_x_um, w @ res.mesh.cell_y_um]) / w.sum())
+    assert np.hypot(*(offsets[0] - offsets[1])) < 0.01 * 2 * R_UM
+    assert offsets[0][0] < -0.05  # towards the blocked side
+    # theta field at 5 min, compared at the mask's pixels
+    mesh = on_mask.mesh
+    i = on_mask.index_of_minutes(5)[0]
+    disk_theta = on_disk.mesh.sample(on_disk.theta[i], mesh.cell_x_um, mesh.cell_y_um)
+    rms = np.sqrt(np.nanmean((on_mask.theta[i] - disk_theta) ** 2))
+    assert rms < 0.01
+
+
+def test_mask_result_to_image_returns_the_mask_pixels(pair):
+    on_mask, _ = pair
+    img = on_mask.to_image(pixel_nm=60.0)
+    mask = on_mask.mesh.info["mask"]
+    assert img.theta.shape[1:] == pytest.approx(mask.shape, abs=2)
+    assert np.isfinite(img.theta[0]).sum() == pytest.approx(mask.sum(), rel=0.02)
+
+
+@pytest.mark.parametrize(
+    "mask, words",
+    [
+        (np.ones((3, 3, 3), bool), "2-D"),
+        (np.zeros((10, 10), bool), "at least 9"),
+        (np.pad(np.ones((4, 4), bool), 2) | np.pad(np.eye(2, 8, 6, dtype=bool), ((6, 0), (0, 0))), "connected"),
+        (np.pad(np.pad(np.zeros((2, 2), bool), 3, constant_values=True), 1), "holes"),
+    ],
+)
+def test_bad_masks(mask, words):
+    with pytest.raises(ValueError, match=words):
+        model.mask_mesh(mask, 50)
