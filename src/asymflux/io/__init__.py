@@ -1,0 +1,70 @@
+"""Readers, writers and the dataset folder (layout: ``docs/dataset-format.md``).
+
+Bare stacks (``read_tiff``, ``read_tiff_folder``, ``read_zarr``, ``read_npy``, ``read_stack``)
+come back as :class:`RawStack` ``(stack, time_s, pixel_nm, source)``; ``read_hdf5`` and
+``read_dataset`` give a :class:`Dataset`. Cycler files (``read_mpr``, ``read_echem_csv``)
+give a DataFrame ``time_s, voltage_V, current_mA, capacity_mAh_g``; ``cycle_summary``
+splits one into cycles. Every error about input is a :class:`DatasetError` naming the file.
+"""
+
+from asymflux.io._errors import DatasetError
+from asymflux.io.dataset import (
+    ANNOTATION_COLUMNS,
+    REQUIRED_METADATA,
+    Dataset,
+    check_masks,
+    read_annotations,
+    read_dataset,
+    read_masks,
+    write_annotations,
+    write_dataset,
+    write_masks,
+)
+from asymflux.io.echem import (
+    ECHEM_COLUMNS,
+    MPR_COLUMNS,
+    cycle_summary,
+    integrate_capacity,
+    label_half_cycles,
+    read_echem,
+    read_echem_csv,
+    read_mpr,
+)
+from asymflux.io.stacks import (
+    RawStack,
+    read_hdf5,
+    read_npy,
+    read_stack,
+    read_tiff,
+    read_tiff_folder,
+    read_zarr,
+)
+
+__all__ = [
+    "ANNOTATION_COLUMNS",
+    "ECHEM_COLUMNS",
+    "MPR_COLUMNS",
+    "REQUIRED_METADATA",
+    "Dataset",
+    "DatasetError",
+    "RawStack",
+    "check_masks",
+    "cycle_summary",
+    "integrate_capacity",
+    "label_half_cycles",
+    "read_annotations",
+    "read_dataset",
+    "read_echem",
+    "read_echem_csv",
+    "read_hdf5",
+    "read_masks",
+    "read_mpr",
+    "read_npy",
+    "read_stack",
+    "read_tiff",
+    "read_tiff_folder",
+    "read_zarr",
+    "write_annotations",
+    "write_dataset",
+    "write_masks",
+]

@@ -1,0 +1,817 @@
+"""The dataset folder: :class:`Dataset`, :func:`read_dataset`, :func:`write_dataset`.
+
+See ``docs/dataset-format.md`` for the layout. Every write is atomic: a whole dataset is
+written into a hidden temporary sibling folder and renamed into place (the previous
+folder is kept until the new one is complete); single files go through
+:func:`asymflux._atomic.atomic_path`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from asymflux._atomic import atomic_path
+from asymflux.io._errors import DatasetError
+from asymflux.io.echem import ECHEM_COLUMNS, check_echem, integrate_capacity
+from asymflux.io.stacks import (
+    _check_pixel_nm,
+    check_stack,
+    check_time_s,
+    read_stack,
+    read_tiff,
+    read_zarr,
+)
+
+__all__ = [
+    "ANNOTATION_COLUMNS",
+    "FORMAT",
+    "REQUIRED_METADATA",
+    "VERSION",
+    "Dataset",
+    "check_masks",
+    "read_annotations",
+    "read_dataset",
+    "read_masks",
+    "write_annotations",
+    "write_dataset",
+    "write_masks",
+]
+
+FORMAT = "asymflux-dataset"
+VERSION = 1
+#: Fields ``metadata.json`` must have (besides ``format``, ``version``, ``pixel_nm``, ``stack``).
+REQUIRED_METADATA = ("material", "ageing", "rate_mA_g", "cell")
+#: Columns of ``annotations.csv``; ``particle_id`` and ``class`` are required, the rest are text.
+ANNOTATION_COLUMNS = ("particle_id", "class", "notes", "who", "when")
+_TEXT_COLUMNS = ("class", "notes", "who", "when")
+_STACK_FILES = {"ome-tiff": "stack.ome.tif", "zarr": "stack.zarr"}
+_OME_DTYPES = {
+    "bool",
+    "uint8",
+    "int8",
+    "uint16",
+    "int16",
+    "uint32",
+    "int32",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+}
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def check_masks(masks, frame_shape, *, source="masks") -> np.ndarray:
+    """Return ``masks`` as an ndarray, or raise naming ``source``.
+
+    Masks are a (row, col) integer (or bool) label image, 0 = background, no negative
+    labels, with the shape of one frame.
+    """
+    m = np.asarray(masks)
+    if m.ndim != 2:
+        raise DatasetError(
+            f"{source}: masks must be a 2-D label image (row, col), got shape {m.shape}"
+        )
+    if tuple(m.shape) != tuple(frame_shape):
+        raise DatasetError(
+            f"{source}: mask shape {tuple(m.shape)} differs from the stack's frame shape "
+            f"{tuple(frame_shape)} (row, col)"
+        )
+    if not (np.issubdtype(m.dtype, np.integer) or m.dtype == np.bool_):
+        raise DatasetError(f"{source}: masks must be integer labels, got dtype {m.dtype}")
+    if np.issubdtype(m.dtype, np.signedinteger) and m.size and m.min() < 0:
+        raise DatasetError(f"{source}: masks have negative labels (min {m.min()}); 0 is background")
+    return m
+
+
+def _normalize_annotations(df, *, source="annotations") -> pd.DataFrame:
+    if not isinstance(df, pd.DataFrame):
+        raise DatasetError(
+            f"{source}: annotations must be a pandas DataFrame, got {type(df).__name__}"
+        )
+    missing = [c for c in ("particle_id", "class") if c not in df.columns]
+    if missing:
+        raise DatasetError(
+            f"{source}: annotation table lacks column(s) {missing}; it has {list(df.columns)} "
+            f"(expected {list(ANNOTATION_COLUMNS)})"
+        )
+    df = df.reset_index(drop=True).copy()
+    pid = df["particle_id"]
+    if not pd.api.types.is_integer_dtype(pid):
+        try:
+            as_int = pid.astype(np.int64)
+        except (TypeError, ValueError):
+            raise DatasetError(
+                f"{source}: particle_id must be integers, got dtype {pid.dtype}"
+            ) from None
+        if not np.array_equal(as_int.to_numpy(), pid.to_numpy()):
+            raise DatasetError(f"{source}: particle_id must be integers, got {pid.tolist()[:5]}...")
+        df["particle_id"] = as_int
+    df["particle_id"] = df["particle_id"].astype(np.int64)
+    for c in _TEXT_COLUMNS:
+        if c in df.columns:
+            col = df[c]
+            if pd.api.types.is_datetime64_any_dtype(col):
+                col = col.map(lambda x: "" if pd.isna(x) else x.isoformat())
+            df[c] = col.map(
+                lambda x: "" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x)
+            ).astype(object)
+    return df
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"metadata value of type {type(obj).__name__} is not JSON serializable")
+
+
+# ---------------------------------------------------------------------------- Dataset
+
+
+@dataclass(eq=False)
+class Dataset:
+    """One operando experiment: image stack, frame times, electrochemistry, curation.
+
+    Parameters
+    ----------
+    stack : (time, row, col) ndarray or dask array
+        Any numeric dtype; lazy (dask) for zarr stacks read with ``lazy=True``.
+    time_s : (n_frames,) array_like
+        Frame times, s, strictly increasing, on the same clock as ``echem.time_s``.
+    pixel_nm : float
+        Pixel size, nm. Copied into ``metadata["pixel_nm"]``.
+    echem : DataFrame, optional
+        ``time_s, voltage_V, current_mA, capacity_mAh_g`` (+ any other columns).
+        When ``capacity_mAh_g`` is missing it is computed with
+        ``metadata["active_mass_mg"]``: from ``charge_mAh`` (the cycler's charge counter)
+        if present, else integrated from ``current_mA``.
+    metadata : dict
+        As ``metadata.json`` minus the file names: ``material``, ``ageing``,
+        ``rate_mA_g``, ``cell``, ``name``, ``active_mass_mg``, ... ``format`` and
+        ``version`` are filled in.
+    masks : (row, col) int ndarray, optional
+        Particle labels, 0 = background.
+    annotations : DataFrame, optional
+        ``particle_id, class, notes, who, when``; text columns are stored as str (missing
+        values as ``""``).
+    ground_truth : dict, optional
+        Synthetic datasets only, e.g. ``{"particles": DataFrame, "theta": ndarray,
+        "masks": ndarray}`` (see ``docs/dataset-format.md``).
+    path : Path, optional
+        The folder it was read from / written to.
+
+    Raises
+    ------
+    DatasetError
+        Not a (time, row, col) stack, frame times that do not match the frames or go
+        backwards, bad pixel size, echem time going backwards, masks of the wrong shape.
+    """
+
+    stack: object
+    time_s: np.ndarray
+    pixel_nm: float
+    echem: pd.DataFrame | None = None
+    metadata: dict = field(default_factory=dict)
+    masks: np.ndarray | None = None
+    annotations: pd.DataFrame | None = None
+    ground_truth: dict | None = None
+    path: Path | None = None
+
+    def __post_init__(self):
+        src = f"Dataset({self.path})" if self.path is not None else "Dataset"
+        check_stack(self.stack, source=f"{src}.stack")
+        self.time_s = check_time_s(self.time_s, self.stack.shape[0], source=f"{src}.time_s")
+        self.pixel_nm = _check_pixel_nm(self.pixel_nm, source=f"{src}.pixel_nm")
+        meta = dict(self.metadata or {})
+        meta.pop("stack", None)
+        meta.setdefault("format", FORMAT)
+        meta.setdefault("version", VERSION)
+        meta["pixel_nm"] = self.pixel_nm
+        self.metadata = meta
+        if self.echem is not None:
+            echem = check_echem(self.echem, source=f"{src}.echem", required=("time_s",)).copy()
+            mass = meta.get("active_mass_mg")
+            if "capacity_mAh_g" not in echem.columns and mass and len(echem):
+                if "charge_mAh" in echem.columns:  # the cycler's own counter (.mpr (Q-Qo))
+                    q = echem["charge_mAh"].to_numpy(np.float64)
+                    echem["capacity_mAh_g"] = (q - q[0]) / (float(mass) / 1000.0)
+                elif "current_mA" in echem.columns:
+                    echem["capacity_mAh_g"] = integrate_capacity(
+                        echem["time_s"], echem["current_mA"], active_mass_mg=mass
+                    )
+            if mass:
+                echem.attrs["active_mass_mg"] = float(mass)
+            self.echem = echem
+        if self.masks is not None:
+            self.masks = check_masks(self.masks, self.stack.shape[1:], source=f"{src}.masks")
+        if self.annotations is not None:
+            self.annotations = _normalize_annotations(self.annotations, source=f"{src}.annotations")
+        if self.path is not None:
+            self.path = Path(self.path)
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames."""
+        return int(self.stack.shape[0])
+
+    def capacity_at_frames(self) -> np.ndarray:
+        """Capacity at each frame time, linearly interpolated from the echem table.
+
+        Returns
+        -------
+        capacity_mAh_g : (n_frames,) ndarray of float64
+            mAh/g; NaN for frames outside the echem time range.
+
+        Raises
+        ------
+        DatasetError
+            No echem table, or it has neither ``capacity_mAh_g`` nor ``current_mA`` with
+            ``metadata["active_mass_mg"]``.
+        """
+        if self.echem is None:
+            raise DatasetError(
+                f"{self.path or 'Dataset'}: no electrochemistry table (echem is None)"
+            )
+        e = self.echem
+        if "capacity_mAh_g" in e.columns:
+            cap = e["capacity_mAh_g"].to_numpy(np.float64)
+        elif "current_mA" in e.columns and self.metadata.get("active_mass_mg"):
+            cap = integrate_capacity(
+                e["time_s"], e["current_mA"], active_mass_mg=self.metadata["active_mass_mg"]
+            )
+        else:
+            raise DatasetError(
+                f"{self.path or 'Dataset'}: echem has no capacity_mAh_g; give current_mA and "
+                "metadata['active_mass_mg'] to integrate it"
+            )
+        t = e["time_s"].to_numpy(np.float64)
+        if t.size == 0:
+            return np.full(self.n_frames, np.nan)
+        return np.interp(self.time_s, t, cap, left=np.nan, right=np.nan)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: missing metadata file") from None
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def _read_metadata(folder: Path) -> dict:
+    path = folder / "metadata.json"
+    meta = _read_json(path)
+    if meta.get("format") != FORMAT:
+        raise DatasetError(f"{path}: field 'format' must be {FORMAT!r}, got {meta.get('format')!r}")
+    if meta.get("version") != VERSION:
+        raise DatasetError(
+            f"{path}: unsupported version {meta.get('version')!r} (this asymflux reads {VERSION})"
+        )
+    missing = [k for k in ("pixel_nm", "stack", *REQUIRED_METADATA) if k not in meta]
+    if missing:
+        raise DatasetError(f"{path}: missing metadata field(s) {missing}")
+    _check_pixel_nm(meta["pixel_nm"], source=f"{path} field 'pixel_nm'")
+    return meta
+
+
+def _is_dataset_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "metadata.json").is_file()
+
+
+def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, float_precision="round_trip", **kwargs)
+    except Exception as e:  # noqa: BLE001
+        raise DatasetError(f"{path}: not a readable CSV table ({type(e).__name__}: {e})") from e
+
+
+def _open_folder_stack(folder: Path, meta: dict, *, lazy: bool):
+    name = meta["stack"]
+    path = folder / name
+    if Path(name).name != name or not path.exists():
+        raise DatasetError(
+            f"{folder / 'metadata.json'}: stack {name!r} not found in the dataset folder"
+        )
+    if name.lower().endswith(".zarr"):
+        return read_zarr(path, lazy=lazy)
+    if name.lower().endswith((".tif", ".tiff")):
+        return read_tiff(path, lazy=lazy)
+    raise DatasetError(
+        f"{folder / 'metadata.json'}: unknown stack format {name!r} (expected .ome.tif or .zarr)"
+    )
+
+
+def read_masks(path) -> np.ndarray:
+    """Read a (row, col) label image (``masks.tif``)."""
+    from asymflux.io.stacks import _open_tiff
+
+    path = Path(path)
+    tif = _open_tiff(path)
+    try:
+        m = tif.series[0].asarray()
+    except Exception as e:  # noqa: BLE001
+        raise DatasetError(f"{path}: cannot read the mask image ({type(e).__name__}: {e})") from e
+    finally:
+        tif.close()
+    return m
+
+
+def read_annotations(path) -> pd.DataFrame:
+    """Read ``annotations.csv``: ``particle_id`` int64, text columns as str."""
+    path = Path(path)
+    df = _read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=False)
+    return _normalize_annotations(df, source=str(path))
+
+
+def _read_ground_truth(folder: Path) -> dict:
+    gt = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        key = p.name.split(".")[0]
+        if p.suffix == ".csv":
+            gt[key] = _read_csv(p)
+        elif p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            gt[key] = arrays[key] if list(arrays) == [key] else arrays
+        elif p.suffix in (".tif", ".tiff"):
+            gt[key] = read_masks(p)
+        elif p.suffix == ".json":
+            gt[key] = _read_json(p)
+    return gt
+
+
+def _read_folder(folder: Path, *, lazy: bool) -> Dataset:
+    meta = _read_metadata(folder)
+    raw = _open_folder_stack(folder, meta, lazy=lazy)
+    n = raw.stack.shape[0]
+    frames_path = folder / "frames.csv"
+    if not frames_path.is_file():
+        raise DatasetError(f"{frames_path}: missing frame-time table (frame, time_s)")
+    frames = _read_csv(frames_path)
+    if "time_s" not in frames.columns:
+        raise DatasetError(f"{frames_path}: no time_s column; it has {list(frames.columns)}")
+    time_s = check_time_s(frames["time_s"].to_numpy(), n, source=str(frames_path))
+    echem = None
+    if (folder / "echem.csv").is_file():
+        echem = _read_csv(folder / "echem.csv")
+        check_echem(echem, source=str(folder / "echem.csv"), required=ECHEM_COLUMNS)
+        echem.attrs["source"] = str(folder / "echem.csv")
+    masks = None
+    if (folder / "masks.tif").is_file():
+        masks = check_masks(
+            read_masks(folder / "masks.tif"), raw.stack.shape[1:], source=str(folder / "masks.tif")
+        )
+    annotations = None
+    if (folder / "annotations.csv").is_file():
+        annotations = read_annotations(folder / "annotations.csv")
+    ground_truth = None
+    if (folder / "ground_truth").is_dir():
+        ground_truth = _read_ground_truth(folder / "ground_truth")
+    meta = {k: v for k, v in meta.items() if k != "stack"}
+    return Dataset(
+        stack=raw.stack,
+        time_s=time_s,
+        pixel_nm=float(meta["pixel_nm"]),
+        echem=echem,
+        metadata=meta,
+        masks=masks,
+        annotations=annotations,
+        ground_truth=ground_truth,
+        path=folder,
+    )
+
+
+def read_dataset(
+    path,
+    *,
+    lazy: bool = True,
+    pixel_nm: float | None = None,
+    frame_interval_s: float | None = None,
+    time_s=None,
+    metadata: dict | None = None,
+) -> Dataset:
+    """Read a dataset folder, or a bare stack (TIFF / OME-TIFF, TIFF folder, ``.zarr``, ``.npy``).
+
+    Parameters
+    ----------
+    path : str or Path
+        A dataset folder (has ``metadata.json``) or a bare stack.
+    lazy : bool, keyword-only
+        Keep zarr / TIFF stacks on disk as dask arrays (``.npy`` is memory-mapped).
+    pixel_nm : float, optional, keyword-only
+        Bare stacks only: pixel size, nm (overrides the file's metadata).
+    frame_interval_s : float, optional, keyword-only
+        Bare stacks only: frame ``k`` at ``k * frame_interval_s`` s (overrides the file).
+    time_s : (n_frames,) array_like, optional, keyword-only
+        Bare stacks only: explicit frame times, s.
+    metadata : dict, optional, keyword-only
+        Bare stacks only: metadata for the Dataset (material, ageing, ...).
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    DatasetError
+        Anything wrong with the files (the message names the file); for a bare stack
+        without pixel size or frame times, which argument to pass.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
+    if _is_dataset_folder(path):
+        given = [
+            n
+            for n, v in (
+                ("pixel_nm", pixel_nm),
+                ("frame_interval_s", frame_interval_s),
+                ("time_s", time_s),
+                ("metadata", metadata),
+            )
+            if v is not None
+        ]
+        if given:
+            raise DatasetError(
+                f"{path}: is a dataset folder; {', '.join(given)}= only apply to bare stacks "
+                "(edit metadata.json / frames.csv instead)"
+            )
+        return _read_folder(path, lazy=lazy)
+    raw = read_stack(path, lazy=lazy)
+    n = raw.stack.shape[0]
+    if pixel_nm is None:
+        pixel_nm = raw.pixel_nm
+    if pixel_nm is None:
+        raise DatasetError(f"{path}: the file does not give the pixel size: pass pixel_nm=... (nm)")
+    if time_s is not None and frame_interval_s is not None:
+        raise DatasetError(f"{path}: pass time_s=... or frame_interval_s=..., not both")
+    if time_s is not None:
+        t = check_time_s(time_s, n, source="time_s argument")
+    elif frame_interval_s is not None:
+        step = _check_pixel_nm(frame_interval_s, source="frame_interval_s")  # positive number
+        t = np.arange(n, dtype=np.float64) * step
+    elif raw.time_s is not None:
+        t = raw.time_s
+    else:
+        raise DatasetError(
+            f"{path}: the file does not give frame times: pass frame_interval_s=... (s) "
+            "or time_s=[...] (one time per frame, s)"
+        )
+    meta = dict(metadata or {})
+    meta.setdefault("name", path.name.split(".")[0])
+    return Dataset(stack=raw.stack, time_s=t, pixel_nm=pixel_nm, metadata=meta, path=path)
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def _default_mode(*, directory: bool) -> int:
+    """Permissions a plainly created file / folder would get (mkstemp / mkdtemp use 0o600 / 0o700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
+def _check_target(path: Path):
+    if path.exists() and not _is_dataset_folder(path):
+        what = "folder" if path.is_dir() else "file"
+        raise DatasetError(
+            f"{path}: exists and is not an asymflux dataset folder (no metadata.json); "
+            f"refusing to replace this {what}"
+        )
+
+
+def _validate_for_write(ds: Dataset, path: Path, stack_format: str):
+    if not isinstance(ds, Dataset):
+        raise DatasetError(f"write_dataset: expected a Dataset, got {type(ds).__name__}")
+    if stack_format not in _STACK_FILES:
+        raise DatasetError(
+            f"{path}: stack_format must be 'ome-tiff' or 'zarr', got {stack_format!r}"
+        )
+    # re-run the Dataset checks (fields may have been reassigned since construction)
+    check_stack(ds.stack, source=f"{path}: stack")
+    check_time_s(ds.time_s, ds.stack.shape[0], source=f"{path}: time_s")
+    _check_pixel_nm(ds.pixel_nm, source=f"{path}: pixel_nm")
+    missing = [k for k in REQUIRED_METADATA if k not in (ds.metadata or {})]
+    if missing:
+        raise DatasetError(
+            f"{path}: missing metadata field(s) {missing}: set dataset.metadata[...] "
+            f"(required: {list(REQUIRED_METADATA)})"
+        )
+    if stack_format == "ome-tiff" and np.dtype(ds.stack.dtype).name not in _OME_DTYPES:
+        raise DatasetError(
+            f"{path}: OME-TIFF cannot hold dtype {np.dtype(ds.stack.dtype)}; use "
+            "stack_format='zarr' or cast the stack"
+        )
+    if ds.echem is not None:
+        check_echem(ds.echem, source=f"{path}: echem", required=ECHEM_COLUMNS)
+    if ds.masks is not None:
+        check_masks(ds.masks, ds.stack.shape[1:], source=f"{path}: masks")
+    if ds.annotations is not None:
+        _normalize_annotations(ds.annotations, source=f"{path}: annotations")
+    if ds.ground_truth is not None and not isinstance(ds.ground_truth, dict):
+        raise DatasetError(
+            f"{path}: ground_truth must be a dict, got {type(ds.ground_truth).__name__}"
+        )
+    try:
+        json.dumps(ds.metadata, default=_json_default)
+    except (TypeError, ValueError) as e:
+        raise DatasetError(f"{path}: metadata cannot be written as JSON ({e})") from e
+
+
+def _frame_chunks(shape, dtype, chunk_frames):
+    if chunk_frames is None:
+        frame_bytes = max(1, int(np.prod(shape[1:])) * np.dtype(dtype).itemsize)
+        chunk_frames = max(1, min(shape[0], (4 << 20) // frame_bytes))
+    return (int(chunk_frames), *shape[1:])
+
+
+def _write_stack(stack, target: Path, stack_format: str, *, pixel_nm, time_s, chunk_frames):
+    import dask.array as da
+
+    lazy = isinstance(stack, da.Array)
+    if stack_format == "zarr":
+        import zarr
+
+        chunks = _frame_chunks(stack.shape, stack.dtype, chunk_frames)
+        arr = zarr.create_array(
+            store=str(target),
+            shape=stack.shape,
+            chunks=chunks,
+            dtype=stack.dtype,
+            attributes={
+                "axes": ["time", "row", "col"],
+                "pixel_nm": pixel_nm,
+                "time_s": [float(t) for t in time_s],
+            },
+        )
+        if lazy:
+            da.store(stack.rechunk(chunks), arr, lock=False)
+        else:
+            for k in range(0, stack.shape[0], chunks[0]):
+                arr[k : k + chunks[0]] = np.asarray(stack[k : k + chunks[0]])
+        return
+    import tifffile
+
+    nbytes = int(np.prod(stack.shape)) * np.dtype(stack.dtype).itemsize
+    n = stack.shape[0]
+    meta = {
+        "axes": "TYX",
+        "PhysicalSizeX": pixel_nm,
+        "PhysicalSizeXUnit": "nm",
+        "PhysicalSizeY": pixel_nm,
+        "PhysicalSizeYUnit": "nm",
+        "Plane": {"DeltaT": [float(t) for t in time_s], "DeltaTUnit": ["s"] * n},
+    }
+    if lazy or isinstance(stack, np.memmap) or not isinstance(stack, np.ndarray):
+        data = (np.asarray(stack[k]) for k in range(n))
+        kwargs = {"shape": tuple(stack.shape), "dtype": np.dtype(stack.dtype)}
+    else:
+        data, kwargs = stack, {}
+    tifffile.imwrite(
+        target,
+        data,
+        ome=True,
+        photometric="minisblack",
+        metadata=meta,
+        bigtiff=nbytes > 2**31 - 2**25,
+        **kwargs,
+    )
+
+
+def _write_masks_file(target: Path, masks):
+    import tifffile
+
+    tifffile.imwrite(target, np.asarray(masks), photometric="minisblack", compression="zlib")
+
+
+def _write_annotations_file(target: Path, df: pd.DataFrame):
+    df.to_csv(target, index=False)
+
+
+def _write_ground_truth(folder: Path, gt: dict):
+    folder.mkdir()
+    for key, value in gt.items():
+        if not isinstance(key, str) or not key or "." in key or "/" in key or os.sep in key:
+            raise DatasetError(
+                f"ground_truth key {key!r}: must be a plain name (no dots or slashes)"
+            )
+        if isinstance(value, pd.DataFrame):
+            value.to_csv(folder / f"{key}.csv", index=False)
+        elif isinstance(value, np.ndarray) and key == "masks":
+            _write_masks_file(folder / f"{key}.tif", value)
+        elif isinstance(value, np.ndarray):
+            np.savez_compressed(folder / f"{key}.npz", **{key: value})
+        elif (
+            isinstance(value, dict)
+            and value
+            and all(isinstance(v, np.ndarray) for v in value.values())
+        ):
+            np.savez_compressed(folder / f"{key}.npz", **value)
+        else:
+            (folder / f"{key}.json").write_text(
+                json.dumps(value, indent=2, default=_json_default), encoding="utf-8"
+            )
+
+
+def write_dataset(
+    dataset: Dataset,
+    path,
+    *,
+    stack_format: str = "ome-tiff",
+    chunk_frames: int | None = None,
+) -> Path:
+    """Write ``dataset`` as a dataset folder, atomically.
+
+    Everything is written into a hidden temporary sibling folder, which is then renamed
+    to ``path``. An existing dataset folder at ``path`` is kept until the new one is
+    complete, then removed. Nothing is written if the dataset is invalid.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Needs ``metadata`` fields ``material``, ``ageing``, ``rate_mA_g``, ``cell``; an
+        echem table, if any, with ``time_s, voltage_V, current_mA, capacity_mAh_g``.
+    path : str or Path
+        The dataset folder. If it exists it must be an asymflux dataset folder.
+    stack_format : {"ome-tiff", "zarr"}, keyword-only
+        ``stack.ome.tif`` (uncompressed, frame times and pixel size in the OME metadata) or
+        ``stack.zarr`` (compressed chunks of ``chunk_frames`` frames; for stacks larger than
+        memory; dask stacks are written chunk by chunk).
+    chunk_frames : int, optional, keyword-only
+        zarr only: frames per chunk (default: about 4 MB per chunk).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Notes
+    -----
+    Missing ``metadata["name"]`` is set to the folder name. A lazy stack read from the
+    folder being replaced is written before the old folder is removed, but the returned
+    and the old Dataset objects then point at the new files only through ``path``.
+    """
+    path = Path(path)
+    _validate_for_write(dataset, path, stack_format)
+    _check_target(path)
+    parent = path.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=parent))
+    try:
+        os.chmod(tmp, _default_mode(directory=True))
+        stack_name = _STACK_FILES[stack_format]
+        meta = {"format": FORMAT, "version": VERSION, "name": path.name}
+        meta.update({k: v for k, v in dataset.metadata.items() if k not in ("format", "version")})
+        meta["pixel_nm"] = float(dataset.pixel_nm)
+        meta["stack"] = stack_name
+        time_s = np.asarray(dataset.time_s, dtype=np.float64)
+        _write_stack(
+            dataset.stack,
+            tmp / stack_name,
+            stack_format,
+            pixel_nm=float(dataset.pixel_nm),
+            time_s=time_s,
+            chunk_frames=chunk_frames,
+        )
+        pd.DataFrame({"frame": np.arange(time_s.size), "time_s": time_s}).to_csv(
+            tmp / "frames.csv", index=False
+        )
+        if dataset.echem is not None:
+            dataset.echem.to_csv(tmp / "echem.csv", index=False)
+        if dataset.masks is not None:
+            _write_masks_file(tmp / "masks.tif", dataset.masks)
+        if dataset.annotations is not None:
+            _write_annotations_file(
+                tmp / "annotations.csv", _normalize_annotations(dataset.annotations)
+            )
+        if dataset.ground_truth:
+            _write_ground_truth(tmp / "ground_truth", dataset.ground_truth)
+        # metadata last: a folder without it is never mistaken for a complete dataset
+        (tmp / "metadata.json").write_text(
+            json.dumps(meta, indent=2, default=_json_default) + "\n", encoding="utf-8"
+        )
+        _swap_into_place(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _swap_into_place(tmp: Path, path: Path):
+    """Rename ``tmp`` to ``path``; an existing ``path`` is moved aside first, then removed."""
+    if not path.exists():
+        os.rename(tmp, path)
+        return
+    old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+    os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- curation updates
+
+
+def _frame_shape_of_folder(folder: Path) -> tuple[int, int]:
+    meta = _read_metadata(folder)
+    raw = _open_folder_stack(folder, meta, lazy=True)
+    return tuple(raw.stack.shape[1:])
+
+
+def _keep_previous(current: Path, previous: Path):
+    if current.is_file():
+        with atomic_path(previous) as tmp:
+            shutil.copy2(current, tmp)
+
+
+def write_masks(path, masks, *, keep_previous: bool = True) -> Path:
+    """Replace ``masks.tif`` in an existing dataset folder, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        The dataset folder.
+    masks : (row, col) int array_like
+        Labels, 0 = background, same shape as a frame of the stack.
+    keep_previous : bool, keyword-only
+        Copy the current ``masks.tif`` to ``masks.prev.tif`` first.
+
+    Returns
+    -------
+    Path
+        The written ``masks.tif``.
+    """
+    folder = Path(path)
+    if not _is_dataset_folder(folder):
+        raise DatasetError(f"{folder}: not an asymflux dataset folder (no metadata.json)")
+    target = folder / "masks.tif"
+    m = check_masks(masks, _frame_shape_of_folder(folder), source=str(target))
+    if keep_previous:
+        _keep_previous(target, folder / "masks.prev.tif")
+    mode = target.stat().st_mode & 0o777 if target.is_file() else _default_mode(directory=False)
+    with atomic_path(target) as tmp:
+        _write_masks_file(tmp, m)
+        os.chmod(tmp, mode)
+    return target
+
+
+def write_annotations(path, annotations: pd.DataFrame, *, keep_previous: bool = True) -> Path:
+    """Replace ``annotations.csv`` in an existing dataset folder, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        The dataset folder.
+    annotations : DataFrame
+        ``particle_id`` (int), ``class`` and optionally ``notes``, ``who``, ``when``
+        (text; ISO 8601 for ``when``) and any other columns.
+    keep_previous : bool, keyword-only
+        Copy the current ``annotations.csv`` to ``annotations.prev.csv`` first.
+
+    Returns
+    -------
+    Path
+        The written ``annotations.csv``.
+    """
+    folder = Path(path)
+    if not _is_dataset_folder(folder):
+        raise DatasetError(f"{folder}: not an asymflux dataset folder (no metadata.json)")
+    target = folder / "annotations.csv"
+    df = _normalize_annotations(annotations, source=str(target))
+    _read_metadata(folder)
+    if keep_previous:
+        _keep_previous(target, folder / "annotations.prev.csv")
+    mode = target.stat().st_mode & 0o777 if target.is_file() else _default_mode(directory=False)
+    with atomic_path(target) as tmp:
+        _write_annotations_file(tmp, df)
+        os.chmod(tmp, mode)
+    return target
