@@ -587,6 +587,8 @@ def _write_stack(stack, target: Path, stack_format: str, *, pixel_nm, time_s, ch
         "PhysicalSizeY": pixel_nm,
         "PhysicalSizeYUnit": "nm",
         "Plane": {"DeltaT": [float(t) for t in time_s], "DeltaTUnit": ["s"] * n},
+        # deterministic: the same data give the same bytes (tifffile's default is random)
+        "UUID": _content_uuid(stack, pixel_nm, time_s),
     }
     if lazy or isinstance(stack, np.memmap) or not isinstance(stack, np.ndarray):
         data = (np.asarray(stack[k]) for k in range(n))
@@ -815,3 +817,16 @@ def write_annotations(path, annotations: pd.DataFrame, *, keep_previous: bool = 
         _write_annotations_file(tmp, df)
         os.chmod(tmp, mode)
     return target
+
+
+def _content_uuid(stack, pixel_nm, time_s) -> str:
+    """A name-based UUID from the stack's shape, dtype, first and last frames and timing."""
+    import hashlib
+    import uuid
+
+    h = hashlib.sha1()
+    h.update(repr((tuple(stack.shape), str(np.dtype(stack.dtype)), float(pixel_nm))).encode())
+    h.update(np.asarray(time_s, dtype=float).tobytes())
+    for k in {0, stack.shape[0] - 1}:
+        h.update(np.ascontiguousarray(np.asarray(stack[k])).tobytes())
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, h.hexdigest())}"
