@@ -1,0 +1,67 @@
+"""Measure the shrinking core of every particle in an operando movie (Lun et al. 2025).
+
+Array functions (scikit-image style: arrays in, arrays/tables out, axes (time, row, col)):
+
+- registration: :func:`estimate_drift`, :func:`apply_drift`, :func:`register_stack`,
+  :func:`default_registration_region`
+- differential intensity: :func:`reference_image`, :func:`differential_intensity`
+- particles: :func:`detect_particles`
+- shrinking core: :func:`particle_timeseries` (per particle and frame: mean dI, unreacted
+  fraction, O_COM, O_Li-rich, d, d/R_eq, direction), :func:`summarize_particles`
+  (per particle: classification, where/when the core vanishes), :func:`classify_asymmetry`
+- line cuts: :func:`line_kymograph`, :func:`kymograph_boundaries`, :func:`last_unreacted_point`
+- cohorts: :func:`cohort_statistics`, :func:`wilson_interval`, validation against synthetic
+  ground truth: :func:`true_classes`, :func:`confusion_matrix`, :func:`validate_classification`
+
+and on top, :func:`analyze_dataset` for an :class:`asymflux.io.Dataset`.
+
+Submodules are imported on first use (nothing heavy at ``import asymflux.analysis``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "estimate_drift": "_registration",
+    "apply_drift": "_registration",
+    "register_stack": "_registration",
+    "default_registration_region": "_registration",
+    "reference_image": "_differential",
+    "differential_intensity": "_differential",
+    "NonPositiveReferenceWarning": "_differential",
+    "detect_particles": "_detect",
+    "particle_timeseries": "_measure",
+    "TIMESERIES_COLUMNS": "_measure",
+    "summarize_particles": "_summary",
+    "classify_asymmetry": "_summary",
+    "DEFAULT_WINDOW": "_summary",
+    "DEFAULT_ASYMMETRY_THRESHOLD": "_summary",
+    "PARTICLE_COLUMNS": "_summary",
+    "line_kymograph": "_kymograph",
+    "kymograph_boundaries": "_kymograph",
+    "last_unreacted_point": "_kymograph",
+    "cohort_statistics": "_cohort",
+    "wilson_interval": "_cohort",
+    "true_classes": "_cohort",
+    "confusion_matrix": "_cohort",
+    "validate_classification": "_cohort",
+    "analyze_dataset": "_pipeline",
+    "read_masks": "_pipeline",
+    "write_tables": "_pipeline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'asymflux.analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,184 @@
+"""``asymflux analyze`` and ``asymflux cohort`` (wired into :mod:`asymflux.cli` by ``register``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register", "run_analyze", "run_cohort", "analyze_path"]
+
+
+def register(subparsers) -> None:
+    """Add the ``analyze`` and ``cohort`` sub-commands to an argparse ``subparsers``."""
+    p = subparsers.add_parser(
+        "analyze",
+        help="measure the shrinking core of every particle of one or more datasets",
+        description=(
+            "Measure every particle of each DATASET (a dataset folder or a bare TIFF stack): "
+            "differential intensity, unreacted region (dI < threshold), offset d of its centre "
+            "from the particle's centre, and a symmetric/asymmetric classification. Writes "
+            "DIR/particles.csv (one row per particle), DIR/timeseries.csv (one row per particle "
+            "and frame) and DIR/masks/<dataset>.tif (the labels used)."
+        ),
+    )
+    p.add_argument("datasets", nargs="+", metavar="DATASET", type=Path)
+    p.add_argument("--out", required=True, type=Path, metavar="DIR")
+    p.add_argument("--masks", type=Path, metavar="FILE",
+                   help="particle labels (.tif/.npy), used as given for every dataset")
+    p.add_argument("--pixel-nm", type=float, metavar="P", help="pixel size for bare stacks")
+    p.add_argument("--frame-interval-s", type=float, metavar="S",
+                   help="time between frames for bare stacks")
+    p.add_argument("--threshold", type=float, default=0.05,
+                   help="dI below which a pixel is unreacted (default 0.05)")
+    p.add_argument("--asymmetry-threshold", type=float, default=None,
+                   help="d/R_eq at or above which a particle is asymmetric (default 0.08)")
+    p.add_argument("--no-register", action="store_true", help="skip drift correction")
+    p.add_argument("--parquet", action="store_true", help="also write .parquet tables")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask.distributed scheduler address (default: a LocalCluster when "
+                        "there is more than one dataset)")
+    p.set_defaults(func=run_analyze)
+
+    c = subparsers.add_parser(
+        "cohort",
+        help="statistics of asymmetric particles per ageing condition (Fig. 5e)",
+        description=("Read DIR/particles.csv of each analyze output DIR and write the counts "
+                     "and fraction of asymmetric particles per ageing condition with Wilson 95%% "
+                     "intervals to FILE (.csv or .parquet)."),
+    )
+    c.add_argument("dirs", nargs="+", metavar="DIR", type=Path)
+    c.add_argument("--out", required=True, type=Path, metavar="FILE")
+    c.add_argument("--by", default="ageing", help="grouping column (default: ageing)")
+    c.set_defaults(func=run_cohort)
+
+
+def _read_dataset(path, pixel_nm, frame_interval_s):
+    from asymflux import io
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"dataset {path} does not exist")
+    kwargs = {}
+    if pixel_nm is not None:
+        kwargs["pixel_nm"] = pixel_nm
+    if frame_interval_s is not None:
+        kwargs["frame_interval_s"] = frame_interval_s
+    return io.read_dataset(path, **kwargs)
+
+
+def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, options=None,
+                 progress=False):
+    """Read one dataset and analyse it: ``(particles, timeseries, labels, name)``."""
+    from ._pipeline import analyze_dataset, dataset_name
+
+    ds = _read_dataset(path, pixel_nm, frame_interval_s)
+    if getattr(ds, "pixel_nm", None) is None and pixel_nm is not None:
+        ds.pixel_nm = pixel_nm
+    try:
+        particles, ts, labels = analyze_dataset(ds, masks=masks, progress=progress,
+                                                return_labels=True, **(options or {}))
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError(msg if str(path) in msg else f"{path}: {msg}") from e
+    return particles, ts, labels, dataset_name(ds)
+
+
+def _unique(names):
+    seen, out = {}, []
+    for n in names:
+        k = seen.get(n, 0)
+        seen[n] = k + 1
+        out.append(n if k == 0 else f"{n}_{k + 1}")
+    return out
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .._atomic import atomic_path
+    from ._pipeline import read_masks, write_tables
+
+    masks = read_masks(args.masks) if args.masks else None
+    options = {"threshold": args.threshold, "register": not args.no_register}
+    if args.asymmetry_threshold is not None:
+        options["asymmetry_threshold"] = args.asymmetry_threshold
+    kw = {"pixel_nm": args.pixel_nm, "frame_interval_s": args.frame_interval_s, "masks": masks,
+          "options": options}
+    paths = list(args.datasets)
+    for p in paths:
+        if not Path(p).exists():
+            raise ValueError(f"dataset {p} does not exist")
+    results = []
+    if len(paths) == 1 and not args.scheduler:
+        results.append(analyze_path(paths[0], progress=True, **kw))
+    else:
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        if args.scheduler:
+            client = Client(args.scheduler)
+            cluster = None
+        else:
+            import os
+
+            cluster = LocalCluster(n_workers=min(len(paths), os.cpu_count() or 1),
+                                   threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+        try:
+            kw["options"] = dict(options, n_threads=1)
+            futures = {client.submit(analyze_path, p, pure=False, **kw): i
+                       for i, p in enumerate(paths)}
+            done = {}
+            for fut in tqdm(as_completed(futures), total=len(futures), unit="dataset"):
+                done[futures[fut]] = fut.result()
+            results = [done[i] for i in range(len(paths))]
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+    names = _unique([r[3] for r in results])
+    particles, series = [], []
+    out = Path(args.out)
+    for (p, ts, labels, _), name in zip(results, names, strict=True):
+        p["dataset"] = name
+        ts["dataset"] = name
+        particles.append(p)
+        series.append(ts)
+        import tifffile
+
+        with atomic_path(out / "masks" / f"{name}.tif") as tmp:
+            tifffile.imwrite(tmp, labels.astype("uint16" if labels.max() < 65536 else "uint32"))
+    write_tables(out, {"particles": pd.concat(particles, ignore_index=True),
+                       "timeseries": pd.concat(series, ignore_index=True)},
+                 parquet=args.parquet)
+    n = sum(len(p) for p in particles)
+    print(f"analysed {len(paths)} dataset(s), {n} particle(s) -> {out}")
+    return 0
+
+
+def run_cohort(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .._atomic import atomic_path
+    from ._cohort import cohort_statistics
+
+    tables = []
+    for d in args.dirs:
+        f = Path(d) / "particles.csv"
+        if not f.exists():
+            raise ValueError(f"{f} does not exist (run `asymflux analyze ... --out {d}` first)")
+        t = pd.read_csv(f)
+        for col in ("classification", args.by):
+            if col not in t.columns:
+                raise ValueError(f"{f} has no column {col!r}")
+        tables.append(t)
+    stats = cohort_statistics(pd.concat(tables, ignore_index=True), by=args.by)
+    out = Path(args.out)
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() == ".parquet":
+            stats.to_parquet(tmp, index=False)
+        else:
+            stats.to_csv(tmp, index=False)
+    print(stats.to_string(index=False))
+    return 0

@@ -1,0 +1,89 @@
+import numpy as np
+import pandas as pd
+import pytest
+from _analysis_synth import core_stack
+
+from asymflux import analysis as an
+from asymflux import io
+from asymflux.cli import main
+
+
+def make_dataset(ageing="fresh", name="exp", offset=(0, 6), n_frames=10, masks=True):
+    a, la, _ = core_stack(shape=(64, 160), center=(32, 40), core_offset=offset, n_frames=n_frames)
+    b, lb, _ = core_stack(shape=(64, 160), center=(32, 115), core_offset=(0, 0), n_frames=n_frames)
+    stack = np.maximum(a, b)
+    time_s = np.arange(n_frames) * 30.0
+    echem = pd.DataFrame({"time_s": time_s, "voltage_V": np.linspace(3.6, 3.8, n_frames),
+                          "current_mA": 0.01, "capacity_mAh_g": np.linspace(0, 9, n_frames)})
+    return io.Dataset(stack=stack, time_s=time_s, pixel_nm=65.0, echem=echem,
+                      metadata={"name": name, "ageing": ageing, "material": "NMC88",
+                                "rate_mA_g": 100.0, "cell": "optical half-cell vs Li"},
+                      masks=(la + 2 * lb) if masks else None)
+
+
+def test_analyze_dataset_tables():
+    ds = make_dataset()
+    particles, ts = an.analyze_dataset(ds)
+    assert list(particles.columns[:3]) == ["dataset", "ageing", "particle_id"]
+    assert len(particles) == 2 and len(ts) == 2 * 10
+    p = particles.set_index("particle_id")
+    assert p.loc[1, "classification"] == "asymmetric" and p.loc[2, "classification"] == "symmetric"
+    assert p.loc[1, "direction_deg"] == pytest.approx(0, abs=1)
+    assert p.loc[1, "max_offset_norm"] == pytest.approx(6 / np.sqrt(ts.area_um2.iloc[0] / (0.065**2 * np.pi)), rel=0.05)
+    assert p.loc[1, "vanish_capacity_mAh_g"] == pytest.approx(9.0)  # last frame fully reacted
+    assert p.loc[1, "last_offset_nm"] == pytest.approx(6 * 65, rel=0.05)
+    np.testing.assert_allclose(ts[ts.particle_id == 1].capacity_mAh_g, np.linspace(0, 9, 10))
+    # without masks the particles are detected, and give the same classification
+    parts2, _ = an.analyze_dataset(make_dataset(masks=False))
+    assert sorted(parts2.classification) == ["asymmetric", "symmetric"]
+    with pytest.raises(ValueError, match="does not match"):
+        an.analyze_dataset(ds, masks=np.ones((10, 10), int))
+
+
+def test_cli_analyze_and_cohort(tmp_path):
+    d1 = io.write_dataset(make_dataset("aged", "aged-1"), tmp_path / "aged-1", stack_format="zarr")
+    d2 = io.write_dataset(make_dataset("fresh", "fresh-1", offset=(0, 0)), tmp_path / "fresh-1")
+    out1, out2 = tmp_path / "out1", tmp_path / "out2"
+    assert main(["analyze", str(d1), "--out", str(out1)]) == 0
+    assert main(["analyze", str(d2), "--out", str(out2), "--parquet"]) == 0
+    parts = pd.read_csv(out1 / "particles.csv")
+    for col in ["dataset", "particle_id", "area_um2", "classification", "max_offset_norm",
+                "vanish_capacity_mAh_g", "ageing"]:
+        assert col in parts.columns
+    ts = pd.read_csv(out1 / "timeseries.csv", keep_default_na=False, na_values=[""])
+    for col in ["dataset", "particle_id", "frame", "time_s", "capacity_mAh_g", "mean_dI",
+                "unreacted_fraction", "offset_nm", "offset_norm", "offset_angle_deg"]:
+        assert col in ts.columns
+    assert (out2 / "timeseries.parquet").exists() and (out1 / "masks" / "aged-1.tif").exists()
+    cohort = tmp_path / "cohort.csv"
+    assert main(["cohort", str(out1), str(out2), "--out", str(cohort)]) == 0
+    s = pd.read_csv(cohort).set_index("ageing")
+    assert s.loc["aged", "n_asymmetric"] == 1 and s.loc["fresh", "n_asymmetric"] == 0
+    assert s.loc["aged", "n_particles"] == 2
+    # --masks: used as given, and a clear error when they do not fit
+    masks = tmp_path / "m.npy"
+    np.save(masks, np.zeros((64, 160), np.int32) + 0)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((10, 10), np.int32))
+    with pytest.raises(ValueError, match="masks shape"):
+        _run(["analyze", str(d1), "--out", str(out1), "--masks", str(bad)])
+    assert main(["analyze", str(d1), "--out", str(tmp_path / "x"), "--masks", str(bad)]) == 2
+    assert main(["cohort", str(tmp_path / "nowhere"), "--out", str(cohort)]) == 2
+
+
+def _run(argv):
+    from asymflux.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+@pytest.mark.slow
+def test_cli_many_datasets_on_a_local_cluster(tmp_path):
+    paths = [io.write_dataset(make_dataset(a, f"{a}-{i}"), tmp_path / f"{a}-{i}")
+             for i, a in enumerate(["aged", "fresh"])]
+    out = tmp_path / "out"
+    assert main(["analyze", *map(str, paths), "--out", str(out)]) == 0
+    parts = pd.read_csv(out / "particles.csv")
+    assert sorted(parts.dataset.unique()) == ["aged-0", "fresh-1"]
+    assert len(parts) == 4
