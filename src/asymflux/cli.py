@@ -117,6 +117,26 @@ def cmd_demo(args) -> int:
     return demo.run(Path(args.out), progress=not args.quiet)
 
 
+def cmd_fit(args) -> int:
+    import json
+
+    from . import fit, io
+    from ._atomic import write_text_atomic
+
+    dataset = io.read_dataset(args.dataset)
+    masks = io.read_masks(args.masks) if args.masks else None
+    print(f"fitting particle {args.particle} of {args.dataset} "
+          f"(no blocking, one arc{', two arcs' if args.max_arcs == 2 else ''}) ...", flush=True)
+    result = fit.fit_dataset(dataset, args.particle, masks=masks, rate_mA_g=args.rate_mA_g,
+                             max_arcs=args.max_arcs, progress=True)
+    summary = {"dataset": str(args.dataset), "particle_id": int(args.particle), **result.summary()}
+    write_text_atomic(Path(args.out), json.dumps(summary, indent=2, default=float) + "\n")
+    print(f"{result.model}: blocked {summary['blocked']}, diffusivity x{result.diffusivity_scale:.3g}, "
+          f"rms dI {result.rms:.4f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asymflux",
@@ -148,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo_output", metavar="DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("fit", help="infer the blocked arcs of one particle from its movie")
+    p.add_argument("dataset", metavar="DATASET", help="dataset folder")
+    p.add_argument("--particle", type=int, required=True, metavar="ID", help="particle label")
+    p.add_argument("--out", required=True, metavar="FILE.json")
+    p.add_argument("--masks", default=None, metavar="FILE", help="labels image (default: the dataset's)")
+    p.add_argument("--rate-mA-g", type=float, default=None, help="charge rate (default: metadata)")
+    p.add_argument("--max-arcs", type=int, default=2, choices=(0, 1, 2))
+    p.set_defaults(func=cmd_fit)
 
     for name in _PLUGIN_MODULES:
         try:

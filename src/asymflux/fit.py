@@ -1,0 +1,477 @@
+"""Infer the surface blocking of one particle from its movie, on its own outline.
+
+The forward model is the one the demo data and the dashboards use: the diffusion model
+(:mod:`asymflux.model`) solved on a mesh of the particle's curated mask
+(:func:`asymflux.model.mask_mesh`, so the model sees the real shape), turned into
+differential intensity by the optical response of :mod:`asymflux.optics` and blurred by
+the microscope's point-spread function. Its parameters — blocked arcs (centre, fraction,
+η) and a diffusivity scale — are fitted by least squares (:func:`scipy.optimize.least_squares`)
+to the measured dI inside the particle over the early-charge window.
+
+Three models are compared: no blocking (diffusivity scale only), one arc, two arcs. A
+more complex model is chosen only when it lowers the Bayesian information criterion by
+``bic_margin`` *and* the rms residual by ``min_rms_improvement`` (pixels are correlated
+by the PSF and no model is exact, so BIC alone would reward arcs that fit systematic
+misfit); a model with an arc whose fitted η is above ``unblocked_eta`` does not count as
+blocked. Uncertainties come from the
+Jacobian at the optimum, ``cov = s² (JᵀJ)⁻¹``; pixels are correlated by the PSF, so
+they are lower bounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage, optimize
+
+from . import model, optics
+from ._validate import check_range
+
+MODELS = ("none", "one arc", "two arcs")
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit_particle`.
+
+    Attributes
+    ----------
+    model : str
+        The chosen model: ``"none"``, ``"one arc"`` or ``"two arcs"``.
+    arcs : list of asymflux.model.BlockedArc
+        The blocked arcs of the chosen model (empty for ``"none"``).
+    diffusivity_scale : float
+        Factor on the parameter set's D(θ).
+    uncertainties : dict
+        One standard error per fitted quantity (``center_deg_1``, ``fraction_1``,
+        ``eta_1``, …, ``diffusivity_scale``).
+    rms : float
+        Root-mean-square residual in dI.
+    r_squared : float
+        1 − SSR / SST over the fitted pixels and frames.
+    comparison : pandas.DataFrame
+        One row per model tried: ``model, n_params, rms, bic, delta_bic, chosen``.
+    predicted_dI, measured_dI : (n_frames, n_row, n_col) arrays
+        Over the fitted frames, NaN outside the fitted pixels.
+    frames : (n_frames,) int
+        Indices of the fitted frames in the input stack.
+    """
+
+    model: str
+    arcs: list
+    diffusivity_scale: float
+    uncertainties: dict
+    rms: float
+    r_squared: float
+    comparison: pd.DataFrame
+    predicted_dI: np.ndarray = field(repr=False)
+    measured_dI: np.ndarray = field(repr=False)
+    frames: np.ndarray = field(repr=False)
+
+    @property
+    def surface(self) -> model.Surface:
+        return model.Surface(self.arcs)
+
+    def summary(self) -> dict:
+        """Flat, JSON-ready summary (what ``asymflux fit`` writes)."""
+        out = {
+            "model": self.model,
+            "blocked": model.Surface(self.arcs).label,
+            "diffusivity_scale": self.diffusivity_scale,
+            "rms_dI": self.rms,
+            "r_squared": self.r_squared,
+            "arcs": [
+                {"center_deg": a.center_deg, "fraction": a.fraction, "eta": a.eta}
+                for a in self.arcs
+            ],
+            "uncertainties": dict(self.uncertainties),
+            "comparison": self.comparison.to_dict(orient="records"),
+        }
+        return out
+
+
+class _Problem:
+    """Forward model for one particle: parameters -> predicted dI on the fitted pixels."""
+
+    def __init__(self, mask, *, pixel_nm, minutes, rate_mA_g, params, psf_sigma_px,
+                 max_cells):
+        self.params = params
+        self.rate = rate_mA_g
+        self.minutes = np.asarray(minutes, dtype=float)
+        k = max(1, int(np.ceil(np.sqrt(mask.sum() / max_cells))))
+        coarse = _coarsen(mask, k)
+        self.mesh = model.mask_mesh(coarse, pixel_nm * k)
+        # fine pixel -> coarse cell
+        rows, cols = np.nonzero(mask)
+        row_c, col_c = self.mesh.info["centroid_rc"]
+        p = self.mesh.info["pixel_um"]
+        x = ((cols + 0.5) / k - 0.5 - col_c) * p
+        y = -((rows + 0.5) / k - 0.5 - row_c) * p
+        idx = self.mesh.sample(np.arange(self.mesh.n_cells, dtype=float), x, y)
+        ok = np.isfinite(idx)
+        self.rows, self.cols = rows[ok], cols[ok]
+        self.cell = idx[ok].astype(int)
+        self.shape = mask.shape
+        self.mask = mask
+        self.sigma = psf_sigma_px
+        self.n_sim = 0
+
+    def theta(self, log_ds, arcs):
+        p = model.scale_diffusivity(self.params, 10.0**log_ds)
+        res = model.simulate(p, self.mesh, model.Surface(arcs),
+                             [model.Charge(self.rate, minutes=float(self.minutes.max()))],
+                             output_minutes=self.minutes, rtol=3e-4, atol=3e-6)
+        self.n_sim += 1
+        return res.theta[res.index_of_minutes(self.minutes)], res.theta0
+
+    def predict(self, log_ds, arcs):
+        """Predicted dI, (n_frames, n_row, n_col), NaN outside the mask."""
+        theta, theta0 = self.theta(log_ds, arcs)
+        dI_pix = optics.differential_intensity(theta[:, self.cell], theta_ref=theta0)
+        img = np.zeros((len(self.minutes), *self.shape))
+        img[:, self.rows, self.cols] = dI_pix
+        if self.sigma > 0:
+            w = ndimage.gaussian_filter(self.mask.astype(float), self.sigma)
+            img = ndimage.gaussian_filter(img, (0, self.sigma, self.sigma))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                img = img / w[None]
+        img[:, ~self.mask] = np.nan
+        return img
+
+
+def _coarsen(mask, k):
+    if k == 1:
+        return mask
+    pad = [(0, (-s) % k) for s in mask.shape]
+    m = np.pad(mask, pad).astype(float)
+    coarse = m.reshape(m.shape[0] // k, k, m.shape[1] // k, k).mean(axis=(1, 3)) >= 0.5
+    labels, n = ndimage.label(coarse)
+    if n > 1:
+        sizes = ndimage.sum(coarse, labels, range(1, n + 1))
+        coarse = labels == (1 + int(np.argmax(sizes)))
+    return ndimage.binary_fill_holes(coarse)
+
+
+def _arcs_from(x, n_arcs):
+    """Parameter vector -> (log D scale, arcs, overlap penalty)."""
+    arcs, penalty = [], 0.0
+    specs = []
+    for i in range(n_arcs):
+        c, f, e = x[1 + 3 * i: 4 + 3 * i]
+        specs.append([np.rad2deg(c) % 360.0, float(np.clip(f, 0.0, 0.95)),
+                      float(np.clip(e, 1e-3, 1.0))])
+    if n_arcs == 2:
+        (c1, f1, _), (c2, f2, _) = specs
+        sep = abs((c1 - c2 + 180.0) % 360.0 - 180.0) / 360.0
+        over = (f1 + f2) / 2 - sep
+        if over > -1e-3:
+            scale = max(sep - 1e-3, 0.0) / max((f1 + f2) / 2, 1e-9)
+            specs[0][1] *= scale
+            specs[1][1] *= scale
+            penalty = over + 1e-3
+        if specs[0][1] + specs[1][1] >= 0.99:
+            s = 0.98 / (specs[0][1] + specs[1][1])
+            specs[0][1] *= s
+            specs[1][1] *= s
+    for c, f, e in specs:
+        if f > 1e-4:
+            arcs.append(model.BlockedArc(center_deg=c, fraction=f, eta=e))
+    return float(x[0]), arcs, penalty
+
+
+def _noise_level(stack, mask):
+    """Pixel noise of dI: the spread of each frame minus its 3x3 median, scaled for Gaussian
+    noise, median over frames."""
+    per_frame = []
+    inner = ndimage.binary_erosion(mask, iterations=1)
+    for frame in stack:
+        resid = (frame - ndimage.median_filter(frame, size=3))[inner]
+        resid = resid[np.isfinite(resid)]
+        if resid.size:
+            per_frame.append(1.4826 * np.median(np.abs(resid - np.median(resid))) / 0.83)
+    return float(np.median(per_frame)) if per_frame else 0.0
+
+
+def _initial_direction_deg(dI, mask, threshold):
+    """Direction of the Li-rich core's offset (towards the side that delithiates last)."""
+    rows, cols = np.nonzero(mask)
+    r0, c0 = rows.mean(), cols.mean()
+    vec = np.zeros(2)
+    for frame in dI:
+        v = frame[rows, cols]
+        core = v < threshold
+        frac = core.mean()
+        if 0.1 < frac < 0.8:
+            vec += frac * np.array([cols[core].mean() - c0, -(rows[core].mean() - r0)])
+    if not np.any(vec):
+        return 0.0
+    return float(np.rad2deg(np.arctan2(vec[1], vec[0])) % 360.0)
+
+
+def fit_particle(
+    dI,
+    mask,
+    *,
+    pixel_nm: float,
+    time_s,
+    rate_mA_g: float,
+    params: dict | None = None,
+    max_arcs: int = 2,
+    max_capacity_mAh_g: float | None = None,
+    threshold: float = optics.UNREACTED_THRESHOLD,
+    erode_px: int = 2,
+    psf_sigma_nm: float | None = None,
+    max_cells: int = 400,
+    bic_margin: float = 10.0,
+    min_rms_improvement: float = 0.05,
+    unblocked_eta: float = 0.85,
+    progress: bool = False,
+) -> FitResult:
+    """Fit blocked arcs and a diffusivity scale to one particle's differential movie.
+
+    Parameters
+    ----------
+    dI : (n_frames, n_row, n_col) array
+        Differential intensity I/I0 − 1 of the particle (registered), any float dtype;
+        frame 0 is the start of the galvanostatic charge.
+    mask : (n_row, n_col) bool array
+        The particle's curated outline.
+    pixel_nm : float
+        Pixel size in nm.
+    time_s : (n_frames,) array
+        Frame times in s from the start of the charge.
+    rate_mA_g : float
+        Specific current of the charge, mA/g.
+    params : dict, optional
+        Parameter set (default :func:`asymflux.model.nmc88_lun2025`).
+    max_arcs : int
+        0, 1 or 2: the most complex model tried.
+    max_capacity_mAh_g : float, optional
+        Last capacity fitted. Default: 1.2 × the capacity at which the measured
+        unreacted region vanishes (at least 10 mAh/g), the early-charge window of the
+        paper's analysis.
+    threshold : float
+        dI below which a pixel is unreacted (for the default window and initial guess).
+    erode_px : int
+        Pixels next to the outline, which the PSF mixes with the carbon matrix, are left
+        out of the residual.
+    psf_sigma_nm : float, optional
+        Gaussian PSF sigma; default :func:`asymflux.optics.psf_sigma_nm`.
+    max_cells : int
+        The mask is coarsened by an integer factor until its mesh has at most this many
+        cells (speed; the PSF blurs finer detail anyway).
+    bic_margin : float
+        A more complex model must lower the BIC by more than this to be chosen ...
+    min_rms_improvement : float
+        ... and lower the rms residual by at least this fraction (default 5 %).
+    unblocked_eta : float
+        A chosen one-arc fit with η above this is reported as no blocking.
+    progress : bool
+        Print one line per model.
+
+    Returns
+    -------
+    FitResult
+    """
+    dI = np.asarray(dI, dtype=float)
+    mask = np.asarray(mask).astype(bool)
+    if dI.ndim != 3:
+        raise ValueError(f"dI must be a (time, row, col) stack, got shape {dI.shape}")
+    if mask.shape != dI.shape[1:]:
+        raise ValueError(f"mask shape {mask.shape} does not match the stack's frames {dI.shape[1:]}")
+    time_s = np.asarray(time_s, dtype=float)
+    if time_s.shape != (dI.shape[0],):
+        raise ValueError(f"time_s must have one entry per frame ({dI.shape[0]}), got {time_s.shape}")
+    pixel_nm = check_range("pixel_nm", pixel_nm, 0, None, low_inclusive=False)
+    rate = check_range("rate_mA_g", rate_mA_g, 0, None, low_inclusive=False)
+    if max_arcs not in (0, 1, 2):
+        raise ValueError(f"max_arcs must be 0, 1 or 2, got {max_arcs!r}")
+    params = model.nmc88_lun2025() if params is None else params
+
+    # crop to the particle
+    rows, cols = np.nonzero(mask)
+    if rows.size < 20:
+        raise ValueError(f"the particle mask covers only {rows.size} pixels; need at least 20")
+    pad = erode_px + 3
+    r0, r1 = max(rows.min() - pad, 0), min(rows.max() + pad + 1, mask.shape[0])
+    c0, c1 = max(cols.min() - pad, 0), min(cols.max() + pad + 1, mask.shape[1])
+    mask = mask[r0:r1, c0:c1]
+    dI = dI[:, r0:r1, c0:c1]
+
+    # early-charge window
+    capacity = rate * time_s / 3600.0
+    if max_capacity_mAh_g is None:
+        core = np.array([(f[mask] < threshold).mean() for f in dI])
+        started = np.nonzero(capacity > 0)[0]
+        gone = [i for i in started if core[i] == 0]
+        vanish = capacity[gone[0]] if gone else capacity[-1]
+        max_capacity_mAh_g = max(1.2 * vanish, 10.0)
+    frames = np.nonzero((time_s > 0) & (capacity <= max_capacity_mAh_g))[0]
+    if frames.size < 3:
+        raise ValueError(
+            f"need at least 3 frames after the start of charge up to {max_capacity_mAh_g:g} mAh/g, "
+            f"got {frames.size}")
+    sigma_px = (optics.psf_sigma_nm() if psf_sigma_nm is None else psf_sigma_nm) / pixel_nm
+    problem = _Problem(mask, pixel_nm=pixel_nm, minutes=time_s[frames] / 60.0, rate_mA_g=rate,
+                       params=params, psf_sigma_px=sigma_px, max_cells=max_cells)
+    fit_pixels = ndimage.binary_erosion(mask, iterations=erode_px) if erode_px else mask
+    measured = dI[frames]
+    use = np.broadcast_to(fit_pixels, measured.shape) & np.isfinite(measured)
+    target = measured[use]
+    n = target.size
+
+    def residuals(x, n_arcs):
+        log_ds, arcs, penalty = _arcs_from(x, n_arcs)
+        pred = problem.predict(log_ds, arcs)[use]
+        r = np.nan_to_num(pred - target, nan=1.0)
+        return np.append(r, 10.0 * penalty * np.sqrt(n)) if n_arcs == 2 else r
+
+    fits = {}
+    # no blocking: diffusivity scale only
+    lo, hi = [-1.5], [1.5]
+    sol = optimize.least_squares(residuals, [0.0], args=(0,), bounds=(lo, hi), diff_step=1e-2,
+                                 x_scale=[0.3], max_nfev=20, xtol=1e-3, ftol=1e-4)
+    fits["none"] = sol
+    if progress:
+        print(f"  no blocking: rms {np.sqrt(2 * sol.cost / n):.4f}", flush=True)
+    if max_arcs >= 1:
+        direction = np.deg2rad(_initial_direction_deg(measured, mask, threshold))
+        best = None
+        for f0, e0 in ((0.3, 0.4),):
+            x0 = [sol.x[0], direction, f0, e0]
+            s1 = optimize.least_squares(
+                residuals, x0, args=(1,),
+                bounds=([-1.5, -np.inf, 0.03, 0.02], [1.5, np.inf, 0.75, 1.0]),
+                diff_step=[1e-2, 1e-2, 1e-2, 1e-2], x_scale=[0.3, 0.5, 0.1, 0.2],
+                max_nfev=40, xtol=1e-3, ftol=1e-4)
+            if best is None or s1.cost < best.cost:
+                best = s1
+        fits["one arc"] = best
+        if progress:
+            print(f"  one arc: rms {np.sqrt(2 * best.cost / n):.4f}", flush=True)
+    noise = _noise_level(measured, fit_pixels)
+    one_arc_fits_to_noise = (max_arcs >= 1
+                             and np.sqrt(2 * fits["one arc"].cost / n) <= 1.2 * noise)
+    if progress and max_arcs >= 2 and one_arc_fits_to_noise:
+        print(f"  one arc fits to the noise level ({noise:.4f}); two arcs not tried", flush=True)
+    if max_arcs >= 2 and not one_arc_fits_to_noise:
+        x1 = fits["one arc"].x
+        best2 = None
+        for offset in (np.pi,):
+            x0 = [x1[0], x1[1], x1[2], x1[3], x1[1] + offset, 0.1, 0.6]
+            s2 = optimize.least_squares(
+                residuals, x0, args=(2,),
+                bounds=([-1.5, -np.inf, 0.03, 0.02, -np.inf, 0.03, 0.02],
+                        [1.5, np.inf, 0.75, 1.0, np.inf, 0.75, 1.0]),
+                diff_step=1e-2, x_scale=[0.3, 0.5, 0.1, 0.2, 0.5, 0.1, 0.2],
+                max_nfev=30, xtol=1e-3, ftol=1e-4)
+            if best2 is None or s2.cost < best2.cost:
+                best2 = s2
+        fits["two arcs"] = best2
+        if progress:
+            print(f"  two arcs: rms {np.sqrt(2 * best2.cost / n):.4f}", flush=True)
+
+    rows_ = []
+    for name, s in fits.items():
+        ssr = 2 * s.cost
+        k = s.x.size
+        rows_.append({"model": name, "n_params": k, "rms": np.sqrt(ssr / n),
+                      "bic": n * np.log(ssr / n) + k * np.log(n)})
+    comparison = pd.DataFrame(rows_)
+    comparison["delta_bic"] = comparison["bic"] - comparison["bic"].min()
+    # a model whose arcs are not all clearly blocked is not a distinct model
+    def clearly_blocked(name):
+        _, arcs_, _ = _arcs_from(fits[name].x, MODELS.index(name))
+        return len(arcs_) == MODELS.index(name) and all(a.eta <= unblocked_eta for a in arcs_)
+
+    comparison["clearly_blocked"] = [name == "none" or clearly_blocked(name)
+                                     for name in comparison["model"]]
+    valid = comparison[comparison["clearly_blocked"]]
+    best_bic = valid["bic"].min()
+    # the simplest valid model within the margin of the best valid one ...
+    chosen = next(name for name in MODELS if name in set(valid["model"])
+                  and valid.loc[valid["model"] == name, "bic"].iloc[0] <= best_bic + bic_margin)
+    # ... and a more complex one only if it lowers the rms by a clear relative amount
+    # (pixels are correlated by the PSF and the model is never exact, so BIC alone
+    # rewards arcs that fit systematic misfit)
+    rms_of = dict(zip(comparison["model"], comparison["rms"], strict=True))
+    while chosen != "none":
+        simpler = MODELS[MODELS.index(chosen) - 1]
+        if simpler in set(valid["model"]) and rms_of[chosen] > (1 - min_rms_improvement) * rms_of[simpler]:
+            chosen = simpler
+        else:
+            break
+    sol = fits[chosen]
+    n_arcs = MODELS.index(chosen)
+    log_ds, arcs, _ = _arcs_from(sol.x, n_arcs)
+    comparison["chosen"] = comparison["model"] == chosen
+
+    # uncertainties from the Jacobian
+    names = ["log10_diffusivity_scale"]
+    for i in range(1, n_arcs + 1):
+        names += [f"center_deg_{i}", f"fraction_{i}", f"eta_{i}"]
+    J = sol.jac[:n]
+    dof = max(n - sol.x.size, 1)
+    s2 = 2 * sol.cost / dof
+    try:
+        cov = np.linalg.pinv(J.T @ J) * s2
+        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    except np.linalg.LinAlgError:
+        se = np.full(sol.x.size, np.nan)
+    unc = {}
+    for name, value in zip(names, se, strict=True):
+        if name.startswith("center"):
+            unc[name] = float(np.rad2deg(value))
+        elif name.startswith("log10"):
+            unc["diffusivity_scale"] = float(np.log(10) * 10**log_ds * value)
+        else:
+            unc[name] = float(value)
+
+    pred = problem.predict(log_ds, arcs)
+    pred[:, ~fit_pixels] = np.nan
+    meas = np.where(fit_pixels[None], measured, np.nan)
+    ssr = float(np.nansum((pred - meas) ** 2))
+    sst = float(np.nansum((meas - np.nanmean(meas)) ** 2))
+    return FitResult(
+        model=chosen, arcs=arcs, diffusivity_scale=float(10**log_ds), uncertainties=unc,
+        rms=float(np.sqrt(ssr / n)), r_squared=1 - ssr / sst if sst > 0 else float("nan"),
+        comparison=comparison, predicted_dI=pred, measured_dI=meas, frames=frames,
+    )
+
+
+def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | None = None,
+                register: bool = True, margin_px: int = 8, **kwargs) -> FitResult:
+    """Fit one particle of an :class:`asymflux.io.Dataset` (see :func:`fit_particle`).
+
+    The particle's outline comes from ``masks`` (labels) or the dataset's curated masks;
+    drift is estimated on the whole field (:func:`asymflux.analysis.estimate_drift`) and
+    removed from the particle's crop; dI is relative to the first frame. The charge rate
+    defaults to the dataset's ``rate_mA_g`` metadata.
+    """
+    from . import analysis
+
+    labels = dataset.masks if masks is None else np.asarray(masks)
+    source = getattr(dataset, "path", None) or dataset.metadata.get("name", "dataset")
+    if labels is None:
+        raise ValueError(f"{source}: no particle masks; curate or detect particles first, or pass masks")
+    ids = np.unique(labels[labels > 0])
+    if int(particle_id) not in set(ids.tolist()):
+        raise ValueError(f"{source}: no particle {particle_id}; particles are {ids.tolist()}")
+    rate = rate_mA_g if rate_mA_g is not None else dataset.metadata.get("rate_mA_g")
+    if rate is None:
+        raise ValueError(f"{source}: metadata has no rate_mA_g; pass rate_mA_g")
+    mask = labels == int(particle_id)
+    rows, cols = np.nonzero(mask)
+    r0, r1 = max(rows.min() - margin_px, 0), min(rows.max() + margin_px + 1, mask.shape[0])
+    c0, c1 = max(cols.min() - margin_px, 0), min(cols.max() + margin_px + 1, mask.shape[1])
+    crop = np.asarray(dataset.stack[:, r0:r1, c0:c1], dtype=float)
+    if register:
+        region = analysis.default_registration_region(labels, labels.shape)
+        shifts = analysis.estimate_drift(dataset.stack, region=region)
+        crop = np.asarray(analysis.apply_drift(crop, shifts))
+    dI = np.asarray(analysis.differential_intensity(crop))
+    time_s = np.asarray(dataset.time_s, dtype=float) - float(dataset.time_s[0])
+    return fit_particle(dI, mask[r0:r1, c0:c1], pixel_nm=dataset.pixel_nm, time_s=time_s,
+                        rate_mA_g=float(rate), **kwargs)
