@@ -1,0 +1,665 @@
+"""The particle-curation dock widget: a thin magicgui view on :class:`asymflux.curation.Curation`.
+
+Every button calls a named method (``detect``, ``accept``, ``merge``, ``undo``,
+``save``, ...) that can be called from a script or a test. The model holds the truth
+(labels + per-particle table, undo, autosave); the widget mirrors it into a napari
+Labels layer (pixel changes through ``layer.data_setitem`` grouped with
+``layer.block_history()``, so napari's own undo sees one step per action) and the
+layer's ``features``. Pixels painted with napari's tools are taken into the model (one
+undoable "paint" step, autosaved) whenever the layer reports a paint and before every
+action.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
+
+from asymflux.curation import CLASSES, Curation
+
+from ._reader import METADATA_KEY
+
+__all__ = ["DI_COLORMAP_COLORS", "CurationWidget", "diverging_colormap"]
+
+#: Blue (lithiation, dI < 0) – white (dI = 0) – red (delithiation, dI > 0), like RdBu_r.
+DI_COLORMAP_COLORS = np.array([
+    [0.020, 0.188, 0.380, 1.0],
+    [0.263, 0.576, 0.765, 1.0],
+    [1.000, 1.000, 1.000, 1.0],
+    [0.839, 0.376, 0.302, 1.0],
+    [0.404, 0.000, 0.122, 1.0],
+])
+
+
+def diverging_colormap():
+    """napari colormap for dI: white at the centre, red for positive (delithiation)."""
+    from napari.utils.colormaps import Colormap
+
+    return Colormap(DI_COLORMAP_COLORS, controls=np.linspace(0, 1, 5), name="asymflux dI")
+
+
+def _symmetric_limit(frame) -> float:
+    a = np.abs(np.asarray(frame, dtype=np.float64))
+    a = a[np.isfinite(a)]
+    x = float(np.percentile(a, 99.5)) if a.size else 0.0
+    return x if x > 0 else 0.1
+
+
+class CurationWidget(Container):
+    """Dock widget: differential intensity, particle detection, curation, trajectories.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+        Injected by napari.
+
+    Attributes
+    ----------
+    curation : asymflux.curation.Curation or None
+        The model (None until a stack is attached).
+    labels_layer, image_layer, dI_layer, kymograph_layer : napari layers or None
+    com_layer, li_rich_layer : napari Points layers or None
+        O_COM and O_Li-rich of the particle shown by :meth:`show_particle`, as
+        (frame, row, col) points.
+    particle_table : pandas.DataFrame or None
+        :func:`asymflux.analysis.particle_timeseries` of that particle.
+    """
+
+    def __init__(self, napari_viewer):
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.curation: Curation | None = None
+        self.dataset = None
+        self.stack = None
+        self.pixel_nm = 1.0
+        self.time_s = None
+        self.capacity_mAh_g = None
+        self.image_layer = None
+        self.labels_layer = None
+        self.dI_layer = None
+        self.com_layer = None
+        self.li_rich_layer = None
+        self.lines_layer = None
+        self.kymograph_layer = None
+        self.particle_table = None
+        self._pushing = False
+        self._syncing_particle = False
+        self._opening = False
+        self._pull_scheduled = False
+
+        # --- data
+        self._path = FileEdit(label="dataset", mode="d")
+        self._source = ComboBox(label="stack", choices=self._image_layer_choices, nullable=True)
+        self._n_ref = SpinBox(label="reference frames", value=1, min=1, max=10_000)
+        self._min_area = SpinBox(label="min area (px)", value=30, min=1, max=10_000_000)
+        data_row = self._row(("Open", self.open_dataset), ("Use stack", self.attach))
+        detect_row = self._row(("dI", self.show_differential), ("Detect particles", self.detect))
+        # --- curation
+        self._particle = SpinBox(label="particle", value=0, min=0, max=2**31 - 1)
+        self._class = ComboBox(label="class", choices=list(CLASSES), value="unclassified")
+        self._notes = LineEdit(label="notes")
+        self._other = SpinBox(label="merge with", value=0, min=0, max=2**31 - 1)
+        self._info = Label(label="", value="")
+        status_row = self._row(("Accept", self.accept), ("Reject", self.reject), ("Flag", self.flag))
+        text_row = self._row(("Set class", self.set_class), ("Set notes", self.set_notes))
+        edit_row = self._row(("Merge", self.merge), ("Split", self.split), ("Delete", self.delete),
+                             ("Relabel 1..n", self.relabel))
+        undo_row = self._row(("Undo", self.undo), ("Redo", self.redo), ("Save", self.save))
+        # --- particle analysis
+        particle_row = self._row(("Show O_COM / O_Li-rich", self.show_particle))
+        kymo_row = self._row(("Draw line", self.add_line_layer), ("Kymograph", self.kymograph))
+        self._status = Label(label="", value="no stack: open a dataset or pick a stack layer")
+        self.extend([self._path, data_row, self._source, self._n_ref, self._min_area, detect_row,
+                     self._particle, self._info, status_row, self._class, self._notes, text_row,
+                     self._other, edit_row, undo_row, particle_row, kymo_row, self._status])
+        self._particle.changed.connect(self._on_particle_spin)
+        self._figure = self._canvas = None
+        self._make_canvas()
+
+        layers = self.viewer.layers
+        layers.events.inserted.connect(self._on_layer_inserted)
+        layers.events.removed.connect(self._on_layer_removed)
+        self._auto_attach()
+
+    # ------------------------------------------------------------------ small helpers
+
+    def _row(self, *buttons) -> Container:
+        row = Container(layout="horizontal", labels=False)
+        for text, method in buttons:
+            b = PushButton(text=text)
+            b.changed.connect(self._button_callback(method))
+            row.append(b)
+        return row
+
+    def _button_callback(self, method):
+        def callback(*_):
+            self.run(method)
+
+        return callback
+
+    def run(self, method, *args, **kwargs):
+        """Call ``method`` as a button does: errors and warnings become notifications."""
+        from napari.utils.notifications import show_error, show_warning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return method(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - a click must never raise
+                show_error(f"asymflux: {e}")
+            finally:
+                for w in caught:
+                    if issubclass(w.category, UserWarning):
+                        show_warning(f"asymflux: {w.message}")
+
+    def _make_canvas(self):
+        try:
+            from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+            from matplotlib.figure import Figure
+        except ImportError:  # matplotlib is optional: no plot then
+            return
+        self._figure = Figure(figsize=(3.2, 2.2), tight_layout=True)
+        self._canvas = FigureCanvasQTAgg(self._figure)
+        self._canvas.setMinimumHeight(160)
+        self.native.layout().addWidget(self._canvas)
+        ax = self._figure.add_subplot(111)
+        ax.set_xlabel("capacity (mAh/g)", fontsize=8)
+        ax.set_ylabel("d (nm)", fontsize=8)
+        ax.set_title("select a particle, then Show O_COM / O_Li-rich", fontsize=8)
+        ax.tick_params(labelsize=7)
+
+    def _image_layer_choices(self, *_):
+        from napari.layers import Image
+
+        out = []
+        for layer in self.viewer.layers:
+            if isinstance(layer, Image) and layer.ndim == 3 and layer is not self.dI_layer:
+                out.append((layer.name, layer))
+        return out
+
+    @staticmethod
+    def _meta(layer) -> dict:
+        return dict((layer.metadata or {}).get(METADATA_KEY, {}) or {})
+
+    def _require(self):
+        if self.curation is None or self.labels_layer is None:
+            raise RuntimeError("no stack attached: open a dataset or pick a stack layer first")
+        if self.labels_layer not in self.viewer.layers:
+            self.viewer.add_layer(self.labels_layer)
+        self._pull()
+        return self.curation
+
+    def _pid(self, particle_id) -> int:
+        pid = int(self._particle.value if particle_id is None else particle_id)
+        if pid == 0:
+            raise ValueError("select a particle first (particle 0 is the background)")
+        return pid
+
+    # ------------------------------------------------------------------ layers <-> model
+
+    def _on_layer_inserted(self, event=None):
+        # a reader adds its layers one by one: attach once they are all in
+        if self.curation is None and not self._opening:
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, self._auto_attach)
+
+    def _on_layer_removed(self, event=None):
+        layer = getattr(event, "value", None)
+        for attr in ("image_layer", "dI_layer", "com_layer", "li_rich_layer", "lines_layer",
+                     "kymograph_layer"):
+            if getattr(self, attr) is layer:
+                setattr(self, attr, None)
+
+    def _auto_attach(self):
+        if self.curation is not None:
+            return
+        for layer in reversed(list(self.viewer.layers)):
+            if self._meta(layer).get("role") == "stack":
+                self.run(self.attach, layer)
+                return
+
+    def attach(self, layer=None):
+        """Work on an image layer (a stack opened by the asymflux reader, or any 3-D image).
+
+        For a dataset folder, the curation (masks, annotations and any autosave of
+        unsaved edits) is loaded from it and saved back into it.
+        """
+        from napari.layers import Labels
+        from napari.utils.notifications import show_info, show_warning
+
+        from asymflux.io import read_dataset
+
+        if self.curation is not None and self.labels_layer is not None:
+            self._pull()  # pixels painted but not yet taken in are autosaved before switching
+        layer = layer if layer is not None else self._source.value
+        if layer is None:
+            raise ValueError("no stack layer: open a dataset first")
+        if layer.ndim != 3:
+            raise ValueError(f"layer {layer.name!r} is not a (time, row, col) stack")
+        meta = self._meta(layer)
+        self.image_layer = layer
+        self.stack = layer.data
+        n_frames = int(self.stack.shape[0])
+        self.dataset = None
+        if meta.get("path"):
+            self.dataset = read_dataset(meta["path"], lazy=True)
+            self.curation = Curation.from_dataset(self.dataset)
+            self.pixel_nm = float(self.dataset.pixel_nm)
+            self.time_s = np.asarray(self.dataset.time_s, dtype=float)
+            try:
+                self.capacity_mAh_g = self.dataset.capacity_at_frames()
+            except ValueError:
+                self.capacity_mAh_g = np.full(n_frames, np.nan)
+        else:
+            self.curation = Curation(np.zeros(self.stack.shape[1:], np.int32))
+            self.pixel_nm = float(meta.get("pixel_nm") or 1.0)
+            self.time_s = np.arange(n_frames, dtype=float)
+            self.capacity_mAh_g = np.full(n_frames, np.nan)
+        # adopt the reader's labels layer of the same stack, else make one
+        labels = None
+        for lyr in self.viewer.layers:
+            m = self._meta(lyr)
+            if isinstance(lyr, Labels) and m.get("role") == "particles" and meta.get("source") \
+                    and m.get("source") == meta.get("source"):
+                labels = lyr
+        if labels is None:
+            name = f"{meta.get('name') or layer.name} particles"
+            labels = self.viewer.add_labels(
+                np.array(self.curation.labels), name=name, opacity=0.6,
+                metadata={METADATA_KEY: {**meta, "role": "particles"}})
+        self._connect_labels(labels)
+        self._push()
+        if self._source.value is not layer:
+            with contextlib.suppress(ValueError):
+                self._source.reset_choices()
+                self._source.value = layer
+        if self.curation.recovered_from is not None:
+            show_warning(f"asymflux: restored unsaved curation from {self.curation.recovered_from}"
+                         " (Save to keep it)")
+        elif meta.get("path") is None:
+            show_info("asymflux: this stack is not in a dataset folder; curation cannot be saved")
+        self._update_status()
+        return self.curation
+
+    def _connect_labels(self, layer):
+        if self.labels_layer is not None and self.labels_layer is not layer:
+            with contextlib.suppress(Exception):
+                self.labels_layer.events.paint.disconnect(self._on_paint)
+                self.labels_layer.events.selected_label.disconnect(self._on_selected_label)
+        self.labels_layer = layer
+        layer.events.paint.connect(self._on_paint)
+        layer.events.selected_label.connect(self._on_selected_label)
+
+    def _on_paint(self, event=None):
+        # napari may emit `paint` before the pixels are written: take them a moment later
+        if not self._pushing and not self._pull_scheduled:
+            from qtpy.QtCore import QTimer
+
+            self._pull_scheduled = True
+            QTimer.singleShot(0, lambda: self.run(self._pull_and_refresh))
+
+    def _pull_and_refresh(self):
+        self._pull_scheduled = False
+        if self._pull():
+            self._push_features()
+            self._update_status()
+
+    def _pull(self) -> bool:
+        """Take pixels edited in the layer (napari brush, fill, napari undo) into the model."""
+        if self.curation is None or self.labels_layer is None:
+            return False
+        data = np.asarray(self.labels_layer.data)
+        if data.shape != self.curation.labels.shape:
+            raise ValueError(f"labels layer {self.labels_layer.name!r} has shape {data.shape}, "
+                             f"expected {self.curation.labels.shape}")
+        return self.curation.update_labels(data, description="paint")
+
+    def _push(self):
+        """Mirror the model into the labels layer (pixels as one napari undo step, features)."""
+        cur, layer = self.curation, self.labels_layer
+        self._pushing = True
+        try:
+            data = layer.data
+            target = cur.labels
+            if not isinstance(data, np.ndarray) or data.dtype != target.dtype:
+                layer.data = np.array(target)
+            else:
+                index = np.flatnonzero(data.ravel() != target.ravel())
+                if index.size:
+                    idx = np.unravel_index(index, target.shape)
+                    with layer.block_history():
+                        layer.data_setitem(idx, target.ravel()[index])
+            self._push_features()
+        finally:
+            self._pushing = False
+
+    def _push_features(self):
+        feats = self.curation.features
+        feats.insert(0, "index", feats["particle_id"].to_numpy())
+        self.labels_layer.features = feats
+        self._show_row()
+
+    def _on_selected_label(self, event=None):
+        if self._syncing_particle or self.labels_layer is None:
+            return
+        self._syncing_particle = True
+        try:
+            self._particle.value = int(self.labels_layer.selected_label)
+        finally:
+            self._syncing_particle = False
+        self._show_row()
+
+    def _on_particle_spin(self, value=None):
+        if self._syncing_particle or self.labels_layer is None:
+            return
+        self._syncing_particle = True
+        try:
+            if int(self._particle.value) > 0:
+                self.labels_layer.selected_label = int(self._particle.value)
+        finally:
+            self._syncing_particle = False
+        self._show_row()
+
+    def _show_row(self):
+        """Show the selected particle's class / status / notes in the widget."""
+        pid = int(self._particle.value)
+        if self.curation is None or pid == 0 or pid not in set(self.curation.particle_ids()):
+            self._info.value = "no particle selected" if pid == 0 else f"particle {pid}: none"
+            return
+        row = self.curation.row(pid)
+        self._info.value = f"{row['status']}, {row['class']}" + (f" ({row['who']})" if row["who"] else "")
+        if row["class"] in CLASSES:
+            self._class.value = row["class"]
+        self._notes.value = row["notes"]
+
+    def _update_status(self):
+        cur = self.curation
+        if cur is None:
+            return
+        f = cur.features
+        counts = f["status"].value_counts()
+        parts = [f"{len(f)} particles"] + [f"{counts[s]} {s}" for s in counts.index]
+        where = cur.path.name if cur.path is not None else "not saveable"
+        state = "unsaved (autosaved)" if cur.dirty and cur.path is not None else (
+            "unsaved" if cur.dirty else "saved")
+        self._status.value = f"{', '.join(parts)} | {state} | {where}"
+
+    def _after_edit(self):
+        self._push()
+        self._update_status()
+
+    # ------------------------------------------------------------------ actions: data
+
+    def open_dataset(self, path=None):
+        """Open a dataset folder / stack through the asymflux reader and attach to it.
+
+        A broken file gives an error notification naming it (no layers are added).
+        """
+        from ._reader import read_path
+
+        path = Path(path if path is not None else self._path.value)
+        layers = []
+        self._opening = True
+        try:
+            for data, kwargs, kind in (t for t in read_path(path) if t[0] is not None):
+                layers.append(getattr(self.viewer, f"add_{kind}")(data, **kwargs))
+        finally:
+            self._opening = False
+        if layers:
+            stack = next(lyr for lyr in layers if self._meta(lyr).get("role") == "stack")
+            return self.attach(stack)
+        return None
+
+    def show_differential(self, n_reference_frames=None):
+        """Add (or refresh) the dI = I/I0 − 1 stack as an image layer, lazily.
+
+        Diverging colormap with white at dI = 0 and red for delithiation (dI > 0);
+        contrast limits ±x, x from the last frame.
+        """
+        from asymflux.analysis import differential_intensity
+
+        if self.stack is None:
+            raise RuntimeError("no stack attached: open a dataset or pick a stack layer first")
+        n_ref = int(n_reference_frames or self._n_ref.value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            dI = differential_intensity(self.stack, n_reference_frames=n_ref)
+        x = _symmetric_limit(dI[-1])
+        name = f"{self.image_layer.name} dI" if self.image_layer is not None else "dI"
+        if self.dI_layer is not None and self.dI_layer in self.viewer.layers:
+            self.dI_layer.data = dI
+            self.dI_layer.contrast_limits = (-x, x)
+        else:
+            self.dI_layer = self.viewer.add_image(
+                dI, name=name, colormap=diverging_colormap(), contrast_limits=(-x, x),
+                metadata={METADATA_KEY: {"role": "dI", "n_reference_frames": n_ref}})
+        self.dI_layer.metadata[METADATA_KEY]["n_reference_frames"] = n_ref
+        if self.labels_layer is not None and self.labels_layer in self.viewer.layers:
+            # particles as outlines on top, so that dI inside them stays visible
+            self.labels_layer.contour = 2
+            self.viewer.layers.move(self.viewer.layers.index(self.labels_layer),
+                                    len(self.viewer.layers))
+        return self.dI_layer
+
+    def _dI(self):
+        n_ref = int(self._n_ref.value)
+        if self.dI_layer is not None and self.dI_layer.metadata.get(METADATA_KEY, {}).get(
+                "n_reference_frames") == n_ref:
+            return self.dI_layer.data
+        from asymflux.analysis import differential_intensity
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return differential_intensity(self.stack, n_reference_frames=n_ref)
+
+    def detect(self, min_area_px=None):
+        """Detect particles on the reference image (mean of the first frames) into the labels.
+
+        Replaces all labels and annotations as one undoable step.
+        """
+        from asymflux.analysis import detect_particles, reference_image
+
+        cur = self._require()
+        ref = reference_image(self.stack, n_reference_frames=int(self._n_ref.value))
+        labels = detect_particles(ref, min_area_px=int(min_area_px or self._min_area.value))
+        cur.replace_labels(labels, description="detect particles")
+        self._after_edit()
+        return labels
+
+    # ------------------------------------------------------------------ actions: curation
+
+    def accept(self, particle_id=None):
+        """Accept the selected particle."""
+        self._require().accept(self._pid(particle_id))
+        self._after_edit()
+
+    def reject(self, particle_id=None):
+        """Reject the selected particle."""
+        self._require().reject(self._pid(particle_id))
+        self._after_edit()
+
+    def flag(self, particle_id=None):
+        """Flag the selected particle for a second look."""
+        self._require().flag(self._pid(particle_id))
+        self._after_edit()
+
+    def set_class(self, particle_class=None, particle_id=None):
+        """Set the class of the selected particle (default: the class box)."""
+        self._require().set_class(self._pid(particle_id), particle_class or self._class.value)
+        self._after_edit()
+
+    def set_notes(self, notes=None, particle_id=None):
+        """Set the notes of the selected particle (default: the notes box)."""
+        self._require().set_notes(self._pid(particle_id),
+                                  self._notes.value if notes is None else notes)
+        self._after_edit()
+
+    def merge(self, ids=None):
+        """Merge particles (default: the selected one and 'merge with'); return the kept id."""
+        cur = self._require()
+        if ids is None:
+            ids = [self._pid(None), int(self._other.value)]
+        keep = cur.merge(ids)
+        self._particle.value = keep
+        self._after_edit()
+        return keep
+
+    def split(self, particle_id=None, line=None):
+        """Split the selected particle in two (or into its pieces); return the ids."""
+        ids = self._require().split(self._pid(particle_id), line=line)
+        self._after_edit()
+        return ids
+
+    def delete(self, particle_id=None):
+        """Delete the selected particle (pixels to background)."""
+        self._require().delete(self._pid(particle_id))
+        self._after_edit()
+
+    def relabel(self):
+        """Renumber the particles 1..n; return ``{old: new}``."""
+        mapping = self._require().relabel_sequential()
+        pid = int(self._particle.value)
+        if pid in mapping:
+            self._particle.value = mapping[pid]
+        self._after_edit()
+        return mapping
+
+    def undo(self):
+        """Undo the last edit (any action or paint stroke); return its description."""
+        d = self._require().undo()
+        self._after_edit()
+        return d
+
+    def redo(self):
+        """Redo the last undone edit; return its description."""
+        d = self._require().redo()
+        self._after_edit()
+        return d
+
+    def save(self):
+        """Save masks and annotations into the dataset folder (atomic, previous kept)."""
+        from napari.utils.notifications import show_info
+
+        cur = self._require()
+        if cur.path is None:
+            raise RuntimeError("this stack is not in a dataset folder: nowhere to save the "
+                               "curation (write a dataset with asymflux.io.write_dataset)")
+        cur.save()
+        self._update_status()
+        show_info(f"asymflux: curation saved in {cur.path}")
+        return cur.path
+
+    # ------------------------------------------------------------------ actions: analysis
+
+    def show_particle(self, particle_id=None):
+        """O_COM and O_Li-rich of a particle over time as Points layers, d(capacity) plotted.
+
+        Returns the particle's :func:`asymflux.analysis.particle_timeseries` table.
+        """
+        from asymflux.analysis import particle_timeseries
+
+        cur = self._require()
+        pid = self._pid(particle_id)
+        if pid not in set(cur.particle_ids()):
+            raise ValueError(f"particle {pid} does not exist")
+        labels = np.where(cur.labels == pid, pid, 0).astype(np.int32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = particle_timeseries(
+                self.stack, labels, pixel_nm=self.pixel_nm, time_s=self.time_s,
+                capacity_mAh_g=self.capacity_mAh_g, n_reference_frames=int(self._n_ref.value),
+                n_threads=1)
+        self.particle_table = table
+        frames = table["frame"].to_numpy(float)
+        com = np.column_stack([frames, table["com_row"], table["com_col"]])
+        li = np.column_stack([frames, table["li_rich_row"], table["li_rich_col"]])
+        com = com[np.isfinite(com).all(axis=1)]
+        li = li[np.isfinite(li).all(axis=1)]
+        self.com_layer = self._points("com_layer", com, "O_COM", "yellow", pid)
+        self.li_rich_layer = self._points("li_rich_layer", li, "O_Li-rich", "cyan", pid)
+        self._plot(table, pid)
+        return table
+
+    def _points(self, attr, data, name, color, pid):
+        layer = getattr(self, attr)
+        meta = {METADATA_KEY: {"role": name, "particle_id": pid}}
+        if layer is not None and layer in self.viewer.layers:
+            layer.data = data
+            layer.metadata.update(meta)
+            return layer
+        return self.viewer.add_points(data, ndim=3, name=name, face_color=color, border_color="black",
+                                      size=5, metadata=meta)
+
+    def _plot(self, table, pid):
+        if self._figure is None:
+            return
+        fig = self._figure
+        fig.clear()
+        ax = fig.add_subplot(111)
+        x = table["capacity_mAh_g"].to_numpy(float)
+        xlabel = "capacity (mAh/g)"
+        if not np.isfinite(x).any():
+            x, xlabel = table["time_s"].to_numpy(float) / 60.0, "time (min)"
+        ax.plot(x, table["offset_nm"].to_numpy(float), "o-", ms=3, color="tab:red")
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel("d (nm)", fontsize=8)
+        ax.set_title(f"particle {pid}: d = |O_Li-rich − O_COM|", fontsize=8)
+        ax.tick_params(labelsize=7)
+        self._canvas.draw_idle()
+
+    def add_line_layer(self):
+        """Add (or select) the Shapes layer in which to draw kymograph lines."""
+        if self.lines_layer is None or self.lines_layer not in self.viewer.layers:
+            ndim = self.stack.ndim if self.stack is not None else 3
+            self.lines_layer = self.viewer.add_shapes(
+                ndim=ndim, name="kymograph lines", edge_color="lime", edge_width=1.5,
+                metadata={METADATA_KEY: {"role": "lines"}})
+        self.viewer.layers.selection.active = self.lines_layer
+        self.lines_layer.mode = "add_line"
+        return self.lines_layer
+
+    def kymograph(self, line=None):
+        """dI along the last line of the lines layer, for every frame, as an image layer.
+
+        The image has x = position along the line (pixels), y = frame; it is placed to
+        the right of the field of view. Returns the layer (``metadata["asymflux"]`` has
+        ``distance_nm``, ``start`` and ``end``).
+        """
+        from asymflux.analysis import line_kymograph
+
+        if self.stack is None:
+            raise RuntimeError("no stack attached: open a dataset or pick a stack layer first")
+        if line is None:
+            layer = self.lines_layer
+            if layer is None or layer not in self.viewer.layers or len(layer.data) == 0:
+                raise ValueError("draw a line first (Draw line, then click-drag on the image)")
+            line = np.asarray(layer.data[-1], dtype=float)
+            line = line[[0, -1], -2:]
+        start, end = np.asarray(line, dtype=float).reshape(2, 2)
+        kymo, distance_nm = line_kymograph(self._dI(), start, end, pixel_nm=self.pixel_nm)
+        x = _symmetric_limit(kymo)
+        meta = {METADATA_KEY: {"role": "kymograph", "distance_nm": distance_nm.tolist(),
+                               "start": start.tolist(), "end": end.tolist()}}
+        translate = (0.0, float(self.stack.shape[-1] + 10))
+        if self.kymograph_layer is not None and self.kymograph_layer in self.viewer.layers:
+            self.kymograph_layer.data = kymo
+            self.kymograph_layer.contrast_limits = (-x, x)
+            self.kymograph_layer.metadata.update(meta)
+        else:
+            self.kymograph_layer = self.viewer.add_image(
+                kymo, name="kymograph", colormap=diverging_colormap(), contrast_limits=(-x, x),
+                translate=translate, metadata=meta)
+        return self.kymograph_layer

@@ -1,0 +1,386 @@
+"""The napari plugin: manifest, reader, sample data, curation widget (needs Xvfb)."""
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.gui
+
+napari = pytest.importorskip("napari")
+
+from asymflux.curation import AUTOSAVE_NAME, Curation  # noqa: E402
+
+NOTES = 'crack at 3 o\'clock, "see Fig. 2"\nsecond line ✓ , NA  '
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A copy of the small 'fresh' demo dataset (never edit the cache)."""
+    from asymflux import datasets
+
+    dst = tmp_path / "fresh"
+    shutil.copytree(datasets.path("fresh"), dst)
+    return dst
+
+
+@pytest.fixture
+def notifications():
+    """Notifications shown from now on (napari's notification manager records them)."""
+    from napari.utils.notifications import notification_manager
+
+    start = len(notification_manager.records)
+
+    class _Rec:
+        def messages(self, severity=None):
+            out = notification_manager.records[start:]
+            return [str(n.message) for n in out
+                    if severity is None or str(n.severity).lower().endswith(severity)]
+
+    return _Rec()
+
+
+def _dock(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget("asymflux", "Curate particles")
+    return widget
+
+
+def _opened(make_napari_viewer, folder, **kwargs):
+    viewer = make_napari_viewer(**kwargs)
+    w = _dock(viewer)
+    w.open_dataset(folder)
+    return viewer, w
+
+
+def _features(layer):
+    return pd.DataFrame(layer.features).drop(columns="index").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- manifest, reader, samples
+
+
+def test_npe2_finds_and_validates_the_manifest():
+    import npe2
+
+    pm = npe2.PluginManager()
+    pm.discover()
+    mf = pm.get_manifest("asymflux")
+    assert mf.name == "asymflux"
+    contrib = mf.contributions
+    assert {s.key for s in contrib.sample_data} == {"fresh", "aged"}
+    assert [w.display_name for w in contrib.widgets] == ["Curate particles"]
+    assert contrib.readers[0].accepts_directories
+    for cmd in contrib.commands:  # every python_name resolves
+        mod, _, attr = cmd.python_name.partition(":")
+        __import__(mod)
+        assert hasattr(sys.modules[mod], attr), cmd.python_name
+    npe2_cli = Path(sys.executable).with_name("npe2")
+    proc = subprocess.run([str(npe2_cli), "validate", "asymflux"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_get_reader_declines_what_it_cannot_read(tmp_path):
+    from asymflux.napari import napari_get_reader
+
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "plain").mkdir()
+    for p in [tmp_path / "notes.txt", tmp_path / "plain", tmp_path / "missing.ome.tif",
+              str(tmp_path / "missing.zarr"), [tmp_path / "a", tmp_path / "b"], None, 3, b"\x00"]:
+        assert napari_get_reader(p) is None
+
+
+def test_reader_opens_dataset_folder_lazily(make_napari_viewer, folder):
+    import dask.array as da
+
+    viewer = make_napari_viewer()
+    layers = viewer.open(folder, plugin="asymflux")
+    assert [lyr._type_string for lyr in layers] == ["image", "labels"]
+    stack, labels = layers
+    assert isinstance(stack.data, da.Array) and stack.data.shape == (49, 256, 256)
+    assert stack.metadata["asymflux"]["path"] == str(folder)
+    assert labels.data.shape == (256, 256) and labels.data.max() > 0
+    assert set(labels.features["status"]) == {"pending"}
+
+
+def test_reader_opens_ome_tiff_and_zarr_stacks(make_napari_viewer, folder, tmp_path):
+    import dask.array as da
+
+    from asymflux.io import read_dataset, write_dataset
+
+    viewer = make_napari_viewer()
+    (tiff_layer,) = viewer.open(folder / "stack.ome.tif", plugin="asymflux")
+    assert isinstance(tiff_layer.data, da.Array) and tiff_layer.data.shape[0] == 49
+    write_dataset(read_dataset(folder), tmp_path / "as_zarr", stack_format="zarr")
+    (zarr_layer,) = viewer.open(tmp_path / "as_zarr" / "stack.zarr", plugin="asymflux")
+    assert isinstance(zarr_layer.data, da.Array)
+    assert np.array_equal(np.asarray(zarr_layer.data[10]), np.asarray(tiff_layer.data[10]))
+
+
+def test_long_zarr_stack_opens_fast_and_lazily(make_napari_viewer, tmp_path):
+    import dask.array as da
+
+    from asymflux.io import Dataset, write_dataset
+
+    n = 2000
+    stack = da.random.default_rng(0).integers(100, 4000, (n, 96, 96), chunks=(200, 96, 96)).astype(np.uint16)
+    ds = Dataset(stack=stack, time_s=np.arange(n) * 2.0, pixel_nm=65.0,
+                 metadata={"material": "NMC", "ageing": "fresh", "rate_mA_g": 100.0, "cell": "x"})
+    write_dataset(ds, tmp_path / "long", stack_format="zarr")
+    viewer = make_napari_viewer()
+    t0 = time.perf_counter()
+    (layer,) = viewer.open(tmp_path / "long", plugin="asymflux")
+    assert time.perf_counter() - t0 < 15
+    assert isinstance(layer.data, da.Array) and layer.data.shape == (n, 96, 96)
+
+
+def test_sample_data(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("asymflux", "fresh")
+    names = [lyr.name for lyr in viewer.layers]
+    assert names == ["fresh", "fresh particles"]
+    assert viewer.layers["fresh"].data.shape == (49, 256, 256)
+
+
+def test_broken_dataset_file_gives_a_notification(make_napari_viewer, folder, notifications):
+    (folder / "metadata.json").write_text("{ not json")
+    viewer = make_napari_viewer()
+    layers = viewer.open(folder, plugin="asymflux")  # no traceback
+    assert layers == [] and len(viewer.layers) == 0
+    errors = notifications.messages("error")
+    assert any(str(folder / "metadata.json") in m and "JSON" in m for m in errors), errors
+
+
+def test_broken_masks_via_the_widget_gives_a_notification(make_napari_viewer, folder, notifications):
+    (folder / "masks.tif").write_bytes(b"II*\x00garbage")
+    viewer = make_napari_viewer()
+    w = _dock(viewer)
+    assert w.open_dataset(folder) is None
+    assert any(str(folder / "masks.tif") in m for m in notifications.messages("error"))
+
+
+def test_broken_autosave_gives_a_warning(make_napari_viewer, folder, notifications):
+    (folder / AUTOSAVE_NAME).write_bytes(b"garbage")
+    viewer = make_napari_viewer()
+    w = _dock(viewer)
+    w.run(w.open_dataset, folder)
+    assert w.curation is not None and w.curation.recovered_from is None
+    assert any(AUTOSAVE_NAME in m for m in notifications.messages("warning"))
+
+
+# ---------------------------------------------------------------- widget actions
+
+
+def test_differential_layer_is_diverging_and_lazy(make_napari_viewer, folder):
+    import dask.array as da
+
+    _, w = _opened(make_napari_viewer, folder)
+    layer = w.show_differential()
+    assert isinstance(layer.data, da.Array)
+    lo, hi = layer.contrast_limits
+    assert lo == -hi and hi > 0
+    white, red, blue = layer.colormap.map(np.array([0.5, 1.0, 0.0]))
+    assert np.allclose(white[:3], 1.0)
+    assert red[0] > 0.3 and red[0] > 2 * red[2]  # positive dI (delithiation) is red
+    assert blue[2] > blue[0]
+
+
+def test_detect_and_status_actions_change_the_layer(make_napari_viewer, folder):
+    _, w = _opened(make_napari_viewer, folder)
+    L = w.labels_layer
+    L.data = np.zeros_like(L.data)  # start from nothing: detection must find particles
+    w.detect()
+    ids = sorted(set(np.unique(L.data)) - {0})
+    assert len(ids) >= 4
+    a, b, c = ids[:3]
+    w.accept(a)
+    w.reject(b)
+    w.flag(c)
+    w.set_class("asymmetric", a)
+    w.set_notes(NOTES, b)
+    f = _features(L).set_index("particle_id")
+    assert f.loc[a, "status"] == "accepted" and f.loc[a, "class"] == "asymmetric"
+    assert f.loc[b, "status"] == "rejected" and f.loc[b, "notes"] == NOTES
+    assert f.loc[c, "status"] == "flagged"
+    # selecting a label in the layer drives the widget's particle
+    L.selected_label = c
+    assert w._particle.value == c
+    w.accept()
+    assert _features(L).set_index("particle_id").loc[c, "status"] == "accepted"
+
+
+def test_pixel_edits_and_undo(make_napari_viewer, folder):
+    _, w = _opened(make_napari_viewer, folder)
+    L = w.labels_layer
+    ids = sorted(set(np.unique(L.data)) - {0})
+    start = (L.data.copy(), _features(L))
+
+    keep = w.merge(ids[:2])
+    assert keep == ids[0] and ids[1] not in np.unique(L.data)
+    assert len(L.features) == len(ids) - 1
+    w.undo()
+    assert np.array_equal(L.data, start[0])
+    pd.testing.assert_frame_equal(_features(L), start[1])
+    w.redo()
+    assert ids[1] not in np.unique(L.data)
+    w.undo()
+
+    new = w.split(ids[2])
+    assert len(new) == 2 and set(new) <= set(np.unique(L.data))
+    w.delete(ids[3])
+    assert ids[3] not in np.unique(L.data)
+    mapping = w.relabel()
+    assert sorted(set(np.unique(L.data)) - {0}) == list(range(1, len(mapping) + 1))
+    for _ in range(3):
+        w.undo()
+    assert np.array_equal(L.data, start[0])
+    pd.testing.assert_frame_equal(_features(L), start[1])
+
+
+def test_napari_undo_and_brush_edits_reach_the_model(make_napari_viewer, folder, qtbot):
+    _, w = _opened(make_napari_viewer, folder)
+    L = w.labels_layer
+    ids = sorted(set(np.unique(L.data)) - {0})
+    before = L.data.copy()
+    w.merge(ids[:2])
+    L.undo()  # napari's own undo: the merge is one step
+    assert np.array_equal(L.data, before)
+    w.accept(ids[0])  # the next action first takes the layer's pixels into the model
+    assert np.array_equal(w.curation.labels, before)
+    # a brush stroke (data_setitem emits a paint event)
+    rr, cc = np.mgrid[5:9, 5:9]
+    L.data_setitem((rr.ravel(), cc.ravel()), 99)
+    qtbot.waitUntil(lambda: np.array_equal(w.curation.labels, L.data), timeout=5000)
+    assert 99 in set(_features(L)["particle_id"])
+    assert w.curation.history[-1] == "paint"
+    w.undo()
+    assert 99 not in np.unique(L.data)
+
+
+def test_particle_points_plot_and_kymograph(make_napari_viewer, folder):
+    viewer, w = _opened(make_napari_viewer, folder)
+    pid = int(sorted(set(np.unique(w.labels_layer.data)) - {0})[0])
+    table = w.show_particle(pid)
+    assert set(table["particle_id"]) == {pid} and len(table) == 49
+    com, li = w.com_layer, w.li_rich_layer
+    assert com.name == "O_COM" and li.name == "O_Li-rich"
+    assert com.data.shape == (49, 3) and 0 < li.data.shape[0] <= 49
+    rows, cols = np.nonzero(w.curation.labels == pid)
+    assert rows.min() - 1 <= com.data[0, 1] <= rows.max() + 1
+    assert cols.min() - 1 <= com.data[0, 2] <= cols.max() + 1
+    ax = w._figure.axes[0]
+    assert len(ax.lines) == 1 and ax.get_ylabel() == "d (nm)"
+
+    lines = w.add_line_layer()
+    r0 = float(rows.mean())
+    lines.add_lines(np.array([[0, r0, cols.min() - 5.0], [0, r0, cols.max() + 5.0]]))
+    kymo = w.kymograph()
+    assert kymo.data.ndim == 2 and kymo.data.shape[0] == 49
+    assert kymo.data.shape[1] >= cols.max() - cols.min() + 10
+    assert np.isfinite(kymo.data).any()
+    assert kymo.colormap.name == w.show_differential().colormap.name
+
+
+def test_buttons_report_errors_as_notifications(make_napari_viewer, folder, notifications):
+    _, w = _opened(make_napari_viewer, folder)
+    w._particle.value = 0
+    w.run(w.accept)  # no particle selected
+    assert any("select a particle" in m for m in notifications.messages("error"))
+
+
+# ---------------------------------------------------------------- saving
+
+
+def test_save_close_reopen_is_exact(make_napari_viewer, folder):
+    viewer, w = _opened(make_napari_viewer, folder)
+    L = w.labels_layer
+    ids = sorted(set(np.unique(L.data)) - {0})
+    w.accept(ids[0])
+    w.set_class("symmetric", ids[0])
+    w.set_notes(NOTES, ids[1])
+    w.set_class("exclude", ids[1])
+    w.split(ids[2])
+    w.merge([ids[3], ids[4]])
+    saved_labels, saved_features = L.data.copy(), _features(L)
+    w.save()
+    assert not (folder / AUTOSAVE_NAME).exists()
+    viewer.close()
+
+    viewer2 = make_napari_viewer()
+    layers = viewer2.open(folder, plugin="asymflux")
+    assert np.array_equal(layers[1].data, saved_labels)
+    pd.testing.assert_frame_equal(_features(layers[1]), saved_features)
+    w2 = _dock(viewer2)
+    w2.attach(layers[0])
+    assert w2.labels_layer is layers[1]
+    assert np.array_equal(w2.curation.labels, saved_labels)
+    pd.testing.assert_frame_equal(w2.curation.features, saved_features)
+
+
+def test_crash_between_autosave_and_save_loses_at_most_the_last_edit(make_napari_viewer, folder):
+    viewer, w = _opened(make_napari_viewer, folder)
+    L = w.labels_layer
+    ids = sorted(set(np.unique(L.data)) - {0})
+    w.accept(ids[0])
+    w.set_notes(NOTES, ids[0])
+    w.merge(ids[1:3])  # autosaved after every edit
+    state = (L.data.copy(), _features(L))
+    w.curation.autosave_every = 0  # the next edit is not autosaved: the worst case
+    w.reject(ids[0])
+    del w, L  # crash: nothing saved
+    viewer.close()
+
+    cur = Curation.load(folder)
+    assert cur.recovered_from is not None
+    assert np.array_equal(cur.labels, state[0])
+    pd.testing.assert_frame_equal(cur.features, state[1])
+    viewer2 = make_napari_viewer()
+    w2 = _dock(viewer2)
+    w2.open_dataset(folder)  # restores the autosave into the layer
+    assert np.array_equal(w2.labels_layer.data, state[0])
+    pd.testing.assert_frame_equal(_features(w2.labels_layer), state[1])
+
+
+def _grab(qwidget):
+    from qtpy.QtGui import QImage
+
+    img = qwidget.grab().toImage().convertToFormat(QImage.Format.Format_RGBA8888)
+    ptr = img.constBits()
+    ptr.setsize(img.sizeInBytes())
+    arr = np.frombuffer(ptr, np.uint8).reshape(img.height(), img.bytesPerLine())
+    return arr[:, : img.width() * 4].reshape(img.height(), img.width(), 4).copy()
+
+
+def test_screenshot_with_plugin_docked_is_not_blank(make_napari_viewer, folder, qtbot):
+    viewer, w = _opened(make_napari_viewer, folder, show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    qtbot.waitUntil(lambda: w.native.isVisible(), timeout=5000)
+    w.show_differential()
+    w.show_particle(int(sorted(set(np.unique(w.labels_layer.data)) - {0})[0]))
+    viewer.dims.set_point(0, 40)
+    img = viewer.screenshot(canvas_only=False, flash=False)
+    assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 400
+    rgb = img[..., :3].reshape(-1, 3)
+    assert len(np.unique(rgb, axis=0)) > 200
+    assert rgb.std() > 20
+    # the dock widget itself is drawn (buttons, text, the d(capacity) plot)
+    assert w.native.isVisible() and w.native.width() > 200
+    dock = _grab(w.native)[..., :3].reshape(-1, 3)
+    assert len(np.unique(dock, axis=0)) > 50 and dock.std() > 20
+
+
+def test_widget_attaches_to_a_dataset_opened_from_napari(make_napari_viewer, folder, qtbot):
+    from napari.layers import Labels
+
+    viewer = make_napari_viewer()
+    w = _dock(viewer)
+    assert w.curation is None
+    viewer.open(folder, plugin="asymflux")
+    qtbot.waitUntil(lambda: w.curation is not None, timeout=5000)
+    labels = [lyr for lyr in viewer.layers if isinstance(lyr, Labels)]
+    assert labels == [w.labels_layer]  # the reader's layer is adopted, not duplicated
+    assert w.image_layer is viewer.layers[0]
