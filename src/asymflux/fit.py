@@ -160,7 +160,7 @@ def _arcs_from(x, n_arcs):
     specs = []
     for i in range(n_arcs):
         c, f, e = x[1 + 3 * i: 4 + 3 * i]
-        specs.append([np.rad2deg(c) % 360.0, float(np.clip(f, 0.0, 0.95)),
+        specs.append([float(np.rad2deg(c) % 360.0), float(np.clip(f, 0.0, 0.95)),
                       float(np.clip(e, 1e-3, 1.0))])
     if n_arcs == 2:
         (c1, f1, _), (c2, f2, _) = specs
