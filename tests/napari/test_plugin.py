@@ -384,3 +384,18 @@ def test_widget_attaches_to_a_dataset_opened_from_napari(make_napari_viewer, fol
     labels = [lyr for lyr in viewer.layers if isinstance(lyr, Labels)]
     assert labels == [w.labels_layer]  # the reader's layer is adopted, not duplicated
     assert w.image_layer is viewer.layers[0]
+
+
+def test_fit_blocking_draws_the_fitted_arc(make_napari_viewer, folder, notifications):
+    """The widget's Fit action calls asymflux.fit (as `asymflux fit` does): demo 'fresh'
+    particle 4 is blocked at 298 deg on 43 % of its perimeter with eta 0.21."""
+    viewer, w = _opened(make_napari_viewer, folder)
+    result = w.fit_blocking(4, max_arcs=1)
+    assert result.model == "one arc"
+    (arc,) = result.arcs
+    assert abs((arc.center_deg - 298 + 180) % 360 - 180) < 15
+    assert abs(arc.eta - 0.21) < 0.1
+    layer = w.arcs_layer
+    assert layer in viewer.layers and len(layer.data) == 1
+    assert layer.metadata["asymflux"]["model"] == "one arc"
+    assert any("particle 4: one arc" in m for m in notifications.messages())

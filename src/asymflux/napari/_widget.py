@@ -94,6 +94,8 @@ class CurationWidget(Container):
         self.lines_layer = None
         self.kymograph_layer = None
         self.particle_table = None
+        self.fit_result = None
+        self.arcs_layer = None
         self._pushing = False
         self._syncing_particle = False
         self._opening = False
@@ -120,10 +122,11 @@ class CurationWidget(Container):
         # --- particle analysis
         particle_row = self._row(("Show O_COM / O_Li-rich", self.show_particle))
         kymo_row = self._row(("Draw line", self.add_line_layer), ("Kymograph", self.kymograph))
+        fit_row = self._row(("Fit blocking", self.fit_blocking))
         self._status = Label(label="", value="no stack: open a dataset or pick a stack layer")
         self.extend([self._path, data_row, self._source, self._n_ref, self._min_area, detect_row,
                      self._particle, self._info, status_row, self._class, self._notes, text_row,
-                     self._other, edit_row, undo_row, particle_row, kymo_row, self._status])
+                     self._other, edit_row, undo_row, particle_row, kymo_row, fit_row, self._status])
         self._particle.changed.connect(self._on_particle_spin)
         self._figure = self._canvas = None
         self._make_canvas()
@@ -619,6 +622,61 @@ class CurationWidget(Container):
         ax.set_title(f"particle {pid}: d = |O_Li-rich − O_COM|", fontsize=8)
         ax.tick_params(labelsize=7)
         self._canvas.draw_idle()
+
+    def fit_blocking(self, particle_id=None, max_arcs=2, rate_mA_g=None):
+        """Infer the selected particle's blocked arcs (:func:`asymflux.fit.fit_particle`,
+        the same function as ``asymflux fit``) and draw them as paths around it.
+
+        The charge rate comes from the dataset's metadata (or ``rate_mA_g``). Returns the
+        :class:`asymflux.fit.FitResult`, also kept as ``self.fit_result``.
+        """
+        from napari.utils import progress
+        from napari.utils.notifications import show_info
+
+        from asymflux.fit import fit_particle
+
+        cur = self._require()
+        pid = self._pid(particle_id)
+        if pid not in set(cur.particle_ids()):
+            raise ValueError(f"particle {pid} does not exist")
+        if rate_mA_g is None:
+            rate_mA_g = (self.dataset.metadata.get("rate_mA_g") if self.dataset is not None else None)
+        if rate_mA_g is None:
+            raise ValueError("unknown charge rate: open a dataset folder with rate_mA_g in its metadata")
+        mask = cur.labels == pid
+        rows, cols = np.nonzero(mask)
+        pad = 8
+        r0, r1 = max(rows.min() - pad, 0), min(rows.max() + pad + 1, mask.shape[0])
+        c0, c1 = max(cols.min() - pad, 0), min(cols.max() + pad + 1, mask.shape[1])
+        with progress(total=2, desc=f"fitting particle {pid}") as bar:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                dI = np.asarray(self._dI()[:, r0:r1, c0:c1], dtype=float)
+            bar.update(1)
+            result = fit_particle(dI, mask[r0:r1, c0:c1], pixel_nm=self.pixel_nm,
+                                  time_s=self.time_s - self.time_s[0], rate_mA_g=float(rate_mA_g),
+                                  max_arcs=max_arcs)
+            bar.update(1)
+        self.fit_result = result
+        paths = []
+        rc, cc = rows.mean(), cols.mean()
+        radius = 1.15 * np.sqrt(mask.sum() / np.pi)
+        for arc in result.arcs:
+            half = np.pi * arc.fraction
+            phi = np.deg2rad(arc.center_deg) + np.linspace(-half, half, 24)
+            paths.append(np.column_stack([rc - radius * np.sin(phi), cc + radius * np.cos(phi)]))
+        meta = {METADATA_KEY: {"role": "fitted arcs", "particle_id": pid, **result.summary()}}
+        if self.arcs_layer is not None and self.arcs_layer in self.viewer.layers:
+            self.viewer.layers.remove(self.arcs_layer)
+        self.arcs_layer = None
+        if paths:
+            self.arcs_layer = self.viewer.add_shapes(
+                paths, shape_type="path", edge_color="magenta", edge_width=2,
+                name=f"fitted arcs (particle {pid})", metadata=meta)
+        text = ", ".join(f"{a.center_deg:.0f}° × {a.fraction:.2f} at η {a.eta:.2f}" for a in result.arcs)
+        show_info(f"asymflux: particle {pid}: {result.model}"
+                  f"{': ' + text if text else ''} (D × {result.diffusivity_scale:.2g})")
+        return result
 
     def add_line_layer(self):
         """Add (or select) the Shapes layer in which to draw kymograph lines."""
