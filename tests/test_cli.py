@@ -77,3 +77,16 @@ def test_console_script_runs():
     proc = subprocess.run([sys.executable, "-m", "asymflux.cli", "--help"], capture_output=True,
                           text=True)
     assert proc.returncode == 0 and "simulate" in proc.stdout and "rate-sweep" in proc.stdout
+
+
+@pytest.mark.slow
+def test_demo_writes_figures_checks_trends_and_builds_data(tmp_path, capsys):
+    from asymflux import datasets
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    for name in ("fig4.png", "fig5b.png", "fig5b.csv"):
+        assert (out / name).stat().st_size > 1000
+    assert "FAILED" not in capsys.readouterr().out
+    for name in datasets.list_datasets():
+        assert (datasets.path(name) / "metadata.json").exists()

@@ -114,7 +114,7 @@ def cmd_rate_sweep(args) -> int:
 def cmd_demo(args) -> int:
     from . import demo
 
-    return demo.run(Path(args.out), progress=not args.quiet)
+    return demo.run(Path(args.out), progress=not args.quiet, data=not args.no_data)
 
 
 def cmd_fit(args) -> int:
@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="build the demo outputs (model figures) into a folder")
     p.add_argument("--out", default="demo_output", metavar="DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-data", action="store_true", help="only the model figures, no demo datasets")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("fit", help="infer the blocked arcs of one particle from its movie")
