@@ -85,8 +85,11 @@ def test_demo_writes_figures_checks_trends_and_builds_data(tmp_path, capsys):
 
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--quiet"]) == 0
-    for name in ("fig4.png", "fig5b.png", "fig5b.csv"):
-        assert (out / name).stat().st_size > 1000
+    for name in ("fig4.png", "fig5b.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out / name).stat().st_size > 10_000
+    table = pd.read_csv(out / "fig5b.csv")
+    assert len(table) == 12 and set(table["rate_mA_g"]) == {50, 100, 200, 400}
     assert "FAILED" not in capsys.readouterr().out
     for name in datasets.list_datasets():
         assert (datasets.path(name) / "metadata.json").exists()
