@@ -1,0 +1,458 @@
+"""What the dashboards compute, without Panel: plain functions, arrays and tables in and out.
+
+The views (:mod:`asymflux.views.model_explorer`, :mod:`asymflux.views.cohort`) wrap these
+in ``pn.cache`` and bind them to widgets. Keeping them here makes them testable without a
+server and usable from notebooks.
+
+Simulated and measured particles go through one code path: a simulated θ movie is imaged
+by :func:`asymflux.optics.microscope` and then measured by
+:func:`asymflux.analysis.particle_timeseries` and :func:`particle_kymograph`, exactly as a
+measured movie is.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FIG4_MINUTES = (5.0, 10.0, 15.0, 20.0)
+"""Times of the θ maps (Fig. 4)."""
+
+PAPER_RATES_MA_G = (50.0, 100.0, 200.0, 400.0)
+"""Rates measured in the paper (Fig. 5c, d); marked on the rate slider."""
+
+RATE_OPTIONS_MA_G = (25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 400.0, 600.0, 800.0)
+"""Positions of the rate slider (mA/g)."""
+
+CURVE_RATES_MA_G = (25.0, 50.0, 100.0, 200.0, 400.0, 800.0)
+"""Rates of the rate-capability curves (Fig. 5b) in the model explorer."""
+
+SWEEP_MESH = (12, 32)
+"""(n_radial, n_angular) of the rate-capability runs: Li extracted at the cut-off agrees with
+the default 20 x 48 mesh to 1e-4 and runs ~4x faster."""
+
+PARTICLE_MESH = (16, 48)
+"""(n_radial, n_angular) of the simulated twin of a measured particle (as the demo data)."""
+
+FIG4_RADIUS_UM = 1.2
+"""Radius of the θ-map particle (2.4 µm diameter, as in the paper)."""
+
+REFERENCE_SURFACES = {
+    "none": ("no blocking", 1.0, 0.0),
+    "180:0.25:0.7": ("quarter, η = 0.7", 0.7, 0.25),
+    "180:0.25:0.3": ("quarter, η = 0.3", 0.3, 0.25),
+}
+"""Fig. 5b reference curves: key -> (label, η, blocked fraction)."""
+
+CURRENT_LABEL = "current setting"
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def make_surface(eta: float, blocked_fraction: float, angle_deg: float = 180.0):
+    """One blocked arc (or none when the fraction is 0 or η is 1)."""
+    from asymflux import model
+
+    if blocked_fraction <= 0 or eta >= 1:
+        return model.Surface()
+    return model.Surface([model.BlockedArc(float(angle_deg) % 360.0, float(blocked_fraction),
+                                           float(eta))])
+
+
+def _params(diffusivity_scale: float):
+    from asymflux import model
+
+    params = model.nmc88_lun2025()
+    if diffusivity_scale != 1.0:
+        params = model.scale_diffusivity(params, float(diffusivity_scale))
+    return params
+
+
+def theta_maps(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale=1.0, *,
+               pixel_nm=40.0, minutes=FIG4_MINUTES, radius_um=FIG4_RADIUS_UM) -> pd.DataFrame:
+    """θ maps of one surface at ``minutes`` of charge (one row of Fig. 4).
+
+    Returns
+    -------
+    DataFrame
+        ``surface, minutes, x_um, y_um, theta, reached`` (the layout of
+        :func:`asymflux.figures.fig4_data`); a time after the end of the run (the surface
+        emptied) has an all-NaN ``theta`` and ``reached=False``.
+    """
+    from asymflux import model
+
+    surface = make_surface(eta, blocked_fraction, angle_deg)
+    res = model.simulate(_params(diffusivity_scale), model.disk_mesh(radius_um), surface,
+                         [model.Charge(float(rate_mA_g), minutes=max(minutes))],
+                         output_minutes=minutes)
+    x_um, y_um = res.mesh.pixel_grid(pixel_nm)
+    rows = []
+    for m in minutes:
+        hit = np.flatnonzero(np.abs(res.minutes - m) < 1e-6)
+        if hit.size:
+            th = res.to_image(pixel_nm, indices=hit[:1]).theta[0]
+        else:
+            th = np.full((y_um.size, x_um.size), np.nan)
+        rows.append({"surface": surface_label(eta, blocked_fraction, angle_deg), "minutes": float(m),
+                     "x_um": x_um, "y_um": y_um, "theta": th, "reached": bool(hit.size)})
+    out = pd.DataFrame(rows)
+    out.attrs["end_reason"] = res.end_reason
+    out.attrs["end_minutes"] = float(res.minutes[-1])
+    return out
+
+
+def surface_label(eta, blocked_fraction, angle_deg) -> str:
+    if blocked_fraction <= 0 or eta >= 1:
+        return "no blocking"
+    return f"{blocked_fraction:.0%} blocked at {angle_deg % 360:g}°, η = {eta:.2g}"
+
+
+def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale=1.0) -> float:
+    """Li extracted per f.u. when the surface occupancy first reaches 0.2 (Fig. 5b).
+
+    The disk is rotationally symmetric, so the arc's angle does not matter: it is fixed at
+    180° here (one cached value per (η, fraction, rate, D scale)).
+    """
+    from asymflux import model
+
+    surface = make_surface(eta, blocked_fraction, 180.0)
+    res = model.simulate(_params(diffusivity_scale),
+                         model.disk_mesh(FIG4_RADIUS_UM, n_radial=SWEEP_MESH[0],
+                                         n_angular=SWEEP_MESH[1]),
+                         surface, [model.Charge(float(rate_mA_g))])
+    return float(res.li_extracted[-1])
+
+
+def rate_table(eta, blocked_fraction, diffusivity_scale=1.0, *, rates=CURVE_RATES_MA_G,
+               point=None) -> pd.DataFrame:
+    """Fig. 5b table: the paper's three surfaces and the current setting, against rate.
+
+    ``point`` is a callable ``(eta, fraction, rate, dscale) -> float`` (default
+    :func:`li_extracted`; the views pass a cached one).
+
+    Returns
+    -------
+    DataFrame
+        ``rate_mA_g, blocked, label, li_extracted``; ``blocked`` is the paper's key
+        (``"none"``, ``"180:0.25:0.7"``, ``"180:0.25:0.3"``) or ``"current setting"``.
+    """
+    point = li_extracted if point is None else point
+    rows = []
+    curves = dict(REFERENCE_SURFACES)
+    curves[CURRENT_LABEL] = (CURRENT_LABEL, float(eta), float(blocked_fraction))
+    for key, (label, e, f) in curves.items():
+        for r in rates:
+            rows.append({"rate_mA_g": float(r), "blocked": key, "label": label,
+                         "li_extracted": point(e, f, float(r), float(diffusivity_scale))})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- particles
+
+
+@dataclass
+class ParticleMovie:
+    """A particle's movie and measurements (measured or simulated: same fields).
+
+    ``stack`` is the (registered, for measured data) crop (n_frames, row, col) of raw
+    intensity; ``dI`` its differential intensity; ``mask`` the particle's pixels in the
+    crop; ``timeseries`` the rows of :func:`asymflux.analysis.particle_timeseries` with a
+    ``source`` column; ``kymograph`` / ``distance_nm`` / ``line`` the horizontal line-cut
+    through the centre of mass ((row, col) end points in crop pixels); ``boundaries`` the
+    dI = 0.05 crossings (:func:`asymflux.analysis.kymograph_boundaries`).
+    """
+
+    source: str
+    pixel_nm: float
+    capacity_mAh_g: np.ndarray
+    time_s: np.ndarray
+    stack: np.ndarray
+    dI: np.ndarray
+    mask: np.ndarray
+    timeseries: pd.DataFrame
+    kymograph: np.ndarray
+    distance_nm: np.ndarray
+    line: tuple
+    boundaries: pd.DataFrame
+    extra: dict
+
+
+def horizontal_line(mask) -> tuple[tuple[float, float], tuple[float, float]]:
+    """End points ((row, col), (row, col)) of the horizontal line-cut through a mask's centre
+    of mass, from its left edge to its right edge (as in Fig. 5c)."""
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        raise ValueError("the particle mask is empty")
+    r = float(rows.mean())
+    in_row = cols[rows == int(round(r))]
+    if in_row.size == 0:
+        in_row = cols
+    return (r, float(in_row.min()) - 0.5), (r, float(in_row.max()) + 0.5)
+
+
+def particle_kymograph(dI, mask, pixel_nm, *, threshold=0.05):
+    """Line-cut kymograph of a particle (both measured and simulated use this)."""
+    from asymflux import analysis
+
+    start, end = horizontal_line(mask)
+    kymo, dist = analysis.line_kymograph(np.asarray(dI), start, end, linewidth=1,
+                                         pixel_nm=pixel_nm)
+    bounds = analysis.kymograph_boundaries(kymo, dist, threshold=threshold)
+    return kymo, dist, (start, end), bounds
+
+
+def measure_particle_movie(stack, mask, *, pixel_nm, capacity_mAh_g, time_s, source,
+                           register=False, shifts_px=None, extra=None) -> ParticleMovie:
+    """Measure one particle's movie: time series, differential movie and kymograph.
+
+    ``stack`` is raw intensity (n_frames, row, col) of a crop around the particle; with
+    ``shifts_px`` the frames are first registered (measured data).
+    """
+    from asymflux import analysis
+
+    stack = np.asarray(stack)
+    mask = np.asarray(mask).astype(np.int32)
+    if shifts_px is not None and np.any(shifts_px):
+        stack = analysis.apply_drift(stack, shifts_px)
+    ts = analysis.particle_timeseries(stack, mask, pixel_nm=pixel_nm, time_s=time_s,
+                                      capacity_mAh_g=capacity_mAh_g, register=register)
+    ts.insert(0, "source", source)
+    dI = analysis.differential_intensity(stack)
+    kymo, dist, line, bounds = particle_kymograph(dI, mask > 0, pixel_nm)
+    return ParticleMovie(source=source, pixel_nm=float(pixel_nm),
+                         capacity_mAh_g=np.asarray(capacity_mAh_g, dtype=float),
+                         time_s=np.asarray(time_s, dtype=float), stack=stack,
+                         dI=np.asarray(dI, dtype=np.float32), mask=mask > 0, timeseries=ts,
+                         kymograph=kymo, distance_nm=dist, line=line, boundaries=bounds,
+                         extra=dict(extra or {}))
+
+
+def crop_box(mask, pad_px=6):
+    """Row and column slices around a mask plus ``pad_px``, clipped to the image."""
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        raise ValueError("the particle mask is empty")
+    r0, r1 = max(rows.min() - pad_px, 0), min(rows.max() + pad_px + 1, mask.shape[0])
+    c0, c1 = max(cols.min() - pad_px, 0), min(cols.max() + pad_px + 1, mask.shape[1])
+    return slice(int(r0), int(r1)), slice(int(c0), int(c1))
+
+
+def measured_particle(dataset, particle_id: int, timeseries: pd.DataFrame, labels,
+                      *, pad_px=6) -> ParticleMovie:
+    """The movie of one particle of a dataset, registered with the drift that
+    :func:`asymflux.analysis.analyze_dataset` estimated (``timeseries`` is its table)."""
+    labels = np.asarray(labels)
+    mask_full = labels == int(particle_id)
+    if not mask_full.any():
+        raise ValueError(f"particle {particle_id} is not in the dataset's masks")
+    box = crop_box(mask_full, pad_px)
+    stack = np.asarray(dataset.stack[:, box[0], box[1]])
+    ts = timeseries[timeseries["particle_id"] == int(particle_id)].sort_values("frame")
+    shifts = ts[["drift_row_px", "drift_col_px"]].to_numpy(dtype=float)
+    if shifts.shape[0] != stack.shape[0] or not np.all(np.isfinite(shifts)):
+        shifts = None
+    try:
+        cap = np.asarray(dataset.capacity_at_frames(), dtype=float)
+    except Exception:  # noqa: BLE001 - no echem: capacity unknown
+        cap = np.full(stack.shape[0], np.nan)
+    movie = measure_particle_movie(stack, mask_full[box].astype(np.int32), pixel_nm=dataset.pixel_nm,
+                                   capacity_mAh_g=cap, time_s=dataset.time_s, source="measured",
+                                   shifts_px=shifts, extra={"box": box})
+    movie.timeseries["particle_id"] = int(particle_id)
+    return movie
+
+
+def ellipse_outline(mask, pixel_nm, *, center_rc):
+    """An :class:`asymflux.optics.Outline` ellipse with the mask's area and second moments."""
+    from asymflux import optics
+
+    rows, cols = np.nonzero(mask)
+    p = float(pixel_nm) / 1000.0
+    x = (cols - cols.mean()) * p
+    y = -(rows - rows.mean()) * p
+    area = rows.size * p * p
+    r_eq = np.sqrt(area / np.pi)
+    cov = np.cov(np.vstack([x, y])) if rows.size > 2 else np.eye(2)
+    w, v = np.linalg.eigh(cov)
+    w = np.clip(w, 1e-12, None)
+    aspect = float(np.clip(np.sqrt(w[1] / w[0]), 1.0, 3.0))
+    ang = float(np.degrees(np.arctan2(v[1, 1], v[0, 1])))
+    b = r_eq / np.sqrt(aspect)
+    return optics.Outline(tuple(float(c) for c in center_rc), "ellipse", (b * aspect, b, ang))
+
+
+def simulated_particle(mask, pixel_nm, capacity_mAh_g, *, eta, blocked_fraction, angle_deg,
+                       rate_mA_g, diffusivity_scale=1.0, pad_px=6, theta_ref=None) -> ParticleMovie:
+    """The simulated twin of a measured particle, measured the same way.
+
+    The particle is simulated on a disk of its equivalent radius (charge at ``rate_mA_g``
+    to the measured frames' capacities), mapped onto an ellipse with the mask's area and
+    orientation (:func:`asymflux.optics.map_disk_to_outline`), imaged by
+    :func:`asymflux.optics.microscope` (PSF, no noise, no drift) and measured by
+    :func:`measure_particle_movie`.
+
+    Parameters
+    ----------
+    mask : (row, col) bool array
+        The measured particle's pixels.
+    capacity_mAh_g : (n_frames,) array
+        Capacities of the measured frames; NaN frames are dropped. Frames after the end
+        of the simulated charge (the surface emptied) are dropped too.
+    """
+    from asymflux import model, optics
+
+    mask = np.asarray(mask, dtype=bool)
+    cap = np.asarray(capacity_mAh_g, dtype=float)
+    cap = np.unique(cap[np.isfinite(cap) & (cap >= 0)])
+    if cap.size < 2:
+        raise ValueError("the measured particle needs at least two frames with a capacity")
+    rate = float(rate_mA_g)
+    minutes = cap / rate * 60.0
+    rows, cols = np.nonzero(mask)
+    h = int(rows.max() - rows.min() + 1 + 2 * pad_px)
+    w = int(cols.max() - cols.min() + 1 + 2 * pad_px)
+    center = (rows.mean() - rows.min() + pad_px, cols.mean() - cols.min() + pad_px)
+    outline = ellipse_outline(mask, pixel_nm, center_rc=center)
+    r_eq = outline.equivalent_radius_um
+    params = _params(diffusivity_scale)
+    surface = make_surface(eta, blocked_fraction, angle_deg)
+    res = model.simulate(params, model.disk_mesh(r_eq, n_radial=PARTICLE_MESH[0],
+                                                 n_angular=PARTICLE_MESH[1]), surface,
+                         [model.Charge(rate, minutes=float(minutes.max()))],
+                         output_minutes=[float(m) for m in minutes if m > 0])
+    idx, keep = [], []
+    for k, m in enumerate(minutes):
+        hit = np.flatnonzero(np.abs(res.minutes - m) < 1e-6)
+        if hit.size:
+            idx.append(int(hit[0]))
+            keep.append(k)
+    idx = np.asarray(idx)
+    shape = (h, w)
+    cov = outline.coverage(shape, pixel_nm=pixel_nm)
+    theta = optics.map_disk_to_outline(res, outline, shape=shape, pixel_nm=pixel_nm, indices=idx,
+                                       where=cov > 0)
+    theta = np.where(cov[None] > 0, theta, np.nan)
+    stack = optics.microscope(theta, np.random.default_rng(0), coverage=cov,
+                              particle_reflectivity=1.0, matrix_reflectivity=0.3,
+                              pixel_nm=pixel_nm, noise=False,
+                              **({} if theta_ref is None else {"theta_ref": theta_ref}))
+    sim_mask = outline.mask(shape, pixel_nm=pixel_nm)
+    cap_kept = cap[keep]
+    return measure_particle_movie(stack, sim_mask.astype(np.int32), pixel_nm=pixel_nm,
+                                  capacity_mAh_g=cap_kept, time_s=minutes[keep] * 60.0,
+                                  source="simulated",
+                                  extra={"end_reason": res.end_reason, "r_eq_um": r_eq,
+                                         "outline": outline})
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+class DatasetSpecError(ValueError):
+    """A dataset name, path or upload that cannot be used (the message says why)."""
+
+
+def load_dataset(spec: str):
+    """A demo dataset by name (``"aged"``), or a dataset folder / stack by path."""
+    from asymflux import datasets
+    from asymflux.io import read_dataset
+
+    spec = str(spec).strip()
+    if not spec:
+        raise DatasetSpecError("no dataset given: type a demo dataset name or a folder path")
+    if spec in datasets.list_datasets():
+        return datasets.load(spec)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DatasetSpecError(
+            f"{spec!r} is neither a demo dataset ({', '.join(datasets.list_datasets()[:4])}, ...) "
+            "nor an existing path")
+    if path.is_file() and path.suffix.lower() == ".zip":
+        return read_dataset(extract_zip(path.read_bytes(), name=path.name))
+    return read_dataset(path)
+
+
+def dataset_specs(spec: str) -> list[str]:
+    """Several datasets: a demo group (``"cohorts"``), names/paths separated by commas, or a
+    folder holding dataset folders."""
+    from asymflux import datasets
+
+    spec = str(spec).strip()
+    if not spec:
+        raise DatasetSpecError("no datasets given: a demo group (e.g. 'cohorts'), names or a folder")
+    groups = datasets.list_groups()
+    if spec in groups:
+        return list(groups[spec])
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    out = []
+    for p in parts:
+        if p in groups:
+            out += groups[p]
+            continue
+        path = Path(p).expanduser()
+        if path.is_dir() and not (path / "metadata.json").exists():
+            subs = sorted(str(s) for s in path.iterdir() if (s / "metadata.json").is_file())
+            if not subs:
+                raise DatasetSpecError(f"{path}: holds no dataset folders (with metadata.json)")
+            out += subs
+        else:
+            out.append(p)
+    return out
+
+
+def extract_zip(data: bytes, *, name="upload.zip", into=None) -> Path:
+    """Unpack an uploaded zip of a dataset folder; return the folder holding ``metadata.json``.
+
+    Members that would land outside the target folder are refused.
+    """
+    import io
+
+    target = Path(tempfile.mkdtemp(prefix="asymflux-upload-", dir=into))
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as e:
+        raise DatasetSpecError(f"{name}: not a zip file ({e})") from None
+    with zf:
+        root = target.resolve()
+        for member in zf.infolist():
+            dest = (target / member.filename).resolve()
+            if root not in dest.parents and dest != root:
+                raise DatasetSpecError(f"{name}: member {member.filename!r} escapes the folder")
+        zf.extractall(target)
+    found = sorted(p.parent for p in target.rglob("metadata.json"))
+    if not found:
+        raise DatasetSpecError(f"{name}: no dataset folder (with metadata.json) inside the zip")
+    return found[0]
+
+
+def analyze(dataset):
+    """``(particles, timeseries, labels)`` of :func:`asymflux.analysis.analyze_dataset`."""
+    from asymflux import analysis
+
+    return analysis.analyze_dataset(dataset, return_labels=True)
+
+
+def cohort_tables(analyzed: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Concatenate ``{name: (particles, timeseries, labels)}`` and compute Fig. 5e statistics.
+
+    Returns ``(particles, stats)``; ``particles`` has a ``key`` column (``"<dataset> / <id>"``).
+    """
+    from asymflux import analysis
+
+    frames = []
+    for name, (particles, _ts, _labels) in analyzed.items():
+        p = particles.copy()
+        p["source_spec"] = name
+        frames.append(p)
+    if not frames:
+        raise DatasetSpecError("no datasets to summarise")
+    particles = pd.concat(frames, ignore_index=True)
+    particles["key"] = particles["dataset"].astype(str) + " / " + particles["particle_id"].astype(str)
+    stats = analysis.cohort_statistics(particles, by="ageing")
+    return particles, stats

@@ -1,0 +1,241 @@
+"""Cohort browser: asymmetric shrinking cores per ageing condition (Lun et al. 2025, Fig. 5e)
+and any particle's differential movie, d(capacity) and line-cut kymograph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from .. import plots
+from . import _common as K
+from . import _compute as C
+
+
+def _parse(value) -> tuple[str, int]:
+    spec, pid = str(value).rsplit("|", 1)
+    return spec, int(pid)
+
+
+class CohortBrowser(pn.viewable.Viewer):
+    """Counts and fractions of symmetric / asymmetric particles per ageing condition with
+    95 % Wilson intervals (Fig. 5e); choosing a particle shows its differential movie (a
+    player and the frame), d(capacity) and line-cut kymograph.
+
+    ``datasets`` is a demo group (``"cohorts"``, ``"cohort-fresh"``, ...), dataset names
+    or paths separated by commas, or a folder holding dataset folders. Datasets that
+    cannot be read are listed in the alert; the others are still shown.
+    """
+
+    datasets = param.String(default="cohorts", doc="Datasets to pool (see the class doc).")
+    particle = param.Parameter(default=None, doc="(dataset spec, particle id) shown.")
+    particles = param.DataFrame(default=None, allow_None=True,
+                                doc="All particles (analysis.summarize_particles rows).")
+    stats = param.DataFrame(default=None, allow_None=True,
+                            doc="analysis.cohort_statistics by ageing.")
+    errors = param.List(default=[], doc="Messages of the datasets that could not be used.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._loaded_for = None
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, width=1100)
+        self.datasets_input = pn.widgets.TextInput(
+            label="datasets (demo group, names/paths separated by commas, or a folder; Enter)",
+            value=self.datasets, width=700)
+        self.upload = pn.widgets.FileInput(accept=".zip", multiple=False)
+        self.particle_select = pn.widgets.Select(label="particle", options={}, width=420)
+        self.player = pn.widgets.Player(label="frame", start=0, end=1, value=0, interval=300,
+                                        loop_policy="loop", show_value=True, width=360)
+        self.summary = pn.pane.Markdown("", width=1100)
+        self.datasets_input.param.watch(lambda e: setattr(self, "datasets", e.new), "value")
+        self.param.watch(lambda e: setattr(self.datasets_input, "value", e.new), "datasets")
+        self.param.watch(lambda e: self.load(), "datasets")
+        self.upload.param.watch(self._on_upload, "value")
+        self.particle_select.param.watch(self._on_select, "value")
+        self.param.watch(self._on_particle, "particle")
+        # one HoloViews pane per figure in Panel Rows (no bokeh GridPlot, see model_explorer)
+        self.cohort_pane = pn.panel(pn.bind(self._as_row, pn.bind(self._cohort_plot, self.param.stats)),
+                                    name="cohorts")
+        self.particle_pane = pn.panel(
+            pn.bind(self._as_row, pn.bind(self._particle_plot, self.param.particle)),
+            name="particle", loading_indicator=True)
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self):
+        """Analyse every dataset (cached), pool the particles, compute the statistics."""
+        try:
+            specs = C.dataset_specs(self.datasets)
+        except Exception as e:  # noqa: BLE001
+            self._fail([f"{self.datasets!r}: {K.error_text(e)}"])
+            return
+        analyzed, errors = {}, []
+        for spec in specs:
+            try:
+                _ds, particles, ts, labels = K.analyzed(spec)
+                analyzed[spec] = (particles, ts, labels)
+            except Exception as e:  # noqa: BLE001 - one broken dataset must not stop the rest
+                K.log_exception(e)
+                errors.append(f"{spec}: {K.error_text(e)}")
+        if not analyzed:
+            self._fail(errors or ["no datasets"])
+            return
+        particles, stats = C.cohort_tables(analyzed)
+        self.errors = errors
+        self.alert.object = ("Some datasets could not be used:\n\n- " + "\n- ".join(errors)
+                             if errors else "")
+        self.alert.visible = bool(errors)
+        options = {}
+        for r in particles.itertuples():
+            options[f"{r.dataset} / {int(r.particle_id)} ({r.classification}; {r.ageing})"] = (
+                f"{r.source_spec}|{int(r.particle_id)}")
+        self.param.update(particles=particles, stats=stats)
+        self.particle_select.options = options
+        values = [_parse(v) for v in options.values()]
+        asym = np.flatnonzero(particles["classification"].to_numpy() == "asymmetric")
+        first = values[int(asym[0])] if len(asym) else values[0]
+        chosen = self.particle if self.particle in values else first
+        self.particle = chosen
+        self.particle_select.value = f"{chosen[0]}|{chosen[1]}"
+        n = len(particles)
+        self.summary.object = (f"{n} particles in {len(analyzed)} datasets, "
+                               f"{int(stats['n_asymmetric'].sum())} asymmetric.")
+        self._loaded_for = self.datasets
+
+    def _fail(self, errors):
+        self.errors = list(errors)
+        self.alert.object = "Datasets could not be used:\n\n- " + "\n- ".join(errors)
+        self.alert.visible = True
+        self.param.update(particles=None, stats=None)
+        self.particle_select.options = {}
+        self.particle = None
+        self.summary.object = ""
+
+    def _on_upload(self, event):
+        if not event.new:
+            return
+        try:
+            folder = K.save_upload(event.new, self.upload.filename)
+        except Exception as e:  # noqa: BLE001
+            self._fail([K.error_text(e)])
+            return
+        self.datasets = folder
+
+    def _on_select(self, event):
+        if event.new is not None and _parse(event.new) != self.particle:
+            self.particle = _parse(event.new)
+
+    def _on_particle(self, event):
+        if event.new is None:
+            return
+        try:
+            movie = K.measured(*event.new)
+        except Exception as e:  # noqa: BLE001
+            self.alert.object = f"Particle {event.new}: {K.error_text(e)}"
+            self.alert.visible = True
+            return
+        n = int(movie.dI.shape[0])
+        self.player.param.update(end=max(n - 1, 1), value=min(self.player.value, n - 1))
+
+    # ------------------------------------------------------------------ data
+
+    def particle_movie(self, particle=None) -> C.ParticleMovie:
+        """The chosen particle: differential movie, time series and kymograph."""
+        spec, pid = particle if particle is not None else self.particle
+        return K.measured(spec, pid)
+
+    # ------------------------------------------------------------------ plots
+
+    @staticmethod
+    def _as_row(obj):
+        import holoviews as hv
+
+        if isinstance(obj, hv.Layout):
+            return pn.Row(*[pn.pane.HoloViews(p) for p in obj])
+        return pn.pane.HoloViews(obj)
+
+    def _cohort_plot(self, stats):
+        if stats is None or not len(stats):
+            return K.empty_plot("no particles")
+        return plots.fig5e_cohorts(stats).opts(shared_axes=False)
+
+    def _particle_plot(self, particle):
+        import holoviews as hv
+
+        if particle is None:
+            return K.empty_plot("choose a particle")
+        try:
+            movie = self.particle_movie(particle)
+        except Exception as e:  # noqa: BLE001
+            K.log_exception(e)
+            return K.empty_plot(f"particle {particle[1]}: {type(e).__name__}")
+        spec, pid = particle
+        name = movie.timeseries["dataset"].iloc[0] if "dataset" in movie.timeseries else spec
+        dI = movie.dI
+        cap = movie.capacity_mAh_g
+        frame_stream = self.player.param.value
+
+        def frame_image(frame):
+            f = int(np.clip(frame, 0, dI.shape[0] - 1))
+            c = cap[f] if np.isfinite(cap[f]) else float("nan")
+            img = plots.differential_frame(dI[f], movie.pixel_nm,
+                                           title=f"{name} / {pid}: frame {f}, {c:.1f} mAh/g")
+            (r0, c0), (r1, c1) = movie.line
+            n_row = dI.shape[1]
+            p = movie.pixel_nm / 1000.0
+            line = hv.Path([[(c0 * p + p / 2, (n_row - r0) * p - p / 2),
+                             (c1 * p + p / 2, (n_row - r1) * p - p / 2)]],
+                           kdims=["x (µm)", "y (µm)"]).opts(color="blue", line_width=2)
+            return img * line
+
+        def frame_marker(frame):
+            f = int(np.clip(frame, 0, dI.shape[0] - 1))
+            return hv.VLine(float(cap[f]) if np.isfinite(cap[f]) else 0.0).opts(color="grey")
+
+        def kymo_marker(frame):
+            f = int(np.clip(frame, 0, dI.shape[0] - 1))
+            return hv.HLine(float(cap[f]) if np.isfinite(cap[f]) else 0.0).opts(color="blue")
+
+        movie_dm = hv.DynamicMap(pn.bind(frame_image, frame_stream)).opts(
+            width=380, height=380, framewise=True)
+        d = plots.offset_vs_capacity(movie.timeseries, by=None,
+                                     title=f"d(capacity) (Fig. 5d): {name} / {pid}")
+        d = (d * hv.DynamicMap(pn.bind(frame_marker, frame_stream))).opts(width=380, height=340)
+        k = plots.kymograph(movie.kymograph, movie.distance_nm, cap, boundaries=movie.boundaries,
+                            title=f"line-cut kymograph (Fig. 5c): {name} / {pid}")
+        k = (k * hv.DynamicMap(pn.bind(kymo_marker, frame_stream))).opts(width=380, height=340)
+        return hv.Layout([movie_dm, d, k]).cols(3).opts(shared_axes=False)
+
+    # ------------------------------------------------------------------ layout
+
+    def table(self) -> pd.DataFrame | None:
+        """Fig. 5e numbers (``stats``) for display/download."""
+        return self.stats
+
+    def __panel__(self):
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.onload(self._load_once)
+        else:
+            self._load_once()
+        stats_table = pn.widgets.Tabulator(
+            pn.bind(lambda s: s if s is not None else pd.DataFrame(), self.param.stats),
+            disabled=True, show_index=False, width=1100, height=200)
+        return pn.Column(
+            pn.pane.Markdown("## asymflux cohort browser: asymmetric shrinking cores per ageing "
+                             "condition (Lun et al. 2025, Fig. 5e)", width=1100),
+            self.alert,
+            pn.Row(self.datasets_input, pn.Column(pn.pane.Markdown("or upload a zipped dataset "
+                                                                   "folder:"), self.upload)),
+            self.summary,
+            self.cohort_pane,
+            stats_table,
+            pn.pane.Markdown("### Particle"),
+            pn.Row(self.particle_select, self.player),
+            self.particle_pane,
+            width=1200,
+        )
+
+    def _load_once(self):
+        if self._loaded_for != self.datasets:
+            self.load()

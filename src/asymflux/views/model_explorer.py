@@ -1,0 +1,339 @@
+"""Model explorer: the diffusion model beside a measured particle (Lun et al. 2025, Fig. 4, 5b-d)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from .. import plots
+from . import _common as K
+from . import _compute as C
+
+RATE_LABELS = {f"{r:g}" + (" ★" if r in C.PAPER_RATES_MA_G else ""): r
+               for r in C.RATE_OPTIONS_MA_G}
+"""Rate slider positions; ★ marks the paper's rates (50/100/200/400 mA/g)."""
+
+PAGE_WIDTH = 1480
+"""Width of the page in screen pixels (controls 340 + plots 1120 + margins)."""
+
+DSCALE_OPTIONS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
+"""Diffusivity scale factors (log-spaced)."""
+
+
+def hv_layout_type():
+    import holoviews as hv
+
+    return hv.Layout
+
+
+class ModelExplorer(pn.viewable.Viewer):
+    """Sliders for the surface blocking and the rate; θ maps at 5/10/15/20 min (Fig. 4), the
+    simulated and measured d(capacity) and line-cut kymographs (Fig. 5c, d) of a particle
+    of a dataset, and Li extracted against rate (Fig. 5b) with the current setting marked.
+
+    The parameters are the state: set them in the constructor (``ModelExplorer(eta=0.7)``)
+    or later (``view.eta = 0.7``); the sliders follow, and moving a slider sets the
+    parameter when the handle is released (``value_throttled``). The data behind each plot
+    come from the methods :meth:`theta_maps`, :meth:`rate_table`, :meth:`comparison`.
+    """
+
+    eta = param.Number(default=0.3, bounds=(0.05, 1.0), doc="Flux ratio η = j_RSL / j_NMC.")
+    blocked_fraction = param.Number(default=0.25, bounds=(0.0, 0.75),
+                                    doc="Fraction of the perimeter that is blocked.")
+    rate_mA_g = param.Selector(default=100.0, objects=list(C.RATE_OPTIONS_MA_G),
+                               doc="Charging rate, mA/g.")
+    angle_deg = param.Number(default=180.0, bounds=(0.0, 360.0),
+                             doc="Centre of the blocked arc, degrees CCW from +x (180 = left).")
+    diffusivity_scale = param.Selector(default=1.0, objects=list(DSCALE_OPTIONS),
+                                       doc="Factor on the diffusivity D(θ).")
+    pixel_nm = param.Number(default=40.0, bounds=(5.0, 200.0),
+                            doc="Pixel size of the θ maps, nm (the default resolution).")
+    dataset = param.String(default="aged",
+                           doc="Demo dataset name, or path of a dataset folder / zip.")
+    particle_id = param.Integer(default=None, allow_None=True,
+                                doc="Particle of the dataset (default: the first one).")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, width=1000)
+        self._syncing = False
+        self.eta_slider = pn.widgets.FloatSlider(
+            label="η = j_RSL / j_NMC (blocked flux ratio)", start=0.05, end=1.0, step=0.05,
+            value=self.eta, format="0.00")
+        self.fraction_slider = pn.widgets.FloatSlider(
+            label="blocked fraction of the perimeter", start=0.0, end=0.75, step=0.05,
+            value=self.blocked_fraction, format="0.00")
+        self.rate_slider = pn.widgets.DiscreteSlider(
+            label="rate (mA/g; ★ = the paper's rates)", options=dict(RATE_LABELS),
+            value=float(self.rate_mA_g))
+        self.angle_slider = pn.widgets.FloatSlider(
+            label="blocked-arc centre (° CCW from +x; 180 = left)", start=0.0, end=360.0,
+            step=15.0, value=self.angle_deg, format="0")
+        self.dscale_slider = pn.widgets.DiscreteSlider(
+            label="diffusivity scale (× D(θ))", options=list(DSCALE_OPTIONS),
+            value=float(self.diffusivity_scale))
+        self.sliders = {
+            "eta": self.eta_slider, "blocked_fraction": self.fraction_slider,
+            "rate_mA_g": self.rate_slider, "angle_deg": self.angle_slider,
+            "diffusivity_scale": self.dscale_slider,
+        }
+        self.dataset_input = pn.widgets.TextInput(
+            label="dataset (demo name or folder path; Enter to load)", value=self.dataset)
+        self.upload = pn.widgets.FileInput(accept=".zip", multiple=False)
+        self.particle_select = pn.widgets.Select(label="particle", options=[])
+        self._dataset_info = pn.pane.Markdown("", width=320)
+
+        # sliders -> parameters on release; parameters -> sliders
+        for name, w in self.sliders.items():
+            w.param.watch(lambda e, n=name: self._from_widget(n, e.new), "value_throttled")
+        self.param.watch(self._to_widgets, list(self.sliders))
+        self.dataset_input.param.watch(lambda e: setattr(self, "dataset", e.new), "value")
+        self.param.watch(lambda e: setattr(self.dataset_input, "value", e.new), "dataset")
+        self.upload.param.watch(self._on_upload, "value")
+        self.particle_select.param.watch(self._on_particle, "value")
+        self.param.watch(self._on_dataset, "dataset")
+        self._load_particles()
+
+        thr = {n: w.param.value_throttled for n, w in self.sliders.items()}
+        # Each figure is its own HoloViews pane in a Panel Row (no bokeh GridPlot: grids were
+        # collapsed to zero size by the page's flex layout); the bound functions return Rows.
+        self.maps_pane = pn.panel(
+            pn.bind(self._maps_view, thr["eta"], thr["blocked_fraction"], thr["angle_deg"],
+                    thr["rate_mA_g"], thr["diffusivity_scale"]),
+            name="theta_maps", loading_indicator=True)
+        self.rate_pane = pn.pane.HoloViews(
+            pn.bind(self._rate_plot, thr["eta"], thr["blocked_fraction"], thr["rate_mA_g"],
+                    thr["diffusivity_scale"]), name="rate_capability")
+        self.comparison_pane = pn.panel(
+            pn.bind(self._comparison_view, thr["eta"], thr["blocked_fraction"], thr["angle_deg"],
+                    thr["rate_mA_g"], thr["diffusivity_scale"], self.param.dataset,
+                    self.param.particle_id),
+            name="comparison", loading_indicator=True)
+
+    # ------------------------------------------------------------------ state sync
+
+    def _from_widget(self, name, value):
+        if self._syncing or value is None:
+            return
+        self.param.update({name: float(value)})
+
+    def _to_widgets(self, *events):
+        self._syncing = True
+        try:
+            for e in events:
+                w = self.sliders[e.name]
+                if w.value != e.new or w.value_throttled != e.new:
+                    with param.edit_constant(w):
+                        w.param.update(value=e.new, value_throttled=e.new)
+        finally:
+            self._syncing = False
+
+    def settings(self) -> dict:
+        """The current model settings (what every plot is computed from)."""
+        return {"eta": float(self.eta), "blocked_fraction": float(self.blocked_fraction),
+                "angle_deg": float(self.angle_deg), "rate_mA_g": float(self.rate_mA_g),
+                "diffusivity_scale": float(self.diffusivity_scale)}
+
+    # ------------------------------------------------------------------ datasets
+
+    def _on_upload(self, event):
+        if not event.new:
+            return
+        try:
+            self.dataset = K.save_upload(event.new, self.upload.filename)
+        except Exception as e:  # noqa: BLE001 - shown in the page
+            self._show_error(e)
+
+    def _on_dataset(self, event):
+        self.particle_id = None
+        self._load_particles()
+
+    def _on_particle(self, event):
+        if event.new is not None and event.new != self.particle_id:
+            self.particle_id = int(event.new)
+
+    def _load_particles(self):
+        """Analyse the dataset (cached) and fill the particle list; errors go to the alert."""
+        try:
+            ds, particles, _ts, _labels = K.analyzed(self.dataset)
+        except Exception as e:  # noqa: BLE001 - shown in the page
+            self._show_error(e, prefix=f"Dataset {self.dataset!r} could not be used")
+            self.particle_select.options = []
+            self._dataset_info.object = ""
+            return False
+        opts = {f"{int(r.particle_id)} ({r.classification})": int(r.particle_id)
+                for r in particles.itertuples()}
+        ids = list(opts.values())
+        if not ids:
+            self._show_error(ValueError(f"{self.dataset}: no particles found"))
+            return False
+        if self.particle_id not in ids:
+            self.particle_id = ids[0]
+        self.particle_select.param.update(options=opts, value=self.particle_id)
+        meta = ds.metadata or {}
+        self._dataset_info.object = (
+            f"**{meta.get('name', self.dataset)}**: {meta.get('ageing', '?')}, measured at "
+            f"{meta.get('rate_mA_g', '?')} mA/g; {len(ids)} particles"
+            + (" (synthetic)" if meta.get("synthetic") else ""))
+        self.alert.visible = False
+        return True
+
+    def _show_error(self, exc, prefix=None):
+        K.log_exception(exc)
+        text = K.error_text(exc)
+        self.alert.object = f"{prefix}: {text}" if prefix else text
+        self.alert.visible = True
+
+    # ------------------------------------------------------------------ data
+
+    def theta_maps(self, **overrides) -> pd.DataFrame:
+        """θ maps at 5/10/15/20 min for the current settings (one row of Fig. 4)."""
+        s = {**self.settings(), **overrides}
+        return K.theta_maps(s["eta"], s["blocked_fraction"], s["angle_deg"], s["rate_mA_g"],
+                            s["diffusivity_scale"], float(self.pixel_nm))
+
+    def rate_table(self, **overrides) -> pd.DataFrame:
+        """Fig. 5b: Li extracted at the cut-off against rate, the paper's surfaces and the
+        current setting (``blocked == "current setting"``)."""
+        s = {**self.settings(), **overrides}
+        return K.rate_table(s["eta"], s["blocked_fraction"], s["diffusivity_scale"])
+
+    def current_li_extracted(self, **overrides) -> float:
+        s = {**self.settings(), **overrides}
+        return K.li_extracted(s["eta"], s["blocked_fraction"], s["rate_mA_g"], s["diffusivity_scale"])
+
+    def comparison(self, **overrides) -> dict:
+        """The measured particle and its simulated twin, measured the same way.
+
+        Returns
+        -------
+        dict
+            ``measured``, ``simulated`` (:class:`asymflux.views._compute.ParticleMovie`) and
+            ``timeseries`` (both time series stacked, column ``source``).
+        """
+        s = {**self.settings(), **overrides}
+        dataset = overrides.get("dataset", self.dataset)
+        pid = overrides.get("particle_id", self.particle_id)
+        if pid is None:
+            _ds, particles, _ts, _l = K.analyzed(dataset)
+            pid = int(particles["particle_id"].iloc[0])
+        m = K.measured(dataset, pid)
+        sim = K.simulated(dataset, pid, s["eta"], s["blocked_fraction"], s["angle_deg"],
+                          s["rate_mA_g"], s["diffusivity_scale"])
+        ts = pd.concat([m.timeseries, sim.timeseries], ignore_index=True)
+        return {"measured": m, "simulated": sim, "timeseries": ts, "particle_id": pid}
+
+    # ------------------------------------------------------------------ plots
+
+    def _settings_title(self, s) -> str:
+        return (f"{C.surface_label(s['eta'], s['blocked_fraction'], s['angle_deg'])}, "
+                f"{s['rate_mA_g']:g} mA/g, D × {s['diffusivity_scale']:g}")
+
+    def _maps_plot(self, eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale):
+        s = dict(eta=float(eta), blocked_fraction=float(blocked_fraction),
+                 angle_deg=float(angle_deg), rate_mA_g=float(rate_mA_g),
+                 diffusivity_scale=float(diffusivity_scale))
+        try:
+            data = self.theta_maps(**s)
+        except Exception as e:  # noqa: BLE001
+            self._show_error(e, prefix="θ maps")
+            return K.empty_plot("θ maps failed")
+        label = data["surface"].iloc[0]
+        surface = C.make_surface(s["eta"], s["blocked_fraction"], s["angle_deg"])
+        data = data.assign(surface=[f"{s['rate_mA_g']:g} mA/g"] * len(data))
+        layout = plots.fig4_theta_maps(data, frame_size=160,
+                                       surfaces={data["surface"].iloc[0]: surface},
+                                       radius_um=C.FIG4_RADIUS_UM)
+        return layout, f"θ maps (Fig. 4): {label}, D × {s['diffusivity_scale']:g}"
+
+    def _maps_view(self, *args):
+        out = self._maps_plot(*args)
+        if not isinstance(out, tuple):
+            return pn.pane.HoloViews(out)
+        layout, title = out
+        return pn.Column(pn.pane.Markdown(f"#### {title}", margin=(0, 10)),
+                         pn.Row(*[pn.pane.HoloViews(p, margin=0) for p in layout]))
+
+    def _rate_plot(self, eta, blocked_fraction, rate_mA_g, diffusivity_scale):
+        s = dict(eta=float(eta), blocked_fraction=float(blocked_fraction),
+                 rate_mA_g=float(rate_mA_g), diffusivity_scale=float(diffusivity_scale))
+        try:
+            table = self.rate_table(**s)
+            point = self.current_li_extracted(**s)
+        except Exception as e:  # noqa: BLE001
+            self._show_error(e, prefix="Rate capability")
+            return K.empty_plot("rate capability failed")
+        labels = {k: v[0] for k, v in C.REFERENCE_SURFACES.items()}
+        cur = f"current: {C.surface_label(s['eta'], s['blocked_fraction'], 180)}"
+        labels[C.CURRENT_LABEL] = cur
+        plot = plots.fig5b_rate_capability(table, current_rate_mA_g=s["rate_mA_g"],
+                                           current_li_extracted=point, logx=True, labels=labels)
+        return plot.opts(title=f"Fig. 5b: Li extracted at θ_surf = 0.2; ★ {s['rate_mA_g']:g} mA/g "
+                               f"→ {point:.4f}",
+                         width=600, height=380, legend_position="bottom_left")
+
+    def _comparison_plot(self, eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale,
+                         dataset, particle_id):
+        import holoviews as hv
+
+        s = dict(eta=float(eta), blocked_fraction=float(blocked_fraction),
+                 angle_deg=float(angle_deg), rate_mA_g=float(rate_mA_g),
+                 diffusivity_scale=float(diffusivity_scale))
+        if particle_id is None:  # the dataset could not be used: the alert says why
+            return K.empty_plot("no particle to compare")
+        try:
+            comp = self.comparison(dataset=dataset, particle_id=particle_id, **s)
+        except Exception as e:  # noqa: BLE001
+            self._show_error(e, prefix="Measured vs simulated")
+            return K.empty_plot("no particle to compare")
+        m, sim = comp["measured"], comp["simulated"]
+        ts = comp["timeseries"]
+        d = plots.offset_vs_capacity(ts, title=f"d(capacity), particle {comp['particle_id']}, "
+                                     f"sim. {s['rate_mA_g']:g} mA/g")
+        d = d.opts(width=380, height=320)
+        ymax = K.finite_max(np.r_[m.capacity_mAh_g, sim.capacity_mAh_g], 1.0)
+        km = plots.kymograph(m.kymograph, m.distance_nm, m.capacity_mAh_g, boundaries=m.boundaries,
+                             title="measured line-cut")
+        ks = plots.kymograph(sim.kymograph, sim.distance_nm, sim.capacity_mAh_g,
+                             boundaries=sim.boundaries,
+                             title=f"simulated, η {s['eta']:.2g}, {s['blocked_fraction']:.0%} at "
+                                   f"{s['angle_deg']:g}°")
+        km = km.opts(width=340, height=320, ylim=(0, ymax))
+        ks = ks.opts(width=340, height=320, ylim=(0, ymax))
+        return hv.Layout([d, km, ks]).cols(3).opts(shared_axes=False)
+
+    def _comparison_view(self, *args):
+        out = self._comparison_plot(*args)
+        if not isinstance(out, hv_layout_type()):
+            return pn.pane.HoloViews(out)
+        return pn.Row(*[pn.pane.HoloViews(p) for p in out])
+
+    # ------------------------------------------------------------------ layout
+
+    def controls(self):
+        return pn.Column(
+            "### Model",
+            *self.sliders.values(),
+            pn.pane.Markdown("Sliders act when the handle is released (or on each arrow key)."),
+            "### Measured particle",
+            self.dataset_input,
+            pn.Row(pn.pane.Markdown("or upload a zipped dataset folder:"), self.upload),
+            self._dataset_info,
+            self.particle_select,
+            width=340,
+        )
+
+    def __panel__(self):
+        # Fixed widths throughout: a Column sized by its content would otherwise squeeze the
+        # Row of plots to the width of the title and collapse the bokeh grids to nothing.
+        return pn.Column(
+            pn.pane.Markdown("## asymflux model explorer: asymmetric Li flux in a single particle "
+                             "(Lun et al. 2025)", width=1000),
+            self.alert,
+            pn.Row(self.controls(),
+                   pn.Column(self.maps_pane, self.comparison_pane, self.rate_pane, width=1120),
+                   width=PAGE_WIDTH),
+            width=PAGE_WIDTH,
+        )

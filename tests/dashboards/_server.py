@@ -1,0 +1,148 @@
+"""Shared by the browser tests and ``benchmarks/bench_dashboard.py``: serve the dashboards in a
+subprocess on a free localhost port, drive Debian chromium, read what the plots show."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+DASHBOARDS = [str(ROOT / "dashboards" / "model_explorer.py"), str(ROOT / "dashboards" / "cohort.py")]
+
+# Per plot: its title text and a checksum of every number its data sources hold.
+PLOT_SIGNATURES_JS = """() => {
+  const out = [];
+  for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+    if (!m.renderers || !m.title || m.title.text === undefined) continue;
+    let s = 0, n = 0;
+    for (const r of m.renderers) {
+      const ds = r.data_source;
+      if (!ds || !ds.data) continue;
+      const data = ds.data instanceof Map ? ds.data : new Map(Object.entries(ds.data));
+      for (const [k, v] of data) {
+        const stack = [v];
+        while (stack.length && n < 500000) {
+          const x = stack.pop();
+          if (typeof x === 'number') { if (isFinite(x)) { s += x; n++; } }
+          else if (x && typeof x !== 'string' && x.length !== undefined) {
+            for (let i = 0; i < x.length; i++) stack.push(x[i]);
+          }
+        }
+      }
+    }
+    out.push([m.title.text, s.toPrecision(10), n]);
+  }
+  return out;
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(env_cache: str, *, timeout_s: float = 120.0, log_path=None):
+    """``panel serve`` both dashboards; yields the base URL; always killed at the end."""
+    port = free_port()
+    env = dict(os.environ, ASYMFLUX_CACHE=str(env_cache), PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "panel", "serve", *DASHBOARDS, "--port", str(port),
+           "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
+           "--num-procs", "1"]
+    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"panel serve exited with code {proc.returncode}")
+            try:
+                urllib.request.urlopen(url + "/model_explorer", timeout=60).read(100)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"panel serve did not answer within {timeout_s} s") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        if log_path:
+            log.close()
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def watch_errors(page) -> list:
+    """Collect console errors and uncaught page errors into the returned list."""
+    errors: list = []
+    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    return errors
+
+
+def signatures(page) -> list:
+    try:
+        return sorted(map(tuple, page.evaluate(PLOT_SIGNATURES_JS)))
+    except Exception:  # noqa: BLE001 - page between documents
+        return []
+
+
+def wait_for(page, predicate, *, timeout_s: float, poll_s: float = 0.05):
+    """Poll ``predicate(signatures(page))`` until true; return (elapsed s, signatures)."""
+    t0 = time.monotonic()
+    while True:
+        sig = signatures(page)
+        if predicate(sig):
+            return time.monotonic() - t0, sig
+        if time.monotonic() - t0 > timeout_s:
+            raise TimeoutError(f"plots did not reach the expected state in {timeout_s} s; "
+                               f"titles: {[s[0] for s in sig]}")
+        page.wait_for_timeout(int(poll_s * 1000))
+
+
+def groups(sig, prefixes) -> dict:
+    """Signatures grouped by title prefix."""
+    return {p: sorted(s for s in sig if str(s[0]).startswith(p)) for p in prefixes}
+
+
+EXPLORER_GROUPS = ("100 mA/g", "d(capacity)", "measured line-cut", "simulated", "Fig. 5b")
+
+
+def explorer_ready(sig) -> bool:
+    titles = [str(s[0]) for s in sig]
+    return (sum(" min" in t and "mA/g" in t for t in titles) >= 4
+            and any(t.startswith("d(capacity)") for t in titles)
+            and any(t.startswith("Fig. 5b") for t in titles)
+            and any(t.startswith("simulated") for t in titles))
+
+
+def map_groups(sig) -> dict:
+    """Explorer plots by kind: maps, d(capacity), measured/simulated line-cut, Fig. 5b."""
+    kinds = {"maps": lambda t: " min" in t and "mA/g" in t and not t.startswith("Fig"),
+             "d(capacity)": lambda t: t.startswith("d(capacity)"),
+             "measured": lambda t: t.startswith("measured line-cut"),
+             "simulated": lambda t: t.startswith("simulated"),
+             "fig5b": lambda t: t.startswith("Fig. 5b")}
+    return {k: sorted(s for s in sig if f(str(s[0]))) for k, f in kinds.items()}
+
+EXPLORER_DATASET = "aged"
+COHORT_DATASETS = ("cohort-fresh-1", "cohort-3-4.3V-50mA_g-1")
+"""Small demo datasets used by the tests (and the benchmark)."""

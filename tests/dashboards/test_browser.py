@@ -1,0 +1,140 @@
+"""Real-browser tests: ``panel serve`` both dashboards, drive Debian chromium with playwright,
+move every slider with the keyboard and check that the plots change with no browser error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _server import (  # tests/dashboards is on sys.path
+    CHROMIUM,
+    COHORT_DATASETS,
+    explorer_ready,
+    launch,
+    map_groups,
+    serve,
+    signatures,
+    wait_for,
+    watch_errors,
+)
+
+pytestmark = pytest.mark.browser
+
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+STEP_TIMEOUT_S = 90.0
+
+
+@pytest.fixture(scope="module")
+def server(demo_data, session_cache, tmp_path_factory):
+    if not HAVE_CHROMIUM:
+        pytest.skip(f"{CHROMIUM} is not installed")
+    log = tmp_path_factory.mktemp("panel-serve") / "serve.log"
+    with serve(session_cache, log_path=log) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch(p)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1600, "height": 1300})
+    pg = ctx.new_page()
+    pg.set_default_timeout(STEP_TIMEOUT_S * 1000)
+    try:
+        yield pg
+    finally:
+        ctx.close()
+
+
+SLIDERS = ["eta", "blocked_fraction", "rate", "angle", "diffusivity_scale"]
+# which plot kinds each slider must change (the rate capability ignores the arc's angle)
+MUST_CHANGE = {
+    "eta": {"maps", "simulated", "fig5b"},
+    "blocked_fraction": {"maps", "simulated", "fig5b"},
+    "rate": {"maps", "simulated", "fig5b"},
+    "angle": {"maps", "simulated"},
+    "diffusivity_scale": {"maps", "simulated", "fig5b"},
+}
+
+
+def test_model_explorer_sliders_update_plots(server, page):
+    errors = watch_errors(page)
+    page.goto(server + "/model_explorer")
+    _, sig = wait_for(page, explorer_ready, timeout_s=STEP_TIMEOUT_S)
+    handles = page.locator(".noUi-handle")
+    assert handles.count() == len(SLIDERS)
+    for i, name in enumerate(SLIDERS):
+        before = map_groups(sig)
+        h = handles.nth(i)
+        h.focus()
+        page.keyboard.down("ArrowRight")
+        page.keyboard.up("ArrowRight")  # release: value_throttled
+
+        def changed(s, before=before, name=name):
+            g = map_groups(s)
+            return explorer_ready(s) and all(g[k] and g[k] != before[k] for k in MUST_CHANGE[name])
+
+        _, sig = wait_for(page, changed, timeout_s=STEP_TIMEOUT_S)
+    assert not errors, errors
+
+
+def test_model_explorer_broken_dataset_alert(server, page, tmp_path):
+    errors = watch_errors(page)
+    bad = tmp_path / "broken-dataset"
+    bad.mkdir()
+    (bad / "metadata.json").write_text("{ not json")
+    page.goto(server + "/model_explorer")
+    wait_for(page, explorer_ready, timeout_s=STEP_TIMEOUT_S)
+    box = page.locator("input[type=text]").first
+    box.fill(str(bad))
+    box.press("Enter")
+    alert = page.locator(".alert-danger")
+    alert.wait_for(state="visible")
+    # the message names the file and the problem
+    msg = page.get_by_text("broken-dataset/metadata.json").first
+    msg.wait_for(state="visible")
+    assert "not valid JSON" in msg.inner_text()
+    # the server keeps serving: a fresh page still works
+    page.goto(server + "/model_explorer")
+    wait_for(page, explorer_ready, timeout_s=STEP_TIMEOUT_S)
+    assert not errors, errors
+
+
+def test_cohort_browser_particle_and_player(server, page):
+    errors = watch_errors(page)
+    page.goto(server + "/cohort?datasets=" + ",".join(COHORT_DATASETS))
+
+    def ready(s):
+        titles = [str(t[0]) for t in s]
+        return (any(t.startswith("Particles per ageing") for t in titles)
+                and any("frame 0" in t for t in titles)
+                and any(t.startswith("line-cut kymograph") for t in titles))
+
+    _, sig = wait_for(page, ready, timeout_s=STEP_TIMEOUT_S)
+    fig5e = [s for s in sig if str(s[0]).startswith("Fraction asymmetric")]
+    assert fig5e
+    # move the player (as its step buttons do): the movie frame changes
+    page.evaluate("""() => { for (const doc of Bokeh.documents) for (const m of doc.all_models)
+        if (String(m.type).endsWith('Player')) { m.value = 3; } }""")
+    wait_for(page, lambda s: any("frame 3" in str(t[0]) for t in s), timeout_s=STEP_TIMEOUT_S)
+    # choose another particle
+    select = page.locator("select").first
+    options = select.locator("option").all_inner_texts()
+    assert len(options) >= 2
+    current = [str(t[0]) for t in signatures(page) if "frame" in str(t[0])][0].split(":")[0]
+    target = next(o for o in options if not o.startswith(current))
+    select.select_option(label=target)
+    want = target.split(" (")[0]
+    wait_for(page, lambda s: any(str(t[0]).startswith(want + ":") for t in s),
+             timeout_s=STEP_TIMEOUT_S)
+    assert not errors, errors

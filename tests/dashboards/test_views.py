@@ -1,0 +1,161 @@
+"""Logic of the dashboard views without a browser: parameters in, data out."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+pn = pytest.importorskip("panel")
+hv = pytest.importorskip("holoviews")
+
+from _server import COHORT_DATASETS  # noqa: E402  (tests/dashboards is on sys.path)
+
+from asymflux.views import CohortBrowser, ModelExplorer  # noqa: E402
+from asymflux.views import _compute as C  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def explorer(demo_data):
+    return ModelExplorer(dataset="aged")
+
+
+def test_theta_maps_follow_parameters(explorer):
+    maps = explorer.theta_maps()
+    assert list(maps["minutes"]) == [5.0, 10.0, 15.0, 20.0]
+    assert maps["reached"].all()
+    blocked = explorer.theta_maps(eta=0.3, blocked_fraction=0.5)
+    clean = explorer.theta_maps(eta=1.0, blocked_fraction=0.0)
+    # a blocked left side keeps the left half more lithiated than the right
+    th = blocked["theta"].iloc[1]
+    n = th.shape[1]
+    assert np.nanmean(th[:, : n // 2]) > np.nanmean(th[:, n // 2 :]) + 0.01
+    thc = clean["theta"].iloc[1]
+    assert abs(np.nanmean(thc[:, : n // 2]) - np.nanmean(thc[:, n // 2 :])) < 0.005
+
+
+def test_fast_rate_ends_early_and_is_marked(explorer):
+    maps = explorer.theta_maps(rate_mA_g=800.0)
+    assert not maps["reached"].iloc[-1]
+    assert np.all(np.isnan(maps["theta"].iloc[-1]))
+
+
+def test_rate_table_has_paper_curves_and_current(explorer):
+    t = explorer.rate_table(eta=0.3, blocked_fraction=0.25)
+    assert set(t["blocked"]) == {"none", "180:0.25:0.7", "180:0.25:0.3", C.CURRENT_LABEL}
+    wide = t.pivot(index="rate_mA_g", columns="blocked", values="li_extracted")
+    assert np.all(np.diff(wide["none"].to_numpy()) < 0)  # less Li at higher rate
+    assert np.all(wide["none"] > wide["180:0.25:0.3"])
+    np.testing.assert_allclose(wide[C.CURRENT_LABEL], wide["180:0.25:0.3"])
+    assert explorer.current_li_extracted(rate_mA_g=400.0) == pytest.approx(
+        wide.loc[400.0, "180:0.25:0.3"])
+
+
+def test_comparison_same_code_path(explorer):
+    comp = explorer.comparison()
+    m, s = comp["measured"], comp["simulated"]
+    assert m.source == "measured" and s.source == "simulated"
+    assert set(comp["timeseries"]["source"]) == {"measured", "simulated"}
+    # same analysis columns for both, capacities of the simulated frames are measured ones
+    assert list(m.timeseries.columns) == list(s.timeseries.columns)
+    assert np.all(np.isin(s.capacity_mAh_g, m.capacity_mAh_g))
+    assert m.kymograph.shape[0] == m.dI.shape[0] and s.kymograph.shape[0] == s.dI.shape[0]
+    # blocked on the left like the measured particle 1: the core is displaced
+    d = s.timeseries["offset_nm"].to_numpy()
+    assert np.nanmax(d) > 100
+    sym = explorer.comparison(eta=1.0, blocked_fraction=0.0)["simulated"].timeseries
+    assert np.nanmax(sym["offset_nm"].to_numpy()[:15]) < np.nanmax(d[:15])
+
+
+def test_sliders_and_parameters_stay_in_sync(explorer):
+    from param import edit_constant
+
+    w = explorer.eta_slider
+    with edit_constant(w):
+        w.param.update(value=0.55, value_throttled=0.55)
+    assert explorer.eta == pytest.approx(0.55)
+    explorer.rate_mA_g = 200.0
+    assert explorer.rate_slider.value_throttled == 200.0
+    explorer.param.update(eta=0.3, rate_mA_g=100.0)
+    assert explorer.eta_slider.value_throttled == pytest.approx(0.3)
+
+
+def test_plots_render(explorer):
+    hv.extension("bokeh")
+    for view in (explorer._maps_view(0.3, 0.25, 180.0, 100.0, 1.0),
+                 explorer._comparison_view(0.3, 0.25, 180.0, 100.0, 1.0, "aged", 1)):
+        assert isinstance(view, pn.layout.ListLike)
+        view.get_root()
+    hv.render(explorer._rate_plot(0.3, 0.25, 100.0, 1.0))
+
+
+def test_broken_dataset_gives_alert_and_recovers(explorer, tmp_path):
+    bad = tmp_path / "broken"
+    bad.mkdir()
+    (bad / "metadata.json").write_text("{not json")
+    explorer.dataset = str(bad)
+    assert explorer.alert.visible and "broken" in explorer.alert.object
+    assert explorer.particle_select.options == []
+    explorer.dataset = "aged"
+    assert not explorer.alert.visible and explorer.particle_id == 1
+
+
+def test_upload_zip(explorer, demo_data):
+    buf = io.BytesIO()
+    folder = demo_data["aged"]
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in folder.rglob("*"):
+            if p.is_file():
+                zf.write(p, "aged/" + str(p.relative_to(folder)))
+    explorer.upload.filename = "aged.zip"
+    explorer.upload.value = buf.getvalue()
+    assert not explorer.alert.visible
+    assert explorer.dataset.endswith("aged")
+    assert explorer.particle_id == 1
+    explorer.upload.filename = "x.zip"
+    explorer.upload.value = b"not a zip"
+    assert explorer.alert.visible and "not a zip" in explorer.alert.object
+    explorer.dataset = "aged"
+
+
+def test_zip_member_outside_is_refused():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("../evil/metadata.json", "{}")
+    with pytest.raises(C.DatasetSpecError, match="escapes"):
+        C.extract_zip(buf.getvalue())
+
+
+def test_cohort_browser_counts_and_particles(demo_data):
+    view = CohortBrowser(datasets=",".join(COHORT_DATASETS))
+    view.load()
+    assert not view.errors
+    stats = view.stats
+    assert set(stats["ageing"]) == {"fresh", "3-4.3V 50mA/g 200 cycles"}
+    assert (stats["n_symmetric"] + stats["n_asymmetric"] + stats["n_undetermined"]
+            == stats["n_particles"]).all()
+    assert ((stats["ci_low"] <= stats["fraction_asymmetric"])
+            & (stats["fraction_asymmetric"] <= stats["ci_high"])).all()
+    assert view.particle is not None
+    movie = view.particle_movie()
+    assert movie.dI.ndim == 3 and movie.kymograph.shape[0] == movie.dI.shape[0]
+    assert view.player.end == movie.dI.shape[0] - 1
+    # choose another particle through the widget
+    other = [v for v in view.particle_select.options.values()
+             if v != f"{view.particle[0]}|{view.particle[1]}"][0]
+    view.particle_select.value = other
+    assert f"{view.particle[0]}|{view.particle[1]}" == other
+    hv.extension("bokeh")
+    view._as_row(view._particle_plot(view.particle)).get_root()
+    view._as_row(view._cohort_plot(view.stats)).get_root()
+
+
+def test_cohort_browser_broken_dataset(demo_data, tmp_path):
+    view = CohortBrowser(datasets=f"{COHORT_DATASETS[0]},{tmp_path / 'missing'}")
+    view.load()
+    assert len(view.errors) == 1 and view.alert.visible
+    assert view.stats["n_particles"].sum() > 0  # the good dataset is still shown
+    view.datasets = str(tmp_path / "missing")
+    assert view.stats is None and view.alert.visible
