@@ -1,11 +1,12 @@
 # Two commands for a fresh machine with Python >= 3.11 and make:
-#   make demo   -- build the demo outputs (model figures) from built-in data
+#   make demo   -- build the demo data and model figures, then serve the dashboards
 #   make test   -- run the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo_output
+PORT ?= 5006
 
 .PHONY: demo test lint environment clean
 
@@ -17,6 +18,12 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/asymflux demo --out $(DEMO_OUT)
+	@echo ""
+	@echo "Serving the dashboards (Ctrl-C to stop):"
+	@echo "  model explorer:  http://localhost:$(PORT)/model_explorer"
+	@echo "  cohort browser:  http://localhost:$(PORT)/cohort"
+	$(VENV)/bin/panel serve dashboards/model_explorer.py dashboards/cohort.py --port $(PORT) \
+		--address 127.0.0.1 --allow-websocket-origin=localhost:$(PORT) --allow-websocket-origin=127.0.0.1:$(PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest
