@@ -159,3 +159,16 @@ def test_cohort_browser_broken_dataset(demo_data, tmp_path):
     assert view.stats["n_particles"].sum() > 0  # the good dataset is still shown
     view.datasets = str(tmp_path / "missing")
     assert view.stats is None and view.alert.visible
+
+
+@pytest.mark.slow
+def test_fit_button_sets_sliders_to_the_fitted_arc(explorer):
+    """Demo 'aged' particle 1 is blocked at 180 deg on 30 % of its perimeter with eta 0.25."""
+    explorer.particle_id = 1
+    result = explorer.fit_particle()
+    assert result is not None and result.model == "one arc"
+    assert abs((explorer.angle_deg - 180 + 180) % 360 - 180) < 15
+    assert explorer.eta == pytest.approx(0.25, abs=0.1)
+    assert explorer.blocked_fraction == pytest.approx(0.30, abs=0.1)
+    assert explorer.eta_slider.value == pytest.approx(explorer.eta)
+    assert "sliders set" in explorer._fit_info.object
