@@ -141,6 +141,15 @@ class _Problem:
         return img
 
 
+def crop_box(mask, *, pad_px: int = 8) -> tuple[slice, slice]:
+    """(row, col) slices of the mask's bounding box grown by ``pad_px``, clipped to the image."""
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        raise ValueError("the particle mask is empty")
+    return (slice(max(rows.min() - pad_px, 0), min(rows.max() + pad_px + 1, mask.shape[0])),
+            slice(max(cols.min() - pad_px, 0), min(cols.max() + pad_px + 1, mask.shape[1])))
+
+
 def _coarsen(mask, k):
     if k == 1:
         return mask
@@ -291,14 +300,11 @@ def fit_particle(
     params = model.nmc88_lun2025() if params is None else params
 
     # crop to the particle
-    rows, cols = np.nonzero(mask)
-    if rows.size < 20:
-        raise ValueError(f"the particle mask covers only {rows.size} pixels; need at least 20")
-    pad = erode_px + 3
-    r0, r1 = max(rows.min() - pad, 0), min(rows.max() + pad + 1, mask.shape[0])
-    c0, c1 = max(cols.min() - pad, 0), min(cols.max() + pad + 1, mask.shape[1])
-    mask = mask[r0:r1, c0:c1]
-    dI = dI[:, r0:r1, c0:c1]
+    if mask.sum() < 20:
+        raise ValueError(f"the particle mask covers only {int(mask.sum())} pixels; need at least 20")
+    box = crop_box(mask, pad_px=erode_px + 3)
+    mask = mask[box]
+    dI = dI[(slice(None), *box)]
 
     # early-charge window
     capacity = rate * time_s / 3600.0
@@ -463,15 +469,13 @@ def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | Non
     if rate is None:
         raise ValueError(f"{source}: metadata has no rate_mA_g; pass rate_mA_g")
     mask = labels == int(particle_id)
-    rows, cols = np.nonzero(mask)
-    r0, r1 = max(rows.min() - margin_px, 0), min(rows.max() + margin_px + 1, mask.shape[0])
-    c0, c1 = max(cols.min() - margin_px, 0), min(cols.max() + margin_px + 1, mask.shape[1])
-    crop = np.asarray(dataset.stack[:, r0:r1, c0:c1], dtype=float)
+    box = crop_box(mask, pad_px=margin_px)
+    crop = np.asarray(dataset.stack[(slice(None), *box)], dtype=float)
     if register:
         region = analysis.default_registration_region(labels, labels.shape)
         shifts = analysis.estimate_drift(dataset.stack, region=region)
         crop = np.asarray(analysis.apply_drift(crop, shifts))
     dI = np.asarray(analysis.differential_intensity(crop))
     time_s = np.asarray(dataset.time_s, dtype=float) - float(dataset.time_s[0])
-    return fit_particle(dI, mask[r0:r1, c0:c1], pixel_nm=dataset.pixel_nm, time_s=time_s,
+    return fit_particle(dI, mask[box], pixel_nm=dataset.pixel_nm, time_s=time_s,
                         rate_mA_g=float(rate), **kwargs)

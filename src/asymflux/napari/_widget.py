@@ -633,7 +633,7 @@ class CurationWidget(Container):
         from napari.utils import progress
         from napari.utils.notifications import show_info
 
-        from asymflux.fit import fit_particle
+        from asymflux.fit import crop_box, fit_particle
 
         cur = self._require()
         pid = self._pid(particle_id)
@@ -645,15 +645,13 @@ class CurationWidget(Container):
             raise ValueError("unknown charge rate: open a dataset folder with rate_mA_g in its metadata")
         mask = cur.labels == pid
         rows, cols = np.nonzero(mask)
-        pad = 8
-        r0, r1 = max(rows.min() - pad, 0), min(rows.max() + pad + 1, mask.shape[0])
-        c0, c1 = max(cols.min() - pad, 0), min(cols.max() + pad + 1, mask.shape[1])
+        box = crop_box(mask, pad_px=8)
         with progress(total=2, desc=f"fitting particle {pid}") as bar:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                dI = np.asarray(self._dI()[:, r0:r1, c0:c1], dtype=float)
+                dI = np.asarray(self._dI()[(slice(None), *box)], dtype=float)
             bar.update(1)
-            result = fit_particle(dI, mask[r0:r1, c0:c1], pixel_nm=self.pixel_nm,
+            result = fit_particle(dI, mask[box], pixel_nm=self.pixel_nm,
                                   time_s=self.time_s - self.time_s[0], rate_mA_g=float(rate_mA_g),
                                   max_arcs=max_arcs)
             bar.update(1)
