@@ -334,50 +334,34 @@ def fit_particle(
         r = np.nan_to_num(pred - target, nan=1.0)
         return np.append(r, 10.0 * penalty * np.sqrt(n)) if n_arcs == 2 else r
 
-    fits = {}
-    # no blocking: diffusivity scale only
-    lo, hi = [-1.5], [1.5]
-    sol = optimize.least_squares(residuals, [0.0], args=(0,), bounds=(lo, hi), diff_step=1e-2,
-                                 x_scale=[0.3], max_nfev=20, xtol=1e-3, ftol=1e-4)
-    fits["none"] = sol
-    if progress:
-        print(f"  no blocking: rms {np.sqrt(2 * sol.cost / n):.4f}", flush=True)
-    if max_arcs >= 1:
-        direction = np.deg2rad(_initial_direction_deg(measured, mask, threshold))
-        best = None
-        for f0, e0 in ((0.3, 0.4),):
-            x0 = [sol.x[0], direction, f0, e0]
-            s1 = optimize.least_squares(
-                residuals, x0, args=(1,),
-                bounds=([-1.5, -np.inf, 0.03, 0.02], [1.5, np.inf, 0.75, 1.0]),
-                diff_step=[1e-2, 1e-2, 1e-2, 1e-2], x_scale=[0.3, 0.5, 0.1, 0.2],
-                max_nfev=40, xtol=1e-3, ftol=1e-4)
-            if best is None or s1.cost < best.cost:
-                best = s1
-        fits["one arc"] = best
+    def solve(x0, n_arcs, max_nfev):
+        """least_squares with bounds for (log10 D scale, then centre, fraction, eta per arc)."""
+        lo, hi, scale = [-1.5], [1.5], [0.3]
+        for _ in range(n_arcs):
+            lo += [-np.inf, 0.03, 0.02]
+            hi += [np.inf, 0.75, 1.0]
+            scale += [0.5, 0.1, 0.2]
+        sol = optimize.least_squares(residuals, x0, args=(n_arcs,), bounds=(lo, hi),
+                                     diff_step=1e-2, x_scale=scale, max_nfev=max_nfev,
+                                     xtol=1e-3, ftol=1e-4)
         if progress:
-            print(f"  one arc: rms {np.sqrt(2 * best.cost / n):.4f}", flush=True)
+            print(f"  {MODELS[n_arcs]}: rms {np.sqrt(2 * sol.cost / n):.4f}", flush=True)
+        return sol
+
+    fits = {"none": solve([0.0], 0, 20)}
+    if max_arcs >= 1:
+        # start from the direction in which the measured Li-rich core is displaced
+        direction = np.deg2rad(_initial_direction_deg(measured, mask, threshold))
+        fits["one arc"] = solve([fits["none"].x[0], direction, 0.3, 0.4], 1, 40)
     noise = _noise_level(measured, fit_pixels)
     one_arc_fits_to_noise = (max_arcs >= 1
                              and np.sqrt(2 * fits["one arc"].cost / n) <= 1.2 * noise)
     if progress and max_arcs >= 2 and one_arc_fits_to_noise:
         print(f"  one arc fits to the noise level ({noise:.4f}); two arcs not tried", flush=True)
     if max_arcs >= 2 and not one_arc_fits_to_noise:
+        # second arc starts opposite the first
         x1 = fits["one arc"].x
-        best2 = None
-        for offset in (np.pi,):
-            x0 = [x1[0], x1[1], x1[2], x1[3], x1[1] + offset, 0.1, 0.6]
-            s2 = optimize.least_squares(
-                residuals, x0, args=(2,),
-                bounds=([-1.5, -np.inf, 0.03, 0.02, -np.inf, 0.03, 0.02],
-                        [1.5, np.inf, 0.75, 1.0, np.inf, 0.75, 1.0]),
-                diff_step=1e-2, x_scale=[0.3, 0.5, 0.1, 0.2, 0.5, 0.1, 0.2],
-                max_nfev=30, xtol=1e-3, ftol=1e-4)
-            if best2 is None or s2.cost < best2.cost:
-                best2 = s2
-        fits["two arcs"] = best2
-        if progress:
-            print(f"  two arcs: rms {np.sqrt(2 * best2.cost / n):.4f}", flush=True)
+        fits["two arcs"] = solve([*x1, x1[1] + np.pi, 0.1, 0.6], 2, 30)
 
     rows_ = []
     for name, s in fits.items():
