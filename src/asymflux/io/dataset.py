@@ -772,18 +772,11 @@ def write_masks(path, masks, *, keep_previous: bool = True) -> Path:
     Path
         The written ``masks.tif``.
     """
-    folder = Path(path)
-    if not _is_dataset_folder(folder):
-        raise DatasetError(f"{folder}: not an asymflux dataset folder (no metadata.json)")
+    folder = _existing_dataset_folder(path)
     target = folder / "masks.tif"
     m = check_masks(masks, _frame_shape_of_folder(folder), source=str(target))
-    if keep_previous:
-        _keep_previous(target, folder / "masks.prev.tif")
-    mode = target.stat().st_mode & 0o777 if target.is_file() else _default_mode(directory=False)
-    with atomic_path(target) as tmp:
-        _write_masks_file(tmp, m)
-        os.chmod(tmp, mode)
-    return target
+    return _replace_file(target, folder / "masks.prev.tif", lambda tmp: _write_masks_file(tmp, m),
+                         keep_previous=keep_previous)
 
 
 def write_annotations(path, annotations: pd.DataFrame, *, keep_previous: bool = True) -> Path:
@@ -804,17 +797,29 @@ def write_annotations(path, annotations: pd.DataFrame, *, keep_previous: bool = 
     Path
         The written ``annotations.csv``.
     """
-    folder = Path(path)
-    if not _is_dataset_folder(folder):
-        raise DatasetError(f"{folder}: not an asymflux dataset folder (no metadata.json)")
+    folder = _existing_dataset_folder(path)
     target = folder / "annotations.csv"
     df = _normalize_annotations(annotations, source=str(target))
     _read_metadata(folder)
+    return _replace_file(target, folder / "annotations.prev.csv",
+                         lambda tmp: _write_annotations_file(tmp, df), keep_previous=keep_previous)
+
+
+def _existing_dataset_folder(path) -> Path:
+    folder = Path(path)
+    if not _is_dataset_folder(folder):
+        raise DatasetError(f"{folder}: not an asymflux dataset folder (no metadata.json)")
+    return folder
+
+
+def _replace_file(target: Path, previous: Path, write, *, keep_previous: bool) -> Path:
+    """Replace one file of a dataset folder atomically, keeping its permissions and (optionally)
+    a copy of the old version at ``previous``."""
     if keep_previous:
-        _keep_previous(target, folder / "annotations.prev.csv")
+        _keep_previous(target, previous)
     mode = target.stat().st_mode & 0o777 if target.is_file() else _default_mode(directory=False)
     with atomic_path(target) as tmp:
-        _write_annotations_file(tmp, df)
+        write(tmp)
         os.chmod(tmp, mode)
     return target
 
