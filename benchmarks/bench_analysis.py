@@ -1,13 +1,17 @@
 """Benchmark: end-to-end particle analysis of a large zarr stack.
 
 Builds a (frames, 512, 512) float32 zarr stack with 20 particles (a smooth field plus
-a little noise, so it compresses) in a temporary folder, then times
-``asymflux.analysis.particle_timeseries`` + ``summarize_particles`` streaming it chunk by
-chunk, against a naive version that loads everything into NumPy first. Prints frames/s,
-peak memory (RSS high-water mark of this process) and their ratios; no asserts.
+a little noise, so it compresses, and a random-walk stage drift of ~0.05 px per frame)
+in a temporary folder, then times ``asymflux.analysis.particle_timeseries`` (with drift
+registration, as ``asymflux analyze`` runs by default) + ``summarize_particles``
+streaming it chunk by chunk, against a naive version that loads everything into NumPy
+first, registers whole frames one by one and measures with boolean masks. Prints
+frames/s, peak memory (RSS high-water mark of this process) and their ratios; no
+asserts.
 
-    python benchmarks/bench_analysis.py             # 2000 frames (~2 GB raw)
+    python benchmarks/bench_analysis.py                 # 2000 frames (~2 GB raw)
     python benchmarks/bench_analysis.py --frames 200
+    python benchmarks/bench_analysis.py --no-register   # measurement alone
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
 
-def make_stack(path: Path, n_frames: int, size: int, n_particles: int, chunk_frames: int, seed=0):
+def make_stack(path: Path, n_frames: int, size: int, n_particles: int, chunk_frames: int, seed=0,
+               drift_px=0.05):
     import zarr
+    from scipy import ndimage as ndi
 
     rng = np.random.default_rng(seed)
     rr, cc = np.indices((size, size))
@@ -46,6 +52,8 @@ def make_stack(path: Path, n_frames: int, size: int, n_particles: int, chunk_fra
         labels[d <= r] = i + 1
         dist_core[i] = np.hypot(rr - c[0] - o[0], cc - c[1] - o[1]) / r
     base = np.where(labels > 0, 1.0, 0.3).astype(np.float32)
+    drift = np.cumsum(rng.normal(0, drift_px, (n_frames, 2)), axis=0)
+    drift -= drift[0]
     from zarr.codecs import BloscCodec
 
     # lz4 + byte shuffle: decompresses at several GB/s (zarr's default zstd is slower)
@@ -62,17 +70,24 @@ def make_stack(path: Path, n_frames: int, size: int, n_particles: int, chunk_fra
                 m = labels == i + 1
                 dI[m] = 0.2 * np.clip((dist_core[i][m] - front) * 4 + 1, 0, 1)
             # little noise, quantised so the float32 data compress like a camera's
-            noisy = base * (1 + dI) + rng.normal(0, 0.003, dI.shape).astype(np.float32)
+            frame = ndi.shift(base * (1 + dI), drift[k], order=1, mode="nearest")
+            noisy = frame + rng.normal(0, 0.003, dI.shape).astype(np.float32)
             block[k - t0] = np.round(noisy * 4096) / 4096
         store[t0:t1] = block
-    return labels
+    return labels, drift
 
 
-def naive(path: Path, labels: np.ndarray, pixel_nm: float, threshold=0.05):
-    """Load everything, then per frame and particle with boolean masks."""
+def naive(path: Path, labels: np.ndarray, pixel_nm: float, threshold=0.05, register=True):
+    """Load everything, register whole frames, then per frame and particle with boolean masks."""
     import zarr
+    from scipy import ndimage as ndi
+    from skimage.registration import phase_cross_correlation
 
     stack = np.asarray(zarr.open_array(str(path), mode="r")[:], dtype=np.float64)
+    if register:
+        for k in range(1, stack.shape[0]):
+            shift, _, _ = phase_cross_correlation(stack[0], stack[k], upsample_factor=10)
+            stack[k] = ndi.shift(stack[k], shift, order=1, mode="nearest")
     dI = stack / stack[0] - 1
     ids = np.unique(labels[labels > 0])
     out = []
@@ -93,7 +108,10 @@ def main(argv=None):
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--particles", type=int, default=20)
     p.add_argument("--chunk-frames", type=int, default=16)
-    p.add_argument("--register", action="store_true", help="also estimate drift on the fly")
+    p.add_argument("--no-register", dest="register", action="store_false",
+                   help="skip drift registration (the stack is then measured as it drifts)")
+    p.add_argument("--drift-px", type=float, default=0.05,
+                   help="standard deviation of the frame-to-frame stage drift, pixels")
     p.add_argument("--drift-every", type=int, default=1)
     p.add_argument("--naive-frames", type=int, default=200,
                    help="frames for the naive version (it needs the whole stack in memory)")
@@ -110,7 +128,8 @@ def main(argv=None):
     try:
         path = tmp / "stack.zarr"
         t = time.perf_counter()
-        labels = make_stack(path, args.frames, args.size, args.particles, args.chunk_frames)
+        labels, drift = make_stack(path, args.frames, args.size, args.particles, args.chunk_frames,
+                            drift_px=args.drift_px)
         du = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         print(f"stack: {args.frames} x {args.size} x {args.size} float32 "
               f"({args.frames * args.size**2 * 4 / 2**30:.2f} GiB raw, {du / 2**30:.2f} GiB on disk),"
@@ -126,6 +145,11 @@ def main(argv=None):
         dt = time.perf_counter() - t
         rss1 = peak_rss_mb()
         fps = args.frames / dt
+        if args.register:
+            first = ts[ts.particle_id == ts.particle_id.iloc[0]]
+            err = np.hypot(first.drift_row_px + drift[:, 0], first.drift_col_px + drift[:, 1])
+            print(f"drift: {np.abs(drift).max():.1f} px at most; estimated within "
+                  f"{np.sqrt(np.mean(err**2)):.3f} px rms, {err.max():.3f} px at worst")
         print(f"asymflux (streamed, register={args.register}): {dt:.2f} s, {fps:.0f} frames/s, "
               f"peak RSS {rss1:.0f} MiB (+{rss1 - rss0:.0f} MiB during the run), "
               f"{len(parts)} particles, {(parts.classification == 'asymmetric').sum()} asymmetric")
@@ -138,7 +162,7 @@ def main(argv=None):
                         chunks=(args.chunk_frames, args.size, args.size), dtype="f4")[:] = \
             zarr.open_array(str(path), mode="r")[:n_naive]
         t = time.perf_counter()
-        ref = naive(npath, labels, 65.0)
+        ref = naive(npath, labels, 65.0, register=args.register)
         dt_n = time.perf_counter() - t
         fps_n = n_naive / dt_n
         print(f"naive (load everything, NumPy masks, {n_naive} frames): {dt_n:.2f} s, "
@@ -146,8 +170,11 @@ def main(argv=None):
               f"the float64 stack alone ({args.frames * args.size**2 * 8 / 2**30:.1f} GiB for all)")
         sub = ts[ts.frame < n_naive].sort_values(["particle_id", "frame"])
         ref_d = np.array([r[3] for r in ref])
-        agree = np.allclose(sub.offset_nm.to_numpy(), ref_d, equal_nan=True, atol=1e-6)
-        print(f"speed-up: {fps / fps_n:.1f}x; results agree with the naive version: {agree}")
+        diff = np.abs(sub.offset_nm.to_numpy() - ref_d)
+        same_nan = np.isnan(sub.offset_nm.to_numpy()) == np.isnan(ref_d)
+        print(f"speed-up: {fps / fps_n:.1f}x; offsets d against the naive version: median |diff| "
+              f"{np.nanmedian(diff):.2f} nm, 99th percentile {np.nanpercentile(diff, 99):.1f} nm "
+              f"(pixel 65 nm), NaN in the same places: {bool(same_nan.all())}")
         print(f"target: >= 300 frames/s -> {'met' if fps >= 300 else 'NOT met'} ({fps / 300:.2f}x); "
               f"peak < 1024 MiB -> {'met' if rss1 < 1024 else 'NOT met'} ({rss1:.0f} MiB, "
               "includes the naive run only if it ran first: it runs after)")

@@ -149,3 +149,27 @@ def test_registration_recovers_offset_under_drift():
     np.testing.assert_allclose(lazy.compute(), an.apply_drift(drifted, est), atol=1e-5)
     reg, shifts = an.register_stack(drifted, upsample_factor=20)
     np.testing.assert_allclose(shifts, est, atol=1e-9)
+
+
+def test_particle_sampling_matches_map_coordinates_at_the_frame_edges():
+    from scipy import ndimage as ndi
+
+    from asymflux.analysis._measure import _Pixels
+
+    rng = np.random.default_rng(1)
+    labels = np.zeros((40, 50), int)
+    labels[0:10, 0:12] = 1  # touches the top-left corner
+    labels[20:40, 30:50] = 2  # touches the bottom-right corner
+    labels[15:18, 5:9] = 3
+    chunk = rng.random((6, 40, 50))
+    shifts = np.array([[0.3, -0.7], [2.5, 3.25], [-1.9, 0.0], [0, 0], [-3.1, -2.2], [-12.0, 7.5]])
+    px = _Pixels(labels)
+    got = px.sample(chunk, shifts)
+    assert got.shape == (6, px.flat.size) and got.flags.c_contiguous
+    for k in range(6):
+        want = ndi.map_coordinates(chunk[k], [px.rows - shifts[k, 0], px.cols - shifts[k, 1]],
+                                   order=1, mode="nearest", prefilter=False)
+        np.testing.assert_allclose(got[k], want, rtol=0, atol=1e-12)
+    unshifted = px.sample(chunk, None)
+    assert unshifted.flags.c_contiguous
+    np.testing.assert_array_equal(unshifted, chunk.reshape(6, -1)[:, px.flat])

@@ -81,21 +81,42 @@ class _Pixels:
         self.com_col = np.add.reduceat(self.cols, self.starts) / self.area_px
 
     def sample(self, chunk, shifts):
-        """Pixel values (n, n_pix) of a chunk (n, n_row, n_col), registered by ``shifts``."""
-        if shifts is None or not np.any(shifts):
-            return chunk.reshape(chunk.shape[0], -1)[:, self.flat]
-        from scipy import ndimage as ndi
+        """Pixel values (n, n_pix) of a chunk (n, n_row, n_col), registered by ``shifts``.
 
-        out = np.empty((chunk.shape[0], self.flat.size), dtype=chunk.dtype)
+        Bilinear, with edge values repeated beyond the frame: for one shift per frame
+        this is :func:`scipy.ndimage.map_coordinates` with ``order=1, mode="nearest"``
+        written as four gathers and a weighted sum (~20x faster on particle pixels).
+        """
+        flat = chunk.reshape(chunk.shape[0], -1)
+        if shifts is None or not np.any(shifts):
+            # np.take keeps C order (flat[:, idx] does not, and reduceat along
+            # rows of the result would then be ~20x slower)
+            return np.take(flat, self.flat, axis=1)
+        n_row, n_col = chunk.shape[1:]
+        out = np.empty((chunk.shape[0], self.flat.size), dtype=np.float64)
         for k in range(chunk.shape[0]):
             if shifts[k, 0] == 0 and shifts[k, 1] == 0:
-                out[k] = chunk[k].ravel()[self.flat]
-            else:
-                ndi.map_coordinates(
-                    chunk[k], [self.rows - shifts[k, 0], self.cols - shifts[k, 1]],
-                    output=out[k], order=1, mode="nearest", prefilter=False,
-                )
+                out[k] = np.take(flat[k], self.flat)
+                continue
+            # sample at (row - shift_row, col - shift_col)
+            r_lo, w_r = divmod(-float(shifts[k, 0]), 1.0)
+            c_lo, w_c = divmod(-float(shifts[k, 1]), 1.0)
+            r0 = self._clipped(self.rows, int(r_lo), n_row)
+            r1 = self._clipped(self.rows, int(r_lo) + 1, n_row)
+            c0 = self._clipped(self.cols, int(c_lo), n_col)
+            c1 = self._clipped(self.cols, int(c_lo) + 1, n_col)
+            f = flat[k]
+            top = f[r0 * n_col + c0] * (1.0 - w_c) + f[r0 * n_col + c1] * w_c
+            bottom = f[r1 * n_col + c0] * (1.0 - w_c) + f[r1 * n_col + c1] * w_c
+            np.add(top * (1.0 - w_r), bottom * w_r, out=out[k], casting="unsafe")
         return out
+
+    @staticmethod
+    def _clipped(index, offset, size):
+        moved = index + offset
+        if moved.size and (moved.min() < 0 or moved.max() >= size):
+            np.clip(moved, 0, size - 1, out=moved)
+        return moved
 
     def reduce(self, values, dtype=None):
         return np.add.reduceat(values, self.starts, axis=1, dtype=dtype)
@@ -286,7 +307,11 @@ def particle_timeseries(
                 results.append(work(b))
                 bar.update(b[1] - b[0])
         else:
-            with ThreadPoolExecutor(n_threads) as ex:
+            # one BLAS thread per worker: the registration's small matrix products
+            # would otherwise oversubscribe the cores (2 workers ran slower than 1)
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(n_threads) as ex:
                 for b, r in zip(chunks, ex.map(work, chunks), strict=True):
                     results.append(r)
                     bar.update(b[1] - b[0])

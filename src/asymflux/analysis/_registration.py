@@ -93,33 +93,59 @@ def _window(shape):
     return window("hann", shape)
 
 
+def _bin2(a):
+    """2x2 binning (sum) of the last two axes (an odd last row/column is dropped)."""
+    h, w = 2 * (a.shape[-2] // 2), 2 * (a.shape[-1] // 2)
+    return (a[..., 0:h:2, 0:w:2] + a[..., 1:h:2, 0:w:2]) + (a[..., 0:h:2, 1:w:2] + a[..., 1:h:2, 1:w:2])
+
+
 def _estimate_chunk(chunk, ref_region, region, upsample_factor, frames, clip=None):
     """Shifts (len(frames), 2) of ``chunk[frames]`` relative to ``ref_region`` (already clipped)."""
+    from scipy import fft
     from skimage.registration import phase_cross_correlation
 
     # Two estimates per frame: a coarse one (integer) on Hann-windowed images, which
     # cannot match one particle with a look-alike neighbour across the region's
     # (periodic) edge, and the precise one (sub-pixel) on the unwindowed images, which
     # is unbiased but can jump to such a neighbour; the precise one is kept when it
-    # agrees with the coarse one.
-    win = _window(ref_region.shape)
-    ref0 = ref_region - ref_region.mean()
-    ref_w = ref0 * win
-    out = np.empty((len(frames), 2))
-    for i, k in enumerate(frames):
-        moving = chunk[k][region].astype(np.float64, copy=False)
-        if not np.all(np.isfinite(moving)):
-            moving = np.nan_to_num(moving, nan=float(np.nanmean(moving)) if np.any(np.isfinite(moving)) else 0.0)
-        if clip is not None:
-            moving = np.minimum(moving, clip)
-        moving = moving - moving.mean()
-        coarse, _, _ = phase_cross_correlation(ref_w, moving * win, normalization=None)
-        shift, _, _ = phase_cross_correlation(
-            ref0, moving, upsample_factor=upsample_factor, normalization=None
-        )
-        if np.max(np.abs(shift - coarse)) > 1.5:
-            shift, _, _ = phase_cross_correlation(
-                ref_w, moving * win, upsample_factor=upsample_factor, normalization=None)
+    # agrees with the coarse one. The coarse one only has to catch jumps of many
+    # pixels, so it runs on 2x2-binned images (a quarter of the work); the reference's
+    # spectra are computed once per chunk and the frames' in batched single-precision
+    # FFTs (float32 keeps ~1e-6 relative precision, far below 1/upsample_factor px).
+    frames = np.asarray(frames)
+    moving = chunk[frames][(slice(None), *region)].astype(np.float32)
+    for i in range(moving.shape[0]):
+        m = moving[i]
+        if not np.all(np.isfinite(m)):
+            m[...] = np.nan_to_num(m, nan=float(np.nanmean(m)) if np.any(np.isfinite(m)) else 0.0)
+    if clip is not None:
+        np.minimum(moving, np.float32(clip), out=moving)
+    moving -= moving.mean(axis=(1, 2), keepdims=True)
+    ref0 = (ref_region - ref_region.mean()).astype(np.float32)
+
+    binning = 2 if min(ref0.shape) >= 64 else 1
+    ref_c = _bin2(ref0) if binning == 2 else ref0
+    mov_c = _bin2(moving) if binning == 2 else moving
+    win_c = _window(ref_c.shape).astype(np.float32)
+    xcorr = fft.irfft2(fft.rfft2(ref_c * win_c)[None] * np.conj(fft.rfft2(mov_c * win_c, axes=(1, 2))),
+                       s=ref_c.shape, axes=(1, 2))
+    peaks = np.array(np.unravel_index(np.argmax(xcorr.reshape(len(frames), -1), axis=1),
+                                      ref_c.shape), dtype=float).T
+    size_c = np.array(ref_c.shape)
+    coarse = binning * np.where(peaks > size_c // 2, peaks - size_c, peaks)
+    tolerance = 1.5 if binning == 1 else 2.5
+
+    ref0_f = fft.fft2(ref0)
+    mov_f = fft.fft2(moving, axes=(1, 2))
+    out = np.empty((moving.shape[0], 2))
+    for i in range(moving.shape[0]):
+        shift, _, _ = phase_cross_correlation(ref0_f, mov_f[i], space="fourier",
+                                              upsample_factor=upsample_factor, normalization=None)
+        if np.max(np.abs(shift - coarse[i])) > tolerance:
+            win = _window(ref0.shape).astype(np.float32)
+            shift, _, _ = phase_cross_correlation(ref0 * win, moving[i] * win,
+                                                  upsample_factor=upsample_factor,
+                                                  normalization=None)
         out[i] = shift
     return out
 
