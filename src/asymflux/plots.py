@@ -163,7 +163,7 @@ def fig5b_rate_capability(table: pd.DataFrame, *, current_rate_mA_g: float | Non
 
 
 def offset_vs_capacity(timeseries: pd.DataFrame, *, by: str | None = "source", normalized=False,
-                       title="d(capacity) (Fig. 5d)"):
+                       title="d(capacity) (Fig. 5d)", curves=None):
     """Fig. 5d: distance d between O_COM and O_Li-rich against capacity.
 
     Parameters
@@ -176,12 +176,22 @@ def offset_vs_capacity(timeseries: pd.DataFrame, *, by: str | None = "source", n
         Column naming the curves.
     normalized : bool
         Plot d / R_eq instead of d in nm.
+    curves : sequence of str, optional
+        Values of ``by`` to draw, in this order; one without rows gives an empty curve,
+        so the plot keeps its layers (as a plot updated in place needs). Default: the
+        values present, in order of appearance.
     """
     hv = _hv()
     y = "offset_norm" if normalized else "offset_nm"
     vd = [hv.Dimension(y, label="d / R_eq" if normalized else "d (nm)")]
     kd = [hv.Dimension("capacity_mAh_g", label="capacity (mAh/g)")]
-    groups = timeseries.groupby(by, sort=False) if by and by in timeseries else [("", timeseries)]
+    if by and curves is not None:
+        groups = [(c, timeseries[timeseries[by] == c] if by in timeseries
+                   else timeseries.iloc[:0]) for c in curves]
+    elif by and by in timeseries:
+        groups = timeseries.groupby(by, sort=False)
+    else:
+        groups = [("", timeseries)]
     curves = []
     for label, grp in groups:
         grp = grp.sort_values("capacity_mAh_g")[["capacity_mAh_g", y]]
@@ -205,7 +215,8 @@ def kymograph(kymo, distance_nm, capacity_mAh_g, *, boundaries: pd.DataFrame | N
         Capacity of each frame (increasing).
     boundaries : DataFrame, optional
         From :func:`asymflux.analysis.kymograph_boundaries` (``frame, position_nm``):
-        drawn as black dots (the paper's dashed guides).
+        drawn as black dots (the paper's dashed guides); an empty table still adds the
+        (empty) layer.
     """
     hv = _hv()
     kymo = np.asarray(kymo, dtype=float)
@@ -222,11 +233,14 @@ def kymograph(kymo, distance_nm, capacity_mAh_g, *, boundaries: pd.DataFrame | N
         img = hv.QuadMesh((x, cap, kymo), kd, vd)
     img = _style(img.opts(cmap=cmap, clim=clim, title=title), bokeh={"colorbar": True,
                                                                       "tools": ["hover"]})
-    if boundaries is not None and len(boundaries):
+    if boundaries is not None:
         frames = np.flatnonzero(keep)
-        b = boundaries[boundaries["frame"].isin(frames)]
-        fmap = {f: c for f, c in zip(frames, cap, strict=True)}
-        pts = hv.Scatter((b["position_nm"].to_numpy(), b["frame"].map(fmap).to_numpy()), kd[0], kd[1])
+        xs = ys = np.empty(0)
+        if len(boundaries):
+            b = boundaries[boundaries["frame"].isin(frames)]
+            fmap = {f: c for f, c in zip(frames, cap, strict=True)}
+            xs, ys = b["position_nm"].to_numpy(float), b["frame"].map(fmap).to_numpy(float)
+        pts = hv.Scatter((xs, ys), kd[0], kd[1])
         img = img * _style(pts, {"color": "black"}, bokeh={"size": 3}, matplotlib={"s": 4})
     return img
 

@@ -82,13 +82,50 @@ def test_sliders_and_parameters_stay_in_sync(explorer):
     assert explorer.eta_slider.value_throttled == pytest.approx(0.3)
 
 
-def test_plots_render(explorer):
+def _figures(root):
+    from bokeh.models import Plot
+
+    return {p.title.text: p for p in root.select({"type": Plot}) if p.title is not None}
+
+
+def _image_sum(fig):
+    from bokeh.models import GlyphRenderer
+
+    total = 0.0
+    for r in fig.select({"type": GlyphRenderer}):
+        for key, v in r.data_source.data.items():
+            if key == "image":
+                total += float(np.nansum(np.asarray(v[0], dtype=float)))
+    return total
+
+
+def test_plots_render_and_update_in_place(demo_data):
+    """A slider change updates the same Bokeh figures' data (DynamicMaps), titles included."""
+    from bokeh.document import Document
+    from param import edit_constant
+
     hv.extension("bokeh")
-    for view in (explorer._maps_view(0.3, 0.25, 180.0, 100.0, 1.0),
-                 explorer._comparison_view(0.3, 0.25, 180.0, 100.0, 1.0, "aged", 1)):
-        assert isinstance(view, pn.layout.ListLike)
-        view.get_root()
-    hv.render(explorer._rate_plot(0.3, 0.25, 100.0, 1.0))
+    view = ModelExplorer(dataset="aged")
+    root = view.__panel__().get_root(Document())
+    figs = _figures(root)
+    maps = {t: f for t, f in figs.items() if "min" in t and "mA/g" in t}
+    assert len(maps) == 4
+    assert any(t.startswith("Fig. 5b") for t in figs)
+    assert any(t.startswith("d(capacity)") for t in figs)
+    assert any(t.startswith("simulated") for t in figs)
+    assert any(t.startswith("measured line-cut") for t in figs)
+    ids = {id(f) for f in figs.values()}
+    before = {id(f): _image_sum(f) for f in maps.values()}
+    with edit_constant(view.rate_slider):
+        view.rate_slider.param.update(value=200.0, value_throttled=200.0)
+    after = _figures(root)
+    assert {id(f) for f in after.values()} == ids  # same figures ...
+    assert sum(t.startswith("200 mA/g") for t in after) == 4  # ... new titles ...
+    changed = [abs(_image_sum(f) - before[id(f)]) > 1e-6 for f in after.values() if id(f) in before]
+    assert sum(changed) >= 3  # ... new θ maps (the 20-min one may end 'not reached')
+    assert view.maps_title.object.endswith("D × 1")
+    rate = next(t for t in after if t.startswith("Fig. 5b"))
+    assert "at 200 mA/g" in rate
 
 
 def test_broken_dataset_gives_alert_and_recovers(explorer, tmp_path):

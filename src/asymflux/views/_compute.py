@@ -1,7 +1,8 @@
 """What the dashboards compute, without Panel: plain functions, arrays and tables in and out.
 
-The views (:mod:`asymflux.views.model_explorer`, :mod:`asymflux.views.cohort`) wrap these
-in ``pn.cache`` and bind them to widgets. Keeping them here makes them testable without a
+The views (:mod:`asymflux.views.model_explorer`, :mod:`asymflux.views.cohort`) cache these
+(:mod:`asymflux.views._common`: ``pn.cache``, and worker processes for the simulations)
+and bind them to widgets. Keeping them here makes them testable without a
 server and usable from notebooks.
 
 Simulated and measured particles go through one code path: a simulated θ movie is imaged
@@ -32,9 +33,10 @@ RATE_OPTIONS_MA_G = (25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 400.0, 600.0,
 CURVE_RATES_MA_G = (25.0, 50.0, 100.0, 200.0, 400.0, 800.0)
 """Rates of the rate-capability curves (Fig. 5b) in the model explorer."""
 
-SWEEP_MESH = (12, 32)
+SWEEP_MESH = (10, 24)
 """(n_radial, n_angular) of the rate-capability runs: Li extracted at the cut-off agrees with
-the default 20 x 48 mesh to 1e-4 and runs ~4x faster."""
+the default 20 x 48 mesh within 3e-5 per f.u. (the curves of Fig. 5b differ by 1e-3 to
+1e-2) and runs ~7x faster (55 ms a run)."""
 
 PARTICLE_MESH = (16, 48)
 """(n_radial, n_angular) of the simulated twin of a measured particle (as the demo data)."""
@@ -105,6 +107,17 @@ def theta_maps(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale=1.
     out.attrs["end_reason"] = res.end_reason
     out.attrs["end_minutes"] = float(res.minutes[-1])
     return out
+
+
+def empty_theta_maps(*, pixel_nm=40.0, minutes=FIG4_MINUTES, radius_um=FIG4_RADIUS_UM,
+                     surface="no data") -> pd.DataFrame:
+    """The table of :func:`theta_maps` with every map NaN (``reached=False``)."""
+    from asymflux import model
+
+    x_um, y_um = model.disk_mesh(radius_um).pixel_grid(pixel_nm)
+    return pd.DataFrame([{"surface": surface, "minutes": float(m), "x_um": x_um, "y_um": y_um,
+                          "theta": np.full((y_um.size, x_um.size), np.nan), "reached": False}
+                         for m in minutes])
 
 
 def surface_label(eta, blocked_fraction, angle_deg) -> str:

@@ -22,10 +22,19 @@ DSCALE_OPTIONS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
 """Diffusivity scale factors (log-spaced)."""
 
 
-def hv_layout_type():
+def _dynamic(bound):
+    """A HoloViews DynamicMap over a function bound (``pn.bind``) to parameters."""
     import holoviews as hv
 
-    return hv.Layout
+    plots.use_backend("bokeh")
+    return hv.DynamicMap(bound)
+
+
+def _framewise(obj):
+    """Axis and colour ranges from each new frame (the plots are updated in place)."""
+    import holoviews as hv
+
+    return obj.map(lambda el: el.opts(framewise=True), hv.Element)
 
 
 class ModelExplorer(pn.viewable.Viewer):
@@ -101,21 +110,37 @@ class ModelExplorer(pn.viewable.Viewer):
         self.param.watch(self._on_dataset, "dataset")
         self._load_particles()
 
+        # Every plot is a HoloViews DynamicMap bound to the sliders' value_throttled: a
+        # change updates the plots' data in place (no new Bokeh figures to build and send),
+        # and a watcher registered before them first starts, side by side in worker
+        # processes, every simulation the change needs (_common.prefetch).
+        for w in self.sliders.values():
+            w.param.watch(self._prefetch, "value_throttled")
+        self.param.watch(self._prefetch, ["dataset", "particle_id"])
         thr = {n: w.param.value_throttled for n, w in self.sliders.items()}
-        # Each figure is its own HoloViews pane in a Panel Row (no bokeh GridPlot: grids were
-        # collapsed to zero size by the page's flex layout); the bound functions return Rows.
-        self.maps_pane = pn.panel(
-            pn.bind(self._maps_view, thr["eta"], thr["blocked_fraction"], thr["angle_deg"],
-                    thr["rate_mA_g"], thr["diffusivity_scale"]),
-            name="theta_maps", loading_indicator=True)
+        model = [thr[n] for n in ("eta", "blocked_fraction", "angle_deg", "rate_mA_g",
+                                  "diffusivity_scale")]
+        measured = [self.param.dataset, self.param.particle_id]
+        self._maps_memo = (None, None)
+        self.maps_title = pn.pane.Markdown(self._maps_title(self.settings()), margin=(0, 10),
+                                           width=1000)
+        self.map_panes = [
+            pn.pane.HoloViews(_dynamic(pn.bind(self._map_panel, i, *model)), margin=0,
+                              name=f"theta_map_{m:g}min")
+            for i, m in enumerate(C.FIG4_MINUTES)]
+        # (created, so updated, in the order their runs finish: the rate curves are last)
+        self.offset_pane = pn.pane.HoloViews(
+            _dynamic(pn.bind(self._offset_plot, *model, *measured)), name="offset")
+        self.measured_pane = pn.pane.HoloViews(
+            _dynamic(pn.bind(self._measured_kymograph, *measured)), name="measured_kymograph")
+        self.simulated_pane = pn.pane.HoloViews(
+            _dynamic(pn.bind(self._simulated_kymograph, *model, *measured)),
+            name="simulated_kymograph")
         self.rate_pane = pn.pane.HoloViews(
-            pn.bind(self._rate_plot, thr["eta"], thr["blocked_fraction"], thr["rate_mA_g"],
-                    thr["diffusivity_scale"]), name="rate_capability")
-        self.comparison_pane = pn.panel(
-            pn.bind(self._comparison_view, thr["eta"], thr["blocked_fraction"], thr["angle_deg"],
-                    thr["rate_mA_g"], thr["diffusivity_scale"], self.param.dataset,
-                    self.param.particle_id),
-            name="comparison", loading_indicator=True)
+            _dynamic(pn.bind(self._rate_plot, thr["eta"], thr["blocked_fraction"],
+                             thr["rate_mA_g"], thr["diffusivity_scale"])),
+            name="rate_capability")
+        self._prefetch()
 
     # ------------------------------------------------------------------ state sync
 
@@ -140,6 +165,18 @@ class ModelExplorer(pn.viewable.Viewer):
         return {"eta": float(self.eta), "blocked_fraction": float(self.blocked_fraction),
                 "angle_deg": float(self.angle_deg), "rate_mA_g": float(self.rate_mA_g),
                 "diffusivity_scale": float(self.diffusivity_scale)}
+
+    def _prefetch(self, *_events):
+        """Start every simulation the current sliders need (returns at once)."""
+        s = {n: (w.value_throttled if w.value_throttled is not None else w.value)
+             for n, w in self.sliders.items()}
+        self.maps_title.object = self._maps_title(s)
+        K.prefetch(s, pixel_nm=float(self.pixel_nm), dataset=self.dataset,
+                   particle_id=self.particle_id)
+        if K.in_server():  # while nobody waits: the reference curves one D-scale step away
+            i = DSCALE_OPTIONS.index(min(DSCALE_OPTIONS,
+                                         key=lambda d: abs(d - float(s["diffusivity_scale"]))))
+            K.warm_rate_curves(DSCALE_OPTIONS[max(0, i - 1): i + 2])
 
     # ------------------------------------------------------------------ datasets
 
@@ -270,34 +307,40 @@ class ModelExplorer(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ plots
 
-    def _settings_title(self, s) -> str:
-        return (f"{C.surface_label(s['eta'], s['blocked_fraction'], s['angle_deg'])}, "
-                f"{s['rate_mA_g']:g} mA/g, D × {s['diffusivity_scale']:g}")
+    @staticmethod
+    def _settings(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale) -> dict:
+        return dict(eta=float(eta), blocked_fraction=float(blocked_fraction),
+                    angle_deg=float(angle_deg), rate_mA_g=float(rate_mA_g),
+                    diffusivity_scale=float(diffusivity_scale))
 
     def _maps_plot(self, eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale):
-        s = dict(eta=float(eta), blocked_fraction=float(blocked_fraction),
-                 angle_deg=float(angle_deg), rate_mA_g=float(rate_mA_g),
-                 diffusivity_scale=float(diffusivity_scale))
+        """The four θ maps (an hv.Layout); on failure NaN maps and the alert."""
+        s = self._settings(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale)
+        key = (tuple(s.values()), float(self.pixel_nm))
+        if self._maps_memo[0] == key:
+            return self._maps_memo[1]
+        surface = C.make_surface(s["eta"], s["blocked_fraction"], s["angle_deg"])
         try:
             data = self.theta_maps(**s)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - shown in the page
             self._show_error(e, prefix="θ maps")
-            return K.empty_plot("θ maps failed")
-        label = data["surface"].iloc[0]
-        surface = C.make_surface(s["eta"], s["blocked_fraction"], s["angle_deg"])
+            data = C.empty_theta_maps(pixel_nm=float(self.pixel_nm))
         data = data.assign(surface=[f"{s['rate_mA_g']:g} mA/g"] * len(data))
         layout = plots.fig4_theta_maps(data, frame_size=160,
                                        surfaces={data["surface"].iloc[0]: surface},
                                        radius_um=C.FIG4_RADIUS_UM)
-        return layout, f"θ maps (Fig. 4): {label}, D × {s['diffusivity_scale']:g}"
+        self._maps_memo = (key, layout)
+        return layout
 
-    def _maps_view(self, *args):
-        out = self._maps_plot(*args)
-        if not isinstance(out, tuple):
-            return pn.pane.HoloViews(out)
-        layout, title = out
-        return pn.Column(pn.pane.Markdown(f"#### {title}", margin=(0, 10)),
-                         pn.Row(*[pn.pane.HoloViews(p, margin=0) for p in layout]))
+    @staticmethod
+    def _maps_title(s) -> str:
+        label = C.surface_label(float(s["eta"]), float(s["blocked_fraction"]),
+                                float(s["angle_deg"]))
+        return f"#### θ maps (Fig. 4): {label}, D × {float(s['diffusivity_scale']):g}"
+
+    def _map_panel(self, index, *settings):
+        """The θ map at ``FIG4_MINUTES[index]`` (one panel of :meth:`_maps_plot`)."""
+        return _framewise(list(self._maps_plot(*settings))[index])
 
     def _rate_plot(self, eta, blocked_fraction, rate_mA_g, diffusivity_scale):
         s = dict(eta=float(eta), blocked_fraction=float(blocked_fraction),
@@ -305,53 +348,74 @@ class ModelExplorer(pn.viewable.Viewer):
         try:
             table = self.rate_table(**s)
             point = self.current_li_extracted(**s)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - shown in the page
             self._show_error(e, prefix="Rate capability")
-            return K.empty_plot("rate capability failed")
+            table = C.rate_table(s["eta"], s["blocked_fraction"], point=lambda *a: np.nan)
+            point = np.nan
         labels = {k: v[0] for k, v in C.REFERENCE_SURFACES.items()}
-        cur = f"current: {C.surface_label(s['eta'], s['blocked_fraction'], 180)}"
-        labels[C.CURRENT_LABEL] = cur
+        labels[C.CURRENT_LABEL] = C.CURRENT_LABEL  # fixed: the plot is updated in place
         plot = plots.fig5b_rate_capability(table, current_rate_mA_g=s["rate_mA_g"],
                                            current_li_extracted=point, logx=True, labels=labels)
-        return plot.opts(title=f"Fig. 5b: Li extracted at θ_surf = 0.2; ★ {s['rate_mA_g']:g} mA/g "
-                               f"→ {point:.4f}",
-                         width=600, height=380, legend_position="bottom_left")
+        cur = C.surface_label(s["eta"], s["blocked_fraction"], 180)
+        return _framewise(plot.opts(
+            title=f"Fig. 5b: Li extracted at θ_surf = 0.2; current ({cur}) at "
+                  f"{s['rate_mA_g']:g} mA/g → {point:.4f}",
+            width=600, height=380, legend_position="bottom_left"))
 
-    def _comparison_plot(self, eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale,
-                         dataset, particle_id):
-        import holoviews as hv
-
-        s = dict(eta=float(eta), blocked_fraction=float(blocked_fraction),
-                 angle_deg=float(angle_deg), rate_mA_g=float(rate_mA_g),
-                 diffusivity_scale=float(diffusivity_scale))
+    def _measured_movie(self, dataset, particle_id):
         if particle_id is None:  # the dataset could not be used: the alert says why
-            return K.empty_plot("no particle to compare")
+            return None
         try:
-            comp = self.comparison(dataset=dataset, particle_id=particle_id, **s)
-        except Exception as e:  # noqa: BLE001
-            self._show_error(e, prefix="Measured vs simulated")
-            return K.empty_plot("no particle to compare")
-        m, sim = comp["measured"], comp["simulated"]
-        ts = comp["timeseries"]
-        d = plots.offset_vs_capacity(ts, title=f"d(capacity), particle {comp['particle_id']}, "
-                                     f"sim. {s['rate_mA_g']:g} mA/g")
-        d = d.opts(width=380, height=320)
-        ymax = K.finite_max(np.r_[m.capacity_mAh_g, sim.capacity_mAh_g], 1.0)
-        km = plots.kymograph(m.kymograph, m.distance_nm, m.capacity_mAh_g, boundaries=m.boundaries,
-                             title="measured line-cut")
-        ks = plots.kymograph(sim.kymograph, sim.distance_nm, sim.capacity_mAh_g,
-                             boundaries=sim.boundaries,
-                             title=f"simulated, η {s['eta']:.2g}, {s['blocked_fraction']:.0%} at "
-                                   f"{s['angle_deg']:g}°")
-        km = km.opts(width=340, height=320, ylim=(0, ymax))
-        ks = ks.opts(width=340, height=320, ylim=(0, ymax))
-        return hv.Layout([d, km, ks]).cols(3).opts(shared_axes=False)
+            return K.measured(dataset, int(particle_id))
+        except Exception as e:  # noqa: BLE001 - shown in the page
+            self._show_error(e, prefix="Measured particle")
+            return None
 
-    def _comparison_view(self, *args):
-        out = self._comparison_plot(*args)
-        if not isinstance(out, hv_layout_type()):
-            return pn.pane.HoloViews(out)
-        return pn.Row(*[pn.pane.HoloViews(p) for p in out])
+    def _simulated_movie(self, s, dataset, particle_id):
+        if particle_id is None:
+            return None
+        try:
+            return K.simulated(dataset, int(particle_id), s["eta"], s["blocked_fraction"],
+                               s["angle_deg"], s["rate_mA_g"], s["diffusivity_scale"])
+        except Exception as e:  # noqa: BLE001 - shown in the page
+            self._show_error(e, prefix="Simulated particle")
+            return None
+
+    def _offset_plot(self, eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale,
+                     dataset, particle_id):
+        """d(capacity) of the measured particle and its simulated twin (Fig. 5d)."""
+        s = self._settings(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale)
+        movies = [self._measured_movie(dataset, particle_id),
+                  self._simulated_movie(s, dataset, particle_id)]
+        ts = pd.concat([m.timeseries for m in movies if m is not None]
+                       or [pd.DataFrame({"source": [], "capacity_mAh_g": [], "offset_nm": []})],
+                       ignore_index=True)
+        d = plots.offset_vs_capacity(ts, curves=("measured", "simulated"),
+                                     title=f"d(capacity), particle {particle_id}, "
+                                           f"sim. {s['rate_mA_g']:g} mA/g")
+        return _framewise(d.opts(width=380, height=320))
+
+    def _kymograph(self, movie, title):
+        if movie is None:
+            plot = plots.kymograph(np.empty((0, 0)), [], [], boundaries=pd.DataFrame(),
+                                   title=title)
+        else:
+            plot = plots.kymograph(movie.kymograph, movie.distance_nm, movie.capacity_mAh_g,
+                                   boundaries=movie.boundaries, title=title)
+        return _framewise(plot.opts(width=340, height=320))
+
+    def _measured_kymograph(self, dataset, particle_id):
+        """Line-cut kymograph of the measured particle (Fig. 5c)."""
+        return self._kymograph(self._measured_movie(dataset, particle_id),
+                               f"measured line-cut, particle {particle_id}")
+
+    def _simulated_kymograph(self, eta, blocked_fraction, angle_deg, rate_mA_g,
+                             diffusivity_scale, dataset, particle_id):
+        """Line-cut kymograph of the simulated twin (Fig. 5c), same measurement."""
+        s = self._settings(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale)
+        return self._kymograph(self._simulated_movie(s, dataset, particle_id),
+                               f"simulated, η {s['eta']:.2g}, {s['blocked_fraction']:.0%} at "
+                               f"{s['angle_deg']:g}°")
 
     # ------------------------------------------------------------------ layout
 
@@ -378,7 +442,9 @@ class ModelExplorer(pn.viewable.Viewer):
                              "(Lun et al. 2025)", width=1000),
             self.alert,
             pn.Row(self.controls(),
-                   pn.Column(self.maps_pane, self.comparison_pane, self.rate_pane, width=1120),
+                   pn.Column(self.maps_title, pn.Row(*self.map_panes),
+                             pn.Row(self.offset_pane, self.measured_pane, self.simulated_pane),
+                             self.rate_pane, width=1120),
                    width=PAGE_WIDTH),
             width=PAGE_WIDTH,
         )
