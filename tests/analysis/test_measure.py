@@ -4,6 +4,8 @@ import pytest
 from _analysis_synth import core_stack
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import ndimage as ndi
+from skimage.morphology import disk
 
 from asymflux import analysis as an
 
@@ -28,8 +30,10 @@ def test_offset_matches_truth(offset):
     assert row.offset_reason == ""
     assert row.capacity_mAh_g == 1 and row.time_s == 60
     core_px = np.count_nonzero(stack[1][labels > 0] < 1.05 * 1.0 - 1e-6)
-    assert row.unreacted_fraction == pytest.approx(core_px / labels.sum())
-    assert row.mean_dI == pytest.approx(0.2 * (1 - row.unreacted_fraction), rel=1e-5)
+    # the fraction is of the pixels at least edge_px = 2 inside the outline (the core is)
+    inner = ndi.binary_erosion(labels > 0, structure=disk(2))
+    assert row.unreacted_fraction == pytest.approx(core_px / inner.sum())
+    assert row.mean_dI == pytest.approx(0.2 * (1 - core_px / labels.sum()), rel=1e-5)
 
 
 def test_direction_convention_left_is_180():
@@ -89,7 +93,7 @@ def test_nonpositive_reference_is_masked_with_warning():
         ts = measure(stack, labels)
     # the dead pixel is neither reacted nor unreacted
     good = measure(*core_stack()[:2])
-    n = labels.sum()
+    n = ndi.binary_erosion(labels > 0, structure=disk(2)).sum()
     assert ts.unreacted_fraction[1] == pytest.approx(good.unreacted_fraction[1] * n / (n - 1))
 
 
@@ -173,3 +177,32 @@ def test_particle_sampling_matches_map_coordinates_at_the_frame_edges():
     unshifted = px.sample(chunk, None)
     assert unshifted.flags.c_contiguous
     np.testing.assert_array_equal(unshifted, chunk.reshape(6, -1)[:, px.flat])
+
+
+def test_a_dim_edge_pixel_is_not_the_last_unreacted_part():
+    """The PSF mixes the outline's pixels with the dark matrix: one of them below the
+    threshold after the core has gone must not read as an unreacted region at the edge."""
+    stack, labels, _ = core_stack(n_frames=3)
+    rows, cols = np.nonzero(labels)
+    k = np.argmax(cols)  # the rightmost pixel of the outline
+    stack[2, rows[k], cols[k]] = stack[0, rows[k], cols[k]]  # dI = 0 there, fully reacted elsewhere
+    plain = measure(stack, labels, edge_px=0)
+    last = plain[plain.frame == 2].iloc[0]
+    assert last.unreacted_fraction > 0 and last.offset_norm > 0.9  # the artefact
+    ts = measure(stack, labels)  # edge_px=2 by default
+    last = ts[ts.frame == 2].iloc[0]
+    assert last.unreacted_fraction == 0 and np.isnan(last.offset_nm)
+    assert last.offset_reason == "no unreacted pixels"
+    # the core frame is measured the same way either way
+    np.testing.assert_allclose(ts[ts.frame == 1].offset_nm, plain[plain.frame == 1].offset_nm)
+    with pytest.raises(ValueError, match="edge_px"):
+        measure(stack, labels, edge_px=-1)
+
+
+def test_a_particle_thinner_than_the_margin_keeps_its_pixels():
+    stack, labels, _ = core_stack(n_frames=3)
+    labels = labels.copy()
+    labels[5, 5:8] = 2  # a 1-pixel-wide particle: every pixel is on its outline
+    ts = measure(stack, labels, edge_px=2)
+    small = ts[ts.particle_id == 2]
+    assert np.all(np.isfinite(small.unreacted_fraction))

@@ -41,6 +41,7 @@ def analyze_dataset(
     *,
     masks=None,
     threshold=0.05,
+    edge_px=2,
     register=True,
     n_reference_frames=1,
     window=DEFAULT_WINDOW,
@@ -65,6 +66,8 @@ def analyze_dataset(
         :func:`detect_particles` on the reference image.
     threshold : float
         dI below which a pixel is unreacted.
+    edge_px : int
+        Outline margin left out of the unreacted region (see :func:`particle_timeseries`).
     register : bool
         Correct drift on the fly (see :func:`particle_timeseries`).
     n_reference_frames : int
@@ -115,7 +118,8 @@ def analyze_dataset(
                                  **(detect_kwargs or {}))
     ts = particle_timeseries(
         stack, masks, pixel_nm=dataset.pixel_nm, time_s=time_s,
-        capacity_mAh_g=_capacity(dataset, n_frames), threshold=threshold, register=register,
+        capacity_mAh_g=_capacity(dataset, n_frames), threshold=threshold, edge_px=edge_px,
+        register=register,
         n_reference_frames=n_reference_frames, drift_every=drift_every,
         chunk_frames=chunk_frames, n_threads=n_threads, progress=progress,
     )
