@@ -209,3 +209,31 @@ def test_fit_button_sets_sliders_to_the_fitted_arc(explorer):
     assert explorer.blocked_fraction == pytest.approx(0.30, abs=0.1)
     assert explorer.eta_slider.value == pytest.approx(explorer.eta)
     assert "sliders set" in explorer._fit_info.object
+
+
+def test_fit_button_awaits_the_worker(explorer):
+    """The button's handler is a coroutine awaiting the worker's fit (the server keeps
+    serving meanwhile); it sets the sliders as fit_particle does (same cached fit)."""
+    import asyncio
+    import inspect
+
+    assert inspect.iscoroutinefunction(explorer.fit_particle_async)
+    explorer.param.update(eta=1.0, blocked_fraction=0.0, angle_deg=0.0)
+    explorer.particle_id = 1
+    result = asyncio.run(explorer.fit_particle_async())
+    assert result is not None and result.model == "one arc"
+    assert abs((explorer.angle_deg - 180 + 180) % 360 - 180) < 15
+    assert not explorer.fit_button.loading
+
+
+def test_a_failing_fit_is_reported_in_the_page(explorer, monkeypatch):
+    from asymflux.views import _common as K
+
+    def broken(*_a, **_k):
+        raise ValueError("no capacity per frame")
+
+    monkeypatch.setattr(K, "fit", broken)
+    explorer.particle_id = 1
+    assert explorer.fit_particle() is None
+    assert explorer.alert.visible and "no capacity per frame" in explorer.alert.object
+    assert not explorer.fit_button.loading

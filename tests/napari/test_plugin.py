@@ -386,6 +386,21 @@ def test_widget_attaches_to_a_dataset_opened_from_napari(make_napari_viewer, fol
     assert w.image_layer is viewer.layers[0]
 
 
+def test_fit_button_runs_in_the_background(make_napari_viewer, folder, notifications, qtbot):
+    """The button's fit runs in a worker thread: the call returns before the result, which
+    arrives through Qt's event loop and is then drawn and reported."""
+    viewer, w = _opened(make_napari_viewer, folder)
+    worker = w.start_fit_blocking(4, max_arcs=0)  # no arcs: the quickest fit
+    assert w.fit_result is None and "in the background" in w._status.value
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    qtbot.waitUntil(lambda: w.fit_result is not None, timeout=10_000)
+    assert w.fit_result.model == "none" and not w.fit_result.arcs
+    assert any("particle 4: none" in m for m in notifications.messages())
+    with pytest.raises(ValueError, match="does not exist"):
+        w.start_fit_blocking(999)
+
+
 def test_fit_blocking_draws_the_fitted_arc(make_napari_viewer, folder, notifications):
     """The widget's Fit action calls asymflux.fit (as `asymflux fit` does): demo 'fresh'
     particle 4 is blocked at 298 deg on 43 % of its perimeter with eta 0.21."""

@@ -122,7 +122,7 @@ class CurationWidget(Container):
         # --- particle analysis
         particle_row = self._row(("Show O_COM / O_Li-rich", self.show_particle))
         kymo_row = self._row(("Draw line", self.add_line_layer), ("Kymograph", self.kymograph))
-        fit_row = self._row(("Fit blocking", self.fit_blocking))
+        fit_row = self._row(("Fit blocking", self.start_fit_blocking))
         self._status = Label(label="", value="no stack: open a dataset or pick a stack layer")
         self.extend([self._path, data_row, self._source, self._n_ref, self._min_area, detect_row,
                      self._particle, self._info, status_row, self._class, self._notes, text_row,
@@ -625,15 +625,44 @@ class CurationWidget(Container):
 
     def fit_blocking(self, particle_id=None, max_arcs=2, rate_mA_g=None):
         """Infer the selected particle's blocked arcs (:func:`asymflux.fit.fit_particle`,
-        the same function as ``asymflux fit``) and draw them as paths around it.
+        the same function as ``asymflux fit``) and draw them as paths around it; waits
+        for the fit (10-60 s). The *Fit blocking* button runs
+        :meth:`start_fit_blocking` instead, which keeps napari responsive.
 
         The charge rate comes from the dataset's metadata (or ``rate_mA_g``). Returns the
         :class:`asymflux.fit.FitResult`, also kept as ``self.fit_result``.
         """
         from napari.utils import progress
-        from napari.utils.notifications import show_info
 
-        from asymflux.fit import crop_box, fit_particle
+        from asymflux.fit import fit_particle
+
+        pid, mask, args, kwargs = self._fit_inputs(particle_id, max_arcs, rate_mA_g)
+        with progress(total=1, desc=f"fitting particle {pid}") as bar:
+            result = fit_particle(*args, **kwargs)
+            bar.update(1)
+        return self._show_fit(pid, mask, result)
+
+    def start_fit_blocking(self, particle_id=None, max_arcs=2, rate_mA_g=None):
+        """:meth:`fit_blocking` with the fit in a background thread (napari's
+        ``create_worker``): returns the started worker at once; the arcs are drawn (and
+        ``self.fit_result`` set) when it returns, an error becomes a notification."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error
+
+        from asymflux.fit import fit_particle
+
+        pid, mask, args, kwargs = self._fit_inputs(particle_id, max_arcs, rate_mA_g)
+        worker = create_worker(fit_particle, *args, **kwargs,
+                               _progress={"desc": f"fitting particle {pid}"})
+        worker.returned.connect(lambda result: self.run(self._show_fit, pid, mask, result))
+        worker.errored.connect(lambda e: show_error(f"asymflux: fitting particle {pid} failed: {e}"))
+        self._status.value = f"fitting particle {pid} in the background (10-60 s) …"
+        worker.start()
+        return worker
+
+    def _fit_inputs(self, particle_id, max_arcs, rate_mA_g):
+        """``(particle id, its mask, fit_particle's args, kwargs)``, read in the GUI thread."""
+        from asymflux.fit import crop_box
 
         cur = self._require()
         pid = self._pid(particle_id)
@@ -644,18 +673,20 @@ class CurationWidget(Container):
         if rate_mA_g is None:
             raise ValueError("unknown charge rate: open a dataset folder with rate_mA_g in its metadata")
         mask = cur.labels == pid
-        rows, cols = np.nonzero(mask)
         box = crop_box(mask, pad_px=8)
-        with progress(total=2, desc=f"fitting particle {pid}") as bar:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                dI = np.asarray(self._dI()[(slice(None), *box)], dtype=float)
-            bar.update(1)
-            result = fit_particle(dI, mask[box], pixel_nm=self.pixel_nm,
-                                  time_s=self.time_s - self.time_s[0], rate_mA_g=float(rate_mA_g),
-                                  max_arcs=max_arcs)
-            bar.update(1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            dI = np.asarray(self._dI()[(slice(None), *box)], dtype=float)
+        kwargs = {"pixel_nm": self.pixel_nm, "time_s": self.time_s - self.time_s[0],
+                  "rate_mA_g": float(rate_mA_g), "max_arcs": max_arcs}
+        return pid, mask, (dI, mask[box]), kwargs
+
+    def _show_fit(self, pid, mask, result):
+        """Draw a fit's arcs around particle ``pid`` and report it; returns ``result``."""
+        from napari.utils.notifications import show_info
+
         self.fit_result = result
+        rows, cols = np.nonzero(mask)
         paths = []
         rc, cc = rows.mean(), cols.mean()
         radius = 1.15 * np.sqrt(mask.sum() / np.pi)
@@ -672,8 +703,10 @@ class CurationWidget(Container):
                 paths, shape_type="path", edge_color="magenta", edge_width=2,
                 name=f"fitted arcs (particle {pid})", metadata=meta)
         text = ", ".join(f"{a.center_deg:.0f}° × {a.fraction:.2f} at η {a.eta:.2f}" for a in result.arcs)
-        show_info(f"asymflux: particle {pid}: {result.model}"
-                  f"{': ' + text if text else ''} (D × {result.diffusivity_scale:.2g})")
+        message = (f"asymflux: particle {pid}: {result.model}"
+                   f"{': ' + text if text else ''} (D × {result.diffusivity_scale:.2g})")
+        self._status.value = message
+        show_info(message)
         return result
 
     def add_line_layer(self):

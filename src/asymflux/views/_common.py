@@ -224,6 +224,20 @@ def prefetch(settings: dict, *, pixel_nm: float, dataset=None, particle_id=None)
     _submit_rate_points(s["eta"], s["blocked_fraction"], s["diffusivity_scale"], s["rate_mA_g"])
 
 
+def _fit_particle(spec, particle_id, max_arcs):
+    from asymflux import fit as fitting
+
+    return fitting.fit_dataset(C.load_dataset(spec), int(particle_id), max_arcs=max_arcs)
+
+
+def fit(spec, particle_id, *, max_arcs=1) -> Future:
+    """The future of :func:`asymflux.fit.fit_dataset` on a dataset name/path's particle,
+    run by a worker process (10-60 s) and kept like the simulations."""
+    spec = str(spec).strip()
+    args = (spec, int(particle_id), int(max_arcs))
+    return _submit(_fit_particle, *args, key=("fit", dataset_stamp(spec), *args))
+
+
 # --------------------------------------------------------------------- measured data
 # ``pn.cache`` memoizes across sessions of one server process (keys: the plain arguments).
 

@@ -94,7 +94,7 @@ class ModelExplorer(pn.viewable.Viewer):
         self.particle_select = pn.widgets.Select(label="particle", options=[])
         self.fit_button = pn.widgets.Button(name="Fit blocking of this particle (~30 s)",
                                             button_type="primary", width=300)
-        self.fit_button.on_click(lambda _event: self.fit_particle())
+        self.fit_button.on_click(self.fit_particle_async)
         self._fit_info = pn.pane.Markdown("", width=320)
         self.fit_result = None
         self._dataset_info = pn.pane.Markdown("", width=320)
@@ -225,22 +225,50 @@ class ModelExplorer(pn.viewable.Viewer):
     def fit_particle(self):
         """Fit one blocked arc and a diffusivity scale to the chosen measured particle
         (:func:`asymflux.fit.fit_dataset`, the function behind ``asymflux fit``) and move
-        the sliders to the fitted values. Returns the :class:`~asymflux.fit.FitResult`."""
-        from asymflux import fit
+        the sliders to the fitted values; waits for the fit (10-60 s, in a worker process).
+        The *Fit* button runs :meth:`fit_particle_async` instead, so the page keeps
+        answering. Returns the :class:`~asymflux.fit.FitResult` (None on failure, with
+        the message in the page)."""
+        pid = self._fit_start()
+        if pid is None:
+            return None
+        try:
+            result = K.fit(self.dataset, pid).result()
+        except Exception as e:  # noqa: BLE001 - shown in the page
+            return self._fit_failed(pid, e)
+        return self._fit_done(pid, result)
 
+    async def fit_particle_async(self, *_event):
+        """:meth:`fit_particle` for the button: awaits the worker process's fit, so the
+        server keeps serving (this page's sliders included) meanwhile."""
+        import asyncio
+
+        pid = self._fit_start()
+        if pid is None:
+            return None
+        try:
+            result = await asyncio.wrap_future(K.fit(self.dataset, pid))
+        except Exception as e:  # noqa: BLE001 - shown in the page
+            return self._fit_failed(pid, e)
+        return self._fit_done(pid, result)
+
+    def _fit_start(self):
         if self.particle_id is None and not self._load_particles():
             return None
+        pid = int(self.particle_id)
         self.fit_button.loading = True
-        self._fit_info.object = f"fitting particle {self.particle_id} …"
-        try:
-            ds = K.analyzed(self.dataset)[0]
-            result = fit.fit_dataset(ds, int(self.particle_id), max_arcs=1)
-        except Exception as e:  # noqa: BLE001 - shown in the page
-            self._show_error(e, prefix=f"Fitting particle {self.particle_id} failed")
-            self._fit_info.object = ""
-            return None
-        finally:
-            self.fit_button.loading = False
+        self._fit_info.object = f"fitting particle {pid} … (10-60 s)"
+        return pid
+
+    def _fit_failed(self, pid, exc):
+        self.fit_button.loading = False
+        self._show_error(exc, prefix=f"Fitting particle {pid} failed")
+        self._fit_info.object = ""
+        return None
+
+    def _fit_done(self, pid, result):
+        """Move the sliders to a fit's values and describe it; returns ``result``."""
+        self.fit_button.loading = False
         self.fit_result = result
         scale = min(DSCALE_OPTIONS, key=lambda d: abs(np.log(d / result.diffusivity_scale)))
         if result.arcs:
@@ -250,13 +278,13 @@ class ModelExplorer(pn.viewable.Viewer):
                               angle_deg=float(arc.center_deg) % 360.0, diffusivity_scale=scale)
             u = result.uncertainties
             self._fit_info.object = (
-                f"**fit, particle {self.particle_id}**: arc at {arc.center_deg:.0f}° "
+                f"**fit, particle {pid}**: arc at {arc.center_deg:.0f}° "
                 f"± {u.get('center_deg_1', float('nan')):.0f}°, fraction {arc.fraction:.2f}, "
                 f"η {arc.eta:.2f} ± {u.get('eta_1', float('nan')):.2f}, D × "
                 f"{result.diffusivity_scale:.2g} (rms dI {result.rms:.3f}); sliders set.")
         else:
             self.param.update(eta=1.0, diffusivity_scale=scale)
-            self._fit_info.object = (f"**fit, particle {self.particle_id}**: no blocking "
+            self._fit_info.object = (f"**fit, particle {pid}**: no blocking "
                                      f"(D × {result.diffusivity_scale:.2g}); η set to 1.")
         return result
 
