@@ -258,3 +258,22 @@ def test_bad_annotations(tmp_path, folder):
         pd.DataFrame({"particle_id": [1.5], "class": ["x"]}),
         names=["annotations.csv", "particle_id", "integers"],
     )
+
+
+def test_read_masks_tiff_npy_and_bad_files(tmp_path):
+    from asymflux import io
+
+    labels = np.zeros((6, 7), np.uint16)
+    labels[1:3, 2:5] = 3
+    tifffile.imwrite(tmp_path / "m.tif", labels[None])  # a singleton axis is dropped
+    np.save(tmp_path / "m.npy", labels)
+    np.testing.assert_array_equal(io.read_masks(tmp_path / "m.tif"), labels)
+    np.testing.assert_array_equal(io.read_masks(tmp_path / "m.npy"), labels)
+    np.save(tmp_path / "stack.npy", np.zeros((2, 6, 7)))
+    with pytest.raises(io.DatasetError, match=r"stack\.npy.*2-D"):
+        io.read_masks(tmp_path / "stack.npy")
+    (tmp_path / "m.png").write_bytes(b"not an image")
+    with pytest.raises(io.DatasetError, match=r"m\.png.*\.tif, \.tiff or \.npy"):
+        io.read_masks(tmp_path / "m.png")
+    with pytest.raises(io.DatasetError, match="does not exist"):
+        io.read_masks(tmp_path / "missing.tif")

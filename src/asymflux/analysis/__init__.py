@@ -47,7 +47,6 @@ _EXPORTS = {
     "confusion_matrix": "_cohort",
     "validate_classification": "_cohort",
     "analyze_dataset": "_pipeline",
-    "read_masks": "_pipeline",
     "write_tables": "_pipeline",
 }
 

@@ -100,7 +100,8 @@ def run_analyze(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from .._atomic import atomic_path
-    from ._pipeline import read_masks, write_tables
+    from ..io import read_masks
+    from ._pipeline import write_tables
 
     masks = read_masks(args.masks) if args.masks else None
     options = {"threshold": args.threshold, "register": not args.no_register,

@@ -9,7 +9,7 @@ import numpy as np
 
 from ._summary import DEFAULT_ASYMMETRY_THRESHOLD, DEFAULT_WINDOW
 
-__all__ = ["analyze_dataset", "dataset_name", "write_tables", "read_masks"]
+__all__ = ["analyze_dataset", "dataset_name", "write_tables"]
 
 
 def dataset_name(dataset) -> str:
@@ -151,29 +151,3 @@ def write_tables(out_dir, tables: dict, *, parquet=False):
                 df.to_parquet(tmp, index=False)
             paths.append(p)
     return paths
-
-
-def read_masks(path):
-    """Labels image from ``.tif``/``.tiff`` (tifffile) or ``.npy``; ValueError naming the file."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"masks file {path} does not exist")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".tif", ".tiff"):
-            import tifffile
-
-            labels = tifffile.imread(path)
-        elif suffix == ".npy":
-            labels = np.load(path, allow_pickle=False)
-        else:
-            raise ValueError(f"masks file {path}: expected a .tif, .tiff or .npy label image")
-    except ValueError:
-        raise
-    except Exception as e:
-        raise ValueError(f"masks file {path} could not be read: {e}") from e
-    labels = np.squeeze(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"masks file {path}: expected a 2-D (row, col) label image, "
-                         f"got shape {labels.shape}")
-    return labels

@@ -325,17 +325,34 @@ def _open_folder_stack(folder: Path, meta: dict, *, lazy: bool):
 
 
 def read_masks(path) -> np.ndarray:
-    """Read a (row, col) label image (``masks.tif``)."""
-    from asymflux.io.stacks import _open_tiff
-
+    """Read a (row, col) label image: a TIFF (``masks.tif``, as napari or Fiji save it) or a
+    NumPy ``.npy`` file. :class:`DatasetError` (a ValueError) naming the file when it is
+    missing, unreadable or not 2-D (singleton axes are dropped)."""
     path = Path(path)
-    tif = _open_tiff(path)
-    try:
-        m = tif.series[0].asarray()
-    except Exception as e:  # noqa: BLE001
-        raise DatasetError(f"{path}: cannot read the mask image ({type(e).__name__}: {e})") from e
-    finally:
-        tif.close()
+    if not path.exists():
+        raise DatasetError(f"masks file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            m = np.load(path, allow_pickle=False)
+        except Exception as e:  # noqa: BLE001
+            raise DatasetError(f"{path}: cannot read the mask image ({type(e).__name__}: {e})") from e
+    elif suffix in (".tif", ".tiff"):
+        from asymflux.io.stacks import _open_tiff
+
+        tif = _open_tiff(path)
+        try:
+            m = tif.series[0].asarray()
+        except Exception as e:  # noqa: BLE001
+            raise DatasetError(f"{path}: cannot read the mask image ({type(e).__name__}: {e})") from e
+        finally:
+            tif.close()
+    else:
+        raise DatasetError(f"masks file {path}: expected a .tif, .tiff or .npy label image")
+    m = np.squeeze(m)
+    if m.ndim != 2:
+        raise DatasetError(f"masks file {path}: expected a 2-D (row, col) label image, "
+                           f"got shape {m.shape}")
     return m
 
 
