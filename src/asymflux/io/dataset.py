@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from asymflux._atomic import atomic_path
+from asymflux.io._csv import ROUND_TRIP
 from asymflux.io._errors import DatasetError
 from asymflux.io.echem import ECHEM_COLUMNS, check_echem, integrate_capacity
 from asymflux.io.stacks import (
@@ -303,7 +304,7 @@ def _is_dataset_folder(path: Path) -> bool:
 
 def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, float_precision="round_trip", **kwargs)
+        return pd.read_csv(path, **{**ROUND_TRIP, **kwargs})
     except Exception as e:  # noqa: BLE001
         raise DatasetError(f"{path}: not a readable CSV table ({type(e).__name__}: {e})") from e
 

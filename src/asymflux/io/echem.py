@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from asymflux.io._csv import ROUND_TRIP
 from asymflux.io._errors import DatasetError
 
 __all__ = [
@@ -258,7 +259,7 @@ def read_echem_csv(
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such CSV file")
-    read_csv_kwargs.setdefault("float_precision", "round_trip")
+    read_csv_kwargs = {**ROUND_TRIP, **read_csv_kwargs}
     try:
         df = pd.read_csv(path, **read_csv_kwargs)
     except Exception as e:  # noqa: BLE001
