@@ -124,16 +124,12 @@ assert all(v > 0 for v in dv.values()), "the aged electrode should be more polar
 # the drift that `analyze_dataset` estimated.
 
 # %%
-def particle_movie(ds, ts, pid, pad_px=6):
-    """Registered dI crop around one particle and its mask (rows, cols in the crop)."""
-    mask = ds.masks == pid
-    rows, cols = np.nonzero(mask)
-    box = (slice(max(rows.min() - pad_px, 0), rows.max() + pad_px + 1),
-           slice(max(cols.min() - pad_px, 0), cols.max() + pad_px + 1))
+def particle_movie(ds, ts, pid):
+    """Registered dI crop around one particle and its mask (``analysis.particle_crop``)."""
     one = ts[ts["particle_id"] == pid].sort_values("frame")
-    crop = analysis.apply_drift(np.asarray(ds.stack[:, box[0], box[1]], float),
-                                one[["drift_row_px", "drift_col_px"]].to_numpy())
-    return np.asarray(analysis.differential_intensity(crop)), mask[box]
+    crop = analysis.particle_crop(ds.stack, ds.masks, pid,
+                                  shifts_px=one[["drift_row_px", "drift_col_px"]].to_numpy())
+    return crop.dI, crop.mask
 
 
 MINUTES = (5, 10, 15, 20)
@@ -167,14 +163,6 @@ assert abs((a_row.direction_deg - 180 + 180) % 360 - 180) < 30, "core should sit
 # unreacted point is the blue circle of Fig. 5c.
 
 # %%
-def horizontal_line(mask):
-    """(row, col) end points of the horizontal line through the mask's centre of mass."""
-    rows, cols = np.nonzero(mask)
-    r = float(rows.mean())
-    in_row = cols[rows == int(round(r))]
-    return (r, in_row.min() - 0.5), (r, in_row.max() + 0.5)
-
-
 rate_names = datasets.list_groups()["aged-rates"]
 kymos, rate_ts, last = [], [], []
 for name in rate_names:
@@ -182,7 +170,8 @@ for name in rate_names:
     rate = ds.metadata["rate_mA_g"]
     p, ts = analysis.analyze_dataset(ds)
     dI, mask = particle_movie(ds, ts, AGED_ID)
-    kymo, dist = analysis.line_kymograph(dI, *horizontal_line(mask), pixel_nm=ds.pixel_nm)
+    kymo, dist = analysis.line_kymograph(dI, *analysis.horizontal_line(mask),
+                                         pixel_nm=ds.pixel_nm)
     bounds = analysis.kymograph_boundaries(kymo, dist)
     cap = ds.capacity_at_frames()
     frame, pos = analysis.last_unreacted_point(kymo, dist)

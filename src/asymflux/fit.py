@@ -28,6 +28,7 @@ from scipy import ndimage, optimize
 
 from . import model, optics
 from ._validate import check_range
+from .analysis._particle import crop_box
 
 MODELS = ("none", "one arc", "two arcs")
 
@@ -139,15 +140,6 @@ class _Problem:
                 img = img / w[None]
         img[:, ~self.mask] = np.nan
         return img
-
-
-def crop_box(mask, *, pad_px: int = 8) -> tuple[slice, slice]:
-    """(row, col) slices of the mask's bounding box grown by ``pad_px``, clipped to the image."""
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
-        raise ValueError("the particle mask is empty")
-    return (slice(max(rows.min() - pad_px, 0), min(rows.max() + pad_px + 1, mask.shape[0])),
-            slice(max(cols.min() - pad_px, 0), min(cols.max() + pad_px + 1, mask.shape[1])))
 
 
 def _coarsen(mask, k):

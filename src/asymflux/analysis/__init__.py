@@ -9,6 +9,8 @@ Array functions (scikit-image style: arrays in, arrays/tables out, axes (time, r
 - shrinking core: :func:`particle_timeseries` (per particle and frame: mean dI, unreacted
   fraction, O_COM, O_Li-rich, d, d/R_eq, direction), :func:`summarize_particles`
   (per particle: classification, where/when the core vanishes), :func:`classify_asymmetry`
+- one particle: :func:`crop_box`, :func:`particle_crop` (registered crop and its dI),
+  :func:`horizontal_line`
 - line cuts: :func:`line_kymograph`, :func:`kymograph_boundaries`, :func:`last_unreacted_point`
 - cohorts: :func:`cohort_statistics`, :func:`wilson_interval`, validation against synthetic
   ground truth: :func:`true_classes`, :func:`confusion_matrix`, :func:`validate_classification`
@@ -38,6 +40,10 @@ _EXPORTS = {
     "DEFAULT_WINDOW": "_summary",
     "DEFAULT_ASYMMETRY_THRESHOLD": "_summary",
     "PARTICLE_COLUMNS": "_summary",
+    "crop_box": "_particle",
+    "horizontal_line": "_particle",
+    "particle_crop": "_particle",
+    "ParticleCrop": "_particle",
     "line_kymograph": "_kymograph",
     "kymograph_boundaries": "_kymograph",
     "last_unreacted_point": "_kymograph",

@@ -662,7 +662,7 @@ class CurationWidget(Container):
 
     def _fit_inputs(self, particle_id, max_arcs, rate_mA_g):
         """``(particle id, its mask, fit_particle's args, kwargs)``, read in the GUI thread."""
-        from asymflux.fit import crop_box
+        from asymflux.analysis import crop_box
 
         cur = self._require()
         pid = self._pid(particle_id)

@@ -196,24 +196,11 @@ class ParticleMovie:
     extra: dict
 
 
-def horizontal_line(mask) -> tuple[tuple[float, float], tuple[float, float]]:
-    """End points ((row, col), (row, col)) of the horizontal line-cut through a mask's centre
-    of mass, from its left edge to its right edge (as in Fig. 5c)."""
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
-        raise ValueError("the particle mask is empty")
-    r = float(rows.mean())
-    in_row = cols[rows == int(round(r))]
-    if in_row.size == 0:
-        in_row = cols
-    return (r, float(in_row.min()) - 0.5), (r, float(in_row.max()) + 0.5)
-
-
 def particle_kymograph(dI, mask, pixel_nm, *, threshold=0.05):
     """Line-cut kymograph of a particle (both measured and simulated use this)."""
     from asymflux import analysis
 
-    start, end = horizontal_line(mask)
+    start, end = analysis.horizontal_line(mask)
     kymo, dist = analysis.line_kymograph(np.asarray(dI), start, end, linewidth=1,
                                          pixel_nm=pixel_nm)
     bounds = analysis.kymograph_boundaries(kymo, dist, threshold=threshold)
@@ -246,37 +233,26 @@ def measure_particle_movie(stack, mask, *, pixel_nm, capacity_mAh_g, time_s, sou
                          extra=dict(extra or {}))
 
 
-def crop_box(mask, pad_px=6):
-    """Row and column slices around a mask plus ``pad_px``, clipped to the image."""
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
-        raise ValueError("the particle mask is empty")
-    r0, r1 = max(rows.min() - pad_px, 0), min(rows.max() + pad_px + 1, mask.shape[0])
-    c0, c1 = max(cols.min() - pad_px, 0), min(cols.max() + pad_px + 1, mask.shape[1])
-    return slice(int(r0), int(r1)), slice(int(c0), int(c1))
-
-
 def measured_particle(dataset, particle_id: int, timeseries: pd.DataFrame, labels,
                       *, pad_px=6) -> ParticleMovie:
     """The movie of one particle of a dataset, registered with the drift that
     :func:`asymflux.analysis.analyze_dataset` estimated (``timeseries`` is its table)."""
-    labels = np.asarray(labels)
-    mask_full = labels == int(particle_id)
-    if not mask_full.any():
-        raise ValueError(f"particle {particle_id} is not in the dataset's masks")
-    box = crop_box(mask_full, pad_px)
-    stack = np.asarray(dataset.stack[:, box[0], box[1]])
+    from asymflux import analysis
+
     ts = timeseries[timeseries["particle_id"] == int(particle_id)].sort_values("frame")
     shifts = ts[["drift_row_px", "drift_col_px"]].to_numpy(dtype=float)
-    if shifts.shape[0] != stack.shape[0] or not np.all(np.isfinite(shifts)):
+    if shifts.shape[0] != dataset.stack.shape[0] or not np.all(np.isfinite(shifts)):
         shifts = None
+    crop = analysis.particle_crop(dataset.stack, labels, int(particle_id), shifts_px=shifts,
+                                  pad_px=pad_px)
     try:
         cap = np.asarray(dataset.capacity_at_frames(), dtype=float)
     except Exception:  # noqa: BLE001 - no echem: capacity unknown
-        cap = np.full(stack.shape[0], np.nan)
-    movie = measure_particle_movie(stack, mask_full[box].astype(np.int32), pixel_nm=dataset.pixel_nm,
-                                   capacity_mAh_g=cap, time_s=dataset.time_s, source="measured",
-                                   shifts_px=shifts, extra={"box": box})
+        cap = np.full(crop.stack.shape[0], np.nan)
+    movie = measure_particle_movie(crop.stack, crop.mask.astype(np.int32),
+                                   pixel_nm=dataset.pixel_nm, capacity_mAh_g=cap,
+                                   time_s=dataset.time_s, source="measured",
+                                   extra={"box": crop.box})
     movie.timeseries["particle_id"] = int(particle_id)
     return movie
 
