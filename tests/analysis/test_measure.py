@@ -155,6 +155,27 @@ def test_registration_recovers_offset_under_drift():
     np.testing.assert_allclose(shifts, est, atol=1e-9)
 
 
+def test_batched_registration_gives_skimage_phase_cross_correlation_shifts():
+    # the batched estimator is skimage's algorithm searched near a coarse guess: on
+    # textured frames with drift of several pixels it must return the same shifts
+    from skimage.registration import phase_cross_correlation
+
+    from asymflux.analysis._registration import _estimate_chunk
+
+    rng = np.random.default_rng(7)
+    ref = ndi.gaussian_filter(rng.random((80, 96)), 2.0).astype(np.float32)
+    true = rng.uniform(-4.5, 4.5, (24, 2))
+    frames = np.stack([ndi.shift(ref, s, order=3, mode="grid-wrap") for s in true])
+    frames += rng.normal(0, 1e-3, frames.shape).astype(np.float32)
+    got = _estimate_chunk(frames, ref, (slice(None), slice(None)), 20, np.arange(24))
+    want = np.array([phase_cross_correlation(ref - ref.mean(), f - f.mean(), upsample_factor=20,
+                                             normalization=None)[0] for f in frames])
+    assert got.shape == (24, 2)
+    np.testing.assert_allclose(got, want, atol=0.05 + 1e-9)  # one 1/20 px step at most
+    assert np.mean(np.all(np.abs(got - want) < 1e-6, axis=1)) >= 0.9
+    np.testing.assert_allclose(got, -true, atol=0.1)
+
+
 def test_particle_sampling_matches_map_coordinates_at_the_frame_edges():
     from scipy import ndimage as ndi
 
