@@ -1,7 +1,8 @@
 """Sub-pixel drift registration of image stacks.
 
-Shifts are estimated with :func:`skimage.registration.phase_cross_correlation` on a
-reference region, one frame at a time (or every ``every``-th frame, interpolated in
+Shifts are estimated by cross-correlation on a reference region with the algorithm of
+:func:`skimage.registration.phase_cross_correlation` (Guizar-Sicairos et al. 2008), run on
+a batch of frames at once (every frame, or every ``every``-th frame, interpolated in
 between), and applied per frame with :func:`scipy.ndimage.shift`. Both work chunk by
 chunk, so a dask or zarr stack is never loaded whole.
 """
