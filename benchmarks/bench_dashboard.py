@@ -23,7 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "dashboards"))
 
-from _server import explorer_ready, launch, map_groups, serve, signatures, wait_for  # noqa: E402
+from _server import (  # noqa: E402
+    CHANGE_RECORDER_JS,
+    explorer_ready,
+    launch,
+    painted_since_keyup,
+    serve,
+    wait_for,
+)
 
 SLIDERS = ["eta", "blocked_fraction", "rate", "angle", "diffusivity_scale"]
 GOAL_S = 1.5
@@ -51,30 +58,26 @@ def main() -> int:
         page.on("pageerror", lambda e: errors.append(str(e)))
         t = time.perf_counter()
         page.goto(url + "/model_explorer")
-        _, sig = wait_for(page, explorer_ready, timeout_s=180)
+        wait_for(page, explorer_ready, timeout_s=180)
         print(f"first page with all plots: {time.perf_counter() - t:.1f} s")
         handles = page.locator(".noUi-handle")
+        page.evaluate(CHANGE_RECORDER_JS)
         for rep in range(args.repeats):
             for i, name in enumerate(SLIDERS):
-                before = map_groups(sig)
+                need = {"maps", "simulated"} | ({"fig5b"} if name != "angle" else set())
                 handles.nth(i).focus()
                 page.keyboard.down("ArrowRight")
+                page.keyboard.up("ArrowRight")  # the page notes the time of this release
                 t0 = time.perf_counter()
-                page.keyboard.up("ArrowRight")
-                seen = {}
-                while True:
-                    now = map_groups(signatures(page))
-                    el = time.perf_counter() - t0
-                    for k, v in now.items():
-                        if k not in seen and v and v != before[k]:
-                            seen[k] = el
-                    need = {"maps", "simulated"} | ({"fig5b"} if name != "angle" else set())
-                    if need <= set(seen) and explorer_ready(signatures(page)):
+                while True:  # cheap polls of the page's own record of paints
+                    seen = painted_since_keyup(page)
+                    if need <= set(seen) or time.perf_counter() - t0 > 120:
                         break
-                    if el > 120:
-                        break
-                    page.wait_for_timeout(20)
-                sig = signatures(page)
+                    page.wait_for_timeout(100)
+                # every plot settled (the slower check, outside the timing) before the next slider
+                wait_for(page, explorer_ready, timeout_s=120)
+                page.wait_for_timeout(300)
+                seen = painted_since_keyup(page)
                 rows.append((rep, name, seen))
                 first = min(seen.values()) if seen else float("nan")
                 last = max(seen.values()) if seen else float("nan")

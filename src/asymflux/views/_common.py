@@ -201,27 +201,37 @@ def rate_table(eta, blocked_fraction, diffusivity_scale):
     return C.rate_table(eta, blocked_fraction, diffusivity_scale, point=li_extracted)
 
 
-def _submit_rate_points(eta, blocked_fraction, diffusivity_scale, rate_mA_g=None):
+def _submit_rate_points(eta, blocked_fraction, diffusivity_scale, rate_mA_g=None) -> list:
     curves = [(e, f) for _label, e, f in C.REFERENCE_SURFACES.values()]
     curves.append((float(eta), float(blocked_fraction)))
     rates = list(C.CURVE_RATES_MA_G) + ([] if rate_mA_g is None else [float(rate_mA_g)])
-    for e, f in curves:
-        for r in rates:
-            _submit(C.li_extracted, float(e), float(f), float(r), float(diffusivity_scale))
+    return [_submit(C.li_extracted, float(e), float(f), float(r), float(diffusivity_scale))
+            for e, f in curves for r in rates]
 
 
-def prefetch(settings: dict, *, pixel_nm: float, dataset=None, particle_id=None) -> None:
+def prefetch(settings: dict, *, pixel_nm: float, dataset=None, particle_id=None) -> dict:
     """Start, side by side, every simulation the model explorer shows for ``settings``
-    (``eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale``); returns at once."""
+    (``eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale``); returns at once.
+
+    Returns
+    -------
+    dict
+        The futures each kind of plot waits for: ``"maps"``, ``"twin"`` (empty without a
+        measured particle, or when it cannot be read: its plot then reports why) and
+        ``"rate"`` (Fig. 5b's points).
+    """
     s = {k: float(v) for k, v in settings.items()}
-    _submit(_theta_maps, *_theta_maps_args(s["eta"], s["blocked_fraction"], s["angle_deg"],
-                                           s["rate_mA_g"], s["diffusivity_scale"], pixel_nm))
+    out = {"maps": [_submit(_theta_maps, *_theta_maps_args(
+        s["eta"], s["blocked_fraction"], s["angle_deg"], s["rate_mA_g"], s["diffusivity_scale"],
+        pixel_nm))], "twin": []}
     if dataset is not None and particle_id is not None:
         try:
-            _submit_simulated(str(dataset).strip(), int(particle_id), s)
+            out["twin"].append(_submit_simulated(str(dataset).strip(), int(particle_id), s))
         except Exception as e:  # noqa: BLE001 - the plot that needs it reports it
             log_exception(e)
-    _submit_rate_points(s["eta"], s["blocked_fraction"], s["diffusivity_scale"], s["rate_mA_g"])
+    out["rate"] = _submit_rate_points(s["eta"], s["blocked_fraction"], s["diffusivity_scale"],
+                                      s["rate_mA_g"])
+    return out
 
 
 def _fit_particle(spec, particle_id, max_arcs):

@@ -30,16 +30,19 @@ PAPER_RATES_MA_G = (50.0, 100.0, 200.0, 400.0)
 RATE_OPTIONS_MA_G = (25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 400.0, 600.0, 800.0)
 """Positions of the rate slider (mA/g)."""
 
-CURVE_RATES_MA_G = (25.0, 50.0, 100.0, 200.0, 400.0, 800.0)
-"""Rates of the rate-capability curves (Fig. 5b) in the model explorer."""
+CURVE_RATES_MA_G = PAPER_RATES_MA_G
+"""Rates of the rate-capability curves (Fig. 5b) in the model explorer: the paper's four
+(its Fig. 5b); the current setting's point is added at the slider's rate, whatever it is."""
 
-SWEEP_MESH = (10, 24)
+SWEEP_MESH = (8, 16)
 """(n_radial, n_angular) of the rate-capability runs: Li extracted at the cut-off agrees with
-the default 20 x 48 mesh within 3e-5 per f.u. (the curves of Fig. 5b differ by 1e-3 to
-1e-2) and runs ~7x faster (55 ms a run)."""
+the default 20 x 48 mesh within 5e-5 per f.u. (the curves of Fig. 5b differ by 1e-3 to
+1e-2; tests/dashboards/test_views.py) and runs 4-9x faster (60-100 ms a run here)."""
 
-PARTICLE_MESH = (16, 48)
-"""(n_radial, n_angular) of the simulated twin of a measured particle (as the demo data)."""
+PARTICLE_MESH = (12, 36)
+"""(n_radial, n_angular) of the simulated twin of a measured particle. Imaged through the
+PSF and 65 nm pixels, its d(capacity) agrees with a 16 x 48 mesh's (the demo data's) within
+11 nm (a sixth of a pixel; tests/dashboards/test_views.py) and it runs 2-3x faster."""
 
 FIG4_RADIUS_UM = 1.2
 """Radius of the θ-map particle (2.4 µm diameter, as in the paper)."""

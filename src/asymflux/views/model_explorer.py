@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -63,6 +65,13 @@ class ModelExplorer(pn.viewable.Viewer):
                            doc="Demo dataset name, or path of a dataset folder / zip.")
     particle_id = param.Integer(default=None, allow_None=True,
                                 doc="Particle of the dataset (default: the first one).")
+    maps_ready = param.Parameter(default=None, precedence=-1, doc=(
+        "(η, fraction, angle, rate, D scale) whose θ maps are computed: the map plots follow it."))
+    twin_ready = param.Parameter(default=None, precedence=-1, doc=(
+        "The same plus (dataset, particle) whose simulated twin is computed: d(capacity) and "
+        "the simulated kymograph follow it."))
+    rate_ready = param.Parameter(default=None, precedence=-1, doc=(
+        "(η, fraction, rate, D scale) whose Fig. 5b points are computed: Fig. 5b follows it."))
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -110,36 +119,32 @@ class ModelExplorer(pn.viewable.Viewer):
         self.param.watch(self._on_dataset, "dataset")
         self._load_particles()
 
-        # Every plot is a HoloViews DynamicMap bound to the sliders' value_throttled: a
-        # change updates the plots' data in place (no new Bokeh figures to build and send),
-        # and a watcher registered before them first starts, side by side in worker
-        # processes, every simulation the change needs (_common.prefetch).
+        # Every plot is a HoloViews DynamicMap, so a change updates the plots' data in place
+        # (no new Bokeh figures to build and send). A slider's release (value_throttled)
+        # starts, side by side in worker processes, every simulation the change needs
+        # (_common.prefetch); in a server each kind of plot is then updated as soon as its
+        # own runs are done (the *_ready parameters, set from the event loop), so a quick
+        # plot does not wait behind a slow one and the server keeps answering meanwhile.
         for w in self.sliders.values():
             w.param.watch(self._prefetch, "value_throttled")
         self.param.watch(self._prefetch, ["dataset", "particle_id"])
-        thr = {n: w.param.value_throttled for n, w in self.sliders.items()}
-        model = [thr[n] for n in ("eta", "blocked_fraction", "angle_deg", "rate_mA_g",
-                                  "diffusivity_scale")]
         measured = [self.param.dataset, self.param.particle_id]
         self._maps_memo = (None, None)
-        self.maps_title = pn.pane.Markdown(self._maps_title(self.settings()), margin=(0, 10),
-                                           width=1000)
+        self.maps_title = pn.pane.Markdown("", margin=(0, 10), width=1000)
+        self._publish(self._keys(self._slider_settings()))
         self.map_panes = [
-            pn.pane.HoloViews(_dynamic(pn.bind(self._map_panel, i, *model)), margin=0,
-                              name=f"theta_map_{m:g}min")
+            pn.pane.HoloViews(_dynamic(pn.bind(self._map_panel, i, self.param.maps_ready)),
+                              margin=0, name=f"theta_map_{m:g}min")
             for i, m in enumerate(C.FIG4_MINUTES)]
-        # (created, so updated, in the order their runs finish: the rate curves are last)
         self.offset_pane = pn.pane.HoloViews(
-            _dynamic(pn.bind(self._offset_plot, *model, *measured)), name="offset")
+            _dynamic(pn.bind(self._offset_plot, self.param.twin_ready)), name="offset")
         self.measured_pane = pn.pane.HoloViews(
             _dynamic(pn.bind(self._measured_kymograph, *measured)), name="measured_kymograph")
         self.simulated_pane = pn.pane.HoloViews(
-            _dynamic(pn.bind(self._simulated_kymograph, *model, *measured)),
+            _dynamic(pn.bind(self._simulated_kymograph, self.param.twin_ready)),
             name="simulated_kymograph")
         self.rate_pane = pn.pane.HoloViews(
-            _dynamic(pn.bind(self._rate_plot, thr["eta"], thr["blocked_fraction"],
-                             thr["rate_mA_g"], thr["diffusivity_scale"])),
-            name="rate_capability")
+            _dynamic(pn.bind(self._rate_plot, self.param.rate_ready)), name="rate_capability")
         self._prefetch()
 
     # ------------------------------------------------------------------ state sync
@@ -166,17 +171,65 @@ class ModelExplorer(pn.viewable.Viewer):
                 "angle_deg": float(self.angle_deg), "rate_mA_g": float(self.rate_mA_g),
                 "diffusivity_scale": float(self.diffusivity_scale)}
 
+    def _slider_settings(self) -> dict:
+        """The settings of the sliders as released (value_throttled)."""
+        return {n: float(w.value_throttled if w.value_throttled is not None else w.value)
+                for n, w in self.sliders.items()}
+
+    def _keys(self, s) -> dict:
+        """What each kind of plot is computed from, for settings ``s``."""
+        model = tuple(float(s[n]) for n in ("eta", "blocked_fraction", "angle_deg", "rate_mA_g",
+                                            "diffusivity_scale"))
+        return {"maps": model, "twin": (*model, self.dataset, self.particle_id),
+                "rate": (model[0], model[1], model[3], model[4])}
+
+    def _publish(self, keys: dict) -> None:
+        """Let the plots of the given kinds show the settings in ``keys``."""
+        if "maps" in keys:
+            self.maps_title.object = self._maps_title(dict(zip(
+                ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale"),
+                keys["maps"], strict=True)))
+        # One recomputation of the page's model graph for all the plots this updates, not
+        # one per plot (Bokeh walks every model of the document each time; in a server that
+        # was about half of the time a slider change took).
+        doc = pn.state.curdoc
+        freeze = doc.models.freeze() if doc is not None and hasattr(doc, "models") else nullcontext()
+        with freeze:
+            self.param.update({f"{kind}_ready": key for kind, key in keys.items()})
+
     def _prefetch(self, *_events):
-        """Start every simulation the current sliders need (returns at once)."""
-        s = {n: (w.value_throttled if w.value_throttled is not None else w.value)
-             for n, w in self.sliders.items()}
-        self.maps_title.object = self._maps_title(s)
-        K.prefetch(s, pixel_nm=float(self.pixel_nm), dataset=self.dataset,
-                   particle_id=self.particle_id)
-        if K.in_server():  # while nobody waits: the reference curves one D-scale step away
-            i = DSCALE_OPTIONS.index(min(DSCALE_OPTIONS,
-                                         key=lambda d: abs(d - float(s["diffusivity_scale"]))))
-            K.warm_rate_curves(DSCALE_OPTIONS[max(0, i - 1): i + 2])
+        """Start every simulation the current sliders need and update the plots: in a
+        server each kind when its runs are done; elsewhere (notebook, tests) at once, the
+        plots then waiting for their runs."""
+        s = self._slider_settings()
+        keys = self._keys(s)
+        futures = K.prefetch(s, pixel_nm=float(self.pixel_nm), dataset=self.dataset,
+                             particle_id=self.particle_id)
+        if not K.in_server():
+            self._publish(keys)
+            return
+
+        async def publish_when_done():
+            await self._publish_when_done(keys, futures)
+
+        pn.state.execute(publish_when_done)
+        # while nobody waits: the reference curves one D-scale step away
+        i = DSCALE_OPTIONS.index(min(DSCALE_OPTIONS,
+                                     key=lambda d: abs(d - float(s["diffusivity_scale"]))))
+        K.warm_rate_curves(DSCALE_OPTIONS[max(0, i - 1): i + 2])
+
+    async def _publish_when_done(self, keys: dict, futures: dict) -> None:
+        """Publish each kind of plot's settings once its runs are done (in the order they
+        finish), unless the sliders have moved on meanwhile."""
+        import asyncio
+
+        async def one(kind):
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in futures.get(kind, ())),
+                                 return_exceptions=True)  # a failure is shown by its plot
+            if self._keys(self._slider_settings())[kind] == keys[kind]:
+                self._publish({kind: keys[kind]})
+
+        await asyncio.gather(*(one(kind) for kind in keys))
 
     # ------------------------------------------------------------------ datasets
 
@@ -366,11 +419,14 @@ class ModelExplorer(pn.viewable.Viewer):
                                 float(s["angle_deg"]))
         return f"#### θ maps (Fig. 4): {label}, D × {float(s['diffusivity_scale']):g}"
 
-    def _map_panel(self, index, *settings):
-        """The θ map at ``FIG4_MINUTES[index]`` (one panel of :meth:`_maps_plot`)."""
-        return _framewise(list(self._maps_plot(*settings))[index])
+    def _map_panel(self, index, key):
+        """The θ map at ``FIG4_MINUTES[index]`` (one panel of :meth:`_maps_plot`) for
+        ``key`` = (η, fraction, angle, rate, D scale)."""
+        return _framewise(list(self._maps_plot(*key))[index])
 
-    def _rate_plot(self, eta, blocked_fraction, rate_mA_g, diffusivity_scale):
+    def _rate_plot(self, key):
+        """Fig. 5b for ``key`` = (η, fraction, rate, D scale)."""
+        eta, blocked_fraction, rate_mA_g, diffusivity_scale = key
         s = dict(eta=float(eta), blocked_fraction=float(blocked_fraction),
                  rate_mA_g=float(rate_mA_g), diffusivity_scale=float(diffusivity_scale))
         try:
@@ -409,9 +465,10 @@ class ModelExplorer(pn.viewable.Viewer):
             self._show_error(e, prefix="Simulated particle")
             return None
 
-    def _offset_plot(self, eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale,
-                     dataset, particle_id):
-        """d(capacity) of the measured particle and its simulated twin (Fig. 5d)."""
+    def _offset_plot(self, key):
+        """d(capacity) of the measured particle and its simulated twin (Fig. 5d), for
+        ``key`` = (η, fraction, angle, rate, D scale, dataset, particle)."""
+        eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale, dataset, particle_id = key
         s = self._settings(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale)
         movies = [self._measured_movie(dataset, particle_id),
                   self._simulated_movie(s, dataset, particle_id)]
@@ -437,9 +494,10 @@ class ModelExplorer(pn.viewable.Viewer):
         return self._kymograph(self._measured_movie(dataset, particle_id),
                                f"measured line-cut, particle {particle_id}")
 
-    def _simulated_kymograph(self, eta, blocked_fraction, angle_deg, rate_mA_g,
-                             diffusivity_scale, dataset, particle_id):
-        """Line-cut kymograph of the simulated twin (Fig. 5c), same measurement."""
+    def _simulated_kymograph(self, key):
+        """Line-cut kymograph of the simulated twin (Fig. 5c), same measurement, for ``key``
+        as in :meth:`_offset_plot`."""
+        eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale, dataset, particle_id = key
         s = self._settings(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale)
         return self._kymograph(self._simulated_movie(s, dataset, particle_id),
                                f"simulated, η {s['eta']:.2g}, {s['blocked_fraction']:.0%} at "
