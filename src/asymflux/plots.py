@@ -99,22 +99,25 @@ def surface_outline(surface, radius_um: float, *, center=(0.0, 0.0), n: int = 36
     """The particle's perimeter (thin, black) with its blocked arcs (thick, red).
 
     Angles follow ``docs/architecture.md`` (counter-clockwise from +x, y up), so on a
-    :func:`theta_map` an arc centred at 180° sits on the left.
+    :func:`theta_map` an arc centred at 180° sits on the left. Drawn as two curves (arcs
+    separated by NaN), which update in a dashboard several times faster than paths.
     """
     hv = _hv()
     phi = np.linspace(0, 2 * np.pi, n)
     x0, y0 = center
-    kd = ["x (µm)", "y (µm)"]
-    circle = _style(hv.Path([np.column_stack([x0 + radius_um * np.cos(phi),
-                                              y0 + radius_um * np.sin(phi)])], kdims=kd),
+    kd, vd = ["x (µm)"], ["y (µm)"]
+    circle = _style(hv.Curve((x0 + radius_um * np.cos(phi), y0 + radius_um * np.sin(phi)),
+                             kdims=kd, vdims=vd),
                     {"color": "black"}, bokeh={"line_width": 1}, matplotlib={"linewidth": 1})
-    arcs = []
+    xs, ys = [], []
     for arc in getattr(surface, "arcs", ()):
         c, hw = np.deg2rad(arc.center_deg), arc.half_width_rad
         t = np.linspace(c - hw, c + hw, max(8, int(n * arc.fraction)))
-        arcs.append(np.column_stack([x0 + radius_um * np.cos(t), y0 + radius_um * np.sin(t)]))
-    blocked = _style(hv.Path(arcs, kdims=kd), {"color": "red"}, bokeh={"line_width": 4},
-                     matplotlib={"linewidth": 3})
+        xs += [x0 + radius_um * np.cos(t), [np.nan]]
+        ys += [y0 + radius_um * np.sin(t), [np.nan]]
+    blocked = _style(hv.Curve((np.concatenate(xs) if xs else np.zeros(0),
+                               np.concatenate(ys) if ys else np.zeros(0)), kdims=kd, vdims=vd),
+                     {"color": "red"}, bokeh={"line_width": 4}, matplotlib={"linewidth": 3})
     return circle * blocked
 
 
