@@ -79,7 +79,7 @@ def fig4_theta_maps(data: pd.DataFrame, *, clim=None, surfaces=None, radius_um: 
         lo = min(np.nanmin(t) for t in finite) if finite else 0.0
         hi = max(np.nanmax(t) for t in finite) if finite else 1.0
         clim = (float(lo), float(hi))
-    panels = []
+    panels, outlines = [], {}
     for _, row in data.iterrows():
         reached = bool(np.any(np.isfinite(row.theta)))
         title = f"{row.surface}, {row.minutes:g} min" + ("" if reached else " (not reached)")
@@ -89,7 +89,9 @@ def fig4_theta_maps(data: pd.DataFrame, *, clim=None, surfaces=None, radius_um: 
         if surfaces is not None and row.surface in surfaces:
             r = radius_um if radius_um is not None else float(
                 (np.max(row.x_um) - np.min(row.x_um)) / 2)
-            panel = panel * surface_outline(surfaces[row.surface], r)
+            if (row.surface, r) not in outlines:
+                outlines[row.surface, r] = surface_outline(surfaces[row.surface], r)
+            panel = panel * outlines[row.surface, r]
         panels.append(panel)
     ncols = data["minutes"].nunique()
     return hv.Layout(panels).cols(ncols)

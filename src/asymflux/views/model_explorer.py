@@ -36,7 +36,9 @@ def _framewise(obj):
     """Axis and colour ranges from each new frame (the plots are updated in place)."""
     import holoviews as hv
 
-    return obj.map(lambda el: el.opts(framewise=True), hv.Element)
+    for el in obj.traverse(lambda x: x, [hv.Element]):  # in place: the plots are built anew
+        el.opts(framewise=True, clone=False)
+    return obj
 
 
 class ModelExplorer(pn.viewable.Viewer):
