@@ -47,10 +47,49 @@ class SymmetricOrderingBDF(BDF):
         # stays tight for tight tolerances.
         self.newton_tol = max(self.newton_tol, min(0.03, 3.0 * np.sqrt(self.rtol)))
         if sp.issparse(self.J):
+            self._ordering = None
+
             def lu(A):
                 self.nlu += 1
-                return splu(A, permc_spec="MMD_AT_PLUS_A")
+                return self._factor(A)
             self.lu = lu
+
+    def _factor(self, A):
+        """LU of ``A`` (CSC). The matrices BDF factors all have the mesh's sparsity pattern,
+        so the fill-reducing ordering is computed once, at the first factorisation, and the
+        later ones factor the permuted matrix in that order (~25% faster each)."""
+        A = sp.csc_matrix(A)
+        if self._ordering is None:
+            lu = splu(A, permc_spec="MMD_AT_PLUS_A")
+            p = np.argsort(lu.perm_c)  # symmetric permutation giving the same fill
+            B = A[p][:, p].tocsc()
+            B.sort_indices()
+            # where each entry of B sits in A (entries numbered in CSC order)
+            numbered = sp.csc_matrix((np.arange(1, A.nnz + 1, dtype=float), A.indices, A.indptr),
+                                     shape=A.shape)[p][:, p].tocsc()
+            numbered.sort_indices()
+            self._ordering = (p, A.indptr.copy(), A.indices.copy(),
+                              numbered.data.astype(np.int64) - 1, B.indptr, B.indices)
+            return _PermutedLU(lu, None)
+        p, indptr, indices, take, b_indptr, b_indices = self._ordering
+        if not (np.array_equal(A.indptr, indptr) and np.array_equal(A.indices, indices)):
+            return _PermutedLU(splu(A, permc_spec="MMD_AT_PLUS_A"), None)  # another pattern
+        B = sp.csc_matrix((A.data[take], b_indices, b_indptr), shape=A.shape)
+        return _PermutedLU(splu(B, permc_spec="NATURAL"), p)
+
+
+class _PermutedLU:
+    """``solve`` of A x = b from the LU of A or of its symmetric permutation A[p][:, p]."""
+
+    def __init__(self, lu, p):
+        self.lu, self.p = lu, p
+
+    def solve(self, b):
+        if self.p is None:
+            return self.lu.solve(b)
+        x = np.empty_like(b)
+        x[self.p] = self.lu.solve(b[self.p])
+        return x
 
 
 class SolverError(RuntimeError):
