@@ -62,14 +62,14 @@ class SymmetricOrderingBDF(BDF):
         if self._ordering is None:
             lu = splu(A, permc_spec="MMD_AT_PLUS_A")
             p = np.argsort(lu.perm_c)  # symmetric permutation giving the same fill
-            B = A[p][:, p].tocsc()
-            B.sort_indices()
-            # where each entry of B sits in A (entries numbered in CSC order)
+            # A's entries numbered (1.., CSC order) and permuted: where each entry of
+            # A[p][:, p] comes from in A, and that matrix's structure
             numbered = sp.csc_matrix((np.arange(1, A.nnz + 1, dtype=float), A.indices, A.indptr),
                                      shape=A.shape)[p][:, p].tocsc()
             numbered.sort_indices()
             self._ordering = (p, A.indptr.copy(), A.indices.copy(),
-                              numbered.data.astype(np.int64) - 1, B.indptr, B.indices)
+                              numbered.data.astype(np.int64) - 1, numbered.indptr,
+                              numbered.indices)
             return _PermutedLU(lu, None)
         p, indptr, indices, take, b_indptr, b_indices = self._ordering
         if not (np.array_equal(A.indptr, indptr) and np.array_equal(A.indices, indices)):

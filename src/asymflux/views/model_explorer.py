@@ -23,6 +23,9 @@ PAGE_WIDTH = 1480
 DSCALE_OPTIONS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
 """Diffusivity scale factors (log-spaced)."""
 
+MODEL_SETTINGS = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale")
+"""The model's settings (sliders), in the order of the plots' keys."""
+
 
 def _dynamic(bound):
     """A HoloViews DynamicMap over a function bound (``pn.bind``) to parameters."""
@@ -180,17 +183,15 @@ class ModelExplorer(pn.viewable.Viewer):
 
     def _keys(self, s) -> dict:
         """What each kind of plot is computed from, for settings ``s``."""
-        model = tuple(float(s[n]) for n in ("eta", "blocked_fraction", "angle_deg", "rate_mA_g",
-                                            "diffusivity_scale"))
+        model = tuple(float(s[n]) for n in MODEL_SETTINGS)
         return {"maps": model, "twin": (*model, self.dataset, self.particle_id),
                 "rate": (model[0], model[1], model[3], model[4])}
 
     def _publish(self, keys: dict) -> None:
         """Let the plots of the given kinds show the settings in ``keys``."""
         if "maps" in keys:
-            self.maps_title.object = self._maps_title(dict(zip(
-                ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale"),
-                keys["maps"], strict=True)))
+            self.maps_title.object = self._maps_title(dict(zip(MODEL_SETTINGS, keys["maps"],
+                                                               strict=True)))
         # One recomputation of the page's model graph for all the plots this updates, not
         # one per plot (Bokeh walks every model of the document each time; in a server that
         # was about half of the time a slider change took).
