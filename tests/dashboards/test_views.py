@@ -263,3 +263,37 @@ def test_a_failing_fit_is_reported_in_the_page(explorer, monkeypatch):
     assert explorer.fit_particle() is None
     assert explorer.alert.visible and "no capacity per frame" in explorer.alert.object
     assert not explorer.fit_button.loading
+
+
+def test_model_graph_is_recomputed_only_when_a_reference_changes():
+    """HoloViews wraps each plot update in ``doc.models.freeze()``, after which Bokeh walks
+    the whole page; within ``model_graph_recomputed_if_changed`` that walk happens only when a
+    model was attached or detached (and then once)."""
+    from bokeh.document import Document
+    from bokeh.models import ColumnDataSource, Range1d
+    from bokeh.plotting import figure
+
+    from asymflux.views import _common as K
+
+    doc, fig = Document(), figure()
+    source = ColumnDataSource({"x": [0, 1], "y": [0, 1]})
+    fig.line("x", "y", source=source)
+    doc.add_root(fig)
+    calls = []
+    real = doc.models.recompute
+    doc.models.recompute = lambda: (calls.append(1), real())
+    with K.model_graph_recomputed_if_changed(doc), doc.models.freeze():  # as HoloViews does
+        source.data = {"x": [0, 1, 2], "y": [1, 2, 3]}
+    assert calls == []  # new data, no new model: no walk
+    new_range = Range1d(0, 5)
+    with K.model_graph_recomputed_if_changed(doc):
+        with doc.models.freeze():
+            fig.x_range = new_range
+        with doc.models.freeze():
+            fig.y_range = Range1d(0, 2)
+    assert calls == [1]  # one walk for both changes, and the new models are the page's
+    assert doc.models.get_by_id(new_range.id) is new_range
+    assert doc.models._freeze_count == 0 and "invalidate" not in vars(doc.models)
+    with doc.models.freeze():  # Bokeh's own behaviour is back outside the block
+        source.data = {"x": [0], "y": [0]}
+    assert calls == [1, 1]

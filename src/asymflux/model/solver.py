@@ -19,7 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 from scipy.integrate import BDF, solve_ivp
+from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
+from scipy.spatial import cKDTree
 
 from . import parameters as _parameters
 from .mesh import Mesh, disk_mesh
@@ -97,9 +99,14 @@ class SolverError(RuntimeError):
 
 
 class Discretisation:
-    """The spatial operator of one (mesh, parameters, surface), reusable across steps."""
+    """The spatial operator of one (mesh, parameters, surface), reusable across steps.
 
-    def __init__(self, mesh: Mesh, params: dict, surface: Surface):
+    The integrator's state is θ on one cell per symmetry orbit (:attr:`representative`);
+    :meth:`fold` and :meth:`unfold` convert from and to all cells. With
+    ``symmetry=False``, or without symmetries, every cell is its own orbit.
+    """
+
+    def __init__(self, mesh: Mesh, params: dict, surface: Surface, *, symmetry: bool = True):
         self.mesh = mesh
         self.params = _parameters.validate(params)
         self.surface = surface
@@ -116,10 +123,7 @@ class Discretisation:
         inv_area = 1.0 / mesh.cell_area_um2
         L = sp.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsc()
         L.sum_duplicates()
-        self.L_scaled = sp.diags(inv_area) @ L  # A^-1 L
-        self.L_scaled = sp.csc_matrix(self.L_scaled)
-        self.L_scaled.sort_indices()
-        self._col_of_entry = np.repeat(np.arange(n), np.diff(self.L_scaled.indptr))
+        L_scaled = sp.csc_matrix(sp.diags(inv_area) @ L)  # A^-1 L
         # boundary: unit-current source per cell (θ/s per A/kg of specific current)
         w = surface.weights(mesh.boundary_angle_rad, mesh.boundary_span_rad)
         m = self.params["Molar mass [kg.mol-1]"]
@@ -129,7 +133,42 @@ class Discretisation:
         self.boundary_flux_per_A_kg = per_current
         src = np.zeros(n)
         np.add.at(src, mesh.boundary_cell, per_current * mesh.boundary_length_um)
-        self.source_per_A_kg = src * inv_area
+        source = src * inv_area
+
+        # one cell per orbit of the problem's mirror symmetries (all cells without any)
+        perms = [p for p in (_mirror_permutation(mesh, a) for a in _mirror_axes(mesh, w))
+                 if p is not None and _invariant(p, mesh.cell_area_um2, L_scaled, source)] \
+            if symmetry else []
+        if perms:
+            edges = np.concatenate([np.column_stack([np.arange(n), p]) for p in perms])
+            graph = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+            _, orbit = connected_components(graph, directed=False)
+            _, rep = np.unique(orbit, return_index=True)
+            orbit = np.unique(orbit, return_inverse=True)[1]  # orbits numbered by first cell
+        else:
+            orbit, rep = np.arange(n), np.arange(n)
+        self.orbit_of_cell = orbit
+        """(n_cells,) int: the orbit (integrator unknown) of each cell."""
+        self.representative = rep
+        """(n_orbits,) int: the cell standing for each orbit."""
+        spread = sp.csc_matrix((np.ones(n), (np.arange(n), orbit)), shape=(n, rep.size))
+        self.L_scaled = sp.csc_matrix(L_scaled[rep] @ spread)  # R A^-1 L S
+        self.L_scaled.sort_indices()
+        self._col_of_entry = np.repeat(np.arange(rep.size), np.diff(self.L_scaled.indptr))
+        self.source_per_A_kg = source[rep]
+
+    @property
+    def n_unknowns(self) -> int:
+        """Number of integrator unknowns (orbits; ``mesh.n_cells`` without symmetry)."""
+        return self.representative.size
+
+    def fold(self, theta):
+        """θ on every cell (..., n_cells) -> the integrator's state (..., n_unknowns)."""
+        return np.asarray(theta)[..., self.representative]
+
+    def unfold(self, state):
+        """The integrator's state (..., n_unknowns) -> θ on every cell (..., n_cells)."""
+        return np.asarray(state)[..., self.orbit_of_cell]
 
     def rhs(self, theta, current_A_kg):
         return self.L_scaled @ self.phi(theta) - current_A_kg * self.source_per_A_kg
@@ -140,7 +179,8 @@ class Discretisation:
         return J
 
     def surface_theta(self, theta, current_A_kg):
-        """Occupancy at the boundary faces (extrapolated through Φ where the node is inside)."""
+        """Occupancy at the boundary faces (extrapolated through Φ where the node is inside),
+        from θ on every cell."""
         mesh = self.mesh
         th = theta[mesh.boundary_cell]
         if not np.any(mesh.boundary_distance_um):
@@ -159,6 +199,7 @@ def simulate(
     output_minutes: Sequence[float] = (),
     rtol: float = 1e-4,
     atol: float = 1e-6,
+    symmetry: bool = True,
 ) -> Result:
     """Solve the occupancy in a particle's ab-plane through a protocol.
 
@@ -176,6 +217,9 @@ def simulate(
         Times (from the start of the protocol) at which to keep θ.
     rtol, atol : float
         Tolerances of the BDF integrator.
+    symmetry : bool
+        Solve one cell per orbit of the problem's mirror symmetries (exact; see the module
+        docstring). ``False`` solves every cell, e.g. to check the symmetry itself.
 
     Returns
     -------
@@ -184,7 +228,7 @@ def simulate(
     params = _parameters.nmc88_lun2025() if params is None else params
     mesh = disk_mesh() if mesh is None else mesh
     surface = Surface() if surface is None else surface
-    disc = Discretisation(mesh, params, surface)
+    disc = Discretisation(mesh, params, surface, symmetry=symmetry)
     params = disc.params
     m_over_f = params["Molar mass [kg.mol-1]"] / _parameters.FARADAY_C_MOL
     ocv = params.get("Open-circuit voltage [V]")
@@ -225,8 +269,8 @@ def simulate(
                          where=f"protocol step {k + 1} ({step})")
         reason = "duration reached" if step.minutes is not None else "capacity reached"
         sol_t = np.atleast_1d(np.asarray(sol.t, dtype=float))
-        sol_y = np.asarray(sol.y, dtype=float).reshape(mesh.n_cells, sol_t.size)
-        ts, ys = list(sol_t), [sol_y[:, i] for i in range(sol_t.size)]
+        sol_y = disc.unfold(np.asarray(sol.y, dtype=float).reshape(disc.n_unknowns, sol_t.size).T)
+        ts, ys = list(sol_t), list(sol_y)
         if sol.status == 1:
             for (_, name), te, ye in zip(events, sol.t_events, sol.y_events, strict=True):
                 if te.size:
@@ -234,7 +278,7 @@ def simulate(
                     # keep samples before the event, then the event state itself
                     keep = [i for i, t in enumerate(ts) if t < te[0]]
                     ts = [ts[i] for i in keep] + [float(te[0])]
-                    ys = [ys[i] for i in keep] + [ye[0]]
+                    ys = [ys[i] for i in keep] + [disc.unfold(ye[0])]
                     break
         elif step.minutes is None and step.capacity_mAh_g is None:
             reason = "mean occupancy limit"
@@ -275,7 +319,7 @@ def _integrate(disc, current, theta, t_span, t_eval, events, rtol, atol, *, wher
         sol = solve_ivp(
             fun,
             t_span,
-            theta,
+            disc.fold(theta),
             method=SymmetricOrderingBDF,
             t_eval=t_eval,
             jac=lambda t, y: disc.jacobian(y),
@@ -300,11 +344,11 @@ def _occupancy_events(disc, current, step, ocv):
     for level, name in limits:
         if charge:
             def f(t, y, lv=level):
-                return float(np.min(disc.surface_theta(y, current))) - lv
+                return float(np.min(disc.surface_theta(disc.unfold(y), current))) - lv
             f.direction = -1
         else:
             def f(t, y, lv=level):
-                return float(np.max(disc.surface_theta(y, current))) - lv
+                return float(np.max(disc.surface_theta(disc.unfold(y), current))) - lv
             f.direction = 1
         f.terminal = True
         events.append((f, f"{name} {level:g}"))
@@ -314,9 +358,63 @@ def _occupancy_events(disc, current, step, ocv):
         v = step.cutoff_voltage_V
 
         def g(t, y):
-            s = disc.surface_theta(y, current)
+            s = disc.surface_theta(disc.unfold(y), current)
             return float(ocv(np.min(s) if charge else np.max(s))) - v
         g.direction = 1 if charge else -1
         g.terminal = True
         events.append((g, f"cut-off voltage {v:g} V"))
     return events
+
+
+def _mirror_axes(mesh: Mesh, weights) -> list:
+    """Candidate mirror lines through the centroid (polar angles, rad): a boundary face's
+    midpoint and its edge when the surface is uniform (a disk's sector lines), else the
+    centres of the parts of the surface that differ from the rest."""
+    angle = np.asarray(mesh.boundary_angle_rad, dtype=float)
+    span = np.asarray(mesh.boundary_span_rad, dtype=float)
+    if angle.size == 0:
+        return []
+    w = np.asarray(weights, dtype=float)
+    if np.ptp(w) <= 1e-12 * max(np.max(np.abs(w)), 1e-300):
+        return [angle[0], angle[0] + span[0] / 2]
+    axes = []
+    low = w < np.max(w) - 1e-12
+    # each run of lowered faces (cyclically): the mean angle of its two ends
+    order = np.argsort(angle)
+    low_sorted = low[order]
+    starts = np.flatnonzero(low_sorted & ~np.roll(low_sorted, 1))
+    ends = np.flatnonzero(low_sorted & ~np.roll(low_sorted, -1))
+    for a in starts:
+        b = ends[ends >= a][0] if np.any(ends >= a) else ends[0]
+        lo = angle[order][a] - span[order][a] / 2
+        hi = angle[order][b] + span[order][b] / 2
+        if hi < lo:
+            hi += 2 * np.pi
+        axes.append(0.5 * (lo + hi))
+    return axes
+
+
+def _mirror_permutation(mesh: Mesh, axis_rad: float):
+    """The cell each cell's node is mirrored onto across the line through the centroid at
+    ``axis_rad``, or None when some node has no mirror image among the nodes."""
+    c, s = np.cos(2 * axis_rad), np.sin(2 * axis_rad)
+    x, y = mesh.cell_x_um, mesh.cell_y_um
+    xm, ym = c * x + s * y, s * x - c * y
+    tol = 1e-9 * max(mesh.extent_um, 1e-300)
+    dist, perm = cKDTree(np.column_stack([x, y])).query(np.column_stack([xm, ym]))
+    if np.any(dist > tol) or np.unique(perm).size != perm.size:
+        return None
+    return perm
+
+
+def _invariant(perm, area, L_scaled, source) -> bool:
+    """Whether relabelling the cells by ``perm`` leaves the areas, the operator and the
+    boundary source unchanged (to round-off): then the solution has that symmetry."""
+    if not np.allclose(area[perm], area, rtol=1e-10, atol=0):
+        return False
+    if not np.allclose(source[perm], source, rtol=1e-10, atol=1e-12 * np.max(np.abs(source))):
+        return False
+    moved = L_scaled[perm][:, perm]
+    scale = np.max(np.abs(L_scaled.data)) if L_scaled.nnz else 1.0
+    diff = abs(moved - L_scaled)
+    return diff.nnz == 0 or diff.max() <= 1e-10 * scale

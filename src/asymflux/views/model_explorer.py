@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -192,12 +190,7 @@ class ModelExplorer(pn.viewable.Viewer):
         if "maps" in keys:
             self.maps_title.object = self._maps_title(dict(zip(MODEL_SETTINGS, keys["maps"],
                                                                strict=True)))
-        # One recomputation of the page's model graph for all the plots this updates, not
-        # one per plot (Bokeh walks every model of the document each time; in a server that
-        # was about half of the time a slider change took).
-        doc = pn.state.curdoc
-        freeze = doc.models.freeze() if doc is not None and hasattr(doc, "models") else nullcontext()
-        with freeze:
+        with K.model_graph_recomputed_if_changed(pn.state.curdoc):
             self.param.update({f"{kind}_ready": key for kind, key in keys.items()})
 
     def _prefetch(self, *_events):
