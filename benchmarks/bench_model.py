@@ -205,7 +205,7 @@ def naive_solve(mesh, *, jac_sparsity=False, budget_s=None):
     sparsity pattern given). Returns (seconds, theta at OUTPUT_MINUTES or None if the
     budget ran out, number of rhs calls)."""
     params, surface, _ = problem()
-    disc = Discretisation(mesh, params, surface)
+    disc = Discretisation(mesh, params, surface, symmetry=False)  # every cell, as a naive code would
     theta0 = np.full(mesh.n_cells, float(params["Initial occupancy"]))
     calls = [0]
     t_start = time.perf_counter()

@@ -140,6 +140,35 @@ def test_symmetry_fold_is_exact_and_only_used_when_the_problem_is_symmetric(arcs
     np.testing.assert_allclose(folded.li_extracted[i], whole.li_extracted[j], atol=1e-9)
 
 
+@pytest.mark.parametrize("arcs", [["180:0.25:0.3"], ["173:0.25:0.3"]], ids=["folded", "whole"])
+def test_band_and_sparse_lu_solve_the_newton_matrices_alike(arcs):
+    """The integrator's Newton matrices I - cJ: banded LU (the plan for disk meshes) and
+    SuperLU (for wide patterns) give SciPy's sparse solution."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+
+    from asymflux.model import solver
+
+    disc = solver.Discretisation(model.disk_mesh(1.2), model.nmc88_lun2025(),
+                                 model.Surface.from_strings(arcs))
+    rng = np.random.default_rng(0)
+    n = disc.n_unknowns
+    A = sp.csc_matrix(sp.identity(n) - 30.0 * disc.jacobian(rng.uniform(0.2, 1.0, n)))
+    b = rng.normal(size=n)
+    expected = spsolve(A, b)
+    band = solver._BandPlan.for_pattern(A)
+    assert band is not None and max(band.kl, band.ku) <= n // 19  # one ring: 24 folded, 48 whole
+    sparse = solver._SuperLUPlan(A)
+    for plan in (band, sparse, sparse):  # SuperLU: the planning LU, then a refactorisation
+        assert plan.matches(A)
+        np.testing.assert_allclose(plan.factor(A).solve(b), expected, rtol=1e-9,
+                                   atol=1e-12 * np.abs(expected).max())
+    # a pattern without a narrow band is left to SuperLU
+    W = sp.random(300, 300, density=0.03, random_state=1)
+    W = sp.csc_matrix(W + W.T + sp.identity(300))
+    assert solver._BandPlan.for_pattern(W) is None
+
+
 def _core_offset_um(res, index, delta=0.025):
     mesh = res.mesh
     core = res.theta[index] >= res.theta0 - delta
