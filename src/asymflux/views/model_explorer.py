@@ -33,12 +33,20 @@ def _dynamic(bound):
     return hv.DynamicMap(bound)
 
 
+CANVAS = {"plot.output_backend": "canvas"}
+"""Bokeh options of the explorer's figures: drawn on a 2-D canvas. HoloViews asks for WebGL by
+default, which a browser without a GPU emulates and then copies to the page, and these
+figures are small (images of 60 x 60 pixels, curves of a few hundred points): in headless
+chromium the copies alone took 0.35 s of every slider change."""
+
+
 def _framewise(obj):
-    """Axis and colour ranges from each new frame (the plots are updated in place)."""
+    """Axis and colour ranges from each new frame (the plots are updated in place), drawn
+    on a canvas (:data:`CANVAS`)."""
     import holoviews as hv
 
     for el in obj.traverse(lambda x: x, [hv.Element]):  # in place: the plots are built anew
-        el.opts(framewise=True, clone=False)
+        el.opts(framewise=True, backend_opts=CANVAS, clone=False)
     return obj
 
 
@@ -190,7 +198,10 @@ class ModelExplorer(pn.viewable.Viewer):
         if "maps" in keys:
             self.maps_title.object = self._maps_title(dict(zip(MODEL_SETTINGS, keys["maps"],
                                                                strict=True)))
-        with K.model_graph_recomputed_if_changed(pn.state.curdoc):
+        # one message to the page for all the figures this updates (held events), and no
+        # walk over the page's models unless one was attached (see the helper)
+        doc = pn.state.curdoc
+        with pn.io.hold(doc), K.model_graph_recomputed_if_changed(doc):
             self.param.update({f"{kind}_ready": key for kind, key in keys.items()})
 
     def _prefetch(self, *_events):
