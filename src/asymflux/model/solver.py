@@ -75,25 +75,35 @@ class SymmetricOrderingBDF(BDF):
         return self._plan.factor(A)
 
 
-def _same_pattern(A, indptr, indices) -> bool:
-    return np.array_equal(A.indptr, indptr) and np.array_equal(A.indices, indices)
+class _PatternPlan:
+    """A way to factor matrices with one CSC pattern (A's)."""
+
+    def __init__(self, A):
+        self.indptr, self.indices = A.indptr.copy(), A.indices.copy()
+
+    def matches(self, A) -> bool:
+        return np.array_equal(A.indptr, self.indptr) and np.array_equal(A.indices, self.indices)
 
 
-class _BandPlan:
+def _entry_positions(A, perm):
+    """(row, column) of each stored entry of CSC ``A`` (in storage order) in ``A[perm][:, perm]``."""
+    n = A.shape[0]
+    where = np.empty(n, dtype=np.int64)
+    where[perm] = np.arange(n)  # position of each row/column in the ordering
+    return where[A.indices], where[np.repeat(np.arange(n), np.diff(A.indptr))]
+
+
+class _BandPlan(_PatternPlan):
     """Banded LU (LAPACK ``dgbtrf``/``dgbtrs``) of matrices with one CSC pattern, in a
     symmetric ordering ``perm`` (the matrix factored is ``A[perm][:, perm]``)."""
 
     def __init__(self, A, perm, kl, ku):
-        n = A.shape[0]
-        self.indptr, self.indices = A.indptr.copy(), A.indices.copy()
+        super().__init__(A)
         self.perm, self.kl, self.ku = perm, kl, ku
-        where = np.empty(n, dtype=np.int64)
-        where[perm] = np.arange(n)  # position of each row/column in the ordering
-        rows = where[A.indices]
-        cols = where[np.repeat(np.arange(n), np.diff(A.indptr))]
+        rows, cols = _entry_positions(A, perm)
         # LAPACK band storage with kl extra rows for the pivoting's fill: ab[kl+ku+i-j, j]
         self.ab_index = (kl + ku + rows - cols, cols)
-        self.ab_shape = (2 * kl + ku + 1, n)
+        self.ab_shape = (2 * kl + ku + 1, A.shape[0])
 
     @classmethod
     def for_pattern(cls, A):
@@ -101,21 +111,14 @@ class _BandPlan:
         :data:`MAX_BANDWIDTH`."""
         from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-        n = A.shape[0]
-        col = np.repeat(np.arange(n), np.diff(A.indptr))
         best = None
-        for perm in (np.arange(n), reverse_cuthill_mckee(sp.csr_matrix(A), symmetric_mode=True)):
-            where = np.empty(n, dtype=np.int64)
-            where[perm] = np.arange(n)
-            d = where[A.indices] - where[col]
-            kl, ku = int(max(d.max(initial=0), 0)), int(max(-d.min(initial=0), 0))
+        for perm in (np.arange(A.shape[0]),
+                     reverse_cuthill_mckee(sp.csr_matrix(A), symmetric_mode=True)):
+            rows, cols = _entry_positions(A, perm)
+            kl, ku = int(np.max(rows - cols, initial=0)), int(np.max(cols - rows, initial=0))
             if best is None or max(kl, ku) < max(best[1], best[2]):
                 best = (perm, kl, ku)
-        perm, kl, ku = best
-        return cls(A, perm, kl, ku) if max(kl, ku) <= MAX_BANDWIDTH else None
-
-    def matches(self, A) -> bool:
-        return _same_pattern(A, self.indptr, self.indices)
+        return cls(A, *best) if max(best[1], best[2]) <= MAX_BANDWIDTH else None
 
     def factor(self, A):
         from scipy.linalg.lapack import dgbtrf
@@ -144,13 +147,13 @@ class _BandLU:
         return x
 
 
-class _SuperLUPlan:
+class _SuperLUPlan(_PatternPlan):
     """SuperLU of matrices with one CSC pattern: the fill-reducing ordering is computed once
     (minimum degree on A + A^T) and later factorisations factor the permuted matrix in that
     order (~25% faster each)."""
 
     def __init__(self, A):
-        self.indptr, self.indices = A.indptr.copy(), A.indices.copy()
+        super().__init__(A)
         lu = splu(A, permc_spec="MMD_AT_PLUS_A")
         self.p = np.argsort(lu.perm_c)  # symmetric permutation giving the same fill
         # A's entries numbered (1.., CSC order) and permuted: where each entry of A[p][:, p]
@@ -161,9 +164,6 @@ class _SuperLUPlan:
         self.take = numbered.data.astype(np.int64) - 1
         self.b_indptr, self.b_indices = numbered.indptr, numbered.indices
         self._first = lu
-
-    def matches(self, A) -> bool:
-        return _same_pattern(A, self.indptr, self.indices)
 
     def factor(self, A):
         if self._first is not None:  # the LU computed while planning
@@ -229,15 +229,14 @@ class Discretisation:
         source = src * inv_area
 
         # one cell per orbit of the problem's mirror symmetries (all cells without any)
-        perms = [p for p in (_mirror_permutation(mesh, a) for a in _mirror_axes(mesh, w))
+        perms = [p for p in (_mirror_permutation(mesh, a) for a in _mirror_axes(mesh, surface, w))
                  if p is not None and _invariant(p, mesh.cell_area_um2, L_scaled, source)] \
             if symmetry else []
         if perms:
             edges = np.concatenate([np.column_stack([np.arange(n), p]) for p in perms])
             graph = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
-            _, orbit = connected_components(graph, directed=False)
-            _, rep = np.unique(orbit, return_index=True)
-            orbit = np.unique(orbit, return_inverse=True)[1]  # orbits numbered by first cell
+            _, rep, orbit = np.unique(connected_components(graph, directed=False)[1],
+                                      return_index=True, return_inverse=True)
         else:
             orbit, rep = np.arange(n), np.arange(n)
         self.orbit_of_cell = orbit
@@ -459,32 +458,17 @@ def _occupancy_events(disc, current, step, ocv):
     return events
 
 
-def _mirror_axes(mesh: Mesh, weights) -> list:
-    """Candidate mirror lines through the centroid (polar angles, rad): a boundary face's
-    midpoint and its edge when the surface is uniform (a disk's sector lines), else the
-    centres of the parts of the surface that differ from the rest."""
-    angle = np.asarray(mesh.boundary_angle_rad, dtype=float)
-    span = np.asarray(mesh.boundary_span_rad, dtype=float)
-    if angle.size == 0:
+def _mirror_axes(mesh: Mesh, surface: Surface, weights) -> list:
+    """Candidate mirror lines through the centroid (polar angles, rad): a disk's sector lines
+    (a boundary face's midpoint and its edge) when the surface is uniform, else the centres
+    of the blocked arcs. :func:`_invariant` decides which of them are symmetries."""
+    if mesh.boundary_angle_rad.size == 0:
         return []
     w = np.asarray(weights, dtype=float)
-    if np.ptp(w) <= 1e-12 * max(np.max(np.abs(w)), 1e-300):
-        return [angle[0], angle[0] + span[0] / 2]
-    axes = []
-    low = w < np.max(w) - 1e-12
-    # each run of lowered faces (cyclically): the mean angle of its two ends
-    order = np.argsort(angle)
-    low_sorted = low[order]
-    starts = np.flatnonzero(low_sorted & ~np.roll(low_sorted, 1))
-    ends = np.flatnonzero(low_sorted & ~np.roll(low_sorted, -1))
-    for a in starts:
-        b = ends[ends >= a][0] if np.any(ends >= a) else ends[0]
-        lo = angle[order][a] - span[order][a] / 2
-        hi = angle[order][b] + span[order][b] / 2
-        if hi < lo:
-            hi += 2 * np.pi
-        axes.append(0.5 * (lo + hi))
-    return axes
+    if np.ptp(w) <= 1e-12 * np.max(np.abs(w)):
+        angle, span = mesh.boundary_angle_rad[0], mesh.boundary_span_rad[0]
+        return [angle, angle + span / 2]
+    return [np.deg2rad(arc.center_deg) for arc in surface.arcs]
 
 
 def _mirror_permutation(mesh: Mesh, axis_rad: float):

@@ -25,6 +25,11 @@ MODEL_SETTINGS = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusiv
 """The model's settings (sliders), in the order of the plots' keys."""
 
 
+def _model_settings(values) -> dict:
+    """``{name: value}`` of the first ``len(MODEL_SETTINGS)`` values of a plot's key."""
+    return {n: float(v) for n, v in zip(MODEL_SETTINGS, values, strict=False)}
+
+
 def _dynamic(bound):
     """A HoloViews DynamicMap over a function bound (``pn.bind``) to parameters."""
     import holoviews as hv
@@ -178,9 +183,7 @@ class ModelExplorer(pn.viewable.Viewer):
 
     def settings(self) -> dict:
         """The current model settings (what every plot is computed from)."""
-        return {"eta": float(self.eta), "blocked_fraction": float(self.blocked_fraction),
-                "angle_deg": float(self.angle_deg), "rate_mA_g": float(self.rate_mA_g),
-                "diffusivity_scale": float(self.diffusivity_scale)}
+        return _model_settings(getattr(self, n) for n in MODEL_SETTINGS)
 
     def _slider_settings(self) -> dict:
         """The settings of the sliders as released (value_throttled)."""
@@ -196,8 +199,7 @@ class ModelExplorer(pn.viewable.Viewer):
     def _publish(self, keys: dict) -> None:
         """Let the plots of the given kinds show the settings in ``keys``."""
         if "maps" in keys:
-            self.maps_title.object = self._maps_title(dict(zip(MODEL_SETTINGS, keys["maps"],
-                                                               strict=True)))
+            self.maps_title.object = self._maps_title(_model_settings(keys["maps"]))
         # one message to the page for all the figures this updates (held events), and no
         # walk over the page's models unless one was attached (see the helper)
         doc = pn.state.curdoc
@@ -395,15 +397,10 @@ class ModelExplorer(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ plots
 
-    @staticmethod
-    def _settings(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale) -> dict:
-        return dict(eta=float(eta), blocked_fraction=float(blocked_fraction),
-                    angle_deg=float(angle_deg), rate_mA_g=float(rate_mA_g),
-                    diffusivity_scale=float(diffusivity_scale))
-
-    def _maps_plot(self, eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale):
-        """The four θ maps (an hv.Layout); on failure NaN maps and the alert."""
-        s = self._settings(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale)
+    def _maps_plot(self, key):
+        """The four θ maps (an hv.Layout) for ``key`` = (η, fraction, angle, rate, D scale);
+        on failure NaN maps and the alert."""
+        s = _model_settings(key)
         key = (tuple(s.values()), float(self.pixel_nm))
         if self._maps_memo[0] == key:
             return self._maps_memo[1]
@@ -429,7 +426,7 @@ class ModelExplorer(pn.viewable.Viewer):
     def _map_panel(self, index, key):
         """The θ map at ``FIG4_MINUTES[index]`` (one panel of :meth:`_maps_plot`) for
         ``key`` = (η, fraction, angle, rate, D scale)."""
-        return _framewise(list(self._maps_plot(*key))[index])
+        return _framewise(list(self._maps_plot(key))[index])
 
     def _rate_plot(self, key):
         """Fig. 5b for ``key`` = (η, fraction, rate, D scale)."""
@@ -475,8 +472,7 @@ class ModelExplorer(pn.viewable.Viewer):
     def _offset_plot(self, key):
         """d(capacity) of the measured particle and its simulated twin (Fig. 5d), for
         ``key`` = (η, fraction, angle, rate, D scale, dataset, particle)."""
-        eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale, dataset, particle_id = key
-        s = self._settings(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale)
+        s, (dataset, particle_id) = _model_settings(key), key[len(MODEL_SETTINGS):]
         movies = [self._measured_movie(dataset, particle_id),
                   self._simulated_movie(s, dataset, particle_id)]
         ts = pd.concat([m.timeseries for m in movies if m is not None]
@@ -504,8 +500,7 @@ class ModelExplorer(pn.viewable.Viewer):
     def _simulated_kymograph(self, key):
         """Line-cut kymograph of the simulated twin (Fig. 5c), same measurement, for ``key``
         as in :meth:`_offset_plot`."""
-        eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale, dataset, particle_id = key
-        s = self._settings(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale)
+        s, (dataset, particle_id) = _model_settings(key), key[len(MODEL_SETTINGS):]
         return self._kymograph(self._simulated_movie(s, dataset, particle_id),
                                f"simulated, η {s['eta']:.2g}, {s['blocked_fraction']:.0%} at "
                                f"{s['angle_deg']:g}°")
