@@ -118,6 +118,7 @@ def test_round_trip_real_mpr_echem(tmp_path, echem_dir):
         "voltage_V",
         "current_mA",
         "charge_mAh",
+        "step",
         "half_cycle",
         "capacity_mAh_g",
     ]

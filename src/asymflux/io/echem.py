@@ -1,25 +1,40 @@
-"""Electrochemistry tables: BioLogic ``.mpr`` and CSV readers, capacity, cycle summaries.
+"""Electrochemistry tables: every cycler brand in, one table out; capacity; cycle summaries.
 
-Every reader returns a :class:`pandas.DataFrame` with our column names and units:
+:func:`read_echem` reads a cycler file of any supported brand (chosen by the file's
+content, not only its suffix: ``docs/formats.md`` lists them and the library that reads
+each) and returns a :class:`pandas.DataFrame` with the same columns for every brand:
 
 ========================  =====================================================================
 column                    meaning
 ========================  =====================================================================
-``time_s``                seconds (float64, non-decreasing)
+``time_s``                seconds, as the file counts them (float64, non-decreasing)
 ``voltage_V``             working-electrode potential, V
 ``current_mA``            current, mA; positive = charging (oxidation of the cathode)
-``capacity_mAh_g``        cumulative net charge passed per gram of active material, mAh/g
-``charge_mAh``            optional: cumulative net charge passed, mAh (``.mpr`` ``(Q-Qo)``)
-``half_cycle``            optional: the cycler's half-cycle counter (int)
-``cycle``                 optional: the cycler's cycle counter (int)
+``charge_mAh``            cumulative net charge passed since the first record, mAh (0 there),
+                          continuous through the cycler's counter resets and loops
+``capacity_mAh_g``        ``charge_mAh`` per gram of active material (when the mass is known)
+``step``                  the cycler's step counter (int64), when the file has one
+``cycle``                 the cycler's cycle counter (int64), when the file has one
+``half_cycle``            the cycler's half-cycle counter (int64), when the file has one
 ========================  =====================================================================
 
-``df.attrs`` carries ``source`` (the file) and, when known, ``active_mass_mg`` and ``start``
-(the cycler's start time, ISO 8601).
+Current and charge come from what the cycler measured, never from a set point:
+the charge from the file's own charge counters (BioLogic ``dq``/``(Q-Qo)``, Neware and
+Arbin charge/discharge capacities, Landt capacity), with their resets at loops and steps
+undone; the current from the file's measured current, else from the charge increments
+(d(charge)/dt), else zero for an open-circuit record. Only when a file has no charge
+counter is the current integrated, and then never across a step edge or a time gap.
+
+``df.attrs`` carries ``source`` (the file), ``format`` (e.g. ``"BioLogic .mpr"``),
+``reader`` (the library and version that parsed it), ``technique`` when the file says,
+``current_from`` and ``charge_from`` (the file's columns they were taken from),
+``warnings`` (a list of what looked wrong: time gaps, NaN cells, ...) and, when known,
+``start`` (the cycler's start time, ISO 8601) and ``active_mass_mg``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -32,34 +47,39 @@ from asymflux.io._errors import DatasetError
 __all__ = [
     "ECHEM_COLUMNS",
     "MPR_COLUMNS",
+    "EchemWarning",
+    "charge_increments",
     "check_echem",
+    "counter_increments",
     "cycle_summary",
+    "echem_format",
     "integrate_capacity",
     "label_half_cycles",
     "read_echem",
     "read_echem_csv",
     "read_mpr",
+    "read_mpt",
 ]
 
 #: The columns of an echem table in a dataset folder (``echem.csv``).
 ECHEM_COLUMNS = ("time_s", "voltage_V", "current_mA", "capacity_mAh_g")
 
-#: BioLogic column -> (our column, factor to our unit). First match in this order wins.
-MPR_COLUMNS: dict[str, tuple[tuple[str, float], ...]] = {
-    "time_s": (("time/s", 1.0),),
-    "voltage_V": (("Ewe/V", 1.0), ("<Ewe>/V", 1.0)),
-    # 'control/V/mA' is the set point: the current (mA) in galvanostatic steps (GCPL) -- the
-    # technique such files come from; in potentiostatic steps it would be a voltage.
-    "current_mA": (("I/mA", 1.0), ("<I>/mA", 1.0), ("control/mA", 1.0), ("control/V/mA", 1.0)),
-    "charge_mAh": (("(Q-Qo)/mA.h", 1.0), ("(Q-Qo)/C", 1.0 / 3.6)),
-    "half_cycle": (("half cycle", 1),),
-    "cycle": (("cycle number", 1),),
-}
+#: Our integer columns.
+INT_COLUMNS = ("step", "cycle", "half_cycle")
 
-_INT_COLUMNS = ("half_cycle", "cycle")
+# BioLogic column names live with the BioLogic reader; re-exported here for users.
+from asymflux.io._biologic import MPR_COLUMNS  # noqa: E402
+
+
+class EchemWarning(UserWarning):
+    """Something in a cycler file looked wrong but could be read (also in ``attrs["warnings"]``)."""
 
 
 def _mass_g(active_mass_mg, *, where: str) -> float:
+    if isinstance(active_mass_mg, bool):
+        raise DatasetError(
+            f"{where}: active_mass_mg must be a positive number of mg, got {active_mass_mg!r}"
+        )
     try:
         mass = float(active_mass_mg)
     except (TypeError, ValueError):
@@ -73,8 +93,144 @@ def _mass_g(active_mass_mg, *, where: str) -> float:
     return mass / 1000.0
 
 
-def integrate_capacity(time_s, current_mA, *, active_mass_mg: float) -> np.ndarray:
-    """Cumulative capacity from current: ``∫ I[mA] dt[h] / mass[g]``, trapezoidal.
+# ---------------------------------------------------------------------------- charge
+
+
+def counter_increments(counter, *, resets=None, unsigned: bool = False, sign=None) -> np.ndarray:
+    """Per-record increments of a cycler's charge counter that restarts at steps or loops.
+
+    Parameters
+    ----------
+    counter : (n,) array_like
+        The counter, e.g. mAh: BioLogic ``(Q-Qo)`` (signed, restarts at loops), Neware
+        or Arbin charge / discharge capacity (non-negative, restart at steps or cycles).
+    resets : (n,) array_like of bool, optional, keyword-only
+        Records at which the counter is known to restart from zero (e.g. the first
+        record of a loop). Besides these, a non-negative counter restarts wherever it
+        goes down.
+    unsigned : bool, keyword-only
+        The counter only grows between restarts (a magnitude): a decrease is a restart.
+    sign : (n,) array_like, optional, keyword-only
+        Multiply each increment by this (e.g. the sign of the current) -- for unsigned
+        counters that count charge and discharge alike.
+
+    Returns
+    -------
+    increments : (n,) ndarray of float64
+        ``increments[0] = 0``; ``increments[k]`` what was counted between records
+        ``k - 1`` and ``k``: the difference, or the counter itself at a restart.
+        Non-finite counter values count nothing.
+    """
+    q = np.asarray(counter, dtype=np.float64)
+    n = q.size
+    inc = np.zeros(n)
+    if n < 2:
+        return inc
+    d = np.diff(q)
+    restart = np.zeros(n - 1, dtype=bool)
+    if resets is not None:
+        restart |= np.asarray(resets, dtype=bool)[1:]
+    if unsigned:
+        scale = np.nanmax(np.abs(q)) if np.isfinite(q).any() else 0.0
+        restart |= d < -1e-9 * max(scale, 1e-300)
+    inc[1:] = np.where(restart, q[1:], d)
+    inc[~np.isfinite(inc)] = 0.0
+    if sign is not None:
+        inc *= np.asarray(sign, dtype=np.float64)
+    return inc
+
+
+def _step_edges(n, step, current_mA, current_tol_mA):
+    """(n - 1,) bool: the interval ending at record k + 1 crosses a step edge."""
+    if step is not None:
+        s = np.asarray(step)
+        return s[1:] != s[:-1]
+    i = np.asarray(current_mA, dtype=np.float64)
+    tol = _tolerance(i, current_tol_mA)
+    state = np.where(i > tol, 1, np.where(i < -tol, -1, 0))
+    return state[1:] != state[:-1]
+
+
+def _gaps(t, max_gap_s):
+    """(n - 1,) bool: the interval is a time gap (longer than ``max_gap_s``)."""
+    dt = np.diff(t)
+    if max_gap_s is None:
+        positive = dt[dt > 0]
+        if positive.size == 0:
+            return np.zeros(dt.size, dtype=bool), np.inf
+        max_gap_s = max(60.0, 20.0 * float(np.median(positive)))
+    return dt > float(max_gap_s), float(max_gap_s)
+
+
+def charge_increments(
+    time_s,
+    current_mA,
+    *,
+    step=None,
+    max_gap_s: float | None = None,
+    current_tol_mA: float | None = None,
+    problems: list | None = None,
+) -> np.ndarray:
+    """Charge passed between consecutive records, from the sampled current alone, mAh.
+
+    Used only for files without a charge counter. Within a step the current is
+    integrated by the trapezoidal rule; an interval that crosses a step edge takes the
+    later record's current (a cycler's record reports what flowed since the previous
+    one, and the first record of a step carries the new current); an interval longer
+    than ``max_gap_s`` (a time gap: nothing is known of it) counts nothing.
+
+    Parameters
+    ----------
+    time_s : (n,) array_like
+        Times, s, non-decreasing.
+    current_mA : (n,) array_like
+        Current, mA.
+    step : (n,) array_like, optional, keyword-only
+        Step labels; without them a step edge is a change of the current's sign or
+        between rest and current.
+    max_gap_s : float, optional, keyword-only
+        Longest interval integrated, s. Default: 20 median intervals, at least 60 s.
+    current_tol_mA : float, optional, keyword-only
+        Currents at or below this count as rest when finding step edges.
+    problems : list, optional, keyword-only
+        Messages about gaps and NaN currents are appended here.
+
+    Returns
+    -------
+    increments_mAh : (n,) ndarray of float64
+        ``0`` for the first record.
+    """
+    t = np.asarray(time_s, dtype=np.float64)
+    i = np.asarray(current_mA, dtype=np.float64)
+    if t.shape != i.shape or t.ndim != 1:
+        raise DatasetError(f"time_s {t.shape} and current_mA {i.shape} must be 1-D of equal length")
+    n = t.size
+    out = np.zeros(n)
+    if n < 2:
+        return out
+    dt = np.diff(t)
+    edge = _step_edges(n, step, i, current_tol_mA)
+    gap, max_gap = _gaps(t, max_gap_s)
+    q = np.where(edge, i[1:] * dt, 0.5 * (i[1:] + i[:-1]) * dt) / 3600.0
+    q[gap] = 0.0
+    bad = ~np.isfinite(q)
+    q[bad] = 0.0
+    if problems is not None:
+        if gap.any():
+            problems.append(
+                f"{int(gap.sum())} time gap(s) longer than {max_gap:g} s (largest {dt.max():g} s)"
+                " not integrated: the charge passed during them is unknown"
+            )
+        if bad.any():
+            problems.append(f"{int(bad.sum())} interval(s) with a NaN current counted as no charge")
+    out[1:] = q
+    return out
+
+
+def integrate_capacity(
+    time_s, current_mA, *, active_mass_mg: float, step=None, max_gap_s: float | None = None
+) -> np.ndarray:
+    """Cumulative capacity from the sampled current alone, mAh/g (see :func:`charge_increments`).
 
     Parameters
     ----------
@@ -84,21 +240,43 @@ def integrate_capacity(time_s, current_mA, *, active_mass_mg: float) -> np.ndarr
         Current, mA; positive = charging.
     active_mass_mg : float, keyword-only
         Mass of active material, mg.
+    step : (n,) array_like, optional, keyword-only
+        Step labels (step edges are not integrated across).
+    max_gap_s : float, optional, keyword-only
+        Longest interval integrated, s.
 
     Returns
     -------
     capacity_mAh_g : (n,) ndarray of float64
         Net charge passed since the first sample, mAh/g (0 at the first sample).
     """
-    t = np.asarray(time_s, dtype=np.float64)
-    i = np.asarray(current_mA, dtype=np.float64)
-    if t.shape != i.shape or t.ndim != 1:
-        raise DatasetError(f"time_s {t.shape} and current_mA {i.shape} must be 1-D of equal length")
     mass_g = _mass_g(active_mass_mg, where="integrate_capacity")
-    out = np.zeros_like(t)
+    inc = charge_increments(time_s, current_mA, step=step, max_gap_s=max_gap_s)
+    return np.cumsum(inc) / mass_g
+
+
+def current_from_increments(time_s, increments_mAh) -> np.ndarray:
+    """Mean current over the interval ending at each record, mA: ``dq / dt``.
+
+    Records with no interval before them (the first, or a repeated time) take the
+    current of the record before (0 for the first).
+    """
+    t = np.asarray(time_s, dtype=np.float64)
+    q = np.asarray(increments_mAh, dtype=np.float64)
+    i = np.full(t.size, np.nan)
     if t.size > 1:
-        out[1:] = np.cumsum(0.5 * (i[1:] + i[:-1]) * np.diff(t)) / 3600.0 / mass_g
-    return out
+        dt = np.diff(t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            i[1:] = np.where(dt > 0, q[1:] * 3600.0 / dt, np.nan)
+    if t.size:
+        i[0] = 0.0
+    # forward-fill the records without an interval
+    idx = np.where(np.isfinite(i), np.arange(i.size), 0)
+    np.maximum.accumulate(idx, out=idx)
+    return i[idx]
+
+
+# ---------------------------------------------------------------------------- checks
 
 
 def check_echem(df: pd.DataFrame, *, source="echem", required=("time_s",)) -> pd.DataFrame:
@@ -136,95 +314,138 @@ def check_echem(df: pd.DataFrame, *, source="echem", required=("time_s",)) -> pd
     return df
 
 
+def _warn(df: pd.DataFrame, problems: Sequence[str], *, source: str) -> None:
+    if not problems:
+        return
+    df.attrs.setdefault("warnings", [])
+    for p in problems:
+        if p not in df.attrs["warnings"]:
+            df.attrs["warnings"].append(p)
+            warnings.warn(f"{source}: {p}", EchemWarning, stacklevel=4)
+
+
 def _finish(df: pd.DataFrame, *, source: str, active_mass_mg, required) -> pd.DataFrame:
-    """Add capacity_mAh_g when possible, check, set attrs."""
+    """Check, add ``charge_mAh`` (from the current if needed) and ``capacity_mAh_g``, set attrs."""
+    df.attrs["source"] = source
+    check_echem(df, source=source, required=required)
+    problems: list[str] = []
+    if "charge_mAh" not in df.columns and "capacity_mAh_g" not in df.columns:
+        if "current_mA" in df.columns and "time_s" in df.columns and len(df):
+            if not pd.api.types.is_numeric_dtype(df["current_mA"]):
+                raise DatasetError(
+                    f"{source}: echem column 'current_mA' must be numeric, got dtype "
+                    f"{df['current_mA'].dtype}"
+                )
+            step = df["step"].to_numpy() if "step" in df.columns else None
+            inc = charge_increments(
+                df["time_s"], df["current_mA"], step=step, problems=problems
+            )
+            df["charge_mAh"] = np.cumsum(inc)
+            df.attrs.setdefault(
+                "charge_from", "current_mA integrated (trapezoid within steps, no time gaps)"
+            )
+    for c in ("current_mA", "voltage_V"):
+        if c in df.columns and pd.api.types.is_numeric_dtype(df[c]):
+            n_bad = int((~np.isfinite(df[c].to_numpy(np.float64))).sum())
+            if n_bad:
+                problems.append(f"{n_bad} NaN or infinite value(s) in {c}")
     if active_mass_mg is not None:
         mass_g = _mass_g(active_mass_mg, where=source)
-        if "capacity_mAh_g" not in df.columns:
-            if "charge_mAh" in df.columns:
-                q = df["charge_mAh"].to_numpy(dtype=np.float64)
-                df["capacity_mAh_g"] = (q - q[0]) / mass_g if q.size else q
-            elif "current_mA" in df.columns and "time_s" in df.columns:
-                df["capacity_mAh_g"] = integrate_capacity(
-                    df["time_s"], df["current_mA"], active_mass_mg=active_mass_mg
-                )
+        if "capacity_mAh_g" not in df.columns and "charge_mAh" in df.columns:
+            q = df["charge_mAh"].to_numpy(dtype=np.float64)
+            df["capacity_mAh_g"] = (q - q[0]) / mass_g if q.size else q
         df.attrs["active_mass_mg"] = float(active_mass_mg)
-    df.attrs["source"] = source
-    return check_echem(df, source=source, required=required)
+    df.attrs.setdefault("warnings", [])
+    _warn(df, problems, source=source)
+    return df
 
 
-def read_mpr(
-    path,
-    *,
-    active_mass_mg: float | None = None,
-    required: Sequence[str] = ("time_s", "voltage_V", "current_mA"),
-) -> pd.DataFrame:
-    """Read a BioLogic EC-Lab ``.mpr`` file (through ``galvani``).
+def _table(columns: Mapping[str, np.ndarray], attrs: Mapping, *, source: str,
+           active_mass_mg, required) -> pd.DataFrame:
+    """Build our table from arrays (float64, ints for step/cycle/half_cycle), then finish it."""
+    out = {}
+    for name in ("time_s", "voltage_V", "current_mA", "charge_mAh", *INT_COLUMNS):
+        if name in columns and columns[name] is not None:
+            col = np.asarray(columns[name])
+            if name in INT_COLUMNS:
+                out[name] = col.astype(np.int64)
+            else:
+                out[name] = col.astype(np.float64)
+    df = pd.DataFrame(out)
+    df.attrs.update({k: v for k, v in attrs.items() if v is not None})
+    if "charge_mAh" in df.columns and len(df):
+        q = df["charge_mAh"].to_numpy()
+        df["charge_mAh"] = q - q[0]
+    return _finish(df, source=source, active_mass_mg=active_mass_mg, required=tuple(required))
+
+
+# ---------------------------------------------------------------------------- readers
+
+
+def read_mpr(path, *, active_mass_mg: float | None = None,
+             required: Sequence[str] = ("time_s", "voltage_V", "current_mA")) -> pd.DataFrame:
+    """Read a BioLogic EC-Lab ``.mpr`` file (any EC-Lab version, through ``galvani``).
 
     Parameters
     ----------
     path : str or Path
         The ``.mpr`` file.
     active_mass_mg : float, optional, keyword-only
-        Mass of active material, mg. When given, ``capacity_mAh_g`` is added: from
-        ``(Q-Qo)`` when the file has it, else integrated from the current.
+        Mass of active material, mg; adds ``capacity_mAh_g``.
     required : sequence of str, keyword-only
-        Our columns that must be found (see :data:`MPR_COLUMNS` for the BioLogic names
-        mapped to each). Pass ``("time_s", "voltage_V")`` for open-circuit files.
+        Our columns that must be found. An open-circuit record (technique OCV, or no
+        current column and no charge counter) reads with zero current whatever is asked.
 
     Returns
     -------
     echem : DataFrame, n rows (one per cycler record)
-        ``time_s, voltage_V, current_mA`` (+ ``charge_mAh``, ``capacity_mAh_g``,
-        ``half_cycle``, ``cycle`` when available), float64 / int64. ``attrs``: ``source``,
-        ``start`` (ISO 8601, when the file has it), ``active_mass_mg``.
+        See the module docstring. ``current_mA`` is the file's measured ``I/mA`` when it
+        has one, else ``dq/mA.h`` per interval (never the ``control/V/mA`` set point,
+        which holds a voltage during constant-voltage holds); ``charge_mAh`` is the
+        cumulative sum of ``dq/mA.h`` (or ``(Q-Qo)/mA.h`` with its loop restarts undone).
 
     Raises
     ------
     DatasetError
-        The file cannot be parsed (naming the file and galvani's reason, e.g. an unknown
-        column ID), or a required column has no known BioLogic counterpart (naming the
-        file, the column and the columns the file does have).
+        Not a readable ``.mpr``; an impedance file (PEIS/GEIS: one row per frequency,
+        not a time series), naming the technique; a required column that has no
+        counterpart in the file.
     """
-    from galvani import BioLogic
+    from asymflux.io._biologic import read_mpr_columns
 
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: no such .mpr file")
-    try:
-        mpr = BioLogic.MPRfile(str(path))
-    except NotImplementedError as e:  # galvani: unknown column ID / module version
-        raise DatasetError(f"{path}: galvani cannot read this .mpr file: {e}") from e
-    except Exception as e:  # noqa: BLE001 - truncated / not an .mpr: name the file
-        raise DatasetError(
-            f"{path}: not a readable BioLogic .mpr file ({type(e).__name__}: {e})"
-        ) from e
-    data = mpr.data
-    names = data.dtype.names or ()
-    out = {}
-    for ours, candidates in MPR_COLUMNS.items():
-        for theirs, factor in candidates:
-            if theirs in names:
-                col = np.asarray(data[theirs])
-                if ours in _INT_COLUMNS:
-                    out[ours] = col.astype(np.int64)
-                else:
-                    out[ours] = (
-                        col.astype(np.float64) * factor if factor != 1.0 else col.astype(np.float64)
-                    )
-                break
-    missing = [c for c in required if c not in out]
+    columns, attrs = read_mpr_columns(path)
+    _require(columns, attrs, required, path=path)
+    return _table(columns, attrs, source=str(path), active_mass_mg=active_mass_mg,
+                  required=required)
+
+
+def read_mpt(path, *, active_mass_mg: float | None = None,
+             required: Sequence[str] = ("time_s", "voltage_V", "current_mA")) -> pd.DataFrame:
+    """Read EC-Lab's text export ``.mpt`` (``EC-Lab ASCII FILE``), as :func:`read_mpr`.
+
+    Decimal commas (EC-Lab on a European locale) and the Windows-1252 text encoding are
+    handled; the columns are the same as in the ``.mpr`` the file was exported from.
+    """
+    from asymflux.io._biologic import read_mpt_columns
+
+    columns, attrs = read_mpt_columns(path)
+    _require(columns, attrs, required, path=path)
+    return _table(columns, attrs, source=str(path), active_mass_mg=active_mass_mg,
+                  required=required)
+
+
+def _require(columns, attrs, required, *, path):
+    missing = [c for c in required if columns.get(c) is None]
     if missing:
-        wanted = "; ".join(f"{c}: one of {[n for n, _ in MPR_COLUMNS.get(c, ())]}" for c in missing)
+        have = attrs.pop("_file_columns", [])
+        wanted = attrs.pop("_looked_for", {})
+        detail = "; ".join(f"{c}: one of {wanted.get(c, [])}" for c in missing)
         raise DatasetError(
-            f"{path}: cannot map required column(s) {missing} from this .mpr file "
-            f"(looked for {wanted}); the file has columns {list(names)}"
+            f"{path}: cannot find {missing} in this {attrs.get('format', 'cycler')} file "
+            f"(looked for {detail}); the file has columns {list(have)}"
         )
-    df = pd.DataFrame(out)
-    start = getattr(mpr, "timestamp", None) or getattr(mpr, "startdate", None)
-    if start is not None:
-        df.attrs["start"] = start.isoformat()
-    return _finish(df, source=str(path), active_mass_mg=active_mass_mg, required=tuple(required))
+    attrs.pop("_file_columns", None)
+    attrs.pop("_looked_for", None)
 
 
 def read_echem_csv(
@@ -245,16 +466,17 @@ def read_echem_csv(
         ``{file column: our column}``, e.g. ``{"Time (s)": "time_s", "Ewe (V)": "voltage_V",
         "I (mA)": "current_mA"}``. Without it the file must use our names.
     active_mass_mg : float, optional, keyword-only
-        Active mass, mg: ``capacity_mAh_g`` is integrated from the current when absent.
+        Active mass, mg: ``capacity_mAh_g`` is added (from ``charge_mAh``, else from the
+        current, integrated within steps and never across a time gap).
     required : sequence of str, keyword-only
         Our columns that must be present after the mapping.
     **read_csv_kwargs
-        Passed to :func:`pandas.read_csv` (e.g. ``sep=";"``).
+        Passed to :func:`pandas.read_csv` (e.g. ``sep=";"``, ``decimal=","``).
 
     Returns
     -------
     echem : DataFrame
-        Columns renamed to ours (unmapped columns kept as they are).
+        Columns renamed to ours (unmapped columns kept as they are), ``charge_mAh`` added.
     """
     path = Path(path)
     if not path.is_file():
@@ -272,19 +494,87 @@ def read_echem_csv(
                 f"it has {list(df.columns)}"
             )
         df = df.rename(columns=dict(columns))
+    for c in ("time_s", "voltage_V", "current_mA", "charge_mAh", "capacity_mAh_g"):
+        if c in df.columns and not pd.api.types.is_numeric_dtype(df[c]):
+            sample = next((v for v in df[c] if isinstance(v, str)), None)
+            hint = (" (decimal commas? pass decimal=',' and sep=';')"
+                    if isinstance(sample, str) and "," in sample else "")
+            raise DatasetError(
+                f"{path}: column {c!r} must hold numbers, found {sample!r}{hint}"
+            )
+    df.attrs["format"] = "CSV"
     return _finish(df, source=str(path), active_mass_mg=active_mass_mg, required=tuple(required))
 
 
-def read_echem(path, **kwargs) -> pd.DataFrame:
-    """Read ``.mpr`` or ``.csv`` by extension (see :func:`read_mpr`, :func:`read_echem_csv`)."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".mpr":
-        return read_mpr(path, **kwargs)
-    if suffix in (".csv", ".txt", ".tsv"):
-        return read_echem_csv(path, **kwargs)
-    raise DatasetError(
-        f"{path}: unknown electrochemistry file type {suffix!r} (expected .mpr or .csv)"
-    )
+def echem_format(path) -> str:
+    """What kind of cycler file ``path`` is, from its first bytes (not its suffix).
+
+    Returns
+    -------
+    kind : str
+        One of ``"biologic-mpr"``, ``"biologic-mpt"``, ``"neware-nda"``, ``"neware-ndax"``,
+        ``"arbin-res"``, ``"excel"`` (Arbin, Neware or Landt/Lanhe export), ``"ivium-txt"``,
+        ``"maccor-txt"``, ``"csv"``.
+
+    Raises
+    ------
+    DatasetError
+        Not a file, empty, or a kind of file that holds no cycler record (naming it).
+    """
+    from asymflux.io._sniff import sniff_echem
+
+    return sniff_echem(Path(path))
+
+
+def read_echem(path, *, active_mass_mg: float | None = None,
+               required: Sequence[str] = ("time_s", "voltage_V", "current_mA"),
+               **kwargs) -> pd.DataFrame:
+    """Read a cycler file of any supported brand into one table (see the module docstring).
+
+    The reader is chosen from the file's content (:func:`echem_format`): BioLogic
+    ``.mpr`` (galvani) and ``.mpt`` (EC-Lab text export); Neware ``.nda``/``.ndax``,
+    Arbin ``.res`` (needs mdbtools), Arbin/Neware/Landt Excel exports, Ivium and Maccor
+    text exports (through navani); anything else is read as a CSV with our column names
+    (or ``columns=`` mapping, and any :func:`pandas.read_csv` option).
+
+    Parameters
+    ----------
+    path : str or Path
+        The cycler file.
+    active_mass_mg : float, optional, keyword-only
+        Active mass, mg: adds ``capacity_mAh_g``.
+    required : sequence of str, keyword-only
+        Our columns that must be found.
+    **kwargs
+        CSV only: ``columns=`` and :func:`pandas.read_csv` options.
+
+    Returns
+    -------
+    echem : DataFrame
+        ``time_s, voltage_V, current_mA, charge_mAh`` (+ ``capacity_mAh_g``, ``step``,
+        ``cycle``, ``half_cycle``), whatever the brand.
+    """
+    path = Path(path)
+    kind = echem_format(path)
+    if kind != "csv" and kwargs:
+        raise DatasetError(
+            f"{path}: options {sorted(kwargs)} only apply to CSV files; this is a {kind} file"
+        )
+    if kind == "biologic-mpr":
+        return read_mpr(path, active_mass_mg=active_mass_mg, required=required)
+    if kind == "biologic-mpt":
+        return read_mpt(path, active_mass_mg=active_mass_mg, required=required)
+    if kind == "csv":
+        return read_echem_csv(path, active_mass_mg=active_mass_mg, required=required, **kwargs)
+    from asymflux.io._navani import read_navani_columns
+
+    columns, attrs = read_navani_columns(path, kind)
+    _require(columns, attrs, required, path=path)
+    return _table(columns, attrs, source=str(path), active_mass_mg=active_mass_mg,
+                  required=required)
+
+
+# ---------------------------------------------------------------------------- cycles
 
 
 def _tolerance(i: np.ndarray, current_tol_mA) -> float:
@@ -346,13 +636,17 @@ def cycle_summary(
     Half-cycles are found from the sign of the current (:func:`label_half_cycles`;
     charge = positive current). A new cycle starts with every ``first`` half-cycle
     (cathode convention: charge, then discharge); whatever comes before the first one
-    (e.g. an initial discharge) is cycle 0. Capacities integrate the positive and negative
-    parts of the current separately (trapezoidal), so rests add nothing.
+    (e.g. an initial discharge) is cycle 0. The charge of each interval between records
+    is the file's own counter (``charge_mAh`` increments) when the table has it, else
+    the current integrated within steps and never across a time gap
+    (:func:`charge_increments`); positive increments add to the charge capacity,
+    negative ones to the discharge capacity, so rests add nothing.
 
     Parameters
     ----------
     echem : DataFrame
-        ``time_s``, ``current_mA`` (``voltage_V`` optional), e.g. from :func:`read_mpr`.
+        ``time_s``, ``current_mA`` (``charge_mAh``, ``step``, ``voltage_V`` optional),
+        e.g. from :func:`read_echem`.
     active_mass_mg : float, optional, keyword-only
         Active mass, mg; defaults to ``echem.attrs["active_mass_mg"]``.
     current_tol_mA : float, optional, keyword-only
@@ -363,11 +657,12 @@ def cycle_summary(
     Returns
     -------
     summary : DataFrame, one row per cycle
-        ``cycle`` (0 only for a leading partial cycle, then 1, 2, ...), ``start_time_s``, ``end_time_s``, ``charge_capacity_mAh_g``,
-        ``discharge_capacity_mAh_g`` (both >= 0), ``coulombic_efficiency`` (discharge /
-        charge; NaN when nothing was charged), ``charge_rate_mA_g`` and
-        ``discharge_rate_mA_g`` (mean current magnitude of the samples charging /
-        discharging, above the tolerance, per gram; NaN if none), ``max_voltage_V``, ``min_voltage_V`` (when voltage is given).
+        ``cycle`` (0 only for a leading partial cycle, then 1, 2, ...), ``start_time_s``,
+        ``end_time_s``, ``charge_capacity_mAh_g``, ``discharge_capacity_mAh_g`` (both
+        >= 0), ``coulombic_efficiency`` (discharge / charge; NaN when nothing was
+        charged), ``charge_rate_mA_g`` and ``discharge_rate_mA_g`` (mean current
+        magnitude of the samples charging / discharging, above the tolerance, per gram;
+        NaN if none), ``max_voltage_V``, ``min_voltage_V`` (when voltage is given).
     """
     source = echem.attrs.get("source", "echem") if isinstance(echem, pd.DataFrame) else "echem"
     check_echem(echem, source=source, required=("time_s", "current_mA"))
@@ -378,31 +673,31 @@ def cycle_summary(
             f"{source}: cycle_summary needs the active mass: pass active_mass_mg=... (mg)"
         )
     mass_g = _mass_g(active_mass_mg, where=source)
+    if first not in ("charge", "discharge"):
+        raise DatasetError(f"cycle_summary: first must be 'charge' or 'discharge', got {first!r}")
     t = echem["time_s"].to_numpy(np.float64)
     i = echem["current_mA"].to_numpy(np.float64)
     v = echem["voltage_V"].to_numpy(np.float64) if "voltage_V" in echem.columns else None
-    if first not in ("charge", "discharge"):
-        raise DatasetError(f"cycle_summary: first must be 'charge' or 'discharge', got {first!r}")
+    if "charge_mAh" in echem.columns:
+        charge = echem["charge_mAh"].to_numpy(np.float64)
+        q = np.r_[0.0, np.diff(charge)] if charge.size else charge
+        q = np.where(np.isfinite(q), q, 0.0)
+    else:
+        step = echem["step"].to_numpy() if "step" in echem.columns else None
+        q = charge_increments(t, i, step=step, current_tol_mA=current_tol_mA)
     opening = 1.0 if first == "charge" else -1.0
     filled = _filled_sign(i, current_tol_mA)
     starts = (filled == opening) & (np.r_[np.nan, filled[:-1]] != opening)
     cycle = np.cumsum(starts).astype(np.int64)
-    # per-interval charge (mAh), split by sign of the mean current; assigned to the later sample
-    dt = np.diff(t)
-    imid = 0.5 * (i[1:] + i[:-1])
-    q = imid * dt / 3600.0
-    q_pos = np.r_[0.0, np.where(q > 0, q, 0.0)]
-    q_neg = np.r_[0.0, np.where(q < 0, -q, 0.0)]
     tol = _tolerance(i, current_tol_mA)
-    i_pos = np.where(i > tol, i, np.nan)
-    i_neg = np.where(i < -tol, -i, np.nan)
-    frame = pd.DataFrame(
-        {"cycle": cycle, "t": t, "q_pos": q_pos, "q_neg": q_neg, "i_pos": i_pos, "i_neg": i_neg}
-    )
+    frame = pd.DataFrame({
+        "cycle": cycle, "t": t,
+        "q_pos": np.where(q > 0, q, 0.0), "q_neg": np.where(q < 0, -q, 0.0),
+        "i_pos": np.where(i > tol, i, np.nan), "i_neg": np.where(i < -tol, -i, np.nan),
+    })
     if v is not None:
         frame["v"] = v
-    g = frame.groupby("cycle", sort=True)
-    agg = g.agg(
+    agg = frame.groupby("cycle", sort=True).agg(
         start_time_s=("t", "min"),
         end_time_s=("t", "max"),
         q_pos=("q_pos", "sum"),

@@ -1,0 +1,80 @@
+"""Tell a cycler file's kind from its first bytes, not its name."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from asymflux.io._errors import DatasetError
+
+_NOT_CYCLER = {
+    b"\x89HDF\r\n\x1a\n": "an HDF5 file",
+    b"II*\x00": "a TIFF image",
+    b"MM\x00*": "a TIFF image",
+    b"II+\x00": "a BigTIFF image",
+    b"\x93NUMPY": "a NumPy .npy array",
+    b"%PDF": "a PDF document",
+    b"\x89PNG": "a PNG image",
+    b"TDSm": "a LabVIEW TDMS file",
+}
+
+
+def _zip_kind(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise DatasetError(f"{path}: a damaged zip container ({e})") from e
+    if any(n.startswith("xl/") for n in names):
+        return "excel"
+    if any(n.lower().endswith((".ndc", "step.xml", "testinfo.xml")) for n in names):
+        return "neware-ndax"
+    raise DatasetError(
+        f"{path}: a zip archive that is neither a Neware .ndax nor an Excel workbook "
+        f"(it holds {sorted(names)[:5]}); expected a cycler file"
+    )
+
+
+def sniff_echem(path: Path) -> str:
+    """See :func:`asymflux.io.echem.echem_format`."""
+    if not path.exists():
+        raise DatasetError(f"{path}: no such cycler file")
+    if not path.is_file():
+        raise DatasetError(f"{path}: not a file (expected a cycler file such as .mpr, .nda, .csv)")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e})") from e
+    if not head:
+        raise DatasetError(f"{path}: empty file (expected a cycler file)")
+    if head.startswith(b"BIO-LOGIC MODULAR FILE"):
+        return "biologic-mpr"
+    if head.startswith(b"NEWARE"):
+        return "neware-nda"
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_kind(path)
+    if head[4:19] in (b"Standard Jet DB", b"Standard ACE DB"):
+        return "arbin-res"
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return "excel"  # legacy .xls (OLE2)
+    for magic, what in _NOT_CYCLER.items():
+        if head.startswith(magic):
+            raise DatasetError(f"{path}: this is {what}, not a cycler file")
+    if b"\x00" in head:
+        raise DatasetError(
+            f"{path}: unknown binary file (expected BioLogic .mpr, Neware .nda/.ndax, "
+            "Arbin .res, Excel, or a text export)"
+        )
+    text = head.decode("cp1252", errors="replace")
+    first = text.splitlines()[0] if text.splitlines() else ""
+    if "EC-Lab ASCII FILE" in first or "BT-Lab ASCII FILE" in first:
+        return "biologic-mpt"
+    header = first.split("\t")
+    if "time/s" in header and ({"Ewe/V", "<Ewe>/V", "Ecell/V"} & set(header)):
+        return "biologic-mpt"  # EC-Lab export without its header block
+    if first.startswith("Today's Date"):
+        return "maccor-txt"
+    if {"time /s", "I /mA", "E /V"} <= {h.strip() for h in header}:
+        return "ivium-txt"
+    return "csv"
