@@ -21,8 +21,13 @@ CONDA_NAMES = {
     "pytest-xvfb": None,
     "nbmake": None,
     "galvani": "galvani",
+    "datalab-org-galvani": None,  # the maintained fork (installs as `galvani`): PyPI only
+    "navani": None,
+    "npTDMS": "nptdms",
+    "yadg": None,
 }
-EXTRA_CONDA = {"napari[pyqt6]": ["pyqt"]}  # Qt binding for napari on conda-forge
+# Qt binding for napari; mdbtools (mdb-export) for navani's Arbin .res reader
+EXTRA_CONDA = {"napari[pyqt6]": ["pyqt"], "navani": ["mdbtools"]}
 
 
 def _split(req: str) -> tuple[str, str]:
@@ -53,6 +58,7 @@ def render() -> str:
         cname = CONDA_NAMES.get(name, name.split("[")[0])
         if cname is None:
             pip.append(f"{name}{spec}")
+            conda += EXTRA_CONDA.get(name, [])
             continue
         conda.append(f"{cname}{spec}")
         conda += EXTRA_CONDA.get(name, [])
