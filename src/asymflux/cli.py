@@ -137,6 +137,69 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def _check_out(path: Path, inputs, *, what: str) -> Path:
+    """Refuse an output that is a folder, a special file or one of the inputs (before any work)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder; expected a file name")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{what} {path} is a special file (device, FIFO, socket); expected a "
+                         "regular file")
+    for p in inputs:
+        if path.exists() and Path(p).exists() and path.resolve() == Path(p).resolve():
+            raise ValueError(f"{what} {path} is the input file; choose another output name")
+    if not path.parent.exists():
+        raise ValueError(f"{what} {path}: folder {path.parent} does not exist")
+    return path
+
+
+def cmd_echem(args) -> int:
+    import contextlib
+    import os
+    import warnings
+
+    from . import io
+    from ._atomic import atomic_path
+
+    if args.cycles and args.active_mass_mg is None:
+        raise ValueError("--cycles needs --active-mass-mg (mg of active material)")
+    outs = [(_check_out(p, [args.file], what=w), kind) for p, w, kind in
+            ((args.out, "--out", "table"), (args.cycles, "--cycles", "cycles")) if p]
+    if len(outs) == 2 and outs[0][0].resolve() == outs[1][0].resolve():
+        raise ValueError("--out and --cycles name the same file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", io.EchemWarning)
+        table = io.read_echem(args.file, active_mass_mg=args.active_mass_mg)
+    a = table.attrs
+    print(f"{args.file}: {a.get('format')} ({a.get('reader')}), {len(table)} records, "
+          f"{table['time_s'].iloc[-1] - table['time_s'].iloc[0]:.0f} s"
+          + (f", technique {a['technique']}" if a.get("technique") else ""))
+    print(f"  current from: {a.get('current_from')}")
+    print(f"  charge from:  {a.get('charge_from')}")
+    for w in a.get("warnings", []):
+        print(f"  warning: {w}")
+    cycles = None
+    if args.active_mass_mg is not None:
+        cycles = io.cycle_summary(table)
+        print(cycles.round(4).to_string(index=False))
+    with contextlib.ExitStack() as stack:  # both files written, then both renamed
+        for path, kind in outs:
+            tmp = stack.enter_context(atomic_path(path))
+            (table if kind == "table" else cycles).to_csv(tmp, index=False)
+    for path, _ in outs:
+        os.chmod(path, 0o666 & ~_umask())
+        print(f"wrote {path}")
+    return 0
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asymflux",
@@ -178,6 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-mA-g", type=float, default=None, help="charge rate (default: metadata)")
     p.add_argument("--max-arcs", type=int, default=2, choices=(0, 1, 2))
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser(
+        "echem", help="read a cycler file of any brand: our columns, and cycles with a mass")
+    p.add_argument("file", type=Path, metavar="FILE",
+                   help="BioLogic .mpr/.mpt, Neware .nda/.ndax, Arbin .res, Excel, Ivium, CSV")
+    p.add_argument("--active-mass-mg", type=float, default=None, metavar="M",
+                   help="active material mass in mg: adds capacity_mAh_g and the cycle summary")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE.csv",
+                   help="write the table (time_s, voltage_V, current_mA, charge_mAh, ...)")
+    p.add_argument("--cycles", type=Path, default=None, metavar="FILE.csv",
+                   help="write the per-cycle summary (needs --active-mass-mg)")
+    p.set_defaults(func=cmd_echem)
 
     for name in _PLUGIN_MODULES:
         try:

@@ -536,3 +536,38 @@ def test_read_echem_csv_time_backwards(tmp_path):
         read_echem_csv(p)
     assert "back.csv" in str(e.value) and "backwards" in str(e.value) and "row 3" in str(e.value)
     assert snapshot(tmp_path) == before
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def test_cli_echem_writes_table_and_cycles(echem_dir, tmp_path, capsys):
+    from asymflux.cli import main
+
+    out, cyc = tmp_path / "table.csv", tmp_path / "cycles.csv"
+    assert main(["echem", str(echem_dir / CCCV), "--active-mass-mg", "10", "--out", str(out),
+                 "--cycles", str(cyc)]) == 0
+    table, cycles = pd.read_csv(out), pd.read_csv(cyc)
+    assert list(table.columns[:4]) == ["time_s", "voltage_V", "current_mA", "charge_mAh"]
+    direct = cycle_summary(_read(echem_dir / CCCV, active_mass_mg=10.0))
+    np.testing.assert_allclose(cycles["charge_capacity_mAh_g"], direct["charge_capacity_mAh_g"])
+    assert "no measured current" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [(["PEIS.mpr"], "PEIS"), (["test.nda", "--active-mass-mg", "-1"], "active_mass_mg"),
+     (["test.nda", "--out", "{input}"], "is the input file"), (["test.nda", "--out", "{dir}"],
+                                                               "is a folder"),
+     (["test.nda", "--cycles", "{tmp}/c.csv"], "--active-mass-mg"), (["nope.mpr"], "no such")],
+)
+def test_cli_echem_bad_input(echem_dir, tmp_path, capsys, args, expected):
+    from asymflux.cli import main
+
+    args = [a.format(input=echem_dir / "test.nda", dir=tmp_path, tmp=tmp_path) for a in args]
+    args[0] = str(echem_dir / args[0])
+    before, before_data = snapshot(tmp_path), snapshot(echem_dir)
+    assert main(["echem", *args]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1
+    assert snapshot(tmp_path) == before and snapshot(echem_dir) == before_data

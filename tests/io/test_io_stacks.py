@@ -186,7 +186,8 @@ def test_hdf5_instrument_file(tmp_path, stack):
     np.testing.assert_array_equal(ds.stack.compute(), stack)
     np.testing.assert_array_equal(ds.time_s, t)
     assert ds.pixel_nm == 65.0 and ds.metadata["material"] == "NMC811"
-    assert list(ds.echem.columns) == ["time_s", "voltage_V", "current_mA", "capacity_mAh_g"]
+    cols = [c for c in ds.echem.columns if c != "charge_mAh"]  # charge_mAh: added by echem
+    assert cols == ["time_s", "voltage_V", "current_mA", "capacity_mAh_g"]
     # 0.036 mA on 0.36 mg = 100 mA/g: capacity = 100 mA/g * t / 3600
     np.testing.assert_allclose(ds.capacity_at_frames(), 100.0 * t / 3600.0, rtol=1e-12)
     eager = read_hdf5(p, stack="/camera/frames", frame_interval_s=2.0, pixel_nm=65.0, lazy=False)
@@ -234,3 +235,225 @@ def test_echem_time_backwards_in_hdf5(tmp_path, stack):
             pixel_nm=65.0,
             echem={"time_s": "pt", "current_mA": "pi"},
         )
+
+
+# ---------------------------------------------------------------- TIFF axes: channels, depths
+
+
+@pytest.fixture
+def tcyx():
+    """4 frames x 3 channels; every channel different."""
+    return np.random.default_rng(5).integers(0, 4096, (4, 3, 6, 5), dtype=np.uint16)
+
+
+@pytest.mark.parametrize("kind", ["imagej", "ome"])
+def test_channels_are_never_frames(tmp_path, tcyx, kind):
+    p = tmp_path / ("tcyx.tif" if kind == "imagej" else "tcyx.ome.tif")
+    if kind == "imagej":
+        tifffile.imwrite(p, tcyx, imagej=True, metadata={"axes": "TCYX", "finterval": 2.0})
+    else:
+        tifffile.imwrite(p, tcyx, ome=True, photometric="minisblack", metadata={"axes": "TCYX"})
+    for lazy in (False, True):
+        with pytest.raises(DatasetError) as e:
+            read_tiff(p, lazy=lazy)
+        msg = str(e.value)
+        assert p.name in msg and "'TCYX'" in msg and "(4, 3, 6, 5)" in msg
+        assert "pass channel=K (0 to 2)" in msg
+        raw = read_tiff(p, lazy=lazy, channel=1)
+        assert isinstance(raw.stack, da.Array) is lazy
+        assert raw.stack.shape == (4, 6, 5)
+        np.testing.assert_array_equal(np.asarray(raw.stack), tcyx[:, 1])
+    if kind == "imagej":  # a real T axis: finterval gives the frame times
+        np.testing.assert_allclose(raw.time_s, [0.0, 2.0, 4.0, 6.0])
+    with pytest.raises(DatasetError, match=r"channel=3 is out of range .* valid: 0 to 2"):
+        read_tiff(p, channel=3)
+    np.testing.assert_array_equal(read_stack(p, channel=2).stack.compute(), tcyx[:, 2])
+    ds = read_dataset(p, channel=0, pixel_nm=65.0, frame_interval_s=1.0)
+    np.testing.assert_array_equal(ds.stack.compute(), tcyx[:, 0])
+
+
+def test_rgb_samples_are_channels(tmp_path):
+    rgb = np.random.default_rng(6).integers(0, 255, (4, 6, 5, 3), dtype=np.uint8)
+    p = tmp_path / "rgb.tif"
+    tifffile.imwrite(p, rgb, photometric="rgb")
+    with pytest.raises(DatasetError, match=r"rgb\.tif.*3 channels \(axis 'S'\); pass channel="):
+        read_tiff(p)
+    for lazy in (False, True):
+        np.testing.assert_array_equal(
+            np.asarray(read_tiff(p, channel=2, lazy=lazy).stack), rgb[..., 2]
+        )
+
+
+def test_depth_picked_with_z(tmp_path):
+    rng = np.random.default_rng(7)
+    tzyx = rng.integers(0, 4096, (4, 3, 6, 5), dtype=np.uint16)
+    tzcyx = rng.integers(0, 4096, (4, 3, 2, 6, 5), dtype=np.uint16)
+    p4, p5 = tmp_path / "tzyx.tif", tmp_path / "tzcyx.tif"
+    tifffile.imwrite(p4, tzyx, imagej=True, metadata={"axes": "TZYX", "finterval": 0.5})
+    tifffile.imwrite(p5, tzcyx, imagej=True, metadata={"axes": "TZCYX"})
+    with pytest.raises(DatasetError, match=r"tzyx\.tif.*'TZYX'.*3 depths.*pass z=K \(0 to 2\)"):
+        read_tiff(p4)
+    for lazy in (False, True):
+        raw = read_tiff(p4, z=2, lazy=lazy)
+        np.testing.assert_array_equal(np.asarray(raw.stack), tzyx[:, 2])
+        np.testing.assert_allclose(raw.time_s, [0.0, 0.5, 1.0, 1.5])  # T is real: times kept
+        np.testing.assert_array_equal(
+            np.asarray(read_tiff(p5, z=1, channel=1, lazy=lazy).stack), tzcyx[:, 1, 1]
+        )
+    with pytest.raises(DatasetError, match="pass z=K"):
+        read_tiff(p5, channel=0)
+    with pytest.raises(DatasetError, match="pass channel=K"):
+        read_tiff(p5, z=0)
+    with pytest.raises(DatasetError, match=r"z=3 is out of range"):
+        read_tiff(p4, z=3)
+
+
+def test_z_stack_is_not_a_movie(tmp_path, stack):
+    """A Z stack: refused unless frame_axis='Z'; its ImageJ finterval never becomes frame times."""
+    p = tmp_path / "zyx.tif"
+    tifffile.imwrite(p, stack, imagej=True, metadata={"axes": "ZYX", "finterval": 2.5})
+    assert tifffile.TiffFile(p).imagej_metadata["finterval"] == 2.5  # the file does carry it
+    for lazy in (False, True):
+        with pytest.raises(DatasetError) as e:
+            read_tiff(p, lazy=lazy)
+        assert "zyx.tif" in str(e.value) and "Z stack" in str(e.value)
+        assert "frame_axis='Z'" in str(e.value)
+        raw = read_tiff(p, lazy=lazy, frame_axis="Z")
+        np.testing.assert_array_equal(np.asarray(raw.stack), stack)
+        assert raw.time_s is None
+    with pytest.raises(DatasetError, match="does not give frame times"):
+        read_dataset(p, frame_axis="Z", pixel_nm=65.0)
+    ds = read_dataset(p, frame_axis="Z", pixel_nm=65.0, frame_interval_s=1.0)
+    np.testing.assert_allclose(ds.time_s, np.arange(5.0))
+
+
+def test_ome_z_stack_delta_t_not_used(tmp_path, stack):
+    p = tmp_path / "z.ome.tif"
+    tifffile.imwrite(
+        p,
+        stack,
+        ome=True,
+        photometric="minisblack",
+        metadata={"axes": "ZYX", "Plane": {"DeltaT": [0.0, 1.0, 2.0, 3.0, 4.0]}},
+    )
+    with pytest.raises(DatasetError, match="Z stack"):
+        read_tiff(p)
+    assert read_tiff(p, frame_axis="Z").time_s is None
+
+
+def test_options_only_for_tiff(tmp_path, stack):
+    np.save(tmp_path / "s.npy", stack)
+    with pytest.raises(DatasetError, match=r"s\.npy: channel= only apply to TIFF"):
+        read_stack(tmp_path / "s.npy", channel=0)
+    p = tmp_path / "plain.tif"
+    tifffile.imwrite(p, stack, photometric="minisblack")
+    with pytest.raises(DatasetError, match="has no channel axis"):
+        read_tiff(p, channel=1)
+    with pytest.raises(DatasetError, match="has no depth axis"):
+        read_tiff(p, z=0)
+    with pytest.raises(DatasetError, match="frame_axis='T' is not a non-image axis"):
+        read_tiff(p, frame_axis="T")
+
+
+# ---------------------------------------------------------------- compressed TIFF
+
+
+@pytest.mark.parametrize("compression", ["lzw", "zlib", "zstd"])
+def test_compressed_tiff_eager_and_lazy(tmp_path, stack, compression):
+    p = tmp_path / f"{compression}.ome.tif"
+    tifffile.imwrite(
+        p,
+        stack,
+        compression=compression,
+        ome=True,
+        photometric="minisblack",
+        metadata={"axes": "TYX"},
+    )
+    with tifffile.TiffFile(p) as tif:
+        assert tif.pages[0].compression != 1  # really compressed
+    eager = read_tiff(p)
+    lazy = read_tiff(p, lazy=True)
+    assert isinstance(eager.stack, np.ndarray) and isinstance(lazy.stack, da.Array)
+    np.testing.assert_array_equal(eager.stack, stack)
+    np.testing.assert_array_equal(lazy.stack.compute(), stack)
+
+
+def _spoil_page(path, page):
+    """Overwrite the first strip of ``page`` with 0xFF bytes (same file size)."""
+    with tifffile.TiffFile(path) as tif:
+        off, cnt = tif.pages[page].dataoffsets[0], tif.pages[page].databytecounts[0]
+    data = bytearray(path.read_bytes())
+    data[off : off + cnt] = b"\xff" * cnt
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("compression", "codec"), [("lzw", "LZW"), ("zlib", "DEFLATE")])
+def test_corrupt_compressed_tiff_fails_at_open(tmp_path, compression, codec):
+    stack = np.random.default_rng(8).integers(0, 4096, (4, 32, 32), dtype=np.uint16)
+    first = tmp_path / "first.tif"
+    tifffile.imwrite(first, stack, compression=compression, photometric="minisblack")
+    _spoil_page(first, 0)
+    for lazy in (True, False):
+        with pytest.raises(DatasetError) as e:
+            read_tiff(first, lazy=lazy)  # lazy: at open, before any compute
+        assert "first.tif" in str(e.value) and codec in str(e.value)
+    # a later page: the lazy reader opens, and the compute names the file and the frame
+    later = tmp_path / "later.tif"
+    tifffile.imwrite(later, stack, compression=compression, photometric="minisblack")
+    _spoil_page(later, 2)
+    raw = read_tiff(later, lazy=True)
+    np.testing.assert_array_equal(raw.stack[:2].compute(), stack[:2])
+    with pytest.raises(DatasetError, match=r"later\.tif: cannot decode the data of frame 2"):
+        raw.stack.compute()
+
+
+def test_truncated_compressed_tiff(tmp_path, stack):
+    p = tmp_path / "full.tif"
+    tifffile.imwrite(p, stack, compression="lzw", photometric="minisblack")
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(p.read_bytes()[: p.stat().st_size * 2 // 3])
+    with pytest.raises(DatasetError, match=r"cut\.tif.*(truncated|corrupt)"):
+        read_tiff(cut, lazy=True)
+
+
+def test_tiff_folder_bad_frame_named(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k in range(3):
+        tifffile.imwrite(folder / f"f{k}.tif", np.full((16, 16), k, np.uint16), compression="zlib")
+    np.testing.assert_array_equal(read_tiff_folder(folder, lazy=True).stack[:, 0, 0], [0, 1, 2])
+    _spoil_page(folder / "f0.tif", 0)
+    with pytest.raises(DatasetError, match=r"f0\.tif: cannot decode .*DEFLATE"):
+        read_tiff_folder(folder, lazy=True)  # at open
+    _spoil_page(folder / "f2.tif", 0)
+    (folder / "f0.tif").unlink()
+    raw = read_tiff_folder(folder, lazy=True)
+    with pytest.raises(DatasetError, match=r"f2\.tif: cannot decode"):
+        raw.stack.compute()
+
+
+# ---------------------------------------------------------------- zarr chunks
+
+
+def test_zarr_unwritten_and_corrupt_chunks(tmp_path, stack):
+    p = tmp_path / "s.zarr"
+    z = zarr.create_array(store=str(p), shape=stack.shape, chunks=(1, 12, 4), dtype=stack.dtype)
+    z[3:] = stack[3:]  # frames 0-2 never written
+    raw = read_zarr(p)
+    got = raw.stack.compute()
+    np.testing.assert_array_equal(got[:3], 0)  # the fill value
+    np.testing.assert_array_equal(got[3:], stack[3:])
+    chunk = p / "c" / "4" / "0" / "0"
+    assert chunk.is_file()
+    chunk.write_bytes(b"not zstd data at all")
+    raw = read_zarr(p)  # the first chunk is fine: opens
+    with pytest.raises(
+        DatasetError, match=r"s\.zarr: cannot decode the data of frame 4 \(zstd-compressed\)"
+    ):
+        raw.stack.compute()
+    (p / "c" / "0" / "0").mkdir(parents=True)
+    (p / "c" / "0" / "0" / "0").write_bytes(b"garbage")
+    with pytest.raises(DatasetError, match=r"s\.zarr: cannot decode the data of frame 0"):
+        read_zarr(p)  # at open
+    with pytest.raises(DatasetError, match=r"s\.zarr: cannot decode"):
+        read_zarr(p, lazy=False)

@@ -2,9 +2,10 @@
 
 Bare stacks (``read_tiff``, ``read_tiff_folder``, ``read_zarr``, ``read_npy``, ``read_stack``)
 come back as :class:`RawStack` ``(stack, time_s, pixel_nm, source)``; ``read_hdf5`` and
-``read_dataset`` give a :class:`Dataset`. Cycler files (``read_mpr``, ``read_echem_csv``)
-give a DataFrame ``time_s, voltage_V, current_mA, capacity_mAh_g``; ``cycle_summary``
-splits one into cycles. Every error about input is a :class:`DatasetError` naming the file.
+``read_dataset`` give a :class:`Dataset`. Cycler files of every supported brand
+(``read_echem``, chosen by content; ``docs/formats.md``) give a DataFrame ``time_s,
+voltage_V, current_mA, charge_mAh`` (+ ``capacity_mAh_g``); ``cycle_summary`` splits one
+into cycles. Every error about input is a :class:`DatasetError` naming the file.
 """
 
 from asymflux.io._errors import DatasetError
@@ -23,13 +24,17 @@ from asymflux.io.dataset import (
 from asymflux.io.echem import (
     ECHEM_COLUMNS,
     MPR_COLUMNS,
+    EchemWarning,
     cycle_summary,
+    echem_format,
     integrate_capacity,
     label_half_cycles,
     read_echem,
     read_echem_csv,
     read_mpr,
+    read_mpt,
 )
+from asymflux.io.instrument import read_tdms
 from asymflux.io.stacks import (
     RawStack,
     read_hdf5,
@@ -47,9 +52,11 @@ __all__ = [
     "REQUIRED_METADATA",
     "Dataset",
     "DatasetError",
+    "EchemWarning",
     "RawStack",
     "check_masks",
     "cycle_summary",
+    "echem_format",
     "integrate_capacity",
     "label_half_cycles",
     "read_annotations",
@@ -59,8 +66,10 @@ __all__ = [
     "read_hdf5",
     "read_masks",
     "read_mpr",
+    "read_mpt",
     "read_npy",
     "read_stack",
+    "read_tdms",
     "read_tiff",
     "read_tiff_folder",
     "read_zarr",

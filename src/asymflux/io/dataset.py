@@ -24,10 +24,13 @@ from asymflux._atomic import atomic_path
 from asymflux.io._csv import ROUND_TRIP
 from asymflux.io._errors import DatasetError
 from asymflux.io.echem import ECHEM_COLUMNS, check_echem, integrate_capacity
+from asymflux.io.instrument import is_instrument_hdf5
 from asymflux.io.stacks import (
+    _HDF5_SUFFIXES,
     _check_pixel_nm,
     check_stack,
     check_time_s,
+    read_hdf5,
     read_stack,
     read_tiff,
     read_zarr,
@@ -432,8 +435,12 @@ def read_dataset(
     frame_interval_s: float | None = None,
     time_s=None,
     metadata: dict | None = None,
+    channel: int | str | None = None,
+    z: int | None = None,
+    frame_axis: str | None = None,
 ) -> Dataset:
-    """Read a dataset folder, or a bare stack (TIFF / OME-TIFF, TIFF folder, ``.zarr``, ``.npy``).
+    """Read a dataset folder, or a bare stack (TIFF / OME-TIFF, TIFF folder, ``.zarr``, ``.npy``,
+    ``.tdms``, an instrument HDF5 file).
 
     Parameters
     ----------
@@ -449,6 +456,13 @@ def read_dataset(
         Bare stacks only: explicit frame times, s.
     metadata : dict, optional, keyword-only
         Bare stacks only: metadata for the Dataset (material, ageing, ...).
+    channel, z, frame_axis : optional, keyword-only
+        Bare stacks only: which channel / depth of a TIFF to read, and which axis is the
+        frames (:func:`asymflux.io.read_tiff`); ``channel`` names a ``.tdms`` channel.
+
+    An HDF5 file of the instrument layout (a ``movie`` dataset) is read by
+    :func:`asymflux.io.read_hdf5` with its echem table; its frame times are its own
+    (``camera_timing``).
 
     Returns
     -------
@@ -471,6 +485,9 @@ def read_dataset(
                 ("frame_interval_s", frame_interval_s),
                 ("time_s", time_s),
                 ("metadata", metadata),
+                ("channel", channel),
+                ("z", z),
+                ("frame_axis", frame_axis),
             )
             if v is not None
         ]
@@ -480,7 +497,16 @@ def read_dataset(
                 "(edit metadata.json / frames.csv instead)"
             )
         return _read_folder(path, lazy=lazy)
-    raw = read_stack(path, lazy=lazy)
+    if path.is_file() and path.name.lower().endswith(_HDF5_SUFFIXES) and is_instrument_hdf5(path):
+        if time_s is not None or frame_interval_s is not None:
+            raise DatasetError(
+                f"{path}: frame times come from its camera_timing; to use others, name the "
+                "datasets: read_hdf5(path, stack='/movie', time_s='/...', pixel_nm=...)"
+            )
+        if channel is not None or z is not None or frame_axis is not None:
+            raise DatasetError(f"{path}: channel= / z= / frame_axis= only apply to TIFF files")
+        return read_hdf5(path, pixel_nm=pixel_nm, metadata=metadata, lazy=lazy)
+    raw = read_stack(path, lazy=lazy, channel=channel, z=z, frame_axis=frame_axis)
     n = raw.stack.shape[0]
     if pixel_nm is None:
         pixel_nm = raw.pixel_nm

@@ -555,6 +555,8 @@ def read_echem(path, *, active_mass_mg: float | None = None,
         ``cycle``, ``half_cycle``), whatever the brand.
     """
     path = Path(path)
+    if active_mass_mg is not None:
+        _mass_g(active_mass_mg, where=str(path))
     kind = echem_format(path)
     if kind != "csv" and kwargs:
         raise DatasetError(

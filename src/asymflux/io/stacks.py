@@ -3,7 +3,9 @@
 Each reader of a bare stack returns a :class:`RawStack` ``(stack, time_s, pixel_nm, source)``
 where ``time_s`` and ``pixel_nm`` are ``None`` when the file does not say. Stacks are
 ``(time, row, col)`` in the file's dtype; ``lazy=True`` gives a :class:`dask.array.Array`
-that reads frames on demand.
+that reads frames on demand (its first chunk is decoded at open, and a chunk that cannot be
+decoded later raises :class:`DatasetError` naming the file). TDMS movies and the instrument
+HDF5 layout: :mod:`asymflux.io.instrument`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
 ]
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
+_HDF5_SUFFIXES = (".h5", ".hdf5", ".he5", ".nxs")
 _LENGTH_TO_NM = {
     "nm": 1.0,
     "µm": 1e3,
@@ -190,21 +193,111 @@ def _open_tiff(path: Path):
     return tif
 
 
-def _squeeze_axes(shape, axes, *, source):
-    """Which axes to drop so that the stack is (time, row, col); raise if impossible."""
-    keep = [i for i, (n, a) in enumerate(zip(shape, axes, strict=True)) if n > 1 or a in "YX"]
-    kept_axes = "".join(axes[i] for i in keep)
-    if len(keep) == 2 and kept_axes.endswith("YX") or len(shape) == 2:
+_CHANNEL_AXES = "CS"  # tifffile: C = channel, S = sample (RGB/RGBA components)
+
+
+def _index(value, n, *, name, axis, source, desc):
+    """``value`` as an index into an axis of length ``n``, or raise naming the option."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise DatasetError(f"{source}: {name}= must be an int index, got {value!r}")
+    if not 0 <= int(value) < n:
         raise DatasetError(
-            f"{source}: a 2-D image of shape {tuple(shape[i] for i in keep)} where a stack "
-            "(time, row, col) is expected"
+            f"{source}: {name}={value} is out of range for axis {axis!r} of size {n} ({desc}); "
+            f"valid: 0 to {n - 1}"
         )
-    if len(keep) != 3 or not kept_axes.endswith("YX"):
+    return int(value)
+
+
+def _plan_axes(shape, axes, *, channel=None, z=None, frame_axis=None, source):
+    """How to read an array of tifffile ``axes`` as (time, row, col).
+
+    Returns ``(key, order, frame_letter)``: ``key`` indexes the array (an int on every
+    dropped axis, ``slice(None)`` on the kept ones), ``order`` transposes the kept axes
+    to (frame, Y, X), ``frame_letter`` is the axis read as frames.
+    """
+    shape, axes = tuple(int(n) for n in shape), str(axes)
+    desc = f"axes {axes!r}, shape {shape}"
+    if len(shape) != len(axes) or "Y" not in axes or "X" not in axes:
+        raise DatasetError(f"{source}: cannot read {desc} as a stack (time, row, col)")
+    size = dict(zip(axes, shape, strict=True))
+    if frame_axis is not None:
+        if not isinstance(frame_axis, str) or frame_axis not in axes or frame_axis in "YX":
+            raise DatasetError(
+                f"{source}: frame_axis={frame_axis!r} is not a non-image axis of this file ({desc})"
+            )
+    key: dict[str, int | slice] = {"Y": slice(None), "X": slice(None)}
+    # channels (C, or the S samples of RGB): one is picked, never read as frames unasked
+    chans = [a for a in axes if a in _CHANNEL_AXES and a != frame_axis]
+    many = [a for a in chans if size[a] > 1]
+    if len(many) > 1:
         raise DatasetError(
-            f"{source}: cannot read axes {axes!r} of shape {tuple(shape)} as a stack "
-            "(time, row, col): expected one non-image axis (T, Z, I or Q) besides Y, X"
+            f"{source}: {desc} has both channels (C) and samples (S); asymflux reads one "
+            "channel of one-sample (grey) images"
         )
-    return keep
+    for a in chans:
+        if a in many:
+            if channel is None:
+                raise DatasetError(
+                    f"{source}: {desc} holds {size[a]} channels (axis {a!r}); pass channel=K "
+                    f"(0 to {size[a] - 1}) to read one of them"
+                )
+            key[a] = _index(channel, size[a], name="channel", axis=a, source=source, desc=desc)
+        else:
+            key[a] = 0
+    if channel is not None and not many:
+        if not chans:
+            raise DatasetError(
+                f"{source}: channel={channel!r} given but {desc} has no channel axis"
+            )
+        _index(channel, 1, name="channel", axis=chans[0], source=source, desc=desc)
+    # depth: picked with z=, read as frames only when asked (frame_axis="Z")
+    if "Z" in axes and frame_axis != "Z":
+        if z is not None:
+            key["Z"] = _index(z, size["Z"], name="z", axis="Z", source=source, desc=desc)
+        elif size["Z"] == 1:
+            key["Z"] = 0
+    elif z is not None:
+        if frame_axis == "Z":
+            raise DatasetError(f"{source}: z= and frame_axis='Z' exclude each other ({desc})")
+        raise DatasetError(f"{source}: z={z!r} given but {desc} has no depth axis 'Z'")
+    rest = [a for a in axes if a not in key]
+    if frame_axis is not None:
+        frame = frame_axis
+    else:
+        big = [a for a in rest if size[a] > 1]
+        if "Z" in big and len(big) > 1:
+            raise DatasetError(
+                f"{source}: {desc} has {size['Z']} depths (axis 'Z') besides the frames; "
+                f"pass z=K (0 to {size['Z'] - 1}) to read one depth"
+            )
+        if big == ["Z"]:
+            raise DatasetError(
+                f"{source}: {desc} is a Z stack (depth, not time); pass frame_axis='Z' to "
+                "read its depths as frames (they get no frame times)"
+            )
+        if not big:
+            raise DatasetError(
+                f"{source}: a 2-D image of shape {(size['Y'], size['X'])} where a stack "
+                "(time, row, col) is expected"
+            )
+        if len(big) > 1:
+            raise DatasetError(
+                f"{source}: cannot read {desc} as a stack (time, row, col): expected one "
+                "non-image axis (T, I or Q) besides Y, X once channel= / z= are picked"
+            )
+        frame = big[0]
+    for a in rest:
+        if a != frame:
+            if size[a] > 1:
+                raise DatasetError(
+                    f"{source}: cannot read {desc} as a stack (time, row, col) along "
+                    f"{frame!r}: axis {a!r} has {size[a]} entries too"
+                )
+            key[a] = 0
+    key[frame] = slice(None)
+    kept = [a for a in axes if isinstance(key[a], slice)]
+    order = tuple(kept.index(a) for a in (frame, "Y", "X"))
+    return tuple(key[a] for a in axes), order, frame
 
 
 def _ome_pixel_and_time(tif, n_frames):
@@ -261,61 +354,156 @@ def _imagej_pixel_and_time(tif, n_frames):
     return pixel_nm, time_s
 
 
-def read_tiff(path, *, lazy: bool = False) -> RawStack:
+class _NamedReads:
+    """Array-like over a chunked store (zarr, tifffile's zarr store, h5py) for dask.
+
+    A failed read (undecodable or corrupt chunk) raises :class:`DatasetError` naming the
+    file, the frames and the codec, instead of the codec's bare error at compute time.
+    """
+
+    def __init__(self, array, *, source, codec=None):
+        self.array = array
+        self.shape = tuple(int(n) for n in array.shape)
+        self.dtype = np.dtype(array.dtype)
+        self.ndim = len(self.shape)
+        self.source = source
+        self.codec = codec
+
+    def __getitem__(self, key):
+        try:
+            return np.asarray(self.array[key])
+        except DatasetError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any codec / IO error
+            raise DatasetError(_read_error(self.source, self.codec, key, e)) from e
+
+
+def _read_error(source, codec, key, e) -> str:
+    where = ""
+    if isinstance(key, tuple) and key and isinstance(key[0], slice) and key[0].stop is not None:
+        a, b = key[0].start or 0, key[0].stop - 1
+        where = f" of frame {a}" if a == b else f" of frames {a} to {b}"
+    how = f" ({codec}-compressed)" if codec else ""
+    return f"{source}: cannot decode the data{where}{how}: {type(e).__name__}: {e}"
+
+
+def _lazy(array, *, chunks, source, codec=None, lock=False):
+    """A dask array over ``array`` whose failed reads name the file; the first chunk is read
+    now, so that a file that cannot be decoded fails at open, not at the first compute."""
+    import uuid
+
+    import dask.array as da
+
+    wrapped = _NamedReads(array, source=source, codec=codec)
+    data = da.from_array(
+        wrapped,
+        chunks=chunks,
+        lock=lock,
+        name=f"{Path(str(source)).name}-{uuid.uuid4().hex}",
+        meta=np.empty((0,) * wrapped.ndim, wrapped.dtype),
+    )
+    if data.size:
+        first = tuple(slice(0, c[0]) for c in data.chunks)
+        wrapped[first]
+    return data
+
+
+def _tiff_codec(tif) -> str | None:
+    comp = getattr(tif.pages[0], "compression", None)
+    name = getattr(comp, "name", None) or (str(comp) if comp is not None else None)
+    return None if name in (None, "NONE", "1") else name
+
+
+def read_tiff(
+    path,
+    *,
+    lazy: bool = False,
+    channel: int | None = None,
+    z: int | None = None,
+    frame_axis: str | None = None,
+) -> RawStack:
     """Read a multi-page TIFF, OME-TIFF or ImageJ hyperstack as (time, row, col).
 
     Parameters
     ----------
     path : str or Path
-        The ``.tif`` / ``.ome.tif`` file.
+        The ``.tif`` / ``.ome.tif`` file; compressed pages (LZW, deflate, zstd, JPEG, ...)
+        are decoded by imagecodecs.
     lazy : bool, keyword-only
         Return a dask array reading pages on demand (through tifffile's zarr store)
-        instead of loading the stack.
+        instead of loading the stack. The first frame is decoded at once, so an
+        undecodable file fails here.
+    channel : int, optional, keyword-only
+        Index along the channel axis (tifffile axis ``C``, or ``S``: the samples of an RGB
+        image). Required when that axis has more than one entry: a channel is never read
+        as frames.
+    z : int, optional, keyword-only
+        Index along the depth axis ``Z``; required when the file has both frames and depths
+        (T x Z x Y x X).
+    frame_axis : str, optional, keyword-only
+        The tifffile axis letter to read as frames, e.g. ``"Z"`` for a Z stack (refused
+        otherwise: depths are not times). Default: the one non-image axis left after
+        ``channel`` and ``z`` (``T``, or ``I`` / ``Q`` for a plain multi-page TIFF).
 
     Returns
     -------
     RawStack
         ``stack`` (time, row, col) in the file's dtype; ``pixel_nm`` from OME
         ``PhysicalSizeX`` or the ImageJ resolution and unit; ``time_s`` from OME
-        ``Plane/DeltaT`` (or ``TimeIncrement``) or ImageJ ``finterval``; ``None`` when absent.
+        ``Plane/DeltaT`` (or ``TimeIncrement``) or ImageJ ``finterval``, only when the
+        frames are a time axis ``T``; ``None`` otherwise.
 
     Raises
     ------
     DatasetError
-        Unreadable or truncated file; a single 2-D image; more than one non-image axis.
+        Unreadable, truncated or undecodable file; a single 2-D image; several channels
+        without ``channel=``; a Z stack without ``frame_axis="Z"``; more than one axis left
+        to read as frames.
     """
     path = Path(path)
     tif = _open_tiff(path)
     try:
         series = tif.series[0]
         shape, axes = tuple(series.shape), series.axes
-        keep = _squeeze_axes(shape, axes, source=path)
-        n_frames = shape[keep[0]]
+        key, order, frame = _plan_axes(
+            shape, axes, channel=channel, z=z, frame_axis=frame_axis, source=path
+        )
+        n_frames = shape[axes.index(frame)]
+        pixel_nm = time_s = None
         if tif.is_ome:
             pixel_nm, time_s = _ome_pixel_and_time(tif, n_frames)
         elif tif.is_imagej:
             pixel_nm, time_s = _imagej_pixel_and_time(tif, n_frames)
-        else:
-            pixel_nm = time_s = None
-        if not lazy:
+        if frame != "T":  # ImageJ finterval / OME DeltaT describe time, not depth or channel
+            time_s = None
+        codec = _tiff_codec(tif)
+        picks = any(isinstance(k, int) for k, n in zip(key, shape, strict=True) if n > 1)
+        if not lazy and not picks:
             try:
                 data = series.asarray()
             except Exception as e:  # noqa: BLE001
-                raise DatasetError(
-                    f"{path}: cannot read the image data ({type(e).__name__}: {e})"
-                ) from e
-            data = data.reshape(tuple(shape[i] for i in keep))
+                raise DatasetError(_read_error(path, codec, None, e)) from e
+            data = data.reshape(shape)[key].transpose(order)
     finally:
         tif.close()
-    if lazy:
-        import dask.array as da
+    if lazy or picks:
         import tifffile
         import zarr
 
         store = tifffile.imread(path, aszarr=True, series=0)
-        data = da.from_zarr(zarr.open_array(store, mode="r"))
-        if data.ndim != 3:
-            data = data.reshape(tuple(shape[i] for i in keep))
+        arr = zarr.open_array(store, mode="r")
+        if tuple(arr.shape) != shape:
+            raise DatasetError(
+                f"{path}: tifffile's zarr view has shape {tuple(arr.shape)}, the series "
+                f"{shape}; read it with lazy=False"
+            )
+        if lazy:
+            data = _lazy(arr, chunks=arr.chunks, source=path, codec=codec)[key].transpose(order)
+        else:
+            try:
+                data = _NamedReads(arr, source=path, codec=codec)[key].transpose(order)
+            finally:
+                store.close()
     if time_s is not None:
         time_s = check_time_s(time_s, data.shape[0], source=f"{path} (frame times in metadata)")
     return RawStack(check_stack(data, source=path), time_s, pixel_nm, str(path))
@@ -332,6 +520,19 @@ def _tiff_files(folder: Path) -> list[Path]:
     return [Path(f) for f in tifffile.natural_sorted([str(f) for f in files])]
 
 
+def _read_frame(path: Path, shape) -> np.ndarray:
+    """One frame of a TIFF folder; a failed decode names the file (and its codec)."""
+    import tifffile
+
+    try:
+        return tifffile.imread(path).reshape(shape)
+    except Exception as e:  # noqa: BLE001
+        codec = None
+        with contextlib.suppress(Exception), tifffile.TiffFile(path) as tif:
+            codec = _tiff_codec(tif)
+        raise DatasetError(_read_error(path, codec, None, e)) from e
+
+
 def read_tiff_folder(path, *, lazy: bool = False) -> RawStack:
     """Read a folder of single-frame TIFFs, in natural order (``frame2`` before ``frame10``).
 
@@ -340,7 +541,8 @@ def read_tiff_folder(path, *, lazy: bool = False) -> RawStack:
     path : str or Path
         Folder holding ``*.tif`` / ``*.tiff`` files, one 2-D frame each.
     lazy : bool, keyword-only
-        Return a dask array reading one file per frame on demand.
+        Return a dask array reading one file per frame on demand; the first file is
+        decoded at once, so an undecodable folder fails here.
 
     Returns
     -------
@@ -348,7 +550,6 @@ def read_tiff_folder(path, *, lazy: bool = False) -> RawStack:
         ``stack`` (n_files, row, col); ``pixel_nm`` from the first file's metadata;
         ``time_s`` None (a folder carries no frame times).
     """
-    import tifffile
 
     path = Path(path)
     if not path.is_dir():
@@ -384,17 +585,14 @@ def read_tiff_folder(path, *, lazy: bool = False) -> RawStack:
         import dask
         import dask.array as da
 
+        _read_frame(files[0], shape0)  # decode one frame now: a bad codec fails at open
         frames = [
-            da.from_delayed(
-                dask.delayed(lambda p: tifffile.imread(p).reshape(shape0))(f),
-                shape=shape0,
-                dtype=dtype0,
-            )
+            da.from_delayed(dask.delayed(_read_frame)(f, shape0), shape=shape0, dtype=dtype0)
             for f in files
         ]
         data = da.stack(frames)
     else:
-        data = np.stack([tifffile.imread(f).reshape(shape0) for f in files])
+        data = np.stack([_read_frame(f, shape0) for f in files])
     return RawStack(check_stack(data, source=path), None, pixel_nm, str(path))
 
 
@@ -441,24 +639,39 @@ def read_zarr(path, *, lazy: bool = True) -> RawStack:
     path : str or Path
         A zarr array, or a group holding one array (or one named ``stack`` or ``0``).
     lazy : bool, keyword-only
-        True (default): a :class:`dask.array.Array` with the store's chunks, nothing
-        read until computed. False: load into memory.
+        True (default): a :class:`dask.array.Array` with the store's chunks; only the
+        first chunk is read (and decoded) now, so a corrupt store fails at open. A chunk
+        never written reads as the fill value. False: load into memory.
 
     Returns
     -------
     RawStack
         ``pixel_nm`` and ``time_s`` (or ``frame_interval_s``) from the array attributes.
     """
-    import dask.array as da
-
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such zarr store")
     arr, attrs = _open_zarr_array(path)
     check_stack(arr, source=path)
     pixel_nm, time_s = _attrs_pixel_and_time(attrs, arr.shape[0], source=path)
-    data = da.from_zarr(arr) if lazy else arr[...]
+    codec = _zarr_codec(arr)
+    if lazy:
+        data = _lazy(arr, chunks=arr.chunks, source=path, codec=codec)
+    else:
+        data = _NamedReads(arr, source=path, codec=codec)[...]
     return RawStack(data, time_s, pixel_nm, str(path))
+
+
+def _zarr_codec(arr) -> str | None:
+    codecs = getattr(arr, "compressors", None)
+    if codecs is None:
+        one = getattr(arr, "compressor", None)
+        codecs = () if one is None else (one,)
+    names = [
+        getattr(c, "codec_id", None) or type(c).__name__.removesuffix("Codec").lower()
+        for c in codecs
+    ]
+    return "+".join(names) or None
 
 
 def read_npy(path, *, lazy: bool = True) -> RawStack:
@@ -476,12 +689,34 @@ def read_npy(path, *, lazy: bool = True) -> RawStack:
     return RawStack(check_stack(data, source=path), None, None, str(path))
 
 
-def read_stack(path, *, lazy: bool = True) -> RawStack:
-    """Read a bare stack by its kind: TIFF file, folder of TIFFs, ``.zarr``, ``.npy``."""
+def read_stack(
+    path,
+    *,
+    lazy: bool = True,
+    channel: int | str | None = None,
+    z: int | None = None,
+    frame_axis: str | None = None,
+) -> RawStack:
+    """Read a bare stack by its kind: TIFF file, folder of TIFFs, ``.zarr``, ``.npy``,
+    ``.tdms``, or an HDF5 file of the instrument layout (a ``movie`` dataset).
+
+    ``channel``, ``z`` and ``frame_axis`` go to :func:`read_tiff`; for ``.tdms``,
+    ``channel`` is the channel name (:func:`asymflux.io.read_tdms`). Other HDF5 files need
+    their dataset names: :func:`read_hdf5`.
+    """
     path = Path(path)
     name = path.name.lower()
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
+    is_tiff = not path.is_dir() and name.endswith(_TIFF_SUFFIXES)
+    is_tdms = not path.is_dir() and name.endswith(".tdms")
+    given = [
+        k for k, v in (("channel", channel), ("z", z), ("frame_axis", frame_axis)) if v is not None
+    ]
+    if given and not is_tiff and not (is_tdms and given == ["channel"]):
+        raise DatasetError(
+            f"{path}: {', '.join(given)}= only apply to TIFF files (and channel= to .tdms)"
+        )
     if path.is_dir():
         if (
             name.endswith(".zarr")
@@ -491,29 +726,78 @@ def read_stack(path, *, lazy: bool = True) -> RawStack:
         ):
             return read_zarr(path, lazy=lazy)
         return read_tiff_folder(path, lazy=lazy)
-    if name.endswith(_TIFF_SUFFIXES):
-        return read_tiff(path, lazy=lazy)
+    if is_tiff:
+        return read_tiff(path, lazy=lazy, channel=channel, z=z, frame_axis=frame_axis)
     if name.endswith(".npy"):
         return read_npy(path, lazy=lazy)
-    if name.endswith((".h5", ".hdf5", ".he5", ".nxs")):
+    if is_tdms:
+        from asymflux.io.instrument import read_tdms
+
+        return read_tdms(path, channel=channel, lazy=lazy)
+    if name.endswith(_HDF5_SUFFIXES):
+        from asymflux.io.instrument import is_instrument_hdf5, read_instrument_stack
+
+        if is_instrument_hdf5(path):
+            return read_instrument_stack(path, lazy=lazy)
         raise DatasetError(
             f"{path}: HDF5 files need the dataset names: use asymflux.io.read_hdf5(path, "
-            "stack='/...', time_s='/...', ...)"
+            "stack='/...', time_s='/...', ...) (this file has no 'movie' dataset of the "
+            "instrument layout)"
         )
     raise DatasetError(
-        f"{path}: unknown stack format (expected .tif, .ome.tif, a TIFF folder, .zarr or .npy)"
+        f"{path}: unknown stack format (expected .tif, .ome.tif, a TIFF folder, .zarr, .npy, "
+        ".tdms or an instrument .h5)"
     )
 
 
 # ---------------------------------------------------------------------------- HDF5
 
 
+def _hdf5_stack(dset, *, source, lazy: bool):
+    """An h5py (time, row, col) dataset as a dask array chunked along time (the HDF5 chunk's
+    time extent, at most 128 MiB; else one frame; the first chunk read now), or loaded."""
+    codec = dset.compression
+    if not lazy:
+        return _NamedReads(dset, source=source, codec=codec)[()]
+    frame_bytes = max(1, int(np.prod(dset.shape[1:])) * dset.dtype.itemsize)
+    t_chunk = min(dset.chunks[0] if dset.chunks else 1, max(1, (128 << 20) // frame_bytes))
+    return _lazy(dset, chunks=(t_chunk, *dset.shape[1:]), source=source, codec=codec, lock=True)
+
+
+def _hdf5_trace(f, spec, what, *, path):
+    """A 1-D trace from a dataset name, or ``(name, k)``: the k-th trace of a 2-D dataset
+    (taken along its shorter axis: quantities x samples or samples x quantities)."""
+    import h5py
+
+    name, k = (spec, None) if isinstance(spec, str) else tuple(spec)
+    obj = f.get(name)
+    if not isinstance(obj, h5py.Dataset):
+        raise DatasetError(f"{path}: no dataset {name!r} (given as {what})")
+    col = np.asarray(obj[()])
+    if k is not None:
+        if col.ndim != 2:
+            raise DatasetError(
+                f"{path}: ({name!r}, {k}) given as {what}, but {name!r} is not 2-D "
+                f"(shape {col.shape})"
+            )
+        col = col if col.shape[0] <= col.shape[1] else col.T
+        if not 0 <= int(k) < col.shape[0]:
+            raise DatasetError(
+                f"{path}: ({name!r}, {k}) given as {what}: {name!r} of shape {obj.shape} has "
+                f"{col.shape[0]} traces (0 to {col.shape[0] - 1})"
+            )
+        col = col[int(k)]
+    if col.ndim != 1:
+        raise DatasetError(f"{path}: echem dataset {name!r} must be 1-D, got shape {col.shape}")
+    return col
+
+
 def read_hdf5(
     path,
     *,
-    stack: str,
+    stack: str | None = None,
     time_s: str | None = None,
-    echem: Mapping[str, str] | None = None,
+    echem: Mapping[str, str | tuple[str, int]] | None = None,
     pixel_nm: float | str | None = None,
     frame_interval_s: float | None = None,
     active_mass_mg: float | None = None,
@@ -522,20 +806,27 @@ def read_hdf5(
 ):
     """Read an operando experiment from an HDF5 file as instrument software writes it.
 
+    With no ``stack``, the file must have the instrument layout (a 3-D ``movie`` dataset;
+    see below). Otherwise the datasets are named by hand.
+
     Parameters
     ----------
     path : str or Path
         The ``.h5`` file.
-    stack : str, keyword-only
-        Name of the (time, row, col) image dataset, e.g. ``"/camera/frames"``.
+    stack : str, optional, keyword-only
+        Name of the (time, row, col) image dataset, e.g. ``"/camera/frames"``. Default:
+        the instrument layout's ``movie``.
     time_s : str, optional, keyword-only
         Name of the frame-time dataset (n_frames,), seconds.
     echem : mapping, optional, keyword-only
-        ``{our column: dataset name}``, e.g. ``{"time_s": "/pstat/t", "voltage_V":
+        ``{our column: dataset}``, e.g. ``{"time_s": "/pstat/t", "voltage_V":
         "/pstat/E", "current_mA": "/pstat/I"}``; 1-D datasets of equal length, our units.
+        ``(name, k)`` takes the k-th trace of a 2-D dataset (along its shorter axis), e.g.
+        ``{"time_s": ("/potentiostat_value", 0), "voltage_V": ("/potentiostat_value", 1)}``.
     pixel_nm : float or str, optional, keyword-only
         Pixel size in nm, or the name of a scalar dataset holding it. Default: the stack
-        dataset's ``pixel_nm`` attribute.
+        dataset's ``pixel_nm`` attribute (instrument layout: ``pixel_nm``,
+        ``pixel_size_nm`` or ``pixel_size_um`` on ``movie``, its group or the file).
     frame_interval_s : float, optional, keyword-only
         Used when ``time_s`` is not given: frame ``k`` at ``k * frame_interval_s``.
     active_mass_mg : float, optional, keyword-only
@@ -544,13 +835,82 @@ def read_hdf5(
     metadata : mapping, optional, keyword-only
         Metadata for the dataset (material, ageing, rate_mA_g, cell, ...).
     lazy : bool, keyword-only
-        True: the stack is a dask array over the open HDF5 dataset (the file stays open
-        while it is referenced). False: loaded into memory.
+        True: the stack is a dask array over the open HDF5 dataset, chunked along time
+        (the file stays open while it is referenced; the first chunk is read now, so an
+        undecodable file fails here). False: loaded into memory.
 
     Returns
     -------
     Dataset
+
+    Notes
+    -----
+    The instrument layout (the Cambridge charge-photometry pipeline) is read as follows;
+    ``stage_position`` is not read.
+
+    ``movie`` (frames, rows, cols)
+        The stack.
+    ``camera_timing``
+        Frame times. 1-D (n_frames,); or 2-D with one axis of length n_frames, of which
+        the first entry along the other axis is taken as the time stamp. Unit from an
+        attribute ``units`` / ``unit`` (``s``, ``ms``, ``us``, ...), seconds if none.
+        Stamps that are absolute Unix times (1999-2103 in seconds) become seconds after
+        the first frame, and ``metadata["start"]`` gets the first frame's UTC time.
+    ``average_intensity``
+        Per-frame mean intensity (1-D, or 2-D as ``camera_timing``): kept as the
+        attribute ``dataset.frame_intensity`` (n_frames,) float64 (not written by
+        :func:`write_dataset`) and its name in ``metadata["average_intensity_dataset"]``.
+    ``potentiostat_value``
+        Assumed to be the measured voltage, V, one value per camera frame (1-D,
+        n_frames): echem column ``voltage_V`` at the frame times. A ``units`` / ``unit``
+        attribute may say ``mV``, or a current (``A``, ``mA``, ``uA``: column
+        ``current_mA``). A 2-D one (several unlabelled rows) is refused with the recipe to
+        map its rows by hand. No current means no capacity.
+    ``potentiostat_block``
+        Assumed to be the protocol step / block per frame: echem column ``block``.
+
+    Raises
+    ------
+    DatasetError
+        A missing or misshapen dataset (the message names it, and how to map it by hand),
+        no frame times, no pixel size, echem columns of different lengths.
     """
+    if stack is None:
+        from asymflux.io.instrument import read_instrument_hdf5
+
+        given = [
+            k
+            for k, v in (
+                ("time_s", time_s),
+                ("echem", echem),
+                ("frame_interval_s", frame_interval_s),
+            )
+            if v is not None
+        ]
+        if given:
+            raise DatasetError(
+                f"{path}: {', '.join(given)}= name datasets by hand and need stack='/...' too "
+                "(without stack=, the instrument layout's own fields are read)"
+            )
+        return read_instrument_hdf5(
+            path, pixel_nm=pixel_nm, active_mass_mg=active_mass_mg, metadata=metadata, lazy=lazy
+        )
+    return _read_hdf5_mapped(
+        path,
+        stack=stack,
+        time_s=time_s,
+        echem=echem,
+        pixel_nm=pixel_nm,
+        frame_interval_s=frame_interval_s,
+        active_mass_mg=active_mass_mg,
+        metadata=metadata,
+        lazy=lazy,
+    )
+
+
+def _read_hdf5_mapped(
+    path, *, stack, time_s, echem, pixel_nm, frame_interval_s, active_mass_mg, metadata, lazy
+):
     import h5py
     import pandas as pd
 
@@ -600,12 +960,8 @@ def read_hdf5(
         table = None
         if echem:
             cols = {}
-            for ours, name in echem.items():
-                col = np.asarray(get(name, f"echem[{ours!r}]")[()])
-                if col.ndim != 1:
-                    raise DatasetError(
-                        f"{path}: echem dataset {name!r} must be 1-D, got shape {col.shape}"
-                    )
+            for ours, spec in echem.items():
+                col = _hdf5_trace(f, spec, f"echem[{ours!r}]", path=path)
                 cols[ours] = col.astype(np.float64) if col.dtype.kind in "fiu" else col
             lengths = {k: len(v) for k, v in cols.items()}
             if len(set(lengths.values())) > 1:
@@ -616,12 +972,7 @@ def read_hdf5(
                 active_mass_mg=active_mass_mg,
                 required=("time_s",),
             )
-        if lazy:
-            import dask.array as da
-
-            data = da.from_array(dset, chunks=(1, *dset.shape[1:]))
-        else:
-            data = dset[()]
+        data = _hdf5_stack(dset, source=f"{path}:{stack}", lazy=lazy)
     except BaseException:
         f.close()
         raise

@@ -1,0 +1,533 @@
+"""Instrument files: the charge-photometry HDF5 layout, and LabVIEW TDMS movies.
+
+The HDF5 layout written by the Cambridge charge-photometry group's acquisition pipeline
+is recognised by its dataset names (no path map needed); ``read_hdf5(path)`` and
+``read_dataset(path)`` use it. TDMS movies are read through npTDMS. What is assumed about
+each field is said where it is read, and in ``docs/formats.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from asymflux.io._errors import DatasetError
+from asymflux.io.stacks import (
+    _TIME_TO_S,
+    RawStack,
+    _check_pixel_nm,
+    _lazy,
+    check_stack,
+    check_time_s,
+)
+
+__all__ = ["INSTRUMENT_FIELDS", "is_instrument_hdf5", "read_tdms"]
+
+#: Datasets of the instrument HDF5 layout; ``movie`` marks it.
+INSTRUMENT_FIELDS = (
+    "movie",
+    "camera_timing",
+    "average_intensity",
+    "potentiostat_value",
+    "potentiostat_block",
+    "stage_position",
+)
+#: Pixel-size attributes looked for (movie, its group, the file): name -> factor to nm.
+PIXEL_ATTRS = {"pixel_nm": 1.0, "pixel_size_nm": 1.0, "pixel_size_um": 1e3}
+_EPOCH_S = (9.4e8, 4.2e9)  # 1999 .. 2103: a time stamp this large is absolute (Unix epoch)
+_VOLTAGE_TO_V = {"V": 1.0, "mV": 1e-3}
+_CURRENT_TO_MA = {"A": 1e3, "mA": 1.0, "uA": 1e-3, "µA": 1e-3, "μA": 1e-3, "nA": 1e-6}
+
+
+# ---------------------------------------------------------------------------- HDF5 layout
+
+
+def _text(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return _text(value[()])
+    return value
+
+
+def _unit(dset):
+    for key in ("units", "unit"):
+        if key in dset.attrs:
+            return str(_text(dset.attrs[key])).strip()
+    return None
+
+
+def _find_layout(f):
+    """The group holding the layout (the parent of a 3-D ``movie`` dataset), or None."""
+    import h5py
+
+    found = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and name.rsplit("/", 1)[-1] == "movie" and obj.ndim == 3:
+            found.append(obj.parent)
+
+    movie = f.get("movie")
+    if isinstance(movie, h5py.Dataset) and movie.ndim == 3:
+        return f
+    f.visititems(visit)
+    if len(found) > 1:
+        names = sorted(g.name for g in found)
+        raise DatasetError(
+            f"{f.filename}: several 'movie' datasets (in {names}); pick one: "
+            f"read_hdf5(path, stack='{names[0]}/movie', time_s='{names[0]}/camera_timing', ...)"
+        )
+    return found[0] if found else None
+
+
+def is_instrument_hdf5(path) -> bool:
+    """True if ``path`` is an HDF5 file holding a 3-D ``movie`` dataset (the instrument layout)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return _find_layout(f) is not None
+    except DatasetError:
+        return True  # several movies: the reader says which to pick
+    except Exception:  # noqa: BLE001 - not HDF5 at all
+        return False
+
+
+def _per_frame(dset, n, *, source, hint):
+    """A per-frame trace (n,) from a 1-D dataset, or from the first column of a 2-D one."""
+    raw = np.asarray(dset[()])
+    if raw.ndim == 2:
+        if raw.shape[0] == n and raw.shape[1] != n:
+            raw = raw[:, 0]
+        elif raw.shape[1] == n and raw.shape[0] != n:
+            raw = raw[0]
+    if raw.ndim != 1 or raw.shape[0] != n:
+        raise DatasetError(
+            f"{source}: shape {raw.shape} does not give one value per frame for the {n} frames "
+            f"of the movie; {hint}"
+        )
+    return raw
+
+
+def _camera_times(dset, n, *, source, hint):
+    """Frame times, s, from ``camera_timing``; and the absolute start (ISO 8601) if known."""
+    raw = _per_frame(dset, n, source=source, hint=hint)
+    if raw.dtype.kind not in "iuf":
+        raise DatasetError(f"{source}: time stamps must be numbers, got dtype {raw.dtype}")
+    unit = _unit(dset)
+    if unit is not None and unit not in _TIME_TO_S:
+        raise DatasetError(
+            f"{source}: unknown time unit {unit!r} (expected one of {sorted(_TIME_TO_S)})"
+        )
+    scale = _TIME_TO_S[unit] if unit is not None else 1.0
+    if raw.dtype.kind in "iu":  # exact differences before going to float
+        rel = (raw.astype(np.int64) - np.int64(raw[0])).astype(np.float64) * scale
+    else:
+        rel = (raw.astype(np.float64) - float(raw[0])) * scale
+    t0 = float(raw[0]) * scale
+    if _EPOCH_S[0] <= t0 <= _EPOCH_S[1]:
+        start = datetime.fromtimestamp(t0, tz=UTC).isoformat()
+        return check_time_s(rel, n, source=source), start
+    return check_time_s(rel + t0, n, source=source), None
+
+
+def _layout_pixel_nm(f, group, movie, *, source):
+    for obj in (movie, group, f):
+        for key, factor in PIXEL_ATTRS.items():
+            if key in obj.attrs:
+                value = _text(obj.attrs[key])
+                px = _check_pixel_nm(value, source=f"{source}: attribute {key!r} of {obj.name}")
+                return px * factor
+    return None
+
+
+def _potentiostat(group, t, *, source, hint, mapping_hint):
+    """The echem columns (dict) from ``potentiostat_value`` / ``potentiostat_block``."""
+    cols = {}
+    pv = group.get("potentiostat_value")
+    if pv is not None:
+        name = f"{source}:{pv.name}"
+        if pv.ndim != 1:
+            raise DatasetError(
+                f"{name}: shape {pv.shape}; asymflux reads it only as one voltage per frame "
+                f"(1-D, {t.size} values): its rows are not labelled, map them by hand: "
+                f"{mapping_hint}"
+            )
+        values = _per_frame(pv, t.size, source=name, hint=hint).astype(np.float64)
+        unit = _unit(pv)
+        if unit is None or unit in _VOLTAGE_TO_V:
+            cols["voltage_V"] = values * _VOLTAGE_TO_V[unit or "V"]
+        elif unit in _CURRENT_TO_MA:
+            cols["current_mA"] = values * _CURRENT_TO_MA[unit]
+        else:
+            raise DatasetError(
+                f"{name}: unknown unit {unit!r} (expected a voltage {sorted(_VOLTAGE_TO_V)} "
+                f"or a current {sorted(_CURRENT_TO_MA)})"
+            )
+    pb = group.get("potentiostat_block")
+    if pb is not None:
+        name = f"{source}:{pb.name}"
+        block = _per_frame(pb, t.size, source=name, hint=hint)
+        if block.dtype.kind == "f" and np.all(np.isfinite(block)) and np.all(block % 1 == 0):
+            block = block.astype(np.int64)
+        elif block.dtype.kind in "SO":
+            block = np.array([_text(b) for b in block], dtype=object)
+        cols["block"] = block
+    if cols:
+        cols = {"time_s": t.copy(), **cols}
+    return cols
+
+
+def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bool, echem: bool):
+    """Open the instrument layout. Returns (file, parts dict); the file stays open if lazy."""
+    import h5py
+
+    from asymflux.io.stacks import _hdf5_stack
+
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such HDF5 file")
+    try:
+        f = h5py.File(path, "r")
+    except Exception as e:  # noqa: BLE001
+        raise DatasetError(f"{path}: not a readable HDF5 file ({type(e).__name__}: {e})") from e
+    try:
+        group = _find_layout(f)
+        if group is None:
+            names = []
+            f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+            raise DatasetError(
+                f"{path}: no 3-D dataset 'movie' (the instrument layout); it holds "
+                f"{names[:8]}{' ...' if len(names) > 8 else ''}: name the datasets by hand, "
+                "e.g. read_hdf5(path, stack='/camera/frames', time_s='/camera/t', pixel_nm=...)"
+            )
+        g = "" if group.name == "/" else group.name
+        by_hand = (
+            f"read_hdf5({str(path)!r}, stack='{g}/movie', time_s='/name/of/times', pixel_nm=...)"
+        )
+        movie = group["movie"]
+        source = f"{path}:{movie.name}"
+        check_stack(movie, source=source)
+        n = int(movie.shape[0])
+        timing = group.get("camera_timing")
+        if not isinstance(timing, h5py.Dataset):
+            raise DatasetError(
+                f"{path}: no dataset 'camera_timing' (the frame times) next to {movie.name}; "
+                f"map it by hand: {by_hand} (or frame_interval_s=...)"
+            )
+        hint = f"map the fields by hand: {by_hand}"
+        t, start = _camera_times(timing, n, source=f"{path}:{timing.name}", hint=hint)
+        px = (
+            _check_pixel_nm(pixel_nm, source="pixel_nm")
+            if pixel_nm is not None
+            else _layout_pixel_nm(f, group, movie, source=path)
+        )
+        if px is None and need_pixel:
+            raise DatasetError(
+                f"{path}: no pixel size (no attribute {list(PIXEL_ATTRS)} on {movie.name}, its "
+                "group or the file): pass pixel_nm=... (nm)"
+            )
+        intensity = None
+        avg = group.get("average_intensity")
+        if isinstance(avg, h5py.Dataset):
+            intensity = _per_frame(avg, n, source=f"{path}:{avg.name}", hint=hint).astype(
+                np.float64
+            )
+        cols = {}
+        if echem:
+            mapping_hint = (
+                f"read_hdf5({str(path)!r}, stack='{g}/movie', time_s='{g}/camera_timing', "
+                f"pixel_nm=..., echem={{'time_s': ('{g}/potentiostat_value', 0), "
+                f"'voltage_V': ('{g}/potentiostat_value', 1)}})"
+            )
+            cols = _potentiostat(group, t, source=str(path), hint=hint, mapping_hint=mapping_hint)
+        data = _hdf5_stack(movie, source=source, lazy=lazy)
+    except BaseException:
+        f.close()
+        raise
+    if not lazy:
+        f.close()
+    parts = {
+        "stack": data,
+        "time_s": t,
+        "pixel_nm": px,
+        "start": start,
+        "frame_intensity": intensity,
+        "intensity_name": None if intensity is None else avg.name,
+        "echem": cols,
+    }
+    return parts
+
+
+def read_instrument_stack(path, *, lazy: bool = True) -> RawStack:
+    """The ``movie`` of an instrument HDF5 file as a :class:`RawStack` (no echem)."""
+    path = Path(path)
+    p = _read_layout(path, lazy=lazy, need_pixel=False, echem=False)
+    return RawStack(p["stack"], p["time_s"], p["pixel_nm"], str(path))
+
+
+def read_instrument_hdf5(
+    path, *, pixel_nm=None, active_mass_mg=None, metadata=None, lazy: bool = True
+):
+    """Read an instrument HDF5 file (layout recognised by its datasets) as a Dataset.
+
+    See :func:`asymflux.io.read_hdf5` (called with no ``stack=``) for what is read.
+    """
+    import pandas as pd
+
+    from asymflux.io.dataset import Dataset
+    from asymflux.io.echem import _finish
+
+    path = Path(path)
+    p = _read_layout(path, pixel_nm=pixel_nm, lazy=lazy, need_pixel=True, echem=True)
+    table = None
+    if p["echem"]:
+        table = _finish(
+            pd.DataFrame(p["echem"]),
+            source=str(path),
+            active_mass_mg=active_mass_mg,
+            required=("time_s",),
+        )
+    meta = dict(metadata or {})
+    if active_mass_mg is not None:
+        meta.setdefault("active_mass_mg", float(active_mass_mg))
+    if p["start"] is not None:
+        meta.setdefault("start", p["start"])
+    if p["intensity_name"] is not None:
+        meta["average_intensity_dataset"] = p["intensity_name"]
+    meta.setdefault("name", path.stem)
+    ds = Dataset(
+        stack=p["stack"],
+        time_s=p["time_s"],
+        pixel_nm=p["pixel_nm"],
+        echem=table,
+        metadata=meta,
+        path=path,
+    )
+    ds.frame_intensity = p["frame_intensity"]  # (n_frames,) or None; not written to disk
+    return ds
+
+
+# ---------------------------------------------------------------------------- TDMS
+
+_SIZE_PAIRS = (("height", "width"), ("imageheight", "imagewidth"), ("rows", "cols"))
+
+
+def _frame_shape_from(props) -> tuple[int, int] | None:
+    """(rows, cols) from TDMS properties, or None. ``dimensions`` is read as rows x cols."""
+    low = {str(k).lower(): v for k, v in props.items()}
+    for r, c in _SIZE_PAIRS:
+        if r in low and c in low:
+            try:
+                return int(low[r]), int(low[c])
+            except (TypeError, ValueError):
+                return None
+    if "dimensions" in low:
+        v = low["dimensions"]
+        nums = (
+            [int(x) for x in re.findall(r"\d+", v)]
+            if isinstance(v, str)
+            else [int(x) for x in np.ravel(v)]
+        )
+        if len(nums) >= 2:
+            return nums[-2], nums[-1]
+    return None
+
+
+class _TdmsFrames:
+    """Array-like (n_frames, rows, cols) over TDMS channels, read on demand."""
+
+    def __init__(self, channels, frame_shape, n_frames, dtype, *, source):
+        self.channels = channels  # one flat channel, or one channel per frame
+        self.frame_shape = tuple(frame_shape)
+        self.shape = (int(n_frames), *self.frame_shape)
+        self.dtype = np.dtype(dtype)
+        self.ndim = 3
+        self.source = source
+
+    def frames(self, start, stop) -> np.ndarray:
+        npix = self.frame_shape[0] * self.frame_shape[1]
+        try:
+            if len(self.channels) == 1:
+                flat = np.asarray(self.channels[0][start * npix : stop * npix])
+                out = flat.reshape(stop - start, *self.frame_shape)
+            else:
+                out = np.stack(
+                    [np.asarray(c[:]).reshape(self.frame_shape) for c in self.channels[start:stop]]
+                )
+        except Exception as e:  # noqa: BLE001
+            raise DatasetError(
+                f"{self.source}: cannot read frames {start} to {stop - 1} ({type(e).__name__}: {e})"
+            ) from e
+        return out.astype(self.dtype, copy=False)
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        first = key[0] if key else slice(None)
+        if isinstance(first, slice) and first.step in (None, 1):
+            start, stop, _ = first.indices(self.shape[0])
+            return self.frames(start, max(start, stop))[(slice(None), *key[1:])]
+        return self.frames(0, self.shape[0])[key]
+
+
+def read_tdms(
+    path,
+    *,
+    group: str | None = None,
+    channel: str | None = None,
+    shape: tuple[int, int] | None = None,
+    lazy: bool = True,
+) -> RawStack:
+    """Read a LabVIEW TDMS movie (npTDMS) as (time, row, col).
+
+    TDMS channels are 1-D. Two layouts are recognised:
+
+    * one channel of flattened pixels, frame after frame, row-major (the channel named by
+      ``channel``, or the only channel of the group);
+    * one channel per frame (several channels of equal length and type in the group, in
+      file order).
+
+    The frame size comes from ``shape`` or from the channel's (else the group's, else the
+    file's) properties: ``height``/``width``, ``ImageHeight``/``ImageWidth``, ``Rows``/
+    ``Cols`` (any case), or ``dimensions`` read as rows x cols (e.g. ``"1200x1920"``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.tdms`` file.
+    group : str, optional, keyword-only
+        Group name; default: the only group holding channels.
+    channel : str, optional, keyword-only
+        The channel of flattened pixels; default: the only channel, else one channel per
+        frame.
+    shape : (int, int), optional, keyword-only
+        Frame size (rows, cols) when the properties do not give it (overrides them).
+    lazy : bool, keyword-only
+        True (default): a dask array reading frames on demand from the open file (the first
+        frame is read now). False: loaded into memory.
+
+    Returns
+    -------
+    RawStack
+        ``stack`` (time, row, col) in the channel's dtype. ``time_s`` only for one channel
+        per frame where every channel has a ``wf_start_time`` (seconds after the first
+        frame's); for a flat pixel channel the waveform properties (``wf_increment``)
+        describe pixels, not frames, and ``time_s`` is None. ``pixel_nm`` from a property
+        ``pixel_nm`` / ``pixel_size_nm`` / ``pixel_size_um``, else None.
+
+    Raises
+    ------
+    DatasetError
+        Unreadable file; no or ambiguous group / channel; no frame size (pass
+        ``shape=(rows, cols)``); a channel length that is not a whole number of frames.
+    """
+    from nptdms import TdmsFile
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such TDMS file")
+    try:
+        tdms = TdmsFile.open(path) if lazy else TdmsFile.read(path)
+    except Exception as e:  # noqa: BLE001
+        raise DatasetError(f"{path}: not a readable TDMS file ({type(e).__name__}: {e})") from e
+    try:
+        raw = _tdms_stack(tdms, path, group=group, channel=channel, shape=shape, lazy=lazy)
+    except BaseException:
+        tdms.close()
+        raise
+    if not lazy:
+        tdms.close()
+    return raw
+
+
+def _tdms_stack(tdms, path, *, group, channel, shape, lazy):
+    groups = {g.name: g for g in tdms.groups()}
+    if group is None:
+        full = [name for name, g in groups.items() if g.channels()]
+        if len(full) != 1:
+            raise DatasetError(
+                f"{path}: {len(full)} groups with channels ({full}); pass group='...'"
+            )
+        group = full[0]
+    if group not in groups:
+        raise DatasetError(f"{path}: no group {group!r} (groups: {list(groups)})")
+    g = groups[group]
+    chans = {c.name: c for c in g.channels()}
+    if not chans:
+        raise DatasetError(f"{path}: group {group!r} has no channels")
+    lengths = {name: len(c) for name, c in chans.items()}
+    if channel is not None:
+        if channel not in chans:
+            raise DatasetError(
+                f"{path}: no channel {channel!r} in group {group!r} (channels: {list(chans)})"
+            )
+        used = [chans[channel]]
+    elif len(chans) == 1:
+        used = list(chans.values())
+    elif len(set(lengths.values())) == 1 and len({c.dtype for c in chans.values()}) == 1:
+        used = list(chans.values())  # one channel per frame
+    else:
+        raise DatasetError(
+            f"{path}: group {group!r} has channels of different lengths {lengths}; pass "
+            "channel='...' (the one holding the pixels)"
+        )
+    where = f"channel {used[0].name!r}" if len(used) == 1 else f"the channels of group {group!r}"
+    root_props = tdms.properties
+    if shape is not None:
+        try:
+            rows, cols = (int(x) for x in shape)
+        except (TypeError, ValueError):
+            raise DatasetError(f"shape: expected (rows, cols), got {shape!r}") from None
+        if rows <= 0 or cols <= 0:
+            raise DatasetError(f"shape: expected positive (rows, cols), got {shape!r}")
+    else:
+        found = None
+        for props in (used[0].properties, g.properties, root_props):
+            found = _frame_shape_from(props)
+            if found:
+                break
+        if not found:
+            raise DatasetError(
+                f"{path}: {where} in group {group!r} holds {len(used[0])} values per channel "
+                "and no frame size in its properties (looked for height/width, ImageHeight/"
+                "ImageWidth, Rows/Cols, dimensions): pass shape=(rows, cols)"
+            )
+        rows, cols = found
+    npix = rows * cols
+    length = len(used[0])
+    if npix <= 0 or length % npix or length == 0:
+        raise DatasetError(
+            f"{path}: {where} holds {length} values, not a whole number of {rows} x {cols} "
+            "frames; check shape=(rows, cols)"
+        )
+    if len(used) > 1 and length != npix:
+        raise DatasetError(
+            f"{path}: {where} hold {length} values each, not one {rows} x {cols} frame"
+        )
+    n_frames = length // npix if len(used) == 1 else len(used)
+    dtype = np.dtype(used[0].dtype)
+    frames = _TdmsFrames(used, (rows, cols), n_frames, dtype, source=path)
+    check_stack(frames, source=path)
+    if lazy:
+        data = _lazy(frames, chunks=(1, rows, cols), source=path, lock=True)
+    else:
+        data = frames.frames(0, n_frames)
+    time_s = None
+    if len(used) > 1:
+        starts = [c.properties.get("wf_start_time") for c in used]
+        if all(s is not None for s in starts):
+            st = np.array(starts, dtype="datetime64[ns]")
+            time_s = check_time_s(
+                (st - st[0]) / np.timedelta64(1, "s"), n_frames, source=f"{path} (wf_start_time)"
+            )
+    pixel_nm = None
+    for props in (used[0].properties, g.properties, root_props):
+        hit = [k for k in PIXEL_ATTRS if k in props]
+        if hit:
+            pixel_nm = _check_pixel_nm(props[hit[0]], source=f"{path}: property {hit[0]!r}")
+            pixel_nm *= PIXEL_ATTRS[hit[0]]
+            break
+    return RawStack(data, time_s, pixel_nm, str(path))
