@@ -175,6 +175,43 @@ print(f"00_test_04_MB_C01.mpr: {len(mb)} records over {np.ptp(mb['time_s']):.2f}
  .opts(title="biol.mpr", width=700, height=250))
 
 # %% [markdown]
+# ## Every brand, one table
+#
+# `io.read_echem` picks the reader from the file's content (BioLogic `.mpr`/`.mpt` through
+# galvani; Neware, Arbin, Landt/Lanhe and Ivium through navani; see `docs/formats.md`) and
+# returns the same columns for every brand. `attrs` says where the current and the charge
+# came from: the cycler's own charge counters, never a set point. The impedance file
+# (`PEIS.mpr`) is refused: one row per frequency is not a time series.
+
+# %%
+rows = []
+for f in sorted(ECHEM.glob("*")):
+    if f.name.startswith(("README", "LICENSE")):
+        continue
+    try:
+        t = io.read_echem(f)
+    except io.DatasetError as e:
+        rows.append({"file": f.name, "format": "refused", "note": str(e).split(": ", 1)[1][:70]})
+        continue
+    rows.append({"file": f.name, "format": t.attrs["format"], "records": len(t),
+                 "current from": t.attrs["current_from"][:40], "net charge (mAh)": t["charge_mAh"].iloc[-1]})
+brands = pd.DataFrame(rows)
+assert (brands["format"] == "refused").sum() == 1  # only the impedance file
+brands
+
+# %% [markdown]
+# The CC-CV file holds constant-voltage holds. During them BioLogic's `control/V/mA`
+# column holds the set *voltage* (4.9 V here); read as a current it would double the
+# charge. The current is the charge counter's increment per interval instead, and it
+# decays through each hold as it should.
+
+# %%
+cccv = io.read_echem(ECHEM / "250116_kigr_gen6_01_02_GCPL_CD8.mpr")
+print(cccv.attrs["current_from"])
+(hv.Curve((cccv["time_s"] / 3600, cccv["current_mA"]), "time (h)", "current (mA)")
+ .opts(title="CC-CV: the current through the holds", width=700, height=250))
+
+# %% [markdown]
 # ## From a cycler table to the capacity axis of a movie
 #
 # A movie's frames have times on the cycler's clock. `Dataset` keeps the cycler table
@@ -195,7 +232,7 @@ movie = io.Dataset(stack=np.ones((frame_times.size, 8, 8), np.float32), time_s=f
                    pixel_nm=65.0, echem=echem,
                    metadata={"name": "gcpl-first-charge", "active_mass_mg": ASSUMED_MASS_MG})
 cap = movie.capacity_at_frames()
-current_mA = float(echem["current_mA"].iloc[0])
+current_mA = float(echem["current_mA"].iloc[1:50].median())  # the constant charging current
 expected = current_mA / (ASSUMED_MASS_MG / 1000) * (frame_times - charge_start) / 3600
 pd.DataFrame({"frame": np.arange(cap.size), "time_h": (frame_times - charge_start) / 3600,
               "capacity_mAh_g": cap, "I·t/m": expected}).round(2).head(8)
