@@ -402,6 +402,26 @@ def test_not_a_cycler_file(tmp_path, content, expected):
     assert "cell.mpr" in str(e.value) and expected in str(e.value)
 
 
+@pytest.mark.parametrize("name", [ARBIN, NDA, NDAX, XLSX, JDB])
+@pytest.mark.parametrize("cut", [100, 0.5])
+def test_truncated_real_files_one_line_error(echem_dir, tmp_path, capfd, name, cut):
+    data = (echem_dir / name).read_bytes()
+    p = tmp_path / f"cut_{name}"
+    p.write_bytes(data[: cut if isinstance(cut, int) else int(len(data) * cut)])
+    with pytest.raises(DatasetError) as e:
+        read_echem(p)
+    assert str(e.value).startswith(str(p)) and "\n" not in str(e.value)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # nothing the parsers print reaches the user
+
+
+def test_header_only_csv(tmp_path):
+    p = tmp_path / "header.csv"
+    p.write_text("time_s,voltage_V,current_mA\n")
+    with pytest.raises(DatasetError, match=r"header\.csv.*no records"):
+        read_echem(p)
+
+
 def test_read_echem_missing_and_folder(tmp_path):
     with pytest.raises(DatasetError, match=r"x\.xlsx.*no such"):
         read_echem(tmp_path / "x.xlsx")

@@ -57,6 +57,40 @@ STEP_COLUMNS = ("Step", "Step_Index", "Step Index")
 CYCLE_COLUMNS = ("Cycle", "Cycle_Index", "Cycle Index", "Cyc#")
 
 
+@contextlib.contextmanager
+def _quiet_fds():
+    """Silence the parsers' own printing, Python's and their subprocesses' (mdb-export).
+
+    Yields a list that holds, once the block is left, what was printed (its last lines
+    name the reason of a failure).
+    """
+    import os
+    import sys
+
+    printed: list[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        saved = [os.dup(1), os.dup(2)]
+        out = io.StringIO()
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            with contextlib.redirect_stdout(out):
+                yield printed
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            sink.seek(0)
+            printed.append(out.getvalue() + sink.read().decode("utf-8", "replace"))
+
+
 def _navani_frame(path: Path, kind: str) -> pd.DataFrame:
     from navani import echem as navani_echem
 
@@ -75,16 +109,20 @@ def _navani_frame(path: Path, kind: str) -> pd.DataFrame:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="asymflux-")))
             target = tmp / f"cycler{suffix}"
             target.symlink_to(path.resolve())
+        printed: list[str] = []
         try:
-            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            with _quiet_fds() as printed, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 df = navani_echem.echem_file_loader(str(target))
         except DatasetError:
             raise
         except Exception as e:  # noqa: BLE001 - navani/NewareNDA/galvani errors: name the file
+            said = [ln.strip() for ln in "".join(printed).splitlines() if ln.strip()]
+            reason = f"{type(e).__name__}: {e}".strip()
+            if said and (not str(e).strip() or len(reason) < 20):
+                reason += f"; the parser said: {said[-1][:200]}"
             raise DatasetError(
-                f"{path}: navani cannot read this {_BRAND.get(kind, kind)} file "
-                f"({type(e).__name__}: {e})"
+                f"{path}: navani cannot read this {_BRAND.get(kind, kind)} file ({reason})"
             ) from e
     if not isinstance(df, pd.DataFrame) or df.empty:
         raise DatasetError(f"{path}: {_BRAND.get(kind, kind)} file holds no records")

@@ -327,6 +327,8 @@ def _warn(df: pd.DataFrame, problems: Sequence[str], *, source: str) -> None:
 def _finish(df: pd.DataFrame, *, source: str, active_mass_mg, required) -> pd.DataFrame:
     """Check, add ``charge_mAh`` (from the current if needed) and ``capacity_mAh_g``, set attrs."""
     df.attrs["source"] = source
+    if len(df) == 0:
+        raise DatasetError(f"{source}: the cycler file holds no records (a header and no data)")
     check_echem(df, source=source, required=required)
     problems: list[str] = []
     if "charge_mAh" not in df.columns and "capacity_mAh_g" not in df.columns:
@@ -486,6 +488,8 @@ def read_echem_csv(
         df = pd.read_csv(path, **read_csv_kwargs)
     except Exception as e:  # noqa: BLE001
         raise DatasetError(f"{path}: not a readable CSV file ({type(e).__name__}: {e})") from e
+    if df.empty:
+        raise DatasetError(f"{path}: the CSV file holds no records (a header and no data)")
     if columns:
         absent = [c for c in columns if c not in df.columns]
         if absent:
