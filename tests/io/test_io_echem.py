@@ -591,3 +591,25 @@ def test_cli_echem_bad_input(echem_dir, tmp_path, capsys, args, expected):
     err = capsys.readouterr().err
     assert expected in err and len(err.strip().splitlines()) == 1
     assert snapshot(tmp_path) == before and snapshot(echem_dir) == before_data
+
+
+def test_neware_second_resolution_step_starts_nudged_forward(tmp_path, monkeypatch):
+    """navani's Neware time (1-s step-start stamps + step time) may step back < 1 s at an edge."""
+    from asymflux.io import _navani
+
+    frame = pd.DataFrame({
+        "Time": [0.0, 10.0, 20.4, 20.0, 30.0], "Voltage": [3.7] * 5,
+        "Current(mA)": [1.0, 1.0, 1.0, -1.0, -1.0], "Step": [1, 1, 1, 2, 2],
+        "Charge_Capacity(mAh)": [0, 10 / 3600, 20.4 / 3600, 0, 0],
+        "Discharge_Capacity(mAh)": [0, 0, 0, 0, 10 / 3600],
+    })
+    monkeypatch.setattr(_navani, "_navani_frame", lambda path, kind: frame.copy())
+    p = tmp_path / "cell.nda"
+    p.write_bytes(b"NEWARE" + b"\0" * 64)
+    with pytest.warns(EchemWarning, match="stamped to the second"):
+        df = read_echem(p)
+    assert np.all(np.diff(df["time_s"]) >= 0)
+    np.testing.assert_allclose(df["charge_mAh"].iloc[-1], 10.4 / 3600)
+    frame.loc[3, "Time"] = 15.0  # 5 s back: not a rounding artefact, refused
+    with pytest.raises(DatasetError, match="backwards"):
+        read_echem(p)

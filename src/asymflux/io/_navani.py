@@ -148,6 +148,14 @@ def read_navani_columns(path, kind: str):
                                    "current_mA": [c for c, _ in CURRENT_COLUMNS] + ["Current"]}}
     n = len(df)
     t = _numeric(df, "Time", path=path) if "Time" in df.columns else None
+    if t is not None and kind.startswith("neware") and n > 1:
+        # navani builds Neware's time from 1-s time stamps at each step start plus the step
+        # time: at a step edge it can step back by less than the stamps' resolution
+        back = np.diff(t) < 0
+        if back.any() and np.all(np.diff(t)[back] > -1.0):
+            t = np.maximum.accumulate(t)
+            attrs["warnings"] = [f"{int(back.sum())} record time(s) moved forward by < 1 s: "
+                                 "Neware step starts are stamped to the second"]
     v = _numeric(df, "Voltage", path=path) if "Voltage" in df.columns else None
     current = None
     for name, factor in CURRENT_COLUMNS:

@@ -374,11 +374,14 @@ def _table(columns: Mapping[str, np.ndarray], attrs: Mapping, *, source: str,
             else:
                 out[name] = col.astype(np.float64)
     df = pd.DataFrame(out)
-    df.attrs.update({k: v for k, v in attrs.items() if v is not None})
+    df.attrs.update({k: v for k, v in attrs.items() if v is not None and k != "warnings"})
+    early = list(attrs.get("warnings") or [])
     if "charge_mAh" in df.columns and len(df):
         q = df["charge_mAh"].to_numpy()
         df["charge_mAh"] = q - q[0]
-    return _finish(df, source=source, active_mass_mg=active_mass_mg, required=tuple(required))
+    df = _finish(df, source=source, active_mass_mg=active_mass_mg, required=tuple(required))
+    _warn(df, early, source=source)
+    return df
 
 
 # ---------------------------------------------------------------------------- readers

@@ -112,9 +112,56 @@ def _per_frame(dset, n, *, source, hint):
     return raw
 
 
+def _is_counter(trace) -> bool:
+    """True if ``trace`` counts frames: whole numbers going up by exactly 1."""
+    d = np.diff(trace.astype(np.float64))
+    return bool(np.all(trace.astype(np.float64) % 1 == 0) and np.all(d == 1))
+
+
+def _timing_trace(dset, n, *, source, hint):
+    """The frame-time trace (n,) of ``camera_timing``, and which trace of a 2-D one it is.
+
+    2-D: the traces of length n_frames that are finite and strictly increasing are the
+    candidates; frame counters (whole numbers going up by 1) only if nothing else is; of
+    these, the one of largest span (the first on a tie).
+    """
+    raw = np.asarray(dset[()])
+    if raw.ndim != 2:
+        return _per_frame(dset, n, source=source, hint=hint), None
+    if raw.shape[1] == n and raw.shape[0] != n:
+        traces = raw
+    elif raw.shape[0] == n and raw.shape[1] != n:
+        traces = raw.T
+    else:
+        return _per_frame(dset, n, source=source, hint=hint), None  # raises: shape misfit
+    if raw.dtype.kind not in "iuf":
+        raise DatasetError(f"{source}: time stamps must be numbers, got dtype {raw.dtype}")
+    if n < 2:
+        return traces[0], 0
+    f64 = traces.astype(np.float64)
+    rising = [
+        k for k in range(len(f64)) if np.all(np.isfinite(f64[k])) and np.all(np.diff(f64[k]) > 0)
+    ]
+    clocks = [k for k in rising if not _is_counter(f64[k])]
+    if not clocks:
+        what = (
+            f"only trace(s) {rising} increase, and they count frames (0, 1, 2, ...)"
+            if rising
+            else "none of its traces strictly increases"
+        )
+        raise DatasetError(
+            f"{source}: shape {raw.shape}: {what}, so no trace is taken as the frame times; "
+            f"name the trace k by hand, time_s=('{dset.name}', k), or {hint}"
+        )
+    spans = [float(f64[k, -1] - f64[k, 0]) for k in clocks]
+    k = clocks[int(np.argmax(spans))]
+    return traces[k], k
+
+
 def _camera_times(dset, n, *, source, hint):
-    """Frame times, s, from ``camera_timing``; and the absolute start (ISO 8601) if known."""
-    raw = _per_frame(dset, n, source=source, hint=hint)
+    """Frame times, s, from ``camera_timing``: (times, ISO start or None, absolute start in
+    Unix s or None, the trace taken of a 2-D dataset or None)."""
+    raw, trace = _timing_trace(dset, n, source=source, hint=hint)
     if raw.dtype.kind not in "iuf":
         raise DatasetError(f"{source}: time stamps must be numbers, got dtype {raw.dtype}")
     unit = _unit(dset)
@@ -130,8 +177,8 @@ def _camera_times(dset, n, *, source, hint):
     t0 = float(raw[0]) * scale
     if _EPOCH_S[0] <= t0 <= _EPOCH_S[1]:
         start = datetime.fromtimestamp(t0, tz=UTC).isoformat()
-        return check_time_s(rel, n, source=source), start
-    return check_time_s(rel + t0, n, source=source), None
+        return check_time_s(rel, n, source=source), start, t0, trace
+    return check_time_s(rel + t0, n, source=source), None, None, trace
 
 
 def _layout_pixel_nm(f, group, movie, *, source):
@@ -144,24 +191,240 @@ def _layout_pixel_nm(f, group, movie, *, source):
     return None
 
 
-def _potentiostat(group, t, *, source, hint, mapping_hint):
-    """The echem columns (dict) from ``potentiostat_value`` / ``potentiostat_block``."""
+# The traces of a 2-D potentiostat_value, by their number (rows, or columns of a long one).
+_PSTAT_ROWS = {
+    3: ("time_s", "voltage_V", "current_mA"),  # a data release: time, voltage, current
+    4: ("voltage_V", "current_mA", "charge_mAh", "time_s"),  # the NMC analyses: V, I, Q, t
+}
+_CHARGE_TO_MAH = {
+    "mAh": 1.0,
+    "Ah": 1e3,
+    "uAh": 1e-3,
+    "µAh": 1e-3,
+    "μAh": 1e-3,
+    "C": 1 / 3.6,
+    "As": 1 / 3.6,
+    "mC": 1 / 3600.0,
+}
+_QUANTITY = {  # column -> (what, unit table, assumed unit)
+    "time_s": ("time", _TIME_TO_S, "s"),
+    "voltage_V": ("voltage", _VOLTAGE_TO_V, "V"),
+    "current_mA": ("current", _CURRENT_TO_MA, "mA"),
+    "charge_mAh": ("charge", _CHARGE_TO_MAH, "mAh"),
+}
+_VOLTAGE_RANGE_V = (-5.0, 10.0)
+_MAX_NAN_TIMES = 0.01  # interior non-finite times dropped up to this fraction of samples
+
+
+def _row_units(pv, k, *, refuse):
+    """Units given by attributes: ({column: unit}, where from) for a k-trace dataset.
+
+    A list (``row_units``, ``units`` or ``unit``; or a string split at commas / semicolons)
+    gives one unit per trace; a single unit is the current's.
+    """
+    cols = _PSTAT_ROWS[k]
+    for key in ("row_units", "units", "unit"):
+        if key not in pv.attrs:
+            continue
+        value = pv.attrs[key]
+        if isinstance(value, np.ndarray) and value.ndim == 1:
+            units = [str(_text(u)).strip() for u in value]
+        else:
+            text = str(_text(value)).strip()
+            units = (
+                [u.strip() for u in re.split(r"[,;]", text)] if re.search("[,;]", text) else [text]
+            )
+        if len(units) == k:
+            given = {c: u for c, u in zip(cols, units, strict=True) if u not in ("", "-", "none")}
+            return given, f"attribute {key!r}"
+        if len(units) == 1 and units[0] in _CURRENT_TO_MA:
+            return {"current_mA": units[0]}, f"attribute {key!r}"
+        refuse(
+            f"its attribute {key!r} = {units} gives neither one unit per trace ({k}) nor a "
+            f"current unit {sorted(_CURRENT_TO_MA)}"
+        )
+    return {}, None
+
+
+def _restarts(q, t, i):
+    """(n,) bool: records where a charge trace restarts from zero: it jumps by far more than
+    the current could pass in the interval, to a value the interval could have passed."""
+    out = np.zeros(q.size, dtype=bool)
+    if q.size < 2:
+        return out
+    dq = np.abs(np.diff(q))
+    expected = np.fmax(np.abs(i[1:]), np.abs(i[:-1])) * np.diff(t) / 3600.0
+    scale = np.nanmax(np.abs(q)) if np.isfinite(q).any() else 0.0
+    allowed = 5.0 * expected + 1e-6 * scale  # what the interval could pass, generously
+    with np.errstate(invalid="ignore"):
+        out[1:] = (dq > allowed) & (np.abs(q[1:]) <= allowed)
+    return out
+
+
+def _potentiostat_2d(pv, t, t0_abs, *, name, path):
+    """Columns from a 2-D ``potentiostat_value`` (3 or 4 traces), checked; see the docs."""
+    from asymflux.io.echem import charge_increments, counter_increments
+
+    shape = tuple(pv.shape)
+    k = min(shape)
+    cols = _PSTAT_ROWS.get(k)
+    ours = cols if cols is not None else ("time_s", "voltage_V", "current_mA")
+    recipe = ", ".join(f"'{c}': ('{pv.name}', {ours.index(c)})" for c in ours)
+    g = pv.parent.name.rstrip("/")
+
+    def refuse(why):
+        raise DatasetError(
+            f"{name}: shape {shape}: {why}. Its traces are not labelled; map them by hand "
+            f"(which trace k is which, in our units: s on the camera clock, V, mA, mAh): "
+            f"read_hdf5({str(path)!r}, stack='{g}/movie', time_s='{g}/camera_timing', "
+            f"pixel_nm=..., echem={{{recipe}}})"
+        )
+
+    if len(shape) != 2 or shape[0] == shape[1] or cols is None:
+        refuse(
+            "asymflux reads a 2-D one only as 3 traces (time, voltage, current) or 4 (voltage, "
+            "current, charge, time) along its shorter axis"
+        )
+    try:
+        raw = np.asarray(pv[()], dtype=np.float64)
+    except (TypeError, ValueError):
+        refuse(f"its dtype {pv.dtype} is not numeric")
+    traces = raw if shape[0] < shape[1] else raw.T
+    rows = dict(zip(cols, traces, strict=True))
+    units, units_from = _row_units(pv, k, refuse=refuse)
+    for c, u in units.items():
+        what, table, _ = _QUANTITY[c]
+        if u not in table:
+            refuse(
+                f"trace {cols.index(c)}, assumed the {what}, has unit {u!r} by its "
+                f"{units_from} (a {what} unit is one of {sorted(table)})"
+            )
+        rows[c] = rows[c] * table[u]
+    warnings = []
+    # time: finite (padding at the end dropped, a few NaN inside dropped) and non-decreasing
+    tp = rows["time_s"]
+    finite = np.isfinite(tp)
+    if not finite.any():
+        refuse(f"trace {cols.index('time_s')}, assumed the time, has no finite value")
+    last = int(np.flatnonzero(finite)[-1]) + 1
+    keep = finite.copy()
+    if last < tp.size:
+        warnings.append(
+            f"{name}: the last {tp.size - last} sample(s) have no time (padding): dropped"
+        )
+    inside = int((~finite[:last]).sum())
+    if inside > _MAX_NAN_TIMES * last:
+        refuse(
+            f"trace {cols.index('time_s')}, assumed the time, has {inside} NaN or infinite "
+            f"value(s) among its first {last} samples"
+        )
+    if inside:
+        warnings.append(f"{name}: {inside} sample(s) with a NaN time dropped")
+    rows = {c: v[keep] for c, v in rows.items()}
+    tp = rows["time_s"]
+    back = np.flatnonzero(np.diff(tp) < 0)
+    if back.size or tp.size < 2 or tp[-1] <= tp[0]:
+        at = (
+            f"goes down at sample {int(back[0]) + 1} ({tp[back[0]]:g} -> {tp[back[0] + 1]:g})"
+            if back.size
+            else "does not increase"
+        )
+        refuse(f"trace {cols.index('time_s')}, assumed the time, {at}")
+    v = rows["voltage_V"]
+    vf = v[np.isfinite(v)]
+    lo, hi = _VOLTAGE_RANGE_V
+    if vf.size == 0 or vf.min() < lo or vf.max() > hi:
+        got = "no finite value" if vf.size == 0 else f"values {vf.min():g} to {vf.max():g}"
+        refuse(
+            f"trace {cols.index('voltage_V')}, assumed the voltage (V), has {got}, not within "
+            f"[{lo:g}, {hi:g}] V"
+        )
+    # the clock: the camera's (seconds after the first frame when its stamps are absolute)
+    p_abs = _EPOCH_S[0] <= tp[0] <= _EPOCH_S[1]
+    cam_lo, cam_hi = float(t[0]), float(t[-1])
+    if t0_abs is not None:
+        cam_lo, cam_hi = cam_lo + t0_abs, cam_hi + t0_abs
+    overlap = tp[0] <= cam_hi and tp[-1] >= cam_lo
+    if p_abs != (t0_abs is not None) and not overlap:
+        clocks = ("absolute (Unix time)", "relative")
+        refuse(
+            f"its time trace {cols.index('time_s')} is {clocks[not p_abs]} ({tp[0]:.12g} to "
+            f"{tp[-1]:.12g} s) but camera_timing is {clocks[t0_abs is None]} ({cam_lo:.12g} "
+            f"to {cam_hi:.12g} s): the two clocks cannot be put together"
+        )
+    if t0_abs is not None and (p_abs or overlap):
+        rows["time_s"] = tp = tp - t0_abs
+    if tp[-1] < t[0] or tp[0] > t[-1]:
+        warnings.append(
+            f"{name}: the echem times ({tp[0]:g} to {tp[-1]:g} s) do not overlap the frame "
+            f"times ({t[0]:g} to {t[-1]:g} s): no frame has an echem value"
+        )
+    attrs = {"current_from": f"{pv.name} trace {cols.index('current_mA')}"}
+    if "charge_mAh" in rows:
+        q, i = rows["charge_mAh"], rows["current_mA"]
+        resets = _restarts(q, tp, i)
+        inc = counter_increments(q, resets=resets)
+        rows["charge_mAh"] = np.cumsum(inc)
+        attrs["charge_from"] = f"{pv.name} trace {cols.index('charge_mAh')}" + (
+            f" (its {int(resets.sum())} restart(s) from zero undone)" if resets.any() else ""
+        )
+        from_i = np.abs(charge_increments(tp, i)).sum()
+        from_q = np.abs(inc).sum()
+        if from_i > 0 and from_q > 0 and not 0.5 < from_q / from_i < 2.0:
+            warnings.append(
+                f"{name}: the charge trace passes {from_q / from_i:.3g} times the charge of the "
+                "integrated current: check the units of current and charge"
+            )
+    said = []
+    for c in cols:
+        u = units.get(c, _QUANTITY[c][2])
+        said.append(f"{cols.index(c)} {_QUANTITY[c][0]} {u}" + ("" if c in units else " (assumed)"))
+    attrs["assumed"] = (
+        f"{pv.name} {shape} read as traces: {', '.join(said)}; time on the camera clock"
+    )
+    out = {c: rows[c] for c in ("time_s", "voltage_V", "current_mA", "charge_mAh") if c in rows}
+    n_samples = traces.shape[1]
+    pb = pv.parent.get("potentiostat_block")
+    if pb is not None:
+        block = np.asarray(pb[()])
+        if block.ndim == 1 and block.size == n_samples:
+            out["block"] = _block_values(block[keep])
+        else:
+            warnings.append(
+                f"{name}: potentiostat_block of shape {block.shape} is not one value per "
+                f"potentiostat sample ({n_samples}): not read"
+            )
+    return out, attrs, warnings
+
+
+def _block_values(block):
+    if block.dtype.kind == "f" and np.all(np.isfinite(block)) and np.all(block % 1 == 0):
+        return block.astype(np.int64)
+    if block.dtype.kind in "SO":
+        return np.array([_text(b) for b in block], dtype=object)
+    return block
+
+
+def _potentiostat(group, t, t0_abs, *, path, hint):
+    """The echem columns (dict), attrs and warnings from ``potentiostat_value`` / ``_block``."""
+    source = str(path)
     cols = {}
     pv = group.get("potentiostat_value")
+    if pv is not None and pv.ndim != 1:
+        return _potentiostat_2d(pv, t, t0_abs, name=f"{source}:{pv.name}", path=path)
+    attrs, warnings = {}, []
     if pv is not None:
         name = f"{source}:{pv.name}"
-        if pv.ndim != 1:
-            raise DatasetError(
-                f"{name}: shape {pv.shape}; asymflux reads it only as one voltage per frame "
-                f"(1-D, {t.size} values): its rows are not labelled, map them by hand: "
-                f"{mapping_hint}"
-            )
         values = _per_frame(pv, t.size, source=name, hint=hint).astype(np.float64)
         unit = _unit(pv)
         if unit is None or unit in _VOLTAGE_TO_V:
             cols["voltage_V"] = values * _VOLTAGE_TO_V[unit or "V"]
+            attrs["assumed"] = f"{pv.name} 1-D read as the voltage per frame, " + (
+                f"{unit} (attribute)" if unit else "V (assumed)"
+            )
         elif unit in _CURRENT_TO_MA:
             cols["current_mA"] = values * _CURRENT_TO_MA[unit]
+            attrs["assumed"] = f"{pv.name} 1-D read as the current per frame, {unit} (attribute)"
         else:
             raise DatasetError(
                 f"{name}: unknown unit {unit!r} (expected a voltage {sorted(_VOLTAGE_TO_V)} "
@@ -170,15 +433,10 @@ def _potentiostat(group, t, *, source, hint, mapping_hint):
     pb = group.get("potentiostat_block")
     if pb is not None:
         name = f"{source}:{pb.name}"
-        block = _per_frame(pb, t.size, source=name, hint=hint)
-        if block.dtype.kind == "f" and np.all(np.isfinite(block)) and np.all(block % 1 == 0):
-            block = block.astype(np.int64)
-        elif block.dtype.kind in "SO":
-            block = np.array([_text(b) for b in block], dtype=object)
-        cols["block"] = block
+        cols["block"] = _block_values(_per_frame(pb, t.size, source=name, hint=hint))
     if cols:
         cols = {"time_s": t.copy(), **cols}
-    return cols
+    return cols, attrs, warnings
 
 
 def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bool, echem: bool):
@@ -218,7 +476,9 @@ def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bo
                 f"map it by hand: {by_hand} (or frame_interval_s=...)"
             )
         hint = f"map the fields by hand: {by_hand}"
-        t, start = _camera_times(timing, n, source=f"{path}:{timing.name}", hint=hint)
+        t, start, t0_abs, trace = _camera_times(
+            timing, n, source=f"{path}:{timing.name}", hint=hint
+        )
         px = (
             _check_pixel_nm(pixel_nm, source="pixel_nm")
             if pixel_nm is not None
@@ -235,14 +495,11 @@ def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bo
             intensity = _per_frame(avg, n, source=f"{path}:{avg.name}", hint=hint).astype(
                 np.float64
             )
-        cols = {}
+        cols, echem_attrs, echem_warnings = {}, {}, []
         if echem:
-            mapping_hint = (
-                f"read_hdf5({str(path)!r}, stack='{g}/movie', time_s='{g}/camera_timing', "
-                f"pixel_nm=..., echem={{'time_s': ('{g}/potentiostat_value', 0), "
-                f"'voltage_V': ('{g}/potentiostat_value', 1)}})"
+            cols, echem_attrs, echem_warnings = _potentiostat(
+                group, t, t0_abs, path=path, hint=hint
             )
-            cols = _potentiostat(group, t, source=str(path), hint=hint, mapping_hint=mapping_hint)
         data = _hdf5_stack(movie, source=source, lazy=lazy)
     except BaseException:
         f.close()
@@ -257,6 +514,9 @@ def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bo
         "frame_intensity": intensity,
         "intensity_name": None if intensity is None else avg.name,
         "echem": cols,
+        "echem_attrs": echem_attrs,
+        "echem_warnings": echem_warnings,
+        "timing_trace": None if trace is None else (timing.name, trace),
     }
     return parts
 
@@ -278,23 +538,23 @@ def read_instrument_hdf5(
     import pandas as pd
 
     from asymflux.io.dataset import Dataset
-    from asymflux.io.echem import _finish
+    from asymflux.io.echem import _finish, _warn
 
     path = Path(path)
     p = _read_layout(path, pixel_nm=pixel_nm, lazy=lazy, need_pixel=True, echem=True)
     table = None
     if p["echem"]:
-        table = _finish(
-            pd.DataFrame(p["echem"]),
-            source=str(path),
-            active_mass_mg=active_mass_mg,
-            required=("time_s",),
-        )
+        df = pd.DataFrame(p["echem"])
+        df.attrs.update(p["echem_attrs"])
+        table = _finish(df, source=str(path), active_mass_mg=active_mass_mg, required=("time_s",))
+        _warn(table, p["echem_warnings"], source=str(path))
     meta = dict(metadata or {})
     if active_mass_mg is not None:
         meta.setdefault("active_mass_mg", float(active_mass_mg))
     if p["start"] is not None:
         meta.setdefault("start", p["start"])
+    if p["timing_trace"] is not None:
+        meta["camera_timing_trace"] = list(p["timing_trace"])  # [dataset, k]
     if p["intensity_name"] is not None:
         meta["average_intensity_dataset"] = p["intensity_name"]
     meta.setdefault("name", path.stem)
