@@ -10,6 +10,7 @@ from _io_testutils import snapshot
 from nptdms import ChannelObject, GroupObject, RootObject, TdmsWriter
 
 from asymflux.io import DatasetError, read_dataset, read_hdf5, read_stack, read_tdms
+from asymflux.io.echem import EchemWarning
 
 N, R, C = 6, 10, 12
 EPOCH = 1_700_000_000.0  # 2023-11-14T22:13:20 UTC
@@ -121,31 +122,158 @@ def test_layout_missing_fields(tmp_path, movie):
         read_hdf5(other)
 
 
-def test_layout_two_d_potentiostat_is_mapped_by_hand(tmp_path, movie):
-    """Unlabelled rows are not guessed; (name, row) in echem= maps them."""
-    p = write_layout(tmp_path / "pv2.h5", movie, drop=("potentiostat_value",), pixel_nm=65.0)
-    m = 50
-    rows = np.stack([np.linspace(0, 15, m), np.linspace(3.6, 4.1, m), np.full(m, 0.02)])
+def with_pstat(path, movie, value, *, timing=None, drop=("potentiostat_block",), **attrs):
+    """The layout with a 2-D ``potentiostat_value`` (and its attributes)."""
+    timing = np.arange(N) * 2.5 if timing is None else timing  # relative, s
+    p = write_layout(path, movie, drop=("potentiostat_value", *drop), timing=timing, pixel_nm=65.0)
     with h5py.File(p, "a") as f:
-        f["potentiostat_value"] = rows  # (3, m): e.g. time, voltage, current
+        f["potentiostat_value"] = value
+        for k, v in attrs.items():
+            f["potentiostat_value"].attrs[k] = v
+    return p
+
+
+M = 41  # potentiostat samples: more often than the N frames
+T_P = np.linspace(-1.0, 14.0, M)  # s; the frames are at 0 .. 12.5 s
+V_P = np.linspace(3.6, 4.1, M)
+I_P = np.where(T_P < 7.0, 0.5, -0.25)  # mA
+
+
+def trapezoid_mAh(t, i):
+    """The charge the reader integrates (a step edge takes the later current)."""
+    edge = np.sign(i[1:]) != np.sign(i[:-1])
+    q = np.where(edge, i[1:], 0.5 * (i[1:] + i[:-1])) * np.diff(t) / 3600.0
+    return np.concatenate([[0.0], np.cumsum(q)])
+
+
+@pytest.mark.parametrize("orient", ["rows", "columns"])
+@pytest.mark.parametrize("clock", ["absolute", "relative"])
+def test_layout_three_traces_time_voltage_current(tmp_path, movie, orient, clock):
+    """(3, M) or (M, 3): time, voltage, current (the data release); M != n_frames."""
+    t0 = EPOCH if clock == "absolute" else 0.0
+    rows = np.stack([T_P + t0, V_P, I_P])
+    p = with_pstat(
+        tmp_path / "pv3.h5",
+        movie,
+        rows if orient == "rows" else rows.T,
+        timing=t0 + np.arange(N) * 2.5,
+    )
+    ds = read_hdf5(p, active_mass_mg=0.5)
+    e = ds.echem
+    assert len(e) == M and list(e.columns[:4]) == [
+        "time_s",
+        "voltage_V",
+        "current_mA",
+        "charge_mAh",
+    ]
+    np.testing.assert_allclose(ds.time_s, np.arange(N) * 2.5)
+    np.testing.assert_allclose(e["time_s"], T_P)  # on the camera clock
+    np.testing.assert_allclose(e["voltage_V"], V_P)
+    np.testing.assert_allclose(e["current_mA"], I_P)  # mA, assumed
+    np.testing.assert_allclose(e["charge_mAh"], trapezoid_mAh(T_P, I_P), atol=1e-12)
+    np.testing.assert_allclose(e["capacity_mAh_g"], e["charge_mAh"] / 0.5e-3)
+    said = e.attrs["assumed"]
+    assert "/potentiostat_value" in said and "0 time s (assumed)" in said
+    assert "1 voltage V (assumed)" in said and "2 current mA (assumed)" in said
+    assert e.attrs["warnings"] == []
+
+
+def test_layout_four_traces_voltage_current_charge_time(tmp_path, movie):
+    """(4, M): voltage, current, charge, time (the NMC analyses); a charge counter that
+    restarts is made continuous; block per sample is read."""
+    truth = trapezoid_mAh(T_P, I_P)
+    counter = truth.copy()
+    counter[25:] = truth[25:] - truth[24]  # restarts from zero at sample 25
+    block = (T_P > 7.0).astype(np.int64)
+    p = with_pstat(tmp_path / "pv4.h5", movie, np.stack([V_P, I_P, counter, T_P]), drop=())
+    with h5py.File(p, "a") as f:
+        del f["potentiostat_block"]
+        f["potentiostat_block"] = block  # one per potentiostat sample
+    ds = read_hdf5(p)
+    e = ds.echem
+    np.testing.assert_allclose(e["time_s"], T_P)
+    np.testing.assert_allclose(e["voltage_V"], V_P)
+    np.testing.assert_allclose(e["current_mA"], I_P)
+    np.testing.assert_allclose(e["charge_mAh"], truth, atol=1e-12)  # from the file's charge
+    assert e["block"].tolist() == block.tolist()
+    assert "trace 2" in e.attrs["charge_from"] and "1 restart(s)" in e.attrs["charge_from"]
+    assert "2 charge mAh (assumed)" in e.attrs["assumed"] and "3 time s" in e.attrs["assumed"]
+    # units from a list, one per trace: A and C become mA and mAh
+    p = with_pstat(
+        tmp_path / "pv4u.h5",
+        movie,
+        np.stack([V_P * 1e3, I_P * 1e-3, truth * 3.6, T_P]).T,  # (M, 4)
+        row_units=["mV", "A", "C", "s"],
+    )
+    e = read_hdf5(p).echem
+    np.testing.assert_allclose(e["voltage_V"], V_P)
+    np.testing.assert_allclose(e["current_mA"], I_P)
+    np.testing.assert_allclose(e["charge_mAh"], truth, atol=1e-12)
+    assert "1 current A (attribute 'row_units')" in e.attrs["assumed"]
+    assert "(assumed)" not in e.attrs["assumed"]
+    # a charge trace that disagrees with the current (wrong unit): read, with a warning
+    p = with_pstat(tmp_path / "pv4c.h5", movie, np.stack([V_P, I_P, truth * 3.6, T_P]))
+    with pytest.warns(EchemWarning, match="charge trace passes 3.6 times"):
+        e = read_hdf5(p).echem
+    assert any("check the units" in w for w in e.attrs["warnings"])
+
+
+def test_layout_current_unit_attribute(tmp_path, movie):
+    p = with_pstat(
+        tmp_path / "amps.h5",
+        movie,
+        np.stack([T_P + EPOCH, V_P, I_P * 1e-3]),
+        timing=EPOCH + np.arange(N) * 2.5,
+        units="A",
+    )
+    e = read_hdf5(p).echem
+    np.testing.assert_allclose(e["current_mA"], I_P)
+    assert "2 current A (attribute 'units')" in e.attrs["assumed"]
+    with h5py.File(p, "a") as f:
+        f["potentiostat_value"].attrs["units"] = "uA"
+        f["potentiostat_value"][2] = I_P * 1e3
+    np.testing.assert_allclose(read_hdf5(p).echem["current_mA"], I_P)
+    with h5py.File(p, "a") as f:
+        f["potentiostat_value"].attrs["units"] = "V"  # which trace? not guessed
+    with pytest.raises(DatasetError, match=r"attribute 'units' = \['V'\] gives neither"):
+        read_hdf5(p)
+    with h5py.File(p, "a") as f:
+        f["potentiostat_value"].attrs["units"] = "V, V, mA"  # trace 0 is no time
+    with pytest.raises(DatasetError, match=r"trace 0, assumed the time, has unit 'V'"):
+        read_hdf5(p)
+
+
+def test_layout_two_d_potentiostat_refused_when_checks_fail(tmp_path, movie):
+    """A layout that fails the checks is refused with the recipe; (name, k) maps it."""
+    recipe = (
+        "echem={'time_s': ('/potentiostat_value', 0), 'voltage_V': ('/potentiostat_value', 1), "
+        "'current_mA': ('/potentiostat_value', 2)}"
+    )
+    # rows are really (voltage, current, time): the supposed time goes down on discharge
+    v = np.concatenate([np.linspace(3.6, 4.1, 20), np.linspace(4.1, 3.7, M - 20)])
+    rows = np.stack([v, I_P, T_P])
+    p = with_pstat(tmp_path / "pv2.h5", movie, rows, timing=np.arange(N) * 2.5)
+    before = snapshot(tmp_path)
     with pytest.raises(DatasetError) as e:
         read_hdf5(p)
     msg = str(e.value)
-    assert "pv2.h5:/potentiostat_value: shape (3, 50)" in msg and "by hand" in msg
-    assert "echem={'time_s': ('/potentiostat_value', 0)" in msg
+    assert "pv2.h5:/potentiostat_value: shape (3, 41)" in msg
+    assert "trace 0, assumed the time, goes down at sample 21 (4.1 -> 4.08)" in msg
+    assert "by hand" in msg and recipe in msg
+    assert snapshot(tmp_path) == before
     ds = read_hdf5(
         p,
         stack="/movie",
         time_s="/camera_timing",
         pixel_nm=65.0,
         echem={
-            "time_s": ("/potentiostat_value", 0),
-            "voltage_V": ("/potentiostat_value", 1),
-            "current_mA": ("/potentiostat_value", 2),
+            "time_s": ("/potentiostat_value", 2),
+            "voltage_V": ("/potentiostat_value", 0),
+            "current_mA": ("/potentiostat_value", 1),
         },
     )
-    np.testing.assert_allclose(ds.echem["voltage_V"], rows[1])
-    assert len(ds.echem) == m
+    np.testing.assert_allclose(ds.echem["voltage_V"], v)
+    assert len(ds.echem) == M
     with pytest.raises(DatasetError, match=r"has 3 traces \(0 to 2\)"):
         read_hdf5(
             p,
@@ -154,6 +282,79 @@ def test_layout_two_d_potentiostat_is_mapped_by_hand(tmp_path, movie):
             pixel_nm=65.0,
             echem={"time_s": ("/potentiostat_value", 3)},
         )
+    # a "voltage" of 100s: not volts
+    p = with_pstat(
+        tmp_path / "pvv.h5", movie, np.stack([T_P, I_P * 300, V_P]), timing=np.arange(N) * 2.5
+    )
+    with pytest.raises(
+        DatasetError, match=r"trace 1, assumed the voltage \(V\), has values -75 to 150"
+    ):
+        read_hdf5(p)
+    # 5 traces, or a square one: no assumption
+    p = with_pstat(tmp_path / "pv5.h5", movie, np.zeros((5, M)))
+    with pytest.raises(
+        DatasetError, match=r"pv5\.h5:/potentiostat_value: shape \(5, 41\): .*by hand"
+    ):
+        read_hdf5(p)
+    # an absolute potentiostat clock with relative frame times (or the reverse): refused
+    p = with_pstat(
+        tmp_path / "mix.h5", movie, np.stack([T_P + EPOCH, V_P, I_P]), timing=np.arange(N) * 2.5
+    )
+    with pytest.raises(DatasetError, match=r"is absolute \(Unix time\).*camera_timing is relative"):
+        read_hdf5(p)
+    p = with_pstat(
+        tmp_path / "mix2.h5", movie, np.stack([T_P, V_P, I_P]), timing=EPOCH + np.arange(N) * 2.5
+    )
+    with pytest.raises(DatasetError, match=r"is relative .*camera_timing is absolute"):
+        read_hdf5(p)
+
+
+def test_layout_two_d_potentiostat_padding_and_clock_warnings(tmp_path, movie):
+    rows = np.stack([T_P, V_P, I_P])
+    padded = np.concatenate([rows, np.full((3, 5), np.nan)], axis=1)  # NaN padding at the end
+    p = with_pstat(tmp_path / "pad.h5", movie, padded, timing=np.arange(N) * 2.5)
+    with pytest.warns(EchemWarning, match="last 5 sample"):
+        e = read_hdf5(p).echem
+    assert len(e) == M
+    np.testing.assert_allclose(e["voltage_V"], V_P)
+    # relative clocks that never meet: kept, with a warning
+    p = with_pstat(
+        tmp_path / "apart.h5", movie, np.stack([T_P + 1000.0, V_P, I_P]), timing=np.arange(N) * 2.5
+    )
+    with pytest.warns(EchemWarning, match="do not overlap the frame times"):
+        e = read_hdf5(p).echem
+    assert len(e) == M and any("do not overlap" in w for w in e.attrs["warnings"])
+    # a per-frame potentiostat_block cannot join per-sample rows: said, not read
+    p = with_pstat(tmp_path / "blk.h5", movie, rows, timing=np.arange(N) * 2.5, drop=())
+    with pytest.warns(EchemWarning, match=r"potentiostat_block of shape \(6,\) .*not read"):
+        e = read_hdf5(p).echem
+    assert "block" not in e.columns
+
+
+def test_layout_two_d_camera_timing(tmp_path, movie):
+    """camera_timing (2, n_frames): the strictly increasing trace that is not a counter."""
+    stamps = EPOCH + np.arange(N) * 0.1  # 0.1 s frames: a counter spans more
+    p = write_layout(
+        tmp_path / "ct.h5", movie, timing=np.stack([np.zeros(N), stamps]), pixel_nm=65.0
+    )
+    ds = read_hdf5(p)
+    np.testing.assert_allclose(ds.time_s, np.arange(N) * 0.1, atol=1e-6)
+    assert ds.metadata["start"] == "2023-11-14T22:13:20+00:00"
+    assert ds.metadata["camera_timing_trace"] == ["/camera_timing", 1]
+    p = write_layout(
+        tmp_path / "ctc.h5",
+        movie,
+        timing=np.stack([np.arange(N), np.arange(N) * 0.1 + 3.0]),
+        pixel_nm=65.0,
+    )
+    np.testing.assert_allclose(read_hdf5(p).time_s, 3.0 + np.arange(N) * 0.1)
+    bad = np.stack([np.zeros(N), stamps[::-1]])
+    p = write_layout(tmp_path / "ctbad.h5", movie, timing=bad, pixel_nm=65.0)
+    with pytest.raises(DatasetError) as e:
+        read_hdf5(p)
+    msg = str(e.value)
+    assert "ctbad.h5:/camera_timing: shape (2, 6): none of its traces strictly increases" in msg
+    assert "time_s=('/camera_timing', k)" in msg
 
 
 def test_layout_in_a_group_and_corrupt_chunk(tmp_path, movie):
@@ -265,3 +466,17 @@ def test_tdms_ambiguous_and_bad(tmp_path, movie):
     junk.write_bytes(b"TDSm" + b"\0" * 40)
     with pytest.raises(DatasetError, match=r"junk\.tdms: not a readable TDMS file"):
         read_tdms(junk)
+
+
+def test_time_s_as_a_trace_of_a_2d_dataset(tmp_path):
+    """The recipe the refusals print, time_s=('/camera_timing', k), works."""
+    import h5py
+
+    from asymflux.io import read_hdf5
+
+    p = tmp_path / "mapped.h5"
+    with h5py.File(p, "w") as f:
+        f["frames"] = np.zeros((4, 3, 5), np.uint16) + 7
+        f["timing"] = np.array([[9, 3, 5, 1], [0.0, 0.5, 1.0, 1.5]])
+    ds = read_hdf5(p, stack="/frames", time_s=("/timing", 1), pixel_nm=50.0, lazy=False)
+    np.testing.assert_allclose(ds.time_s, [0.0, 0.5, 1.0, 1.5])

@@ -268,7 +268,7 @@ def _potentiostat_2d(pv, t, t0_abs, *, name, path):
     shape = tuple(pv.shape)
     k = min(shape)
     cols = _PSTAT_ROWS.get(k)
-    ours = cols if cols is not None else ("time_s", "voltage_V", "current_mA")
+    ours = cols if cols is not None else ("time_s", "voltage_V", "current_mA")[: max(k, 1)]
     recipe = ", ".join(f"'{c}': ('{pv.name}', {ours.index(c)})" for c in ours)
     g = pv.parent.name.rstrip("/")
 
@@ -378,7 +378,8 @@ def _potentiostat_2d(pv, t, t0_abs, *, name, path):
     said = []
     for c in cols:
         u = units.get(c, _QUANTITY[c][2])
-        said.append(f"{cols.index(c)} {_QUANTITY[c][0]} {u}" + ("" if c in units else " (assumed)"))
+        why = f"({units_from})" if c in units else "(assumed)"
+        said.append(f"{cols.index(c)} {_QUANTITY[c][0]} {u} {why}")
     attrs["assumed"] = (
         f"{pv.name} {shape} read as traces: {', '.join(said)}; time on the camera clock"
     )

@@ -796,7 +796,7 @@ def read_hdf5(
     path,
     *,
     stack: str | None = None,
-    time_s: str | None = None,
+    time_s: str | tuple[str, int] | None = None,
     echem: Mapping[str, str | tuple[str, int]] | None = None,
     pixel_nm: float | str | None = None,
     frame_interval_s: float | None = None,
@@ -817,7 +817,8 @@ def read_hdf5(
         Name of the (time, row, col) image dataset, e.g. ``"/camera/frames"``. Default:
         the instrument layout's ``movie``.
     time_s : str, optional, keyword-only
-        Name of the frame-time dataset (n_frames,), seconds.
+        Name of the frame-time dataset (n_frames,), seconds, or ``(name, k)``: the k-th
+        trace of a 2-D dataset.
     echem : mapping, optional, keyword-only
         ``{our column: dataset}``, e.g. ``{"time_s": "/pstat/t", "voltage_V":
         "/pstat/E", "current_mA": "/pstat/I"}``; 1-D datasets of equal length, our units.
@@ -861,11 +862,12 @@ def read_hdf5(
         attribute ``dataset.frame_intensity`` (n_frames,) float64 (not written by
         :func:`write_dataset`) and its name in ``metadata["average_intensity_dataset"]``.
     ``potentiostat_value``
-        Assumed to be the measured voltage, V, one value per camera frame (1-D,
-        n_frames): echem column ``voltage_V`` at the frame times. A ``units`` / ``unit``
-        attribute may say ``mV``, or a current (``A``, ``mA``, ``uA``: column
-        ``current_mA``). A 2-D one (several unlabelled rows) is refused with the recipe to
-        map its rows by hand. No current means no capacity.
+        1-D (n_frames): assumed the measured voltage, V, one value per camera frame
+        (a ``units`` / ``unit`` attribute may say ``mV``, or a current). 2-D: 3 traces
+        read as (time, voltage, current), 4 as (voltage, current, charge, time), each
+        only when the traces pass checks (time non-decreasing, voltage in [-5, 10] V);
+        otherwise refused with the recipe to map them by hand. ``echem.attrs["assumed"]``
+        says what was assumed (``docs/formats.md``). No current means no capacity.
     ``potentiostat_block``
         Assumed to be the protocol step / block per frame: echem column ``block``.
 
@@ -936,7 +938,8 @@ def _read_hdf5_mapped(
         check_stack(dset, source=f"{path}:{stack}")
         n = dset.shape[0]
         if time_s is not None:
-            t = check_time_s(get(time_s, "time_s")[()], n, source=f"{path}:{time_s}")
+            t = check_time_s(_hdf5_trace(f, time_s, "time_s", path=path), n,
+                             source=f"{path}:{time_s}")
         elif frame_interval_s is not None:
             t = np.arange(n) * float(frame_interval_s)
         elif "time_s" in dset.attrs:
