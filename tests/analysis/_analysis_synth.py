@@ -38,3 +38,45 @@ def core_stack(
             dI[k][core] = 0.0
     stack = (i0 * (1 + dI)).astype(np.float32)
     return stack, part.astype(np.int32), dI
+
+
+def shrinking_core_movie(
+    *,
+    n_frames=12,
+    shape=(72, 72),
+    center=(36, 36),
+    radius=20,
+    pixel_nm=65.0,
+    front_px=4.0,
+    illumination=None,
+    seed=0,
+):
+    """A particle whose Li-rich core shrinks towards its right edge, imaged by the synthetic
+    microscope (:func:`asymflux.optics.microscope`: textured carbon matrix, Gaussian PSF,
+    no camera noise or offset, so intensity is proportional to the light).
+
+    The core (θ = θ_ref) has radius ``radius · (1 − k/(n_frames − 1))`` in frame k and
+    stays tangent to the particle's right edge, so its offset d grows as it shrinks;
+    outside it θ falls smoothly over ``front_px`` pixels (a reaction front with a dI
+    gradient, as in the paper's movies). ``illumination`` (n_frames,) multiplies each
+    frame (lamp flicker).
+
+    Returns (stack (n_frames, *shape) float64, labels (int32, 1 = the particle)).
+    """
+    from asymflux import optics
+
+    rr, cc = np.indices(shape)
+    part = disk(shape, center, radius)
+    theta = np.full((n_frames, *shape), np.nan)
+    for k in range(n_frames):
+        r_core = radius * (1 - k / (n_frames - 1))
+        core_col = center[1] + (radius - r_core)
+        out = np.hypot(rr - center[0], cc - core_col) - r_core
+        th = optics.DEFAULT_THETA_REF - 0.4 * (1 - np.exp(-np.clip(out, 0, None) / front_px))
+        theta[k][part] = th[part]
+    matrix = optics.carbon_matrix(shape, np.random.default_rng(seed), pixel_nm=pixel_nm)
+    stack = optics.microscope(theta, np.random.default_rng(seed), coverage=part.astype(float),
+                              particle_reflectivity=1.0, matrix_reflectivity=matrix,
+                              pixel_nm=pixel_nm, illumination=illumination, noise=False,
+                              offset_counts=0.0)
+    return stack, part.astype(np.int32)

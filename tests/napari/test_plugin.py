@@ -285,6 +285,42 @@ def test_particle_points_plot_and_kymograph(make_napari_viewer, folder):
     assert kymo.colormap.name == w.show_differential().colormap.name
 
 
+def test_illumination_options_reach_the_core_functions(make_napari_viewer, folder):
+    import dask.array as da
+
+    from asymflux import analysis
+
+    _, w = _opened(make_napari_viewer, folder)
+    pid = int(sorted(set(np.unique(w.labels_layer.data)) - {0})[0])
+    assert w.differential_options() == {"n_reference_frames": 1}
+    plain = np.asarray(w.show_differential().data)
+    plain_table = w.show_particle(pid)
+
+    w._normalize.value = True
+    options = w.differential_options()
+    assert options["normalize"] == "frame_mean"
+    np.testing.assert_array_equal(options["background_mask"],
+                                  analysis.particle_free_pixels(w.curation.labels))
+    layer = w.show_differential()
+    assert isinstance(layer.data, da.Array)
+    normalised = np.asarray(layer.data)
+    np.testing.assert_allclose(normalised, analysis.differential_intensity(
+        np.asarray(w.stack), **options), atol=1e-6)
+    assert np.abs(normalised - plain).max() > 1e-4  # the demo lamp drifts by up to 1 %
+    assert not np.allclose(w.show_particle(pid)["mean_dI"], plain_table["mean_dI"])
+
+    w._rolling.value = 3
+    assert w.differential_options()["rolling_frames"] == 3
+    rolling = np.asarray(w.show_differential().data)
+    assert np.isnan(rolling[:3]).all() and np.isfinite(rolling[3:]).any()
+    table = w.show_particle(pid)
+    assert (table["offset_reason"][:3] == "no valid pixels").all()
+    assert "rolling_frames" not in w.differential_options(rolling=False)  # what the fit uses
+    w._rolling.value = 0
+    w._normalize.value = False
+    np.testing.assert_array_equal(np.asarray(w.show_differential().data), plain)
+
+
 def test_buttons_report_errors_as_notifications(make_napari_viewer, folder, notifications):
     _, w = _opened(make_napari_viewer, folder)
     w._particle.value = 0

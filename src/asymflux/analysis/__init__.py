@@ -5,6 +5,8 @@ Array functions (scikit-image style: arrays in, arrays/tables out, axes (time, r
 - registration: :func:`estimate_drift`, :func:`apply_drift`, :func:`register_stack`,
   :func:`default_registration_region`
 - differential intensity: :func:`reference_image`, :func:`differential_intensity`
+  (relative to the reference, or rolling I_t / I_(t−n) − 1), illumination:
+  :func:`frame_intensity`, :func:`particle_free_pixels`
 - particles: :func:`detect_particles`
 - shrinking core: :func:`particle_timeseries` (per particle and frame: mean dI, unreacted
   fraction, O_COM, O_Li-rich, d, d/R_eq, direction), :func:`summarize_particles`
@@ -15,7 +17,8 @@ Array functions (scikit-image style: arrays in, arrays/tables out, axes (time, r
 - cohorts: :func:`cohort_statistics`, :func:`wilson_interval`, validation against synthetic
   ground truth: :func:`true_classes`, :func:`confusion_matrix`, :func:`validate_classification`
 
-and on top, :func:`analyze_dataset` for an :class:`asymflux.io.Dataset`.
+and on top, :func:`analyze_dataset` for an :class:`asymflux.io.Dataset`
+(:func:`dataset_normalization`: its recorded illumination, if any).
 
 Submodules are imported on first use (nothing heavy at ``import asymflux.analysis``).
 """
@@ -32,6 +35,9 @@ _EXPORTS = {
     "reference_image": "_differential",
     "differential_intensity": "_differential",
     "NonPositiveReferenceWarning": "_differential",
+    "frame_intensity": "_differential",
+    "particle_free_pixels": "_differential",
+    "DEFAULT_BACKGROUND_MARGIN_PX": "_differential",
     "detect_particles": "_detect",
     "particle_timeseries": "_measure",
     "TIMESERIES_COLUMNS": "_measure",
@@ -53,6 +59,7 @@ _EXPORTS = {
     "confusion_matrix": "_cohort",
     "validate_classification": "_cohort",
     "analyze_dataset": "_pipeline",
+    "dataset_normalization": "_pipeline",
     "write_tables": "_pipeline",
 }
 

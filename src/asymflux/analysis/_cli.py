@@ -36,6 +36,13 @@ def register(subparsers) -> None:
     p.add_argument("--asymmetry-threshold", type=float, default=None,
                    help="d/R_eq at or above which a particle is asymmetric (default 0.08)")
     p.add_argument("--no-register", action="store_true", help="skip drift correction")
+    p.add_argument("--normalize-illumination", action="store_true",
+                   help="divide each frame by its illumination before dI (lamp flicker, drift): "
+                        "the dataset's recorded frame intensity, else the mean of the pixels "
+                        "away from the particles")
+    p.add_argument("--rolling", type=int, metavar="N", default=None,
+                   help="rolling differential dI = I_t / I_(t-N) - 1 (N frames, 1 <= N < number "
+                        "of frames; the first N frames are NaN) instead of I / I0 - 1")
     p.add_argument("--parquet", action="store_true", help="also write .parquet tables")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="dask.distributed scheduler address (default: a LocalCluster when "
@@ -77,6 +84,11 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
     ds = _read_dataset(path, pixel_nm, frame_interval_s)
     if getattr(ds, "pixel_nm", None) is None and pixel_nm is not None:
         ds.pixel_nm = pixel_nm
+    rolling = (options or {}).get("rolling_frames")
+    n_frames = int(ds.stack.shape[0]) if getattr(ds, "stack", None) is not None else None
+    if rolling is not None and n_frames is not None and rolling >= n_frames:
+        raise ValueError(f"{path}: --rolling {rolling} must be smaller than its number of frames "
+                         f"({n_frames})")
     try:
         particles, ts, labels = analyze_dataset(ds, masks=masks, progress=progress,
                                                 return_labels=True, **(options or {}))
@@ -103,9 +115,15 @@ def run_analyze(args: argparse.Namespace) -> int:
     from ..io import read_masks
     from ._pipeline import write_tables
 
+    if args.rolling is not None and args.rolling < 1:
+        raise ValueError(f"--rolling must be a positive number of frames, got {args.rolling}")
     masks = read_masks(args.masks) if args.masks else None
     options = {"threshold": args.threshold, "register": not args.no_register,
                "edge_px": args.edge_px}
+    if args.normalize_illumination:
+        options["normalize"] = "frame_mean"
+    if args.rolling is not None:
+        options["rolling_frames"] = args.rolling
     if args.asymmetry_threshold is not None:
         options["asymmetry_threshold"] = args.asymmetry_threshold
     kw = {"pixel_nm": args.pixel_nm, "frame_interval_s": args.frame_interval_s, "masks": masks,

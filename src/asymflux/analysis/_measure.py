@@ -21,7 +21,14 @@ import numpy as np
 
 from .._validate import check_range
 from ._chunks import as_float, frame_chunks, read_chunk
-from ._differential import _masked_reference
+from ._differential import (
+    _check_background_mask,
+    _check_normalize,
+    _check_rolling,
+    _frame_means,
+    _masked_reference,
+    particle_free_pixels,
+)
 
 __all__ = ["particle_timeseries", "TIMESERIES_COLUMNS"]
 
@@ -168,6 +175,9 @@ def particle_timeseries(
     differential=False,
     reference=None,
     n_reference_frames=1,
+    normalize=None,
+    background_mask=None,
+    rolling_frames=None,
     shifts_px=None,
     register=False,
     registration_region=None,
@@ -208,6 +218,22 @@ def particle_timeseries(
         I0. Default: the mean of the first ``n_reference_frames`` (registered) frames.
     n_reference_frames : int
         Frames averaged for the default reference.
+    normalize : None, "frame_mean" or (n_frames,) array
+        Divide each frame by its illumination F_t before the differential, as
+        :func:`differential_intensity` does: ``"frame_mean"`` measures F_t in the same
+        pass as the mean raw intensity of ``background_mask`` (each chunk's frames, before
+        registration); an array gives F_t (e.g. the instrument's lamp reading).
+    background_mask : (n_row, n_col) bool array, optional
+        Particle-free pixels for ``normalize="frame_mean"``. Default:
+        :func:`particle_free_pixels` of ``labels`` (pass the mask of *all* particles
+        when ``labels`` holds only some of them).
+    rolling_frames : int, optional
+        Measure the rolling differential ``dI_t = I_t / I_(t−n) − 1``, n =
+        ``rolling_frames`` (1 <= n < n_frames), instead of dI relative to the reference
+        (each chunk also reads the n frames before it). The first n frames are NaN
+        (``offset_reason`` "no valid pixels"). Note that ``dI < threshold`` then selects
+        pixels that changed little over the last n frames (unreacted *or* finished), not
+        the Li-rich core: d is then not the paper's offset.
     shifts_px : (n_frames, 2) array, optional
         Known drift (row, col) in pixels, as from :func:`estimate_drift`; each frame is
         registered by it before measuring.
@@ -232,7 +258,8 @@ def particle_timeseries(
     pandas.DataFrame
         One row per particle and frame, columns :data:`TIMESERIES_COLUMNS`:
         ``mean_dI`` (particle mean of dI), ``norm_intensity`` (ΣI/ΣI0 over the particle,
-        NaN for dI input), ``unreacted_fraction`` (of the particle's valid pixels at
+        of the illumination-normalised I with ``normalize``, ΣI_t/ΣI_(t−n) with
+        ``rolling_frames``; NaN for dI input), ``unreacted_fraction`` (of the particle's valid pixels at
         least ``edge_px`` inside its outline),
         ``offset_nm`` = d = |O_Li-rich − O_COM|, ``offset_norm`` = d / R_eq with
         R_eq = sqrt(area/π), ``offset_angle_deg`` (direction from O_COM to O_Li-rich,
@@ -259,6 +286,38 @@ def particle_timeseries(
             raise ValueError(f"shifts_px must have shape ({n_frames}, 2), got {shifts_px.shape}")
         register = False
     drift_every = max(1, int(drift_every))
+    normalize = _check_normalize(normalize, n_frames)
+    rolling_frames = _check_rolling(rolling_frames, n_frames)
+    if differential and (normalize is not None or rolling_frames is not None):
+        raise ValueError("normalize and rolling_frames apply to raw intensities, not to a stack "
+                         "that already holds dI (differential=True)")
+    if rolling_frames is not None and reference is not None:
+        raise ValueError("reference and rolling_frames exclude each other: a rolling differential "
+                         "is relative to frame t - rolling_frames")
+    background_flat = None
+    if isinstance(normalize, str):  # "frame_mean"
+        if background_mask is None:
+            background_mask = particle_free_pixels(labels)
+        background_flat = np.flatnonzero(_check_background_mask(background_mask, labels.shape))
+
+    def illumination(chunk, t0, t1):
+        """F_t of frames t0:t1 (None without ``normalize``)."""
+        if normalize is None:
+            return None
+        if background_flat is None:
+            return normalize[t0:t1]
+        f = _frame_means(chunk, background_flat)
+        bad = np.flatnonzero(~(np.isfinite(f) & (f > 0)))
+        if bad.size:
+            raise ValueError(f"frame {t0 + int(bad[0])}: mean background intensity {f[bad[0]]!r} "
+                             "is not > 0; cannot normalise by it")
+        return f
+
+    def sample(chunk, t0, t1, shifts):
+        """Registered particle pixel values of frames t0:t1, divided by F_t with ``normalize``."""
+        vals = px.sample(chunk, shifts).astype(np.float64, copy=False)
+        f = illumination(chunk, t0, t1)
+        return vals if f is None else vals / f[:, None]
 
     ref_region = region = clip = None
     if register:
@@ -268,8 +327,9 @@ def particle_timeseries(
         region = _check_region(region, stack.shape[1:])
         ref_region, clip = _reference_region(stack, region, n_reference_frames)
 
-    # reference intensities at the particle pixels
-    if not differential:
+    # reference intensities at the particle pixels (a rolling differential has none)
+    i0 = sum_i0 = None
+    if not differential and rolling_frames is None:
         if reference is not None:
             reference = np.asarray(reference)
             if reference.shape != tuple(stack.shape[1:]):
@@ -278,6 +338,12 @@ def particle_timeseries(
                     f"{tuple(stack.shape[1:])}"
                 )
             i0 = reference.ravel()[px.flat].astype(np.float64)
+            if normalize is not None:  # I0 at the reference frames' mean illumination
+                n_ref = int(n_reference_frames)
+                if n_ref < 1 or n_ref > n_frames:
+                    raise ValueError(f"n_reference_frames must be in [1, {n_frames}], got {n_ref}")
+                first = as_float(read_chunk(stack, 0, n_ref))
+                i0 = i0 / float(np.mean(illumination(first, 0, n_ref)))
         else:
             n_ref = int(n_reference_frames)
             if n_ref < 1 or n_ref > n_frames:
@@ -289,13 +355,34 @@ def particle_timeseries(
                 s = _chunk_shifts(first, ref_region, region, upsample_factor, 1, clip)
             else:
                 s = None
-            i0 = px.sample(first, s).astype(np.float64).mean(axis=0)
+            i0 = sample(first, 0, n_ref, s).mean(axis=0)
         i0 = _masked_reference(i0, stacklevel=3)
-
-    if not differential:
         sum_i0 = px.reduce(np.where(np.isfinite(i0), i0, 0.0)[None], np.float64)[0]
     rows_f = px.rows.astype(np.float64)
     cols_f = px.cols.astype(np.float64)
+
+    def before_frames(vals, t0, t1):
+        """Pixel values of frames t - n for t in t0:t1 (NaN for t < n, and where <= 0)."""
+        n = rolling_frames
+        before = np.full(vals.shape, np.nan)
+        lo, hi = max(0, t0 - n), t1 - n  # frames t - n for t = max(t0, n) .. t1 - 1
+        if hi > lo:
+            parts = []
+            if min(hi, t0) > lo:  # before this chunk: read them (and register them) again
+                e1 = min(hi, t0)
+                extra = as_float(read_chunk(stack, lo, e1))
+                if shifts_px is not None:
+                    es = shifts_px[lo:e1]
+                elif register:
+                    es = _chunk_shifts(extra, ref_region, region, upsample_factor, drift_every, clip)
+                else:
+                    es = None
+                parts.append(sample(extra, lo, e1, es))
+            if hi > t0:
+                parts.append(vals[: hi - t0])
+            before[lo + n - t0:] = np.concatenate(parts)
+        before[~(before > 0)] = np.nan
+        return before
 
     def work(bounds):
         t0, t1 = bounds
@@ -306,9 +393,14 @@ def particle_timeseries(
             s = _chunk_shifts(chunk, ref_region, region, upsample_factor, drift_every, clip)
         else:
             s = np.zeros((t1 - t0, 2))
-        vals = px.sample(chunk, s).astype(np.float64, copy=False)  # reduceat is slow on casts
+        vals = sample(chunk, t0, t1, s)  # float64: reduceat is slow on casts
+        ref = i0 if not differential else None
         if differential:
             dI = vals
+        elif rolling_frames is not None:
+            ref = before_frames(vals, t0, t1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                dI = vals / ref - 1.0
         else:
             dI = vals / i0 - 1.0  # division, as I/I0 - 1 is written (no rounding surprises at the threshold)
         valid = np.isfinite(dI)
@@ -331,8 +423,9 @@ def particle_timeseries(
         }
         if not differential:
             out["sum_I"] = px.reduce(vals if all_valid else np.where(valid, vals, 0.0))
-            out["sum_I0"] = (np.broadcast_to(sum_i0, (n, px.ids.size)) if all_valid
-                             else px.reduce(np.where(valid, i0, 0.0), np.float64))
+            out["sum_I0"] = (np.broadcast_to(sum_i0, (n, px.ids.size))
+                             if all_valid and rolling_frames is None
+                             else px.reduce(np.where(valid, ref, 0.0), np.float64))
         return out
 
     chunks = frame_chunks(stack, chunk_frames)

@@ -47,7 +47,8 @@ class ParticleCrop(NamedTuple):
     stack: np.ndarray
     """(n_frames, row, col) float: raw intensity, registered."""
     dI: np.ndarray
-    """(n_frames, row, col) float: dI = I/I0 - 1 of ``stack``."""
+    """(n_frames, row, col) float: dI = I/I0 - 1 of ``stack`` (or I_t/I_(t-n) - 1, after
+    normalising the illumination: see :func:`particle_crop`)."""
     mask: np.ndarray
     """(row, col) bool: the particle's pixels in the crop."""
     box: tuple
@@ -55,7 +56,8 @@ class ParticleCrop(NamedTuple):
 
 
 def particle_crop(stack, labels, particle_id: int, *, shifts_px=None, pad_px: int = 6,
-                   n_reference_frames: int = 1) -> ParticleCrop:
+                   n_reference_frames: int = 1, normalize=None, background_mask=None,
+                   rolling_frames=None) -> ParticleCrop:
     """Crop one particle out of a movie, register it and take its differential intensity.
 
     Parameters
@@ -73,15 +75,32 @@ def particle_crop(stack, labels, particle_id: int, *, shifts_px=None, pad_px: in
         Margin around the particle, pixels.
     n_reference_frames : int
         Frames averaged into I0.
+    normalize : None, "frame_mean" or (n_frames,) array
+        Divide each frame by its illumination before the differential (see
+        :func:`differential_intensity`). ``"frame_mean"`` is :func:`frame_intensity` of the
+        whole frames over ``background_mask`` (so the whole stack is read once).
+    background_mask : (n_row, n_col) bool array, optional
+        Particle-free pixels; default :func:`particle_free_pixels` of ``labels``.
+    rolling_frames : int, optional
+        Rolling differential ``I_t / I_(t−n) − 1`` (first n frames NaN).
 
     Returns
     -------
     ParticleCrop
         ``(stack, dI, mask, box)``.
     """
-    from ._differential import differential_intensity
+    from ._differential import (
+        _check_normalize,
+        _check_rolling,
+        differential_intensity,
+        frame_intensity,
+        particle_free_pixels,
+    )
     from ._registration import apply_drift
 
+    n_frames = int(stack.shape[0])
+    normalize = _check_normalize(normalize, n_frames)
+    rolling_frames = _check_rolling(rolling_frames, n_frames)
     labels = np.asarray(labels)
     mask = labels == int(particle_id)
     if not mask.any():
@@ -95,5 +114,10 @@ def particle_crop(stack, labels, particle_id: int, *, shifts_px=None, pad_px: in
             raise ValueError(f"shifts_px must have shape ({crop.shape[0]}, 2), got {shifts_px.shape}")
         if np.any(shifts_px):
             crop = apply_drift(crop, shifts_px)
-    dI = np.asarray(differential_intensity(crop, n_reference_frames=n_reference_frames))
+    if isinstance(normalize, str):  # "frame_mean": measured on the whole frames
+        if background_mask is None:
+            background_mask = particle_free_pixels(labels)
+        normalize = frame_intensity(stack, background_mask=background_mask)
+    dI = np.asarray(differential_intensity(crop, n_reference_frames=n_reference_frames,
+                                           normalize=normalize, rolling_frames=rolling_frames))
     return ParticleCrop(stack=crop, dI=dI, mask=mask[box], box=box)

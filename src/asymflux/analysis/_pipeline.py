@@ -9,7 +9,7 @@ import numpy as np
 
 from ._summary import DEFAULT_ASYMMETRY_THRESHOLD, DEFAULT_WINDOW
 
-__all__ = ["analyze_dataset", "dataset_name", "write_tables"]
+__all__ = ["analyze_dataset", "dataset_name", "dataset_normalization", "write_tables"]
 
 
 def dataset_name(dataset) -> str:
@@ -22,6 +22,34 @@ def dataset_name(dataset) -> str:
         p = Path(path)
         return p.name.split(".")[0] if p.is_file() else p.name
     return "dataset"
+
+
+def dataset_normalization(dataset, normalize="frame_mean"):
+    """What to pass as ``normalize=`` for a dataset: its instrument's illumination if it has one.
+
+    Parameters
+    ----------
+    dataset : asymflux.io.Dataset or None
+    normalize : None, "frame_mean" or (n_frames,) array
+        ``"frame_mean"`` becomes the dataset's own per-frame intensity
+        (``dataset.frame_intensity``, e.g. a lamp monitor recorded by the instrument) when
+        it has one, else stays ``"frame_mean"`` (measured on particle-free pixels). None
+        and arrays are returned as they are.
+
+    Returns
+    -------
+    None, "frame_mean" or (n_frames,) float64 array
+    """
+    if isinstance(normalize, str) and normalize == "frame_mean":
+        recorded = getattr(dataset, "frame_intensity", None)
+        if recorded is not None:
+            from ._differential import _check_frame_intensity
+
+            stack = getattr(dataset, "stack", None)
+            n_frames = int(stack.shape[0]) if stack is not None else np.size(recorded)
+            return _check_frame_intensity(recorded, n_frames,
+                                          name=f"{dataset_name(dataset)}: frame_intensity")
+    return normalize
 
 
 def _capacity(dataset, n_frames):
@@ -44,6 +72,8 @@ def analyze_dataset(
     edge_px=2,
     register=True,
     n_reference_frames=1,
+    normalize=None,
+    rolling_frames=None,
     window=DEFAULT_WINDOW,
     asymmetry_threshold=DEFAULT_ASYMMETRY_THRESHOLD,
     statistic="max",
@@ -72,6 +102,15 @@ def analyze_dataset(
         Correct drift on the fly (see :func:`particle_timeseries`).
     n_reference_frames : int
         Frames averaged into I0.
+    normalize : None, "frame_mean" or (n_frames,) array
+        Divide each frame by its illumination before the differential (lamp flicker,
+        illumination drift). ``"frame_mean"``: the dataset's recorded per-frame intensity
+        (``dataset.frame_intensity``) if it has one, else the mean of the pixels farther
+        than :data:`DEFAULT_BACKGROUND_MARGIN_PX` from every particle
+        (:func:`dataset_normalization`, :func:`particle_timeseries`).
+    rolling_frames : int, optional
+        Rolling differential I_t / I_(t−n) − 1 (see :func:`particle_timeseries`; the
+        unreacted region and d then describe recent change, not the Li-rich core).
     window, asymmetry_threshold, statistic
         Classification criterion (:func:`classify_asymmetry`).
     detect_kwargs : dict, optional
@@ -119,8 +158,9 @@ def analyze_dataset(
     ts = particle_timeseries(
         stack, masks, pixel_nm=dataset.pixel_nm, time_s=time_s,
         capacity_mAh_g=_capacity(dataset, n_frames), threshold=threshold, edge_px=edge_px,
-        register=register,
-        n_reference_frames=n_reference_frames, drift_every=drift_every,
+        register=register, n_reference_frames=n_reference_frames,
+        normalize=dataset_normalization(dataset, normalize), rolling_frames=rolling_frames,
+        drift_every=drift_every,
         chunk_frames=chunk_frames, n_threads=n_threads, progress=progress,
     )
     meta = getattr(dataset, "metadata", None) or {}

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import (
+    CheckBox,
     ComboBox,
     Container,
     FileEdit,
@@ -105,6 +107,9 @@ class CurationWidget(Container):
         self._path = FileEdit(label="dataset", mode="d")
         self._source = ComboBox(label="stack", choices=self._image_layer_choices, nullable=True)
         self._n_ref = SpinBox(label="reference frames", value=1, min=1, max=10_000)
+        self._normalize = CheckBox(text="Normalise illumination", value=False)
+        self._rolling = SpinBox(label="Rolling differential (frames, 0 = off)", value=0, min=0,
+                                max=1_000_000)
         self._min_area = SpinBox(label="min area (px)", value=30, min=1, max=10_000_000)
         data_row = self._row(("Open", self.open_dataset), ("Use stack", self.attach))
         detect_row = self._row(("dI", self.show_differential), ("Detect particles", self.detect))
@@ -124,7 +129,8 @@ class CurationWidget(Container):
         kymo_row = self._row(("Draw line", self.add_line_layer), ("Kymograph", self.kymograph))
         fit_row = self._row(("Fit blocking", self.start_fit_blocking))
         self._status = Label(label="", value="no stack: open a dataset or pick a stack layer")
-        self.extend([self._path, data_row, self._source, self._n_ref, self._min_area, detect_row,
+        self.extend([self._path, data_row, self._source, self._n_ref, self._normalize,
+                     self._rolling, self._min_area, detect_row,
                      self._particle, self._info, status_row, self._class, self._notes, text_row,
                      self._other, edit_row, undo_row, particle_row, kymo_row, fit_row, self._status])
         self._particle.changed.connect(self._on_particle_spin)
@@ -426,20 +432,48 @@ class CurationWidget(Container):
             return self.attach(stack)
         return None
 
-    def show_differential(self, n_reference_frames=None):
-        """Add (or refresh) the dI = I/I0 − 1 stack as an image layer, lazily.
+    def differential_options(self, *, rolling=True) -> dict:
+        """The widget's dI settings as keyword arguments of
+        :func:`asymflux.analysis.differential_intensity` and
+        :func:`~asymflux.analysis.particle_timeseries`: reference frames, *Normalise
+        illumination* (the dataset's recorded frame intensity, else the mean of the
+        pixels away from all particles) and, with ``rolling``, *Rolling differential*."""
+        from asymflux.analysis import dataset_normalization, particle_free_pixels
 
-        Diverging colormap with white at dI = 0 and red for delithiation (dI > 0);
-        contrast limits ±x, x from the last frame.
+        options = {"n_reference_frames": int(self._n_ref.value)}
+        if self._normalize.value:
+            options["normalize"] = dataset_normalization(self.dataset, "frame_mean")
+            if isinstance(options["normalize"], str) and self.curation is not None \
+                    and self.curation.labels.any():
+                options["background_mask"] = particle_free_pixels(self.curation.labels)
+        if rolling and int(self._rolling.value) > 0:
+            options["rolling_frames"] = int(self._rolling.value)
+        return options
+
+    @staticmethod
+    def _options_key(options) -> dict:
+        """``options`` with arrays replaced by checksums (to tell whether a dI layer is current)."""
+        return {k: v if v is None or isinstance(v, str | int) else
+                zlib.crc32(np.ascontiguousarray(v).tobytes()) for k, v in options.items()}
+
+    def show_differential(self, n_reference_frames=None):
+        """Add (or refresh) the differential stack as an image layer, lazily.
+
+        dI = I/I0 − 1, or I_t/I_(t−n) − 1 with *Rolling differential*, after dividing
+        each frame by its illumination with *Normalise illumination*
+        (:meth:`differential_options`). Diverging colormap with white at dI = 0 and red
+        for delithiation (dI > 0); contrast limits ±x, x from the last frame.
         """
         from asymflux.analysis import differential_intensity
 
         if self.stack is None:
             raise RuntimeError("no stack attached: open a dataset or pick a stack layer first")
-        n_ref = int(n_reference_frames or self._n_ref.value)
+        options = self.differential_options()
+        if n_reference_frames:
+            options["n_reference_frames"] = int(n_reference_frames)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            dI = differential_intensity(self.stack, n_reference_frames=n_ref)
+            dI = differential_intensity(self.stack, **options)
         x = _symmetric_limit(dI[-1])
         name = f"{self.image_layer.name} dI" if self.image_layer is not None else "dI"
         if self.dI_layer is not None and self.dI_layer in self.viewer.layers:
@@ -448,8 +482,8 @@ class CurationWidget(Container):
         else:
             self.dI_layer = self.viewer.add_image(
                 dI, name=name, colormap=diverging_colormap(), contrast_limits=(-x, x),
-                metadata={METADATA_KEY: {"role": "dI", "n_reference_frames": n_ref}})
-        self.dI_layer.metadata[METADATA_KEY]["n_reference_frames"] = n_ref
+                metadata={METADATA_KEY: {"role": "dI"}})
+        self.dI_layer.metadata[METADATA_KEY]["options"] = self._options_key(options)
         if self.labels_layer is not None and self.labels_layer in self.viewer.layers:
             # particles as outlines on top, so that dI inside them stays visible
             self.labels_layer.contour = 2
@@ -457,16 +491,16 @@ class CurationWidget(Container):
                                     len(self.viewer.layers))
         return self.dI_layer
 
-    def _dI(self):
-        n_ref = int(self._n_ref.value)
+    def _dI(self, *, rolling=True):
+        options = self.differential_options(rolling=rolling)
         if self.dI_layer is not None and self.dI_layer.metadata.get(METADATA_KEY, {}).get(
-                "n_reference_frames") == n_ref:
+                "options") == self._options_key(options):
             return self.dI_layer.data
         from asymflux.analysis import differential_intensity
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return differential_intensity(self.stack, n_reference_frames=n_ref)
+            return differential_intensity(self.stack, **options)
 
     def detect(self, min_area_px=None):
         """Detect particles on the reference image (mean of the first frames) into the labels.
@@ -583,8 +617,7 @@ class CurationWidget(Container):
             warnings.simplefilter("ignore", RuntimeWarning)
             table = particle_timeseries(
                 self.stack, labels, pixel_nm=self.pixel_nm, time_s=self.time_s,
-                capacity_mAh_g=self.capacity_mAh_g, n_reference_frames=int(self._n_ref.value),
-                n_threads=1)
+                capacity_mAh_g=self.capacity_mAh_g, n_threads=1, **self.differential_options())
         self.particle_table = table
         frames = table["frame"].to_numpy(float)
         com = np.column_stack([frames, table["com_row"], table["com_col"]])
@@ -676,7 +709,8 @@ class CurationWidget(Container):
         box = crop_box(mask, pad_px=8)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            dI = np.asarray(self._dI()[(slice(None), *box)], dtype=float)
+            # the blocking model predicts dI relative to the reference: never a rolling one
+            dI = np.asarray(self._dI(rolling=False)[(slice(None), *box)], dtype=float)
         kwargs = {"pixel_nm": self.pixel_nm, "time_s": self.time_s - self.time_s[0],
                   "rate_mA_g": float(rate_mA_g), "max_arcs": max_arcs}
         return pid, mask, (dI, mask[box]), kwargs
