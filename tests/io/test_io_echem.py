@@ -613,3 +613,17 @@ def test_neware_second_resolution_step_starts_nudged_forward(tmp_path, monkeypat
     frame.loc[3, "Time"] = 15.0  # 5 s back: not a rounding artefact, refused
     with pytest.raises(DatasetError, match="backwards"):
         read_echem(p)
+
+
+def test_unsigned_mean_current_replaced_by_the_counter(tmp_path):
+    """Some CV exports write <I>/mA as a magnitude; the charge counter keeps the sign."""
+    n = 60
+    t = np.arange(n) * 10.0
+    i = np.where(np.arange(n) < 30, 0.5, -0.5)
+    dq = np.r_[0.0, i[1:] * 10 / 3600]
+    rows = [[1, 1, t[k], 0.0, 3.7, abs(i[k]), dq[k], np.cumsum(dq)[k], 0, 1] for k in range(n)]
+    p = _write_mpt(tmp_path / "cv.mpt", rows, technique="Cyclic Voltammetry")
+    p.write_text(p.read_text(encoding="cp1252").replace("\tI/mA\t", "\t<I>/mA\t"), encoding="cp1252")
+    with pytest.warns(EchemWarning, match="disagrees in sign"):
+        df = read_mpt(p)
+    np.testing.assert_allclose(df["current_mA"].iloc[1:], i[1:], rtol=1e-6)

@@ -22,7 +22,7 @@ MPR_COLUMNS: dict[str, tuple[tuple[str, float], ...]] = {
     "time_s": (("time/s", 1.0),),
     "voltage_V": (("Ewe/V", 1.0), ("<Ewe>/V", 1.0), ("Ecell/V", 1.0), ("Ewe-Ece/V", 1.0)),
     "current_mA": (("I/mA", 1.0), ("<I>/mA", 1.0)),
-    "dq_mAh": (("dq/mA.h", 1.0), ("dQ/mA.h", 1.0), ("dq/C", 1.0 / 3.6)),
+    "dq_mAh": (("dq/mA.h", 1.0), ("dQ/mA.h", 1.0), ("dQ/C", 1.0 / 3.6), ("dq/C", 1.0 / 3.6)),
     "q_minus_qo_mAh": (("(Q-Qo)/mA.h", 1.0), ("(Q-Qo)/C", 1.0 / 3.6)),
     "q_half_cycle_mAh": (("Q charge/discharge/mA.h", 1.0),),
     "step": (("Ns", 1),),
@@ -141,6 +141,16 @@ def biologic_columns(raw, *, path, technique=None, loop_starts=None):
         inc = counter_increments(found["q_half_cycle_mAh"], resets=resets)
         attrs["charge_from"] = f"{used['q_half_cycle_mAh']} (restarts at half cycles undone)"
     current = found["current_mA"]
+    if current is not None and used["current_mA"] == "<I>/mA" and inc is not None and n > 2:
+        # <I>/mA (a record's mean current) is unsigned in some exports (e.g. CV): trust the
+        # counter's sign when the two disagree
+        derived = current_from_increments(t, inc)
+        scale = np.nanmax(np.abs(derived)) if np.isfinite(derived).any() else 0.0
+        both = (np.abs(derived) > 1e-3 * scale) & (np.abs(current) > 1e-3 * scale)
+        if both.sum() > 10 and np.mean(np.sign(derived[both]) != np.sign(current[both])) > 0.1:
+            attrs["warnings"] = ["<I>/mA disagrees in sign with the charge counter: the "
+                                 "current is taken from the counter's increments instead"]
+            current = None
     if current is not None:
         attrs["current_from"] = used["current_mA"]
     elif inc is not None and t is not None:
