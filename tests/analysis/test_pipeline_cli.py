@@ -87,3 +87,35 @@ def test_cli_many_datasets_on_a_local_cluster(tmp_path):
     parts = pd.read_csv(out / "particles.csv")
     assert sorted(parts.dataset.unique()) == ["aged-0", "fresh-1"]
     assert len(parts) == 4
+
+
+def test_cli_analyze_bare_multichannel_movie_with_a_cycler_file(tmp_path, capsys):
+    """A T x C x Y x X movie needs --channel; --echem brings the capacity of any cycler file."""
+    import tifffile
+
+    ds = make_dataset(masks=False)
+    stack = np.asarray(ds.stack)
+    movie = tmp_path / "tcyx.tif"
+    tifffile.imwrite(movie, np.stack([np.zeros_like(stack), stack], axis=1), imagej=True,
+                     metadata={"axes": "TCYX", "finterval": 30.0})
+    cell = tmp_path / "cell.csv"
+    t = np.arange(0, 271.0, 1.0)
+    pd.DataFrame({"time_s": t, "voltage_V": 3.7, "current_mA": 0.002}).to_csv(cell, index=False)
+    assert main(["analyze", str(movie), "--out", str(tmp_path / "no"), "--pixel-nm", "65"]) == 2
+    assert "--channel" in capsys.readouterr().err and not (tmp_path / "no").exists()
+    assert main(["analyze", str(movie), "--out", str(tmp_path / "r"), "--pixel-nm", "65",
+                 "--channel", "1", "--echem", str(cell), "--active-mass-mg", "0.4"]) == 0
+    ts = pd.read_csv(tmp_path / "r" / "timeseries.csv")
+    reference = an.analyze_dataset(make_dataset(masks=False))[1]
+    one = ts[ts.particle_id == ts.particle_id.min()]
+    # 0.002 mA for 30 s per frame on 0.4 mg: 0.0417 mAh/g per frame
+    np.testing.assert_allclose(one.capacity_mAh_g, 0.002 * np.arange(10) * 30 / 3600 / 0.4e-3,
+                               rtol=1e-9)
+    np.testing.assert_allclose(np.sort(ts.offset_nm.fillna(-1)),
+                               np.sort(reference.offset_nm.fillna(-1)), rtol=1e-9)
+    far = tmp_path / "far.csv"
+    pd.DataFrame({"time_s": t + 1e6, "voltage_V": 3.7, "current_mA": 0.002}).to_csv(far,
+                                                                                   index=False)
+    assert main(["analyze", str(movie), "--out", str(tmp_path / "x"), "--pixel-nm", "65",
+                 "--channel", "1", "--echem", str(far)]) == 2
+    assert "do not overlap" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -28,6 +28,17 @@ def register(subparsers) -> None:
     p.add_argument("--pixel-nm", type=float, metavar="P", help="pixel size for bare stacks")
     p.add_argument("--frame-interval-s", type=float, metavar="S",
                    help="time between frames for bare stacks")
+    p.add_argument("--echem", type=Path, metavar="FILE",
+                   help="bare stacks: the cycler file of the movie (any brand, docs/formats.md), "
+                        "on the frames' clock")
+    p.add_argument("--active-mass-mg", type=float, metavar="M",
+                   help="bare stacks: active mass, mg (capacity per gram)")
+    p.add_argument("--channel", type=int, metavar="K",
+                   help="bare stacks: channel K of a multi-channel (T x C x Y x X) movie")
+    p.add_argument("--z", type=int, metavar="K", help="bare stacks: depth K of a T x Z x Y x X movie")
+    p.add_argument("--frame-axis", metavar="AX",
+                   help="bare stacks: the TIFF axis that holds the frames (e.g. Z for a z-stack "
+                        "recorded as slices)")
     p.add_argument("--threshold", type=float, default=0.05,
                    help="dI below which a pixel is unreacted (default 0.05)")
     p.add_argument("--edge-px", type=int, default=2,
@@ -62,26 +73,46 @@ def register(subparsers) -> None:
     c.set_defaults(func=run_cohort)
 
 
-def _read_dataset(path, pixel_nm, frame_interval_s):
+def _read_dataset(path, pixel_nm, frame_interval_s, read=None):
     from asymflux import io
 
     path = Path(path)
     if not path.exists():
         raise ValueError(f"dataset {path} does not exist")
-    kwargs = {}
+    read = {k: v for k, v in (read or {}).items() if v is not None}
+    echem_path, mass = read.pop("echem", None), read.pop("active_mass_mg", None)
+    kwargs = dict(read)
     if pixel_nm is not None:
         kwargs["pixel_nm"] = pixel_nm
     if frame_interval_s is not None:
         kwargs["frame_interval_s"] = frame_interval_s
-    return io.read_dataset(path, **kwargs)
+    ds = io.read_dataset(path, **kwargs)
+    if echem_path is None:
+        return ds
+    table = io.read_echem(echem_path, active_mass_mg=mass)
+    t = table["time_s"].to_numpy()
+    if not (t[0] <= ds.time_s[-1] and ds.time_s[0] <= t[-1]):
+        raise ValueError(
+            f"{echem_path}: the cycler records ({t[0]:g}-{t[-1]:g} s) do not overlap the frames of "
+            f"{path} ({ds.time_s[0]:g}-{ds.time_s[-1]:g} s); both must be on one clock (seconds)"
+        )
+    meta = dict(ds.metadata)
+    if mass is not None:
+        meta["active_mass_mg"] = float(mass)
+    import dataclasses
+
+    with_echem = dataclasses.replace(ds, echem=table, metadata=meta)
+    if getattr(ds, "frame_intensity", None) is not None:  # the instrument's, not a field
+        with_echem.frame_intensity = ds.frame_intensity
+    return with_echem
 
 
 def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, options=None,
-                 progress=False):
+                 progress=False, read=None):
     """Read one dataset and analyse it: ``(particles, timeseries, labels, name)``."""
     from ._pipeline import analyze_dataset, dataset_name
 
-    ds = _read_dataset(path, pixel_nm, frame_interval_s)
+    ds = _read_dataset(path, pixel_nm, frame_interval_s, read)
     if getattr(ds, "pixel_nm", None) is None and pixel_nm is not None:
         ds.pixel_nm = pixel_nm
     rolling = (options or {}).get("rolling_frames")
@@ -126,8 +157,18 @@ def run_analyze(args: argparse.Namespace) -> int:
         options["rolling_frames"] = args.rolling
     if args.asymmetry_threshold is not None:
         options["asymmetry_threshold"] = args.asymmetry_threshold
+    read = {"echem": args.echem, "active_mass_mg": args.active_mass_mg, "channel": args.channel,
+            "z": args.z, "frame_axis": args.frame_axis}
+    if args.echem is not None:
+        from asymflux.io import echem_format
+
+        echem_format(args.echem)  # a missing or non-cycler file is refused before any work
+        if args.active_mass_mg is not None:
+            from asymflux._validate import check_range
+
+            check_range("--active-mass-mg", args.active_mass_mg, 0, None, low_inclusive=False)
     kw = {"pixel_nm": args.pixel_nm, "frame_interval_s": args.frame_interval_s, "masks": masks,
-          "options": options}
+          "options": options, "read": read}
     paths = list(args.datasets)
     for p in paths:
         if not Path(p).exists():

@@ -239,7 +239,7 @@ def _plan_axes(shape, axes, *, channel=None, z=None, frame_axis=None, source):
             if channel is None:
                 raise DatasetError(
                     f"{source}: {desc} holds {size[a]} channels (axis {a!r}); pass channel=K "
-                    f"(0 to {size[a] - 1}) to read one of them"
+                    f"(0 to {size[a] - 1}; command line: --channel K) to read one of them"
                 )
             key[a] = _index(channel, size[a], name="channel", axis=a, source=source, desc=desc)
         else:
@@ -268,12 +268,13 @@ def _plan_axes(shape, axes, *, channel=None, z=None, frame_axis=None, source):
         if "Z" in big and len(big) > 1:
             raise DatasetError(
                 f"{source}: {desc} has {size['Z']} depths (axis 'Z') besides the frames; "
-                f"pass z=K (0 to {size['Z'] - 1}) to read one depth"
+                f"pass z=K (0 to {size['Z'] - 1}; command line: --z K) to read one depth"
             )
         if big == ["Z"]:
             raise DatasetError(
-                f"{source}: {desc} is a Z stack (depth, not time); pass frame_axis='Z' to "
-                "read its depths as frames (they get no frame times)"
+                f"{source}: {desc} is a Z stack (depth, not time); pass frame_axis='Z' "
+                "(command line: --frame-axis Z) to read its depths as frames (they get no frame "
+                "times)"
             )
         if not big:
             raise DatasetError(
