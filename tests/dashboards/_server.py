@@ -4,6 +4,7 @@ subprocess on a free localhost port, drive Debian chromium, read what the plots 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("ASYMFLUX_CHROMIUM") or "/usr/bin/chromium"  # tools/prereqs.py
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 DASHBOARDS = [str(ROOT / "dashboards" / "model_explorer.py"), str(ROOT / "dashboards" / "cohort.py")]
@@ -94,16 +95,69 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent_fn():
+    """A ``preexec_fn`` that makes the child get SIGINT when its parent dies (Linux
+    PR_SET_PDEATHSIG), so that a server whose test session was killed stops too (on SIGINT it
+    shuts its worker pool down); None elsewhere. libc is loaded here, in the parent: the
+    child, between fork and exec, only makes the system call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, int(signal.SIGINT))  # 1 = PR_SET_PDEATHSIG
+
+
+def kill_group(proc: subprocess.Popen, *, grace_s: float = 3.0) -> None:
+    """Stop ``proc`` and every process of its process group (it must lead one: started with
+    ``start_new_session=True``): SIGTERM to all of them, then SIGKILL after ``grace_s``."""
+    pgid = proc.pid
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break  # the whole group is gone
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            proc.poll()
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            continue
+        break
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 @contextmanager
-def serve(env_cache: str, *, timeout_s: float = 120.0, log_path=None):
-    """``panel serve`` both dashboards; yields the base URL; always killed at the end."""
+def serve(env_cache: str, *, timeout_s: float = 120.0, log_path=None, dashboards=None,
+          probe: str = "/model_explorer"):
+    """``panel serve`` both dashboards (or the files ``dashboards``); yields the base URL.
+    Ready when ``probe`` answers: a page (which opens a session, running its app) or, to
+    leave the first page to the test, a static file (:data:`STATIC_PROBE`). The server, its
+    worker processes and anything else they start are killed at the end (their own process
+    group), also when the test fails or the run is interrupted."""
     port = free_port()
     env = dict(os.environ, ASYMFLUX_CACHE=str(env_cache), PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "panel", "serve", *DASHBOARDS, "--port", str(port),
+    cmd = [sys.executable, "-m", "panel", "serve", *(dashboards or DASHBOARDS), "--port", str(port),
            "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
            "--num-procs", "1"]
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, preexec_fn=_die_with_parent_fn())
+    except BaseException:
+        if log_path:
+            log.close()
+        raise
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s
@@ -111,7 +165,7 @@ def serve(env_cache: str, *, timeout_s: float = 120.0, log_path=None):
             if proc.poll() is not None:
                 raise RuntimeError(f"panel serve exited with code {proc.returncode}")
             try:
-                urllib.request.urlopen(url + "/model_explorer", timeout=60).read(100)
+                urllib.request.urlopen(url + probe, timeout=60).read(100)
                 break
             except OSError:
                 if time.monotonic() > deadline:
@@ -119,14 +173,13 @@ def serve(env_cache: str, *, timeout_s: float = 120.0, log_path=None):
                 time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        kill_group(proc)
         if log_path:
             log.close()
+
+
+STATIC_PROBE = "/static/js/bokeh.min.js"
+"""A file ``panel serve`` serves without running any app (see :func:`serve`)."""
 
 
 def launch(playwright):
