@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo_output
 PORT ?= 5006
 
-.PHONY: demo test lint environment clean
+.PHONY: demo test lab lint environment clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	@$(PY) tools/prereqs.py
 	$(PY) -m pytest
+
+# The notebooks in JupyterLab (paired .py/.ipynb through jupytext); LAB_PORT to change the port.
+LAB_PORT ?= 8888
+LAB_AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(LAB_PORT) $(LAB_AS_ROOT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
