@@ -93,3 +93,50 @@ def test_demo_writes_figures_checks_trends_and_builds_data(tmp_path, capsys):
     assert "FAILED" not in capsys.readouterr().out
     for name in datasets.list_datasets():
         assert (datasets.path(name) / "metadata.json").exists()
+
+
+# ------------------------------------------------------------------ output locations (#15)
+# (the full table of bad outputs per command is in tests/test_transactions.py)
+
+
+def _special_nodes(tmp_path):
+    import os
+    import stat
+
+    nodes = []
+    os.mkfifo(tmp_path / "fifo")
+    nodes.append(tmp_path / "fifo")
+    if os.geteuid() == 0:  # a private /dev/null in tmp_path, never the real one
+        os.mknod(tmp_path / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        nodes.append(tmp_path / "null")
+    return nodes
+
+
+def test_special_files_are_refused_and_kept(tmp_path, capsys):
+    import stat
+
+    for node in _special_nodes(tmp_path):
+        mode = node.lstat().st_mode
+        assert main(["simulate", "--out", str(node), "--minutes", "1"]) == 2
+        err = capsys.readouterr().err
+        assert "special file" in err and str(node) in err and len(err.strip().splitlines()) == 1
+        assert node.lstat().st_mode == mode and not stat.S_ISREG(mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) <= ["fifo", "null"]
+
+
+def test_output_that_is_a_folder_is_refused_before_work(tmp_path, capsys):
+    assert main(["rate-sweep", "--rates", "100", "--csv", str(tmp_path), "--quiet"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cohort_does_not_overwrite_its_input(tmp_path, capsys):
+    res = tmp_path / "res"
+    res.mkdir()
+    text = "dataset,ageing,particle_id,classification\nd,fresh,1,symmetric\n"
+    (res / "particles.csv").write_text(text)
+    assert main(["cohort", str(res), "--out", str(res / "particles.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "input" in err and len(err.strip().splitlines()) == 1
+    assert (res / "particles.csv").read_text() == text
+    assert sorted(p.name for p in res.iterdir()) == ["particles.csv"]

@@ -1,39 +1,294 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename.
+"""Outputs as transactions: every output appears complete or not at all.
 
-A reader never sees a half-written file, and a crash leaves the previous version intact.
+* :func:`atomic_path` — one file: written into a temporary file, then renamed over the
+  target in one step. A *special* target (device, FIFO, socket) is written *through*
+  (opened and written, never replaced); a *symlink* is followed: the file it points to is
+  replaced and the link kept.
+* :func:`atomic_folder` — a whole folder (a dataset, an ``analyze`` output): written into a
+  temporary folder, then swapped with the old folder in one step (``renameat2`` with
+  ``RENAME_EXCHANGE`` on Linux; elsewhere two renames, and a reader that finds the folder
+  missing restores the old one). Entries of the old folder that the new one does not
+  write can be carried over (``carry``).
+* :func:`check_output` — the one check of an output location every command runs before
+  any work: not a folder where a file is expected (or the reverse), not a special file,
+  not one of the inputs, parent folder present and writable.
+
+Temporary files and folders live in a hidden folder ``.asymflux-partial/`` beside the
+target, each locked (``flock``) by the process writing it. No reader looks there, so a
+crash never leaves something that is read as data; :func:`clean_leftovers` (run by every
+writer, and by readers that find a leftover) removes the entries whose writer is gone.
+Files and folders get the modes a plain ``open`` / ``mkdir`` would give (the umask), an
+existing file's mode is kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import shutil
 import tempfile
+import time
 from pathlib import Path
+
+try:  # POSIX advisory locks; without them leftovers are cleaned by age only
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+__all__ = [
+    "STAGING", "OutputError", "atomic_folder", "atomic_path", "check_output", "clean_leftovers",
+    "default_mode", "is_leftover", "link_into", "output_errors", "umask", "write_bytes_atomic",
+    "write_text_atomic",
+]
+
+#: Hidden folder (beside a target) holding the temporary files / folders of writes in progress.
+STAGING = ".asymflux-partial"
+_PROCESS_START = time.time()
+# leftovers of earlier asymflux versions, beside the target: ``.name.tmp-XXXX`` /
+# ``.name.old-XXXXXXXX`` folders and ``.name.XXXXXXXX<suffix>.tmp`` files
+_LEGACY_DIR = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-[A-Za-z0-9_]{6,}$")
+_STAGED = re.compile(r"^(?P<name>.+)\.(?P<kind>tmp|old)-[a-z0-9_]+$")
+_LEGACY_FILE = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}(\.[^/]*)?\.tmp$")
+
+
+class OutputError(ValueError):
+    """An output location that cannot be written; the message is one line naming it."""
+
+
+def umask() -> int:
+    """The process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(*, directory: bool = False) -> int:
+    """Permissions a plainly created file / folder gets (mkstemp / mkdtemp give 0o600 / 0o700)."""
+    return (0o777 if directory else 0o666) & ~umask()
+
+
+def _follow(path: Path) -> Path:
+    """A symlink's final target (the link is kept, the file it names is written)."""
+    if path.is_symlink():
+        return Path(os.path.realpath(path))
+    return Path(os.path.abspath(path))  # "." and ".." have no name and no parent of their own
+
+
+def _is_special(path: Path) -> bool:
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
+def is_leftover(path) -> bool:
+    """True for the temporary files / folders of an interrupted write (never data)."""
+    path = Path(path)
+    return (STAGING in path.parts or bool(_LEGACY_DIR.match(path.name))
+            or bool(_LEGACY_FILE.match(path.name)))
+
+
+# ----------------------------------------------------------------------------- locks
+
+
+def _try_lock(path: Path):
+    """An fd holding an exclusive lock on ``path``, or None if another process holds it."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except (IsADirectoryError, FileNotFoundError):
+        return None
+    if fcntl is None:  # pragma: no cover
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+class _Stage:
+    """A locked entry (file or folder) of the staging folder beside ``parent / name``."""
+
+    def __init__(self, parent: Path, name: str, kind: str, *, directory: bool, suffix: str = ""):
+        self.staging = parent / STAGING
+        for _ in range(20):
+            try:
+                self.staging.mkdir(exist_ok=True)
+                fd, lock = tempfile.mkstemp(prefix=f"{name}.{kind}-",
+                                            suffix=".lock" if directory else suffix,
+                                            dir=self.staging)
+            except FileNotFoundError:  # the staging folder was just removed by a cleaner
+                continue
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink == 0:  # a cleaner took it between mkstemp and flock
+                os.close(fd)
+                continue
+            break
+        else:  # pragma: no cover
+            raise OSError(errno.EAGAIN, "cannot create a temporary file", str(self.staging))
+        self.fd, self.lock = fd, Path(lock)
+        self.path = self.lock.with_suffix("") if directory else self.lock
+        self.directory = directory
+        if directory:
+            try:
+                os.mkdir(self.path, 0o777)
+            except BaseException:
+                self.close()
+                raise
+
+    def close(self):
+        if not self.directory:
+            self.path.unlink(missing_ok=True)
+        else:
+            if self.path.is_dir() and not self.path.is_symlink():
+                shutil.rmtree(self.path, ignore_errors=True)
+            self.lock.unlink(missing_ok=True)
+        os.close(self.fd)
+        with contextlib.suppress(OSError):
+            self.staging.rmdir()  # only when empty
+
+
+def clean_leftovers(parent) -> list[Path]:
+    """Remove what interrupted writes left in ``parent``; returns what was removed or restored.
+
+    Entries of ``parent/.asymflux-partial`` are removed when no process holds their lock;
+    a folder moved aside while being replaced (``NAME.old-*``) is renamed back to ``NAME``
+    when ``NAME`` is missing. Leftovers of earlier asymflux versions beside the targets
+    (``.NAME.tmp-*``, ``.NAME.old-*``, ``.NAME.XXXXXXXX.tmp``) are removed when older than
+    this process (an ``.old`` folder whose ``NAME`` is missing is restored instead).
+    Errors (read-only media, permissions) are ignored.
+    """
+    parent = Path(parent)
+    done: list[Path] = []
+    try:
+        _clean_staging(parent, done)
+        _clean_legacy(parent, done)
+    except OSError:
+        pass
+    return done
+
+
+def _clean_staging(parent: Path, done: list):
+    staging = parent / STAGING
+    if not staging.is_dir():
+        return
+    for entry in sorted(staging.iterdir()):
+        try:
+            _clean_entry(entry, parent, done)
+        except OSError:
+            continue
+    with contextlib.suppress(OSError):
+        staging.rmdir()
+
+
+def _clean_entry(entry: Path, parent: Path, done: list):
+    if not entry.exists() and not entry.is_symlink():
+        return  # removed with its folder
+    if entry.is_dir() and not entry.is_symlink():
+        lock = entry.with_name(entry.name + ".lock")
+        if not lock.exists():  # a folder without its lock: only when older than us
+            if entry.stat().st_mtime < _PROCESS_START:
+                _drop_or_restore(entry, parent, done)
+            return
+    elif entry.name.endswith(".lock") and entry.with_suffix("").is_dir():
+        return  # handled with its folder
+    else:
+        lock = entry
+    fd = _try_lock(lock)
+    if fd is None:
+        return
+    try:
+        if os.fstat(fd).st_nlink == 0:
+            return
+        _drop_or_restore(entry, parent, done)
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+    finally:
+        os.close(fd)
+
+
+def _drop_or_restore(entry: Path, parent: Path, done: list):
+    m = _STAGED.match(entry.name)
+    name = m["name"] if m and m["kind"] == "old" else None
+    if entry.is_dir() and name and not (parent / name).exists():
+        os.rename(entry, parent / name)  # the old version of a half-replaced folder
+    elif entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            entry.unlink()
+    done.append(entry)
+
+
+def _clean_legacy(parent: Path, done: list):
+    for entry in parent.iterdir():
+        if not entry.name.startswith(".") or entry.name == STAGING:
+            continue
+        try:
+            _clean_legacy_entry(entry, parent, done)
+        except OSError:
+            continue
+
+
+def _clean_legacy_entry(entry: Path, parent: Path, done: list):
+    m = _LEGACY_DIR.match(entry.name)
+    if m and entry.is_dir() and not entry.is_symlink():
+        target = parent / m["name"]
+        if m["kind"] == "old" and not target.exists() and (entry / "metadata.json").is_file():
+            os.rename(entry, target)
+            done.append(entry)
+        elif entry.stat().st_mtime < _PROCESS_START:
+            shutil.rmtree(entry)
+            done.append(entry)
+    elif _LEGACY_FILE.match(entry.name) and entry.is_file() and not entry.is_symlink():
+        if entry.stat().st_mtime < _PROCESS_START:
+            entry.unlink()
+            done.append(entry)
+
+
+# ----------------------------------------------------------------------------- files
 
 
 @contextlib.contextmanager
 def atomic_path(path, *, suffix: str | None = None):
-    """Yield a temporary path in the target's folder; on success rename it over ``path``.
+    """Yield a temporary path; on success it replaces ``path`` in one step.
 
     The temporary file keeps the target's suffix (or ``suffix``) so libraries that
     choose a format by extension (``np.savez``, pandas) behave the same. On error the
-    temporary file is removed and ``path`` is untouched.
+    temporary file is removed and ``path`` is untouched. The written file gets the mode of
+    the file it replaces, else the umask's. A symlink is followed (the file it points to is
+    replaced, the link kept); a special file (device, FIFO, socket) is written through,
+    never replaced. A folder at ``path`` raises :class:`IsADirectoryError` before anything
+    is written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=(suffix if suffix is not None else path.suffix) + ".tmp",
-        dir=path.parent,
-    )
-    os.close(fd)
-    tmp = Path(tmp)
+    target = _follow(path)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file name", str(path))
+    suffix = suffix if suffix is not None else target.suffix
+    if _is_special(target):
+        fd, tmp = tempfile.mkstemp(suffix=suffix)
+        os.close(fd)
+        tmp = Path(tmp)
+        try:
+            yield tmp
+            with open(tmp, "rb") as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(parent)
+    mode = (target.stat().st_mode & 0o7777) if target.is_file() else default_mode()
+    stage = _Stage(parent, target.name, "tmp", directory=False, suffix=suffix)
     try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+        yield stage.path
+        os.chmod(stage.path, mode)
+        os.replace(stage.path, target)
+    finally:
+        stage.close()
 
 
 def write_bytes_atomic(path, data: bytes) -> None:
@@ -44,3 +299,168 @@ def write_bytes_atomic(path, data: bytes) -> None:
 def write_text_atomic(path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- folders
+
+
+def link_into(src: Path, dst: Path) -> None:
+    """Put ``src`` (a file or a folder tree) at ``dst`` as hard links, copying where links
+    are not possible. Symlinks are copied as symlinks."""
+    src, dst = Path(src), Path(dst)
+    if src.is_symlink():
+        os.symlink(os.readlink(src), dst)
+    elif src.is_dir():
+        os.mkdir(dst)
+        shutil.copystat(src, dst)
+        for child in src.iterdir():
+            link_into(child, dst / child.name)
+    else:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+@contextlib.contextmanager
+def atomic_folder(path, *, carry=None):
+    """Yield an empty temporary folder; on success it replaces the folder ``path`` in one step.
+
+    ``carry(old, new)``, if given, is called with the existing folder and the completed
+    temporary one just before the swap, to bring over entries of the old folder the new one
+    should keep (use :func:`link_into`: the old folder is removed after the swap). A
+    symlink ``path`` is followed (the link is kept). On error nothing changes at ``path``.
+    """
+    path = Path(path)
+    target = _follow(path)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(path))
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(parent)
+    stage = _Stage(parent, target.name, "tmp", directory=True)
+    try:
+        os.chmod(stage.path, default_mode(directory=True))
+        yield stage.path
+        if not target.exists():
+            os.rename(stage.path, target)
+            return
+        if carry is not None:
+            carry(target, stage.path)
+        if _exchange(stage.path, target):
+            return  # the old folder is now at stage.path, removed by close()
+        old = _Stage(parent, target.name, "old", directory=True)
+        try:
+            os.rename(target, old.path)
+            os.rename(stage.path, target)
+        except BaseException:
+            if not target.exists():
+                os.rename(old.path, target)
+            raise
+        finally:
+            old.close()
+    finally:
+        stage.close()
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(os.path.realpath(a)) == Path(os.path.realpath(b))
+
+
+def _inside(a: Path, b: Path) -> bool:
+    """``a`` lies inside the folder ``b``."""
+    ra, rb = Path(os.path.realpath(a)), Path(os.path.realpath(b))
+    return rb in ra.parents
+
+
+def check_output(path, *, what: str = "--out", folder: bool = False, inputs=(),
+                 input_folders=(), accept_folder=None) -> Path:
+    """Check an output location before any work; return it as a Path.
+
+    Raises :class:`OutputError` (a ValueError, one line naming ``what`` and the path) when
+    ``path`` is a folder and a file is expected or the reverse, a special file (device,
+    FIFO, socket), one of ``inputs`` or of ``input_folders`` (or holds one of them, or lies
+    inside one of ``inputs``), when its parent folder is missing, not a folder or not
+    writable, or (``folder=True``) an existing non-empty folder that ``accept_folder(path)``
+    does not accept. A symlink is checked as the file or folder it points to.
+    """
+    path = Path(path)
+    target = _follow(path)
+    noun = "folder" if folder else "file"
+    if target.exists():
+        if _is_special(target):
+            raise OutputError(f"{what} {path}: is a special file (device, FIFO or socket); "
+                              f"expected a {noun} name")
+        if folder and not target.is_dir():
+            raise OutputError(f"{what} {path}: is a file; expected a folder")
+        if not folder and target.is_dir():
+            raise OutputError(f"{what} {path}: is a folder; expected a file name")
+    for p in inputs:
+        p = Path(p)
+        if not p.exists() and not p.is_symlink():
+            continue
+        kind = "folder" if p.is_dir() else "file"
+        if _same(target, p) or _inside(target, p):
+            raise OutputError(f"{what} {path}: is {'inside ' if not _same(target, p) else ''}"
+                              f"the input {kind} {p}; choose another output")
+    for p in (*inputs, *input_folders):
+        p = Path(p)
+        kind = "folder" if p.is_dir() else "file"
+        if p.exists() and (_same(target, p) or (folder and _inside(p, target))):
+            raise OutputError(f"{what} {path}: {'is' if _same(target, p) else 'holds'} the "
+                              f"input {kind} {p}; choose another output")
+    parent = target.parent
+    if not parent.exists():
+        raise OutputError(f"{what} {path}: folder {parent} does not exist")
+    if not parent.is_dir():
+        raise OutputError(f"{what} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {path}: folder {parent} is not writable")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise OutputError(f"{what} {path}: is not writable")
+    if (folder and target.is_dir() and accept_folder is not None
+            and any(not c.name.startswith(".") for c in target.iterdir())
+            and not accept_folder(target)):
+        raise OutputError(f"{what} {path}: is a folder that holds other files; choose a new "
+                          "or empty folder")
+    return path
+
+
+@contextlib.contextmanager
+def output_errors(path, *, what: str = "--out"):
+    """Turn an OSError while writing ``path`` into an :class:`OutputError` (one line)."""
+    try:
+        yield
+    except OSError as e:
+        where = e.filename or path
+        raise OutputError(f"{what} {path}: cannot write {where}: "
+                          f"{e.strerror or type(e).__name__}") from e

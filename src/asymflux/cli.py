@@ -1,8 +1,11 @@
 """The ``asymflux`` command line.
 
-Every command validates its input before doing work and writes its output atomically;
-a ``ValueError`` (bad parameter, bad file) is printed as one line naming what is wrong
-and the command exits with status 2, leaving no partial file behind.
+Every command checks its input and its output location (:func:`asymflux._atomic.check_output`:
+not a folder where a file is expected or the reverse, not a special file, not one of the
+inputs, parent folder present and writable) before doing work, and writes its outputs as
+one transaction (they appear together, complete, or not at all). A ``ValueError`` (bad
+parameter, bad file, bad output) or an ``OSError`` while writing is printed as one line
+naming what is wrong and the command exits with status 2, leaving no partial file behind.
 """
 
 from __future__ import annotations
@@ -56,21 +59,43 @@ def _model_setup(args):
     return params, mesh, surface
 
 
+#: Largest image ``simulate`` writes (values over all output times): 800 MB of float64.
+_MAX_IMAGE_VALUES = 100_000_000
+
+
+def dataset_inputs(path) -> list[Path]:
+    """The files a command reads from a dataset path (the path itself, and for a dataset
+    folder its data and curation files), for :func:`asymflux._atomic.check_output`."""
+    from .io.dataset import CURATION_FILES, DATA_FILES
+
+    path = Path(path)
+    if path.is_dir() and (path / "metadata.json").is_file():
+        return [path / n for n in (*DATA_FILES, *CURATION_FILES)]
+    return [path]
+
+
 def cmd_simulate(args) -> int:
     import json
 
     import numpy as np
 
     from . import model
-    from ._atomic import atomic_path
+    from ._atomic import atomic_path, check_output, output_errors
     from ._validate import check_range
 
+    out = check_output(args.out)
     params, mesh, surface = _model_setup(args)
     rate = check_range("--rate-mA-g", args.rate_mA_g, 0, None, low_inclusive=False)
     minutes = sorted(args.minutes)
     for m in minutes:
         check_range("--minutes", m, 0, None, low_inclusive=False)
     pixel_nm = check_range("--pixel-nm", args.pixel_nm, 0, None, low_inclusive=False)
+    half = float(mesh.info.get("half_extent_um", mesh.extent_um))
+    n_px = int(np.ceil(2 * half / (pixel_nm / 1000.0) - 1e-9))
+    if n_px * n_px * len(minutes) > _MAX_IMAGE_VALUES:
+        raise ValueError(f"--pixel-nm {pixel_nm:g}: the images would be {n_px} x {n_px} pixels "
+                         f"x {len(minutes)} times, more than {_MAX_IMAGE_VALUES:.0e} values; "
+                         "use a larger pixel size")
     res = model.simulate(params, mesh, surface, [model.Charge(rate, minutes=max(minutes))],
                          output_minutes=minutes)
     idx = res.index_of_minutes(minutes)
@@ -79,8 +104,7 @@ def cmd_simulate(args) -> int:
             "diffusivity_m2_s": args.diffusivity_m2_s, "theta0": res.theta0,
             "radius_um": args.radius_um, "rate_mA_g": rate, "blocked": surface.label,
             "pixel_nm": pixel_nm}
-    out = Path(args.out)
-    with atomic_path(out) as tmp:
+    with output_errors(out), atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(
                 fh, minutes=np.asarray(minutes, dtype=float), x_um=img.x_um, y_um=img.y_um,
@@ -94,17 +118,17 @@ def cmd_simulate(args) -> int:
 
 def cmd_rate_sweep(args) -> int:
     from . import model
-    from ._atomic import atomic_path
+    from ._atomic import atomic_path, check_output, output_errors
     from ._validate import check_range
 
+    out = check_output(args.csv, what="--csv")
     params, mesh, surface = _model_setup(args)
     cutoff = check_range("--cutoff", args.cutoff, 0, 1, low_inclusive=False, high_inclusive=False)
     for r in args.rates:
         check_range("--rates", r, 0, None, low_inclusive=False)
     table = model.rate_capability(args.rates, {surface.label: surface}, params=params, mesh=mesh,
                                   cutoff_occupancy=cutoff, progress=not args.quiet)
-    out = Path(args.csv)
-    with atomic_path(out) as tmp:
+    with output_errors(out, what="--csv"), atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
     print(table.to_string(index=False))
     print(f"wrote {out}")
@@ -113,16 +137,21 @@ def cmd_rate_sweep(args) -> int:
 
 def cmd_demo(args) -> int:
     from . import demo
+    from ._atomic import check_output, output_errors
 
-    return demo.run(Path(args.out), progress=not args.quiet, data=not args.no_data)
+    out = check_output(args.out, folder=True, accept_folder=demo.is_demo_output)
+    with output_errors(out):
+        return demo.run(out, progress=not args.quiet, data=not args.no_data)
 
 
 def cmd_fit(args) -> int:
     import json
 
     from . import fit, io
-    from ._atomic import write_text_atomic
+    from ._atomic import check_output, output_errors, write_text_atomic
 
+    inputs = dataset_inputs(args.dataset) + ([Path(args.masks)] if args.masks else [])
+    out = check_output(args.out, inputs=inputs, input_folders=[args.dataset])
     dataset = io.read_dataset(args.dataset)
     masks = io.read_masks(args.masks) if args.masks else None
     print(f"fitting particle {args.particle} of {args.dataset} "
@@ -130,27 +159,12 @@ def cmd_fit(args) -> int:
     result = fit.fit_dataset(dataset, args.particle, masks=masks, rate_mA_g=args.rate_mA_g,
                              max_arcs=args.max_arcs, progress=True)
     summary = {"dataset": str(args.dataset), "particle_id": int(args.particle), **result.summary()}
-    write_text_atomic(Path(args.out), json.dumps(summary, indent=2, default=float) + "\n")
+    with output_errors(out):
+        write_text_atomic(out, json.dumps(summary, indent=2, default=float) + "\n")
     print(f"{result.model}: blocked {summary['blocked']}, diffusivity x{result.diffusivity_scale:.3g}, "
           f"rms dI {result.rms:.4f}")
     print(f"wrote {args.out}")
     return 0
-
-
-def _check_out(path: Path, inputs, *, what: str) -> Path:
-    """Refuse an output that is a folder, a special file or one of the inputs (before any work)."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{what} {path} is a folder; expected a file name")
-    if path.exists() and not path.is_file():
-        raise ValueError(f"{what} {path} is a special file (device, FIFO, socket); expected a "
-                         "regular file")
-    for p in inputs:
-        if path.exists() and Path(p).exists() and path.resolve() == Path(p).resolve():
-            raise ValueError(f"{what} {path} is the input file; choose another output name")
-    if not path.parent.exists():
-        raise ValueError(f"{what} {path}: folder {path.parent} does not exist")
-    return path
 
 
 def cmd_echem(args) -> int:
@@ -159,13 +173,13 @@ def cmd_echem(args) -> int:
     import warnings
 
     from . import io
-    from ._atomic import atomic_path
+    from ._atomic import atomic_path, check_output, output_errors
 
     if args.cycles and args.active_mass_mg is None:
         raise ValueError("--cycles needs --active-mass-mg (mg of active material)")
-    outs = [(_check_out(p, [args.file], what=w), kind) for p, w, kind in
+    outs = [(check_output(p, inputs=[args.file], what=w), kind) for p, w, kind in
             ((args.out, "--out", "table"), (args.cycles, "--cycles", "cycles")) if p]
-    if len(outs) == 2 and outs[0][0].resolve() == outs[1][0].resolve():
+    if len(outs) == 2 and os.path.realpath(outs[0][0]) == os.path.realpath(outs[1][0]):
         raise ValueError("--out and --cycles name the same file")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", io.EchemWarning)
@@ -184,20 +198,12 @@ def cmd_echem(args) -> int:
         print(cycles.round(4).to_string(index=False))
     with contextlib.ExitStack() as stack:  # both files written, then both renamed
         for path, kind in outs:
+            stack.enter_context(output_errors(path, what="--out" if kind == "table" else "--cycles"))
             tmp = stack.enter_context(atomic_path(path))
             (table if kind == "table" else cycles).to_csv(tmp, index=False)
     for path, _ in outs:
-        os.chmod(path, 0o666 & ~_umask())
         print(f"wrote {path}")
     return 0
-
-
-def _umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,8 +277,15 @@ def main(argv=None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, RuntimeError) as exc:  # bad input, or a solver failure
-        print(f"asymflux {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        msg = str(exc)
+    except OSError as exc:  # a file that cannot be read or written: name it
+        where = f"{exc.filename}: " if exc.filename else ""
+        msg = f"{where}{exc.strerror or exc}"
+    except MemoryError:
+        msg = "out of memory (try smaller inputs or a coarser grid)"
+    msg = " ".join(msg.split())  # one line
+    print(f"asymflux {args.command}: error: {msg}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -587,8 +587,11 @@ def write_demo_data(out_dir, names=None, progress: bool = True) -> list[Path]:
     Parameters
     ----------
     out_dir : path
-        Created if missing; existing dataset folders of the same names are replaced
-        (other folders of those names are refused by :func:`asymflux.io.write_dataset`).
+        Created if missing; existing dataset folders of the same names are replaced, each
+        in one step, keeping their curation (``annotations.csv``, ``curation.autosave.npz``,
+        ``*.prev.*``, and a ``masks.tif`` that fits the frames, which is kept in place of
+        the demo's masks); other folders or files of those names are refused before any
+        dataset is built.
     names : str or list of str, optional
         Datasets and/or groups (default: all datasets).
     progress : bool
@@ -601,12 +604,25 @@ def write_demo_data(out_dir, names=None, progress: bool = True) -> list[Path]:
     """
     from tqdm.auto import tqdm
 
+    from .io import DatasetError
+    from .io.dataset import _is_dataset_folder, _masks_fit
+
     todo = list_datasets() if names is None else expand(names)
     out = Path(out_dir)
+    for n in todo:
+        target = out / n
+        if (target.exists() or target.is_symlink()) and not _is_dataset_folder(target):
+            raise DatasetError(f"{target}: exists and is not an asymflux dataset folder (no "
+                               "metadata.json); refusing to replace it")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for n in tqdm(todo, desc="demo datasets", unit="dataset", disable=not progress):
-        written.append(_write(make_dataset(n), out / n))
+        ds = make_dataset(n)
+        target = out / n
+        if (target / "masks.tif").is_file() and _masks_fit(target / "masks.tif",
+                                                           ds.stack.shape[1:]):
+            ds.masks = None  # the folder's (curated) masks are kept
+        written.append(_write(ds, target))
     return written
 
 

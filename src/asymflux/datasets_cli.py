@@ -29,6 +29,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def cmd_demo_data(args) -> int:
     """Handler of ``asymflux demo-data``; returns the exit status."""
     from . import datasets
+    from ._atomic import check_output, output_errors
 
     if args.list:
         for name in datasets.list_datasets():
@@ -38,11 +39,13 @@ def cmd_demo_data(args) -> int:
         return 0
     if not args.out:
         raise ValueError("demo-data needs an output folder OUT (or --list)")
+    out = check_output(args.out, what="OUT", folder=True)
     names = None
     if args.names:
         names = [n.strip() for item in args.names for n in item.split(",") if n.strip()]
         datasets.expand(names)  # unknown names fail before any work
-    written = datasets.write_demo_data(args.out, names=names, progress=not args.quiet)
+    with output_errors(out, what="OUT"):
+        written = datasets.write_demo_data(out, names=names, progress=not args.quiet)
     if not args.quiet:
         print(f"wrote {len(written)} dataset folder(s) into {args.out}")
     return 0

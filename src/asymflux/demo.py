@@ -6,7 +6,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import figures, plots
-from ._atomic import atomic_path
+from ._atomic import atomic_folder, link_into
+
+#: What ``asymflux demo`` writes into its folder.
+DEMO_FILES = ("fig4.png", "fig5b.png", "fig5b.csv")
+
+
+def is_demo_output(folder) -> bool:
+    """True for a folder written by ``asymflux demo`` (it may be rewritten)."""
+    return any((Path(folder) / n).is_file() for n in DEMO_FILES)
+
+
+def _carry_others(old: Path, new: Path) -> None:
+    for entry in old.iterdir():
+        if entry.name not in DEMO_FILES and not entry.name.startswith("."):
+            link_into(entry, new / entry.name)
 
 
 def build_demo_data(*, progress: bool = True) -> list[str]:
@@ -24,9 +38,11 @@ def build_demo_data(*, progress: bool = True) -> list[str]:
 
 def run(out_dir: Path, *, progress: bool = True, data: bool = True) -> int:
     """Write ``fig4.png``, ``fig5b.png`` and ``fig5b.csv`` into ``out_dir`` and build the demo
-    datasets into the cache; return 0 when the paper's Fig. 5b trends hold, 1 otherwise."""
+    datasets into the cache; return 0 when the paper's Fig. 5b trends hold, 1 otherwise.
+
+    The three files appear together (the folder is replaced in one step; other files in it
+    are kept)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if data:
         from . import datasets
 
@@ -36,13 +52,14 @@ def run(out_dir: Path, *, progress: bool = True, data: bool = True) -> int:
 
     print("Fig. 4: θ maps at 5/10/15/20 min, 100 mA/g, four surfaces ...", flush=True)
     fig4 = figures.fig4_data(pixel_nm=25)
-    plots.save_png(plots.fig4_theta_maps(fig4), out_dir / "fig4.png", fig_inches=2.4)
+    fig4_plot = plots.fig4_theta_maps(fig4)
 
     print("Fig. 5b: Li extracted at surface occupancy 0.2, 50-400 mA/g ...", flush=True)
     table = figures.fig5b_data(progress=progress)
-    with atomic_path(out_dir / "fig5b.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    plots.save_png(plots.fig5b_rate_capability(table), out_dir / "fig5b.png", fig_inches=5)
+    with atomic_folder(out_dir, carry=_carry_others) as tmp:
+        plots.save_png(fig4_plot, tmp / "fig4.png", fig_inches=2.4)
+        table.to_csv(tmp / "fig5b.csv", index=False)
+        plots.save_png(plots.fig5b_rate_capability(table), tmp / "fig5b.png", fig_inches=5)
     wide = table.pivot(index="rate_mA_g", columns="blocked", values="li_extracted")
     print(wide.to_string(float_format=lambda v: f"{v:.4f}"))
 

@@ -138,14 +138,50 @@ def _unique(names):
     return out
 
 
+def _check_scheduler(address: str) -> str:
+    """A dask scheduler address ``[tcp://]host:port`` (or another dask scheme), else ValueError."""
+    import re
+
+    m = re.fullmatch(r"(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:/]+)"
+                     r"(?::(?P<port>\d{1,5}))?", str(address).strip())
+    schemes = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+    if (not m or (m["scheme"] or "tcp") not in schemes
+            or (m["scheme"] != "inproc" and not m["port"])):
+        raise ValueError(f"--scheduler {address!r}: expected a dask scheduler address "
+                         "such as tcp://host:8786")
+    return str(address).strip()
+
+
+def _connect(address: str):
+    from dask.distributed import Client
+
+    try:
+        return Client(address, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as e:
+        raise ValueError(f"--scheduler {address}: cannot connect ({type(e).__name__}: "
+                         f"{e})") from None
+
+
 def run_analyze(args: argparse.Namespace) -> int:
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from .._atomic import atomic_path
+    from .._atomic import check_output, output_errors
+    from ..cli import dataset_inputs
     from ..io import read_masks
-    from ._pipeline import write_tables
+    from ._pipeline import ANALYZE_OUTPUTS, is_analyze_output, write_tables
 
+    paths = list(args.datasets)
+    for p in paths:
+        if not Path(p).exists():
+            raise ValueError(f"dataset {p} does not exist")
+    inputs = [f for p in paths for f in dataset_inputs(p)]
+    if args.masks:
+        inputs.append(Path(args.masks))
+    out = check_output(args.out, folder=True, inputs=inputs, input_folders=paths,
+                       accept_folder=is_analyze_output)
+    if args.scheduler:
+        _check_scheduler(args.scheduler)
     if args.rolling is not None and args.rolling < 1:
         raise ValueError(f"--rolling must be a positive number of frames, got {args.rolling}")
     masks = read_masks(args.masks) if args.masks else None
@@ -169,10 +205,6 @@ def run_analyze(args: argparse.Namespace) -> int:
             check_range("--active-mass-mg", args.active_mass_mg, 0, None, low_inclusive=False)
     kw = {"pixel_nm": args.pixel_nm, "frame_interval_s": args.frame_interval_s, "masks": masks,
           "options": options, "read": read}
-    paths = list(args.datasets)
-    for p in paths:
-        if not Path(p).exists():
-            raise ValueError(f"dataset {p} does not exist")
     results = []
     if len(paths) == 1 and not args.scheduler:
         results.append(analyze_path(paths[0], progress=True, **kw))
@@ -180,7 +212,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         from dask.distributed import Client, LocalCluster, as_completed
 
         if args.scheduler:
-            client = Client(args.scheduler)
+            client = _connect(args.scheduler)
             cluster = None
         else:
             import os
@@ -202,20 +234,27 @@ def run_analyze(args: argparse.Namespace) -> int:
                 cluster.close()
 
     names = _unique([r[3] for r in results])
-    particles, series = [], []
-    out = Path(args.out)
+    particles, series, labels_of = [], [], {}
     for (p, ts, labels, _), name in zip(results, names, strict=True):
         p["dataset"] = name
         ts["dataset"] = name
         particles.append(p)
         series.append(ts)
+        labels_of[name] = labels
+
+    def write_masks(folder):
         import tifffile
 
-        with atomic_path(out / "masks" / f"{name}.tif") as tmp:
-            tifffile.imwrite(tmp, labels.astype("uint16" if labels.max() < 65536 else "uint32"))
-    write_tables(out, {"particles": pd.concat(particles, ignore_index=True),
-                       "timeseries": pd.concat(series, ignore_index=True)},
-                 parquet=args.parquet)
+        (folder / "masks").mkdir()
+        for name, labels in labels_of.items():
+            tifffile.imwrite(folder / "masks" / f"{name}.tif",
+                             labels.astype("uint16" if labels.max() < 65536 else "uint32"))
+
+    # particles, timeseries and masks appear together (one folder swap), or not at all
+    with output_errors(out):
+        write_tables(out, {"particles": pd.concat(particles, ignore_index=True),
+                           "timeseries": pd.concat(series, ignore_index=True)},
+                     parquet=args.parquet, files=write_masks, replaces=ANALYZE_OUTPUTS)
     n = sum(len(p) for p in particles)
     print(f"analysed {len(paths)} dataset(s), {n} particle(s) -> {out}")
     return 0
@@ -224,12 +263,18 @@ def run_analyze(args: argparse.Namespace) -> int:
 def run_cohort(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .._atomic import atomic_path
+    from .._atomic import atomic_path, check_output, clean_leftovers, is_leftover, output_errors
     from ._cohort import cohort_statistics
 
+    out = check_output(args.out, inputs=[Path(d) / "particles.csv" for d in args.dirs],
+                       input_folders=args.dirs)
     tables = []
     for d in args.dirs:
+        if is_leftover(d):
+            raise ValueError(f"{d}: a leftover of an interrupted write, not an analyze output")
         f = Path(d) / "particles.csv"
+        if not f.exists():
+            clean_leftovers(Path(d).parent)  # restores a folder a killed writer moved aside
         if not f.exists():
             raise ValueError(f"{f} does not exist (run `asymflux analyze ... --out {d}` first)")
         t = pd.read_csv(f)
@@ -238,8 +283,7 @@ def run_cohort(args: argparse.Namespace) -> int:
                 raise ValueError(f"{f} has no column {col!r}")
         tables.append(t)
     stats = cohort_statistics(pd.concat(tables, ignore_index=True), by=args.by)
-    out = Path(args.out)
-    with atomic_path(out) as tmp:
+    with output_errors(out), atomic_path(out) as tmp:
         if out.suffix.lower() == ".parquet":
             stats.to_parquet(tmp, index=False)
         else:

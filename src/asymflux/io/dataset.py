@@ -1,26 +1,37 @@
 """The dataset folder: :class:`Dataset`, :func:`read_dataset`, :func:`write_dataset`.
 
 See ``docs/dataset-format.md`` for the layout. Every write is atomic: a whole dataset is
-written into a hidden temporary sibling folder and renamed into place (the previous
-folder is kept until the new one is complete); single files go through
-:func:`asymflux._atomic.atomic_path`.
+written into a temporary folder (in the hidden ``.asymflux-partial/`` beside it) and
+swapped with the previous folder in one step (:func:`asymflux._atomic.atomic_folder`), so
+a reader finds the old complete dataset or the new one, never a mix or nothing. Rewriting a
+dataset keeps its curation (``annotations.csv``, ``masks.tif``, their ``.prev`` copies,
+``curation.autosave.npz``) and any other file it does not write itself. Single files go
+through :func:`asymflux._atomic.atomic_path`. Leftovers of interrupted writes are never
+read and are removed when found.
 """
 
 from __future__ import annotations
 
+import filecmp
 import json
 import math
 import os
 import shutil
-import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from asymflux._atomic import atomic_path
+from asymflux._atomic import (
+    STAGING,
+    atomic_folder,
+    atomic_path,
+    clean_leftovers,
+    default_mode,
+    is_leftover,
+    link_into,
+)
 from asymflux.io._csv import ROUND_TRIP
 from asymflux.io._errors import DatasetError
 from asymflux.io.echem import ECHEM_COLUMNS, check_echem, integrate_capacity
@@ -42,7 +53,10 @@ __all__ = [
     "REQUIRED_METADATA",
     "VERSION",
     "Dataset",
+    "CURATION_FILES",
+    "DATA_FILES",
     "check_masks",
+    "dataset_folders",
     "read_annotations",
     "read_dataset",
     "read_masks",
@@ -59,6 +73,12 @@ REQUIRED_METADATA = ("material", "ageing", "rate_mA_g", "cell")
 ANNOTATION_COLUMNS = ("particle_id", "class", "notes", "who", "when")
 _TEXT_COLUMNS = ("class", "notes", "who", "when")
 _STACK_FILES = {"ome-tiff": "stack.ome.tif", "zarr": "stack.zarr"}
+#: What :func:`write_dataset` writes into a dataset folder (besides masks and annotations).
+DATA_FILES = ("metadata.json", "frames.csv", "echem.csv", "stack.ome.tif", "stack.zarr",
+              "ground_truth")
+#: The curation of a dataset folder, kept when the dataset is rewritten.
+CURATION_FILES = ("masks.tif", "annotations.csv", "masks.prev.tif", "annotations.prev.csv",
+                  "curation.autosave.npz")
 _OME_DTYPES = {
     "bool",
     "uint8",
@@ -376,8 +396,13 @@ def _read_ground_truth(folder: Path) -> dict:
         if p.suffix == ".csv":
             gt[key] = _read_csv(p)
         elif p.suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+            try:
+                with np.load(p, allow_pickle=False) as z:
+                    arrays = {k: z[k] for k in z.files}
+            except Exception as e:  # noqa: BLE001 - a corrupt file of any kind
+                raise DatasetError(
+                    f"{p}: not a readable .npz file ({type(e).__name__}: {e})"
+                ) from e
             gt[key] = arrays[key] if list(arrays) == [key] else arrays
         elif p.suffix in (".tif", ".tiff"):
             gt[key] = read_masks(p)
@@ -475,6 +500,10 @@ def read_dataset(
         without pixel size or frame times, which argument to pass.
     """
     path = Path(path)
+    if is_leftover(path):
+        raise DatasetError(f"{path}: a leftover of an interrupted write, not a dataset")
+    if not path.exists() and clean_leftovers(path.parent):
+        pass  # a folder half-replaced by a killed writer is restored
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
     if _is_dataset_folder(path):
@@ -534,11 +563,13 @@ def read_dataset(
 # ---------------------------------------------------------------------------- writing
 
 
-def _default_mode(*, directory: bool) -> int:
-    """Permissions a plainly created file / folder would get (mkstemp / mkdtemp use 0o600 / 0o700)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
+def dataset_folders(folder) -> list[Path]:
+    """The dataset folders directly inside ``folder`` (sorted); hidden entries (leftovers of
+    interrupted writes among them) are never listed."""
+    folder = Path(folder)
+    clean_leftovers(folder)
+    return sorted(p for p in folder.iterdir()
+                  if not p.name.startswith(".") and _is_dataset_folder(p))
 
 
 def _check_target(path: Path):
@@ -694,9 +725,17 @@ def write_dataset(
 ) -> Path:
     """Write ``dataset`` as a dataset folder, atomically.
 
-    Everything is written into a hidden temporary sibling folder, which is then renamed
-    to ``path``. An existing dataset folder at ``path`` is kept until the new one is
-    complete, then removed. Nothing is written if the dataset is invalid.
+    Everything is written into a temporary folder in ``.asymflux-partial/`` beside
+    ``path``, which then replaces ``path`` in one step: a reader (or a crash) finds the old
+    complete dataset or the new one, never a mix or nothing. Nothing is written if the
+    dataset is invalid.
+
+    Rewriting an existing dataset folder keeps its curation and any file this function
+    does not write itself (notes, ``*.prev.*``, ``curation.autosave.npz``):
+    ``annotations.csv`` / ``masks.tif`` are kept unless ``dataset`` has its own annotations
+    / masks; then the folder's versions, when different, become ``annotations.prev.csv`` /
+    ``masks.prev.tif``. A kept ``masks.tif`` that does not fit the new frame shape is kept
+    as ``masks.prev.tif`` only.
 
     Parameters
     ----------
@@ -726,11 +765,8 @@ def write_dataset(
     path = Path(path)
     _validate_for_write(dataset, path, stack_format)
     _check_target(path)
-    parent = path.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=parent))
-    try:
-        os.chmod(tmp, _default_mode(directory=True))
+    carry = _carry_curation(tuple(dataset.stack.shape[1:]))
+    with atomic_folder(path, carry=carry) as tmp:
         stack_name = _STACK_FILES[stack_format]
         meta = {"format": FORMAT, "version": VERSION, "name": path.name}
         meta.update({k: v for k, v in dataset.metadata.items() if k not in ("format", "version")})
@@ -762,26 +798,45 @@ def write_dataset(
         (tmp / "metadata.json").write_text(
             json.dumps(meta, indent=2, default=_json_default) + "\n", encoding="utf-8"
         )
-        _swap_into_place(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
-def _swap_into_place(tmp: Path, path: Path):
-    """Rename ``tmp`` to ``path``; an existing ``path`` is moved aside first, then removed."""
-    if not path.exists():
-        os.rename(tmp, path)
-        return
-    old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-    os.rename(path, old)
+def _masks_fit(path: Path, frame_shape) -> bool:
+    import tifffile
+
     try:
-        os.rename(tmp, path)
-    except BaseException:
-        os.rename(old, path)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+        with tifffile.TiffFile(path) as tif:
+            shape = tuple(d for d in tif.series[0].shape if d != 1)
+    except Exception:  # noqa: BLE001 - an unreadable masks file does not fit
+        return False
+    return shape == tuple(frame_shape)
+
+
+def _carry_curation(frame_shape):
+    """``carry`` of :func:`atomic_folder` for a dataset rewrite: keep the old folder's
+    curation and other files (see :func:`write_dataset`)."""
+
+    def carry(old: Path, new: Path):
+        for name, prev in (("masks.tif", "masks.prev.tif"),
+                           ("annotations.csv", "annotations.prev.csv")):
+            src = old / name
+            if not src.is_file():
+                continue
+            if (new / name).exists():  # the dataset brings its own: keep the folder's as .prev
+                if not filecmp.cmp(src, new / name, shallow=False):
+                    link_into(src, new / prev)
+            elif name == "masks.tif" and not _masks_fit(src, frame_shape):
+                link_into(src, new / prev)
+            else:
+                link_into(src, new / name)
+        for entry in old.iterdir():
+            n = entry.name
+            if (n in DATA_FILES or n in ("masks.tif", "annotations.csv") or n == STAGING
+                    or is_leftover(entry) or (new / n).exists() or (new / n).is_symlink()):
+                continue
+            link_into(entry, new / n)
+
+    return carry
 
 
 # ---------------------------------------------------------------------------- curation updates
@@ -861,7 +916,7 @@ def _replace_file(target: Path, previous: Path, write, *, keep_previous: bool) -
     a copy of the old version at ``previous``."""
     if keep_previous:
         _keep_previous(target, previous)
-    mode = target.stat().st_mode & 0o777 if target.is_file() else _default_mode(directory=False)
+    mode = target.stat().st_mode & 0o777 if target.is_file() else default_mode(directory=False)
     with atomic_path(target) as tmp:
         write(tmp)
         os.chmod(tmp, mode)

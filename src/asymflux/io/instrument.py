@@ -444,14 +444,9 @@ def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bo
     """Open the instrument layout. Returns (file, parts dict); the file stays open if lazy."""
     import h5py
 
-    from asymflux.io.stacks import _hdf5_stack
+    from asymflux.io.stacks import _hdf5_stack, _open_hdf5
 
-    if not path.is_file():
-        raise DatasetError(f"{path}: no such HDF5 file")
-    try:
-        f = h5py.File(path, "r")
-    except Exception as e:  # noqa: BLE001
-        raise DatasetError(f"{path}: not a readable HDF5 file ({type(e).__name__}: {e})") from e
+    f = _open_hdf5(path)
     try:
         group = _find_layout(f)
         if group is None:

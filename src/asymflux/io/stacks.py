@@ -911,6 +911,18 @@ def read_hdf5(
     )
 
 
+def _open_hdf5(path: Path):
+    """``h5py.File(path, "r")``, or a :class:`DatasetError` naming the file."""
+    import h5py
+
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such HDF5 file")
+    try:
+        return h5py.File(path, "r")
+    except Exception as e:  # noqa: BLE001
+        raise DatasetError(f"{path}: not a readable HDF5 file ({type(e).__name__}: {e})") from e
+
+
 def _read_hdf5_mapped(
     path, *, stack, time_s, echem, pixel_nm, frame_interval_s, active_mass_mg, metadata, lazy
 ):
@@ -921,12 +933,7 @@ def _read_hdf5_mapped(
     from asymflux.io.echem import _finish
 
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: no such HDF5 file")
-    try:
-        f = h5py.File(path, "r")
-    except Exception as e:  # noqa: BLE001
-        raise DatasetError(f"{path}: not a readable HDF5 file ({type(e).__name__}: {e})") from e
+    f = _open_hdf5(path)
 
     def get(name, what):
         obj = f.get(name)
