@@ -120,16 +120,19 @@ assert all(v > 0 for v in dv.values()), "the aged electrode should be more polar
 # %% [markdown]
 # ## Fig. 2a-d: differential intensity dI = I/I0 − 1 of the two particles
 #
-# White: unchanged (Li-rich); red: intensity up, Li removed. The crop is registered with
-# the drift that `analyze_dataset` estimated.
+# White: unchanged (Li-rich); red: intensity up, Li removed. One particle goes through
+# `analysis.analyze_dataset_particle`, the pipeline of `analyze_dataset` for one particle
+# (the one behind `asymflux fit`, the napari widget and the dashboards): the same drift,
+# the same table, and a crop registered with that drift.
 
 # %%
 def particle_movie(ds, ts, pid):
-    """Registered dI crop around one particle and its mask (``analysis.particle_crop``)."""
-    one = ts[ts["particle_id"] == pid].sort_values("frame")
-    crop = analysis.particle_crop(ds.stack, ds.masks, pid,
-                                  shifts_px=one[["drift_row_px", "drift_col_px"]].to_numpy())
-    return crop.dI, crop.mask
+    """Registered dI crop around one particle and its mask (the one-particle pipeline);
+    its table must be the particle's rows of ``ts`` (``analyze_dataset``)."""
+    one = analysis.analyze_dataset_particle(ds, pid)
+    rows = ts[ts["particle_id"] == pid].sort_values("frame").reset_index(drop=True)
+    pd.testing.assert_frame_equal(one.timeseries.reset_index(drop=True), rows)
+    return one.crop.dI, one.crop.mask
 
 
 MINUTES = (5, 10, 15, 20)

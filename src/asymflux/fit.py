@@ -28,7 +28,7 @@ from scipy import ndimage, optimize
 
 from . import model, optics
 from ._validate import check_range
-from .analysis._particle import crop_box
+from .analysis import crop_box
 
 MODELS = ("none", "one arc", "two arcs")
 
@@ -423,14 +423,46 @@ def fit_particle(
     )
 
 
+def fit_analysis(particle, *, rate_mA_g: float, **kwargs) -> FitResult:
+    """Fit one particle analysed by :func:`asymflux.analysis.analyze_particle` (or
+    :func:`~asymflux.analysis.analyze_dataset_particle`): its registered crop's dI and
+    mask, its pixel size and frame times (from the first frame), at ``rate_mA_g``.
+
+    ``asymflux fit`` (:func:`fit_dataset`), the napari widget's *Fit blocking* and the
+    dashboards all fit through this function, so one particle gets one answer.
+
+    Parameters
+    ----------
+    particle : asymflux.analysis.ParticleAnalysis
+        Analysed with the dI relative to the reference (no ``rolling_frames``: the
+        model predicts dI relative to the start of charge) and with its crop.
+    rate_mA_g : float
+        Specific current of the charge, mA/g.
+    **kwargs
+        Passed to :func:`fit_particle` (``max_arcs``, ``progress``, ...).
+    """
+    if particle.crop is None:
+        raise ValueError("the particle was analysed without its crop (crop=False); nothing to fit")
+    if particle.options.get("rolling_frames") is not None:
+        raise ValueError("the blocking model predicts dI relative to the reference frames: "
+                         "analyse the particle without rolling_frames to fit it")
+    time_s = np.asarray(particle.time_s, dtype=float)
+    return fit_particle(particle.crop.dI, particle.crop.mask, pixel_nm=particle.pixel_nm,
+                        time_s=time_s - time_s[0], rate_mA_g=float(rate_mA_g), **kwargs)
+
+
 def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | None = None,
-                register: bool = True, margin_px: int = 8, **kwargs) -> FitResult:
+                register: bool = True, n_reference_frames: int = 1, normalize=None,
+                drift_every: int = 1, **kwargs) -> FitResult:
     """Fit one particle of an :class:`asymflux.io.Dataset` (see :func:`fit_particle`).
 
-    The particle's outline comes from ``masks`` (labels) or the dataset's curated masks;
-    drift is estimated on the whole field (:func:`asymflux.analysis.estimate_drift`) and
-    removed from the particle's crop; dI is relative to the first frame. The charge rate
-    defaults to the dataset's ``rate_mA_g`` metadata.
+    The particle goes through the pipeline of ``asymflux analyze``
+    (:func:`asymflux.analysis.analyze_dataset_particle`: drift estimated around all
+    particles and removed, illumination normalised with ``normalize``, dI relative to the
+    first ``n_reference_frames`` frames) and its registered crop is fitted
+    (:func:`fit_analysis`). The particle's outline comes from ``masks`` (labels) or the
+    dataset's curated masks. The charge rate defaults to the dataset's ``rate_mA_g``
+    metadata. Other keyword arguments go to :func:`fit_particle`.
     """
     from . import analysis
 
@@ -444,14 +476,7 @@ def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | Non
     rate = rate_mA_g if rate_mA_g is not None else dataset.metadata.get("rate_mA_g")
     if rate is None:
         raise ValueError(f"{source}: metadata has no rate_mA_g; pass rate_mA_g")
-    mask = labels == int(particle_id)
-    box = crop_box(mask, pad_px=margin_px)
-    crop = np.asarray(dataset.stack[(slice(None), *box)], dtype=float)
-    if register:
-        region = analysis.default_registration_region(labels, labels.shape)
-        shifts = analysis.estimate_drift(dataset.stack, region=region)
-        crop = np.asarray(analysis.apply_drift(crop, shifts))
-    dI = np.asarray(analysis.differential_intensity(crop))
-    time_s = np.asarray(dataset.time_s, dtype=float) - float(dataset.time_s[0])
-    return fit_particle(dI, mask[box], pixel_nm=dataset.pixel_nm, time_s=time_s,
-                        rate_mA_g=float(rate), **kwargs)
+    particle = analysis.analyze_dataset_particle(
+        dataset, int(particle_id), masks=labels, register=register,
+        n_reference_frames=n_reference_frames, normalize=normalize, drift_every=drift_every)
+    return fit_analysis(particle, rate_mA_g=float(rate), **kwargs)

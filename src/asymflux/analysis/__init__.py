@@ -5,7 +5,8 @@ Array functions (scikit-image style: arrays in, arrays/tables out, axes (time, r
 - registration: :func:`estimate_drift`, :func:`apply_drift`, :func:`register_stack`,
   :func:`default_registration_region`
 - differential intensity: :func:`reference_image`, :func:`differential_intensity`
-  (relative to the reference, or rolling I_t / I_(t−n) − 1), illumination:
+  (relative to the reference, or rolling I_t / I_(t−n) − 1), :func:`registered_differential`
+  (the whole movie registered as :func:`analyze_dataset` registers it), illumination:
   :func:`frame_intensity`, :func:`particle_free_pixels`
 - particles: :func:`detect_particles`
 - shrinking core: :func:`particle_timeseries` (per particle and frame: mean dI, unreacted
@@ -19,6 +20,15 @@ Array functions (scikit-image style: arrays in, arrays/tables out, axes (time, r
 
 and on top, :func:`analyze_dataset` for an :class:`asymflux.io.Dataset`
 (:func:`dataset_normalization`: its recorded illumination, if any).
+
+One particle, the same numbers everywhere: :func:`analyze_particle` (arrays) and
+:func:`analyze_dataset_particle` (a dataset) run one particle through the pipeline of
+:func:`analyze_dataset` -- register (:func:`estimate_drift` on
+:func:`default_registration_region` of all particles), normalise the illumination,
+dI, measure (:func:`particle_timeseries`) -- and crop it with that drift
+(:func:`particle_crop`); :func:`asymflux.fit.fit_analysis` fits the crop. ``asymflux
+analyze`` / ``asymflux fit``, the napari widget, the dashboards and the notebooks all call
+these, so a particle has the same d(capacity) and the same fitted arcs in each.
 
 Submodules are imported on first use (nothing heavy at ``import asymflux.analysis``).
 """
@@ -34,6 +44,7 @@ _EXPORTS = {
     "default_registration_region": "_registration",
     "reference_image": "_differential",
     "differential_intensity": "_differential",
+    "registered_differential": "_differential",
     "NonPositiveReferenceWarning": "_differential",
     "frame_intensity": "_differential",
     "particle_free_pixels": "_differential",
@@ -50,6 +61,8 @@ _EXPORTS = {
     "horizontal_line": "_particle",
     "particle_crop": "_particle",
     "ParticleCrop": "_particle",
+    "analyze_particle": "_particle",
+    "ParticleAnalysis": "_particle",
     "line_kymograph": "_kymograph",
     "kymograph_boundaries": "_kymograph",
     "last_unreacted_point": "_kymograph",
@@ -59,6 +72,7 @@ _EXPORTS = {
     "confusion_matrix": "_cohort",
     "validate_classification": "_cohort",
     "analyze_dataset": "_pipeline",
+    "analyze_dataset_particle": "_pipeline",
     "dataset_normalization": "_pipeline",
     "write_tables": "_pipeline",
 }

@@ -13,6 +13,7 @@ from ._chunks import as_float, frame_chunks, is_dask, read_chunk
 __all__ = [
     "reference_image", "differential_intensity", "NonPositiveReferenceWarning",
     "frame_intensity", "particle_free_pixels", "DEFAULT_BACKGROUND_MARGIN_PX",
+    "registered_differential",
 ]
 
 DEFAULT_BACKGROUND_MARGIN_PX = 6
@@ -335,3 +336,66 @@ def differential_intensity(stack, *, reference=None, n_reference_frames=1, norma
     i0 = _masked_reference(reference)
     inv = (1.0 / i0).astype(dtype)
     return frames * inv - 1
+
+
+def registered_differential(stack, labels=None, *, register=True, shifts_px=None,
+                            n_reference_frames=1, normalize=None, background_mask=None,
+                            rolling_frames=None, drift_every=1):
+    """The whole differential movie, registered as :func:`analyze_dataset` registers it.
+
+    The drift is estimated on :func:`default_registration_region` of ``labels`` (as
+    :func:`analyze_dataset` and :func:`analyze_particle` do, so the frames line up with
+    the particle outlines and with their tables) and removed (:func:`apply_drift`); the
+    illumination F_t is measured on the raw frames' particle-free pixels; then
+    :func:`differential_intensity`. For showing a movie or cutting kymographs across the
+    field; the numbers of a particle come from :func:`analyze_particle`.
+
+    Parameters
+    ----------
+    stack : (n_frames, n_row, n_col) array-like
+        Raw intensities; NumPy, zarr or dask (the registered dI is then lazy, but the
+        drift and F_t are computed: one pass over the stack).
+    labels : (n_row, n_col) int array, optional
+        All particles (registration region, background); None: the frame's centre and the
+        whole frame.
+    register : bool
+        Estimate and remove the drift.
+    shifts_px : (n_frames, 2) array, optional
+        Known drift, used instead of estimating it.
+    n_reference_frames, normalize, background_mask, rolling_frames
+        As for :func:`differential_intensity` (``background_mask`` defaults to
+        :func:`particle_free_pixels` of ``labels``).
+    drift_every : int
+        Estimate the drift on every ``drift_every``-th frame (:func:`estimate_drift`).
+
+    Returns
+    -------
+    dI : (n_frames, n_row, n_col) float array (dask for dask input)
+    shifts_px : (n_frames, 2) float array or None
+        The drift removed (None: not registered).
+    """
+    from ._registration import apply_drift, default_registration_region, estimate_drift
+
+    if stack.ndim != 3:
+        raise ValueError(f"stack must be 3-D (time, row, col), got shape {tuple(stack.shape)}")
+    n_frames = int(stack.shape[0])
+    has_labels = labels is not None and np.any(np.asarray(labels))
+    normalize = _check_normalize(normalize, n_frames)
+    if isinstance(normalize, str):  # F_t of the raw frames, as particle_timeseries measures it
+        if background_mask is None and has_labels:
+            background_mask = particle_free_pixels(labels)
+        normalize = frame_intensity(stack, background_mask=background_mask)
+        if is_dask(normalize):
+            normalize = normalize.compute()
+    if shifts_px is None and register:
+        region = default_registration_region(labels if has_labels else None, stack.shape[1:])
+        shifts_px = estimate_drift(stack, region=region, n_reference_frames=n_reference_frames,
+                                   every=drift_every)
+    moved = stack
+    if shifts_px is not None:
+        shifts_px = np.asarray(shifts_px, dtype=float)
+        if np.any(shifts_px):
+            moved = apply_drift(stack, shifts_px)
+    dI = differential_intensity(moved, n_reference_frames=n_reference_frames, normalize=normalize,
+                                rolling_frames=rolling_frames)
+    return dI, shifts_px

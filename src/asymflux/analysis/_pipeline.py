@@ -9,7 +9,8 @@ import numpy as np
 
 from ._summary import DEFAULT_ASYMMETRY_THRESHOLD, DEFAULT_WINDOW
 
-__all__ = ["analyze_dataset", "dataset_name", "dataset_normalization", "write_tables"]
+__all__ = ["analyze_dataset", "analyze_dataset_particle", "dataset_name", "dataset_normalization",
+           "write_tables"]
 
 
 def dataset_name(dataset) -> str:
@@ -57,11 +58,41 @@ def _capacity(dataset, n_frames):
         cap = dataset.capacity_at_frames()
     except Exception as e:  # no echem, or io raising for its own reasons
         warnings.warn(f"{dataset_name(dataset)}: no capacity per frame ({e}); capacity is NaN",
-                      stacklevel=3)
+                      stacklevel=4)
         return np.full(n_frames, np.nan)
     if cap is None:
         return np.full(n_frames, np.nan)
     return np.asarray(cap, dtype=float)
+
+
+def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None):
+    """``(name, stack, labels, time_s, capacity_mAh_g)`` of a dataset, as every analysis
+    reads them (labels: ``masks``, else the dataset's, else detected)."""
+    from ._detect import detect_particles
+    from ._differential import reference_image
+    from ._measure import _check_labels
+
+    name = dataset_name(dataset)
+    stack = dataset.stack
+    if stack is None or getattr(stack, "ndim", 0) != 3:
+        raise ValueError(f"{name}: the stack must be 3-D (time, row, col), got "
+                         f"{getattr(stack, 'shape', None)}")
+    n_frames = int(stack.shape[0])
+    if getattr(dataset, "pixel_nm", None) is None:
+        raise ValueError(f"{name}: pixel size unknown (metadata pixel_nm); give it (--pixel-nm)")
+    time_s = getattr(dataset, "time_s", None)
+    if time_s is None:
+        time_s = np.full(n_frames, np.nan)
+    if masks is None:
+        masks = getattr(dataset, "masks", None)
+        if masks is not None:
+            masks = _check_labels(masks, stack.shape[1:], name=f"{name}: masks")
+    else:
+        masks = _check_labels(masks, stack.shape[1:], name="masks")
+    if masks is None:
+        masks = detect_particles(reference_image(stack, n_reference_frames=n_reference_frames),
+                                 **(detect_kwargs or {}))
+    return name, stack, masks, time_s, _capacity(dataset, n_frames)
 
 
 def analyze_dataset(
@@ -130,34 +161,14 @@ def analyze_dataset(
     labels : (n_row, n_col) int array
         Only with ``return_labels``.
     """
-    from ._detect import detect_particles
-    from ._differential import reference_image
-    from ._measure import _check_labels, particle_timeseries
+    from ._measure import particle_timeseries
     from ._summary import summarize_particles
 
-    name = dataset_name(dataset)
-    stack = dataset.stack
-    if stack is None or getattr(stack, "ndim", 0) != 3:
-        raise ValueError(f"{name}: the stack must be 3-D (time, row, col), got "
-                         f"{getattr(stack, 'shape', None)}")
-    n_frames = int(stack.shape[0])
-    if getattr(dataset, "pixel_nm", None) is None:
-        raise ValueError(f"{name}: pixel size unknown (metadata pixel_nm); give it (--pixel-nm)")
-    time_s = getattr(dataset, "time_s", None)
-    if time_s is None:
-        time_s = np.full(n_frames, np.nan)
-    if masks is None:
-        masks = getattr(dataset, "masks", None)
-        if masks is not None:
-            masks = _check_labels(masks, stack.shape[1:], name=f"{name}: masks")
-    else:
-        masks = _check_labels(masks, stack.shape[1:], name="masks")
-    if masks is None:
-        masks = detect_particles(reference_image(stack, n_reference_frames=n_reference_frames),
-                                 **(detect_kwargs or {}))
+    name, stack, masks, time_s, capacity = _dataset_inputs(
+        dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs)
     ts = particle_timeseries(
         stack, masks, pixel_nm=dataset.pixel_nm, time_s=time_s,
-        capacity_mAh_g=_capacity(dataset, n_frames), threshold=threshold, edge_px=edge_px,
+        capacity_mAh_g=capacity, threshold=threshold, edge_px=edge_px,
         register=register, n_reference_frames=n_reference_frames,
         normalize=dataset_normalization(dataset, normalize), rolling_frames=rolling_frames,
         drift_every=drift_every,
@@ -173,21 +184,111 @@ def analyze_dataset(
     return particles, ts
 
 
-def write_tables(out_dir, tables: dict, *, parquet=False):
-    """Write ``{"particles": df, ...}`` as ``out_dir/<name>.csv`` (and ``.parquet``), atomically."""
-    from .._atomic import atomic_path
+def analyze_dataset_particle(
+    dataset,
+    particle_id: int,
+    *,
+    masks=None,
+    threshold=0.05,
+    edge_px=2,
+    register=True,
+    shifts_px=None,
+    n_reference_frames=1,
+    normalize=None,
+    rolling_frames=None,
+    detect_kwargs=None,
+    drift_every=1,
+    pad_px=6,
+    crop=True,
+    chunk_frames=None,
+    n_threads=None,
+    progress=False,
+):
+    """One particle of a dataset through the pipeline of :func:`analyze_dataset`.
+
+    The dataset is read as :func:`analyze_dataset` reads it (labels, frame times, capacity,
+    recorded illumination) and the particle goes through :func:`analyze_particle`: its
+    table holds the numbers :func:`analyze_dataset` (``asymflux analyze``) gives it with the
+    same options, and its crop is registered with that drift (what ``asymflux fit``
+    fits and the dashboards show).
+
+    Parameters
+    ----------
+    dataset : asymflux.io.Dataset
+    particle_id : int
+    masks : (n_row, n_col) int array, optional
+        Labels of all particles (default: the dataset's, else detected).
+    threshold, edge_px, register, n_reference_frames, normalize, rolling_frames,
+    detect_kwargs, drift_every, chunk_frames, n_threads, progress
+        As for :func:`analyze_dataset`.
+    shifts_px : (n_frames, 2) array, optional
+        Known drift (e.g. from :func:`analyze_dataset`'s table) instead of estimating it.
+    pad_px, crop
+        See :func:`analyze_particle`.
+
+    Returns
+    -------
+    ParticleAnalysis
+        Its ``timeseries`` has a ``dataset`` column first, as :func:`analyze_dataset`'s.
+    """
+    from ._particle import analyze_particle
+
+    name, stack, masks, time_s, capacity = _dataset_inputs(
+        dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs)
+    try:
+        result = analyze_particle(
+            stack, masks, particle_id, pixel_nm=dataset.pixel_nm, time_s=time_s,
+            capacity_mAh_g=capacity, threshold=threshold, edge_px=edge_px, register=register,
+            shifts_px=shifts_px, n_reference_frames=n_reference_frames,
+            normalize=dataset_normalization(dataset, normalize), rolling_frames=rolling_frames,
+            drift_every=drift_every, pad_px=pad_px, crop=crop, chunk_frames=chunk_frames,
+            n_threads=n_threads, progress=progress)
+    except ValueError as e:
+        raise ValueError(str(e) if name in str(e) else f"{name}: {e}") from e
+    result.timeseries.insert(0, "dataset", name)
+    return result
+
+
+#: What ``asymflux analyze`` writes into its output folder (a rewrite replaces all of them).
+ANALYZE_OUTPUTS = ("particles.csv", "particles.parquet", "timeseries.csv", "timeseries.parquet",
+                   "masks")
+
+
+def is_analyze_output(folder) -> bool:
+    """True for a folder written by ``asymflux analyze`` / :func:`write_tables`."""
+    return any((Path(folder) / n).is_file() for n in ANALYZE_OUTPUTS if "." in n)
+
+
+def write_tables(out_dir, tables: dict, *, parquet=False, files=None, replaces=()):
+    """Write ``{"particles": df, ...}`` as ``out_dir/<name>.csv`` (and ``.parquet``), as one
+    transaction.
+
+    The tables, and whatever ``files(folder)`` writes into the new folder, appear together:
+    ``out_dir`` is replaced in one step (:func:`asymflux._atomic.atomic_folder`), so a
+    reader finds the previous complete set or the new one. Files of the previous folder are
+    kept except ``<name>.csv`` / ``<name>.parquet`` of every table and the names in
+    ``replaces`` (e.g. ``"masks"``), which belong to the previous set. Returns the table
+    files written.
+    """
+    from .._atomic import atomic_folder, is_leftover, link_into
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    owned = {f"{stem}{ext}" for stem in tables for ext in (".csv", ".parquet")} | set(replaces)
+
+    def carry(old, new):
+        for entry in old.iterdir():
+            if entry.name not in owned and not is_leftover(entry) and \
+                    not (new / entry.name).exists():
+                link_into(entry, new / entry.name)
+
     paths = []
-    for stem, df in tables.items():
-        p = out_dir / f"{stem}.csv"
-        with atomic_path(p) as tmp:
-            df.to_csv(tmp, index=False)
-        paths.append(p)
-        if parquet:
-            p = out_dir / f"{stem}.parquet"
-            with atomic_path(p) as tmp:
-                df.to_parquet(tmp, index=False)
-            paths.append(p)
+    with atomic_folder(out_dir, carry=carry) as tmp:
+        for stem, df in tables.items():
+            df.to_csv(tmp / f"{stem}.csv", index=False)
+            paths.append(out_dir / f"{stem}.csv")
+            if parquet:
+                df.to_parquet(tmp / f"{stem}.parquet", index=False)
+                paths.append(out_dir / f"{stem}.parquet")
+        if files is not None:
+            files(tmp)
     return paths

@@ -76,7 +76,10 @@ class CurationWidget(Container):
         O_COM and O_Li-rich of the particle shown by :meth:`show_particle`, as
         (frame, row, col) points.
     particle_table : pandas.DataFrame or None
-        :func:`asymflux.analysis.particle_timeseries` of that particle.
+        That particle's table (:func:`asymflux.analysis.analyze_particle`: registered,
+        the rows ``asymflux analyze`` writes for it).
+    fit_result : asymflux.fit.FitResult or None
+        The last *Fit blocking* (:func:`asymflux.fit.fit_analysis`, as ``asymflux fit``).
     """
 
     def __init__(self, napari_viewer):
@@ -107,6 +110,7 @@ class CurationWidget(Container):
         self._path = FileEdit(label="dataset", mode="d")
         self._source = ComboBox(label="stack", choices=self._image_layer_choices, nullable=True)
         self._n_ref = SpinBox(label="reference frames", value=1, min=1, max=10_000)
+        self._register = CheckBox(text="Register drift", value=True)
         self._normalize = CheckBox(text="Normalise illumination", value=False)
         self._rolling = SpinBox(label="Rolling differential (frames, 0 = off)", value=0, min=0,
                                 max=1_000_000)
@@ -129,7 +133,8 @@ class CurationWidget(Container):
         kymo_row = self._row(("Draw line", self.add_line_layer), ("Kymograph", self.kymograph))
         fit_row = self._row(("Fit blocking", self.start_fit_blocking))
         self._status = Label(label="", value="no stack: open a dataset or pick a stack layer")
-        self.extend([self._path, data_row, self._source, self._n_ref, self._normalize,
+        self.extend([self._path, data_row, self._source, self._n_ref, self._register,
+                     self._normalize,
                      self._rolling, self._min_area, detect_row,
                      self._particle, self._info, status_row, self._class, self._notes, text_row,
                      self._other, edit_row, undo_row, particle_row, kymo_row, fit_row, self._status])
@@ -450,6 +455,39 @@ class CurationWidget(Container):
             options["rolling_frames"] = int(self._rolling.value)
         return options
 
+    def analysis_options(self, *, rolling=True) -> dict:
+        """The widget's settings as keyword arguments of
+        :func:`asymflux.analysis.analyze_particle`, the options of ``asymflux analyze``:
+        *Register drift* (``register``, default on as in ``asymflux analyze``), reference
+        frames, *Normalise illumination* (the dataset's recorded frame intensity, else the
+        mean of the pixels away from all particles) and, with ``rolling``, *Rolling
+        differential*. Threshold and outline margin are ``asymflux analyze``'s defaults."""
+        from asymflux.analysis import dataset_normalization
+
+        options = {"register": bool(self._register.value),
+                   "n_reference_frames": int(self._n_ref.value)}
+        if self._normalize.value:
+            options["normalize"] = dataset_normalization(self.dataset, "frame_mean")
+        if rolling and int(self._rolling.value) > 0:
+            options["rolling_frames"] = int(self._rolling.value)
+        return options
+
+    def analyze_particle(self, particle_id=None, *, rolling=True, crop=False):
+        """The selected particle through the one-particle pipeline
+        (:func:`asymflux.analysis.analyze_particle` with :meth:`analysis_options`): the
+        same numbers as ``asymflux analyze`` and ``asymflux fit`` give it."""
+        from asymflux.analysis import analyze_particle
+
+        cur = self._require()
+        pid = self._pid(particle_id)
+        if pid not in set(cur.particle_ids()):
+            raise ValueError(f"particle {pid} does not exist")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return analyze_particle(self.stack, cur.labels, pid, pixel_nm=self.pixel_nm,
+                                    time_s=self.time_s, capacity_mAh_g=self.capacity_mAh_g,
+                                    crop=crop, n_threads=1, **self.analysis_options(rolling=rolling))
+
     @staticmethod
     def _options_key(options) -> dict:
         """``options`` with arrays replaced by checksums (to tell whether a dI layer is current)."""
@@ -457,23 +495,22 @@ class CurationWidget(Container):
                 zlib.crc32(np.ascontiguousarray(v).tobytes()) for k, v in options.items()}
 
     def show_differential(self, n_reference_frames=None):
-        """Add (or refresh) the differential stack as an image layer, lazily.
+        """Add (or refresh) the differential stack as an image layer.
 
         dI = I/I0 − 1, or I_t/I_(t−n) − 1 with *Rolling differential*, after dividing
         each frame by its illumination with *Normalise illumination*
-        (:meth:`differential_options`). Diverging colormap with white at dI = 0 and red
-        for delithiation (dI > 0); contrast limits ±x, x from the last frame.
+        (:meth:`differential_options`), registered with *Register drift* as ``asymflux
+        analyze`` registers it (:func:`asymflux.analysis.registered_differential`: the
+        frames line up with the particle outlines; lazy for a lazy stack, after one pass
+        for the drift). Diverging colormap with white at dI = 0 and red for delithiation
+        (dI > 0); contrast limits ±x, x from the last frame.
         """
-        from asymflux.analysis import differential_intensity
-
         if self.stack is None:
             raise RuntimeError("no stack attached: open a dataset or pick a stack layer first")
         options = self.differential_options()
         if n_reference_frames:
             options["n_reference_frames"] = int(n_reference_frames)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            dI = differential_intensity(self.stack, **options)
+        dI, key = self._movie(options)
         x = _symmetric_limit(dI[-1])
         name = f"{self.image_layer.name} dI" if self.image_layer is not None else "dI"
         if self.dI_layer is not None and self.dI_layer in self.viewer.layers:
@@ -483,7 +520,7 @@ class CurationWidget(Container):
             self.dI_layer = self.viewer.add_image(
                 dI, name=name, colormap=diverging_colormap(), contrast_limits=(-x, x),
                 metadata={METADATA_KEY: {"role": "dI"}})
-        self.dI_layer.metadata[METADATA_KEY]["options"] = self._options_key(options)
+        self.dI_layer.metadata[METADATA_KEY]["options"] = key
         if self.labels_layer is not None and self.labels_layer in self.viewer.layers:
             # particles as outlines on top, so that dI inside them stays visible
             self.labels_layer.contour = 2
@@ -491,16 +528,33 @@ class CurationWidget(Container):
                                     len(self.viewer.layers))
         return self.dI_layer
 
-    def _dI(self, *, rolling=True):
-        options = self.differential_options(rolling=rolling)
-        if self.dI_layer is not None and self.dI_layer.metadata.get(METADATA_KEY, {}).get(
-                "options") == self._options_key(options):
-            return self.dI_layer.data
-        from asymflux.analysis import differential_intensity
+    def _movie_key(self, options) -> dict:
+        """What the registered dI movie depends on: ``options``, *Register drift* and the
+        labels (the registration region and the background are taken around them)."""
+        labels = self.curation.labels if self.curation is not None else None
+        return {**self._options_key(options), "register": bool(self._register.value),
+                "labels": None if labels is None
+                else zlib.crc32(np.ascontiguousarray(labels).tobytes())}
 
+    def _movie(self, options):
+        """``(registered dI movie, its key)`` for ``options`` (:meth:`differential_options`)."""
+        from asymflux.analysis import registered_differential
+
+        labels = self.curation.labels if self.curation is not None else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return differential_intensity(self.stack, **options)
+            dI, _shifts = registered_differential(self.stack, labels,
+                                                  register=bool(self._register.value), **options)
+        return dI, self._movie_key(options)
+
+    def _dI(self, *, rolling=True):
+        """The registered dI movie of the current settings (the dI layer's, if current)."""
+        options = self.differential_options(rolling=rolling)
+        layer = self.dI_layer
+        if layer is not None and layer in self.viewer.layers and \
+                layer.metadata.get(METADATA_KEY, {}).get("options") == self._movie_key(options):
+            return layer.data
+        return self._movie(options)[0]
 
     def detect(self, min_area_px=None):
         """Detect particles on the reference image (mean of the first frames) into the labels.
@@ -604,20 +658,11 @@ class CurationWidget(Container):
     def show_particle(self, particle_id=None):
         """O_COM and O_Li-rich of a particle over time as Points layers, d(capacity) plotted.
 
-        Returns the particle's :func:`asymflux.analysis.particle_timeseries` table.
+        Returns the particle's table (:meth:`analyze_particle`: registered, the rows
+        ``asymflux analyze`` writes for it with the same options).
         """
-        from asymflux.analysis import particle_timeseries
-
-        cur = self._require()
         pid = self._pid(particle_id)
-        if pid not in set(cur.particle_ids()):
-            raise ValueError(f"particle {pid} does not exist")
-        labels = np.where(cur.labels == pid, pid, 0).astype(np.int32)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            table = particle_timeseries(
-                self.stack, labels, pixel_nm=self.pixel_nm, time_s=self.time_s,
-                capacity_mAh_g=self.capacity_mAh_g, n_threads=1, **self.differential_options())
+        table = self.analyze_particle(pid).timeseries
         self.particle_table = table
         frames = table["frame"].to_numpy(float)
         com = np.column_stack([frames, table["com_row"], table["com_col"]])
@@ -657,8 +702,9 @@ class CurationWidget(Container):
         self._canvas.draw_idle()
 
     def fit_blocking(self, particle_id=None, max_arcs=2, rate_mA_g=None):
-        """Infer the selected particle's blocked arcs (:func:`asymflux.fit.fit_particle`,
-        the same function as ``asymflux fit``) and draw them as paths around it; waits
+        """Infer the selected particle's blocked arcs (:meth:`analyze_particle`, then
+        :func:`asymflux.fit.fit_analysis`: the same pipeline and fit as ``asymflux fit``)
+        and draw them as paths around it; waits
         for the fit (10-60 s). The *Fit blocking* button runs
         :meth:`start_fit_blocking` instead, which keeps napari responsive.
 
@@ -667,11 +713,11 @@ class CurationWidget(Container):
         """
         from napari.utils import progress
 
-        from asymflux.fit import fit_particle
+        from asymflux.fit import fit_analysis
 
         pid, mask, args, kwargs = self._fit_inputs(particle_id, max_arcs, rate_mA_g)
         with progress(total=1, desc=f"fitting particle {pid}") as bar:
-            result = fit_particle(*args, **kwargs)
+            result = fit_analysis(*args, **kwargs)
             bar.update(1)
         return self._show_fit(pid, mask, result)
 
@@ -682,10 +728,10 @@ class CurationWidget(Container):
         from napari.qt.threading import create_worker
         from napari.utils.notifications import show_error
 
-        from asymflux.fit import fit_particle
+        from asymflux.fit import fit_analysis
 
         pid, mask, args, kwargs = self._fit_inputs(particle_id, max_arcs, rate_mA_g)
-        worker = create_worker(fit_particle, *args, **kwargs,
+        worker = create_worker(fit_analysis, *args, **kwargs,
                                _progress={"desc": f"fitting particle {pid}"})
         worker.returned.connect(lambda result: self.run(self._show_fit, pid, mask, result))
         worker.errored.connect(lambda e: show_error(f"asymflux: fitting particle {pid} failed: {e}"))
@@ -694,26 +740,17 @@ class CurationWidget(Container):
         return worker
 
     def _fit_inputs(self, particle_id, max_arcs, rate_mA_g):
-        """``(particle id, its mask, fit_particle's args, kwargs)``, read in the GUI thread."""
-        from asymflux.analysis import crop_box
-
-        cur = self._require()
+        """``(particle id, its mask, fit_analysis's args, kwargs)``, read in the GUI thread:
+        the particle through :meth:`analyze_particle` (registered, never a rolling
+        differential: the blocking model predicts dI relative to the reference)."""
         pid = self._pid(particle_id)
-        if pid not in set(cur.particle_ids()):
-            raise ValueError(f"particle {pid} does not exist")
         if rate_mA_g is None:
             rate_mA_g = (self.dataset.metadata.get("rate_mA_g") if self.dataset is not None else None)
         if rate_mA_g is None:
             raise ValueError("unknown charge rate: open a dataset folder with rate_mA_g in its metadata")
-        mask = cur.labels == pid
-        box = crop_box(mask, pad_px=8)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            # the blocking model predicts dI relative to the reference: never a rolling one
-            dI = np.asarray(self._dI(rolling=False)[(slice(None), *box)], dtype=float)
-        kwargs = {"pixel_nm": self.pixel_nm, "time_s": self.time_s - self.time_s[0],
-                  "rate_mA_g": float(rate_mA_g), "max_arcs": max_arcs}
-        return pid, mask, (dI, mask[box]), kwargs
+        particle = self.analyze_particle(pid, rolling=False, crop=True)
+        mask = self.curation.labels == pid
+        return pid, mask, (particle,), {"rate_mA_g": float(rate_mA_g), "max_arcs": max_arcs}
 
     def _show_fit(self, pid, mask, result):
         """Draw a fit's arcs around particle ``pid`` and report it; returns ``result``."""
@@ -755,7 +792,8 @@ class CurationWidget(Container):
         return self.lines_layer
 
     def kymograph(self, line=None):
-        """dI along the last line of the lines layer, for every frame, as an image layer.
+        """dI along the last line of the lines layer, for every frame, as an image layer
+        (the registered dI movie of :meth:`show_differential`).
 
         The image has x = position along the line (pixels), y = frame; it is placed to
         the right of the field of view. Returns the layer (``metadata["asymflux"]`` has

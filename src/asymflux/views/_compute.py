@@ -238,26 +238,27 @@ def measure_particle_movie(stack, mask, *, pixel_nm, capacity_mAh_g, time_s, sou
 
 def measured_particle(dataset, particle_id: int, timeseries: pd.DataFrame, labels,
                       *, pad_px=6) -> ParticleMovie:
-    """The movie of one particle of a dataset, registered with the drift that
-    :func:`asymflux.analysis.analyze_dataset` estimated (``timeseries`` is its table)."""
+    """The movie of one particle of a dataset through the one-particle pipeline
+    (:func:`asymflux.analysis.analyze_dataset_particle`), registered with the drift that
+    :func:`asymflux.analysis.analyze_dataset` estimated (``timeseries`` is its table): the
+    same d(capacity) as ``asymflux analyze`` and the napari widget."""
     from asymflux import analysis
 
     ts = timeseries[timeseries["particle_id"] == int(particle_id)].sort_values("frame")
     shifts = ts[["drift_row_px", "drift_col_px"]].to_numpy(dtype=float)
     if shifts.shape[0] != dataset.stack.shape[0] or not np.all(np.isfinite(shifts)):
         shifts = None
-    crop = analysis.particle_crop(dataset.stack, labels, int(particle_id), shifts_px=shifts,
-                                  pad_px=pad_px)
-    try:
-        cap = np.asarray(dataset.capacity_at_frames(), dtype=float)
-    except Exception:  # noqa: BLE001 - no echem: capacity unknown
-        cap = np.full(crop.stack.shape[0], np.nan)
-    movie = measure_particle_movie(crop.stack, crop.mask.astype(np.int32),
-                                   pixel_nm=dataset.pixel_nm, capacity_mAh_g=cap,
-                                   time_s=dataset.time_s, source="measured",
-                                   extra={"box": crop.box})
-    movie.timeseries["particle_id"] = int(particle_id)
-    return movie
+    one = analysis.analyze_dataset_particle(dataset, int(particle_id), masks=labels,
+                                            shifts_px=shifts, pad_px=pad_px)
+    crop = one.crop
+    table = one.timeseries.drop(columns="dataset")  # the simulated twin's columns
+    table.insert(0, "source", "measured")
+    kymo, dist, line, bounds = particle_kymograph(crop.dI, crop.mask, dataset.pixel_nm)
+    return ParticleMovie(source="measured", pixel_nm=float(dataset.pixel_nm),
+                         capacity_mAh_g=one.capacity_mAh_g, time_s=one.time_s, stack=crop.stack,
+                         dI=np.asarray(crop.dI, dtype=np.float32), mask=crop.mask, timeseries=table,
+                         kymograph=kymo, distance_nm=dist, line=line, boundaries=bounds,
+                         extra={"box": crop.box, "shifts_px": one.shifts_px})
 
 
 def ellipse_outline(mask, pixel_nm, *, center_rc):
