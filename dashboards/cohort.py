@@ -1,13 +1,11 @@
 """Cohort browser dashboard: ``panel serve dashboards/cohort.py`` (docs/dashboards.md).
 
 Page argument: ``?datasets=<demo group, names/paths separated by commas, or a folder>``.
+The view loads the HoloViews and Panel extensions it needs itself, so this page works
+served alone, first, or beside the model explorer.
 """
-
-import panel as pn
 
 from asymflux.views import CohortBrowser
 from asymflux.views._common import session_arg
-
-pn.extension("tabulator")
 
 CohortBrowser(datasets=session_arg("datasets", "cohorts")).servable(title="asymflux cohort browser")

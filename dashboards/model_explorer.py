@@ -1,14 +1,11 @@
 """Model explorer dashboard: ``panel serve dashboards/model_explorer.py`` (docs/dashboards.md).
 
-Page arguments: ``?dataset=<demo name or folder path>&particle=<id>``.
+Page arguments: ``?dataset=<demo name or folder path>&particle=<id>``. The view loads the
+HoloViews and Panel extensions it needs itself (like the cohort browser).
 """
-
-import panel as pn
 
 from asymflux.views import ModelExplorer
 from asymflux.views._common import session_arg
-
-pn.extension()
 
 particle = session_arg("particle")
 ModelExplorer(

@@ -6,6 +6,9 @@ backend in notebooks/dashboards or save it with :func:`save_png`.
 
 from __future__ import annotations
 
+import textwrap
+import threading
+
 import numpy as np
 import pandas as pd
 
@@ -250,10 +253,12 @@ def kymograph(kymo, distance_nm, capacity_mAh_g, *, boundaries: pd.DataFrame | N
     return img
 
 
-def differential_frame(dI, pixel_nm: float, *, title="", clim=(0.0, 0.3), cmap="Reds"):
+def differential_frame(dI, pixel_nm: float, *, title="", clim=(0.0, 0.3), cmap="Reds",
+                       line=None):
     """One frame of a differential movie (dI = I/I0 - 1; the Fig. 2 colour scale, white to red).
 
     ``dI`` is (n_row, n_col); axes are in µm from the top-left corner, y pointing up.
+    ``line``: ``((row0, col0), (row1, col1))`` pixel indices of a line-cut, drawn in blue.
     """
     hv = _hv()
     dI = np.asarray(dI, dtype=float)
@@ -261,50 +266,209 @@ def differential_frame(dI, pixel_nm: float, *, title="", clim=(0.0, 0.3), cmap="
     p = float(pixel_nm) / 1000.0
     img = hv.Image(dI, bounds=(0, 0, n_col * p, n_row * p), kdims=["x (µm)", "y (µm)"],
                    vdims=[hv.Dimension("dI", label="differential intensity", range=clim)])
-    return _style(img.opts(cmap=cmap, clim=clim, title=title),
-                  bokeh={"colorbar": True, "data_aspect": 1})
+    img = _style(img.opts(cmap=cmap, clim=clim, title=title),
+                 bokeh={"colorbar": True, "data_aspect": 1}, matplotlib={"colorbar": True})
+    if line is None:
+        return img
+    (r0, c0), (r1, c1) = line
+    path = hv.Path([[(c0 * p + p / 2, (n_row - r0) * p - p / 2),
+                     (c1 * p + p / 2, (n_row - r1) * p - p / 2)]], kdims=["x (µm)", "y (µm)"])
+    return img * _style(path, {"color": "blue"}, bokeh={"line_width": 2},
+                        matplotlib={"linewidth": 2})
 
 
-def fig5e_cohorts(stats: pd.DataFrame, *, by="ageing"):
-    """Fig. 5e: symmetric / asymmetric counts per group (bars) and the asymmetric fraction
-    with its Wilson interval (diamonds with error bars).
+FRESH_LABELS = ("fresh", "pristine", "uncycled")
+"""Ageing conditions drawn first in Fig. 5e (case-insensitive)."""
+
+SYMMETRIC_COLOR, ASYMMETRIC_COLOR = "#9ecae1", "#2ca02c"
+"""Bar colours of Fig. 5e: symmetric (light blue) and asymmetric (green) particles."""
+
+
+def condition_order(conditions, appearance=None) -> list[str]:
+    """Ageing conditions in the order Fig. 5e draws them: fresh first, then the aged ones in the
+    order of ``appearance`` (e.g. the pooled particle table's ``ageing`` column: the order in
+    which the datasets were given); conditions not in ``appearance`` (all of them without it)
+    follow by the number of ageing cycles in their names ("... 200 cycles"), then as given.
+    """
+    import re
+
+    conditions = [str(c) for c in dict.fromkeys(conditions)]
+    seen = [str(c) for c in dict.fromkeys(appearance if appearance is not None else ())]
+    rank = {c: i for i, c in enumerate(c for c in seen if c in conditions)}
+
+    def cycles(c):
+        m = re.search(r"(\d+)\s*cycles?", c)
+        return int(m.group(1)) if m else float("inf")
+
+    def key(item):
+        i, c = item
+        fresh = c.strip().lower() in FRESH_LABELS
+        return (not fresh, rank.get(c, len(rank)), 0 if c in rank else cycles(c), i)
+
+    return [c for _i, c in sorted(enumerate(conditions), key=key)]
+
+
+def fig5e_order(stats: pd.DataFrame, appearance=None, *, by="ageing") -> pd.DataFrame:
+    """The rows of ``stats`` (:func:`asymflux.analysis.cohort_statistics`, sorted by name) in
+    the order Fig. 5e draws them (:func:`condition_order`; ``appearance``: the conditions in
+    the order they appear in the data, e.g. the particle table's ``ageing`` column); ``by`` as
+    text, a fresh index."""
+    stats = stats.assign(**{by: stats[by].astype(str)})
+    order = condition_order(stats[by], appearance)
+    return stats.set_index(by).loc[order].reset_index()
+
+
+def fig5e_cohorts(stats: pd.DataFrame, *, by="ageing", order=None, width=900, height=420):
+    """Fig. 5e as the paper draws it: per ageing condition, the symmetric and asymmetric
+    particles as stacked bars (counts, left axis) and the fraction asymmetric as a diamond
+    with its 95 % Wilson interval (right axis, 0-1). Conditions: fresh first, then
+    ``order`` (see :func:`condition_order`).
 
     Parameters
     ----------
     stats : DataFrame from :func:`asymflux.analysis.cohort_statistics` (``n_symmetric``,
         ``n_asymmetric``, ``fraction_asymmetric``, ``ci_low``, ``ci_high``).
+    order : sequence of str, optional
+        Conditions in the order they appear in the data (default: the rows' order).
+    width, height : int
+        Size in screen pixels (bokeh). For a PNG use :func:`fig5e_figure`: HoloViews'
+        matplotlib backend draws no second y axis.
 
     Returns
     -------
-    holoviews.Layout
-        Counts on the left, fractions on the right (sharing the group axis).
+    holoviews.Overlay
+        Bars, error bars and diamonds on two y axes (bokeh ``multi_y``).
     """
     hv = _hv()
-    groups = [str(g) for g in stats[by]]
+    t = fig5e_order(stats, order, by=by)
+    groups = list(t[by])
+    cond = hv.Dimension(by, label="ageing condition")
     long = pd.DataFrame({
         by: groups * 2,
         "behaviour": ["symmetric"] * len(groups) + ["asymmetric"] * len(groups),
-        "count": np.r_[stats["n_symmetric"].to_numpy(), stats["n_asymmetric"].to_numpy()],
+        "count": np.r_[t["n_symmetric"].to_numpy(), t["n_asymmetric"].to_numpy()],
     })
-    bars = hv.Bars(long, [hv.Dimension(by, label="ageing condition"), "behaviour"],
-                   [hv.Dimension("count", label="number of particles")])
-    bars = _style(bars.opts(title="Particles per ageing condition (Fig. 5e)"),
-                  bokeh={"color": hv.dim("behaviour").categorize(
-                      {"symmetric": "#1f77b4", "asymmetric": "#2ca02c"}),
-                      "xrotation": 30, "tools": ["hover"]})
-    frac = stats["fraction_asymmetric"].to_numpy(dtype=float)
-    lo = frac - stats["ci_low"].to_numpy(dtype=float)
-    hi = stats["ci_high"].to_numpy(dtype=float) - frac
-    fd = pd.DataFrame({by: groups, "fraction": frac, "lo": lo, "hi": hi})
-    kd = [hv.Dimension(by, label="ageing condition")]
-    vd = hv.Dimension("fraction", label="fraction asymmetric", range=(0, 1))
-    err = hv.ErrorBars(fd, kd, [vd, "lo", "hi"])
-    pts = _style(hv.Scatter(fd, kd, [vd]), {"color": "black"},
-                 bokeh={"size": 12, "marker": "diamond", "tools": ["hover"]},
+    bars = hv.Bars(long, [cond, "behaviour"], [hv.Dimension("count", label="number of particles")])
+    bars = _style(bars, bokeh={
+        "stacked": True, "tools": ["hover"], "line_color": "white", "show_legend": True,
+        "ylim": (0, max(1.0, float((t["n_symmetric"] + t["n_asymmetric"]).max()) * 1.12)),
+        "cmap": {"symmetric": SYMMETRIC_COLOR, "asymmetric": ASYMMETRIC_COLOR}})
+    frac = t["fraction_asymmetric"].to_numpy(dtype=float)
+    fd = pd.DataFrame({by: groups, "fraction": frac,
+                       "lo": frac - t["ci_low"].to_numpy(dtype=float),
+                       "hi": t["ci_high"].to_numpy(dtype=float) - frac})
+    vd = hv.Dimension("fraction", label="fraction asymmetric (95 % Wilson CI)", range=(0, 1))
+    err = _style(hv.ErrorBars(fd, [cond], [vd, "lo", "hi"]), {"color": "black"},
+                 bokeh={"line_width": 2})
+    pts = _style(hv.Scatter(fd, [cond], [vd], label="fraction asymmetric"),
+                 {"color": "black"},
+                 bokeh={"size": 14, "marker": "diamond", "tools": ["hover"],
+                        "line_color": "white"},
                  matplotlib={"s": 60, "marker": "D"})
-    fraction = _style((err * pts).opts(title="Fraction asymmetric, 95 % Wilson interval"),
-                      bokeh={"xrotation": 30})
-    return hv.Layout([bars, fraction]).cols(2)
+    overlay = (bars * err * pts).opts(
+        title="Fig. 5e: asymmetric particles per ageing condition", show_legend=True)
+    return _style(overlay, bokeh={
+        "multi_y": True, "width": width, "height": height, "legend_position": "top",
+        "hooks": [_whiskers_on_second_axis],
+        "xrotation": 0 if max(map(len, groups), default=0) * len(groups) < width / 9 else 20,
+        "fontsize": {"title": 12, "labels": 11, "xticks": 10, "yticks": 10},
+        "shared_axes": False})
+
+
+def _whiskers_on_second_axis(plot, _element):
+    """Bokeh hook of Fig. 5e: HoloViews draws error bars as Bokeh ``Whisker`` annotations on
+    the first y axis even with ``multi_y``; the Wilson intervals belong to the fraction's."""
+    from bokeh.models import Whisker
+
+    fig = plot.state
+    if "fraction" in getattr(fig, "extra_y_ranges", {}):
+        for annotation in fig.center:
+            if isinstance(annotation, Whisker):  # drawn over the bars, not under them
+                annotation.update(y_range_name="fraction", level="overlay")
+
+
+def fig5e_figure(stats: pd.DataFrame, *, by="ageing", order=None, size_inches=(9.0, 4.6),
+                 dpi=100):
+    """Fig. 5e (as :func:`fig5e_cohorts`) drawn with plain matplotlib (stacked bars, and the
+    fraction asymmetric with its Wilson interval on a second y axis), for PNG files. Needs no
+    display: the figure is not managed by pyplot. Returns a ``matplotlib.figure.Figure``."""
+    from matplotlib.figure import Figure
+
+    t = fig5e_order(stats, order, by=by)
+    x = np.arange(len(t))
+    sym, asym = t["n_symmetric"].to_numpy(float), t["n_asymmetric"].to_numpy(float)
+    frac = t["fraction_asymmetric"].to_numpy(float)
+    fig = Figure(figsize=size_inches, dpi=dpi, layout="constrained")
+    ax = fig.add_subplot()
+    ax.bar(x, sym, width=0.6, color=SYMMETRIC_COLOR, edgecolor="white", label="symmetric")
+    ax.bar(x, asym, width=0.6, bottom=sym, color=ASYMMETRIC_COLOR, edgecolor="white",
+           label="asymmetric")
+    ax.set_ylabel("number of particles")
+    ax.set_xlabel("ageing condition")
+    ax.set_xticks(x, [textwrap.fill(str(g), 14) for g in t[by]])
+    top = float(np.nanmax(sym + asym)) if len(t) else 1.0
+    ax.set_ylim(0, top * 1.15 if top > 0 else 1)
+    ax2 = ax.twinx()
+    yerr = np.vstack([frac - t["ci_low"].to_numpy(float), t["ci_high"].to_numpy(float) - frac])
+    ax2.errorbar(x, frac, yerr=yerr, fmt="D", color="black", markerfacecolor="black",
+                 markeredgecolor="white", markersize=9, capsize=4, lw=1.5,
+                 label="fraction asymmetric (95 % Wilson CI)")
+    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("fraction asymmetric (95 % Wilson CI)")
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3,
+              frameon=False, fontsize=9)
+    ax.set_title("Fig. 5e: asymmetric particles per ageing condition", pad=24)
+    return fig
+
+
+# ----------------------------------------------------------------------------- PNG files
+
+
+def figure_png(fig, *, dpi=None) -> bytes:
+    """PNG bytes of a matplotlib figure (Agg canvas: no display needed)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+_BACKEND_LOCK = threading.RLock()
+
+
+def to_png(build, *args, dpi=100, mpl_opts=None, **kwargs) -> bytes:
+    """PNG bytes of the HoloViews figure ``build(*args, **kwargs)`` (a builder of this
+    module), built and rendered with HoloViews' matplotlib backend: no browser, webdriver
+    or display needed.
+
+    The builders give their options to the current backend, so for the build the current
+    backend is matplotlib, then the previous one again (under a lock: a Panel server builds
+    its pages in one thread, so no page sees the switch). A builder returning a matplotlib
+    ``Figure`` (:func:`fig5e_figure`) is saved as it is. ``mpl_opts``: matplotlib options of
+    the figure (``fig_inches``, ``aspect``, ...).
+    """
+    import holoviews as hv
+
+    with _BACKEND_LOCK:
+        if "matplotlib" not in hv.Store.renderers:
+            import holoviews.plotting.mpl  # noqa: F401 - registers the backend, keeps the current one
+        previous = hv.Store.current_backend
+        hv.Store.set_current_backend("matplotlib")
+        try:
+            obj = build(*args, **kwargs)
+            if hasattr(obj, "savefig"):
+                return figure_png(obj, dpi=dpi)
+            if mpl_opts:
+                obj = obj.opts(backend="matplotlib", **mpl_opts)
+            data, _info = hv.renderer("matplotlib").instance(dpi=dpi)(obj, fmt="png")
+            return data
+        finally:
+            if previous in hv.Store.renderers:
+                hv.Store.set_current_backend(previous)
 
 
 def save_png(obj, path, *, fig_inches=None) -> None:

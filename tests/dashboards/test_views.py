@@ -267,10 +267,10 @@ def test_a_failing_fit_is_reported_in_the_page(explorer, monkeypatch):
     assert not explorer.fit_button.loading
 
 
-def test_model_graph_is_recomputed_only_when_a_reference_changes():
+def test_one_update_recomputes_the_model_graph_once_with_public_bokeh_api():
     """HoloViews wraps each plot update in ``doc.models.freeze()``, after which Bokeh walks
-    the whole page; within ``model_graph_recomputed_if_changed`` that walk happens only when a
-    model was attached or detached (and then once)."""
+    the whole page; within ``one_update`` the walk happens once, at the end, and Bokeh's
+    model manager is left as it was (nothing replaced on it)."""
     from bokeh.document import Document
     from bokeh.models import ColumnDataSource, Range1d
     from bokeh.plotting import figure
@@ -284,18 +284,154 @@ def test_model_graph_is_recomputed_only_when_a_reference_changes():
     calls = []
     real = doc.models.recompute
     doc.models.recompute = lambda: (calls.append(1), real())
-    with K.model_graph_recomputed_if_changed(doc), doc.models.freeze():  # as HoloViews does
-        source.data = {"x": [0, 1, 2], "y": [1, 2, 3]}
-    assert calls == []  # new data, no new model: no walk
+    before = set(vars(doc.models))
     new_range = Range1d(0, 5)
-    with K.model_graph_recomputed_if_changed(doc):
+    with K.one_update(doc):
+        for _ in range(3):  # three plots updated, as HoloViews does
+            with doc.models.freeze():
+                source.data = {"x": [0, 1, 2], "y": [1, 2, 3]}
         with doc.models.freeze():
             fig.x_range = new_range
-        with doc.models.freeze():
-            fig.y_range = Range1d(0, 2)
-    assert calls == [1]  # one walk for both changes, and the new models are the page's
+        assert calls == []
+    assert calls == [1]  # one walk, and the new model is the page's
     assert doc.models.get_by_id(new_range.id) is new_range
-    assert doc.models._freeze_count == 0 and "invalidate" not in vars(doc.models)
-    with doc.models.freeze():  # Bokeh's own behaviour is back outside the block
-        source.data = {"x": [0], "y": [0]}
-    assert calls == [1, 1]
+    assert set(vars(doc.models)) == before and doc.models._freeze_count == 0
+    with K.one_update(None):  # no document (notebook, tests): nothing to do
+        pass
+
+
+def test_common_uses_no_private_bokeh_api():
+    import inspect
+
+    from asymflux.views import _common as K
+
+    src = inspect.getsource(K)
+    assert "_pop_freeze" not in src and "_freeze_count" not in src
+
+
+def test_fig5e_conditions_fresh_first_then_as_given():
+    from asymflux import plots
+
+    names = ["3-4.3V 200mA/g 200 cycles", "3-4.3V 50mA/g 200 cycles", "fresh"]  # sorted
+    given = ["fresh", "3-4.3V 50mA/g 200 cycles", "3-4.3V 200mA/g 200 cycles"]
+    assert plots.condition_order(names, given) == given
+    assert plots.condition_order(names, given[::-1])[0] == "fresh"
+    assert plots.condition_order(["aged 300 cycles", "aged 50 cycles", "Fresh"]) == [
+        "Fresh", "aged 50 cycles", "aged 300 cycles"]
+
+
+def test_fig5e_bars_and_diamonds_on_two_axes(demo_data):
+    from bokeh.models import Scatter, VBar, Whisker
+
+    hv.extension("bokeh")
+    view = CohortBrowser(datasets=",".join(reversed(COHORT_DATASETS)))
+    view.load()
+    assert view.stats["ageing"].iloc[0] == "fresh"  # given second, drawn first
+    fig = hv.render(view._cohort_plot(view.stats))
+    assert list(fig.x_range.factors) == list(view.stats["ageing"])
+    assert "fraction" in fig.extra_y_ranges and fig.extra_y_ranges["fraction"].end == 1
+    glyphs = [type(r.glyph) for r in fig.renderers]
+    assert VBar in glyphs and Scatter in glyphs
+    whiskers = [a for a in fig.center if isinstance(a, Whisker)]
+    assert whiskers and {w.y_range_name for w in whiskers} == {"fraction"}  # the intervals
+    assert {ax.axis_label for ax in fig.left + fig.right} == {
+        "number of particles", "fraction asymmetric (95 % Wilson CI)"}
+
+
+def _download(button) -> tuple[bytes, str]:
+    """What a FileDownload sends when clicked (the callback, through Panel)."""
+    import base64
+
+    button._clicks += 1
+    return base64.b64decode(button.data.split(",", 1)[1]), button.filename
+
+
+def test_cohort_downloads(demo_data):
+    import pandas as pd
+
+    view = CohortBrowser(datasets=",".join(COHORT_DATASETS))
+    view.load()
+    view.__panel__()
+    files = {k: _download(b) for k, b in view.downloads.items()}
+    for key, (data, name) in files.items():
+        assert data, key
+        if key.endswith(".png"):
+            assert data.startswith(b"\x89PNG") and name.endswith(".png"), key
+        else:
+            assert name.endswith(".csv"), key
+    # the CSV is the table the page shows, in its order
+    shown = view.stats
+    got = pd.read_csv(io.BytesIO(files["fig5e.csv"][0]))
+    pd.testing.assert_frame_equal(got, shown.reset_index(drop=True), check_dtype=False)
+    particles = pd.read_csv(io.BytesIO(files["particles.csv"][0]))
+    assert len(particles) == len(view.particles)
+    assert list(particles["particle_id"]) == list(view.particles["particle_id"])
+    ts = pd.read_csv(io.BytesIO(files["timeseries.csv"][0]))
+    np.testing.assert_allclose(ts["offset_nm"], view.particle_movie().timeseries["offset_nm"])
+
+
+def test_explorer_downloads(explorer):
+    import pandas as pd
+
+    explorer.param.update(eta=0.3, blocked_fraction=0.25, rate_mA_g=100.0)
+    files = {k: _download(b) for k, b in explorer.downloads.items()}
+    assert {k for k in files if k.endswith(".png")} == {f"{f}.png" for f in explorer.FIGURES}
+    for key, (data, _name) in files.items():
+        if key.endswith(".png"):
+            assert data.startswith(b"\x89PNG") and len(data) > 1000, key
+    rate = pd.read_csv(io.BytesIO(files["fig5b.csv"][0]))
+    pd.testing.assert_frame_equal(rate, explorer.rate_table().reset_index(drop=True),
+                                  check_dtype=False)
+    d = pd.read_csv(io.BytesIO(files["d_capacity.csv"][0]))
+    want = explorer.comparison()["timeseries"]
+    assert list(d["source"].unique()) == ["measured", "simulated"]
+    np.testing.assert_allclose(d["offset_nm"], want["offset_nm"])
+    maps = pd.read_csv(io.BytesIO(files["theta_maps.csv"][0]))
+    assert sorted(maps["minutes"].unique()) == [5.0, 10.0, 15.0, 20.0]
+    th = explorer.theta_maps()["theta"].iloc[0]
+    np.testing.assert_allclose(maps.loc[maps["minutes"] == 5.0, "theta"], np.ravel(th))
+    assert "eta0.3_fraction0.25" in files["fig5b.csv"][1]
+
+
+def test_png_without_a_display(tmp_path):
+    """The PNG files are drawn by matplotlib's Agg canvas: no display, browser or webdriver."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import pandas as pd\n"
+        "from asymflux import plots\n"
+        "plots.use_backend('bokeh')\n"
+        "s = pd.DataFrame({'ageing': ['x 200 cycles', 'fresh'], 'n_symmetric': [3, 5],"
+        " 'n_asymmetric': [3, 1], 'fraction_asymmetric': [0.5, 1 / 6],"
+        " 'ci_low': [0.2, 0.03], 'ci_high': [0.8, 0.56]})\n"
+        "a = plots.to_png(plots.fig5e_figure, s)\n"
+        "b = plots.to_png(plots.differential_frame, [[0.0, 0.1], [0.2, 0.3]], 65.0)\n"
+        "import holoviews as hv\n"
+        "assert hv.Store.current_backend == 'bokeh'\n"
+        "print(a[:4] == b[:4] == b'\\x89PNG')\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "True"
+
+
+def test_views_load_their_own_extensions():
+    """A view created first in a fresh interpreter (as the first page of a server) finds its
+    HoloViews backend loaded by itself."""
+    import subprocess
+    import sys
+
+    code = ("import holoviews as hv\n"
+            "from asymflux.views import CohortBrowser\n"
+            "v = CohortBrowser(datasets='')\n"
+            "assert 'bokeh' in hv.Store.renderers and hv.Store.current_backend == 'bokeh'\n"
+            "v._as_row(v._cohort_plot(None)).get_root()\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")

@@ -320,43 +320,68 @@ def simulated(spec, particle_id, eta, blocked_fraction, angle_deg, rate_mA_g,
     return _run(*args, **kw)
 
 
-# --------------------------------------------------------------------- Bokeh
+# --------------------------------------------------------------------- Bokeh / Panel
+
+
+def load_extensions(*panel_extensions: str) -> None:
+    """Load what a view needs to render, whichever page a server opens first: HoloViews'
+    bokeh backend (made the current one) and Panel's ``panel_extensions`` (e.g.
+    ``"tabulator"``; for a served page, registered with its session).
+
+    Each view calls this when it is created, so a page does not depend on another page
+    (or on the app file) having loaded them: served alone, the cohort browser once found no
+    plotting extension (its first plot was made before anything had loaded HoloViews').
+    """
+    from asymflux import plots
+
+    plots.use_backend("bokeh")
+    if panel_extensions:
+        pn.extension(*panel_extensions)
 
 
 @contextmanager
-def model_graph_recomputed_if_changed(doc):
-    """Within this block, Bokeh recomputes the document's model graph once at the end, and
-    only if a change in it added or removed a model reference.
+def one_update(doc):
+    """Send the changes made within this block to the page as one message, and let Bokeh
+    recompute the document's model graph once, at the end, instead of after each plot.
 
-    HoloViews wraps every plot update in ``doc.models.freeze()``, and Bokeh recomputes the
-    graph (a walk over every model of the page, ~540 in the model explorer, 50-80 ms here)
-    each time a freeze ends, whether anything was attached or not. Updating the data of
-    plots already in the page changes no reference, so the walks were a quarter of the
-    server's time per slider change. A reference change still calls ``invalidate``, which is
-    noted here and leads to one recomputation at the end. Without a document, or with a
-    Bokeh whose model manager differs, this is a plain ``freeze`` (or nothing).
+    HoloViews wraps every plot update in ``doc.models.freeze()``, and Bokeh walks every model
+    of the page (~540 in the model explorer) each time the outermost freeze ends; one outer
+    freeze (public Bokeh API, reference counted) leaves one walk per publication instead of
+    one per plot. Without a document (notebook, tests) this does nothing.
     """
     models = getattr(doc, "models", None)
-    if models is None or not all(hasattr(models, a) for a in
-                                 ("_pop_freeze", "_freeze_count", "invalidate", "recompute")):
-        with models.freeze() if hasattr(models, "freeze") else nullcontext():
-            yield
-        return
-    changed = []
-
-    def pop_freeze():  # Bokeh's, without its unconditional recompute
-        models._freeze_count -= 1
-
-    def invalidate():  # a model reference changed
-        changed.append(True)
-
-    models._pop_freeze, models.invalidate = pop_freeze, invalidate
-    try:
+    with pn.io.hold(doc), (models.freeze() if hasattr(models, "freeze") else nullcontext()):
         yield
-    finally:
-        del models._pop_freeze, models.invalidate
-        if changed and models._freeze_count == 0:
-            models.recompute()
+
+
+def download_button(label: str, filename: str, make, *, width: int = 170):
+    """A :class:`panel.widgets.FileDownload` button whose file is made when clicked:
+    ``make()`` returns ``bytes`` (``filename`` is the suggested name) or ``(bytes,
+    filename)``."""
+    button = pn.widgets.FileDownload(label=label, filename=filename, width=width, embed=False)
+
+    def callback():
+        import io
+
+        out = make()
+        data, name = out if isinstance(out, tuple) else (out, filename)
+        button.filename = name
+        return io.BytesIO(data)
+
+    button.callback = callback
+    return button
+
+
+def csv_bytes(table) -> bytes:
+    """A table as CSV (UTF-8, no index): what the CSV download buttons send."""
+    return table.to_csv(index=False).encode("utf-8")
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a file-name part (letters, digits, ``-_.`` only)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "data"
 
 
 # --------------------------------------------------------------------- helpers
@@ -383,8 +408,9 @@ def save_upload(data: bytes, filename: str) -> str:
 
 
 def empty_plot(message: str = ""):
-    import holoviews as hv
+    from asymflux import plots
 
+    hv = plots.use_backend("bokeh")
     return hv.Text(0.5, 0.5, message).opts(xaxis=None, yaxis=None, title=message[:60])
 
 

@@ -37,6 +37,7 @@ class CohortBrowser(pn.viewable.Viewer):
     errors = param.List(default=[], doc="Messages of the datasets that could not be used.")
 
     def __init__(self, **params):
+        K.load_extensions("tabulator")  # this page's own: it may be the first one served
         super().__init__(**params)
         self._loaded_for = None
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, width=1100)
@@ -60,6 +61,7 @@ class CohortBrowser(pn.viewable.Viewer):
         self.particle_pane = pn.panel(
             pn.bind(self._as_row, pn.bind(self._particle_plot, self.param.particle)),
             name="particle", loading_indicator=True)
+        self.downloads = self._make_downloads()  # file name -> button: PNG/figure, CSV/table
 
     # ------------------------------------------------------------------ loading
 
@@ -82,6 +84,8 @@ class CohortBrowser(pn.viewable.Viewer):
             self._fail(errors or ["no datasets"])
             return
         particles, stats = C.cohort_tables(analyzed)
+        # fresh first, then the aged conditions in the order the datasets were given
+        stats = plots.fig5e_order(stats, particles["ageing"])
         self.errors = errors
         self.alert.object = ("Some datasets could not be used:\n\n- " + "\n- ".join(errors)
                              if errors else "")
@@ -131,8 +135,11 @@ class CohortBrowser(pn.viewable.Viewer):
             return
         try:
             movie = K.measured(*event.new)
-        except Exception as e:  # noqa: BLE001
-            self.alert.object = f"Particle {event.new}: {K.error_text(e)}"
+        except Exception as e:  # noqa: BLE001 - shown in the page; the other pages go on
+            K.log_exception(e)
+            spec, pid = event.new
+            self.alert.object = (f"Particle {pid} of dataset {spec} could not be read: "
+                                 f"{K.error_text(e)}")
             self.alert.visible = True
             return
         n = int(movie.dI.shape[0])
@@ -158,7 +165,7 @@ class CohortBrowser(pn.viewable.Viewer):
     def _cohort_plot(self, stats):
         if stats is None or not len(stats):
             return K.empty_plot("no particles")
-        return plots.fig5e_cohorts(stats).opts(shared_axes=False)
+        return plots.fig5e_cohorts(stats, order=list(stats["ageing"]), width=1000)
 
     def _particle_plot(self, particle):
         import holoviews as hv
@@ -177,17 +184,7 @@ class CohortBrowser(pn.viewable.Viewer):
         frame_stream = self.player.param.value
 
         def frame_image(frame):
-            f = int(np.clip(frame, 0, dI.shape[0] - 1))
-            c = cap[f] if np.isfinite(cap[f]) else float("nan")
-            img = plots.differential_frame(dI[f], movie.pixel_nm,
-                                           title=f"{name} / {pid}: frame {f}, {c:.1f} mAh/g")
-            (r0, c0), (r1, c1) = movie.line
-            n_row = dI.shape[1]
-            p = movie.pixel_nm / 1000.0
-            line = hv.Path([[(c0 * p + p / 2, (n_row - r0) * p - p / 2),
-                             (c1 * p + p / 2, (n_row - r1) * p - p / 2)]],
-                           kdims=["x (µm)", "y (µm)"]).opts(color="blue", line_width=2)
-            return img * line
+            return self._frame_plot(movie, name, pid, frame)
 
         def frame_marker(frame):
             f = int(np.clip(frame, 0, dI.shape[0] - 1))
@@ -199,13 +196,99 @@ class CohortBrowser(pn.viewable.Viewer):
 
         movie_dm = hv.DynamicMap(pn.bind(frame_image, frame_stream)).opts(
             width=380, height=380, framewise=True)
-        d = plots.offset_vs_capacity(movie.timeseries, by=None,
-                                     title=f"d(capacity) (Fig. 5d): {name} / {pid}")
+        d = self._offset_plot(movie, name, pid)
         d = (d * hv.DynamicMap(pn.bind(frame_marker, frame_stream))).opts(width=380, height=340)
-        k = plots.kymograph(movie.kymograph, movie.distance_nm, cap, boundaries=movie.boundaries,
-                            title=f"line-cut kymograph (Fig. 5c): {name} / {pid}")
+        k = self._kymograph_plot(movie, name, pid)
         k = (k * hv.DynamicMap(pn.bind(kymo_marker, frame_stream))).opts(width=380, height=340)
         return hv.Layout([movie_dm, d, k]).cols(3).opts(shared_axes=False)
+
+    # The figures of a particle, from the builders of asymflux.plots (also for the PNG files).
+
+    @staticmethod
+    def _frame_plot(movie, name, pid, frame):
+        dI, cap = movie.dI, movie.capacity_mAh_g
+        f = int(np.clip(frame, 0, dI.shape[0] - 1))
+        c = cap[f] if np.isfinite(cap[f]) else float("nan")
+        return plots.differential_frame(dI[f], movie.pixel_nm, line=movie.line,
+                                        title=f"{name} / {pid}: frame {f}, {c:.1f} mAh/g")
+
+    @staticmethod
+    def _offset_plot(movie, name, pid):
+        return plots.offset_vs_capacity(movie.timeseries, by=None,
+                                        title=f"d(capacity) (Fig. 5d): {name} / {pid}")
+
+    @staticmethod
+    def _kymograph_plot(movie, name, pid):
+        return plots.kymograph(movie.kymograph, movie.distance_nm, movie.capacity_mAh_g,
+                               boundaries=movie.boundaries,
+                               title=f"line-cut kymograph (Fig. 5c): {name} / {pid}")
+
+    # ------------------------------------------------------------------ downloads
+
+    def _chosen(self):
+        """(movie, dataset name, particle id, file-name stem) of the chosen particle."""
+        if self.particle is None:
+            raise ValueError("no particle chosen")
+        movie = self.particle_movie()
+        spec, pid = self.particle
+        name = movie.timeseries["dataset"].iloc[0] if "dataset" in movie.timeseries else spec
+        return movie, name, pid, K.safe_name(f"{name}_particle{pid}")
+
+    def _need_stats(self) -> pd.DataFrame:
+        if self.stats is None or not len(self.stats):
+            raise ValueError("no particles: nothing to download")
+        return self.stats
+
+    def fig5e_png(self) -> bytes:
+        """Fig. 5e as shown (PNG, drawn with matplotlib)."""
+        stats = self._need_stats()
+        return plots.to_png(plots.fig5e_figure, stats, order=list(stats["ageing"]))
+
+    PARTICLE_FIGURES = ("frame", "d_capacity", "kymograph")
+    """The chosen particle's figures, as :meth:`particle_png` names them."""
+
+    def particle_png(self, figure: str) -> tuple[bytes, str]:
+        """One of the chosen particle's figures (:attr:`PARTICLE_FIGURES`; the movie at the
+        player's frame) drawn with HoloViews' matplotlib backend: ``(PNG bytes, file name)``."""
+        movie, name, pid, stem = self._chosen()
+        size = {"fig_inches": (5.5, 4), "aspect": "auto"}
+        if figure == "frame":
+            frame = int(self.player.value)
+            return plots.to_png(self._frame_plot, movie, name, pid, frame,
+                                mpl_opts={"fig_inches": 4.5}), f"{stem}_frame{frame}.png"
+        if figure == "d_capacity":
+            return plots.to_png(self._offset_plot, movie, name, pid, mpl_opts=size), \
+                f"{stem}_d_capacity.png"
+        if figure == "kymograph":
+            return plots.to_png(self._kymograph_plot, movie, name, pid, mpl_opts=size), \
+                f"{stem}_kymograph.png"
+        raise ValueError(f"unknown figure {figure!r}; one of {self.PARTICLE_FIGURES}")
+
+    def _make_downloads(self):
+        def timeseries_csv():
+            movie, _name, _pid, stem = self._chosen()
+            return K.csv_bytes(movie.timeseries), f"{stem}_timeseries.csv"
+
+        def png(figure):
+            return lambda: self.particle_png(figure)
+
+        def particles_csv():
+            if self.particles is None:
+                raise ValueError("no particles: nothing to download")
+            return K.csv_bytes(self.particles)
+
+        return {
+            "fig5e.png": K.download_button("Fig. 5e (PNG)", "fig5e.png", self.fig5e_png),
+            "fig5e.csv": K.download_button("Fig. 5e table (CSV)", "fig5e.csv",
+                                           lambda: K.csv_bytes(self._need_stats())),
+            "particles.csv": K.download_button("all particles (CSV)", "particles.csv",
+                                               particles_csv),
+            **{f"{f}.png": K.download_button(label, f"{f}.png", png(f)) for f, label in (
+                ("frame", "movie frame (PNG)"), ("d_capacity", "d(capacity) (PNG)"),
+                ("kymograph", "kymograph (PNG)"))},
+            "timeseries.csv": K.download_button("particle time series (CSV)",
+                                                "timeseries.csv", timeseries_csv, width=210),
+        }
 
     # ------------------------------------------------------------------ layout
 
@@ -221,18 +304,25 @@ class CohortBrowser(pn.viewable.Viewer):
         stats_table = pn.widgets.Tabulator(
             pn.bind(lambda s: s if s is not None else pd.DataFrame(), self.param.stats),
             disabled=True, show_index=False, width=1100, height=200)
+        d = self.downloads
+        label = {"width": 80, "margin": (12, 5)}
         return pn.Column(
             pn.pane.Markdown("## asymflux cohort browser: asymmetric shrinking cores per ageing "
                              "condition (Lun et al. 2025, Fig. 5e)", width=1100),
             self.alert,
             pn.Row(self.datasets_input, pn.Column(pn.pane.Markdown("or upload a zipped dataset "
-                                                                   "folder:"), self.upload)),
+                                                                   "folder:"), self.upload,
+                                                  width=320)),
             self.summary,
             self.cohort_pane,
             stats_table,
+            pn.Row(pn.pane.Markdown("Download:", **label), d["fig5e.png"], d["fig5e.csv"],
+                   d["particles.csv"]),
             pn.pane.Markdown("### Particle"),
             pn.Row(self.particle_select, self.player),
             self.particle_pane,
+            pn.Row(pn.pane.Markdown("Download:", **label), d["frame.png"], d["d_capacity.png"],
+                   d["kymograph.png"], d["timeseries.csv"]),
             width=1200,
         )
 

@@ -90,6 +90,7 @@ class ModelExplorer(pn.viewable.Viewer):
         "(η, fraction, rate, D scale) whose Fig. 5b points are computed: Fig. 5b follows it."))
 
     def __init__(self, **params):
+        K.load_extensions()  # this page's own: it may be the first one served
         super().__init__(**params)
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, width=1000)
         self._syncing = False
@@ -161,6 +162,7 @@ class ModelExplorer(pn.viewable.Viewer):
             name="simulated_kymograph")
         self.rate_pane = pn.pane.HoloViews(
             _dynamic(pn.bind(self._rate_plot, self.param.rate_ready)), name="rate_capability")
+        self.downloads = self._make_downloads()  # file name -> button: PNG/figure, CSV/table
         self._prefetch()
 
     # ------------------------------------------------------------------ state sync
@@ -200,10 +202,9 @@ class ModelExplorer(pn.viewable.Viewer):
         """Let the plots of the given kinds show the settings in ``keys``."""
         if "maps" in keys:
             self.maps_title.object = self._maps_title(_model_settings(keys["maps"]))
-        # one message to the page for all the figures this updates (held events), and no
-        # walk over the page's models unless one was attached (see the helper)
-        doc = pn.state.curdoc
-        with pn.io.hold(doc), K.model_graph_recomputed_if_changed(doc):
+        # one message to the page for all the figures this updates, and one walk over the
+        # page's models instead of one per figure (see the helper)
+        with K.one_update(pn.state.curdoc):
             self.param.update({f"{kind}_ready": key for kind, key in keys.items()})
 
     def _prefetch(self, *_events):
@@ -505,6 +506,93 @@ class ModelExplorer(pn.viewable.Viewer):
                                f"simulated, η {s['eta']:.2g}, {s['blocked_fraction']:.0%} at "
                                f"{s['angle_deg']:g}°")
 
+    # ------------------------------------------------------------------ downloads
+    # What the page shows for the current settings (the parameters), as files: each figure
+    # drawn again by the same builder with HoloViews' matplotlib backend (PNG), the data as CSV.
+
+    def _stem(self) -> str:
+        s = self.settings()
+        return K.safe_name(f"eta{s['eta']:g}_fraction{s['blocked_fraction']:g}_"
+                           f"{s['angle_deg']:g}deg_{s['rate_mA_g']:g}mA_g_D{s['diffusivity_scale']:g}")
+
+    def _maps_with_surface(self):
+        s = self.settings()
+        data = self.theta_maps()
+        data = data.assign(surface=[f"{s['rate_mA_g']:g} mA/g"] * len(data))
+        return data, C.make_surface(s["eta"], s["blocked_fraction"], s["angle_deg"])
+
+    def theta_maps_table(self) -> pd.DataFrame:
+        """The θ maps as a long table: ``minutes, x_um, y_um, theta`` (one row a pixel; NaN
+        outside the particle or after the end of the run)."""
+        rows = []
+        for r in self.theta_maps().itertuples():
+            xx, yy = np.meshgrid(r.x_um, r.y_um)
+            rows.append(pd.DataFrame({"minutes": r.minutes, "x_um": xx.ravel(),
+                                      "y_um": yy.ravel(), "theta": np.ravel(r.theta)}))
+        return pd.concat(rows, ignore_index=True)
+
+    FIGURES = ("theta_maps", "d_capacity", "kymograph_measured", "kymograph_simulated",
+               "fig5b")
+    """The figures of the page, as :meth:`figure_png` names them."""
+
+    def figure_png(self, figure: str) -> tuple[bytes, str]:
+        """One figure of the page (:attr:`FIGURES`) for the current settings, drawn again by
+        its builder with HoloViews' matplotlib backend: ``(PNG bytes, file name)``."""
+        s, stem = self.settings(), self._stem()
+        wide = {"fig_inches": (6, 4), "aspect": "auto"}
+        if figure == "theta_maps":
+            data, surface = self._maps_with_surface()
+            return plots.to_png(plots.fig4_theta_maps, data,
+                                surfaces={data["surface"].iloc[0]: surface},
+                                radius_um=C.FIG4_RADIUS_UM, mpl_opts={"fig_inches": 2.4}), \
+                f"theta_maps_{stem}.png"
+        if figure == "fig5b":
+            return plots.to_png(plots.fig5b_rate_capability, self.rate_table(),
+                                current_rate_mA_g=s["rate_mA_g"],
+                                current_li_extracted=self.current_li_extracted(), logx=True,
+                                mpl_opts={**wide, "fig_inches": (7, 4.5)}), f"fig5b_{stem}.png"
+        comp = self.comparison()
+        pid = comp["particle_id"]
+        if figure == "d_capacity":
+            return plots.to_png(plots.offset_vs_capacity, comp["timeseries"],
+                                curves=("measured", "simulated"),
+                                title=f"d(capacity), particle {pid}, sim. {s['rate_mA_g']:g} mA/g",
+                                mpl_opts=wide), f"d_capacity_particle{pid}_{stem}.png"
+        if figure == "kymograph_measured":
+            return plots.to_png(self._kymograph_plot, comp["measured"],
+                                f"measured line-cut, particle {pid}", mpl_opts=wide), \
+                f"kymograph_measured_particle{pid}.png"
+        if figure == "kymograph_simulated":
+            return plots.to_png(self._kymograph_plot, comp["simulated"],
+                                f"simulated line-cut, particle {pid}", mpl_opts=wide), \
+                f"kymograph_simulated_particle{pid}_{stem}.png"
+        raise ValueError(f"unknown figure {figure!r}; one of {self.FIGURES}")
+
+    @staticmethod
+    def _kymograph_plot(movie, title):
+        return plots.kymograph(movie.kymograph, movie.distance_nm, movie.capacity_mAh_g,
+                               boundaries=movie.boundaries, title=title)
+
+    def _make_downloads(self):
+        def png(figure):
+            return lambda: self.figure_png(figure)
+
+        def csv(make, name):
+            return lambda: (K.csv_bytes(make()), f"{name}_{self._stem()}.csv")
+
+        labels = {"theta_maps": "θ maps", "d_capacity": "d(capacity)",
+                  "kymograph_measured": "measured kymograph",
+                  "kymograph_simulated": "simulated kymograph", "fig5b": "Fig. 5b"}
+        out = {f"{f}.png": K.download_button(f"{labels[f]} (PNG)", f"{f}.png", png(f),
+                                             width=210 if "kymograph" in f else 170)
+               for f in self.FIGURES}
+        tables = {"theta_maps": self.theta_maps_table,
+                  "d_capacity": lambda: self.comparison()["timeseries"],
+                  "fig5b": self.rate_table}
+        out.update({f"{f}.csv": K.download_button(f"{labels[f]} (CSV)", f"{f}.csv", csv(make, f))
+                    for f, make in tables.items()})
+        return out
+
     # ------------------------------------------------------------------ layout
 
     def controls(self):
@@ -532,7 +620,11 @@ class ModelExplorer(pn.viewable.Viewer):
             pn.Row(self.controls(),
                    pn.Column(self.maps_title, pn.Row(*self.map_panes),
                              pn.Row(self.offset_pane, self.measured_pane, self.simulated_pane),
-                             self.rate_pane, width=1120),
+                             self.rate_pane,
+                             pn.pane.Markdown("Download (current settings):", margin=(10, 10)),
+                             pn.Row(*(b for n, b in self.downloads.items() if n.endswith(".png"))),
+                             pn.Row(*(b for n, b in self.downloads.items() if n.endswith(".csv"))),
+                             width=1120),
                    width=PAGE_WIDTH),
             width=PAGE_WIDTH,
         )

@@ -1,0 +1,153 @@
+"""Each dashboard works as the first page a fresh ``panel serve`` opens, served alone or beside
+the other one in any order, with nothing in the server log; a dataset that breaks during a
+session gives that session a message and leaves the other sessions served; the download
+buttons deliver files from the page."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from _server import (  # tests/dashboards is on sys.path
+    CHROMIUM,
+    COHORT_DATASETS,
+    DASHBOARDS,
+    STATIC_PROBE,
+    explorer_ready,
+    launch,
+    serve,
+    wait_for,
+    watch_errors,
+)
+
+pytestmark = pytest.mark.browser
+
+TIMEOUT_S = 120.0
+EXPLORER, COHORT = DASHBOARDS
+LOG_PROBLEMS = re.compile(r"Traceback|\bERROR\b|Error running|No plotting extension|Exception")
+
+
+def _cohort_ready(sig) -> bool:
+    titles = [str(s[0]) for s in sig]
+    return (any(t.startswith("Fig. 5e") for t in titles)
+            and any(": frame " in t for t in titles)
+            and any(t.startswith("line-cut kymograph") for t in titles))
+
+
+PAGES = {
+    "model_explorer": ("/model_explorer", explorer_ready),
+    "cohort": ("/cohort?datasets=" + ",".join(COHORT_DATASETS), _cohort_ready),
+}
+
+
+@pytest.fixture(scope="module")
+def playwright_browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch(p)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _open(browser, url, ready, *, accept_downloads=False):
+    ctx = browser.new_context(viewport={"width": 1600, "height": 1300},
+                              accept_downloads=accept_downloads)
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT_S * 1000)
+    errors = watch_errors(page)
+    page.goto(url)
+    _, sig = wait_for(page, ready, timeout_s=TIMEOUT_S)
+    return ctx, page, errors, sig
+
+
+def _log_problems(log: Path) -> list[str]:
+    text = log.read_text(errors="replace")
+    return [ln for ln in text.splitlines() if LOG_PROBLEMS.search(ln)]
+
+
+@pytest.mark.parametrize("files, order", [
+    ([EXPLORER], ["model_explorer"]),
+    ([COHORT], ["cohort"]),
+    ([EXPLORER, COHORT], ["cohort", "model_explorer"]),
+], ids=["explorer-alone", "cohort-alone", "both-cohort-first"])
+def test_each_page_works_first_in_a_fresh_server(files, order, demo_data, session_cache,
+                                                 playwright_browser, tmp_path):
+    log = tmp_path / "serve.log"
+    # a static file tells when the server is up without opening a page: the test's first
+    # page is the first one the server runs
+    with serve(session_cache, log_path=log, dashboards=files, probe=STATIC_PROBE) as url:
+        for name in order:
+            path, ready = PAGES[name]
+            ctx, _page, errors, sig = _open(playwright_browser, url + path, ready)
+            try:
+                assert ready(sig)
+                assert not errors, errors
+            finally:
+                ctx.close()
+    assert not _log_problems(log), log.read_text()[-4000:]
+
+
+def test_a_dataset_broken_mid_session_leaves_the_other_sessions(demo_data, session_cache,
+                                                                playwright_browser, tmp_path):
+    copy = tmp_path / "breaks-later"
+    shutil.copytree(demo_data[COHORT_DATASETS[0]], copy)
+    log = tmp_path / "serve.log"
+    with serve(session_cache, log_path=log, dashboards=[COHORT], probe=STATIC_PROBE) as url:
+        ctx, page, errors, sig = _open(playwright_browser, f"{url}/cohort?datasets={copy}",
+                                       _cohort_ready)
+        try:
+            # the dataset breaks while the page is open; the next particle asks for it again
+            (copy / "metadata.json").write_text("{ broken")
+            select = page.locator("select").first
+            current = select.input_value()
+            other = next(v for v in select.locator("option").evaluate_all(
+                "els => els.map(e => e.value)") if v != current)
+            select.select_option(value=other)
+            msg = page.get_by_text("could not be read").first  # in the alert's shadow root
+            msg.wait_for(state="visible")
+            assert "metadata.json" in msg.inner_text() and "Particle" in msg.inner_text()
+            # another session of the same server still works
+            ctx2, _page2, errors2, _sig2 = _open(
+                playwright_browser, f"{url}/cohort?datasets={','.join(COHORT_DATASETS)}",
+                _cohort_ready)
+            ctx2.close()
+            assert not errors and not errors2, errors + errors2
+        finally:
+            ctx.close()
+    assert not _log_problems(log), log.read_text()[-4000:]
+
+
+def test_downloads_from_the_page(demo_data, session_cache, playwright_browser, tmp_path):
+    import pandas as pd
+
+    log = tmp_path / "serve.log"
+    with serve(session_cache, log_path=log, dashboards=[COHORT], probe=STATIC_PROBE) as url:
+        ctx, page, errors, _sig = _open(
+            playwright_browser, f"{url}/cohort?datasets={','.join(COHORT_DATASETS)}",
+            _cohort_ready, accept_downloads=True)
+        try:
+            got = {}
+            for label in ("Fig. 5e (PNG)", "Fig. 5e table (CSV)"):
+                with page.expect_download(timeout=TIMEOUT_S * 1000) as info:
+                    page.get_by_role("button", name=label).click()
+                got[label] = Path(info.value.path()).read_bytes()
+            assert got["Fig. 5e (PNG)"].startswith(b"\x89PNG")
+            table = pd.read_csv(io.BytesIO(got["Fig. 5e table (CSV)"]))
+            # the rows the page's table shows, in its order: fresh first
+            shown = page.locator(".tabulator-row").all_inner_texts()
+            assert len(shown) == len(table)
+            assert list(table["ageing"]) == [r.split("\n")[0].split("\t")[0].strip()
+                                             for r in shown]
+            assert table["ageing"].iloc[0] == "fresh"
+            assert not errors, errors
+        finally:
+            ctx.close()
+    assert not _log_problems(log), log.read_text()[-4000:]
