@@ -11,12 +11,11 @@ naming what is wrong and the command exits with status 2, leaving no partial fil
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
-# Modules that add their own sub-commands with ``register(subparsers)``.
-_PLUGIN_MODULES = ("asymflux.datasets_cli", "asymflux.analysis._cli", "asymflux.io._cli")
+from . import datasets_cli
+from .analysis import _cli as analysis_cli
 
 
 def _float_list(text: str) -> list[float]:
@@ -39,7 +38,12 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--radius-um", type=float, default=1.2, metavar="R",
                    help="particle radius in µm (default 1.2, the paper's 2.4 µm disk)")
     p.add_argument("--blocked", action="append", default=[], metavar="CENTER_DEG:FRACTION:ETA",
-                   help="a blocked arc (repeat for several), e.g. 180:0.25:0.3")
+                   help="a blocked arc with a prescribed flux ratio η (repeat for several), "
+                        "e.g. 180:0.25:0.3; centre in [0, 360) degrees")
+    p.add_argument("--film", action="append", default=[], metavar="CENTER_DEG:FRACTION:R_OHM_M2",
+                   help="a film-covered arc of a kinetic (Butler-Volmer) surface, film resistance "
+                        "in ohm m^2 (repeat for several), e.g. 180:0.25:0.2 (effective η ~0.3 at "
+                        "100 mA/g, docs/calibration.md); not combined with --blocked")
 
 
 def _model_setup(args):
@@ -55,7 +59,21 @@ def _model_setup(args):
                                                   low_inclusive=False)
     check_range("--radius-um", args.radius_um, 0, None, low_inclusive=False)
     mesh = model.disk_mesh(args.radius_um)
-    surface = model.Surface.from_strings(args.blocked)
+    if args.blocked and args.film:
+        raise ValueError("--blocked (prescribed flux ratio) and --film (kinetic surface) cannot be "
+                         "combined: give one kind of arc")
+    arcs = []
+    for flag, specs, parse in (("--blocked", args.blocked, model.BlockedArc.parse),
+                               ("--film", args.film, model.FilmArc.parse)):
+        for spec in specs:
+            try:
+                arcs.append(parse(spec))
+            except ValueError as exc:
+                raise ValueError(f"{flag} {spec}: {exc}") from None
+    try:
+        surface = model.Surface(arcs, kinetic=bool(args.film))
+    except ValueError as exc:
+        raise ValueError(f"{'--film' if args.film else '--blocked'}: {exc}") from None
     return params, mesh, surface
 
 
@@ -103,7 +121,7 @@ def cmd_simulate(args) -> int:
     meta = {"params": args.params if args.diffusivity_m2_s is None else "constant",
             "diffusivity_m2_s": args.diffusivity_m2_s, "theta0": res.theta0,
             "radius_um": args.radius_um, "rate_mA_g": rate, "blocked": surface.label,
-            "pixel_nm": pixel_nm}
+            "surface": "kinetic" if surface.is_kinetic else "prescribed", "pixel_nm": pixel_nm}
     with output_errors(out), atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(
@@ -111,7 +129,8 @@ def cmd_simulate(args) -> int:
                 theta=img.theta, mean_theta=res.mean_theta[idx],
                 capacity_mAh_g=res.capacity_mAh_g[idx],
                 min_surface_theta=res.min_surface_theta[idx],
-                li_extracted=res.li_extracted[idx], metadata=json.dumps(meta))
+                li_extracted=res.li_extracted[idx], voltage_V=res.voltage_V[idx],
+                arc_flux_ratio=res.arc_flux_ratio[idx], metadata=json.dumps(meta))
     print(f"wrote {out}: theta {img.theta.shape} at minutes {minutes} (blocked: {surface.label})")
     return 0
 
@@ -147,13 +166,32 @@ def cmd_demo(args) -> int:
 def cmd_fit(args) -> int:
     import json
 
+    import numpy as np
+
     from . import fit, io
     from ._atomic import check_output, output_errors, write_text_atomic
 
+    from ._validate import check_range
+
+    check_range("--particle", args.particle, 1, None, integer=True)
+    if args.rate_mA_g is not None:
+        low, high, _ = io.dataset.NUMERIC_METADATA["rate_mA_g"]
+        check_range("--rate-mA-g", args.rate_mA_g, low, high, low_inclusive=False)
     inputs = dataset_inputs(args.dataset) + ([Path(args.masks)] if args.masks else [])
     out = check_output(args.out, inputs=inputs, input_folders=[args.dataset])
     dataset = io.read_dataset(args.dataset)
-    masks = io.read_masks(args.masks) if args.masks else None
+    if args.masks:  # checked against the frames and the particle before any work
+        masks = io.check_masks(io.read_masks(args.masks), dataset.stack.shape[1:],
+                               source=f"--masks {args.masks}")
+        where = f"--masks {args.masks}"
+    else:
+        masks, where = None, f"{args.dataset}/masks.tif"
+    labels = masks if masks is not None else dataset.masks
+    if labels is not None and not (labels == args.particle).any():
+        ids = [int(i) for i in np.unique(labels[labels > 0])]
+        shown = ", ".join(map(str, ids[:20])) + (", ..." if len(ids) > 20 else "")
+        raise ValueError(f"--particle {args.particle}: no such particle in {where} "
+                         f"(particles: {shown or 'none'})")
     print(f"fitting particle {args.particle} of {args.dataset} "
           f"(no blocking, one arc{', two arcs' if args.max_arcs == 2 else ''}) ...", flush=True)
     result = fit.fit_dataset(dataset, args.particle, masks=masks, rate_mA_g=args.rate_mA_g,
@@ -212,7 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Operando single-particle imaging of battery cathodes: model, data, analysis.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("simulate", help="simulate one particle and write θ images (.npz)")
+    p = sub.add_parser(
+        "simulate", help="simulate one particle and write θ images (.npz)",
+        description="Charge one particle and write its θ images, mean θ, capacity, the voltage "
+                    "vs Li (the particle potential with --film, else the surface OCV) and the "
+                    "flux ratio of each arc at the output times. Arcs: --blocked (prescribed "
+                    "flux ratio, the paper's model) or --film (Butler-Volmer kinetics through a "
+                    "film), not both.")
     p.add_argument("--out", required=True, metavar="FILE.npz")
     _add_model_options(p)
     p.add_argument("--rate-mA-g", type=float, default=100.0, metavar="I",
@@ -260,14 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the per-cycle summary (needs --active-mass-mg)")
     p.set_defaults(func=cmd_echem)
 
-    for name in _PLUGIN_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        mod.register(sub)
+    # the data and analysis commands live beside the code they drive
+    datasets_cli.register(sub)  # demo-data
+    analysis_cli.register(sub)  # analyze, cohort
     return parser
 
 
