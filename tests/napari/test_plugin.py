@@ -451,3 +451,53 @@ def test_fit_blocking_draws_the_fitted_arc(make_napari_viewer, folder, notificat
     assert layer in viewer.layers and len(layer.data) == 1
     assert layer.metadata["asymflux"]["model"] == "one arc"
     assert any("particle 4: one arc" in m for m in notifications.messages())
+
+
+# ---------------------------------------------------------------- exports
+
+
+def test_export_table_and_movie(make_napari_viewer, folder, notifications):
+    """Export table: analyze's particle table of the curated labels joined with the classes
+    and notes (asymflux.export); Export movie: the selected particle's registered crop."""
+    import tifffile
+    from PIL import Image
+
+    from asymflux.analysis import analyze_dataset
+    from asymflux.export import default_movie_suffix
+    from asymflux.io import read_dataset
+
+    _, w = _opened(make_napari_viewer, folder)
+    ids = sorted(set(np.unique(w.labels_layer.data)) - {0})
+    w.set_class("asymmetric", ids[0])
+    w.set_notes(NOTES, ids[1])
+    w.reject(ids[2])
+    path = w.export_table()  # the box is empty: into the dataset folder
+    assert path == folder / "curated_particles.csv"
+    table = pd.read_csv(path, keep_default_na=False).set_index("particle_id")
+    assert table.loc[ids[0], "class"] == "asymmetric" and table.loc[ids[1], "notes"] == NOTES
+    assert table.loc[ids[2], "status"] == "rejected"
+    expected, _ = analyze_dataset(read_dataset(folder), masks=w.curation.labels)
+    np.testing.assert_allclose(table.loc[expected["particle_id"], "max_offset_norm"],
+                               expected["max_offset_norm"], rtol=1e-9)
+    assert any("curated particles written" in m for m in notifications.messages())
+
+    chosen = folder.parent / "chosen.csv"  # the file box (the save dialog fills it)
+    w._export.table_file.value = chosen
+    w.run(w._export[-1][0].changed.emit)  # the button
+    assert chosen.is_file() and pd.read_csv(chosen)["particle_id"].tolist() == ids
+
+    w._particle.value = ids[3]
+    movie = w.export_movie()
+    assert movie == folder / f"particle_{ids[3]}_dI{default_movie_suffix()}"
+    w._export.movie_file.value = folder.parent / "p.gif"
+    w._export.fps.value = 10
+    w.run(w._export[-1][1].changed.emit)
+    with Image.open(folder.parent / "p.gif") as im:
+        assert im.n_frames == 49 and im.info["duration"] == 100
+    tif = w.export_movie(folder.parent / "p.tif")
+    crop = w.analyze_particle(ids[3], crop=True).crop
+    np.testing.assert_array_equal(tifffile.imread(tif), crop.dI.astype(np.float32))
+
+    w.run(w.export_movie, folder.parent / "p.avi")  # errors become notifications
+    assert any("unknown format" in m for m in notifications.messages("error"))
+    assert not (folder.parent / "p.avi").exists()

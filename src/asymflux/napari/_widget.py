@@ -30,19 +30,12 @@ from magicgui.widgets import (
 )
 
 from asymflux.curation import CLASSES, Curation
+from asymflux.export import DI_COLORMAP_COLORS, symmetric_limit
 
+from ._export_panel import ExportPanel
 from ._reader import METADATA_KEY
 
 __all__ = ["DI_COLORMAP_COLORS", "CurationWidget", "diverging_colormap"]
-
-#: Blue (lithiation, dI < 0) – white (dI = 0) – red (delithiation, dI > 0), like RdBu_r.
-DI_COLORMAP_COLORS = np.array([
-    [0.020, 0.188, 0.380, 1.0],
-    [0.263, 0.576, 0.765, 1.0],
-    [1.000, 1.000, 1.000, 1.0],
-    [0.839, 0.376, 0.302, 1.0],
-    [0.404, 0.000, 0.122, 1.0],
-])
 
 
 def diverging_colormap():
@@ -50,13 +43,6 @@ def diverging_colormap():
     from napari.utils.colormaps import Colormap
 
     return Colormap(DI_COLORMAP_COLORS, controls=np.linspace(0, 1, 5), name="asymflux dI")
-
-
-def _symmetric_limit(frame) -> float:
-    a = np.abs(np.asarray(frame, dtype=np.float64))
-    a = a[np.isfinite(a)]
-    x = float(np.percentile(a, 99.5)) if a.size else 0.0
-    return x if x > 0 else 0.1
 
 
 class CurationWidget(Container):
@@ -132,12 +118,15 @@ class CurationWidget(Container):
         particle_row = self._row(("Show O_COM / O_Li-rich", self.show_particle))
         kymo_row = self._row(("Draw line", self.add_line_layer), ("Kymograph", self.kymograph))
         fit_row = self._row(("Fit blocking", self.start_fit_blocking))
+        # --- export
+        self._export = ExportPanel(self)
         self._status = Label(label="", value="no stack: open a dataset or pick a stack layer")
         self.extend([self._path, data_row, self._source, self._n_ref, self._register,
                      self._normalize,
                      self._rolling, self._min_area, detect_row,
                      self._particle, self._info, status_row, self._class, self._notes, text_row,
-                     self._other, edit_row, undo_row, particle_row, kymo_row, fit_row, self._status])
+                     self._other, edit_row, undo_row, particle_row, kymo_row, fit_row, self._export,
+                     self._status])
         self._particle.changed.connect(self._on_particle_spin)
         self._figure = self._canvas = None
         self._make_canvas()
@@ -511,7 +500,7 @@ class CurationWidget(Container):
         if n_reference_frames:
             options["n_reference_frames"] = int(n_reference_frames)
         dI, key = self._movie(options)
-        x = _symmetric_limit(dI[-1])
+        x = symmetric_limit(dI[-1])
         name = f"{self.image_layer.name} dI" if self.image_layer is not None else "dI"
         if self.dI_layer is not None and self.dI_layer in self.viewer.layers:
             self.dI_layer.data = dI
@@ -652,6 +641,52 @@ class CurationWidget(Container):
         self._update_status()
         show_info(f"asymflux: curation saved in {cur.path}")
         return cur.path
+
+    # ------------------------------------------------------------------ actions: export
+
+    def export_table(self, path=None):
+        """Write the curated particles table as CSV: every particle analysed as ``asymflux
+        analyze`` does with the widget's options, joined with its class, status and notes
+        (:func:`asymflux.export.analyze_curation`). ``path``: the *table file* box, else
+        ``curated_particles.csv`` in the dataset folder. Atomic; returns the path."""
+        from napari.utils.notifications import show_info
+
+        from asymflux import export
+
+        cur = self._require()
+        path = export.check_table_path(path or self._export.table_path(cur.path))
+        table = export.analyze_curation(self._analysis_dataset(), cur, **self.analysis_options())
+        export.write_table(path, table)
+        show_info(f"asymflux: {len(table)} curated particles written to {path}")
+        return path
+
+    def export_movie(self, path=None, particle_id=None, fps=None):
+        """Write the selected particle's registered differential crop (:meth:`analyze_particle`)
+        as a movie (:func:`asymflux.export.write_particle_movie`): ``.mp4`` (with
+        imageio-ffmpeg) or ``.gif`` coloured like the dI layer, ``.tif`` the dI values.
+        ``path``: the *movie file* box, else ``particle_<id>_dI.mp4`` (``.gif`` without
+        imageio-ffmpeg) in the dataset folder. Atomic; returns the path."""
+        from napari.utils.notifications import show_info
+
+        from asymflux import export
+
+        cur = self._require()
+        pid = self._pid(particle_id)
+        path = export.check_movie_path(path or self._export.movie_path(pid, cur.path))
+        particle = self.analyze_particle(pid, crop=True)
+        export.write_particle_movie(path, particle, fps=fps or self._export.fps.value)
+        show_info(f"asymflux: movie of particle {pid} written to {path}")
+        return path
+
+    def _analysis_dataset(self):
+        """The dataset the stack came from, else one made of the stack (no echem)."""
+        if self.dataset is not None:
+            return self.dataset
+        from asymflux.io import Dataset
+
+        name = self.image_layer.name if self.image_layer is not None else "stack"
+        return Dataset(stack=self.stack, time_s=self.time_s, pixel_nm=self.pixel_nm,
+                       metadata={"name": name})
 
     # ------------------------------------------------------------------ actions: analysis
 
@@ -811,7 +846,7 @@ class CurationWidget(Container):
             line = line[[0, -1], -2:]
         start, end = np.asarray(line, dtype=float).reshape(2, 2)
         kymo, distance_nm = line_kymograph(self._dI(), start, end, pixel_nm=self.pixel_nm)
-        x = _symmetric_limit(kymo)
+        x = symmetric_limit(kymo)
         meta = {METADATA_KEY: {"role": "kymograph", "distance_nm": distance_nm.tolist(),
                                "start": start.tolist(), "end": end.tolist()}}
         translate = (0.0, float(self.stack.shape[-1] + 10))
