@@ -80,3 +80,95 @@ def fig5b_trend_checks(table: pd.DataFrame) -> list[tuple[str, bool]]:
         checks.append((f"gap larger for lower η ({low} vs {high})",
                        bool(np.all(gaps[low] > gaps[high]))))
     return checks
+
+
+FIG5D_RATES_MA_G = model.PAPER_RATES_MA_G
+
+
+def fig5d_data(
+    surface: model.Surface | None = None,
+    *,
+    rates_mA_g=FIG5D_RATES_MA_G,
+    params: dict | None = None,
+    mesh: model.Mesh | None = None,
+    pixel_nm: float = 20.0,
+    capacity_step_mAh_g: float = 0.25,
+    max_capacity_mAh_g: float = 60.0,
+) -> pd.DataFrame:
+    """The shrinking core's offset d against capacity at several rates (Fig. 5c/d).
+
+    Each rate is a charge of ``surface`` (default: a quarter under the film of
+    :data:`asymflux.model.kinetics.FILM_RESISTANCE_ETA_0_3_OHM_M2` at 180°) to
+    ``max_capacity_mAh_g`` or 4.3 V, sampled every ``capacity_step_mAh_g``; θ is sampled on
+    ``pixel_nm`` pixels, turned into dI (:func:`asymflux.optics.differential_intensity`) and
+    measured as a movie is (:func:`asymflux.analysis.particle_timeseries`: the unreacted
+    region dI < 0.05, its centre of mass and its distance d from the particle's).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The :func:`~asymflux.analysis.particle_timeseries` rows with a ``rate_mA_g`` column
+        (``particle_id`` 1, one row per frame). :func:`fig5d_summary` reduces it.
+    """
+    from . import analysis, optics
+
+    surface = model.paper_film_surfaces()["quarter, film η≈0.3"] if surface is None else surface
+    mesh = model.disk_mesh(1.2) if mesh is None else mesh
+    tables = []
+    for rate in rates_mA_g:
+        caps = np.arange(capacity_step_mAh_g, max_capacity_mAh_g + 1e-9, capacity_step_mAh_g)
+        minutes = caps / float(rate) * 60.0
+        res = model.simulate(params, mesh, surface,
+                             [model.Charge(float(rate), capacity_mAh_g=max_capacity_mAh_g,
+                                           cutoff_voltage_V=4.3)],
+                             output_minutes=minutes)
+        img = res.to_image(pixel_nm)
+        labels = np.isfinite(img.theta[0]).astype(int)
+        di = optics.differential_intensity(img.theta, theta_ref=res.theta0)
+        ts = analysis.particle_timeseries(di, labels, pixel_nm=pixel_nm, differential=True,
+                                          time_s=res.times_s, capacity_mAh_g=res.capacity_mAh_g)
+        ts.insert(0, "rate_mA_g", float(rate))
+        tables.append(ts)
+    return pd.concat(tables, ignore_index=True)
+
+
+def fig5d_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per rate, from :func:`fig5d_data`: ``max_d_nm`` (largest offset d while a core is
+    left), ``vanish_capacity_mAh_g`` (first frame without an unreacted pixel),
+    ``last_offset_nm`` (offset of the last core, the frame before) and
+    ``last_from_edge_nm`` (its distance from the particle's edge, R_eq − offset)."""
+    rows = []
+    for rate, g in table.groupby("rate_mA_g", sort=True):
+        g = g.sort_values("frame")
+        f = g["unreacted_fraction"].to_numpy(float)
+        d = g["offset_nm"].to_numpy(float)
+        r_eq_nm = float(np.sqrt(g["area_um2"].iloc[0] / np.pi)) * 1000.0
+        has_core = f > 0
+        gone = np.flatnonzero(~has_core & (np.cumsum(has_core) > 0))
+        row = {"rate_mA_g": float(rate),
+               "max_d_nm": float(np.nanmax(np.where(has_core, d, np.nan))) if has_core.any() else np.nan,
+               "vanish_capacity_mAh_g": np.nan, "last_offset_nm": np.nan, "last_from_edge_nm": np.nan}
+        if gone.size:
+            k = int(gone[0])
+            row["vanish_capacity_mAh_g"] = float(g["capacity_mAh_g"].iloc[k])
+            row["last_offset_nm"] = float(d[k - 1])
+            row["last_from_edge_nm"] = r_eq_nm - float(d[k - 1])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["rate_mA_g", "max_d_nm", "vanish_capacity_mAh_g",
+                                       "last_offset_nm", "last_from_edge_nm"])
+
+
+def fig5d_trend_checks(summary: pd.DataFrame) -> list[tuple[str, bool]]:
+    """The paper's Fig. 5c/d trends on a :func:`fig5d_summary`, each as (statement, holds)."""
+    s = summary.sort_values("rate_mA_g")
+    d = s["max_d_nm"].to_numpy(float)
+    cap = s["vanish_capacity_mAh_g"].to_numpy(float)
+    edge = s["last_from_edge_nm"].to_numpy(float)
+    return [
+        ("max d grows with rate", bool(np.all(np.diff(d) > 0))),
+        ("max d at the highest rate >= 1.5x that at the lowest", bool(d[-1] >= 1.5 * d[0])),
+        ("the core vanishes at a larger capacity at higher rate",
+         bool(np.all(np.isfinite(cap)) and np.all(np.diff(cap) > 0))),
+        ("the last core point moves towards the edge with rate",
+         bool(np.all(np.isfinite(edge)) and np.all(np.diff(edge) < 0))),
+    ]

@@ -265,3 +265,14 @@ def test_solver_failure_says_when_and_where(monkeypatch):
     monkeypatch.setattr(solver.Discretisation, "rhs", broken)
     with pytest.raises(model.SolverError, match=r"at t = .* protocol step 1"):
         model.simulate(None, None, None, [model.Charge(100, minutes=5)])
+
+
+def test_capacity_limit_ends_the_charge_at_that_capacity():
+    """mAh/g over mA/g is hours: 10 mAh/g at 100 mA/g is 6 min (it once ended after 0.36 s)."""
+    res = model.simulate(None, None, None, [model.Charge(100, capacity_mAh_g=10),
+                                            model.Discharge(50, capacity_mAh_g=2, minutes=60)])
+    assert [s["reason"] for s in res.steps] == ["capacity reached"] * 2
+    assert res.steps[0]["end_s"] == pytest.approx(360.0)
+    assert res.capacity_mAh_g[res.step_index == 0][-1] == pytest.approx(10.0)
+    assert res.capacity_mAh_g[-1] == pytest.approx(8.0)
+    assert res.steps[1]["end_s"] - res.steps[1]["start_s"] == pytest.approx(144.0)

@@ -1,8 +1,10 @@
 """Diffusion of lithium in the ab-plane of a partly blocked single-crystal particle.
 
 Pieces (PyBaMM-style): parameter sets (:mod:`.parameters`), geometry and mesh
-(:mod:`.mesh`), surface blocking (:mod:`.surface`), protocol (:mod:`.protocol`), the
-method-of-lines solver (:mod:`.solver`) and its :class:`~.result.Result`.
+(:mod:`.mesh`), surface blocking (:mod:`.surface`: a prescribed flux ratio, or a kinetic
+surface whose Butler-Volmer kinetics through a film are in :mod:`.kinetics`), protocol
+(:mod:`.protocol`), the method-of-lines solver (:mod:`.solver`) and its
+:class:`~.result.Result`.
 
 >>> from asymflux import model
 >>> res = model.simulate(
@@ -13,6 +15,7 @@ method-of-lines solver (:mod:`.solver`) and its :class:`~.result.Result`.
 (5, 48, 48)
 """
 
+from . import kinetics
 from .mesh import Mesh, disk_mesh, mask_mesh
 from .parameters import (
     PARAMETER_SETS,
@@ -21,15 +24,16 @@ from .parameters import (
     nmc88_lun2025,
     scale_diffusivity,
 )
-from .protocol import DEFAULT_CUTOFF_OCCUPANCY, Charge, Discharge, Rest
+from .protocol import DEFAULT_CUTOFF_OCCUPANCY, DEFAULT_CUTOFF_VOLTAGE_V, Charge, Discharge, Rest
 from .result import Result, ThetaImage
 from .solver import SolverError, simulate
-from .surface import BlockedArc, Surface
-from .sweep import PAPER_RATES_MA_G, paper_fig5b_surfaces, rate_capability
+from .surface import BlockedArc, FilmArc, Surface
+from .sweep import PAPER_RATES_MA_G, paper_fig5b_surfaces, paper_film_surfaces, rate_capability
 
 __all__ = [
-    "BlockedArc", "Charge", "DEFAULT_CUTOFF_OCCUPANCY", "Discharge", "Mesh", "PAPER_RATES_MA_G",
-    "PARAMETER_SETS", "Rest", "Result", "SolverError", "Surface", "ThetaImage",
-    "constant_diffusivity", "disk_mesh", "mask_mesh", "get_parameter_set", "nmc88_lun2025",
-    "paper_fig5b_surfaces", "rate_capability", "scale_diffusivity", "simulate",
+    "BlockedArc", "Charge", "DEFAULT_CUTOFF_OCCUPANCY", "DEFAULT_CUTOFF_VOLTAGE_V", "Discharge",
+    "FilmArc", "Mesh", "PAPER_RATES_MA_G", "PARAMETER_SETS", "Rest", "Result", "SolverError",
+    "Surface", "ThetaImage", "constant_diffusivity", "disk_mesh", "kinetics", "mask_mesh",
+    "get_parameter_set", "nmc88_lun2025", "paper_fig5b_surfaces", "paper_film_surfaces",
+    "rate_capability", "scale_diffusivity", "simulate",
 ]

@@ -99,6 +99,13 @@ def ocv_nmc811_chen2020(theta):
     )
 
 
+EXCHANGE_CURRENT_PREFACTOR_CHEN2020_A_M2 = 3.42e-6 * 1000.0**0.5 * 63104.0
+"""k0 of ``i0 = k0 √(θ(1−θ))`` in A/m², from PyBaMM's Chen2020 NMC811 exchange current
+(``nmc_LGM50_electrolyte_exchange_current_density_Chen2020``: ``m_ref c_e^0.5 c_s^0.5
+(c_max − c_s)^0.5`` with m_ref = 3.42e-6 (A/m²)(m³/mol)^1.5, c_e = 1000 mol/m³ and
+c_max = 63104 mol/m³ at 298.15 K): 6.82 A/m²."""
+
+
 def _molar_mass_kg_mol(ni=0.88, mn=0.05, co=0.07) -> float:
     grams = 6.941 + ni * 58.6934 + mn * 54.938 + co * 58.9332 + 2 * 15.999
     return grams / 1000.0
@@ -129,6 +136,12 @@ def nmc88_lun2025() -> dict:
       relaxes within ~10 min of rest (Fig. 2e/f). See ``docs/calibration.md`` and
       ``tests/model/test_calibration.py``.
     - OCV(θ): :func:`ocv_nmc811_chen2020`.
+    - Exchange-current prefactor k0 = 6.82 A/m² (kinetic surfaces only,
+      :mod:`asymflux.model.kinetics`: ``i0 = k0 √(θ(1−θ))``): PyBaMM's Chen2020 NMC811
+      value, ``nmc_LGM50_electrolyte_exchange_current_density_Chen2020`` (Chen et al.,
+      J. Electrochem. Soc. 167, 080534 (2020); m_ref = 3.42e-6 (A/m²)(m³/mol)^1.5 times
+      √c_e and c_max, with c_e = 1000 mol/m³, c_max = 63104 mol/m³), at 298.15 K
+      (:data:`EXCHANGE_CURRENT_PREFACTOR_CHEN2020_A_M2`).
     """
     return _with_capacity({
         "Molar mass [kg.mol-1]": _molar_mass_kg_mol(),
@@ -138,6 +151,8 @@ def nmc88_lun2025() -> dict:
             high_m2_s=2e-14, low_m2_s=2e-17, center=0.86, width=0.01
         ),
         "Open-circuit voltage [V]": ocv_nmc811_chen2020,
+        "Exchange-current prefactor [A.m-2]": EXCHANGE_CURRENT_PREFACTOR_CHEN2020_A_M2,
+        "Temperature [K]": 298.15,
     })
 
 

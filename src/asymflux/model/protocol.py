@@ -13,6 +13,10 @@ from .._validate import check_range
 DEFAULT_CUTOFF_OCCUPANCY = 0.2
 """Charge ends when the surface occupancy reaches 0.2 anywhere (Lun et al. 2025, Fig. 5b)."""
 
+DEFAULT_CUTOFF_VOLTAGE_V = 4.3
+"""With a kinetic surface, a charge ends when the particle potential reaches 4.3 V vs Li
+(the paper's upper cut-off, Fig. 1d/f)."""
+
 
 @dataclass(frozen=True)
 class Charge:
@@ -20,8 +24,14 @@ class Charge:
 
     Give any of ``minutes``, ``capacity_mAh_g``, ``cutoff_occupancy`` and
     ``cutoff_voltage_V``; the step ends at the first one reached. With none of them the
-    step ends at the default cut-off, surface occupancy 0.2 anywhere. Every charge also
-    ends if the surface empties (occupancy 0), which is unphysical to go past.
+    step ends at the default cut-off: surface occupancy 0.2 anywhere with a prescribed
+    flux ratio, the particle potential reaching 4.3 V with a kinetic surface
+    (:data:`DEFAULT_CUTOFF_VOLTAGE_V`). Every charge also ends if the surface empties
+    (occupancy 0), which is unphysical to go past.
+
+    The voltage a cut-off sees is the particle potential V vs Li with a kinetic surface,
+    and the open-circuit voltage of the least lithiated surface point with a prescribed
+    flux ratio (which has no overpotential).
     """
 
     rate_mA_g: float
@@ -45,12 +55,35 @@ class Charge:
             check_range("cutoff_voltage_V", self.cutoff_voltage_V, 0, 10, low_inclusive=False)
 
     @property
+    def has_limit(self) -> bool:
+        """Whether any of the step's own limits is given."""
+        return not (self.minutes is None and self.capacity_mAh_g is None
+                    and self.cutoff_voltage_V is None and self.cutoff_occupancy is None)
+
+    @property
     def effective_cutoff_occupancy(self) -> float | None:
+        """The occupancy cut-off with a prescribed flux ratio (the default when no limit is given)."""
         if self.cutoff_occupancy is not None:
             return self.cutoff_occupancy
-        if self.minutes is None and self.capacity_mAh_g is None and self.cutoff_voltage_V is None:
+        if not self.has_limit:
             return DEFAULT_CUTOFF_OCCUPANCY
         return None
+
+    def cutoffs(self, *, kinetic: bool) -> tuple[float | None, float | None]:
+        """``(occupancy, voltage)`` cut-offs of the step on a prescribed or kinetic surface."""
+        if kinetic and not self.has_limit:
+            return None, DEFAULT_CUTOFF_VOLTAGE_V
+        return self.effective_cutoff_occupancy, self.cutoff_voltage_V
+
+    @property
+    def duration_s(self) -> float:
+        """The step's length from ``minutes`` and ``capacity_mAh_g`` (inf without either)."""
+        duration = float("inf")
+        if self.minutes is not None:
+            duration = self.minutes * 60.0
+        if self.capacity_mAh_g is not None:  # mAh/g over mA/g is hours
+            duration = min(duration, self.capacity_mAh_g / self.rate_mA_g * 3600.0)
+        return duration
 
 
 @dataclass(frozen=True)
@@ -64,9 +97,14 @@ class Discharge(Charge):
     def effective_cutoff_occupancy(self) -> float | None:
         if self.cutoff_occupancy is not None:
             return self.cutoff_occupancy
-        if self.minutes is None and self.capacity_mAh_g is None and self.cutoff_voltage_V is None:
+        if not self.has_limit:
             return 0.99
         return None
+
+    def cutoffs(self, *, kinetic: bool) -> tuple[float | None, float | None]:
+        """``(occupancy, voltage)`` cut-offs; a discharge defaults to surface occupancy 0.99
+        on either surface."""
+        return self.effective_cutoff_occupancy, self.cutoff_voltage_V
 
 
 @dataclass(frozen=True)
@@ -79,6 +117,10 @@ class Rest:
 
     def __post_init__(self):
         check_range("minutes", self.minutes, 0, None, low_inclusive=False)
+
+    @property
+    def duration_s(self) -> float:
+        return self.minutes * 60.0
 
 
 Step = Charge | Discharge | Rest

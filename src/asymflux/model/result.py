@@ -35,6 +35,14 @@ class Result:
         Which protocol step each sample belongs to.
     steps : list of dict
         For each step that ran: ``step``, ``start_s``, ``end_s``, ``reason``.
+    potential_V : (n_times,) or None
+        Kinetic surface: the particle potential V vs Li/Li+ (the sample at a step's end
+        sees that step's current). None with a prescribed flux ratio.
+    face_current_A_m2 : (n_times, n_boundary)
+        Current density through each boundary face, A/m², positive on charge.
+    arc_flux_ratio : (n_times, n_arcs)
+        Effective flux ratio of each arc of the surface: its mean current density over
+        that of the clean surface (η itself for a prescribed surface; NaN at rest).
     """
 
     mesh: Mesh
@@ -45,6 +53,9 @@ class Result:
     theta: np.ndarray
     step_index: np.ndarray
     steps: list = field(default_factory=list)
+    potential_V: np.ndarray | None = None
+    face_current_A_m2: np.ndarray | None = None
+    arc_flux_ratio: np.ndarray | None = None
 
     @property
     def minutes(self) -> np.ndarray:
@@ -79,8 +90,11 @@ class Result:
 
     @property
     def voltage_V(self) -> np.ndarray:
-        """Highest local surface OCV (at the least lithiated surface point), in V:
-        the potential an upper cut-off voltage sees on charge. NaN without an OCV."""
+        """The voltage vs Li a cut-off sees, in V: the particle potential V with a kinetic
+        surface; with a prescribed flux ratio (no overpotential) the highest local surface
+        OCV (at the least lithiated surface point). NaN without an OCV."""
+        if self.potential_V is not None:
+            return np.asarray(self.potential_V, dtype=float)
         ocv = self.params.get("Open-circuit voltage [V]")
         if ocv is None:
             return np.full(self.times_s.shape, np.nan)
@@ -89,6 +103,22 @@ class Result:
     @property
     def end_reason(self) -> str:
         return self.steps[-1]["reason"] if self.steps else ""
+
+    def charge_weighted_flux_ratio(self, until_minutes: float) -> np.ndarray:
+        """Charge passed per unit length through each arc over that through the clean
+        surface, from t = 0 to ``until_minutes`` (trapezoid over the samples: request dense
+        output times), (n_arcs,). For a prescribed surface with arcs on face boundaries this
+        is η; for a kinetic surface it is the effective η of the early charge
+        (``docs/calibration.md``)."""
+        keep = self.times_s <= until_minutes * 60.0 + 1e-9
+        t, i = self.times_s[keep], self.face_current_A_m2[keep]
+        q = np.sum(0.5 * (i[1:] + i[:-1]) * np.diff(t)[:, None], axis=0)  # C/m² per face
+        cov = self.surface.arc_coverage(self.mesh.boundary_angle_rad, self.mesh.boundary_span_rad)
+        ell = self.mesh.boundary_length_um
+        clean = np.clip(1 - cov.sum(axis=1), 0, 1) * ell
+        ref = (clean @ q) / clean.sum() if clean.sum() > 0 else np.nan
+        return np.array([(cov[:, k] * ell) @ q / (cov[:, k] @ ell) / ref
+                         for k in range(cov.shape[1])])
 
     def index_of_minutes(self, minutes) -> np.ndarray:
         """Indices of the samples at ``minutes`` (must have been requested and reached)."""

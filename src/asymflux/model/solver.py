@@ -10,6 +10,12 @@ semi-discrete system is
 with L the (constant) transmissibility Laplacian and s the boundary source. The
 Jacobian is analytic and as sparse as L. Lithium is conserved to round-off: the
 columns of L sum to zero, so the area-weighted mean follows the applied current exactly.
+
+With a kinetic surface (:mod:`asymflux.model.kinetics`) the boundary source is the
+Butler-Volmer current of each face, solved inside the right-hand side together with the
+particle potential V. Its Jacobian is a diagonal (each face's own occupancy) plus a
+rank-one matrix (every face through V): the Newton matrices ``I − cJ`` are factored
+without the rank-one part, as sparse as before, and it is applied by Sherman-Morrison.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from scipy.sparse.linalg import splu
 from scipy.spatial import cKDTree
 
 from . import parameters as _parameters
+from .kinetics import KineticBoundary
 from .mesh import Mesh, disk_mesh
 from .protocol import Charge, Discharge, Rest
 from .result import Result
@@ -49,7 +56,9 @@ class SymmetricOrderingBDF(BDF):
     COLAMD for these symmetric patterns), computed once and reused.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, rank_one=None, **kwargs):
+        # rank_one(): (p, q, diag of J) of the last Jacobian, whose full form is J + p q^T
+        self._rank_one = rank_one
         super().__init__(*args, **kwargs)
         # SciPy's Newton tolerance is min(0.03, sqrt(rtol)); at rtol 1e-4 that is 0.01, which
         # makes Newton give up with a stale Jacobian at the steep D(theta) front and forces
@@ -66,13 +75,38 @@ class SymmetricOrderingBDF(BDF):
             self.lu = lu
 
     def _factor(self, A):
-        """LU of ``A`` (CSC), by the plan made at the first call for A's pattern."""
+        """LU of ``A`` (CSC), by the plan made at the first call for A's pattern; with a
+        rank-one part of the Jacobian, the LU of ``A − c p q^T`` (Sherman-Morrison)."""
         A = sp.csc_matrix(A)
         if self._plan is None:
             self._plan = _BandPlan.for_pattern(A) or _SuperLUPlan(A)
         if not self._plan.matches(A):  # another pattern: SuperLU, planned for this one only
-            return _SuperLUPlan(A).factor(A)
-        return self._plan.factor(A)
+            lu = _SuperLUPlan(A).factor(A)
+        else:
+            lu = self._plan.factor(A)
+        if self._rank_one is None:
+            return lu
+        p, q, jdiag = self._rank_one()
+        # A = I - c J: recover c from the largest diagonal entry of J
+        i = int(np.argmax(np.abs(jdiag)))
+        c = (1.0 - A[i, i]) / jdiag[i] if jdiag[i] != 0 else 0.0
+        return _RankOneLU(lu, c, p, q)
+
+
+class _RankOneLU:
+    """Solves ``(A − c p q^T) x = b`` from an LU of ``A`` (Sherman-Morrison)."""
+
+    def __init__(self, lu, c, p, q):
+        self.lu, self.c, self.q = lu, c, q
+        self.z = lu.solve(p)
+        denom = 1.0 - c * float(q @ self.z)
+        if denom == 0 or not np.isfinite(denom):
+            raise np.linalg.LinAlgError("the Newton matrix with the potential coupling is singular")
+        self.factor = c / denom
+
+    def solve(self, b):
+        y = self.lu.solve(b)
+        return y + (self.factor * float(self.q @ y)) * self.z
 
 
 class _PatternPlan:
@@ -217,16 +251,30 @@ class Discretisation:
         L = sp.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsc()
         L.sum_duplicates()
         L_scaled = sp.csc_matrix(sp.diags(inv_area) @ L)  # A^-1 L
-        # boundary: unit-current source per cell (θ/s per A/kg of specific current)
-        w = surface.weights(mesh.boundary_angle_rad, mesh.boundary_span_rad)
-        m = self.params["Molar mass [kg.mol-1]"]
-        per_current = (m / _parameters.FARADAY_C_MOL) * mesh.area_um2 * w / np.sum(
-            w * mesh.boundary_length_um
-        )  # occupancy·µm/s per (A/kg), outward
-        self.boundary_flux_per_A_kg = per_current
-        src = np.zeros(n)
-        np.add.at(src, mesh.boundary_cell, per_current * mesh.boundary_length_um)
-        source = src * inv_area
+        self.kinetics = None
+        if surface.is_kinetic:
+            kb = self.kinetics = KineticBoundary(mesh, self.params, surface)
+            self.boundary_flux_per_A_kg = None
+            # a per-face and per-cell signature of the film, for the symmetry search
+            sig_part = kb.all_length_um / (1.0 + 100.0 * kb.all_resistance)  # 0 under R = inf
+            w = np.bincount(kb.all_face, sig_part, minlength=mesh.boundary_cell.size) \
+                / mesh.boundary_length_um
+            src = np.zeros(n)
+            np.add.at(src, mesh.boundary_cell[kb.all_face], sig_part)
+            src2 = np.zeros(n)
+            np.add.at(src2, mesh.boundary_cell, mesh.boundary_length_um)
+            source = (src + 0.5 * src2) * inv_area
+        else:
+            # boundary: unit-current source per cell (θ/s per A/kg of specific current)
+            w = surface.weights(mesh.boundary_angle_rad, mesh.boundary_span_rad)
+            m = self.params["Molar mass [kg.mol-1]"]
+            per_current = (m / _parameters.FARADAY_C_MOL) * mesh.area_um2 * w / np.sum(
+                w * mesh.boundary_length_um
+            )  # occupancy·µm/s per (A/kg), outward
+            self.boundary_flux_per_A_kg = per_current
+            src = np.zeros(n)
+            np.add.at(src, mesh.boundary_cell, per_current * mesh.boundary_length_um)
+            source = src * inv_area
 
         # one cell per orbit of the problem's mirror symmetries (all cells without any)
         perms = [p for p in (_mirror_permutation(mesh, a) for a in _mirror_axes(mesh, surface, w))
@@ -247,7 +295,24 @@ class Discretisation:
         self.L_scaled = sp.csc_matrix(L_scaled[rep] @ spread)  # R A^-1 L S
         self.L_scaled.sort_indices()
         self._col_of_entry = np.repeat(np.arange(rep.size), np.diff(self.L_scaled.indptr))
-        self.source_per_A_kg = source[rep]
+        self.source_per_A_kg = None if self.kinetics is not None else source[rep]
+        self.last_rank_one = None
+        if self.kinetics is not None:
+            kb = self.kinetics
+            bcell = mesh.boundary_cell
+            self._face_unknown = orbit[bcell]  # the unknown each face reads
+            part_cell = bcell[kb.face]
+            self._part_unknown = orbit[part_cell]
+            writes = rep[orbit[part_cell]] == part_cell  # the part's cell is its orbit's representative
+            self._src_row = self._part_unknown[writes]
+            self._src_mask = writes
+            self._src_w = (kb.length_um * kb.flux_per_A_m2 / mesh.cell_area_um2[part_cell])[writes]
+            rows = self.L_scaled.indices
+            self._diag_pos = np.full(rep.size, -1, dtype=np.int64)
+            on_diag = rows == self._col_of_entry
+            self._diag_pos[self._col_of_entry[on_diag]] = np.flatnonzero(on_diag)
+            if np.any(self._diag_pos < 0):
+                raise ValueError("the mesh operator has an empty diagonal entry")
 
     @property
     def n_unknowns(self) -> int:
@@ -262,20 +327,58 @@ class Discretisation:
         """The integrator's state (..., n_unknowns) -> θ on every cell (..., n_cells)."""
         return np.asarray(state)[..., self.orbit_of_cell]
 
+    @property
+    def is_kinetic(self) -> bool:
+        return self.kinetics is not None
+
+    def kinetic_state(self, state, current_A_kg, *, with_slopes=False):
+        """The Butler-Volmer solution (:meth:`KineticBoundary.solve`) for the integrator's state."""
+        return self.kinetics.solve(np.asarray(state)[self._face_unknown], current_A_kg,
+                                   with_slopes=with_slopes)
+
+    def _kinetic_source(self, sol):
+        return np.bincount(self._src_row, self._src_w * sol["s"][self._src_mask],
+                           minlength=self.n_unknowns)
+
     def rhs(self, theta, current_A_kg):
+        if self.kinetics is not None:
+            sol = self.kinetic_state(theta, current_A_kg)
+            return self.L_scaled @ self.phi(theta) - self._kinetic_source(sol)
         return self.L_scaled @ self.phi(theta) - current_A_kg * self.source_per_A_kg
 
-    def jacobian(self, theta):
+    def jacobian(self, theta, current_A_kg=0.0):
+        """Sparse ``∂f/∂θ`` of the integrator's state. With a kinetic surface this is the
+        part without the rank-one coupling through V, which is stored in
+        :attr:`last_rank_one` as ``(p, q, diagonal of J)``: the full Jacobian is
+        ``J + p q^T`` (:meth:`jacobian_dense`)."""
         J = self.L_scaled.copy()
         J.data = self.L_scaled.data * self.D(theta)[self._col_of_entry]
+        if self.kinetics is not None:
+            sol = self.kinetic_state(theta, current_A_kg, with_slopes=True)
+            a, g_over_sum = self.kinetics.sensitivities(sol)
+            n = self.n_unknowns
+            # rhs = ... − Σ_k src_w s_k;  ∂s_k/∂θ = −a_k e_own + g_k/Σωg · Σ_j ω_j a_j e_j
+            J.data[self._diag_pos] += np.bincount(self._src_row, self._src_w * a[self._src_mask],
+                                                  minlength=n)
+            p = -np.bincount(self._src_row, self._src_w * g_over_sum[self._src_mask], minlength=n)
+            q = np.bincount(self._part_unknown, self.kinetics.omega * a, minlength=n)
+            self.last_rank_one = (p, q, J.data[self._diag_pos].copy())
+        return J
+
+    def jacobian_dense(self, theta, current_A_kg=0.0):
+        """The full Jacobian as a dense array (for checks; the solver never forms it)."""
+        J = self.jacobian(theta, current_A_kg).toarray()
+        if self.kinetics is not None:
+            p, q, _ = self.last_rank_one
+            J += np.outer(p, q)
         return J
 
     def surface_theta(self, theta, current_A_kg):
         """Occupancy at the boundary faces (extrapolated through Φ where the node is inside),
-        from θ on every cell."""
+        from θ on every cell. A kinetic surface uses its boundary cells' occupancy."""
         mesh = self.mesh
         th = theta[mesh.boundary_cell]
-        if not np.any(mesh.boundary_distance_um):
+        if self.kinetics is not None or not np.any(mesh.boundary_distance_um):
             return th
         target = self.phi(th) - current_A_kg * self.boundary_flux_per_A_kg * mesh.boundary_distance_um
         grid = np.linspace(-0.5, 1.5, 4001)
@@ -334,16 +437,13 @@ def simulate(
     theta = np.full(mesh.n_cells, params["Initial occupancy"], dtype=float)
     t_now, cap_now = 0.0, 0.0
     times, caps, thetas, step_idx = [0.0], [0.0], [theta.copy()], [0]
+    volts, face_i, ratios = [np.nan], [None], [None]
     log = []
     for k, step in enumerate(steps):
         if not isinstance(step, Charge | Discharge | Rest):
             raise ValueError(f"protocol step {k + 1} must be Charge, Discharge or Rest, got {step!r}")
         current = step.sign * step.rate_mA_g  # A/kg, positive on charge
-        duration = np.inf
-        if step.minutes is not None:
-            duration = step.minutes * 60.0
-        if not isinstance(step, Rest) and step.capacity_mAh_g is not None:
-            duration = min(duration, step.capacity_mAh_g * 3.6 / step.rate_mA_g)
+        duration = step.duration_s
         events = []
         if not isinstance(step, Rest):
             mean_now = mesh.mean(theta)
@@ -359,7 +459,9 @@ def simulate(
 
         sol = _integrate(disc, current, theta, (t_now, t_end), t_eval, events, rtol, atol,
                          where=f"protocol step {k + 1} ({step})")
-        reason = "duration reached" if step.minutes is not None else "capacity reached"
+        by_capacity = (not isinstance(step, Rest) and step.capacity_mAh_g is not None
+                       and (step.minutes is None or step.duration_s < step.minutes * 60.0))
+        reason = "capacity reached" if by_capacity else "duration reached"
         sol_t = np.atleast_1d(np.asarray(sol.t, dtype=float))
         sol_y = disc.unfold(np.asarray(sol.y, dtype=float).reshape(disc.n_unknowns, sol_t.size).T)
         ts, ys = list(sol_t), list(sol_y)
@@ -374,11 +476,16 @@ def simulate(
                     break
         elif step.minutes is None and step.capacity_mAh_g is None:
             reason = "mean occupancy limit"
+        if k == 0:  # the t = 0 sample sees the first step's current
+            v0, f0, r0 = _surface_outputs(disc, thetas[0], current)
+            volts[0], face_i[0], ratios[0] = v0, f0, r0
         for t, y in zip(ts, ys, strict=True):
             times.append(float(t))
             caps.append(cap_now + current * (float(t) - t_now) / 3600.0)
             thetas.append(np.asarray(y, dtype=float))
             step_idx.append(k)
+            v, f, r = _surface_outputs(disc, thetas[-1], current)
+            volts.append(v), face_i.append(f), ratios.append(r)
         cap_now = caps[-1]
         log.append({"step": step, "start_s": t_now, "end_s": times[-1], "reason": reason})
         t_now, theta = times[-1], thetas[-1].copy()
@@ -392,7 +499,31 @@ def simulate(
         theta=np.vstack(thetas),
         step_index=np.asarray(step_idx),
         steps=log,
+        potential_V=np.asarray(volts, dtype=float) if disc.is_kinetic else None,
+        face_current_A_m2=np.vstack(face_i),
+        arc_flux_ratio=np.vstack(ratios).reshape(len(times), len(surface.arcs)),
     )
+
+
+def _surface_outputs(disc, theta, current):
+    """(V or NaN, current density per boundary face in A/m², flux ratio per arc) at one state
+    (θ on every cell)."""
+    mesh = disc.mesh
+    n_arcs = len(disc.surface.arcs)
+    if disc.is_kinetic:
+        sol = disc.kinetic_state(disc.fold(theta), current)
+        ratio = disc.kinetics.arc_flux_ratio(sol) if current != 0 else np.full(n_arcs, np.nan)
+        return float(sol["V"]), disc.kinetics.face_current(sol), ratio
+    # prescribed: j = j̄ w/<w>, i = F c_max j
+    per_A_m2 = disc.params["Molar mass [kg.mol-1]"] / (
+        _parameters.FARADAY_C_MOL * disc.params["Density [kg.m-3]"]) * 1e6
+    faces = current * disc.boundary_flux_per_A_kg / per_A_m2
+    ratio = np.array([getattr(a, "eta", np.nan) for a in disc.surface.arcs], dtype=float)
+    if current == 0:
+        ratio = np.full(n_arcs, np.nan)
+    if mesh.boundary_cell.size == 0:
+        faces = np.zeros(0)
+    return np.nan, faces, ratio
 
 
 def _integrate(disc, current, theta, t_span, t_eval, events, rtol, atol, *, where):
@@ -414,10 +545,11 @@ def _integrate(disc, current, theta, t_span, t_eval, events, rtol, atol, *, wher
             disc.fold(theta),
             method=SymmetricOrderingBDF,
             t_eval=t_eval,
-            jac=lambda t, y: disc.jacobian(y),
+            jac=lambda t, y: disc.jacobian(y, current),
             events=[e for e, _ in events] or None,
             rtol=rtol,
             atol=atol,
+            rank_one=(lambda: disc.last_rank_one) if disc.is_kinetic else None,
         )
     except (RuntimeError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
         raise fail(f"{type(exc).__name__}: {exc}") from exc
@@ -430,9 +562,10 @@ def _occupancy_events(disc, current, step, ocv):
     """Terminal events for a galvanostatic step: (function, reason) pairs."""
     events = []
     charge = step.sign > 0
+    cutoff_occupancy, cutoff_voltage = step.cutoffs(kinetic=disc.is_kinetic)
     limits = [(0.0 if charge else 1.0, "surface occupancy limit")]
-    if step.effective_cutoff_occupancy is not None:
-        limits.append((step.effective_cutoff_occupancy, "cut-off occupancy"))
+    if cutoff_occupancy is not None:
+        limits.append((cutoff_occupancy, "cut-off occupancy"))
     for level, name in limits:
         if charge:
             def f(t, y, lv=level):
@@ -444,14 +577,18 @@ def _occupancy_events(disc, current, step, ocv):
             f.direction = 1
         f.terminal = True
         events.append((f, f"{name} {level:g}"))
-    if step.cutoff_voltage_V is not None:
+    if cutoff_voltage is not None:
         if ocv is None:
             raise ValueError("cutoff_voltage_V needs an 'Open-circuit voltage [V]' in the parameter set")
-        v = step.cutoff_voltage_V
+        v = cutoff_voltage
 
-        def g(t, y):
-            s = disc.surface_theta(disc.unfold(y), current)
-            return float(ocv(np.min(s) if charge else np.max(s))) - v
+        if disc.is_kinetic:
+            def g(t, y):
+                return float(disc.kinetic_state(y, current)["V"]) - v
+        else:
+            def g(t, y):
+                s = disc.surface_theta(disc.unfold(y), current)
+                return float(ocv(np.min(s) if charge else np.max(s))) - v
         g.direction = 1 if charge else -1
         g.terminal = True
         events.append((g, f"cut-off voltage {v:g} V"))

@@ -7,10 +7,11 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .kinetics import FILM_RESISTANCE_ETA_0_3_OHM_M2, FILM_RESISTANCE_ETA_0_7_OHM_M2
 from .mesh import Mesh, disk_mesh
 from .protocol import DEFAULT_CUTOFF_OCCUPANCY, Charge
 from .solver import simulate
-from .surface import Surface
+from .surface import FilmArc, Surface
 
 PAPER_RATES_MA_G = (50.0, 100.0, 200.0, 400.0)
 
@@ -25,6 +26,18 @@ def paper_fig5b_surfaces() -> dict[str, Surface]:
         "none": Surface(),
         "180:0.25:0.7": Surface.from_strings(["180:0.25:0.7"]),
         "180:0.25:0.3": Surface.from_strings(["180:0.25:0.3"]),
+    }
+
+
+def paper_film_surfaces() -> dict[str, Surface]:
+    """Kinetic counterparts of :func:`paper_fig5b_surfaces`: a clean particle, and a quarter
+    centred at 180° under the default films for an early flux ratio of ~0.7 and ~0.3
+    (:data:`~asymflux.model.kinetics.FILM_RESISTANCE_ETA_0_7_OHM_M2`,
+    :data:`~asymflux.model.kinetics.FILM_RESISTANCE_ETA_0_3_OHM_M2`)."""
+    return {
+        "none": Surface.kinetic(),
+        "quarter, film η≈0.7": Surface.kinetic([FilmArc(180.0, 0.25, FILM_RESISTANCE_ETA_0_7_OHM_M2)]),
+        "quarter, film η≈0.3": Surface.kinetic([FilmArc(180.0, 0.25, FILM_RESISTANCE_ETA_0_3_OHM_M2)]),
     }
 
 

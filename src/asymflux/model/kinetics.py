@@ -1,0 +1,381 @@
+r"""Butler-Volmer charge transfer through a resistive film: the kinetic surface.
+
+Every boundary face (or the part of it a :class:`~asymflux.model.surface.FilmArc`
+covers) carries the current density, positive on charge (Li leaving the particle),
+
+.. math::  i = i_0(\theta_s)\, 2\sinh\!\Big(\frac{F\eta_s}{2RT}\Big), \qquad
+           \eta_s = V - U(\theta_s) - i\,R_{film}(\varphi), \qquad
+           i_0 = k_0\sqrt{\theta_s(1-\theta_s)},
+
+with ``U`` the open-circuit voltage, ``θ_s`` the occupancy of the face's boundary cell,
+``R_film`` the film's area-specific resistance (0 on clean surface, in series with the
+charge transfer) and one particle potential ``V`` (vs Li/Li+), set at every instant so that
+the perimeter integral of ``i`` is the applied current (zero at rest).
+
+Solving it (:class:`KineticBoundary`): the unknowns are the charge-transfer overpotential
+``x_k`` of every face part ``k`` and ``V``; the equations are
+
+.. math::  H_k = R_k\, s_k(x_k) + x_k - V + U_k = 0, \qquad
+           G = \textstyle\sum_k \omega_k s_k - \bar\imath = 0,
+
+with ``s_k = 2 i0_k sinh(α x_k)``, ``α = F/2RT``, ``ω_k`` the length fractions and
+``ī`` the mean current density. The film's implicit ``i`` is thereby explicit. The
+Newton matrix is diagonal in ``x`` bordered by one row and column for ``V``, so each
+iteration eliminates ``x`` face by face and solves one scalar equation (the Schur
+complement); steps are limited to 50 mV (the sinh) and warm-started from the last call.
+
+The coupling through ``V`` makes the surface Jacobian ``∂s/∂θ_s`` a diagonal plus a
+rank-one matrix (:meth:`KineticBoundary.sensitivities`); the solver keeps the Newton
+matrices of its time integrator sparse and applies the rank-one part by Sherman-Morrison.
+
+Calibration helpers (:func:`initial_flux_ratio`, :func:`film_resistance_for_ratio`) and
+the default film resistances (:data:`FILM_RESISTANCE_ETA_0_3_OHM_M2`,
+:data:`FILM_RESISTANCE_ETA_0_7_OHM_M2`) are documented in ``docs/calibration.md``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .parameters import FARADAY_C_MOL
+
+GAS_CONSTANT_J_MOL_K = 8.314462618
+
+FILM_RESISTANCE_ETA_0_3_OHM_M2 = 0.20
+"""Default film resistance (Ω m²) of a quarter that passes ~0.3 of the clean surface's
+charge per unit length over the first 10 min of a 100 mA/g charge of the default set
+(:func:`effective_flux_ratio` = 0.30; ``docs/calibration.md``). A 4 nm rock-salt layer
+(:data:`ROCKSALT_THICKNESS_NM`) of Li-ion conductivity 2e-8 S/m."""
+
+FILM_RESISTANCE_ETA_0_7_OHM_M2 = 0.028
+"""Default film resistance (Ω m²) for an effective ratio of ~0.7 (0.70; 4 nm at 1.4e-7 S/m)."""
+
+ROCKSALT_THICKNESS_NM = 4.0
+"""Thickest rock-salt layer seen by HAADF-STEM on the aged particle (Lun et al. 2025,
+Fig. 3b, region 1): the thickness used to turn a film resistance into a conductivity."""
+
+MAX_STEP_V = 0.05
+"""Largest change of an overpotential in one Newton iteration (V)."""
+
+
+class KineticBoundary:
+    """Butler-Volmer kinetics on the boundary of one (mesh, parameters, surface).
+
+    Parameters
+    ----------
+    mesh : Mesh
+    params : dict
+        Needs ``"Open-circuit voltage [V]"``, ``"Exchange-current prefactor [A.m-2]"``
+        (k0), ``"Density [kg.m-3]"``, ``"Molar mass [kg.mol-1]"``; ``"Temperature [K]"``
+        (default 298.15). A callable ``"Exchange-current density [A.m-2]"`` i0(θ), if
+        given, replaces ``k0 √(θ(1−θ))``.
+    surface : Surface
+        A kinetic surface (:meth:`Surface.kinetic`).
+
+    Attributes
+    ----------
+    face : (n_parts,) int
+        Boundary face of each face part (a face split by a film arc's edge has two parts;
+        parts under an infinite film are left out: they carry no current).
+    length_um : (n_parts,) float
+    resistance_ohm_m2 : (n_parts,) float
+    arc : (n_parts,) int
+        Film arc of each part, -1 on clean surface.
+    """
+
+    def __init__(self, mesh, params, surface):
+        self.i0_function = params.get("Exchange-current density [A.m-2]")
+        needed = ["Open-circuit voltage [V]"]
+        if self.i0_function is None:
+            needed.append("Exchange-current prefactor [A.m-2]")
+        elif not callable(self.i0_function):
+            raise ValueError("'Exchange-current density [A.m-2]' must be a callable i0(theta)")
+        for key in needed:
+            if params.get(key) is None:
+                raise ValueError(f"a kinetic surface needs {key!r} in the parameter set")
+        self.ocv = params["Open-circuit voltage [V]"]
+        self.k0 = float(params.get("Exchange-current prefactor [A.m-2]") or 1.0)
+        if not np.isfinite(self.k0) or self.k0 <= 0:
+            raise ValueError(f"'Exchange-current prefactor [A.m-2]' must be > 0, got {self.k0!r}")
+        temperature = float(params.get("Temperature [K]", 298.15))
+        if not np.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"'Temperature [K]' must be > 0, got {temperature!r}")
+        self.alpha = FARADAY_C_MOL / (2 * GAS_CONSTANT_J_MOL_K * temperature)  # 1/V
+        self.n_faces = mesh.boundary_cell.size
+        self.n_arcs = len(surface.arcs)
+        cov = surface.arc_coverage(mesh.boundary_angle_rad, mesh.boundary_span_rad)
+        clean = np.clip(1.0 - cov.sum(axis=1), 0.0, 1.0)
+        faces, lengths, res, arcs = [], [], [], []
+        ell = mesh.boundary_length_um
+        for f in range(self.n_faces):
+            if clean[f] > 1e-12:
+                faces.append(f), lengths.append(clean[f] * ell[f]), res.append(0.0), arcs.append(-1)
+            for k, a in enumerate(surface.arcs):
+                if cov[f, k] > 1e-12:
+                    faces.append(f), lengths.append(cov[f, k] * ell[f])
+                    res.append(float(a.resistance_ohm_m2)), arcs.append(k)
+        faces, lengths, res, arcs = (np.asarray(v) for v in (faces, lengths, res, arcs))
+        #: all parts, for reporting (infinite films included)
+        self.all_face, self.all_length_um, self.all_arc = faces.astype(np.int64), lengths, arcs
+        self.all_resistance = res
+        live = np.isfinite(res)
+        if not np.any(live):
+            raise ValueError("every part of the surface is under an infinite film: no current can flow")
+        self.face = faces[live].astype(np.int64)
+        self.length_um = lengths[live]
+        self.resistance_ohm_m2 = res[live]
+        self.arc = arcs[live].astype(np.int64)
+        self.perimeter_um = float(ell.sum())
+        self.omega = self.length_um / self.perimeter_um
+        # mean current density (A/m²) per A/kg of specific current: I ρ A / P
+        self.mean_current_per_A_kg = (float(params["Density [kg.m-3]"]) * mesh.area_um2
+                                      / self.perimeter_um * 1e-6)
+        # occupancy·µm/s of outward flux per A/m² of current density: M / (F ρ) in µm/s
+        self.flux_per_A_m2 = (float(params["Molar mass [kg.mol-1]"])
+                              / (FARADAY_C_MOL * float(params["Density [kg.m-3]"])) * 1e6)
+        self._guess = None
+
+    # ----------------------------------------------------------------------------------
+    def exchange_current(self, theta_s):
+        """``i0 = k0 √(θ(1−θ))`` in A/m² and its derivative in θ (0 outside (0, 1))."""
+        th = np.asarray(theta_s, dtype=float)
+        if self.i0_function is not None:
+            f, h = self.i0_function, 1e-6
+            return (np.asarray(f(th), dtype=float),
+                    (np.asarray(f(th + h), dtype=float) - np.asarray(f(th - h), dtype=float)) / (2 * h))
+        prod = np.maximum(th * (1 - th), 1e-18)
+        root = np.sqrt(prod)
+        inside = prod > 1e-18
+        return self.k0 * root, np.where(inside, self.k0 * (1 - 2 * th) / (2 * root), 0.0)
+
+    def ocv_and_slope(self, theta_s):
+        """``U(θ)`` in V and ``dU/dθ`` (central difference, h = 1e-6)."""
+        th = np.asarray(theta_s, dtype=float)
+        h = 1e-6
+        u = np.asarray(self.ocv(th), dtype=float)
+        du = (np.asarray(self.ocv(th + h), dtype=float) - np.asarray(self.ocv(th - h), dtype=float)) / (2 * h)
+        return u, du
+
+    def solve(self, theta_face, current_A_kg, *, with_slopes=False):
+        """The particle potential and the face currents for occupancies at the faces.
+
+        Parameters
+        ----------
+        theta_face : (n_faces,) array
+            Occupancy of each boundary face (its boundary cell).
+        current_A_kg : float
+            Applied specific current, A/kg (= mA/g), positive on charge, 0 at rest.
+        with_slopes : bool
+            Also compute ``dU/dθ`` and ``di0/dθ`` (for :meth:`sensitivities`).
+
+        Returns
+        -------
+        dict
+            ``V`` (V vs Li), ``s`` (current density of each part, A/m²), ``x`` (charge-transfer
+            overpotential, V), ``i0``, ``U`` (per part), and the internals the Jacobian needs.
+        """
+        th = np.asarray(theta_face, dtype=float)[self.face]
+        if with_slopes:
+            u, du = self.ocv_and_slope(th)
+            i0, di0 = self.exchange_current(th)
+        else:
+            u, du, di0 = np.asarray(self.ocv(th), dtype=float), None, None
+            if self.i0_function is not None:
+                i0 = np.asarray(self.i0_function(th), dtype=float)
+            else:
+                i0 = self.k0 * np.sqrt(np.maximum(th * (1 - th), 1e-18))
+        target = float(current_A_kg) * self.mean_current_per_A_kg
+        a, r, w = self.alpha, self.resistance_ohm_m2, self.omega
+        ai0 = a * i0
+        if self._guess is None or self._guess[1].shape != u.shape:
+            v = float(w @ u)
+            x = np.clip(v - u, -MAX_STEP_V, MAX_STEP_V)
+        else:
+            v, x = self._guess
+        for _ in range(200):
+            e = np.exp(a * x)
+            ei = 1 / e
+            s = i0 * (e - ei)  # 2 i0 sinh(α x)
+            c = ai0 * (e + ei)  # its derivative, 2 i0 α cosh(α x)
+            den = 1 + r * c
+            h = r * s + (x + u) - v
+            wg = w * c / den
+            sw = wg.sum()
+            if not sw > 0:
+                raise FloatingPointError("the surface has no exchange current (occupancy 0 or 1 "
+                                         "everywhere): the particle potential is undefined")
+            dv = (target - w @ s + wg @ h) / sw
+            dx = (dv - h) / den
+            big = np.abs(dx).max()
+            if big <= MAX_STEP_V:
+                x = x + dx
+                v += dv
+                if big < 1e-8 and abs(dv) < 1e-8:
+                    # converged: the step's linear update is exact to O(α dx²) ~ 1e-15
+                    s = s + c * dx
+                    break
+            else:
+                scale = MAX_STEP_V / big
+                x = x + scale * dx
+                v += scale * dv
+        else:
+            raise FloatingPointError("the Butler-Volmer balance did not converge")
+        v = float(v)
+        self._guess = (v, x)
+        return {"V": v, "s": s, "x": x, "i0": i0, "di0": di0, "U": u, "dU": du, "c": c,
+                "sinh": 0.5 * (e - ei)}
+
+    def sensitivities(self, sol):
+        """``∂s/∂θ_face`` at a solution: ``s_k`` depends on its own face's occupancy
+        (``−a_k``) and on every face's through ``V``: ``g_k · Σ_j ω_j a_j δθ_j / Σ ω g``.
+
+        Returns ``(a, g_over_sum)``: ``∂s_k/∂θ_m = −a_k [face_k = m] + g_over_sum_k ·
+        Σ_{j: face_j = m} ω_j a_j``, and ``dV/dθ_m = Σ_{j: face_j = m} ω_j a_j / Σ ω g``.
+        """
+        den = 1.0 + self.resistance_ohm_m2 * sol["c"]
+        g = sol["c"] / den
+        # ∂s/∂i0 at fixed V, x eliminated: (s/i0) / (1 + R c) = 2 sinh / (1 + R c)
+        k = 2 * sol["sinh"] / den
+        a = g * sol["dU"] - k * sol["di0"]
+        return a, g / float(self.omega @ g)
+
+    def face_current(self, sol):
+        """Mean current density of each boundary face, A/m² (n_faces,)."""
+        num = np.bincount(self.face, self.length_um * sol["s"], minlength=self.n_faces)
+        den = np.bincount(self.all_face, self.all_length_um, minlength=self.n_faces)
+        return num / den
+
+    def arc_flux_ratio(self, sol):
+        """Mean current density on each film arc over that on the clean surface (n_arcs,);
+        NaN without clean surface or with no current through it."""
+        s_all = np.zeros(self.all_face.size)
+        s_all[np.isfinite(self.all_resistance)] = sol["s"]
+        clean = self.all_arc < 0
+        ell = self.all_length_um
+        out = np.full(self.n_arcs, np.nan)
+        if not np.any(clean):
+            return out
+        ref = float(ell[clean] @ s_all[clean] / ell[clean].sum())
+        if ref == 0:
+            return out
+        for k in range(self.n_arcs):
+            on = self.all_arc == k
+            if np.any(on):
+                out[k] = float(ell[on] @ s_all[on] / ell[on].sum()) / ref
+        return out
+
+
+# Calibration helpers ---------------------------------------------------------------------
+def _split_at_uniform_state(params, rate_mA_g, fraction, resistance_ohm_m2, theta):
+    """Current densities (film, clean) in A/m² when the whole surface is at occupancy
+    ``theta``, a fraction ``fraction`` of the perimeter under the film (``brentq`` on V)."""
+    from scipy.optimize import brentq
+
+    from .mesh import disk_mesh
+
+    mesh = disk_mesh(1.2, n_radial=2, n_angular=8)  # only the area/perimeter ratio matters
+    mean_i = rate_mA_g * float(params["Density [kg.m-3]"]) * mesh.area_um2 / mesh.perimeter_um * 1e-6
+    k0 = float(params["Exchange-current prefactor [A.m-2]"])
+    alpha = FARADAY_C_MOL / (2 * GAS_CONSTANT_J_MOL_K * float(params.get("Temperature [K]", 298.15)))
+    i0 = k0 * np.sqrt(theta * (1 - theta))
+
+    def clean_current(over):  # over = V - U
+        return 2 * i0 * np.sinh(alpha * over)
+
+    def film_current(over):
+        if resistance_ohm_m2 == 0:
+            return clean_current(over)
+        if not np.isfinite(resistance_ohm_m2):
+            return 0.0
+        # i = 2 i0 sinh(α (over − i R)): monotone in i, root between 0 and over / R
+        hi = over / resistance_ohm_m2
+        return brentq(lambda i: i - 2 * i0 * np.sinh(alpha * (over - i * resistance_ohm_m2)),
+                      min(0.0, hi), max(0.0, hi), xtol=1e-15, rtol=1e-14)
+
+    def balance(over):
+        return (1 - fraction) * clean_current(over) + fraction * film_current(over) - mean_i
+
+    top = np.arcsinh(mean_i / (2 * i0 * (1 - fraction))) / alpha + mean_i * (
+        resistance_ohm_m2 if np.isfinite(resistance_ohm_m2) else 0.0) + 1e-6
+    over = brentq(balance, 0.0, top, xtol=1e-16, rtol=1e-14)
+    return film_current(over), clean_current(over), over
+
+
+def initial_flux_ratio(resistance_ohm_m2, *, params=None, rate_mA_g=100.0, fraction=0.25,
+                       theta=None) -> float:
+    """Effective ``η = i_film / i_clean`` at the start of a charge (uniform occupancy).
+
+    Parameters
+    ----------
+    resistance_ohm_m2 : float
+        Film resistance on the arc.
+    params : dict, optional
+        Default :func:`~asymflux.model.parameters.nmc88_lun2025`.
+    rate_mA_g : float
+        Specific current.
+    fraction : float
+        Fraction of the perimeter under the film.
+    theta : float, optional
+        Occupancy of the surface (default: the set's initial occupancy).
+    """
+    from .parameters import nmc88_lun2025
+
+    params = nmc88_lun2025() if params is None else params
+    theta = float(params["Initial occupancy"]) if theta is None else float(theta)
+    film, clean, _ = _split_at_uniform_state(params, rate_mA_g, fraction, resistance_ohm_m2, theta)
+    return film / clean
+
+
+def film_resistance_for_ratio(eta, *, params=None, rate_mA_g=100.0, fraction=0.25,
+                              theta=None) -> float:
+    """The film resistance (Ω m²) whose :func:`initial_flux_ratio` is ``eta`` (in (0, 1))."""
+    from scipy.optimize import brentq
+
+    if not 0 < eta < 1:
+        raise ValueError(f"eta must be in (0, 1), got {eta!r}")
+    kw = dict(params=params, rate_mA_g=rate_mA_g, fraction=fraction, theta=theta)
+    hi = 1e-3
+    while initial_flux_ratio(hi, **kw) > eta:
+        hi *= 4
+    return brentq(lambda r: initial_flux_ratio(r, **kw) - eta, 0.0, hi, xtol=1e-12, rtol=1e-12)
+
+
+CALIBRATION_MINUTES = 10.0
+"""The early charge over which a film's effective flux ratio is measured (the first 10 min
+of a 100 mA/g charge: the Li-rich core of a clean particle lasts ~17 min)."""
+
+
+def effective_flux_ratio(resistance_ohm_m2, *, params=None, mesh=None, rate_mA_g=100.0,
+                         fraction=0.25, minutes=CALIBRATION_MINUTES) -> float:
+    """The charge-weighted flux ratio of a film arc over the first ``minutes`` of a charge.
+
+    The charge passed per unit length through an arc (centred at 180°, ``fraction`` of the
+    perimeter, film ``resistance_ohm_m2``) over that through the clean surface
+    (:meth:`~asymflux.model.result.Result.charge_weighted_flux_ratio`), sampled every 3 s.
+    This is the kinetic surface's counterpart of the prescribed η: the prescribed model
+    passes exactly η times the clean surface's charge through a blocked arc.
+    """
+    from .protocol import Charge
+    from .solver import simulate
+    from .surface import FilmArc, Surface
+
+    surface = Surface.kinetic([FilmArc(180.0, fraction, resistance_ohm_m2)])
+    out = np.arange(0.05, minutes + 1e-9, 0.05)
+    res = simulate(params, mesh, surface, [Charge(rate_mA_g, minutes=minutes)], output_minutes=out)
+    return float(res.charge_weighted_flux_ratio(minutes)[0])
+
+
+def film_resistance_for_effective_ratio(eta, **kwargs) -> float:
+    """The film resistance (Ω m²) whose :func:`effective_flux_ratio` is ``eta`` (in (0, 1)).
+
+    Keyword arguments are those of :func:`effective_flux_ratio` (default: a quarter, 100
+    mA/g, the first 10 minutes, the default set and mesh). About 10 simulations.
+    """
+    from scipy.optimize import brentq
+
+    if not 0 < eta < 1:
+        raise ValueError(f"eta must be in (0, 1), got {eta!r}")
+    hi = 0.05
+    while effective_flux_ratio(hi, **kwargs) > eta:
+        hi *= 2
+    return brentq(lambda r: effective_flux_ratio(r, **kwargs) - eta, 0.0, hi, xtol=1e-4, rtol=1e-3)

@@ -1,0 +1,263 @@
+"""Kinetic surface (Butler-Volmer through a resistive film): limits against independent results."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from asymflux import figures, model
+from asymflux.model import kinetics
+from asymflux.model.parameters import FARADAY_C_MOL
+from asymflux.model.solver import Discretisation
+
+R_UM = 1.2
+ALPHA = FARADAY_C_MOL / (2 * kinetics.GAS_CONSTANT_J_MOL_K * 298.15)
+
+
+def _mean_current_A_m2(params, rate, mesh):
+    return rate * params["Density [kg.m-3]"] * mesh.area_um2 / mesh.perimeter_um * 1e-6
+
+
+def _film(*arcs):
+    return model.Surface.kinetic([model.FilmArc(*a) for a in arcs])
+
+
+def test_zero_film_gives_the_unblocked_solution():
+    """A clean kinetic particle (and a quarter under a zero film) is uniform around the
+    perimeter by symmetry, so it delithiates exactly as the prescribed unblocked one."""
+    protocol = [model.Charge(100, minutes=12), model.Rest(minutes=3)]
+    kw = dict(output_minutes=[4, 8, 12, 15], rtol=1e-8, atol=1e-10)
+    plain = model.simulate(None, None, model.Surface(), protocol, **kw)
+    for surface in (model.Surface.kinetic(), _film((180, 0.25, 0.0))):
+        kin = model.simulate(None, None, surface, protocol, **kw)
+        np.testing.assert_allclose(kin.theta, plain.theta, atol=2e-6)
+        assert kin.potential_V is not None and np.all(np.isfinite(kin.voltage_V))
+
+
+def test_flat_ocv_linear_kinetics_match_the_prescribed_ratio():
+    """Flat OCV, constant i0 large against the current (linear Butler-Volmer): the film arc
+    carries exactly η = R_ct / (R_ct + R_film) of the clean current density, at every
+    instant, and the θ field is the prescribed-η solver's."""
+    params = model.constant_diffusivity(1e-15)
+    params["Open-circuit voltage [V]"] = lambda th: np.full(np.shape(th), 3.8)
+    i0 = 1000.0
+    params["Exchange-current density [A.m-2]"] = lambda th: np.full(np.shape(th), i0)
+    r_ct = 1.0 / (2 * ALPHA * i0)  # RT / (F i0)
+    r_film = 1.5 * r_ct
+    eta = r_ct / (r_ct + r_film)
+    protocol = [model.Charge(100, minutes=10)]
+    kw = dict(output_minutes=[2, 5, 10], rtol=1e-9, atol=1e-11)
+    kin = model.simulate(params, None, _film((180, 0.25, r_film)), protocol, **kw)
+    pre = model.simulate(params, None, model.Surface([model.BlockedArc(180, 0.25, eta)]),
+                         protocol, **kw)
+    np.testing.assert_allclose(kin.arc_flux_ratio[:, 0], eta, rtol=1e-6)
+    change = np.max(np.abs(pre.theta[-1] - pre.theta0))
+    assert np.max(np.abs(kin.theta - pre.theta)) < 1e-5 * change
+    assert kin.charge_weighted_flux_ratio(10)[0] == pytest.approx(eta, rel=1e-6)
+
+
+def test_infinite_film_carries_no_current():
+    mesh = model.disk_mesh(R_UM)
+    res = model.simulate(None, mesh, _film((90, 0.25, math.inf)),
+                         [model.Charge(100, minutes=5)], output_minutes=[1, 5])
+    on = np.abs(np.angle(np.exp(1j * (mesh.boundary_angle_rad - np.pi / 2)))) < np.pi / 4
+    assert np.all(res.face_current_A_m2[:, on] == 0)
+    np.testing.assert_array_equal(res.arc_flux_ratio[:, 0], 0.0)
+    # a very large finite film is the same limit
+    big = model.simulate(None, mesh, _film((90, 0.25, 1e9)), [model.Charge(100, minutes=5)],
+                         output_minutes=[1, 5])
+    np.testing.assert_allclose(big.theta, res.theta, atol=1e-6)
+    with pytest.raises(ValueError, match="infinite film"):
+        model.simulate(None, mesh, _film((0, 1.0, math.inf)), [model.Charge(100, minutes=1)])
+
+
+def test_two_arc_split_at_t0_matches_the_brentq_root():
+    params = model.nmc88_lun2025()
+    mesh = model.disk_mesh(R_UM)
+    arcs = [(0.0, 0.25, 0.05), (180.0, 0.25, 0.3)]  # on face boundaries of the 48-sector mesh
+    rate = 200.0
+    res = model.simulate(params, mesh, _film(*arcs), [model.Charge(rate, minutes=0.01)])
+    theta0 = params["Initial occupancy"]
+    i0 = params["Exchange-current prefactor [A.m-2]"] * np.sqrt(theta0 * (1 - theta0))
+    mean_i = _mean_current_A_m2(params, rate, mesh)
+
+    def through(r, over):  # current density through a film r at V − U = over
+        if r == 0:
+            return 2 * i0 * np.sinh(ALPHA * over)
+        return brentq(lambda i: i - 2 * i0 * np.sinh(ALPHA * (over - i * r)), 0, over / r,
+                      xtol=1e-14, rtol=1e-13)
+
+    def balance(over):
+        return 0.5 * through(0.0, over) + sum(f * through(r, over) for _, f, r in arcs) - mean_i
+
+    over = brentq(balance, 0.0, 0.5, xtol=1e-15, rtol=1e-14)
+    expected = [through(r, over) for _, _, r in arcs]
+    clean = through(0.0, over)
+    np.testing.assert_allclose(res.arc_flux_ratio[0], np.array(expected) / clean, rtol=1e-8)
+    u0 = params["Open-circuit voltage [V]"](theta0)
+    assert res.potential_V[0] == pytest.approx(u0 + over, abs=1e-9)
+    ang = mesh.boundary_angle_rad
+    on0 = np.abs(np.angle(np.exp(1j * ang))) < np.pi / 4
+    np.testing.assert_allclose(res.face_current_A_m2[0, on0], expected[0], rtol=1e-8)
+
+
+@pytest.mark.parametrize("symmetry", [True, False])
+def test_lithium_equals_charge_and_current_integral_is_the_applied_current(symmetry):
+    params = model.nmc88_lun2025()
+    mesh = model.disk_mesh(R_UM)
+    surface = _film((30, 0.25, 0.1), (200, 0.3, 0.02))
+    protocol = [model.Charge(200, minutes=8), model.Rest(minutes=5), model.Discharge(50, minutes=4)]
+    res = model.simulate(params, mesh, surface, protocol, output_minutes=[3, 10, 15],
+                         symmetry=symmetry)
+    expected = res.capacity_mAh_g / params["Theoretical capacity [mA.h.g-1]"]
+    np.testing.assert_allclose(res.li_extracted[1:], expected[1:], rtol=1e-6)
+    total = res.face_current_A_m2 @ mesh.boundary_length_um / mesh.perimeter_um
+    rates = np.array([protocol[k].sign * protocol[k].rate_mA_g for k in res.step_index])
+    np.testing.assert_allclose(total, _mean_current_A_m2(params, rates, mesh), atol=1e-12)
+    rest = res.step_index == 1
+    assert np.all(np.abs(total[rest]) < 1e-12)
+    # at rest the faces still exchange lithium with each other
+    assert np.max(np.abs(res.face_current_A_m2[rest])) > 1e-4
+
+
+def test_at_rest_the_potential_tends_to_the_ocv_of_the_mean_occupancy():
+    params = model.nmc88_lun2025()
+    res = model.simulate(params, None, _film((180, 0.25, kinetics.FILM_RESISTANCE_ETA_0_3_OHM_M2)),
+                         [model.Charge(100, minutes=15), model.Rest(minutes=60)],
+                         output_minutes=[15, 20, 75])
+    ocv = params["Open-circuit voltage [V]"]
+    i15, i20, i75 = res.index_of_minutes([15, 20, 75])
+    gap = np.abs(res.potential_V - ocv(res.mean_theta))
+    assert gap[i75] < 2e-3
+    assert gap[i75] < 0.2 * gap[i20]
+    assert res.steps[1]["reason"] == "duration reached"
+
+
+@pytest.mark.parametrize("symmetry", [True, False])
+@pytest.mark.parametrize("current", [150.0, 0.0])
+def test_analytic_jacobian_matches_finite_differences(symmetry, current):
+    params = model.nmc88_lun2025()
+    surface = _film((180, 0.25, 0.2), (20, 0.1, 0.05))
+    disc = Discretisation(model.disk_mesh(R_UM, n_radial=6, n_angular=16), params, surface,
+                          symmetry=symmetry)
+    rng = np.random.default_rng(1)
+    y = rng.uniform(0.6, 0.95, disc.n_unknowns)
+    J = disc.jacobian_dense(y, current)
+    fd = np.empty_like(J)
+    for j in range(y.size):
+        h = 1e-6
+        yp, ym = y.copy(), y.copy()
+        yp[j] += h
+        ym[j] -= h
+        fd[:, j] = (disc.rhs(yp, current) - disc.rhs(ym, current)) / (2 * h)
+    scale = np.max(np.abs(J))
+    assert np.max(np.abs(J - fd)) < 1e-6 * scale
+    # the rank-one coupling through V is really there (every face row depends on every face)
+    p, q, _ = disc.last_rank_one
+    assert np.count_nonzero(p) > 1 and np.count_nonzero(q) > 1
+
+
+def test_newton_matrices_stay_sparse_and_sherman_morrison_solves_the_full_system():
+    from asymflux.model import solver
+
+    disc = Discretisation(model.disk_mesh(R_UM), model.nmc88_lun2025(),
+                          _film((180, 0.25, 0.2)))
+    rng = np.random.default_rng(2)
+    y = rng.uniform(0.8, 0.97, disc.n_unknowns)
+    J = disc.jacobian(y, 100.0)
+    assert J.nnz == disc.L_scaled.nnz  # the pattern of the diffusion operator
+    c = 20.0
+    import scipy.sparse as sp
+    A = sp.csc_matrix(sp.identity(disc.n_unknowns) - c * J)
+    bdf = solver.SymmetricOrderingBDF.__new__(solver.SymmetricOrderingBDF)
+    bdf._plan, bdf._rank_one = None, lambda: disc.last_rank_one
+    lu = bdf._factor(A)
+    full = np.eye(disc.n_unknowns) - c * disc.jacobian_dense(y, 100.0)
+    b = rng.normal(size=disc.n_unknowns)
+    np.testing.assert_allclose(full @ lu.solve(b), b, atol=1e-9)
+
+
+@pytest.mark.parametrize("center_deg", [0.0, 90.0])
+def test_mirror_symmetry_about_the_arc_centre(center_deg):
+    surface = _film((center_deg, 0.25, 0.2))
+    res = model.simulate(None, None, surface, [model.Charge(100, minutes=10)], output_minutes=[5],
+                         symmetry=False)
+    img = res.to_image(pixel_nm=40).theta
+    mirrored = img[:, ::-1, :] if center_deg == 0.0 else img[:, :, ::-1]
+    np.testing.assert_allclose(img, mirrored, atol=1e-6, equal_nan=True)
+    other = img[:, :, ::-1] if center_deg == 0.0 else img[:, ::-1, :]
+    assert np.nanmax(np.abs(img - other)) > 1e-3
+    # and the folded solve (one mirror line: half the disk) gives the same
+    assert Discretisation(res.mesh, res.params, surface).n_unknowns == 1 + 20 * 24
+    folded = model.simulate(None, None, surface, [model.Charge(100, minutes=10)],
+                            output_minutes=[5])
+    np.testing.assert_allclose(folded.theta, res.theta, atol=3e-5)
+
+
+def test_kinetic_charge_ends_at_4_3_V_by_default():
+    res = model.simulate(None, None, _film((180, 0.25, 0.2)), [model.Charge(400)])
+    assert res.end_reason == "cut-off voltage 4.3 V"
+    assert res.voltage_V[-1] == pytest.approx(4.3, abs=1e-3)
+    occ = model.simulate(None, None, _film((180, 0.25, 0.2)),
+                         [model.Charge(400, cutoff_occupancy=0.5)])
+    assert occ.end_reason == "cut-off occupancy 0.5"
+    assert occ.min_surface_theta[-1] == pytest.approx(0.5, abs=1e-4)
+
+
+def test_default_films_give_their_effective_ratios():
+    """docs/calibration.md: ~0.3 and ~0.7 of the clean surface's charge over the first 10 min."""
+    assert kinetics.effective_flux_ratio(kinetics.FILM_RESISTANCE_ETA_0_3_OHM_M2) == \
+        pytest.approx(0.3, abs=0.01)
+    assert kinetics.effective_flux_ratio(kinetics.FILM_RESISTANCE_ETA_0_7_OHM_M2) == \
+        pytest.approx(0.7, abs=0.01)
+
+
+def test_rest_relaxes_heterogeneity_with_the_kinetic_film():
+    """Fig. 2e/f with the default η≈0.3 film: 70 mA/g for 20 min, relaxed within ~10 min."""
+    surface = _film((0, 0.25, kinetics.FILM_RESISTANCE_ETA_0_3_OHM_M2))
+    res = model.simulate(None, None, surface, [model.Charge(70, minutes=20), model.Rest(minutes=20)],
+                         output_minutes=[20, 30, 40])
+    spread = np.ptp(res.theta[res.index_of_minutes([20, 30, 40])], axis=1)
+    assert spread[0] > 0.05
+    assert spread[1] < 0.25 * spread[0]
+    assert spread[2] < spread[1]
+
+
+def _d_summary(rates, mesh, pixel_nm=20.0):
+    return figures.fig5d_summary(figures.fig5d_data(rates_mA_g=rates, mesh=mesh, pixel_nm=pixel_nm))
+
+
+@pytest.mark.slow
+def test_convergence_of_max_d_20x48_vs_40x96():
+    coarse = _d_summary([100.0], model.disk_mesh(R_UM))
+    fine = _d_summary([100.0], model.disk_mesh(R_UM, n_radial=40, n_angular=96))
+    d0, d1 = coarse["max_d_nm"].iloc[0], fine["max_d_nm"].iloc[0]
+    assert abs(d0 - d1) <= 0.08 * d1, (d0, d1)
+
+
+@pytest.mark.slow
+def test_fig5d_rate_trend_with_the_kinetic_surface():
+    """Paper Fig. 5c/d: with the default η≈0.3 film on a quarter, max d and the capacity at
+    which the core vanishes grow with rate, max d at 400 mA/g is >= 1.5x that at 50, and
+    the last core point moves towards the edge (benchmarks/bench_kinetic_trend.py prints it)."""
+    summary = _d_summary(model.PAPER_RATES_MA_G, model.disk_mesh(R_UM))
+    for statement, holds in figures.fig5d_trend_checks(summary):
+        assert holds, (statement, summary.to_dict("list"))
+
+
+def test_film_arc_validation():
+    with pytest.raises(ValueError, match=r"\[0, 360\)"):
+        model.FilmArc.parse("400:0.25:0.1")
+    with pytest.raises(ValueError, match=r"\[0, 360\)"):
+        model.BlockedArc.parse("400:0.25:0.3")
+    with pytest.raises(ValueError, match="fraction"):
+        model.FilmArc.parse("0:0:0.1")
+    with pytest.raises(ValueError, match="resistance"):
+        model.FilmArc.parse("0:0.25:-1")
+    with pytest.raises(ValueError, match="resistance"):
+        model.FilmArc.parse("0:0.25:inf")
+    with pytest.raises(ValueError, match="not both"):
+        model.Surface([model.BlockedArc(0, 0.25, 0.3), model.FilmArc(180, 0.25, 0.1)])
+    assert model.FilmArc(0, 1.0, math.inf).resistance_ohm_m2 == math.inf
+    assert model.Surface.from_film_strings(["180:0.25:0.2"]).label == "film 180:0.25:0.2"
