@@ -140,3 +140,56 @@ def test_cohort_does_not_overwrite_its_input(tmp_path, capsys):
     assert "input" in err and len(err.strip().splitlines()) == 1
     assert (res / "particles.csv").read_text() == text
     assert sorted(p.name for p in res.iterdir()) == ["particles.csv"]
+
+
+def test_simulate_with_a_film_writes_voltage_and_flux_ratio(tmp_path):
+    out = tmp_path / "kin.npz"
+    assert main(["simulate", "--out", str(out), "--film", "180:0.25:0.2", "--minutes", "1,5",
+                 "--pixel-nm", "100"]) == 0
+    with np.load(out) as f:
+        v = f["voltage_V"]
+        assert v.shape == (2,) and np.all((3.4 < v) & (v < 4.3)) and v[1] > v[0]
+        assert f["arc_flux_ratio"].shape == (2, 1) and np.all(f["arc_flux_ratio"] < 1)
+        meta = json.loads(str(f["metadata"]))
+        assert meta["surface"] == "kinetic" and meta["blocked"] == "film 180:0.25:0.2"
+    plain = tmp_path / "plain.npz"
+    assert main(["simulate", "--out", str(plain), "--minutes", "1", "--pixel-nm", "100"]) == 0
+    with np.load(plain) as f:
+        assert f["voltage_V"].shape == (1,) and np.isfinite(f["voltage_V"]).all()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--blocked", "400:0.25:0.3"], ["--blocked 400:0.25:0.3", "[0, 360)"]),
+        (["--blocked=-10:0.25:0.3"], ["[0, 360)"]),
+        (["--film", "360:0.25:0.1"], ["--film 360:0.25:0.1", "[0, 360)"]),
+        (["--film", "0:0:0.1"], ["--film", "fraction", "(0, 1]"]),
+        (["--film", "0:1.5:0.1"], ["--film", "fraction"]),
+        (["--film", "0:0.25:-0.1"], ["--film", "resistance", "[0, inf]"]),
+        (["--film", "0:0.25:inf"], ["--film", "resistance", "finite"]),
+        (["--film", "0:0.25:nan"], ["--film", "resistance"]),
+        (["--film", "0:0.25"], ["--film", "CENTER_DEG:FRACTION:R_OHM_M2"]),
+        (["--film", "0:0.3:0.1", "--film", "90:0.3:0.1"], ["--film", "overlap"]),
+        (["--film", "0:0.25:0.1", "--blocked", "180:0.25:0.3"], ["cannot be combined"]),
+    ],
+)
+def test_bad_arcs_exit_2_with_one_line(tmp_path, capsys, args, words):
+    out = tmp_path / "bad.npz"
+    assert main(["simulate", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    for w in words:
+        assert w in err
+    assert list(tmp_path.iterdir()) == []
+    assert main(["rate-sweep", "--csv", str(tmp_path / "s.csv"), "--quiet", *args]) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rate_sweep_with_a_film(tmp_path):
+    out = tmp_path / "sweep.csv"
+    assert main(["rate-sweep", "--rates", "100,400", "--film", "180:0.25:0.2",
+                 "--csv", str(out), "--quiet"]) == 0
+    df = pd.read_csv(out)
+    assert df["blocked"].tolist() == ["film 180:0.25:0.2"] * 2
+    assert df["li_extracted"].iloc[0] > df["li_extracted"].iloc[1] > 0

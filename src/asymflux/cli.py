@@ -170,7 +170,6 @@ def cmd_fit(args) -> int:
 
     from . import fit, io
     from ._atomic import check_output, output_errors, write_text_atomic
-
     from ._validate import check_range
 
     check_range("--particle", args.particle, 1, None, integer=True)
@@ -181,8 +180,10 @@ def cmd_fit(args) -> int:
     out = check_output(args.out, inputs=inputs, input_folders=[args.dataset])
     dataset = io.read_dataset(args.dataset)
     if args.masks:  # checked against the frames and the particle before any work
-        masks = io.check_masks(io.read_masks(args.masks), dataset.stack.shape[1:],
-                               source=f"--masks {args.masks}")
+        from .analysis._measure import _check_labels
+
+        masks = _check_labels(io.read_masks(args.masks), dataset.stack.shape[1:],
+                              name=f"--masks {args.masks}: masks")
         where = f"--masks {args.masks}"
     else:
         masks, where = None, f"{args.dataset}/masks.tif"

@@ -465,11 +465,19 @@ def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | Non
     metadata. Other keyword arguments go to :func:`fit_particle`.
     """
     from . import analysis
+    from .analysis._measure import _check_labels
 
-    labels = dataset.masks if masks is None else np.asarray(masks)
     source = getattr(dataset, "path", None) or dataset.metadata.get("name", "dataset")
+    if masks is not None:
+        labels = _check_labels(masks, dataset.stack.shape[1:], name=f"{source}: masks")
+    else:
+        labels = dataset.masks
     if labels is None:
         raise ValueError(f"{source}: no particle masks; curate or detect particles first, or pass masks")
+    if rate_mA_g is not None:
+        from ._validate import check_range
+
+        check_range("rate_mA_g", rate_mA_g, 0, None, low_inclusive=False)
     ids = np.unique(labels[labels > 0])
     if int(particle_id) not in set(ids.tolist()):
         raise ValueError(f"{source}: no particle {particle_id}; particles are {ids.tolist()}")

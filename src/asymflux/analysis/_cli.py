@@ -91,6 +91,8 @@ def _read_dataset(path, pixel_nm, frame_interval_s, read=None):
         return ds
     table = io.read_echem(echem_path, active_mass_mg=mass)
     t = table["time_s"].to_numpy()
+    if not len(t):
+        raise ValueError(f"{echem_path}: the cycler file holds no records")
     if not (t[0] <= ds.time_s[-1] and ds.time_s[0] <= t[-1]):
         raise ValueError(
             f"{echem_path}: the cycler records ({t[0]:g}-{t[-1]:g} s) do not overlap the frames of "
@@ -107,12 +109,43 @@ def _read_dataset(path, pixel_nm, frame_interval_s, read=None):
     return with_echem
 
 
+def _check_capacity(ds, path):
+    """Refuse a dataset whose cycler table gives no frame a capacity (another clock, or no
+    finite capacity): the vanish capacities would all be empty."""
+    import numpy as np
+
+    from asymflux.io import DatasetError
+
+    if getattr(ds, "echem", None) is None or not len(ds.echem) \
+            or not hasattr(ds, "capacity_report"):
+        return
+    try:
+        cap, problems = ds.capacity_report()
+    except DatasetError:
+        return  # no capacity column: reported by the analysis
+    if not np.isfinite(cap).any():
+        reason = problems[-1] if problems else f"{path}: no frame gets a capacity"
+        reason = reason.replace("capacity is NaN for every frame", "").rstrip("; ")
+        raise ValueError(f"{reason}; refusing to analyse {path} with no capacity per frame "
+                         "(fix the cycler data, or the frame times: seconds on one clock)")
+
+
 def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, options=None,
-                 progress=False, read=None):
-    """Read one dataset and analyse it: ``(particles, timeseries, labels, name)``."""
+                 progress=False, read=None, masks_source=None):
+    """Read one dataset and analyse it: ``(particles, timeseries, labels, name)``.
+
+    Refuses (ValueError) a dataset whose cycler data give no frame a capacity, and masks
+    (named ``masks_source``) that do not fit its frames. The warnings about the result are
+    in ``particles.attrs["warnings"]``."""
     from ._pipeline import analyze_dataset, dataset_name
 
     ds = _read_dataset(path, pixel_nm, frame_interval_s, read)
+    if masks is not None:
+        from ._measure import _check_labels
+
+        masks = _check_labels(masks, ds.stack.shape[1:],
+                              name=f"{masks_source or 'given'} (for {path}): masks")
+    _check_capacity(ds, path)
     if getattr(ds, "pixel_nm", None) is None and pixel_nm is not None:
         ds.pixel_nm = pixel_nm
     rolling = (options or {}).get("rolling_frames")
@@ -120,9 +153,15 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
     if rolling is not None and n_frames is not None and rolling >= n_frames:
         raise ValueError(f"{path}: --rolling {rolling} must be smaller than its number of frames "
                          f"({n_frames})")
+    import warnings
+
+    from asymflux.io import EchemWarning
+
     try:
-        particles, ts, labels = analyze_dataset(ds, masks=masks, progress=progress,
-                                                return_labels=True, **(options or {}))
+        with warnings.catch_warnings():  # they are in particles.attrs["warnings"]
+            warnings.simplefilter("ignore", EchemWarning)
+            particles, ts, labels = analyze_dataset(ds, masks=masks, progress=progress,
+                                                    return_labels=True, **(options or {}))
     except ValueError as e:
         msg = str(e)
         raise ValueError(msg if str(path) in msg else f"{path}: {msg}") from e
@@ -175,6 +214,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     for p in paths:
         if not Path(p).exists():
             raise ValueError(f"dataset {p} does not exist")
+    _check_analyze_options(args)
     inputs = [f for p in paths for f in dataset_inputs(p)]
     if args.masks:
         inputs.append(Path(args.masks))
@@ -182,8 +222,6 @@ def run_analyze(args: argparse.Namespace) -> int:
                        accept_folder=is_analyze_output)
     if args.scheduler:
         _check_scheduler(args.scheduler)
-    if args.rolling is not None and args.rolling < 1:
-        raise ValueError(f"--rolling must be a positive number of frames, got {args.rolling}")
     masks = read_masks(args.masks) if args.masks else None
     options = {"threshold": args.threshold, "register": not args.no_register,
                "edge_px": args.edge_px}
@@ -199,12 +237,9 @@ def run_analyze(args: argparse.Namespace) -> int:
         from asymflux.io import echem_format
 
         echem_format(args.echem)  # a missing or non-cycler file is refused before any work
-        if args.active_mass_mg is not None:
-            from asymflux._validate import check_range
-
-            check_range("--active-mass-mg", args.active_mass_mg, 0, None, low_inclusive=False)
     kw = {"pixel_nm": args.pixel_nm, "frame_interval_s": args.frame_interval_s, "masks": masks,
-          "options": options, "read": read}
+          "options": options, "read": read,
+          "masks_source": str(args.masks) if args.masks else None}
     results = []
     if len(paths) == 1 and not args.scheduler:
         results.append(analyze_path(paths[0], progress=True, **kw))
@@ -234,6 +269,7 @@ def run_analyze(args: argparse.Namespace) -> int:
                 cluster.close()
 
     names = _unique([r[3] for r in results])
+    problems = [w for r in results for w in r[0].attrs.get("warnings", [])]
     particles, series, labels_of = [], [], {}
     for (p, ts, labels, _), name in zip(results, names, strict=True):
         p["dataset"] = name
@@ -256,8 +292,42 @@ def run_analyze(args: argparse.Namespace) -> int:
                            "timeseries": pd.concat(series, ignore_index=True)},
                      parquet=args.parquet, files=write_masks, replaces=ANALYZE_OUTPUTS)
     n = sum(len(p) for p in particles)
+    print_warnings("analyze", problems)
     print(f"analysed {len(paths)} dataset(s), {n} particle(s) -> {out}")
     return 0
+
+
+def print_warnings(command, problems):
+    """Print each warning as one line on stderr: ``asymflux COMMAND: warning: ...``."""
+    import sys
+
+    for w in dict.fromkeys(problems):  # once each, in order
+        print(f"asymflux {command}: warning: {' '.join(str(w).split())}", file=sys.stderr)
+
+
+def _check_analyze_options(args):
+    """Every numeric option of ``analyze`` in its range (ValueError naming the option)."""
+    from asymflux._validate import check_range
+    from asymflux.io.dataset import NUMERIC_METADATA
+    from asymflux.io.stacks import FRAME_INTERVAL_S_RANGE, PIXEL_NM_RANGE
+
+    if args.pixel_nm is not None:
+        check_range("--pixel-nm", args.pixel_nm, *PIXEL_NM_RANGE)
+    if args.frame_interval_s is not None:
+        check_range("--frame-interval-s", args.frame_interval_s, *FRAME_INTERVAL_S_RANGE,
+                    low_inclusive=False)
+    if args.active_mass_mg is not None:
+        low, high, _ = NUMERIC_METADATA["active_mass_mg"]
+        check_range("--active-mass-mg", args.active_mass_mg, low, high, low_inclusive=False)
+    for name in ("channel", "z"):
+        if getattr(args, name) is not None:
+            check_range(f"--{name}", getattr(args, name), 0, None, integer=True)
+    check_range("--threshold", args.threshold, -1, 1, low_inclusive=False, high_inclusive=False)
+    check_range("--edge-px", args.edge_px, 0, 1000, integer=True)
+    if args.asymmetry_threshold is not None:
+        check_range("--asymmetry-threshold", args.asymmetry_threshold, 0, 1, low_inclusive=False)
+    if args.rolling is not None and args.rolling < 1:
+        raise ValueError(f"--rolling must be a positive number of frames, got {args.rolling}")
 
 
 def run_cohort(args: argparse.Namespace) -> int:
@@ -277,7 +347,11 @@ def run_cohort(args: argparse.Namespace) -> int:
             clean_leftovers(Path(d).parent)  # restores a folder a killed writer moved aside
         if not f.exists():
             raise ValueError(f"{f} does not exist (run `asymflux analyze ... --out {d}` first)")
-        t = pd.read_csv(f)
+        try:
+            t = pd.read_csv(f)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+            raise ValueError(f"{f}: not a readable particles table ({type(e).__name__}: "
+                             f"{e})") from None
         for col in ("classification", args.by):
             if col not in t.columns:
                 raise ValueError(f"{f} has no column {col!r}")

@@ -387,6 +387,12 @@ def particle_timeseries(
     def work(bounds):
         t0, t1 = bounds
         chunk = as_float(read_chunk(stack, t0, t1))
+        blank = np.zeros(t1 - t0, bool)
+        if not differential:  # a frame with no image (NaN, or one value: never written)
+            flat = chunk.reshape(t1 - t0, -1)
+            blank = ~(np.fmax.reduce(flat, axis=1) > np.fmin.reduce(flat, axis=1))
+            if blank.any():
+                chunk = np.where(blank[:, None, None], np.nan, chunk)
         if shifts_px is not None:
             s = shifts_px[t0:t1]
         elif register:
@@ -420,6 +426,7 @@ def particle_timeseries(
             "sum_unr_row": px.reduce(unr * rows_f),
             "sum_unr_col": px.reduce(unr * cols_f),
             "shifts": s,
+            "blank": blank,
         }
         if not differential:
             out["sum_I"] = px.reduce(vals if all_valid else np.where(valid, vals, 0.0))
@@ -452,6 +459,7 @@ def particle_timeseries(
     n_lab = px.ids.size
     cat = {k: np.concatenate([r[k] for r in results]) for k in results[0]} if results else {}
     shifts = cat.pop("shifts")
+    blank = np.flatnonzero(cat.pop("blank")) if results else np.zeros(0, int)
     if n_lab == 0:
         df = pd.DataFrame({c: [] for c in TIMESERIES_COLUMNS})
         return df
@@ -502,4 +510,10 @@ def particle_timeseries(
         "drift_row_px": np.tile(shifts[:, 0], n_lab),
         "drift_col_px": np.tile(shifts[:, 1], n_lab),
     })
+    if blank.size:
+        shown = ", ".join(map(str, blank[:10])) + (", ..." if blank.size > 10 else "")
+        df.attrs["warnings"] = [
+            f"{blank.size} of {n_frames} frames hold no image (every pixel NaN or one value: "
+            f"a blank exposure, or zarr chunks never written): frame(s) {shown}; their "
+            "measurements are NaN"]
     return df

@@ -54,15 +54,84 @@ def dataset_normalization(dataset, normalize="frame_mean"):
 
 
 def _capacity(dataset, n_frames):
+    """``(capacity per frame, warnings)``: the warnings (one line each) say why capacities
+    are NaN or how they were obtained (no cycler data, NaN cells, frames outside the
+    cycler's records, the cycler reader's own warnings)."""
+    name = dataset_name(dataset)
     try:
-        cap = dataset.capacity_at_frames()
-    except Exception as e:  # no echem, or io raising for its own reasons
-        warnings.warn(f"{dataset_name(dataset)}: no capacity per frame ({e}); capacity is NaN",
-                      stacklevel=4)
-        return np.full(n_frames, np.nan)
+        if hasattr(dataset, "capacity_report"):
+            cap, problems = dataset.capacity_report()
+        else:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                cap = dataset.capacity_at_frames()
+            problems = [str(w.message) for w in caught]
+    except Exception as e:  # noqa: BLE001 - no echem, or io raising for its own reasons
+        return np.full(n_frames, np.nan), [f"{name}: no capacity per frame ({e}); "
+                                           "capacity is NaN"]
     if cap is None:
-        return np.full(n_frames, np.nan)
-    return np.asarray(cap, dtype=float)
+        return np.full(n_frames, np.nan), [f"{name}: no capacity per frame; capacity is NaN"]
+    cap = np.asarray(cap, dtype=float)
+    if cap.shape != (n_frames,):
+        raise ValueError(f"{name}: capacity_at_frames() gave shape {cap.shape} for {n_frames} "
+                         "frames")
+    return cap, list(problems)
+
+
+def _blank_frame(frame) -> str | None:
+    """Why a frame cannot be analysed (every pixel NaN/infinite, or every pixel the same
+    value: an empty exposure, or a zarr chunk never written, read as its fill value)."""
+    f = np.asarray(frame, dtype=np.float64)
+    finite = np.isfinite(f)
+    if not finite.any():
+        return "every pixel is NaN or infinite"
+    lo, hi = f[finite].min(), f[finite].max()
+    if lo == hi:
+        return (f"every pixel is {lo:g}: a blank frame, or zarr chunks never written "
+                "and read as their fill value")
+    return None
+
+
+def check_stack_signal(stack, *, name, n_reference_frames=1):
+    """Refuse a stack whose reference frames or last frame hold no image: ValueError naming
+    ``name`` (reads only those frames: cheap on a lazy stack)."""
+    from ._chunks import read_chunk
+
+    n = int(stack.shape[0])
+    k_ref = max(1, min(int(n_reference_frames), n))
+    for k in [*range(k_ref), n - 1] if n - 1 >= k_ref else range(k_ref):
+        why = _blank_frame(read_chunk(stack, k, k + 1)[0])
+        if why:
+            which = "reference frame" if k < k_ref else "last frame"
+            raise ValueError(f"{name}: {which} {k} of {n} holds no image ({why}); "
+                             "nothing to analyse")
+
+
+def check_analysis_options(*, threshold=0.05, edge_px=2, n_reference_frames=1,
+                           rolling_frames=None, window=DEFAULT_WINDOW,
+                           asymmetry_threshold=DEFAULT_ASYMMETRY_THRESHOLD, drift_every=1,
+                           n_frames=None):
+    """ValueError naming the option and its range unless the analysis options make sense
+    (see :func:`analyze_dataset`)."""
+    from .._validate import check_range
+
+    check_range("threshold", threshold, -1, 1, low_inclusive=False, high_inclusive=False)
+    check_range("edge_px", edge_px, 0, 1000, integer=True)
+    check_range("n_reference_frames", n_reference_frames, 1, n_frames, integer=True)
+    if rolling_frames is not None:
+        check_range("rolling_frames", rolling_frames, 1,
+                    None if n_frames is None else n_frames - 1, integer=True)
+    check_range("asymmetry_threshold", asymmetry_threshold, 0, 1, low_inclusive=False)
+    check_range("drift_every", drift_every, 1, None, integer=True)
+    try:
+        lo, hi = window
+    except (TypeError, ValueError):
+        raise ValueError(f"window must be two unreacted fractions (low, high), got {window!r}") \
+            from None
+    lo = check_range("window low", lo, 0, 1)
+    hi = check_range("window high", hi, 0, 1)
+    if lo >= hi:
+        raise ValueError(f"window must be (low, high) with low < high, got {window!r}")
 
 
 def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None):
@@ -89,10 +158,35 @@ def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None)
             masks = _check_labels(masks, stack.shape[1:], name=f"{name}: masks")
     else:
         masks = _check_labels(masks, stack.shape[1:], name="masks")
+    check_stack_signal(stack, name=_where(dataset), n_reference_frames=n_reference_frames)
+    if masks is not None and not np.any(masks):
+        raise ValueError(f"{name}: the particle masks hold no particle (every pixel is 0, "
+                         "background)")
     if masks is None:
         masks = detect_particles(reference_image(stack, n_reference_frames=n_reference_frames),
                                  **(detect_kwargs or {}))
-    return name, stack, masks, time_s, _capacity(dataset, n_frames)
+        if not np.any(masks):
+            raise ValueError(f"{_where(dataset)}: no particle detected in the reference image "
+                             "(frame 0); check the stack, or give the particle masks "
+                             "(masks=, --masks, or masks.tif in the dataset folder)")
+    cap, problems = _capacity(dataset, n_frames)
+    return name, stack, masks, time_s, cap, problems
+
+
+def _where(dataset) -> str:
+    """The dataset's path if it has one, else its name (for messages)."""
+    path = getattr(dataset, "path", None)
+    return str(path) if path is not None else dataset_name(dataset)
+
+
+def _report(tables, problems, *, stacklevel=3):
+    """Put ``problems`` into every table's ``attrs["warnings"]`` and issue them as warnings."""
+    from asymflux.io import EchemWarning
+
+    for df in tables:
+        df.attrs["warnings"] = list(problems)
+    for p in problems:
+        warnings.warn(p, EchemWarning, stacklevel=stacklevel)
 
 
 def analyze_dataset(
@@ -164,7 +258,12 @@ def analyze_dataset(
     from ._measure import particle_timeseries
     from ._summary import summarize_particles
 
-    name, stack, masks, time_s, capacity = _dataset_inputs(
+    check_analysis_options(threshold=threshold, edge_px=edge_px,
+                           n_reference_frames=n_reference_frames, rolling_frames=rolling_frames,
+                           window=window, asymmetry_threshold=asymmetry_threshold,
+                           drift_every=drift_every,
+                           n_frames=int(getattr(dataset.stack, "shape", (0,))[0]) or None)
+    name, stack, masks, time_s, capacity, problems = _dataset_inputs(
         dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs)
     ts = particle_timeseries(
         stack, masks, pixel_nm=dataset.pixel_nm, time_s=time_s,
@@ -179,6 +278,13 @@ def analyze_dataset(
     particles = summarize_particles(ts, window=window, asymmetry_threshold=asymmetry_threshold,
                                     statistic=statistic)
     particles.insert(1, "ageing", str(meta.get("ageing", "unknown")))
+    problems = [*problems, *(f"{_where(dataset)}: {w}" for w in ts.attrs.get("warnings", []))]
+    if (not problems and particles["vanish_frame"].notna().any()
+            and particles["vanish_capacity_mAh_g"].isna().all()):
+        problems.append(f"{name}: the unreacted region vanishes in "
+                        f"{int(particles['vanish_frame'].notna().sum())} particle(s) but no "
+                        "capacity is known at those frames: vanish_capacity_mAh_g is empty")
+    _report((particles, ts), problems)
     if return_labels:
         return particles, ts, masks
     return particles, ts
@@ -233,7 +339,10 @@ def analyze_dataset_particle(
     """
     from ._particle import analyze_particle
 
-    name, stack, masks, time_s, capacity = _dataset_inputs(
+    check_analysis_options(threshold=threshold, edge_px=edge_px,
+                           n_reference_frames=n_reference_frames, rolling_frames=rolling_frames,
+                           drift_every=drift_every)
+    name, stack, masks, time_s, capacity, problems = _dataset_inputs(
         dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs)
     try:
         result = analyze_particle(
@@ -246,6 +355,9 @@ def analyze_dataset_particle(
     except ValueError as e:
         raise ValueError(str(e) if name in str(e) else f"{name}: {e}") from e
     result.timeseries.insert(0, "dataset", name)
+    problems = [*problems, *(f"{_where(dataset)}: {w}"
+                             for w in result.timeseries.attrs.get("warnings", []))]
+    _report((result.timeseries,), problems)
     return result
 
 

@@ -16,7 +16,9 @@ import filecmp
 import json
 import math
 import os
+import re
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,11 +36,13 @@ from asymflux._atomic import (
 )
 from asymflux.io._csv import ROUND_TRIP
 from asymflux.io._errors import DatasetError
-from asymflux.io.echem import ECHEM_COLUMNS, check_echem, integrate_capacity
+from asymflux.io.echem import ECHEM_COLUMNS, EchemWarning, check_echem, integrate_capacity
 from asymflux.io.instrument import is_instrument_hdf5
 from asymflux.io.stacks import (
     _HDF5_SUFFIXES,
-    _check_pixel_nm,
+    check_frame_interval_s,
+    check_number,
+    check_pixel_nm,
     check_stack,
     check_time_s,
     read_hdf5,
@@ -55,6 +59,7 @@ __all__ = [
     "Dataset",
     "CURATION_FILES",
     "DATA_FILES",
+    "NUMERIC_METADATA",
     "check_masks",
     "dataset_folders",
     "read_annotations",
@@ -69,6 +74,14 @@ FORMAT = "asymflux-dataset"
 VERSION = 1
 #: Fields ``metadata.json`` must have (besides ``format``, ``version``, ``pixel_nm``, ``stack``).
 REQUIRED_METADATA = ("material", "ageing", "rate_mA_g", "cell")
+#: Numeric ``metadata.json`` fields besides ``pixel_nm``: (low, high, unit), low excluded. A
+#: boolean, text, NaN or a value out of range is refused (``true`` is not 1); None = unknown.
+NUMERIC_METADATA = {
+    "rate_mA_g": (0.0, 1e5, "mA/g"),
+    "active_mass_mg": (0.0, 1e6, "mg"),
+}
+#: ``metadata.json`` fields that hold text (a number is accepted and read as text).
+_TEXT_METADATA = ("name", "material", "ageing", "cell")
 #: Columns of ``annotations.csv``; ``particle_id`` and ``class`` are required, the rest are text.
 ANNOTATION_COLUMNS = ("particle_id", "class", "notes", "who", "when")
 _TEXT_COLUMNS = ("class", "notes", "who", "when")
@@ -118,6 +131,25 @@ def check_masks(masks, frame_shape, *, source="masks") -> np.ndarray:
     if np.issubdtype(m.dtype, np.signedinteger) and m.size and m.min() < 0:
         raise DatasetError(f"{source}: masks have negative labels (min {m.min()}); 0 is background")
     return m
+
+
+def check_metadata_values(meta: dict, *, source) -> dict:
+    """Raise :class:`DatasetError` naming ``source`` and the field unless the numeric fields
+    (:data:`NUMERIC_METADATA`) are numbers in range (or None) and the text fields are text
+    or numbers; return ``meta``."""
+    for key, (low, high, unit) in NUMERIC_METADATA.items():
+        if meta.get(key) is not None:
+            check_number(meta[key], source=source, name=key, low=low, high=high,
+                         low_inclusive=False, unit=unit)
+    for key in _TEXT_METADATA:
+        value = meta.get(key)
+        if isinstance(value, (bool, np.bool_, list, dict)):
+            raise DatasetError(
+                f"{source}: {key} must be text, got {json.dumps(value, default=str)}"
+            )
+    if "synthetic" in meta and not isinstance(meta["synthetic"], (bool, np.bool_)):
+        raise DatasetError(f"{source}: synthetic must be true or false, got {meta['synthetic']!r}")
+    return meta
 
 
 def _normalize_annotations(df, *, source="annotations") -> pd.DataFrame:
@@ -221,8 +253,11 @@ class Dataset:
         src = f"Dataset({self.path})" if self.path is not None else "Dataset"
         check_stack(self.stack, source=f"{src}.stack")
         self.time_s = check_time_s(self.time_s, self.stack.shape[0], source=f"{src}.time_s")
-        self.pixel_nm = _check_pixel_nm(self.pixel_nm, source=f"{src}.pixel_nm")
+        self.pixel_nm = check_pixel_nm(self.pixel_nm, source=src)
+        if self.metadata is not None and not isinstance(self.metadata, dict):
+            raise DatasetError(f"{src}.metadata: expected a dict, got {type(self.metadata).__name__}")
         meta = dict(self.metadata or {})
+        check_metadata_values(meta, source=f"{src}.metadata")
         meta.pop("stack", None)
         meta.setdefault("format", FORMAT)
         meta.setdefault("version", VERSION)
@@ -234,11 +269,12 @@ class Dataset:
             if "capacity_mAh_g" not in echem.columns and mass and len(echem):
                 if "charge_mAh" in echem.columns:  # the cycler's own counter (.mpr (Q-Qo))
                     q = echem["charge_mAh"].to_numpy(np.float64)
-                    echem["capacity_mAh_g"] = (q - q[0]) / (float(mass) / 1000.0)
+                    finite = np.flatnonzero(np.isfinite(q))
+                    q0 = q[finite[0]] if finite.size else np.nan
+                    echem["capacity_mAh_g"] = (q - q0) / (float(mass) / 1000.0)
                 elif "current_mA" in echem.columns:
-                    echem["capacity_mAh_g"] = integrate_capacity(
-                        echem["time_s"], echem["current_mA"], active_mass_mg=mass
-                    )
+                    echem["capacity_mAh_g"] = _integrate_finite(
+                        echem["time_s"], echem["current_mA"], mass, echem)
             if mass:
                 echem.attrs["active_mass_mg"] = float(mass)
             self.echem = echem
@@ -257,6 +293,12 @@ class Dataset:
     def capacity_at_frames(self) -> np.ndarray:
         """Capacity at each frame time, linearly interpolated from the echem table.
 
+        NaN capacity cells are left out (the capacity is interpolated between the finite
+        ones). Frames outside the time range of the finite cells get NaN. Each such
+        problem, and the cycler reader's own warnings (``echem.attrs["warnings"]``), is
+        issued as an :class:`~asymflux.io.EchemWarning` (:meth:`capacity_report` returns
+        them as text instead).
+
         Returns
         -------
         capacity_mAh_g : (n_frames,) ndarray of float64
@@ -268,26 +310,92 @@ class Dataset:
             No echem table, or it has neither ``capacity_mAh_g`` nor ``current_mA`` with
             ``metadata["active_mass_mg"]``.
         """
+        cap, problems = self.capacity_report()
+        for p in problems:
+            warnings.warn(p, EchemWarning, stacklevel=2)
+        return cap
+
+    def capacity_report(self) -> tuple[np.ndarray, list[str]]:
+        """:meth:`capacity_at_frames` and its warnings, one line of text each (no warning
+        is issued): NaN capacity cells, frames outside the cycler's time range (all of
+        them: the two are not on one clock), an echem table with no record, and the
+        reader's ``echem.attrs["warnings"]``."""
+        where = self.path or self.metadata.get("name") or "Dataset"
         if self.echem is None:
-            raise DatasetError(
-                f"{self.path or 'Dataset'}: no electrochemistry table (echem is None)"
-            )
+            raise DatasetError(f"{where}: no electrochemistry table (echem is None)")
         e = self.echem
+        src = e.attrs.get("source") or f"{where}: echem"
+        problems = [w if str(src) in w else f"{src}: {w}" for w in e.attrs.get("warnings", [])]
         if "capacity_mAh_g" in e.columns:
             cap = e["capacity_mAh_g"].to_numpy(np.float64)
         elif "current_mA" in e.columns and self.metadata.get("active_mass_mg"):
-            cap = integrate_capacity(
-                e["time_s"], e["current_mA"], active_mass_mg=self.metadata["active_mass_mg"]
-            )
+            cap = _integrate_finite(e["time_s"], e["current_mA"],
+                                    self.metadata["active_mass_mg"], None)
         else:
             raise DatasetError(
-                f"{self.path or 'Dataset'}: echem has no capacity_mAh_g; give current_mA and "
+                f"{where}: echem has no capacity_mAh_g; give current_mA and "
                 "metadata['active_mass_mg'] to integrate it"
             )
         t = e["time_s"].to_numpy(np.float64)
+        n = self.n_frames
         if t.size == 0:
-            return np.full(self.n_frames, np.nan)
-        return np.interp(self.time_s, t, cap, left=np.nan, right=np.nan)
+            return np.full(n, np.nan), [*problems, f"{src}: no cycler record; capacity is NaN "
+                                                   "for every frame"]
+        good = np.isfinite(cap) & np.isfinite(t)
+        if not good.any():
+            return np.full(n, np.nan), [*problems, f"{src}: no finite capacity_mAh_g value "
+                                                   f"(all {cap.size} are NaN or infinite); "
+                                                   "capacity is NaN for every frame"]
+        if not good.all():
+            problems.append(f"{src}: {int((~good).sum())} of {cap.size} capacity_mAh_g values "
+                            "are NaN or infinite; capacity is interpolated between the others")
+        t, cap = t[good], cap[good]
+        frames = np.asarray(self.time_s, dtype=np.float64)
+        out = np.interp(frames, t, cap, left=np.nan, right=np.nan)
+        outside = np.flatnonzero((frames < t[0]) | (frames > t[-1]))
+        if outside.size == n:
+            problems.append(
+                f"{src}: no frame lies within the cycler's records ({t[0]:g} to {t[-1]:g} s; "
+                f"frames {frames[0]:g} to {frames[-1]:g} s): not on one clock; "
+                "capacity is NaN for every frame")
+        elif outside.size:
+            problems.append(
+                f"{src}: {outside.size} of {n} frames (frame {_ranges(outside)}) lie outside "
+                f"the cycler's records ({t[0]:g} to {t[-1]:g} s); their capacity is NaN")
+        return out, problems
+
+
+def _ranges(idx) -> str:
+    """``[0, 1, 2, 7]`` -> ``"0-2, 7"`` (at most a few runs, then ``...``)."""
+    runs, start = [], int(idx[0])
+    for a, b in zip(idx[:-1], idx[1:], strict=True):
+        if b != a + 1:
+            runs.append((start, int(a)))
+            start = int(b)
+    runs.append((start, int(idx[-1])))
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:4])
+    return text + (", ..." if len(runs) > 4 else "")
+
+
+def _integrate_finite(time_s, current_mA, mass, echem) -> np.ndarray:
+    """Capacity integrated from the current over its finite samples (a NaN current is
+    left out rather than turning every later capacity into NaN); reported in
+    ``echem.attrs["warnings"]`` when ``echem`` is given."""
+    t = np.asarray(time_s, dtype=np.float64)
+    i = np.asarray(current_mA, dtype=np.float64)
+    ok = np.isfinite(i)
+    if ok.all():
+        return integrate_capacity(t, i, active_mass_mg=mass)
+    out = np.full(t.size, np.nan)
+    if ok.sum() >= 1:
+        out[ok] = integrate_capacity(t[ok], i[ok], active_mass_mg=mass)
+    if echem is not None:
+        msg = (f"{int((~ok).sum())} of {i.size} current_mA values are NaN or infinite; "
+               "capacity integrated over the others")
+        echem.attrs.setdefault("warnings", [])
+        if msg not in echem.attrs["warnings"]:
+            echem.attrs["warnings"] = [*echem.attrs["warnings"], msg]
+    return out
 
 
 # ---------------------------------------------------------------------------- reading
@@ -310,14 +418,20 @@ def _read_metadata(folder: Path) -> dict:
     meta = _read_json(path)
     if meta.get("format") != FORMAT:
         raise DatasetError(f"{path}: field 'format' must be {FORMAT!r}, got {meta.get('format')!r}")
-    if meta.get("version") != VERSION:
+    version = meta.get("version")
+    if isinstance(version, bool) or version != VERSION:
         raise DatasetError(
-            f"{path}: unsupported version {meta.get('version')!r} (this asymflux reads {VERSION})"
+            f"{path}: unsupported version {json.dumps(version, default=str)} (this asymflux "
+            f"reads {VERSION}: the number {VERSION})"
         )
     missing = [k for k in ("pixel_nm", "stack", *REQUIRED_METADATA) if k not in meta]
     if missing:
         raise DatasetError(f"{path}: missing metadata field(s) {missing}")
-    _check_pixel_nm(meta["pixel_nm"], source=f"{path} field 'pixel_nm'")
+    check_pixel_nm(meta["pixel_nm"], source=str(path))
+    if not isinstance(meta["stack"], str):
+        raise DatasetError(f"{path}: stack must be a file name (text), got "
+                           f"{json.dumps(meta['stack'], default=str)}")
+    check_metadata_values(meta, source=str(path))
     return meta
 
 
@@ -325,11 +439,43 @@ def _is_dataset_folder(path: Path) -> bool:
     return path.is_dir() and (path / "metadata.json").is_file()
 
 
-def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
+_FIX_CSV = ("asymflux reads comma-separated tables with a decimal point: convert it, e.g. "
+            "pandas.read_csv(path, sep=';', decimal=',').to_csv(path, index=False)")
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+([eE][-+]?\d+)?\s*$")
+
+
+def _read_csv(path: Path, *, numeric=(), **kwargs) -> pd.DataFrame:
+    """Read a CSV table of a dataset folder; the columns in ``numeric`` (those present) must
+    hold numbers. A table separated by ';' or with decimal commas is refused naming the
+    file, the column and the fix."""
     try:
-        return pd.read_csv(path, **{**ROUND_TRIP, **kwargs})
+        df = pd.read_csv(path, **{**ROUND_TRIP, **kwargs})
+    except pd.errors.EmptyDataError:
+        raise DatasetError(f"{path}: empty file (no header, no data)") from None
     except Exception as e:  # noqa: BLE001
         raise DatasetError(f"{path}: not a readable CSV table ({type(e).__name__}: {e})") from e
+    if len(df.columns) == 1 and any(sep in str(df.columns[0]) for sep in (";", "\t")):
+        sep = ";" if ";" in str(df.columns[0]) else "tab"
+        raise DatasetError(
+            f"{path}: one column {str(df.columns[0])!r}: the table is separated by {sep!r}, "
+            f"not commas (a decimal-comma locale?); {_FIX_CSV}"
+        )
+    for c in numeric:
+        if c in df.columns and not pd.api.types.is_numeric_dtype(df[c]):
+            values = df[c].dropna().astype(str)
+            comma = values[values.str.match(_DECIMAL_COMMA)]
+            if len(comma):
+                raise DatasetError(
+                    f"{path}: column {c!r} holds {comma.iloc[0]!r}: a number written with a "
+                    f"decimal comma; {_FIX_CSV}"
+                )
+            bad = values[pd.to_numeric(values, errors="coerce").isna()]
+            example = f" such as {bad.iloc[0]!r}" if len(bad) else ""
+            raise DatasetError(
+                f"{path}: column {c!r} must hold numbers, got text{example} (dtype "
+                f"{df[c].dtype})"
+            )
+    return df
 
 
 def _open_folder_stack(folder: Path, meta: dict, *, lazy: bool):
@@ -383,7 +529,8 @@ def read_masks(path) -> np.ndarray:
 def read_annotations(path) -> pd.DataFrame:
     """Read ``annotations.csv``: ``particle_id`` int64, text columns as str."""
     path = Path(path)
-    df = _read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=False)
+    df = _read_csv(path, numeric=("particle_id",), dtype={c: str for c in _TEXT_COLUMNS},
+                   keep_default_na=False)
     return _normalize_annotations(df, source=str(path))
 
 
@@ -418,13 +565,13 @@ def _read_folder(folder: Path, *, lazy: bool) -> Dataset:
     frames_path = folder / "frames.csv"
     if not frames_path.is_file():
         raise DatasetError(f"{frames_path}: missing frame-time table (frame, time_s)")
-    frames = _read_csv(frames_path)
+    frames = _read_csv(frames_path, numeric=("frame", "time_s"))
     if "time_s" not in frames.columns:
         raise DatasetError(f"{frames_path}: no time_s column; it has {list(frames.columns)}")
     time_s = check_time_s(frames["time_s"].to_numpy(), n, source=str(frames_path))
     echem = None
     if (folder / "echem.csv").is_file():
-        echem = _read_csv(folder / "echem.csv")
+        echem = _read_csv(folder / "echem.csv", numeric=(*ECHEM_COLUMNS, "charge_mAh"))
         check_echem(echem, source=str(folder / "echem.csv"), required=ECHEM_COLUMNS)
         echem.attrs["source"] = str(folder / "echem.csv")
     masks = None
@@ -442,7 +589,7 @@ def _read_folder(folder: Path, *, lazy: bool) -> Dataset:
     return Dataset(
         stack=raw.stack,
         time_s=time_s,
-        pixel_nm=float(meta["pixel_nm"]),
+        pixel_nm=check_pixel_nm(meta["pixel_nm"], source=str(folder / "metadata.json")),
         echem=echem,
         metadata=meta,
         masks=masks,
@@ -526,6 +673,18 @@ def read_dataset(
                 "(edit metadata.json / frames.csv instead)"
             )
         return _read_folder(path, lazy=lazy)
+    if path.is_dir():
+        parts = [n for n in (*DATA_FILES, *CURATION_FILES) if (path / n).exists()]
+        if parts:
+            raise DatasetError(
+                f"{path / 'metadata.json'}: missing: {path} has {', '.join(parts)} as a "
+                "dataset folder does, but no metadata.json (see docs/dataset-format.md); "
+                "restore it, or write the folder again with io.write_dataset"
+            )
+    if pixel_nm is not None:
+        pixel_nm = check_pixel_nm(pixel_nm, source=f"{path}: argument")
+    if frame_interval_s is not None:
+        frame_interval_s = check_frame_interval_s(frame_interval_s, source=f"{path}: argument")
     if path.is_file() and path.name.lower().endswith(_HDF5_SUFFIXES) and is_instrument_hdf5(path):
         if time_s is not None or frame_interval_s is not None:
             raise DatasetError(
@@ -537,8 +696,11 @@ def read_dataset(
         return read_hdf5(path, pixel_nm=pixel_nm, metadata=metadata, lazy=lazy)
     raw = read_stack(path, lazy=lazy, channel=channel, z=z, frame_axis=frame_axis)
     n = raw.stack.shape[0]
-    if pixel_nm is None:
-        pixel_nm = raw.pixel_nm
+    if pixel_nm is None and raw.pixel_nm is not None:
+        try:
+            pixel_nm = check_pixel_nm(raw.pixel_nm, source=f"{path}: the file's metadata")
+        except DatasetError as e:
+            raise DatasetError(f"{e}; pass pixel_nm=... (nm) to override it") from None
     if pixel_nm is None:
         raise DatasetError(f"{path}: the file does not give the pixel size: pass pixel_nm=... (nm)")
     if time_s is not None and frame_interval_s is not None:
@@ -546,8 +708,7 @@ def read_dataset(
     if time_s is not None:
         t = check_time_s(time_s, n, source="time_s argument")
     elif frame_interval_s is not None:
-        step = _check_pixel_nm(frame_interval_s, source="frame_interval_s")  # positive number
-        t = np.arange(n, dtype=np.float64) * step
+        t = np.arange(n, dtype=np.float64) * frame_interval_s
     elif raw.time_s is not None:
         t = raw.time_s
     else:
@@ -591,7 +752,8 @@ def _validate_for_write(ds: Dataset, path: Path, stack_format: str):
     # re-run the Dataset checks (fields may have been reassigned since construction)
     check_stack(ds.stack, source=f"{path}: stack")
     check_time_s(ds.time_s, ds.stack.shape[0], source=f"{path}: time_s")
-    _check_pixel_nm(ds.pixel_nm, source=f"{path}: pixel_nm")
+    check_pixel_nm(ds.pixel_nm, source=str(path))
+    check_metadata_values(ds.metadata or {}, source=f"{path}: metadata")
     missing = [k for k in REQUIRED_METADATA if k not in (ds.metadata or {})]
     if missing:
         raise DatasetError(

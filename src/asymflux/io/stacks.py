@@ -120,14 +120,66 @@ def check_time_s(time_s, n_frames: int, *, source="time_s") -> np.ndarray:
     return t
 
 
-def _check_pixel_nm(value, *, source) -> float:
+#: Pixel sizes asymflux accepts, nm: from 1 nm (far below any optical microscope's) to
+#: 100 µm. Outside, a value is a unit mistake (m or µm written as nm, 1e300, a boolean)
+#: that would give absurd areas and model meshes, not a measurement.
+PIXEL_NM_RANGE = (1.0, 1e5)
+#: Frame intervals accepted, s: positive, up to 10^7 s (about four months).
+FRAME_INTERVAL_S_RANGE = (0.0, 1e7)
+
+
+def check_number(value, *, source, name, low=None, high=None, low_inclusive=True,
+                 high_inclusive=True, unit="", text=False) -> float:
+    """``float(value)``, or :class:`DatasetError` naming ``source``, ``name`` and the range.
+
+    Booleans (``true`` is not 1), None, NaN, infinities and values out of range are
+    refused; so is text unless ``text=True`` (attributes that instruments write as text).
+    """
+    from asymflux._validate import _interval, check_range
+
+    if text and isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if text and isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            pass  # refused below, as text
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiu":
+        value = value.reshape(())[()]
     try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise DatasetError(f"{source}: pixel_nm must be a positive number, got {value!r}") from None
-    if not np.isfinite(x) or x <= 0:
-        raise DatasetError(f"{source}: pixel_nm must be a positive number, got {value!r}")
-    return x
+        return check_range(name, value, low, high, low_inclusive=low_inclusive,
+                           high_inclusive=high_inclusive)
+    except ValueError as e:
+        msg = str(e)
+        if low is not None and low >= 0:
+            for a, b in (("must be in ", "must be a positive number in "),
+                         ("must be a number in ", "must be a positive number in "),
+                         ("must be a finite number in ", "must be a finite positive number in ")):
+                msg = msg.replace(a, b, 1)
+        if unit:
+            interval = _interval(low, high, low_inclusive, high_inclusive)
+            msg = msg.replace(interval, f"{interval} {unit}", 1)
+        raise DatasetError(f"{source}: {msg}") from None
+
+
+def check_pixel_nm(value, *, source, text=False) -> float:
+    """The pixel size in nm, or :class:`DatasetError`: a number in :data:`PIXEL_NM_RANGE`."""
+    return check_number(value, source=source, name="pixel_nm", low=PIXEL_NM_RANGE[0],
+                        high=PIXEL_NM_RANGE[1], unit="nm", text=text)
+
+
+def _check_pixel_nm(value, *, source) -> float:
+    """A positive pixel size in any unit (a number written as text accepted, a boolean not):
+    instrument attributes, scaled to nm by the caller; the nm range is checked by
+    :class:`~asymflux.io.Dataset`."""
+    return check_number(value, source=source, name="pixel size", low=0.0,
+                        low_inclusive=False, text=True)
+
+
+def check_frame_interval_s(value, *, source, name="frame_interval_s") -> float:
+    """A frame interval in s, or :class:`DatasetError`: positive, in :data:`FRAME_INTERVAL_S_RANGE`."""
+    return check_number(value, source=source, name=name, low=FRAME_INTERVAL_S_RANGE[0],
+                        high=FRAME_INTERVAL_S_RANGE[1], low_inclusive=False, unit="s")
 
 
 # ---------------------------------------------------------------------------- TIFF
@@ -623,10 +675,13 @@ def _open_zarr_array(path: Path):
 
 def _attrs_pixel_and_time(attrs: Mapping, n_frames: int, *, source):
     pixel_nm = attrs.get("pixel_nm")
-    pixel_nm = None if pixel_nm is None else _check_pixel_nm(pixel_nm, source=source)
+    pixel_nm = None if pixel_nm is None else check_pixel_nm(
+        pixel_nm, source=f"{source} (attribute pixel_nm)")
     time_s = attrs.get("time_s")
     if time_s is None and attrs.get("frame_interval_s") is not None:
-        time_s = np.arange(n_frames) * float(attrs["frame_interval_s"])
+        step = check_frame_interval_s(attrs["frame_interval_s"],
+                                      source=f"{source} (attribute frame_interval_s)")
+        time_s = np.arange(n_frames) * step
     if time_s is not None:
         time_s = check_time_s(time_s, n_frames, source=f"{source} (frame times in attributes)")
     return pixel_nm, time_s
@@ -959,7 +1014,7 @@ def _read_hdf5_mapped(
         if isinstance(pixel_nm, str):
             px = _check_pixel_nm(get(pixel_nm, "pixel_nm")[()], source=f"{path}:{pixel_nm}")
         elif pixel_nm is not None:
-            px = _check_pixel_nm(pixel_nm, source="pixel_nm")
+            px = check_pixel_nm(pixel_nm, source=f"{path}: argument")
         elif "pixel_nm" in dset.attrs:
             px = _check_pixel_nm(
                 dset.attrs["pixel_nm"], source=f"{path}:{stack} attribute pixel_nm"
