@@ -139,14 +139,15 @@ def kill_group(proc: subprocess.Popen, *, grace_s: float = 3.0) -> None:
 
 @contextmanager
 def serve(env_cache: str, *, timeout_s: float = 120.0, log_path=None, dashboards=None,
-          probe: str = "/model_explorer"):
+          probe: str = "/model_explorer", started: list | None = None, env: dict | None = None):
     """``panel serve`` both dashboards (or the files ``dashboards``); yields the base URL.
     Ready when ``probe`` answers: a page (which opens a session, running its app) or, to
     leave the first page to the test, a static file (:data:`STATIC_PROBE`). The server, its
     worker processes and anything else they start are killed at the end (their own process
-    group), also when the test fails or the run is interrupted."""
+    group), also when the test fails or the run is interrupted. ``started``: a list the
+    server's ``Popen`` is appended to; ``env``: more environment variables."""
     port = free_port()
-    env = dict(os.environ, ASYMFLUX_CACHE=str(env_cache), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, ASYMFLUX_CACHE=str(env_cache), PYTHONUNBUFFERED="1", **(env or {}))
     cmd = [sys.executable, "-m", "panel", "serve", *(dashboards or DASHBOARDS), "--port", str(port),
            "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
            "--num-procs", "1"]
@@ -159,6 +160,8 @@ def serve(env_cache: str, *, timeout_s: float = 120.0, log_path=None, dashboards
             log.close()
         raise
     url = f"http://127.0.0.1:{port}"
+    if started is not None:
+        started.append(proc)
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -242,3 +245,39 @@ def map_groups(sig) -> dict:
 EXPLORER_DATASET = "aged"
 COHORT_DATASETS = ("cohort-fresh-1", "cohort-3-4.3V-50mA_g-1")
 """Small demo datasets used by the tests (and the benchmark)."""
+
+
+def write_large_lazy_dataset(path, *, shape=(4000, 2048, 2048)) -> Path:
+    """A dataset folder whose ``stack.zarr`` declares ``shape`` (uint16; 4000 frames of 2048 x
+    2048: 34 GB) with only its first and last frames written (three bright disks); the other
+    chunks are never written and read as the fill value. Takes a few MB of disk."""
+    import numpy as np
+    import pandas as pd
+    import zarr
+
+    from asymflux import io
+
+    path = Path(path)
+    n, h, w = shape
+    small = io.Dataset(stack=np.full((2, 8, 8), 1000, np.uint16), time_s=np.array([0.0, 1.0]),
+                       pixel_nm=65.0, echem=None,
+                       metadata={"name": "large-lazy", "material": "NMC", "ageing": "fresh",
+                                 "rate_mA_g": 100.0, "cell": "test"})
+    io.write_dataset(small, path, stack_format="zarr")
+    attrs = dict(zarr.open_array(path / "stack.zarr", mode="r").attrs)
+    import shutil
+
+    shutil.rmtree(path / "stack.zarr")
+    z = zarr.open_array(path / "stack.zarr", mode="w", shape=(n, h, w), chunks=(1, h, w),
+                        dtype="uint16", fill_value=1000)
+    attrs["time_s"] = [float(t) for t in range(n)]
+    z.attrs.update(attrs)
+    yy, xx = np.mgrid[:h, :w]
+    img = np.full((h, w), 1000, np.uint16)
+    for cy, cx in ((h // 6, w // 6), (h // 2, w // 2), (4 * h // 5, w // 3)):
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < (min(h, w) // 60) ** 2] = 1500
+    z[0] = img
+    z[n - 1] = img
+    pd.DataFrame({"frame": np.arange(n), "time_s": np.arange(n, dtype=float)}).to_csv(
+        path / "frames.csv", index=False)
+    return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -435,3 +436,119 @@ def test_views_load_their_own_extensions():
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")
+
+
+# --------------------------------------------------------------------- issue 15: dashboard items
+
+
+def test_folder_scan_never_counts_crash_leftovers(demo_data, tmp_path):
+    import shutil
+
+    root = tmp_path / "cohort"
+    root.mkdir()
+    for name in ("a", "b"):
+        shutil.copytree(demo_data[COHORT_DATASETS[0]], root / name)
+    # leftovers of interrupted writes: hidden, never data
+    shutil.copytree(root / "a", root / ".a.tmp-12345")
+    shutil.copytree(root / "b", root / ".b.old-67890")
+    (root / ".asymflux-partial").mkdir()
+    shutil.copytree(root / "a", root / ".asymflux-partial" / "c")
+    specs = C.dataset_specs(str(root))
+    assert [Path(s).name for s in specs] == ["a", "b"]
+
+
+def test_a_particle_the_dataset_lacks_is_reported(demo_data):
+    view = ModelExplorer(dataset="aged", particle_arg="999")
+    assert view.particle_id == 1
+    assert view.notice.visible and "999" in view.notice.object
+    assert "showing particle 1" in view.notice.object
+    view = ModelExplorer(dataset="aged", particle_arg="abc")
+    assert view.notice.visible and "not a particle number" in view.notice.object
+    view = ModelExplorer(dataset="aged", particle_arg="2")
+    assert view.particle_id == 2 and not view.notice.visible
+
+
+def test_size_limit_message_and_analyse_anyway(demo_data, tmp_path, monkeypatch):
+    import shutil
+
+    from asymflux.views import _common as K
+
+    copy = tmp_path / "limited"
+    shutil.copytree(demo_data["aged"], copy)  # not in the table of analyses yet
+    monkeypatch.setenv(K.MAX_VALUES_ENV, "1000")
+    view = ModelExplorer(dataset=str(copy))
+    assert view.alert.visible and "limit" in view.alert.object
+    assert K.MAX_VALUES_ENV in view.alert.object and view.large_button.visible
+    assert view.particle_id is None
+    view.large_button.clicks += 1
+    assert not view.alert.visible and view.particle_id is not None
+
+
+def test_uploads_are_removed_and_bad_zips_named(explorer, demo_data, tmp_path, monkeypatch):
+    import tempfile
+
+    from asymflux.views import _common as K
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    buf = io.BytesIO()
+    folder = demo_data["aged"]
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in folder.rglob("*"):
+            if p.is_file():
+                zf.write(p, "aged/" + str(p.relative_to(folder)))
+    view = ModelExplorer(dataset="aged")
+    view.upload.filename = "aged.zip"
+    view.upload.value = buf.getvalue()
+    assert not view.alert.visible
+    assert len(list(tmp_path.glob("asymflux-upload-*"))) == 1
+    view._session_end()  # what the server calls when the session ends
+    assert not list(tmp_path.glob("asymflux-upload-*"))
+    # a damaged zip: the file and the member named, nothing left behind
+    data = bytearray(buf.getvalue())
+    i = data.find(b"metadata.json") + len(b"metadata.json") + 5
+    data[i:i + 20] = bytes(20)
+    view.upload.filename = "damaged.zip"
+    view.upload.value = bytes(data)
+    assert view.alert.visible and "damaged.zip" in view.alert.object
+    assert "BadZipFile**: " not in view.alert.object.split("damaged.zip")[0]
+    assert not list(tmp_path.glob("asymflux-upload-*"))
+    view.upload.filename = "x.zip"
+    view.upload.value = b"not a zip"
+    assert "x.zip: not a zip file" in view.alert.object and "expected" in view.alert.object
+    assert not list(tmp_path.glob("asymflux-upload-*"))
+    K.shutdown()  # the server's stop removes what is left (and restarts nothing)
+
+
+def test_unexpected_errors_name_the_dataset():
+    from asymflux.views import _common as K
+
+    text = K.error_text(OverflowError("cannot convert float infinity to integer"),
+                        source="/data/run7")
+    assert "/data/run7" in text and "OverflowError" in text and "unexpected" in text
+    assert K.error_text(C.DatasetSpecError("x.zip: not a zip file"), source="x.zip") == \
+        "**DatasetSpecError**: x.zip: not a zip file"
+
+
+def test_analysis_job_in_a_worker_can_be_cancelled(tmp_path, monkeypatch):
+    """The server's analyses run in a worker process: progress, and Cancel kills it."""
+    import time
+
+    from _server import write_large_lazy_dataset
+
+    from asymflux.views import _common as K
+
+    path = write_large_lazy_dataset(tmp_path / "large", shape=(400, 1024, 1024))
+    monkeypatch.setenv(K.MAX_VALUES_ENV, "1e8")
+    job = K.start_analysis(str(path))
+    with pytest.raises(K.DatasetTooLarge, match="400 x 1,024 x 1,024"):
+        job.future.result(timeout=120)
+    job = K.start_analysis(str(path), allow_large=True)
+    deadline = time.monotonic() + 120
+    while job.process is None or job.status.startswith(("waiting", "starting")):
+        assert time.monotonic() < deadline and not job.future.done(), job.describe()
+        time.sleep(0.2)
+    proc = job.process
+    job.release()  # the only waiter: the process is killed
+    with pytest.raises(K.AnalysisStopped, match="cancelled"):
+        job.future.result(timeout=30)
+    assert not proc.is_alive()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
+import sys
 import threading
+import time
 import traceback
 from collections import OrderedDict, deque
 from concurrent.futures import Future
@@ -50,8 +53,10 @@ def _pool():
             # imported), not a fork of a server with threads, sockets and a Bokeh document
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(["asymflux.views._compute"])
-            _POOL = ProcessPoolExecutor(n, mp_context=ctx)
-            atexit.register(_POOL.shutdown, wait=False, cancel_futures=True)
+            # the workers die with the server, even when it is killed (_die_with)
+            _POOL = ProcessPoolExecutor(n, mp_context=ctx, initializer=_die_with,
+                                        initargs=(os.getpid(),))
+            _install_stop_handlers()
             for _ in range(n):  # start every worker now, warm, not at the first slider move
                 _POOL.submit(_warm_up)
     return _POOL or None
@@ -225,7 +230,9 @@ def prefetch(settings: dict, *, pixel_nm: float, dataset=None, particle_id=None)
     out = {"maps": [_submit(_theta_maps, *_theta_maps_args(
         s["eta"], s["blocked_fraction"], s["angle_deg"], s["rate_mA_g"], s["diffusivity_scale"],
         pixel_nm))], "twin": []}
-    if dataset is not None and particle_id is not None:
+    # in a server, the twin waits for the dataset's analysis (a worker's job, never this loop)
+    if dataset is not None and particle_id is not None and (
+            not in_server() or analysis_ready(dataset)):
         try:
             out["twin"].append(_submit_simulated(str(dataset).strip(), int(particle_id), s))
         except Exception as e:  # noqa: BLE001 - the plot that needs it reports it
@@ -264,17 +271,50 @@ def dataset_stamp(spec: str) -> int:
         return 0
 
 
-@pn.cache(max_items=32)
-def _analyzed(spec: str, stamp: int):
-    ds = C.load_dataset(spec)
+_RESULTS: OrderedDict = OrderedDict()
+_RESULTS_MAX = 32
+
+
+def _analyzed(spec: str, stamp: int, allow_large: bool = False):
+    """``(dataset, particles, timeseries, labels)``: from the table of finished analyses
+    (filled by :func:`start_analysis`'s worker processes too), else computed here, after
+    the size check (:func:`check_size`)."""
+    key = (spec, int(stamp))
+    with _LOCK:
+        hit = _RESULTS.get(key)
+        if hit is not None:
+            _RESULTS.move_to_end(key)
+            return hit
+    ds = C.load_dataset(_local_spec(spec))
+    check_size(ds, spec, allow_large=allow_large)
     particles, ts, labels = C.analyze(ds)
-    return ds, particles, ts, labels
+    out = (ds, particles, ts, labels)
+    _keep_result(key, out)
+    return out
 
 
-def analyzed(spec: str):
-    """``(dataset, particles, timeseries, labels)`` of a dataset name/path (cached)."""
+def _keep_result(key, value):
+    with _LOCK:
+        _RESULTS[key] = value
+        _RESULTS.move_to_end(key)
+        while len(_RESULTS) > _RESULTS_MAX:
+            _RESULTS.popitem(last=False)
+
+
+def analyzed(spec: str, *, allow_large: bool = False):
+    """``(dataset, particles, timeseries, labels)`` of a dataset name/path (cached). A stack
+    above :func:`max_values` values is refused (:class:`DatasetTooLarge`) unless
+    ``allow_large``. In a server the views use :func:`start_analysis` instead (a worker
+    process, with progress, cancel and a time limit)."""
     spec = str(spec).strip()
-    return _analyzed(spec, dataset_stamp(spec))
+    return _analyzed(spec, dataset_stamp(spec), bool(allow_large))
+
+
+def analysis_ready(spec: str) -> bool:
+    """True when the analysis of ``spec`` (as it is on disk now) is in the table."""
+    spec = str(spec).strip()
+    with _LOCK:
+        return (spec, dataset_stamp(spec)) in _RESULTS
 
 
 @pn.cache(max_items=64)
@@ -318,6 +358,559 @@ def simulated(spec, particle_id, eta, blocked_fraction, angle_deg, rate_mA_g,
          "diffusivity_scale": float(diffusivity_scale)}
     args, kw = _simulated_call(str(spec).strip(), int(particle_id), s)
     return _run(*args, **kw)
+
+
+# --------------------------------------------------------------------- dataset analyses
+# Reading and analysing a dataset can take minutes (a real movie is tens of GB): in a
+# server it runs in a worker process of its own (started from the forkserver, like the
+# simulation workers), watched by a daemon thread of the server. The page shows its
+# progress and a Cancel button; a stack above ``max_values()`` values is refused unless
+# asked, and a run longer than ``time_limit_s()`` is stopped with a message. Cancel and the
+# time limit kill the process; the server's event loop never waits for it.
+
+MAX_VALUES_ENV = "ASYMFLUX_DASHBOARD_MAX_VALUES"
+"""Environment variable: largest stack (frames x rows x columns) a page analyses without
+being asked (default 1e9)."""
+TIME_LIMIT_ENV = "ASYMFLUX_DASHBOARD_TIME_LIMIT_S"
+"""Environment variable: seconds after which a page's analysis is stopped (default 600)."""
+
+
+def _env_number(name, default):
+    text = os.environ.get(name, "").strip()
+    try:
+        value = float(text) if text else float(default)
+    except ValueError:
+        import warnings
+
+        warnings.warn(f"{name}={text!r} is not a number; using {default:g}", RuntimeWarning,
+                      stacklevel=3)
+        return float(default)
+    return value if value > 0 else float(default)
+
+
+def max_values() -> float:
+    """Largest stack (frames x rows x columns) analysed without ``allow_large``."""
+    return _env_number(MAX_VALUES_ENV, 1e9)
+
+
+def time_limit_s() -> float:
+    """Seconds after which a dashboard analysis is stopped."""
+    return _env_number(TIME_LIMIT_ENV, 600.0)
+
+
+class DatasetTooLarge(C.DatasetSpecError):
+    """A stack above the dashboard's size limit (the message says how to go on)."""
+
+
+class AnalysisStopped(RuntimeError):
+    """An analysis cancelled from the page, stopped by the time limit or the server's stop."""
+
+
+def check_size(ds, spec, *, allow_large=False, limit=None) -> None:
+    """Refuse (:class:`DatasetTooLarge`) a stack above ``limit`` (default :func:`max_values`)
+    values unless ``allow_large``; reads only the stack's shape."""
+    limit = max_values() if limit is None else float(limit)
+    shape = tuple(int(n) for n in getattr(ds.stack, "shape", ()))
+    n = float(np.prod(shape, dtype=float)) if shape else 0.0
+    if allow_large or n <= limit:
+        return
+    dims = " x ".join(f"{d:,}" for d in shape)
+    raise DatasetTooLarge(
+        f"{spec}: the stack holds {dims} = {n:.3g} values (frames x rows x columns), above the "
+        f"dashboard's limit of {limit:.3g} ({MAX_VALUES_ENV}); press 'Analyse anyway' (it may "
+        f"take long, and stops after {time_limit_s():g} s), or run `asymflux analyze` on it")
+
+
+def _alive(pid: int) -> bool:
+    """True while process ``pid`` runs (a zombie counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _die_with(server_pid: int) -> None:
+    """In a worker process: end when the server process ends, even when it is killed.
+    Linux: PR_SET_PDEATHSIG (the parent is the forkserver, which ends with the server); and
+    everywhere a daemon thread that watches the server's pid."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    parent = os.getppid()
+
+    def watch():
+        while _alive(server_pid) and os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="asymflux-watch-server").start()
+
+
+def _job_main(conn, spec, allow_large, limit, server_pid):
+    """A worker process: read and analyse ``spec``, report progress through ``conn``."""
+    _die_with(server_pid)
+    try:
+        os.nice(5)  # below the server and the simulations: the pages stay quick
+    except (OSError, AttributeError):
+        pass
+    import tqdm.auto
+    import tqdm.std
+
+    last = [0.0]
+
+    class Report(tqdm.std.tqdm):  # the analysis' frame loop reports through tqdm
+        def __init__(self, *a, **kw):
+            kw.update(disable=False, file=open(os.devnull, "w"))  # noqa: SIM115
+            super().__init__(*a, **kw)
+
+        def update(self, n=1):
+            out = super().update(n)
+            now = time.monotonic()
+            if now - last[0] > 0.25 or (self.total and self.n >= self.total):
+                last[0] = now
+                conn.send(("status", f"{self.desc or 'measuring'}: frame {self.n:,} of "
+                           f"{self.total or 0:,}", self.n / self.total if self.total else None))
+            return out
+
+        def close(self):
+            fp = self.fp
+            super().close()
+            try:
+                fp.close()
+            except (OSError, AttributeError):
+                pass
+
+    Report.set_lock(threading.RLock())  # no multiprocessing lock: this process may be killed
+    tqdm.auto.tqdm = Report
+    try:
+        conn.send(("status", "reading the dataset", None))
+        ds = C.load_dataset(spec)
+        check_size(ds, spec, allow_large=allow_large, limit=limit)
+        shape = " x ".join(f"{d:,}" for d in ds.stack.shape)
+        conn.send(("status", f"finding the particles ({shape} stack)", None))
+        particles, ts, labels = C.analyze(ds)
+        conn.send(("done", (particles, ts, labels)))
+    except BaseException as e:  # noqa: BLE001 - reported to the page
+        try:
+            conn.send(("error", e))
+        except Exception:  # noqa: BLE001 - not picklable: its text
+            conn.send(("error", RuntimeError(f"{type(e).__name__}: {e}")))
+    finally:
+        conn.close()
+
+
+class AnalysisJob:
+    """One dataset's analysis in a worker process, shared by the sessions that wait for it.
+
+    ``future`` gives ``(dataset, particles, timeseries, labels)`` or raises (the dataset's
+    error, :class:`DatasetTooLarge`, :class:`AnalysisStopped`); ``status`` / ``fraction``
+    describe where it is (``fraction`` None when unknown); :meth:`release` is a waiter's
+    cancel: the process is killed when no session waits any more."""
+
+    def __init__(self, spec, stamp, allow_large):
+        self.spec, self.stamp, self.allow_large = spec, stamp, bool(allow_large)
+        self.future: Future = Future()
+        self.status = "waiting for a worker"
+        self.fraction = None
+        self.started = time.monotonic()
+        self.waiters = 0
+        self.stop_reason = None
+        self._stop = threading.Event()
+        self.process = None
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+    def describe(self) -> str:
+        return f"{self.spec}: {self.status} ({self.elapsed_s:.0f} s)"
+
+    def release(self, reason="cancelled from the page") -> None:
+        with _LOCK:
+            self.waiters = max(0, self.waiters - 1)
+            if self.waiters:
+                return
+        self.stop(reason)
+
+    def stop(self, reason) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._stop.set()
+
+
+_JOBS: dict = {}
+_JOB_SLOTS = None
+
+
+def _slots():
+    global _JOB_SLOTS
+    with _LOCK:
+        if _JOB_SLOTS is None:
+            n = os.environ.get(WORKERS_ENV, "").strip()
+            n = int(n) if n else min(2, os.cpu_count() or 1)
+            _JOB_SLOTS = threading.BoundedSemaphore(max(1, n))
+    return _JOB_SLOTS
+
+
+def start_analysis(spec: str, *, allow_large: bool = False) -> AnalysisJob:
+    """The analysis of a dataset name/path, started in a worker process (or shared with a
+    session already waiting for it; done at once when in the table). Each call counts one
+    waiter: call :meth:`AnalysisJob.release` to cancel."""
+    spec = str(spec).strip()
+    stamp = dataset_stamp(spec)
+    key = (spec, stamp, bool(allow_large))
+    with _LOCK:
+        hit = _RESULTS.get((spec, stamp))
+        job = _JOBS.get(key)
+        if hit is None and job is not None and not job.future.done():
+            job.waiters += 1
+            return job
+        job = AnalysisJob(spec, stamp, allow_large)
+        job.waiters = 1
+        if hit is not None:
+            job.status, job.fraction = "done", 1.0
+            job.future.set_result(hit)
+            return job
+        _JOBS[key] = job
+    _install_stop_handlers()
+    threading.Thread(target=_run_job, args=(job, key), daemon=True,
+                     name=f"asymflux-analysis {spec}").start()
+    return job
+
+
+def _run_job(job: AnalysisJob, key) -> None:
+    try:
+        job.future.set_result(_watch_job(job))
+    except BaseException as e:  # noqa: BLE001 - the waiting page shows it
+        job.future.set_exception(e)
+    finally:
+        with _LOCK:
+            if _JOBS.get(key) is job:
+                del _JOBS[key]
+
+
+def _watch_job(job: AnalysisJob):
+    slots = _slots()
+    while not slots.acquire(timeout=0.2):
+        if job._stop.is_set():
+            raise AnalysisStopped(f"{job.spec}: analysis {job.stop_reason}")
+    try:
+        return _run_process(job)
+    finally:
+        slots.release()
+
+
+def _run_process(job: AnalysisJob):
+    import multiprocessing as mp
+
+    if job._stop.is_set():
+        raise AnalysisStopped(f"{job.spec}: analysis {job.stop_reason}")
+    spec = _local_spec(job.spec)
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["asymflux.views._compute"])
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_job_main, name=f"asymflux-analysis {job.spec}", daemon=True,
+                       args=(send, spec, job.allow_large, max_values(), os.getpid()))
+    job.status = "starting a worker process"
+    proc.start()
+    send.close()
+    job.process = proc
+    deadline = time.monotonic() + time_limit_s()  # from the process' start, not the queue
+    try:
+        while True:
+            if job._stop.is_set():
+                raise AnalysisStopped(f"{job.spec}: analysis {job.stop_reason} after "
+                                      f"{job.elapsed_s:.0f} s")
+            if time.monotonic() > deadline:
+                raise AnalysisStopped(
+                    f"{job.spec}: analysis stopped after the dashboard's time limit of "
+                    f"{time_limit_s():g} s ({TIME_LIMIT_ENV}); it was at: {job.status}. "
+                    "Run `asymflux analyze` on this dataset instead")
+            try:
+                ready = recv.poll(0.2)
+                msg = recv.recv() if ready else None
+            except (EOFError, OSError):
+                msg = ("died", None)
+            except Exception as e:  # noqa: BLE001 - an error that did not unpickle
+                msg = ("error", RuntimeError(f"{type(e).__name__}: {e}"))
+            if msg is None:
+                continue
+            if msg[0] == "status":
+                job.status, job.fraction = msg[1], msg[2]
+            elif msg[0] == "done":
+                particles, ts, labels = msg[1]
+                break
+            elif msg[0] == "error":
+                raise msg[1]
+            else:
+                proc.join(2)
+                raise RuntimeError(
+                    f"{job.spec}: the analysis process ended unexpectedly (exit code "
+                    f"{proc.exitcode}{'; out of memory?' if proc.exitcode == -9 else ''}) "
+                    f"while {job.status}")
+    finally:
+        recv.close()
+        _end_process(proc)
+    job.status = "opening the dataset"
+    ds = C.load_dataset(spec)  # lazy: for the particles' movies, read when shown
+    out = (ds, particles, ts, labels)
+    _keep_result((job.spec, job.stamp), out)
+    job.status, job.fraction = "done", 1.0
+    return out
+
+
+def _end_process(proc, grace_s=1.0):
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(grace_s)
+    if proc.is_alive():
+        proc.kill()
+    proc.join(5)
+
+
+def run_in_thread(fn, *args) -> Future:
+    """``fn(*args)`` in a daemon thread (never keeps a stopping server waiting)."""
+    fut: Future = Future()
+
+    def run():
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - re-raised by .result()
+            fut.set_exception(e)
+
+    threading.Thread(target=run, daemon=True, name="asymflux-read").start()
+    return fut
+
+
+# --------------------------------------------------------------------- temporary folders
+# Uploaded zips are unpacked into ``asymflux-upload-*`` folders of the temporary directory:
+# each removed when the session that uploaded it ends, and all of them when the server stops.
+
+_TEMP_DIRS: set = set()
+_ZIPS: dict = {}
+
+
+def _track_dir(path) -> None:
+    with _LOCK:
+        _TEMP_DIRS.add(str(path))
+    _install_stop_handlers()
+
+
+def remove_dir(path) -> None:
+    import shutil
+
+    with _LOCK:
+        _TEMP_DIRS.discard(str(path))
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _local_spec(spec: str) -> str:
+    """A dataset path of a ``.zip`` as the folder it unpacks to (once per zip and version,
+    removed when the server stops); any other spec as it is."""
+    path = Path(str(spec).strip()).expanduser()
+    if not (path.suffix.lower() == ".zip" and path.is_file()):
+        return spec
+    key = (str(path), dataset_stamp(str(path)))
+    with _LOCK:
+        folder = _ZIPS.get(key)
+    if folder is None or not Path(folder).is_dir():
+        folder = str(C.extract_zip(path.read_bytes(), name=path.name))
+        _track_dir(upload_root(folder))
+        with _LOCK:
+            _ZIPS[key] = folder
+    return folder
+
+
+def upload_root(folder) -> Path:
+    """The ``asymflux-upload-*`` folder holding an unpacked dataset folder."""
+    p = Path(folder)
+    for q in (p, *p.parents):
+        if q.name.startswith("asymflux-upload-"):
+            return q
+    return p
+
+
+class _Waiting:
+    """A plain future shown by :class:`JobProgress` (e.g. a particle's movie being read)."""
+
+    def __init__(self, future, label):
+        self.future, self.label, self.started = future, label, time.monotonic()
+        self.fraction = None
+
+    def describe(self) -> str:
+        return f"{self.label} ({time.monotonic() - self.started:.0f} s)"
+
+    def release(self) -> None:
+        pass
+
+
+class JobProgress(pn.viewable.Viewer):
+    """A page's progress bar, status line and Cancel button while it waits for work done
+    off the event loop (:func:`start_analysis` jobs, :func:`run_in_thread` futures); hidden
+    when idle. :meth:`wait` is awaited by the page's coroutine; *Cancel* (or
+    :meth:`cancel`, e.g. at the end of the session) makes it return False at once and
+    releases the jobs (a job no other session waits for is stopped)."""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.bar = pn.indicators.Progress(value=-1, max=1000, active=True, width=220,
+                                          visible=False, margin=(12, 10))
+        self.text = pn.pane.Markdown("", visible=False, width=700, margin=(0, 10))
+        self.cancel_button = pn.widgets.Button(label="Cancel", color="warning", width=90,
+                                               visible=False)
+        self.cancel_button.on_click(lambda _e: self.cancel())
+        self._items: list = []
+        self._generation = 0
+
+    def __panel__(self):
+        return pn.Row(self.bar, self.text, self.cancel_button)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._items)
+
+    def cancel(self) -> None:
+        items, self._items = self._items, []
+        self._generation += 1
+        for item in items:
+            item.release()
+        self._show(False)
+
+    def _show(self, on: bool) -> None:
+        for w in (self.bar, self.text, self.cancel_button):
+            w.visible = on
+        if not on:
+            self.text.object = ""
+
+    def _update(self, title: str) -> None:
+        items = self._items
+        done = [i for i in items if i.future.done()]
+        going = [i for i in items if not i.future.done()]
+        fractions = [1.0 if i.future.done() else (i.fraction or 0.0) for i in items]
+        known = all(i.future.done() or i.fraction is not None for i in items)
+        self.bar.value = int(1000 * sum(fractions) / len(items)) if known else -1
+        head = f"**{title}**" + (f": {len(done)} of {len(items)} done" if len(items) > 1 else "")
+        self.text.object = head + "".join(f"<br>{i.describe()}" for i in going[:3])
+
+    async def wait(self, items, title: str) -> bool:
+        """Show ``items`` (jobs, or ``(future, label)`` pairs) until all are done: True, or
+        False when cancelled meanwhile (or superseded by another :meth:`wait`)."""
+        import asyncio
+
+        items = [_Waiting(*i) if isinstance(i, tuple) else i for i in items]
+        self.cancel()  # a new wait replaces the previous one
+        generation = self._generation
+        self._items = items
+        futures = [asyncio.wrap_future(i.future) for i in items]
+        if all(i.future.done() for i in items):
+            self._items = []
+            return True
+        self._update(title)
+        self._show(True)
+        try:
+            while generation == self._generation:
+                _done, pending = await asyncio.wait(futures, timeout=0.5)
+                if not pending:
+                    return generation == self._generation
+                if generation == self._generation:
+                    self._update(title)
+            return False
+        finally:
+            for f in futures:  # retrieved, so asyncio logs no "exception never retrieved"
+                if f.done() and not f.cancelled():
+                    f.exception()
+            if generation == self._generation:
+                self._items = []
+                self._show(False)
+
+
+def on_session_end(callback) -> None:
+    """``callback()`` when the current server session ends (nothing outside a server)."""
+    if in_server():
+        pn.state.on_session_destroyed(lambda _ctx: callback())
+
+
+# --------------------------------------------------------------------- server stop
+
+_STOP_INSTALLED = False
+
+
+def shutdown(*, remove_uploads: bool = True) -> None:
+    """Stop every analysis and simulation worker process now, and remove the unpacked
+    uploads: what the server does when it stops (SIGTERM, Ctrl-C or exit)."""
+    global _POOL
+    with _LOCK:
+        jobs = list(_JOBS.values())
+    for job in jobs:
+        job.stop("stopped: the server is stopping")
+    for job in jobs:
+        if job.process is not None:
+            _end_process(job.process, grace_s=0.5)
+    pool = _POOL
+    if pool:
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        for proc in workers:
+            if proc.is_alive():
+                proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers:
+            proc.join(2)
+            if proc.is_alive():
+                proc.kill()
+        _POOL = None
+    if remove_uploads:
+        with _LOCK:
+            dirs = list(_TEMP_DIRS)
+        for d in dirs:
+            remove_dir(d)
+
+
+def _install_stop_handlers() -> None:
+    """Once per process: :func:`shutdown` at exit, and in a ``panel serve`` process on
+    SIGTERM before the server's own handling (stop the event loop). The server's
+    SIGTERM handler runs in its event loop: with the heavy work in workers it runs at once."""
+    global _STOP_INSTALLED
+    with _LOCK:
+        if _STOP_INSTALLED:
+            return
+        _STOP_INSTALLED = True
+    atexit.register(shutdown)
+    if threading.current_thread() is not threading.main_thread() or not in_server():
+        return
+    try:
+        import asyncio
+
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        return
+
+    def on_sigterm():
+        print("Received signal SIGTERM, stopping the asymflux workers and the server",
+              flush=True)
+        try:
+            shutdown()
+        finally:
+            from tornado.ioloop import IOLoop
+
+            IOLoop.current().stop()  # what Bokeh's own SIGTERM handler does
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (RuntimeError, ValueError, NotImplementedError):
+        pass
 
 
 # --------------------------------------------------------------------- Bokeh / Panel
@@ -387,10 +980,23 @@ def safe_name(text: str) -> str:
 # --------------------------------------------------------------------- helpers
 
 
-def error_text(exc: BaseException) -> str:
-    """One line for the page: the exception's type and message (no traceback)."""
-    msg = str(exc).strip() or type(exc).__name__
-    return f"**{type(exc).__name__}**: {msg}"
+_EXPECTED_ERRORS = ("DatasetError", "DatasetSpecError", "DatasetTooLarge", "AnalysisStopped")
+
+
+def error_text(exc: BaseException, *, source=None, name_source=True) -> str:
+    """One line for the page: the exception's type and message (no traceback). An error the
+    readers did not word themselves (``OverflowError``, ``BadZipFile``, ...) names
+    ``source`` (the dataset or file; ``name_source=False`` when the caller's text names it
+    already) and says it was not expected."""
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    name = type(exc).__name__
+    if source is not None and not any(c.__name__ in _EXPECTED_ERRORS for c in type(exc).__mro__):
+        src = str(source)
+        if name_source and src not in msg:
+            msg = f"{src}: {msg}"
+        msg += (" (an unexpected error while reading or analysing it: check its files against "
+                "docs/dataset-format.md)")
+    return f"**{name}**: {msg}"
 
 
 def log_exception(exc: BaseException) -> None:
@@ -399,12 +1005,20 @@ def log_exception(exc: BaseException) -> None:
 
 
 def save_upload(data: bytes, filename: str) -> str:
-    """Unpack an uploaded zip of a dataset folder; returns the folder's path as text."""
+    """Unpack an uploaded zip of a dataset folder into a new ``asymflux-upload-*`` folder of
+    the temporary directory; returns the dataset folder's path as text. The folder is
+    removed by :func:`remove_dir` (the views call it when their session ends) or when the
+    server stops."""
+    name = str(filename or "the upload")
     if not data:
-        raise C.DatasetSpecError("the upload is empty")
-    if not str(filename or "").lower().endswith(".zip"):
-        raise C.DatasetSpecError(f"{filename}: upload a .zip of a dataset folder")
-    return str(C.extract_zip(data, name=filename))
+        raise C.DatasetSpecError(f"{name}: the upload is empty; expected a .zip of one dataset "
+                                 "folder")
+    if not name.lower().endswith(".zip"):
+        raise C.DatasetSpecError(f"{name}: upload a .zip of one dataset folder (with "
+                                 "metadata.json), not this file")
+    folder = C.extract_zip(data, name=name)
+    _track_dir(upload_root(folder))
+    return str(folder)
 
 
 def empty_plot(message: str = ""):

@@ -390,7 +390,11 @@ def dataset_specs(spec: str) -> list[str]:
             continue
         path = Path(p).expanduser()
         if path.is_dir() and not (path / "metadata.json").exists():
-            subs = sorted(str(s) for s in path.iterdir() if (s / "metadata.json").is_file())
+            # asymflux.io's scan: hidden entries (leftovers of interrupted writes,
+            # .name.tmp-*, .name.old-*, .asymflux-partial/) are never counted
+            from asymflux.io import dataset_folders
+
+            subs = [str(s) for s in dataset_folders(path)]
             if not subs:
                 raise DatasetSpecError(f"{path}: holds no dataset folders (with metadata.json)")
             out += subs
@@ -405,22 +409,44 @@ def extract_zip(data: bytes, *, name="upload.zip", into=None) -> Path:
     Members that would land outside the target folder are refused.
     """
     import io
+    import shutil
+    import zlib
 
+    expected = "expected a .zip of one dataset folder (docs/dataset-format.md)"
     target = Path(tempfile.mkdtemp(prefix="asymflux-upload-", dir=into))
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as e:
-        raise DatasetSpecError(f"{name}: not a zip file ({e})") from None
-    with zf:
-        root = target.resolve()
-        for member in zf.infolist():
-            dest = (target / member.filename).resolve()
-            if root not in dest.parents and dest != root:
-                raise DatasetSpecError(f"{name}: member {member.filename!r} escapes the folder")
-        zf.extractall(target)
-    found = sorted(p.parent for p in target.rglob("metadata.json"))
-    if not found:
-        raise DatasetSpecError(f"{name}: no dataset folder (with metadata.json) inside the zip")
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(data))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
+                OverflowError) as e:
+            raise DatasetSpecError(f"{name}: not a zip file ({e}); {expected}") from None
+        with zf:
+            root = target.resolve()
+            members = zf.infolist()
+            for member in members:
+                dest = (target / member.filename).resolve()
+                if root not in dest.parents and dest != root:
+                    raise DatasetSpecError(f"{name}: member {member.filename!r} escapes the "
+                                           f"folder; {expected}")
+            for member in members:
+                try:
+                    zf.extract(member, target)
+                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError,
+                        ValueError, OverflowError, RuntimeError) as e:
+                    raise DatasetSpecError(
+                        f"{name}: member {member.filename!r} cannot be unpacked "
+                        f"({type(e).__name__}: {e}); {expected}") from None
+                except OSError as e:
+                    raise DatasetSpecError(
+                        f"{name}: member {member.filename!r} cannot be written to {target} "
+                        f"({e.strerror or e})") from None
+        found = sorted(p.parent for p in target.rglob("metadata.json"))
+        if not found:
+            raise DatasetSpecError(f"{name}: no dataset folder (with metadata.json) inside the "
+                                   f"zip; {expected}")
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # a failed upload leaves nothing behind
+        raise
     return found[0]
 
 

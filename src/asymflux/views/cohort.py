@@ -35,12 +35,24 @@ class CohortBrowser(pn.viewable.Viewer):
     stats = param.DataFrame(default=None, allow_None=True,
                             doc="analysis.cohort_statistics by ageing.")
     errors = param.List(default=[], doc="Messages of the datasets that could not be used.")
+    allow_large = param.Boolean(default=False, doc=(
+        "Analyse stacks above the dashboard's size limit (_common.max_values()); set by the "
+        "'Analyse anyway' button, reset when the datasets change."))
 
     def __init__(self, **params):
         K.load_extensions("tabulator")  # this page's own: it may be the first one served
         super().__init__(**params)
         self._loaded_for = None
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, width=1100)
+        # in a server the datasets are read and analysed in worker processes: progress,
+        # Cancel, and 'Analyse anyway' for stacks above the size limit
+        self.progress = K.JobProgress()
+        self.large_button = pn.widgets.Button(label="Analyse anyway", color="danger",
+                                              width=160, visible=False)
+        self.large_button.on_click(self._analyse_anyway)
+        self._uploads: list = []
+        self._load_token = 0
+        K.on_session_end(self._session_end)
         self.datasets_input = pn.widgets.TextInput(
             label="datasets (demo group, names/paths separated by commas, or a folder; Enter)",
             value=self.datasets, width=700)
@@ -51,7 +63,7 @@ class CohortBrowser(pn.viewable.Viewer):
         self.summary = pn.pane.Markdown("", width=1100)
         self.datasets_input.param.watch(lambda e: setattr(self, "datasets", e.new), "value")
         self.param.watch(lambda e: setattr(self.datasets_input, "value", e.new), "datasets")
-        self.param.watch(lambda e: self.load(), "datasets")
+        self.param.watch(self._on_datasets, "datasets")
         self.upload.param.watch(self._on_upload, "value")
         self.particle_select.param.watch(self._on_select, "value")
         self.param.watch(self._on_particle, "particle")
@@ -66,20 +78,105 @@ class CohortBrowser(pn.viewable.Viewer):
     # ------------------------------------------------------------------ loading
 
     def load(self):
-        """Analyse every dataset (cached), pool the particles, compute the statistics."""
+        """Analyse every dataset (cached), pool the particles, compute the statistics (here
+        and now: a server's page calls :meth:`load_async` instead)."""
+        self._load_token += 1
+        self.large_button.visible = False
         try:
             specs = C.dataset_specs(self.datasets)
         except Exception as e:  # noqa: BLE001
-            self._fail([f"{self.datasets!r}: {K.error_text(e)}"])
+            self._fail([f"{self.datasets!r}: {K.error_text(e, source=self.datasets)}"])
             return
-        analyzed, errors = {}, []
+        outcomes = {}
         for spec in specs:
             try:
-                _ds, particles, ts, labels = K.analyzed(spec)
-                analyzed[spec] = (particles, ts, labels)
+                outcomes[spec] = K.analyzed(spec, allow_large=self.allow_large)
             except Exception as e:  # noqa: BLE001 - one broken dataset must not stop the rest
-                K.log_exception(e)
-                errors.append(f"{spec}: {K.error_text(e)}")
+                outcomes[spec] = e
+        self._pool(outcomes)
+
+    async def load_async(self):
+        """:meth:`load` for a server's page: the datasets are analysed in worker processes
+        (:func:`_common.start_analysis`) while the page shows the progress and a Cancel
+        button, and the server serves the other pages."""
+        self._load_token += 1
+        token = self._load_token
+        self.large_button.visible = False
+        try:
+            specs = C.dataset_specs(self.datasets)
+        except Exception as e:  # noqa: BLE001
+            self._fail([f"{self.datasets!r}: {K.error_text(e, source=self.datasets)}"])
+            return
+        jobs = {spec: K.start_analysis(spec, allow_large=self.allow_large) for spec in specs}
+        title = f"analysing {len(jobs)} dataset{'s' if len(jobs) > 1 else ''}"
+        finished = await self.progress.wait(list(jobs.values()), title)
+        if token != self._load_token:
+            return  # other datasets asked for meanwhile
+        if not finished:
+            self._fail([f"{self.datasets}: analysis cancelled; press Enter in the datasets "
+                        "field to start it again"])
+            return
+        outcomes = {}
+        for spec, job in jobs.items():
+            try:
+                outcomes[spec] = job.future.result()
+            except Exception as e:  # noqa: BLE001 - one broken dataset must not stop the rest
+                outcomes[spec] = e
+        good = {s: r for s, r in outcomes.items() if not isinstance(r, BaseException)}
+        if good:  # the first particle's movie is read off the event loop too
+            first = self._first_particle(C.cohort_tables(
+                {s: r[1:] for s, r in good.items()})[0])
+            fut = K.run_in_thread(K.measured, *first)
+            if not await self.progress.wait([(fut, f"reading particle {first[1]} of "
+                                                   f"{first[0]}")], "loading") \
+                    or token != self._load_token:
+                return
+        self._pool(outcomes)
+
+    def _request_load(self):
+        if K.in_server():
+            pn.state.execute(self.load_async)
+        else:
+            self.load()
+
+    def _on_datasets(self, _event):
+        self.allow_large = False
+        self._request_load()
+
+    def _analyse_anyway(self, _event=None):
+        self.large_button.visible = False
+        self.allow_large = True
+        self._request_load()
+
+    def _session_end(self):
+        """The session ended: stop waiting (jobs no other page waits for are stopped) and
+        remove this session's unpacked uploads."""
+        self.progress.cancel()
+        for d in self._uploads:
+            K.remove_dir(d)
+        self._uploads = []
+
+    def _first_particle(self, particles) -> tuple[str, int]:
+        """The particle shown after loading: the one shown before if it is still there, else
+        the first asymmetric one, else the first."""
+        values = [(str(r.source_spec), int(r.particle_id)) for r in particles.itertuples()]
+        if self.particle in values:
+            return self.particle
+        asym = np.flatnonzero(particles["classification"].to_numpy() == "asymmetric")
+        return values[int(asym[0])] if len(asym) else values[0]
+
+    def _pool(self, outcomes: dict):
+        """Show the pooled particles of ``{spec: analyzed result or exception}``."""
+        analyzed, errors = {}, []
+        for spec, result in outcomes.items():
+            if isinstance(result, BaseException):
+                K.log_exception(result)
+                errors.append(f"{spec}: {K.error_text(result, source=spec, name_source=False)}")
+                if isinstance(result, K.DatasetTooLarge):
+                    self.large_button.visible = True
+            else:
+                _ds, particles, ts, labels = result
+                analyzed[spec] = (particles, ts, labels)
         if not analyzed:
             self._fail(errors or ["no datasets"])
             return
@@ -95,19 +192,17 @@ class CohortBrowser(pn.viewable.Viewer):
             options[f"{r.dataset} / {int(r.particle_id)} ({r.classification}; {r.ageing})"] = (
                 f"{r.source_spec}|{int(r.particle_id)}")
         self.param.update(particles=particles, stats=stats)
-        self.particle_select.options = options
-        values = [_parse(v) for v in options.values()]
-        asym = np.flatnonzero(particles["classification"].to_numpy() == "asymmetric")
-        first = values[int(asym[0])] if len(asym) else values[0]
-        chosen = self.particle if self.particle in values else first
+        chosen = self._first_particle(particles)
         self.particle = chosen
-        self.particle_select.value = f"{chosen[0]}|{chosen[1]}"
+        # options and value at once: no passing selection of the first option
+        self.particle_select.param.update(options=options, value=f"{chosen[0]}|{chosen[1]}")
         n = len(particles)
         self.summary.object = (f"{n} particles in {len(analyzed)} datasets, "
                                f"{int(stats['n_asymmetric'].sum())} asymmetric.")
         self._loaded_for = self.datasets
 
     def _fail(self, errors):
+        self._loaded_for = self.datasets
         self.errors = list(errors)
         self.alert.object = "Datasets could not be used:\n\n- " + "\n- ".join(errors)
         self.alert.visible = True
@@ -122,13 +217,27 @@ class CohortBrowser(pn.viewable.Viewer):
         try:
             folder = K.save_upload(event.new, self.upload.filename)
         except Exception as e:  # noqa: BLE001
-            self._fail([K.error_text(e)])
+            self._fail([K.error_text(e, source=self.upload.filename)])
             return
+        self._uploads.append(K.upload_root(folder))  # removed when the session ends
         self.datasets = folder
 
     def _on_select(self, event):
-        if event.new is not None and _parse(event.new) != self.particle:
-            self.particle = _parse(event.new)
+        if event.new is None or _parse(event.new) == self.particle:
+            return
+        chosen = _parse(event.new)
+        if not K.in_server():
+            self.particle = chosen
+            return
+
+        async def read_then_show():  # the particle's movie is read off the event loop
+            fut = K.run_in_thread(K.measured, *chosen)
+            if await self.progress.wait([(fut, f"reading particle {chosen[1]} of "
+                                               f"{chosen[0]}")], "loading") \
+                    and self.particle_select.value == event.new:  # not chosen again meanwhile
+                self.particle = chosen  # a failure is reported by _on_particle
+
+        pn.state.execute(read_then_show)
 
     def _on_particle(self, event):
         if event.new is None:
@@ -139,7 +248,7 @@ class CohortBrowser(pn.viewable.Viewer):
             K.log_exception(e)
             spec, pid = event.new
             self.alert.object = (f"Particle {pid} of dataset {spec} could not be read: "
-                                 f"{K.error_text(e)}")
+                                 f"{K.error_text(e, source=spec, name_source=False)}")
             self.alert.visible = True
             return
         n = int(movie.dI.shape[0])
@@ -310,6 +419,7 @@ class CohortBrowser(pn.viewable.Viewer):
             pn.pane.Markdown("## asymflux cohort browser: asymmetric shrinking cores per ageing "
                              "condition (Lun et al. 2025, Fig. 5e)", width=1100),
             self.alert,
+            pn.Row(self.progress, self.large_button),
             pn.Row(self.datasets_input, pn.Column(pn.pane.Markdown("or upload a zipped dataset "
                                                                    "folder:"), self.upload,
                                                   width=320)),
@@ -328,4 +438,4 @@ class CohortBrowser(pn.viewable.Viewer):
 
     def _load_once(self):
         if self._loaded_for != self.datasets:
-            self.load()
+            self._request_load()

@@ -81,6 +81,12 @@ class ModelExplorer(pn.viewable.Viewer):
                            doc="Demo dataset name, or path of a dataset folder / zip.")
     particle_id = param.Integer(default=None, allow_None=True,
                                 doc="Particle of the dataset (default: the first one).")
+    particle_arg = param.String(default=None, allow_None=True, doc=(
+        "The page's ``?particle=`` argument as typed: checked against the dataset's particles "
+        "when it is loaded (a clear message when it is not one of them)."))
+    allow_large = param.Boolean(default=False, doc=(
+        "Analyse a stack above the dashboard's size limit (_common.max_values()); set by the "
+        "'Analyse anyway' button, reset when the dataset changes."))
     maps_ready = param.Parameter(default=None, precedence=-1, doc=(
         "(η, fraction, angle, rate, D scale) whose θ maps are computed: the map plots follow it."))
     twin_ready = param.Parameter(default=None, precedence=-1, doc=(
@@ -93,6 +99,21 @@ class ModelExplorer(pn.viewable.Viewer):
         K.load_extensions()  # this page's own: it may be the first one served
         super().__init__(**params)
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, width=1000)
+        self.notice = pn.pane.Alert("", alert_type="warning", visible=False, width=1000)
+        # the dataset is read and analysed off the event loop in a server (a worker process):
+        # progress, Cancel, and 'Analyse anyway' for a stack above the size limit
+        self.progress = K.JobProgress()
+        self.large_button = pn.widgets.Button(label="Analyse anyway", color="danger",
+                                              width=160, visible=False)
+        self.large_button.on_click(self._analyse_anyway)
+        self._uploads: list = []
+        self._load_token = 0
+        # the particle asked for (page argument or constructor), checked when the dataset is
+        # loaded; particle_id stays None until then
+        self._requested = self.particle_arg if self.particle_arg is not None else (
+            None if self.particle_id is None else str(self.particle_id))
+        self.particle_id = None
+        K.on_session_end(self._session_end)
         self._syncing = False
         self.eta_slider = pn.widgets.FloatSlider(
             label="η = j_RSL / j_NMC (blocked flux ratio)", start=0.05, end=1.0, step=0.05,
@@ -247,35 +268,140 @@ class ModelExplorer(pn.viewable.Viewer):
         if not event.new:
             return
         try:
-            self.dataset = K.save_upload(event.new, self.upload.filename)
+            folder = K.save_upload(event.new, self.upload.filename)
         except Exception as e:  # noqa: BLE001 - shown in the page
-            self._show_error(e)
+            self._show_error(e, source=self.upload.filename)
+            return
+        self._uploads.append(K.upload_root(folder))  # removed when the session ends
+        self.dataset = folder
+
+    def _session_end(self):
+        """The session ended: stop waiting (a job no other page waits for is stopped) and
+        remove this session's unpacked uploads."""
+        self.progress.cancel()
+        for d in self._uploads:
+            K.remove_dir(d)
+        self._uploads = []
 
     def _on_dataset(self, event):
         self.particle_id = None
+        self._requested = None
+        self.allow_large = False
         self._load_particles()
 
     def _on_particle(self, event):
-        if event.new is not None and event.new != self.particle_id:
+        if event.new is None or event.new == self.particle_id:
+            return
+        if not K.in_server():
             self.particle_id = int(event.new)
+            return
+        pid, spec = int(event.new), self.dataset
+
+        async def read_then_show():  # the particle's movie is read off the event loop
+            fut = K.run_in_thread(K.measured, spec, pid)
+            if await self.progress.wait([(fut, f"reading particle {pid} of {spec}")],
+                                        "loading") and self.dataset == spec \
+                    and self.particle_select.value == pid:  # not chosen again meanwhile
+                self.particle_id = pid
+
+        pn.state.execute(read_then_show)
+
+    def _analyse_anyway(self, _event=None):
+        self.large_button.visible = False
+        self.allow_large = True
+        self._load_particles()
 
     def _load_particles(self):
-        """Analyse the dataset (cached) and fill the particle list; errors go to the alert."""
+        """Analyse the dataset (cached) and fill the particle list; errors go to the alert.
+        In a server the analysis runs in a worker process (:func:`_common.start_analysis`)
+        while the page shows its progress: returns None at once. Elsewhere returns True when
+        the dataset could be used."""
+        self._load_token += 1
+        self.large_button.visible = False
+        if K.in_server():
+            token = self._load_token
+
+            async def load():
+                await self._load_async(token)
+
+            pn.state.execute(load)
+            return None
         try:
-            ds, particles, _ts, _labels = K.analyzed(self.dataset)
+            result = K.analyzed(self.dataset, allow_large=self.allow_large)
         except Exception as e:  # noqa: BLE001 - shown in the page
-            self._show_error(e, prefix=f"Dataset {self.dataset!r} could not be used")
-            self.particle_select.options = []
-            self._dataset_info.object = ""
-            return False
+            return self._load_failed(e)
+        return self._loaded(result)
+
+    async def _load_async(self, token):
+        spec = self.dataset
+        self.particle_select.options = []
+        self._dataset_info.object = ""
+        self.notice.visible = False
+        job = K.start_analysis(spec, allow_large=self.allow_large)
+        finished = await self.progress.wait([job], f"analysing dataset {spec}")
+        if token != self._load_token:
+            return  # another dataset asked for meanwhile
+        if not finished:
+            self._show_error(K.AnalysisStopped(
+                f"{spec}: analysis cancelled; press Enter in the dataset field to start it again"))
+            return
+        try:
+            result = job.future.result()
+        except Exception as e:  # noqa: BLE001 - shown in the page
+            self._load_failed(e)
+            return
+        pid = self._pick_particle(result[1])
+        if pid is not None:  # read its movie off the event loop before the plots ask for it
+            fut = K.run_in_thread(K.measured, spec, pid)
+            if not await self.progress.wait([(fut, f"reading particle {pid} of {spec}")],
+                                            "loading") or token != self._load_token:
+                return
+        self._loaded(result)
+
+    def _load_failed(self, exc):
+        self._show_error(exc, prefix=f"Dataset {self.dataset!r} could not be used",
+                         source=self.dataset)
+        self.large_button.visible = isinstance(exc, K.DatasetTooLarge)
+        self.particle_select.options = []
+        self._dataset_info.object = ""
+        return False
+
+    def _pick_particle(self, particles):
+        """The particle to show: the one asked for, else the first; a particle asked for that
+        the dataset does not have is reported in :attr:`notice`."""
+        ids = [int(i) for i in particles["particle_id"]]
+        if not ids:
+            return None
+        want = self._requested if self._requested is not None else self.particle_id
+        if want is None:
+            return self.particle_id if self.particle_id in ids else ids[0]
+        text = str(want).strip()
+        listed = ", ".join(map(str, ids[:12])) + (", ..." if len(ids) > 12 else "")
+        try:
+            pid = int(text)
+        except ValueError:
+            pid = None
+        if pid in ids:
+            return pid
+        why = ("is not a particle number" if pid is None
+               else f"is not a particle of dataset {self.dataset!r}")
+        self.notice.object = (f"particle={text!r} {why} (its particles: {listed}); "
+                              f"showing particle {ids[0]} instead.")
+        self.notice.visible = True
+        return ids[0]
+
+    def _loaded(self, result):
+        ds, particles, _ts, _labels = result
         opts = {f"{int(r.particle_id)} ({r.classification})": int(r.particle_id)
                 for r in particles.itertuples()}
         ids = list(opts.values())
         if not ids:
             self._show_error(ValueError(f"{self.dataset}: no particles found"))
             return False
-        if self.particle_id not in ids:
-            self.particle_id = ids[0]
+        pid = self._pick_particle(particles)
+        self._requested = None
+        if self.particle_id != pid:
+            self.particle_id = pid
         self.particle_select.param.update(options=opts, value=self.particle_id)
         meta = ds.metadata or {}
         self._dataset_info.object = (
@@ -316,6 +442,9 @@ class ModelExplorer(pn.viewable.Viewer):
         return self._fit_done(pid, result)
 
     def _fit_start(self):
+        if self.particle_id is None and K.in_server():
+            self._fit_info.object = "no particle yet: wait for the dataset's analysis"
+            return None
         if self.particle_id is None and not self._load_particles():
             return None
         pid = int(self.particle_id)
@@ -351,9 +480,9 @@ class ModelExplorer(pn.viewable.Viewer):
                                      f"(D × {result.diffusivity_scale:.2g}); η set to 1.")
         return result
 
-    def _show_error(self, exc, prefix=None):
+    def _show_error(self, exc, prefix=None, source=None):
         K.log_exception(exc)
-        text = K.error_text(exc)
+        text = K.error_text(exc, source=source)
         self.alert.object = f"{prefix}: {text}" if prefix else text
         self.alert.visible = True
 
@@ -617,6 +746,8 @@ class ModelExplorer(pn.viewable.Viewer):
             pn.pane.Markdown("## asymflux model explorer: asymmetric Li flux in a single particle "
                              "(Lun et al. 2025)", width=1000),
             self.alert,
+            self.notice,
+            pn.Row(self.progress, self.large_button),
             pn.Row(self.controls(),
                    pn.Column(self.maps_title, pn.Row(*self.map_panes),
                              pn.Row(self.offset_pane, self.measured_pane, self.simulated_pane),
