@@ -30,6 +30,22 @@ import numpy as np
 from .._validate import check_range
 
 
+def _parse_arc(text, what: str, third: str, example: str) -> tuple[float, float, float]:
+    """Split ``"CENTER_DEG:FRACTION:<third>"`` into three floats, or a ValueError naming ``what``."""
+    parts = str(text).split(":")
+    if len(parts) != 3:
+        raise ValueError(
+            f"{what} expects CENTER_DEG:FRACTION:{third} (e.g. {example}), got {text!r}"
+        )
+    try:
+        c, f, x = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(
+            f"{what} expects three numbers CENTER_DEG:FRACTION:{third}, got {text!r}"
+        ) from None
+    return c, f, x
+
+
 def _check_center_text(name: str, value: float, text: str) -> float:
     """An angle written in an arc string must lie in [0, 360) (no silent wrapping)."""
     if not (math.isfinite(value) and 0.0 <= value < 360.0):
@@ -63,17 +79,7 @@ class BlockedArc:
     @classmethod
     def parse(cls, text: str) -> BlockedArc:
         """Parse ``"CENTER_DEG:FRACTION:ETA"``, e.g. ``"180:0.25:0.3"``."""
-        parts = str(text).split(":")
-        if len(parts) != 3:
-            raise ValueError(
-                f"a blocked arc expects CENTER_DEG:FRACTION:ETA (e.g. 180:0.25:0.3), got {text!r}"
-            )
-        try:
-            c, f, e = (float(p) for p in parts)
-        except ValueError:
-            raise ValueError(
-                f"a blocked arc expects three numbers CENTER_DEG:FRACTION:ETA, got {text!r}"
-            ) from None
+        c, f, e = _parse_arc(text, "a blocked arc", "ETA", "180:0.25:0.3")
         return cls(_check_center_text("blocked arc center_deg", c, text), f, e)
 
     def __str__(self) -> str:
@@ -115,17 +121,7 @@ class FilmArc:
     @classmethod
     def parse(cls, text: str) -> FilmArc:
         """Parse ``"CENTER_DEG:FRACTION:R_OHM_M2"``, e.g. ``"180:0.25:0.05"`` (finite R)."""
-        parts = str(text).split(":")
-        if len(parts) != 3:
-            raise ValueError(
-                f"a film arc expects CENTER_DEG:FRACTION:R_OHM_M2 (e.g. 180:0.25:0.05), got {text!r}"
-            )
-        try:
-            c, f, r = (float(p) for p in parts)
-        except ValueError:
-            raise ValueError(
-                f"a film arc expects three numbers CENTER_DEG:FRACTION:R_OHM_M2, got {text!r}"
-            ) from None
+        c, f, r = _parse_arc(text, "a film arc", "R_OHM_M2", "180:0.25:0.05")
         check_range("film resistance_ohm_m2", r, 0, None)  # finite in text
         return cls(_check_center_text("film arc center_deg", c, text), f, r)
 

@@ -709,6 +709,14 @@ def _track_dir(path) -> None:
     _install_stop_handlers()
 
 
+def end_session(progress, uploads) -> None:
+    """A page's session ended: stop waiting on its jobs (a job no other page waits for is
+    stopped) and remove the upload folders it unpacked."""
+    progress.cancel()
+    for d in uploads:
+        remove_dir(d)
+
+
 def remove_dir(path) -> None:
     import shutil
 

@@ -77,15 +77,22 @@ class CohortBrowser(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ loading
 
-    def load(self):
-        """Analyse every dataset (cached), pool the particles, compute the statistics (here
-        and now: a server's page calls :meth:`load_async` instead)."""
+    def _begin_load(self):
+        """A new load: its token, and the dataset specs (None, with the page told why, if
+        the datasets cannot be listed)."""
         self._load_token += 1
         self.large_button.visible = False
         try:
-            specs = C.dataset_specs(self.datasets)
+            return C.dataset_specs(self.datasets)
         except Exception as e:  # noqa: BLE001
             self._fail([f"{self.datasets!r}: {K.error_text(e, source=self.datasets)}"])
+            return None
+
+    def load(self):
+        """Analyse every dataset (cached), pool the particles, compute the statistics (here
+        and now: a server's page calls :meth:`load_async` instead)."""
+        specs = self._begin_load()
+        if specs is None:
             return
         outcomes = {}
         for spec in specs:
@@ -99,14 +106,10 @@ class CohortBrowser(pn.viewable.Viewer):
         """:meth:`load` for a server's page: the datasets are analysed in worker processes
         (:func:`_common.start_analysis`) while the page shows the progress and a Cancel
         button, and the server serves the other pages."""
-        self._load_token += 1
-        token = self._load_token
-        self.large_button.visible = False
-        try:
-            specs = C.dataset_specs(self.datasets)
-        except Exception as e:  # noqa: BLE001
-            self._fail([f"{self.datasets!r}: {K.error_text(e, source=self.datasets)}"])
+        specs = self._begin_load()
+        if specs is None:
             return
+        token = self._load_token
         jobs = {spec: K.start_analysis(spec, allow_large=self.allow_large) for spec in specs}
         title = f"analysing {len(jobs)} dataset{'s' if len(jobs) > 1 else ''}"
         finished = await self.progress.wait(list(jobs.values()), title)
@@ -151,9 +154,7 @@ class CohortBrowser(pn.viewable.Viewer):
     def _session_end(self):
         """The session ended: stop waiting (jobs no other page waits for are stopped) and
         remove this session's unpacked uploads."""
-        self.progress.cancel()
-        for d in self._uploads:
-            K.remove_dir(d)
+        K.end_session(self.progress, self._uploads)
         self._uploads = []
 
     def _first_particle(self, particles) -> tuple[str, int]:

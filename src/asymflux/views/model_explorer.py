@@ -278,9 +278,7 @@ class ModelExplorer(pn.viewable.Viewer):
     def _session_end(self):
         """The session ended: stop waiting (a job no other page waits for is stopped) and
         remove this session's unpacked uploads."""
-        self.progress.cancel()
-        for d in self._uploads:
-            K.remove_dir(d)
+        K.end_session(self.progress, self._uploads)
         self._uploads = []
 
     def _on_dataset(self, event):
