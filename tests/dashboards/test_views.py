@@ -552,3 +552,29 @@ def test_analysis_job_in_a_worker_can_be_cancelled(tmp_path, monkeypatch):
     with pytest.raises(K.AnalysisStopped, match="cancelled"):
         job.future.result(timeout=30)
     assert not proc.is_alive()
+
+
+def test_a_worker_whose_server_closed_the_pipe_ends_quietly(demo_data, capfd):
+    """A cancelled job's worker may still be reporting when the server closes the pipe:
+    it ends without a traceback (the server log stays clean) and without raising."""
+    import multiprocessing
+    import os
+
+    from asymflux.views import _common as K
+
+    fork = multiprocessing.get_context("fork")  # its stderr is this test's captured fd 2
+    ours, theirs = fork.Pipe()
+    ours.close()  # the server stopped listening before the worker's first report
+    worker = fork.Process(target=K._job_main,
+                          args=(theirs, str(demo_data["aged"]), False, None, os.getpid()))
+    worker.start()
+    try:
+        worker.join(120)
+        assert worker.exitcode == 0
+    finally:
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err
+    assert "BrokenPipe" not in out + err

@@ -459,9 +459,25 @@ def _die_with(server_pid: int) -> None:
     threading.Thread(target=watch, daemon=True, name="asymflux-watch-server").start()
 
 
+class _ServerGone(BaseException):
+    """The server closed this worker's pipe (the job was stopped): end quietly.
+
+    A ``BaseException`` so that no ``except Exception`` in the analysis swallows it."""
+
+
 def _job_main(conn, spec, allow_large, limit, server_pid):
-    """A worker process: read and analyse ``spec``, report progress through ``conn``."""
+    """A worker process: read and analyse ``spec``, report progress through ``conn``.
+
+    When the server has closed the pipe (the job was cancelled or stopped), the worker
+    ends quietly at its next report instead of printing a traceback."""
     _die_with(server_pid)
+
+    def send(message):
+        try:
+            conn.send(message)
+        except (OSError, EOFError) as e:  # BrokenPipeError, ConnectionResetError, closed
+            raise _ServerGone from e
+
     try:
         os.nice(5)  # below the server and the simulations: the pages stay quick
     except (OSError, AttributeError):
@@ -481,7 +497,7 @@ def _job_main(conn, spec, allow_large, limit, server_pid):
             now = time.monotonic()
             if now - last[0] > 0.25 or (self.total and self.n >= self.total):
                 last[0] = now
-                conn.send(("status", f"{self.desc or 'measuring'}: frame {self.n:,} of "
+                send(("status", f"{self.desc or 'measuring'}: frame {self.n:,} of "
                            f"{self.total or 0:,}", self.n / self.total if self.total else None))
             return out
 
@@ -496,20 +512,30 @@ def _job_main(conn, spec, allow_large, limit, server_pid):
     Report.set_lock(threading.RLock())  # no multiprocessing lock: this process may be killed
     tqdm.auto.tqdm = Report
     try:
-        conn.send(("status", "reading the dataset", None))
+        send(("status", "reading the dataset", None))
         ds = C.load_dataset(spec)
         check_size(ds, spec, allow_large=allow_large, limit=limit)
         shape = " x ".join(f"{d:,}" for d in ds.stack.shape)
-        conn.send(("status", f"finding the particles ({shape} stack)", None))
+        send(("status", f"finding the particles ({shape} stack)", None))
         particles, ts, labels = C.analyze(ds)
-        conn.send(("done", (particles, ts, labels)))
+        send(("done", (particles, ts, labels)))
+    except _ServerGone:
+        pass
     except BaseException as e:  # noqa: BLE001 - reported to the page
         try:
-            conn.send(("error", e))
-        except Exception:  # noqa: BLE001 - not picklable: its text
-            conn.send(("error", RuntimeError(f"{type(e).__name__}: {e}")))
+            try:
+                send(("error", e))
+            except _ServerGone:
+                raise
+            except Exception:  # noqa: BLE001 - not picklable: its text
+                send(("error", RuntimeError(f"{type(e).__name__}: {e}")))
+        except _ServerGone:
+            pass
     finally:
-        conn.close()
+        try:
+            conn.close()
+        except OSError:
+            pass
 
 
 class AnalysisJob:
