@@ -17,6 +17,7 @@ from asymflux.io.dataset import (
     dataset_folders,
     read_annotations,
     read_dataset,
+    read_hdf5,
     read_masks,
     write_annotations,
     write_dataset,
@@ -36,11 +37,10 @@ from asymflux.io.echem import (
     read_mpt,
 )
 from asymflux.io.instrument import read_tdms
+from asymflux.io.readers import read_stack
 from asymflux.io.stacks import (
     RawStack,
-    read_hdf5,
     read_npy,
-    read_stack,
     read_tiff,
     read_tiff_folder,
     read_zarr,

@@ -108,7 +108,7 @@ def biologic_columns(raw, *, path, technique=None, loop_starts=None):
                    "_looked_for": {k: [c for c, _ in v] for k, v in MPR_COLUMNS.items()}}
     # charge: dq increments (never restart), else (Q-Qo) with its restarts at loops undone,
     # else Q charge/discharge (restarts every half cycle)
-    from asymflux.io.echem import counter_increments, current_from_increments
+    from asymflux.io._counters import counter_increments, current_from_increments
 
     inc = None
     if found["dq_mAh"] is not None:

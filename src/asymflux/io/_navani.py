@@ -137,7 +137,7 @@ def _numeric(df: pd.DataFrame, name: str, *, path) -> np.ndarray:
 def read_navani_columns(path, kind: str):
     """Read ``path`` (of ``kind``, see :func:`asymflux.io.echem.echem_format`) via navani."""
     from asymflux.io._biologic import _version
-    from asymflux.io.echem import counter_increments
+    from asymflux.io._counters import counter_increments
 
     path = Path(path)
     df = _navani_frame(path, kind)

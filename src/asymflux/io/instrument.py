@@ -263,7 +263,7 @@ def _restarts(q, t, i):
 
 def _potentiostat_2d(pv, t, t0_abs, *, name, path):
     """Columns from a 2-D ``potentiostat_value`` (3 or 4 traces), checked; see the docs."""
-    from asymflux.io.echem import charge_increments, counter_increments
+    from asymflux.io._counters import charge_increments, counter_increments
 
     shape = tuple(pv.shape)
     k = min(shape)
@@ -522,48 +522,6 @@ def read_instrument_stack(path, *, lazy: bool = True) -> RawStack:
     path = Path(path)
     p = _read_layout(path, lazy=lazy, need_pixel=False, echem=False)
     return RawStack(p["stack"], p["time_s"], p["pixel_nm"], str(path))
-
-
-def read_instrument_hdf5(
-    path, *, pixel_nm=None, active_mass_mg=None, metadata=None, lazy: bool = True
-):
-    """Read an instrument HDF5 file (layout recognised by its datasets) as a Dataset.
-
-    See :func:`asymflux.io.read_hdf5` (called with no ``stack=``) for what is read.
-    """
-    import pandas as pd
-
-    from asymflux.io.dataset import Dataset
-    from asymflux.io.echem import _finish, _warn
-
-    path = Path(path)
-    p = _read_layout(path, pixel_nm=pixel_nm, lazy=lazy, need_pixel=True, echem=True)
-    table = None
-    if p["echem"]:
-        df = pd.DataFrame(p["echem"])
-        df.attrs.update(p["echem_attrs"])
-        table = _finish(df, source=str(path), active_mass_mg=active_mass_mg, required=("time_s",))
-        _warn(table, p["echem_warnings"], source=str(path))
-    meta = dict(metadata or {})
-    if active_mass_mg is not None:
-        meta.setdefault("active_mass_mg", float(active_mass_mg))
-    if p["start"] is not None:
-        meta.setdefault("start", p["start"])
-    if p["timing_trace"] is not None:
-        meta["camera_timing_trace"] = list(p["timing_trace"])  # [dataset, k]
-    if p["intensity_name"] is not None:
-        meta["average_intensity_dataset"] = p["intensity_name"]
-    meta.setdefault("name", path.stem)
-    ds = Dataset(
-        stack=p["stack"],
-        time_s=p["time_s"],
-        pixel_nm=p["pixel_nm"],
-        echem=table,
-        metadata=meta,
-        path=path,
-    )
-    ds.frame_intensity = p["frame_intensity"]  # (n_frames,) or None; not written to disk
-    return ds
 
 
 # ---------------------------------------------------------------------------- TDMS
