@@ -34,7 +34,13 @@ Names (see :func:`describe`):
 Every field is 256 × 256 pixels of 65 nm with 5-6 particles of 2.5-5 µm equivalent
 diameter. "Asymmetric" particles have one or two blocked arcs with η ≤ 0.5 covering at
 least a quarter of the perimeter; "symmetric" ones are unblocked or carry one weak arc
-(η ≥ 0.9). All particles see the same specific current.
+(η ≥ 0.9). All particles see the same specific current. The fresh datasets use the
+paper's prescribed flux ratio (each arc passes η times the clean surface's flux); every
+aged dataset (``aged``, ``aged-*``, ``charge-rest``, the aged cohorts) uses the kinetic
+surface: each arc is a rock-salt film whose resistance passes η of the clean surface's
+charge at 100 mA/g (:func:`asymflux.model.kinetics.film_resistance_for_eta`), so the split
+depends on the rate, as in Fig. 5c/d. The ground truth lists ``eta`` (that η) and
+``film_resistance_ohm_m2`` (NaN for a prescribed arc, 0 for an unblocked particle).
 
 Modelling choices (judgement calls, recorded here):
 
@@ -106,7 +112,10 @@ class Recipe:
     ``classes`` lists the particles' categories (``"symmetric"``/``"asymmetric"``);
     ``fixed`` optionally pins the first particles' blocked arcs as
     ``((center_deg, fraction, eta), ...)`` tuples. ``protocol`` is
-    ``(("charge"|"rest", rate_mA_g, minutes), ...)``.
+    ``(("charge"|"rest", rate_mA_g, minutes), ...)``. ``surface`` is ``"prescribed"``
+    (each arc passes η times the clean surface's flux, the paper's model) or ``"kinetic"``
+    (each arc is a film whose resistance gives that η at 100 mA/g,
+    :func:`asymflux.model.kinetics.film_resistance_for_eta`, so the split depends on rate).
     """
 
     name: str
@@ -123,6 +132,7 @@ class Recipe:
     mesh: tuple[int, int] = (16, 48)
     overpotential_V_per_mA_g: float = 0.0006
     overpotential_tau_s: float = 30.0
+    surface: str = "prescribed"
     shape: tuple[int, int] = FIELD_SHAPE
     pixel_nm: float = PIXEL_NM
     extra: dict = field(default_factory=dict, compare=False, hash=False)
@@ -167,7 +177,7 @@ def _recipes() -> dict[str, Recipe]:
         "100 mA/g (Fig. 2c, d): 5 particles, 4 blocked; particle 1 is blocked on its left "
         "(30 % of the perimeter, eta 0.25).",
         field_seed=_FIELD_AGED, noise_seed=2, ageing=AGED, rate_mA_g=100.0,
-        classes=_AGED_CLASSES, fixed=_AGED_FIXED,
+        classes=_AGED_CLASSES, fixed=_AGED_FIXED, surface="kinetic",
         protocol=(("charge", 100.0, 36.0),), n_frames=49, overpotential_V_per_mA_g=_R_AGED,
     ))
     for rate in AGED_RATES_MA_G:
@@ -175,7 +185,7 @@ def _recipes() -> dict[str, Recipe]:
             name=f"aged-{rate:g}mA_g", description=f"The aged field of view charged at "
             f"{rate:g} mA/g to 60 mAh/g (Fig. 5c, d).",
             field_seed=_FIELD_AGED, noise_seed=100 + int(rate), ageing=AGED, rate_mA_g=rate,
-            classes=_AGED_CLASSES, fixed=_AGED_FIXED,
+            classes=_AGED_CLASSES, fixed=_AGED_FIXED, surface="kinetic",
             protocol=(("charge", rate, _charge_minutes(rate, 60.0)),), n_frames=49,
             overpotential_V_per_mA_g=_R_AGED,
         ))
@@ -183,7 +193,7 @@ def _recipes() -> dict[str, Recipe]:
         name="charge-rest", description="The aged field of view charged at 70 mA/g for 20 min, "
         "then at rest for 20 min (Fig. 2e, f): the Li-rich cores shrink during the rest.",
         field_seed=_FIELD_AGED, noise_seed=3, ageing=AGED, rate_mA_g=70.0,
-        classes=_AGED_CLASSES, fixed=_AGED_FIXED,
+        classes=_AGED_CLASSES, fixed=_AGED_FIXED, surface="kinetic",
         protocol=(("charge", 70.0, 20.0), ("rest", 0.0, 20.0)), n_frames=49,
         overpotential_V_per_mA_g=_R_AGED,
     ))
@@ -202,6 +212,7 @@ def _recipes() -> dict[str, Recipe]:
                 rate_mA_g=100.0, classes=tuple(str(s) for s in part),
                 protocol=(("charge", 100.0, 20.0),), n_frames=21,
                 overpotential_V_per_mA_g=_R_FRESH if key == "fresh" else _R_AGED,
+                surface="prescribed" if key == "fresh" else "kinetic",
                 extra={"cohort": key},
             ))
     return rec
@@ -348,15 +359,29 @@ def _make_field(recipe: Recipe):
     return particles, matrix, tex
 
 
+def _surface_arcs(arcs: tuple, surface: str) -> tuple:
+    """The arcs a recipe's ``surface`` simulates: blocked arcs as drawn, or each as the film
+    whose resistance gives its η at 100 mA/g (:func:`~asymflux.model.kinetics.film_resistance_for_eta`)."""
+    from .model import FilmArc, kinetics
+
+    if surface == "prescribed":
+        return arcs
+    if surface != "kinetic":
+        raise ValueError(f"recipe surface must be 'prescribed' or 'kinetic', got {surface!r}")
+    return tuple(FilmArc(a.center_deg, a.fraction, round(kinetics.film_resistance_for_eta(a.eta), 6))
+                 for a in arcs)
+
+
 @lru_cache(maxsize=24)
-def _simulate(radius_um: float, arcs: tuple, protocol: tuple, output_minutes: tuple, mesh: tuple):
+def _simulate(radius_um: float, arcs: tuple, protocol: tuple, output_minutes: tuple, mesh: tuple,
+              kinetic: bool = False):
     from . import model
 
     steps = [model.Charge(rate, minutes=m) if kind == "charge" else model.Rest(m)
              for kind, rate, m in protocol]
     return model.simulate(
         model.nmc88_lun2025(), model.disk_mesh(radius_um, n_radial=mesh[0], n_angular=mesh[1]),
-        model.Surface(arcs), steps, output_minutes=output_minutes, rtol=1e-4, atol=1e-6,
+        model.Surface(arcs, kinetic=kinetic), steps, output_minutes=output_minutes, rtol=1e-4, atol=1e-6,
     )
 
 
@@ -412,7 +437,9 @@ def make_dataset(name: str):
     capacity = None
     for pid, part in enumerate(particles, start=1):
         r_eq = round(part.outline.equivalent_radius_um, 6)
-        res = _simulate(r_eq, part.arcs, recipe.protocol, out_min, recipe.mesh)
+        sim_arcs = _surface_arcs(part.arcs, recipe.surface)
+        res = _simulate(r_eq, sim_arcs, recipe.protocol, out_min, recipe.mesh,
+                        recipe.surface == "kinetic")
         cov = covs[pid - 1]
         mask = part.outline.mask(shape, pixel_nm=pixel_nm)
         fi = res.index_of_minutes(frame_min)
@@ -438,10 +465,12 @@ def make_dataset(name: str):
             "outline": o.kind, "outline_params": " ".join(f"{v:.6g}" for v in o.params),
             "reflectivity": round(part.reflectivity, 6),
         }
-        for arc in part.arcs or (None,):
+        for arc, sim in zip(part.arcs or (None,), sim_arcs or (None,), strict=True):
             rows.append({
                 "particle_id": pid, "center_deg": arc.center_deg if arc else 0.0,
                 "fraction": arc.fraction if arc else 0.0, "eta": arc.eta if arc else 1.0,
+                "film_resistance_ohm_m2": (sim.resistance_ohm_m2 if recipe.surface == "kinetic"
+                                           else float("nan")) if arc else 0.0,
                 **base,
             })
     p_refl = np.zeros(shape)
@@ -487,6 +516,7 @@ def make_dataset(name: str):
     }
     if "cohort" in recipe.extra:
         metadata["cohort"] = recipe.extra["cohort"]
+    metadata["model_surface"] = recipe.surface
     ground_truth = {
         "particles": pd.DataFrame(rows),
         "theta": theta_gt.astype(np.float32),
