@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import datasets_cli
 from .analysis import _cli as analysis_cli
+from .live import _cli as live_cli
 
 
 def _float_list(text: str) -> list[float]:
@@ -193,15 +194,21 @@ def cmd_fit(args) -> int:
         shown = ", ".join(map(str, ids[:20])) + (", ..." if len(ids) > 20 else "")
         raise ValueError(f"--particle {args.particle}: no such particle in {where} "
                          f"(particles: {shown or 'none'})")
+    surface = "kinetic" if args.kinetic else "prescribed"
+    arcs_text = "film arcs, R_film per arc" if args.kinetic else "blocked arcs, eta per arc"
     print(f"fitting particle {args.particle} of {args.dataset} "
-          f"(no blocking, one arc{', two arcs' if args.max_arcs == 2 else ''}) ...", flush=True)
+          f"(no blocking, one arc{', two arcs' if args.max_arcs == 2 else ''}; {arcs_text}) ...",
+          flush=True)
     result = fit.fit_dataset(dataset, args.particle, masks=masks, rate_mA_g=args.rate_mA_g,
-                             max_arcs=args.max_arcs, progress=True)
+                             max_arcs=args.max_arcs, surface=surface, progress=True)
     summary = {"dataset": str(args.dataset), "particle_id": int(args.particle), **result.summary()}
     with output_errors(out):
         write_text_atomic(out, json.dumps(summary, indent=2, default=float) + "\n")
     print(f"{result.model}: blocked {summary['blocked']}, diffusivity x{result.diffusivity_scale:.3g}, "
           f"rms dI {result.rms:.4f}")
+    for k, arc in enumerate(summary["arcs"] if args.kinetic else [], start=1):
+        print(f"  arc {k}: R_film {arc['resistance_ohm_m2']:.3g} ohm m2, effective eta "
+              f"{arc['eta_effective']:.3f} (first 10 min at 100 mA/g)")
     print(f"wrote {args.out}")
     return 0
 
@@ -268,7 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pixel size of the written images in nm (default 50)")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("rate-sweep", help="Li extracted at the cut-off against rate (Fig. 5b)")
+    p = sub.add_parser(
+        "rate-sweep", help="Li extracted at the cut-off against rate (Fig. 5b)",
+        description="Charge one particle to the surface cut-off at each rate and write the Li "
+                    "extracted (Fig. 5b). --params nmc88_h2h3_low_diffusivity: the default set "
+                    "with D falling tenfold at deep delithiation (the H2-H3 region, θ < 0.35), "
+                    "which widens the gap between rates (docs/calibration.md).")
     p.add_argument("--rates", type=_float_list, default=[50.0, 100.0, 200.0, 400.0],
                    help="rates in mA/g, comma-separated (default 50,100,200,400)")
     p.add_argument("--cutoff", type=float, default=0.2,
@@ -291,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", default=None, metavar="FILE", help="labels image (default: the dataset's)")
     p.add_argument("--rate-mA-g", type=float, default=None, help="charge rate (default: metadata)")
     p.add_argument("--max-arcs", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument("--kinetic", action="store_true",
+                   help="fit film arcs of the kinetic (Butler-Volmer) surface: a film resistance "
+                        "R_film (ohm m^2) per arc instead of eta; the JSON also gives each arc's "
+                        "effective eta (charge-weighted flux ratio, first 10 min of a 100 mA/g "
+                        "charge, docs/calibration.md)")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser(
@@ -308,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     # the data and analysis commands live beside the code they drive
     datasets_cli.register(sub)  # demo-data
     analysis_cli.register(sub)  # analyze, cohort
+    live_cli.register(sub)  # demo-live, watch
     return parser
 
 

@@ -8,6 +8,12 @@ the microscope's point-spread function. Its parameters — blocked arcs (centre,
 η) and a diffusivity scale — are fitted by least squares (:func:`scipy.optimize.least_squares`)
 to the measured dI inside the particle over the early-charge window.
 
+With ``surface="kinetic"`` (``asymflux fit --kinetic``) the arcs are film arcs of the kinetic
+surface (:class:`asymflux.model.FilmArc`: Butler-Volmer through a film): each arc's third
+parameter is its film resistance R_film (Ω m², fitted as log10 R) instead of η, and the fit
+reports each arc's *effective* η, the charge-weighted flux ratio over the first 10 min of a
+100 mA/g charge (``docs/calibration.md``), from the fitted model on the particle's own outline.
+
 Three models are compared: no blocking (diffusivity scale only), one arc, two arcs. A
 more complex model is chosen only when it lowers the Bayesian information criterion by
 ``bic_margin`` *and* the rms residual by ``min_rms_improvement`` (pixels are correlated
@@ -31,6 +37,15 @@ from ._validate import check_range
 from .analysis import crop_box
 
 MODELS = ("none", "one arc", "two arcs")
+SURFACES = ("prescribed", "kinetic")
+
+EFFECTIVE_ETA_RATE_MA_G = 100.0
+"""Rate of the charge over which a fitted film's effective η is measured (the calibration's,
+``docs/calibration.md``)."""
+
+LOG10_RESISTANCE_BOUNDS = (-3.0, 1.0)
+"""Bounds of the fitted log10 R_film (Ω m²): 1e-3 Ω m² (effective η ≈ 0.97 for a quarter)
+to 10 Ω m² (≈ 0.01)."""
 
 
 @dataclass
@@ -41,13 +56,15 @@ class FitResult:
     ----------
     model : str
         The chosen model: ``"none"``, ``"one arc"`` or ``"two arcs"``.
-    arcs : list of asymflux.model.BlockedArc
-        The blocked arcs of the chosen model (empty for ``"none"``).
+    arcs : list of asymflux.model.BlockedArc, or of asymflux.model.FilmArc
+        The arcs of the chosen model (empty for ``"none"``): blocked arcs (prescribed η),
+        or film arcs (``surface_kind == "kinetic"``).
     diffusivity_scale : float
         Factor on the parameter set's D(θ).
     uncertainties : dict
         One standard error per fitted quantity (``center_deg_1``, ``fraction_1``,
-        ``eta_1``, …, ``diffusivity_scale``).
+        ``eta_1``, …, ``diffusivity_scale``; kinetic: ``log10_resistance_ohm_m2_1`` and
+        its linearised ``resistance_ohm_m2_1`` instead of ``eta_1``).
     rms : float
         Root-mean-square residual in dI.
     r_squared : float
@@ -58,6 +75,14 @@ class FitResult:
         Over the fitted frames, NaN outside the fitted pixels.
     frames : (n_frames,) int
         Indices of the fitted frames in the input stack.
+    surface_kind : str
+        ``"prescribed"`` (blocked arcs with a flux ratio η) or ``"kinetic"`` (film arcs).
+    eta_effective : list of float
+        Kinetic fits: per arc, the effective η (charge-weighted flux ratio over the first
+        10 min of a 100 mA/g charge, the fitted particle on its own outline; the
+        definition of ``docs/calibration.md``). Empty for prescribed fits.
+    eta_effective_fit_rate : list of float
+        Kinetic fits: the same at the movie's rate (equal to ``eta_effective`` at 100 mA/g).
     """
 
     model: str
@@ -70,26 +95,44 @@ class FitResult:
     predicted_dI: np.ndarray = field(repr=False)
     measured_dI: np.ndarray = field(repr=False)
     frames: np.ndarray = field(repr=False)
+    surface_kind: str = "prescribed"
+    eta_effective: list = field(default_factory=list)
+    eta_effective_fit_rate: list = field(default_factory=list)
 
     @property
     def surface(self) -> model.Surface:
+        if self.surface_kind == "kinetic":
+            return model.Surface.kinetic(self.arcs)
         return model.Surface(self.arcs)
 
     def summary(self) -> dict:
         """Flat, JSON-ready summary (what ``asymflux fit`` writes)."""
+        if self.surface_kind == "kinetic":
+            arcs = [
+                {"center_deg": a.center_deg, "fraction": a.fraction,
+                 "resistance_ohm_m2": a.resistance_ohm_m2, "eta_effective": e, "eta_effective_fit_rate": ef}
+                for a, e, ef in zip(self.arcs, self.eta_effective, self.eta_effective_fit_rate, strict=True)
+            ]
+        else:
+            arcs = [{"center_deg": a.center_deg, "fraction": a.fraction, "eta": a.eta}
+                    for a in self.arcs]
         out = {
             "model": self.model,
-            "blocked": model.Surface(self.arcs).label,
+            "surface": self.surface_kind,
+            "blocked": self.surface.label if self.arcs else "none",
             "diffusivity_scale": self.diffusivity_scale,
             "rms_dI": self.rms,
             "r_squared": self.r_squared,
-            "arcs": [
-                {"center_deg": a.center_deg, "fraction": a.fraction, "eta": a.eta}
-                for a in self.arcs
-            ],
+            "arcs": arcs,
             "uncertainties": dict(self.uncertainties),
             "comparison": self.comparison.to_dict(orient="records"),
         }
+        if self.surface_kind == "kinetic":
+            out["eta_effective_definition"] = (
+                "charge per unit length through the arc over that through the clean surface, "
+                f"first {model.kinetics.CALIBRATION_MINUTES:g} min of a {EFFECTIVE_ETA_RATE_MA_G:g} "
+                "mA/g charge (eta_effective) or of a charge at the movie's rate "
+                "(eta_effective_fit_rate), fitted particle on its own outline (docs/calibration.md)")
         return out
 
 
@@ -120,12 +163,28 @@ class _Problem:
         self.n_sim = 0
 
     def theta(self, log_ds, arcs):
+        # film arcs make a kinetic surface; without arcs the kinetic particle is uniform
+        # around its perimeter, exactly the prescribed unblocked one (docs/calibration.md)
         p = model.scale_diffusivity(self.params, 10.0**log_ds)
         res = model.simulate(p, self.mesh, model.Surface(arcs),
                              [model.Charge(self.rate, minutes=float(self.minutes.max()))],
                              output_minutes=self.minutes, rtol=3e-4, atol=3e-6)
         self.n_sim += 1
         return res.theta[res.index_of_minutes(self.minutes)], res.theta0
+
+    def effective_eta(self, log_ds, films, rate_mA_g, minutes=None):
+        """Each film arc's charge-weighted flux ratio over the first ``minutes`` (default
+        :data:`asymflux.model.kinetics.CALIBRATION_MINUTES`) of a charge at ``rate_mA_g``
+        on this particle's mesh, sampled every 3 s (``docs/calibration.md``)."""
+        if not films:
+            return []
+        minutes = model.kinetics.CALIBRATION_MINUTES if minutes is None else float(minutes)
+        p = model.scale_diffusivity(self.params, 10.0**log_ds)
+        out = np.arange(0.05, minutes + 1e-9, 0.05)
+        res = model.simulate(p, self.mesh, model.Surface.kinetic(films),
+                             [model.Charge(float(rate_mA_g), minutes=minutes)], output_minutes=out)
+        self.n_sim += 1
+        return [float(v) for v in res.charge_weighted_flux_ratio(minutes)]
 
     def predict(self, log_ds, arcs):
         """Predicted dI, (n_frames, n_row, n_col), NaN outside the mask."""
@@ -155,14 +214,18 @@ def _coarsen(mask, k):
     return ndimage.binary_fill_holes(coarse)
 
 
-def _arcs_from(x, n_arcs):
-    """Parameter vector -> (log D scale, arcs, overlap penalty)."""
+def _arcs_from(x, n_arcs, kinetic=False):
+    """Parameter vector -> (log D scale, arcs, overlap penalty).
+
+    Per arc: centre (rad), fraction, and η (prescribed) or log10 R_film in Ω m² (kinetic:
+    :class:`~asymflux.model.FilmArc` s)."""
     arcs, penalty = [], 0.0
     specs = []
     for i in range(n_arcs):
         c, f, e = x[1 + 3 * i: 4 + 3 * i]
-        specs.append([float(np.rad2deg(c) % 360.0), float(np.clip(f, 0.0, 0.95)),
-                      float(np.clip(e, 1e-3, 1.0))])
+        third = (float(10.0 ** np.clip(e, *LOG10_RESISTANCE_BOUNDS)) if kinetic
+                 else float(np.clip(e, 1e-3, 1.0)))
+        specs.append([float(np.rad2deg(c) % 360.0), float(np.clip(f, 0.0, 0.95)), third])
     if n_arcs == 2:
         (c1, f1, _), (c2, f2, _) = specs
         sep = abs((c1 - c2 + 180.0) % 360.0 - 180.0) / 360.0
@@ -178,7 +241,8 @@ def _arcs_from(x, n_arcs):
             specs[1][1] *= s
     for c, f, e in specs:
         if f > 1e-4:
-            arcs.append(model.BlockedArc(center_deg=c, fraction=f, eta=e))
+            arcs.append(model.FilmArc(center_deg=c, fraction=f, resistance_ohm_m2=e) if kinetic
+                        else model.BlockedArc(center_deg=c, fraction=f, eta=e))
     return float(x[0]), arcs, penalty
 
 
@@ -228,6 +292,7 @@ def fit_particle(
     bic_margin: float = 10.0,
     min_rms_improvement: float = 0.05,
     unblocked_eta: float = 0.85,
+    surface: str = "prescribed",
     progress: bool = False,
 ) -> FitResult:
     """Fit blocked arcs and a diffusivity scale to one particle's differential movie.
@@ -268,7 +333,15 @@ def fit_particle(
     min_rms_improvement : float
         ... and lower the rms residual by at least this fraction (default 5 %).
     unblocked_eta : float
-        A chosen one-arc fit with η above this is reported as no blocking.
+        A chosen one-arc fit with η above this is reported as no blocking (kinetic: the
+        arcs' effective η at the movie's rate).
+    surface : {"prescribed", "kinetic"}
+        ``"prescribed"``: blocked arcs with a flux ratio η (the paper's model).
+        ``"kinetic"``: film arcs of the kinetic surface (Butler-Volmer through a film of
+        resistance R_film, fitted as log10 R in Ω m² within
+        :data:`LOG10_RESISTANCE_BOUNDS`); the result also holds each arc's effective η
+        (:attr:`FitResult.eta_effective`). Needs the parameter set's OCV and exchange
+        current (the default set has them).
     progress : bool
         Print one line per model.
 
@@ -289,6 +362,9 @@ def fit_particle(
     rate = check_range("rate_mA_g", rate_mA_g, 0, None, low_inclusive=False)
     if max_arcs not in (0, 1, 2):
         raise ValueError(f"max_arcs must be 0, 1 or 2, got {max_arcs!r}")
+    if surface not in SURFACES:
+        raise ValueError(f"surface must be one of {SURFACES}, got {surface!r}")
+    kinetic = surface == "kinetic"
     params = model.nmc88_lun2025() if params is None else params
 
     # crop to the particle
@@ -321,18 +397,19 @@ def fit_particle(
     n = target.size
 
     def residuals(x, n_arcs):
-        log_ds, arcs, penalty = _arcs_from(x, n_arcs)
+        log_ds, arcs, penalty = _arcs_from(x, n_arcs, kinetic)
         pred = problem.predict(log_ds, arcs)[use]
         r = np.nan_to_num(pred - target, nan=1.0)
         return np.append(r, 10.0 * penalty * np.sqrt(n)) if n_arcs == 2 else r
 
     def solve(x0, n_arcs, max_nfev):
-        """least_squares with bounds for (log10 D scale, then centre, fraction, eta per arc)."""
+        """least_squares with bounds for (log10 D scale, then centre, fraction, and eta or
+        log10 R_film per arc)."""
         lo, hi, scale = [-1.5], [1.5], [0.3]
         for _ in range(n_arcs):
-            lo += [-np.inf, 0.03, 0.02]
-            hi += [np.inf, 0.75, 1.0]
-            scale += [0.5, 0.1, 0.2]
+            lo += [-np.inf, 0.03, LOG10_RESISTANCE_BOUNDS[0] if kinetic else 0.02]
+            hi += [np.inf, 0.75, LOG10_RESISTANCE_BOUNDS[1] if kinetic else 1.0]
+            scale += [0.5, 0.1, 0.3 if kinetic else 0.2]
         sol = optimize.least_squares(residuals, x0, args=(n_arcs,), bounds=(lo, hi),
                                      diff_step=1e-2, x_scale=scale, max_nfev=max_nfev,
                                      xtol=1e-3, ftol=1e-4)
@@ -344,7 +421,8 @@ def fit_particle(
     if max_arcs >= 1:
         # start from the direction in which the measured Li-rich core is displaced
         direction = np.deg2rad(_initial_direction_deg(measured, mask, threshold))
-        fits["one arc"] = solve([fits["none"].x[0], direction, 0.3, 0.4], 1, 40)
+        # kinetic: 0.1 Ω m² passes ~0.4 of the clean surface's charge (docs/calibration.md)
+        fits["one arc"] = solve([fits["none"].x[0], direction, 0.3, -1.0 if kinetic else 0.4], 1, 40)
     noise = _noise_level(measured, fit_pixels)
     one_arc_fits_to_noise = (max_arcs >= 1
                              and np.sqrt(2 * fits["one arc"].cost / n) <= 1.2 * noise)
@@ -353,7 +431,7 @@ def fit_particle(
     if max_arcs >= 2 and not one_arc_fits_to_noise:
         # second arc starts opposite the first
         x1 = fits["one arc"].x
-        fits["two arcs"] = solve([*x1, x1[1] + np.pi, 0.1, 0.6], 2, 30)
+        fits["two arcs"] = solve([*x1, x1[1] + np.pi, 0.1, -1.5 if kinetic else 0.6], 2, 30)
 
     rows_ = []
     for name, s in fits.items():
@@ -364,9 +442,19 @@ def fit_particle(
     comparison = pd.DataFrame(rows_)
     comparison["delta_bic"] = comparison["bic"] - comparison["bic"].min()
     # a model whose arcs are not all clearly blocked is not a distinct model
+    fit_rate_eta = {}  # kinetic: model -> effective η of its arcs at the movie's rate
+
+    def arc_etas(name):
+        log_ds_, arcs_, _ = _arcs_from(fits[name].x, MODELS.index(name), kinetic)
+        if not kinetic:
+            return arcs_, [a.eta for a in arcs_]
+        if name not in fit_rate_eta:
+            fit_rate_eta[name] = problem.effective_eta(log_ds_, arcs_, rate)
+        return arcs_, fit_rate_eta[name]
+
     def clearly_blocked(name):
-        _, arcs_, _ = _arcs_from(fits[name].x, MODELS.index(name))
-        return len(arcs_) == MODELS.index(name) and all(a.eta <= unblocked_eta for a in arcs_)
+        arcs_, etas = arc_etas(name)
+        return len(arcs_) == MODELS.index(name) and all(e <= unblocked_eta for e in etas)
 
     comparison["clearly_blocked"] = [name == "none" or clearly_blocked(name)
                                      for name in comparison["model"]]
@@ -387,13 +475,19 @@ def fit_particle(
             break
     sol = fits[chosen]
     n_arcs = MODELS.index(chosen)
-    log_ds, arcs, _ = _arcs_from(sol.x, n_arcs)
+    log_ds, arcs, _ = _arcs_from(sol.x, n_arcs, kinetic)
     comparison["chosen"] = comparison["model"] == chosen
+    eta_eff, eta_eff_rate = [], []
+    if kinetic and arcs:
+        eta_eff_rate = arc_etas(chosen)[1]
+        eta_eff = (list(eta_eff_rate) if rate == EFFECTIVE_ETA_RATE_MA_G
+                   else problem.effective_eta(log_ds, arcs, EFFECTIVE_ETA_RATE_MA_G))
 
     # uncertainties from the Jacobian
     names = ["log10_diffusivity_scale"]
     for i in range(1, n_arcs + 1):
-        names += [f"center_deg_{i}", f"fraction_{i}", f"eta_{i}"]
+        names += [f"center_deg_{i}", f"fraction_{i}",
+                  f"log10_resistance_ohm_m2_{i}" if kinetic else f"eta_{i}"]
     J = sol.jac[:n]
     dof = max(n - sol.x.size, 1)
     s2 = 2 * sol.cost / dof
@@ -406,8 +500,13 @@ def fit_particle(
     for name, value in zip(names, se, strict=True):
         if name.startswith("center"):
             unc[name] = float(np.rad2deg(value))
-        elif name.startswith("log10"):
+        elif name == "log10_diffusivity_scale":
             unc["diffusivity_scale"] = float(np.log(10) * 10**log_ds * value)
+        elif name.startswith("log10_resistance"):
+            k = int(name.rsplit("_", 1)[1])
+            unc[name] = float(value)
+            r_k = arcs[k - 1].resistance_ohm_m2 if k <= len(arcs) else np.nan
+            unc[f"resistance_ohm_m2_{k}"] = float(np.log(10) * r_k * value)
         else:
             unc[name] = float(value)
 
@@ -420,6 +519,7 @@ def fit_particle(
         model=chosen, arcs=arcs, diffusivity_scale=float(10**log_ds), uncertainties=unc,
         rms=float(np.sqrt(ssr / n)), r_squared=1 - ssr / sst if sst > 0 else float("nan"),
         comparison=comparison, predicted_dI=pred, measured_dI=meas, frames=frames,
+        surface_kind=surface, eta_effective=eta_eff, eta_effective_fit_rate=eta_eff_rate,
     )
 
 

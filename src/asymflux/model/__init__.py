@@ -21,6 +21,7 @@ from .parameters import (
     PARAMETER_SETS,
     constant_diffusivity,
     get_parameter_set,
+    nmc88_h2h3_low_diffusivity,
     nmc88_lun2025,
     scale_diffusivity,
 )
@@ -34,6 +35,6 @@ __all__ = [
     "BlockedArc", "Charge", "DEFAULT_CUTOFF_OCCUPANCY", "DEFAULT_CUTOFF_VOLTAGE_V", "Discharge",
     "FilmArc", "Mesh", "PAPER_RATES_MA_G", "PARAMETER_SETS", "Rest", "Result", "SolverError",
     "Surface", "ThetaImage", "constant_diffusivity", "disk_mesh", "kinetics", "mask_mesh",
-    "get_parameter_set", "nmc88_lun2025", "paper_fig5b_surfaces", "paper_film_surfaces",
+    "get_parameter_set", "nmc88_h2h3_low_diffusivity", "nmc88_lun2025", "paper_fig5b_surfaces", "paper_film_surfaces",
     "rate_capability", "scale_diffusivity", "simulate",
 ]

@@ -77,6 +77,68 @@ class LogisticDiffusivity:
                 f"center={self.center:g}, width={self.width:g})")
 
 
+class DeepDelithiationDiffusivity:
+    r"""A diffusivity ``base`` that falls again at deep delithiation (low θ).
+
+    .. math:: D(\theta) = D_{base}(\theta) - (D_{hi} - D_{deep})\,S(\theta), \qquad
+              S = 1 - h\Big(\frac{\theta - \theta_a}{\theta_b - \theta_a}\Big),
+              \quad h(u) = 3u^2 - 2u^3 \text{ on } [0, 1]
+
+    with ``D_hi`` the base's mid-SOC value (``base.high_m2_s``): ``D = D_deep`` below
+    ``θ_a``, a smooth (C¹) step between ``θ_a`` and ``θ_b``, and **exactly** the base
+    above ``θ_b`` (S = 0 there). The Kirchhoff potential is closed-form (a quartic in the
+    step) and equal to the base's above ``θ_b``, so the finite-volume fluxes there are the
+    base's to the last bit.
+
+    Parameters
+    ----------
+    base : LogisticDiffusivity
+        The diffusivity elsewhere; must be flat (``D_hi``) over ``[θ_a, θ_b]``: its step
+        centre must lie more than 10 widths above ``θ_b``.
+    deep_m2_s : float
+        Diffusivity below ``θ_a``, in (0, ``D_hi``].
+    start, end : float
+        ``θ_a < θ_b``: the occupancies where the fall is complete and where it begins.
+    """
+
+    def __init__(self, base, deep_m2_s, start, end):
+        if not hasattr(base, "high_m2_s") or not hasattr(base, "kirchhoff"):
+            raise ValueError("DeepDelithiationDiffusivity needs a base diffusivity with high_m2_s "
+                             "and a closed-form kirchhoff (e.g. LogisticDiffusivity)")
+        self.base = base
+        self.deep_m2_s = check_range("deep-delithiation diffusivity deep_m2_s", deep_m2_s, 0,
+                                     base.high_m2_s, low_inclusive=False)
+        self.start = check_range("deep-delithiation start (theta_a)", start, 0, 1)
+        self.end = check_range("deep-delithiation end (theta_b)", end, self.start, 1,
+                               low_inclusive=False)
+        center, width = getattr(base, "center", None), getattr(base, "width", None)
+        if center is not None and width is not None and center - 10 * width <= self.end:
+            raise ValueError(
+                f"deep-delithiation end (theta_b) {self.end:g} must lie more than 10 widths "
+                f"below the base diffusivity's step (centre {center:g}, width {width:g})")
+
+    def _step(self, theta):
+        """``S(θ)`` and ``∫_θ^{θ_b} S`` (0 above ``θ_b``)."""
+        th = np.asarray(theta, dtype=float)
+        span = self.end - self.start
+        u = np.clip((th - self.start) / span, 0.0, 1.0)
+        s = 1.0 - u * u * (3.0 - 2.0 * u)
+        integral = span * (0.5 - u + u**3 - 0.5 * u**4) + np.clip(self.start - th, 0.0, None)
+        return s, integral
+
+    def __call__(self, theta):
+        s, _ = self._step(theta)
+        return self.base(theta) - (self.base.high_m2_s - self.deep_m2_s) * s
+
+    def kirchhoff(self, theta):
+        _, integral = self._step(theta)
+        return self.base.kirchhoff(theta) + (self.base.high_m2_s - self.deep_m2_s) * integral
+
+    def __repr__(self):
+        return (f"DeepDelithiationDiffusivity({self.base!r}, deep={self.deep_m2_s:g} below "
+                f"theta={self.start:g}, base above theta={self.end:g})")
+
+
 def _expit(x):
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
@@ -156,6 +218,52 @@ def nmc88_lun2025() -> dict:
     })
 
 
+DEEP_DELITHIATION_DIFFUSIVITY_M2_S = 2e-15
+"""Diffusivity of the :func:`nmc88_h2h3_low_diffusivity` set below θ = 0.25 (1e-11 cm²/s,
+ten times below the mid-SOC value)."""
+
+DEEP_DELITHIATION_THETA = (0.25, 0.35)
+"""Occupancies between which the :func:`nmc88_h2h3_low_diffusivity` diffusivity falls
+(``θ_a``, ``θ_b``): 4.34 V and 4.18 V on :func:`ocv_nmc811_chen2020`, the H2-H3 region."""
+
+
+def nmc88_h2h3_low_diffusivity() -> dict:
+    """The default set with a diffusivity that falls again at deep delithiation (H2-H3).
+
+    Identical to :func:`nmc88_lun2025` except ``D(θ)``
+    (:class:`DeepDelithiationDiffusivity`): above θ = 0.35 it *is* the default's
+    (same object, same numbers); between θ = 0.35 and 0.25 it falls smoothly to
+    2e-15 m²/s (1e-11 cm²/s, :data:`DEEP_DELITHIATION_DIFFUSIVITY_M2_S`), ten times below
+    the mid-SOC value, and stays there below θ = 0.25. θ = 0.35 / 0.30 / 0.25 are 4.18 /
+    4.21 / 4.34 V on :func:`ocv_nmc811_chen2020`.
+
+    Why D falls there (the shape, not the exact numbers):
+
+    - Ni-rich layered oxides shrink along c at deep delithiation (the H2-H3 region of
+      NMC811 near 4.2 V): below ~40 % Li in the Li layers the structure collapses,
+      independently of Ni content and rate (Jousseaume et al., Energy Environ. Sci. 17
+      (2024), doi:10.1039/D3EE04115H, operando XRD).
+    - A smaller Li-slab spacing raises the Li hopping barrier, so D falls as the slab
+      collapses (Van der Ven & Ceder, Electrochem. Solid-State Lett. 3, 301 (2000), for
+      LixCoO2; recalled, not re-checked here); kinetic Monte Carlo on LiNiO2 finds Li
+      transport limited at the end of charge, with the bottleneck in the H2/H3 region
+      (arXiv:2311.06140).
+    - GITT on NMC811 reports D falling again above ~4.1-4.2 V after its mid-SOC plateau
+      (e.g. Märker et al., Chem. Mater. 31, 2545 (2019); recalled, not re-checked here).
+
+    The depth (10×) and the position are a modelling choice inside the reported range,
+    not a fit: GITT diffusivities of layered oxides differ by up to four orders of
+    magnitude between studies (Kang & Chueh, J. Electrochem. Soc. 168, 120504 (2021)).
+    The paper (Lun et al. 2025) gives no D(θ); its Fig. 5b gap between rates, larger than
+    the default set's, is the motivation (``docs/calibration.md``).
+    """
+    params = nmc88_lun2025()
+    start, end = DEEP_DELITHIATION_THETA
+    params["Diffusivity [m2.s-1]"] = DeepDelithiationDiffusivity(
+        params["Diffusivity [m2.s-1]"], DEEP_DELITHIATION_DIFFUSIVITY_M2_S, start, end)
+    return params
+
+
 def constant_diffusivity(diffusivity_m2_s: float = 1e-15, theta0: float = 0.97) -> dict:
     """Validation set: the Ni-rich material with a constant diffusivity.
 
@@ -170,6 +278,7 @@ def constant_diffusivity(diffusivity_m2_s: float = 1e-15, theta0: float = 0.97) 
 
 PARAMETER_SETS = {
     "nmc88_lun2025": nmc88_lun2025,
+    "nmc88_h2h3_low_diffusivity": nmc88_h2h3_low_diffusivity,
     "constant": constant_diffusivity,
 }
 """Name -> function, for ``--params NAME``."""

@@ -1,0 +1,398 @@
+"""The Qt-free core of live mode: measure the particles of a movie while it is written."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._sources import CyclerTail, open_movie, read_manifest
+
+__all__ = ["LiveAnalysis", "LiveUpdate", "FinalResult"]
+
+#: Frames measured in one call of the batch measurement (bounds the memory of a catch-up).
+_BATCH_FRAMES = 16
+
+
+@dataclass
+class LiveUpdate:
+    """What one :meth:`LiveAnalysis.update` changed.
+
+    Attributes
+    ----------
+    new_frames : list of int
+        Frames measured by this update.
+    capacity_frames : list of int
+        Frames whose capacity became known (the cycler caught up with them).
+    detected : bool
+        The particles were detected (or the masks taken) in this update.
+    n_frames : int
+        Frames measured so far.
+    finished : bool
+        The writer left its finished marker (all frames are in).
+    """
+
+    new_frames: list = field(default_factory=list)
+    capacity_frames: list = field(default_factory=list)
+    detected: bool = False
+    n_frames: int = 0
+    finished: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.new_frames or self.capacity_frames or self.detected)
+
+
+@dataclass
+class FinalResult:
+    """The batch analysis of the finished files, and how far the live values were from it.
+
+    Attributes
+    ----------
+    particles, timeseries : pandas.DataFrame
+        Exactly what ``asymflux analyze`` writes for the same files and options.
+    labels : (n_row, n_col) int array
+    max_abs_difference : dict
+        Per numeric column of the timeseries, the largest |live − batch| over all
+        particles and frames (NaN on one side and not the other counts as inf).
+    """
+
+    particles: object
+    timeseries: object
+    labels: np.ndarray
+    max_abs_difference: dict
+
+
+class LiveAnalysis:
+    """Follow a growing movie and cycler file; measure each new frame as it lands.
+
+    The measurement of a frame is that of ``asymflux analyze`` (:func:`asymflux.analysis.
+    particle_timeseries` with the same options), run on the reference frame(s) and the new
+    frames only, so a frame costs O(frame), not O(movie): the reference frame(s) and the
+    labels are kept, and only the particles' pixels (and the registration region around
+    them) of a new frame are read and used.
+
+    Rules (see ``docs/live.md``):
+
+    - particles are detected once the first ``n_reference_frames`` (1) frames are
+      complete, on their mean (:func:`asymflux.analysis.detect_particles` of
+      :func:`asymflux.analysis.reference_image`), exactly as the batch analysis does;
+      ``masks`` skips the detection;
+    - a frame's capacity is filled in once the cycler has a complete record at or after
+      its time (NaN until then);
+    - partial frames and partial cycler rows are never read (:mod:`asymflux.live._sources`).
+
+    Parameters
+    ----------
+    source : path
+        A movie (HDF5 ``.h5``, ``.zarr``, TIFF folder) or a ``demo-live`` folder (its
+        ``live.json`` names the movie, the cycler file and the reading options).
+    echem : path, optional, keyword-only
+        The cycler file (any brand :func:`asymflux.io.read_echem` reads).
+    active_mass_mg, pixel_nm, frame_interval_s : float, optional, keyword-only
+        As for ``asymflux analyze`` of a bare stack.
+    masks : (n_row, n_col) int array, optional, keyword-only
+        Particle labels used as given.
+    threshold, edge_px, register, normalize, asymmetry_threshold : keyword-only
+        As for :func:`asymflux.analysis.analyze_dataset` (``normalize``: None or
+        ``"frame_mean"``).
+
+    Attributes
+    ----------
+    movie : MovieSource
+    cycler : CyclerTail or None
+    labels : (n_row, n_col) int array or None
+        Until the particles are detected, None.
+    n_frames : int
+        Frames measured.
+    """
+
+    def __init__(self, source, *, echem=None, active_mass_mg=None, pixel_nm=None,
+                 frame_interval_s=None, masks=None, threshold=0.05, edge_px=2, register=True,
+                 normalize=None, asymmetry_threshold=None):
+        from asymflux.analysis._pipeline import check_analysis_options
+
+        source = Path(source)
+        if not source.exists():
+            raise ValueError(f"{source}: no such file or folder (the movie to watch)")
+        manifest = read_manifest(source) if source.is_dir() else None
+        if manifest is None and (source / "metadata.json").is_file():
+            raise ValueError(f"{source}: a dataset folder is complete, not being written; "
+                             "analyse it with 'asymflux analyze', or watch the movie file "
+                             "that is being written")
+        self.source = source
+        self.manifest = manifest
+        if manifest is not None:
+            movie = source / manifest["movie"]
+            if echem is None and manifest.get("echem"):
+                echem = source / manifest["echem"]
+            if active_mass_mg is None:
+                active_mass_mg = manifest.get("active_mass_mg")
+            if manifest.get("movie_format") == "tiff":
+                pixel_nm = pixel_nm if pixel_nm is not None else manifest.get("pixel_nm")
+                frame_interval_s = (frame_interval_s if frame_interval_s is not None
+                                    else manifest.get("frame_interval_s"))
+        else:
+            movie = source
+        if normalize not in (None, "frame_mean"):
+            raise ValueError(f"normalize must be None or 'frame_mean', got {normalize!r}")
+        opts = {"threshold": threshold, "edge_px": edge_px}
+        if asymmetry_threshold is not None:
+            opts["asymmetry_threshold"] = asymmetry_threshold
+        check_analysis_options(**opts)
+        kind = {"h5": "hdf5", "zarr": "zarr", "tiff": "tiff-folder"}.get(
+            (manifest or {}).get("movie_format"))
+        self.movie = open_movie(movie, pixel_nm=pixel_nm, frame_interval_s=frame_interval_s,
+                                kind=kind)
+        self.echem_path = None if echem is None else Path(echem)
+        self.cycler = (None if echem is None
+                       else CyclerTail(echem, active_mass_mg=active_mass_mg))
+        self.active_mass_mg = active_mass_mg
+        self._given = {"pixel_nm": pixel_nm, "frame_interval_s": frame_interval_s}
+        self.threshold, self.edge_px, self.register = threshold, edge_px, register
+        self.normalize = normalize
+        self.asymmetry_threshold = asymmetry_threshold
+        self.n_reference_frames = 1
+        self.masks = masks
+        self.labels = None
+        self._ref = None  # (n_ref, row, col) float64 reference frames
+        self._chunks = []  # per-update measurement tables (frames without capacity column)
+        self._time = np.zeros(0)
+        self._cap = np.zeros(0)
+        self._cap_known = np.zeros(0, bool)
+        self.n_frames = 0
+        self.finished = False
+        self.last_change = time.monotonic()
+        self.started = time.monotonic()
+        self.final = None
+        _warm_up()
+
+    # ------------------------------------------------------------------ names
+    @property
+    def name(self) -> str:
+        """The ``dataset`` column: what ``asymflux analyze`` calls the movie."""
+        p = self.movie.path
+        if self.movie.kind == "hdf5":
+            return p.stem  # read_instrument_hdf5: metadata name = the file's stem
+        return p.name.split(".")[0]  # read_dataset of a bare stack
+
+    @property
+    def idle_s(self) -> float:
+        """Seconds since the movie or the cycler file last grew."""
+        return time.monotonic() - self.last_change
+
+    # ------------------------------------------------------------------ update
+    def update(self) -> LiveUpdate:
+        """Look at the files again and measure what is new.
+
+        Returns
+        -------
+        LiveUpdate
+        """
+        up = LiveUpdate()
+        finished = self.movie.finished
+        n_complete = self.movie.poll()
+        if self.cycler is not None and self.cycler.poll():
+            self.last_change = time.monotonic()
+        if n_complete > self.n_frames:
+            self.last_change = time.monotonic()
+            if self.labels is None and n_complete >= self.n_reference_frames:
+                self._detect()
+                up.detected = True
+            if self.labels is not None:
+                self._time = self.movie.time_s(n_complete)
+                k0 = self.n_frames
+                while k0 < n_complete:
+                    k1 = min(n_complete, k0 + _BATCH_FRAMES)
+                    self._measure(k0, k1)
+                    up.new_frames.extend(range(k0, k1))
+                    k0 = k1
+        up.capacity_frames = self._fill_capacity(final=finished)
+        self.finished = finished and self.movie.poll() == self.n_frames
+        up.finished = self.finished
+        up.n_frames = self.n_frames
+        return up
+
+    def _detect(self):
+        from asymflux.analysis import detect_particles, reference_image
+        from asymflux.analysis._measure import _check_labels
+        from asymflux.analysis._pipeline import _blank_frame
+
+        n_ref = self.n_reference_frames
+        ref = np.asarray(self.movie.read(0, n_ref))
+        for k in range(n_ref):
+            why = _blank_frame(ref[k])
+            if why:
+                raise ValueError(f"{self.movie.path}: reference frame {k} holds no image ({why}); "
+                                 "nothing to analyse")
+        if self.movie.pixel_nm is None:
+            raise ValueError(f"{self.movie.path}: the movie does not give the pixel size: pass "
+                             "--pixel-nm P (pixel_nm=)")
+        if self.masks is not None:
+            labels = _check_labels(self.masks, ref.shape[1:], name="masks")
+            if not np.any(labels):
+                raise ValueError("masks: hold no particle (every pixel is 0, background)")
+        else:
+            labels = detect_particles(reference_image(ref, n_reference_frames=n_ref))
+            if not np.any(labels):
+                raise ValueError(f"{self.movie.path}: no particle detected in the reference "
+                                 "image (frame 0); check the movie, or give --masks")
+        self._ref = ref
+        self.labels = labels
+
+    def _measure(self, k0, k1):
+        """Measure frames k0:k1 exactly as the batch analysis does: the same function on
+        the reference frame(s) followed by these frames."""
+        from asymflux.analysis import particle_timeseries
+
+        n_ref = self.n_reference_frames
+        new = np.asarray(self.movie.read(k0, k1))
+        stack = np.concatenate([self._ref.astype(new.dtype, copy=False), new])
+        t = np.r_[self._time[:n_ref], self._time[k0:k1]]
+        normalize = self.normalize
+        if normalize == "frame_mean":  # the instrument's own reading, as the batch uses it
+            recorded = self.movie.frame_intensity(k1)
+            if recorded is not None and recorded.size >= k1:
+                normalize = np.r_[recorded[:n_ref], recorded[k0:k1]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ts = particle_timeseries(
+                stack, self.labels, pixel_nm=self.movie.pixel_nm, time_s=t,
+                threshold=self.threshold, edge_px=self.edge_px, register=self.register,
+                n_reference_frames=n_ref, normalize=normalize, n_threads=1)
+        ts = ts[ts["frame"] >= n_ref].copy()
+        ts["frame"] = ts["frame"] - n_ref + k0
+        self._chunks.append(ts)
+        grow = k1 - self._cap.size
+        if grow > 0:
+            self._cap = np.r_[self._cap, np.full(grow, np.nan)]
+            self._cap_known = np.r_[self._cap_known, np.zeros(grow, bool)]
+        self.n_frames = k1
+
+    def _fill_capacity(self, *, final=False) -> list:
+        if self.cycler is None or self.n_frames == 0:
+            return []
+        todo = np.flatnonzero(~self._cap_known[: self.n_frames])
+        if not todo.size:
+            return []
+        t = self._time[todo]
+        ready = todo[(t <= self.cycler.last_time_s)] if not final else todo
+        if not ready.size:
+            return []
+        self._cap[ready] = self.cycler.capacity_at(self._time[ready])
+        self._cap_known[ready] = True
+        return [int(k) for k in ready]
+
+    # ------------------------------------------------------------------ tables
+    @property
+    def timeseries(self):
+        """One row per particle and frame so far, the columns of ``asymflux analyze``'s
+        ``timeseries.csv`` (capacity NaN where the cycler has not reached the frame)."""
+        import pandas as pd
+
+        from asymflux.analysis import TIMESERIES_COLUMNS
+
+        if not self._chunks:
+            return pd.DataFrame({c: [] for c in ["dataset", *TIMESERIES_COLUMNS]})
+        ts = pd.concat(self._chunks, ignore_index=True)
+        ts = ts.sort_values(["particle_id", "frame"], kind="stable", ignore_index=True)
+        ts["capacity_mAh_g"] = self._cap[ts["frame"].to_numpy()]
+        ts.insert(0, "dataset", self.name)
+        return ts
+
+    @property
+    def particles(self):
+        """One row per particle: :func:`asymflux.analysis.summarize_particles` of the
+        frames so far, with ``dataset`` and ``ageing`` as ``asymflux analyze`` writes."""
+        from asymflux.analysis import summarize_particles
+
+        ts = self.timeseries
+        kw = {}
+        if self.asymmetry_threshold is not None:
+            kw["asymmetry_threshold"] = self.asymmetry_threshold
+        if not len(ts):
+            import pandas as pd
+
+            from asymflux.analysis import PARTICLE_COLUMNS
+
+            return pd.DataFrame({c: [] for c in ["dataset", "ageing", *PARTICLE_COLUMNS]})
+        p = summarize_particles(ts, **kw)
+        if "ageing" not in p.columns:
+            p.insert(1, "ageing", "unknown")
+        p["dataset"] = self.name
+        return p
+
+    # ------------------------------------------------------------------ the end
+    def finish(self, *, progress=False) -> FinalResult:
+        """The finished files through the batch pipeline (``asymflux analyze``'s code path),
+        compared with the live values.
+
+        Call when :attr:`finished` (or when the source stopped growing: the last frame,
+        withheld while it might be half written, is then measured too).
+
+        Returns
+        -------
+        FinalResult
+        """
+        from asymflux.analysis._cli import analyze_path
+
+        self.movie.finish()
+        self.update()
+        self.movie.close()
+        options = {"threshold": self.threshold, "register": self.register,
+                   "edge_px": self.edge_px}
+        if self.normalize:
+            options["normalize"] = self.normalize
+        if self.asymmetry_threshold is not None:
+            options["asymmetry_threshold"] = self.asymmetry_threshold
+        read = {"echem": self.echem_path, "active_mass_mg": self.active_mass_mg}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            particles, ts, labels, name = analyze_path(
+                self.movie.path, pixel_nm=self._given["pixel_nm"],
+                frame_interval_s=self._given["frame_interval_s"], masks=self.masks,
+                options=options, progress=progress, read=read)
+        particles["dataset"] = name
+        ts["dataset"] = name
+        diff = compare_timeseries(self.timeseries, ts)
+        self.final = FinalResult(particles, ts, labels, diff)
+        return self.final
+
+    def close(self):
+        self.movie.close()
+        if self.cycler is not None:
+            self.cycler.close()
+
+
+def _warm_up():
+    """Import what measuring a frame needs now, not when the first frame lands (seconds on a
+    busy machine: the first frames would otherwise wait for the imports)."""
+    import pandas  # noqa: F401
+    import scipy.ndimage  # noqa: F401
+    import skimage.morphology  # noqa: F401
+
+    from asymflux.analysis import _detect, _measure, _registration, _summary  # noqa: F401
+
+
+def compare_timeseries(live, batch) -> dict:
+    """Largest |live − batch| per numeric column, matching rows by (particle_id, frame);
+    a row or a NaN on one side only counts as inf."""
+    cols = [c for c in batch.columns if c not in ("dataset", "particle_id", "frame")
+            and np.issubdtype(batch[c].dtype, np.number)]
+    key = ["particle_id", "frame"]
+    m = batch[key + cols].merge(live[key + cols], on=key, how="outer",
+                                suffixes=("_batch", "_live"), indicator=True)
+    out = {}
+    both = (m["_merge"] == "both").to_numpy()
+    for c in cols:
+        a = m[f"{c}_batch"].to_numpy(np.float64)
+        b = m[f"{c}_live"].to_numpy(np.float64)
+        nan_a, nan_b = np.isnan(a), np.isnan(b)
+        d = np.where(nan_a & nan_b, 0.0, np.abs(a - b))
+        d = np.where(nan_a ^ nan_b, np.inf, d)
+        d = np.where(both, d, np.inf)
+        out[c] = float(np.max(d)) if d.size else 0.0
+    return out

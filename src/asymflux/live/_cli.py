@@ -1,0 +1,225 @@
+"""``asymflux demo-live`` and ``asymflux watch`` (wired into :mod:`asymflux.cli` by ``register``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["register", "cmd_demo_live", "cmd_watch"]
+
+
+def register(subparsers) -> None:
+    """Add the ``demo-live`` and ``watch`` sub-commands to an argparse ``subparsers``."""
+    p = subparsers.add_parser(
+        "demo-live",
+        help="write a demo movie and cycler CSV frame by frame, to try 'asymflux watch'",
+        description=(
+            "Simulate a demo dataset once (cached) and write it into OUT progressively, as an "
+            "instrument records it: a movie (HDF5 in SWMR mode, a zarr array appended along "
+            "time, or a folder of TIFF frames) and a growing cycler CSV, one frame every "
+            "--interval-s seconds. OUT/live.json says what is where; the marker "
+            "<movie>.finished appears when the movie is complete. Follow it with "
+            "'asymflux watch OUT --out DIR'."),
+    )
+    p.add_argument("out", type=Path, metavar="OUT", help="new or empty folder")
+    p.add_argument("--dataset", default="fresh", metavar="NAME",
+                   help="demo dataset (asymflux demo-data --list; default fresh)")
+    p.add_argument("--frames", type=int, default=None, metavar="N",
+                   help="write the first N frames (default all)")
+    p.add_argument("--interval-s", type=float, default=1.0, metavar="S",
+                   help="wall-clock seconds between frames (default 1; 0 = as fast as possible)")
+    p.add_argument("--format", dest="fmt", choices=("h5", "zarr", "tiff"), default="h5",
+                   help="movie format (default h5)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_demo_live)
+
+    w = subparsers.add_parser(
+        "watch",
+        help="analyse a movie and cycler file while they are written (live mode)",
+        description=(
+            "Follow SOURCE -- an HDF5 movie written in SWMR mode, a zarr array being appended, "
+            "a folder receiving TIFF frames, or an 'asymflux demo-live' folder -- and its "
+            "cycler file while they grow. Each new frame is measured as 'asymflux analyze' "
+            "measures it (reading only that frame), and DIR/particles.csv and "
+            "DIR/timeseries.csv are replaced as they grow. When the movie is finished (its "
+            "writer's marker <movie>.finished, or nothing new for --idle-timeout-s), the "
+            "final tables are those of 'asymflux analyze' of the finished files. "
+            "See docs/live.md."),
+    )
+    w.add_argument("source", type=Path, metavar="SOURCE")
+    w.add_argument("--out", type=Path, default=Path("live_output"), metavar="DIR",
+                   help="output folder (default live_output)")
+    w.add_argument("--echem", type=Path, metavar="FILE",
+                   help="the cycler file (CSV, EC-Lab .mpt/.mpr, ...; default: the demo-live "
+                        "folder's)")
+    w.add_argument("--active-mass-mg", type=float, metavar="M",
+                   help="active mass, mg (capacity per gram)")
+    w.add_argument("--pixel-nm", type=float, metavar="P", help="pixel size, if the movie lacks it")
+    w.add_argument("--frame-interval-s", type=float, metavar="S",
+                   help="time between frames (TIFF folders carry no frame times)")
+    w.add_argument("--masks", type=Path, metavar="FILE", help="particle labels (.tif/.npy)")
+    w.add_argument("--threshold", type=float, default=0.05,
+                   help="dI below which a pixel is unreacted (default 0.05)")
+    w.add_argument("--edge-px", type=int, default=2,
+                   help="outline margin left out of the unreacted region (default 2)")
+    w.add_argument("--asymmetry-threshold", type=float, default=None,
+                   help="d/R_eq at or above which a particle is asymmetric (default 0.08)")
+    w.add_argument("--no-register", action="store_true", help="skip drift correction")
+    w.add_argument("--normalize-illumination", action="store_true",
+                   help="divide each frame by its illumination before dI (as analyze)")
+    w.add_argument("--poll-s", type=float, default=0.5, metavar="S",
+                   help="seconds between looks at the files (default 0.5)")
+    w.add_argument("--idle-timeout-s", type=float, default=60.0, metavar="S",
+                   help="finish when nothing new arrived for S seconds (default 60); with no "
+                        "frame at all by then, fail")
+    w.add_argument("--quiet", action="store_true", help="no progress lines")
+    w.set_defaults(func=cmd_watch)
+
+
+def cmd_demo_live(args) -> int:
+    """Handler of ``asymflux demo-live``."""
+    from .._atomic import check_output, output_errors
+    from .._validate import check_range
+    from ._writer import write_demo_live
+
+    check_range("--interval-s", args.interval_s, 0, 3600)
+    if args.frames is not None:
+        check_range("--frames", args.frames, 2, None, integer=True)
+    from .. import datasets
+
+    datasets.expand(args.dataset)  # an unknown name fails before any work
+    out = check_output(args.out, what="OUT", folder=True, accept_folder=lambda p: False)
+    log = None if args.quiet else (lambda line: print(line, flush=True))
+    with output_errors(out, what="OUT"):
+        write_demo_live(out, dataset=args.dataset, n_frames=args.frames,
+                        interval_s=args.interval_s, fmt=args.fmt, log=log)
+    return 0
+
+
+def _is_live_output(folder) -> bool:
+    from ..analysis._pipeline import is_analyze_output
+
+    return is_analyze_output(folder) or (Path(folder) / "live.json").is_file()
+
+
+def cmd_watch(args) -> int:
+    """Handler of ``asymflux watch``."""
+    from .._atomic import check_output, output_errors
+    from .._validate import check_range
+    from ..io import read_masks
+    from ._analysis import LiveAnalysis
+
+    check_range("--poll-s", args.poll_s, 0, 3600, low_inclusive=False)
+    check_range("--idle-timeout-s", args.idle_timeout_s, 0, None, low_inclusive=False)
+    if args.pixel_nm is not None:
+        check_range("--pixel-nm", args.pixel_nm, 0, None, low_inclusive=False)
+    if args.frame_interval_s is not None:
+        check_range("--frame-interval-s", args.frame_interval_s, 0, None, low_inclusive=False)
+    if args.active_mass_mg is not None:
+        check_range("--active-mass-mg", args.active_mass_mg, 0, None, low_inclusive=False)
+    if not args.source.exists():
+        raise ValueError(f"{args.source}: no such file or folder (the movie to watch)")
+    if args.echem is not None and not args.echem.exists() and not args.echem.parent.is_dir():
+        raise ValueError(f"--echem {args.echem}: folder {args.echem.parent} does not exist")
+    masks = read_masks(args.masks) if args.masks else None
+    live = LiveAnalysis(
+        args.source, echem=args.echem, active_mass_mg=args.active_mass_mg,
+        pixel_nm=args.pixel_nm, frame_interval_s=args.frame_interval_s, masks=masks,
+        threshold=args.threshold, edge_px=args.edge_px, register=not args.no_register,
+        normalize="frame_mean" if args.normalize_illumination else None,
+        asymmetry_threshold=args.asymmetry_threshold)
+    inputs = [live.movie.path] + ([live.echem_path] if live.echem_path else [])
+    out = check_output(args.out, folder=True, inputs=inputs, input_folders=[args.source],
+                       accept_folder=_is_live_output)
+    say = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+    say(f"watching {live.movie.path} ({live.movie.kind})"
+        + (f" and {live.echem_path}" if live.echem_path else "")
+        + f"; results in {out}")
+    try:
+        with output_errors(out):
+            return _watch_loop(live, out, args, say)
+    except KeyboardInterrupt:
+        print(f"asymflux watch: interrupted; {out} holds the frames measured so far "
+              f"({live.n_frames})", file=sys.stderr)
+        return 130
+    finally:
+        live.close()
+
+
+def _status(live, state, **extra) -> dict:
+    return {"state": state, "source": str(live.movie.path), "frames": live.n_frames,
+            "frames_with_capacity": int(live._cap_known[: live.n_frames].sum()),
+            "particles": 0 if live.labels is None else int(len(set(live.labels.ravel()) - {0})),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
+
+
+def _write(out, particles, timeseries, labels, name, status):
+    import tifffile
+
+    from ..analysis._pipeline import ANALYZE_OUTPUTS, write_tables
+
+    def extra(folder):
+        if labels is not None:
+            (folder / "masks").mkdir()
+            tifffile.imwrite(folder / "masks" / f"{name}.tif",
+                             labels.astype("uint16" if labels.max() < 65536 else "uint32"))
+        (folder / "live.json").write_text(json.dumps(status, indent=2, default=float) + "\n",
+                                          encoding="utf-8")
+
+    write_tables(out, {"particles": particles, "timeseries": timeseries}, files=extra,
+                 replaces=(*ANALYZE_OUTPUTS, "live.json"))
+
+
+def _watch_loop(live, out, args, say) -> int:
+    import numpy as np
+
+    while True:
+        up = live.update()
+        if up.detected:
+            n = len(set(np.unique(live.labels)) - {0})
+            say(f"{n} particle(s) detected in frame 0")
+        if up.changed:
+            ts = live.timeseries
+            _write(out, live.particles, ts, live.labels, live.name, _status(live, "running"))
+            if up.new_frames:
+                last = ts[ts["frame"] == up.new_frames[-1]]
+                cap = last["capacity_mAh_g"].iloc[0] if len(last) else np.nan
+                unr = last["unreacted_fraction"].mean() if len(last) else np.nan
+                say(f"frame {up.new_frames[-1]} (t = {live._time[up.new_frames[-1]]:g} s): "
+                    f"{live.n_frames} frame(s) measured, capacity "
+                    f"{'pending' if np.isnan(cap) else f'{cap:.3g} mAh/g'}, mean unreacted "
+                    f"fraction {unr:.3f}")
+        if live.finished:
+            why = "the writer's finished marker"
+            break
+        if live.idle_s > args.idle_timeout_s:
+            if live.n_frames == 0 and live.movie.n_seen == 0:
+                why = (f" (the movie cannot be read: {live.movie.last_error})"
+                       if live.movie.last_error else "")
+                raise ValueError(f"{live.movie.path}: no frame arrived within "
+                                 f"{args.idle_timeout_s:g} s (--idle-timeout-s){why}")
+            why = f"nothing new for {args.idle_timeout_s:g} s (--idle-timeout-s)"
+            break
+        time.sleep(args.poll_s)
+    say(f"finished ({why}): running the batch analysis of the finished files")
+    if live.cycler is not None and live.cycler.table is None and live.cycler.error:
+        raise ValueError(live.cycler.error)
+    final = live.finish()
+    worst = max((v for v in final.max_abs_difference.values()), default=0.0)
+    status = _status(live, "finished", finished_by=why,
+                     final="asymflux analyze of the finished files (batch code path)",
+                     live_vs_batch_max_abs_difference=final.max_abs_difference)
+    _write(out, final.particles, final.timeseries, final.labels,
+           str(final.particles["dataset"].iloc[0]) if len(final.particles) else live.name,
+           status)
+    say(f"live values vs the batch analysis: largest difference {worst:.3g}")
+    say(f"analysed {live.n_frames} frame(s), {len(final.particles)} particle(s) -> {out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from ..cli import main
+
+    sys.exit(main())
