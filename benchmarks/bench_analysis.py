@@ -12,6 +12,21 @@ asserts.
     python benchmarks/bench_analysis.py                 # 2000 frames (~2 GB raw)
     python benchmarks/bench_analysis.py --frames 200
     python benchmarks/bench_analysis.py --no-register   # measurement alone
+
+``--instrument``: an instrument-scale movie instead. Writes a (frames, 1200, 1920) uint16
+HDF5 file of the instrument layout (``movie`` chunked one frame per chunk, uncompressed,
+``camera_timing``, ``average_intensity``, ``potentiostat_value``; 60 particles, a
+random-walk drift) in a temporary folder (deleted afterwards), then measures in one run:
+the disk's own sequential read rate of that file with its pages evicted from the page
+cache (``posix_fadvise(DONTNEED)``; what stayed resident is printed), and ``asymflux
+analyze``'s path for it (``analysis._streaming.analyze_streaming``: particle crops,
+drift on a region) reading it cold (pages evicted again) and warm (a second run), in a
+fresh process whose peak RSS is reported. Prints frames/s, the ratio analysis / disk and
+the peak memory (goal < 1.5 GiB).
+
+    python benchmarks/bench_analysis.py --instrument                 # 1000 frames, 4.4 GiB
+    python benchmarks/bench_analysis.py --instrument --frames 2000
+    python benchmarks/bench_analysis.py --instrument --compare       # + full-frame analyze_dataset
 """
 
 from __future__ import annotations
@@ -103,9 +118,209 @@ def naive(path: Path, labels: np.ndarray, pixel_nm: float, threshold=0.05, regis
     return out
 
 
+# ----------------------------------------------------------------------------- instrument
+
+INSTRUMENT_SHAPE = (1200, 1920)
+
+
+def make_instrument_h5(path: Path, n_frames: int, *, shape=INSTRUMENT_SHAPE, n_particles=60,
+                       seed=0, drift_px=0.05, background=800, bright=3000, noise=20):
+    """Write a synthetic movie in the instrument HDF5 layout; returns the drift (n, 2) px.
+
+    Discs of radius 12-28 px (65 nm pixels) brightening from outside in (a shrinking
+    core, off-centre in ~40 % of them) over a flat background, a random-walk stage drift
+    (std ``drift_px`` per frame) rendered sub-pixel on each particle's crop, camera noise
+    (a bank of 7 noise frames, used in turn). ``movie`` (n, 1200, 1920) uint16, one frame
+    per chunk, uncompressed, as the acquisition writes it.
+    """
+    import h5py
+
+    rng = np.random.default_rng(seed)
+    n_row, n_col = shape
+    centers, radius = [], []
+    while len(centers) < n_particles:
+        r = rng.uniform(12, 28)
+        c = rng.uniform(r + 24, [n_row - r - 24, n_col - r - 24])
+        if all(np.hypot(*(c - o)) > r + ro + 10 for o, ro in zip(centers, radius, strict=True)):
+            centers.append(c)
+            radius.append(r)
+    centers, radius = np.array(centers), np.array(radius)
+    off = rng.uniform(-0.4, 0.4, (n_particles, 2)) * radius[:, None]
+    off *= (rng.random(n_particles) < 0.4)[:, None]
+    drift = np.cumsum(rng.normal(0, drift_px, (n_frames, 2)), axis=0)
+    drift -= drift[0]
+    half = int(np.ceil(radius.max())) + 6
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(np.float32)
+    noise_bank = rng.normal(0, noise, (7, *shape)).astype(np.int16)
+    with h5py.File(path, "w") as f:
+        movie = f.create_dataset("movie", shape=(n_frames, *shape), dtype="u2",
+                                 chunks=(1, *shape))
+        movie.attrs["pixel_nm"] = 65.0
+        f["camera_timing"] = 1.7e9 + np.arange(n_frames) * 2.0  # Unix time stamps, s
+        average = np.empty(n_frames)
+        for k in range(n_frames):
+            img = np.full(shape, float(background), np.float32)
+            front = 1.3 * (1 - k / max(1, n_frames - 1))
+            for c, r, o in zip(centers, radius, off, strict=True):
+                at = c + drift[k]
+                ic = np.round(at).astype(int)
+                fr, fc = at - ic
+                inside = np.clip(r - np.hypot(yy - fr, xx - fc) + 0.5, 0, 1)
+                core = np.hypot(yy - fr - o[0], xx - fc - o[1]) / r
+                dI = 0.2 * np.clip((core - front) * 4 + 1, 0, 1)
+                sl = (slice(ic[0] - half, ic[0] + half + 1), slice(ic[1] - half, ic[1] + half + 1))
+                img[sl] = img[sl] * (1 - inside) + inside * bright * (1 + dI)
+            frame = np.clip(img + noise_bank[k % 7], 0, 65535).astype(np.uint16)
+            average[k] = frame.mean()
+            movie[k] = frame
+        f["average_intensity"] = average
+        f["potentiostat_value"] = np.linspace(3.6, 4.2, n_frames)  # V, one per frame
+    return drift
+
+
+def _evict(path: Path) -> float:
+    """Drop ``path``'s pages from the page cache (``posix_fadvise(DONTNEED)``, after
+    ``fsync``); returns the fraction still resident (``fincore``), NaN if unknown."""
+    import subprocess
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    try:
+        out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES,SIZE",
+                              str(path)], capture_output=True, text=True, timeout=30).stdout
+        res, size = (float(x) for x in out.split()[:2])
+        return res / size if size else float("nan")
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return float("nan")
+
+
+def _read_rate(path: Path, block=16 << 20) -> float:
+    """Sequential read of the whole file, bytes/s."""
+    buf = memoryview(bytearray(block))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        t, n = time.perf_counter(), 0
+        while (k := os.readv(fd, [buf])) > 0:
+            n += k
+        return n / (time.perf_counter() - t)
+    finally:
+        os.close(fd)
+
+
+def _analyse_child(path: str, full_frame: bool, out_json: str):
+    """In a fresh process: analyse the file as ``asymflux analyze`` does; write timings."""
+    import json
+    import warnings
+
+    from asymflux import analysis as an
+    from asymflux import io
+    from asymflux.analysis._streaming import CropMosaic, analyze_streaming
+
+    warnings.simplefilter("ignore")
+    ds = io.read_dataset(path)
+    t = time.perf_counter()
+    c = time.process_time()
+    fn = an.analyze_dataset if full_frame else analyze_streaming
+    particles, ts, labels = fn(ds, return_labels=True)
+    dt, cpu = time.perf_counter() - t, time.process_time() - c
+    mosaic = CropMosaic(ds.stack, labels, region=an.default_registration_region(labels))
+    ts.to_parquet(out_json + ".ts.parquet")
+    particles.to_parquet(out_json + ".p.parquet")
+    with open(out_json, "w") as f:
+        json.dump({"seconds": dt, "cpu_seconds": cpu, "peak_rss_mib": peak_rss_mb(),
+                   "particles": len(particles), "mosaic_fraction": mosaic.fraction,
+                   "asymmetric": int((particles.classification == "asymmetric").sum())}, f)
+
+
+def _run_child(path: Path, full_frame=False):
+    import json
+    import subprocess
+
+    out = path.with_suffix(f".{'full' if full_frame else 'stream'}.json")
+    subprocess.run([sys.executable, __file__, "--_child", str(path), str(out)]
+                   + (["--_full-frame"] if full_frame else []), check=True)
+    return json.loads(out.read_text()), out
+
+
+def instrument_main(args):
+    import pandas as pd
+
+    n = args.frames or 1000
+    tmp = Path(tempfile.mkdtemp(prefix="asymflux-bench-instrument-"))
+    try:
+        path = tmp / "run.h5"
+        t = time.perf_counter()
+        drift = make_instrument_h5(path, n, n_particles=args.particles_instrument)
+        size = path.stat().st_size
+        frame_mib = np.prod(INSTRUMENT_SHAPE) * 2 / 2**20
+        print(f"movie: {n} x {INSTRUMENT_SHAPE[0]} x {INSTRUMENT_SHAPE[1]} uint16, one frame "
+              f"per HDF5 chunk, {size / 2**30:.2f} GiB, {args.particles_instrument} particles, "
+              f"drift up to {np.abs(drift).max():.1f} px; written in "
+              f"{time.perf_counter() - t:.0f} s (load average {os.getloadavg()[0]:.2f})")
+
+        left = _evict(path)
+        disk = _read_rate(path)
+        warm_read = _read_rate(path)
+        print(f"disk: {disk / 2**20:.0f} MiB/s = {disk / 2**20 / frame_mib:.0f} frames/s reading "
+              f"the file sequentially with its pages evicted ({left:.0%} resident before, "
+              f"fincore); page cache: {warm_read / 2**20:.0f} MiB/s. The disk is virtual: "
+              "the host may cache too, so this is the rate this machine gets, not the "
+              "device's")
+
+        left = _evict(path)
+        cold, _ = _run_child(path)
+        warm, out = _run_child(path)
+        for name, r, note in (("cold", cold, f"pages evicted, {left:.0%} resident"),
+                              ("warm", warm, "file in the page cache")):
+            fps = n / r["seconds"]
+            print(f"analysis ({name}: {note}): {r['seconds']:.1f} s, {fps:.0f} frames/s "
+                  f"(CPU {1e3 * r['cpu_seconds'] / n:.1f} ms/frame over the threads), "
+                  f"peak RSS {r['peak_rss_mib']:.0f} MiB; {r['particles']} particles, "
+                  f"{r['asymmetric']} asymmetric; crops = {r['mosaic_fraction']:.0%} of a frame")
+        fps_cold = n / cold["seconds"]
+        disk_fps = disk / 2**20 / frame_mib
+        print(f"ratio analysis / disk: {fps_cold / disk_fps:.2f} (cold analysis {fps_cold:.0f} "
+              f"frames/s over a cold read {disk_fps:.0f} frames/s)")
+        peak = max(cold["peak_rss_mib"], warm["peak_rss_mib"])
+        print(f"peak memory < 1.5 GiB -> {'met' if peak < 1536 else 'NOT met'} ({peak:.0f} MiB)")
+        if args.compare:
+            full, out_full = _run_child(path, full_frame=True)
+            fps = n / full["seconds"]
+            same = True
+            for suffix in (".ts.parquet", ".p.parquet"):
+                a = pd.read_parquet(str(out) + suffix)
+                b = pd.read_parquet(str(out_full) + suffix)
+                try:
+                    pd.testing.assert_frame_equal(a, b, check_exact=True)
+                except AssertionError:
+                    same = False
+            print(f"full-frame analyze_dataset (warm): {full['seconds']:.1f} s, {fps:.0f} "
+                  f"frames/s (CPU {1e3 * full['cpu_seconds'] / n:.1f} ms/frame), peak RSS "
+                  f"{full['peak_rss_mib']:.0f} MiB; tables identical to the streamed ones: {same}")
+        print(f"load average {os.getloadavg()[0]:.2f} (2 cores; other load slows everything)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--frames", type=int, default=2000)
+    p.add_argument("--frames", type=int, default=None,
+                   help="frames of the stack (default 2000; 1000 with --instrument)")
+    p.add_argument("--instrument", action="store_true",
+                   help="a 1200 x 1920 uint16 HDF5 movie of the instrument layout instead "
+                        "(see above)")
+    p.add_argument("--particles-instrument", type=int, default=60,
+                   help="particles in the --instrument movie")
+    p.add_argument("--compare", action="store_true",
+                   help="--instrument: also run the full-frame analyze_dataset and compare")
+    p.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
+    p.add_argument("--_full-frame", dest="full_frame", action="store_true",
+                   help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--particles", type=int, default=20)
     p.add_argument("--chunk-frames", type=int, default=16)
@@ -122,6 +337,12 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3,
                    help="timed runs of the streamed analysis (the median is reported)")
     args = p.parse_args(argv)
+    if args._child:
+        _analyse_child(args._child[0], args.full_frame, args._child[1])
+        return 0
+    if args.instrument:
+        return instrument_main(args)
+    args.frames = args.frames or 2000
 
     import dask.array as da
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-__all__ = ["register", "run_analyze", "run_cohort", "analyze_path"]
+__all__ = ["register", "run_analyze", "run_cohort", "analyze_path", "analyze_campaign"]
 
 
 def register(subparsers) -> None:
@@ -56,8 +57,11 @@ def register(subparsers) -> None:
                         "of frames; the first N frames are NaN) instead of I / I0 - 1")
     p.add_argument("--parquet", action="store_true", help="also write .parquet tables")
     p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="dask.distributed scheduler address (default: a LocalCluster when "
-                        "there is more than one dataset)")
+                   help="run the datasets on this dask.distributed scheduler (tcp://host:port, "
+                        "or the JSON file of `dask scheduler --scheduler-file`); the workers "
+                        "must see the dataset paths. Default: a LocalCluster on this machine "
+                        "when there is more than one dataset. A dataset that fails is named on "
+                        "stderr, the others are written, and the exit status is 2")
     p.set_defaults(func=run_analyze)
 
     c = subparsers.add_parser(
@@ -130,13 +134,20 @@ def _check_capacity(ds, path):
                          "(fix the cycler data, or the frame times: seconds on one clock)")
 
 
+#: Frames of at least this many pixels (instrument movies: 1200 x 1920) are measured on the
+#: particles' crops (``analysis._streaming.analyze_streaming``: the same numbers, less work
+#: per frame); smaller ones by ``analyze_dataset`` directly.
+STREAM_MIN_PIXELS = 1 << 20
+
+
 def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, options=None,
                  progress=False, read=None, masks_source=None):
     """Read one dataset and analyse it: ``(particles, timeseries, labels, name)``.
 
     Refuses (ValueError) a dataset whose cycler data give no frame a capacity, and masks
     (named ``masks_source``) that do not fit its frames. The warnings about the result are
-    in ``particles.attrs["warnings"]``."""
+    in ``particles.attrs["warnings"]``. Frames of :data:`STREAM_MIN_PIXELS` or more are
+    measured on the particles' crops (``analyze_streaming``, equal tables)."""
     from ._pipeline import analyze_dataset, dataset_name
 
     ds = _read_dataset(path, pixel_nm, frame_interval_s, read)
@@ -155,13 +166,19 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
                          f"({n_frames})")
     import warnings
 
+    import numpy as np
+
     from asymflux.io import EchemWarning
 
+    analyze = analyze_dataset
+    stack = getattr(ds, "stack", None)
+    if getattr(stack, "ndim", 0) == 3 and int(np.prod(stack.shape[1:])) >= STREAM_MIN_PIXELS:
+        from ._streaming import analyze_streaming as analyze  # the same numbers, on crops
     try:
         with warnings.catch_warnings():  # they are in particles.attrs["warnings"]
             warnings.simplefilter("ignore", EchemWarning)
-            particles, ts, labels = analyze_dataset(ds, masks=masks, progress=progress,
-                                                    return_labels=True, **(options or {}))
+            particles, ts, labels = analyze(ds, masks=masks, progress=progress,
+                                            return_labels=True, **(options or {}))
     except ValueError as e:
         msg = str(e)
         raise ValueError(msg if str(path) in msg else f"{path}: {msg}") from e
@@ -178,32 +195,120 @@ def _unique(names):
 
 
 def _check_scheduler(address: str) -> str:
-    """A dask scheduler address ``[tcp://]host:port`` (or another dask scheme), else ValueError."""
+    """A dask scheduler address ``[tcp://]host:port`` (or another dask scheme), or an
+    existing scheduler file (JSON, as ``dask scheduler --scheduler-file`` writes), else
+    ValueError."""
     import re
 
+    text = str(address).strip()
+    if text.lower().endswith(".json") or Path(text).is_file():
+        if not Path(text).is_file():
+            raise ValueError(f"--scheduler {address!r}: no such scheduler file")
+        return text
     m = re.fullmatch(r"(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:/]+)"
-                     r"(?::(?P<port>\d{1,5}))?", str(address).strip())
+                     r"(?::(?P<port>\d{1,5}))?", text)
     schemes = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
     if (not m or (m["scheme"] or "tcp") not in schemes
             or (m["scheme"] != "inproc" and not m["port"])):
         raise ValueError(f"--scheduler {address!r}: expected a dask scheduler address "
-                         "such as tcp://host:8786")
-    return str(address).strip()
+                         "such as tcp://host:8786, or a scheduler file (.json)")
+    return text
 
 
 def _connect(address: str):
+    """A :class:`dask.distributed.Client` of the scheduler at ``address`` (or in the
+    scheduler file ``address``); ValueError naming it if it does not answer in 10 s."""
     from dask.distributed import Client
 
     try:
+        if Path(address).is_file():
+            return Client(scheduler_file=address, timeout="10s")
         return Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as e:
         raise ValueError(f"--scheduler {address}: cannot connect ({type(e).__name__}: "
                          f"{e})") from None
 
 
+def _failure(path, exc) -> str:
+    """One line saying why ``path`` failed, naming it (a worker's exception, or the
+    worker's death: ``KilledWorker``)."""
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, ValueError | OSError):
+        msg = f"{type(exc).__name__}: {msg}"
+    return msg if str(path) in msg else f"{path}: {msg}"
+
+
+def analyze_campaign(paths, *, client, progress=True, **kw):
+    """Analyse dataset paths on a dask.distributed ``client``, one task per dataset.
+
+    Parameters
+    ----------
+    paths : list of path-like
+        Dataset folders or stacks; each must be readable by the workers (the same path on
+        a shared file system: relative paths are made absolute here).
+    client : dask.distributed.Client
+    progress : bool
+        A tqdm bar over the datasets (stderr).
+    **kw
+        Keyword options of :func:`analyze_path` (``options`` gains ``n_threads=1``: one
+        worker thread per dataset; the numbers do not depend on it).
+
+    Returns
+    -------
+    results : list
+        One entry per path, in the order given: ``analyze_path``'s
+        ``(particles, timeseries, labels, name)``, or None if it failed.
+    failures : dict
+        ``{index: one-line message naming the path}`` of the datasets that failed
+        (bad data, a worker that died, ...); the others are complete.
+    """
+    from dask.distributed import as_completed
+    from tqdm.auto import tqdm
+
+    kw = dict(kw)
+    kw["options"] = dict(kw.get("options") or {}, n_threads=1)
+    read = dict(kw.get("read") or {})
+    if read.get("echem") is not None:
+        read["echem"] = Path(read["echem"]).absolute()
+    kw["read"] = read
+    futures = {client.submit(analyze_path, Path(p).absolute(), pure=False, **kw): i
+               for i, p in enumerate(paths)}
+    results, failures = [None] * len(paths), {}
+    bar = tqdm(as_completed(futures), total=len(futures), unit="dataset", disable=not progress)
+    for fut in bar:
+        i = futures[fut]
+        try:
+            results[i] = fut.result()
+        except Exception as e:  # noqa: BLE001 - reported per dataset, the rest go on
+            failures[i] = _failure(paths[i], e)
+            bar.write(f"asymflux analyze: error: {failures[i]}", file=sys.stderr)
+        finally:
+            fut.release()
+    return results, failures
+
+
+def _local_client(n_datasets):
+    """A LocalCluster (one single-threaded worker process per core, at most one per
+    dataset) and its client."""
+    import logging
+    import os
+
+    from dask.distributed import Client, LocalCluster
+
+    # a dataset's failure is reported by analyze_campaign, naming it, in one line: the
+    # workers' own tracebacks are not repeated on the terminal
+    cluster = LocalCluster(n_workers=max(1, min(n_datasets, os.cpu_count() or 1)),
+                           threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=logging.CRITICAL)
+    try:
+        return Client(cluster), cluster
+    except BaseException:
+        cluster.close()
+        raise
+
+
 def run_analyze(args: argparse.Namespace) -> int:
     import pandas as pd
-    from tqdm.auto import tqdm
 
     from .._atomic import check_output, output_errors
     from ..cli import dataset_inputs
@@ -240,33 +345,23 @@ def run_analyze(args: argparse.Namespace) -> int:
     kw = {"pixel_nm": args.pixel_nm, "frame_interval_s": args.frame_interval_s, "masks": masks,
           "options": options, "read": read,
           "masks_source": str(args.masks) if args.masks else None}
-    results = []
+    failures = {}
     if len(paths) == 1 and not args.scheduler:
-        results.append(analyze_path(paths[0], progress=True, **kw))
+        results = [analyze_path(paths[0], progress=True, **kw)]  # errors: exit 2, nothing written
     else:
-        from dask.distributed import Client, LocalCluster, as_completed
-
         if args.scheduler:
-            client = _connect(args.scheduler)
-            cluster = None
+            client, cluster = _connect(args.scheduler), None
         else:
-            import os
-
-            cluster = LocalCluster(n_workers=min(len(paths), os.cpu_count() or 1),
-                                   threads_per_worker=1, processes=True, dashboard_address=None)
-            client = Client(cluster)
+            client, cluster = _local_client(len(paths))
         try:
-            kw["options"] = dict(options, n_threads=1)
-            futures = {client.submit(analyze_path, p, pure=False, **kw): i
-                       for i, p in enumerate(paths)}
-            done = {}
-            for fut in tqdm(as_completed(futures), total=len(futures), unit="dataset"):
-                done[futures[fut]] = fut.result()
-            results = [done[i] for i in range(len(paths))]
+            results, failures = analyze_campaign(paths, client=client, **kw)
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
+        if len(failures) == len(paths):
+            raise ValueError(f"every dataset failed ({len(paths)}); nothing written")
+        results = [r for r in results if r is not None]
 
     names = _unique([r[3] for r in results])
     problems = [w for r in results for w in r[0].attrs.get("warnings", [])]
@@ -293,6 +388,13 @@ def run_analyze(args: argparse.Namespace) -> int:
                      parquet=args.parquet, files=write_masks, replaces=ANALYZE_OUTPUTS)
     n = sum(len(p) for p in particles)
     print_warnings("analyze", problems)
+    if failures:
+        failed = ", ".join(str(paths[i]) for i in sorted(failures))
+        print(f"analysed {len(results)} of {len(paths)} dataset(s), {n} particle(s) -> {out}; "
+              f"FAILED: {failed}")
+        print(f"asymflux analyze: {len(failures)} of {len(paths)} dataset(s) failed: {failed}",
+              file=sys.stderr)
+        return 2
     print(f"analysed {len(paths)} dataset(s), {n} particle(s) -> {out}")
     return 0
 

@@ -1,0 +1,149 @@
+"""The instrument path (``analysis._streaming.analyze_streaming``): a movie of the
+instrument HDF5 layout measured on the particles' crops gives the tables of the
+full-frame ``analyze_dataset`` on the movie loaded in memory, exactly, and holds a
+memory that does not grow with the number of frames (tracemalloc; no timings)."""
+
+from __future__ import annotations
+
+import tracemalloc
+import warnings
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from asymflux import analysis as an
+from asymflux import io
+from asymflux.analysis._streaming import CropMosaic, analyze_streaming
+
+SHAPE = (120, 176)
+CENTERS = [(30, 34), (34, 90), (84, 60), (88, 132), (58, 150), (62, 10)]  # one at the edge
+RADII = [13, 11, 14, 10, 12, 9]
+
+
+def write_movie(path, n_frames, *, drift_px_per_frame=(0.04, -0.03), seed=1):
+    """A small movie in the instrument layout: discs whose cores shrink (off-centre in
+    some), a linear stage drift rendered sub-pixel, camera noise; uint16, one frame per
+    HDF5 chunk."""
+    rng = np.random.default_rng(seed)
+    rr, cc = np.indices(SHAPE).astype(float)
+    offsets = [(0, 5), (0, 0), (-4, 0), (0, 0), (3, 3), (0, 0)]
+    with h5py.File(path, "w") as f:
+        movie = f.create_dataset("movie", (n_frames, *SHAPE), dtype="u2", chunks=(1, *SHAPE))
+        movie.attrs["pixel_nm"] = 65.0
+        f["camera_timing"] = np.arange(n_frames) * 2.0
+        for k in range(n_frames):
+            dr, dc = k * drift_px_per_frame[0], k * drift_px_per_frame[1]
+            img = np.full(SHAPE, 700.0)
+            front = 1.3 * (1 - k / max(1, n_frames - 1))
+            for (r0, c0), rad, (orow, ocol) in zip(CENTERS, RADII, offsets, strict=True):
+                d = np.hypot(rr - r0 - dr, cc - c0 - dc)
+                inside = np.clip(rad - d + 0.5, 0, 1)
+                core = np.hypot(rr - r0 - dr - orow, cc - c0 - dc - ocol) / rad
+                dI = 0.2 * np.clip((core - front) * 4 + 1, 0, 1)
+                img = img * (1 - inside) + inside * 2500 * (1 + dI)
+            movie[k] = np.clip(img + rng.normal(0, 15, SHAPE), 0, 65535).astype(np.uint16)
+        f["potentiostat_value"] = np.linspace(3.6, 4.2, n_frames)
+    return path
+
+
+def _quiet(fn, *args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kw)
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory):
+    return write_movie(tmp_path_factory.mktemp("instrument") / "run.h5", 30)
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"normalize": "frame_mean"}, {"rolling_frames": 4}, {"edge_px": 0},
+    {"register": False},
+    {"margin_px": 2, "edge_px": 0},  # a drift (1.2 px) larger than the margin: measured again
+], ids=["default", "frame_mean", "rolling", "edge0", "no-register", "small-margin"])
+def test_streamed_tables_equal_the_eager_full_frame_ones(movie, options, monkeypatch):
+    from asymflux.analysis import _streaming
+
+    mosaics = []
+
+    class Counted(CropMosaic):
+        def __init__(self, *args, **kw):
+            mosaics.append(kw["margin_px"])
+            super().__init__(*args, **kw)
+
+    monkeypatch.setattr(_streaming, "CropMosaic", Counted)
+    lazy = io.read_dataset(movie)
+    assert isinstance(lazy.stack, __import__("dask.array").array.Array)
+    eager_ds = io.read_dataset(movie, lazy=False)
+    assert isinstance(eager_ds.stack, np.ndarray)
+    full = {k: v for k, v in options.items() if k != "margin_px"}
+    p1, t1, l1 = _quiet(an.analyze_dataset, eager_ds, return_labels=True, **full)
+    p2, t2, l2 = _quiet(analyze_streaming, lazy, return_labels=True, **options)
+    assert len(p1) == len(CENTERS)
+    np.testing.assert_array_equal(l1, l2)
+    pd.testing.assert_frame_equal(t2, t1, check_exact=True)
+    pd.testing.assert_frame_equal(p2, p1, check_exact=True)
+    assert t2.attrs.get("warnings", []) == t1.attrs.get("warnings", [])
+    if options.get("register", True):
+        assert t1["drift_row_px"].abs().max() > 1  # the drift was there, and removed
+    assert len(mosaics) == (2 if "margin_px" in options else 1), mosaics
+
+
+def test_mosaic_holds_the_crops_and_region(movie):
+    ds = io.read_dataset(movie)
+    frames = np.asarray(ds.stack[:3])
+    labels = an.detect_particles(an.reference_image(frames))
+    region = an.default_registration_region(labels)
+    m = CropMosaic(ds.stack, labels, region=region, margin_px=20)  # crops overlap neighbours
+    got = m[0:3]
+    assert got.shape == (3, *m.shape[1:]) and got.dtype == np.float64
+    np.testing.assert_array_equal(got[(slice(None), *m.region)], frames[(slice(None), *region)])
+    for pid, (d_row, d_col) in m.offsets.items():
+        rows, cols = np.nonzero(m.labels == pid)
+        np.testing.assert_array_equal(got[:, rows, cols], frames[:, rows + d_row, cols + d_col])
+        assert (labels == pid).sum() == rows.size
+    assert m.labels.max() > labels.max()  # neighbours inside a crop: stand-in labels
+
+
+def test_cli_uses_the_streamed_path_for_large_frames(movie, tmp_path, monkeypatch):
+    from asymflux.analysis import _cli
+    from asymflux.cli import main
+
+    assert main(["analyze", str(movie), "--out", str(tmp_path / "full")]) == 0
+    monkeypatch.setattr(_cli, "STREAM_MIN_PIXELS", 1)  # these 120 x 176 frames count as large
+    called = []
+    real = analyze_streaming
+
+    def spy(*args, **kw):
+        called.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr("asymflux.analysis._streaming.analyze_streaming", spy)
+    assert main(["analyze", str(movie), "--out", str(tmp_path / "streamed")]) == 0
+    assert called
+    for name in ("particles.csv", "timeseries.csv"):
+        assert (tmp_path / "streamed" / name).read_bytes() == (tmp_path / "full" / name).read_bytes()
+
+
+def _peak_bytes(path, **kw):
+    ds = io.read_dataset(path)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        _quiet(analyze_streaming, ds, chunk_frames=4, n_threads=1, **kw)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_peak_memory_does_not_grow_with_the_number_of_frames(tmp_path):
+    short = write_movie(tmp_path / "short.h5", 24)
+    long = write_movie(tmp_path / "long.h5", 96)
+    _peak_bytes(short)  # imports and caches first
+    peak_short, peak_long = _peak_bytes(short), _peak_bytes(long)
+    # frames: 4x; memory: the same few chunks (the tables, ~0.2 kB a particle and frame,
+    # are the only part that grows)
+    assert peak_long / peak_short < 1.5, (peak_short, peak_long)
