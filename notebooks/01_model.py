@@ -59,7 +59,7 @@ rows = []
 for surface, g in fig4.groupby("surface", sort=False):
     theta = np.stack(g["theta"].to_list())  # (time, row, col), NaN outside
     labels = np.isfinite(theta[0]).astype(int)
-    ts = analysis.particle_timeseries(optics.differential_intensity(theta), labels,
+    ts = analysis.particle_timeseries(optics.dI_from_theta(theta), labels,
                                       pixel_nm=PIXEL_NM, differential=True)
     ts.insert(0, "minutes", g["minutes"].to_numpy())
     ts.insert(0, "surface", surface)

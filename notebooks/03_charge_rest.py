@@ -120,7 +120,7 @@ mesh = model.disk_mesh(gt["equivalent_diameter_um"].iloc[0] / 2)
 out_min = np.arange(0, 40.01, 1.0)
 res = model.simulate(None, mesh, surface, [model.Charge(70, minutes=20), model.Rest(minutes=20)],
                      output_minutes=out_min)
-dI_model = optics.differential_intensity(res.theta)
+dI_model = optics.dI_from_theta(res.theta)
 mean = mesh.mean(dI_model)
 model_spread = np.sqrt(mesh.mean((dI_model - mean[:, None]) ** 2))
 img = res.to_image(pixel_nm=50, indices=res.index_of_minutes(SHOW))

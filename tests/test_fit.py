@@ -27,7 +27,7 @@ def ellipse_movie():
     res = model.simulate(None, model.mask_mesh(mask, pixel_nm), model.Surface([truth]),
                          [model.Charge(100, minutes=30)], output_minutes=minutes)
     img = np.zeros((minutes.size, n, n))
-    img[:, mask] = optics.differential_intensity(res.theta[res.index_of_minutes(minutes)])
+    img[:, mask] = optics.dI_from_theta(res.theta[res.index_of_minutes(minutes)])
     sigma = optics.psf_sigma_nm() / pixel_nm
     w = ndimage.gaussian_filter(mask.astype(float), sigma)
     dI = ndimage.gaussian_filter(img, (0, sigma, sigma)) / np.maximum(w, 1e-6)
@@ -99,7 +99,7 @@ def kinetic_ellipse_movie():
     res = model.simulate(None, mesh, model.Surface.kinetic([truth]),
                          [model.Charge(100, minutes=30)], output_minutes=minutes)
     img = np.zeros((minutes.size, n, n))
-    img[:, mask] = optics.differential_intensity(res.theta[res.index_of_minutes(minutes)])
+    img[:, mask] = optics.dI_from_theta(res.theta[res.index_of_minutes(minutes)])
     sigma = optics.psf_sigma_nm() / pixel_nm
     w = ndimage.gaussian_filter(mask.astype(float), sigma)
     dI = ndimage.gaussian_filter(img, (0, sigma, sigma)) / np.maximum(w, 1e-6)

@@ -34,7 +34,7 @@ def drifting(tmp_path_factory):
     ramp = np.linspace(0.0, 1.0, n)[:, None]
     drift = ramp * np.array([2.2, -2.9]) + 0.3 * np.sin(np.linspace(0, 3 * np.pi, n))[:, None]
     drift[0] = 0.0  # the masks are those of frame 0
-    stack = np.clip(np.rint(optics.apply_drift(np.asarray(src.stack, float), drift)), 0, 65535)
+    stack = np.clip(np.rint(optics.add_drift(np.asarray(src.stack, float), drift)), 0, 65535)
     ds = io.Dataset(stack=stack.astype(np.uint16), time_s=src.time_s, pixel_nm=src.pixel_nm,
                     echem=src.echem, metadata={**src.metadata, "name": "aged-drifting"},
                     masks=src.masks)

@@ -14,7 +14,7 @@ PIXEL_NM = 65.0
 
 
 def test_response_threshold_slope_and_saturation():
-    di = optics.differential_intensity
+    di = optics.dI_from_theta
     assert di(0.97) == pytest.approx(0.0, abs=1e-15)
     # the paper's "unreacted" threshold is reached 0.025 below the reference
     assert di(0.97 - 0.025) == pytest.approx(0.05, abs=1e-12)
@@ -28,19 +28,19 @@ def test_response_threshold_slope_and_saturation():
 
 def test_response_monotonic_and_inverse():
     theta = np.linspace(0.0, 1.0, 2001)
-    di = optics.differential_intensity(theta)
+    di = optics.dI_from_theta(theta)
     assert np.all(np.diff(di) < 0)  # intensity rises as theta falls
-    back = optics.occupancy_from_differential_intensity(di)
+    back = optics.theta_from_dI(di)
     np.testing.assert_allclose(back, theta, atol=1e-9)
-    assert np.isnan(optics.occupancy_from_differential_intensity(0.9))
-    assert np.isnan(optics.differential_intensity(np.nan))
+    assert np.isnan(optics.theta_from_dI(0.9))
+    assert np.isnan(optics.dI_from_theta(np.nan))
 
 
 def test_response_rejects_bad_parameters():
     with pytest.raises(ValueError, match="slope"):
-        optics.differential_intensity(0.5, slope=0)
+        optics.dI_from_theta(0.5, slope=0)
     with pytest.raises(ValueError, match="saturation"):
-        optics.occupancy_from_differential_intensity(0.1, saturation=-1)
+        optics.theta_from_dI(0.1, saturation=-1)
 
 
 # ----------------------------------------------------------------------------- outlines
@@ -126,7 +126,7 @@ def test_object_reflectivity_mixes_particle_and_matrix():
     cov = np.array([[1.0, 0.5, 0.0]])
     out = optics.object_reflectivity(theta, coverage=cov, particle_reflectivity=1.0,
                                      matrix_reflectivity=0.3)
-    di = optics.differential_intensity(0.5)
+    di = optics.dI_from_theta(0.5)
     np.testing.assert_allclose(out[0, 0], [1.0, 0.15 + 0.5 * (1 + di), 0.3])
     with pytest.raises(ValueError, match="finite"):
         optics.object_reflectivity(theta, coverage=np.ones((1, 3)), particle_reflectivity=1.0,
@@ -197,7 +197,7 @@ def test_smooth_drift_properties():
     assert illum[0] == 1.0 and np.abs(illum - 1).max() <= 0.01 + 1e-12
 
 
-def test_apply_drift_moves_content_by_the_given_subpixel_shift():
+def test_add_drift_moves_content_by_the_given_subpixel_shift():
     # a smooth periodic pattern whose shifted version is known analytically
     n = 96
     r, c = np.indices((n, n), dtype=float)
@@ -208,14 +208,14 @@ def test_apply_drift_moves_content_by_the_given_subpixel_shift():
                 + 0.5 * np.sin(2 * np.pi * (5 * rr - 4 * cc) / n + 1.1))
 
     shifts = np.array([[0.0, 0.0], [0.3, -0.45], [-0.7, 0.2]])
-    moved = optics.apply_drift(np.repeat(pattern(0, 0)[None], 3, axis=0), shifts)
+    moved = optics.add_drift(np.repeat(pattern(0, 0)[None], 3, axis=0), shifts)
     np.testing.assert_array_equal(moved[0], pattern(0, 0))
     for k in (1, 2):
         # content at (r, c) in frame 0 is at (r + dr, c + dc) in frame k
         np.testing.assert_allclose(moved[k, 10:-10, 10:-10],
                                    pattern(*shifts[k])[10:-10, 10:-10], atol=2e-3)
     with pytest.raises(ValueError, match="shifts"):
-        optics.apply_drift(moved, shifts[:2])
+        optics.add_drift(moved, shifts[:2])
 
 
 # ----------------------------------------------------------------------------- camera
@@ -246,9 +246,22 @@ def test_microscope_chain_is_monotonic_in_theta():
     centre = expected[:, 20, 20] - 100.0  # the camera offset
     assert np.all(np.diff(centre) > 0)  # delithiation brightens
     di = centre / centre[0] - 1
-    np.testing.assert_allclose(di, optics.differential_intensity(theta[:, 20, 20]), rtol=1e-4)
+    np.testing.assert_allclose(di, optics.dI_from_theta(theta[:, 20, 20]), rtol=1e-4)
     counts = optics.microscope(theta, np.random.default_rng(0), coverage=cov,
                                particle_reflectivity=1.0, matrix_reflectivity=0.3,
                                pixel_nm=PIXEL_NM, drift_px=np.zeros((n, 2)),
                                illumination=np.ones(n))
     assert counts.dtype == np.uint16 and counts.shape == theta.shape
+
+
+def test_old_names_still_work_and_say_the_new_one():
+    from asymflux import analysis
+
+    for module, old, new in [(optics, "differential_intensity", "dI_from_theta"),
+                             (optics, "occupancy_from_differential_intensity", "theta_from_dI"),
+                             (optics, "apply_drift", "add_drift"),
+                             (analysis, "apply_drift", "correct_drift")]:
+        with pytest.warns(FutureWarning, match=f"renamed {module.__name__}.{new}"):
+            assert getattr(module, old) is getattr(module, new)
+    with pytest.raises(AttributeError):
+        optics.no_such_function  # noqa: B018

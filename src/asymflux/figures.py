@@ -122,7 +122,7 @@ def fig5d_data(
     Each rate is a charge of ``surface`` (default: a quarter under the film of
     :data:`asymflux.model.kinetics.FILM_RESISTANCE_ETA_0_3_OHM_M2` at 180°) to
     ``max_capacity_mAh_g`` or 4.3 V, sampled every ``capacity_step_mAh_g``; θ is sampled on
-    ``pixel_nm`` pixels, turned into dI (:func:`asymflux.optics.differential_intensity`) and
+    ``pixel_nm`` pixels, turned into dI (:func:`asymflux.optics.dI_from_theta`) and
     measured as a movie is (:func:`asymflux.analysis.particle_timeseries`: the unreacted
     region dI < 0.05, its centre of mass and its distance d from the particle's).
 
@@ -146,7 +146,7 @@ def fig5d_data(
                              output_minutes=minutes)
         img = res.to_image(pixel_nm)
         labels = np.isfinite(img.theta[0]).astype(int)
-        di = optics.differential_intensity(img.theta, theta_ref=res.theta0)
+        di = optics.dI_from_theta(img.theta, theta_ref=res.theta0)
         ts = analysis.particle_timeseries(di, labels, pixel_nm=pixel_nm, differential=True,
                                           time_s=res.times_s, capacity_mAh_g=res.capacity_mAh_g)
         ts.insert(0, "rate_mA_g", float(rate))

@@ -189,7 +189,7 @@ class _Problem:
     def predict(self, log_ds, arcs):
         """Predicted dI, (n_frames, n_row, n_col), NaN outside the mask."""
         theta, theta0 = self.theta(log_ds, arcs)
-        dI_pix = optics.differential_intensity(theta[:, self.cell], theta_ref=theta0)
+        dI_pix = optics.dI_from_theta(theta[:, self.cell], theta_ref=theta0)
         img = np.zeros((len(self.minutes), *self.shape))
         img[:, self.rows, self.cols] = dI_pix
         if self.sigma > 0:

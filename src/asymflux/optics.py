@@ -3,8 +3,8 @@ r"""The synthetic microscope: occupancy fields θ(x, y, t) → camera frames.
 A simulated movie goes through the same steps a measured one went through, so that the
 analysis cannot tell them apart by construction:
 
-1. **Response** (:func:`differential_intensity`, inverse
-   :func:`occupancy_from_differential_intensity`): the local reflectivity of NMC rises
+1. **Response** (:func:`dI_from_theta`, inverse
+   :func:`theta_from_dI`): the local reflectivity of NMC rises
    monotonically as lithium leaves it (Lun et al. 2025, Fig. 1d). The default curve
    reaches the paper's "unreacted" threshold dI = 0.05 exactly when θ has fallen by
    0.025 below the reference occupancy, and saturates near dI ≈ 0.63 for a full charge.
@@ -16,7 +16,7 @@ analysis cannot tell them apart by construction:
 4. **Optics** (:func:`psf_kernel`, :func:`blur`): a diffraction-limited point-spread
    function (Airy pattern or its Gaussian approximation, σ = 0.21 λ/NA) applied to the
    reflectivity as an incoherent intensity image.
-5. **Drift** (:func:`smooth_drift`, :func:`apply_drift`, :func:`illumination_drift`):
+5. **Drift** (:func:`smooth_drift`, :func:`add_drift`, :func:`illumination_drift`):
    slow sub-pixel stage drift applied by spline interpolation, and a slow
    multiplicative illumination drift.
 6. **Camera** (:func:`add_camera_noise`): Poisson shot noise in photo-electrons, a gain,
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._renamed import module_getattr
 from ._validate import check_range
 
 # ----------------------------------------------------------------------------- response
@@ -54,7 +55,7 @@ RESPONSE_SLOPE = float(
     / THRESHOLD_DELTA_THETA
 )
 """Initial slope −d(dI)/dθ of the default response (≈ 2.004 per unit θ), chosen so that
-``differential_intensity(theta_ref - 0.025) == 0.05`` exactly."""
+``dI_from_theta(theta_ref - 0.025) == 0.05`` exactly."""
 
 DEFAULT_THETA_REF = 0.97
 """Reference occupancy (the model's default initial occupancy)."""
@@ -66,7 +67,7 @@ DEFAULT_NA = 0.9
 """Default numerical aperture of the objective (an assumption)."""
 
 
-def differential_intensity(
+def dI_from_theta(
     theta,
     *,
     theta_ref: float = DEFAULT_THETA_REF,
@@ -108,14 +109,14 @@ def differential_intensity(
     return a * np.tanh(s * (theta_ref - th) / a)
 
 
-def occupancy_from_differential_intensity(
+def theta_from_dI(
     di,
     *,
     theta_ref: float = DEFAULT_THETA_REF,
     slope: float = RESPONSE_SLOPE,
     saturation: float = RESPONSE_SATURATION,
 ):
-    r"""Inverse of :func:`differential_intensity`: occupancy from dI.
+    r"""Inverse of :func:`dI_from_theta`: occupancy from dI.
 
     .. math:: \theta = \theta_{ref} - \frac{A}{s}\,\operatorname{artanh}(dI / A)
 
@@ -124,7 +125,7 @@ def occupancy_from_differential_intensity(
     di : array_like
         Differential intensity I/I_ref − 1, any shape.
     theta_ref, slope, saturation : float, keyword-only
-        As for :func:`differential_intensity`.
+        As for :func:`dI_from_theta`.
 
     Returns
     -------
@@ -478,14 +479,14 @@ def object_reflectivity(
         Particle fraction of each pixel (all particles together).
     particle_reflectivity, matrix_reflectivity : (row, col) arrays or floats, keyword-only
     theta_ref, slope, saturation : float, keyword-only
-        The response, see :func:`differential_intensity`.
+        The response, see :func:`dI_from_theta`.
 
     Returns
     -------
     ndarray, float, same shape as ``theta``
     """
     cov = np.clip(np.asarray(coverage, dtype=float), 0.0, 1.0)
-    di = differential_intensity(theta, theta_ref=theta_ref, slope=slope, saturation=saturation)
+    di = dI_from_theta(theta, theta_ref=theta_ref, slope=slope, saturation=saturation)
     di = np.where(cov > 0, di, 0.0)
     if np.any(np.isnan(di)):
         raise ValueError("theta must be finite wherever coverage > 0")
@@ -673,7 +674,7 @@ def illumination_drift(
     return 1.0 + a * _smooth_curve(rng, n, smooth_frames=n / 4)
 
 
-def apply_drift(stack, shifts_px, *, order: int = 3) -> np.ndarray:
+def add_drift(stack, shifts_px, *, order: int = 3) -> np.ndarray:
     """Shift each frame by a sub-pixel amount (:func:`scipy.ndimage.shift`, spline interpolation).
 
     Parameters
@@ -694,7 +695,7 @@ def apply_drift(stack, shifts_px, *, order: int = 3) -> np.ndarray:
     shifts = np.asarray(shifts_px, dtype=float)
     if stack.ndim != 3 or shifts.shape != (stack.shape[0], 2):
         raise ValueError(
-            f"apply_drift needs a (n_frames, row, col) stack and (n_frames, 2) shifts, got "
+            f"add_drift needs a (n_frames, row, col) stack and (n_frames, 2) shifts, got "
             f"{stack.shape} and {shifts.shape}"
         )
     out = np.empty_like(stack)
@@ -799,7 +800,7 @@ def microscope(
                               matrix_reflectivity=matrix_reflectivity, theta_ref=theta_ref)
     img = blur(obj, pixel_nm=pixel_nm, na=na, wavelength_nm=wavelength_nm, kind=psf)
     if drift_px is not None:
-        img = apply_drift(img, drift_px)
+        img = add_drift(img, drift_px)
     if illumination is not None:
         illum = np.asarray(illumination, dtype=float)
         if illum.shape != (theta.shape[0],):
@@ -815,8 +816,15 @@ def microscope(
 __all__ = [
     "DEFAULT_NA", "DEFAULT_THETA_REF", "DEFAULT_WAVELENGTH_NM", "RESPONSE_SATURATION",
     "RESPONSE_SLOPE", "THRESHOLD_DELTA_THETA", "UNREACTED_THRESHOLD", "Outline",
-    "add_camera_noise", "apply_drift", "blur", "carbon_matrix", "differential_intensity",
+    "add_camera_noise", "add_drift", "blur", "carbon_matrix", "dI_from_theta",
     "illumination_drift", "map_disk_to_outline", "microscope", "object_reflectivity",
-    "occupancy_from_differential_intensity", "psf_kernel", "psf_sigma_nm", "random_outline",
+    "theta_from_dI", "psf_kernel", "psf_sigma_nm", "random_outline",
     "smooth_drift",
 ]
+
+#: Old names (asymflux 0.1): the direction each function goes is now in its name.
+RENAMED = {"differential_intensity": "dI_from_theta",
+           "occupancy_from_differential_intensity": "theta_from_dI",
+           "apply_drift": "add_drift"}
+
+__getattr__ = module_getattr(__name__, RENAMED)

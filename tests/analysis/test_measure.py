@@ -147,10 +147,10 @@ def test_registration_recovers_offset_under_drift():
     frames = ts[(ts.frame > 0) & (ts.frame < 7)]
     np.testing.assert_allclose(frames.offset_nm, d_true, rtol=0.05)
     np.testing.assert_allclose(ts.drift_row_px, -true[:, 0], atol=0.1)
-    # the lazy path: apply_drift on dask gives what it gives on NumPy
-    lazy = an.apply_drift(da.from_array(drifted, chunks=(3, 96, 96)), est)
+    # the lazy path: correct_drift on dask gives what it gives on NumPy
+    lazy = an.correct_drift(da.from_array(drifted, chunks=(3, 96, 96)), est)
     assert isinstance(lazy, da.Array)
-    np.testing.assert_allclose(lazy.compute(), an.apply_drift(drifted, est), atol=1e-5)
+    np.testing.assert_allclose(lazy.compute(), an.correct_drift(drifted, est), atol=1e-5)
     reg, shifts = an.register_stack(drifted, upsample_factor=20)
     np.testing.assert_allclose(shifts, est, atol=1e-9)
 

@@ -22,7 +22,7 @@ def test_particle_crop_is_the_registered_full_frame_cropped():
     labels = labels * 5
     shifts = np.array([[0, 0], [0.4, -0.3], [1.2, 0.5], [-0.7, 0.9]])
     crop = an.particle_crop(stack, labels, 5, shifts_px=shifts, pad_px=4)
-    full = an.apply_drift(stack, shifts)
+    full = an.correct_drift(stack, shifts)
     np.testing.assert_allclose(crop.stack, full[(slice(None), *crop.box)], atol=1e-6)
     np.testing.assert_allclose(crop.dI, an.differential_intensity(crop.stack), atol=1e-6)
     assert crop.mask.shape == crop.stack.shape[1:] and crop.mask.sum() == (labels == 5).sum()
@@ -42,7 +42,7 @@ def test_particle_crop_reads_around_a_large_drift():
     stack = stack + rng.uniform(0, 0.2, stack.shape).astype(np.float32)  # texture around
     shifts = np.array([[0, 0], [3.4, -2.6], [-4.2, 1.5], [2.0, 5.5]])
     crop = an.particle_crop(stack, labels, 1, shifts_px=shifts, pad_px=2)
-    full = an.apply_drift(stack, shifts)
+    full = an.correct_drift(stack, shifts)
     np.testing.assert_allclose(crop.stack, full[(slice(None), *crop.box)], rtol=0, atol=1e-5)
 
 
@@ -52,7 +52,7 @@ def test_analyze_particle_is_analyze_for_one_particle():
     stack, labels, _ = core_stack(n_frames=5)
     labels = labels.copy()
     labels[5:15, 5:15] = 2  # a second particle, in the registration region and background
-    stack = an.apply_drift(stack, np.array([[0, 0], [0.6, -0.4], [1.3, 0.2], [1.9, 0.9],
+    stack = an.correct_drift(stack, np.array([[0, 0], [0.6, -0.4], [1.3, 0.2], [1.9, 0.9],
                                             [2.4, 1.5]])).astype(np.float32)
     kw = {"pixel_nm": 65.0, "n_reference_frames": 1}
     everything = an.particle_timeseries(stack, labels, register=True, n_threads=1, **kw)

@@ -2,7 +2,7 @@
 
 Array functions (scikit-image style: arrays in, arrays/tables out, axes (time, row, col)):
 
-- registration: :func:`estimate_drift`, :func:`apply_drift`, :func:`register_stack`,
+- registration: :func:`estimate_drift`, :func:`correct_drift`, :func:`register_stack`,
   :func:`default_registration_region`
 - differential intensity: :func:`reference_image`, :func:`differential_intensity`
   (relative to the reference, or rolling I_t / I_(t−n) − 1), :func:`registered_differential`
@@ -39,7 +39,7 @@ import importlib
 
 _EXPORTS = {
     "estimate_drift": "_registration",
-    "apply_drift": "_registration",
+    "correct_drift": "_registration",
     "register_stack": "_registration",
     "default_registration_region": "_registration",
     "reference_image": "_differential",
@@ -79,8 +79,16 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
+#: Old names (asymflux 0.1): ``apply_drift`` undoes the drift, so it is now ``correct_drift``
+#: (``asymflux.optics.add_drift`` is the synthetic microscope's drift).
+RENAMED = {"apply_drift": "correct_drift"}
+
 
 def __getattr__(name):
+    if name in RENAMED:
+        from asymflux._renamed import module_getattr
+
+        return module_getattr(__name__, RENAMED)(name)
     mod = _EXPORTS.get(name)
     if mod is None:
         raise AttributeError(f"module 'asymflux.analysis' has no attribute {name!r}")

@@ -345,7 +345,7 @@ def registered_differential(stack, labels=None, *, register=True, shifts_px=None
 
     The drift is estimated on :func:`default_registration_region` of ``labels`` (as
     :func:`analyze_dataset` and :func:`analyze_particle` do, so the frames line up with
-    the particle outlines and with their tables) and removed (:func:`apply_drift`); the
+    the particle outlines and with their tables) and removed (:func:`correct_drift`); the
     illumination F_t is measured on the raw frames' particle-free pixels; then
     :func:`differential_intensity`. For showing a movie or cutting kymographs across the
     field; the numbers of a particle come from :func:`analyze_particle`.
@@ -374,7 +374,7 @@ def registered_differential(stack, labels=None, *, register=True, shifts_px=None
     shifts_px : (n_frames, 2) float array or None
         The drift removed (None: not registered).
     """
-    from ._registration import apply_drift, default_registration_region, estimate_drift
+    from ._registration import correct_drift, default_registration_region, estimate_drift
 
     if stack.ndim != 3:
         raise ValueError(f"stack must be 3-D (time, row, col), got shape {tuple(stack.shape)}")
@@ -395,7 +395,7 @@ def registered_differential(stack, labels=None, *, register=True, shifts_px=None
     if shifts_px is not None:
         shifts_px = np.asarray(shifts_px, dtype=float)
         if np.any(shifts_px):
-            moved = apply_drift(stack, shifts_px)
+            moved = correct_drift(stack, shifts_px)
     dI = differential_intensity(moved, n_reference_frames=n_reference_frames, normalize=normalize,
                                 rolling_frames=rolling_frames)
     return dI, shifts_px

@@ -77,7 +77,7 @@ def particle_crop(stack, labels, particle_id: int, *, shifts_px=None, pad_px: in
         Drift (row, col) in pixels to undo, e.g. the ``drift_row_px, drift_col_px``
         columns of :func:`particle_timeseries` / :func:`analyze_dataset`. The crop is
         read with a margin of the largest shift, so it equals the registered full frame
-        (:func:`apply_drift`) cropped.
+        (:func:`correct_drift`) cropped.
     pad_px : int
         Margin around the particle, pixels.
     n_reference_frames : int
@@ -103,7 +103,7 @@ def particle_crop(stack, labels, particle_id: int, *, shifts_px=None, pad_px: in
         frame_intensity,
         particle_free_pixels,
     )
-    from ._registration import apply_drift
+    from ._registration import correct_drift
 
     n_frames = int(stack.shape[0])
     normalize = _check_normalize(normalize, n_frames)
@@ -131,7 +131,7 @@ def particle_crop(stack, labels, particle_id: int, *, shifts_px=None, pad_px: in
         wide = crop_box(mask, pad_px=pad_px + margin)
         crop = np.asarray(stack[(slice(None), *wide)])
         crop = crop.astype(np.float32 if crop.dtype == np.float32 else np.float64, copy=False)
-        crop = apply_drift(crop, shifts_px)
+        crop = correct_drift(crop, shifts_px)
         inner = tuple(slice(b.start - w.start, b.stop - w.start) for b, w in zip(box, wide, strict=True))
         crop = np.ascontiguousarray(crop[(slice(None), *inner)])
     if isinstance(normalize, str):  # "frame_mean": measured on the whole frames

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._chunks import as_float, frame_chunks, is_dask, read_chunk
 
-__all__ = ["estimate_drift", "apply_drift", "register_stack", "default_registration_region"]
+__all__ = ["estimate_drift", "correct_drift", "register_stack", "default_registration_region"]
 
 
 def default_registration_region(labels=None, shape=None, *, pad_px=8, max_size_px=256):
@@ -264,7 +264,7 @@ def estimate_drift(
     -------
     shifts_px : (n_frames, 2) float array
         (row, col) shift in pixels that registers each frame onto the reference, as
-        returned by ``phase_cross_correlation`` and taken by :func:`apply_drift`.
+        returned by ``phase_cross_correlation`` and taken by :func:`correct_drift`.
     """
     n_frames = stack.shape[0]
     if stack.ndim != 3:
@@ -297,7 +297,7 @@ def _shift_block(block, shifts, order, mode):
     return out
 
 
-def apply_drift(stack, shifts_px, *, order=1, mode="nearest"):
+def correct_drift(stack, shifts_px, *, order=1, mode="nearest"):
     """Shift every frame by ``shifts_px`` (lazily for dask input).
 
     Parameters
@@ -340,10 +340,10 @@ def register_stack(stack, *, region=None, n_reference_frames=1, upsample_factor=
                    clip="auto"):
     """Estimate and apply drift: ``(registered, shifts_px)``; lazy for dask input.
 
-    See :func:`estimate_drift` and :func:`apply_drift` for the parameters.
+    See :func:`estimate_drift` and :func:`correct_drift` for the parameters.
     """
     shifts = estimate_drift(
         stack, region=region, n_reference_frames=n_reference_frames,
         upsample_factor=upsample_factor, every=every, clip=clip,
     )
-    return apply_drift(stack, shifts), shifts
+    return correct_drift(stack, shifts), shifts

@@ -373,7 +373,7 @@ class Discretisation:
             J += np.outer(p, q)
         return J
 
-    def surface_theta(self, theta, current_A_kg):
+    def surface_theta_from_state(self, theta, current_A_kg):
         """Occupancy at the boundary faces (extrapolated through Φ where the node is inside),
         from θ on every cell. A kinetic surface uses its boundary cells' occupancy."""
         mesh = self.mesh
@@ -569,11 +569,11 @@ def _occupancy_events(disc, current, step, ocv):
     for level, name in limits:
         if charge:
             def f(t, y, lv=level):
-                return float(np.min(disc.surface_theta(disc.unfold(y), current))) - lv
+                return float(np.min(disc.surface_theta_from_state(disc.unfold(y), current))) - lv
             f.direction = -1
         else:
             def f(t, y, lv=level):
-                return float(np.max(disc.surface_theta(disc.unfold(y), current))) - lv
+                return float(np.max(disc.surface_theta_from_state(disc.unfold(y), current))) - lv
             f.direction = 1
         f.terminal = True
         events.append((f, f"{name} {level:g}"))
@@ -587,7 +587,7 @@ def _occupancy_events(disc, current, step, ocv):
                 return float(disc.kinetic_state(y, current)["V"]) - v
         else:
             def g(t, y):
-                s = disc.surface_theta(disc.unfold(y), current)
+                s = disc.surface_theta_from_state(disc.unfold(y), current)
                 return float(ocv(np.min(s) if charge else np.max(s))) - v
         g.direction = 1 if charge else -1
         g.terminal = True
