@@ -18,7 +18,9 @@ Array functions (scikit-image style: arrays in, arrays/tables out, axes (time, r
 - cohorts: :func:`cohort_statistics`, :func:`wilson_interval`, validation against synthetic
   ground truth: :func:`true_classes`, :func:`confusion_matrix`, :func:`validate_classification`
 
-and on top, :func:`analyze_dataset` for an :class:`asymflux.io.Dataset`
+and on top, :func:`analyze_dataset` for an :class:`asymflux.io.Dataset` (and
+:func:`analyze_streaming`, the same tables from the particles' crops, chunk by chunk, for
+movies of large frames)
 (:func:`dataset_normalization`: its recorded illumination, if any).
 
 One particle, the same numbers everywhere: :func:`analyze_particle` (arrays) and
@@ -72,6 +74,7 @@ _EXPORTS = {
     "confusion_matrix": "_cohort",
     "validate_classification": "_cohort",
     "analyze_dataset": "_pipeline",
+    "analyze_streaming": "_streaming",
     "analyze_dataset_particle": "_pipeline",
     "dataset_normalization": "_pipeline",
     "write_tables": "_pipeline",
