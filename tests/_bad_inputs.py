@@ -8,8 +8,10 @@ and that nothing was written.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -279,4 +281,201 @@ FOLDER_CASES = [
     ("zarr never written", zarr_never_written, ["no image", "never written"]),
     ("zarr tail unwritten", zarr_tail_unwritten, ["last frame", "no image"]),
     ("no particle in the stack", no_particles, ["no particle detected"]),
+]
+
+
+# --------------------------------------------------------------------------- messages
+
+
+#: Exception class names (Python's and libraries') a user must never see in a message about a
+#: bad input: the front end words it (file, field, what was expected). Our own error classes
+#: are allowed where a front end labels a message with them (the dashboards' alert).
+_INTERNAL_NAME = re.compile(
+    r"\b(?:[A-Za-z_]\w*\.)*(?:[A-Z]\w*(?:Error|Exception)|BadZipFile|LargeZipFile)\b"
+    r"|\b(?:zlib|struct|binascii)\.error\b")
+_OWN_CLASSES = {"DatasetError", "DatasetSpecError", "DatasetTooLarge", "CurationError"}
+
+
+def check_message(msg: str, words=(), *, allowed=_OWN_CLASSES) -> str:
+    """Assert ``msg`` is one line holding every word, with no traceback text and no bare
+    exception class name (other than ``allowed``). Returns it."""
+    msg = str(msg)
+    assert "\n" not in msg.strip(), f"more than one line: {msg!r}"
+    assert "Traceback" not in msg and 'File "' not in msg, msg
+    for w in words:
+        assert w in msg, f"{w!r} not in {msg!r}"
+    names = {m.group(0).split(".")[-1] if "." in m.group(0) and not m.group(0).endswith(".error")
+             else m.group(0) for m in _INTERNAL_NAME.finditer(msg)}
+    bad = sorted(n for n in names if n not in allowed)
+    assert not bad, f"exception class name(s) {bad} in {msg!r}"
+    return msg
+
+
+# --------------------------------------------------------------------------- more cases
+# Used by the napari and dashboard tables (tests/napari/test_bad_inputs_napari.py,
+# tests/dashboards/test_bad_inputs_dashboard.py).
+
+
+def bad_json_value(text: str):
+    """metadata.json with one field replaced by raw JSON text (NaN, 1e999, ...)."""
+    def brk(folder: Path):
+        meta = json.loads((folder / "metadata.json").read_text())
+        meta["pixel_nm"] = "@@"
+        (folder / "metadata.json").write_text(json.dumps(meta).replace('"@@"', text))
+    return brk
+
+
+def write_bytes(name: str, data: bytes):
+    def brk(folder: Path):
+        (folder / name).write_bytes(data)
+    return brk
+
+
+#: More broken dataset folders, refused by every front end the same way as FOLDER_CASES.
+MORE_FOLDER_CASES = [
+    ("pixel_nm 1e999", bad_json_value("1e999"), ["metadata.json", "pixel_nm"]),
+    ("metadata binary", write_bytes("metadata.json", b"\xff\xfe\x00garbage\x80"),
+     ["metadata.json"]),
+    ("stack garbage bytes", write_bytes("stack.ome.tif", b"II*\x00garbage"), ["stack.ome.tif"]),
+    ("masks garbage bytes", write_bytes("masks.tif", b"II*\x00garbage"), ["masks.tif"]),
+    ("echem.csv binary", write_bytes("echem.csv", b"\x00\x01\x02\xff\xfe"), ["echem.csv"]),
+    ("frames.csv header only", write_text("frames.csv", "time_s\n"), ["frames.csv"]),
+]
+
+
+def _stack() -> np.ndarray:
+    return good_dataset().stack
+
+
+def _ome(path: Path, data, axes="TYX", **kw):
+    tifffile.imwrite(path, data, ome=True, metadata={"axes": axes}, **kw)
+
+
+def _ome_truncated(path: Path):
+    _ome(path, _stack())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _npy_truncated(path: Path):
+    np.save(path, _stack())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _zarr(path: Path, data=None, *, shape=None, attributes=None, write=True):
+    import zarr
+
+    data = _stack() if data is None and shape is None else data
+    shape = shape or data.shape
+    chunks = (2, *SHAPE) if shape == (N_FRAMES, *SHAPE) else "auto"
+    arr = zarr.create_array(store=str(path), shape=shape, dtype="f4", chunks=chunks,
+                            attributes=attributes or {})
+    if write and data is not None:
+        arr[...] = data
+    return path
+
+
+def _not_zarr(path: Path):
+    path.mkdir()
+    (path / "zarr.json").write_text("{garbage")
+
+
+#: (id, file name, maker(path), words) of bare stack files a reader is given directly:
+#: each refused with a message naming the file (and the field / what was expected).
+STACK_FILE_CASES = [
+    ("ome-tiff truncated", "s.ome.tif", _ome_truncated, ["s.ome.tif"]),
+    ("ome-tiff empty", "s.ome.tif", lambda p: p.write_bytes(b""), ["s.ome.tif", "TIFF"]),
+    ("ome-tiff garbage", "s.ome.tif", lambda p: p.write_bytes(b"II*\x00garbage"),
+     ["s.ome.tif", "no image"]),
+    ("ome-tiff single image", "s.ome.tif", lambda p: _ome(p, _stack()[0], axes="YX"),
+     ["s.ome.tif", "(40, 48)"]),
+    ("ome-tiff all zero", "s.ome.tif", lambda p: _ome(p, np.zeros_like(_stack())),
+     ["s.ome.tif", "no image", "every pixel is 0"]),
+    ("ome-tiff all NaN", "s.ome.tif", lambda p: _ome(p, np.full_like(_stack(), np.nan)),
+     ["s.ome.tif", "no image", "NaN"]),
+    ("npy truncated", "s.npy", _npy_truncated, ["s.npy", ".npy"]),
+    ("npy garbage", "s.npy", lambda p: p.write_bytes(b"\x93NUMPY garbage"), ["s.npy", ".npy"]),
+    ("npy 2-D", "s.npy", lambda p: np.save(p, _stack()[0]), ["s.npy", "(40, 48)", "stack"]),
+    ("npy object", "s.npy", lambda p: np.save(p, np.array([[["a"]]], dtype=object)),
+     ["s.npy"]),
+    ("zarr not a zarr", "s.zarr", _not_zarr, ["s.zarr", "zarr"]),
+    ("zarr empty folder", "s.zarr", lambda p: p.mkdir(), ["s.zarr", "zarr"]),
+    ("zarr 2-D", "s.zarr", lambda p: _zarr(p, _stack()[0]), ["s.zarr", "(40, 48)"]),
+    ("zarr never written", "s.zarr", lambda p: _zarr(p, shape=(N_FRAMES, *SHAPE), write=False),
+     ["s.zarr", "no image", "never written"]),
+    ("zarr pixel_nm true", "s.zarr", lambda p: _zarr(p, attributes={"pixel_nm": True}),
+     ["s.zarr", "pixel_nm", "boolean"]),
+    ("zarr pixel_nm huge", "s.zarr", lambda p: _zarr(p, attributes={"pixel_nm": 1e300}),
+     ["s.zarr", "pixel_nm", "[1, 100000] nm"]),
+    ("zarr interval negative", "s.zarr",
+     lambda p: _zarr(p, attributes={"pixel_nm": 65, "frame_interval_s": -1}),
+     ["s.zarr", "frame_interval_s"]),
+]
+
+
+def zip_folder(folder: Path, *, prefix=None) -> bytes:
+    """The bytes of a zip of a dataset folder (members under ``prefix/``, default its name)."""
+    import io as _io
+    import zipfile
+
+    prefix = folder.name if prefix is None else prefix
+    buf = _io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, f"{prefix}/{p.relative_to(folder)}")
+    return buf.getvalue()
+
+
+def _zip(members: dict, *, compression=None) -> bytes:
+    import io as _io
+    import zipfile
+
+    buf = _io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression or zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@functools.lru_cache(maxsize=1)
+def _bomb(size=256 * 1024**2) -> bytes:
+    """A small zip (~0.3 MB) of a dataset folder whose stack inflates to ``size`` bytes."""
+    import io as _io
+    import zipfile
+
+    buf = _io.BytesIO()
+    chunk = bytes(1 << 22)
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("exp/metadata.json", '{"format": "asymflux-dataset", "version": 1}')
+        with zf.open("exp/stack.ome.tif", "w", force_zip64=True) as f:
+            for _ in range(size // len(chunk)):
+                f.write(chunk)
+    return buf.getvalue()
+
+
+def _damaged(good: bytes) -> bytes:
+    data = bytearray(good)
+    i = data.find(b"metadata.json") + len(b"metadata.json") + 5
+    data[i:i + 20] = bytes(20)
+    return bytes(data)
+
+
+#: (id, maker(good zip bytes) -> upload bytes, file name, words) of uploaded zips.
+ZIP_CASES = [
+    ("not a zip", lambda good: b"not a zip", "x.zip", ["x.zip", "not a zip file", "expected"]),
+    ("empty upload", lambda good: b"", "x.zip", ["x.zip", "empty"]),
+    ("not .zip", lambda good: good, "x.tar", ["x.tar", ".zip"]),
+    ("truncated zip", lambda good: good[: len(good) // 2], "x.zip", ["x.zip"]),
+    ("damaged member", _damaged, "damaged.zip", ["damaged.zip", "metadata.json"]),
+    ("member outside", lambda good: _zip({"../evil/metadata.json": "{}"}), "evil.zip",
+     ["evil.zip", "escapes"]),
+    ("absolute member", lambda good: _zip({"/tmp/asymflux-evil/metadata.json": "{}"}),
+     "abs.zip", ["abs.zip", "escapes"]),
+    ("no dataset inside", lambda good: _zip({"notes.txt": "hello"}), "none.zip",
+     ["none.zip", "metadata.json"]),
+    ("zip bomb", lambda good: _bomb(), "bomb.zip", ["bomb.zip"]),
+    ("bad dataset inside", lambda good: _zip({"exp/metadata.json": "{not json"}), "bad.zip",
+     ["metadata.json", "JSON"]),
 ]

@@ -608,3 +608,146 @@ def test_kill_during_demo_data_keeps_a_complete_dataset_and_its_curation(tmp_pat
     assert "marker" not in io.read_dataset(folder).metadata
     assert (folder / "annotations.csv").is_file() and (folder / "curation.autosave.npz").is_file()
     assert sorted(p.name for p in out.iterdir()) == ["fresh"]
+
+
+# ----------------------------------------------------------------------------- kill -9: curation
+
+
+def curation_states(shape=(96, 96)):
+    """Two curation states (labels, class, notes) of ``tiny_dataset(shape=shape)``: A its own
+    two particles, B with particle 2 renumbered 3 and a new particle 4; notes that need
+    quoting in a CSV."""
+    labels_a = tiny_dataset("a", n_frames=2, shape=shape).masks.astype(np.int32)
+    labels_b = labels_a.copy()
+    labels_b[labels_b == 2] = 3
+    labels_b[60:70, 60:72] = 4
+    return {"A": (labels_a, "symmetric", 'state A, "quoted" ✓'),
+            "B": (labels_b, "asymmetric", "state B\nsecond line, NA")}
+
+
+def _curation_state(labels, features):
+    """(labels, [(id, class, notes)]) to compare with :func:`curation_states`."""
+    f = pd.DataFrame(features)
+    rows = [(int(r[0]), str(r[1]), str(r[2]))
+            for r in f[["particle_id", "class", "notes"]].itertuples(index=False)]
+    return np.asarray(labels), sorted(rows)
+
+
+def _which_state(labels, rows, states) -> str | None:
+    """The name of the state ``(labels, rows)`` is exactly, else None."""
+    for name, (lab, cls, notes) in states.items():
+        ids = sorted(int(i) for i in np.unique(lab) if i)
+        if np.array_equal(labels, lab) and rows == [(i, cls, notes) for i in ids]:
+            return name
+    return None
+
+
+def _table_state(df, states) -> str | None:
+    """The state an annotations table is (its particles, classes and notes), else None."""
+    rows = sorted((int(r[0]), str(r[1]), str(r[2]))
+                  for r in df[["particle_id", "class", "notes"]].itertuples(index=False))
+    for name, (lab, cls, notes) in states.items():
+        ids = sorted(int(i) for i in np.unique(lab) if i)
+        if rows == [(i, cls, notes) for i in ids]:
+            return name
+    return None
+
+
+def _masks_state(masks, states) -> str | None:
+    return next((n for n, (lab, _c, _t) in states.items() if np.array_equal(masks, lab)), None)
+
+
+CURATION_WRITER = textwrap.dedent("""
+    import sys
+    import warnings
+    sys.path.insert(0, {tests!r})
+    from test_transactions import curation_states
+    from asymflux.curation import Curation
+    warnings.simplefilter("ignore")
+    folder = sys.argv[1]
+    states = curation_states()
+    cur = Curation.load(folder, autosave_every=0)
+    print("ready", flush=True)
+    k = 0
+    while True:
+        labels, cls, notes = states["AB"[k % 2]]
+        cur.replace_labels(labels)
+        ids = [int(i) for i in cur.particle_ids()]
+        cur.set_class(ids, cls)
+        cur.set_notes(ids, notes)
+        cur.autosave()  # the whole state, as the widget does after each edit
+        if k % 3 != 1:
+            cur.save()  # masks.tif + annotations.csv (+ .prev), then the autosave removed
+        k += 1
+""")
+
+
+def test_kill_during_curation_saves_leaves_old_or_new_complete_files(tmp_path):
+    """A process saving curation over and over (autosave after each change of state, and
+    ``save``: masks.tif, annotations.csv and their .prev copies) is killed at random moments:
+    every curation file left is complete and one of the two states, never a mix within a
+    file, and ``Curation.load`` restores one of the two states without a warning."""
+    import tifffile
+
+    from asymflux.curation import AUTOSAVE_NAME, Curation, CurationWarning, _read_autosave
+
+    states = curation_states()
+    folder = io.write_dataset(tiny_dataset("a", n_frames=4, shape=(96, 96)), tmp_path / "exp")
+    cur = Curation.load(folder, autosave_every=0)
+    labels, cls, notes = states["A"]
+    cur.replace_labels(labels)
+    cur.set_class([1, 2], cls)
+    cur.set_notes([1, 2], notes)
+    cur.save()
+    script = tmp_path.parent / f"{tmp_path.name}_curator.py"
+    script.write_text(CURATION_WRITER.format(tests=str(Path(__file__).parent)))
+    seen = set()
+    for delay in _delays(1.2, 8, seed=42):
+        proc = subprocess.Popen([sys.executable, str(script), str(folder)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = proc.stdout.readline().strip()
+        assert line == b"ready", proc.stderr.read().decode()[-2000:]
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+        # every readable curation file is complete and one state
+        for name in ("annotations.csv", "annotations.prev.csv"):
+            if (folder / name).exists():
+                df = pd.read_csv(folder / name, keep_default_na=False)
+                assert _table_state(df, states) is not None, (name, df)
+        for name in ("masks.tif", "masks.prev.tif"):
+            if (folder / name).exists():
+                assert _masks_state(tifffile.imread(folder / name), states) is not None, name
+        if (folder / AUTOSAVE_NAME).exists():
+            lab, feats = _read_autosave(folder / AUTOSAVE_NAME)
+            state = _which_state(*_curation_state(lab, feats), states)
+            assert state is not None
+        # the loader restores one state (the autosave, when there is one), without a warning
+        with warnings_as_errors(CurationWarning):
+            back = Curation.load(folder)
+        state = _which_state(*_curation_state(back.labels, back.features), states)
+        assert state is not None
+        seen.add(state)
+        assert back.recovered_from == ((folder / AUTOSAVE_NAME) if (folder / AUTOSAVE_NAME)
+                                       .exists() else None)
+        visible = sorted(p.name for p in folder.iterdir() if p.name != STAGING)
+        assert set(visible) <= {"metadata.json", "frames.csv", "echem.csv", "stack.ome.tif",
+                                "masks.tif", "masks.prev.tif", "annotations.csv",
+                                "annotations.prev.csv", AUTOSAVE_NAME}, visible
+    clean_leftovers(folder)
+    assert not (folder / STAGING).exists() or not any((folder / STAGING).iterdir())
+
+
+def warnings_as_errors(category):
+    import contextlib
+    import warnings
+
+    @contextlib.contextmanager
+    def ctx():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", category)
+            yield
+
+    return ctx()

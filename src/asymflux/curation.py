@@ -258,8 +258,10 @@ class Curation:
                 warnings.simplefilter("ignore", CurationWarning)
                 restored = Curation(labels, features)
         except Exception as e:  # noqa: BLE001 - a broken autosave must not block opening
-            warnings.warn(f"{file}: autosave not restored, using the saved files "
-                          f"({type(e).__name__}: {e})", CurationWarning, stacklevel=3)
+            why = str(e) if isinstance(e, CurationError) else (
+                f"not a readable autosave file: {_plain(e)}")
+            warnings.warn(f"{file}: autosave not restored, using the saved files ({why})",
+                          CurationWarning, stacklevel=3)
             return
         self._labels = restored._labels
         self._features = restored._features
@@ -359,8 +361,9 @@ class Curation:
             try:
                 self.autosave()
             except Exception as e:  # noqa: BLE001 - keep the edit; tell the user
-                warnings.warn(f"{self.path / AUTOSAVE_NAME}: autosave failed "
-                              f"({type(e).__name__}: {e})", CurationWarning, stacklevel=4)
+                warnings.warn(f"{self.path / AUTOSAVE_NAME}: autosave failed ({_plain(e)}); "
+                              "the edit is kept in memory: save to write it",
+                              CurationWarning, stacklevel=4)
 
     def _new_id_dtype(self, max_id: int):
         if max_id <= np.iinfo(self._labels.dtype).max:
@@ -641,16 +644,36 @@ class Curation:
                 f"path={str(self.path) if self.path else None!r})")
 
 
+def _plain(exc: BaseException) -> str:
+    """An exception's message in one line, without its class name (for the user)."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return text or "unreadable"
+
+
 def _read_autosave(file: Path):
-    """Read an autosave file: (labels, features DataFrame). Raises on anything odd."""
-    with np.load(file, allow_pickle=False) as z:
-        labels = z["labels"]
-        meta = json.loads(str(z["meta"][()]))
-    if meta.get("format") != _AUTOSAVE_FORMAT:
-        raise CurationError(f"not an asymflux autosave (format {meta.get('format')!r})")
-    feats = meta["features"]
-    df = pd.DataFrame({c: feats[c] for c in FEATURE_COLUMNS})
-    df["particle_id"] = df["particle_id"].astype(np.int64)
+    """Read an autosave file: (labels, features DataFrame). Raises :class:`CurationError`
+    (saying what was expected) on anything odd: empty, truncated, not a zip, another
+    format, fields missing."""
+    expected = "expected the .npz of labels and table that Curation.autosave writes"
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            labels = np.asarray(z["labels"])
+            meta = json.loads(str(z["meta"][()]))
+    except OSError as e:
+        raise CurationError(f"cannot be read ({_plain(e)})") from None
+    except Exception:  # noqa: BLE001 - empty, truncated, not a zip, not ours
+        raise CurationError(f"not a readable autosave file; {expected}") from None
+    if not isinstance(meta, dict) or meta.get("format") != _AUTOSAVE_FORMAT:
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        raise CurationError(f"not an asymflux autosave (format {fmt!r}); {expected}")
+    try:
+        feats = meta["features"]
+        df = pd.DataFrame({c: feats[c] for c in FEATURE_COLUMNS})
+        df["particle_id"] = df["particle_id"].astype(np.int64)
+    except (KeyError, TypeError, ValueError):
+        raise CurationError(f"its table is incomplete or malformed; {expected}") from None
     for c in _TEXT:
         df[c] = df[c].astype(object)
     return labels, df

@@ -2,8 +2,13 @@
 
 Stacks are passed to napari as dask arrays (nothing is read until a frame is shown), so
 a long movie opens in seconds with bounded memory. A file that looks like ours but is
-broken gives a napari error notification naming the file and the problem, and no
-layers (the npe2 "null layer" sentinel ``[(None,)]``), not a traceback.
+broken gives one napari error notification naming the file and the problem (one line,
+no exception class names), and no layers (the npe2 "null layer" sentinel ``[(None,)]``),
+not a traceback. That includes a folder with a dataset's files but no ``metadata.json``,
+and a stack whose first or last frame holds no image (all NaN, or one value: a blank
+exposure or zarr chunks never written). A stack with several channels (an OME-TIFF with
+a ``C`` axis, or RGB samples) opens as one layer per channel (``[channel K]``), each
+what ``read_stack(path, channel=K)`` reads; the widget works on the one picked.
 """
 
 from __future__ import annotations
@@ -28,10 +33,17 @@ def _single_path(path) -> Path | None:
     return Path(path)
 
 
+#: Files of a dataset folder (docs/dataset-format.md): a folder holding one of them is
+#: claimed as a dataset even without ``metadata.json``, so that the reader says what is
+#: missing instead of napari saying that no reader was found.
+DATASET_FILES = ("metadata.json", "frames.csv", "echem.csv", "masks.tif", "annotations.csv",
+                 "stack.ome.tif", "stack.zarr", "curation.autosave.npz")
+
+
 def _kind(p: Path) -> str | None:
     """'dataset', 'stack' or None (not ours)."""
     name = p.name.lower()
-    if p.is_dir() and (p / "metadata.json").is_file():
+    if p.is_dir() and any((p / f).exists() for f in DATASET_FILES):
         return "dataset"
     if name.endswith((".ome.tif", ".ome.tiff")) and p.is_file():
         return "stack"
@@ -98,32 +110,114 @@ def dataset_layers(dataset, *, name=None) -> list[tuple]:
     return layers
 
 
+def _check_signal(stack, source) -> None:
+    """Refuse a stack whose first or last frame holds no image (reads only those two)."""
+    from asymflux.analysis._pipeline import check_stack_signal
+
+    check_stack_signal(stack, name=str(source))
+
+
+def _channels(p: Path) -> int:
+    """Number of channels of a TIFF stack (C axis, or the S samples of RGB): 0 if none."""
+    import tifffile
+
+    if not p.name.lower().endswith((".tif", ".tiff")) or not p.is_file():
+        return 0
+    try:
+        with tifffile.TiffFile(p) as tif:
+            series = tif.series[0]
+            axes, shape = series.axes, series.shape
+    except Exception:  # noqa: BLE001 - read_stack words the error
+        return 0
+    sizes = [n for a, n in zip(axes, shape, strict=False) if a in "CS" and n > 1]
+    return int(sizes[0]) if len(sizes) == 1 else 0
+
+
+def _stack_file_layers(p: Path) -> list[tuple]:
+    """Layer data of a bare stack file: one layer, or one per channel."""
+    from asymflux.io import read_stack
+
+    name = p.name.split(".")[0]
+    n_channels = _channels(p)
+    picks = [None] if n_channels == 0 else list(range(n_channels))
+    layers = []
+    for k in picks:
+        raw = read_stack(p, lazy=True) if k is None else read_stack(p, lazy=True, channel=k)
+        _check_signal(raw.stack, p if k is None else f"{p} (channel {k})")
+        meta = {"path": None, "source": str(p) if k is None else f"{p}#channel={k}",
+                "name": name if k is None else f"{name} [channel {k}]",
+                "pixel_nm": None if raw.pixel_nm is None else float(raw.pixel_nm),
+                "role": "stack"}
+        if k is not None:
+            meta["channel"] = k
+        layers += stack_layers(raw.stack, name=meta["name"], metadata=meta)
+    for layer in layers[1:]:  # the first channel shown, the others a click away
+        layer[1]["visible"] = False
+    return layers
+
+
 def read_path(path) -> list[tuple]:
     """Read a dataset folder or a bare stack into napari layer data.
 
     Errors are shown as a napari notification (naming the file and the problem) and
-    give the null-layer sentinel ``[(None,)]``.
+    give the null-layer sentinel ``[(None,)]``. A dataset whose masks hold no particle
+    opens (to detect or paint them) with a warning notification.
     """
+    import warnings
+
     p = _single_path(path)
     try:
-        from asymflux.io import read_dataset, read_stack
+        from asymflux.io import read_dataset
 
         if p is None:
             raise ValueError(f"{path}: open one dataset folder or stack at a time")
-        if _kind(p) == "dataset":
-            return dataset_layers(read_dataset(p, lazy=True))
-        raw = read_stack(p, lazy=True)
-        meta = {"path": None, "source": str(p), "name": p.name.split(".")[0],
-                "pixel_nm": None if raw.pixel_nm is None else float(raw.pixel_nm),
-                "role": "stack"}
-        return stack_layers(raw.stack, name=meta["name"], metadata=meta)
+        if not p.exists():
+            raise ValueError(f"{p}: does not exist")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if _kind(p) == "dataset":
+                ds = read_dataset(p, lazy=True)
+                _check_signal(ds.stack, p)
+                layers = dataset_layers(ds)
+                if ds.masks is not None and not np.any(ds.masks):
+                    _notify(p, f"{p / 'masks.tif'}: the particle masks hold no particle "
+                               "(every pixel is 0, background): detect or paint them before "
+                               "analysing", warning=True)
+            else:
+                layers = _stack_file_layers(p)
+        for w in caught:  # e.g. the cycler's problems: shown, never lost
+            if issubclass(w.category, UserWarning):
+                _notify(p, str(w.message), warning=True)
+        return layers
     except Exception as e:  # noqa: BLE001 - report, never a traceback
         _notify_error(p if p is not None else path, e)
         return [(None,)]
 
 
-def _notify_error(path, exc) -> None:
-    from napari.utils.notifications import show_error
+def user_message(path, exc_or_text) -> str:
+    """One line for the user: the message (naming ``path`` if it does not) with no
+    exception class names (``(TiffFileError: x)`` becomes ``(x)``)."""
+    import re
 
-    msg = str(exc)
-    show_error(f"asymflux: {msg}" if str(path) in msg else f"asymflux: {path}: {msg}")
+    msg = " ".join(str(exc_or_text).split())
+    if not msg and isinstance(exc_or_text, BaseException):
+        msg = "failed without a message"
+    # "ClassName: text" and "ClassName('text')" as written by Python and libraries
+    names = r"(?:[A-Za-z_]\w*\.)*(?:[A-Z]\w*(?:Error|Exception|Warning)|BadZipFile|LargeZipFile)" \
+        r"|(?:zlib|struct|binascii)\.error"
+    msg = re.sub(rf"\b(?:{names}): ", "", msg)
+    msg = re.sub(rf"\b(?:{names})\((.*?)\)", r"\1", msg)
+    msg = re.sub(rf"\b(?:{names})\b", "error", msg)
+    if path is not None and str(path) not in msg:
+        msg = f"{path}: {msg}"
+    return msg
+
+
+def _notify(path, text, *, warning=False) -> None:
+    from napari.utils.notifications import show_error, show_warning
+
+    (show_warning if warning else show_error)(f"asymflux: {user_message(path, text)}")
+
+
+def _notify_error(path, exc) -> None:
+    _notify(path, exc)

@@ -33,7 +33,7 @@ from asymflux.curation import CLASSES, Curation
 from asymflux.export import DI_COLORMAP_COLORS, symmetric_limit
 
 from ._export_panel import ExportPanel
-from ._reader import METADATA_KEY
+from ._reader import METADATA_KEY, user_message
 
 __all__ = ["DI_COLORMAP_COLORS", "CurationWidget", "diverging_colormap"]
 
@@ -43,6 +43,32 @@ def diverging_colormap():
     from napari.utils.colormaps import Colormap
 
     return Colormap(DI_COLORMAP_COLORS, controls=np.linspace(0, 1, 5), name="asymflux dI")
+
+
+def _check_signal(stack, source) -> None:
+    """Refuse a stack whose first or last frame holds no image (reads only those two)."""
+    from asymflux.analysis._pipeline import check_stack_signal
+
+    check_stack_signal(stack, name=str(source))
+
+
+def _capacity(dataset, n_frames) -> np.ndarray:
+    """Capacity at each frame (NaN where unknown); each problem of the cycler data (not on
+    the frames' clock, NaN cells, no capacity) is issued as one warning, which the widget
+    shows as a notification: never lost, never a silent NaN."""
+    from asymflux.io import EchemWarning
+
+    if dataset.echem is None:  # no cycler data: the plots use time
+        return np.full(n_frames, np.nan)
+    try:
+        cap, problems = dataset.capacity_report()
+    except ValueError as e:
+        cap, problems = None, [f"{dataset.path}: no capacity per frame ({e})"]
+    for p in problems:
+        warnings.warn(p, EchemWarning, stacklevel=3)
+    if cap is None or np.shape(cap) != (n_frames,):
+        return np.full(n_frames, np.nan)
+    return np.asarray(cap, dtype=float)
 
 
 class CurationWidget(Container):
@@ -161,11 +187,11 @@ class CurationWidget(Container):
             try:
                 return method(*args, **kwargs)
             except Exception as e:  # noqa: BLE001 - a click must never raise
-                show_error(f"asymflux: {e}")
+                show_error(f"asymflux: {user_message(None, e)}")
             finally:
                 for w in caught:
                     if issubclass(w.category, UserWarning):
-                        show_warning(f"asymflux: {w.message}")
+                        show_warning(f"asymflux: {user_message(None, w.message)}")
 
     def _make_canvas(self):
         try:
@@ -203,6 +229,15 @@ class CurationWidget(Container):
             self.viewer.add_layer(self.labels_layer)
         self._pull()
         return self.curation
+
+    def _source_name(self) -> str:
+        """The dataset folder / file of the attached stack (or its layer), for messages."""
+        if self.dataset is not None and self.dataset.path is not None:
+            return str(self.dataset.path)
+        meta = self._meta(self.image_layer) if self.image_layer is not None else {}
+        if meta.get("source"):
+            return str(meta["source"])
+        return f"layer {self.image_layer.name!r}" if self.image_layer is not None else "stack"
 
     def _pid(self, particle_id) -> int:
         pid = int(self._particle.value if particle_id is None else particle_id)
@@ -253,24 +288,25 @@ class CurationWidget(Container):
         if layer.ndim != 3:
             raise ValueError(f"layer {layer.name!r} is not a (time, row, col) stack")
         meta = self._meta(layer)
-        self.image_layer = layer
-        self.stack = layer.data
-        n_frames = int(self.stack.shape[0])
-        self.dataset = None
+        stack = layer.data
+        n_frames = int(stack.shape[0])
+        source = meta.get("source") or meta.get("path") or f"layer {layer.name!r}"
+        # everything is read and checked first: a bad input changes nothing in the widget
+        _check_signal(stack, source)
+        dataset = None
         if meta.get("path"):
-            self.dataset = read_dataset(meta["path"], lazy=True)
-            self.curation = Curation.from_dataset(self.dataset)
-            self.pixel_nm = float(self.dataset.pixel_nm)
-            self.time_s = np.asarray(self.dataset.time_s, dtype=float)
-            try:
-                self.capacity_mAh_g = self.dataset.capacity_at_frames()
-            except ValueError:
-                self.capacity_mAh_g = np.full(n_frames, np.nan)
+            dataset = read_dataset(meta["path"], lazy=True)
+            curation = Curation.from_dataset(dataset)
+            pixel_nm = float(dataset.pixel_nm)
+            time_s = np.asarray(dataset.time_s, dtype=float)
+            capacity = _capacity(dataset, n_frames)
         else:
-            self.curation = Curation(np.zeros(self.stack.shape[1:], np.int32))
-            self.pixel_nm = float(meta.get("pixel_nm") or 1.0)
-            self.time_s = np.arange(n_frames, dtype=float)
-            self.capacity_mAh_g = np.full(n_frames, np.nan)
+            curation = Curation(np.zeros(stack.shape[1:], np.int32))
+            pixel_nm = float(meta.get("pixel_nm") or 1.0)
+            time_s = np.arange(n_frames, dtype=float)
+            capacity = np.full(n_frames, np.nan)
+        self.image_layer, self.stack, self.dataset, self.curation = layer, stack, dataset, curation
+        self.pixel_nm, self.time_s, self.capacity_mAh_g = pixel_nm, time_s, capacity
         # adopt the reader's labels layer of the same stack, else make one
         labels = None
         for lyr in self.viewer.layers:
@@ -553,8 +589,15 @@ class CurationWidget(Container):
         from asymflux.analysis import detect_particles, reference_image
 
         cur = self._require()
-        ref = reference_image(self.stack, n_reference_frames=int(self._n_ref.value))
-        labels = detect_particles(ref, min_area_px=int(min_area_px or self._min_area.value))
+        n_ref = int(self._n_ref.value)
+        min_area = int(min_area_px or self._min_area.value)
+        ref = reference_image(self.stack, n_reference_frames=n_ref)
+        labels = detect_particles(ref, min_area_px=min_area)
+        if not np.any(labels):  # refused before the labels are touched
+            where = self._source_name()
+            raise ValueError(f"{where}: no particle detected in the reference image (mean of "
+                             f"the first {n_ref} frame(s)) with min area {min_area} px; check "
+                             "the stack, lower the min area, or paint the particles")
         cur.replace_labels(labels, description="detect particles")
         self._after_edit()
         return labels
@@ -769,7 +812,8 @@ class CurationWidget(Container):
         worker = create_worker(fit_analysis, *args, **kwargs,
                                _progress={"desc": f"fitting particle {pid}"})
         worker.returned.connect(lambda result: self.run(self._show_fit, pid, mask, result))
-        worker.errored.connect(lambda e: show_error(f"asymflux: fitting particle {pid} failed: {e}"))
+        worker.errored.connect(lambda e: show_error(
+            f"asymflux: fitting particle {pid} failed: {user_message(None, e)}"))
         self._status.value = f"fitting particle {pid} in the background (10-60 s) …"
         worker.start()
         return worker
