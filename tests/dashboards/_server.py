@@ -233,14 +233,54 @@ def explorer_ready(sig) -> bool:
             and any(t.startswith("simulated") for t in titles))
 
 
+def particle_loaded(sig) -> bool:
+    """The explorer's dataset is analysed and its particle read: the measured line-cut names a
+    particle (before, the simulated twin has nothing to be computed from)."""
+    return explorer_ready(sig) and any(
+        str(s[0]).startswith("measured line-cut, particle ")
+        and not str(s[0]).endswith("None") and s[2] > 0 for s in sig)
+
+
 def map_groups(sig) -> dict:
-    """Explorer plots by kind: maps, d(capacity), measured/simulated line-cut, Fig. 5b."""
+    """Explorer plots by kind: maps, d(capacity), measured/simulated line-cut, Fig. 5b, the
+    arc's flux ratio and the voltage."""
     kinds = {"maps": lambda t: " min" in t and "mA/g" in t and not t.startswith("Fig"),
              "d(capacity)": lambda t: t.startswith("d(capacity)"),
              "measured": lambda t: t.startswith("measured line-cut"),
              "simulated": lambda t: t.startswith("simulated"),
-             "fig5b": lambda t: t.startswith("Fig. 5b")}
+             "fig5b": lambda t: t.startswith("Fig. 5b"),
+             "flux": lambda t: t.startswith("flux ratio of the arc"),
+             "voltage": lambda t: t.startswith("voltage vs Li")}
     return {k: sorted(s for s in sig if f(str(s[0]))) for k, f in kinds.items()}
+
+
+PREVIEW_MARK = "coarse preview"
+"""In a plot's title: it shows the coarse preview (the fine result is still running)."""
+
+
+def paints_since_keyup(page) -> dict:
+    """From :data:`CHANGE_RECORDER_JS`'s record, seconds from the last key release to the
+    paints of each plot kind: ``{kind: (first paint, first paint of the final result)}``
+    (the final result: a title without :data:`PREVIEW_MARK`; None when not painted yet)."""
+    rec = page.evaluate(CHANGES_JS) or {}
+    t0 = rec.get("keyup")
+    out: dict = {}
+    if t0 is None:
+        return out
+    for _id, title, t in rec.get("painted", []):
+        for kind, rows in map_groups([(title, 0, 0)]).items():
+            if not rows:
+                continue
+            s = (t - t0) / 1000.0
+            first, final = out.get(kind, (None, None))
+            out[kind] = (s if first is None else first,
+                         s if final is None and PREVIEW_MARK not in str(title) else final)
+    return out
+
+
+VISIBLE_HANDLES = ".noUi-handle:visible"
+"""The explorer's slider handles on screen, in page order: η (or, with the kinetic surface,
+the film resistance), blocked fraction, rate, arc centre, diffusivity scale."""
 
 EXPLORER_DATASET = "aged"
 COHORT_DATASETS = ("cohort-fresh-1", "cohort-3-4.3V-50mA_g-1")

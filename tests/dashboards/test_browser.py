@@ -9,9 +9,11 @@ import pytest
 from _server import (  # tests/dashboards is on sys.path
     CHROMIUM,
     COHORT_DATASETS,
+    VISIBLE_HANDLES,
     explorer_ready,
     launch,
     map_groups,
+    particle_loaded,
     serve,
     signatures,
     wait_for,
@@ -24,11 +26,15 @@ HAVE_CHROMIUM = Path(CHROMIUM).exists()
 STEP_TIMEOUT_S = 90.0
 
 
+SERVER_LOG: dict = {}
+
+
 @pytest.fixture(scope="module")
 def server(demo_data, session_cache, tmp_path_factory):
     if not HAVE_CHROMIUM:
         pytest.skip(f"{CHROMIUM} is not installed")
     log = tmp_path_factory.mktemp("panel-serve") / "serve.log"
+    SERVER_LOG["path"] = log
     with serve(session_cache, log_path=log) as url:
         yield url
 
@@ -70,8 +76,10 @@ MUST_CHANGE = {
 def test_model_explorer_sliders_update_plots(server, page):
     errors = watch_errors(page)
     page.goto(server + "/model_explorer")
-    _, sig = wait_for(page, explorer_ready, timeout_s=STEP_TIMEOUT_S)
-    handles = page.locator(".noUi-handle")
+    # the simulated twin needs the dataset's analysis (a worker at low priority: minutes on a
+    # loaded machine)
+    _, sig = wait_for(page, particle_loaded, timeout_s=6 * STEP_TIMEOUT_S)
+    handles = page.locator(VISIBLE_HANDLES)
     assert handles.count() == len(SLIDERS)
     for i, name in enumerate(SLIDERS):
         before = map_groups(sig)
@@ -86,6 +94,52 @@ def test_model_explorer_sliders_update_plots(server, page):
 
         _, sig = wait_for(page, changed, timeout_s=STEP_TIMEOUT_S)
     assert not errors, errors
+
+
+def test_model_explorer_kinetic_surface(server, page):
+    """The surface switch: kinetic on, the film slider replaces η, the flux-ratio and voltage
+    plots show the kinetic run (beside the measured voltage); moving the film slider updates
+    the maps and curves; no browser or server error."""
+    errors = watch_errors(page)
+    log = SERVER_LOG["path"]
+    log_start = log.stat().st_size
+    page.goto(server + "/model_explorer")
+    _, sig = wait_for(page, explorer_ready, timeout_s=STEP_TIMEOUT_S)
+    g = map_groups(sig)
+    assert g["flux"] and g["voltage"] and g["flux"][0][2] > 0 and g["voltage"][0][2] > 0
+    assert "(prescribed)" in g["flux"][0][0]
+    page.get_by_role("button", name="kinetic: Butler-Volmer through a film").click()
+
+    def kinetic(s):
+        g = map_groups(s)
+        return (explorer_ready(s) and g["flux"] and "(kinetic)" in g["flux"][0][0]
+                and "preview" not in g["flux"][0][0] and g["simulated"]
+                and "film 0.2 Ω m²" in g["simulated"][0][0]
+                and any("film" in r[0] for r in g["fig5b"]))
+
+    _, sig = wait_for(page, kinetic, timeout_s=STEP_TIMEOUT_S)
+    page.get_by_text("kinetic, 25% film at 180°, R = 0.2 Ω m²").first.wait_for(state="visible")
+    g = map_groups(sig)
+    # the voltage plot holds the model's V(t) and the dataset's measured voltage
+    assert g["voltage"][0][2] > 100
+    handles = page.locator(VISIBLE_HANDLES)
+    assert handles.count() == len(SLIDERS)  # the film slider in the η slider's place
+    page.get_by_text("0.2 Ω m²").first.wait_for(state="visible")  # log scale shown in Ω m²
+    before = g
+    handles.nth(0).focus()
+    page.keyboard.down("ArrowRight")
+    page.keyboard.up("ArrowRight")
+
+    def moved(s):
+        g = map_groups(s)
+        return (explorer_ready(s) and g["flux"] and "preview" not in g["flux"][0][0]
+                and all(g[k] and g[k] != before[k] for k in ("maps", "flux", "simulated")))
+
+    wait_for(page, moved, timeout_s=STEP_TIMEOUT_S)
+    page.get_by_text("R = 0.224 Ω m²").first.wait_for(state="visible")  # 10^(log10 0.2 + 0.05)
+    assert not errors, errors
+    served = log.read_bytes()[log_start:].decode(errors="replace")
+    assert "Traceback" not in served and "ERROR" not in served, served[-3000:]
 
 
 def test_model_explorer_broken_dataset_alert(server, page, tmp_path):

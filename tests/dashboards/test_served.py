@@ -16,8 +16,8 @@ from _server import (  # tests/dashboards is on sys.path
     COHORT_DATASETS,
     DASHBOARDS,
     STATIC_PROBE,
-    explorer_ready,
     launch,
+    particle_loaded,
     serve,
     wait_for,
     watch_errors,
@@ -37,8 +37,16 @@ def _cohort_ready(sig) -> bool:
             and any(t.startswith("line-cut kymograph") for t in titles))
 
 
+def _explorer_settled(sig) -> bool:
+    """The explorer's dataset analysed and its simulated twin drawn: the page's first
+    updates are sent (closing it earlier races the server's last writes to its websocket,
+    which tornado logs as a 'WebSocketClosedError' traceback)."""
+    return particle_loaded(sig) and any(
+        str(s[0]).startswith("simulated") and s[2] > 0 for s in sig)
+
+
 PAGES = {
-    "model_explorer": ("/model_explorer", explorer_ready),
+    "model_explorer": ("/model_explorer", _explorer_settled),
     "cohort": ("/cohort?datasets=" + ",".join(COHORT_DATASETS), _cohort_ready),
 }
 
@@ -64,7 +72,7 @@ def _open(browser, url, ready, *, accept_downloads=False):
     page.set_default_timeout(TIMEOUT_S * 1000)
     errors = watch_errors(page)
     page.goto(url)
-    _, sig = wait_for(page, ready, timeout_s=TIMEOUT_S)
+    _, sig = wait_for(page, ready, timeout_s=3 * TIMEOUT_S)  # analyses: minutes when loaded
     return ctx, page, errors, sig
 
 

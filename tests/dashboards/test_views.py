@@ -578,3 +578,170 @@ def test_a_worker_whose_server_closed_the_pipe_ends_quietly(demo_data, capfd):
     out, err = capfd.readouterr()
     assert "Traceback" not in out + err
     assert "BrokenPipe" not in out + err
+
+
+# ---------------------------------------------------------------- the kinetic surface
+
+
+def _set_slider(widget, value):
+    from param import edit_constant
+
+    with edit_constant(widget):
+        widget.param.update(value=value, value_throttled=value)
+
+
+@pytest.fixture
+def kinetic_view(demo_data):
+    view = ModelExplorer(dataset="aged")
+    yield view
+    view.surface_model = "prescribed"
+
+
+def test_switching_to_kinetic_changes_the_model_result(kinetic_view):
+    view = kinetic_view
+    assert view.eta_slider.visible and not view.film_slider.visible
+    pres_curves, pres_maps = view.curves(), view.theta_maps()
+    pres_rate, pres_twin = view.current_li_extracted(), view.comparison()["simulated"]
+    view.surface_model = "kinetic"
+    assert view.film_slider.visible and not view.eta_slider.visible
+    assert view.settings()["film_ohm_m2"] == pytest.approx(0.20)  # the calibration's η ≈ 0.3
+    kin_curves, kin_maps = view.curves(), view.theta_maps()
+    charging = pres_curves["minutes"] > 0
+    # prescribed: the arc passes η = 0.3 of the clean flux at every instant; kinetic: the
+    # ratio follows the state (η ~0.3 early, falling as the clean surface empties)
+    np.testing.assert_allclose(pres_curves.loc[charging, "flux_ratio"], 0.3)
+    kin = kin_curves.loc[kin_curves["minutes"] > 0, "flux_ratio"].to_numpy()
+    assert np.ptp(kin) > 0.1 and 0.2 < kin[kin_curves["minutes"][1:] <= 5].mean() < 0.45
+    assert not np.allclose(pres_curves["voltage_V"], kin_curves["voltage_V"])
+    diff = [np.nanmax(np.abs(a - b)) for a, b in zip(pres_maps["theta"], kin_maps["theta"], strict=True)]
+    assert max(diff) > 1e-3
+    assert view.current_li_extracted() != pytest.approx(pres_rate, abs=1e-6)
+    kin_twin = view.comparison()["simulated"]
+    assert not np.allclose(kin_twin.timeseries["offset_nm"], pres_twin.timeseries["offset_nm"],
+                           equal_nan=True)
+    # the η slider does nothing to a kinetic surface (the film replaced it)
+    _set_slider(view.eta_slider, 0.7)
+    np.testing.assert_array_equal(view.curves()["flux_ratio"], kin_curves["flux_ratio"])
+    _set_slider(view.eta_slider, 0.3)
+
+
+def test_film_slider_maps_log10_to_ohm_m2(kinetic_view):
+    view = kinetic_view
+    view.surface_model = "kinetic"
+    w = view.film_slider
+    assert w.start == -3.0 and w.end == 0.5
+    assert w.value == pytest.approx(np.log10(0.20))  # default: docs/calibration.md, η ≈ 0.3
+    for pos, ohm_m2 in ((-1.0, 0.1), (0.0, 1.0), (-2.0, 0.01), (np.log10(0.028), 0.028),
+                        (-0.5, 0.316)):
+        _set_slider(w, pos)
+        assert view.film_resistance_ohm_m2 == pytest.approx(ohm_m2, rel=1e-12)
+        assert view.settings()["film_ohm_m2"] == pytest.approx(ohm_m2, rel=1e-12)
+    view.film_resistance_ohm_m2 = 0.05  # parameter -> slider
+    assert w.value == pytest.approx(np.log10(0.05)) and w.value_throttled == w.value
+    view.film_resistance_ohm_m2 = 0.20
+    # a thicker film passes less: the flux ratio falls as R grows
+    early = {}
+    for r in (0.01, 0.2, 2.0):
+        c = view.curves(film_ohm_m2=r)
+        early[r] = c.loc[(c["minutes"] > 0) & (c["minutes"] <= 5), "flux_ratio"].mean()
+    assert early[0.01] > early[0.2] > early[2.0]
+
+
+def test_flux_ratio_and_voltage_plots_have_data(demo_data):
+    from bokeh.document import Document
+
+    hv.extension("bokeh")
+    view = ModelExplorer(dataset="aged")
+    figs = _figures(view.__panel__().get_root(Document()))
+    flux = next(f for t, f in figs.items() if t.startswith("flux ratio of the arc"))
+    volt = next(f for t, f in figs.items() if t.startswith("voltage vs Li"))
+
+    def columns(fig):
+        return [r.data_source.data for r in fig.renderers]
+
+    (fdata,) = columns(flux)
+    measured, model_v = columns(volt)
+    assert len(fdata["minutes"]) > 50 and np.all(np.isfinite(fdata["flux_ratio"][1:]))
+    assert len(model_v["voltage_V"]) > 50 and np.all(np.isfinite(model_v["voltage_V"]))
+    # the aged demo dataset has a cycler voltage: drawn beside the model's, against capacity
+    assert len(measured["voltage_V"]) > 10
+    assert 3.0 < np.nanmedian(measured["voltage_V"]) < 4.5
+    before = np.array(fdata["flux_ratio"])
+    view.surface_model = "kinetic"
+    (fdata,) = columns(flux)  # the same figure, its data replaced in place
+    assert not np.allclose(before[1:], np.asarray(fdata["flux_ratio"])[1:])
+    assert "(kinetic)" in flux.title.text
+    assert "kinetic surface" in view.curves_info.object
+    assert "kinetic" in view.maps_title.object
+
+
+def _cli_simulate(tmp_path, surface_flag, rate_mA_g, minutes, pixel_nm):
+    import subprocess
+    import sys
+
+    out = tmp_path / "cli.npz"
+    script = "import sys; from asymflux.cli import main; sys.exit(main(sys.argv[1:]))"
+    subprocess.run([sys.executable, "-c", script, "simulate", "--out", str(out), *surface_flag,
+                    "--rate-mA-g", repr(rate_mA_g), "--pixel-nm", repr(pixel_nm),
+                    "--minutes", ",".join(repr(m) for m in minutes)], check=True)
+    return np.load(out)
+
+
+@pytest.mark.parametrize("kinetic", [True, False])
+def test_page_numbers_equal_the_cli(demo_data, tmp_path, kinetic):
+    """GUI = CLI: the θ maps, V(t) and flux ratio the page shows are what
+    ``asymflux simulate --film C:F:R`` (or ``--blocked C:F:η``) writes for the same settings."""
+    from bokeh.document import Document
+
+    hv.extension("bokeh")
+    view = ModelExplorer(dataset="aged", surface_model="kinetic" if kinetic else "prescribed",
+                         rate_mA_g=200.0, angle_deg=150.0, blocked_fraction=0.3, eta=0.4)
+    figs = _figures(view.__panel__().get_root(Document()))
+    if kinetic:
+        _set_slider(view.film_slider, -1.2)  # 10^-1.2 -> 0.0631 Ω m²
+        assert view.film_resistance_ohm_m2 == 0.0631
+        flag = ["--film", f"150:0.3:{view.film_resistance_ohm_m2!r}"]
+    else:
+        flag = ["--blocked", "150:0.3:0.4"]
+    minutes = C.run_minutes()
+    cli = _cli_simulate(tmp_path, flag, 200.0, minutes, view.pixel_nm)
+    # what the page shows: the figures' data sources ...
+    flux = next(f for t, f in figs.items() if t.startswith("flux ratio of the arc"))
+    volt = next(f for t, f in figs.items() if t.startswith("voltage vs Li"))
+    page_t = np.asarray(flux.renderers[0].data_source.data["minutes"])
+    page_eta = np.asarray(flux.renderers[0].data_source.data["flux_ratio"])
+    page_v = np.asarray(volt.renderers[1].data_source.data["voltage_V"])
+    at = np.searchsorted(page_t, np.asarray(minutes) - 1e-9)
+    np.testing.assert_allclose(page_t[at], minutes, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(page_v[at], cli["voltage_V"], rtol=1e-12)
+    np.testing.assert_allclose(page_eta[at], cli["arc_flux_ratio"][:, 0], rtol=1e-12)
+    # ... the numbers in its text ...
+    for m in C.FIG4_MINUTES:
+        i = minutes.index(m)
+        assert f"{cli['voltage_V'][i]:.4f}" in view.curves_info.object
+        assert f"{cli['arc_flux_ratio'][i, 0]:.4f}" in view.curves_info.object
+    # ... and the θ maps (5/10/15/20 min, 40 nm pixels)
+    maps = view.theta_maps()
+    for k, m in enumerate(C.FIG4_MINUTES):
+        np.testing.assert_allclose(maps["theta"].iloc[k], cli["theta"][minutes.index(m)],
+                                   rtol=1e-12, equal_nan=True)
+    meta = __import__("json").loads(str(cli["metadata"]))
+    assert meta["surface"] == ("kinetic" if kinetic else "prescribed")
+
+
+def test_preview_mesh_is_a_coarse_version_of_the_maps(demo_data):
+    """The coarse preview shown while the fine θ maps run is the same model on a coarser
+    mesh: close to the fine maps, and labelled as a preview in the page."""
+    view = ModelExplorer(dataset="aged")
+    fine = view.theta_maps()
+    coarse = view.theta_maps(mesh=C.PREVIEW_MESH)
+    for a, b in zip(fine["theta"], coarse["theta"], strict=True):
+        assert np.nanmax(np.abs(a - b)) < 0.08
+    s = view.settings()
+    key = (*s.values(), "preview")
+    view._publish({"maps": key})
+    assert "coarse preview" in view.maps_title.object and "refining" in view.maps_title.object
+    assert "(coarse preview)" in view._flux_fig.title.text
+    view._publish({"maps": (*s.values(), "fine")})
+    assert "preview" not in view.maps_title.object
+    assert "preview" not in view._flux_fig.title.text

@@ -66,8 +66,10 @@ def _warm_up():
     """A tiny run, so that a worker's first real one does not pay for imports and caches."""
     from asymflux import model
 
-    model.simulate(model.nmc88_lun2025(), model.disk_mesh(1.0, n_radial=4, n_angular=8),
-                   C.make_surface(0.5, 0.25), [model.Charge(400.0, minutes=1.0)])
+    for film in (None, 0.2):  # prescribed and kinetic (Butler-Volmer, the OCV)
+        model.simulate(model.nmc88_lun2025(), model.disk_mesh(1.0, n_radial=4, n_angular=8),
+                       C.make_surface(0.5, 0.25, film_ohm_m2=film),
+                       [model.Charge(400.0, minutes=1.0)])
 
 
 def _submit(fn, *args, key=None) -> Future:
@@ -145,7 +147,7 @@ def warm_rate_curves(diffusivity_scales) -> int:
     for d in diffusivity_scales:
         for _label, e, f in C.REFERENCE_SURFACES.values():
             for r in C.CURVE_RATES_MA_G:
-                args = (float(e), float(f), float(r), float(d))
+                args = _li_args(e, f, r, d)
                 jobs.append((C.li_extracted, args, (C.li_extracted.__name__, args)))
     with _LOCK:
         _BACKGROUND.extend(j for j in jobs if j[2] not in _FUTURES)
@@ -179,57 +181,89 @@ def _run(fn, *args, key=None):
         return _submit(fn, *args, key=key).result()
 
 
-def _theta_maps_args(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale, pixel_nm):
-    return (float(eta), float(blocked_fraction), float(angle_deg), float(rate_mA_g),
-            float(diffusivity_scale), float(pixel_nm))
+def _film(film_ohm_m2):
+    return None if film_ohm_m2 is None else float(film_ohm_m2)
 
 
-def _theta_maps(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale, pixel_nm):
+def _theta_maps_args(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale, pixel_nm,
+                     film_ohm_m2=None, mesh=C.MAPS_MESH):
+    film = _film(film_ohm_m2)
+    return (1.0 if film is not None else float(eta),  # η is unused by a kinetic surface
+            float(blocked_fraction), float(angle_deg), float(rate_mA_g),
+            float(diffusivity_scale), float(pixel_nm), film, tuple(int(n) for n in mesh))
+
+
+def _theta_maps(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale, pixel_nm,
+                film_ohm_m2=None, mesh=C.MAPS_MESH):
     return C.theta_maps(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale,
-                        pixel_nm=pixel_nm)
+                        pixel_nm=pixel_nm, film_ohm_m2=film_ohm_m2, mesh=mesh)
 
 
-def theta_maps(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale, pixel_nm):
-    """θ maps at 5/10/15/20 min (:func:`asymflux.views._compute.theta_maps`), cached."""
+def theta_maps(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale, pixel_nm,
+               film_ohm_m2=None, mesh=C.MAPS_MESH):
+    """θ maps at 5/10/15/20 min and the run's curves
+    (:func:`asymflux.views._compute.theta_maps`), cached; ``film_ohm_m2``: kinetic surface;
+    ``mesh``: :data:`~asymflux.views._compute.PREVIEW_MESH` for the coarse preview."""
     return _run(_theta_maps, *_theta_maps_args(eta, blocked_fraction, angle_deg, rate_mA_g,
-                                               diffusivity_scale, pixel_nm))
+                                               diffusivity_scale, pixel_nm, film_ohm_m2, mesh))
 
 
-def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale):
+def _li_args(eta, blocked_fraction, rate_mA_g, diffusivity_scale, film_ohm_m2=None):
+    film = _film(film_ohm_m2)
+    return (1.0 if film is not None else float(eta), float(blocked_fraction), float(rate_mA_g),
+            float(diffusivity_scale), film)
+
+
+def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale, film_ohm_m2=None):
     """Li extracted at the cut-off (:func:`asymflux.views._compute.li_extracted`), cached."""
-    return _run(C.li_extracted, float(eta), float(blocked_fraction), float(rate_mA_g),
-                float(diffusivity_scale))
+    return _run(C.li_extracted, *_li_args(eta, blocked_fraction, rate_mA_g, diffusivity_scale,
+                                          film_ohm_m2))
 
 
-def rate_table(eta, blocked_fraction, diffusivity_scale):
+def rate_table(eta, blocked_fraction, diffusivity_scale, film_ohm_m2=None):
     """Fig. 5b table, one cached simulation per point (a new rate or η costs few runs)."""
-    _submit_rate_points(eta, blocked_fraction, diffusivity_scale)
-    return C.rate_table(eta, blocked_fraction, diffusivity_scale, point=li_extracted)
+    _submit_rate_points(eta, blocked_fraction, diffusivity_scale, film_ohm_m2=film_ohm_m2)
+    return C.rate_table(eta, blocked_fraction, diffusivity_scale, point=li_extracted,
+                        film_ohm_m2=film_ohm_m2)
 
 
-def _submit_rate_points(eta, blocked_fraction, diffusivity_scale, rate_mA_g=None) -> list:
-    curves = [(e, f) for _label, e, f in C.REFERENCE_SURFACES.values()]
-    curves.append((float(eta), float(blocked_fraction)))
+def _submit_rate_points(eta, blocked_fraction, diffusivity_scale, rate_mA_g=None, *,
+                        film_ohm_m2=None) -> list:
+    curves = [(e, f, None) for _label, e, f in C.REFERENCE_SURFACES.values()]
+    curves.append((float(eta), float(blocked_fraction), film_ohm_m2))
     rates = list(C.CURVE_RATES_MA_G) + ([] if rate_mA_g is None else [float(rate_mA_g)])
-    return [_submit(C.li_extracted, float(e), float(f), float(r), float(diffusivity_scale))
-            for e, f in curves for r in rates]
+    # the current setting's points first: the reference curves are usually cached
+    return [_submit(C.li_extracted, *_li_args(e, f, r, diffusivity_scale, film))
+            for e, f, film in curves[::-1] for r in rates]
 
 
-def prefetch(settings: dict, *, pixel_nm: float, dataset=None, particle_id=None) -> dict:
+def prefetch(settings: dict, *, pixel_nm: float, dataset=None, particle_id=None,
+             preview: bool = False) -> dict:
     """Start, side by side, every simulation the model explorer shows for ``settings``
-    (``eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale``); returns at once.
+    (``eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale`` and optionally
+    ``film_ohm_m2``: a kinetic surface); returns at once.
 
     Returns
     -------
     dict
-        The futures each kind of plot waits for: ``"maps"``, ``"twin"`` (empty without a
-        measured particle, or when it cannot be read: its plot then reports why) and
-        ``"rate"`` (Fig. 5b's points).
+        The futures each kind of plot waits for: ``"maps"`` (the θ maps and the V(t) and
+        flux-ratio curves of the same run), with ``preview`` also ``"preview"`` (the same on
+        :data:`~asymflux.views._compute.PREVIEW_MESH`, submitted first), ``"twin"`` (empty
+        without a measured particle, or when it cannot be read: its plot then reports why)
+        and ``"rate"`` (Fig. 5b's points).
     """
-    s = {k: float(v) for k, v in settings.items()}
-    out = {"maps": [_submit(_theta_maps, *_theta_maps_args(
-        s["eta"], s["blocked_fraction"], s["angle_deg"], s["rate_mA_g"], s["diffusivity_scale"],
-        pixel_nm))], "twin": []}
+    s = {k: (None if v is None else float(v)) for k, v in settings.items()}
+    film = s.get("film_ohm_m2")
+    args = (s["eta"], s["blocked_fraction"], s["angle_deg"], s["rate_mA_g"],
+            s["diffusivity_scale"], pixel_nm, film)
+    out = {}
+    fine = _theta_maps_args(*args)
+    with _LOCK:
+        cached = _FUTURES.get((_theta_maps.__name__, fine))
+    if preview and not (cached is not None and cached.done()):  # submitted first: quicker
+        out["preview"] = [_submit(_theta_maps, *_theta_maps_args(*args, mesh=C.PREVIEW_MESH))]
+    out["maps"] = [_submit(_theta_maps, *fine)]
+    out["twin"] = []
     # in a server, the twin waits for the dataset's analysis (a worker's job, never this loop)
     if dataset is not None and particle_id is not None and (
             not in_server() or analysis_ready(dataset)):
@@ -238,7 +272,7 @@ def prefetch(settings: dict, *, pixel_nm: float, dataset=None, particle_id=None)
         except Exception as e:  # noqa: BLE001 - the plot that needs it reports it
             log_exception(e)
     out["rate"] = _submit_rate_points(s["eta"], s["blocked_fraction"], s["diffusivity_scale"],
-                                      s["rate_mA_g"])
+                                      s["rate_mA_g"], film_ohm_m2=film)
     return out
 
 
@@ -338,24 +372,28 @@ def _simulated_call(spec, particle_id, s):
     stamp = dataset_stamp(spec)
     m = _measured(spec, stamp, int(particle_id))
     names = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale")
+    film = _film(s.get("film_ohm_m2"))
     values = tuple(float(s[n]) for n in names)
-    return (_simulated_particle, m.mask, float(m.pixel_nm), m.capacity_mAh_g, *values), \
-        {"key": ("simulated", spec, stamp, int(particle_id), values)}
+    if film is not None:
+        values = (1.0, *values[1:])  # η is unused by a kinetic surface
+    return (_simulated_particle, m.mask, float(m.pixel_nm), m.capacity_mAh_g, *values, film), \
+        {"key": ("simulated", spec, stamp, int(particle_id), values, film)}
 
 
 def _simulated_particle(mask, pixel_nm, capacity_mAh_g, eta, blocked_fraction, angle_deg,
-                        rate_mA_g, diffusivity_scale):
+                        rate_mA_g, diffusivity_scale, film_ohm_m2=None):
     return C.simulated_particle(mask, pixel_nm, capacity_mAh_g, eta=eta,
                                 blocked_fraction=blocked_fraction, angle_deg=angle_deg,
-                                rate_mA_g=rate_mA_g, diffusivity_scale=diffusivity_scale)
+                                rate_mA_g=rate_mA_g, diffusivity_scale=diffusivity_scale,
+                                film_ohm_m2=film_ohm_m2)
 
 
 def simulated(spec, particle_id, eta, blocked_fraction, angle_deg, rate_mA_g,
-              diffusivity_scale) -> C.ParticleMovie:
-    """The simulated twin of a measured particle (cached)."""
+              diffusivity_scale, film_ohm_m2=None) -> C.ParticleMovie:
+    """The simulated twin of a measured particle (cached); ``film_ohm_m2``: kinetic surface."""
     s = {"eta": float(eta), "blocked_fraction": float(blocked_fraction),
          "angle_deg": float(angle_deg), "rate_mA_g": float(rate_mA_g),
-         "diffusivity_scale": float(diffusivity_scale)}
+         "diffusivity_scale": float(diffusivity_scale), "film_ohm_m2": film_ohm_m2}
     args, kw = _simulated_call(str(spec).strip(), int(particle_id), s)
     return _run(*args, **kw)
 
@@ -848,10 +886,10 @@ class JobProgress(pn.viewable.Viewer):
         self.cancel()  # a new wait replaces the previous one
         generation = self._generation
         self._items = items
-        futures = [asyncio.wrap_future(i.future) for i in items]
-        if all(i.future.done() for i in items):
+        if all(i.future.done() for i in items):  # (no asyncio wrapper: none to retrieve)
             self._items = []
             return True
+        futures = [asyncio.wrap_future(i.future) for i in items]
         self._update(title)
         self._show(True)
         try:
@@ -1022,7 +1060,7 @@ def error_text(exc: BaseException, *, source=None, name_source=True) -> str:
     readers did not word themselves (``OverflowError``, ``BadZipFile``, ...) names
     ``source`` (the dataset or file; ``name_source=False`` when the caller's text names it
     already) and says it was not expected."""
-    msg = " ".join(str(exc).split()) or type(exc).__name__
+    msg = _without_class_names(" ".join(str(exc).split())) or type(exc).__name__
     name = type(exc).__name__
     if source is not None and not any(c.__name__ in _EXPECTED_ERRORS for c in type(exc).__mro__):
         src = str(source)
@@ -1031,6 +1069,20 @@ def error_text(exc: BaseException, *, source=None, name_source=True) -> str:
         msg += (" (an unexpected error while reading or analysing it: check its files against "
                 "docs/dataset-format.md)")
     return f"**{name}**: {msg}"
+
+
+_CLASS_NAMES = (r"(?:[A-Za-z_]\w*\.)*(?:[A-Z]\w*(?:Error|Exception|Warning)|BadZipFile|"
+                r"LargeZipFile)|(?:zlib|struct|binascii)\.error")
+
+
+def _without_class_names(msg: str) -> str:
+    """A message without the exception class names a library put in it
+    (``(TiffFileError: x)`` becomes ``(x)``, ``raised TiffFileError('x')`` ``raised 'x'``)."""
+    import re
+
+    msg = re.sub(rf"\b(?:{_CLASS_NAMES}): ", "", msg)
+    msg = re.sub(rf"\b(?:{_CLASS_NAMES})\((.*?)\)", r"\1", msg)
+    return re.sub(rf"\b(?:{_CLASS_NAMES})\b", "error", msg)
 
 
 def log_exception(exc: BaseException) -> None:

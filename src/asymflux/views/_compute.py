@@ -47,6 +47,27 @@ PSF and 65 nm pixels, its d(capacity) agrees with a 16 x 48 mesh's (the demo dat
 FIG4_RADIUS_UM = 1.2
 """Radius of the θ-map particle (2.4 µm diameter, as in the paper)."""
 
+MAPS_MESH = (20, 48)
+"""(n_radial, n_angular) of the θ-map run: the model's default disk mesh (``asymflux simulate``'s)."""
+
+PREVIEW_MESH = (8, 24)
+"""(n_radial, n_angular) of the coarse preview of the θ maps and curves that the model explorer
+shows first after a slider move, while the :data:`MAPS_MESH` run refines them (3-5x faster)."""
+
+CURVE_MINUTES = tuple(round(0.25 * k, 2) for k in range(1, 81))
+"""Sample times (min) of the V(t) and flux-ratio curves of the θ-map run (every 15 s to
+20 min; t = 0 is always sampled)."""
+
+FILM_LOG10_RANGE = (-3.0, 0.5)
+"""The film-resistance slider's range, log10(Ω m²): 1e-3 (η ≈ 1) to 3.2 Ω m²."""
+
+
+def film_from_log10(x: float) -> float:
+    """Film resistance (Ω m²) of a log-scale slider position ``x`` = log10(R), to 3
+    significant digits (``-0.69897`` -> ``0.2``)."""
+    return float(f"{10.0 ** float(x):.3g}")
+
+
 REFERENCE_SURFACES = {
     "none": ("no blocking", 1.0, 0.0),
     "180:0.25:0.7": ("quarter, η = 0.7", 0.7, 0.25),
@@ -60,10 +81,20 @@ CURRENT_LABEL = "current setting"
 # ----------------------------------------------------------------------------- model
 
 
-def make_surface(eta: float, blocked_fraction: float, angle_deg: float = 180.0):
-    """One blocked arc (or none when the fraction is 0 or η is 1)."""
+def make_surface(eta: float, blocked_fraction: float, angle_deg: float = 180.0,
+                 film_ohm_m2: float | None = None):
+    """One blocked arc (or none when the fraction is 0 or η is 1).
+
+    With ``film_ohm_m2`` a kinetic surface instead (Butler-Volmer through a film of that
+    resistance on the arc, ``asymflux simulate --film CENTER:FRACTION:R``; ``eta`` unused;
+    a clean kinetic particle when the fraction is 0)."""
     from asymflux import model
 
+    if film_ohm_m2 is not None:
+        if blocked_fraction <= 0:
+            return model.Surface.kinetic()
+        return model.Surface.kinetic([model.FilmArc(float(angle_deg) % 360.0,
+                                                    float(blocked_fraction), float(film_ohm_m2))])
     if blocked_fraction <= 0 or eta >= 1:
         return model.Surface()
     return model.Surface([model.BlockedArc(float(angle_deg) % 360.0, float(blocked_fraction),
@@ -80,36 +111,69 @@ def _params(diffusivity_scale: float):
 
 
 def theta_maps(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale=1.0, *,
-               pixel_nm=40.0, minutes=FIG4_MINUTES, radius_um=FIG4_RADIUS_UM) -> pd.DataFrame:
+               pixel_nm=40.0, minutes=FIG4_MINUTES, radius_um=FIG4_RADIUS_UM,
+               film_ohm_m2=None, mesh=MAPS_MESH, curve_minutes=CURVE_MINUTES) -> pd.DataFrame:
     """θ maps of one surface at ``minutes`` of charge (one row of Fig. 4).
+
+    One run of the model (``mesh`` = (n_radial, n_angular)), sampled at ``minutes`` and at
+    ``curve_minutes`` (up to the last of ``minutes``): the same run, sample times and
+    numbers as ``asymflux simulate --minutes <both, sorted>``.
 
     Returns
     -------
     DataFrame
         ``surface, minutes, x_um, y_um, theta, reached`` (the layout of
         :func:`asymflux.figures.fig4_data`); a time after the end of the run (the surface
-        emptied) has an all-NaN ``theta`` and ``reached=False``.
+        emptied) has an all-NaN ``theta`` and ``reached=False``. ``attrs["curves"]`` is
+        :func:`run_curves` of the run (V(t), the arc's flux ratio).
     """
     from asymflux import model
 
-    surface = make_surface(eta, blocked_fraction, angle_deg)
-    res = model.simulate(_params(diffusivity_scale), model.disk_mesh(radius_um), surface,
+    surface = make_surface(eta, blocked_fraction, angle_deg, film_ohm_m2)
+    output = run_minutes(minutes, curve_minutes)
+    res = model.simulate(_params(diffusivity_scale),
+                         model.disk_mesh(radius_um, n_radial=mesh[0], n_angular=mesh[1]), surface,
                          [model.Charge(float(rate_mA_g), minutes=max(minutes))],
-                         output_minutes=minutes)
+                         output_minutes=output)
     x_um, y_um = res.mesh.pixel_grid(pixel_nm)
     rows = []
+    label = surface_label(eta, blocked_fraction, angle_deg, film_ohm_m2)
     for m in minutes:
         hit = np.flatnonzero(np.abs(res.minutes - m) < 1e-6)
         if hit.size:
             th = res.to_image(pixel_nm, indices=hit[:1]).theta[0]
         else:
             th = np.full((y_um.size, x_um.size), np.nan)
-        rows.append({"surface": surface_label(eta, blocked_fraction, angle_deg), "minutes": float(m),
+        rows.append({"surface": label, "minutes": float(m),
                      "x_um": x_um, "y_um": y_um, "theta": th, "reached": bool(hit.size)})
     out = pd.DataFrame(rows)
     out.attrs["end_reason"] = res.end_reason
     out.attrs["end_minutes"] = float(res.minutes[-1])
+    out.attrs["curves"] = run_curves(res)
+    out.attrs["mesh"] = tuple(int(n) for n in mesh)
     return out
+
+
+def run_minutes(minutes=FIG4_MINUTES, curve_minutes=CURVE_MINUTES) -> list[float]:
+    """The output times of :func:`theta_maps`' run: ``minutes`` and ``curve_minutes`` up to
+    the last of ``minutes``, sorted (pass them to ``asymflux simulate --minutes``)."""
+    end = max(minutes)
+    return sorted({float(m) for m in minutes} | {float(m) for m in curve_minutes if m <= end})
+
+
+def run_curves(res) -> pd.DataFrame:
+    """V(t) and the flux ratio of a run's first arc at every sample (the end of the charge,
+    e.g. at 4.3 V, included): ``minutes, capacity_mAh_g, voltage_V, flux_ratio``.
+
+    ``voltage_V`` is :attr:`asymflux.model.Result.voltage_V` (the particle potential with a
+    kinetic surface, else the highest surface OCV); ``flux_ratio`` the arc's mean current
+    density over the clean surface's (:attr:`~asymflux.model.Result.arc_flux_ratio`: η
+    itself for a prescribed arc; NaN without an arc)."""
+    ratio = res.arc_flux_ratio
+    flux = (np.asarray(ratio[:, 0], dtype=float) if ratio is not None and ratio.ndim == 2
+            and ratio.shape[1] else np.full(res.times_s.shape, np.nan))
+    return pd.DataFrame({"minutes": res.minutes, "capacity_mAh_g": res.capacity_mAh_g,
+                         "voltage_V": res.voltage_V, "flux_ratio": flux})
 
 
 def empty_theta_maps(*, pixel_nm=40.0, minutes=FIG4_MINUTES, radius_um=FIG4_RADIUS_UM,
@@ -118,26 +182,36 @@ def empty_theta_maps(*, pixel_nm=40.0, minutes=FIG4_MINUTES, radius_um=FIG4_RADI
     from asymflux import model
 
     x_um, y_um = model.disk_mesh(radius_um).pixel_grid(pixel_nm)
-    return pd.DataFrame([{"surface": surface, "minutes": float(m), "x_um": x_um, "y_um": y_um,
-                          "theta": np.full((y_um.size, x_um.size), np.nan), "reached": False}
-                         for m in minutes])
+    out = pd.DataFrame([{"surface": surface, "minutes": float(m), "x_um": x_um, "y_um": y_um,
+                         "theta": np.full((y_um.size, x_um.size), np.nan), "reached": False}
+                        for m in minutes])
+    out.attrs["curves"] = pd.DataFrame({"minutes": [], "capacity_mAh_g": [], "voltage_V": [],
+                                        "flux_ratio": []})
+    return out
 
 
-def surface_label(eta, blocked_fraction, angle_deg) -> str:
+def surface_label(eta, blocked_fraction, angle_deg, film_ohm_m2=None) -> str:
+    if film_ohm_m2 is not None:
+        if blocked_fraction <= 0:
+            return "kinetic, no film"
+        return (f"kinetic, {blocked_fraction:.0%} film at {angle_deg % 360:g}°, "
+                f"R = {film_ohm_m2:.3g} Ω m²")
     if blocked_fraction <= 0 or eta >= 1:
         return "no blocking"
     return f"{blocked_fraction:.0%} blocked at {angle_deg % 360:g}°, η = {eta:.2g}"
 
 
-def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale=1.0) -> float:
-    """Li extracted per f.u. when the surface occupancy first reaches 0.2 (Fig. 5b).
+def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale=1.0,
+                 film_ohm_m2=None) -> float:
+    """Li extracted per f.u. when the surface occupancy first reaches 0.2 (Fig. 5b; a
+    kinetic surface, ``film_ohm_m2``, may stop earlier at its 4.3 V cut-off).
 
     The disk is rotationally symmetric, so the arc's angle does not matter: it is fixed at
-    180° here (one cached value per (η, fraction, rate, D scale)).
+    180° here (one cached value per (η, fraction, rate, D scale, film)).
     """
     from asymflux import model
 
-    surface = make_surface(eta, blocked_fraction, 180.0)
+    surface = make_surface(eta, blocked_fraction, 180.0, film_ohm_m2)
     res = model.simulate(_params(diffusivity_scale),
                          model.disk_mesh(FIG4_RADIUS_UM, n_radial=SWEEP_MESH[0],
                                          n_angular=SWEEP_MESH[1]),
@@ -146,11 +220,12 @@ def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale=1.0) -> flo
 
 
 def rate_table(eta, blocked_fraction, diffusivity_scale=1.0, *, rates=CURVE_RATES_MA_G,
-               point=None) -> pd.DataFrame:
+               point=None, film_ohm_m2=None) -> pd.DataFrame:
     """Fig. 5b table: the paper's three surfaces and the current setting, against rate.
 
-    ``point`` is a callable ``(eta, fraction, rate, dscale) -> float`` (default
-    :func:`li_extracted`; the views pass a cached one).
+    ``point`` is a callable ``(eta, fraction, rate, dscale, film_ohm_m2) -> float`` (default
+    :func:`li_extracted`; the views pass a cached one). ``film_ohm_m2``: the current
+    setting is a kinetic surface (the paper's three stay prescribed).
 
     Returns
     -------
@@ -163,9 +238,10 @@ def rate_table(eta, blocked_fraction, diffusivity_scale=1.0, *, rates=CURVE_RATE
     curves = dict(REFERENCE_SURFACES)
     curves[CURRENT_LABEL] = (CURRENT_LABEL, float(eta), float(blocked_fraction))
     for key, (label, e, f) in curves.items():
+        film = film_ohm_m2 if key == CURRENT_LABEL else None
         for r in rates:
             rows.append({"rate_mA_g": float(r), "blocked": key, "label": label,
-                         "li_extracted": point(e, f, float(r), float(diffusivity_scale))})
+                         "li_extracted": point(e, f, float(r), float(diffusivity_scale), film)})
     return pd.DataFrame(rows)
 
 
@@ -222,7 +298,7 @@ def measure_particle_movie(stack, mask, *, pixel_nm, capacity_mAh_g, time_s, sou
     stack = np.asarray(stack)
     mask = np.asarray(mask).astype(np.int32)
     if shifts_px is not None and np.any(shifts_px):
-        stack = analysis.apply_drift(stack, shifts_px)
+        stack = analysis.correct_drift(stack, shifts_px)
     ts = analysis.particle_timeseries(stack, mask, pixel_nm=pixel_nm, time_s=time_s,
                                       capacity_mAh_g=capacity_mAh_g, register=register)
     ts.insert(0, "source", source)
@@ -281,7 +357,8 @@ def ellipse_outline(mask, pixel_nm, *, center_rc):
 
 
 def simulated_particle(mask, pixel_nm, capacity_mAh_g, *, eta, blocked_fraction, angle_deg,
-                       rate_mA_g, diffusivity_scale=1.0, pad_px=6, theta_ref=None) -> ParticleMovie:
+                       rate_mA_g, diffusivity_scale=1.0, pad_px=6, theta_ref=None,
+                       film_ohm_m2=None) -> ParticleMovie:
     """The simulated twin of a measured particle, measured the same way.
 
     The particle is simulated on a disk of its equivalent radius (charge at ``rate_mA_g``
@@ -297,6 +374,8 @@ def simulated_particle(mask, pixel_nm, capacity_mAh_g, *, eta, blocked_fraction,
     capacity_mAh_g : (n_frames,) array
         Capacities of the measured frames; NaN frames are dropped. Frames after the end
         of the simulated charge (the surface emptied) are dropped too.
+    film_ohm_m2 : float, optional
+        A kinetic surface (:func:`make_surface`); ``eta`` is then unused.
     """
     from asymflux import model, optics
 
@@ -314,7 +393,7 @@ def simulated_particle(mask, pixel_nm, capacity_mAh_g, *, eta, blocked_fraction,
     outline = ellipse_outline(mask, pixel_nm, center_rc=center)
     r_eq = outline.equivalent_radius_um
     params = _params(diffusivity_scale)
-    surface = make_surface(eta, blocked_fraction, angle_deg)
+    surface = make_surface(eta, blocked_fraction, angle_deg, film_ohm_m2)
     res = model.simulate(params, model.disk_mesh(r_eq, n_radial=PARTICLE_MESH[0],
                                                  n_angular=PARTICLE_MESH[1]), surface,
                          [model.Charge(rate, minutes=float(minutes.max()))],
@@ -371,6 +450,11 @@ def load_dataset(spec: str):
     return read_dataset(path)
 
 
+_DATASET_FILES = ("frames.csv", "echem.csv", "masks.tif", "annotations.csv", "stack.ome.tif",
+                  "stack.zarr")
+"""Files of a dataset folder besides metadata.json (docs/dataset-format.md)."""
+
+
 def dataset_specs(spec: str) -> list[str]:
     """Several datasets: a demo group (``"cohorts"``), names/paths separated by commas, or a
     folder holding dataset folders."""
@@ -395,6 +479,9 @@ def dataset_specs(spec: str) -> list[str]:
             from asymflux.io import dataset_folders
 
             subs = [str(s) for s in dataset_folders(path)]
+            if not subs and any((path / f).exists() for f in _DATASET_FILES):
+                out.append(p)  # a dataset folder without metadata.json: its reader says so
+                continue
             if not subs:
                 raise DatasetSpecError(f"{path}: holds no dataset folders (with metadata.json)")
             out += subs
@@ -423,6 +510,8 @@ def extract_zip(data: bytes, *, name="upload.zip", into=None) -> Path:
         with zf:
             root = target.resolve()
             members = zf.infolist()
+            _check_unpacked_size(members, len(data), name=name, target=target,
+                                 expected=expected)
             for member in members:
                 dest = (target / member.filename).resolve()
                 if root not in dest.parents and dest != root:
@@ -450,11 +539,53 @@ def extract_zip(data: bytes, *, name="upload.zip", into=None) -> Path:
     return found[0]
 
 
+MAX_ZIP_RATIO = 100
+"""An upload that unpacks to more than this many times its size (and above
+:data:`MIN_ZIP_CHECK_BYTES`) is refused before unpacking: a zip bomb, not microscopy data
+(image data compresses a few times at most)."""
+MIN_ZIP_CHECK_BYTES = 64 * 1024**2
+
+
+def _check_unpacked_size(members, n_bytes, *, name, target, expected) -> None:
+    """Refuse, before unpacking anything, a zip that unpacks to far more than its size
+    (:data:`MAX_ZIP_RATIO`) or to more than the free space of ``target``."""
+    import shutil
+
+    total = sum(max(0, int(m.file_size)) for m in members)
+    if not members or total <= MIN_ZIP_CHECK_BYTES:
+        return
+    largest = max(members, key=lambda m: m.file_size)
+    what = (f"{name}: unpacks to {total / 1e6:,.0f} MB ({len(members)} member(s); "
+            f"{largest.filename!r} alone {largest.file_size / 1e6:,.0f} MB)")
+    if total > MAX_ZIP_RATIO * max(int(n_bytes), 1):
+        raise DatasetSpecError(f"{what} from {n_bytes / 1e6:,.2g} MB, more than "
+                               f"{MAX_ZIP_RATIO} times its size: refused as a zip bomb; "
+                               f"{expected}")
+    free = shutil.disk_usage(target).free
+    if total > free:
+        raise DatasetSpecError(f"{what}, more than the {free / 1e6:,.0f} MB free in "
+                               f"{target.parent}; {expected}")
+
+
 def analyze(dataset):
-    """``(particles, timeseries, labels)`` of :func:`asymflux.analysis.analyze_dataset`."""
+    """``(particles, timeseries, labels)`` of :func:`asymflux.analysis.analyze_dataset`.
+
+    The analysis refuses a dataset it cannot use (a blank stack, no particle, ...) with a
+    ValueError naming it: raised as :class:`DatasetSpecError` (the page shows it as the
+    dataset's problem, not as an unexpected error)."""
     from asymflux import analysis
 
-    return analysis.analyze_dataset(dataset, return_labels=True)
+    try:
+        return analysis.analyze_dataset(dataset, return_labels=True)
+    except ValueError as e:
+        if isinstance(e, DatasetSpecError) or type(e).__name__ == "DatasetError":
+            raise
+        where = [str(x) for x in (getattr(dataset, "path", None),
+                                  (getattr(dataset, "metadata", None) or {}).get("name"))
+                 if x]
+        if any(w in str(e) for w in where):  # worded by the analysis: names the dataset
+            raise DatasetSpecError(str(e)) from e
+        raise
 
 
 def cohort_tables(analyzed: dict) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -8,6 +8,7 @@ import panel as pn
 import param
 
 from .. import plots
+from ..model.kinetics import FILM_RESISTANCE_ETA_0_3_OHM_M2
 from . import _common as K
 from . import _compute as C
 
@@ -21,13 +22,31 @@ PAGE_WIDTH = 1480
 DSCALE_OPTIONS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
 """Diffusivity scale factors (log-spaced)."""
 
-MODEL_SETTINGS = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale")
-"""The model's settings (sliders), in the order of the plots' keys."""
+MODEL_SETTINGS = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale",
+                  "film_ohm_m2")
+"""The model's settings, in the order of the plots' keys; ``film_ohm_m2`` is the film
+resistance of a kinetic surface, None for the prescribed flux ratio η (the paper's model)."""
+
+SURFACE_MODELS = {"prescribed η (the paper's model)": "prescribed",
+                  "kinetic: Butler-Volmer through a film": "kinetic"}
+"""The surface switch: label -> :attr:`ModelExplorer.surface_model`."""
+
+FINE, PREVIEW = "fine", "preview"
+"""The last item of a θ-map key: the run on ``_compute.MAPS_MESH`` or the coarse preview on
+``_compute.PREVIEW_MESH`` shown while it runs."""
 
 
 def _model_settings(values) -> dict:
     """``{name: value}`` of the first ``len(MODEL_SETTINGS)`` values of a plot's key."""
-    return {n: float(v) for n, v in zip(MODEL_SETTINGS, values, strict=False)}
+    return {n: (None if v is None else float(v))
+            for n, v in zip(MODEL_SETTINGS, values, strict=False)}
+
+
+def _film_formatter():
+    """The film slider's label: its position log10(R) shown as R in Ω m²."""
+    from bokeh.models import CustomJSTickFormatter
+
+    return CustomJSTickFormatter(code="return Number(Math.pow(10, tick).toPrecision(3)) + ' Ω m²'")
 
 
 def _dynamic(bound):
@@ -55,10 +74,23 @@ def _framewise(obj):
     return obj
 
 
+def _echem_voltage(ds) -> pd.DataFrame | None:
+    """``capacity_mAh_g, voltage_V`` of a dataset's echem table (finite rows), or None."""
+    e = getattr(ds, "echem", None)
+    if e is None or "voltage_V" not in e or "capacity_mAh_g" not in e:
+        return None
+    t = e[["capacity_mAh_g", "voltage_V"]].apply(pd.to_numeric, errors="coerce").dropna()
+    return t.reset_index(drop=True) if len(t) else None
+
+
 class ModelExplorer(pn.viewable.Viewer):
     """Sliders for the surface blocking and the rate; θ maps at 5/10/15/20 min (Fig. 4), the
     simulated and measured d(capacity) and line-cut kymographs (Fig. 5c, d) of a particle
     of a dataset, and Li extracted against rate (Fig. 5b) with the current setting marked.
+    The surface is the paper's prescribed flux ratio η or a kinetic one (Butler-Volmer
+    through a film of resistance :attr:`film_resistance_ohm_m2`: ``surface_model``); the
+    θ maps' run also gives the arc's flux ratio and V(t), drawn beside the dataset's measured
+    voltage (:meth:`curves`, :meth:`measured_voltage`).
 
     The parameters are the state: set them in the constructor (``ModelExplorer(eta=0.7)``)
     or later (``view.eta = 0.7``); the sliders follow, and moving a slider sets the
@@ -75,6 +107,15 @@ class ModelExplorer(pn.viewable.Viewer):
                              doc="Centre of the blocked arc, degrees CCW from +x (180 = left).")
     diffusivity_scale = param.Selector(default=1.0, objects=list(DSCALE_OPTIONS),
                                        doc="Factor on the diffusivity D(θ).")
+    surface_model = param.Selector(default="prescribed", objects=SURFACE_MODELS, doc=(
+        "'prescribed': the blocked arc passes η times the clean surface's flux (the paper's "
+        "model); 'kinetic': Butler-Volmer kinetics through a film of resistance "
+        "film_resistance_ohm_m2 on the arc (asymflux simulate --film)."))
+    film_resistance_ohm_m2 = param.Number(
+        default=FILM_RESISTANCE_ETA_0_3_OHM_M2,
+        bounds=(10 ** C.FILM_LOG10_RANGE[0], 10 ** C.FILM_LOG10_RANGE[1]),
+        doc="Area-specific resistance of the film on the arc (kinetic surface), Ω m²; "
+            "0.20 gives an effective η ≈ 0.3 at 100 mA/g (docs/calibration.md).")
     pixel_nm = param.Number(default=40.0, bounds=(5.0, 200.0),
                             doc="Pixel size of the θ maps, nm (the default resolution).")
     dataset = param.String(default="aged",
@@ -88,12 +129,14 @@ class ModelExplorer(pn.viewable.Viewer):
         "Analyse a stack above the dashboard's size limit (_common.max_values()); set by the "
         "'Analyse anyway' button, reset when the dataset changes."))
     maps_ready = param.Parameter(default=None, precedence=-1, doc=(
-        "(η, fraction, angle, rate, D scale) whose θ maps are computed: the map plots follow it."))
+        "(η, fraction, angle, rate, D scale, film, 'fine' or 'preview') whose θ maps and "
+        "curves are computed: the map plots and the V(t) and flux-ratio plots follow it."))
     twin_ready = param.Parameter(default=None, precedence=-1, doc=(
-        "The same plus (dataset, particle) whose simulated twin is computed: d(capacity) and "
-        "the simulated kymograph follow it."))
+        "(η, fraction, angle, rate, D scale, film, dataset, particle) whose simulated twin is "
+        "computed: d(capacity) and the simulated kymograph follow it."))
     rate_ready = param.Parameter(default=None, precedence=-1, doc=(
-        "(η, fraction, rate, D scale) whose Fig. 5b points are computed: Fig. 5b follows it."))
+        "(η, fraction, rate, D scale, film) whose Fig. 5b points are computed: Fig. 5b "
+        "follows it."))
 
     def __init__(self, **params):
         K.load_extensions()  # this page's own: it may be the first one served
@@ -130,11 +173,21 @@ class ModelExplorer(pn.viewable.Viewer):
         self.dscale_slider = pn.widgets.DiscreteSlider(
             label="diffusivity scale (× D(θ))", options=list(DSCALE_OPTIONS),
             value=float(self.diffusivity_scale))
+        # the kinetic surface: a switch made from its parameter, and the film resistance on
+        # a log scale (the slider's value is log10 of the parameter, shown in Ω m²); the film
+        # slider takes the η slider's place when the switch is on
+        self.surface_switch = pn.widgets.RadioButtonGroup.from_param(
+            self.param.surface_model, name="surface", orientation="vertical", width=300)
+        self.film_slider = pn.widgets.FloatSlider(
+            label="film resistance on the arc (log scale)", start=C.FILM_LOG10_RANGE[0],
+            end=C.FILM_LOG10_RANGE[1], step=0.05,
+            value=float(np.log10(self.film_resistance_ohm_m2)), format=_film_formatter())
         self.sliders = {
             "eta": self.eta_slider, "blocked_fraction": self.fraction_slider,
             "rate_mA_g": self.rate_slider, "angle_deg": self.angle_slider,
-            "diffusivity_scale": self.dscale_slider,
+            "diffusivity_scale": self.dscale_slider, "film_resistance_ohm_m2": self.film_slider,
         }
+        self._show_surface_widgets()
         self.dataset_input = pn.widgets.TextInput(
             label="dataset (demo name or folder path; Enter to load)", value=self.dataset)
         self.upload = pn.widgets.FileInput(accept=".zip", multiple=False)
@@ -145,6 +198,14 @@ class ModelExplorer(pn.viewable.Viewer):
         self._fit_info = pn.pane.Markdown("", width=320)
         self.fit_result = None
         self._dataset_info = pn.pane.Markdown("", width=320)
+
+        # V(t) and the arc's flux ratio: plain Bokeh figures whose data sources are updated
+        # in place (no HoloViews plot to rebuild: a few ms a change)
+        self.curves_info = pn.pane.Markdown("", width=1000, margin=(0, 10))
+        self._curves_key = None
+        self.flux_pane, self.voltage_pane = self._make_curve_plots()
+        self._maps_key = None
+        self._make_map_figures()
 
         # sliders -> parameters on release; parameters -> sliders
         for name, w in self.sliders.items():
@@ -157,23 +218,23 @@ class ModelExplorer(pn.viewable.Viewer):
         self.param.watch(self._on_dataset, "dataset")
         self._load_particles()
 
-        # Every plot is a HoloViews DynamicMap, so a change updates the plots' data in place
-        # (no new Bokeh figures to build and send). A slider's release (value_throttled)
+        # Every plot's data is updated in place (no new Bokeh figures to build and send): the
+        # θ maps and the two curves are Bokeh figures whose data sources are replaced, the
+        # others HoloViews DynamicMaps. A slider's release (value_throttled)
         # starts, side by side in worker processes, every simulation the change needs
         # (_common.prefetch); in a server each kind of plot is then updated as soon as its
         # own runs are done (the *_ready parameters, set from the event loop), so a quick
-        # plot does not wait behind a slow one and the server keeps answering meanwhile.
+        # plot does not wait behind a slow one and the server keeps answering meanwhile;
+        # the θ maps and curves first show a coarse preview when theirs is done first.
         for w in self.sliders.values():
             w.param.watch(self._prefetch, "value_throttled")
-        self.param.watch(self._prefetch, ["dataset", "particle_id"])
+        self.param.watch(self._prefetch, ["dataset", "particle_id", "surface_model"])
+        self.param.watch(self._show_surface_widgets, "surface_model")
         measured = [self.param.dataset, self.param.particle_id]
-        self._maps_memo = (None, None)
         self.maps_title = pn.pane.Markdown("", margin=(0, 10), width=1000)
         self._publish(self._keys(self._slider_settings()))
-        self.map_panes = [
-            pn.pane.HoloViews(_dynamic(pn.bind(self._map_panel, i, self.param.maps_ready)),
-                              margin=0, name=f"theta_map_{m:g}min")
-            for i, m in enumerate(C.FIG4_MINUTES)]
+        self.map_panes = [pn.pane.Bokeh(f, margin=0, name=f"theta_map_{m:g}min")
+                          for f, m in zip(self._map_figs, C.FIG4_MINUTES, strict=True)]
         self.offset_pane = pn.pane.HoloViews(
             _dynamic(pn.bind(self._offset_plot, self.param.twin_ready)), name="offset")
         self.measured_pane = pn.pane.HoloViews(
@@ -188,44 +249,78 @@ class ModelExplorer(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ state sync
 
+    @staticmethod
+    def film_from_slider(value: float) -> float:
+        """The film resistance (Ω m²) of the film slider's position (log10 of it)."""
+        return C.film_from_log10(value)
+
     def _from_widget(self, name, value):
         if self._syncing or value is None:
             return
-        self.param.update({name: float(value)})
+        value = float(value)
+        if name == "film_resistance_ohm_m2":
+            value = self.film_from_slider(value)
+        self.param.update({name: value})
 
     def _to_widgets(self, *events):
         self._syncing = True
         try:
             for e in events:
                 w = self.sliders[e.name]
-                if w.value != e.new or w.value_throttled != e.new:
+                new = float(np.log10(e.new)) if e.name == "film_resistance_ohm_m2" else e.new
+                if e.name == "film_resistance_ohm_m2" and w.value_throttled is not None and \
+                        self.film_from_slider(w.value_throttled) == e.new:
+                    continue  # the slider is already there (its position rounds to e.new)
+                if w.value != new or w.value_throttled != new:
                     with param.edit_constant(w):
-                        w.param.update(value=e.new, value_throttled=e.new)
+                        w.param.update(value=new, value_throttled=new)
         finally:
             self._syncing = False
 
+    def _show_surface_widgets(self, *_events):
+        """The η slider for the prescribed surface, the film slider for the kinetic one."""
+        kinetic = self.surface_model == "kinetic"
+        self.eta_slider.visible = not kinetic
+        self.film_slider.visible = kinetic
+
+    @property
+    def kinetic(self) -> bool:
+        """True when the surface is kinetic (Butler-Volmer through a film)."""
+        return self.surface_model == "kinetic"
+
     def settings(self) -> dict:
-        """The current model settings (what every plot is computed from)."""
-        return _model_settings(getattr(self, n) for n in MODEL_SETTINGS)
+        """The current model settings (what every plot is computed from); ``film_ohm_m2``
+        is the film resistance with the kinetic surface, else None."""
+        values = {n: getattr(self, n) for n in MODEL_SETTINGS[:-1]}
+        values["film_ohm_m2"] = self.film_resistance_ohm_m2 if self.kinetic else None
+        return _model_settings(values[n] for n in MODEL_SETTINGS)
 
     def _slider_settings(self) -> dict:
         """The settings of the sliders as released (value_throttled)."""
-        return {n: float(w.value_throttled if w.value_throttled is not None else w.value)
-                for n, w in self.sliders.items()}
+        out = {n: float(w.value_throttled if w.value_throttled is not None else w.value)
+               for n, w in self.sliders.items() if n in MODEL_SETTINGS}
+        film = self.film_slider.value_throttled
+        film = self.film_slider.value if film is None else film
+        out["film_ohm_m2"] = self.film_from_slider(film) if self.kinetic else None
+        return out
 
     def _keys(self, s) -> dict:
         """What each kind of plot is computed from, for settings ``s``."""
-        model = tuple(float(s[n]) for n in MODEL_SETTINGS)
-        return {"maps": model, "twin": (*model, self.dataset, self.particle_id),
-                "rate": (model[0], model[1], model[3], model[4])}
+        model = tuple(_model_settings(s[n] for n in MODEL_SETTINGS).values())
+        return {"maps": (*model, FINE), "twin": (*model, self.dataset, self.particle_id),
+                "rate": (model[0], model[1], model[3], model[4], model[5])}
 
     def _publish(self, keys: dict) -> None:
         """Let the plots of the given kinds show the settings in ``keys``."""
         if "maps" in keys:
-            self.maps_title.object = self._maps_title(_model_settings(keys["maps"]))
+            key = keys["maps"]
+            self.maps_title.object = self._maps_title(_model_settings(key), key[-1])
         # one message to the page for all the figures this updates, and one walk over the
         # page's models instead of one per figure (see the helper)
         with K.one_update(pn.state.curdoc):
+            if "maps" in keys:
+                self._update_maps(keys["maps"])
+                self._update_curves(keys["maps"])
             self.param.update({f"{kind}_ready": key for kind, key in keys.items()})
 
     def _prefetch(self, *_events):
@@ -235,7 +330,7 @@ class ModelExplorer(pn.viewable.Viewer):
         s = self._slider_settings()
         keys = self._keys(s)
         futures = K.prefetch(s, pixel_nm=float(self.pixel_nm), dataset=self.dataset,
-                             particle_id=self.particle_id)
+                             particle_id=self.particle_id, preview=K.in_server())
         if not K.in_server():
             self._publish(keys)
             return
@@ -260,7 +355,19 @@ class ModelExplorer(pn.viewable.Viewer):
             if self._keys(self._slider_settings())[kind] == keys[kind]:
                 self._publish({kind: keys[kind]})
 
-        await asyncio.gather(*(one(kind) for kind in keys))
+        async def preview():
+            # the coarse θ maps and curves first, unless the fine ones are there already
+            done = futures.get("maps", ())
+            if all(f.done() for f in done):
+                return
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in futures["preview"]),
+                                 return_exceptions=True)
+            if not all(f.done() for f in done) and \
+                    self._keys(self._slider_settings())["maps"] == keys["maps"]:
+                self._publish({"maps": (*keys["maps"][:-1], PREVIEW)})
+
+        await asyncio.gather(*(one(kind) for kind in keys),
+                             *([preview()] if "preview" in futures else []))
 
     # ------------------------------------------------------------------ datasets
 
@@ -360,6 +467,7 @@ class ModelExplorer(pn.viewable.Viewer):
         self._show_error(exc, prefix=f"Dataset {self.dataset!r} could not be used",
                          source=self.dataset)
         self.large_button.visible = isinstance(exc, K.DatasetTooLarge)
+        self._show_measured_voltage(None)
         self.particle_select.options = []
         self._dataset_info.object = ""
         return False
@@ -390,6 +498,7 @@ class ModelExplorer(pn.viewable.Viewer):
 
     def _loaded(self, result):
         ds, particles, _ts, _labels = result
+        self._show_measured_voltage(ds)
         opts = {f"{int(r.particle_id)} ({r.classification})": int(r.particle_id)
                 for r in particles.itertuples()}
         ids = list(opts.values())
@@ -460,6 +569,7 @@ class ModelExplorer(pn.viewable.Viewer):
         """Move the sliders to a fit's values and describe it; returns ``result``."""
         self.fit_button.loading = False
         self.fit_result = result
+        self.surface_model = "prescribed"  # the fit's arcs have a prescribed η
         scale = min(DSCALE_OPTIONS, key=lambda d: abs(np.log(d / result.diffusivity_scale)))
         if result.arcs:
             (arc,) = result.arcs
@@ -490,17 +600,36 @@ class ModelExplorer(pn.viewable.Viewer):
         """θ maps at 5/10/15/20 min for the current settings (one row of Fig. 4)."""
         s = {**self.settings(), **overrides}
         return K.theta_maps(s["eta"], s["blocked_fraction"], s["angle_deg"], s["rate_mA_g"],
-                            s["diffusivity_scale"], float(self.pixel_nm))
+                            s["diffusivity_scale"], float(self.pixel_nm), s["film_ohm_m2"],
+                            s.get("mesh", C.MAPS_MESH))
+
+    def curves(self, **overrides) -> pd.DataFrame:
+        """V(t) and the arc's flux ratio of the θ maps' run (:func:`_compute.run_curves`):
+        ``minutes, capacity_mAh_g, voltage_V, flux_ratio``; the same run and numbers as
+        ``asymflux simulate`` (``--film`` for the kinetic surface) at
+        ``_compute.run_minutes()``."""
+        return self.theta_maps(**overrides).attrs["curves"]
+
+    def measured_voltage(self, dataset=None) -> pd.DataFrame | None:
+        """The loaded dataset's cycler voltage against capacity (``capacity_mAh_g,
+        voltage_V``), None when its echem table has none."""
+        try:
+            ds = K.analyzed(self.dataset if dataset is None else dataset)[0]
+        except Exception:  # noqa: BLE001 - the dataset's own alert says why
+            return None
+        return _echem_voltage(ds)
 
     def rate_table(self, **overrides) -> pd.DataFrame:
         """Fig. 5b: Li extracted at the cut-off against rate, the paper's surfaces and the
         current setting (``blocked == "current setting"``)."""
         s = {**self.settings(), **overrides}
-        return K.rate_table(s["eta"], s["blocked_fraction"], s["diffusivity_scale"])
+        return K.rate_table(s["eta"], s["blocked_fraction"], s["diffusivity_scale"],
+                            s["film_ohm_m2"])
 
     def current_li_extracted(self, **overrides) -> float:
         s = {**self.settings(), **overrides}
-        return K.li_extracted(s["eta"], s["blocked_fraction"], s["rate_mA_g"], s["diffusivity_scale"])
+        return K.li_extracted(s["eta"], s["blocked_fraction"], s["rate_mA_g"],
+                              s["diffusivity_scale"], s["film_ohm_m2"])
 
     def comparison(self, **overrides) -> dict:
         """The measured particle and its simulated twin, measured the same way.
@@ -519,48 +648,100 @@ class ModelExplorer(pn.viewable.Viewer):
             pid = int(particles["particle_id"].iloc[0])
         m = K.measured(dataset, pid)
         sim = K.simulated(dataset, pid, s["eta"], s["blocked_fraction"], s["angle_deg"],
-                          s["rate_mA_g"], s["diffusivity_scale"])
+                          s["rate_mA_g"], s["diffusivity_scale"], s["film_ohm_m2"])
         ts = pd.concat([m.timeseries, sim.timeseries], ignore_index=True)
         return {"measured": m, "simulated": sim, "timeseries": ts, "particle_id": pid}
 
     # ------------------------------------------------------------------ plots
 
-    def _maps_plot(self, key):
-        """The four θ maps (an hv.Layout) for ``key`` = (η, fraction, angle, rate, D scale);
-        on failure NaN maps and the alert."""
+    def _maps_data(self, key):
+        """:meth:`theta_maps` for ``key`` = (settings..., 'fine' or 'preview'); on failure
+        NaN maps and the alert."""
         s = _model_settings(key)
-        key = (tuple(s.values()), float(self.pixel_nm))
-        if self._maps_memo[0] == key:
-            return self._maps_memo[1]
-        surface = C.make_surface(s["eta"], s["blocked_fraction"], s["angle_deg"])
+        mesh = C.PREVIEW_MESH if key[-1] == PREVIEW else C.MAPS_MESH
         try:
-            data = self.theta_maps(**s)
+            return self.theta_maps(**s, mesh=mesh)
         except Exception as e:  # noqa: BLE001 - shown in the page
             self._show_error(e, prefix="θ maps")
-            data = C.empty_theta_maps(pixel_nm=float(self.pixel_nm))
-        data = data.assign(surface=[f"{s['rate_mA_g']:g} mA/g"] * len(data))
-        layout = plots.fig4_theta_maps(data, frame_size=160,
-                                       surfaces={data["surface"].iloc[0]: surface},
-                                       radius_um=C.FIG4_RADIUS_UM)
-        self._maps_memo = (key, layout)
-        return layout
+            return C.empty_theta_maps(pixel_nm=float(self.pixel_nm))
+
+    def _make_map_figures(self) -> None:
+        """The four θ maps (Fig. 4, one row): Bokeh figures drawn like
+        :func:`asymflux.plots.fig4_theta_maps` (one colour range, white where NaN, the
+        perimeter and the arc in red), whose data sources a change replaces in place (the
+        HoloViews version spent 0.2-0.7 s of the server's loop a change rebuilding them)."""
+        from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper
+        from bokeh.palettes import Viridis256
+        from bokeh.plotting import figure
+
+        palette = Viridis256 if plots.THETA_CMAP == "viridis" else plots.THETA_CMAP
+        self._map_mapper = LinearColorMapper(palette=palette, nan_color="white")
+        r = C.FIG4_RADIUS_UM * 1.08
+        phi = np.linspace(0, 2 * np.pi, 361)
+        self._map_figs, self._map_srcs = [], []
+        self._arc_src = ColumnDataSource({"x": [], "y": []})
+        for k, _m in enumerate(C.FIG4_MINUTES):
+            last = k == len(C.FIG4_MINUTES) - 1
+            f = figure(frame_width=160, frame_height=160, x_range=(-r, r), y_range=(-r, r),
+                       x_axis_label="x (µm)", y_axis_label="y (µm)" if k == 0 else None,
+                       output_backend="canvas", tools="pan,wheel_zoom,reset,save",
+                       title="", toolbar_location=None)
+            f.title.text_font_size = "8pt"
+            src = ColumnDataSource({"image": [np.full((1, 1), np.nan)], "x": [-1.0], "y": [-1.0],
+                                    "dw": [2.0], "dh": [2.0]})
+            f.image(image="image", x="x", y="y", dw="dw", dh="dh", source=src,
+                    color_mapper=self._map_mapper)
+            f.line(C.FIG4_RADIUS_UM * np.cos(phi), C.FIG4_RADIUS_UM * np.sin(phi),
+                   color="black", line_width=1)
+            f.line("x", "y", source=self._arc_src, color="red", line_width=4)
+            if last:
+                f.add_layout(ColorBar(color_mapper=self._map_mapper, width=8,
+                                      title="θ"), "right")
+            self._map_figs.append(f)
+            self._map_srcs.append(src)
+
+    def _update_maps(self, key) -> None:
+        """Put the θ maps for ``key`` (see :attr:`maps_ready`) into the map figures."""
+        if key is None or key == self._maps_key:
+            return
+        self._maps_key = key
+        s = _model_settings(key)
+        data = self._maps_data(key)
+        surface = C.make_surface(s["eta"], s["blocked_fraction"], s["angle_deg"],
+                                 s["film_ohm_m2"])
+        arcs = plots.surface_outline(surface, C.FIG4_RADIUS_UM).get(1)  # the red arcs
+        self._arc_src.data = {"x": arcs.dimension_values(0), "y": arcs.dimension_values(1)}
+        finite = [t for t in data["theta"] if np.any(np.isfinite(t))]
+        if finite:
+            self._map_mapper.update(low=float(min(np.nanmin(t) for t in finite)),
+                                    high=float(max(np.nanmax(t) for t in finite)))
+        tag = " (coarse preview)" if key[-1] == PREVIEW else ""
+        for f, src, row in zip(self._map_figs, self._map_srcs, data.itertuples(), strict=True):
+            x, y = np.asarray(row.x_um), np.asarray(row.y_um)
+            dx = abs(x[1] - x[0]) if x.size > 1 else 1.0
+            dy = abs(y[1] - y[0]) if y.size > 1 else 1.0
+            reached = bool(np.any(np.isfinite(row.theta)))
+            # rows run from the top (y descending): Bokeh draws row 0 at the bottom
+            src.data = {"image": [np.asarray(row.theta, dtype=float)[::-1]],
+                        "x": [float(x.min() - dx / 2)], "y": [float(y.min() - dy / 2)],
+                        "dw": [float(np.ptp(x) + dx)], "dh": [float(np.ptp(y) + dy)]}
+            f.title.text = (f"{s['rate_mA_g']:g} mA/g{tag}, {row.minutes:g} min"
+                            + ("" if reached else " (not reached)"))
 
     @staticmethod
-    def _maps_title(s) -> str:
+    def _maps_title(s, which=FINE) -> str:
         label = C.surface_label(float(s["eta"]), float(s["blocked_fraction"]),
-                                float(s["angle_deg"]))
-        return f"#### θ maps (Fig. 4): {label}, D × {float(s['diffusivity_scale']):g}"
-
-    def _map_panel(self, index, key):
-        """The θ map at ``FIG4_MINUTES[index]`` (one panel of :meth:`_maps_plot`) for
-        ``key`` = (η, fraction, angle, rate, D scale)."""
-        return _framewise(list(self._maps_plot(key))[index])
+                                float(s["angle_deg"]), s.get("film_ohm_m2"))
+        state = (f" — **coarse preview** ({C.PREVIEW_MESH[0]} × {C.PREVIEW_MESH[1]} mesh), "
+                 "refining…" if which == PREVIEW else "")
+        return f"#### θ maps (Fig. 4): {label}, D × {float(s['diffusivity_scale']):g}{state}"
 
     def _rate_plot(self, key):
-        """Fig. 5b for ``key`` = (η, fraction, rate, D scale)."""
-        eta, blocked_fraction, rate_mA_g, diffusivity_scale = key
+        """Fig. 5b for ``key`` = (η, fraction, rate, D scale, film)."""
+        eta, blocked_fraction, rate_mA_g, diffusivity_scale, film = key
         s = dict(eta=float(eta), blocked_fraction=float(blocked_fraction),
-                 rate_mA_g=float(rate_mA_g), diffusivity_scale=float(diffusivity_scale))
+                 rate_mA_g=float(rate_mA_g), diffusivity_scale=float(diffusivity_scale),
+                 film_ohm_m2=film)
         try:
             table = self.rate_table(**s)
             point = self.current_li_extracted(**s)
@@ -572,11 +753,86 @@ class ModelExplorer(pn.viewable.Viewer):
         labels[C.CURRENT_LABEL] = C.CURRENT_LABEL  # fixed: the plot is updated in place
         plot = plots.fig5b_rate_capability(table, current_rate_mA_g=s["rate_mA_g"],
                                            current_li_extracted=point, logx=True, labels=labels)
-        cur = C.surface_label(s["eta"], s["blocked_fraction"], 180)
+        cur = C.surface_label(s["eta"], s["blocked_fraction"], 180, film)
         return _framewise(plot.opts(
             title=f"Fig. 5b: Li extracted at θ_surf = 0.2; current ({cur}) at "
                   f"{s['rate_mA_g']:g} mA/g → {point:.4f}",
             width=600, height=380, legend_position="bottom_left"))
+
+    def _make_curve_plots(self):
+        """The flux-ratio and voltage figures (Bokeh) and their data sources."""
+        from bokeh.models import ColumnDataSource
+        from bokeh.plotting import figure
+
+        self._flux_src = ColumnDataSource({"minutes": [], "flux_ratio": []})
+        self._v_src = ColumnDataSource({"capacity_mAh_g": [], "voltage_V": []})
+        self._vm_src = ColumnDataSource({"capacity_mAh_g": [], "voltage_V": []})
+        common = dict(width=480, height=300, output_backend="canvas",
+                      tools="pan,box_zoom,wheel_zoom,reset,save")
+        flux = figure(title="flux ratio of the arc", x_axis_label="time of charge (min)",
+                      y_axis_label="flux ratio η (arc / clean surface)", y_range=(0, 1.1),
+                      **common)
+        flux.line("minutes", "flux_ratio", source=self._flux_src, line_width=2,
+                  color="#d62728", legend_label="model (θ maps' run)")
+        flux.legend.location = "top_right"
+        volt = figure(title="voltage vs Li", x_axis_label="capacity (mAh/g)",
+                      y_axis_label="voltage vs Li (V)", **common)
+        volt.line("capacity_mAh_g", "voltage_V", source=self._vm_src, line_width=2,
+                  color="black", legend_label="measured (cycler)")
+        volt.line("capacity_mAh_g", "voltage_V", source=self._v_src, line_width=2,
+                  color="#1f77b4", legend_label="model")
+        volt.legend.location = "bottom_right"
+        self._flux_fig, self._volt_fig = flux, volt
+        return (pn.pane.Bokeh(flux, name="flux_ratio"), pn.pane.Bokeh(volt, name="voltage"))
+
+    def _update_curves(self, key) -> None:
+        """Put the θ-map run's V(t) and flux ratio for ``key`` (see :attr:`maps_ready`) into
+        the figures' data sources, in place."""
+        if key is None or key == self._curves_key:
+            return
+        self._curves_key = key
+        s = _model_settings(key)
+        data = self._maps_data(key)
+        cur = data.attrs.get("curves")
+        if cur is None or not len(cur):
+            cur = C.empty_theta_maps().attrs["curves"]
+        tag = " (coarse preview)" if key[-1] == PREVIEW else ""
+        kinetic = s["film_ohm_m2"] is not None
+        self._flux_src.data = {"minutes": cur["minutes"].to_numpy(),
+                               "flux_ratio": cur["flux_ratio"].to_numpy()}
+        self._v_src.data = {"capacity_mAh_g": cur["capacity_mAh_g"].to_numpy(),
+                            "voltage_V": cur["voltage_V"].to_numpy()}
+        what = ("kinetic: particle potential V" if kinetic
+                else "prescribed η: highest surface OCV")
+        self._flux_fig.title.text = (f"flux ratio of the arc, {s['rate_mA_g']:g} mA/g"
+                                     f"{' (kinetic)' if kinetic else ' (prescribed)'}{tag}")
+        self._volt_fig.title.text = f"voltage vs Li ({what}), {s['rate_mA_g']:g} mA/g{tag}"
+        self.curves_info.object = self._curves_text(cur, kinetic, tag)
+
+    @staticmethod
+    def _curves_text(cur, kinetic, tag="") -> str:
+        """The numbers under the curves: V and the flux ratio at the θ maps' times."""
+        at = cur.set_index("minutes")
+        times = [m for m in C.FIG4_MINUTES if m in at.index]
+        if not times:
+            return ""
+        v = ", ".join(f"{at.loc[m, 'voltage_V']:.4f}" for m in times)
+        r = ", ".join(f"{at.loc[m, 'flux_ratio']:.4f}" for m in times)
+        mins = "/".join(f"{m:g}" for m in times)
+        model = "kinetic surface" if kinetic else "prescribed η"
+        return (f"At {mins} min ({model}{tag}): V = {v} V; flux ratio of the arc = {r}. "
+                "Same run as `asymflux simulate` at `_compute.run_minutes()`.")
+
+    def _show_measured_voltage(self, ds) -> None:
+        """The dataset's cycler voltage in the voltage figure (empty when it has none). Like
+        every direct change of a Bokeh model here, inside ``_common.one_update`` (Panel's
+        ``hold``, which dispatches it also from a coroutine, where the document is not
+        locked)."""
+        v = _echem_voltage(ds) if ds is not None else None
+        with K.one_update(pn.state.curdoc):
+            self._vm_src.data = {
+                "capacity_mAh_g": np.asarray([] if v is None else v["capacity_mAh_g"]),
+                "voltage_V": np.asarray([] if v is None else v["voltage_V"])}
 
     def _measured_movie(self, dataset, particle_id):
         if particle_id is None:  # the dataset could not be used: the alert says why
@@ -592,7 +848,8 @@ class ModelExplorer(pn.viewable.Viewer):
             return None
         try:
             return K.simulated(dataset, int(particle_id), s["eta"], s["blocked_fraction"],
-                               s["angle_deg"], s["rate_mA_g"], s["diffusivity_scale"])
+                               s["angle_deg"], s["rate_mA_g"], s["diffusivity_scale"],
+                               s["film_ohm_m2"])
         except Exception as e:  # noqa: BLE001 - shown in the page
             self._show_error(e, prefix="Simulated particle")
             return None
@@ -629,8 +886,10 @@ class ModelExplorer(pn.viewable.Viewer):
         """Line-cut kymograph of the simulated twin (Fig. 5c), same measurement, for ``key``
         as in :meth:`_offset_plot`."""
         s, (dataset, particle_id) = _model_settings(key), key[len(MODEL_SETTINGS):]
+        what = (f"η {s['eta']:.2g}" if s["film_ohm_m2"] is None
+                else f"film {s['film_ohm_m2']:.3g} Ω m²")
         return self._kymograph(self._simulated_movie(s, dataset, particle_id),
-                               f"simulated, η {s['eta']:.2g}, {s['blocked_fraction']:.0%} at "
+                               f"simulated, {what}, {s['blocked_fraction']:.0%} at "
                                f"{s['angle_deg']:g}°")
 
     # ------------------------------------------------------------------ downloads
@@ -639,14 +898,17 @@ class ModelExplorer(pn.viewable.Viewer):
 
     def _stem(self) -> str:
         s = self.settings()
-        return K.safe_name(f"eta{s['eta']:g}_fraction{s['blocked_fraction']:g}_"
+        first = (f"eta{s['eta']:g}" if s["film_ohm_m2"] is None
+                 else f"film{s['film_ohm_m2']:g}ohm_m2")
+        return K.safe_name(f"{first}_fraction{s['blocked_fraction']:g}_"
                            f"{s['angle_deg']:g}deg_{s['rate_mA_g']:g}mA_g_D{s['diffusivity_scale']:g}")
 
     def _maps_with_surface(self):
         s = self.settings()
         data = self.theta_maps()
         data = data.assign(surface=[f"{s['rate_mA_g']:g} mA/g"] * len(data))
-        return data, C.make_surface(s["eta"], s["blocked_fraction"], s["angle_deg"])
+        return data, C.make_surface(s["eta"], s["blocked_fraction"], s["angle_deg"],
+                                    s["film_ohm_m2"])
 
     def theta_maps_table(self) -> pd.DataFrame:
         """The θ maps as a long table: ``minutes, x_um, y_um, theta`` (one row a pixel; NaN
@@ -715,7 +977,8 @@ class ModelExplorer(pn.viewable.Viewer):
                for f in self.FIGURES}
         tables = {"theta_maps": self.theta_maps_table,
                   "d_capacity": lambda: self.comparison()["timeseries"],
-                  "fig5b": self.rate_table}
+                  "fig5b": self.rate_table, "curves": self.curves}
+        labels["curves"] = "V(t), flux ratio"
         out.update({f"{f}.csv": K.download_button(f"{labels[f]} (CSV)", f"{f}.csv", csv(make, f))
                     for f, make in tables.items()})
         return out
@@ -725,7 +988,9 @@ class ModelExplorer(pn.viewable.Viewer):
     def controls(self):
         return pn.Column(
             "### Model",
-            *self.sliders.values(),
+            self.surface_switch,
+            self.eta_slider, self.film_slider,
+            *(w for n, w in self.sliders.items() if n not in ("eta", "film_resistance_ohm_m2")),
             pn.pane.Markdown("Sliders act when the handle is released (or on each arrow key)."),
             "### Measured particle",
             self.dataset_input,
@@ -749,6 +1014,8 @@ class ModelExplorer(pn.viewable.Viewer):
             pn.Row(self.controls(),
                    pn.Column(self.maps_title, pn.Row(*self.map_panes),
                              pn.Row(self.offset_pane, self.measured_pane, self.simulated_pane),
+                             pn.Row(self.flux_pane, self.voltage_pane),
+                             self.curves_info,
                              self.rate_pane,
                              pn.pane.Markdown("Download (current settings):", margin=(10, 10)),
                              pn.Row(*(b for n, b in self.downloads.items() if n.endswith(".png"))),
