@@ -745,3 +745,27 @@ def test_preview_mesh_is_a_coarse_version_of_the_maps(demo_data):
     view._publish({"maps": (*s.values(), "fine")})
     assert "preview" not in view.maps_title.object
     assert "preview" not in view._flux_fig.title.text
+
+
+def test_the_analysis_warnings_show_under_the_dataset(demo_data, tmp_path):
+    """What `asymflux analyze` prints as warnings (here: NaN capacity cells in the cycler
+    file) is shown on the page too, not only kept in the table's attributes."""
+    import shutil
+
+    import pandas as pd
+
+    from asymflux.analysis._cli import analyze_path
+
+    copy = tmp_path / "nan-cells"
+    shutil.copytree(demo_data["aged"], copy)
+    echem = pd.read_csv(copy / "echem.csv")
+    echem.loc[10:20, "capacity_mAh_g"] = float("nan")
+    echem.to_csv(copy / "echem.csv", index=False)
+    particles = analyze_path(copy)[0]
+    problems = particles.attrs.get("warnings", [])
+    assert problems, "the CLI's analysis should warn about NaN capacity cells"
+    view = ModelExplorer(dataset=str(copy))
+    assert not view.alert.visible
+    shown = view._dataset_info.object
+    assert shown.count("**Warning:**") == len(set(problems))
+    assert "NaN" in shown and "echem.csv" in shown

@@ -932,7 +932,12 @@ def shutdown(*, remove_uploads: bool = True) -> None:
         if job.process is not None:
             _end_process(job.process, grace_s=0.5)
     pool = _POOL
-    if pool:
+    if pool and hasattr(pool, "kill_workers"):  # Python >= 3.14: the public way
+        pool.kill_workers()
+        _POOL = None
+    elif pool:
+        # before 3.14 no public call stops a pool's busy workers: read its process table
+        # (guarded: an executor without one leaves the workers to PR_SET_PDEATHSIG)
         workers = list((getattr(pool, "_processes", None) or {}).values())
         for proc in workers:
             if proc.is_alive():

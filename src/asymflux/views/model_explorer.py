@@ -83,6 +83,15 @@ def _echem_voltage(ds) -> pd.DataFrame | None:
     return t.reset_index(drop=True) if len(t) else None
 
 
+
+def _warnings_markdown(problems) -> str:
+    """The analysis' warnings (``particles.attrs["warnings"]``, what ``asymflux analyze``
+    prints) as Markdown lines under the dataset's description; empty when there are none."""
+    lines = list(dict.fromkeys(" ".join(str(w).split()) for w in problems))
+    if not lines:
+        return ""
+    return "\n\n**Warning:** " + "\n\n**Warning:** ".join(lines)
+
 class ModelExplorer(pn.viewable.Viewer):
     """Sliders for the surface blocking and the rate; θ maps at 5/10/15/20 min (Fig. 4), the
     simulated and measured d(capacity) and line-cut kymographs (Fig. 5c, d) of a particle
@@ -514,7 +523,8 @@ class ModelExplorer(pn.viewable.Viewer):
         self._dataset_info.object = (
             f"**{meta.get('name', self.dataset)}**: {meta.get('ageing', '?')}, measured at "
             f"{meta.get('rate_mA_g', '?')} mA/g; {len(ids)} particles"
-            + (" (synthetic)" if meta.get("synthetic") else ""))
+            + (" (synthetic)" if meta.get("synthetic") else "")
+            + _warnings_markdown(particles.attrs.get("warnings", [])))
         self.alert.visible = False
         return True
 
@@ -821,7 +831,8 @@ class ModelExplorer(pn.viewable.Viewer):
         mins = "/".join(f"{m:g}" for m in times)
         model = "kinetic surface" if kinetic else "prescribed η"
         return (f"At {mins} min ({model}{tag}): V = {v} V; flux ratio of the arc = {r}. "
-                "Same run as `asymflux simulate` at `_compute.run_minutes()`.")
+                "The same numbers as `asymflux simulate` with these settings "
+                "(docs/dashboards.md says which output times).")
 
     def _show_measured_voltage(self, ds) -> None:
         """The dataset's cycler voltage in the voltage figure (empty when it has none). Like
