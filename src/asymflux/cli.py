@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 from . import datasets_cli
-from .model.parameters import PARAMETER_SETS
 from .analysis import _cli as analysis_cli
 from .live import _cli as live_cli
+from .model.parameters import PARAMETER_SETS
 
 
 def _float_list(text: str) -> list[float]:
