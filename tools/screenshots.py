@@ -217,11 +217,15 @@ def dashboard_screenshot(name: str, out: Path, *, timeout_s: float | None = None
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", nargs="*", choices=["napari", *PAGES], default=[],
-                        help="screenshots to make (default: all)")
+    names = ["napari", *PAGES]
+    parser.add_argument("which", nargs="*", metavar="NAME",
+                        help=f"screenshots to make: {', '.join(names)} (default: all)")
     parser.add_argument("--out-napari", type=Path, default=IMAGES / "napari_plugin.png")
     args = parser.parse_args(argv)
-    which = args.which or ["napari", *PAGES]
+    unknown = [w for w in args.which if w not in names]
+    if unknown:  # (argparse's choices= refuses an empty list for nargs="*" on Python 3.11)
+        parser.error(f"unknown screenshot(s) {', '.join(unknown)}: choose from {', '.join(names)}")
+    which = args.which or names
     IMAGES.mkdir(parents=True, exist_ok=True)
     for name in which:
         if name == "napari":

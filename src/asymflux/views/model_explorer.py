@@ -765,8 +765,7 @@ class ModelExplorer(pn.viewable.Viewer):
                                            current_li_extracted=point, logx=True, labels=labels)
         cur = C.surface_label(s["eta"], s["blocked_fraction"], 180, film)
         return _framewise(plot.opts(
-            title=f"Fig. 5b: Li extracted at θ_surf = 0.2; current ({cur}) at "
-                  f"{s['rate_mA_g']:g} mA/g → {point:.4f}",
+            title=f"Fig. 5b; now {cur} at {s['rate_mA_g']:g} mA/g → {point:.4f}",
             width=600, height=380, legend_position="bottom_left"))
 
     def _make_curve_plots(self):
@@ -812,8 +811,7 @@ class ModelExplorer(pn.viewable.Viewer):
                                "flux_ratio": cur["flux_ratio"].to_numpy()}
         self._v_src.data = {"capacity_mAh_g": cur["capacity_mAh_g"].to_numpy(),
                             "voltage_V": cur["voltage_V"].to_numpy()}
-        what = ("kinetic: particle potential V" if kinetic
-                else "prescribed η: highest surface OCV")
+        what = "particle potential" if kinetic else "highest surface OCV"
         self._flux_fig.title.text = (f"flux ratio of the arc, {s['rate_mA_g']:g} mA/g"
                                      f"{' (kinetic)' if kinetic else ' (prescribed)'}{tag}")
         self._volt_fig.title.text = f"voltage vs Li ({what}), {s['rate_mA_g']:g} mA/g{tag}"
@@ -875,8 +873,7 @@ class ModelExplorer(pn.viewable.Viewer):
                        or [pd.DataFrame({"source": [], "capacity_mAh_g": [], "offset_nm": []})],
                        ignore_index=True)
         d = plots.offset_vs_capacity(ts, curves=("measured", "simulated"),
-                                     title=f"d(capacity), particle {particle_id}, "
-                                           f"sim. {s['rate_mA_g']:g} mA/g")
+                                     title=f"d(capacity), particle {particle_id}")
         return _framewise(d.opts(width=380, height=320))
 
     def _kymograph(self, movie, title):
@@ -956,7 +953,7 @@ class ModelExplorer(pn.viewable.Viewer):
         if figure == "d_capacity":
             return plots.to_png(plots.offset_vs_capacity, comp["timeseries"],
                                 curves=("measured", "simulated"),
-                                title=f"d(capacity), particle {pid}, sim. {s['rate_mA_g']:g} mA/g",
+                                title=f"d(capacity), particle {pid}",
                                 mpl_opts=wide), f"d_capacity_particle{pid}_{stem}.png"
         if figure == "kymograph_measured":
             return plots.to_png(self._kymograph_plot, comp["measured"],
