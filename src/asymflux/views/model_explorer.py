@@ -763,9 +763,9 @@ class ModelExplorer(pn.viewable.Viewer):
         labels[C.CURRENT_LABEL] = C.CURRENT_LABEL  # fixed: the plot is updated in place
         plot = plots.fig5b_rate_capability(table, current_rate_mA_g=s["rate_mA_g"],
                                            current_li_extracted=point, logx=True, labels=labels)
-        cur = C.surface_label(s["eta"], s["blocked_fraction"], 180, film)
+        now = f"film {film:.3g} Ω m²" if film is not None else f"η {s['eta']:g}"
         return _framewise(plot.opts(
-            title=f"Fig. 5b; now {cur} at {s['rate_mA_g']:g} mA/g → {point:.4f}",
+            title=f"Fig. 5b; now {now} at {s['rate_mA_g']:g} mA/g → {point:.4f}",
             width=600, height=380, legend_position="bottom_left"))
 
     def _make_curve_plots(self):
