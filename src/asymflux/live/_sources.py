@@ -30,10 +30,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from asymflux.io._errors import DatasetError
 
 __all__ = ["CyclerTail", "MovieSource", "finished_marker", "open_movie"]
 
@@ -180,9 +183,32 @@ class _Prefix:
         if key != ():
             raise KeyError(key)
         raw = self._d[()]
-        if raw.ndim == 2 and raw.shape[0] != self._d.shape[0]:  # traces along axis 0
+        if raw.ndim == 2 and _frame_axis(self._d) == 1:  # traces along axis 0
             return raw[:, : self._n]
         return raw[: self._n]
+
+
+def _frame_axis(dset) -> int:
+    """The axis of a 2-D timing dataset that counts frames: the one that can grow (the
+    writer resizes it frame by frame), else the longer one."""
+    if dset.ndim != 2:
+        return 0
+    growing = [k for k, m in enumerate(dset.maxshape or ()) if m is None]
+    if len(growing) == 1:
+        return growing[0]
+    return 1 if dset.shape[1] > dset.shape[0] else 0
+
+
+def _counter(value, *, source) -> int:
+    """The writer's frame counter as a whole number >= 0, else ValueError naming it (the
+    poll then waits: a counter being written, or one that lies, never counts frames)."""
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.dtype.kind not in "iuf":
+        raise ValueError(f"{source}: the frame counter must be one whole number, got {value!r}")
+    v = float(arr.reshape(-1)[0])
+    if not np.isfinite(v) or v < 0 or v != int(v):
+        raise ValueError(f"{source}: the frame counter must be a whole number >= 0, got {v!r}")
+    return int(v)
 
 
 class HDF5Movie(MovieSource):
@@ -237,9 +263,10 @@ class HDF5Movie(MovieSource):
             if d is not None and self._swmr:
                 d.refresh()
         present = int(movie.shape[0])
-        if timing is not None and timing.ndim == 1:
-            present = min(present, int(timing.shape[0]))
-        counted = None if counter is None else int(np.asarray(counter[()]).reshape(-1)[0])
+        if timing is not None and timing.ndim in (1, 2):
+            present = min(present, int(timing.shape[_frame_axis(timing)]))
+        counted = None if counter is None else _counter(
+            counter[()] if counter.size else [], source=f"{self.path}:{counter.name}")
         return present, counted
 
     def read(self, k0, k1):
@@ -308,7 +335,8 @@ class ZarrMovie(MovieSource):
         if arr.ndim != 3:
             raise ValueError(f"{self.path}: expected a 3-D (time, row, col) array")
         counted = attrs.get(FRAMES_WRITTEN)
-        return int(arr.shape[0]), None if counted is None else int(counted)
+        return int(arr.shape[0]), None if counted is None else _counter(
+            counted, source=f"{self.path}: attribute {FRAMES_WRITTEN}")
 
     def read(self, k0, k1):
         if self._arr is None or self._arr.shape[0] < k1:
@@ -447,9 +475,13 @@ class CyclerTail:
     def poll(self) -> bool:
         """Read the file again if it grew; True when :attr:`table` changed."""
         try:
-            size = os.stat(self.path).st_size
+            st = os.stat(self.path)
         except FileNotFoundError:
             return False
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block or never end
+            raise DatasetError(f"{self.path}: the cycler file must be a regular file "
+                               "(not a pipe, a device or a folder)")
+        size = st.st_size
         if size == self._size:
             return False
         with open(self.path, "rb") as fh:
