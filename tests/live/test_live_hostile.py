@@ -58,3 +58,28 @@ def test_a_two_d_timing_with_frames_along_its_second_axis(tmp_path):
         np.testing.assert_allclose(src.time_s(n - 1), [10.0, 12.0, 14.0, 16.0])
     finally:
         src.close()
+
+
+def test_watch_prints_and_keeps_the_analysis_warnings(tmp_path, capsys):
+    """What `asymflux analyze` warns about (here NaN capacity cells) `watch` prints too, and
+    keeps in live.json."""
+    import json
+
+    import pandas as pd
+
+    from asymflux.cli import main
+
+    src = tmp_path / "live"
+    assert main(["demo-live", str(src), "--frames", "8", "--interval-s", "0", "--quiet"]) == 0
+    csv = next(src.glob("*.csv"))
+    table = pd.read_csv(csv)
+    table.loc[3:6, table.columns[-1]] = float("nan")
+    table.to_csv(csv, index=False)
+    capsys.readouterr()
+    out = tmp_path / "results"
+    assert main(["watch", str(src), "--out", str(out), "--quiet", "--idle-timeout-s", "2"]) == 0
+    err = capsys.readouterr().err
+    status = json.loads((out / "live.json").read_text())
+    assert status["warnings"], "NaN cells in the cycler file should be warned about"
+    for w in status["warnings"]:
+        assert f"asymflux watch: warning: {' '.join(w.split())}" in err

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["register", "cmd_demo_live", "cmd_watch"]
 
 
@@ -151,7 +153,7 @@ def cmd_watch(args) -> int:
 def _status(live, state, **extra) -> dict:
     return {"state": state, "source": str(live.movie.path), "frames": live.n_frames,
             "frames_with_capacity": int(live._cap_known[: live.n_frames].sum()),
-            "particles": 0 if live.labels is None else int(len(set(live.labels.ravel()) - {0})),
+            "particles": 0 if live.labels is None else int(np.count_nonzero(np.unique(live.labels))),
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
 
 
@@ -208,14 +210,19 @@ def _watch_loop(live, out, args, say) -> int:
         raise ValueError(live.cycler.error)
     final = live.finish()
     worst = max((v for v in final.max_abs_difference.values()), default=0.0)
+    problems = list(dict.fromkeys(final.particles.attrs.get("warnings", [])))
     status = _status(live, "finished", finished_by=why,
                      final="asymflux analyze of the finished files (batch code path)",
-                     live_vs_batch_max_abs_difference=final.max_abs_difference)
+                     live_vs_batch_max_abs_difference=final.max_abs_difference,
+                     warnings=problems)
     _write(out, final.particles, final.timeseries, final.labels,
            str(final.particles["dataset"].iloc[0]) if len(final.particles) else live.name,
            status)
     say(f"live values vs the batch analysis: largest difference {worst:.3g}")
     say(f"analysed {live.n_frames} frame(s), {len(final.particles)} particle(s) -> {out}")
+    from ..analysis._cli import print_warnings
+
+    print_warnings("watch", problems)  # as asymflux analyze prints them
     return 0
 
 
