@@ -268,3 +268,27 @@ def test_no_gui_imports():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Curation(_labels())
+
+
+def test_a_save_killed_between_its_two_files_loads_the_autosave_without_warning(dataset_folder):
+    """save() = autosave, masks.tif, annotations.csv, remove the autosave. Killed after the
+    masks: the masks are new, the annotations old (they disagree), the autosave is new. The
+    load restores the autosave and says nothing about the superseded files; without the
+    autosave the disagreement is warned about."""
+    from asymflux.io import write_masks
+
+    cur = Curation.load(dataset_folder, autosave_every=0)
+    ids = [int(i) for i in cur.particle_ids()]
+    cur.save()
+    cur.merge(ids[:2])  # a particle id disappears from the labels
+    cur.autosave()
+    new = _state(cur)
+    write_masks(dataset_folder, cur.labels)  # ... then killed before annotations.csv
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CurationWarning)
+        back = Curation.load(dataset_folder)
+    assert back.recovered_from == dataset_folder / AUTOSAVE_NAME
+    _assert_state(back, new)
+    (dataset_folder / AUTOSAVE_NAME).unlink()
+    with pytest.warns(CurationWarning, match="not in the labels"):
+        Curation.load(dataset_folder)

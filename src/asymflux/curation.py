@@ -227,10 +227,20 @@ class Curation:
             folder = Path(dataset.path)
         source = str(folder / "annotations.csv") if folder else "annotations"
         cur = cls(labels, None, path=folder, **kwargs)
+        autosave = folder / AUTOSAVE_NAME if recover and folder is not None else None
+        newer = autosave is not None and autosave.is_file()
         if dataset.annotations is not None:
-            cur._features = cur._conform(dataset.annotations, source=source)
-        if recover and folder is not None:
-            cur._recover(folder / AUTOSAVE_NAME, frame_shape)
+            # with an autosave on disk (newer edits, or a save interrupted between masks.tif
+            # and annotations.csv) the saved files may disagree; they matter, and are
+            # warned about, only if the autosave cannot be restored
+            with warnings.catch_warnings():
+                if newer:
+                    warnings.simplefilter("ignore", CurationWarning)
+                cur._features = cur._conform(dataset.annotations, source=source)
+        if autosave is not None:
+            cur._recover(autosave, frame_shape)
+            if newer and cur.recovered_from is None and dataset.annotations is not None:
+                cur._features = cur._conform(dataset.annotations, source=source)  # warns
         return cur
 
     @classmethod
