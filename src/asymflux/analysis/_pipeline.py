@@ -189,6 +189,29 @@ def _report(tables, problems, *, stacklevel=3):
         warnings.warn(p, EchemWarning, stacklevel=stacklevel)
 
 
+
+def dataset_tables(dataset, name, ts, problems, *, window, asymmetry_threshold, statistic):
+    """The end of a dataset's analysis, shared by :func:`analyze_dataset` and
+    :func:`~asymflux.analysis.analyze_streaming`: the ``dataset`` column, the particle table
+    (:func:`summarize_particles`, with the dataset's ageing), and the warnings (``problems``,
+    the measurement's own, and an empty vanish capacity) put into both tables and issued.
+    Returns ``(particles, timeseries)``."""
+    from ._summary import summarize_particles
+
+    meta = getattr(dataset, "metadata", None) or {}
+    ts.insert(0, "dataset", name)
+    particles = summarize_particles(ts, window=window, asymmetry_threshold=asymmetry_threshold,
+                                    statistic=statistic)
+    particles.insert(1, "ageing", str(meta.get("ageing", "unknown")))
+    problems = [*problems, *(f"{_where(dataset)}: {w}" for w in ts.attrs.get("warnings", []))]
+    if (not problems and particles["vanish_frame"].notna().any()
+            and particles["vanish_capacity_mAh_g"].isna().all()):
+        problems.append(f"{name}: the unreacted region vanishes in "
+                        f"{int(particles['vanish_frame'].notna().sum())} particle(s) but no "
+                        "capacity is known at those frames: vanish_capacity_mAh_g is empty")
+    _report((particles, ts), problems)
+    return particles, ts
+
 def analyze_dataset(
     dataset,
     *,
@@ -256,7 +279,6 @@ def analyze_dataset(
         Only with ``return_labels``.
     """
     from ._measure import particle_timeseries
-    from ._summary import summarize_particles
 
     check_analysis_options(threshold=threshold, edge_px=edge_px,
                            n_reference_frames=n_reference_frames, rolling_frames=rolling_frames,
@@ -273,18 +295,8 @@ def analyze_dataset(
         drift_every=drift_every,
         chunk_frames=chunk_frames, n_threads=n_threads, progress=progress,
     )
-    meta = getattr(dataset, "metadata", None) or {}
-    ts.insert(0, "dataset", name)
-    particles = summarize_particles(ts, window=window, asymmetry_threshold=asymmetry_threshold,
-                                    statistic=statistic)
-    particles.insert(1, "ageing", str(meta.get("ageing", "unknown")))
-    problems = [*problems, *(f"{_where(dataset)}: {w}" for w in ts.attrs.get("warnings", []))]
-    if (not problems and particles["vanish_frame"].notna().any()
-            and particles["vanish_capacity_mAh_g"].isna().all()):
-        problems.append(f"{name}: the unreacted region vanishes in "
-                        f"{int(particles['vanish_frame'].notna().sum())} particle(s) but no "
-                        "capacity is known at those frames: vanish_capacity_mAh_g is empty")
-    _report((particles, ts), problems)
+    particles, ts = dataset_tables(dataset, name, ts, problems, window=window,
+                                   asymmetry_threshold=asymmetry_threshold, statistic=statistic)
     if return_labels:
         return particles, ts, masks
     return particles, ts

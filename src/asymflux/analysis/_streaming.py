@@ -300,13 +300,11 @@ def analyze_streaming(
     from ._measure import particle_timeseries
     from ._pipeline import (
         _dataset_inputs,
-        _report,
-        _where,
         check_analysis_options,
         dataset_normalization,
+        dataset_tables,
     )
     from ._registration import default_registration_region
-    from ._summary import summarize_particles
 
     check_analysis_options(threshold=threshold, edge_px=edge_px,
                            n_reference_frames=n_reference_frames, rolling_frames=rolling_frames,
@@ -343,18 +341,8 @@ def analyze_streaming(
     ts["particle_id"] = ts["particle_id"].astype(labels.dtype)  # as the frame's labels
     ts = _frame_positions(ts, mosaic, labels, float(dataset.pixel_nm))
     ts.attrs = attrs
-    meta = getattr(dataset, "metadata", None) or {}
-    ts.insert(0, "dataset", name)
-    particles = summarize_particles(ts, window=window, asymmetry_threshold=asymmetry_threshold,
-                                    statistic=statistic)
-    particles.insert(1, "ageing", str(meta.get("ageing", "unknown")))
-    problems = [*problems, *(f"{_where(dataset)}: {w}" for w in ts.attrs.get("warnings", []))]
-    if (not problems and particles["vanish_frame"].notna().any()
-            and particles["vanish_capacity_mAh_g"].isna().all()):
-        problems.append(f"{name}: the unreacted region vanishes in "
-                        f"{int(particles['vanish_frame'].notna().sum())} particle(s) but no "
-                        "capacity is known at those frames: vanish_capacity_mAh_g is empty")
-    _report((particles, ts), problems)
+    particles, ts = dataset_tables(dataset, name, ts, problems, window=window,
+                                   asymmetry_threshold=asymmetry_threshold, statistic=statistic)
     if return_labels:
         return particles, ts, labels
     return particles, ts
