@@ -193,3 +193,14 @@ def test_rate_sweep_with_a_film(tmp_path):
     df = pd.read_csv(out)
     assert df["blocked"].tolist() == ["film 180:0.25:0.2"] * 2
     assert df["li_extracted"].iloc[0] > df["li_extracted"].iloc[1] > 0
+
+
+def test_the_help_names_every_parameter_set():
+    """The --params help is plain text (no model import at CLI start): it must stay true."""
+    from asymflux.cli import build_parser
+    from asymflux.model.parameters import PARAMETER_SETS
+
+    text = " ".join(build_parser()._subparsers._group_actions[0].choices["simulate"]
+                    .format_help().split())
+    for name in PARAMETER_SETS:
+        assert name in text

@@ -17,7 +17,6 @@ from pathlib import Path
 from . import datasets_cli
 from .analysis import _cli as analysis_cli
 from .live import _cli as live_cli
-from .model.parameters import PARAMETER_SETS
 
 
 def _float_list(text: str) -> list[float]:
@@ -33,8 +32,9 @@ def _float_list(text: str) -> list[float]:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", default="nmc88_lun2025",
                    metavar="NAME",
-                   help=f"parameter set ({', '.join(sorted(PARAMETER_SETS))}); "
-                        "default nmc88_lun2025")
+                   help="parameter set: nmc88_lun2025 (default), nmc88_h2h3_low_diffusivity "
+                        "(D falls at deep delithiation) or constant (asymflux.model."
+                        "PARAMETER_SETS; a wrong name lists them)")
     p.add_argument("--diffusivity-m2-s", type=float, default=None, metavar="D",
                    help="use the constant-diffusivity set with this D (m^2/s)")
     p.add_argument("--theta0", type=float, default=None, metavar="X",
