@@ -227,3 +227,23 @@ def pytest_unconfigure(config):
             break
     sys.stderr.write("tests/conftest.py: killed processes left by the session: "
                      + "; ".join(names) + "\n")
+
+
+# The good dataset folder the bad-input tables start from (tests/_bad_inputs.py), one per
+# test module, and a fresh copy of it per test: shared by the API, CLI, napari and
+# dashboard tables.
+@pytest.fixture(scope="module")
+def good_folder(tmp_path_factory):
+    from asymflux import io
+
+    from ._bad_inputs import good_dataset
+
+    return io.write_dataset(good_dataset(), tmp_path_factory.mktemp("good") / "exp")
+
+
+@pytest.fixture
+def folder(tmp_path, good_folder):
+    """A fresh copy of the good dataset folder, in ``tmp_path/exp``."""
+    import shutil
+
+    return shutil.copytree(good_folder, tmp_path / "exp")

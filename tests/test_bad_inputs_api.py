@@ -23,17 +23,6 @@ from asymflux.io import Dataset, DatasetError, EchemWarning
 from ._bad_inputs import FOLDER_CASES, SHAPE, good_dataset, snapshot
 
 
-@pytest.fixture(scope="module")
-def good_folder(tmp_path_factory):
-    return io.write_dataset(good_dataset(), tmp_path_factory.mktemp("good") / "exp")
-
-
-@pytest.fixture
-def folder(tmp_path, good_folder):
-    """A fresh copy of the good dataset folder, in ``tmp_path/exp``."""
-    return shutil.copytree(good_folder, tmp_path / "exp")
-
-
 def expect_refused(root, func, words, *, exc=ValueError):
     """``func()`` raises ``exc`` naming every word, in one line, and writes nothing."""
     before = snapshot(root)

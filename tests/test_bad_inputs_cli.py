@@ -9,13 +9,10 @@ that do not stop an analysis are printed as one ``warning:`` line each.
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from asymflux import io
 from asymflux.cli import main
 
 from ._bad_inputs import (
@@ -25,16 +22,6 @@ from ._bad_inputs import (
     shift_echem_clock,
     snapshot,
 )
-
-
-@pytest.fixture(scope="module")
-def good_folder(tmp_path_factory):
-    return io.write_dataset(good_dataset(), tmp_path_factory.mktemp("good") / "exp")
-
-
-@pytest.fixture
-def folder(tmp_path, good_folder):
-    return shutil.copytree(good_folder, tmp_path / "exp")
 
 
 def refused(tmp_path, capsys, argv, words, *, absent=()):

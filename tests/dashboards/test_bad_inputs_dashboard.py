@@ -13,7 +13,6 @@ must show a good dataset right after.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +21,6 @@ import pytest
 
 pn = pytest.importorskip("panel")
 
-from asymflux import io  # noqa: E402
 from asymflux.views import CohortBrowser, ModelExplorer  # noqa: E402
 from asymflux.views import _common as K  # noqa: E402
 
@@ -34,7 +32,6 @@ from tests._bad_inputs import (  # noqa: E402
     MORE_FOLDER_CASES,
     ZIP_CASES,
     check_message,
-    good_dataset,
     nan_capacity,
     shift_echem_clock,
     snapshot,
@@ -42,11 +39,6 @@ from tests._bad_inputs import (  # noqa: E402
 )
 
 CASES = FOLDER_CASES + MORE_FOLDER_CASES
-
-
-@pytest.fixture(scope="module")
-def good_folder(tmp_path_factory):
-    return io.write_dataset(good_dataset(), tmp_path_factory.mktemp("good") / "exp")
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +52,6 @@ def browser(good_folder):
     view.load()
     assert not view.errors
     return view
-
-
-@pytest.fixture
-def folder(tmp_path, good_folder):
-    return shutil.copytree(good_folder, tmp_path / "exp")
 
 
 @pytest.fixture

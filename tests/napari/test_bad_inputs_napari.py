@@ -21,7 +21,6 @@ pytestmark = pytest.mark.gui
 
 napari = pytest.importorskip("napari")
 
-from asymflux import io  # noqa: E402
 
 from .._bad_inputs import (  # noqa: E402
     FOLDER_CASES,
@@ -50,16 +49,6 @@ WIDGET_CASES = [c for c in CASES if c[0] in {
     "stack truncated", "stack missing", "masks wrong shape", "masks all background",
     "stack all zero", "zarr never written", "zarr tail unwritten", "no particle in the stack",
     "metadata binary", "masks garbage bytes"}]
-
-
-@pytest.fixture(scope="module")
-def good_folder(tmp_path_factory):
-    return io.write_dataset(good_dataset(), tmp_path_factory.mktemp("good") / "exp")
-
-
-@pytest.fixture
-def folder(tmp_path, good_folder):
-    return shutil.copytree(good_folder, tmp_path / "exp")
 
 
 @pytest.fixture
