@@ -210,17 +210,41 @@ def test_mixed_mb_file_with_impedance_rows_is_read(echem_dir):
 
 
 def test_mpr_galvani_refusal_names_file_and_reason(echem_dir, monkeypatch):
-    """When galvani meets a column ID it does not know, the error names the file and the ID."""
+    """When galvani meets a column ID it does not know and yadg cannot read the file
+    either, the error names the file and both parsers' reasons."""
     from galvani import BioLogic
+    from yadg.extractors.eclab import mpr as yadg_mpr_module
 
     def refuse(*args, **kwargs):
         raise NotImplementedError("Column ID 999 after column I/mA is unknown")
 
+    def yadg_refuses(*args, **kwargs):
+        raise KeyError(999)
+
     monkeypatch.setattr(BioLogic, "MPRfile", refuse)
+    monkeypatch.setattr(yadg_mpr_module, "extract_from_path", yadg_refuses)
     with pytest.raises(DatasetError) as e:
         read_echem(echem_dir / MB)
     msg = str(e.value)
-    assert MB in msg and "Column ID 999" in msg and "galvani" in msg
+    assert MB in msg and "Column ID 999" in msg and "galvani" in msg and "yadg" in msg
+
+
+def test_mpr_galvani_cannot_read_yadg_does(echem_dir, monkeypatch):
+    """A column ID galvani does not know (yadg knows ~30 more: temperature probes,
+    counter-electrode energies): yadg's reading is used, and it is the same table."""
+    from galvani import BioLogic
+
+    expected = _read(echem_dir / ECLAB115)
+
+    def refuse(*args, **kwargs):
+        raise NotImplementedError("Column ID 206 after column I/mA is unknown")
+
+    monkeypatch.setattr(BioLogic, "MPRfile", refuse)
+    df = _read(echem_dir / ECLAB115)
+    assert df.attrs["reader"].startswith("yadg") and "Column ID 206" in df.attrs["reader"]
+    assert df.attrs["technique"] == expected.attrs["technique"] == "GCPL"
+    for c in ("time_s", "voltage_V", "current_mA", "charge_mAh", "step", "half_cycle"):
+        np.testing.assert_allclose(df[c], expected[c], rtol=1e-12, atol=1e-12, err_msg=c)
 
 
 def test_mpr_not_an_mpr_file(tmp_path):

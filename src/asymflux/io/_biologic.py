@@ -20,8 +20,10 @@ from asymflux.io._errors import DatasetError
 #: ``control/V/mA``, ``control/V`` and ``control/mA`` are set points and never read.
 MPR_COLUMNS: dict[str, tuple[tuple[str, float], ...]] = {
     "time_s": (("time/s", 1.0),),
-    "voltage_V": (("Ewe/V", 1.0), ("<Ewe>/V", 1.0), ("Ecell/V", 1.0), ("Ewe-Ece/V", 1.0)),
-    "current_mA": (("I/mA", 1.0), ("<I>/mA", 1.0)),
+    # ``<Ewe/V>``: EC-Lab 11.5x's text export of ``<Ewe>/V`` (the average over the record)
+    "voltage_V": (("Ewe/V", 1.0), ("<Ewe>/V", 1.0), ("<Ewe/V>", 1.0), ("Ecell/V", 1.0),
+                  ("<Ecell>/V", 1.0), ("Ewe-Ece/V", 1.0), ("<Ewe-Ece>/V", 1.0)),
+    "current_mA": (("I/mA", 1.0), ("<I>/mA", 1.0), ("<I/mA>", 1.0)),
     "dq_mAh": (("dq/mA.h", 1.0), ("dQ/mA.h", 1.0), ("dQ/C", 1.0 / 3.6), ("dq/C", 1.0 / 3.6)),
     "q_minus_qo_mAh": (("(Q-Qo)/mA.h", 1.0), ("(Q-Qo)/C", 1.0 / 3.6)),
     "q_half_cycle_mAh": (("Q charge/discharge/mA.h", 1.0),),
@@ -193,7 +195,9 @@ def read_mpr_columns(path):
     try:
         mpr = BioLogic.MPRfile(str(path))
     except NotImplementedError as e:  # galvani: unknown column ID / module version
-        raise DatasetError(f"{path}: galvani cannot read this .mpr file: {e}") from e
+        # yadg's parser (an independent one) knows some columns galvani does not
+        # (temperature probes, counter-electrode energies, ...): try it before refusing
+        return _read_mpr_with_yadg(path, galvani_error=e)
     except Exception as e:  # noqa: BLE001 - truncated / not an .mpr: name the file
         raise DatasetError(
             f"{path}: not a readable BioLogic .mpr file ({type(e).__name__}: {e})"
@@ -215,6 +219,54 @@ def read_mpr_columns(path):
     attrs.update({"format": "BioLogic .mpr", "reader": _version("datalab-org-galvani")})
     if start is not None:
         attrs["start"] = start.isoformat()
+    return columns, attrs
+
+
+#: yadg's units -> EC-Lab's spelling in column names (``dq/mA.h``).
+_YADG_UNITS = {"mA·h": "mA.h", "µA": "uA", "Ω": "Ohm", "°C": "°C"}
+
+
+def _read_mpr_with_yadg(path: Path, *, galvani_error: Exception):
+    """Parse an ``.mpr`` with yadg; its columns renamed as EC-Lab exports them."""
+    try:
+        from yadg.extractors.eclab.mpr import extract_from_path
+    except ImportError:
+        raise DatasetError(
+            f"{path}: galvani cannot read this .mpr file: {galvani_error} (installing yadg "
+            "adds a second parser that may)"
+        ) from galvani_error
+    try:
+        tree = extract_from_path(path, timezone="UTC")
+        ds = tree.to_dataset()
+    except Exception as e:  # noqa: BLE001 - yadg's errors: name the file and both reasons
+        raise DatasetError(
+            f"{path}: neither galvani ({galvani_error}) nor yadg ({type(e).__name__}: {e}) "
+            "can read this .mpr file"
+        ) from e
+    raw = {}
+    for name in ds.data_vars:
+        if str(name).endswith("_uncertainty") or name in ("control_V", "control_I"):
+            continue
+        unit = ds[name].attrs.get("units")
+        label = str(name).replace("Q charge or discharge", "Q charge/discharge")
+        label = label.replace("ox or red", "ox/red")
+        key = f"{label}/{_YADG_UNITS.get(unit, unit)}" if unit else label
+        raw[key] = np.asarray(ds[name].values)
+    if "time/s" not in raw:
+        raise DatasetError(f"{path}: .mpr file holds no time column (yadg read "
+                           f"{sorted(raw)[:20]})")
+    frame = pd.DataFrame(raw)
+    meta = tree.attrs.get("original_metadata") or {}
+    technique = (meta.get("settings") or {}).get("technique") if isinstance(meta, dict) else None
+    columns, attrs = biologic_columns(frame, path=path, technique=technique or None)
+    attrs.update({"format": "BioLogic .mpr",
+                  "reader": f"{_version('yadg')} (galvani: {str(galvani_error)[:120]})"})
+    if "uts" in ds.coords and ds["uts"].size:
+        import datetime as _dt
+
+        attrs["start"] = _dt.datetime.fromtimestamp(
+            float(ds["uts"].values[0]) - float(frame["time/s"].iloc[0]), tz=_dt.timezone.utc
+        ).isoformat()
     return columns, attrs
 
 
@@ -264,8 +316,10 @@ def read_mpt_columns(path):
     fields = data_line.rstrip("\r\n").split("\t")
     decimal = "," if any(_DECIMAL_COMMA.match(f.strip()) for f in fields) else "."
     try:
+        # EC-Lab writes XXX where a value could not be computed (e.g. the first time)
         raw = pd.read_csv(path, sep="\t", skiprows=n_header - 1, encoding="cp1252",
-                          decimal=decimal, encoding_errors="replace", low_memory=False)
+                          decimal=decimal, encoding_errors="replace", low_memory=False,
+                          na_values=["XXX"], keep_default_na=False)
     except Exception as e:  # noqa: BLE001
         raise DatasetError(f"{path}: not a readable EC-Lab text file ({type(e).__name__}: {e})") \
             from e
@@ -280,10 +334,23 @@ def read_mpt_columns(path):
             )
     loops = [int(m.group(1)) for h in header
              if (m := re.search(r"Loop\s+\d+\s+from point number\s+(\d+)\s+to", h))]
+    early: list[str] = []
+    if "time/s" in raw.columns:
+        no_time = raw["time/s"].isna().to_numpy()
+        if no_time.any():
+            # a record without a time is not a record of the time series: drop it, say so,
+            # and move the loops' first points to the rows that remain
+            kept_before = np.cumsum(~no_time) - (~no_time)
+            loops = sorted({int(kept_before[k]) for k in loops if 0 <= k < len(raw)})
+            raw = raw.loc[~no_time].reset_index(drop=True)
+            early.append(f"{int(no_time.sum())} record(s) without a time (EC-Lab's 'XXX') "
+                         "dropped")
     columns, attrs = biologic_columns(raw, path=path, technique=technique,
                                       loop_starts=loops or None)
     attrs.update({"format": "BioLogic EC-Lab text export (.mpt)",
                   "reader": f"pandas {pd.__version__}"})
+    if early:
+        attrs["warnings"] = [*attrs.get("warnings", []), *early]
     m = next((re.search(r"Acquisition started on\s*:\s*(.+)", h) for h in header
               if "Acquisition started on" in h), None)
     if m:

@@ -140,7 +140,14 @@ def read_navani_columns(path, kind: str):
     from asymflux.io._counters import counter_increments
 
     path = Path(path)
-    df = _navani_frame(path, kind)
+    try:
+        df = _navani_frame(path, kind)
+    except DatasetError as e:
+        if kind != "arbin-res" or shutil.which("mdb-export") is None:
+            raise
+        # navani converts the whole database (galvani's res2sqlite), which fails on some
+        # auxiliary tables; the records themselves are one table: read it alone
+        return _arbin_records(path, navani_error=e)
     names = list(df.columns)
     attrs: dict = {"format": _BRAND.get(kind, kind), "reader": _version("navani"),
                    "_file_columns": names,
@@ -200,4 +207,40 @@ def read_navani_columns(path, kind: str):
             attrs["start"] = pd.Timestamp(df["Timestamp"].iloc[0]).isoformat()
     columns = {"time_s": t, "voltage_V": v, "current_mA": current, "charge_mAh": charge,
                "step": step, "cycle": cycle}
+    return columns, attrs
+
+
+def _arbin_records(path: Path, *, navani_error: DatasetError):
+    """An Arbin ``.res`` file's ``Channel_Normal_Table`` through ``mdb-export`` alone."""
+    import subprocess
+
+    from asymflux.io._tables import ARBIN_CSV, dialect_columns
+
+    try:
+        out = subprocess.run(["mdb-export", str(path), "Channel_Normal_Table"],
+                             capture_output=True, timeout=600, check=True)
+        df = pd.read_csv(io.BytesIO(out.stdout))
+    except (subprocess.SubprocessError, OSError, ValueError) as e:
+        raise DatasetError(
+            f"{navani_error}; mdb-export cannot read its Channel_Normal_Table either "
+            f"({type(e).__name__})"
+        ) from e
+    if df.empty:
+        raise DatasetError(f"{path}: Arbin .res file holds no records (Channel_Normal_Table "
+                           "is empty)")
+    if "Test_ID" in df.columns and df["Test_ID"].nunique() > 1:
+        raise DatasetError(f"{path}: Arbin .res file holds {df['Test_ID'].nunique()} tests "
+                           "(Test_ID); expected one")
+    if "Data_Point" in df.columns:
+        df = df.sort_values("Data_Point", kind="stable").reset_index(drop=True)
+    got = ARBIN_CSV.find(df.columns)
+    if got is None:
+        raise DatasetError(f"{path}: Arbin .res Channel_Normal_Table lacks Test_Time, Voltage "
+                           f"or Current; it has {list(df.columns)}")
+    columns, attrs = dialect_columns(df, ARBIN_CSV, got, path=path)
+    from asymflux.io._biologic import _version
+
+    attrs.update({"format": "Arbin .res", "current_from": "Current (A)",
+                  "reader": f"mdb-export (mdbtools), pandas {pd.__version__}; "
+                            f"{_version('navani')} could not: {str(navani_error)[-160:]}"})
     return columns, attrs

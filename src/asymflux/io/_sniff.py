@@ -35,6 +35,23 @@ def _zip_kind(path: Path) -> str:
     )
 
 
+def _gzip_kind(path: Path) -> str:
+    """A gzip-compressed text table (e.g. ``.bdf.gz``) is read as a CSV; anything else refused."""
+    import gzip
+
+    try:
+        with gzip.open(path, "rb") as fh:
+            head = fh.read(4096)
+    except (OSError, EOFError) as e:
+        raise DatasetError(f"{path}: a damaged gzip file ({e})") from e
+    if not head or b"\x00" in head:
+        raise DatasetError(
+            f"{path}: a gzip file that does not hold a text table (expected a compressed "
+            "cycler CSV such as a Battery Data Format .bdf.gz)"
+        )
+    return "csv-gzip"
+
+
 def sniff_echem(path: Path) -> str:
     """See :func:`asymflux.io.echem.echem_format`."""
     if not path.exists():
@@ -58,9 +75,19 @@ def sniff_echem(path: Path) -> str:
         return "arbin-res"
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         return "excel"  # legacy .xls (OLE2)
+    if head.startswith(b"PAR1"):
+        return "parquet"  # e.g. the Battery Data Format's .bdf.parquet
+    if head.startswith(b"\x1f\x8b"):
+        return _gzip_kind(path)
     for magic, what in _NOT_CYCLER.items():
         if head.startswith(magic):
             raise DatasetError(f"{path}: this is {what}, not a cycler file")
+    if b"Maccor" in head and not head.startswith(b"Today's Date"):
+        raise DatasetError(
+            f"{path}: a Maccor export in a layout asymflux does not read (navani reads "
+            "Maccor's text export whose first line starts with \"Today's Date\"); export the "
+            "test that way, or as a CSV and read it with read_echem(path, columns={...})"
+        )
     if b"\x00" in head:
         raise DatasetError(
             f"{path}: unknown binary file (expected BioLogic .mpr, Neware .nda/.ndax, "
@@ -71,7 +98,7 @@ def sniff_echem(path: Path) -> str:
     if "EC-Lab ASCII FILE" in first or "BT-Lab ASCII FILE" in first:
         return "biologic-mpt"
     header = first.split("\t")
-    if "time/s" in header and ({"Ewe/V", "<Ewe>/V", "Ecell/V"} & set(header)):
+    if "time/s" in header and ({"Ewe/V", "<Ewe>/V", "<Ewe/V>", "Ecell/V"} & set(header)):
         return "biologic-mpt"  # EC-Lab export without its header block
     if first.startswith("Today's Date"):
         return "maccor-txt"

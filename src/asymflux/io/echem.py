@@ -339,13 +339,47 @@ def read_echem_csv(
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such CSV file")
-    read_csv_kwargs = {**ROUND_TRIP, **read_csv_kwargs}
-    try:
-        df = pd.read_csv(path, **read_csv_kwargs)
-    except Exception as e:  # noqa: BLE001
-        raise DatasetError(f"{path}: not a readable CSV file ({type(e).__name__}: {e})") from e
+    df = _read_table(path, kind="csv", **read_csv_kwargs)
+    return _echem_from_table(df, path=path, columns=columns, active_mass_mg=active_mass_mg,
+                             required=required)
+
+
+def _read_table(path: Path, *, kind: str, **read_csv_kwargs) -> pd.DataFrame:
+    """The table in a CSV (``kind="csv"``), gzip-compressed CSV or Parquet file."""
+    if kind == "parquet":
+        from asymflux.io._tables import read_parquet
+
+        if read_csv_kwargs:
+            raise DatasetError(f"{path}: options {sorted(read_csv_kwargs)} only apply to text "
+                               "(CSV) files; this is a Parquet table")
+        df = read_parquet(path)
+    else:
+        read_csv_kwargs = {**ROUND_TRIP, **read_csv_kwargs}
+        if kind == "csv-gzip":
+            read_csv_kwargs.setdefault("compression", "gzip")
+        try:
+            df = pd.read_csv(path, **read_csv_kwargs)
+        except Exception as e:  # noqa: BLE001
+            what = "gzip-compressed CSV" if kind == "csv-gzip" else "CSV"
+            raise DatasetError(f"{path}: not a readable {what} file ({type(e).__name__}: {e})") \
+                from e
     if df.empty:
-        raise DatasetError(f"{path}: the CSV file holds no records (a header and no data)")
+        what = {"csv": "CSV file", "csv-gzip": "gzip-compressed CSV", "parquet": "Parquet table"}
+        raise DatasetError(f"{path}: the {what[kind]} holds no records (a header and no data)")
+    return df
+
+
+def _echem_from_table(df: pd.DataFrame, *, path: Path, columns, active_mass_mg, required):
+    """Our echem table from a read table: our names, a ``columns=`` mapping, or a known dialect."""
+    if not columns and "time_s" not in df.columns:
+        from asymflux.io._tables import dialect_columns, match_dialect, refuse_near_dialect
+
+        found = match_dialect(df.columns)
+        if found is not None:
+            cols, attrs = dialect_columns(df, *found, path=path)
+            return _table(cols, attrs, source=str(path), active_mass_mg=active_mass_mg,
+                          required=required)
+        refuse_near_dialect(df.columns, path=path)
     if columns:
         absent = [c for c in columns if c not in df.columns]
         if absent:
@@ -374,7 +408,10 @@ def echem_format(path) -> str:
     kind : str
         One of ``"biologic-mpr"``, ``"biologic-mpt"``, ``"neware-nda"``, ``"neware-ndax"``,
         ``"arbin-res"``, ``"excel"`` (Arbin, Neware or Landt/Lanhe export), ``"ivium-txt"``,
-        ``"maccor-txt"``, ``"csv"``.
+        ``"maccor-txt"``, ``"csv"`` (a text table: our columns, a ``columns=`` mapping, or a
+        known dialect such as the Battery Data Format or an Arbin CSV export),
+        ``"csv-gzip"`` (the same, gzip-compressed, e.g. ``.bdf.gz``), ``"parquet"``
+        (e.g. ``.bdf.parquet``).
 
     Raises
     ------
@@ -418,7 +455,7 @@ def read_echem(path, *, active_mass_mg: float | None = None,
     if active_mass_mg is not None:
         _mass_g(active_mass_mg, where=str(path))
     kind = echem_format(path)
-    if kind != "csv" and kwargs:
+    if kind not in ("csv", "csv-gzip", "parquet") and kwargs:
         raise DatasetError(
             f"{path}: options {sorted(kwargs)} only apply to CSV files; this is a {kind} file"
         )
@@ -428,6 +465,11 @@ def read_echem(path, *, active_mass_mg: float | None = None,
         return read_mpt(path, active_mass_mg=active_mass_mg, required=required)
     if kind == "csv":
         return read_echem_csv(path, active_mass_mg=active_mass_mg, required=required, **kwargs)
+    if kind in ("csv-gzip", "parquet"):
+        columns = kwargs.pop("columns", None)
+        df = _read_table(path, kind=kind, **kwargs)
+        return _echem_from_table(df, path=path, columns=columns, active_mass_mg=active_mass_mg,
+                                 required=required)
     from asymflux.io._navani import read_navani_columns
 
     columns, attrs = read_navani_columns(path, kind)
@@ -577,3 +619,7 @@ def cycle_summary(
     out.attrs["active_mass_mg"] = float(active_mass_mg)
     out.attrs["source"] = source
     return out
+
+from asymflux._renamed import moved_getattr as _moved  # noqa: E402
+
+__getattr__ = _moved(__name__, {"current_from_increments": "asymflux.io._counters"})

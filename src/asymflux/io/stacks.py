@@ -799,3 +799,8 @@ def _open_hdf5(path: Path):
         raise DatasetError(f"{path}: not a readable HDF5 file ({type(e).__name__}: {e})") from e
 
 
+
+from asymflux._renamed import moved_getattr as _moved  # noqa: E402
+
+__getattr__ = _moved(__name__, {"read_hdf5": "asymflux.io.dataset",
+                                "read_stack": "asymflux.io.readers"})

@@ -1,0 +1,227 @@
+"""Cycler formats beyond the brands' own files: the Battery Data Format (CSV, gzip,
+Parquet), Arbin and archive CSV exports, EC-Lab 11.5x text exports, Arbin ``.res``
+files that navani cannot convert, and Maccor layouts that are refused.
+
+Independent readers: navani (BDF), mdb-export (Arbin ``.res``), pandas on the raw table.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from _io_testutils import require_echem_dir, snapshot
+
+from asymflux.io import DatasetError, echem_format, read_echem
+from asymflux.io.echem import EchemWarning
+
+ARBIN = "arbin_example.res"
+
+
+def _read(path, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EchemWarning)
+        return read_echem(path, **kw)
+
+
+def _bdf_table(n=60, *, machine_names=False):
+    """A charge then a discharge at 1 mA with the BDF's unsigned capacity counters."""
+    t = np.arange(n, dtype=float) * 10.0
+    i_a = np.where(np.arange(n) < n // 2, 1e-3, -1e-3)
+    i_a[0] = 0.0
+    dq_ah = np.r_[0.0, i_a[1:] * np.diff(t) / 3600.0]
+    charging = np.cumsum(np.where(dq_ah > 0, dq_ah, 0.0))
+    discharging = np.cumsum(np.where(dq_ah < 0, -dq_ah, 0.0))
+    v = 3.5 + 0.5 * np.cumsum(dq_ah) / 0.01
+    names = (["test_time_second", "voltage_volt", "current_ampere", "charging_capacity_ah",
+              "discharging_capacity_ah", "step_count"] if machine_names else
+             ["Test Time / s", "Voltage / V", "Current / A", "Charging Capacity / Ah",
+              "Discharging Capacity / Ah", "Step Count / 1"])
+    step = np.where(np.arange(n) < n // 2, 1, 2)
+    return pd.DataFrame(dict(zip(names, [t, v, i_a, charging, discharging, step],
+                                 strict=True)))
+
+
+@pytest.mark.parametrize("suffix", [".bdf", ".bdf.gz", ".bdf.parquet", ".csv", ".dat"])
+@pytest.mark.parametrize("machine_names", [False, True])
+def test_battery_data_format_in_every_container(tmp_path, suffix, machine_names):
+    table = _bdf_table(machine_names=machine_names)
+    path = tmp_path / f"cell{suffix}"
+    if suffix == ".bdf.parquet":
+        table.to_parquet(path)
+    elif suffix == ".bdf.gz":
+        with gzip.open(path, "wt") as fh:
+            table.to_csv(fh, index=False)
+    else:
+        table.to_csv(path, index=False)
+    df = _read(path, active_mass_mg=2.0)
+    assert df.attrs["format"] == "Battery Data Format (BDF)"
+    t, v, i = (table.iloc[:, k].to_numpy() for k in range(3))
+    np.testing.assert_allclose(df["time_s"], t, rtol=1e-12)
+    np.testing.assert_allclose(df["voltage_V"], v, rtol=1e-12)
+    np.testing.assert_allclose(df["current_mA"], 1000 * i, rtol=1e-12)  # A -> mA
+    net_mAh = 1000 * (table.iloc[:, 3] - table.iloc[:, 4]).to_numpy()
+    np.testing.assert_allclose(df["charge_mAh"], net_mAh - net_mAh[0], atol=1e-12)
+    assert "Charging Capacity" in df.attrs["charge_from"] or \
+        "charging_capacity_ah" in df.attrs["charge_from"]
+    assert df["step"].tolist() == table.iloc[:, 5].tolist()
+    np.testing.assert_allclose(df["capacity_mAh_g"], df["charge_mAh"] / 2e-3)
+
+
+def test_battery_data_format_agrees_with_navani(tmp_path):
+    from navani import echem as navani_echem
+
+    path = tmp_path / "cell.bdf"
+    _bdf_table().to_csv(path, index=False)
+    theirs = navani_echem.echem_file_loader(str(path))
+    ours = _read(path)
+    np.testing.assert_allclose(ours["time_s"], theirs["Time"], rtol=1e-12)
+    np.testing.assert_allclose(ours["voltage_V"], theirs["Voltage"], rtol=1e-12)
+    np.testing.assert_allclose(ours["current_mA"], theirs["Current"], rtol=1e-12)
+
+
+def test_battery_data_format_without_counters_integrates_the_current(tmp_path):
+    table = _bdf_table().iloc[:, :3]
+    path = tmp_path / "cell.bdf"
+    table.to_csv(path, index=False)
+    df = _read(path)
+    assert "integrated" in df.attrs["charge_from"]
+    t, i = table["Test Time / s"].to_numpy(), table["Current / A"].to_numpy() * 1000
+    # a record reports what flowed since the one before: 1 mA for 29 intervals of 10 s, then
+    # -1 mA for 30 intervals (the sign change is a step edge: the later current counts)
+    assert df["charge_mAh"].iloc[-1] == pytest.approx((29 - 30) * 10 / 3600, abs=1e-9)
+    assert df["current_mA"].to_numpy() == pytest.approx(i)
+    assert t.size == len(df)
+
+
+def test_battery_data_format_without_a_current_names_the_format_and_column(tmp_path):
+    path = tmp_path / "cell.bdf"
+    _bdf_table().iloc[:, :2].to_csv(path, index=False)
+    before = snapshot(tmp_path)
+    with pytest.raises(DatasetError) as e:
+        read_echem(path)
+    msg = str(e.value)
+    assert "cell.bdf" in msg and "Battery Data Format" in msg and "'Current / A'" in msg
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"\x1f\x8b\x08\x00garbage", "damaged gzip"),
+    (gzip.compress(b"\x00\x01\x02binary"), "does not hold a text table"),
+    (b"PAR1 not really parquet", "not a readable Parquet table"),
+])
+def test_broken_compressed_tables_are_refused_naming_the_file(tmp_path, content, match):
+    path = tmp_path / "broken.bdf.gz"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError, match=match) as e:
+        read_echem(path)
+    assert "broken.bdf.gz" in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def arbin_raw():
+    """The Arbin records as mdb-export (mdbtools) prints them: independent of navani."""
+    import subprocess
+
+    if shutil.which("mdb-export") is None:
+        pytest.skip("mdbtools not installed (apt-get install mdbtools)")
+    path = require_echem_dir() / ARBIN
+    out = subprocess.run(["mdb-export", str(path), "Channel_Normal_Table"], check=True,
+                         capture_output=True).stdout
+    import io
+
+    return path, pd.read_csv(io.BytesIO(out)).sort_values("Data_Point").reset_index(drop=True)
+
+
+@pytest.mark.parametrize("layout", ["mits-pro", "no-units", "battery-archive", "batterydata"])
+def test_arbin_and_archive_csv_exports(tmp_path, arbin_raw, layout):
+    """The same records as Arbin's CSV export (with or without units in the names) and as
+    the Battery Archive / batterydata.org publish them read as the .res file itself."""
+    res, raw = arbin_raw
+    names = {
+        "mits-pro": ["Test_Time(s)", "Voltage(V)", "Current(A)", "Charge_Capacity(Ah)",
+                     "Discharge_Capacity(Ah)"],
+        "no-units": ["Test_Time", "Voltage", "Current", "Charge_Capacity",
+                     "Discharge_Capacity"],
+        "battery-archive": ["Test_Time (s)", "Voltage (V)", "Current (A)",
+                            "Charge_Capacity (Ah)", "Discharge_Capacity (Ah)"],
+        "batterydata": ["Time_s", "Voltage_V", "Current_A", "Charge_Capacity_Ah",
+                        "Discharge_Capacity_Ah"],
+    }[layout]
+    table = pd.DataFrame(dict(zip(names, [raw[c] for c in (
+        "Test_Time", "Voltage", "Current", "Charge_Capacity", "Discharge_Capacity")],
+        strict=True)))
+    table.insert(0, "Cycle_Index", raw["Cycle_Index"])
+    path = tmp_path / "export.csv"
+    table.to_csv(path, index=False, float_format="%.17g")
+    ours, direct = _read(path), _read(res)
+    np.testing.assert_allclose(ours["time_s"], raw["Test_Time"], rtol=1e-12)
+    np.testing.assert_allclose(ours["voltage_V"], raw["Voltage"], rtol=1e-12)
+    np.testing.assert_allclose(ours["current_mA"], 1000 * raw["Current"], rtol=1e-12)
+    np.testing.assert_allclose(ours["charge_mAh"], direct["charge_mAh"], rtol=1e-9, atol=1e-9)
+    assert ours["cycle"].tolist() == raw["Cycle_Index"].tolist()
+
+
+def test_arbin_res_that_navani_cannot_convert_is_read_from_its_records(arbin_raw, monkeypatch):
+    """navani converts the whole Access database (some auxiliary tables break it); the
+    records table alone, through mdb-export, gives the same table."""
+    from asymflux.io import _navani
+
+    res, raw = arbin_raw
+    expected = _read(res)
+
+    def refuse(path, kind):
+        raise DatasetError(f"{path}: navani cannot read this Arbin .res file (IntegrityError: "
+                           "UNIQUE constraint failed: Auxiliary_Table.Test_ID)")
+
+    monkeypatch.setattr(_navani, "_navani_frame", refuse)
+    df = _read(res)
+    assert df.attrs["reader"].startswith("mdb-export") and "IntegrityError" in df.attrs["reader"]
+    for c in ("time_s", "voltage_V", "current_mA", "charge_mAh", "step", "cycle"):
+        np.testing.assert_allclose(df[c], expected[c], rtol=1e-12, atol=1e-12, err_msg=c)
+
+
+def _eclab_115_mpt(path, *, first_time="XXX", decimal=","):
+    """EC-Lab 11.5x's text export: ``<Ewe/V>`` for the averaged potential, XXX where a
+    value could not be computed, decimal commas on a European Windows."""
+    cols = ["mode", "error", "time/s", "<Ewe/V>", "<I>/mA", "(Q-Qo)/C", "Ns"]
+    rows = []
+    for k in range(12):
+        t = first_time if k == 0 else f"{10.0 * k:.4f}"
+        q = 0.01 * 3.6 * k / 10  # C
+        rows.append(["1", "0", t, f"{3.40 + 0.001 * k:.7f}", "0.0100000" if k else "0",
+                     f"{q:.9E}", "0"])
+    header = ["EC-Lab ASCII FILE", "Nb header lines : XX", "", "Chronopotentiometry", "",
+              "EC-Lab for windows v11.50 (software)", ""]
+    header += ["\t".join(cols)]
+    header[1] = f"Nb header lines : {len(header)}"
+    body = ["\t".join(v.replace(".", decimal) for v in r) for r in rows]
+    path.write_bytes(("\r\n".join(header + body) + "\r\n").encode("cp1252"))
+    return path
+
+
+@pytest.mark.parametrize("decimal", [",", "."])
+def test_eclab_11_5_text_export_with_xxx_and_averaged_potential(tmp_path, decimal):
+    path = _eclab_115_mpt(tmp_path / "v1150_CP.mpt", decimal=decimal)
+    assert echem_format(path) == "biologic-mpt"
+    with pytest.warns(EchemWarning, match="1 record.*without a time.*dropped"):
+        df = read_echem(path)
+    assert len(df) == 11  # the record whose time is XXX is not a record of the time series
+    np.testing.assert_allclose(df["time_s"], 10.0 * np.arange(1, 12))
+    np.testing.assert_allclose(df["voltage_V"], 3.40 + 0.001 * np.arange(1, 12), rtol=1e-7)
+    np.testing.assert_allclose(df["charge_mAh"], 0.01 * (np.arange(1, 12) - 1) / 10,
+                               rtol=1e-8, atol=1e-12)
+
+
+def test_maccor_layout_navani_does_not_read_is_refused_by_name(tmp_path):
+    path = tmp_path / "maccor_002.txt"
+    path.write_bytes(b"Name:\tCELL-015\r\nChannel:\t53\r\nTester\tMaccor #4\r\nDescription\t"
+                     + b"\x00" * 64 + b"\r\nRec\tCycle P\tTestTime\tCurrent [A]\tVoltage [V]\r\n")
+    with pytest.raises(DatasetError) as e:
+        read_echem(path)
+    msg = str(e.value)
+    assert "maccor_002.txt" in msg and "Maccor" in msg and "Today's Date" in msg
