@@ -225,3 +225,58 @@ def test_maccor_layout_navani_does_not_read_is_refused_by_name(tmp_path):
         read_echem(path)
     msg = str(e.value)
     assert "maccor_002.txt" in msg and "Maccor" in msg and "Today's Date" in msg
+
+
+def _ours(n=5):
+    t = np.arange(n) * 1.5
+    return pd.DataFrame({"time_s": t, "voltage_V": 3.5 + 0.01 * t,
+                         "current_mA": np.full(n, 0.25)})
+
+
+@pytest.mark.parametrize("layout", ["utf-16", "utf-8-bom", "semicolon-decimal-comma", "tab"])
+def test_text_tables_in_the_layouts_spreadsheets_write(tmp_path, layout):
+    """Excel's "Unicode text" (UTF-16), a UTF-8 byte-order mark, a European CSV (; and
+    decimal commas) and tab-separated text all read without options."""
+    table = _ours()
+    path = tmp_path / "cycler.csv"
+    if layout == "utf-16":
+        table.to_csv(path, index=False, encoding="utf-16", sep="\t")
+    elif layout == "utf-8-bom":
+        table.to_csv(path, index=False, encoding="utf-8-sig")
+    elif layout == "semicolon-decimal-comma":
+        table.to_csv(path, index=False, sep=";", decimal=",")
+    else:
+        table.to_csv(path, index=False, sep="\t")
+    assert echem_format(path) == "csv"
+    df = _read(path)
+    for c in table.columns:
+        np.testing.assert_allclose(df[c], table[c], rtol=1e-12, err_msg=c)
+    assert df["charge_mAh"].iloc[-1] == pytest.approx(0.25 * 6.0 / 3600)
+
+
+@pytest.mark.parametrize("which", ["ours", "bdf"])
+def test_excel_workbook_with_a_known_table_is_read(tmp_path, which):
+    table = _ours() if which == "ours" else _bdf_table()
+    path = tmp_path / "sheet.xlsx"
+    table.to_excel(path, index=False)
+    df = _read(path)
+    assert df.attrs["format"].startswith("Excel workbook")
+    np.testing.assert_allclose(df["time_s"], table.iloc[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(df["voltage_V"], table.iloc[:, 1], rtol=1e-12)
+
+
+def test_excel_workbook_of_unknown_columns_names_them(tmp_path):
+    path = tmp_path / "notes.xlsx"
+    pd.DataFrame({"sample": ["a", "b"], "mass": [1.0, 2.0]}).to_excel(path, index=False)
+    with pytest.raises(DatasetError) as e:
+        read_echem(path)
+    msg = str(e.value)
+    assert "notes.xlsx" in msg and "['sample', 'mass']" in msg
+
+
+def test_ivium_idf_is_refused_with_the_export_to_use(tmp_path):
+    path = tmp_path / "run.idf"
+    path.write_text("[Main]\nVersion=2\nTitle=CV\n[primary_data]\n3\n0.0 3.5 0.1\n")
+    with pytest.raises(DatasetError) as e:
+        read_echem(path)
+    assert "run.idf" in str(e.value) and "Ivium" in str(e.value) and ".txt" in str(e.value)

@@ -82,12 +82,17 @@ def sniff_echem(path: Path) -> str:
     for magic, what in _NOT_CYCLER.items():
         if head.startswith(magic):
             raise DatasetError(f"{path}: this is {what}, not a cycler file")
-    if b"Maccor" in head and not head.startswith(b"Today's Date"):
+    maccor_header = any(line.startswith(b"Tester") and b"Maccor" in line
+                        for line in head.splitlines()[:20])
+    if maccor_header and not head.startswith(b"Today's Date"):
         raise DatasetError(
             f"{path}: a Maccor export in a layout asymflux does not read (navani reads "
             "Maccor's text export whose first line starts with \"Today's Date\"); export the "
             "test that way, or as a CSV and read it with read_echem(path, columns={...})"
         )
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # UTF-16 text (Excel's "Unicode text", Windows tools): a text table
+        return "csv"
     if b"\x00" in head:
         raise DatasetError(
             f"{path}: unknown binary file (expected BioLogic .mpr, Neware .nda/.ndax, "
@@ -100,6 +105,12 @@ def sniff_echem(path: Path) -> str:
     header = first.split("\t")
     if "time/s" in header and ({"Ewe/V", "<Ewe>/V", "<Ewe/V>", "Ecell/V"} & set(header)):
         return "biologic-mpt"  # EC-Lab export without its header block
+    if first.strip() == "[Main]" or text.lstrip().startswith("[Main]"):
+        raise DatasetError(
+            f"{path}: an Ivium data file (.idf, its own settings-and-data layout), which "
+            "asymflux does not read; export the measurement from IviumSoft as text (.txt: "
+            "columns 'time /s', 'I /mA', 'E /V'), which navani reads"
+        )
     if first.startswith("Today's Date"):
         return "maccor-txt"
     if {"time /s", "I /mA", "E /V"} <= {h.strip() for h in header}:

@@ -119,11 +119,13 @@ def refuse_near_dialect(names, *, path) -> None:
         missing = {ours: [c for c, _ in getattr(dialect, ours)]
                    for ours in ("time_s", "voltage_V", "current_mA")
                    if not any(c in names for c, _ in getattr(dialect, ours))}
-        if len(missing) == 1:
+        # the time column's name is the distinctive one ("Voltage" alone says little)
+        if len(missing) == 1 and "time_s" not in missing:
             ours, wanted = next(iter(missing.items()))
-            what = {"time_s": "time", "voltage_V": "voltage", "current_mA": "current"}[ours]
+            what = {"voltage_V": "voltage", "current_mA": "current"}[ours]
             raise DatasetError(
-                f"{path}: this looks like a {dialect.name} table, but it has no {what} column "
+                f"{path}: this looks like a table in the {dialect.name} layout, but it has no "
+                f"{what} column "
                 f"(expected one of {wanted}); the file has columns {names[:40]}"
             )
 

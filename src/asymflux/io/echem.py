@@ -34,6 +34,7 @@ counter is the current integrated, and then never across a step edge or a time g
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -354,7 +355,8 @@ def _read_table(path: Path, *, kind: str, **read_csv_kwargs) -> pd.DataFrame:
                                "(CSV) files; this is a Parquet table")
         df = read_parquet(path)
     else:
-        read_csv_kwargs = {**ROUND_TRIP, **read_csv_kwargs}
+        read_csv_kwargs = {**ROUND_TRIP, **_text_layout(path, kind, read_csv_kwargs),
+                           **read_csv_kwargs}
         if kind == "csv-gzip":
             read_csv_kwargs.setdefault("compression", "gzip")
         try:
@@ -367,6 +369,45 @@ def _read_table(path: Path, *, kind: str, **read_csv_kwargs) -> pd.DataFrame:
         what = {"csv": "CSV file", "csv-gzip": "gzip-compressed CSV", "parquet": "Parquet table"}
         raise DatasetError(f"{path}: the {what[kind]} holds no records (a header and no data)")
     return df
+
+
+_DECIMAL_COMMA_FIELD = re.compile(r"^\s*[-+]?\d+,\d+([eE][-+]?\d+)?\s*$")
+
+
+def _text_layout(path: Path, kind: str, given: Mapping) -> dict:
+    """Encoding, separator and decimal mark of a text table, unless the caller gave them.
+
+    UTF-16 (by its byte-order mark); the separator among ``,``, ``;`` and tab by
+    :class:`csv.Sniffer` on the first lines; a decimal comma when the separator is not a
+    comma and the first data lines hold numbers such as ``3,75``.
+    """
+    import csv
+    import gzip
+
+    out: dict = {}
+    opener = gzip.open if kind == "csv-gzip" else open
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return out
+    encoding = given.get("encoding")
+    if encoding is None and head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = out["encoding"] = "utf-16"
+    text = head.decode(encoding or "utf-8", errors="replace")
+    lines = [ln for ln in text.splitlines()[:-1] if ln.strip()][:20]  # whole lines only
+    if "sep" not in given and "delimiter" not in given and len(lines) >= 2:
+        try:
+            sep = csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t").delimiter
+        except csv.Error:
+            sep = ","
+        if sep != ",":
+            out["sep"] = sep
+        if sep != "," and "decimal" not in given:
+            fields = [f for ln in lines[1:] for f in ln.split(sep)]
+            if any(_DECIMAL_COMMA_FIELD.match(f) for f in fields):
+                out["decimal"] = ","
+    return out
 
 
 def _echem_from_table(df: pd.DataFrame, *, path: Path, columns, active_mass_mg, required):
@@ -472,10 +513,44 @@ def read_echem(path, *, active_mass_mg: float | None = None,
                                  required=required)
     from asymflux.io._navani import read_navani_columns
 
-    columns, attrs = read_navani_columns(path, kind)
+    try:
+        columns, attrs = read_navani_columns(path, kind)
+    except DatasetError as navani_error:
+        if kind != "excel":
+            raise
+        # not an Arbin, Neware or Landt workbook: a sheet with our column names or those
+        # of a known table format (e.g. the Battery Data Format) is read as such
+        return _excel_table(path, navani_error=navani_error, active_mass_mg=active_mass_mg,
+                            required=required)
     _require(columns, attrs, required, path=path)
     return _table(columns, attrs, source=str(path), active_mass_mg=active_mass_mg,
                   required=required)
+
+
+def _excel_table(path: Path, *, navani_error: DatasetError, active_mass_mg, required):
+    """The first sheet of a workbook that navani does not know, if it is a table we know."""
+    from asymflux.io._tables import match_dialect
+
+    try:
+        sheet = pd.read_excel(path, sheet_name=0, engine="calamine")
+    except Exception:  # noqa: BLE001 - unreadable: navani's reason is the one to give
+        raise navani_error from None
+    if "time_s" not in sheet.columns and match_dialect(sheet.columns) is None:
+        from asymflux.io._tables import refuse_near_dialect
+
+        refuse_near_dialect(sheet.columns, path=path)
+        raise DatasetError(
+            f"{navani_error}; nor is its first sheet a table asymflux knows (our columns "
+            f"time_s, voltage_V, current_mA, or a known format such as the Battery Data "
+            f"Format): it has columns {[str(c) for c in sheet.columns][:20]}"
+        ) from navani_error
+    df = _echem_from_table(sheet, path=path, columns=None, active_mass_mg=active_mass_mg,
+                           required=required)
+    what = df.attrs.get("format", "CSV")
+    what = "asymflux's column names" if what == "CSV" else f"{what} columns"
+    df.attrs["format"] = f"Excel workbook ({what})"
+    df.attrs["reader"] = f"pandas {pd.__version__} (calamine)"
+    return df
 
 
 # ---------------------------------------------------------------------------- cycles
