@@ -457,3 +457,38 @@ def test_zarr_unwritten_and_corrupt_chunks(tmp_path, stack):
         read_zarr(p)  # at open
     with pytest.raises(DatasetError, match=r"s\.zarr: cannot decode"):
         read_zarr(p, lazy=False)
+
+
+def test_complex_stack_is_refused(tmp_path):
+    path = tmp_path / "fft.tif"
+    tifffile.imwrite(path, np.ones((4, 8, 8), np.complex64), photometric="minisblack")
+    with pytest.raises(DatasetError, match=r"fft.tif.*complex64.*complex numbers"):
+        read_stack(path)
+
+
+def test_a_tiff_with_several_series_says_which_was_read(tmp_path):
+    path = tmp_path / "positions.ome.tif"
+    a = np.arange(6 * 8 * 10, dtype=np.uint16).reshape(6, 8, 10)
+    with tifffile.TiffWriter(path, ome=True) as w:
+        w.write(a, metadata={"axes": "TYX"})
+        w.write(a[:3] + 1, metadata={"axes": "TYX"})
+    with pytest.warns(UserWarning, match=r"positions.ome.tif: holds 2 image series.*\(6, 8, 10\)"):
+        raw = read_stack(path, lazy=False)
+    np.testing.assert_array_equal(np.asarray(raw.stack), a)
+
+
+@pytest.mark.parametrize("movie, said", [
+    (np.zeros((8, 10), np.uint16), r"its 'movie' is /movie \(8, 10\) uint16"),
+    (np.zeros((1, 4, 8, 10), np.uint16), r"its 'movie' is /movie \(1, 4, 8, 10\)"),
+    (None, r"no 'movie' dataset.*3-D numeric datasets: \['/frames/raw \(4, 8, 10\) uint16'\]"),
+])
+def test_hdf5_not_in_the_instrument_layout_says_what_it_holds(tmp_path, movie, said):
+    path = tmp_path / "scan.h5"
+    with h5py.File(path, "w") as f:
+        if movie is not None:
+            f["movie"] = movie
+        else:
+            f["frames/raw"] = np.zeros((4, 8, 10), np.uint16)
+    with pytest.raises(DatasetError, match=said) as e:
+        read_stack(path)
+    assert "scan.h5" in str(e.value) and "read_hdf5(path, stack=" in str(e.value)

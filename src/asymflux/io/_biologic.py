@@ -265,7 +265,7 @@ def _read_mpr_with_yadg(path: Path, *, galvani_error: Exception):
         import datetime as _dt
 
         attrs["start"] = _dt.datetime.fromtimestamp(
-            float(ds["uts"].values[0]) - float(frame["time/s"].iloc[0]), tz=_dt.timezone.utc
+            float(ds["uts"].values[0]) - float(frame["time/s"].iloc[0]), tz=_dt.UTC
         ).isoformat()
     return columns, attrs
 

@@ -71,10 +71,41 @@ def read_stack(
             return read_instrument_stack(path, lazy=lazy)
         raise DatasetError(
             f"{path}: HDF5 files need the dataset names: use asymflux.io.read_hdf5(path, "
-            "stack='/...', time_s='/...', ...) (this file has no 'movie' dataset of the "
-            "instrument layout)"
+            f"stack='/...', time_s='/...', ...) ({_hdf5_contents(path)})"
         )
     raise DatasetError(
         f"{path}: unknown stack format (expected .tif, .ome.tif, a TIFF folder, .zarr, .npy, "
         ".tdms or an instrument .h5)"
     )
+
+
+def _hdf5_contents(path) -> str:
+    """Why an HDF5 file is not the instrument layout, and which datasets could be a stack."""
+    import h5py
+
+    found: list[str] = []
+    movie: list[str] = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and len(found) < 200:
+            kind = obj.dtype.kind
+            desc = f"/{name} {obj.shape} {obj.dtype}"
+            if name.rsplit("/", 1)[-1] == "movie":
+                movie.append(desc)
+            if obj.ndim == 3 and kind in "uif":
+                found.append(desc)
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+    except Exception as e:  # noqa: BLE001 - not HDF5, or a broken link: say so
+        return f"it cannot be opened as HDF5: {type(e).__name__}: {e}"
+    out = []
+    if movie:
+        out.append(f"its 'movie' is {movie[0]}, where the instrument layout has a 3-D "
+                   "(frames, rows, cols) array of numbers")
+    else:
+        out.append("this file has no 'movie' dataset of the instrument layout")
+    out.append(f"3-D numeric datasets: {found[:10]}" if found else "it holds no 3-D numeric "
+               "dataset that could be a stack")
+    return "; ".join(out)

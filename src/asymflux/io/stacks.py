@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -93,6 +94,9 @@ def check_stack(stack, *, source="stack"):
     dtype = np.dtype(stack.dtype)
     if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
         raise DatasetError(f"{source}: stack dtype {dtype} is not numeric")
+    if np.issubdtype(dtype, np.complexfloating):
+        raise DatasetError(f"{source}: stack dtype {dtype} holds complex numbers; expected "
+                           "real intensities (integers or floats)")
     return stack
 
 
@@ -518,6 +522,12 @@ def read_tiff(
     try:
         series = tif.series[0]
         shape, axes = tuple(series.shape), series.axes
+        if len(tif.series) > 1:
+            others = ", ".join(f"{tuple(s.shape)} {s.axes}" for s in tif.series[1:4])
+            warnings.warn(
+                f"{path}: holds {len(tif.series)} image series (e.g. stage positions); the "
+                f"first, {shape} {axes}, is read and the others ({others}"
+                f"{', ...' if len(tif.series) > 4 else ''}) are not", UserWarning, stacklevel=2)
         key, order, frame = _plan_axes(
             shape, axes, channel=channel, z=z, frame_axis=frame_axis, source=path
         )
