@@ -172,3 +172,48 @@ def test_campaign_on_the_default_local_cluster(tmp_path, demo_paths, capsys):
     for table in ("particles", "timeseries"):
         pd.testing.assert_frame_equal(got[table], serial[table], check_exact=False,
                                       rtol=1e-12, atol=1e-12)
+
+
+def test_a_failed_dataset_is_recorded_and_does_not_rename_the_others(tmp_path, demo_paths,
+                                                                     capsys):
+    """A campaign that replaces a complete output with one dataset fewer leaves
+    failures.csv (the dataset and why); the others keep the names of the complete run."""
+    from asymflux.cli import main
+
+    a, b = tmp_path / "a", tmp_path / "b"  # the same dataset twice: names X and X_2
+    shutil.copytree(demo_paths[DATASETS[0]], a)
+    shutil.copytree(demo_paths[DATASETS[0]], b)
+    out = tmp_path / "out"
+    assert main(["analyze", str(a), str(b), "--out", str(out)]) == 0
+    complete = _tables(out)
+    first, second = list(complete["particles"]["dataset"].unique())
+    assert second == f"{first}_2" and not (out / "failures.csv").exists()
+
+    (a / "stack.ome.tif").unlink()  # the first one fails now
+    capsys.readouterr()
+    assert main(["analyze", str(a), str(b), "--out", str(out)]) == 2
+    assert "failures.csv" in capsys.readouterr().out
+    failures = pd.read_csv(out / "failures.csv")
+    assert failures["dataset"].tolist() == [str(a)]
+    assert failures["name"].tolist() == [first]
+    assert str(a) in failures["error"].iloc[0]
+    got = _tables(out)
+    for table in ("particles", "timeseries"):  # b keeps its name: X_2, not X
+        mine = complete[table][complete[table]["dataset"] == second].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got[table], mine, check_exact=False, rtol=1e-12,
+                                      atol=1e-12)
+    assert sorted(p.name for p in (out / "masks").iterdir()) == [f"{second}.tif"]
+
+    assert main(["analyze", str(b), "--out", str(out)]) == 0  # a complete set again
+    assert not (out / "failures.csv").exists()
+
+
+def test_the_local_cluster_never_kills_a_worker_for_its_memory():
+    from asymflux.analysis._cli import _local_cluster_options
+
+    opts = _local_cluster_options(10, cores=16, memory_bytes=24 << 30)
+    assert opts["memory_limit"] == 0  # no nanny limit: a large movie does not kill its worker
+    assert opts["n_workers"] == 6  # 4 GiB a worker on a 24 GiB machine, not 16
+    assert opts["threads_per_worker"] == 1
+    assert _local_cluster_options(3, cores=16, memory_bytes=64 << 30)["n_workers"] == 3
+    assert _local_cluster_options(3, cores=2, memory_bytes=2 << 30)["n_workers"] == 1

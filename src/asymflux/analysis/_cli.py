@@ -287,24 +287,58 @@ def analyze_campaign(paths, *, client, progress=True, **kw):
     return results, failures
 
 
-def _local_client(n_datasets):
-    """A LocalCluster (one single-threaded worker process per core, at most one per
-    dataset) and its client."""
-    import logging
+#: Memory a LocalCluster worker is given room for (an instrument movie analysed on crops,
+#: with headroom): fewer workers than cores where the machine has less than this per core.
+WORKER_MEMORY_BYTES = 4 << 30
+
+
+def _local_cluster_options(n_datasets, *, cores=None, memory_bytes=None) -> dict:
+    """The LocalCluster's keyword options: one single-threaded worker process per core, at
+    most one per dataset and one per :data:`WORKER_MEMORY_BYTES` of the machine's memory,
+    and ``memory_limit=0``: no per-worker limit, so dask's nanny never pauses or kills a
+    worker that reads a large movie (dask's default, the machine's memory divided by the
+    workers, is 6 GiB a worker with 4 cores on a 24 GiB machine: one large movie passes it)."""
     import os
+
+    if cores is None:
+        cores = os.cpu_count() or 1
+    if memory_bytes is None:
+        from distributed.system import MEMORY_LIMIT as memory_bytes
+    by_memory = max(1, int(memory_bytes // WORKER_MEMORY_BYTES))
+    return {"n_workers": max(1, min(n_datasets, cores, by_memory)), "threads_per_worker": 1,
+            "processes": True, "memory_limit": 0, "dashboard_address": None}
+
+
+def _local_client(n_datasets):
+    """A LocalCluster (:func:`_local_cluster_options`) and its client."""
+    import logging
 
     from dask.distributed import Client, LocalCluster
 
     # a dataset's failure is reported by analyze_campaign, naming it, in one line: the
     # workers' own tracebacks are not repeated on the terminal
-    cluster = LocalCluster(n_workers=max(1, min(n_datasets, os.cpu_count() or 1)),
-                           threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.CRITICAL)
+    cluster = LocalCluster(**_local_cluster_options(n_datasets), silence_logs=logging.CRITICAL)
     try:
         return Client(cluster), cluster
     except BaseException:
         cluster.close()
         raise
+
+
+def _name_of_path(path) -> str:
+    """The name a dataset that could not be read would have had (``dataset_name`` without
+    reading the stack: a dataset folder's ``metadata.json`` name, else the folder or file
+    name), so that the other datasets' output names do not depend on which one failed."""
+    import json
+
+    path = Path(path)
+    try:
+        name = json.loads((path / "metadata.json").read_text(encoding="utf-8")).get("name")
+        if name:
+            return str(name)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return path.name.split(".")[0] if path.is_file() else path.name
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -361,9 +395,15 @@ def run_analyze(args: argparse.Namespace) -> int:
                 cluster.close()
         if len(failures) == len(paths):
             raise ValueError(f"every dataset failed ({len(paths)}); nothing written")
-        results = [r for r in results if r is not None]
 
-    names = _unique([r[3] for r in results])
+    # every dataset keeps its name (and its _2 suffix) whichever failed: a failed one
+    # reserves the name it would have had
+    all_names = _unique([r[3] if r is not None else _name_of_path(p)
+                         for r, p in zip(results, paths, strict=True)])
+    failed_rows = [{"dataset": str(paths[i]), "name": all_names[i], "error": failures[i]}
+                   for i in sorted(failures)]
+    names = [n for n, r in zip(all_names, results, strict=True) if r is not None]
+    results = [r for r in results if r is not None]
     problems = [w for r in results for w in r[0].attrs.get("warnings", [])]
     particles, series, labels_of = [], [], {}
     for (p, ts, labels, _), name in zip(results, names, strict=True):
@@ -380,6 +420,9 @@ def run_analyze(args: argparse.Namespace) -> int:
         for name, labels in labels_of.items():
             tifffile.imwrite(folder / "masks" / f"{name}.tif",
                              labels.astype("uint16" if labels.max() < 65536 else "uint32"))
+        if failed_rows:  # the record that this set lacks datasets, and why
+            pd.DataFrame(failed_rows, columns=["dataset", "name", "error"]).to_csv(
+                folder / "failures.csv", index=False)
 
     # particles, timeseries and masks appear together (one folder swap), or not at all
     with output_errors(out):
@@ -391,7 +434,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     if failures:
         failed = ", ".join(str(paths[i]) for i in sorted(failures))
         print(f"analysed {len(results)} of {len(paths)} dataset(s), {n} particle(s) -> {out}; "
-              f"FAILED: {failed}")
+              f"FAILED: {failed} (listed in {Path(out) / 'failures.csv'})")
         print(f"asymflux analyze: {len(failures)} of {len(paths)} dataset(s) failed: {failed}",
               file=sys.stderr)
         return 2

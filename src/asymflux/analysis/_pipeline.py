@@ -375,7 +375,7 @@ def analyze_dataset_particle(
 
 #: What ``asymflux analyze`` writes into its output folder (a rewrite replaces all of them).
 ANALYZE_OUTPUTS = ("particles.csv", "particles.parquet", "timeseries.csv", "timeseries.parquet",
-                   "masks")
+                   "masks", "failures.csv")
 
 
 def is_analyze_output(folder) -> bool:

@@ -9,12 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
+from asymflux.io._errors import DatasetError
+
 from ._sources import CyclerTail, open_movie, read_manifest
 
 __all__ = ["LiveAnalysis", "LiveUpdate", "FinalResult"]
 
 #: Frames measured in one call of the batch measurement (bounds the memory of a catch-up).
 _BATCH_FRAMES = 16
+
+#: The idle timeout is at least this many frame intervals (:meth:`LiveAnalysis.idle_limit_s`).
+IDLE_FRAME_INTERVALS = 3.0
 
 
 @dataclass
@@ -33,6 +38,9 @@ class LiveUpdate:
         Frames measured so far.
     finished : bool
         The writer left its finished marker (all frames are in).
+    rows : pandas.DataFrame or None
+        The timeseries rows of ``new_frames`` (columns of :attr:`LiveAnalysis.timeseries`,
+        capacity as known now), for appending to a table: O(new rows).
     """
 
     new_frames: list = field(default_factory=list)
@@ -40,6 +48,7 @@ class LiveUpdate:
     detected: bool = False
     n_frames: int = 0
     finished: bool = False
+    rows: object = None
 
     @property
     def changed(self) -> bool:
@@ -167,6 +176,8 @@ class LiveAnalysis:
         self.finished = False
         self.last_change = time.monotonic()
         self.started = time.monotonic()
+        self._last_frame_at = None  # monotonic time new frames last arrived
+        self._longest_wait_s = 0.0  # longest wall-clock wait between arrivals of frames
         self.final = None
         _warm_up()
 
@@ -184,6 +195,21 @@ class LiveAnalysis:
         """Seconds since the movie or the cycler file last grew."""
         return time.monotonic() - self.last_change
 
+    @property
+    def frame_interval_s(self) -> float:
+        """The movie's pace so far, s: the largest of its frames' median time step, the
+        given frame interval (``frame_interval_s=``, a demo-live folder's) and the longest
+        wall-clock wait between new frames (0 when none is known yet)."""
+        step = float(np.median(np.diff(self._time[: self.n_frames]))) if self.n_frames > 1 else 0.0
+        given = float(self.movie.frame_interval_s or 0.0)
+        return max(step if np.isfinite(step) else 0.0, given, self._longest_wait_s)
+
+    def idle_limit_s(self, floor_s: float) -> float:
+        """The idle timeout for this movie: ``floor_s``, or :data:`IDLE_FRAME_INTERVALS`
+        times :attr:`frame_interval_s` if longer (a movie of a frame a minute is not
+        declared finished between two frames)."""
+        return max(float(floor_s), IDLE_FRAME_INTERVALS * self.frame_interval_s)
+
     # ------------------------------------------------------------------ update
     def update(self) -> LiveUpdate:
         """Look at the files again and measure what is new.
@@ -195,10 +221,14 @@ class LiveAnalysis:
         up = LiveUpdate()
         finished = self.movie.finished
         n_complete = self.movie.poll()
-        if self.cycler is not None and self.cycler.poll():
+        if self.cycler is not None and self._poll_cycler():
             self.last_change = time.monotonic()
         if n_complete > self.n_frames:
-            self.last_change = time.monotonic()
+            now = self.last_change = time.monotonic()
+            if self._last_frame_at is not None:
+                self._longest_wait_s = max(self._longest_wait_s, now - self._last_frame_at)
+            self._last_frame_at = now
+            first_chunk = len(self._chunks)
             if self.labels is None and n_complete >= self.n_reference_frames:
                 self._detect()
                 up.detected = True
@@ -211,10 +241,29 @@ class LiveAnalysis:
                     up.new_frames.extend(range(k0, k1))
                     k0 = k1
         up.capacity_frames = self._fill_capacity(final=finished)
+        if up.new_frames:
+            up.rows = self._table(self._chunks[first_chunk:])
         self.finished = finished and self.movie.poll() == self.n_frames
         up.finished = self.finished
         up.n_frames = self.n_frames
         return up
+
+    def _poll_cycler(self) -> bool:
+        try:
+            return self.cycler.poll()
+        except OSError as e:
+            raise DatasetError(f"{self.cycler.path}: cannot read the cycler file "
+                               f"({e.strerror or type(e).__name__})") from e
+
+    def _read(self, k0, k1) -> np.ndarray:
+        """Frames k0:k1 of the movie; a failed read names the file and the frames."""
+        try:
+            return np.asarray(self.movie.read(k0, k1))
+        except OSError as e:
+            why = " ".join(str(e).split()) or type(e).__name__
+            frames = f"frame {k0}" if k1 == k0 + 1 else f"frames {k0} to {k1 - 1}"
+            raise DatasetError(f"{self.movie.path}: cannot read {frames} of the movie "
+                               f"({why})") from e
 
     def _detect(self):
         from asymflux.analysis import detect_particles, reference_image
@@ -222,7 +271,7 @@ class LiveAnalysis:
         from asymflux.analysis._pipeline import _blank_frame
 
         n_ref = self.n_reference_frames
-        ref = np.asarray(self.movie.read(0, n_ref))
+        ref = self._read(0, n_ref)
         for k in range(n_ref):
             why = _blank_frame(ref[k])
             if why:
@@ -249,7 +298,7 @@ class LiveAnalysis:
         from asymflux.analysis import particle_timeseries
 
         n_ref = self.n_reference_frames
-        new = np.asarray(self.movie.read(k0, k1))
+        new = self._read(k0, k1)
         stack = np.concatenate([self._ref.astype(new.dtype, copy=False), new])
         t = np.r_[self._time[:n_ref], self._time[k0:k1]]
         normalize = self.normalize
@@ -297,7 +346,14 @@ class LiveAnalysis:
 
         if not self._chunks:
             return pd.DataFrame({c: [] for c in ["dataset", *TIMESERIES_COLUMNS]})
-        ts = pd.concat(self._chunks, ignore_index=True)
+        return self._table(self._chunks)
+
+    def _table(self, chunks):
+        """The measurement tables ``chunks`` as timeseries rows (sorted by particle, frame;
+        capacity as known now, the ``dataset`` column)."""
+        import pandas as pd
+
+        ts = pd.concat(chunks, ignore_index=True)
         ts = ts.sort_values(["particle_id", "frame"], kind="stable", ignore_index=True)
         ts["capacity_mAh_g"] = self._cap[ts["frame"].to_numpy()]
         ts.insert(0, "dataset", self.name)
@@ -337,11 +393,19 @@ class LiveAnalysis:
         -------
         FinalResult
         """
-        from asymflux.analysis._cli import analyze_path
-
         self.movie.finish()
         self.update()
         self.movie.close()
+        try:
+            return self._final(progress)
+        except OSError as e:
+            where = e.filename or self.movie.path
+            raise DatasetError(f"{where}: cannot read it for the batch analysis of the finished "
+                               f"files ({e.strerror or type(e).__name__})") from e
+
+    def _final(self, progress):
+        from asymflux.analysis._cli import analyze_path
+
         options = {"threshold": self.threshold, "register": self.register,
                    "edge_px": self.edge_px}
         if self.normalize:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -74,8 +75,15 @@ def register(subparsers) -> None:
     w.add_argument("--poll-s", type=float, default=0.5, metavar="S",
                    help="seconds between looks at the files (default 0.5)")
     w.add_argument("--idle-timeout-s", type=float, default=60.0, metavar="S",
-                   help="finish when nothing new arrived for S seconds (default 60); with no "
+                   help="finish when nothing new arrived for S seconds, or for 3 frame "
+                        "intervals of the movie if that is longer (default 60); with no "
                         "frame at all by then, fail")
+    w.add_argument("--rewrite-s", type=float, default=30.0, metavar="S",
+                   help="while watching, new rows are appended to DIR/timeseries.csv and the "
+                        "whole set (particles.csv, the sorted timeseries.csv with the "
+                        "capacities filled in since) is rewritten at most every S seconds "
+                        "(default 30; never more often than 20 times the last rewrite's "
+                        "duration)")
     w.add_argument("--quiet", action="store_true", help="no progress lines")
     w.set_defaults(func=cmd_watch)
 
@@ -108,13 +116,14 @@ def _is_live_output(folder) -> bool:
 
 def cmd_watch(args) -> int:
     """Handler of ``asymflux watch``."""
-    from .._atomic import check_output, output_errors
+    from .._atomic import check_output
     from .._validate import check_range
     from ..io import read_masks
     from ._analysis import LiveAnalysis
 
     check_range("--poll-s", args.poll_s, 0, 3600, low_inclusive=False)
     check_range("--idle-timeout-s", args.idle_timeout_s, 0, None, low_inclusive=False)
+    check_range("--rewrite-s", args.rewrite_s, 0, None)
     if args.pixel_nm is not None:
         check_range("--pixel-nm", args.pixel_nm, 0, None, low_inclusive=False)
     if args.frame_interval_s is not None:
@@ -140,8 +149,7 @@ def cmd_watch(args) -> int:
         + (f" and {live.echem_path}" if live.echem_path else "")
         + f"; results in {out}")
     try:
-        with output_errors(out):
-            return _watch_loop(live, out, args, say)
+        return _watch_loop(live, LiveOutput(out, rewrite_s=args.rewrite_s), args, say)
     except KeyboardInterrupt:
         print(f"asymflux watch: interrupted; {out} holds the frames measured so far "
               f"({live.n_frames})", file=sys.stderr)
@@ -160,6 +168,7 @@ def _status(live, state, **extra) -> dict:
 def _write(out, particles, timeseries, labels, name, status):
     import tifffile
 
+    from .._atomic import output_errors
     from ..analysis._pipeline import ANALYZE_OUTPUTS, write_tables
 
     def extra(folder):
@@ -170,39 +179,107 @@ def _write(out, particles, timeseries, labels, name, status):
         (folder / "live.json").write_text(json.dumps(status, indent=2, default=float) + "\n",
                                           encoding="utf-8")
 
-    write_tables(out, {"particles": particles, "timeseries": timeseries}, files=extra,
-                 replaces=(*ANALYZE_OUTPUTS, "live.json"))
+    with output_errors(out):
+        write_tables(out, {"particles": particles, "timeseries": timeseries}, files=extra,
+                     replaces=(*ANALYZE_OUTPUTS, "live.json"))
 
 
-def _watch_loop(live, out, args, say) -> int:
+class LiveOutput:
+    """DIR while watching, at a cost per update of O(new rows).
+
+    The first update with particles writes the whole set (particles.csv, timeseries.csv,
+    masks, live.json) in one folder swap. Later updates append the new frames' rows to
+    timeseries.csv (one write of whole lines) and then replace live.json (its
+    ``timeseries_rows``: the complete rows of timeseries.csv). The whole set is written again
+    (sorted rows, capacities found since, particles.csv of the frames so far) at most every
+    ``rewrite_s`` seconds and never sooner than ``cost_factor`` times the last rewrite's
+    duration after it, so the O(rows) rewrites take a bounded share of the time (1/20), not
+    O(rows) per frame.
+    """
+
+    def __init__(self, out, *, rewrite_s=30.0, cost_factor=20.0):
+        self.out = Path(out)
+        self.rewrite_s = float(rewrite_s)
+        self.cost_factor = float(cost_factor)
+        self.rows = 0  # complete rows in timeseries.csv
+        self.rewrites = 0
+        self._last = None  # monotonic time of the last whole write
+        self._cost = 0.0
+        self._stale = False  # the files lag what is known (appended rows, capacities)
+
+    def update(self, live, up) -> None:
+        if not (up.changed or self._stale) or live.labels is None:
+            return
+        now = time.monotonic()
+        due = self._last is None or now - self._last >= max(self.rewrite_s,
+                                                          self.cost_factor * self._cost)
+        if due:
+            ts = live.timeseries
+            _write(self.out, live.particles, ts, live.labels, live.name,
+                   _status(live, "running", timeseries_rows=len(ts)))
+            self.rows, self._stale, self.rewrites = len(ts), False, self.rewrites + 1
+            self._last = time.monotonic()
+            self._cost = self._last - now
+            return
+        if not up.changed:
+            return  # stale files wait for the next rewrite
+        from .._atomic import output_errors, write_text_atomic
+
+        with output_errors(self.out):
+            if up.rows is not None and len(up.rows):
+                data = up.rows.to_csv(index=False, header=False).encode("utf-8")
+                fd = os.open(self.out / "timeseries.csv", os.O_WRONLY | os.O_APPEND)
+                try:
+                    os.write(fd, data)  # whole lines, one write
+                finally:
+                    os.close(fd)
+                self.rows += len(up.rows)
+            self._stale = True
+            write_text_atomic(self.out / "live.json", json.dumps(
+                _status(live, "running", timeseries_rows=self.rows), indent=2,
+                default=float) + "\n")
+
+    def final(self, final, status, name) -> None:
+        """The batch tables of the finished files, the whole set in one swap."""
+        _write(self.out, final.particles, final.timeseries, final.labels,
+               str(final.particles["dataset"].iloc[0]) if len(final.particles) else name,
+               {**status, "timeseries_rows": len(final.timeseries)})
+
+
+def _watch_loop(live, output, args, say) -> int:
     import numpy as np
 
+    stale_said = False
     while True:
         up = live.update()
+        if live.movie.stale_marker and not stale_said:
+            stale_said = True
+            say(f"ignoring {live.movie.path.name}.finished: older than the movie's data (left "
+                "from an earlier run)")
         if up.detected:
             n = len(set(np.unique(live.labels)) - {0})
             say(f"{n} particle(s) detected in frame 0")
-        if up.changed:
-            ts = live.timeseries
-            _write(out, live.particles, ts, live.labels, live.name, _status(live, "running"))
-            if up.new_frames:
-                last = ts[ts["frame"] == up.new_frames[-1]]
-                cap = last["capacity_mAh_g"].iloc[0] if len(last) else np.nan
-                unr = last["unreacted_fraction"].mean() if len(last) else np.nan
-                say(f"frame {up.new_frames[-1]} (t = {live._time[up.new_frames[-1]]:g} s): "
-                    f"{live.n_frames} frame(s) measured, capacity "
-                    f"{'pending' if np.isnan(cap) else f'{cap:.3g} mAh/g'}, mean unreacted "
-                    f"fraction {unr:.3f}")
+        output.update(live, up)
+        if up.new_frames:
+            last = up.rows[up.rows["frame"] == up.new_frames[-1]]
+            cap = last["capacity_mAh_g"].iloc[0] if len(last) else np.nan
+            unr = last["unreacted_fraction"].mean() if len(last) else np.nan
+            say(f"frame {up.new_frames[-1]} (t = {live._time[up.new_frames[-1]]:g} s): "
+                f"{live.n_frames} frame(s) measured, capacity "
+                f"{'pending' if np.isnan(cap) else f'{cap:.3g} mAh/g'}, mean unreacted "
+                f"fraction {unr:.3f}")
         if live.finished:
             why = "the writer's finished marker"
             break
-        if live.idle_s > args.idle_timeout_s:
+        limit = live.idle_limit_s(args.idle_timeout_s)
+        if live.idle_s > limit:
             if live.n_frames == 0 and live.movie.n_seen == 0:
                 why = (f" (the movie cannot be read: {live.movie.last_error})"
                        if live.movie.last_error else "")
                 raise ValueError(f"{live.movie.path}: no frame arrived within "
                                  f"{args.idle_timeout_s:g} s (--idle-timeout-s){why}")
-            why = f"nothing new for {args.idle_timeout_s:g} s (--idle-timeout-s)"
+            why = f"nothing new for {limit:g} s (--idle-timeout-s"
+            why += ")" if limit == args.idle_timeout_s else ", 3 frame intervals of the movie)"
             break
         time.sleep(args.poll_s)
     say(f"finished ({why}): running the batch analysis of the finished files")
@@ -215,11 +292,9 @@ def _watch_loop(live, out, args, say) -> int:
                      final="asymflux analyze of the finished files (batch code path)",
                      live_vs_batch_max_abs_difference=final.max_abs_difference,
                      warnings=problems)
-    _write(out, final.particles, final.timeseries, final.labels,
-           str(final.particles["dataset"].iloc[0]) if len(final.particles) else live.name,
-           status)
+    output.final(final, status, live.name)
     say(f"live values vs the batch analysis: largest difference {worst:.3g}")
-    say(f"analysed {live.n_frames} frame(s), {len(final.particles)} particle(s) -> {out}")
+    say(f"analysed {live.n_frames} frame(s), {len(final.particles)} particle(s) -> {output.out}")
     from ..analysis._cli import print_warnings
 
     print_warnings("watch", problems)  # as asymflux analyze prints them

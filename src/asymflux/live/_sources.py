@@ -10,14 +10,24 @@ A frame is complete, in this order of evidence:
 1. the writer's frame counter says so: the HDF5 dataset ``frames_written`` (next to
    ``movie``) or the zarr attribute ``frames_written``, written by the writer *after*
    the frame's pixels were flushed (``asymflux demo-live`` does);
-2. a TIFF file is complete as soon as it has its final name (writers write to a hidden
-   or non-TIFF temporary name and rename; hidden files and other suffixes are never read,
-   as :func:`asymflux.io.read_tiff_folder` ignores them);
+2. a TIFF file (hidden files and other suffixes are never read, as
+   :func:`asymflux.io.read_tiff_folder` ignores them) once tifffile reads all of it and
+   either a later frame file exists, or its size held across two polls, or the source
+   is finished: a frame written in place is never read half written. A file that does
+   not read although a later frame exists (or the source is finished) is an error
+   naming it (:class:`FrameError`);
 3. otherwise (an HDF5 or zarr writer without a counter) frame ``k`` is complete when frame
    ``k + 1`` exists, so the last frame, which may be half written, is withheld
 4. until the source is *finished*: a marker file ``<movie>.finished`` beside the movie
-   (``movie.h5.finished``, ``movie.zarr.finished``, ``frames.finished``), or the caller
-   decides the source stopped growing (idle timeout) and calls :meth:`MovieSource.finish`.
+   (``movie.h5.finished``, ``movie.zarr.finished``, ``frames.finished``) no older than the
+   movie's data (a stale marker, left by an earlier run, is ignored:
+   :attr:`MovieSource.stale_marker`), or the caller decides the source stopped growing
+   (idle timeout) and calls :meth:`MovieSource.finish`.
+
+A frame *exists* when its pixels are stored, not when a pre-declared shape reaches it: an
+HDF5 dataset or zarr array created with its final shape is counted by its written chunks
+(HDF5: the chunk index, zarr: the chunk keys in the store), looked up for the new frames
+only, and the declared shape is never read or allocated.
 
 The cycler file is read by :class:`CyclerTail`: a text file (CSV, EC-Lab ``.mpt``) up to
 its last complete line only (a half-written last row is never parsed), a binary file
@@ -27,6 +37,7 @@ its last complete line only (a half-written last row is never parsed), a binary 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -38,19 +49,45 @@ import numpy as np
 
 from asymflux.io._errors import DatasetError
 
-__all__ = ["CyclerTail", "MovieSource", "finished_marker", "open_movie"]
+__all__ = ["CyclerTail", "FrameError", "MovieSource", "finished_marker", "open_movie"]
+
+
+class FrameError(DatasetError):
+    """A frame file of a growing movie that will not become readable (junk, or a frame of
+    another shape): raised by :meth:`MovieSource.poll`, not retried."""
 
 #: Name of the writer's frame counter: an HDF5 dataset beside ``movie`` or a zarr attribute.
 FRAMES_WRITTEN = "frames_written"
 
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
 _TIFF_SUFFIXES = (".tif", ".tiff")
+#: TIFF frames kept from the completeness check until read (the rest are read again).
+_TIFF_KEEP = 32
 
 
 def finished_marker(movie) -> Path:
     """The marker a writer leaves when a movie is complete: ``<movie>.finished`` beside it."""
     movie = Path(movie)
     return movie.with_name(movie.name + ".finished")
+
+
+def _written_frames(shape, chunks, done, exists) -> int:
+    """How many leading frames have their pixels stored: chunk units along axis 0 from the
+    one holding frame ``done`` (known written before) on, while every chunk of the unit
+    exists (``exists(grid_index)``); a missing unit followed by a written one counts too
+    (zarr does not store a chunk that is all fill value). A unit of several frames counts
+    all of them."""
+    c0 = max(1, int(chunks[0]))
+    tiles = list(itertools.product(*(range(-(-int(n) // max(1, int(c))))
+                                     for n, c in zip(shape[1:], chunks[1:], strict=True))))
+
+    def unit(j):
+        return all(exists((j, *t)) for t in tiles)
+
+    j = done // c0
+    while j * c0 < shape[0] and (unit(j) or ((j + 1) * c0 < shape[0] and unit(j + 1))):
+        j += 1
+    return min(int(shape[0]), j * c0)
 
 
 def movie_kind(path) -> str:
@@ -81,6 +118,9 @@ class MovieSource:
     """
 
     kind = "?"
+    #: The count ``_poll`` returns holds also once the source is finished (TIFF files
+    #: that were checked), rather than every frame present.
+    _count_is_final = False
 
     def __init__(self, path, *, pixel_nm=None, frame_interval_s=None):
         self.path = Path(path)
@@ -89,12 +129,18 @@ class MovieSource:
         self.n_complete = 0
         self.n_seen = 0  # frames present (complete or not)
         self.last_error = None  # why the last poll could not read the movie
+        self.stale_marker = False  # a finished marker older than the movie's data was seen
         self._finished = False
+        self._written = 0  # frames known to have their pixels stored
 
     # -- to implement
-    def _poll(self) -> tuple[int, int | None]:
+    def _poll(self, finished: bool) -> tuple[int, int | None]:
         """``(frames present, frames the writer says are complete or None)``."""
         raise NotImplementedError
+
+    def _data_mtime_ns(self):
+        """When the movie's data last changed (ns), for telling a stale marker."""
+        return self.path.stat().st_mtime_ns
 
     def read(self, k0: int, k1: int) -> np.ndarray:
         """Frames ``k0:k1`` (all < :attr:`n_complete`): (k1 - k0, row, col) array."""
@@ -120,7 +166,20 @@ class MovieSource:
 
     @property
     def marker_present(self) -> bool:
-        return finished_marker(self.path).exists()
+        """The writer's finished marker is there and no older than the movie's data (a
+        marker older than the data is left from an earlier run: ignored)."""
+        try:
+            marker = finished_marker(self.path).stat().st_mtime_ns
+        except OSError:
+            return False
+        try:
+            data = self._data_mtime_ns()
+        except OSError:
+            data = None
+        if data is not None and marker < data:
+            self.stale_marker = True
+            return False
+        return True
 
     def finish(self) -> None:
         """Declare the movie complete (writer gone): every present frame counts."""
@@ -137,13 +196,15 @@ class MovieSource:
         if not self.exists:
             return self.n_complete
         try:
-            present, counted = self._poll()
+            present, counted = self._poll(finished)
+        except FrameError:
+            raise  # a frame that will not become readable: not a retry
         except (OSError, ValueError, KeyError) as e:  # being created or rewritten: next poll
             self.last_error = " ".join(str(e).split()) or type(e).__name__
             return self.n_complete
         self.last_error = None
         self.n_seen = present
-        if finished:
+        if finished and not self._count_is_final:
             n = present  # the writer is done: every frame the finished file holds
         elif counted is not None:
             n = min(counted, present)
@@ -182,10 +243,9 @@ class _Prefix:
     def __getitem__(self, key):
         if key != ():
             raise KeyError(key)
-        raw = self._d[()]
-        if raw.ndim == 2 and _frame_axis(self._d) == 1:  # traces along axis 0
-            return raw[:, : self._n]
-        return raw[: self._n]
+        if self._d.ndim == 2 and _frame_axis(self._d) == 1:  # traces along axis 0
+            return self._d[:, : self._n]
+        return self._d[: self._n]  # never the whole (perhaps pre-declared) dataset
 
 
 def _frame_axis(dset) -> int:
@@ -254,7 +314,7 @@ class HDF5Movie(MovieSource):
         g = self._group
         return g["movie"], g.get("camera_timing"), g.get(FRAMES_WRITTEN), g.get("average_intensity")
 
-    def _poll(self):
+    def _poll(self, finished):
         if self._f is not None and not self._swmr:  # a plain file: open it again to see more
             self.close()
         self._open()
@@ -262,12 +322,27 @@ class HDF5Movie(MovieSource):
         for d in (movie, timing, counter):
             if d is not None and self._swmr:
                 d.refresh()
-        present = int(movie.shape[0])
+        present = self._written = self._stored_frames(movie)
         if timing is not None and timing.ndim in (1, 2):
             present = min(present, int(timing.shape[_frame_axis(timing)]))
         counted = None if counter is None else _counter(
             counter[()] if counter.size else [], source=f"{self.path}:{counter.name}")
         return present, counted
+
+    def _stored_frames(self, movie) -> int:
+        """Frames whose chunks are in the file (a contiguous dataset: its shape, once it
+        has storage)."""
+        if movie.chunks is None:
+            return int(movie.shape[0]) if movie.id.get_storage_size() else 0
+        if not hasattr(movie.id, "get_chunk_info_by_coord"):  # HDF5 < 1.10.5: the shape
+            return int(movie.shape[0])
+        chunks = movie.chunks
+
+        def exists(index):
+            offset = tuple(i * c for i, c in zip(index, chunks, strict=True))
+            return movie.id.get_chunk_info_by_coord(offset).byte_offset is not None
+
+        return _written_frames(movie.shape, chunks, self._written, exists)
 
     def read(self, k0, k1):
         self._open()
@@ -330,13 +405,35 @@ class ZarrMovie(MovieSource):
         self._arr, self._attrs = arr, attrs
         return arr, attrs
 
-    def _poll(self):
+    def _poll(self, finished):
         arr, attrs = self._open_array()
         if arr.ndim != 3:
             raise ValueError(f"{self.path}: expected a 3-D (time, row, col) array")
         counted = attrs.get(FRAMES_WRITTEN)
-        return int(arr.shape[0]), None if counted is None else _counter(
+        self._written = present = self._stored_frames(arr)
+        return present, None if counted is None else _counter(
             counted, source=f"{self.path}: attribute {FRAMES_WRITTEN}")
+
+    def _stored_frames(self, arr) -> int:
+        """Frames whose chunks (shards) are keys of the store (the declared shape is not)."""
+        try:
+            from zarr.core.sync import sync
+
+            store, encode = arr.store_path, arr.metadata.encode_chunk_key
+        except (ImportError, AttributeError):  # zarr 2: the shape
+            return int(arr.shape[0])
+        prefix = f"{store.path}/" if store.path else ""
+        grid = getattr(arr, "shards", None) or arr.chunks
+
+        def exists(index):
+            return sync(store.store.exists(prefix + encode(index)))
+
+        return _written_frames(arr.shape, grid, self._written, exists)
+
+    def _data_mtime_ns(self):
+        names = ("zarr.json", ".zarray", ".zattrs", ".zgroup")
+        times = [(self.path / n).stat().st_mtime_ns for n in names if (self.path / n).exists()]
+        return max([self.path.stat().st_mtime_ns, *times])
 
     def read(self, k0, k1):
         if self._arr is None or self._arr.shape[0] < k1:
@@ -367,20 +464,56 @@ class TiffFolderMovie(MovieSource):
     """A folder receiving one TIFF file per frame (complete once it has its final name)."""
 
     kind = "tiff-folder"
+    _count_is_final = True
 
     def __init__(self, path, **kw):
         super().__init__(path, **kw)
         self._files: list[Path] = []
+        self._sizes: dict = {}  # size of each not yet complete file at the last poll
+        self._ready: dict = {}  # frame index -> pixels read while checking it, until read()
+        self._shape = None
 
-    def _poll(self):
+    def _poll(self, finished):
         from asymflux.io.stacks import _tiff_files
 
-        self._files = _tiff_files(self.path)
-        n = len(self._files)
-        return n, n  # renamed into place: every listed file is complete
+        self._files = files = _tiff_files(self.path)
+        k, sizes = self._written, {}
+        while k < len(files):
+            f = files[k]
+            try:
+                size = f.stat().st_size
+            except FileNotFoundError:  # renamed or removed since the listing: next poll
+                break
+            later = k + 1 < len(files)
+            stable = self._sizes.get(f.name) == size
+            sizes[f.name] = size
+            if not (later or stable or finished):  # may still be written in place
+                break
+            try:
+                frame = _read_tiff(f)
+            except Exception as e:  # noqa: BLE001 - which error depends on where it is cut
+                if later or finished:
+                    raise FrameError(f"{f}: not a readable TIFF frame ({type(e).__name__}: "
+                                     f"{' '.join(str(e).split())}); remove it or replace "
+                                     "it with the frame") from None
+                break  # the last file, stable but not whole yet: a slow writer
+            if self._shape is None:
+                self._shape = frame.shape
+            elif frame.shape != self._shape:
+                raise FrameError(f"{f}: a frame of shape {frame.shape}, the movie's frames "
+                                 f"are {self._shape}")
+            if len(self._ready) < _TIFF_KEEP:  # a catch-up of many files: read again later
+                self._ready[k] = frame
+            k += 1
+        self._sizes, self._written = sizes, k
+        return len(files), k
 
     def read(self, k0, k1):
-        return np.stack([_read_tiff(f) for f in self._files[k0:k1]])
+        return np.stack([self._ready.pop(k) if k in self._ready else _read_tiff(f)
+                         for k, f in enumerate(self._files[k0:k1], start=k0)])
+
+    def _data_mtime_ns(self):
+        return self.path.stat().st_mtime_ns  # a frame file added or renamed into it
 
     def file_pixel_nm(self):
         from asymflux.io.stacks import _imagej_pixel_and_time, _ome_pixel_and_time, _open_tiff

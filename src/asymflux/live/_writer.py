@@ -16,7 +16,8 @@ of TIFF files, and rows to a CSV, so that a reader following them
   so a reader can meet a half-written last line.
 
 :meth:`LiveWriter.finish` closes the movie and then leaves the marker
-``<movie>.finished`` (:func:`asymflux.live.finished_marker`).
+``<movie>.finished`` (:func:`asymflux.live.finished_marker`); a marker left from an earlier
+run is removed when the writer starts.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class LiveWriter:
         self.dtype = np.dtype(dtype)
         self.n_frames = 0
         self._csv = None
+        # a marker left by an earlier run would say this movie is finished before it starts
+        finished_marker(self.movie).unlink(missing_ok=True)
         if self.kind == "h5":
             self._open_h5(pixel_nm)
         elif self.kind == "zarr":
