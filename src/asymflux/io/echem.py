@@ -438,6 +438,10 @@ def _echem_from_table(df: pd.DataFrame, *, path: Path, columns, active_mass_mg, 
                 f"{path}: column {c!r} must hold numbers, found {sample!r}{hint}"
             )
     df.attrs["format"] = "CSV"
+    df.attrs["reader"] = f"pandas {pd.__version__}"
+    if "current_mA" in df.columns:
+        theirs = next((k for k, v in (columns or {}).items() if v == "current_mA"), "current_mA")
+        df.attrs["current_from"] = theirs
     return _finish(df, source=str(path), active_mass_mg=active_mass_mg, required=tuple(required))
 
 
