@@ -480,3 +480,40 @@ def test_time_s_as_a_trace_of_a_2d_dataset(tmp_path):
         f["timing"] = np.array([[9, 3, 5, 1], [0.0, 0.5, 1.0, 1.5]])
     ds = read_hdf5(p, stack="/frames", time_s=("/timing", 1), pixel_nm=50.0, lazy=False)
     np.testing.assert_allclose(ds.time_s, [0.0, 0.5, 1.0, 1.5])
+
+
+@pytest.mark.parametrize("chunk_frames", [1, 2])
+def test_an_acquisition_that_stopped_reads_only_the_written_frames(tmp_path, movie, chunk_frames):
+    """The acquisition software declares the movie's full length; if it stops early the
+    frames never written read as the fill value (zeros) and must not be taken as frames."""
+    declared, written = 10, 4
+    path = tmp_path / "stopped.h5"
+    t = np.r_[EPOCH + np.arange(written) * 2.5, np.zeros(declared - written)]
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset("movie", shape=(declared, R, C), dtype=np.uint16,
+                             chunks=(chunk_frames, R, C), maxshape=(None, R, C))
+        d[:written] = movie[:written]
+        f["camera_timing"] = t
+        f["average_intensity"] = np.r_[movie[:written].mean(axis=(1, 2)),
+                                       np.zeros(declared - written)]
+        f["potentiostat_value"] = np.r_[np.linspace(3.6, 3.7, written),
+                                        np.zeros(declared - written)]
+        f["movie"].attrs["pixel_size_um"] = 0.065
+    with pytest.warns(UserWarning, match=rf"declares {declared} frames but only the first "
+                                         rf"{written} were written"):
+        ds = read_hdf5(path)
+    assert ds.stack.shape == (written, R, C)
+    np.testing.assert_array_equal(np.asarray(ds.stack), movie[:written])
+    np.testing.assert_allclose(ds.time_s, np.arange(written) * 2.5)
+    np.testing.assert_allclose(ds.frame_intensity, movie[:written].mean(axis=(1, 2)))
+    np.testing.assert_allclose(ds.echem["voltage_V"], np.linspace(3.6, 3.7, written))
+
+
+def test_a_declared_movie_with_no_frame_written_is_refused(tmp_path):
+    path = tmp_path / "empty.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("movie", shape=(10, R, C), dtype=np.uint16, chunks=(1, R, C))
+        f["camera_timing"] = np.zeros(10)
+    with pytest.raises(DatasetError, match=r"empty\.h5:/movie: declares 10 frames but none "
+                                           r"was written"):
+        read_hdf5(path, pixel_nm=65)

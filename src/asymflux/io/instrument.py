@@ -9,6 +9,7 @@ each field is said where it is read, and in ``docs/formats.md``.
 from __future__ import annotations
 
 import re
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -465,8 +466,20 @@ def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bo
         source = f"{path}:{movie.name}"
         check_stack(movie, source=source)
         n = int(movie.shape[0])
+        n_written = written_frames(movie)
+        early_warnings = []
+        if n_written < n:
+            if n_written == 0:
+                raise DatasetError(f"{source}: declares {n} frames but none was written "
+                                   "(no chunk of the movie is stored)")
+            early_warnings.append(
+                f"{source}: declares {n} frames but only the first {n_written} were written "
+                "(the acquisition stopped?); those are read, with the first "
+                f"{n_written} values of the per-frame datasets")
+            group = _FirstFrames(group, n, n_written)
+            n = n_written
         timing = group.get("camera_timing")
-        if not isinstance(timing, h5py.Dataset):
+        if not isinstance(timing, (h5py.Dataset, _Cut)):
             raise DatasetError(
                 f"{path}: no dataset 'camera_timing' (the frame times) next to {movie.name}; "
                 f"map it by hand: {by_hand} (or frame_interval_s=...)"
@@ -487,7 +500,7 @@ def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bo
             )
         intensity = None
         avg = group.get("average_intensity")
-        if isinstance(avg, h5py.Dataset):
+        if isinstance(avg, (h5py.Dataset, _Cut)):
             intensity = _per_frame(avg, n, source=f"{path}:{avg.name}", hint=hint).astype(
                 np.float64
             )
@@ -497,6 +510,10 @@ def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bo
                 group, t, t0_abs, path=path, hint=hint
             )
         data = _hdf5_stack(movie, source=source, lazy=lazy)
+        if data.shape[0] > n:
+            data = data[:n]
+        for w in early_warnings:
+            warnings.warn(w, UserWarning, stacklevel=3)
     except BaseException:
         f.close()
         raise
@@ -515,6 +532,71 @@ def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bo
         "timing_trace": None if trace is None else (timing.name, trace),
     }
     return parts
+
+
+def written_frames(movie) -> int:
+    """How many leading frames of an HDF5 ``movie`` are stored (declared frames whose chunks
+    were never written read as the fill value and are not frames)."""
+    n = int(movie.shape[0])
+    if n == 0:
+        return 0
+    try:
+        if movie.chunks is None:  # contiguous: all or nothing
+            return n if movie.id.get_storage_size() > 0 or movie.external else 0
+        per = tuple(-(-int(d) // int(c)) for d, c in zip(movie.shape, movie.chunks, strict=True))
+        n_chunks = movie.id.get_num_chunks()
+        if n_chunks >= int(np.prod(per)):
+            return n
+        last = -1
+        for k in range(n_chunks):
+            last = max(last, int(movie.id.get_chunk_info(k).chunk_offset[0]))
+    except Exception:  # noqa: BLE001 - a driver or filter without chunk queries: trust the shape
+        return n
+    if last < 0:
+        return 0
+    return min(n, last + int(movie.chunks[0]))
+
+
+class _FirstFrames:
+    """A group whose per-frame datasets (1-D, or 2-D with one axis of the declared frame
+    count) are cut to the frames that were written; other datasets as they are."""
+
+    def __init__(self, group, n_declared, n_written):
+        self._group, self._n, self._keep = group, n_declared, n_written
+        self.name = group.name
+
+    def __getitem__(self, key):
+        return self._group[key]
+
+    def get(self, key, default=None):
+        import h5py
+
+        obj = self._group.get(key, default)
+        if key in ("movie", "potentiostat_value") and getattr(obj, "ndim", 1) != 1:
+            return obj  # the movie itself, or samples not tied to the frames
+        if isinstance(obj, h5py.Dataset) and self._n in obj.shape[:2]:
+            return _Cut(obj, self._n, self._keep)
+        return obj
+
+
+class _Cut:
+    """An h5py dataset read with its axis of length ``n`` cut to the first ``keep``."""
+
+    def __init__(self, dset, n, keep):
+        self._d, self.attrs, self.name, self.parent = dset, dset.attrs, dset.name, dset.parent
+        self._axis = list(dset.shape).index(n)
+        shape = list(dset.shape)
+        shape[self._axis] = keep
+        self.shape, self.ndim, self.dtype = tuple(shape), dset.ndim, dset.dtype
+
+    def __getitem__(self, key):
+        raw = np.asarray(self._d[()])
+        cut = [slice(None)] * raw.ndim
+        cut[self._axis] = slice(0, self.shape[self._axis])
+        return raw[tuple(cut)][key]
+
+    def __len__(self):
+        return self.shape[0]
 
 
 def read_instrument_stack(path, *, lazy: bool = True) -> RawStack:
