@@ -492,3 +492,12 @@ def test_hdf5_not_in_the_instrument_layout_says_what_it_holds(tmp_path, movie, s
     with pytest.raises(DatasetError, match=said) as e:
         read_stack(path)
     assert "scan.h5" in str(e.value) and "read_hdf5(path, stack=" in str(e.value)
+
+
+def test_a_zarr_with_unwritten_chunks_says_so(tmp_path):
+    z = zarr.open(str(tmp_path / "m.zarr"), mode="w", shape=(10, 4, 4), chunks=(1, 4, 4),
+                  dtype="u2")
+    z[:3] = 7
+    with pytest.warns(UserWarning, match=r"m\.zarr: 7 of its 10 chunks were never written"):
+        raw = read_stack(tmp_path / "m.zarr")
+    assert raw.stack.shape == (10, 4, 4)

@@ -720,6 +720,13 @@ def read_zarr(path, *, lazy: bool = True) -> RawStack:
     arr, attrs = _open_zarr_array(path)
     check_stack(arr, source=path)
     pixel_nm, time_s = _attrs_pixel_and_time(attrs, arr.shape[0], source=path)
+    with contextlib.suppress(Exception):  # a store that cannot list its chunks: say nothing
+        stored, declared = int(arr.nchunks_initialized), int(arr.nchunks)
+        if stored < declared:
+            warnings.warn(
+                f"{path}: {declared - stored} of its {declared} chunks were never written; "
+                f"their frames read as the fill value ({arr.fill_value!r}), not as data",
+                UserWarning, stacklevel=2)
     codec = _zarr_codec(arr)
     if lazy:
         data = _lazy(arr, chunks=arr.chunks, source=path, codec=codec)
