@@ -22,7 +22,8 @@ demo: $(STAMP)
 	@echo "Serving the dashboards (Ctrl-C to stop):"
 	@echo "  model explorer:  http://localhost:$(PORT)/model_explorer"
 	@echo "  cohort browser:  http://localhost:$(PORT)/cohort"
-	$(VENV)/bin/panel serve dashboards/model_explorer.py dashboards/cohort.py --port $(PORT) \
+	@echo "  live page:       http://localhost:$(PORT)/live"
+	$(VENV)/bin/panel serve dashboards/model_explorer.py dashboards/cohort.py dashboards/live.py --port $(PORT) \
 		--address 127.0.0.1 --allow-websocket-origin=localhost:$(PORT) --allow-websocket-origin=127.0.0.1:$(PORT)
 
 # tools/prereqs.py: as root with apt-get, installs the Debian packages the GUI/browser tests need

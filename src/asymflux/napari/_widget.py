@@ -156,6 +156,11 @@ class CurationWidget(Container):
         self._particle.changed.connect(self._on_particle_spin)
         self._figure = self._canvas = None
         self._make_canvas()
+        # --- live: follow a movie while it is written (asymflux.napari._live)
+        from ._live import LivePanel
+
+        self.live_panel = LivePanel(self.viewer, label="live")
+        self.native.layout().addWidget(self.live_panel.native)
 
         layers = self.viewer.layers
         layers.events.inserted.connect(self._on_layer_inserted)

@@ -5,6 +5,8 @@
   the measured one (d(capacity) and line-cut kymograph, Fig. 5c, d).
 - :class:`CohortBrowser` (``dashboards/cohort.py``): symmetric/asymmetric counts per ageing
   condition with Wilson intervals (Fig. 5e) and any particle's differential movie.
+- :class:`LivePage` (``dashboards/live.py``) over :class:`LiveSettings`: follow a movie while
+  it is written (the latest differential frame, d(capacity), classification, kymograph).
 
 Serve both with ``panel serve dashboards/model_explorer.py dashboards/cohort.py``
 (``docs/dashboards.md``). Panel is imported only when a view is used.
@@ -17,6 +19,8 @@ import importlib
 _EXPORTS = {
     "ModelExplorer": "model_explorer",
     "CohortBrowser": "cohort",
+    "LivePage": "live",
+    "LiveSettings": "live",
 }
 
 __all__ = sorted(_EXPORTS)
