@@ -113,7 +113,8 @@ class LiveFeed:
         As for ``LiveAnalysis`` (a ``demo-live`` folder, an ``.h5``/``.zarr`` movie, a TIFF
         folder). A path that does not exist yet, or an empty folder, is waited for.
     idle_timeout_s : float, keyword-only
-        Finish when nothing new arrived for this long (as ``asymflux watch``).
+        Finish when nothing new arrived for this long, or for 3 frame intervals of a slower
+        movie (``LiveAnalysis.idle_limit_s``, as ``asymflux watch``).
     **options
         Passed to ``LiveAnalysis`` (``echem``, ``active_mass_mg``, ...).
     """
@@ -174,7 +175,8 @@ class LiveFeed:
         live = self.live
         up = live.update()
         new_dI = self._measure(up.new_frames) if up.new_frames else None
-        if live.finished or (live.n_frames and live.idle_s > self.idle_timeout_s):
+        idle_limit_s = live.idle_limit_s(self.idle_timeout_s)  # grows with a slow movie
+        if live.finished or (live.n_frames and live.idle_s > idle_limit_s):
             return self._finish(new_dI, list(up.new_frames))
         if live.n_frames == 0 and live.idle_s > self.idle_timeout_s:
             raise ValueError(f"{live.movie.path}: no frame arrived within "
