@@ -156,6 +156,9 @@ def test_arbin_and_archive_csv_exports(tmp_path, arbin_raw, layout):
         "Test_Time", "Voltage", "Current", "Charge_Capacity", "Discharge_Capacity")],
         strict=True)))
     table.insert(0, "Cycle_Index", raw["Cycle_Index"])
+    if layout == "no-units":  # the .res names: Arbin's bookkeeping columns say it is Arbin
+        table.insert(0, "Step_Index", raw["Step_Index"])
+        table.insert(0, "Data_Point", raw["Data_Point"])
     path = tmp_path / "export.csv"
     table.to_csv(path, index=False, float_format="%.17g")
     ours, direct = _read(path), _read(res)
@@ -280,3 +283,69 @@ def test_ivium_idf_is_refused_with_the_export_to_use(tmp_path):
     with pytest.raises(DatasetError) as e:
         read_echem(path)
     assert "run.idf" in str(e.value) and "Ivium" in str(e.value) and ".txt" in str(e.value)
+
+
+def test_unitless_current_without_arbins_columns_is_not_taken_as_amperes(tmp_path):
+    """"Current" alone could be any lab's mA: without Arbin's own columns the table is not
+    read as Arbin's (amperes), and the message lists what it has."""
+    path = tmp_path / "generic.csv"
+    path.write_text("Test_Time,Voltage,Current\n0,3.5,10\n1,3.6,10\n2,3.7,10\n")
+    with pytest.raises(DatasetError, match=r"generic\.csv.*'Test_Time', 'Voltage', 'Current'"):
+        read_echem(path)
+
+
+@pytest.mark.parametrize("column, match", [
+    (pd.to_datetime(["2025-01-01 10:00:00", "2025-01-01 10:00:01", "2025-01-01 10:00:02"]),
+     "dates, times of day or durations"),
+    ([True, True, False], "true/false"),
+])
+def test_time_or_current_columns_that_are_not_numbers_are_refused(tmp_path, column, match):
+    table = _bdf_table(3)
+    if isinstance(column, list):
+        table["Current / A"] = column
+    else:
+        table["Test Time / s"] = column
+    path = tmp_path / "cell.bdf.parquet"
+    table.to_parquet(path)
+    with pytest.raises(DatasetError, match=match):
+        read_echem(path)
+
+
+def test_a_duration_time_column_is_read_in_seconds(tmp_path):
+    table = _bdf_table(5)
+    table["Test Time / s"] = pd.to_timedelta(table["Test Time / s"], unit="s")
+    path = tmp_path / "cell.bdf.parquet"
+    table.to_parquet(path)
+    np.testing.assert_allclose(_read(path)["time_s"], 10.0 * np.arange(5))
+
+
+def test_a_net_counter_that_disagrees_with_the_current_is_not_used(tmp_path):
+    table = _bdf_table(8).iloc[:, :3]
+    table["Current / A"] = 1.0
+    table["Net Capacity / Ah"] = [0, 1, 2, 3, 0, -1, -2, -3]  # restarts, sign unknown
+    path = tmp_path / "cell.bdf"
+    table.to_csv(path, index=False)
+    with pytest.warns(EchemWarning, match="Net Capacity / Ah disagrees with the current"):
+        df = read_echem(path)
+    assert "integrated" in df.attrs["charge_from"]
+    assert df["charge_mAh"].iloc[-1] == pytest.approx(1000 * 70 / 3600)
+
+
+def test_thousands_separators_are_not_taken_for_decimal_commas(tmp_path):
+    path = tmp_path / "us.txt"
+    path.write_text("time_s\tvoltage_V\tcurrent_mA\n0\t3.5\t1,250\n1\t3.6\t1,250\n")
+    with pytest.raises(DatasetError, match=r"us\.txt: column 'current_mA' must hold numbers, "
+                                           r"found '1,250'.*separator '\\t'"):
+        read_echem(path)
+
+
+def test_a_missing_value_in_an_mpt_is_a_missing_value(tmp_path):
+    path = _eclab_115_mpt(tmp_path / "gap.mpt", first_time="0.0000")
+    lines = path.read_bytes().decode("cp1252").split("\r\n")
+    fields = lines[12].split("\t")
+    fields[4] = ""  # an empty <I>/mA cell
+    lines[12] = "\t".join(fields)
+    path.write_bytes("\r\n".join(lines).encode("cp1252"))
+    with pytest.warns(EchemWarning, match="1 NaN or infinite value"):
+        df = read_echem(path)
+    assert len(df) == 12 and np.isnan(df["current_mA"].iloc[4])

@@ -127,9 +127,22 @@ def biologic_columns(raw, *, path, technique=None, loop_starts=None):
             tol = 1e-5 * max(float(np.nanmax(np.abs(qq))), 1e-12) + 1e-9
             same = np.isfinite(d) & (np.abs(d - dq[1:]) <= tol)
             inc[1:] = np.where(same, d, dq[1:])
+            # a missing increment (EC-Lab's XXX, an empty cell): (Q-Qo)'s step across it
+            lost = ~np.isfinite(found["dq_mAh"][1:])
+            bridged = lost & np.isfinite(d)
+            inc[1:][bridged] = d[bridged]
+            if lost.any():
+                attrs.setdefault("warnings", []).append(
+                    f"{int(lost.sum())} record(s) without {used['dq_mAh']}: "
+                    f"{int(bridged.sum())} taken from {used['q_minus_qo_mAh']}'s step, "
+                    f"{int((lost & ~bridged).sum())} counted as no charge")
             attrs["charge_from"] = (
                 f"{used['q_minus_qo_mAh']} (its restarts bridged by {used['dq_mAh']})"
             )
+        elif n > 1 and not np.isfinite(found["dq_mAh"][1:]).all():
+            attrs.setdefault("warnings", []).append(
+                f"{int((~np.isfinite(found['dq_mAh'][1:])).sum())} record(s) without "
+                f"{used['dq_mAh']}: counted as no charge")
     elif found["q_minus_qo_mAh"] is not None:
         resets = np.zeros(n, dtype=bool)
         if loop_starts is not None:
@@ -150,8 +163,9 @@ def biologic_columns(raw, *, path, technique=None, loop_starts=None):
         scale = np.nanmax(np.abs(derived)) if np.isfinite(derived).any() else 0.0
         both = (np.abs(derived) > 1e-3 * scale) & (np.abs(current) > 1e-3 * scale)
         if both.sum() > 10 and np.mean(np.sign(derived[both]) != np.sign(current[both])) > 0.1:
-            attrs["warnings"] = ["<I>/mA disagrees in sign with the charge counter: the "
-                                 "current is taken from the counter's increments instead"]
+            attrs.setdefault("warnings", []).append(
+                "<I>/mA disagrees in sign with the charge counter: the current is taken "
+                "from the counter's increments instead")
             current = None
     if current is not None:
         attrs["current_from"] = used["current_mA"]
@@ -319,7 +333,7 @@ def read_mpt_columns(path):
         # EC-Lab writes XXX where a value could not be computed (e.g. the first time)
         raw = pd.read_csv(path, sep="\t", skiprows=n_header - 1, encoding="cp1252",
                           decimal=decimal, encoding_errors="replace", low_memory=False,
-                          na_values=["XXX"], keep_default_na=False)
+                          na_values=["XXX"])
     except Exception as e:  # noqa: BLE001
         raise DatasetError(f"{path}: not a readable EC-Lab text file ({type(e).__name__}: {e})") \
             from e
@@ -327,10 +341,16 @@ def read_mpt_columns(path):
     raw.columns = [str(c).strip() for c in raw.columns]
     for c in raw.columns:
         if not pd.api.types.is_numeric_dtype(raw[c]):
-            bad = next((v for v in raw[c] if isinstance(v, str)), None)
+            text = raw[c].where(raw[c].isna(), raw[c].astype(str).str.strip())
+            if decimal == ",":
+                text = text.str.replace(",", ".", regex=False)
+            as_num = pd.to_numeric(text, errors="coerce")
+            bad_rows = np.flatnonzero(as_num.isna().to_numpy() & raw[c].notna().to_numpy())
+            k = int(bad_rows[0]) if bad_rows.size else 0
             raise DatasetError(
-                f"{path}: column {c!r} holds {bad!r} where a number is expected "
-                f"(decimal separator read as {decimal!r})"
+                f"{path}: column {c!r} holds {raw[c].iloc[k]!r} (data row {k + 1}, line "
+                f"{n_header + 1 + k}) where a number is expected (decimal separator read "
+                f"as {decimal!r})"
             )
     loops = [int(m.group(1)) for h in header
              if (m := re.search(r"Loop\s+\d+\s+from point number\s+(\d+)\s+to", h))]

@@ -214,7 +214,7 @@ def _arbin_records(path: Path, *, navani_error: DatasetError):
     """An Arbin ``.res`` file's ``Channel_Normal_Table`` through ``mdb-export`` alone."""
     import subprocess
 
-    from asymflux.io._tables import ARBIN_CSV, dialect_columns
+    from asymflux.io._tables import ARBIN_RECORDS, dialect_columns
 
     try:
         out = subprocess.run(["mdb-export", str(path), "Channel_Normal_Table"],
@@ -233,11 +233,11 @@ def _arbin_records(path: Path, *, navani_error: DatasetError):
                            "(Test_ID); expected one")
     if "Data_Point" in df.columns:
         df = df.sort_values("Data_Point", kind="stable").reset_index(drop=True)
-    got = ARBIN_CSV.find(df.columns)
+    got = ARBIN_RECORDS.find(df.columns)
     if got is None:
         raise DatasetError(f"{path}: Arbin .res Channel_Normal_Table lacks Test_Time, Voltage "
                            f"or Current; it has {list(df.columns)}")
-    columns, attrs = dialect_columns(df, ARBIN_CSV, got, path=path)
+    columns, attrs = dialect_columns(df, ARBIN_RECORDS, got, path=path)
     from asymflux.io._biologic import _version
 
     attrs.update({"format": "Arbin .res", "current_from": "Current (A)",

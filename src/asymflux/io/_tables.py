@@ -42,10 +42,14 @@ class Dialect:
     net_counters: tuple[tuple[str, float], ...] = ()
     step: tuple[str, ...] = ()
     cycle: tuple[str, ...] = ()
+    #: columns that must all be there too (names too common to say the format alone)
+    requires: tuple[str, ...] = ()
 
     def find(self, names) -> dict | None:
         """Which of the file's columns this dialect uses, or None if it is not this dialect."""
         names = set(names)
+        if not all(c in names for c in self.requires):
+            return None
         got = {}
         for ours in ("time_s", "voltage_V", "current_mA"):
             hit = next(((c, f) for c, f in getattr(self, ours) if c in names), None)
@@ -73,14 +77,25 @@ BDF = Dialect(
 )
 ARBIN_CSV = Dialect(
     "Arbin CSV export",
-    time_s=(("Test_Time(s)", 1.0), ("Test_Time", 1.0)),
-    voltage_V=(("Voltage(V)", 1.0), ("Voltage", 1.0)),
-    current_mA=(("Current(A)", 1000.0), ("Current(mA)", 1.0), ("Current", 1000.0)),
+    time_s=(("Test_Time(s)", 1.0),),
+    voltage_V=(("Voltage(V)", 1.0),),
+    current_mA=(("Current(A)", 1000.0), ("Current(mA)", 1.0)),
     counter_pairs=(("Charge_Capacity(Ah)", "Discharge_Capacity(Ah)", 1000.0),
-                   ("Charge_Capacity(mAh)", "Discharge_Capacity(mAh)", 1.0),
-                   ("Charge_Capacity", "Discharge_Capacity", 1000.0)),
+                   ("Charge_Capacity(mAh)", "Discharge_Capacity(mAh)", 1.0)),
     step=("Step_Index",),
     cycle=("Cycle_Index",),
+)
+#: The names of Arbin's ``.res`` records table, without units (A, V, Ah): "Current" alone
+#: could be any lab's mA, so Arbin's own bookkeeping columns must be there as well.
+ARBIN_RECORDS = Dialect(
+    "Arbin records (the .res table's names: A, V, Ah)",
+    time_s=(("Test_Time", 1.0),),
+    voltage_V=(("Voltage", 1.0),),
+    current_mA=(("Current", 1000.0),),
+    counter_pairs=(("Charge_Capacity", "Discharge_Capacity", 1000.0),),
+    step=("Step_Index",),
+    cycle=("Cycle_Index",),
+    requires=("Data_Point", "Step_Index", "Charge_Capacity", "Discharge_Capacity"),
 )
 BATTERY_ARCHIVE = Dialect(
     "Battery Archive time series",
@@ -100,7 +115,7 @@ BATTERYDATA = Dialect(
     cycle=("Cycle_Index",),
 )
 #: Tried in this order; the first whose time, voltage and current columns all exist wins.
-DIALECTS = (BDF, ARBIN_CSV, BATTERY_ARCHIVE, BATTERYDATA)
+DIALECTS = (BDF, ARBIN_CSV, ARBIN_RECORDS, BATTERY_ARCHIVE, BATTERYDATA)
 
 
 def match_dialect(names) -> tuple[Dialect, dict] | None:
@@ -139,8 +154,25 @@ def read_parquet(path) -> pd.DataFrame:
             from e
 
 
-def _numbers(df: pd.DataFrame, name: str, *, path) -> np.ndarray:
+def _numbers(df: pd.DataFrame, name: str, *, path, seconds: bool = False) -> np.ndarray:
+    """A column as float64, or a DatasetError naming it: dates, booleans and text refused;
+    a duration column (``seconds``: the time column) in seconds."""
+    import datetime as _dt
+
     col = df[name]
+    if pd.api.types.is_bool_dtype(col):
+        raise DatasetError(f"{path}: column {name!r} holds true/false values where numbers "
+                           "are expected")
+    if seconds and pd.api.types.is_timedelta64_dtype(col):
+        return col.dt.total_seconds().to_numpy(np.float64)
+    if pd.api.types.is_datetime64_any_dtype(col) or (
+            col.dtype == object and col.map(
+                lambda v: isinstance(v, _dt.date | _dt.time | _dt.timedelta)).any()):
+        raise DatasetError(
+            f"{path}: column {name!r} holds dates, times of day or durations where numbers "
+            f"are expected{' (seconds since the start)' if seconds else ''}; export it as "
+            "numbers"
+        )
     if pd.api.types.is_numeric_dtype(col):
         return col.to_numpy(np.float64)
     as_num = pd.to_numeric(col, errors="coerce")
@@ -159,8 +191,8 @@ def dialect_columns(df: pd.DataFrame, dialect: Dialect, got: dict, *, path):
     """Our columns from a table of a known ``dialect`` (see :func:`match_dialect`)."""
     from asymflux.io._counters import counter_increments
 
-    cols = {ours: _numbers(df, got[ours][0], path=path) * got[ours][1]
-            for ours in ("time_s", "voltage_V", "current_mA")}
+    cols = {ours: _numbers(df, got[ours][0], path=path, seconds=ours == "time_s")
+            * got[ours][1] for ours in ("time_s", "voltage_V", "current_mA")}
     attrs: dict = {"format": dialect.name, "reader": f"pandas {pd.__version__}",
                    "current_from": got["current_mA"][0]}
     step = cycle = None
@@ -178,7 +210,27 @@ def dialect_columns(df: pd.DataFrame, dialect: Dialect, got: dict, *, path):
         attrs["charge_from"] = f"{up} - {down} (restarts undone)"
     elif got["net"] is not None:
         name, factor = got["net"]
-        charge = np.cumsum(counter_increments(_numbers(df, name, path=path) * factor))
-        attrs["charge_from"] = f"{name} (restarts undone)"
+        # a signed counter's restarts cannot be told from discharge: it is used only where
+        # it agrees with the current (else the current is integrated, and that is said)
+        net = np.cumsum(counter_increments(_numbers(df, name, path=path) * factor))
+        if _agrees_with_current(net, cols["time_s"], cols["current_mA"], step):
+            charge = net
+            attrs["charge_from"] = name
+        else:
+            attrs["warnings"] = [f"{name} disagrees with the current (a counter that "
+                                 "restarts?): the current is integrated instead"]
     cols.update({"charge_mAh": charge, "step": step, "cycle": cycle})
     return cols, attrs
+
+
+def _agrees_with_current(charge_mAh, time_s, current_mA, step, *, tol=0.05) -> bool:
+    """The charge counter follows the integrated current within ``tol`` of the throughput."""
+    from asymflux.io._counters import charge_increments
+
+    inc = charge_increments(time_s, current_mA, step=step)
+    integrated = np.cumsum(inc)
+    throughput = float(np.nansum(np.abs(inc)))
+    if not np.isfinite(throughput) or throughput == 0:
+        return True
+    q = charge_mAh - charge_mAh[0]
+    return bool(np.nanmax(np.abs(q - integrated)) <= tol * throughput)

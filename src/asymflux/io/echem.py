@@ -355,8 +355,8 @@ def _read_table(path: Path, *, kind: str, **read_csv_kwargs) -> pd.DataFrame:
                                "(CSV) files; this is a Parquet table")
         df = read_parquet(path)
     else:
-        read_csv_kwargs = {**ROUND_TRIP, **_text_layout(path, kind, read_csv_kwargs),
-                           **read_csv_kwargs}
+        layout = {**_text_layout(path, kind, read_csv_kwargs), **read_csv_kwargs}
+        read_csv_kwargs = {**ROUND_TRIP, **layout}
         if kind == "csv-gzip":
             read_csv_kwargs.setdefault("compression", "gzip")
         try:
@@ -365,6 +365,8 @@ def _read_table(path: Path, *, kind: str, **read_csv_kwargs) -> pd.DataFrame:
             what = "gzip-compressed CSV" if kind == "csv-gzip" else "CSV"
             raise DatasetError(f"{path}: not a readable {what} file ({type(e).__name__}: {e})") \
                 from e
+    if kind != "parquet":
+        df.attrs["_layout"] = {k: v for k, v in layout.items() if k in ("sep", "decimal")}
     if df.empty:
         what = {"csv": "CSV file", "csv-gzip": "gzip-compressed CSV", "parquet": "Parquet table"}
         raise DatasetError(f"{path}: the {what[kind]} holds no records (a header and no data)")
@@ -372,6 +374,8 @@ def _read_table(path: Path, *, kind: str, **read_csv_kwargs) -> pd.DataFrame:
 
 
 _DECIMAL_COMMA_FIELD = re.compile(r"^\s*[-+]?\d+,\d+([eE][-+]?\d+)?\s*$")
+_DECIMAL_POINT_FIELD = re.compile(r"^\s*[-+]?\d*\.\d+([eE][-+]?\d+)?\s*$")
+_THOUSANDS_FIELD = re.compile(r"^\s*[-+]?\d{1,3}(,\d{3})+\s*$")
 
 
 def _text_layout(path: Path, kind: str, given: Mapping) -> dict:
@@ -395,23 +399,31 @@ def _text_layout(path: Path, kind: str, given: Mapping) -> dict:
     if encoding is None and head.startswith((b"\xff\xfe", b"\xfe\xff")):
         encoding = out["encoding"] = "utf-16"
     text = head.decode(encoding or "utf-8", errors="replace")
-    lines = [ln for ln in text.splitlines()[:-1] if ln.strip()][:20]  # whole lines only
+    lines = text.splitlines()
+    if len(head) == 65536:
+        lines = lines[:-1]  # whole lines only
+    lines = [ln for ln in lines if ln.strip()]
     if "sep" not in given and "delimiter" not in given and len(lines) >= 2:
         try:
-            sep = csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t").delimiter
+            sep = csv.Sniffer().sniff("\n".join(lines[:20]), delimiters=",;\t").delimiter
         except csv.Error:
             sep = ","
         if sep != ",":
             out["sep"] = sep
         if sep != "," and "decimal" not in given:
-            fields = [f for ln in lines[1:] for f in ln.split(sep)]
-            if any(_DECIMAL_COMMA_FIELD.match(f) for f in fields):
+            fields = [f.strip().strip('"') for ln in lines[1:] for f in ln.split(sep)]
+            commas = [f for f in fields if _DECIMAL_COMMA_FIELD.match(f)]
+            # a decimal comma only when no number has a decimal point and the commas do
+            # not all group thousands (1,250)
+            if (commas and not any(_DECIMAL_POINT_FIELD.match(f) for f in fields)
+                    and not all(_THOUSANDS_FIELD.match(f) for f in commas)):
                 out["decimal"] = ","
     return out
 
 
 def _echem_from_table(df: pd.DataFrame, *, path: Path, columns, active_mass_mg, required):
     """Our echem table from a read table: our names, a ``columns=`` mapping, or a known dialect."""
+    layout = df.attrs.pop("_layout", {})
     if not columns and "time_s" not in df.columns:
         from asymflux.io._tables import dialect_columns, match_dialect, refuse_near_dialect
 
@@ -431,11 +443,25 @@ def _echem_from_table(df: pd.DataFrame, *, path: Path, columns, active_mass_mg, 
         df = df.rename(columns=dict(columns))
     for c in ("time_s", "voltage_V", "current_mA", "charge_mAh", "capacity_mAh_g"):
         if c in df.columns and not pd.api.types.is_numeric_dtype(df[c]):
-            sample = next((v for v in df[c] if isinstance(v, str)), None)
-            hint = (" (decimal commas? pass decimal=',' and sep=';')"
+            col = df[c]
+            if pd.api.types.is_datetime64_any_dtype(col) or pd.api.types.is_timedelta64_dtype(
+                    col) or pd.api.types.is_bool_dtype(col):
+                raise DatasetError(f"{path}: column {c!r} holds {col.dtype} values where "
+                                   "numbers are expected")
+            text = col.where(col.isna(), col.astype(str).str.strip())
+            if layout.get("decimal") == ",":
+                text = text.str.replace(",", ".", regex=False)
+            bad = col[pd.to_numeric(text, errors="coerce").isna() & col.notna()]
+            k = int(bad.index[0]) if len(bad) else 0
+            sample = bad.iloc[0] if len(bad) else None
+            read_as = (f"; read with separator {layout.get('sep', ',')!r} and decimal mark "
+                       f"{layout.get('decimal', '.')!r}")
+            hint = (" (pass decimal=',' and sep=';' for decimal commas, or sep=/decimal= "
+                    "to say the layout)"
                     if isinstance(sample, str) and "," in sample else "")
             raise DatasetError(
-                f"{path}: column {c!r} must hold numbers, found {sample!r}{hint}"
+                f"{path}: column {c!r} must hold numbers, found {sample!r} at data row "
+                f"{k + 1}{read_as}{hint}"
             )
     df.attrs["format"] = "CSV"
     df.attrs["reader"] = f"pandas {pd.__version__}"
