@@ -170,6 +170,73 @@ def fig5b_rate_capability(table: pd.DataFrame, *, current_rate_mA_g: float | Non
     return overlay
 
 
+FLUX_RATIO_COLOR, MODEL_VOLTAGE_COLOR = "#d62728", "#1f77b4"
+"""Line colours of the model's flux ratio and V(t) (the measured voltage is black)."""
+
+
+def _run_curve(curves, x, y, kd, vd, label, color):
+    hv = _hv()
+    data = (pd.DataFrame({x: [], y: []}) if curves is None or not len(curves)
+            else pd.DataFrame({x: np.asarray(curves[x], dtype=float),
+                               y: np.asarray(curves[y], dtype=float)}))
+    return _style(hv.Curve(data, kd, vd, label=label), {"color": color},
+                  bokeh={"line_width": 2}, matplotlib={"linewidth": 2})
+
+
+def flux_ratio_vs_time(curves: pd.DataFrame | None, *, title="flux ratio of the arc",
+                       label="model (θ maps' run)", ylim=(0.0, 1.1)):
+    """The blocked arc's flux ratio against time of charge: its mean current density over
+    the clean surface's (:attr:`asymflux.model.Result.arc_flux_ratio`; flat at η for a
+    prescribed arc, following the state for a kinetic film).
+
+    Parameters
+    ----------
+    curves : DataFrame
+        ``minutes, flux_ratio`` (:func:`asymflux.views._compute.run_curves` of a run: the
+        model explorer's ``curves()``); None or empty gives an empty curve.
+
+    Returns
+    -------
+    holoviews.Overlay
+        One curve (an overlay, so that its legend is drawn).
+    """
+    hv = _hv()
+    kd = [hv.Dimension("minutes", label="time of charge (min)")]
+    vd = [hv.Dimension("flux_ratio", label="flux ratio η (arc / clean surface)")]
+    curve = _run_curve(curves, "minutes", "flux_ratio", kd, vd, label, FLUX_RATIO_COLOR)
+    overlay = hv.Overlay([curve]).opts(title=title)
+    return _style(overlay, {"ylim": ylim}, bokeh={"legend_position": "top_right"})
+
+
+def voltage_vs_capacity(curves: pd.DataFrame | None, measured: pd.DataFrame | None = None, *,
+                        title="voltage vs Li", label="model",
+                        measured_label="measured (cycler)"):
+    """The model's voltage vs Li against capacity beside a measured cycler voltage.
+
+    Parameters
+    ----------
+    curves : DataFrame
+        ``capacity_mAh_g, voltage_V`` of a run (:func:`asymflux.views._compute.run_curves`:
+        the particle potential with a kinetic surface, else the highest surface OCV).
+    measured : DataFrame, optional
+        ``capacity_mAh_g, voltage_V`` of a dataset's echem table; drawn first, in black
+        (an empty curve without it, so that the plot keeps its layers).
+
+    Returns
+    -------
+    holoviews.Overlay
+        The measured curve, then the model's.
+    """
+    hv = _hv()
+    kd = [hv.Dimension("capacity_mAh_g", label="capacity (mAh/g)")]
+    vd = [hv.Dimension("voltage_V", label="voltage vs Li (V)")]
+    meas = _run_curve(measured, "capacity_mAh_g", "voltage_V", kd, vd, measured_label, "black")
+    model = _run_curve(curves, "capacity_mAh_g", "voltage_V", kd, vd, label,
+                       MODEL_VOLTAGE_COLOR)
+    overlay = hv.Overlay([meas, model]).opts(title=title)
+    return _style(overlay, bokeh={"legend_position": "bottom_right"})
+
+
 def offset_vs_capacity(timeseries: pd.DataFrame, *, by: str | None = "source", normalized=False,
                        title="d(capacity) (Fig. 5d)", curves=None):
     """Fig. 5d: distance d between O_COM and O_Li-rich against capacity.
@@ -210,7 +277,8 @@ def offset_vs_capacity(timeseries: pd.DataFrame, *, by: str | None = "source", n
 
 
 def kymograph(kymo, distance_nm, capacity_mAh_g, *, boundaries: pd.DataFrame | None = None,
-              title="line-cut kymograph (Fig. 5c)", clim=(0.0, 0.3), cmap="Reds"):
+              title="line-cut kymograph (Fig. 5c)", clim=(0.0, 0.3), cmap="Reds",
+              xticks: int = 4):
     """Fig. 5c: differential intensity along a line-cut against capacity.
 
     Parameters
@@ -225,6 +293,8 @@ def kymograph(kymo, distance_nm, capacity_mAh_g, *, boundaries: pd.DataFrame | N
         From :func:`asymflux.analysis.kymograph_boundaries` (``frame, position_nm``):
         drawn as black dots (the paper's dashed guides); an empty table still adds the
         (empty) layer.
+    xticks : int
+        Number of ticks of the distance axis, at most (more overlap on a narrow plot).
     """
     hv = _hv()
     kymo = np.asarray(kymo, dtype=float)
@@ -239,8 +309,9 @@ def kymograph(kymo, distance_nm, capacity_mAh_g, *, boundaries: pd.DataFrame | N
         img = hv.QuadMesh(([0, 1], [0, 1], np.full((2, 2), np.nan)), kd, vd)
     else:
         img = hv.QuadMesh((x, cap, kymo), kd, vd)
-    img = _style(img.opts(cmap=cmap, clim=clim, title=title), bokeh={"colorbar": True,
-                                                                      "tools": ["hover"]})
+    # four distance ticks: five (0 to 2500 nm) overlap on a dashboard's 340-pixel plot
+    img = _style(img.opts(cmap=cmap, clim=clim, title=title), {"xticks": xticks},
+                 bokeh={"colorbar": True, "tools": ["hover"]})
     if boundaries is not None:
         frames = np.flatnonzero(keep)
         xs = ys = np.empty(0)

@@ -102,11 +102,15 @@ def test_sliders_and_parameters_stay_in_sync(explorer):
     w = explorer.eta_slider
     with edit_constant(w):
         w.param.update(value=0.55, value_throttled=0.55)
-    assert explorer.eta == pytest.approx(0.55)
-    explorer.rate_mA_g = 200.0
+    assert explorer.settings.eta == pytest.approx(0.55)
+    explorer.settings.rate_mA_g = 200.0
     assert explorer.rate_slider.value_throttled == 200.0
-    explorer.param.update(eta=0.3, rate_mA_g=100.0)
+    explorer.settings.param.update(eta=0.3, rate_mA_g=100.0)
     assert explorer.eta_slider.value_throttled == pytest.approx(0.3)
+    # a slider being dragged (value, not yet released) does not change the settings
+    explorer.eta_slider.value = 0.8
+    assert explorer.settings.eta == pytest.approx(0.3)
+    explorer.eta_slider.value = 0.3
 
 
 def _figures(root):
@@ -233,10 +237,11 @@ def test_fit_button_sets_sliders_to_the_fitted_arc(explorer):
     explorer.particle_id = 1
     result = explorer.fit_particle()
     assert result is not None and result.model == "one arc"
-    assert abs((explorer.angle_deg - 180 + 180) % 360 - 180) < 15
-    assert explorer.eta == pytest.approx(0.25, abs=0.1)
-    assert explorer.blocked_fraction == pytest.approx(0.30, abs=0.1)
-    assert explorer.eta_slider.value == pytest.approx(explorer.eta)
+    s = explorer.settings
+    assert abs((s.angle_deg - 180 + 180) % 360 - 180) < 15
+    assert s.eta == pytest.approx(0.25, abs=0.1)
+    assert s.blocked_fraction == pytest.approx(0.30, abs=0.1)
+    assert explorer.eta_slider.value == pytest.approx(s.eta)
     assert "sliders set" in explorer._fit_info.object
 
 
@@ -247,11 +252,11 @@ def test_fit_button_awaits_the_worker(explorer):
     import inspect
 
     assert inspect.iscoroutinefunction(explorer.fit_particle_async)
-    explorer.param.update(eta=1.0, blocked_fraction=0.0, angle_deg=0.0)
+    explorer.settings.param.update(eta=1.0, blocked_fraction=0.0, angle_deg=0.0)
     explorer.particle_id = 1
     result = asyncio.run(explorer.fit_particle_async())
     assert result is not None and result.model == "one arc"
-    assert abs((explorer.angle_deg - 180 + 180) % 360 - 180) < 15
+    assert abs((explorer.settings.angle_deg - 180 + 180) % 360 - 180) < 15
     assert not explorer.fit_button.loading
 
 
@@ -374,7 +379,7 @@ def test_cohort_downloads(demo_data):
 def test_explorer_downloads(explorer):
     import pandas as pd
 
-    explorer.param.update(eta=0.3, blocked_fraction=0.25, rate_mA_g=100.0)
+    explorer.settings.param.update(eta=0.3, blocked_fraction=0.25, rate_mA_g=100.0)
     files = {k: _download(b) for k, b in explorer.downloads.items()}
     assert {k for k in files if k.endswith(".png")} == {f"{f}.png" for f in explorer.FIGURES}
     for key, (data, _name) in files.items():
@@ -594,7 +599,7 @@ def _set_slider(widget, value):
 def kinetic_view(demo_data):
     view = ModelExplorer(dataset="aged")
     yield view
-    view.surface_model = "prescribed"
+    view.settings.surface_model = "prescribed"
 
 
 def test_switching_to_kinetic_changes_the_model_result(kinetic_view):
@@ -602,9 +607,9 @@ def test_switching_to_kinetic_changes_the_model_result(kinetic_view):
     assert view.eta_slider.visible and not view.film_slider.visible
     pres_curves, pres_maps = view.curves(), view.theta_maps()
     pres_rate, pres_twin = view.current_li_extracted(), view.comparison()["simulated"]
-    view.surface_model = "kinetic"
+    view.settings.surface_model = "kinetic"
     assert view.film_slider.visible and not view.eta_slider.visible
-    assert view.settings()["film_ohm_m2"] == pytest.approx(0.20)  # the calibration's η ≈ 0.3
+    assert view.model_settings()["film_ohm_m2"] == pytest.approx(0.20)  # the calibration's η ≈ 0.3
     kin_curves, kin_maps = view.curves(), view.theta_maps()
     charging = pres_curves["minutes"] > 0
     # prescribed: the arc passes η = 0.3 of the clean flux at every instant; kinetic: the
@@ -627,18 +632,18 @@ def test_switching_to_kinetic_changes_the_model_result(kinetic_view):
 
 def test_film_slider_maps_log10_to_ohm_m2(kinetic_view):
     view = kinetic_view
-    view.surface_model = "kinetic"
+    view.settings.surface_model = "kinetic"
     w = view.film_slider
     assert w.start == -3.0 and w.end == 0.5
     assert w.value == pytest.approx(np.log10(0.20))  # default: docs/calibration.md, η ≈ 0.3
     for pos, ohm_m2 in ((-1.0, 0.1), (0.0, 1.0), (-2.0, 0.01), (np.log10(0.028), 0.028),
                         (-0.5, 0.316)):
         _set_slider(w, pos)
-        assert view.film_resistance_ohm_m2 == pytest.approx(ohm_m2, rel=1e-12)
-        assert view.settings()["film_ohm_m2"] == pytest.approx(ohm_m2, rel=1e-12)
-    view.film_resistance_ohm_m2 = 0.05  # parameter -> slider
+        assert view.settings.film_resistance_ohm_m2 == pytest.approx(ohm_m2, rel=1e-12)
+        assert view.model_settings()["film_ohm_m2"] == pytest.approx(ohm_m2, rel=1e-12)
+    view.settings.film_resistance_ohm_m2 = 0.05  # parameter -> slider
     assert w.value == pytest.approx(np.log10(0.05)) and w.value_throttled == w.value
-    view.film_resistance_ohm_m2 = 0.20
+    view.settings.film_resistance_ohm_m2 = 0.20
     # a thicker film passes less: the flux ratio falls as R grows
     early = {}
     for r in (0.01, 0.2, 2.0):
@@ -667,7 +672,7 @@ def test_flux_ratio_and_voltage_plots_have_data(demo_data):
     assert len(measured["voltage_V"]) > 10
     assert 3.0 < np.nanmedian(measured["voltage_V"]) < 4.5
     before = np.array(fdata["flux_ratio"])
-    view.surface_model = "kinetic"
+    view.settings.surface_model = "kinetic"
     (fdata,) = columns(flux)  # the same figure, its data replaced in place
     assert not np.allclose(before[1:], np.asarray(fdata["flux_ratio"])[1:])
     assert "(kinetic)" in flux.title.text
@@ -699,12 +704,12 @@ def test_page_numbers_equal_the_cli(demo_data, tmp_path, kinetic):
     figs = _figures(view.__panel__().get_root(Document()))
     if kinetic:
         _set_slider(view.film_slider, -1.2)  # 10^-1.2 -> 0.0631 Ω m²
-        assert view.film_resistance_ohm_m2 == 0.0631
-        flag = ["--film", f"150:0.3:{view.film_resistance_ohm_m2!r}"]
+        assert view.settings.film_resistance_ohm_m2 == 0.0631
+        flag = ["--film", f"150:0.3:{view.settings.film_resistance_ohm_m2!r}"]
     else:
         flag = ["--blocked", "150:0.3:0.4"]
     minutes = C.run_minutes()
-    cli = _cli_simulate(tmp_path, flag, 200.0, minutes, view.pixel_nm)
+    cli = _cli_simulate(tmp_path, flag, 200.0, minutes, view.settings.pixel_nm)
     # what the page shows: the figures' data sources ...
     flux = next(f for t, f in figs.items() if t.startswith("flux ratio of the arc"))
     volt = next(f for t, f in figs.items() if t.startswith("voltage vs Li"))
@@ -737,7 +742,7 @@ def test_preview_mesh_is_a_coarse_version_of_the_maps(demo_data):
     coarse = view.theta_maps(mesh=C.PREVIEW_MESH)
     for a, b in zip(fine["theta"], coarse["theta"], strict=True):
         assert np.nanmax(np.abs(a - b)) < 0.08
-    s = view.settings()
+    s = view.model_settings()
     key = (*s.values(), "preview")
     view._publish({"maps": key})
     assert "coarse preview" in view.maps_title.object and "refining" in view.maps_title.object
@@ -769,3 +774,182 @@ def test_the_analysis_warnings_show_under_the_dataset(demo_data, tmp_path):
     shown = view._dataset_info.object
     assert shown.count("**Warning:**") == len(set(problems))
     assert "NaN" in shown and "echem.csv" in shown
+
+
+# --------------------------------------------------------------------- issue 14: the explorer
+
+
+def test_explorer_settings_import_without_panel():
+    """The explorer's settings (the sliders' parameters) are a Panel-free Parameterized:
+    importing and using them loads no panel, bokeh or holoviews."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from asymflux.views._settings import ExplorerSettings\n"
+            "s = ExplorerSettings(eta=0.7)\n"
+            "s.surface_model = 'kinetic'; s.film_log10 = -1.0\n"
+            "assert s.model_settings()['film_ohm_m2'] == 0.1\n"
+            "print(sorted(m for m in ('panel', 'bokeh', 'holoviews') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
+def test_changing_a_setting_changes_the_result():
+    from asymflux.views._settings import ExplorerSettings
+
+    s = ExplorerSettings(blocked_fraction=0.25, rate_mA_g=200.0)
+    before = s.curves()
+    np.testing.assert_allclose(before.loc[before["minutes"] > 0, "flux_ratio"], 0.3)
+    s.eta = 0.7
+    after = s.curves()
+    np.testing.assert_allclose(after.loc[after["minutes"] > 0, "flux_ratio"], 0.7)
+    assert not np.allclose(before["voltage_V"], after["voltage_V"])
+    li = s.li_extracted()
+    s.surface_model = "kinetic"
+    assert s.li_extracted() != pytest.approx(li, abs=1e-6)
+    # the film resistance and its log10 (the slider's position) follow each other
+    s.film_log10 = -1.2
+    assert s.film_resistance_ohm_m2 == 0.0631
+    s.film_resistance_ohm_m2 = 0.05
+    assert s.film_log10 == pytest.approx(np.log10(0.05))
+
+
+def test_explorer_widgets_are_made_from_the_settings(demo_data):
+    """The sliders are linked to the settings' parameters (from_param), not synced by hand:
+    another view on the same settings object moves with it."""
+    from asymflux.views._settings import ExplorerSettings
+
+    explorer = ModelExplorer(dataset="aged")
+    assert isinstance(explorer.settings, ExplorerSettings)
+    other = ModelExplorer(settings=explorer.settings, dataset="aged")
+    _set_slider(other.fraction_slider, 0.5)
+    assert explorer.settings.blocked_fraction == 0.5
+    assert explorer.fraction_slider.value_throttled == 0.5
+    assert explorer.maps_ready[1] == 0.5  # the plots follow the settings
+    explorer.settings.blocked_fraction = 0.25
+    assert other.fraction_slider.value == 0.25
+
+
+def test_curve_builders_make_the_page_figures(demo_data):
+    """V(t) and the flux ratio come from asymflux.plots builders (a notebook makes the same
+    figures); the page's figures are theirs, with the data of the θ maps' run."""
+    from bokeh.document import Document
+
+    from asymflux import plots
+
+    hv.extension("bokeh")
+    view = ModelExplorer(dataset="aged")
+    figs = _figures(view.__panel__().get_root(Document()))
+    flux = next(f for t, f in figs.items() if t.startswith("flux ratio of the arc"))
+    volt = next(f for t, f in figs.items() if t.startswith("voltage vs Li"))
+    curves, measured = view.curves(), view.measured_voltage()
+    el = plots.flux_ratio_vs_time(curves)
+    (curve,) = el
+    np.testing.assert_array_equal(curve.dimension_values("flux_ratio"),
+                                  flux.renderers[0].data_source.data["flux_ratio"])
+    notebook = hv.render(el, backend="bokeh")
+    assert flux.yaxis[0].axis_label == notebook.yaxis[0].axis_label
+    assert flux.xaxis[0].axis_label == notebook.xaxis[0].axis_label
+    el = plots.voltage_vs_capacity(curves, measured)
+    meas, model = el
+    np.testing.assert_array_equal(meas.dimension_values("voltage_V"),
+                                  volt.renderers[0].data_source.data["voltage_V"])
+    np.testing.assert_array_equal(model.dimension_values("voltage_V"),
+                                  volt.renderers[1].data_source.data["voltage_V"])
+    assert volt.yaxis[0].axis_label == hv.render(el, backend="bokeh").yaxis[0].axis_label
+    assert len(plots.voltage_vs_capacity(None)) == 2  # both layers, empty
+
+
+def test_both_views_load_through_one_shared_loader(demo_data, tmp_path, monkeypatch):
+    """The explorer and the cohort browser share _common.DatasetLoader (alert, progress,
+    'Analyse anyway', uploads, load token); the cohort's uploads are removed at the end of
+    its session too."""
+    import tempfile
+
+    from asymflux.views import _common as K
+
+    explorer = ModelExplorer(dataset="aged")
+    cohort = CohortBrowser(datasets=COHORT_DATASETS[0])
+    for view in (explorer, cohort):
+        assert isinstance(view.loader, K.DatasetLoader)
+        assert view.alert is view.loader.alert and view.upload is view.loader.upload
+        token = view.loader.new_load()
+        assert view.loader.current(token) and not view.loader.current(token - 1)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    buf = io.BytesIO()
+    folder = demo_data[COHORT_DATASETS[0]]
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in folder.rglob("*"):
+            if p.is_file():
+                zf.write(p, "one/" + str(p.relative_to(folder)))
+    cohort.upload.filename = "one.zip"
+    cohort.upload.value = buf.getvalue()
+    assert cohort.datasets.endswith("one") and not cohort.alert.visible
+    assert len(list(tmp_path.glob("asymflux-upload-*"))) == 1
+    cohort._session_end()
+    assert not list(tmp_path.glob("asymflux-upload-*"))
+    cohort.upload.filename = "bad.zip"
+    cohort.upload.value = b"not a zip"
+    assert cohort.alert.visible and "bad.zip" in cohort.alert.object
+
+
+def test_maps_publication_walks_no_models_twin_publication_one(demo_data):
+    """The θ maps and curves are plain data sources replaced in place: their publication
+    (twice a slider move: preview and final) needs no walk over the page's models (50-70 ms
+    of the server's loop each); the HoloViews plots' publication needs one."""
+    from bokeh.document import Document
+
+    hv.extension("bokeh")
+    view = ModelExplorer(dataset="aged")
+    doc = Document()
+    doc.add_root(view.__panel__().get_root(doc))
+    calls = []
+    real = doc.models.recompute
+    doc.models.recompute = lambda: (calls.append(1), real())
+    old = pn.state.curdoc
+    pn.state.curdoc = doc
+    try:
+        keys = view._keys(view.model_settings(eta=0.45))
+        view.theta_maps(eta=0.45)
+        view._publish({"maps": keys["maps"]})
+        assert calls == []
+        assert view._map_figs[0].title.text == "100 mA/g, 5 min"
+        view._publish({"twin": keys["twin"]})
+        assert calls == [1]
+    finally:
+        pn.state.curdoc = old
+
+
+def test_titles_fit_their_plots_and_kymograph_ticks_do_not_crowd():
+    """Map titles stay short (preview and 'not reached' give the rate's place to the state),
+    and the line-cut kymograph asks for at most four distance ticks."""
+    from asymflux import plots
+
+    titles = [ModelExplorer._map_title(800.0, 20.0, reached, preview)
+              for reached in (True, False) for preview in (False, True)]
+    assert max(map(len, titles)) <= 23, titles  # 160-pixel frames, 8-point font
+    assert ModelExplorer._map_title(100.0, 5.0) == "100 mA/g, 5 min"
+    assert "coarse preview" in ModelExplorer._map_title(100.0, 5.0, preview=True)
+    assert all(len(t) <= 51 for t in ModelExplorer._curve_titles(True, " (coarse preview)"))
+    hv.extension("bokeh")
+    fig = hv.render(plots.kymograph(np.zeros((3, 50)), np.linspace(0, 2800, 50),
+                                    [0.0, 10.0, 20.0]), backend="bokeh")
+    assert fig.xaxis[0].ticker.desired_num_ticks == 4
+    # the cohort browser's particle plots (380 pixels wide): the movie's title names the
+    # particle, the PNG files name it in theirs
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    movie = SimpleNamespace(kymograph=np.zeros((3, 50)), distance_nm=np.linspace(0, 2800, 50),
+                            capacity_mAh_g=np.array([0.0, 10.0, 20.0]), boundaries=None,
+                            timeseries=pd.DataFrame({"capacity_mAh_g": [0.0, 1.0],
+                                                     "offset_nm": [0.0, 5.0]}))
+    for make in (CohortBrowser._kymograph_plot, CohortBrowser._offset_plot):
+        page = hv.render(make(movie, "cohort-3-4.3V-50mA_g-1", 12), backend="bokeh")
+        assert len(page.title.text) <= 28, page.title.text
+        full = hv.render(make(movie, "cohort-3-4.3V-50mA_g-1", 12, True), backend="bokeh")
+        assert full.title.text.endswith("cohort-3-4.3V-50mA_g-1 / 12")

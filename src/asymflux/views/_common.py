@@ -915,6 +915,68 @@ def on_session_end(callback) -> None:
         pn.state.on_session_destroyed(lambda _ctx: callback())
 
 
+class DatasetLoader(pn.viewable.Viewer):
+    """What a page needs to load datasets off the event loop, shared by the views: its
+    error :attr:`alert`, the :class:`JobProgress` of its analyses, the *Analyse anyway*
+    button (shown for a stack above the size limit), the zip :attr:`upload` (unpacked
+    folders removed when the session ends) and the load token (a load overtaken by a newer
+    one drops its result).
+
+    ``on_analyse_anyway()`` is called by the button (after hiding it); ``on_upload(folder)``
+    with each unpacked upload, ``on_upload_error(exc, filename)`` when one cannot be used.
+    """
+
+    def __init__(self, *, on_analyse_anyway, on_upload, on_upload_error, alert_width=1000,
+                 **params):
+        super().__init__(**params)
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, width=alert_width)
+        self.progress = JobProgress()
+        self.large_button = pn.widgets.Button(label="Analyse anyway", color="danger",
+                                              width=160, visible=False)
+        self.upload = pn.widgets.FileInput(accept=".zip", multiple=False)
+        self._on_analyse_anyway = on_analyse_anyway
+        self._on_upload, self._on_upload_error = on_upload, on_upload_error
+        self.large_button.on_click(self._analyse_anyway)
+        self.upload.param.watch(self._uploaded, "value")
+        self.uploads: list = []
+        self.token = 0
+        on_session_end(self.end_session)
+
+    def __panel__(self):
+        return pn.Row(self.progress, self.large_button)
+
+    def new_load(self) -> int:
+        """Start a new load: hides *Analyse anyway*; returns its token."""
+        self.token += 1
+        self.large_button.visible = False
+        return self.token
+
+    def current(self, token: int) -> bool:
+        """True while no newer load was started than the one of ``token``."""
+        return token == self.token
+
+    def _analyse_anyway(self, _event=None):
+        self.large_button.visible = False
+        self._on_analyse_anyway()
+
+    def _uploaded(self, event):
+        if not event.new:
+            return
+        try:
+            folder = save_upload(event.new, self.upload.filename)
+        except Exception as e:  # noqa: BLE001 - shown in the page
+            self._on_upload_error(e, self.upload.filename)
+            return
+        self.uploads.append(upload_root(folder))  # removed when the session ends
+        self._on_upload(folder)
+
+    def end_session(self) -> None:
+        """The session ended: stop waiting (a job no other page waits for is stopped) and
+        remove this session's unpacked uploads."""
+        end_session(self.progress, self.uploads)
+        self.uploads = []
+
+
 # --------------------------------------------------------------------- server stop
 
 _STOP_INSTALLED = False
@@ -1010,17 +1072,21 @@ def load_extensions(*panel_extensions: str) -> None:
 
 
 @contextmanager
-def one_update(doc):
+def one_update(doc, *, freeze: bool = True):
     """Send the changes made within this block to the page as one message, and let Bokeh
     recompute the document's model graph once, at the end, instead of after each plot.
 
     HoloViews wraps every plot update in ``doc.models.freeze()``, and Bokeh walks every model
     of the page (~540 in the model explorer) each time the outermost freeze ends; one outer
     freeze (public Bokeh API, reference counted) leaves one walk per publication instead of
-    one per plot. Without a document (notebook, tests) this does nothing.
+    one per plot. The walk itself costs 50-70 ms of the server's loop: ``freeze=False`` for
+    a block that only replaces the data of plain Bokeh figures (no HoloViews plot, no new
+    model: nothing to walk), which then costs a few ms. Without a document (notebook, tests)
+    this does nothing.
     """
     models = getattr(doc, "models", None)
-    with pn.io.hold(doc), (models.freeze() if hasattr(models, "freeze") else nullcontext()):
+    frozen = models.freeze() if freeze and hasattr(models, "freeze") else nullcontext()
+    with pn.io.hold(doc), frozen:
         yield
 
 

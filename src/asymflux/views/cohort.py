@@ -43,28 +43,24 @@ class CohortBrowser(pn.viewable.Viewer):
         K.load_extensions("tabulator")  # this page's own: it may be the first one served
         super().__init__(**params)
         self._loaded_for = None
-        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, width=1100)
-        # in a server the datasets are read and analysed in worker processes: progress,
-        # Cancel, and 'Analyse anyway' for stacks above the size limit
-        self.progress = K.JobProgress()
-        self.large_button = pn.widgets.Button(label="Analyse anyway", color="danger",
-                                              width=160, visible=False)
-        self.large_button.on_click(self._analyse_anyway)
-        self._uploads: list = []
-        self._load_token = 0
-        K.on_session_end(self._session_end)
-        self.datasets_input = pn.widgets.TextInput(
-            label="datasets (demo group, names/paths separated by commas, or a folder; Enter)",
-            value=self.datasets, width=700)
-        self.upload = pn.widgets.FileInput(accept=".zip", multiple=False)
+        # in a server the datasets are read and analysed in worker processes: the alert,
+        # progress and Cancel, 'Analyse anyway' for stacks above the size limit, the upload
+        self.loader = K.DatasetLoader(
+            on_analyse_anyway=self._analyse_anyway,
+            on_upload=lambda folder: setattr(self, "datasets", folder),
+            on_upload_error=lambda e, name: self._fail([K.error_text(e, source=name)]),
+            alert_width=1100)
+        self.alert, self.progress = self.loader.alert, self.loader.progress
+        self.large_button, self.upload = self.loader.large_button, self.loader.upload
+        self.datasets_input = pn.widgets.TextInput.from_param(
+            self.param.datasets,
+            name="datasets (demo group, names/paths separated by commas, or a folder; Enter)",
+            width=700)
         self.particle_select = pn.widgets.Select(label="particle", options={}, width=420)
         self.player = pn.widgets.Player(label="frame", start=0, end=1, value=0, interval=300,
                                         loop_policy="loop", show_value=True, width=360)
         self.summary = pn.pane.Markdown("", width=1100)
-        self.datasets_input.param.watch(lambda e: setattr(self, "datasets", e.new), "value")
-        self.param.watch(lambda e: setattr(self.datasets_input, "value", e.new), "datasets")
         self.param.watch(self._on_datasets, "datasets")
-        self.upload.param.watch(self._on_upload, "value")
         self.particle_select.param.watch(self._on_select, "value")
         self.param.watch(self._on_particle, "particle")
         # one HoloViews pane per figure in Panel Rows (no bokeh GridPlot, see model_explorer)
@@ -80,8 +76,7 @@ class CohortBrowser(pn.viewable.Viewer):
     def _begin_load(self):
         """A new load: its token, and the dataset specs (None, with the page told why, if
         the datasets cannot be listed)."""
-        self._load_token += 1
-        self.large_button.visible = False
+        self.loader.new_load()
         try:
             return C.dataset_specs(self.datasets)
         except Exception as e:  # noqa: BLE001
@@ -109,11 +104,11 @@ class CohortBrowser(pn.viewable.Viewer):
         specs = self._begin_load()
         if specs is None:
             return
-        token = self._load_token
+        token = self.loader.token
         jobs = {spec: K.start_analysis(spec, allow_large=self.allow_large) for spec in specs}
         title = f"analysing {len(jobs)} dataset{'s' if len(jobs) > 1 else ''}"
         finished = await self.progress.wait(list(jobs.values()), title)
-        if token != self._load_token:
+        if not self.loader.current(token):
             return  # other datasets asked for meanwhile
         if not finished:
             self._fail([f"{self.datasets}: analysis cancelled; press Enter in the datasets "
@@ -132,7 +127,7 @@ class CohortBrowser(pn.viewable.Viewer):
             fut = K.run_in_thread(K.measured, *first)
             if not await self.progress.wait([(fut, f"reading particle {first[1]} of "
                                                    f"{first[0]}")], "loading") \
-                    or token != self._load_token:
+                    or not self.loader.current(token):
                 return
         self._pool(outcomes)
 
@@ -146,16 +141,13 @@ class CohortBrowser(pn.viewable.Viewer):
         self.allow_large = False
         self._request_load()
 
-    def _analyse_anyway(self, _event=None):
-        self.large_button.visible = False
+    def _analyse_anyway(self):
         self.allow_large = True
         self._request_load()
 
     def _session_end(self):
-        """The session ended: stop waiting (jobs no other page waits for are stopped) and
-        remove this session's unpacked uploads."""
-        K.end_session(self.progress, self._uploads)
-        self._uploads = []
+        """What the server calls when the session ends (:meth:`DatasetLoader.end_session`)."""
+        self.loader.end_session()
 
     def _first_particle(self, particles) -> tuple[str, int]:
         """The particle shown after loading: the one shown before if it is still there, else
@@ -211,17 +203,6 @@ class CohortBrowser(pn.viewable.Viewer):
         self.particle_select.options = {}
         self.particle = None
         self.summary.object = ""
-
-    def _on_upload(self, event):
-        if not event.new:
-            return
-        try:
-            folder = K.save_upload(event.new, self.upload.filename)
-        except Exception as e:  # noqa: BLE001
-            self._fail([K.error_text(e, source=self.upload.filename)])
-            return
-        self._uploads.append(K.upload_root(folder))  # removed when the session ends
-        self.datasets = folder
 
     def _on_select(self, event):
         if event.new is None or _parse(event.new) == self.particle:
@@ -322,16 +303,21 @@ class CohortBrowser(pn.viewable.Viewer):
         return plots.differential_frame(dI[f], movie.pixel_nm, line=movie.line,
                                         title=f"{name} / {pid}: frame {f}, {c:.1f} mAh/g")
 
-    @staticmethod
-    def _offset_plot(movie, name, pid):
-        return plots.offset_vs_capacity(movie.timeseries, by=None,
-                                        title=f"d(capacity) (Fig. 5d): {name} / {pid}")
+    # In the page the particle is named by the movie's title (the two plots' titles, with it,
+    # were cut at their 380-pixel width); the PNG files (full=True) name it in theirs.
 
     @staticmethod
-    def _kymograph_plot(movie, name, pid):
-        return plots.kymograph(movie.kymograph, movie.distance_nm, movie.capacity_mAh_g,
-                               boundaries=movie.boundaries,
-                               title=f"line-cut kymograph (Fig. 5c): {name} / {pid}")
+    def _offset_plot(movie, name, pid, full=False):
+        return plots.offset_vs_capacity(
+            movie.timeseries, by=None,
+            title="d(capacity) (Fig. 5d)" + (f": {name} / {pid}" if full else ""))
+
+    @staticmethod
+    def _kymograph_plot(movie, name, pid, full=False):
+        return plots.kymograph(
+            movie.kymograph, movie.distance_nm, movie.capacity_mAh_g,
+            boundaries=movie.boundaries,
+            title="line-cut kymograph (Fig. 5c)" + (f": {name} / {pid}" if full else ""))
 
     # ------------------------------------------------------------------ downloads
 
@@ -367,10 +353,10 @@ class CohortBrowser(pn.viewable.Viewer):
             return plots.to_png(self._frame_plot, movie, name, pid, frame,
                                 mpl_opts={"fig_inches": 4.5}), f"{stem}_frame{frame}.png"
         if figure == "d_capacity":
-            return plots.to_png(self._offset_plot, movie, name, pid, mpl_opts=size), \
+            return plots.to_png(self._offset_plot, movie, name, pid, True, mpl_opts=size), \
                 f"{stem}_d_capacity.png"
         if figure == "kymograph":
-            return plots.to_png(self._kymograph_plot, movie, name, pid, mpl_opts=size), \
+            return plots.to_png(self._kymograph_plot, movie, name, pid, True, mpl_opts=size), \
                 f"{stem}_kymograph.png"
         raise ValueError(f"unknown figure {figure!r}; one of {self.PARTICLE_FIGURES}")
 
@@ -420,7 +406,7 @@ class CohortBrowser(pn.viewable.Viewer):
             pn.pane.Markdown("## asymflux cohort browser: asymmetric shrinking cores per ageing "
                              "condition (Lun et al. 2025, Fig. 5e)", width=1100),
             self.alert,
-            pn.Row(self.progress, self.large_button),
+            self.loader,
             pn.Row(self.datasets_input, pn.Column(pn.pane.Markdown("or upload a zipped dataset "
                                                                    "folder:"), self.upload,
                                                   width=320)),

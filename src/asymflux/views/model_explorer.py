@@ -8,38 +8,31 @@ import panel as pn
 import param
 
 from .. import plots
-from ..model.kinetics import FILM_RESISTANCE_ETA_0_3_OHM_M2
 from . import _common as K
 from . import _compute as C
-
-RATE_LABELS = {f"{r:g}" + (" ★" if r in C.PAPER_RATES_MA_G else ""): r
-               for r in C.RATE_OPTIONS_MA_G}
-"""Rate slider positions; ★ marks the paper's rates (50/100/200/400 mA/g)."""
+from ._settings import (  # noqa: F401 - RATE_LABELS, SURFACE_MODELS: names of this module too
+    DSCALE_OPTIONS,
+    MODEL_SETTINGS,
+    RATE_LABELS,
+    SURFACE_MODELS,
+    ExplorerSettings,
+)
+from ._settings import model_settings as _model_settings
 
 PAGE_WIDTH = 1480
 """Width of the page in screen pixels (controls 340 + plots 1120 + margins)."""
-
-DSCALE_OPTIONS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
-"""Diffusivity scale factors (log-spaced)."""
-
-MODEL_SETTINGS = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale",
-                  "film_ohm_m2")
-"""The model's settings, in the order of the plots' keys; ``film_ohm_m2`` is the film
-resistance of a kinetic surface, None for the prescribed flux ratio η (the paper's model)."""
-
-SURFACE_MODELS = {"prescribed η (the paper's model)": "prescribed",
-                  "kinetic: Butler-Volmer through a film": "kinetic"}
-"""The surface switch: label -> :attr:`ModelExplorer.surface_model`."""
 
 FINE, PREVIEW = "fine", "preview"
 """The last item of a θ-map key: the run on ``_compute.MAPS_MESH`` or the coarse preview on
 ``_compute.PREVIEW_MESH`` shown while it runs."""
 
+PREVIEW_TAG = " (coarse preview)"
+"""Appended to the titles of the plots that show the coarse preview."""
 
-def _model_settings(values) -> dict:
-    """``{name: value}`` of the first ``len(MODEL_SETTINGS)`` values of a plot's key."""
-    return {n: (None if v is None else float(v))
-            for n, v in zip(MODEL_SETTINGS, values, strict=False)}
+PREFETCH_ON = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale",
+               "surface_model", "film_resistance_ohm_m2", "pixel_nm")
+"""The settings whose change starts the runs the plots need (``film_log10`` follows
+``film_resistance_ohm_m2``)."""
 
 
 def _film_formatter():
@@ -83,7 +76,6 @@ def _echem_voltage(ds) -> pd.DataFrame | None:
     return t.reset_index(drop=True) if len(t) else None
 
 
-
 def _warnings_markdown(problems) -> str:
     """The analysis' warnings (``particles.attrs["warnings"]``, what ``asymflux analyze``
     prints) as Markdown lines under the dataset's description; empty when there are none."""
@@ -92,41 +84,27 @@ def _warnings_markdown(problems) -> str:
         return ""
     return "\n\n**Warning:** " + "\n\n**Warning:** ".join(lines)
 
+
 class ModelExplorer(pn.viewable.Viewer):
     """Sliders for the surface blocking and the rate; θ maps at 5/10/15/20 min (Fig. 4), the
     simulated and measured d(capacity) and line-cut kymographs (Fig. 5c, d) of a particle
     of a dataset, and Li extracted against rate (Fig. 5b) with the current setting marked.
     The surface is the paper's prescribed flux ratio η or a kinetic one (Butler-Volmer
-    through a film of resistance :attr:`film_resistance_ohm_m2`: ``surface_model``); the
+    through a film of resistance ``film_resistance_ohm_m2``: ``surface_model``); the
     θ maps' run also gives the arc's flux ratio and V(t), drawn beside the dataset's measured
     voltage (:meth:`curves`, :meth:`measured_voltage`).
 
-    The parameters are the state: set them in the constructor (``ModelExplorer(eta=0.7)``)
-    or later (``view.eta = 0.7``); the sliders follow, and moving a slider sets the
-    parameter when the handle is released (``value_throttled``). The data behind each plot
-    come from the methods :meth:`theta_maps`, :meth:`rate_table`, :meth:`comparison`.
+    The model's settings are :attr:`settings`, a Panel-free
+    :class:`~asymflux.views._settings.ExplorerSettings`: pass one, or its parameters, to
+    the constructor (``ModelExplorer(eta=0.7)``), or set them later
+    (``view.settings.eta = 0.7``). The sliders are made from its parameters
+    (``Widget.from_param``): a slider sets its parameter when the handle is released
+    (``value_throttled``), and follows it. The data behind each plot come from the methods
+    :meth:`theta_maps`, :meth:`rate_table`, :meth:`comparison` (cached, in worker processes).
     """
 
-    eta = param.Number(default=0.3, bounds=(0.05, 1.0), doc="Flux ratio η = j_RSL / j_NMC.")
-    blocked_fraction = param.Number(default=0.25, bounds=(0.0, 0.75),
-                                    doc="Fraction of the perimeter that is blocked.")
-    rate_mA_g = param.Selector(default=100.0, objects=list(C.RATE_OPTIONS_MA_G),
-                               doc="Charging rate, mA/g.")
-    angle_deg = param.Number(default=180.0, bounds=(0.0, 360.0),
-                             doc="Centre of the blocked arc, degrees CCW from +x (180 = left).")
-    diffusivity_scale = param.Selector(default=1.0, objects=list(DSCALE_OPTIONS),
-                                       doc="Factor on the diffusivity D(θ).")
-    surface_model = param.Selector(default="prescribed", objects=SURFACE_MODELS, doc=(
-        "'prescribed': the blocked arc passes η times the clean surface's flux (the paper's "
-        "model); 'kinetic': Butler-Volmer kinetics through a film of resistance "
-        "film_resistance_ohm_m2 on the arc (asymflux simulate --film)."))
-    film_resistance_ohm_m2 = param.Number(
-        default=FILM_RESISTANCE_ETA_0_3_OHM_M2,
-        bounds=(10 ** C.FILM_LOG10_RANGE[0], 10 ** C.FILM_LOG10_RANGE[1]),
-        doc="Area-specific resistance of the film on the arc (kinetic surface), Ω m²; "
-            "0.20 gives an effective η ≈ 0.3 at 100 mA/g (docs/calibration.md).")
-    pixel_nm = param.Number(default=40.0, bounds=(5.0, 200.0),
-                            doc="Pixel size of the θ maps, nm (the default resolution).")
+    settings = param.ClassSelector(class_=ExplorerSettings, doc=(
+        "The model's settings (the sliders' parameters)."))
     dataset = param.String(default="aged",
                            doc="Demo dataset name, or path of a dataset folder / zip.")
     particle_id = param.Integer(default=None, allow_None=True,
@@ -147,59 +125,56 @@ class ModelExplorer(pn.viewable.Viewer):
         "(η, fraction, rate, D scale, film) whose Fig. 5b points are computed: Fig. 5b "
         "follows it."))
 
-    def __init__(self, **params):
+    def __init__(self, settings: ExplorerSettings | None = None, **params):
         K.load_extensions()  # this page's own: it may be the first one served
-        super().__init__(**params)
-        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, width=1000)
+        model = {k: params.pop(k) for k in list(params)
+                 if k in ExplorerSettings.param and k != "name"}
+        if settings is None:
+            settings = ExplorerSettings(**model)
+        elif model:
+            settings.param.update(model)
+        super().__init__(settings=settings, **params)
+        # dataset loading off the event loop (a worker process in a server): the alert, the
+        # progress and Cancel, 'Analyse anyway' for a stack above the size limit, the upload
+        self.loader = K.DatasetLoader(on_analyse_anyway=self._analyse_anyway,
+                                      on_upload=lambda folder: setattr(self, "dataset", folder),
+                                      on_upload_error=lambda e, name: self._show_error(
+                                          e, source=name))
+        self.alert, self.progress = self.loader.alert, self.loader.progress
+        self.large_button, self.upload = self.loader.large_button, self.loader.upload
         self.notice = pn.pane.Alert("", alert_type="warning", visible=False, width=1000)
-        # the dataset is read and analysed off the event loop in a server (a worker process):
-        # progress, Cancel, and 'Analyse anyway' for a stack above the size limit
-        self.progress = K.JobProgress()
-        self.large_button = pn.widgets.Button(label="Analyse anyway", color="danger",
-                                              width=160, visible=False)
-        self.large_button.on_click(self._analyse_anyway)
-        self._uploads: list = []
-        self._load_token = 0
         # the particle asked for (page argument or constructor), checked when the dataset is
         # loaded; particle_id stays None until then
         self._requested = self.particle_arg if self.particle_arg is not None else (
             None if self.particle_id is None else str(self.particle_id))
         self.particle_id = None
-        K.on_session_end(self._session_end)
-        self._syncing = False
-        self.eta_slider = pn.widgets.FloatSlider(
-            label="η = j_RSL / j_NMC (blocked flux ratio)", start=0.05, end=1.0, step=0.05,
-            value=self.eta, format="0.00")
-        self.fraction_slider = pn.widgets.FloatSlider(
-            label="blocked fraction of the perimeter", start=0.0, end=0.75, step=0.05,
-            value=self.blocked_fraction, format="0.00")
-        self.rate_slider = pn.widgets.DiscreteSlider(
-            label="rate (mA/g; ★ = the paper's rates)", options=dict(RATE_LABELS),
-            value=float(self.rate_mA_g))
-        self.angle_slider = pn.widgets.FloatSlider(
-            label="blocked-arc centre (° CCW from +x; 180 = left)", start=0.0, end=360.0,
-            step=15.0, value=self.angle_deg, format="0")
-        self.dscale_slider = pn.widgets.DiscreteSlider(
-            label="diffusivity scale (× D(θ))", options=list(DSCALE_OPTIONS),
-            value=float(self.diffusivity_scale))
-        # the kinetic surface: a switch made from its parameter, and the film resistance on
-        # a log scale (the slider's value is log10 of the parameter, shown in Ω m²); the film
-        # slider takes the η slider's place when the switch is on
+        # the sliders, made from the settings' parameters: each sets its parameter when the
+        # handle is released (throttled) and follows it; the film resistance on a log scale
+        # (its log10 parameter, shown in Ω m²) takes the η slider's place when the surface
+        # switch is on kinetic
+        S = self.settings.param
+        self.eta_slider = pn.widgets.FloatSlider.from_param(S.eta, format="0.00",
+                                                            throttled=True)
+        self.fraction_slider = pn.widgets.FloatSlider.from_param(
+            S.blocked_fraction, format="0.00", throttled=True)
+        self.rate_slider = pn.widgets.DiscreteSlider.from_param(S.rate_mA_g, throttled=True)
+        self.angle_slider = pn.widgets.FloatSlider.from_param(S.angle_deg, format="0",
+                                                              throttled=True)
+        self.dscale_slider = pn.widgets.DiscreteSlider.from_param(S.diffusivity_scale,
+                                                                  throttled=True)
+        self.film_slider = pn.widgets.FloatSlider.from_param(S.film_log10,
+                                                             format=_film_formatter(),
+                                                             throttled=True)
         self.surface_switch = pn.widgets.RadioButtonGroup.from_param(
-            self.param.surface_model, name="surface", orientation="vertical", width=300)
-        self.film_slider = pn.widgets.FloatSlider(
-            label="film resistance on the arc (log scale)", start=C.FILM_LOG10_RANGE[0],
-            end=C.FILM_LOG10_RANGE[1], step=0.05,
-            value=float(np.log10(self.film_resistance_ohm_m2)), format=_film_formatter())
+            S.surface_model, orientation="vertical", width=300)
         self.sliders = {
             "eta": self.eta_slider, "blocked_fraction": self.fraction_slider,
             "rate_mA_g": self.rate_slider, "angle_deg": self.angle_slider,
             "diffusivity_scale": self.dscale_slider, "film_resistance_ohm_m2": self.film_slider,
         }
         self._show_surface_widgets()
-        self.dataset_input = pn.widgets.TextInput(
-            label="dataset (demo name or folder path; Enter to load)", value=self.dataset)
-        self.upload = pn.widgets.FileInput(accept=".zip", multiple=False)
+        self.dataset_input = pn.widgets.TextInput.from_param(
+            self.param.dataset, name="dataset (demo name or folder path; Enter to load)")
         self.particle_select = pn.widgets.Select(label="particle", options=[])
         self.fit_button = pn.widgets.Button(name="Fit blocking of this particle (~30 s)",
                                             button_type="primary", width=300)
@@ -208,40 +183,32 @@ class ModelExplorer(pn.viewable.Viewer):
         self.fit_result = None
         self._dataset_info = pn.pane.Markdown("", width=320)
 
-        # V(t) and the arc's flux ratio: plain Bokeh figures whose data sources are updated
-        # in place (no HoloViews plot to rebuild: a few ms a change)
+        # V(t) and the arc's flux ratio: Bokeh figures drawn once by their asymflux.plots
+        # builders, whose data sources are then updated in place (a few ms a change)
         self.curves_info = pn.pane.Markdown("", width=1000, margin=(0, 10))
         self._curves_key = None
         self.flux_pane, self.voltage_pane = self._make_curve_plots()
         self._maps_key = None
         self._make_map_figures()
 
-        # sliders -> parameters on release; parameters -> sliders
-        for name, w in self.sliders.items():
-            w.param.watch(lambda e, n=name: self._from_widget(n, e.new), "value_throttled")
-        self.param.watch(self._to_widgets, list(self.sliders))
-        self.dataset_input.param.watch(lambda e: setattr(self, "dataset", e.new), "value")
-        self.param.watch(lambda e: setattr(self.dataset_input, "value", e.new), "dataset")
-        self.upload.param.watch(self._on_upload, "value")
         self.particle_select.param.watch(self._on_particle, "value")
         self.param.watch(self._on_dataset, "dataset")
         self._load_particles()
 
         # Every plot's data is updated in place (no new Bokeh figures to build and send): the
         # θ maps and the two curves are Bokeh figures whose data sources are replaced, the
-        # others HoloViews DynamicMaps. A slider's release (value_throttled)
+        # others HoloViews DynamicMaps. A change of the settings (a slider's release)
         # starts, side by side in worker processes, every simulation the change needs
         # (_common.prefetch); in a server each kind of plot is then updated as soon as its
         # own runs are done (the *_ready parameters, set from the event loop), so a quick
         # plot does not wait behind a slow one and the server keeps answering meanwhile;
         # the θ maps and curves first show a coarse preview when theirs is done first.
-        for w in self.sliders.values():
-            w.param.watch(self._prefetch, "value_throttled")
-        self.param.watch(self._prefetch, ["dataset", "particle_id", "surface_model"])
-        self.param.watch(self._show_surface_widgets, "surface_model")
+        self.settings.param.watch(self._prefetch, list(PREFETCH_ON))
+        self.param.watch(self._prefetch, ["dataset", "particle_id"])
+        self.settings.param.watch(self._show_surface_widgets, "surface_model")
         measured = [self.param.dataset, self.param.particle_id]
         self.maps_title = pn.pane.Markdown("", margin=(0, 10), width=1000)
-        self._publish(self._keys(self._slider_settings()))
+        self._publish(self._keys(self.settings.model_settings()))
         self.map_panes = [pn.pane.Bokeh(f, margin=0, name=f"theta_map_{m:g}min")
                           for f, m in zip(self._map_figs, C.FIG4_MINUTES, strict=True)]
         self.offset_pane = pn.pane.HoloViews(
@@ -256,62 +223,23 @@ class ModelExplorer(pn.viewable.Viewer):
         self.downloads = self._make_downloads()  # file name -> button: PNG/figure, CSV/table
         self._prefetch()
 
-    # ------------------------------------------------------------------ state sync
-
-    @staticmethod
-    def film_from_slider(value: float) -> float:
-        """The film resistance (Ω m²) of the film slider's position (log10 of it)."""
-        return C.film_from_log10(value)
-
-    def _from_widget(self, name, value):
-        if self._syncing or value is None:
-            return
-        value = float(value)
-        if name == "film_resistance_ohm_m2":
-            value = self.film_from_slider(value)
-        self.param.update({name: value})
-
-    def _to_widgets(self, *events):
-        self._syncing = True
-        try:
-            for e in events:
-                w = self.sliders[e.name]
-                new = float(np.log10(e.new)) if e.name == "film_resistance_ohm_m2" else e.new
-                if e.name == "film_resistance_ohm_m2" and w.value_throttled is not None and \
-                        self.film_from_slider(w.value_throttled) == e.new:
-                    continue  # the slider is already there (its position rounds to e.new)
-                if w.value != new or w.value_throttled != new:
-                    with param.edit_constant(w):
-                        w.param.update(value=new, value_throttled=new)
-        finally:
-            self._syncing = False
+    # ------------------------------------------------------------------ settings
 
     def _show_surface_widgets(self, *_events):
         """The η slider for the prescribed surface, the film slider for the kinetic one."""
-        kinetic = self.surface_model == "kinetic"
+        kinetic = self.settings.kinetic
         self.eta_slider.visible = not kinetic
         self.film_slider.visible = kinetic
 
     @property
     def kinetic(self) -> bool:
         """True when the surface is kinetic (Butler-Volmer through a film)."""
-        return self.surface_model == "kinetic"
+        return self.settings.kinetic
 
-    def settings(self) -> dict:
-        """The current model settings (what every plot is computed from); ``film_ohm_m2``
-        is the film resistance with the kinetic surface, else None."""
-        values = {n: getattr(self, n) for n in MODEL_SETTINGS[:-1]}
-        values["film_ohm_m2"] = self.film_resistance_ohm_m2 if self.kinetic else None
-        return _model_settings(values[n] for n in MODEL_SETTINGS)
-
-    def _slider_settings(self) -> dict:
-        """The settings of the sliders as released (value_throttled)."""
-        out = {n: float(w.value_throttled if w.value_throttled is not None else w.value)
-               for n, w in self.sliders.items() if n in MODEL_SETTINGS}
-        film = self.film_slider.value_throttled
-        film = self.film_slider.value if film is None else film
-        out["film_ohm_m2"] = self.film_from_slider(film) if self.kinetic else None
-        return out
+    def model_settings(self, **overrides) -> dict:
+        """The current model settings (what every plot is computed from,
+        :meth:`ExplorerSettings.model_settings`)."""
+        return self.settings.model_settings(**overrides)
 
     def _keys(self, s) -> dict:
         """What each kind of plot is computed from, for settings ``s``."""
@@ -324,21 +252,23 @@ class ModelExplorer(pn.viewable.Viewer):
         if "maps" in keys:
             key = keys["maps"]
             self.maps_title.object = self._maps_title(_model_settings(key), key[-1])
-        # one message to the page for all the figures this updates, and one walk over the
-        # page's models instead of one per figure (see the helper)
-        with K.one_update(pn.state.curdoc):
+        # one message to the page for all the figures this updates; HoloViews plots (twin,
+        # rate) also get one walk over the page's models instead of one per figure, while
+        # the maps and curves alone, plain data sources replaced in place, need none
+        # (_common.one_update)
+        with K.one_update(pn.state.curdoc, freeze=bool(set(keys) - {"maps"})):
             if "maps" in keys:
                 self._update_maps(keys["maps"])
                 self._update_curves(keys["maps"])
             self.param.update({f"{kind}_ready": key for kind, key in keys.items()})
 
     def _prefetch(self, *_events):
-        """Start every simulation the current sliders need and update the plots: in a
+        """Start every simulation the current settings need and update the plots: in a
         server each kind when its runs are done; elsewhere (notebook, tests) at once, the
         plots then waiting for their runs."""
-        s = self._slider_settings()
+        s = self.settings.model_settings()
         keys = self._keys(s)
-        futures = K.prefetch(s, pixel_nm=float(self.pixel_nm), dataset=self.dataset,
+        futures = K.prefetch(s, pixel_nm=float(self.settings.pixel_nm), dataset=self.dataset,
                              particle_id=self.particle_id, preview=K.in_server())
         if not K.in_server():
             self._publish(keys)
@@ -355,13 +285,16 @@ class ModelExplorer(pn.viewable.Viewer):
 
     async def _publish_when_done(self, keys: dict, futures: dict) -> None:
         """Publish each kind of plot's settings once its runs are done (in the order they
-        finish), unless the sliders have moved on meanwhile."""
+        finish), unless the settings have moved on meanwhile."""
         import asyncio
+
+        def current(kind):
+            return self._keys(self.settings.model_settings())[kind]
 
         async def one(kind):
             await asyncio.gather(*(asyncio.wrap_future(f) for f in futures.get(kind, ())),
                                  return_exceptions=True)  # a failure is shown by its plot
-            if self._keys(self._slider_settings())[kind] == keys[kind]:
+            if current(kind) == keys[kind]:
                 self._publish({kind: keys[kind]})
 
         async def preview():
@@ -371,8 +304,7 @@ class ModelExplorer(pn.viewable.Viewer):
                 return
             await asyncio.gather(*(asyncio.wrap_future(f) for f in futures["preview"]),
                                  return_exceptions=True)
-            if not all(f.done() for f in done) and \
-                    self._keys(self._slider_settings())["maps"] == keys["maps"]:
+            if not all(f.done() for f in done) and current("maps") == keys["maps"]:
                 self._publish({"maps": (*keys["maps"][:-1], PREVIEW)})
 
         await asyncio.gather(*(one(kind) for kind in keys),
@@ -380,22 +312,9 @@ class ModelExplorer(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ datasets
 
-    def _on_upload(self, event):
-        if not event.new:
-            return
-        try:
-            folder = K.save_upload(event.new, self.upload.filename)
-        except Exception as e:  # noqa: BLE001 - shown in the page
-            self._show_error(e, source=self.upload.filename)
-            return
-        self._uploads.append(K.upload_root(folder))  # removed when the session ends
-        self.dataset = folder
-
     def _session_end(self):
-        """The session ended: stop waiting (a job no other page waits for is stopped) and
-        remove this session's unpacked uploads."""
-        K.end_session(self.progress, self._uploads)
-        self._uploads = []
+        """What the server calls when the session ends (:meth:`DatasetLoader.end_session`)."""
+        self.loader.end_session()
 
     def _on_dataset(self, event):
         self.particle_id = None
@@ -420,8 +339,7 @@ class ModelExplorer(pn.viewable.Viewer):
 
         pn.state.execute(read_then_show)
 
-    def _analyse_anyway(self, _event=None):
-        self.large_button.visible = False
+    def _analyse_anyway(self):
         self.allow_large = True
         self._load_particles()
 
@@ -430,10 +348,8 @@ class ModelExplorer(pn.viewable.Viewer):
         In a server the analysis runs in a worker process (:func:`_common.start_analysis`)
         while the page shows its progress: returns None at once. Elsewhere returns True when
         the dataset could be used."""
-        self._load_token += 1
-        self.large_button.visible = False
+        token = self.loader.new_load()
         if K.in_server():
-            token = self._load_token
 
             async def load():
                 await self._load_async(token)
@@ -453,7 +369,7 @@ class ModelExplorer(pn.viewable.Viewer):
         self.notice.visible = False
         job = K.start_analysis(spec, allow_large=self.allow_large)
         finished = await self.progress.wait([job], f"analysing dataset {spec}")
-        if token != self._load_token:
+        if not self.loader.current(token):
             return  # another dataset asked for meanwhile
         if not finished:
             self._show_error(K.AnalysisStopped(
@@ -468,7 +384,7 @@ class ModelExplorer(pn.viewable.Viewer):
         if pid is not None:  # read its movie off the event loop before the plots ask for it
             fut = K.run_in_thread(K.measured, spec, pid)
             if not await self.progress.wait([(fut, f"reading particle {pid} of {spec}")],
-                                            "loading") or token != self._load_token:
+                                            "loading") or not self.loader.current(token):
                 return
         self._loaded(result)
 
@@ -579,13 +495,14 @@ class ModelExplorer(pn.viewable.Viewer):
         """Move the sliders to a fit's values and describe it; returns ``result``."""
         self.fit_button.loading = False
         self.fit_result = result
-        self.surface_model = "prescribed"  # the fit's arcs have a prescribed η
         scale = min(DSCALE_OPTIONS, key=lambda d: abs(np.log(d / result.diffusivity_scale)))
+        # one update: the fit's arcs have a prescribed η (one prefetch for all the sliders)
         if result.arcs:
             (arc,) = result.arcs
-            self.param.update(eta=float(np.clip(arc.eta, 0.05, 1.0)),
-                              blocked_fraction=float(np.clip(arc.fraction, 0.0, 0.75)),
-                              angle_deg=float(arc.center_deg) % 360.0, diffusivity_scale=scale)
+            self.settings.param.update(
+                surface_model="prescribed", eta=float(np.clip(arc.eta, 0.05, 1.0)),
+                blocked_fraction=float(np.clip(arc.fraction, 0.0, 0.75)),
+                angle_deg=float(arc.center_deg) % 360.0, diffusivity_scale=scale)
             u = result.uncertainties
             self._fit_info.object = (
                 f"**fit, particle {pid}**: arc at {arc.center_deg:.0f}° "
@@ -593,7 +510,8 @@ class ModelExplorer(pn.viewable.Viewer):
                 f"η {arc.eta:.2f} ± {u.get('eta_1', float('nan')):.2f}, D × "
                 f"{result.diffusivity_scale:.2g} (rms dI {result.rms:.3f}); sliders set.")
         else:
-            self.param.update(eta=1.0, diffusivity_scale=scale)
+            self.settings.param.update(surface_model="prescribed", eta=1.0,
+                                       diffusivity_scale=scale)
             self._fit_info.object = (f"**fit, particle {pid}**: no blocking "
                                      f"(D × {result.diffusivity_scale:.2g}); η set to 1.")
         return result
@@ -608,9 +526,9 @@ class ModelExplorer(pn.viewable.Viewer):
 
     def theta_maps(self, **overrides) -> pd.DataFrame:
         """θ maps at 5/10/15/20 min for the current settings (one row of Fig. 4)."""
-        s = {**self.settings(), **overrides}
+        s = self.model_settings(**overrides)
         return K.theta_maps(s["eta"], s["blocked_fraction"], s["angle_deg"], s["rate_mA_g"],
-                            s["diffusivity_scale"], float(self.pixel_nm), s["film_ohm_m2"],
+                            s["diffusivity_scale"], float(self.settings.pixel_nm), s["film_ohm_m2"],
                             s.get("mesh", C.MAPS_MESH))
 
     def curves(self, **overrides) -> pd.DataFrame:
@@ -632,12 +550,12 @@ class ModelExplorer(pn.viewable.Viewer):
     def rate_table(self, **overrides) -> pd.DataFrame:
         """Fig. 5b: Li extracted at the cut-off against rate, the paper's surfaces and the
         current setting (``blocked == "current setting"``)."""
-        s = {**self.settings(), **overrides}
+        s = self.model_settings(**overrides)
         return K.rate_table(s["eta"], s["blocked_fraction"], s["diffusivity_scale"],
                             s["film_ohm_m2"])
 
     def current_li_extracted(self, **overrides) -> float:
-        s = {**self.settings(), **overrides}
+        s = self.model_settings(**overrides)
         return K.li_extracted(s["eta"], s["blocked_fraction"], s["rate_mA_g"],
                               s["diffusivity_scale"], s["film_ohm_m2"])
 
@@ -650,7 +568,7 @@ class ModelExplorer(pn.viewable.Viewer):
             ``measured``, ``simulated`` (:class:`asymflux.views._compute.ParticleMovie`) and
             ``timeseries`` (both time series stacked, column ``source``).
         """
-        s = {**self.settings(), **overrides}
+        s = self.model_settings(**overrides)
         dataset = overrides.get("dataset", self.dataset)
         pid = overrides.get("particle_id", self.particle_id)
         if pid is None:
@@ -673,7 +591,7 @@ class ModelExplorer(pn.viewable.Viewer):
             return self.theta_maps(**s, mesh=mesh)
         except Exception as e:  # noqa: BLE001 - shown in the page
             self._show_error(e, prefix="θ maps")
-            return C.empty_theta_maps(pixel_nm=float(self.pixel_nm))
+            return C.empty_theta_maps(pixel_nm=float(self.settings.pixel_nm))
 
     def _make_map_figures(self) -> None:
         """The four θ maps (Fig. 4, one row): Bokeh figures drawn like
@@ -725,7 +643,7 @@ class ModelExplorer(pn.viewable.Viewer):
         if finite:
             self._map_mapper.update(low=float(min(np.nanmin(t) for t in finite)),
                                     high=float(max(np.nanmax(t) for t in finite)))
-        tag = " (coarse preview)" if key[-1] == PREVIEW else ""
+        preview = key[-1] == PREVIEW
         for f, src, row in zip(self._map_figs, self._map_srcs, data.itertuples(), strict=True):
             x, y = np.asarray(row.x_um), np.asarray(row.y_um)
             dx = abs(x[1] - x[0]) if x.size > 1 else 1.0
@@ -735,8 +653,18 @@ class ModelExplorer(pn.viewable.Viewer):
             src.data = {"image": [np.asarray(row.theta, dtype=float)[::-1]],
                         "x": [float(x.min() - dx / 2)], "y": [float(y.min() - dy / 2)],
                         "dw": [float(np.ptp(x) + dx)], "dh": [float(np.ptp(y) + dy)]}
-            f.title.text = (f"{s['rate_mA_g']:g} mA/g{tag}, {row.minutes:g} min"
-                            + ("" if reached else " (not reached)"))
+            f.title.text = self._map_title(s["rate_mA_g"], row.minutes, reached, preview)
+
+    @staticmethod
+    def _map_title(rate_mA_g, minutes, reached=True, preview=False) -> str:
+        """One θ map's title, short enough for its 160-pixel frame: the rate and the time;
+        the rate gives way to the state when the map is a coarse preview or not reached
+        (the heading above the maps says which settings)."""
+        if preview:
+            return f"{minutes:g} min{PREVIEW_TAG}"
+        if not reached:
+            return f"{minutes:g} min (not reached)"
+        return f"{rate_mA_g:g} mA/g, {minutes:g} min"
 
     @staticmethod
     def _maps_title(s, which=FINE) -> str:
@@ -769,30 +697,31 @@ class ModelExplorer(pn.viewable.Viewer):
             width=600, height=380, legend_position="bottom_left"))
 
     def _make_curve_plots(self):
-        """The flux-ratio and voltage figures (Bokeh) and their data sources."""
-        from bokeh.models import ColumnDataSource
-        from bokeh.plotting import figure
+        """The flux-ratio and voltage figures, drawn once by their builders
+        (:func:`asymflux.plots.flux_ratio_vs_time`, :func:`~asymflux.plots.voltage_vs_capacity`,
+        also the notebooks') as Bokeh figures with self-adjusting axes; a change replaces
+        their data sources' data in place (:meth:`_update_curves`)."""
+        import holoviews as hv
+        from bokeh.models import DataRange1d
 
-        self._flux_src = ColumnDataSource({"minutes": [], "flux_ratio": []})
-        self._v_src = ColumnDataSource({"capacity_mAh_g": [], "voltage_V": []})
-        self._vm_src = ColumnDataSource({"capacity_mAh_g": [], "voltage_V": []})
-        common = dict(width=480, height=300, output_backend="canvas",
-                      tools="pan,box_zoom,wheel_zoom,reset,save")
-        flux = figure(title="flux ratio of the arc", x_axis_label="time of charge (min)",
-                      y_axis_label="flux ratio η (arc / clean surface)", y_range=(0, 1.1),
-                      **common)
-        flux.line("minutes", "flux_ratio", source=self._flux_src, line_width=2,
-                  color="#d62728", legend_label="model (θ maps' run)")
-        flux.legend.location = "top_right"
-        volt = figure(title="voltage vs Li", x_axis_label="capacity (mAh/g)",
-                      y_axis_label="voltage vs Li (V)", **common)
-        volt.line("capacity_mAh_g", "voltage_V", source=self._vm_src, line_width=2,
-                  color="black", legend_label="measured (cycler)")
-        volt.line("capacity_mAh_g", "voltage_V", source=self._v_src, line_width=2,
-                  color="#1f77b4", legend_label="model")
-        volt.legend.location = "bottom_right"
+        size = {"width": 480, "height": 300, "backend_opts": CANVAS,
+                "fontsize": {"title": "10pt"}}  # a preview's title fits the width
+        flux = hv.render(plots.flux_ratio_vs_time(None).opts(**size), backend="bokeh")
+        volt = hv.render(plots.voltage_vs_capacity(None).opts(**size), backend="bokeh")
+        flux.x_range = DataRange1d()  # the flux ratio's axis stays 0-1.1
+        volt.x_range, volt.y_range = DataRange1d(), DataRange1d()
+        (self._flux_src,) = (r.data_source for r in flux.renderers)
+        self._vm_src, self._v_src = (r.data_source for r in volt.renderers)  # measured, model
         self._flux_fig, self._volt_fig = flux, volt
         return (pn.pane.Bokeh(flux, name="flux_ratio"), pn.pane.Bokeh(volt, name="voltage"))
+
+    @staticmethod
+    def _curve_titles(kinetic: bool, tag: str = "") -> tuple[str, str]:
+        """Titles of the flux-ratio and voltage figures (short: the rate and the surface are
+        in the θ maps' heading)."""
+        what = "particle potential" if kinetic else "highest surface OCV"
+        return (f"flux ratio of the arc ({'kinetic' if kinetic else 'prescribed'}){tag}",
+                f"voltage vs Li ({what}){tag}")
 
     def _update_curves(self, key) -> None:
         """Put the θ-map run's V(t) and flux ratio for ``key`` (see :attr:`maps_ready`) into
@@ -805,16 +734,13 @@ class ModelExplorer(pn.viewable.Viewer):
         cur = data.attrs.get("curves")
         if cur is None or not len(cur):
             cur = C.empty_theta_maps().attrs["curves"]
-        tag = " (coarse preview)" if key[-1] == PREVIEW else ""
+        tag = PREVIEW_TAG if key[-1] == PREVIEW else ""
         kinetic = s["film_ohm_m2"] is not None
         self._flux_src.data = {"minutes": cur["minutes"].to_numpy(),
                                "flux_ratio": cur["flux_ratio"].to_numpy()}
         self._v_src.data = {"capacity_mAh_g": cur["capacity_mAh_g"].to_numpy(),
                             "voltage_V": cur["voltage_V"].to_numpy()}
-        what = "particle potential" if kinetic else "highest surface OCV"
-        self._flux_fig.title.text = (f"flux ratio of the arc, {s['rate_mA_g']:g} mA/g"
-                                     f"{' (kinetic)' if kinetic else ' (prescribed)'}{tag}")
-        self._volt_fig.title.text = f"voltage vs Li ({what}), {s['rate_mA_g']:g} mA/g{tag}"
+        self._flux_fig.title.text, self._volt_fig.title.text = self._curve_titles(kinetic, tag)
         self.curves_info.object = self._curves_text(cur, kinetic, tag)
 
     @staticmethod
@@ -896,23 +822,24 @@ class ModelExplorer(pn.viewable.Viewer):
         s, (dataset, particle_id) = _model_settings(key), key[len(MODEL_SETTINGS):]
         what = (f"η {s['eta']:.2g}" if s["film_ohm_m2"] is None
                 else f"film {s['film_ohm_m2']:.3g} Ω m²")
+        # short enough for the plot's width: the arc's fraction and angle are in the θ maps'
+        # heading
         return self._kymograph(self._simulated_movie(s, dataset, particle_id),
-                               f"simulated, {what}, {s['blocked_fraction']:.0%} at "
-                               f"{s['angle_deg']:g}°")
+                               f"simulated, {what}")
 
     # ------------------------------------------------------------------ downloads
     # What the page shows for the current settings (the parameters), as files: each figure
     # drawn again by the same builder with HoloViews' matplotlib backend (PNG), the data as CSV.
 
     def _stem(self) -> str:
-        s = self.settings()
+        s = self.model_settings()
         first = (f"eta{s['eta']:g}" if s["film_ohm_m2"] is None
                  else f"film{s['film_ohm_m2']:g}ohm_m2")
         return K.safe_name(f"{first}_fraction{s['blocked_fraction']:g}_"
                            f"{s['angle_deg']:g}deg_{s['rate_mA_g']:g}mA_g_D{s['diffusivity_scale']:g}")
 
     def _maps_with_surface(self):
-        s = self.settings()
+        s = self.model_settings()
         data = self.theta_maps()
         data = data.assign(surface=[f"{s['rate_mA_g']:g} mA/g"] * len(data))
         return data, C.make_surface(s["eta"], s["blocked_fraction"], s["angle_deg"],
@@ -935,7 +862,7 @@ class ModelExplorer(pn.viewable.Viewer):
     def figure_png(self, figure: str) -> tuple[bytes, str]:
         """One figure of the page (:attr:`FIGURES`) for the current settings, drawn again by
         its builder with HoloViews' matplotlib backend: ``(PNG bytes, file name)``."""
-        s, stem = self.settings(), self._stem()
+        s, stem = self.model_settings(), self._stem()
         wide = {"fig_inches": (6, 4), "aspect": "auto"}
         if figure == "theta_maps":
             data, surface = self._maps_with_surface()
@@ -1018,7 +945,7 @@ class ModelExplorer(pn.viewable.Viewer):
                              "(Lun et al. 2025)", width=1000),
             self.alert,
             self.notice,
-            pn.Row(self.progress, self.large_button),
+            self.loader,
             pn.Row(self.controls(),
                    pn.Column(self.maps_title, pn.Row(*self.map_panes),
                              pn.Row(self.offset_pane, self.measured_pane, self.simulated_pane),

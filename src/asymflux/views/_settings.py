@@ -1,0 +1,143 @@
+"""The model explorer's settings, without Panel: a :class:`param.Parameterized` whose
+parameters are the explorer's sliders (:class:`asymflux.views.ModelExplorer` makes its
+widgets from them with ``Widget.from_param``) and whose methods compute, here and uncached,
+what the page shows for them. Usable from a notebook or a script without Panel or Bokeh::
+
+    s = ExplorerSettings(eta=0.7, rate_mA_g=200.0)
+    s.curves()          # V(t) and the arc's flux ratio of the θ maps' run
+    s.surface_model = "kinetic"
+    s.rate_table()      # Fig. 5b with the current setting kinetic
+"""
+
+from __future__ import annotations
+
+import math
+
+import param
+
+from ..model.kinetics import FILM_RESISTANCE_ETA_0_3_OHM_M2
+from . import _compute as C
+
+RATE_LABELS = {f"{r:g}" + (" ★" if r in C.PAPER_RATES_MA_G else ""): r
+               for r in C.RATE_OPTIONS_MA_G}
+"""Rate slider positions; ★ marks the paper's rates (50/100/200/400 mA/g)."""
+
+DSCALE_OPTIONS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
+"""Diffusivity scale factors (log-spaced)."""
+
+MODEL_SETTINGS = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale",
+                  "film_ohm_m2")
+"""The model's settings, in the order of the plots' keys; ``film_ohm_m2`` is the film
+resistance of a kinetic surface, None for the prescribed flux ratio η (the paper's model)."""
+
+SURFACE_MODELS = {"prescribed η (the paper's model)": "prescribed",
+                  "kinetic: Butler-Volmer through a film": "kinetic"}
+"""The surface switch: label -> :attr:`ExplorerSettings.surface_model`."""
+
+
+def model_settings(values) -> dict:
+    """``{name: value}`` of the first ``len(MODEL_SETTINGS)`` values (e.g. of a plot's key)."""
+    return {n: (None if v is None else float(v))
+            for n, v in zip(MODEL_SETTINGS, values, strict=False)}
+
+
+class ExplorerSettings(param.Parameterized):
+    """The model explorer's settings: the surface (blocked arc with a prescribed flux ratio
+    η, or a kinetic film), the rate, the diffusivity scale and the θ maps' pixel size.
+
+    The film resistance is also held as its log10 (:attr:`film_log10`, the slider's
+    position); either may be set, the other follows (3 significant digits in Ω m²).
+    """
+
+    eta = param.Number(default=0.3, bounds=(0.05, 1.0), step=0.05,
+                       label="η = j_RSL / j_NMC (blocked flux ratio)",
+                       doc="Flux ratio η = j_RSL / j_NMC of the blocked arc (prescribed surface).")
+    blocked_fraction = param.Number(default=0.25, bounds=(0.0, 0.75), step=0.05,
+                                    label="blocked fraction of the perimeter",
+                                    doc="Fraction of the perimeter that is blocked.")
+    rate_mA_g = param.Selector(default=100.0, objects=RATE_LABELS,
+                               label="rate (mA/g; ★ = the paper's rates)",
+                               doc="Charging rate, mA/g.")
+    angle_deg = param.Number(default=180.0, bounds=(0.0, 360.0), step=15.0,
+                             label="blocked-arc centre (° CCW from +x; 180 = left)",
+                             doc="Centre of the blocked arc, degrees CCW from +x (180 = left).")
+    diffusivity_scale = param.Selector(default=1.0, objects=list(DSCALE_OPTIONS),
+                                       label="diffusivity scale (× D(θ))",
+                                       doc="Factor on the diffusivity D(θ).")
+    surface_model = param.Selector(default="prescribed", objects=SURFACE_MODELS,
+                                   label="surface", doc=(
+        "'prescribed': the blocked arc passes η times the clean surface's flux (the paper's "
+        "model); 'kinetic': Butler-Volmer kinetics through a film of resistance "
+        "film_resistance_ohm_m2 on the arc (asymflux simulate --film)."))
+    film_resistance_ohm_m2 = param.Number(
+        default=FILM_RESISTANCE_ETA_0_3_OHM_M2,
+        bounds=(10 ** C.FILM_LOG10_RANGE[0], 10 ** C.FILM_LOG10_RANGE[1]),
+        doc="Area-specific resistance of the film on the arc (kinetic surface), Ω m²; "
+            "0.20 gives an effective η ≈ 0.3 at 100 mA/g (docs/calibration.md).")
+    film_log10 = param.Number(
+        default=math.log10(FILM_RESISTANCE_ETA_0_3_OHM_M2), bounds=C.FILM_LOG10_RANGE,
+        step=0.05, label="film resistance on the arc (log scale)",
+        doc="log10 of the film resistance in Ω m² (the film slider's position).")
+    pixel_nm = param.Number(default=40.0, bounds=(5.0, 200.0),
+                            doc="Pixel size of the θ maps, nm (the default resolution).")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        if "film_log10" in params and "film_resistance_ohm_m2" not in params:
+            self._film_from_log10()
+        else:
+            self._log10_from_film()
+
+    @param.depends("film_log10", watch=True)
+    def _film_from_log10(self):
+        r = C.film_from_log10(self.film_log10)
+        if r != self.film_resistance_ohm_m2:
+            self.film_resistance_ohm_m2 = r
+
+    @param.depends("film_resistance_ohm_m2", watch=True)
+    def _log10_from_film(self):
+        # unless the log10 already rounds to it (a slider position between two digits)
+        if C.film_from_log10(self.film_log10) != self.film_resistance_ohm_m2:
+            self.film_log10 = math.log10(self.film_resistance_ohm_m2)
+
+    @property
+    def kinetic(self) -> bool:
+        """True when the surface is kinetic (Butler-Volmer through a film)."""
+        return self.surface_model == "kinetic"
+
+    def model_settings(self, **overrides) -> dict:
+        """What every plot is computed from: ``eta, blocked_fraction, angle_deg, rate_mA_g,
+        diffusivity_scale, film_ohm_m2`` (the film resistance with the kinetic surface, else
+        None), with ``overrides``."""
+        values = {n: getattr(self, n) for n in MODEL_SETTINGS[:-1]}
+        values["film_ohm_m2"] = self.film_resistance_ohm_m2 if self.kinetic else None
+        s = model_settings(values[n] for n in MODEL_SETTINGS)
+        s.update(overrides)
+        return s
+
+    # ------------------------------------------------------------------ computed here
+    # Plain calls of asymflux.views._compute, no cache (the page uses the cached ones).
+
+    def theta_maps(self, **overrides):
+        """θ maps at 5/10/15/20 min (:func:`asymflux.views._compute.theta_maps`)."""
+        s = self.model_settings(**overrides)
+        return C.theta_maps(s["eta"], s["blocked_fraction"], s["angle_deg"], s["rate_mA_g"],
+                            s["diffusivity_scale"], pixel_nm=float(self.pixel_nm),
+                            film_ohm_m2=s["film_ohm_m2"], mesh=s.get("mesh", C.MAPS_MESH))
+
+    def curves(self, **overrides):
+        """V(t) and the arc's flux ratio of the θ maps' run (``minutes, capacity_mAh_g,
+        voltage_V, flux_ratio``)."""
+        return self.theta_maps(**overrides).attrs["curves"]
+
+    def li_extracted(self, **overrides) -> float:
+        """Li extracted at the cut-off at the current rate (Fig. 5b's star)."""
+        s = self.model_settings(**overrides)
+        return C.li_extracted(s["eta"], s["blocked_fraction"], s["rate_mA_g"],
+                              s["diffusivity_scale"], s["film_ohm_m2"])
+
+    def rate_table(self, **overrides):
+        """Fig. 5b: the paper's surfaces and the current setting against rate."""
+        s = self.model_settings(**overrides)
+        return C.rate_table(s["eta"], s["blocked_fraction"], s["diffusivity_scale"],
+                            film_ohm_m2=s["film_ohm_m2"])
