@@ -15,11 +15,26 @@ import pandas as pd
 THETA_CMAP = "viridis"
 
 
+def _headless_matplotlib() -> None:
+    """Make matplotlib draw off screen (Agg) when nothing has chosen its backend yet and no
+    notebook kernel runs: PNGs for files and downloads need no display, and a server or a
+    test process whose DISPLAY points to a closed X server must not pick a GUI backend."""
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules or "ipykernel" in sys.modules:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
 def use_backend(name: str = "bokeh"):
     """Load a HoloViews plotting backend (``"bokeh"`` for notebooks and dashboards,
     ``"matplotlib"`` for PNG files) and make it the current one."""
     import holoviews as hv
 
+    if name == "matplotlib" and name not in hv.Store.renderers:
+        _headless_matplotlib()
     if name not in hv.Store.renderers:
         hv.extension(name, logo=False)
     hv.Store.set_current_backend(name)
@@ -526,6 +541,7 @@ def to_png(build, *args, dpi=100, mpl_opts=None, **kwargs) -> bytes:
 
     with _BACKEND_LOCK:
         if "matplotlib" not in hv.Store.renderers:
+            _headless_matplotlib()
             import holoviews.plotting.mpl  # noqa: F401 - registers the backend, keeps the current one
         previous = hv.Store.current_backend
         hv.Store.set_current_backend("matplotlib")
