@@ -482,7 +482,7 @@ def test_time_s_as_a_trace_of_a_2d_dataset(tmp_path):
     np.testing.assert_allclose(ds.time_s, [0.0, 0.5, 1.0, 1.5])
 
 
-@pytest.mark.parametrize("chunk_frames", [1, 2])
+@pytest.mark.parametrize("chunk_frames", [1, 2, 3, None])  # 3: the last chunk half written
 def test_an_acquisition_that_stopped_reads_only_the_written_frames(tmp_path, movie, chunk_frames):
     """The acquisition software declares the movie's full length; if it stops early the
     frames never written read as the fill value (zeros) and must not be taken as frames."""
@@ -491,7 +491,7 @@ def test_an_acquisition_that_stopped_reads_only_the_written_frames(tmp_path, mov
     t = np.r_[EPOCH + np.arange(written) * 2.5, np.zeros(declared - written)]
     with h5py.File(path, "w") as f:
         d = f.create_dataset("movie", shape=(declared, R, C), dtype=np.uint16,
-                             chunks=(chunk_frames, R, C), maxshape=(None, R, C))
+                             chunks=None if chunk_frames is None else (chunk_frames, R, C))
         d[:written] = movie[:written]
         f["camera_timing"] = t
         f["average_intensity"] = np.r_[movie[:written].mean(axis=(1, 2)),
@@ -517,3 +517,16 @@ def test_a_declared_movie_with_no_frame_written_is_refused(tmp_path):
     with pytest.raises(DatasetError, match=r"empty\.h5:/movie: declares 10 frames but none "
                                            r"was written"):
         read_hdf5(path, pixel_nm=65)
+
+
+def test_a_chunk_never_written_inside_the_movie_is_reported(tmp_path, movie):
+    path = tmp_path / "hole.h5"
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset("movie", shape=(N, R, C), dtype=np.uint16, chunks=(2, R, C))
+        d[:2] = movie[:2]
+        d[4:] = movie[4:]
+        f["camera_timing"] = EPOCH + np.arange(N) * 2.5
+    with pytest.warns(UserWarning, match=r"hole\.h5:/movie: the chunks starting at frame\(s\) "
+                                         r"\[2\] were never written"):
+        ds = read_hdf5(path, pixel_nm=65)
+    assert ds.stack.shape[0] == N

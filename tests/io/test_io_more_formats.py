@@ -349,3 +349,16 @@ def test_a_missing_value_in_an_mpt_is_a_missing_value(tmp_path):
     with pytest.warns(EchemWarning, match="1 NaN or infinite value"):
         df = read_echem(path)
     assert len(df) == 12 and np.isnan(df["current_mA"].iloc[4])
+
+
+def test_a_table_split_across_sheets_is_joined_and_an_info_sheet_skipped(tmp_path):
+    table = _ours(10)
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path) as xl:
+        pd.DataFrame({"note": ["cell 7", "NMC811"]}).to_excel(xl, sheet_name="Info", index=False)
+        table.iloc[:6].to_excel(xl, sheet_name="Data_1", index=False)
+        table.iloc[6:].to_excel(xl, sheet_name="Data_2", index=False)
+    with pytest.warns(EchemWarning, match=r"one table across 2 sheets \['Data_1', 'Data_2'\]"):
+        df = read_echem(path)
+    np.testing.assert_allclose(df["time_s"], table["time_s"])
+    assert "sheets 'Data_1', 'Data_2'" in df.attrs["format"]

@@ -498,6 +498,6 @@ def test_a_zarr_with_unwritten_chunks_says_so(tmp_path):
     z = zarr.open(str(tmp_path / "m.zarr"), mode="w", shape=(10, 4, 4), chunks=(1, 4, 4),
                   dtype="u2")
     z[:3] = 7
-    with pytest.warns(UserWarning, match=r"m\.zarr: 7 of its 10 chunks were never written"):
+    with pytest.warns(UserWarning, match=r"m\.zarr: 7 of its 10 chunks are not stored"):
         raw = read_stack(tmp_path / "m.zarr")
     assert raw.stack.shape == (10, 4, 4)

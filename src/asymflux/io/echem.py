@@ -558,28 +558,49 @@ def read_echem(path, *, active_mass_mg: float | None = None,
 
 
 def _excel_table(path: Path, *, navani_error: DatasetError, active_mass_mg, required):
-    """The first sheet of a workbook that navani does not know, if it is a table we know."""
-    from asymflux.io._tables import match_dialect
+    """A workbook navani does not know, if its sheets hold a table we know.
+
+    Every sheet with our column names or a known layout is read; several such sheets with
+    the same columns are one table split across sheets (joined in order, and said so).
+    """
+    from asymflux.io._tables import match_dialect, refuse_near_dialect
 
     try:
-        sheet = pd.read_excel(path, sheet_name=0, engine="calamine")
+        sheets = pd.read_excel(path, sheet_name=None, engine="calamine")
     except Exception:  # noqa: BLE001 - unreadable: navani's reason is the one to give
         raise navani_error from None
-    if "time_s" not in sheet.columns and match_dialect(sheet.columns) is None:
-        from asymflux.io._tables import refuse_near_dialect
-
-        refuse_near_dialect(sheet.columns, path=path)
+    known = {name: sheet for name, sheet in sheets.items()
+             if "time_s" in sheet.columns or match_dialect(sheet.columns) is not None}
+    if not known:
+        for sheet in sheets.values():
+            refuse_near_dialect(sheet.columns, path=path)
+        seen = "; ".join(f"{name!r}: {[str(c) for c in sheet.columns][:12]}"
+                         for name, sheet in list(sheets.items())[:5])
         raise DatasetError(
-            f"{navani_error}; nor is its first sheet a table asymflux knows (our columns "
-            f"time_s, voltage_V, current_mA, or a known format such as the Battery Data "
-            f"Format): it has columns {[str(c) for c in sheet.columns][:20]}"
+            f"{navani_error}; nor does any sheet hold a table asymflux knows (our columns "
+            "time_s, voltage_V, current_mA, or a known format such as the Battery Data "
+            f"Format): its sheets have columns {seen}"
         ) from navani_error
-    df = _echem_from_table(sheet, path=path, columns=None, active_mass_mg=active_mass_mg,
+    names = list(known)
+    first = known[names[0]]
+    same = [n for n in names if list(known[n].columns) == list(first.columns)]
+    if len(same) != len(names):
+        raise DatasetError(
+            f"{path}: sheets {names} each hold a cycler table, with different columns; "
+            "expected one table (save the one to read as its own file)"
+        )
+    table = pd.concat([known[n] for n in names], ignore_index=True) if len(names) > 1 \
+        else first
+    df = _echem_from_table(table, path=path, columns=None, active_mass_mg=active_mass_mg,
                            required=required)
     what = df.attrs.get("format", "CSV")
     what = "asymflux's column names" if what == "CSV" else f"{what} columns"
-    df.attrs["format"] = f"Excel workbook ({what})"
+    sheet = "sheets " if len(names) > 1 else "sheet "
+    df.attrs["format"] = f"Excel workbook ({what}; {sheet}{', '.join(map(repr, names))})"
     df.attrs["reader"] = f"pandas {pd.__version__} (calamine)"
+    if len(names) > 1:
+        _warn(df, [f"one table across {len(names)} sheets {names}, joined in that order"],
+              source=str(path))
     return df
 
 

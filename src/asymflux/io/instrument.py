@@ -478,6 +478,11 @@ def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bo
                 f"{n_written} values of the per-frame datasets")
             group = _FirstFrames(group, n, n_written)
             n = n_written
+        holes = missing_chunks(movie, n)
+        if holes:
+            early_warnings.append(
+                f"{source}: the chunks starting at frame(s) {holes[:10]} were never written; "
+                f"their frames read as the fill value ({movie.fillvalue!r})")
         timing = group.get("camera_timing")
         if not isinstance(timing, (h5py.Dataset, _Cut)):
             raise DatasetError(
@@ -535,26 +540,66 @@ def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bo
 
 
 def written_frames(movie) -> int:
-    """How many leading frames of an HDF5 ``movie`` are stored (declared frames whose chunks
-    were never written read as the fill value and are not frames)."""
+    """How many leading frames of an HDF5 ``movie`` hold data.
+
+    Declared frames that were never written read as the fill value and are not frames:
+    frames in chunks never stored (chunked), and at the end of the last stored chunk or of
+    a contiguous movie frames that are the fill value throughout (found by bisection from
+    the end, a few frame reads). A chunk missing in the middle is reported by
+    :func:`missing_chunks`.
+    """
     n = int(movie.shape[0])
     if n == 0:
         return 0
+    lo = 0
     try:
-        if movie.chunks is None:  # contiguous: all or nothing
-            return n if movie.id.get_storage_size() > 0 or movie.external else 0
+        if movie.chunks is None:  # contiguous: all or nothing stored
+            if movie.id.get_storage_size() == 0 and not movie.external:
+                return 0
+        else:
+            per = tuple(-(-int(d) // int(c))
+                        for d, c in zip(movie.shape, movie.chunks, strict=True))
+            n_chunks = movie.id.get_num_chunks()
+            if n_chunks < int(np.prod(per)):
+                last = max((int(movie.id.get_chunk_info(k).chunk_offset[0])
+                            for k in range(n_chunks)), default=-1)
+                if last < 0:
+                    return 0
+                n = min(n, last + int(movie.chunks[0]))
+            lo = max(0, n - int(movie.chunks[0]))
+    except Exception:  # noqa: BLE001 - a driver or filter without chunk queries: trust the shape
+        return n
+    fill = movie.fillvalue
+
+    def unwritten(k):
+        return bool(np.all(movie[k] == fill))
+
+    if not unwritten(n - 1):
+        return n
+    hi = n - 1  # frame hi is unwritten; find the first unwritten frame in [lo, hi]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if unwritten(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
+def missing_chunks(movie, n_frames) -> list[int]:
+    """First frames of the chunks of ``movie[:n_frames]`` that were never stored."""
+    if movie.chunks is None or n_frames == 0:
+        return []
+    try:
         per = tuple(-(-int(d) // int(c)) for d, c in zip(movie.shape, movie.chunks, strict=True))
         n_chunks = movie.id.get_num_chunks()
         if n_chunks >= int(np.prod(per)):
-            return n
-        last = -1
-        for k in range(n_chunks):
-            last = max(last, int(movie.id.get_chunk_info(k).chunk_offset[0]))
-    except Exception:  # noqa: BLE001 - a driver or filter without chunk queries: trust the shape
-        return n
-    if last < 0:
-        return 0
-    return min(n, last + int(movie.chunks[0]))
+            return []
+        stored = {int(movie.id.get_chunk_info(k).chunk_offset[0]) for k in range(n_chunks)}
+    except Exception:  # noqa: BLE001
+        return []
+    step = int(movie.chunks[0])
+    return [k for k in range(0, n_frames, step) if k not in stored]
 
 
 class _FirstFrames:

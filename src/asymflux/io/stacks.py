@@ -724,8 +724,9 @@ def read_zarr(path, *, lazy: bool = True) -> RawStack:
         stored, declared = int(arr.nchunks_initialized), int(arr.nchunks)
         if stored < declared:
             warnings.warn(
-                f"{path}: {declared - stored} of its {declared} chunks were never written; "
-                f"their frames read as the fill value ({arr.fill_value!r}), not as data",
+                f"{path}: {declared - stored} of its {declared} chunks are not stored "
+                "(never written, or equal to the fill value throughout: zarr does not store "
+                f"those); their frames read as the fill value ({arr.fill_value!r})",
                 UserWarning, stacklevel=2)
     codec = _zarr_codec(arr)
     if lazy:
