@@ -896,10 +896,10 @@ def test_both_views_load_through_one_shared_loader(demo_data, tmp_path, monkeypa
     assert cohort.alert.visible and "bad.zip" in cohort.alert.object
 
 
-def test_maps_publication_walks_no_models_twin_publication_one(demo_data):
-    """The θ maps and curves are plain data sources replaced in place: their publication
-    (twice a slider move: preview and final) needs no walk over the page's models (50-70 ms
-    of the server's loop each); the HoloViews plots' publication needs one."""
+def test_publications_walk_no_models(demo_data):
+    """The θ maps and curves, d(capacity), the simulated line-cut and Fig. 5b are plain data
+    sources replaced in place: their publication (the maps' twice a slider move: preview and
+    final) needs no walk over the page's models (50-70 ms of the server's loop each)."""
     from bokeh.document import Document
 
     hv.extension("bokeh")
@@ -917,8 +917,9 @@ def test_maps_publication_walks_no_models_twin_publication_one(demo_data):
         view._publish({"maps": keys["maps"]})
         assert calls == []
         assert view._map_figs[0].title.text == "100 mA/g, 5 min"
-        view._publish({"twin": keys["twin"]})
-        assert calls == [1]
+        view._publish({"twin": keys["twin"], "rate": keys["rate"]})
+        assert calls == []
+        assert view._rate_fig.title.text.startswith("Fig. 5b; now η 0.45 ")
     finally:
         pn.state.curdoc = old
 
@@ -953,3 +954,80 @@ def test_titles_fit_their_plots_and_kymograph_ticks_do_not_crowd():
         assert len(page.title.text) <= 28, page.title.text
         full = hv.render(make(movie, "cohort-3-4.3V-50mA_g-1", 12, True), backend="bokeh")
         assert full.title.text.endswith("cohort-3-4.3V-50mA_g-1 / 12")
+
+
+def test_twin_and_rate_plots_are_updated_not_rebuilt(demo_data):
+    """d(capacity), the simulated line-cut and Fig. 5b are drawn once and then updated in
+    place, as the θ maps are: after a settings change the same Bokeh figures and data
+    sources hold the new data, equal to what their asymflux.plots builders draw (titles,
+    axis labels, legends, every column), and publishing them walks none of the page's
+    models."""
+    from bokeh.document import Document
+    from bokeh.models import GlyphRenderer
+
+    hv.extension("bokeh")
+    view = ModelExplorer(dataset="aged")
+    doc = Document()
+    doc.add_root(view.__panel__().get_root(doc))
+    figs = {"offset": view._offset_fig, "simulated": view._sim_kymo_fig,
+            "rate": view._rate_fig}
+    panes = {"offset": view.offset_pane, "simulated": view.simulated_pane,
+             "rate": view.rate_pane}
+    assert all(panes[k].object is figs[k] for k in figs)
+    in_doc = {id(m) for m in doc.models}
+    assert all(id(f) in in_doc for f in figs.values())
+
+    def sources(fig):  # the glyphs' renderers
+        return [r for r in fig.renderers if isinstance(r, GlyphRenderer)]
+
+    def snapshot(fig):
+        return [{k: np.asarray(v).copy() for k, v in r.data_source.data.items()}
+                for r in sources(fig)]
+
+    srcs = {k: [id(r.data_source) for r in sources(f)] for k, f in figs.items()}
+    before = {k: snapshot(f) for k, f in figs.items()}
+    titles = {k: f.title.text for k, f in figs.items()}
+    calls = []
+    real = doc.models.recompute
+    doc.models.recompute = lambda: (calls.append(1), real())
+    old = pn.state.curdoc
+    pn.state.curdoc = doc
+    try:
+        view.settings.param.update(eta=0.45, rate_mA_g=200.0)
+    finally:
+        pn.state.curdoc = old
+        doc.models.recompute = real
+    assert calls == []  # data sources only: no model added, nothing to walk
+    assert {"offset": view.offset_pane.object, "simulated": view.simulated_pane.object,
+            "rate": view.rate_pane.object} == figs  # the same figures ...
+    assert {k: [id(r.data_source) for r in sources(f)]
+            for k, f in figs.items()} == srcs  # ... and data sources
+
+    def differs(a, b):
+        return any(set(x) != set(y) or any(
+            x[c].shape != y[c].shape or not np.allclose(x[c], y[c], equal_nan=True)
+            for c in x) for x, y in zip(a, b, strict=True))
+
+    for k, f in figs.items():  # ... with new data
+        assert differs(before[k], snapshot(f)), k
+    assert "η 0.45" in figs["simulated"].title.text != titles["simulated"]
+    assert "at 200 mA/g" in figs["rate"].title.text
+    assert figs["offset"].title.text.startswith("d(capacity), particle ")
+    # what the builders draw for the same settings: the same title, axes, legend and data
+    keys = view._keys(view.model_settings())
+    for k, (el, title) in {"offset": view._offset_plot(keys["twin"]),
+                           "simulated": view._simulated_kymograph(keys["twin"]),
+                           "rate": view._rate_plot(keys["rate"])}.items():
+        ref = hv.render(el, backend="bokeh")
+        fig = figs[k]
+        assert fig.title.text == title
+        assert fig.xaxis[0].axis_label == ref.xaxis[0].axis_label, k
+        assert fig.yaxis[0].axis_label == ref.yaxis[0].axis_label, k
+        legend = [[i.label for i in g.legend[0].items] if g.legend else [] for g in (fig, ref)]
+        assert legend[0] == legend[1], k
+        assert [type(r.glyph).__name__ for r in sources(fig)] == \
+            [type(r.glyph).__name__ for r in sources(ref)]
+        assert not differs(snapshot(ref), snapshot(fig)), k
+    span = next(r for r in figs["rate"].renderers if not isinstance(r, GlyphRenderer))
+    assert span.location == 200.0
+

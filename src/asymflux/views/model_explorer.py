@@ -67,6 +67,55 @@ def _framewise(obj):
     return obj
 
 
+def _render_once(element, **opts):
+    """The Bokeh figure of a HoloViews figure builder's ``element`` (options ``opts``,
+    drawn on a canvas), to be updated in place by :func:`_put`."""
+    import holoviews as hv
+
+    plots.use_backend("bokeh")
+    return hv.render(_framewise(element.opts(**opts)), backend="bokeh")
+
+
+def _layer_data(el):
+    """What HoloViews' Bokeh plot of the layer ``el`` puts into its data source (the same
+    columns, computed the same way: see ``holoviews.plotting.bokeh``'s ``QuadMeshPlot``);
+    a vertical line's location."""
+    import holoviews as hv
+    from holoviews.core.util import cartesian_product, dimension_sanitizer
+
+    if isinstance(el, hv.VLine):
+        return float(el.data)
+    if isinstance(el, hv.QuadMesh):  # 1-D coordinates: quads, hover at their centres
+        x, y, z = el.dimensions()[:3]
+        xc, yc = (el.interface.coords(el, d, edges=True, ordered=True) for d in (x, y))
+        x0, y0 = cartesian_product([xc[:-1], yc[:-1]], copy=True)
+        x1, y1 = cartesian_product([xc[1:], yc[1:]], copy=True)
+        return {"left": x0, "right": x1,
+                dimension_sanitizer(z.name): el.dimension_values(z, flat=False).T.flatten(),
+                "bottom": y0, "top": y1,
+                dimension_sanitizer(x.name): el.dimension_values(x),
+                dimension_sanitizer(y.name): el.dimension_values(y)}
+    return {dimension_sanitizer(d.name): el.dimension_values(d) for d in el.kdims + el.vdims}
+
+
+def _put(fig, element, title) -> None:
+    """Replace the data of the figure ``fig`` (:func:`_render_once` of the same builder) by
+    ``element``'s, layer by layer, and its title: the update in place of the θ maps and
+    curves (a few ms), instead of a new figure."""
+    import holoviews as hv
+
+    layers = list(element) if isinstance(element, hv.Overlay) else [element]
+    if len(layers) != len(fig.renderers):
+        raise ValueError(f"{title}: {len(layers)} layers for {len(fig.renderers)} renderers")
+    for renderer, el in zip(fig.renderers, layers, strict=True):
+        data = _layer_data(el)
+        if isinstance(data, float):
+            renderer.location = data
+        else:
+            renderer.data_source.data = data
+    fig.title.text = title
+
+
 def _echem_voltage(ds) -> pd.DataFrame | None:
     """``capacity_mAh_g, voltage_V`` of a dataset's echem table (finite rows), or None."""
     e = getattr(ds, "echem", None)
@@ -190,17 +239,23 @@ class ModelExplorer(pn.viewable.Viewer):
         self.flux_pane, self.voltage_pane = self._make_curve_plots()
         self._maps_key = None
         self._make_map_figures()
+        # d(capacity), the simulated line-cut and Fig. 5b: also Bokeh figures drawn once by
+        # their builders and then updated in place (rebuilding them as HoloViews plots cost
+        # 0.25-0.34 s of the server's loop each a change)
+        self._twin_key = self._rate_key = None
+        self._make_twin_and_rate_figures()
 
         self.particle_select.param.watch(self._on_particle, "value")
         self.param.watch(self._on_dataset, "dataset")
         self._load_particles()
 
         # Every plot's data is updated in place (no new Bokeh figures to build and send): the
-        # θ maps and the two curves are Bokeh figures whose data sources are replaced, the
-        # others HoloViews DynamicMaps. A change of the settings (a slider's release)
-        # starts, side by side in worker processes, every simulation the change needs
-        # (_common.prefetch); in a server each kind of plot is then updated as soon as its
-        # own runs are done (the *_ready parameters, set from the event loop), so a quick
+        # θ maps, the two curves, d(capacity), the simulated line-cut and Fig. 5b are Bokeh
+        # figures whose data sources are replaced, the measured line-cut a HoloViews
+        # DynamicMap (it changes only with the dataset or the particle). A change of the
+        # settings (a slider's release) starts, side by side in worker processes, every
+        # simulation the change needs (_common.prefetch); in a server each kind of plot is
+        # then updated as soon as its own runs are done (the *_ready parameters, set from the event loop), so a quick
         # plot does not wait behind a slow one and the server keeps answering meanwhile;
         # the θ maps and curves first show a coarse preview when theirs is done first.
         self.settings.param.watch(self._prefetch, list(PREFETCH_ON))
@@ -211,15 +266,11 @@ class ModelExplorer(pn.viewable.Viewer):
         self._publish(self._keys(self.settings.model_settings()))
         self.map_panes = [pn.pane.Bokeh(f, margin=0, name=f"theta_map_{m:g}min")
                           for f, m in zip(self._map_figs, C.FIG4_MINUTES, strict=True)]
-        self.offset_pane = pn.pane.HoloViews(
-            _dynamic(pn.bind(self._offset_plot, self.param.twin_ready)), name="offset")
+        self.offset_pane = pn.pane.Bokeh(self._offset_fig, name="offset")
         self.measured_pane = pn.pane.HoloViews(
             _dynamic(pn.bind(self._measured_kymograph, *measured)), name="measured_kymograph")
-        self.simulated_pane = pn.pane.HoloViews(
-            _dynamic(pn.bind(self._simulated_kymograph, self.param.twin_ready)),
-            name="simulated_kymograph")
-        self.rate_pane = pn.pane.HoloViews(
-            _dynamic(pn.bind(self._rate_plot, self.param.rate_ready)), name="rate_capability")
+        self.simulated_pane = pn.pane.Bokeh(self._sim_kymo_fig, name="simulated_kymograph")
+        self.rate_pane = pn.pane.Bokeh(self._rate_fig, name="rate_capability")
         self.downloads = self._make_downloads()  # file name -> button: PNG/figure, CSV/table
         self._prefetch()
 
@@ -252,14 +303,16 @@ class ModelExplorer(pn.viewable.Viewer):
         if "maps" in keys:
             key = keys["maps"]
             self.maps_title.object = self._maps_title(_model_settings(key), key[-1])
-        # one message to the page for all the figures this updates; HoloViews plots (twin,
-        # rate) also get one walk over the page's models instead of one per figure, while
-        # the maps and curves alone, plain data sources replaced in place, need none
-        # (_common.one_update)
-        with K.one_update(pn.state.curdoc, freeze=bool(set(keys) - {"maps"})):
+        # one message to the page for all the figures this updates; all of them plain data
+        # sources replaced in place, no walk over the page's models (_common.one_update)
+        with K.one_update(pn.state.curdoc, freeze=False):
             if "maps" in keys:
                 self._update_maps(keys["maps"])
                 self._update_curves(keys["maps"])
+            if "twin" in keys:
+                self._update_twin(keys["twin"])
+            if "rate" in keys:
+                self._update_rate(keys["rate"])
             self.param.update({f"{kind}_ready": key for kind, key in keys.items()})
 
     def _prefetch(self, *_events):
@@ -675,7 +728,8 @@ class ModelExplorer(pn.viewable.Viewer):
         return f"#### θ maps (Fig. 4): {label}, D × {float(s['diffusivity_scale']):g}{state}"
 
     def _rate_plot(self, key):
-        """Fig. 5b for ``key`` = (η, fraction, rate, D scale, film)."""
+        """Fig. 5b for ``key`` = (η, fraction, rate, D scale, film): ``(HoloViews overlay of
+        :func:`asymflux.plots.fig5b_rate_capability`, title)``."""
         eta, blocked_fraction, rate_mA_g, diffusivity_scale, film = key
         s = dict(eta=float(eta), blocked_fraction=float(blocked_fraction),
                  rate_mA_g=float(rate_mA_g), diffusivity_scale=float(diffusivity_scale),
@@ -687,14 +741,61 @@ class ModelExplorer(pn.viewable.Viewer):
             self._show_error(e, prefix="Rate capability")
             table = C.rate_table(s["eta"], s["blocked_fraction"], point=lambda *a: np.nan)
             point = np.nan
+        now = f"film {film:.3g} Ω m²" if film is not None else f"η {s['eta']:g}"
+        return (self._rate_element(table, s["rate_mA_g"], point),
+                f"Fig. 5b; now {now} at {s['rate_mA_g']:g} mA/g → {point:.4f}")
+
+    @staticmethod
+    def _rate_element(table, rate_mA_g, point):
         labels = {k: v[0] for k, v in C.REFERENCE_SURFACES.items()}
         labels[C.CURRENT_LABEL] = C.CURRENT_LABEL  # fixed: the plot is updated in place
-        plot = plots.fig5b_rate_capability(table, current_rate_mA_g=s["rate_mA_g"],
+        return plots.fig5b_rate_capability(table, current_rate_mA_g=rate_mA_g,
                                            current_li_extracted=point, logx=True, labels=labels)
-        now = f"film {film:.3g} Ω m²" if film is not None else f"η {s['eta']:g}"
-        return _framewise(plot.opts(
-            title=f"Fig. 5b; now {now} at {s['rate_mA_g']:g} mA/g → {point:.4f}",
-            width=600, height=380, legend_position="bottom_left"))
+
+    def _make_twin_and_rate_figures(self) -> None:
+        """d(capacity), the simulated line-cut kymograph and Fig. 5b: Bokeh figures drawn
+        once, empty, by their builders (:func:`asymflux.plots.offset_vs_capacity`,
+        :func:`~asymflux.plots.kymograph`, :func:`~asymflux.plots.fig5b_rate_capability`,
+        also the notebooks' and the PNG downloads'), whose data sources a change then
+        replaces in place (:meth:`_update_twin`, :meth:`_update_rate`), as the θ maps'
+        and the curves'."""
+        from bokeh.models import DataRange1d
+
+        s = self.settings.model_settings()
+        empty_ts = pd.DataFrame({"source": [], "capacity_mAh_g": [], "offset_nm": []})
+        self._offset_fig = _render_once(self._offset_element(empty_ts, "d(capacity)"),
+                                        width=380, height=320)
+        self._sim_kymo_fig = _render_once(self._kymograph_element(None, "simulated"),
+                                          width=340, height=320)
+        table = C.rate_table(s["eta"], s["blocked_fraction"], point=lambda *a: np.nan)
+        self._rate_fig = _render_once(
+            self._rate_element(table, float(s["rate_mA_g"]), np.nan),
+            width=600, height=380, legend_position="bottom_left")
+        for f in (self._offset_fig, self._rate_fig):  # self-adjusting axes, as the curves'
+            f.x_range, f.y_range = DataRange1d(), DataRange1d()
+
+    def _update_twin(self, key) -> None:
+        """Put d(capacity) and the simulated line-cut for ``key`` (see :attr:`twin_ready`)
+        into their figures, in place."""
+        if key is None or key == self._twin_key:
+            return
+        self._twin_key = key
+        _put(self._offset_fig, *self._offset_plot(key))
+        _put(self._sim_kymo_fig, *self._simulated_kymograph(key))
+        quads = self._sim_kymo_fig.renderers[0].data_source.data  # tight axes, as HoloViews'
+        if len(quads["left"]):
+            self._sim_kymo_fig.x_range.update(start=float(np.min(quads["left"])),
+                                              end=float(np.max(quads["right"])))
+            self._sim_kymo_fig.y_range.update(start=float(np.min(quads["bottom"])),
+                                              end=float(np.max(quads["top"])))
+
+    def _update_rate(self, key) -> None:
+        """Put Fig. 5b for ``key`` (see :attr:`rate_ready`) into its figure, in place; the
+        same key (a move of the arc's angle) changes nothing."""
+        if key is None or key == self._rate_key:
+            return
+        self._rate_key = key
+        _put(self._rate_fig, *self._rate_plot(key))
 
     def _make_curve_plots(self):
         """The flux-ratio and voltage figures, drawn once by their builders
@@ -791,25 +892,31 @@ class ModelExplorer(pn.viewable.Viewer):
 
     def _offset_plot(self, key):
         """d(capacity) of the measured particle and its simulated twin (Fig. 5d), for
-        ``key`` = (η, fraction, angle, rate, D scale, dataset, particle)."""
+        ``key`` = (η, fraction, angle, rate, D scale, film, dataset, particle):
+        ``(HoloViews overlay, title)``."""
         s, (dataset, particle_id) = _model_settings(key), key[len(MODEL_SETTINGS):]
         movies = [self._measured_movie(dataset, particle_id),
                   self._simulated_movie(s, dataset, particle_id)]
         ts = pd.concat([m.timeseries for m in movies if m is not None]
                        or [pd.DataFrame({"source": [], "capacity_mAh_g": [], "offset_nm": []})],
                        ignore_index=True)
-        d = plots.offset_vs_capacity(ts, curves=("measured", "simulated"),
-                                     title=f"d(capacity), particle {particle_id}")
-        return _framewise(d.opts(width=380, height=320))
+        title = f"d(capacity), particle {particle_id}"
+        return self._offset_element(ts, title), title
+
+    @staticmethod
+    def _offset_element(ts, title):
+        return plots.offset_vs_capacity(ts, curves=("measured", "simulated"), title=title)
+
+    @staticmethod
+    def _kymograph_element(movie, title):
+        if movie is None:
+            return plots.kymograph(np.empty((0, 0)), [], [], boundaries=pd.DataFrame(),
+                                   title=title)
+        return plots.kymograph(movie.kymograph, movie.distance_nm, movie.capacity_mAh_g,
+                               boundaries=movie.boundaries, title=title)
 
     def _kymograph(self, movie, title):
-        if movie is None:
-            plot = plots.kymograph(np.empty((0, 0)), [], [], boundaries=pd.DataFrame(),
-                                   title=title)
-        else:
-            plot = plots.kymograph(movie.kymograph, movie.distance_nm, movie.capacity_mAh_g,
-                                   boundaries=movie.boundaries, title=title)
-        return _framewise(plot.opts(width=340, height=320))
+        return _framewise(self._kymograph_element(movie, title).opts(width=340, height=320))
 
     def _measured_kymograph(self, dataset, particle_id):
         """Line-cut kymograph of the measured particle (Fig. 5c)."""
@@ -818,14 +925,15 @@ class ModelExplorer(pn.viewable.Viewer):
 
     def _simulated_kymograph(self, key):
         """Line-cut kymograph of the simulated twin (Fig. 5c), same measurement, for ``key``
-        as in :meth:`_offset_plot`."""
+        as in :meth:`_offset_plot`: ``(HoloViews overlay, title)``."""
         s, (dataset, particle_id) = _model_settings(key), key[len(MODEL_SETTINGS):]
         what = (f"η {s['eta']:.2g}" if s["film_ohm_m2"] is None
                 else f"film {s['film_ohm_m2']:.3g} Ω m²")
         # short enough for the plot's width: the arc's fraction and angle are in the θ maps'
         # heading
-        return self._kymograph(self._simulated_movie(s, dataset, particle_id),
-                               f"simulated, {what}")
+        title = f"simulated, {what}"
+        return (self._kymograph_element(self._simulated_movie(s, dataset, particle_id), title),
+                title)
 
     # ------------------------------------------------------------------ downloads
     # What the page shows for the current settings (the parameters), as files: each figure
