@@ -341,14 +341,11 @@ def read_mpt_columns(path):
     raw.columns = [str(c).strip() for c in raw.columns]
     for c in raw.columns:
         if not pd.api.types.is_numeric_dtype(raw[c]):
-            text = raw[c].where(raw[c].isna(), raw[c].astype(str).str.strip())
-            if decimal == ",":
-                text = text.str.replace(",", ".", regex=False)
-            as_num = pd.to_numeric(text, errors="coerce")
-            bad_rows = np.flatnonzero(as_num.isna().to_numpy() & raw[c].notna().to_numpy())
-            k = int(bad_rows[0]) if bad_rows.size else 0
+            from asymflux.io._tables import first_non_number
+
+            k, value = first_non_number(raw[c], decimal=decimal)[0] or (0, raw[c].iloc[0])
             raise DatasetError(
-                f"{path}: column {c!r} holds {raw[c].iloc[k]!r} (data row {k + 1}, line "
+                f"{path}: column {c!r} holds {value!r} (data row {k + 1}, line "
                 f"{n_header + 1 + k}) where a number is expected (decimal separator read "
                 f"as {decimal!r})"
             )

@@ -154,6 +154,17 @@ def read_parquet(path) -> pd.DataFrame:
             from e
 
 
+def first_non_number(col: pd.Series, *, decimal: str = "."):
+    """``(row position, value)`` of the first cell of ``col`` that is not a number read with
+    this decimal mark (missing cells are fine), or None; and the column as numbers."""
+    text = col.where(col.isna(), col.astype(str).str.strip())
+    if decimal == ",":
+        text = text.str.replace(",", ".", regex=False)
+    as_num = pd.to_numeric(text, errors="coerce")
+    bad = np.flatnonzero(as_num.isna().to_numpy() & col.notna().to_numpy())
+    return (None if not bad.size else (int(bad[0]), col.iloc[int(bad[0])])), as_num
+
+
 def _numbers(df: pd.DataFrame, name: str, *, path, seconds: bool = False) -> np.ndarray:
     """A column as float64, or a DatasetError naming it: dates, booleans and text refused;
     a duration column (``seconds``: the time column) in seconds."""
@@ -175,13 +186,13 @@ def _numbers(df: pd.DataFrame, name: str, *, path, seconds: bool = False) -> np.
         )
     if pd.api.types.is_numeric_dtype(col):
         return col.to_numpy(np.float64)
-    as_num = pd.to_numeric(col, errors="coerce")
-    bad = col[as_num.isna() & col.notna()]
-    if len(bad):
+    bad, as_num = first_non_number(col)
+    if bad is not None:
+        k, value = bad
         hint = (" (decimal commas? pass decimal=',' and sep=';')"
-                if isinstance(bad.iloc[0], str) and "," in bad.iloc[0] else "")
+                if isinstance(value, str) and "," in value else "")
         raise DatasetError(
-            f"{path}: column {name!r} holds {bad.iloc[0]!r} at row {int(bad.index[0]) + 1} "
+            f"{path}: column {name!r} holds {value!r} at row {k + 1} "
             f"where a number is expected{hint}"
         )
     return as_num.to_numpy(np.float64)

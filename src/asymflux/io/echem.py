@@ -448,12 +448,9 @@ def _echem_from_table(df: pd.DataFrame, *, path: Path, columns, active_mass_mg, 
                     col) or pd.api.types.is_bool_dtype(col):
                 raise DatasetError(f"{path}: column {c!r} holds {col.dtype} values where "
                                    "numbers are expected")
-            text = col.where(col.isna(), col.astype(str).str.strip())
-            if layout.get("decimal") == ",":
-                text = text.str.replace(",", ".", regex=False)
-            bad = col[pd.to_numeric(text, errors="coerce").isna() & col.notna()]
-            k = int(bad.index[0]) if len(bad) else 0
-            sample = bad.iloc[0] if len(bad) else None
+            from asymflux.io._tables import first_non_number
+
+            k, sample = first_non_number(col, decimal=layout.get("decimal", "."))[0] or (0, None)
             read_as = (f"; read with separator {layout.get('sep', ',')!r} and decimal mark "
                        f"{layout.get('decimal', '.')!r}")
             hint = (" (pass decimal=',' and sep=';' for decimal commas, or sep=/decimal= "

@@ -539,6 +539,16 @@ def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bo
     return parts
 
 
+def _stored_chunk_starts(movie):
+    """First frames of the stored chunks of a chunked ``movie``, or None when every chunk is
+    stored (or the file cannot say): one pass over HDF5's chunk index."""
+    per = tuple(-(-int(d) // int(c)) for d, c in zip(movie.shape, movie.chunks, strict=True))
+    n_chunks = movie.id.get_num_chunks()
+    if n_chunks >= int(np.prod(per)):
+        return None
+    return {int(movie.id.get_chunk_info(k).chunk_offset[0]) for k in range(n_chunks)}
+
+
 def written_frames(movie) -> int:
     """How many leading frames of an HDF5 ``movie`` hold data.
 
@@ -557,15 +567,11 @@ def written_frames(movie) -> int:
             if movie.id.get_storage_size() == 0 and not movie.external:
                 return 0
         else:
-            per = tuple(-(-int(d) // int(c))
-                        for d, c in zip(movie.shape, movie.chunks, strict=True))
-            n_chunks = movie.id.get_num_chunks()
-            if n_chunks < int(np.prod(per)):
-                last = max((int(movie.id.get_chunk_info(k).chunk_offset[0])
-                            for k in range(n_chunks)), default=-1)
-                if last < 0:
+            stored = _stored_chunk_starts(movie)
+            if stored is not None:
+                if not stored:
                     return 0
-                n = min(n, last + int(movie.chunks[0]))
+                n = min(n, max(stored) + int(movie.chunks[0]))
             lo = max(0, n - int(movie.chunks[0]))
     except Exception:  # noqa: BLE001 - a driver or filter without chunk queries: trust the shape
         return n
@@ -591,15 +597,12 @@ def missing_chunks(movie, n_frames) -> list[int]:
     if movie.chunks is None or n_frames == 0:
         return []
     try:
-        per = tuple(-(-int(d) // int(c)) for d, c in zip(movie.shape, movie.chunks, strict=True))
-        n_chunks = movie.id.get_num_chunks()
-        if n_chunks >= int(np.prod(per)):
-            return []
-        stored = {int(movie.id.get_chunk_info(k).chunk_offset[0]) for k in range(n_chunks)}
+        stored = _stored_chunk_starts(movie)
     except Exception:  # noqa: BLE001
         return []
-    step = int(movie.chunks[0])
-    return [k for k in range(0, n_frames, step) if k not in stored]
+    if stored is None:
+        return []
+    return [k for k in range(0, n_frames, int(movie.chunks[0])) if k not in stored]
 
 
 class _FirstFrames:
