@@ -56,6 +56,25 @@ def _need(name: str) -> set:
     return {"maps", "simulated", "flux", "voltage"} | ({"fig5b"} if name != "angle" else set())
 
 
+QUIET_S = 2.0
+"""Before the next move, no plot may have been painted for this long: a late update of the
+last move (a Fig. 5b point still running) would otherwise land after the next key release
+and be counted as that move's."""
+
+
+def _paint_count(page) -> int:
+    return page.evaluate("() => (window.__asymflux || {painted: []}).painted.length")
+
+
+def _wait_quiet(page, *, timeout_s: float = 60.0) -> None:
+    n, since, t_end = _paint_count(page), time.perf_counter(), time.perf_counter() + timeout_s
+    while time.perf_counter() - since < QUIET_S and time.perf_counter() < t_end:
+        page.wait_for_timeout(200)
+        m = _paint_count(page)
+        if m != n:
+            n, since = m, time.perf_counter()
+
+
 def _moves(page, surface: str, repeats: int, rows: list) -> None:
     handles = page.locator(VISIBLE_HANDLES)
     for rep in range(repeats):
@@ -74,8 +93,8 @@ def _moves(page, surface: str, repeats: int, rows: list) -> None:
                 page.wait_for_timeout(100)
             # every plot settled (the slower check, outside the timing) before the next move
             wait_for(page, explorer_ready, timeout_s=120)
-            page.wait_for_timeout(300)
             seen = paints_since_keyup(page)
+            _wait_quiet(page)
             first = min((f for f, _ in seen.values()), default=float("nan"))
             finals = [seen[k][1] for k in need if k in seen and seen[k][1] is not None]
             last = max(finals) if len(finals) == len(need) else float("nan")
@@ -92,6 +111,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2, help="passes over the five sliders")
     ap.add_argument("--surface", choices=("prescribed", "kinetic", "both"), default="both",
                     help="which surface model to move the sliders with (default both)")
+    ap.add_argument("--server-log", default=None, help="write the server's output to this file")
     args = ap.parse_args()
     cache = os.environ.get("ASYMFLUX_CACHE") or tempfile.mkdtemp(prefix="asymflux-bench-")
     os.environ["ASYMFLUX_CACHE"] = cache
@@ -108,7 +128,7 @@ def main() -> int:
 
     rows: list = []
     surfaces = ["prescribed", "kinetic"] if args.surface == "both" else [args.surface]
-    with serve(cache) as url, sync_playwright() as p:
+    with serve(cache, log_path=args.server_log) as url, sync_playwright() as p:
         b = launch(p)
         page = b.new_page(viewport={"width": 1600, "height": 1500})
         errors = []
@@ -127,7 +147,7 @@ def main() -> int:
                 wait_for(page, lambda s: explorer_ready(s) and any(
                     "(kinetic)" in str(r[0]) and "preview" not in str(r[0])
                     for r in map_groups(s)["flux"]), timeout_s=180)
-                page.wait_for_timeout(500)
+            _wait_quiet(page)
             _moves(page, surface, args.repeats, rows)
         b.close()
     load = ""

@@ -159,3 +159,33 @@ def test_downloads_from_the_page(demo_data, session_cache, playwright_browser, t
         finally:
             ctx.close()
     assert not _log_problems(log), log.read_text()[-4000:]
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far (Linux /proc)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_page_that_never_connects_costs_the_server_nothing(demo_data, session_cache, tmp_path):
+    # A GET of the page without its websocket (a link preview, a health check, a readiness
+    # probe) makes a session. It used to analyse the dataset anyway, and its measured
+    # line-cut, refreshed before any connection, rescheduled its refresh on every tick of the
+    # event loop until the session was dropped (15-30 s): a core of the server's CPU, which
+    # slowed every real page's updates (bench_dashboard.py's first moves by up to 2 s).
+    import time
+    import urllib.request
+
+    started: list = []
+    with serve(session_cache, log_path=tmp_path / "serve.log", dashboards=[EXPLORER],
+               probe=STATIC_PROBE, started=started) as url:
+        pid = started[0].pid
+        urllib.request.urlopen(url + "/model_explorer", timeout=TIMEOUT_S).read()
+        time.sleep(3.0)  # the page's own making is done; the analysis would take ~5 s
+        cpu0 = _cpu_s(pid)
+        time.sleep(12.0)
+        used = _cpu_s(pid) - cpu0
+    assert used < 2.0, f"the server used {used:.1f} s of CPU in 12 s for a page nobody opened"

@@ -54,7 +54,7 @@ def _pool():
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(["asymflux.views._compute"])
             # the workers die with the server, even when it is killed (_die_with)
-            _POOL = ProcessPoolExecutor(n, mp_context=ctx, initializer=_die_with,
+            _POOL = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
                                         initargs=(os.getpid(),))
             _install_stop_handlers()
             for _ in range(n):  # start every worker now, warm, not at the first slider move
@@ -62,9 +62,33 @@ def _pool():
     return _POOL or None
 
 
+SIMULATION_NICE = 4
+"""Niceness added to the simulation workers: the server (which publishes their results) and
+a browser on the same machine get the CPU first when they need it; on two cores a
+worker at the server's priority delayed each plot's paint by 0.1-0.2 s."""
+ANALYSIS_NICE = 8
+"""Niceness added to a dataset analysis' worker (below the simulations)."""
+
+
+def _worker_init(server_pid: int) -> None:
+    """A simulation worker's start: it dies with the server and runs below it."""
+    _die_with(server_pid)
+    try:
+        os.nice(SIMULATION_NICE)
+    except OSError:
+        pass
+
+
 def _warm_up():
-    """A tiny run, so that a worker's first real one does not pay for imports and caches."""
+    """A tiny run, so that a worker's first real one does not pay for imports and caches
+    (the model, and the optics and analysis a simulated twin goes through: without this
+    the first twin of each worker took ~1 s longer than the next ones)."""
     from asymflux import model
+
+    rows, cols = np.mgrid[:24, :24]
+    disk = (rows - 12) ** 2 + (cols - 12) ** 2 < 64
+    C.simulated_particle(disk, 65.0, np.linspace(0.0, 20.0, 4), eta=0.3, blocked_fraction=0.25,
+                         angle_deg=180.0, rate_mA_g=400.0)
 
     for film in (None, 0.2):  # prescribed and kinetic (Butler-Volmer, the OCV)
         model.simulate(model.nmc88_lun2025(), model.disk_mesh(1.0, n_radial=4, n_angular=8),
@@ -517,7 +541,7 @@ def _job_main(conn, spec, allow_large, limit, server_pid):
             raise _ServerGone from e
 
     try:
-        os.nice(5)  # below the server and the simulations: the pages stay quick
+        os.nice(ANALYSIS_NICE)  # below the server and the simulations: the pages stay quick
     except (OSError, AttributeError):
         pass
     import tqdm.auto

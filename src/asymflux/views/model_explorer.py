@@ -407,7 +407,12 @@ class ModelExplorer(pn.viewable.Viewer):
             async def load():
                 await self._load_async(token)
 
-            pn.state.execute(load)
+            # once the page is open (at once when it already is): a session whose page never
+            # connects (a link preview, a health check, a readiness probe) analyses nothing,
+            # and a HoloViews plot of it that refreshes before the connection reschedules its
+            # refresh on every tick (state._unblocked) until the session is dropped 15-30 s
+            # later: a core of the server's CPU that slowed every other page's updates
+            pn.state.onload(load)
             return None
         try:
             result = K.analyzed(self.dataset, allow_large=self.allow_large)
