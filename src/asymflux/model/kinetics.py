@@ -149,8 +149,14 @@ class KineticBoundary:
         return self.k0 * root, np.where(inside, self.k0 * (1 - 2 * th) / (2 * root), 0.0)
 
     def ocv_and_slope(self, theta_s):
-        """``U(θ)`` in V and ``dU/dθ`` (central difference, h = 1e-6)."""
+        """``U(θ)`` in V and ``dU/dθ``: the OCV function's own ``value_and_slope`` when it has
+        one (:func:`~asymflux.model.parameters.ocv_nmc811_chen2020` does), else a central
+        difference (h = 1e-6)."""
         th = np.asarray(theta_s, dtype=float)
+        both = getattr(self.ocv, "value_and_slope", None)  # analytic, where the set has it
+        if both is not None:
+            u, du = both(th)
+            return np.asarray(u, dtype=float), np.asarray(du, dtype=float)
         h = 1e-6
         u = np.asarray(self.ocv(th), dtype=float)
         du = (np.asarray(self.ocv(th + h), dtype=float) - np.asarray(self.ocv(th - h), dtype=float)) / (2 * h)
@@ -197,16 +203,21 @@ class KineticBoundary:
             ei = 1 / e
             s = i0 * (e - ei)  # 2 i0 sinh(α x)
             c = ai0 * (e + ei)  # its derivative, 2 i0 α cosh(α x)
-            den = 1 + r * c
-            h = r * s + (x + u) - v
-            wg = w * c / den
+            inv = 1 / (1 + r * c)
+            h = r * s
+            h += x
+            h += u
+            h -= v
+            wg = w * c
+            wg *= inv
             sw = wg.sum()
             if not sw > 0:
                 raise FloatingPointError("the surface has no exchange current (occupancy 0 or 1 "
                                          "everywhere): the particle potential is undefined")
             dv = (target - w @ s + wg @ h) / sw
-            dx = (dv - h) / den
-            big = np.abs(dx).max()
+            dx = dv - h
+            dx *= inv
+            big = max(dx.max(), -dx.min())
             if big <= MAX_STEP_V:
                 x = x + dx
                 v += dv
