@@ -111,7 +111,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2, help="passes over the five sliders")
     ap.add_argument("--surface", choices=("prescribed", "kinetic", "both"), default="both",
                     help="which surface model to move the sliders with (default both)")
-    ap.add_argument("--server-log", default=None, help="write the server's output to this file")
+    ap.add_argument("--server-log", default=None, help="write the server's output to this file, with the explorer's own "
+                    "timings of each change (ASYMFLUX_DASHBOARD_TIMING)")
     args = ap.parse_args()
     cache = os.environ.get("ASYMFLUX_CACHE") or tempfile.mkdtemp(prefix="asymflux-bench-")
     os.environ["ASYMFLUX_CACHE"] = cache
@@ -128,7 +129,8 @@ def main() -> int:
 
     rows: list = []
     surfaces = ["prescribed", "kinetic"] if args.surface == "both" else [args.surface]
-    with serve(cache, log_path=args.server_log) as url, sync_playwright() as p:
+    timing = {"ASYMFLUX_DASHBOARD_TIMING": "1"} if args.server_log else None
+    with serve(cache, log_path=args.server_log, env=timing) as url, sync_playwright() as p:
         b = launch(p)
         page = b.new_page(viewport={"width": 1600, "height": 1500})
         errors = []

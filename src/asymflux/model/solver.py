@@ -46,6 +46,14 @@ patterns go to SuperLU. A disk mesh numbered ring by ring has a half-band of one
 (48 on the default mesh, 24 once folded): banded LU is then 2-5x faster than SuperLU."""
 
 
+DENSE_MAX_UNKNOWNS = 128
+"""Up to this many unknowns (after folding the symmetry) the integrator works with a dense
+Jacobian and LAPACK's dense LU: on such small problems the sparse matrices' bookkeeping
+costs more than the arithmetic (a Fig. 5b point of the model explorer, 8 x 16 mesh folded
+to 65 unknowns: 108 -> 70 ms prescribed, 153 -> 130 ms kinetic). Larger problems keep the
+sparse/banded path (a dense 216-unknown twin ran 2x slower)."""
+
+
 class SymmetricOrderingBDF(BDF):
     """SciPy's BDF with a linear solver suited to the mesh's sparsity pattern.
 
@@ -73,6 +81,19 @@ class SymmetricOrderingBDF(BDF):
                 self.nlu += 1
                 return self._factor(A)
             self.lu = lu
+        else:  # LAPACK directly: scipy.linalg's lu_factor/lu_solve wrappers cost ~0.1 ms a call
+            from scipy.linalg.lapack import dgetrf, dgetrs
+
+            def lu_dense(A):
+                self.nlu += 1
+                if not np.all(np.isfinite(A)):
+                    raise np.linalg.LinAlgError("the Newton matrix has non-finite entries")
+                factors, piv, _info = dgetrf(A, overwrite_a=1)
+                return factors, piv
+
+            def solve_lu_dense(LU, b):
+                return dgetrs(LU[0], LU[1], b, overwrite_b=1)[0]
+            self.lu, self.solve_lu = lu_dense, solve_lu_dense
 
     def _factor(self, A):
         """LU of ``A`` (CSC), by the plan made at the first call for A's pattern; with a
@@ -538,6 +559,11 @@ def _integrate(disc, current, theta, t_span, t_eval, events, rtol, atol, *, wher
         t = last_t[0]
         return SolverError(f"solver failed at t = {t:.1f} s ({t / 60:.2f} min) in {where}: {message}")
 
+    if disc.n_unknowns <= DENSE_MAX_UNKNOWNS:  # small: dense LU, the rank-one part inside
+        jac, rank_one = (lambda t, y: disc.jacobian_dense(y, current)), None
+    else:
+        jac = (lambda t, y: disc.jacobian(y, current))
+        rank_one = (lambda: disc.last_rank_one) if disc.is_kinetic else None
     try:
         sol = solve_ivp(
             fun,
@@ -545,11 +571,11 @@ def _integrate(disc, current, theta, t_span, t_eval, events, rtol, atol, *, wher
             disc.fold(theta),
             method=SymmetricOrderingBDF,
             t_eval=t_eval,
-            jac=lambda t, y: disc.jacobian(y, current),
+            jac=jac,
             events=[e for e, _ in events] or None,
             rtol=rtol,
             atol=atol,
-            rank_one=(lambda: disc.last_rank_one) if disc.is_kinetic else None,
+            rank_one=rank_one,
         )
     except (RuntimeError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
         raise fail(f"{type(exc).__name__}: {exc}") from exc

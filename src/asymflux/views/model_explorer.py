@@ -29,6 +29,23 @@ FINE, PREVIEW = "fine", "preview"
 PREVIEW_TAG = " (coarse preview)"
 """Appended to the titles of the plots that show the coarse preview."""
 
+TIMING_ENV = "ASYMFLUX_DASHBOARD_TIMING"
+"""Environment variable: when set (to anything but ``0``), the explorer prints to the
+server's log, for each change of the settings, when each kind of plot's runs were done and
+when it was published (seconds since the change reached the server): what
+``benchmarks/bench_dashboard.py --server-log`` reads beside the browser's times."""
+
+
+def _timing(t0: float, what: str) -> None:
+    import os
+    import sys
+    import time
+
+    if os.environ.get(TIMING_ENV, "0") not in ("", "0"):
+        print(f"asymflux timing: {what} at {time.perf_counter() - t0:.3f} s", file=sys.stderr,
+              flush=True)
+
+
 PREFETCH_ON = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale",
                "surface_model", "film_resistance_ohm_m2", "pixel_nm")
 """The settings whose change starts the runs the plots need (``film_log10`` follows
@@ -319,6 +336,9 @@ class ModelExplorer(pn.viewable.Viewer):
         """Start every simulation the current settings need and update the plots: in a
         server each kind when its runs are done; elsewhere (notebook, tests) at once, the
         plots then waiting for their runs."""
+        import time
+
+        t0 = time.perf_counter()
         s = self.settings.model_settings()
         keys = self._keys(s)
         futures = K.prefetch(s, pixel_nm=float(self.settings.pixel_nm), dataset=self.dataset,
@@ -328,15 +348,16 @@ class ModelExplorer(pn.viewable.Viewer):
             return
 
         async def publish_when_done():
-            await self._publish_when_done(keys, futures)
+            await self._publish_when_done(keys, futures, t0)
 
+        _timing(t0, f"change {s} submitted")
         pn.state.execute(publish_when_done)
         # while nobody waits: the reference curves one D-scale step away
         i = DSCALE_OPTIONS.index(min(DSCALE_OPTIONS,
                                      key=lambda d: abs(d - float(s["diffusivity_scale"]))))
         K.warm_rate_curves(DSCALE_OPTIONS[max(0, i - 1): i + 2])
 
-    async def _publish_when_done(self, keys: dict, futures: dict) -> None:
+    async def _publish_when_done(self, keys: dict, futures: dict, t0: float) -> None:
         """Publish each kind of plot's settings once its runs are done (in the order they
         finish), unless the settings have moved on meanwhile."""
         import asyncio
@@ -347,8 +368,10 @@ class ModelExplorer(pn.viewable.Viewer):
         async def one(kind):
             await asyncio.gather(*(asyncio.wrap_future(f) for f in futures.get(kind, ())),
                                  return_exceptions=True)  # a failure is shown by its plot
+            _timing(t0, f"{kind} computed")
             if current(kind) == keys[kind]:
                 self._publish({kind: keys[kind]})
+                _timing(t0, f"{kind} published")
 
         async def preview():
             # the coarse θ maps and curves first, unless the fine ones are there already
@@ -357,8 +380,10 @@ class ModelExplorer(pn.viewable.Viewer):
                 return
             await asyncio.gather(*(asyncio.wrap_future(f) for f in futures["preview"]),
                                  return_exceptions=True)
+            _timing(t0, "preview computed")
             if not all(f.done() for f in done) and current("maps") == keys["maps"]:
                 self._publish({"maps": (*keys["maps"][:-1], PREVIEW)})
+                _timing(t0, "preview published")
 
         await asyncio.gather(*(one(kind) for kind in keys),
                              *([preview()] if "preview" in futures else []))
