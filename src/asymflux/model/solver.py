@@ -559,11 +559,12 @@ def _integrate(disc, current, theta, t_span, t_eval, events, rtol, atol, *, wher
         t = last_t[0]
         return SolverError(f"solver failed at t = {t:.1f} s ({t / 60:.2f} min) in {where}: {message}")
 
-    if disc.n_unknowns <= DENSE_MAX_UNKNOWNS:  # small: dense LU, the rank-one part inside
-        jac, rank_one = (lambda t, y: disc.jacobian_dense(y, current)), None
-    else:
-        jac = (lambda t, y: disc.jacobian(y, current))
-        rank_one = (lambda: disc.last_rank_one) if disc.is_kinetic else None
+    dense = disc.n_unknowns <= DENSE_MAX_UNKNOWNS  # small: dense LU, the rank-one part inside
+
+    def jac(t, y):
+        return disc.jacobian_dense(y, current) if dense else disc.jacobian(y, current)
+
+    rank_one = (lambda: disc.last_rank_one) if disc.is_kinetic and not dense else None
     try:
         sol = solve_ivp(
             fun,
