@@ -129,16 +129,25 @@ def surface_outline(surface, radius_um: float, *, center=(0.0, 0.0), n: int = 36
     circle = _style(hv.Curve((x0 + radius_um * np.cos(phi), y0 + radius_um * np.sin(phi)),
                              kdims=kd, vdims=vd),
                     {"color": "black"}, bokeh={"line_width": 1}, matplotlib={"linewidth": 1})
+    blocked = _style(hv.Curve(arc_outline_xy(surface, radius_um, center=center, n=n),
+                              kdims=kd, vdims=vd),
+                     {"color": "red"}, bokeh={"line_width": 4}, matplotlib={"linewidth": 3})
+    return circle * blocked
+
+
+def arc_outline_xy(surface, radius_um: float, *, center=(0.0, 0.0), n: int = 361):
+    """``(x, y)`` in µm of a surface's blocked (or film-covered) arcs on a circle of
+    ``radius_um``, the arcs separated by NaN (empty without arcs): the red curve of
+    :func:`surface_outline`, without HoloViews (the model explorer redraws it per change)."""
+    x0, y0 = center
     xs, ys = [], []
     for arc in getattr(surface, "arcs", ()):
         c, hw = np.deg2rad(arc.center_deg), arc.half_width_rad
         t = np.linspace(c - hw, c + hw, max(8, int(n * arc.fraction)))
         xs += [x0 + radius_um * np.cos(t), [np.nan]]
         ys += [y0 + radius_um * np.sin(t), [np.nan]]
-    blocked = _style(hv.Curve((np.concatenate(xs) if xs else np.zeros(0),
-                               np.concatenate(ys) if ys else np.zeros(0)), kdims=kd, vdims=vd),
-                     {"color": "red"}, bokeh={"line_width": 4}, matplotlib={"linewidth": 3})
-    return circle * blocked
+    return (np.concatenate(xs) if xs else np.zeros(0),
+            np.concatenate(ys) if ys else np.zeros(0))
 
 
 def fig5b_rate_capability(table: pd.DataFrame, *, current_rate_mA_g: float | None = None,

@@ -188,4 +188,5 @@ def test_a_page_that_never_connects_costs_the_server_nothing(demo_data, session_
         cpu0 = _cpu_s(pid)
         time.sleep(12.0)
         used = _cpu_s(pid) - cpu0
-    assert used < 2.0, f"the server used {used:.1f} s of CPU in 12 s for a page nobody opened"
+    # spinning, it used ~11 s; publishing nothing, it uses ~0.1 s (3 s of slack for CI)
+    assert used < 3.0, f"the server used {used:.1f} s of CPU in 12 s for a page nobody opened"

@@ -1031,3 +1031,19 @@ def test_twin_and_rate_plots_are_updated_not_rebuilt(demo_data):
     span = next(r for r in figs["rate"].renderers if not isinstance(r, GlyphRenderer))
     assert span.location == 200.0
 
+
+
+def test_arc_outline_is_the_red_curve_of_the_surface_outline():
+    from asymflux import model, plots
+
+    quarter = model.Surface([model.BlockedArc(180.0, 0.25, 0.3), model.BlockedArc(20.0, 0.1, 0.5)])
+    x, y = plots.arc_outline_xy(quarter, 1.2)
+    assert np.count_nonzero(np.isnan(x)) == 2 == np.count_nonzero(np.isnan(y))  # one per arc
+    ok = np.isfinite(x)
+    np.testing.assert_allclose(np.hypot(x[ok], y[ok]), 1.2)
+    first = np.degrees(np.arctan2(y[ok], x[ok]) % (2 * np.pi))[:10]
+    assert np.all((first >= 135.0 - 1e-9) & (first <= 225.0 + 1e-9))  # the quarter at 180°
+    red = plots.surface_outline(quarter, 1.2).get(1)
+    np.testing.assert_array_equal(red.dimension_values(0), x)
+    np.testing.assert_array_equal(red.dimension_values(1), y)
+    assert [a.size for a in plots.arc_outline_xy(model.Surface(), 1.2)] == [0, 0]

@@ -261,3 +261,31 @@ def test_film_arc_validation():
         model.Surface([model.BlockedArc(0, 0.25, 0.3), model.FilmArc(180, 0.25, 0.1)])
     assert model.FilmArc(0, 1.0, math.inf).resistance_ohm_m2 == math.inf
     assert model.Surface.from_film_strings(["180:0.25:0.2"]).label == "film 180:0.25:0.2"
+
+
+def test_ocv_slope_is_analytic_only_for_its_own_curve():
+    import functools
+
+    from asymflux.model.kinetics import KineticBoundary
+
+    chen = model.parameters.ocv_nmc811_chen2020
+    th = np.linspace(0.2, 0.95, 31)
+    u, du = chen.value_and_slope(th)
+    np.testing.assert_allclose(u, chen(th), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(du, (chen(th + 1e-6) - chen(th - 1e-6)) / 2e-6, rtol=1e-6)
+    mesh = model.disk_mesh(R_UM, n_radial=4, n_angular=8)
+    surface = _film((180, 0.25, 0.2))
+    kb = KineticBoundary(mesh, model.nmc88_lun2025(), surface)
+    assert kb._ocv_and_slope is not None
+
+    # a shifted curve that inherited the attribute (functools.wraps copies __dict__)
+    @functools.wraps(chen)
+    def shifted(theta):
+        return chen(theta) + 0.1
+
+    params = dict(model.nmc88_lun2025(), **{"Open-circuit voltage [V]": shifted})
+    kb = KineticBoundary(mesh, params, surface)
+    assert kb._ocv_and_slope is None
+    u2, du2 = kb.ocv_and_slope(th)
+    np.testing.assert_allclose(u2, u + 0.1, atol=1e-12)
+    np.testing.assert_allclose(du2, du, rtol=1e-5)

@@ -276,3 +276,30 @@ def test_capacity_limit_ends_the_charge_at_that_capacity():
     assert res.capacity_mAh_g[res.step_index == 0][-1] == pytest.approx(10.0)
     assert res.capacity_mAh_g[-1] == pytest.approx(8.0)
     assert res.steps[1]["end_s"] - res.steps[1]["start_s"] == pytest.approx(144.0)
+
+
+def test_small_problems_use_a_dense_lu_that_refuses_a_singular_matrix():
+    from asymflux.model import solver
+
+    disc = solver.Discretisation(model.disk_mesh(1.2, n_radial=4, n_angular=8),
+                                 model.nmc88_lun2025(), model.Surface())
+    assert disc.n_unknowns <= solver.DENSE_MAX_UNKNOWNS
+    y0 = np.full(disc.n_unknowns, 0.9)
+    bdf = solver.SymmetricOrderingBDF(lambda t, y: disc.rhs(y, 100.0), 0.0, y0, 10.0,
+                                      jac=lambda t, y: disc.jacobian_dense(y, 100.0))
+    A = np.eye(3)
+    b = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(bdf.solve_lu(bdf.lu(A.copy()), b.copy()), b)
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        bdf.lu(np.zeros((3, 3)))
+    with pytest.raises(np.linalg.LinAlgError, match="non-finite"):
+        bdf.lu(np.full((3, 3), np.nan))
+    # and the same answer as the sparse path, to round-off
+    kw = dict(output_minutes=[5.0, 10.0])
+    dense = model.simulate(None, disc.mesh, None, [model.Charge(100.0, minutes=10.0)], **kw)
+    old, solver.DENSE_MAX_UNKNOWNS = solver.DENSE_MAX_UNKNOWNS, 0
+    try:
+        sparse = model.simulate(None, disc.mesh, None, [model.Charge(100.0, minutes=10.0)], **kw)
+    finally:
+        solver.DENSE_MAX_UNKNOWNS = old
+    np.testing.assert_allclose(dense.theta, sparse.theta, atol=1e-9)

@@ -94,6 +94,18 @@ class KineticBoundary:
             if params.get(key) is None:
                 raise ValueError(f"a kinetic surface needs {key!r} in the parameter set")
         self.ocv = params["Open-circuit voltage [V]"]
+        # the OCV's own analytic slope, if it has one and it is this function's (an attribute
+        # copied onto a wrapper of another curve, e.g. by functools.wraps, is not used)
+        both = getattr(self.ocv, "value_and_slope", None)
+        if both is not None:
+            probe = np.linspace(0.05, 0.95, 7)
+            try:
+                same = np.allclose(np.asarray(both(probe)[0], dtype=float),
+                                   np.asarray(self.ocv(probe), dtype=float), rtol=0, atol=1e-12)
+            except Exception:  # noqa: BLE001 - then the central difference
+                same = False
+            both = both if same else None
+        self._ocv_and_slope = both
         self.k0 = float(params.get("Exchange-current prefactor [A.m-2]") or 1.0)
         if not np.isfinite(self.k0) or self.k0 <= 0:
             raise ValueError(f"'Exchange-current prefactor [A.m-2]' must be > 0, got {self.k0!r}")
@@ -153,9 +165,8 @@ class KineticBoundary:
         one (:func:`~asymflux.model.parameters.ocv_nmc811_chen2020` does), else a central
         difference (h = 1e-6)."""
         th = np.asarray(theta_s, dtype=float)
-        both = getattr(self.ocv, "value_and_slope", None)  # analytic, where the set has it
-        if both is not None:
-            u, du = both(th)
+        if self._ocv_and_slope is not None:
+            u, du = self._ocv_and_slope(th)
             return np.asarray(u, dtype=float), np.asarray(du, dtype=float)
         h = 1e-6
         u = np.asarray(self.ocv(th), dtype=float)

@@ -88,7 +88,9 @@ class SymmetricOrderingBDF(BDF):
                 self.nlu += 1
                 if not np.all(np.isfinite(A)):
                     raise np.linalg.LinAlgError("the Newton matrix has non-finite entries")
-                factors, piv, _info = dgetrf(A, overwrite_a=1)
+                factors, piv, info = dgetrf(A, overwrite_a=1)
+                if info != 0:  # as the banded path: no silent infinities
+                    raise np.linalg.LinAlgError(f"the Newton matrix is singular (dgetrf info {info})")
                 return factors, piv
 
             def solve_lu_dense(LU, b):
@@ -387,7 +389,9 @@ class Discretisation:
         return J
 
     def jacobian_dense(self, theta, current_A_kg=0.0):
-        """The full Jacobian as a dense array (for checks; the solver never forms it)."""
+        """The full Jacobian as a dense array, the rank-one coupling included (the solver
+        uses it for problems of at most :data:`DENSE_MAX_UNKNOWNS` unknowns; larger ones
+        keep :meth:`jacobian`'s sparse form)."""
         J = self.jacobian(theta, current_A_kg).toarray()
         if self.kinetics is not None:
             p, q, _ = self.last_rank_one

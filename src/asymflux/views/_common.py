@@ -75,7 +75,7 @@ def _worker_init(server_pid: int) -> None:
     _die_with(server_pid)
     try:
         os.nice(SIMULATION_NICE)
-    except OSError:
+    except (OSError, AttributeError):  # no os.nice (Windows), or not allowed
         pass
 
 

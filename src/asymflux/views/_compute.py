@@ -53,7 +53,8 @@ MAPS_MESH = (20, 48)
 PREVIEW_MESH = (6, 16)
 """(n_radial, n_angular) of the coarse preview of the θ maps and curves that the model explorer
 shows first after a slider move, while the :data:`MAPS_MESH` run refines them (4-6x faster;
-its θ maps within 0.04 of the fine ones, 0.03 on 8 x 24 for 1.5x the time)."""
+its θ maps within ~0.06 occupancy of the fine ones over the sliders' range, 0.04 on 8 x 24 for
+1.5x the time)."""
 
 CURVE_MINUTES = tuple(round(0.25 * k, 2) for k in range(1, 81))
 """Sample times (min) of the V(t) and flux-ratio curves of the θ-map run (every 15 s to

@@ -289,7 +289,12 @@ class ModelExplorer(pn.viewable.Viewer):
         self.simulated_pane = pn.pane.Bokeh(self._sim_kymo_fig, name="simulated_kymograph")
         self.rate_pane = pn.pane.Bokeh(self._rate_fig, name="rate_capability")
         self.downloads = self._make_downloads()  # file name -> button: PNG/figure, CSV/table
-        self._prefetch()
+        # the runs of the settings' neighbours (previews, Fig. 5b's curves) once the page is
+        # open, as the dataset (see _load_particles): a page that never connects starts none
+        if K.in_server():
+            pn.state.onload(self._prefetch)
+        else:
+            self._prefetch()
 
     # ------------------------------------------------------------------ settings
 
@@ -720,8 +725,8 @@ class ModelExplorer(pn.viewable.Viewer):
         data = self._maps_data(key)
         surface = C.make_surface(s["eta"], s["blocked_fraction"], s["angle_deg"],
                                  s["film_ohm_m2"])
-        arcs = plots.surface_outline(surface, C.FIG4_RADIUS_UM).get(1)  # the red arcs
-        self._arc_src.data = {"x": arcs.dimension_values(0), "y": arcs.dimension_values(1)}
+        x, y = plots.arc_outline_xy(surface, C.FIG4_RADIUS_UM)  # the red arcs
+        self._arc_src.data = {"x": x, "y": y}
         finite = [t for t in data["theta"] if np.any(np.isfinite(t))]
         if finite:
             self._map_mapper.update(low=float(min(np.nanmin(t) for t in finite)),
