@@ -303,3 +303,23 @@ def test_small_problems_use_a_dense_lu_that_refuses_a_singular_matrix():
     finally:
         solver.DENSE_MAX_UNKNOWNS = old
     np.testing.assert_allclose(dense.theta, sparse.theta, atol=1e-9)
+
+
+def test_identity_minus_gives_scipys_newton_matrix():
+    import scipy.sparse as sp
+
+    from asymflux.model import solver
+
+    disc = solver.Discretisation(model.disk_mesh(1.2, n_radial=12, n_angular=36),
+                                 model.nmc88_lun2025(), model.Surface.from_strings(["180:0.25:0.3"]))
+    J = disc.jacobian(np.full(disc.n_unknowns, 0.85), 100.0)
+    J0 = J.toarray()
+    eye = sp.identity(disc.n_unknowns, format="csc")
+    fast = solver._IdentityMinus(eye)
+    for c in (0.5, 3.0):  # the second call reuses the pattern's diagonal positions
+        np.testing.assert_array_equal((fast - c * J).toarray(), (eye - c * J).toarray())
+    np.testing.assert_array_equal(J.toarray(), J0)  # J itself is not touched
+    # a matrix without its whole diagonal stored goes SciPy's way
+    holes = sp.csc_matrix(np.array([[0.0, 1.0], [1.0, 2.0]]))
+    small = solver._IdentityMinus(sp.identity(2, format="csc"))
+    np.testing.assert_array_equal((small - holes).toarray(), np.eye(2) - holes.toarray())
