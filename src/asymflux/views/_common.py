@@ -64,8 +64,8 @@ def _pool():
 
 SIMULATION_NICE = 4
 """Niceness added to the simulation workers: the server (which publishes their results) and
-a browser on the same machine get the CPU first when they need it; on two cores a
-worker at the server's priority delayed each plot's paint by 0.1-0.2 s."""
+a browser on the same machine get the CPU first when they need it, instead of waiting behind
+the next runs (on two cores the workers otherwise hold both)."""
 ANALYSIS_NICE = 8
 """Niceness added to a dataset analysis' worker (below the simulations)."""
 
