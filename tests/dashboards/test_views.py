@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -896,6 +897,22 @@ def test_both_views_load_through_one_shared_loader(demo_data, tmp_path, monkeypa
     assert cohort.alert.visible and "bad.zip" in cohort.alert.object
 
 
+@contextmanager
+def _counting_model_walks(doc):
+    """Make ``doc`` the current document and yield the list that gets one item per walk over
+    its models (``doc.models.recompute``); both undone at the end."""
+    calls = []
+    real = doc.models.recompute
+    doc.models.recompute = lambda: (calls.append(1), real())
+    old = pn.state.curdoc
+    pn.state.curdoc = doc
+    try:
+        yield calls
+    finally:
+        pn.state.curdoc = old
+        doc.models.recompute = real
+
+
 def test_publications_walk_no_models(demo_data):
     """The θ maps and curves, d(capacity), the simulated line-cut and Fig. 5b are plain data
     sources replaced in place: their publication (the maps' twice a slider move: preview and
@@ -906,12 +923,7 @@ def test_publications_walk_no_models(demo_data):
     view = ModelExplorer(dataset="aged")
     doc = Document()
     doc.add_root(view.__panel__().get_root(doc))
-    calls = []
-    real = doc.models.recompute
-    doc.models.recompute = lambda: (calls.append(1), real())
-    old = pn.state.curdoc
-    pn.state.curdoc = doc
-    try:
+    with _counting_model_walks(doc) as calls:
         keys = view._keys(view.model_settings(eta=0.45))
         view.theta_maps(eta=0.45)
         view._publish({"maps": keys["maps"]})
@@ -920,8 +932,6 @@ def test_publications_walk_no_models(demo_data):
         view._publish({"twin": keys["twin"], "rate": keys["rate"]})
         assert calls == []
         assert view._rate_fig.title.text.startswith("Fig. 5b; now η 0.45 ")
-    finally:
-        pn.state.curdoc = old
 
 
 def test_titles_fit_their_plots_and_kymograph_ticks_do_not_crowd():
@@ -987,16 +997,8 @@ def test_twin_and_rate_plots_are_updated_not_rebuilt(demo_data):
     srcs = {k: [id(r.data_source) for r in sources(f)] for k, f in figs.items()}
     before = {k: snapshot(f) for k, f in figs.items()}
     titles = {k: f.title.text for k, f in figs.items()}
-    calls = []
-    real = doc.models.recompute
-    doc.models.recompute = lambda: (calls.append(1), real())
-    old = pn.state.curdoc
-    pn.state.curdoc = doc
-    try:
+    with _counting_model_walks(doc) as calls:
         view.settings.param.update(eta=0.45, rate_mA_g=200.0)
-    finally:
-        pn.state.curdoc = old
-        doc.models.recompute = real
     assert calls == []  # data sources only: no model added, nothing to walk
     assert {"offset": view.offset_pane.object, "simulated": view.simulated_pane.object,
             "rate": view.rate_pane.object} == figs  # the same figures ...

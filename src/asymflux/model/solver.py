@@ -373,11 +373,8 @@ class Discretisation:
             self._src_row = self._part_unknown[writes]
             self._src_mask = writes
             self._src_w = (kb.length_um * kb.flux_per_A_m2 / mesh.cell_area_um2[part_cell])[writes]
-            rows = self.L_scaled.indices
-            self._diag_pos = np.full(rep.size, -1, dtype=np.int64)
-            on_diag = rows == self._col_of_entry
-            self._diag_pos[self._col_of_entry[on_diag]] = np.flatnonzero(on_diag)
-            if np.any(self._diag_pos < 0):
+            self._diag_pos = _diagonal_positions(self.L_scaled)
+            if self._diag_pos is None:
                 raise ValueError("the mesh operator has an empty diagonal entry")
 
     @property

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import time
+
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -36,12 +40,11 @@ when it was published (seconds since the change reached the server): what
 ``benchmarks/bench_dashboard.py --server-log`` reads beside the browser's times."""
 
 
-def _timing(t0: float, what: str) -> None:
-    import os
-    import sys
-    import time
-
+def _timing(t0: float, what: str, detail=None) -> None:
+    """With :data:`TIMING_ENV` set: print ``what`` (and ``detail``) and the seconds since
+    ``t0`` (``time.perf_counter``) to stderr; nothing is formatted otherwise."""
     if os.environ.get(TIMING_ENV, "0") not in ("", "0"):
+        what = what if detail is None else f"{what} {detail}"
         print(f"asymflux timing: {what} at {time.perf_counter() - t0:.3f} s", file=sys.stderr,
               flush=True)
 
@@ -341,8 +344,6 @@ class ModelExplorer(pn.viewable.Viewer):
         """Start every simulation the current settings need and update the plots: in a
         server each kind when its runs are done; elsewhere (notebook, tests) at once, the
         plots then waiting for their runs."""
-        import time
-
         t0 = time.perf_counter()
         s = self.settings.model_settings()
         keys = self._keys(s)
@@ -355,7 +356,7 @@ class ModelExplorer(pn.viewable.Viewer):
         async def publish_when_done():
             await self._publish_when_done(keys, futures, t0)
 
-        _timing(t0, f"change {s} submitted")
+        _timing(t0, "change submitted:", s)
         pn.state.execute(publish_when_done)
         # while nobody waits: the reference curves one D-scale step away
         i = DSCALE_OPTIONS.index(min(DSCALE_OPTIONS,
