@@ -27,7 +27,7 @@ from .parameters import (
 )
 from .protocol import DEFAULT_CUTOFF_OCCUPANCY, DEFAULT_CUTOFF_VOLTAGE_V, Charge, Discharge, Rest
 from .result import Result, ThetaImage
-from .solver import SolverError, simulate
+from .solver import SolverError, simulate, simulate_side_by_side
 from .surface import BlockedArc, FilmArc, Surface
 from .sweep import PAPER_RATES_MA_G, paper_fig5b_surfaces, paper_film_surfaces, rate_capability
 
@@ -36,5 +36,5 @@ __all__ = [
     "FilmArc", "Mesh", "PAPER_RATES_MA_G", "PARAMETER_SETS", "Rest", "Result", "SolverError",
     "Surface", "ThetaImage", "constant_diffusivity", "disk_mesh", "kinetics", "mask_mesh",
     "get_parameter_set", "nmc88_h2h3_low_diffusivity", "nmc88_lun2025", "paper_fig5b_surfaces", "paper_film_surfaces",
-    "rate_capability", "scale_diffusivity", "simulate",
+    "rate_capability", "scale_diffusivity", "simulate", "simulate_side_by_side",
 ]

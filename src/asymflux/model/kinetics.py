@@ -145,7 +145,7 @@ class KineticBoundary:
         # occupancy·µm/s of outward flux per A/m² of current density: M / (F ρ) in µm/s
         self.flux_per_A_m2 = (float(params["Molar mass [kg.mol-1]"])
                               / (FARADAY_C_MOL * float(params["Density [kg.m-3]"])) * 1e6)
-        self._guess = None
+        self._guess = {}  # the last solution per array shape: the next solve's start
 
     # ----------------------------------------------------------------------------------
     def exchange_current(self, theta_s):
@@ -178,20 +178,24 @@ class KineticBoundary:
 
         Parameters
         ----------
-        theta_face : (n_faces,) array
-            Occupancy of each boundary face (its boundary cell).
-        current_A_kg : float
-            Applied specific current, A/kg (= mA/g), positive on charge, 0 at rest.
+        theta_face : (n_faces,) or (n_runs, n_faces) array
+            Occupancy of each boundary face (its boundary cell); a 2-D array holds several
+            independent runs side by side (each its own particle potential).
+        current_A_kg : float or (n_runs,) array
+            Applied specific current, A/kg (= mA/g), positive on charge, 0 at rest (one per
+            run for a 2-D ``theta_face``).
         with_slopes : bool
             Also compute ``dU/dθ`` and ``di0/dθ`` (for :meth:`sensitivities`).
 
         Returns
         -------
         dict
-            ``V`` (V vs Li), ``s`` (current density of each part, A/m²), ``x`` (charge-transfer
-            overpotential, V), ``i0``, ``U`` (per part), and the internals the Jacobian needs.
+            ``V`` (V vs Li; a float, or (n_runs,)), ``s`` (current density of each part,
+            A/m²), ``x`` (charge-transfer overpotential, V), ``i0``, ``U`` (per part), and
+            the internals the Jacobian needs.
         """
-        th = np.asarray(theta_face, dtype=float)[self.face]
+        th = np.asarray(theta_face, dtype=float)[..., self.face]
+        runs = th.ndim > 1
         if with_slopes:
             u, du = self.ocv_and_slope(th)
             i0, di0 = self.exchange_current(th)
@@ -201,14 +205,34 @@ class KineticBoundary:
                 i0 = np.asarray(self.i0_function(th), dtype=float)
             else:
                 i0 = self.k0 * np.sqrt(np.maximum(th * (1 - th), 1e-18))
-        target = float(current_A_kg) * self.mean_current_per_A_kg
+        if runs:  # (n_runs,), or a scalar for all runs
+            target = np.asarray(current_A_kg, dtype=float) * self.mean_current_per_A_kg
+        else:
+            target = float(current_A_kg) * self.mean_current_per_A_kg
         a, r, w = self.alpha, self.resistance_ohm_m2, self.omega
         ai0 = a * i0
-        if self._guess is None or self._guess[1].shape != u.shape:
-            v = float(w @ u)
-            x = np.clip(v - u, -MAX_STEP_V, MAX_STEP_V)
+        guess = self._guess.get(u.shape)
+        if guess is None:
+            v = u @ w
+            x = np.clip(v[..., None] - u if runs else v - u, -MAX_STEP_V, MAX_STEP_V)
         else:
-            v, x = self._guess
+            v, x = guess
+            v = v.copy() if runs else v
+        # one code for one run (scalars: the fastest operations) and for runs side by side
+        if runs:
+            def vcol(z):  # a run's value on each of its parts
+                return z[..., None]
+
+            def peak(d):
+                return np.maximum(d.max(axis=-1), -d.min(axis=-1))
+
+            def every(z):
+                return z.all()
+        else:
+            vcol, every = (lambda z: z), bool
+
+            def peak(d):
+                return max(d.max(), -d.min())
         for _ in range(200):
             e = np.exp(a * x)
             ei = 1 / e
@@ -218,32 +242,32 @@ class KineticBoundary:
             h = r * s
             h += x
             h += u
-            h -= v
+            h -= vcol(v)
             wg = w * c
             wg *= inv
-            sw = wg.sum()
-            if not sw > 0:
+            sw = wg.sum(axis=-1)
+            if not every(sw > 0):
                 raise FloatingPointError("the surface has no exchange current (occupancy 0 or 1 "
                                          "everywhere): the particle potential is undefined")
-            dv = (target - w @ s + wg @ h) / sw
-            dx = dv - h
+            dv = (target - s @ w + ((wg * h).sum(axis=-1) if runs else wg @ h)) / sw
+            dx = vcol(dv) - h
             dx *= inv
-            big = max(dx.max(), -dx.min())
-            if big <= MAX_STEP_V:
+            big = peak(dx)
+            if every(big <= MAX_STEP_V):
                 x = x + dx
-                v += dv
-                if big < 1e-8 and abs(dv) < 1e-8:
+                v = v + dv
+                if every(big < 1e-8) and every(abs(dv) < 1e-8):
                     # converged: the step's linear update is exact to O(α dx²) ~ 1e-15
                     s = s + c * dx
                     break
             else:
-                scale = MAX_STEP_V / big
-                x = x + scale * dx
-                v += scale * dv
+                scale = np.minimum(1.0, MAX_STEP_V / big) if runs else MAX_STEP_V / big
+                x = x + vcol(scale) * dx
+                v = v + scale * dv
         else:
             raise FloatingPointError("the Butler-Volmer balance did not converge")
-        v = float(v)
-        self._guess = (v, x)
+        v = v if runs else float(v)
+        self._guess[u.shape] = (v, x)
         return {"V": v, "s": s, "x": x, "i0": i0, "di0": di0, "U": u, "dU": du, "c": c,
                 "sinh": 0.5 * (e - ei)}
 
@@ -259,7 +283,8 @@ class KineticBoundary:
         # ∂s/∂i0 at fixed V, x eliminated: (s/i0) / (1 + R c) = 2 sinh / (1 + R c)
         k = 2 * sol["sinh"] / den
         a = g * sol["dU"] - k * sol["di0"]
-        return a, g / float(self.omega @ g)
+        total = g @ self.omega
+        return a, g / (total[..., None] if g.ndim > 1 else float(total))
 
     def face_current(self, sol):
         """Mean current density of each boundary face, A/m² (n_faces,)."""

@@ -147,36 +147,78 @@ def _run_background():
     with _LOCK:
         pool = _POOL or None
         while pool is not None and _BACKGROUND and not _IN_FLIGHT:
-            fn, args, key = _BACKGROUND.popleft()
-            if key in _FUTURES:
-                continue
+            start = _BACKGROUND.popleft()
             try:
-                fut = pool.submit(fn, *args)
+                if start():  # a run was started
+                    break
             except Exception:  # noqa: BLE001 - a broken pool: no background work
                 _BACKGROUND.clear()
                 return
-            _FUTURES[key] = fut
-            _track(fut)
 
 
 def warm_rate_curves(diffusivity_scales) -> int:
     """Queue, as background work for idle workers, the Fig. 5b reference curves at each
     diffusivity scale in ``diffusivity_scales`` (a change of the D-scale slider would
-    otherwise wait for 18 more runs). Returns the number of runs waiting (0 without
-    worker processes)."""
+    otherwise wait for 12 more points: three curves of four rates, each curve one run of
+    its rates side by side). Returns the number of curves waiting (0 without worker
+    processes)."""
     if _pool() is None:
         return 0
     jobs = []
     for d in diffusivity_scales:
         for _label, e, f in C.REFERENCE_SURFACES.values():
-            for r in C.CURVE_RATES_MA_G:
-                args = _li_args(e, f, r, d)
-                jobs.append((C.li_extracted, args, (C.li_extracted.__name__, args)))
+            def start(e=e, f=f, d=d):
+                return bool(_submit_points(e, f, C.CURVE_RATES_MA_G, d)[1])
+            jobs.append(start)
     with _LOCK:
-        _BACKGROUND.extend(j for j in jobs if j[2] not in _FUTURES)
+        _BACKGROUND.extend(jobs)
         n = len(_BACKGROUND)
     _run_background()
     return n
+
+
+def _point_key(eta, blocked_fraction, rate_mA_g, diffusivity_scale, film_ohm_m2=None):
+    return (C.li_extracted.__name__, _li_args(eta, blocked_fraction, rate_mA_g,
+                                              diffusivity_scale, film_ohm_m2))
+
+
+def _submit_points(eta, blocked_fraction, rates, diffusivity_scale, film_ohm_m2=None):
+    """The futures of Fig. 5b's points of one surface at ``rates`` (one per rate, in order)
+    and whether a run was started: the points already in the table (done, or still
+    running) are reused; the missing rates are computed together, side by side in one run
+    (:func:`asymflux.views._compute.li_extracted_at_rates`), and each missing point's own
+    future is filled from it. A point whose run failed is tried again."""
+    rates = list(dict.fromkeys(float(r) for r in rates))  # once each
+    keys = [_point_key(eta, blocked_fraction, r, diffusivity_scale, film_ohm_m2) for r in rates]
+    with _LOCK:
+        futures = [_FUTURES.get(k) for k in keys]
+        missing = [i for i, f in enumerate(futures)
+                   if f is None or (f.done() and f.exception() is not None)]
+        if not missing:
+            for k in keys:
+                _FUTURES.move_to_end(k)
+            return futures, False
+        args = _li_args(eta, blocked_fraction, 0.0, diffusivity_scale, film_ohm_m2)
+        batch = _submit(C.li_extracted_at_rates, args[0], args[1],
+                        tuple(float(rates[i]) for i in missing), args[3], args[4])
+        points = {i: Future() for i in missing}
+        for i, f in points.items():
+            _FUTURES[keys[i]] = futures[i] = f
+        while len(_FUTURES) > _FUTURES_MAX:
+            _FUTURES.popitem(last=False)
+
+    def fill(done):
+        try:
+            values = done.result()
+        except BaseException as e:  # noqa: BLE001 - each point's .result() re-raises it
+            for f in points.values():
+                f.set_exception(e)
+            return
+        for (_i, f), value in zip(sorted(points.items()), values, strict=True):
+            f.set_result(value)
+
+    batch.add_done_callback(fill)
+    return futures, True
 
 
 def _pool_broken(exc):
@@ -256,8 +298,8 @@ def _submit_rate_points(eta, blocked_fraction, diffusivity_scale, rate_mA_g=None
     curves.append((float(eta), float(blocked_fraction), film_ohm_m2))
     rates = list(C.CURVE_RATES_MA_G) + ([] if rate_mA_g is None else [float(rate_mA_g)])
     # the current setting's points first: the reference curves are usually cached
-    return [_submit(C.li_extracted, *_li_args(e, f, r, diffusivity_scale, film))
-            for e, f, film in curves[::-1] for r in rates]
+    return [point for e, f, film in curves[::-1]
+            for point in _submit_points(e, f, rates, diffusivity_scale, film)[0]]
 
 
 def prefetch(settings: dict, *, pixel_nm: float, dataset=None, particle_id=None,
@@ -285,6 +327,10 @@ def prefetch(settings: dict, *, pixel_nm: float, dataset=None, particle_id=None,
         cached = _FUTURES.get((_theta_maps.__name__, fine))
     if preview and not (cached is not None and cached.done()):  # submitted first: quicker
         out["preview"] = [_submit(_theta_maps, *_theta_maps_args(*args, mesh=C.PREVIEW_MESH))]
+    # then Fig. 5b's points (one run per curve, its rates side by side: as long as the maps'
+    # run with a kinetic surface), so that on two workers the four runs end together
+    out["rate"] = _submit_rate_points(s["eta"], s["blocked_fraction"], s["diffusivity_scale"],
+                                      s["rate_mA_g"], film_ohm_m2=film)
     out["maps"] = [_submit(_theta_maps, *fine)]
     out["twin"] = []
     # in a server, the twin waits for the dataset's analysis (a worker's job, never this loop)
@@ -294,8 +340,6 @@ def prefetch(settings: dict, *, pixel_nm: float, dataset=None, particle_id=None,
             out["twin"].append(_submit_simulated(str(dataset).strip(), int(particle_id), s))
         except Exception as e:  # noqa: BLE001 - the plot that needs it reports it
             log_exception(e)
-    out["rate"] = _submit_rate_points(s["eta"], s["blocked_fraction"], s["diffusivity_scale"],
-                                      s["rate_mA_g"], film_ohm_m2=film)
     return out
 
 
