@@ -748,9 +748,9 @@ def simulate_side_by_side(
         events, owner = [], []
         for i, k in enumerate(active):
             for f, name in runs[k]["events"]:
-                def g(t, y, f=f, i=i):
+                def g(t, y, f=f, i=i, rate=runs[k]["rate"]):
                     potentials.at(y)  # the kinetic V of every run at y, solved once for all
-                    return f(t / runs[active[i]]["rate"], y[i * n:(i + 1) * n])
+                    return f(t / rate, y[i * n:(i + 1) * n])
                 g.terminal, g.direction = True, f.direction
                 events.append(g), owner.append((i, name))
         where = ", ".join(str(runs[k]["step"]) for k in active)
