@@ -80,3 +80,20 @@ def test_block_lu_solves_the_block_diagonal_system(stored):
     b = rng.normal(size=15)
     x = solver._BlockLU(A, 3).solve(b)
     np.testing.assert_allclose(A.toarray() @ x, b, atol=1e-12)
+
+
+def test_a_failed_joint_integration_falls_back_to_one_run_each(monkeypatch):
+    """If the runs together fail (one run's Newton iterate leaves the physical range), each
+    run still going is run alone: the same ends as simulate() gives, exactly."""
+    def broken(self, states, currents):
+        raise FloatingPointError("the surface has no exchange current")
+
+    monkeypatch.setattr(solver.Discretisation, "rhs_runs", broken)
+    surface = _surface("kinetic")
+    steps = [model.Charge(100.0, minutes=3.0), model.Charge(400.0, minutes=2.0)]
+    ends = model.simulate_side_by_side(None, MESH, surface, steps)
+    for step, end in zip(steps, ends, strict=True):
+        alone = model.simulate(None, MESH, surface, [step])
+        assert end["li_extracted"] == pytest.approx(float(alone.li_extracted[-1]), abs=1e-12)
+        assert end["minutes"] == pytest.approx(float(alone.minutes[-1]), rel=1e-12)
+        assert end["reason"] == alone.steps[-1]["reason"] == "duration reached"

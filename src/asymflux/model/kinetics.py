@@ -261,7 +261,7 @@ class KineticBoundary:
                     s = s + c * dx
                     break
             else:
-                scale = np.minimum(1.0, MAX_STEP_V / big) if runs else MAX_STEP_V / big
+                scale = MAX_STEP_V / np.maximum(big, MAX_STEP_V) if runs else MAX_STEP_V / big
                 x = x + vcol(scale) * dx
                 v = v + scale * dv
         else:
