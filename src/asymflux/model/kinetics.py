@@ -218,21 +218,9 @@ class KineticBoundary:
         else:
             v, x = guess
             v = v.copy() if runs else v
-        # one code for one run (scalars: the fastest operations) and for runs side by side
-        if runs:
-            def vcol(z):  # a run's value on each of its parts
-                return z[..., None]
-
-            def peak(d):
-                return np.maximum(d.max(axis=-1), -d.min(axis=-1))
-
-            def every(z):
-                return z.all()
-        else:
-            vcol, every = (lambda z: z), bool
-
-            def peak(d):
-                return max(d.max(), -d.min())
+        # one code for one run and for runs side by side (a run's V on each of its parts)
+        vcol = (lambda z: z[..., None]) if runs else (lambda z: z)
+        every = (lambda z: z.all()) if runs else bool
         for _ in range(200):
             e = np.exp(a * x)
             ei = 1 / e
@@ -243,25 +231,24 @@ class KineticBoundary:
             h += x
             h += u
             h -= vcol(v)
-            wg = w * c
-            wg *= inv
-            sw = wg.sum(axis=-1)
+            ci = c * inv
+            sw = ci @ w  # Σ ω c / (1 + R c), per run
             if not every(sw > 0):
                 raise FloatingPointError("the surface has no exchange current (occupancy 0 or 1 "
                                          "everywhere): the particle potential is undefined")
-            dv = (target - s @ w + ((wg * h).sum(axis=-1) if runs else wg @ h)) / sw
+            dv = (target - s @ w + (ci * h) @ w) / sw
             dx = vcol(dv) - h
             dx *= inv
-            big = peak(dx)
-            if every(big <= MAX_STEP_V):
+            big = abs(dx).max()  # over every run
+            if big <= MAX_STEP_V:
                 x = x + dx
                 v = v + dv
-                if every(big < 1e-8) and every(abs(dv) < 1e-8):
+                if big < 1e-8 and every(abs(dv) < 1e-8):
                     # converged: the step's linear update is exact to O(α dx²) ~ 1e-15
                     s = s + c * dx
                     break
-            else:
-                scale = MAX_STEP_V / np.maximum(big, MAX_STEP_V) if runs else MAX_STEP_V / big
+            else:  # damped: no overpotential of a run moves by more than MAX_STEP_V
+                scale = MAX_STEP_V / (np.maximum(abs(dx).max(axis=-1), MAX_STEP_V) if runs else big)
                 x = x + vcol(scale) * dx
                 v = v + scale * dv
         else:
