@@ -64,6 +64,51 @@ def test_rate_points_on_the_sweep_mesh_match_the_default_mesh(eta, rate):
     assert C.li_extracted(eta, 0.25, rate) == pytest.approx(fine.li_extracted[-1], abs=5e-5)
 
 
+def test_a_curves_missing_rates_run_side_by_side_once(monkeypatch):
+    """Fig. 5b's points of one surface: the rates not in the table yet are computed together,
+    in one run (``_compute.li_extracted_at_rates``); points already there are reused; the
+    values are each rate's own run's within 1e-4 per f.u."""
+    from asymflux.views import _common as K
+
+    monkeypatch.setattr(K, "_pool", lambda: None)  # in this process, to count the calls
+    monkeypatch.setattr(K, "_FUTURES", type(K._FUTURES)())
+    calls = []
+    real = C.li_extracted_at_rates
+
+    def counted(*args):
+        calls.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(C, "li_extracted_at_rates", counted)
+    film = 0.2
+    first, started = K._submit_points(1.0, 0.25, [100.0, 400.0], 1.0, film)
+    assert started and calls == [(100.0, 400.0)]
+    more, started = K._submit_points(1.0, 0.25, [50.0, 100.0, 400.0, 50.0], 1.0, film)
+    assert started and calls[1:] == [(50.0,)]  # only the new rate; a rate asked twice once
+    assert more[1] is first[0] and more[2] is first[1] and len(more) == 3
+    again, started = K._submit_points(1.0, 0.25, [400.0, 50.0], 1.0, film)
+    assert not started and len(calls) == 2
+    for rate, fut in zip([50.0, 100.0, 400.0], more, strict=True):
+        assert fut.result() == pytest.approx(C.li_extracted(1.0, 0.25, rate, 1.0, film), abs=1e-4)
+    # a run that failed is run again when its points are asked for again
+    fail = [True]
+
+    def failing_once(*args):
+        calls.append(args[2])
+        if fail.pop() if fail else False:
+            raise RuntimeError("the solver failed")
+        return real(*args)
+
+    monkeypatch.setattr(C, "li_extracted_at_rates", failing_once)
+    lost, _ = K._submit_points(1.0, 0.25, [200.0], 1.0, film)
+    with pytest.raises(RuntimeError, match="solver failed"):
+        lost[0].result()
+    retried, started = K._submit_points(1.0, 0.25, [200.0, 100.0], 1.0, film)
+    assert started and calls[2:] == [(200.0,), (200.0,)]
+    assert retried[0].result() == pytest.approx(C.li_extracted(1.0, 0.25, 200.0, 1.0, film),
+                                                abs=1e-4)
+
+
 def test_comparison_same_code_path(explorer):
     comp = explorer.comparison()
     m, s = comp["measured"], comp["simulated"]
