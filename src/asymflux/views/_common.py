@@ -287,7 +287,8 @@ def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale, film_ohm_m
 
 
 def rate_table(eta, blocked_fraction, diffusivity_scale, film_ohm_m2=None):
-    """Fig. 5b table, one cached simulation per point (a new rate or η costs few runs)."""
+    """Fig. 5b table, each point cached (a new rate or η computes only the points it lacks:
+    a curve's missing rates side by side in one run, :func:`_submit_points`)."""
     _submit_rate_points(eta, blocked_fraction, diffusivity_scale, film_ohm_m2=film_ohm_m2)
     return C.rate_table(eta, blocked_fraction, diffusivity_scale, point=li_extracted,
                         film_ohm_m2=film_ohm_m2)
