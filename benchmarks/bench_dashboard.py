@@ -5,9 +5,8 @@ Goal (issue #14): after **every** slider move (the maximum, not the median) the 
 updated plot within 0.5 s of the release and the last plot showing its final (fine) result
 within 1.5 s, at the default resolution (θ maps at 40 nm pixels, 20 x 48 disk mesh), also with
 the kinetic surface. A coarse preview painted first counts for the first plot (the page says
-it is a preview; the preview maps' titles give the rate's place to "(coarse preview)", so they
-count through the flux-ratio and voltage plots published in the same message); the last plot
-counts only with its final result.
+it is a preview: the preview maps' titles end in "(coarse preview)"); the last plot counts only
+with its final result.
 
 Serves ``dashboards/`` with ``panel serve`` on a free port, drives Debian chromium through
 playwright, moves each slider one step with the keyboard (a new, uncached setting each time)

@@ -244,7 +244,8 @@ def particle_loaded(sig) -> bool:
 def map_groups(sig) -> dict:
     """Explorer plots by kind: maps, d(capacity), measured/simulated line-cut, Fig. 5b, the
     arc's flux ratio and the voltage."""
-    kinds = {"maps": lambda t: " min" in t and "mA/g" in t and not t.startswith("Fig"),
+    kinds = {"maps": lambda t: " min" in t and ("mA/g" in t or t.endswith(PREVIEW_MARK + ")"))
+             and not t.startswith("Fig"),
              "d(capacity)": lambda t: t.startswith("d(capacity)"),
              "measured": lambda t: t.startswith("measured line-cut"),
              "simulated": lambda t: t.startswith("simulated"),

@@ -66,47 +66,74 @@ def test_rate_points_on_the_sweep_mesh_match_the_default_mesh(eta, rate):
 
 def test_a_curves_missing_rates_run_side_by_side_once(monkeypatch):
     """Fig. 5b's points of one surface: the rates not in the table yet are computed together,
-    in one run (``_compute.li_extracted_at_rates``); points already there are reused; the
-    values are each rate's own run's within 1e-4 per f.u."""
+    in one run (``_compute.li_extracted_at_rates``), a single missing rate alone
+    (``_compute.li_extracted``); points already there are reused; the values are each
+    rate's own run's within 1e-4 per f.u.; a failed run is run again when asked again."""
     from asymflux.views import _common as K
 
     monkeypatch.setattr(K, "_pool", lambda: None)  # in this process, to count the calls
     monkeypatch.setattr(K, "_FUTURES", type(K._FUTURES)())
     calls = []
-    real = C.li_extracted_at_rates
+    batch, one = C.li_extracted_at_rates, C.li_extracted
+    fail = []
 
-    def counted(*args):
+    def counted_batch(*args):
         calls.append(args[2])
-        return real(*args)
+        if fail:
+            raise fail.pop()
+        return batch(*args)
 
-    monkeypatch.setattr(C, "li_extracted_at_rates", counted)
+    def counted_one(*args):
+        calls.append(args[2])
+        return one(*args)
+
+    monkeypatch.setattr(C, "li_extracted_at_rates", counted_batch)
+    monkeypatch.setattr(C, "li_extracted", counted_one)
     film = 0.2
     first, started = K._submit_points(1.0, 0.25, [100.0, 400.0], 1.0, film)
     assert started and calls == [(100.0, 400.0)]
     more, started = K._submit_points(1.0, 0.25, [50.0, 100.0, 400.0, 50.0], 1.0, film)
-    assert started and calls[1:] == [(50.0,)]  # only the new rate; a rate asked twice once
+    assert started and calls[1:] == [50.0]  # only the new rate; a rate asked twice once
     assert more[1] is first[0] and more[2] is first[1] and len(more) == 3
     again, started = K._submit_points(1.0, 0.25, [400.0, 50.0], 1.0, film)
     assert not started and len(calls) == 2
     for rate, fut in zip([50.0, 100.0, 400.0], more, strict=True):
-        assert fut.result() == pytest.approx(C.li_extracted(1.0, 0.25, rate, 1.0, film), abs=1e-4)
-    # a run that failed is run again when its points are asked for again
-    fail = [True]
+        assert fut.result() == pytest.approx(one(1.0, 0.25, rate, 1.0, film), abs=1e-4)
 
-    def failing_once(*args):
-        calls.append(args[2])
-        if fail.pop() if fail else False:
-            raise RuntimeError("the solver failed")
-        return real(*args)
+    fail.append(RuntimeError("the solver failed"))
+    lost, _ = K._submit_points(1.0, 0.25, [200.0, 300.0], 1.0, film)
+    for fut in lost:
+        with pytest.raises(RuntimeError, match="solver failed"):
+            fut.result()
+    retried, started = K._submit_points(1.0, 0.25, [200.0, 300.0, 100.0], 1.0, film)
+    assert started and calls[2:] == [(200.0, 300.0), (200.0, 300.0)]
+    assert retried[0].result() == pytest.approx(one(1.0, 0.25, 200.0, 1.0, film), abs=1e-4)
+    assert retried[2] is first[0]
 
-    monkeypatch.setattr(C, "li_extracted_at_rates", failing_once)
-    lost, _ = K._submit_points(1.0, 0.25, [200.0], 1.0, film)
-    with pytest.raises(RuntimeError, match="solver failed"):
-        lost[0].result()
-    retried, started = K._submit_points(1.0, 0.25, [200.0, 100.0], 1.0, film)
-    assert started and calls[2:] == [(200.0,), (200.0,)]
-    assert retried[0].result() == pytest.approx(C.li_extracted(1.0, 0.25, 200.0, 1.0, film),
-                                                abs=1e-4)
+    # one rate failing alone leaves the others' points
+    monkeypatch.setattr(C, "li_extracted_at_rates",
+                        lambda *args: [0.5, RuntimeError("rate 150 failed")])
+    mixed, _ = K._submit_points(0.3, 0.25, [75.0, 150.0], 1.0)
+    assert mixed[0].result() == 0.5
+    with pytest.raises(RuntimeError, match="rate 150"):
+        mixed[1].result()
+
+
+def test_a_run_cancelled_when_the_pool_stopped_is_run_again(monkeypatch):
+    """A future cancelled by the pool's shutdown (``cancel_futures``) counts as failed: asking
+    for its result again runs it again instead of raising CancelledError."""
+    from concurrent.futures import Future
+
+    from asymflux.views import _common as K
+
+    monkeypatch.setattr(K, "_pool", lambda: None)
+    monkeypatch.setattr(K, "_FUTURES", type(K._FUTURES)())
+    cancelled = Future()
+    assert cancelled.cancel()
+    K._FUTURES[K._point_key(1.0, 0.0, 400.0, 1.0)] = cancelled
+    (fut,), started = K._submit_points(1.0, 0.0, [400.0], 1.0)
+    assert started and fut is not cancelled
+    assert fut.result() == pytest.approx(C.li_extracted(1.0, 0.0, 400.0), abs=1e-12)
 
 
 def test_comparison_same_code_path(explorer):
@@ -790,12 +817,19 @@ def test_preview_mesh_is_a_coarse_version_of_the_maps(demo_data):
         assert np.nanmax(np.abs(a - b)) < 0.08
     s = view.model_settings()
     key = (*s.values(), "preview")
+    fine_flux = view._flux_src.data["flux_ratio"].copy()
     view._publish({"maps": key})
     assert "coarse preview" in view.maps_title.object and "refining" in view.maps_title.object
-    assert "(coarse preview)" in view._flux_fig.title.text
-    view._publish({"maps": (*s.values(), "fine")})
+    assert all("(coarse preview)" in f.title.text for f in view._map_figs)
+    # the curves wait for the fine run (one repaint fewer): the page says they are the
+    # previous setting's
+    assert "previous setting" in view.curves_info.object
+    np.testing.assert_array_equal(view._flux_src.data["flux_ratio"], fine_flux)
+    view._publish({"maps": (*s.values(), "fine")})  # the same setting's fine run again
     assert "preview" not in view.maps_title.object
-    assert "preview" not in view._flux_fig.title.text
+    assert all("preview" not in f.title.text for f in view._map_figs)
+    assert "previous setting" not in view.curves_info.object
+    assert "V = " in view.curves_info.object
 
 
 def test_the_analysis_warnings_show_under_the_dataset(demo_data, tmp_path):
@@ -989,7 +1023,7 @@ def test_titles_fit_their_plots_and_kymograph_ticks_do_not_crowd():
     assert max(map(len, titles)) <= 23, titles  # 160-pixel frames, 8-point font
     assert ModelExplorer._map_title(100.0, 5.0) == "100 mA/g, 5 min"
     assert "coarse preview" in ModelExplorer._map_title(100.0, 5.0, preview=True)
-    assert all(len(t) <= 51 for t in ModelExplorer._curve_titles(True, " (coarse preview)"))
+    assert all(len(t) <= 51 for t in ModelExplorer._curve_titles(True))
     hv.extension("bokeh")
     fig = hv.render(plots.kymograph(np.zeros((3, 50)), np.linspace(0, 2800, 50),
                                     [0.0, 10.0, 20.0]), backend="bokeh")

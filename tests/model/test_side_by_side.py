@@ -97,3 +97,25 @@ def test_a_failed_joint_integration_falls_back_to_one_run_each(monkeypatch):
         assert end["li_extracted"] == pytest.approx(float(alone.li_extracted[-1]), abs=1e-12)
         assert end["minutes"] == pytest.approx(float(alone.minutes[-1]), rel=1e-12)
         assert end["reason"] == alone.steps[-1]["reason"] == "duration reached"
+
+
+@pytest.mark.parametrize("kind", ["prescribed", "kinetic"])
+def test_runs_that_end_together_all_end(kind):
+    """Identical steps reach their cut-offs at the same state: every one ends there (SciPy
+    reports one event; the others must not run on to the next limit)."""
+    surface = _surface(kind)
+    ends = model.simulate_side_by_side(None, MESH, surface, [model.Charge(100.0)] * 3)
+    alone = model.simulate(None, MESH, surface, [model.Charge(100.0)])
+    for end in ends:
+        assert end["reason"] == alone.steps[-1]["reason"]
+        assert end["li_extracted"] == pytest.approx(float(alone.li_extracted[-1]), abs=1e-4)
+
+
+def test_one_step_is_simulate_itself():
+    surface = _surface("kinetic")
+    step = model.Discharge(100.0, minutes=5.0)
+    (end,) = model.simulate_side_by_side(None, MESH, surface, [step])
+    alone = model.simulate(None, MESH, surface, [step])
+    assert end["li_extracted"] == float(alone.li_extracted[-1])
+    assert end["capacity_mAh_g"] == float(alone.capacity_mAh_g[-1]) < 0
+    assert end["reason"] == alone.steps[-1]["reason"]

@@ -710,6 +710,12 @@ def simulate_side_by_side(
             raise ValueError(f"step {k + 1} ({step}) has no end: give minutes, a capacity or a cut-off")
         runs.append({"step": step, "current": step.sign * step.rate_mA_g,
                      "rate": step.rate_mA_g, "end": duration * step.rate_mA_g})  # in t x rate
+    if len(runs) == 1:  # nothing to share: the run itself, the same numbers as simulate()
+        res = simulate(params, mesh, surface, steps, rtol=rtol, atol=atol)
+        t_s = float(res.times_s[-1])
+        return [{"minutes": t_s / 60.0, "capacity_mAh_g": float(res.capacity_mAh_g[-1]),
+                 "li_extracted": float(res.li_extracted[-1]), "reason": res.steps[-1]["reason"],
+                 "theta": res.theta[-1]}]
     potentials = _RunPotentials(disc, n)
     for k, run in enumerate(runs):
         run["events"] = _occupancy_events(disc, run["current"], run["step"], ocv,
@@ -742,6 +748,8 @@ def simulate_side_by_side(
 
         def jac(t, y, currents=currents, per_rate=per_rate, m=m, indptr=indptr, indices=indices):
             blocks = disc.jacobian_runs(y.reshape(m, n), currents) * per_rate[:, None, None]
+            if m == 1:  # the last run: dense, as simulate() has it
+                return blocks[0]
             return sp.csc_matrix((blocks.transpose(0, 2, 1).ravel(), indices, indptr),
                                  shape=(m * n, m * n))
 
@@ -772,9 +780,15 @@ def simulate_side_by_side(
         hit = [(float(te[0]), j) for j, te in enumerate(sol.t_events) if te.size]
         if sol.status == 1 and hit:
             tau, j = min(hit)
-            state = sol.y_events[j][0].reshape(m, n)
-            i, name = owner[j]
-            done = {i: name}
+            y_end = sol.y_events[j][0]
+            state = y_end.reshape(m, n)
+            done = {owner[j][0]: owner[j][1]}
+            # SciPy stops at one event: any other run whose event is reached at the same
+            # state (identical steps, round-off) ends here too, or it would never see its
+            # event again (its value already past zero) and run on to the next limit
+            for g, (i, name) in zip(events, owner, strict=True):
+                if i not in done and g.direction * g(tau, y_end) >= -1e-12:
+                    done[i] = name
         else:
             tau = float(sol.t[-1])
             state = sol.y[:, -1].reshape(m, n)

@@ -102,7 +102,7 @@ def _submit(fn, *args, key=None) -> Future:
     run_here = False
     with _LOCK:
         fut = _FUTURES.get(key)
-        if fut is not None and not (fut.done() and fut.exception() is not None):
+        if fut is not None and not _failed(fut):
             _FUTURES.move_to_end(key)
             return fut
         pool = _pool()
@@ -168,6 +168,10 @@ def warm_rate_curves(diffusivity_scales) -> int:
     for d in diffusivity_scales:
         for _label, e, f in C.REFERENCE_SURFACES.values():
             for r in C.CURVE_RATES_MA_G:
+                known = _FUTURES.get(_point_key(e, f, r, d))
+                if known is not None and not _failed(known):
+                    continue
+
                 def start(e=e, f=f, r=r, d=d):
                     return bool(_submit_points(e, f, [r], d)[1])
                 jobs.append(start)
@@ -183,30 +187,42 @@ def _point_key(eta, blocked_fraction, rate_mA_g, diffusivity_scale, film_ohm_m2=
                                               diffusivity_scale, film_ohm_m2))
 
 
+def _failed(fut) -> bool:
+    """A run that ended without a result (an error, or cancelled when the pool stopped)."""
+    return fut.done() and (fut.cancelled() or fut.exception() is not None)
+
+
 def _submit_points(eta, blocked_fraction, rates, diffusivity_scale, film_ohm_m2=None):
     """The futures of Fig. 5b's points of one surface at ``rates`` (one per rate, in order)
     and whether a run was started: the points already in the table (done, or still
-    running) are reused; the missing rates are computed together, side by side in one run
-    (:func:`asymflux.views._compute.li_extracted_at_rates`), and each missing point's own
-    future is filled from it. A point whose run failed is tried again."""
+    running) are reused; a missing point alone is one run
+    (:func:`asymflux.views._compute.li_extracted`), several are computed together, side by
+    side in one run (:func:`~asymflux.views._compute.li_extracted_at_rates`), and each one's
+    own future is filled from it. A point whose run failed is tried again."""
     rates = list(dict.fromkeys(float(r) for r in rates))  # once each
     keys = [_point_key(eta, blocked_fraction, r, diffusivity_scale, film_ohm_m2) for r in rates]
     with _LOCK:
         futures = [_FUTURES.get(k) for k in keys]
-        missing = [i for i, f in enumerate(futures)
-                   if f is None or (f.done() and f.exception() is not None)]
-        if not missing:
-            for k in keys:
+        missing = [i for i, f in enumerate(futures) if f is None or _failed(f)]
+        for i, k in enumerate(keys):
+            if i not in missing:
                 _FUTURES.move_to_end(k)
+        if not missing:
             return futures, False
-        args = _li_args(eta, blocked_fraction, 0.0, diffusivity_scale, film_ohm_m2)
-        batch = _submit(C.li_extracted_at_rates, args[0], args[1],
-                        tuple(float(rates[i]) for i in missing), args[3], args[4])
-        points = {i: Future() for i in missing}
-        for i, f in points.items():
+        points = {i: Future() for i in missing} if len(missing) > 1 else {}
+        for i, f in points.items():  # registered first: another page waits for these
             _FUTURES[keys[i]] = futures[i] = f
         while len(_FUTURES) > _FUTURES_MAX:
             _FUTURES.popitem(last=False)
+    # submitted outside the lock (without worker processes a run is computed right here)
+    if not points:
+        i = missing[0]
+        futures[i] = _submit(C.li_extracted, *_li_args(eta, blocked_fraction, rates[i],
+                                                      diffusivity_scale, film_ohm_m2))
+        return futures, True
+    args = _li_args(eta, blocked_fraction, 0.0, diffusivity_scale, film_ohm_m2)
+    batch = _submit(C.li_extracted_at_rates, args[0], args[1],
+                    tuple(rates[i] for i in missing), args[3], args[4])
 
     def fill(done):
         try:
@@ -216,7 +232,10 @@ def _submit_points(eta, blocked_fraction, rates, diffusivity_scale, film_ohm_m2=
                 f.set_exception(e)
             return
         for (_i, f), value in zip(sorted(points.items()), values, strict=True):
-            f.set_result(value)
+            if isinstance(value, BaseException):  # that rate alone failed
+                f.set_exception(value)
+            else:
+                f.set_result(value)
 
     batch.add_done_callback(fill)
     return futures, True
