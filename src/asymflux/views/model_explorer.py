@@ -31,11 +31,7 @@ FINE, PREVIEW = "fine", "preview"
 ``_compute.PREVIEW_MESH`` shown while it runs."""
 
 PREVIEW_TAG = " (coarse preview)"
-"""Appended to the titles of the θ maps while they show the coarse preview."""
-CURVES_REFINING = ("*Refining: the curves and numbers below are still the previous setting's; "
-                   "the θ maps above show the new one's coarse preview.*")
-"""Under the curves while the θ maps show the coarse preview (the curves wait for the fine
-run)."""
+"""Appended to the titles of the plots that show the coarse preview."""
 
 TIMING_ENV = "ASYMFLUX_DASHBOARD_TIMING"
 """Environment variable: when set (to anything but ``0``), the explorer prints to the
@@ -281,8 +277,7 @@ class ModelExplorer(pn.viewable.Viewer):
         # simulation the change needs (_common.prefetch); in a server each kind of plot is
         # then updated as soon as its own runs are done (the *_ready parameters, set from the event loop), so a quick
         # plot does not wait behind a slow one and the server keeps answering meanwhile;
-        # the θ maps first show a coarse preview when it is done before the fine run (the
-        # curves wait for the fine run: one repaint fewer of each, on two cores).
+        # the θ maps and curves first show a coarse preview when theirs is done first.
         self.settings.param.watch(self._prefetch, list(PREFETCH_ON))
         self.param.watch(self._prefetch, ["dataset", "particle_id"])
         self.settings.param.watch(self._show_surface_widgets, "surface_model")
@@ -338,11 +333,7 @@ class ModelExplorer(pn.viewable.Viewer):
         with K.one_update(pn.state.curdoc, freeze=False):
             if "maps" in keys:
                 self._update_maps(keys["maps"])
-                if keys["maps"][-1] == PREVIEW:  # the curves wait for the fine run
-                    self.curves_info.object = CURVES_REFINING
-                    self._curves_key = None  # the fine run's publication rewrites them
-                else:
-                    self._update_curves(keys["maps"])
+                self._update_curves(keys["maps"])
             if "twin" in keys:
                 self._update_twin(keys["twin"])
             if "rate" in keys:
@@ -862,12 +853,12 @@ class ModelExplorer(pn.viewable.Viewer):
         return (pn.pane.Bokeh(flux, name="flux_ratio"), pn.pane.Bokeh(volt, name="voltage"))
 
     @staticmethod
-    def _curve_titles(kinetic: bool) -> tuple[str, str]:
+    def _curve_titles(kinetic: bool, tag: str = "") -> tuple[str, str]:
         """Titles of the flux-ratio and voltage figures (short: the rate and the surface are
         in the θ maps' heading)."""
         what = "particle potential" if kinetic else "highest surface OCV"
-        return (f"flux ratio of the arc ({'kinetic' if kinetic else 'prescribed'})",
-                f"voltage vs Li ({what})")
+        return (f"flux ratio of the arc ({'kinetic' if kinetic else 'prescribed'}){tag}",
+                f"voltage vs Li ({what}){tag}")
 
     def _update_curves(self, key) -> None:
         """Put the θ-map run's V(t) and flux ratio for ``key`` (see :attr:`maps_ready`) into
@@ -880,16 +871,17 @@ class ModelExplorer(pn.viewable.Viewer):
         cur = data.attrs.get("curves")
         if cur is None or not len(cur):
             cur = C.empty_theta_maps().attrs["curves"]
+        tag = PREVIEW_TAG if key[-1] == PREVIEW else ""
         kinetic = s["film_ohm_m2"] is not None
         self._flux_src.data = {"minutes": cur["minutes"].to_numpy(),
                                "flux_ratio": cur["flux_ratio"].to_numpy()}
         self._v_src.data = {"capacity_mAh_g": cur["capacity_mAh_g"].to_numpy(),
                             "voltage_V": cur["voltage_V"].to_numpy()}
-        self._flux_fig.title.text, self._volt_fig.title.text = self._curve_titles(kinetic)
-        self.curves_info.object = self._curves_text(cur, kinetic)
+        self._flux_fig.title.text, self._volt_fig.title.text = self._curve_titles(kinetic, tag)
+        self.curves_info.object = self._curves_text(cur, kinetic, tag)
 
     @staticmethod
-    def _curves_text(cur, kinetic) -> str:
+    def _curves_text(cur, kinetic, tag="") -> str:
         """The numbers under the curves: V and the flux ratio at the θ maps' times."""
         at = cur.set_index("minutes")
         times = [m for m in C.FIG4_MINUTES if m in at.index]
@@ -899,7 +891,7 @@ class ModelExplorer(pn.viewable.Viewer):
         r = ", ".join(f"{at.loc[m, 'flux_ratio']:.4f}" for m in times)
         mins = "/".join(f"{m:g}" for m in times)
         model = "kinetic surface" if kinetic else "prescribed η"
-        return (f"At {mins} min ({model}): V = {v} V; flux ratio of the arc = {r}. "
+        return (f"At {mins} min ({model}{tag}): V = {v} V; flux ratio of the arc = {r}. "
                 "The same numbers as `asymflux simulate` with these settings "
                 "(docs/dashboards.md says which output times).")
 
