@@ -397,6 +397,7 @@ class Discretisation:
         self._col_of_entry = np.repeat(np.arange(rep.size), np.diff(self.L_scaled.indptr))
         self.source_per_A_kg = None if self.kinetics is not None else source[rep]
         self.last_rank_one = None
+        self._runs_cache = None  # _run_matrices
         if self.kinetics is not None:
             kb = self.kinetics
             bcell = mesh.boundary_cell
@@ -476,7 +477,7 @@ class Discretisation:
     def _run_matrices(self):
         """Dense ``(L, source rows, part columns)`` for :meth:`rhs_runs` and
         :meth:`jacobian_runs`, made at the first call."""
-        if getattr(self, "_runs_cache", None) is None:
+        if self._runs_cache is None:
             n = self.n_unknowns
             src = part = None
             if self.kinetics is not None:
@@ -589,10 +590,7 @@ def simulate(
         duration = step.duration_s
         events = []
         if not isinstance(step, Rest):
-            mean_now = mesh.mean(theta)
-            # physical limit: the mean cannot pass 0 (charge) or 1 (discharge)
-            room = mean_now if step.sign > 0 else 1.0 - mean_now
-            duration = min(duration, max(room, 0.0) / (step.rate_mA_g * m_over_f) * 1.0001)
+            duration = _galvanostatic_duration(step, mesh.mean(theta), m_over_f)
             events += _occupancy_events(disc, current, step, ocv)
         if not np.isfinite(duration) or duration <= 0:
             raise ValueError(f"protocol step {k + 1} ({step}) has no end: give minutes, a capacity or a cut-off")
@@ -602,9 +600,7 @@ def simulate(
 
         sol = _integrate(disc, current, theta, (t_now, t_end), t_eval, events, rtol, atol,
                          where=f"protocol step {k + 1} ({step})")
-        by_capacity = (not isinstance(step, Rest) and step.capacity_mAh_g is not None
-                       and (step.minutes is None or step.duration_s < step.minutes * 60.0))
-        reason = "capacity reached" if by_capacity else "duration reached"
+        reason = _end_reason(step)  # unless an event ends it (below)
         sol_t = np.atleast_1d(np.asarray(sol.t, dtype=float))
         sol_y = disc.unfold(np.asarray(sol.y, dtype=float).reshape(disc.n_unknowns, sol_t.size).T)
         ts, ys = list(sol_t), list(sol_y)
@@ -617,8 +613,6 @@ def simulate(
                     ts = [ts[i] for i in keep] + [float(te[0])]
                     ys = [ys[i] for i in keep] + [disc.unfold(ye[0])]
                     break
-        elif step.minutes is None and step.capacity_mAh_g is None:
-            reason = "mean occupancy limit"
         if k == 0:  # the t = 0 sample sees the first step's current
             v0, f0, r0 = _surface_outputs(disc, thetas[0], current)
             volts[0], face_i[0], ratios[0] = v0, f0, r0
@@ -704,27 +698,12 @@ def simulate_side_by_side(
     for k, step in enumerate(steps):
         if not isinstance(step, Charge | Discharge):
             raise ValueError(f"step {k + 1} must be a Charge or Discharge, got {step!r}")
-        room = mean0 if step.sign > 0 else 1.0 - mean0
-        duration = min(step.duration_s, max(room, 0.0) / (step.rate_mA_g * m_over_f) * 1.0001)
+        duration = _galvanostatic_duration(step, mean0, m_over_f)
         if not np.isfinite(duration) or duration <= 0:
             raise ValueError(f"step {k + 1} ({step}) has no end: give minutes, a capacity or a cut-off")
         runs.append({"step": step, "current": step.sign * step.rate_mA_g,
                      "rate": step.rate_mA_g, "end": duration * step.rate_mA_g})  # in t x rate
-    if len(runs) == 1:  # nothing to share: the run itself, the same numbers as simulate()
-        res = simulate(params, mesh, surface, steps, rtol=rtol, atol=atol)
-        t_s = float(res.times_s[-1])
-        return [{"minutes": t_s / 60.0, "capacity_mAh_g": float(res.capacity_mAh_g[-1]),
-                 "li_extracted": float(res.li_extracted[-1]), "reason": res.steps[-1]["reason"],
-                 "theta": res.theta[-1]}]
-    potentials = _RunPotentials(disc, n)
-    for k, run in enumerate(runs):
-        run["events"] = _occupancy_events(disc, run["current"], run["step"], ocv,
-                                          voltage_of=lambda y, k=k: potentials.of(k))
-
     out: list = [None] * len(runs)
-    active = list(range(len(runs)))
-    state = np.tile(disc.fold(theta0), (len(runs), 1))
-    tau = 0.0  # charge-passed time: t x rate (s mA/g)
 
     def finish(k, tau_k, theta, reason):
         run = runs[k]
@@ -732,6 +711,23 @@ def simulate_side_by_side(
         out[k] = {"minutes": t_s / 60.0, "capacity_mAh_g": run["current"] * t_s / 3600.0,
                   "li_extracted": float(params["Initial occupancy"] - mesh.mean(theta)),
                   "reason": reason, "theta": theta}
+
+    def alone(k):  # the run by simulate(), from the start
+        res = simulate(params, mesh, surface, [runs[k]["step"]], rtol=rtol, atol=atol)
+        finish(k, float(res.times_s[-1]) * runs[k]["rate"], res.theta[-1],
+               res.steps[-1]["reason"])
+
+    if len(runs) == 1:  # nothing to share: the run itself, the same numbers as simulate()
+        alone(0)
+        return out
+    potentials = _RunPotentials(disc, n)
+    for k, run in enumerate(runs):
+        run["events"] = _occupancy_events(disc, run["current"], run["step"], ocv,
+                                          voltage_of=lambda y, k=k: potentials.of(k))
+
+    active = list(range(len(runs)))
+    state = np.tile(disc.fold(theta0), (len(runs), 1))
+    tau = 0.0  # charge-passed time: t x rate (s mA/g)
 
     while active:
         currents = np.array([runs[k]["current"] for k in active])
@@ -773,9 +769,7 @@ def simulate_side_by_side(
             failed = True
         if failed:  # the runs still going, one at a time (each failure then says its step)
             for k in active:
-                res = simulate(params, mesh, surface, [runs[k]["step"]], rtol=rtol, atol=atol)
-                finish(k, float(res.times_s[-1]) * runs[k]["rate"], res.theta[-1],
-                       res.steps[-1]["reason"])
+                alone(k)
             break
         hit = [(float(te[0]), j) for j, te in enumerate(sol.t_events) if te.size]
         if sol.status == 1 and hit:
@@ -792,21 +786,32 @@ def simulate_side_by_side(
         else:
             tau = float(sol.t[-1])
             state = sol.y[:, -1].reshape(m, n)
-            done = {}
-            for i, k in enumerate(active):
-                if runs[k]["end"] <= tau_end * (1 + 1e-12):
-                    step = runs[k]["step"]
-                    by_capacity = (step.capacity_mAh_g is not None and
-                                   (step.minutes is None or step.duration_s < step.minutes * 60.0))
-                    no_limit = step.minutes is None and step.capacity_mAh_g is None
-                    done[i] = ("capacity reached" if by_capacity else
-                               "mean occupancy limit" if no_limit else "duration reached")
+            done = {i: _end_reason(runs[k]["step"]) for i, k in enumerate(active)
+                    if runs[k]["end"] <= tau_end * (1 + 1e-12)}
         for i, reason in done.items():
             finish(active[i], tau, disc.unfold(state[i]), reason)
         keep = [i for i in range(m) if i not in done]
         active = [active[i] for i in keep]
         state = state[keep]
     return out
+
+
+def _galvanostatic_duration(step, mean_theta, m_over_f) -> float:
+    """A charge's or discharge's length (s): its own (``step.duration_s``), at most until the
+    mean occupancy would pass 0 (charge) or 1 (discharge), by 0.01 %."""
+    room = mean_theta if step.sign > 0 else 1.0 - mean_theta
+    return min(step.duration_s, max(room, 0.0) / (step.rate_mA_g * m_over_f) * 1.0001)
+
+
+def _end_reason(step) -> str:
+    """Why a step ended when none of its events did: its capacity, its duration, or (a charge
+    or discharge with neither) the mean occupancy's limit."""
+    if isinstance(step, Rest):
+        return "duration reached"
+    if step.capacity_mAh_g is not None and (step.minutes is None
+                                            or step.duration_s < step.minutes * 60.0):
+        return "capacity reached"
+    return "mean occupancy limit" if step.minutes is None else "duration reached"
 
 
 class _RunPotentials:
@@ -816,12 +821,12 @@ class _RunPotentials:
 
     def __init__(self, disc, n):
         self.disc, self.n = disc, n
-        self._active, self._currents = [], None
-        self._y = self._V = None
-        self._state = None
+        self._row, self._currents = {}, None  # run -> its row in the stacked state
+        self._state = self._y = self._V = None
 
     def runs(self, active, currents):
-        self._active, self._currents = list(active), np.asarray(currents, dtype=float)
+        self._row = {k: i for i, k in enumerate(active)}
+        self._currents = np.asarray(currents, dtype=float)
         self._y = self._V = None
 
     def at(self, y):
@@ -829,11 +834,11 @@ class _RunPotentials:
 
     def of(self, k):
         y = self._state
-        if self._y is None or self._y.shape != y.shape or not np.array_equal(self._y, y):
-            states = np.asarray(y, dtype=float).reshape(len(self._active), self.n)
+        if self._y is None or not np.array_equal(self._y, y):
+            states = np.asarray(y, dtype=float).reshape(len(self._row), self.n)
             self._V = self.disc.kinetic_state(states, self._currents)["V"]
             self._y = np.array(y, dtype=float, copy=True)
-        return self._V[self._active.index(k)]
+        return self._V[self._row[k]]
 
 
 def _surface_outputs(disc, theta, current):

@@ -220,9 +220,10 @@ def _submit_points(eta, blocked_fraction, rates, diffusivity_scale, film_ohm_m2=
         futures[i] = _submit(C.li_extracted, *_li_args(eta, blocked_fraction, rates[i],
                                                       diffusivity_scale, film_ohm_m2))
         return futures, True
-    args = _li_args(eta, blocked_fraction, 0.0, diffusivity_scale, film_ohm_m2)
-    batch = _submit(C.li_extracted_at_rates, args[0], args[1],
-                    tuple(rates[i] for i in missing), args[3], args[4])
+    eta, blocked_fraction, _, diffusivity_scale, film = _li_args(
+        eta, blocked_fraction, 0.0, diffusivity_scale, film_ohm_m2)  # the keys' values
+    batch = _submit(C.li_extracted_at_rates, eta, blocked_fraction,
+                    tuple(rates[i] for i in missing), diffusivity_scale, film)
 
     def fill(done):
         try:
