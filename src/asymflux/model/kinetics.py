@@ -207,7 +207,9 @@ class KineticBoundary:
             else:
                 i0 = self.k0 * np.sqrt(np.maximum(th * (1 - th), 1e-18))
         # the kernel works on (n_runs, n_parts): one run is a batch of one
-        u2, i02 = u.reshape(-1, u.shape[-1]), i0.reshape(-1, u.shape[-1])
+        # (C-ordered float64, so that one compiled signature serves every call)
+        u2 = np.ascontiguousarray(u.reshape(-1, u.shape[-1]), dtype=float)
+        i02 = np.ascontiguousarray(np.broadcast_to(i0, u.shape).reshape(u2.shape), dtype=float)
         n_runs = u2.shape[0]
         target = np.empty(n_runs)  # mean current density of each run, A/m²
         target[:] = np.asarray(current_A_kg, dtype=float) * self.mean_current_per_A_kg
