@@ -150,6 +150,35 @@ def arc_outline_xy(surface, radius_um: float, *, center=(0.0, 0.0), n: int = 361
             np.concatenate(ys) if ys else np.zeros(0))
 
 
+def fig5b_layers(table: pd.DataFrame, *, current_rate_mA_g: float | None = None,
+                 current_li_extracted: float | None = None,
+                 labels: dict | None = None) -> list[tuple[str, str, object]]:
+    """The layers of :func:`fig5b_rate_capability`, in drawing order, as data.
+
+    Returns
+    -------
+    list of (kind, label, data)
+        ``kind`` is ``"curve"`` or ``"scatter"`` (``data``: a DataFrame ``rate_mA_g,
+        li_extracted``; one of each per surface, sorted by rate), ``"vline"`` (``data``: the
+        rate, mA/g) or ``"star"`` (the current setting's point, a one-row DataFrame). A page
+        that updates the figure in place puts these columns into its data sources without
+        building the HoloViews elements (``asymflux.views.model_explorer``).
+    """
+    labels = labels or {}
+    layers = []
+    for label, grp in table.groupby("blocked", sort=False):
+        grp = grp.sort_values("rate_mA_g")[["rate_mA_g", "li_extracted"]]
+        name = labels.get(label, "no blocking" if label == "none" else f"blocked {label}")
+        layers += [("curve", name, grp), ("scatter", name, grp)]
+    if current_rate_mA_g is not None:
+        layers.append(("vline", "", float(current_rate_mA_g)))
+        if current_li_extracted is not None:
+            layers.append(("star", "current setting", pd.DataFrame(
+                {"rate_mA_g": [float(current_rate_mA_g)],
+                 "li_extracted": [float(current_li_extracted)]})))
+    return layers
+
+
 def fig5b_rate_capability(table: pd.DataFrame, *, current_rate_mA_g: float | None = None,
                           current_li_extracted: float | None = None, logx: bool = False,
                           labels: dict | None = None):
@@ -169,23 +198,22 @@ def fig5b_rate_capability(table: pd.DataFrame, *, current_rate_mA_g: float | Non
     labels : dict, optional
         Legend label for a ``blocked`` value (default: ``"no blocking"`` for ``"none"``,
         ``"blocked <value>"`` otherwise).
+
+    The layers, as data: :func:`fig5b_layers`.
     """
     hv = _hv()
-    labels = labels or {}
-    curves = []
     kd, vd = [hv.Dimension("rate_mA_g", label="rate (mA/g)")], [
         hv.Dimension("li_extracted", label="Li extracted at cut-off (per f.u.)")]
-    for label, grp in table.groupby("blocked", sort=False):
-        grp = grp.sort_values("rate_mA_g")
-        name = labels.get(label, "no blocking" if label == "none" else f"blocked {label}")
-        curves.append(hv.Curve(grp, kd, vd, label=name))
-        curves.append(hv.Scatter(grp, kd, vd, label=name))
-    overlay = hv.Overlay(curves)
-    if current_rate_mA_g is not None:
-        overlay = overlay * hv.VLine(float(current_rate_mA_g)).opts(color="grey")
-        if current_li_extracted is not None:
-            star = hv.Scatter([(float(current_rate_mA_g), float(current_li_extracted))], kd, vd,
-                              label="current setting")
+    layers = fig5b_layers(table, current_rate_mA_g=current_rate_mA_g,
+                          current_li_extracted=current_li_extracted, labels=labels)
+    overlay = hv.Overlay([hv.Curve(d, kd, vd, label=name) if kind == "curve"
+                          else hv.Scatter(d, kd, vd, label=name)
+                          for kind, name, d in layers if kind in ("curve", "scatter")])
+    for kind, name, d in layers:
+        if kind == "vline":
+            overlay = overlay * hv.VLine(d).opts(color="grey")
+        elif kind == "star":
+            star = hv.Scatter(d, kd, vd, label=name)
             overlay = overlay * _style(star, {"color": "black", "marker": "*"},
                                        bokeh={"size": 16}, matplotlib={"s": 150})
     overlay = overlay.opts(title="Rate capability (Fig. 5b)", legend_position="bottom_left")
@@ -261,6 +289,26 @@ def voltage_vs_capacity(curves: pd.DataFrame | None, measured: pd.DataFrame | No
     return _style(overlay, bokeh={"legend_position": "bottom_right"})
 
 
+def offset_layers(timeseries: pd.DataFrame, *, by: str | None = "source", normalized=False,
+                  curves=None) -> list[tuple[str, str, pd.DataFrame]]:
+    """The layers of :func:`offset_vs_capacity`, in drawing order, as data: ``(kind,
+    label, DataFrame capacity_mAh_g, offset_nm | offset_norm)`` with ``kind`` ``"curve"``
+    then ``"scatter"`` for each curve (arguments as there)."""
+    y = "offset_norm" if normalized else "offset_nm"
+    if by and curves is not None:
+        groups = [(c, timeseries[timeseries[by] == c] if by in timeseries
+                   else timeseries.iloc[:0]) for c in curves]
+    elif by and by in timeseries:
+        groups = timeseries.groupby(by, sort=False)
+    else:
+        groups = [("", timeseries)]
+    layers = []
+    for label, grp in groups:
+        grp = grp.sort_values("capacity_mAh_g")[["capacity_mAh_g", y]]
+        layers += [("curve", str(label), grp), ("scatter", str(label), grp)]
+    return layers
+
+
 def offset_vs_capacity(timeseries: pd.DataFrame, *, by: str | None = "source", normalized=False,
                        title="d(capacity) (Fig. 5d)", curves=None):
     """Fig. 5d: distance d between O_COM and O_Li-rich against capacity.
@@ -279,24 +327,17 @@ def offset_vs_capacity(timeseries: pd.DataFrame, *, by: str | None = "source", n
         Values of ``by`` to draw, in this order; one without rows gives an empty curve,
         so the plot keeps its layers (as a plot updated in place needs). Default: the
         values present, in order of appearance.
+
+    The layers, as data: :func:`offset_layers`.
     """
     hv = _hv()
     y = "offset_norm" if normalized else "offset_nm"
     vd = [hv.Dimension(y, label="d / R_eq" if normalized else "d (nm)")]
     kd = [hv.Dimension("capacity_mAh_g", label="capacity (mAh/g)")]
-    if by and curves is not None:
-        groups = [(c, timeseries[timeseries[by] == c] if by in timeseries
-                   else timeseries.iloc[:0]) for c in curves]
-    elif by and by in timeseries:
-        groups = timeseries.groupby(by, sort=False)
-    else:
-        groups = [("", timeseries)]
-    curves = []
-    for label, grp in groups:
-        grp = grp.sort_values("capacity_mAh_g")[["capacity_mAh_g", y]]
-        curves.append(hv.Curve(grp, kd, vd, label=str(label)))
-        curves.append(hv.Scatter(grp, kd, vd, label=str(label)))
-    overlay = hv.Overlay(curves).opts(title=title)
+    overlay = hv.Overlay([(hv.Curve if kind == "curve" else hv.Scatter)(d, kd, vd, label=name)
+                          for kind, name, d in offset_layers(timeseries, by=by,
+                                                             normalized=normalized,
+                                                             curves=curves)]).opts(title=title)
     return _style(overlay, bokeh={"legend_position": "top_left"})
 
 

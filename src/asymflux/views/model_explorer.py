@@ -30,6 +30,10 @@ FINE, PREVIEW = "fine", "preview"
 """The last item of a θ-map key: the run on ``_compute.MAPS_MESH`` or the coarse preview on
 ``_compute.PREVIEW_MESH`` shown while it runs."""
 
+OFFSET_CURVES = ("measured", "simulated")
+"""The curves of d(capacity), in drawing order (each also when it has no rows: the figure is
+updated in place and keeps its layers)."""
+
 PREVIEW_TAG = " (coarse preview)"
 """Appended to the titles of the plots that show the coarse preview."""
 
@@ -133,6 +137,21 @@ def _put(fig, element, title) -> None:
             renderer.location = data
         else:
             renderer.data_source.data = data
+    fig.title.text = title
+
+
+def _put_layers(fig, layers, title) -> None:
+    """As :func:`_put`, from a builder's layers as data (:func:`asymflux.plots.fig5b_layers`,
+    :func:`~asymflux.plots.offset_layers`: the columns HoloViews' Bokeh plots of those
+    layers hold; a vertical line's location), without building the HoloViews elements
+    (~0.1 s of the server's loop per update for Fig. 5b)."""
+    if len(layers) != len(fig.renderers):
+        raise ValueError(f"{title}: {len(layers)} layers for {len(fig.renderers)} renderers")
+    for renderer, (kind, _label, data) in zip(fig.renderers, layers, strict=True):
+        if kind == "vline":
+            renderer.location = float(data)
+        else:
+            renderer.data_source.data = {c: data[c].to_numpy() for c in data.columns}
     fig.title.text = title
 
 
@@ -763,9 +782,9 @@ class ModelExplorer(pn.viewable.Viewer):
                  "refining…" if which == PREVIEW else "")
         return f"#### θ maps (Fig. 4): {label}, D × {float(s['diffusivity_scale']):g}{state}"
 
-    def _rate_plot(self, key):
-        """Fig. 5b for ``key`` = (η, fraction, rate, D scale, film): ``(HoloViews overlay of
-        :func:`asymflux.plots.fig5b_rate_capability`, title)``."""
+    def _rate_inputs(self, key):
+        """``(table, rate, point, title)`` of Fig. 5b for ``key`` = (η, fraction, rate,
+        D scale, film)."""
         eta, blocked_fraction, rate_mA_g, diffusivity_scale, film = key
         s = dict(eta=float(eta), blocked_fraction=float(blocked_fraction),
                  rate_mA_g=float(rate_mA_g), diffusivity_scale=float(diffusivity_scale),
@@ -778,15 +797,26 @@ class ModelExplorer(pn.viewable.Viewer):
             table = C.rate_table(s["eta"], s["blocked_fraction"], point=lambda *a: np.nan)
             point = np.nan
         now = f"film {film:.3g} Ω m²" if film is not None else f"η {s['eta']:g}"
-        return (self._rate_element(table, s["rate_mA_g"], point),
+        return (table, s["rate_mA_g"], point,
                 f"Fig. 5b; now {now} at {s['rate_mA_g']:g} mA/g → {point:.4f}")
+
+    def _rate_plot(self, key):
+        """Fig. 5b for ``key`` (:meth:`_rate_inputs`): ``(HoloViews overlay of
+        :func:`asymflux.plots.fig5b_rate_capability`, title)``."""
+        table, rate_mA_g, point, title = self._rate_inputs(key)
+        return self._rate_element(table, rate_mA_g, point), title
+
+    @staticmethod
+    def _rate_labels():
+        labels = {k: v[0] for k, v in C.REFERENCE_SURFACES.items()}
+        labels[C.CURRENT_LABEL] = C.CURRENT_LABEL  # fixed: the plot is updated in place
+        return labels
 
     @staticmethod
     def _rate_element(table, rate_mA_g, point):
-        labels = {k: v[0] for k, v in C.REFERENCE_SURFACES.items()}
-        labels[C.CURRENT_LABEL] = C.CURRENT_LABEL  # fixed: the plot is updated in place
         return plots.fig5b_rate_capability(table, current_rate_mA_g=rate_mA_g,
-                                           current_li_extracted=point, logx=True, labels=labels)
+                                           current_li_extracted=point, logx=True,
+                                           labels=ModelExplorer._rate_labels())
 
     def _make_twin_and_rate_figures(self) -> None:
         """d(capacity), the simulated line-cut kymograph and Fig. 5b: Bokeh figures drawn
@@ -816,7 +846,8 @@ class ModelExplorer(pn.viewable.Viewer):
         if key is None or key == self._twin_key:
             return
         self._twin_key = key
-        _put(self._offset_fig, *self._offset_plot(key))
+        ts, title = self._offset_inputs(key)
+        _put_layers(self._offset_fig, plots.offset_layers(ts, curves=OFFSET_CURVES), title)
         _put(self._sim_kymo_fig, *self._simulated_kymograph(key))
         quads = self._sim_kymo_fig.renderers[0].data_source.data  # tight axes, as HoloViews'
         if len(quads["left"]):
@@ -831,7 +862,10 @@ class ModelExplorer(pn.viewable.Viewer):
         if key is None or key == self._rate_key:
             return
         self._rate_key = key
-        _put(self._rate_fig, *self._rate_plot(key))
+        table, rate_mA_g, point, title = self._rate_inputs(key)
+        _put_layers(self._rate_fig, plots.fig5b_layers(
+            table, current_rate_mA_g=rate_mA_g, current_li_extracted=point,
+            labels=self._rate_labels()), title)
 
     def _make_curve_plots(self):
         """The flux-ratio and voltage figures, drawn once by their builders
@@ -926,22 +960,26 @@ class ModelExplorer(pn.viewable.Viewer):
             self._show_error(e, prefix="Simulated particle")
             return None
 
-    def _offset_plot(self, key):
-        """d(capacity) of the measured particle and its simulated twin (Fig. 5d), for
-        ``key`` = (η, fraction, angle, rate, D scale, film, dataset, particle):
-        ``(HoloViews overlay, title)``."""
+    def _offset_inputs(self, key):
+        """``(timeseries, title)`` of d(capacity) of the measured particle and its simulated
+        twin (Fig. 5d), for ``key`` = (η, fraction, angle, rate, D scale, film, dataset,
+        particle)."""
         s, (dataset, particle_id) = _model_settings(key), key[len(MODEL_SETTINGS):]
         movies = [self._measured_movie(dataset, particle_id),
                   self._simulated_movie(s, dataset, particle_id)]
         ts = pd.concat([m.timeseries for m in movies if m is not None]
                        or [pd.DataFrame({"source": [], "capacity_mAh_g": [], "offset_nm": []})],
                        ignore_index=True)
-        title = f"d(capacity), particle {particle_id}"
+        return ts, f"d(capacity), particle {particle_id}"
+
+    def _offset_plot(self, key):
+        """d(capacity) for ``key`` (:meth:`_offset_inputs`): ``(HoloViews overlay, title)``."""
+        ts, title = self._offset_inputs(key)
         return self._offset_element(ts, title), title
 
     @staticmethod
     def _offset_element(ts, title):
-        return plots.offset_vs_capacity(ts, curves=("measured", "simulated"), title=title)
+        return plots.offset_vs_capacity(ts, curves=OFFSET_CURVES, title=title)
 
     @staticmethod
     def _kymograph_element(movie, title):
