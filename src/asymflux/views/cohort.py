@@ -397,6 +397,7 @@ class CohortBrowser(pn.viewable.Viewer):
             pn.state.onload(self._load_once)
         else:
             self._load_once()
+        K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
         stats_table = pn.widgets.Tabulator(
             pn.bind(lambda s: s if s is not None else pd.DataFrame(), self.param.stats),
             disabled=True, show_index=False, width=1100, height=200)

@@ -85,6 +85,7 @@ class LivePage(pn.viewable.Viewer):
         K.on_session_end(self.stop)
         if K.in_server():  # the first poll then finds the analysis imported
             K.run_in_thread(_warm_up)
+        K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
 
     # ------------------------------------------------------------------ following
     def _on_switch(self, event):

@@ -317,6 +317,7 @@ class ModelExplorer(pn.viewable.Viewer):
             pn.state.onload(self._prefetch)
         else:
             self._prefetch()
+        K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
 
     # ------------------------------------------------------------------ settings
 
