@@ -152,13 +152,15 @@ def test_comparison_same_code_path(explorer):
     assert np.nanmax(sym["offset_nm"].to_numpy()[:15]) < np.nanmax(d[:15])
 
 
-def test_simulated_twin_mesh_is_fine_enough(explorer, monkeypatch):
+@pytest.mark.parametrize("film_ohm_m2", [None, 0.2], ids=["prescribed", "kinetic"])
+def test_simulated_twin_mesh_is_fine_enough(explorer, monkeypatch, film_ohm_m2):
     # the twin runs on a coarser mesh than the demo data (PARTICLE_MESH) to answer a slider
     # quickly; through the PSF and the pixels its d(capacity) must not tell the difference
     from asymflux.views import _common as K
 
     m = K.measured(explorer.dataset, 1)
-    kw = dict(eta=0.3, blocked_fraction=0.25, angle_deg=180.0, rate_mA_g=100.0)
+    kw = dict(eta=0.3, blocked_fraction=0.25, angle_deg=180.0, rate_mA_g=100.0,
+              film_ohm_m2=film_ohm_m2)
     coarse = C.simulated_particle(m.mask, m.pixel_nm, m.capacity_mAh_g, **kw).timeseries
     monkeypatch.setattr(C, "PARTICLE_MESH", (16, 48))
     fine = C.simulated_particle(m.mask, m.pixel_nm, m.capacity_mAh_g, **kw).timeseries

@@ -209,7 +209,9 @@ class KineticBoundary:
         # the kernel works on (n_runs, n_parts): one run is a batch of one
         # (C-ordered float64, so that one compiled signature serves every call)
         u2 = np.ascontiguousarray(u.reshape(-1, u.shape[-1]), dtype=float)
-        i02 = np.ascontiguousarray(np.broadcast_to(i0, u.shape).reshape(u2.shape), dtype=float)
+        i0 = np.asarray(i0, dtype=float)
+        i02 = np.ascontiguousarray((i0 if i0.shape == u.shape else np.broadcast_to(i0, u.shape))
+                                   .reshape(u2.shape), dtype=float)
         n_runs = u2.shape[0]
         target = np.empty(n_runs)  # mean current density of each run, A/m²
         target[:] = np.asarray(current_A_kg, dtype=float) * self.mean_current_per_A_kg

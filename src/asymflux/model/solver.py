@@ -157,7 +157,7 @@ class _BlockLU:
 class _IdentityMinus:
     """BDF's sparse identity in ``I - c J`` (its only use, scipy.integrate's ``BDF._step_impl``):
     negates the freshly made ``c J`` in place and adds one on its stored diagonal, instead of SciPy's sparse subtraction (a pattern
-    merge and two new matrices per factorisation, ~10 % of a run on the twin's 12 x 36 mesh).
+    merge and two new matrices per factorisation, ~10 % of a run on the twin's 12 x 36 mesh, measured then).
     A matrix without every diagonal entry stored goes the general way."""
 
     def __init__(self, identity):
