@@ -1125,3 +1125,22 @@ def test_arc_outline_is_the_red_curve_of_the_surface_outline():
     np.testing.assert_array_equal(red.dimension_values(0), x)
     np.testing.assert_array_equal(red.dimension_values(1), y)
     assert [a.size for a in plots.arc_outline_xy(model.Surface(), 1.2)] == [0, 0]
+
+
+def test_theta_maps_are_coloured_as_bokehs_mapper_would():
+    # the θ maps are sent coloured (RGBA): the colours LinearColorMapper(low, high) gives
+    from bokeh.palettes import Viridis256
+
+    from asymflux.views.model_explorer import _rgba_image, _rgba_palette
+
+    lut = _rgba_palette(Viridis256)
+    r, g, b = (int(Viridis256[0][i:i + 2], 16) for i in (1, 3, 5))
+    assert lut[0] == r | g << 8 | b << 16 | 255 << 24
+    low, high = 0.85, 0.97
+    step = (high - low) / 256
+    img = _rgba_image(np.array([[low - 0.1, low, low + 128.5 * step, high, high + 0.1, np.nan]]),
+                      low, high, lut)
+    assert img.dtype == np.uint32 and img.shape == (1, 6)
+    assert list(img[0]) == [lut[0], lut[0], lut[128], lut[255], lut[255], 0xFFFFFFFF]
+    flat = _rgba_image(np.full((2, 2), 0.9), 0.9, 0.9, lut)  # no range: the first colour
+    assert np.all(flat == lut[0])

@@ -155,6 +155,30 @@ def _put_layers(fig, layers, title) -> None:
     fig.title.text = title
 
 
+WHITE_RGBA = np.uint32(0xFFFFFFFF)
+"""White, as Bokeh's packed RGBA (the θ maps' NaN colour)."""
+
+
+def _rgba_palette(palette) -> np.ndarray:
+    """``#rrggbb`` colours as Bokeh's packed RGBA (uint32, red in the lowest byte)."""
+    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in palette], dtype=np.uint32)
+    return rgb[:, 0] | rgb[:, 1] << 8 | rgb[:, 2] << 16 | np.uint32(255) << 24
+
+
+def _rgba_image(values, low, high, lut) -> np.ndarray:
+    """``values`` (row, col) coloured as Bokeh's ``LinearColorMapper(low, high)`` of palette
+    ``lut`` (:func:`_rgba_palette`) colours them: ``low`` and below the first colour,
+    ``high`` and above the last, equal steps between; NaN white. Packed RGBA (uint32)."""
+    v = np.asarray(values, dtype=float)
+    n = lut.size
+    span = (high - low) if low is not None and high is not None and high > low else None
+    with np.errstate(invalid="ignore"):
+        idx = (np.zeros(v.shape) if span is None
+               else np.floor((v - low) / span * n))
+    idx = np.clip(np.nan_to_num(idx, nan=0.0), 0, n - 1).astype(np.intp)
+    return np.where(np.isfinite(v), lut[idx], WHITE_RGBA).astype(np.uint32)
+
+
 def _echem_voltage(ds) -> pd.DataFrame | None:
     """``capacity_mAh_g, voltage_V`` of a dataset's echem table (finite rows), or None."""
     e = getattr(ds, "echem", None)
@@ -712,7 +736,10 @@ class ModelExplorer(pn.viewable.Viewer):
         from bokeh.plotting import figure
 
         palette = Viridis256 if plots.THETA_CMAP == "viridis" else plots.THETA_CMAP
+        # the colour bar's scale; the images are coloured here (_rgba_image), as this mapper
+        # would in the browser (which spent ~50 ms a slider move on it)
         self._map_mapper = LinearColorMapper(palette=palette, nan_color="white")
+        self._map_lut = _rgba_palette(palette)
         r = C.FIG4_RADIUS_UM * 1.08
         phi = np.linspace(0, 2 * np.pi, 361)
         self._map_figs, self._map_srcs = [], []
@@ -724,10 +751,9 @@ class ModelExplorer(pn.viewable.Viewer):
                        output_backend="canvas", tools="pan,wheel_zoom,reset,save",
                        title="", toolbar_location=None)
             f.title.text_font_size = "8pt"
-            src = ColumnDataSource({"image": [np.full((1, 1), np.nan)], "x": [-1.0], "y": [-1.0],
-                                    "dw": [2.0], "dh": [2.0]})
-            f.image(image="image", x="x", y="y", dw="dw", dh="dh", source=src,
-                    color_mapper=self._map_mapper)
+            src = ColumnDataSource({"image": [np.full((1, 1), WHITE_RGBA, dtype=np.uint32)],
+                                    "x": [-1.0], "y": [-1.0], "dw": [2.0], "dh": [2.0]})
+            f.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=src)
             f.line(C.FIG4_RADIUS_UM * np.cos(phi), C.FIG4_RADIUS_UM * np.sin(phi),
                    color="black", line_width=1)
             f.line("x", "y", source=self._arc_src, color="red", line_width=4)
@@ -752,6 +778,7 @@ class ModelExplorer(pn.viewable.Viewer):
         if finite:
             self._map_mapper.update(low=float(min(np.nanmin(t) for t in finite)),
                                     high=float(max(np.nanmax(t) for t in finite)))
+        low, high = self._map_mapper.low, self._map_mapper.high
         preview = key[-1] == PREVIEW
         for f, src, row in zip(self._map_figs, self._map_srcs, data.itertuples(), strict=True):
             x, y = np.asarray(row.x_um), np.asarray(row.y_um)
@@ -759,7 +786,8 @@ class ModelExplorer(pn.viewable.Viewer):
             dy = abs(y[1] - y[0]) if y.size > 1 else 1.0
             reached = bool(np.any(np.isfinite(row.theta)))
             # rows run from the top (y descending): Bokeh draws row 0 at the bottom
-            src.data = {"image": [np.asarray(row.theta, dtype=float)[::-1]],
+            src.data = {"image": [_rgba_image(np.asarray(row.theta, dtype=float)[::-1],
+                                              low, high, self._map_lut)],
                         "x": [float(x.min() - dx / 2)], "y": [float(y.min() - dy / 2)],
                         "dw": [float(np.ptp(x) + dx)], "dh": [float(np.ptp(y) + dy)]}
             f.title.text = self._map_title(s["rate_mA_g"], row.minutes, reached, preview)
