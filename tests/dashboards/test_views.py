@@ -1142,5 +1142,28 @@ def test_theta_maps_are_coloured_as_bokehs_mapper_would():
                       low, high, lut)
     assert img.dtype == np.uint32 and img.shape == (1, 6)
     assert list(img[0]) == [lut[0], lut[0], lut[128], lut[255], lut[255], 0xFFFFFFFF]
-    flat = _rgba_image(np.full((2, 2), 0.9), 0.9, 0.9, lut)  # no range: the first colour
-    assert np.all(flat == lut[0])
+    # no range: at (or above) high the last colour, as BokehJS; infinities are not NaN
+    assert np.all(_rgba_image(np.full((2, 2), 0.9), 0.9, 0.9, lut) == lut[255])
+    assert list(_rgba_image(np.array([[-np.inf, np.inf]]), low, high, lut)[0]) == \
+        [lut[0], lut[255]]
+
+
+def test_the_stylesheet_change_matches_the_installed_bokeh():
+    # browser-free half of test_served.py's check: the installed Bokeh is one the change
+    # was checked with, and its BokehJS bundle still holds the method as checked
+    import re
+    from pathlib import Path
+
+    import bokeh
+    from bokeh.document import Document
+
+    from asymflux.views import _common as K
+
+    assert ".".join(bokeh.__version__.split(".")[:2]) in K.STYLESHEET_PATCH_BOKEH, \
+        f"Bokeh {bokeh.__version__}: check core/dom.InlineStyleSheet._update, then list it"
+    js = (Path(bokeh.__file__).parent / "server/static/js/bokeh.min.js").read_text()
+    methods = re.findall(r"_update\(\w+\)\{this\.el\.textContent=\w+\}", js)
+    assert methods and all(re.match(K.STYLESHEET_UPDATE_SOURCE, m) for m in methods)
+    assert not re.match(K.STYLESHEET_UPDATE_SOURCE, "_update(t){this.el.textContent=e}")
+    doc = Document()
+    assert K.skip_unchanged_stylesheets(doc) and not K.skip_unchanged_stylesheets(doc)  # once

@@ -289,3 +289,26 @@ def test_ocv_slope_is_analytic_only_for_its_own_curve():
     u2, du2 = kb.ocv_and_slope(th)
     np.testing.assert_allclose(u2, u + 0.1, atol=1e-12)
     np.testing.assert_allclose(du2, du, rtol=1e-5)
+
+
+def test_the_newton_loop_compiled_and_as_plain_python_agree():
+    # the kernel runs compiled (numba); without numba the same function runs as Python
+    from asymflux.model import kinetics as K
+
+    rng = np.random.default_rng(3)
+    n_runs, n = 3, 12
+    u = 3.6 + 0.1 * rng.random((n_runs, n))
+    i0 = 1.0 + rng.random((n_runs, n))
+    r = np.where(np.arange(n) < 4, 0.2, 0.0)
+    w = np.full(n, 1.0 / n)
+    target = np.array([0.0, 2.0, -5.0])
+    out = []
+    for kernel in (K._compiled_balance(), K._butler_volmer_balance):
+        v, x = u.mean(axis=1), np.zeros((n_runs, n))
+        s, c, sh = np.empty((n_runs, n)), np.empty((n_runs, n)), np.empty((n_runs, n))
+        alpha = FARADAY_C_MOL / (2 * K.GAS_CONSTANT_J_MOL_K * 298.15)
+        assert kernel(u, i0, r, w, target, v, x, s, c, sh, alpha, K.MAX_STEP_V) == 0
+        assert np.allclose(s @ w, target, atol=1e-9)  # the balance holds
+        out.append((v, x, s))
+    for a, b in zip(*out, strict=True):
+        assert np.allclose(a, b, rtol=1e-12, atol=1e-12)

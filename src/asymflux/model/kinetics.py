@@ -196,6 +196,9 @@ class KineticBoundary:
             the internals the Jacobian needs.
         """
         th = np.asarray(theta_face, dtype=float)[..., self.face]
+        if th.ndim > 2:
+            raise ValueError(f"theta_face must be (n_faces,) or (n_runs, n_faces), got shape "
+                             f"{np.shape(theta_face)}")
         runs = th.ndim > 1
         if with_slopes:
             u, du = self.ocv_and_slope(th)
@@ -229,7 +232,7 @@ class KineticBoundary:
                                      "everywhere): the particle potential is undefined")
         if status == 2:
             raise FloatingPointError("the Butler-Volmer balance did not converge")
-        self._guess[u2.shape] = (v, x)
+        self._guess[u2.shape] = (v.copy(), x.copy())  # the caller may change what it gets
         if not runs:
             v, x, s, c, sinh = float(v[0]), x[0], s[0], c[0], sinh[0]
         return {"V": v, "s": s, "x": x, "i0": i0, "di0": di0, "U": u, "dU": du, "c": c,
@@ -286,8 +289,15 @@ def _compiled_balance():
     folder, or numba's user cache, is writable: ~2 s to compile, ~0.5 s to load)."""
     global _COMPILED_BALANCE
     if _COMPILED_BALANCE is None:
-        import numba
+        try:
+            import numba
+        except ImportError as exc:  # the same loops in plain Python: right, ~20x slower
+            import warnings
 
+            warnings.warn(f"numba could not be imported ({exc}): the kinetic surface's Newton "
+                          "loop runs as plain Python, ~20x slower", RuntimeWarning, stacklevel=3)
+            _COMPILED_BALANCE = _butler_volmer_balance
+            return _COMPILED_BALANCE
         try:
             _COMPILED_BALANCE = numba.njit(cache=True, nogil=True)(_butler_volmer_balance)
         except RuntimeError:  # no writable cache location: compiled in each process

@@ -101,8 +101,8 @@ class SymmetricOrderingBDF(BDF):
     def _factor(self, A):
         """LU of ``A`` (CSC), by the plan made at the first call for A's pattern; with a
         rank-one part of the Jacobian, the LU of ``A − c p q^T`` (Sherman-Morrison)."""
-        if not (sp.issparse(A) and A.format == "csc"):  # (a CSC matrix as it is: no copy, no checks)
-            A = sp.csc_matrix(A)
+        if not (sp.issparse(A) and A.format == "csc"):  # a CSC matrix as it is: no new
+            A = sp.csc_matrix(A)  # wrapper object, no format check
         if self._blocks > 1:
             return _BlockLU(A, self._blocks)
         if self._plan is None:

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections import OrderedDict, deque
 from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
@@ -1285,14 +1286,20 @@ STYLESHEET_PATCH_BOKEH = ("3.7", "3.8", "3.9")
 against (``tests/dashboards/test_served.py`` fails when the installed one is not listed, or
 when the page did not apply the change)."""
 
+STYLESHEET_UPDATE_SOURCE = r"^_update\((\w+)\)\s*\{\s*this\.el\.textContent\s*=\s*\1;?\s*\}$"
+"""The source text of BokehJS's ``core/dom.InlineStyleSheet._update`` as checked (minified or
+not: ``_update(t){this.el.textContent=t}``), a regular expression valid in Python and
+JavaScript: :data:`STYLESHEET_PATCH_JS` changes the method only when it matches."""
+
 STYLESHEET_PATCH_JS = """
+const STYLESHEET_UPDATE_SOURCE = String.raw`""" + STYLESHEET_UPDATE_SOURCE + """`;
 if (window.__asymflux_stylesheets === undefined) {
   let applied = false;
   try {
     const sheet = Bokeh.require("core/dom").InlineStyleSheet.prototype;
     const update = sheet._update;
     // only the method as checked: `_update(css) { this.el.textContent = css }`
-    if (/^_update\\(\\w+\\)\\s*\\{\\s*this\\.el\\.textContent\\s*=\\s*\\w+;?\\s*\\}$/.test(String(update))) {
+    if (new RegExp(STYLESHEET_UPDATE_SOURCE).test(String(update))) {
       sheet._update = function (css) {
         if (this.el.textContent !== css) update.call(this, css);
       };
@@ -1326,12 +1333,16 @@ def skip_unchanged_stylesheets(doc=None) -> bool:
 
     if doc is None:
         doc = pn.state.curdoc if in_server() else None
-    if doc is None:
+    if doc is None or doc in _STYLESHEETS_DONE:
         return False
     if ".".join(bokeh.__version__.split(".")[:2]) not in STYLESHEET_PATCH_BOKEH:
         return False
     doc.js_on_event("document_ready", CustomJS(code=STYLESHEET_PATCH_JS))
+    _STYLESHEETS_DONE.add(doc)
     return True
+
+
+_STYLESHEETS_DONE = weakref.WeakSet()  # documents given the callback (once each)
 
 
 def session_arg(name: str, default=None):

@@ -42,10 +42,11 @@ the default 20 x 48 mesh within 5e-5 per f.u. (the curves of Fig. 5b differ by 1
 PARTICLE_MESH = (10, 32)
 """(n_radial, n_angular) of the simulated twin of a measured particle. Imaged through the
 PSF and 65 nm pixels, its d(capacity) agrees with a 16 x 48 mesh's (the demo data's) within
-15 nm (a quarter of a pixel), prescribed and kinetic, for the demo's particles
-(tests/dashboards/test_views.py), and it runs ~1.5x faster. 32 faces put the edges of a
-quarter centred at 180° on face edges, as 48 do; 12 x 36 (10° faces) split a face at each
-edge, which the kinetic surface felt: 32-42 nm from the 16 x 48 twin."""
+15 nm (a quarter of a pixel), prescribed and kinetic, for the demo's particles 1-3 with a
+quarter blocked at 180° (the test: particle 1, both surfaces), and it runs ~1.5x faster.
+32 faces put the edges of that quarter on face edges, as 48 do; 12 x 36 (10° faces) split a
+face at each edge, which the kinetic surface felt: 32-42 nm from the 16 x 48 twin. Other
+fractions and angles split faces on any of these meshes."""
 
 FIG4_RADIUS_UM = 1.2
 """Radius of the θ-map particle (2.4 µm diameter, as in the paper)."""

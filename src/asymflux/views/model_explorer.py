@@ -167,16 +167,18 @@ def _rgba_palette(palette) -> np.ndarray:
 
 def _rgba_image(values, low, high, lut) -> np.ndarray:
     """``values`` (row, col) coloured as Bokeh's ``LinearColorMapper(low, high)`` of palette
-    ``lut`` (:func:`_rgba_palette`) colours them: ``low`` and below the first colour,
-    ``high`` and above the last, equal steps between; NaN white. Packed RGBA (uint32)."""
+    ``lut`` (:func:`_rgba_palette`) colours them: ``high`` and above the last colour, below
+    ``low`` the first, equal steps between; NaN white. Packed RGBA (uint32)."""
     v = np.asarray(values, dtype=float)
     n = lut.size
-    span = (high - low) if low is not None and high is not None and high > low else None
-    with np.errstate(invalid="ignore"):
-        idx = (np.zeros(v.shape) if span is None
-               else np.floor((v - low) / span * n))
-    idx = np.clip(np.nan_to_num(idx, nan=0.0), 0, n - 1).astype(np.intp)
-    return np.where(np.isfinite(v), lut[idx], WHITE_RGBA).astype(np.uint32)
+    idx = np.zeros(v.shape)
+    if low is not None and high is not None:
+        with np.errstate(invalid="ignore"):
+            if high > low:
+                idx = np.floor((v - low) / (high - low) * n)
+            idx = np.where(v >= high, n - 1, idx)  # as BokehJS: the top first
+    idx = np.clip(np.nan_to_num(idx, nan=0.0, posinf=n - 1, neginf=0.0), 0, n - 1)
+    return np.where(np.isnan(v), WHITE_RGBA, lut[idx.astype(np.intp)]).astype(np.uint32)
 
 
 def _echem_voltage(ds) -> pd.DataFrame | None:
