@@ -277,6 +277,7 @@ def test_ocv_slope_is_analytic_only_for_its_own_curve():
     surface = _film((180, 0.25, 0.2))
     kb = KineticBoundary(mesh, model.nmc88_lun2025(), surface)
     assert kb._ocv_and_slope is not None
+    assert kb._ocv_series is not None  # its closed form: U computed compiled
 
     # a shifted curve that inherited the attribute (functools.wraps copies __dict__)
     @functools.wraps(chen)
@@ -286,6 +287,7 @@ def test_ocv_slope_is_analytic_only_for_its_own_curve():
     params = dict(model.nmc88_lun2025(), **{"Open-circuit voltage [V]": shifted})
     kb = KineticBoundary(mesh, params, surface)
     assert kb._ocv_and_slope is None
+    assert kb._ocv_series is None  # nor its closed form
     u2, du2 = kb.ocv_and_slope(th)
     np.testing.assert_allclose(u2, u + 0.1, atol=1e-12)
     np.testing.assert_allclose(du2, du, rtol=1e-5)
@@ -312,3 +314,48 @@ def test_the_newton_loop_compiled_and_as_plain_python_agree():
         out.append((v, x, s))
     for a, b in zip(*out, strict=True):
         assert np.allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_the_compiled_surface_terms_equal_the_numpy_ones():
+    # U, i0 and their slopes as the right-hand side computes them (compiled, from the OCV's
+    # closed form) against the OCV function and exchange_current; also at θ = 0 and 1
+    from asymflux.model import kinetics as K
+    from asymflux.model.kinetics import KineticBoundary
+
+    mesh = model.disk_mesh(R_UM, n_radial=4, n_angular=8)
+    kb = KineticBoundary(mesh, model.nmc88_lun2025(), _film((180, 0.25, 0.2)))
+    th = np.concatenate([[0.0, 1.0, 1e-12], np.linspace(0.05, 0.999, 37)]).reshape(4, 10)
+    u_ref, du_ref = kb.ocv_and_slope(th)
+    i0_ref, di0_ref = kb.exchange_current(th)
+    for kernel in (K._compiled(K._surface_u_i0), K._surface_u_i0):
+        u, i0, du, di0 = (np.full(th.shape, np.nan) for _ in range(4))
+        kernel(th, *kb._ocv_series, kb.k0, u, i0, du, di0, True)
+        np.testing.assert_allclose(u, u_ref, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(i0, i0_ref, rtol=1e-13, atol=0)
+        np.testing.assert_allclose(du, du_ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(di0, di0_ref, rtol=1e-12, atol=0)
+    assert di0_ref[0, 0] == 0 and di0_ref[0, 1] == 0  # outside (0, 1): no slope
+
+
+def test_the_compiled_surface_path_solves_as_the_generic_one():
+    # the same OCV without its closed form goes the NumPy way: the same V, currents, slopes
+    from asymflux.model.kinetics import KineticBoundary
+
+    chen = model.parameters.ocv_nmc811_chen2020
+    mesh = model.disk_mesh(R_UM, n_radial=4, n_angular=12)
+    surface = _film((180, 0.25, 0.2), (30, 0.1, 1.0))
+    fast = KineticBoundary(mesh, model.nmc88_lun2025(), surface)
+    plain = KineticBoundary(mesh, dict(model.nmc88_lun2025(), **{
+        "Open-circuit voltage [V]": lambda theta: chen(theta)}), surface)
+    assert fast._ocv_series is not None and plain._ocv_series is None
+    rng = np.random.default_rng(7)
+    one = 0.5 + 0.45 * rng.random(fast.n_faces)
+    runs = 0.3 + 0.6 * rng.random((3, fast.n_faces))
+    for th, current in ((one, 150.0), (runs, np.array([0.0, 50.0, -400.0]))):
+        for slopes in (False, True):
+            a = fast.solve(th, current, with_slopes=slopes)
+            b = plain.solve(th, current, with_slopes=slopes)
+            for key in ("V", "s", "x", "U", "i0"):
+                np.testing.assert_allclose(a[key], b[key], rtol=1e-10, atol=1e-12)
+            if slopes:
+                np.testing.assert_allclose(a["dU"], b["dU"], rtol=1e-5, atol=1e-6)

@@ -171,6 +171,9 @@ def _ocv_nmc811_chen2020_slope(theta):
 
 
 ocv_nmc811_chen2020.value_and_slope = _ocv_nmc811_chen2020_slope
+ocv_nmc811_chen2020.tanh_series = (4.4875, -0.8090, _CHEN2020_A, _CHEN2020_K, _CHEN2020_X0)
+"""Its closed form ``(c0, c1, amp, rate, mid)``: ``U = c0 + c1 θ + Σ amp tanh(rate (θ − mid))``
+(the kinetic surface evaluates it compiled at every right-hand side)."""
 
 
 EXCHANGE_CURRENT_PREFACTOR_CHEN2020_A_M2 = 3.42e-6 * 1000.0**0.5 * 63104.0

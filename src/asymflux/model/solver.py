@@ -432,8 +432,8 @@ class Discretisation:
 
     def kinetic_state(self, state, current_A_kg, *, with_slopes=False):
         """The Butler-Volmer solution (:meth:`KineticBoundary.solve`) for the integrator's state."""
-        return self.kinetics.solve(np.asarray(state)[..., self._face_unknown], current_A_kg,
-                                   with_slopes=with_slopes)
+        return self.kinetics.solve_parts(np.asarray(state)[..., self._part_unknown],
+                                         current_A_kg, with_slopes=with_slopes)
 
     def _kinetic_source(self, sol):
         return np.bincount(self._src_row, self._src_w * sol["s"][self._src_mask],
