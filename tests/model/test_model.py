@@ -316,10 +316,15 @@ def test_identity_minus_gives_scipys_newton_matrix():
     J0 = J.toarray()
     eye = sp.identity(disc.n_unknowns, format="csc")
     fast = solver._IdentityMinus(eye)
-    for c in (0.5, 3.0):  # the second call reuses the pattern's diagonal positions
-        np.testing.assert_array_equal((fast - c * J).toarray(), (eye - c * J).toarray())
+    held = solver._UnscaledJacobian(J)  # as the integrator holds it
+    for c in (np.float64(0.5), 3.0):  # a NumPy scalar too; the second call reuses the pattern
+        A = fast - c * held
+        assert sp.issparse(A) and A.format == "csc"
+        np.testing.assert_array_equal(A.toarray(), (eye - c * J).toarray())
     np.testing.assert_array_equal(J.toarray(), J0)  # J itself is not touched
-    # a matrix without its whole diagonal stored goes SciPy's way
+    # anything else, and a matrix without its whole diagonal stored, go SciPy's way
     holes = sp.csc_matrix(np.array([[0.0, 1.0], [1.0, 2.0]]))
     small = solver._IdentityMinus(sp.identity(2, format="csc"))
     np.testing.assert_array_equal((small - holes).toarray(), np.eye(2) - holes.toarray())
+    np.testing.assert_array_equal((small - 2.0 * solver._UnscaledJacobian(holes)).toarray(),
+                                  np.eye(2) - 2.0 * holes.toarray())

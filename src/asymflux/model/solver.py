@@ -83,6 +83,17 @@ class SymmetricOrderingBDF(BDF):
         if sp.issparse(self.J):
             self._plan = None
             self.I = _IdentityMinus(self.I)
+            jac = kwargs.get("jac")
+            if callable(jac):  # SciPy's wrapper copies every Jacobian into a new csc_matrix
+
+                def jac_as_is(t, y):
+                    self.njev += 1
+                    J = jac(t, y)
+                    if not (sp.issparse(J) and J.format == "csc" and J.dtype == np.float64):
+                        J = sp.csc_matrix(J, dtype=float)
+                    return _UnscaledJacobian(J)
+                self.jac = jac_as_is
+            self.J = _UnscaledJacobian(self.J)
 
             def lu(A):
                 self.nlu += 1
@@ -154,30 +165,57 @@ class _BlockLU:
                                for k, (f, piv) in enumerate(self.factors)])
 
 
+class _UnscaledJacobian:
+    """The sparse Jacobian ``J`` as BDF holds it: its only use (scipy.integrate's
+    ``BDF._step_impl``) is ``I - c * J``, so ``c * J`` stays a pair (c, J) and
+    :class:`_IdentityMinus` writes ``I - c J`` into one reused matrix: no new sparse matrix
+    (and its format checks) per factorisation."""
+
+    __array_ufunc__ = None  # a NumPy scalar ``c * J`` defers to __rmul__
+
+    def __init__(self, J):
+        self.J = J
+
+    def __rmul__(self, c):
+        return _ScaledJacobian(float(c), self.J)
+
+
+class _ScaledJacobian:
+    def __init__(self, c, J):
+        self.c, self.J = c, J
+
+
 class _IdentityMinus:
     """BDF's sparse identity in ``I - c J`` (its only use, scipy.integrate's ``BDF._step_impl``):
-    negates the freshly made ``c J`` in place and adds one on its stored diagonal, instead of SciPy's sparse subtraction (a pattern
-    merge and two new matrices per factorisation, ~10 % of a run on the twin's 12 x 36 mesh, measured then).
-    A matrix without every diagonal entry stored goes the general way."""
+    writes ``-c J`` into one matrix of J's pattern kept for the purpose and adds one on its
+    stored diagonal, instead of SciPy's scalar product and sparse subtraction (new matrices
+    and a pattern merge per factorisation, ~10 % of a run on the twin's mesh, measured then).
+    The matrix is overwritten at the next factorisation: the factorisations copy what they
+    need. A Jacobian without every diagonal entry stored goes the general way."""
 
     def __init__(self, identity):
         self.identity = identity
         self._pattern = None  # (indptr, indices, positions of the diagonal in data)
+        self._out = None  # the matrix written
 
     def __sub__(self, M):
-        if not (sp.issparse(M) and M.format == "csc" and M.shape == self.identity.shape):
+        if not isinstance(M, _ScaledJacobian):
             return self.identity - M
+        J, c = M.J, M.c
+        if not (sp.issparse(J) and J.format == "csc" and J.shape == self.identity.shape):
+            return self.identity - c * J
         known = self._pattern
-        if known is None or not (np.array_equal(known[0], M.indptr)
-                                 and np.array_equal(known[1], M.indices)):
-            pos = _diagonal_positions(M)
+        if known is None or not (np.array_equal(known[0], J.indptr)
+                                 and np.array_equal(known[1], J.indices)):
+            pos = _diagonal_positions(J)
             if pos is None:
-                return self.identity - M
-            known = self._pattern = (M.indptr.copy(), M.indices.copy(), pos)
-        # M is the temporary ``c * J`` of BDF's expression (nothing else holds it): reused
-        np.negative(M.data, out=M.data)
-        M.data[known[2]] += 1.0
-        return M
+                return self.identity - c * J
+            known = self._pattern = (J.indptr.copy(), J.indices.copy(), pos)
+            self._out = sp.csc_matrix((np.zeros(J.nnz), known[1], known[0]), shape=J.shape)
+        out = self._out
+        np.multiply(J.data, -c, out=out.data)
+        out.data[known[2]] += 1.0
+        return out
 
 
 def _diagonal_positions(A):
