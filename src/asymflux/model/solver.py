@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 from scipy.integrate import BDF, solve_ivp
-from scipy.linalg.lapack import dgetrf, dgetrs
+from scipy.linalg.lapack import dgbtrf, dgbtrs, dgetrf, dgetrs
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 from scipy.spatial import cKDTree
@@ -272,8 +272,10 @@ class _BandPlan(_PatternPlan):
 
     def __init__(self, A, perm, kl, ku):
         super().__init__(A)
-        self.perm, self.kl, self.ku = perm, kl, ku
+        self.kl, self.ku = kl, ku
         rows, cols = _entry_positions(A, perm)
+        # the ordering's permutation, None for the natural one (no gathers at each solve)
+        self.perm = None if np.array_equal(perm, np.arange(A.shape[0])) else perm
         # LAPACK band storage with kl extra rows for the pivoting's fill: ab[kl+ku+i-j, j]
         self.ab_index = (kl + ku + rows - cols, cols)
         self.ab_shape = (2 * kl + ku + 1, A.shape[0])
@@ -294,8 +296,6 @@ class _BandPlan(_PatternPlan):
         return cls(A, *best) if max(best[1], best[2]) <= MAX_BANDWIDTH else None
 
     def factor(self, A):
-        from scipy.linalg.lapack import dgbtrf
-
         if not np.all(np.isfinite(A.data)):  # LAPACK would carry NaN on without a word
             raise np.linalg.LinAlgError("the Newton matrix has non-finite entries")
         ab = np.zeros(self.ab_shape)
@@ -311,9 +311,9 @@ class _BandLU:
         self.lu, self.piv, self.plan = lu, piv, plan
 
     def solve(self, b):
-        from scipy.linalg.lapack import dgbtrs
-
         p = self.plan
+        if p.perm is None:  # the natural ordering
+            return dgbtrs(self.lu, p.kl, p.ku, b, self.piv)[0]
         y, info = dgbtrs(self.lu, p.kl, p.ku, b[p.perm], self.piv)
         x = np.empty_like(y)
         x[p.perm] = y
