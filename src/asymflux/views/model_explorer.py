@@ -344,6 +344,7 @@ class ModelExplorer(pn.viewable.Viewer):
         else:
             self._prefetch()
         K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
+        K.freeze_after_first_page()  # no full garbage collections of the libraries
 
     # ------------------------------------------------------------------ settings
 
