@@ -680,6 +680,25 @@ def test_the_libraries_are_left_out_of_full_garbage_collections():
     assert K._submit(gc.get_freeze_count).result(timeout=120) > 50000
 
 
+def test_the_timing_mode_logs_slow_garbage_collections(monkeypatch, capsys):
+    import gc
+
+    from asymflux.views import _common as K
+
+    monkeypatch.delenv(K.TIMING_ENV, raising=False)
+    assert not K.log_slow_collections()
+    monkeypatch.setenv(K.TIMING_ENV, "1")
+    monkeypatch.setattr(K, "SLOW_COLLECTION_S", -1.0)  # every collection is "slow"
+    try:
+        assert K.log_slow_collections() and K.log_slow_collections()  # registered once
+        assert gc.callbacks.count(K._gc_timer) == 1
+        gc.collect()
+    finally:
+        while K._gc_timer in gc.callbacks:
+            gc.callbacks.remove(K._gc_timer)
+    assert "garbage collection of generation 2 took" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- the kinetic surface
 
 

@@ -84,6 +84,47 @@ def _worker_init(server_pid: int) -> None:
     from asymflux import analysis, model, optics  # noqa: F401 - imported before the freeze
 
     freeze_long_lived_objects()
+    log_slow_collections()
+
+
+TIMING_ENV = "ASYMFLUX_DASHBOARD_TIMING"
+"""Environment variable: when set (to anything but ``0``), the model explorer prints to the
+server's log, for each change of the settings, when each kind of plot's runs were done and
+when it was published (seconds since the change reached the server): what
+``benchmarks/bench_dashboard.py --server-log`` reads beside the browser's times; and the
+server and each simulation worker print every garbage collection longer than
+:data:`SLOW_COLLECTION_S`."""
+
+SLOW_COLLECTION_S = 0.02
+
+
+def timing_on() -> bool:
+    """Whether :data:`TIMING_ENV` is set."""
+    return os.environ.get(TIMING_ENV, "0") not in ("", "0")
+
+
+def log_slow_collections() -> bool:
+    """With :data:`TIMING_ENV` set, print each garbage collection of this process that takes
+    longer than :data:`SLOW_COLLECTION_S` to stderr (``gc.callbacks``; once per process).
+    Returns whether the logging is on."""
+    if not timing_on():
+        return False
+    if _gc_timer not in gc.callbacks:
+        gc.callbacks.append(_gc_timer)
+    return True
+
+
+_GC_STARTED = [0.0]
+
+
+def _gc_timer(phase, info):
+    if phase == "start":
+        _GC_STARTED[0] = time.perf_counter()
+        return
+    took = time.perf_counter() - _GC_STARTED[0]
+    if took > SLOW_COLLECTION_S:
+        print(f"asymflux timing: process {os.getpid()}: garbage collection of generation "
+              f"{info.get('generation')} took {took:.3f} s", file=sys.stderr, flush=True)
 
 
 _GC_FROZEN = False
@@ -112,6 +153,7 @@ def freeze_after_first_page() -> None:
     """In a server session: :func:`freeze_long_lived_objects` once the page has loaded
     (``pn.state.onload``; the first page of the process does it, later ones nothing)."""
     if in_server() and not _GC_FROZEN:
+        log_slow_collections()
         pn.state.onload(freeze_long_lived_objects)
 
 

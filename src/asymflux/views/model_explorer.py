@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -37,17 +36,11 @@ updated in place and keeps its layers)."""
 PREVIEW_TAG = " (coarse preview)"
 """Appended to the titles of the plots that show the coarse preview."""
 
-TIMING_ENV = "ASYMFLUX_DASHBOARD_TIMING"
-"""Environment variable: when set (to anything but ``0``), the explorer prints to the
-server's log, for each change of the settings, when each kind of plot's runs were done and
-when it was published (seconds since the change reached the server): what
-``benchmarks/bench_dashboard.py --server-log`` reads beside the browser's times."""
-
-
 def _timing(t0: float, what: str, detail=None) -> None:
-    """With :data:`TIMING_ENV` set: print ``what`` (and ``detail``) and the seconds since
-    ``t0`` (``time.perf_counter``) to stderr; nothing is formatted otherwise."""
-    if os.environ.get(TIMING_ENV, "0") not in ("", "0"):
+    """With :data:`asymflux.views._common.TIMING_ENV` set: print ``what`` (and ``detail``)
+    and the seconds since ``t0`` (``time.perf_counter``) to stderr; nothing is formatted
+    otherwise."""
+    if K.timing_on():
         what = what if detail is None else f"{what} {detail}"
         print(f"asymflux timing: {what} at {time.perf_counter() - t0:.3f} s", file=sys.stderr,
               flush=True)
