@@ -660,11 +660,10 @@ def test_a_worker_whose_server_closed_the_pipe_ends_quietly(demo_data, capfd):
     assert "BrokenPipe" not in out + err
 
 
-
 def test_the_libraries_are_left_out_of_full_garbage_collections():
-    """A server process freezes what is alive after its first page (gc.freeze), once; each
-    simulation worker what it imported: a full collection then does not walk NumPy's,
-    SciPy's, Bokeh's... objects (0.2-0.4 s pauses in the middle of slider moves before)."""
+    """A process freezes what is alive (gc.freeze) once; each simulation worker what it
+    imported: a full collection then does not walk NumPy's, SciPy's, Bokeh's... objects
+    (0.2-0.4 s pauses in the middle of slider moves before)."""
     import gc
     import subprocess
     import sys
@@ -678,6 +677,39 @@ def test_the_libraries_are_left_out_of_full_garbage_collections():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     assert K._pool() is not None  # the views' worker processes, as in a server
     assert K._submit(gc.get_freeze_count).result(timeout=120) > 50000
+
+
+
+def test_a_page_freezes_once_loaded_and_unfreezes_when_its_session_ends(monkeypatch):
+    # in a server: frozen at the page's load (not before: nothing outside a server), and
+    # unfrozen when that session ends, so its document is not kept; a second page loaded
+    # meanwhile neither freezes again nor unfreezes at its end
+    import gc
+
+    import panel as pn
+
+    from asymflux.views import _common as K
+
+    loads, ends = [], []
+    monkeypatch.setattr(pn.state, "onload", loads.append)
+    monkeypatch.setattr(K, "on_session_end", ends.append)
+    monkeypatch.setattr(K, "in_server", lambda: False)
+    K.freeze_while_session_open()
+    assert not loads
+    monkeypatch.setattr(K, "in_server", lambda: True)
+    assert gc.get_freeze_count() == 0 and not K._GC_FROZEN
+    try:
+        K.freeze_while_session_open()
+        K.freeze_while_session_open()  # a second page
+        assert len(loads) == 2
+        loads[0]()  # the first page loads: frozen, unfrozen at its session's end
+        assert gc.get_freeze_count() > 0 and ends == [K.unfreeze_long_lived_objects]
+        loads[1]()  # the second: already frozen, nothing more
+        assert len(ends) == 1
+        ends[0]()
+        assert gc.get_freeze_count() == 0 and not K._GC_FROZEN
+    finally:
+        K.unfreeze_long_lived_objects()
 
 
 def test_the_timing_mode_logs_slow_garbage_collections(monkeypatch, capsys):

@@ -357,5 +357,31 @@ def test_the_compiled_surface_path_solves_as_the_generic_one():
             b = plain.solve(th, current, with_slopes=slopes)
             for key in ("V", "s", "x", "U", "i0"):
                 np.testing.assert_allclose(a[key], b[key], rtol=1e-10, atol=1e-12)
-            if slopes:
+            if slopes:  # dU: analytic vs the generic path's central difference; di0 analytic
                 np.testing.assert_allclose(a["dU"], b["dU"], rtol=1e-5, atol=1e-6)
+                np.testing.assert_allclose(a["di0"], b["di0"], rtol=1e-12, atol=0)
+                for sa, sb in zip(fast.sensitivities(a), plain.sensitivities(b), strict=True):
+                    np.testing.assert_allclose(sa, sb, rtol=1e-5, atol=1e-9)
+    with pytest.raises(ValueError, match="n_parts"):
+        fast.solve_parts(np.full((2, 2, fast.face.size), 0.5), 0.0)
+
+
+def test_without_numba_the_surface_terms_go_the_numpy_way(monkeypatch):
+    # the closed-form kernel as plain Python would be ~10x slower than NumPy: not used then
+    from asymflux.model import kinetics as K
+    from asymflux.model.kinetics import KineticBoundary
+
+    mesh = model.disk_mesh(R_UM, n_radial=4, n_angular=8)
+    kb = KineticBoundary(mesh, model.nmc88_lun2025(), _film((180, 0.25, 0.2)))
+    th = np.linspace(0.3, 0.9, kb.n_faces)
+    ref = kb.solve(th, 100.0)
+    monkeypatch.setattr(K, "_COMPILED", {K._surface_u_i0: K._surface_u_i0,
+                                         K._butler_volmer_balance: K._butler_volmer_balance})
+
+    def refuse(*args):
+        raise AssertionError("the plain-Python closed-form kernel was used")
+    monkeypatch.setattr(K, "_surface_u_i0", refuse)
+    monkeypatch.setitem(K._COMPILED, refuse, refuse)
+    kb._guess.clear()
+    out = kb.solve(th, 100.0)
+    np.testing.assert_allclose(out["V"], ref["V"], rtol=0, atol=1e-12)

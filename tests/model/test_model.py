@@ -305,6 +305,68 @@ def test_small_problems_use_a_dense_lu_that_refuses_a_singular_matrix():
     np.testing.assert_allclose(dense.theta, sparse.theta, atol=1e-9)
 
 
+def test_the_reused_newton_matrix_leaves_earlier_factorisations_intact():
+    # I - cJ is written into one matrix, overwritten at the next factorisation: each LU
+    # (banded, SuperLU's first and later ones, with the rank-one part) must not depend on it
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+
+    from asymflux.model import solver
+
+    disc = solver.Discretisation(model.disk_mesh(1.2, n_radial=12, n_angular=36),
+                                 model.nmc88_lun2025(), model.Surface.from_strings(["180:0.25:0.3"]))
+    J = disc.jacobian(np.full(disc.n_unknowns, 0.85), 100.0)
+    eye = sp.identity(disc.n_unknowns, format="csc")
+    held = solver._UnscaledJacobian(J)
+    b = np.random.default_rng(0).random(disc.n_unknowns)
+    for plan_of in (solver._BandPlan.for_pattern, solver._SuperLUPlan):
+        fast = solver._IdentityMinus(eye)
+        A = fast - 0.5 * held
+        plan = plan_of(A)  # as the solver does: planned on the first matrix it factors
+        assert plan is not None
+        lus = [(0.5, plan.factor(A))]  # SuperLU: the LU made while planning
+        for c in (2.0, 7.0):
+            A = fast - c * held
+            lus.append((c, plan.factor(A)))
+        for c, lu in lus:  # every earlier LU still solves its own matrix
+            np.testing.assert_allclose(lu.solve(b), spsolve((eye - c * J).tocsc(), b),
+                                       rtol=1e-10, atol=1e-12)
+
+
+def test_the_integrator_keeps_the_sparse_jacobian_as_it_is():
+    from asymflux.model import solver
+
+    disc = solver.Discretisation(model.disk_mesh(1.2, n_radial=12, n_angular=36),
+                                 model.nmc88_lun2025(), model.Surface.from_strings(["180:0.25:0.3"]))
+    y0 = np.full(disc.n_unknowns, 0.97)
+    bdf = solver.SymmetricOrderingBDF(lambda t, y: disc.rhs(y, 100.0), 0.0, y0, 600.0,
+                                      jac=lambda t, y: disc.jacobian(y, 100.0), rtol=1e-4,
+                                      atol=1e-6)
+    assert isinstance(bdf.J, solver._UnscaledJacobian)
+    while bdf.t < 600.0 and bdf.njev < 3:  # past a Jacobian refresh
+        assert bdf.step() is None
+    assert bdf.njev >= 2 and isinstance(bdf.J, solver._UnscaledJacobian)
+    assert isinstance(bdf.I, solver._IdentityMinus) and bdf.I._out is not None
+
+
+def test_a_band_in_another_ordering_solves_as_spsolve():
+    # the disk meshes get the natural ordering; a scrambled band takes the permuted branch
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+
+    from asymflux.model import solver
+
+    n = 129
+    band = sp.diags([np.full(n - 3, -1.0), np.full(n - 1, -0.5), np.full(n, 4.0),
+                     np.full(n - 1, -0.7), np.full(n - 3, -1.2)], [-3, -1, 0, 1, 3])
+    perm = np.random.default_rng(1).permutation(n)
+    A = sp.csc_matrix(band.tocsr()[perm][:, perm])
+    plan = solver._BandPlan.for_pattern(A)
+    assert plan is not None and plan.perm is not None
+    b = np.random.default_rng(2).random(n)
+    np.testing.assert_allclose(plan.factor(A).solve(b), spsolve(A, b), rtol=1e-12, atol=1e-14)
+
+
 def test_identity_minus_gives_scipys_newton_matrix():
     import scipy.sparse as sp
 

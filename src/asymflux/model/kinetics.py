@@ -223,18 +223,22 @@ class KineticBoundary:
         n_parts) (``theta_face[..., self.face]``: the solver gathers it from its state in
         one step)."""
         th = np.asarray(theta_part, dtype=float)
+        if th.ndim not in (1, 2):
+            raise ValueError(f"theta_part must be (n_parts,) or (n_runs, n_parts), got shape "
+                             f"{th.shape}")
         runs = th.ndim > 1
         # the kernels work on (n_runs, n_parts), C-ordered float64 (one compiled signature
         # serves every call): one run is a batch of one
         th2 = np.ascontiguousarray(th.reshape(-1, th.shape[-1]))
         n_runs = th2.shape[0]
         du = di0 = None
-        if self._ocv_series is not None and self.i0_function is None:
-            # compiled: U, i0 (and their slopes) in ~2 us instead of ~40 us of NumPy calls
+        kernel = (_compiled(_surface_u_i0) if self._ocv_series is not None
+                  and self.i0_function is None else None)
+        if kernel is not None and kernel is not _surface_u_i0:  # compiled (not plain Python)
+            # U, i0 (and their slopes) in a few us instead of ~40 us of NumPy calls
             u2, i02 = np.empty_like(th2), np.empty_like(th2)
             du2, di02 = (np.empty_like(th2), np.empty_like(th2)) if with_slopes else (u2, i02)
-            _compiled(_surface_u_i0)(th2, *self._ocv_series, self.k0, u2, i02, du2, di02,
-                                     with_slopes)
+            kernel(th2, *self._ocv_series, self.k0, u2, i02, du2, di02, with_slopes)
             u, i0 = u2.reshape(th.shape), i02.reshape(th.shape)
             if with_slopes:
                 du, di0 = du2.reshape(th.shape), di02.reshape(th.shape)

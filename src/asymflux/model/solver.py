@@ -84,7 +84,7 @@ class SymmetricOrderingBDF(BDF):
             self._plan = None
             self.I = _IdentityMinus(self.I)
             jac = kwargs.get("jac")
-            if callable(jac):  # SciPy's wrapper copies every Jacobian into a new csc_matrix
+            if callable(jac):  # SciPy's wrapper makes a new csc_matrix of every Jacobian
 
                 def jac_as_is(t, y):
                     self.njev += 1
@@ -440,7 +440,6 @@ class Discretisation:
         if self.kinetics is not None:
             kb = self.kinetics
             bcell = mesh.boundary_cell
-            self._face_unknown = orbit[bcell]  # the unknown each face reads
             part_cell = bcell[kb.face]
             self._part_unknown = orbit[part_cell]
             writes = rep[orbit[part_cell]] == part_cell  # the part's cell is its orbit's representative

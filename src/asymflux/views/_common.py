@@ -81,8 +81,14 @@ def _worker_init(server_pid: int) -> None:
         os.nice(SIMULATION_NICE)
     except (OSError, AttributeError):  # no os.nice (Windows), or not allowed
         pass
-    from asymflux import analysis, model, optics  # noqa: F401 - imported before the freeze
+    # what a worker's runs use, imported before the freeze: the model, the kinetic surface's
+    # compiled kernels (numba), the optics and analysis of a simulated twin
+    from asymflux import analysis, optics  # noqa: F401
+    from asymflux.analysis import _kymograph, _measure, _particle  # noqa: F401
+    from asymflux.model import kinetics
 
+    for kernel in (kinetics._butler_volmer_balance, kinetics._surface_u_i0):
+        kinetics._compiled(kernel)
     freeze_long_lived_objects()
     log_slow_collections()
 
@@ -131,16 +137,17 @@ _GC_FROZEN = False
 
 
 def freeze_long_lived_objects() -> bool:
-    """``gc.freeze()``, once per process: every object alive now (the imported libraries,
-    in a server also the first page) is left out of the cyclic garbage collector's
-    collections. Returns whether it froze (False the second time).
+    """``gc.freeze()``, once per process (until :func:`unfreeze_long_lived_objects`): every
+    object alive now is left out of the cyclic garbage collector's collections. Returns
+    whether it froze (False when already frozen).
 
     A full collection otherwise walks all of NumPy's, pandas', SciPy's, Bokeh's, HoloViews'
     and Panel's objects: 0.2-0.4 s in the server process and 0.1-0.25 s in a simulation
-    worker (measured here with ``gc.callbacks``), a pause that, landing in a slider move,
-    made the model explorer's slowest moves. Objects made later are collected as before;
-    frozen ones are still freed by reference counting (only a reference cycle among them
-    would stay: the first page's, once)."""
+    worker (measured here, :func:`log_slow_collections`), a pause that, landing in a slider
+    move, made the model explorer's slowest moves. Objects made later are collected as
+    before; frozen ones are still freed by reference counting, but a reference cycle among
+    them (a page's Bokeh document, and what it holds) only after
+    :func:`unfreeze_long_lived_objects`."""
     global _GC_FROZEN
     if _GC_FROZEN:
         return False
@@ -149,12 +156,29 @@ def freeze_long_lived_objects() -> bool:
     return True
 
 
-def freeze_after_first_page() -> None:
-    """In a server session: :func:`freeze_long_lived_objects` once the page has loaded
-    (``pn.state.onload``; the first page of the process does it, later ones nothing)."""
-    if in_server() and not _GC_FROZEN:
-        log_slow_collections()
-        pn.state.onload(freeze_long_lived_objects)
+def unfreeze_long_lived_objects() -> None:
+    """``gc.unfreeze()``: the frozen objects are collected again (the next full collection
+    walks them all once)."""
+    global _GC_FROZEN
+    gc.unfreeze()
+    _GC_FROZEN = False
+
+
+def freeze_while_session_open() -> None:
+    """In a server session: once the page has loaded (``pn.state.onload``), freeze the
+    process's objects (:func:`freeze_long_lived_objects`) unless they are frozen already,
+    and unfreeze them when this session ends — so the first page's document, frozen with the
+    libraries, is not kept after its session (the next page to load freezes again).
+    Nothing outside a server."""
+    if not in_server():
+        return
+
+    def freeze():
+        if freeze_long_lived_objects():
+            on_session_end(unfreeze_long_lived_objects)
+
+    log_slow_collections()
+    pn.state.onload(freeze)
 
 
 def _warm_up():

@@ -398,7 +398,7 @@ class CohortBrowser(pn.viewable.Viewer):
         else:
             self._load_once()
         K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
-        K.freeze_after_first_page()  # no full garbage collections of the libraries
+        K.freeze_while_session_open()  # no full garbage collections of the libraries
         stats_table = pn.widgets.Tabulator(
             pn.bind(lambda s: s if s is not None else pd.DataFrame(), self.param.stats),
             disabled=True, show_index=False, width=1100, height=200)

@@ -86,7 +86,7 @@ class LivePage(pn.viewable.Viewer):
         if K.in_server():  # the first poll then finds the analysis imported
             K.run_in_thread(_warm_up)
         K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
-        K.freeze_after_first_page()  # no full garbage collections of the libraries
+        K.freeze_while_session_open()  # no full garbage collections of the libraries
 
     # ------------------------------------------------------------------ following
     def _on_switch(self, event):

@@ -36,6 +36,7 @@ updated in place and keeps its layers)."""
 PREVIEW_TAG = " (coarse preview)"
 """Appended to the titles of the plots that show the coarse preview."""
 
+
 def _timing(t0: float, what: str, detail=None) -> None:
     """With :data:`asymflux.views._common.TIMING_ENV` set: print ``what`` (and ``detail``)
     and the seconds since ``t0`` (``time.perf_counter``) to stderr; nothing is formatted
@@ -337,7 +338,7 @@ class ModelExplorer(pn.viewable.Viewer):
         else:
             self._prefetch()
         K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
-        K.freeze_after_first_page()  # no full garbage collections of the libraries
+        K.freeze_while_session_open()  # no full garbage collections of the libraries
 
     # ------------------------------------------------------------------ settings
 
