@@ -95,35 +95,23 @@ class KineticBoundary:
             if params.get(key) is None:
                 raise ValueError(f"a kinetic surface needs {key!r} in the parameter set")
         self.ocv = params["Open-circuit voltage [V]"]
-        # the OCV's own analytic slope, if it has one and it is this function's (an attribute
-        # copied onto a wrapper of another curve, e.g. by functools.wraps, is not used)
+        # the OCV's own analytic slope and closed form, if it declares them and they are
+        # this function's (attributes copied onto a wrapper of another curve, e.g. by
+        # functools.wraps, are not used): then the central difference, the NumPy calls
         both = getattr(self.ocv, "value_and_slope", None)
-        if both is not None:
-            probe = np.linspace(0.05, 0.95, 7)
-            try:
-                same = np.allclose(np.asarray(both(probe)[0], dtype=float),
-                                   np.asarray(self.ocv(probe), dtype=float), rtol=0, atol=1e-12)
-            except Exception:  # noqa: BLE001 - then the central difference
-                same = False
-            both = both if same else None
-        self._ocv_and_slope = both
-        # the OCV's closed form, if it declares one that is its own (as value_and_slope):
-        # then the right-hand side's U and i0 are computed compiled (_surface_u_i0)
+        self._ocv_and_slope = both if both is not None and self._reproduces_ocv(
+            lambda theta: both(theta)[0]) else None
         series = getattr(self.ocv, "tanh_series", None)
-        if series is not None:
-            try:
-                c0, c1 = float(series[0]), float(series[1])
-                amp, rate, mid = (np.array(a, dtype=float, ndmin=1) for a in series[2:])
-                probe = np.linspace(0.05, 0.95, 7)
-                closed = c0 + c1 * probe + np.tanh(rate * (probe[:, None] - mid)) @ amp
-                same = (len(series) == 5 and amp.ndim == 1
-                        and amp.shape == rate.shape == mid.shape
-                        and np.allclose(closed, np.asarray(self.ocv(probe), dtype=float),
-                                        rtol=0, atol=1e-12))
-            except Exception:  # noqa: BLE001 - then the OCV function itself
-                same = False
-            series = (c0, c1, amp, rate, mid) if same else None
-        self._ocv_series = series
+        try:  # (c0, c1, amp, rate, mid): U = c0 + c1 θ + Σ amp tanh(rate (θ − mid))
+            c0, c1 = float(series[0]), float(series[1])
+            amp, rate, mid = (np.array(a, dtype=float, ndmin=1) for a in series[2:])
+            usable = (len(series) == 5 and amp.ndim == 1 and amp.shape == rate.shape == mid.shape
+                      and self._reproduces_ocv(lambda theta: c0 + c1 * theta + np.tanh(
+                          rate * (theta[:, None] - mid)) @ amp))
+        except Exception:  # noqa: BLE001 - none, or not a closed form of this shape
+            usable = False
+        # used compiled for the right-hand side's U and i0 (_surface_u_i0)
+        self._ocv_series = (c0, c1, amp, rate, mid) if usable else None
         self.k0 = float(params.get("Exchange-current prefactor [A.m-2]") or 1.0)
         if not np.isfinite(self.k0) or self.k0 <= 0:
             raise ValueError(f"'Exchange-current prefactor [A.m-2]' must be > 0, got {self.k0!r}")
@@ -166,6 +154,15 @@ class KineticBoundary:
         self._guess = {}  # the last solution per array shape: the next solve's start
 
     # ----------------------------------------------------------------------------------
+    def _reproduces_ocv(self, values_of) -> bool:
+        """Whether ``values_of(θ)`` equals the OCV function at a few occupancies (1e-12 V)."""
+        probe = np.linspace(0.05, 0.95, 7)
+        try:
+            return bool(np.allclose(np.asarray(values_of(probe), dtype=float),
+                                    np.asarray(self.ocv(probe), dtype=float), rtol=0, atol=1e-12))
+        except Exception:  # noqa: BLE001 - not usable
+            return False
+
     def exchange_current(self, theta_s):
         """``i0 = k0 √(θ(1−θ))`` in A/m² and its derivative in θ (0 outside (0, 1))."""
         th = np.asarray(theta_s, dtype=float)
@@ -351,11 +348,6 @@ def _compiled(kernel):
     return fast
 
 
-def _compiled_balance():
-    """:func:`_butler_volmer_balance` as the solver runs it (:func:`_compiled`)."""
-    return _compiled(_butler_volmer_balance)
-
-
 def _surface_u_i0(theta, c0, c1, amp, rate, mid, k0, u, i0, du, di0, slopes):
     """``U = c0 + c1 θ + Σ_m amp_m tanh(rate_m (θ − mid_m))`` (an OCV's ``tanh_series``)
     and ``i0 = k0 √(θ(1−θ))`` of each part, as :meth:`KineticBoundary.ocv_and_slope` and
@@ -383,7 +375,7 @@ def _surface_u_i0(theta, c0, c1, amp, rate, mid, k0, u, i0, du, di0, slopes):
 
 def _butler_volmer_balance(u, i0, r, w, target, v, x, s, c, sinh, alpha, max_step):
     """Newton on the Butler-Volmer balance of each run (row) alone: the loops of
-    :meth:`KineticBoundary.solve`, compiled by numba (:func:`_compiled_balance`: ~7 us a call
+    :meth:`KineticBoundary.solve`, compiled by numba (:func:`_compiled`: ~7 us a call
     instead of ~120 us of NumPy calls on a few dozen faces; it runs at every right-hand side
     of the integrator).
 
