@@ -1,0 +1,427 @@
+"""Gamry ``.DTA`` files (the Gamry Framework's EXPLAIN text layout), read by a small tolerant parser.
+
+Gamry's Framework (versions 5 to 7) and its PWR800 battery software write one text layout
+for every technique: a first line ``EXPLAIN``, a ``TAG<TAB>technique`` line, header lines
+``KEY<TAB>TYPE<TAB>VALUE<TAB>label`` (types ``LABEL``, ``QUANT``, ``IQUANT``, ``POTEN``,
+``TOGGLE``, ``SELECTOR``, ``TWOPARAM``, ``NOTES`` followed by that many note lines, ...),
+and tables ``NAME<TAB>TABLE[<TAB>NROWS]`` followed by a line of column names, a line of
+units and the rows, each line of the three starting with a tab. Numbers are written with
+the decimal mark of the Windows locale that recorded them (``1,57964E+000`` or
+``1.57964E+000``); fields are separated by tabs, so a comma is never a separator. Header
+lines can also follow the tables (``EXPERIMENTABORTED``, ``STOPREASON``,
+``STARTTIMEOFFSET``, ...).
+
+The maintained parser, ``gamry-parser``, is not used: its 0.x releases (the last that run
+on Python 3.11) read numbers with the reading machine's locale (every decimal-comma file
+fails), and it returns no curve for a cycle-summary file without saying so. The tests
+compare this reader with it where it works.
+
+:func:`read_gamry_columns` turns a file's time-series tables (``CURVE``, ``CURVE1``,
+``CURVE2``, ..., ``OCVCURVE``) into our columns: ``T``/``Time`` (s), ``Vf`` (V), ``Im``
+(A, signed by the file's ``CONVENTION``: anodic positive is ours, positive = oxidation of
+the working electrode = charge of a cathode). Impedance tables (``ZCURVE``: EISPOT,
+EISGALV, hybrid EIS, ...) and cycle summaries (``CAPACITYCURVE``: PWR800 cyclic
+charge-discharge) are refused naming the technique.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from asymflux.io._errors import DatasetError
+
+#: Column names: ours -> the file's candidates (first found wins).
+TIME_COLUMNS = ("T", "Time")
+VOLTAGE_COLUMNS = ("Vf", "Vm", "Voltage", "V", "Vcell")
+CURRENT_COLUMNS = ("Im", "Current", "I")
+#: Units of a current column -> factor to mA (an unknown unit: amperes, Gamry's unit).
+_CURRENT_UNITS = {"A": 1000.0, "mA": 1.0, "uA": 1e-3, "µA": 1e-3, "nA": 1e-6}
+#: Table names of impedance spectra and of other frequency-domain records.
+_IMPEDANCE_TABLES = {"ZCURVE": "impedance", "EFMCURVE": "electrochemical frequency modulation"}
+#: Table names of per-step summaries (one row per charge or discharge, not a time series).
+_SUMMARY_TABLES = {"CAPACITYCURVE"}
+_NUMBER = re.compile(r"^[-+]?(\d+[.,]?\d*|[.,]\d+)([eE][-+]?\d+)?$")
+
+
+@dataclass
+class Table:
+    """One ``NAME TABLE NROWS`` block of a ``.DTA`` file, as text."""
+
+    name: str
+    line: int  #: 1-based line of its ``TABLE`` line
+    declared_rows: int | None
+    names: list[str] = field(default_factory=list)
+    units: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    #: the first line (1-based) of each row
+    first_row_line: int = 0
+
+
+@dataclass
+class Explain:
+    """A parsed ``.DTA`` file: header fields (raw text), tables, stray lines."""
+
+    tag: str | None
+    header: dict[str, tuple[str, list[str]]]
+    tables: list[Table]
+    #: lines that are neither header fields nor table lines: (1-based line, text)
+    stray: list[tuple[int, str]]
+
+
+def is_explain(head: bytes) -> bool:
+    """Does a file starting with ``head`` hold Gamry's EXPLAIN layout?"""
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    first = text.split(b"\n", 1)[0].strip()
+    return first == b"EXPLAIN"
+
+
+def _decode(data: bytes) -> str:
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def parse_explain(path: Path) -> Explain:
+    """Split a ``.DTA`` file into header fields and tables (no numbers read yet)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e})") from e
+    lines = _decode(data).splitlines()
+    if not lines or lines[0].strip() != "EXPLAIN":
+        raise DatasetError(f"{path}: not a Gamry EXPLAIN file (its first line is not 'EXPLAIN')")
+    header: dict[str, tuple[str, list[str]]] = {}
+    tables: list[Table] = []
+    stray: list[tuple[int, str]] = []
+    tag = None
+    k, n = 1, len(lines)
+    while k < n:
+        line = lines[k]
+        fields = line.split("\t")
+        key = fields[0].strip()
+        kind = fields[1].strip() if len(fields) > 1 else ""
+        if not line.strip():
+            k += 1
+        elif line.startswith("\t"):  # a row where none belongs (e.g. a blank note line)
+            if line.strip():
+                stray.append((k + 1, line))
+            k += 1
+        elif key == "TAG" and kind:
+            tag = kind
+            k += 1
+        elif kind == "TABLE":
+            declared = None
+            if len(fields) > 2 and fields[2].strip().isdigit():
+                declared = int(fields[2].strip())
+            table = Table(name=key, line=k + 1, declared_rows=declared)
+            k += 1
+            if k < n and lines[k].startswith("\t"):
+                table.names = [c.strip() for c in lines[k].split("\t")[1:]]
+                k += 1
+                if k < n and lines[k].startswith("\t"):
+                    table.units = [u.strip() for u in lines[k].split("\t")[1:]]
+                    k += 1
+            table.first_row_line = k + 1
+            while k < n and lines[k].startswith("\t"):
+                table.rows.append(lines[k].split("\t")[1:])
+                k += 1
+            tables.append(table)
+        elif key == "NOTES" and kind == "NOTES":
+            count = fields[2].strip() if len(fields) > 2 else "0"
+            header[key] = (kind, fields[2:])
+            k += 1 + (int(count) if count.isdigit() else 0)
+        elif len(fields) >= 3 and key:
+            header[key] = (kind, fields[2:])
+            k += 1
+        else:
+            stray.append((k + 1, line))
+            k += 1
+    return Explain(tag=tag, header=header, tables=tables, stray=stray)
+
+
+def _number(text: str) -> float | None:
+    text = text.strip()
+    if not _NUMBER.match(text):
+        return None
+    return float(text.replace(",", "."))
+
+
+def header_value(explain: Explain, key: str):
+    """A header field's value: a float for numeric types, else the text (None if absent)."""
+    if key not in explain.header:
+        return None
+    kind, values = explain.header[key]
+    value = values[0].strip() if values else ""
+    if kind in ("QUANT", "IQUANT", "POTEN", "SELECTOR"):
+        number = _number(value)
+        return value if number is None else number
+    if kind == "TOGGLE":
+        return value.upper() in ("T", "TRUE")
+    return value
+
+
+def _column(table: Table, candidates) -> str | None:
+    return next((c for c in candidates if c in table.names), None)
+
+
+def _start(explain: Explain) -> tuple[str | None, str | None]:
+    """``(ISO 8601 start, as written)`` from DATE and TIME; ISO only when the date is unambiguous.
+
+    Gamry writes the date in the recording machine's short-date format: ``4/11/2025``
+    (month/day in the US, day/month elsewhere), ``1.2.2024`` (day.month.year), ``2024-02-01``.
+    """
+    date, time = header_value(explain, "DATE"), header_value(explain, "TIME")
+    if not isinstance(date, str) or not date:
+        return None, None
+    written = f"{date} {time}".strip() if isinstance(time, str) else date
+    m = re.fullmatch(r"(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})", date.strip())
+    if not m:
+        return None, written
+    a, sep, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+    if a > 31:  # year first
+        year, month, day = a, b, c
+    elif sep == ".":
+        day, month, year = a, b, c
+    elif a > 12 >= b:
+        day, month, year = a, b, c
+    elif b > 12 >= a:
+        month, day, year = a, b, c
+    elif a == b:
+        month = day = a
+        year = c
+    else:
+        return None, written  # 4/11/2025: April or November?
+    if year < 100:
+        year += 2000
+    try:
+        stamp = pd.Timestamp(year=year, month=month, day=day)
+        if isinstance(time, str) and re.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?", time.strip()):
+            stamp = pd.Timestamp(f"{stamp.date().isoformat()} {time.strip()}")
+    except ValueError:
+        return None, written
+    return stamp.isoformat(), written
+
+
+def _refuse(path, explain: Explain) -> None:
+    tag = explain.tag or "unknown"
+    names = [t.name for t in explain.tables]
+    for t in explain.tables:
+        what = _IMPEDANCE_TABLES.get(t.name)
+        if what is None and {"Freq", "Zreal"} <= set(t.names):
+            what = "impedance"
+        if what is not None:
+            raise DatasetError(
+                f"{path}: this Gamry file is an {what} measurement (technique {tag}, table "
+                f"{t.name}: one row per frequency), not a cycler time series; asymflux reads "
+                "Gamry time series (chronopotentiometry, chronoamperometry, PWR800 charge and "
+                "discharge, open circuit, CV, ...)"
+            )
+    if any(t.name in _SUMMARY_TABLES for t in explain.tables) and not any(
+            _column(t, TIME_COLUMNS) == "T" for t in explain.tables):
+        raise DatasetError(
+            f"{path}: this Gamry file is a cycle summary (technique {tag}, table "
+            f"{', '.join(n for n in names if n in _SUMMARY_TABLES)}: one row per charge or "
+            "discharge step), not a time series; Gamry saves each step's records in its own "
+            "file (PWR800_CHARGE / PWR800_DISCHARGE): read those"
+        )
+
+
+def _series_tables(explain: Explain) -> list[Table]:
+    """The tables that hold records over time, in file order."""
+    out = []
+    for t in explain.tables:
+        if t.name in _SUMMARY_TABLES or t.name in _IMPEDANCE_TABLES:
+            continue
+        if _column(t, TIME_COLUMNS) and (_column(t, VOLTAGE_COLUMNS) or _column(t, CURRENT_COLUMNS)):
+            out.append(t)
+    return out
+
+
+def _numbers(table: Table, name: str | None) -> np.ndarray | None:
+    """A column of ``table`` as float64 (NaN where a cell is missing or not a number)."""
+    if name is None:
+        return None
+    j = table.names.index(name)
+    cells = pd.Series([r[j] if j < len(r) else "" for r in table.rows], dtype=object)
+    cells = cells.str.strip().str.replace(",", ".", regex=False)
+    return pd.to_numeric(cells, errors="coerce").to_numpy(np.float64)
+
+
+def read_gamry_columns(path):
+    """Read a Gamry ``.DTA`` file; return ``(columns, attrs)`` as the other brand readers do.
+
+    Every time-series table is read, in the file's order; a table whose time restarts
+    (``OCVCURVE`` then ``CURVE``, or a later curve counted from its own start) is placed
+    after the one before it (its times shifted by that one's last time), and said in
+    ``attrs["gamry_tables"]``. A table cut short (fewer rows than its ``NROWS``, a row
+    cut in the middle, an ``EXPERIMENTABORTED`` flag, lines that are not the layout's
+    after it) is read up to the cut, with a warning. Tables are labelled ``step`` 0, 1,
+    ... when there are several, so no charge is integrated across the unknown time
+    between two of them.
+    """
+    path = Path(path)
+    explain = parse_explain(path)
+    tag = explain.tag
+    if tag is None and not explain.tables:
+        raise DatasetError(f"{path}: a Gamry EXPLAIN file without a TAG line or any table "
+                           "(expected a Gamry .DTA data file)")
+    _refuse(path, explain)
+    series = _series_tables(explain)
+    if not series:
+        seen = "; ".join(f"{t.name}: {t.names[:12]}" for t in explain.tables) or "none"
+        what = ("it has no table of records (a header only)" if not explain.tables
+                else f"none of its tables has a time and a voltage or current column (tables {seen})")
+        raise DatasetError(
+            f"{path}: Gamry file (technique {tag or 'unknown'}) holds no records: {what}; "
+            f"expected a table with {list(TIME_COLUMNS)} and {list(VOLTAGE_COLUMNS[:1])} / "
+            f"{list(CURRENT_COLUMNS[:1])}"
+        )
+    convention = header_value(explain, "CONVENTION")
+    warnings: list[str] = []
+    if convention in (0, 0.0):
+        sign, sign_said = -1.0, "CONVENTION 0 (cathodic current positive): sign reversed"
+    elif convention in (1, 1.0):
+        sign, sign_said = 1.0, "CONVENTION 1 (anodic current positive)"
+    else:
+        sign = 1.0
+        sign_said = "no CONVENTION in the header: Gamry's default, anodic current positive"
+        if convention is not None:
+            warnings.append(f"unknown current convention CONVENTION={convention!r}: read as "
+                            "Gamry's default, anodic current positive")
+    aborted = header_value(explain, "EXPERIMENTABORTED") is True
+    stray_after = [s for s in explain.stray if s[0] > series[0].line]
+    parts: dict[str, list[np.ndarray]] = {"t": [], "v": [], "i": [], "step": []}
+    described = []
+    last_t = None
+    open_circuit_rows = 0
+    used = {"time": set(), "voltage": set(), "current": set()}
+    for index, table in enumerate(series):
+        t_name = _column(table, TIME_COLUMNS)
+        v_name = _column(table, VOLTAGE_COLUMNS)
+        i_name = _column(table, CURRENT_COLUMNS)
+        t, v, i = _numbers(table, t_name), _numbers(table, v_name), _numbers(table, i_name)
+        n = len(table.rows)
+        needed = np.isfinite(t) & (np.isfinite(v) if v is not None else True)
+        bad = np.flatnonzero(~needed)
+        info: dict = {"table": table.name, "rows_read": n}
+        if table.declared_rows is not None:
+            info["rows_declared"] = table.declared_rows
+        if bad.size:
+            # a row cut in the middle (the file's last, when the run was stopped) or a
+            # row that is not numbers: the records before it are read
+            k = int(bad[0])
+            cut = " ".join(table.rows[k]).strip()[:60]
+            dropped = f"it and the {n - k - 1} after it" if k < n - 1 else "it"
+            warnings.append(
+                f"table {table.name}: line {table.first_row_line + k} ({cut!r}) is not a "
+                f"whole record; {dropped} not read (the curve ends at record {k})")
+            t, v = t[:k], None if v is None else v[:k]
+            i = None if i is None else i[:k]
+            n = k
+            info["rows_read"] = n
+        if table.declared_rows is not None and n < table.declared_rows:
+            warnings.append(
+                f"table {table.name} declares {table.declared_rows} rows and holds {n}: the "
+                "run was stopped (aborted) there; read up to the last whole record")
+            info["aborted"] = True
+        if n == 0:
+            info["rows_read"] = 0
+            described.append(info)
+            continue
+        if i is None:
+            # Gamry names the measured current in every technique that passes one: a
+            # table without it is an open-circuit record (OCVCURVE, CORPOT, READVOLTAGE)
+            i_mA = np.zeros(n)
+            info["current"] = "zero: open circuit (no current column)"
+            open_circuit_rows += n
+        else:
+            unit = table.units[table.names.index(i_name)] if len(table.units) > \
+                table.names.index(i_name) else "A"
+            factor = _CURRENT_UNITS.get(unit, 1000.0)
+            i_mA = sign * factor * i
+            used["current"].add(f"{i_name} ({unit or 'A'}, x {factor:g} to mA)")
+        if v is None:
+            v = np.full(n, np.nan)
+        else:
+            used["voltage"].add(v_name)
+        used["time"].add(t_name)
+        back = np.flatnonzero(np.diff(t) < 0)
+        if back.size:
+            k = int(back[0]) + 1
+            raise DatasetError(
+                f"{path}: Gamry table {table.name}: time {t_name} goes backwards at line "
+                f"{table.first_row_line + k} ({t[k - 1]:g} s -> {t[k]:g} s) within the table")
+        shift = 0.0
+        if last_t is not None and t[0] < last_t:
+            shift = last_t
+            info["time_offset_s"] = shift
+            info["time"] = (f"restarts at {t[0]:g} s: placed after {series[index - 1].name} "
+                            f"(its times + {shift:g} s, the time between the two unknown)")
+        tt = t + shift
+        last_t = float(tt[-1])
+        parts["t"].append(tt)
+        parts["v"].append(v)
+        parts["i"].append(i_mA)
+        parts["step"].append(np.full(n, index, dtype=np.int64))
+        info["time_s"] = [float(tt[0]), float(tt[-1])]
+        described.append(info)
+    if not parts["t"]:
+        raise DatasetError(
+            f"{path}: Gamry file (technique {tag or 'unknown'}) holds no records: its tables "
+            f"{[t.name for t in series]} have a column line and no data rows (a header only)")
+    if aborted:
+        warnings.append("the file says EXPERIMENTABORTED: the run was stopped before its end; "
+                        "read up to the last whole record")
+    junk = [s for s in stray_after if s[1].strip()]
+    if junk:
+        line, text = junk[0]
+        warnings.append(
+            f"{len(junk)} line(s) after the tables that are not the EXPLAIN layout (first: line "
+            f"{line}, {text[:60]!r}): not read")
+    t_all = np.concatenate(parts["t"])
+    columns = {
+        "time_s": t_all,
+        "voltage_V": np.concatenate(parts["v"]),
+        "current_mA": np.concatenate(parts["i"]),
+        "step": np.concatenate(parts["step"]) if len(parts["t"]) > 1 else None,
+    }
+    attrs: dict = {
+        "format": "Gamry EXPLAIN .DTA",
+        "reader": f"asymflux's EXPLAIN reader (pandas {pd.__version__})",
+        "technique": tag,
+        "gamry_tables": described,
+        "current_sign": sign_said,
+        "_file_columns": sorted({c for t in series for c in t.names}),
+        "_looked_for": {"time_s": list(TIME_COLUMNS), "voltage_V": list(VOLTAGE_COLUMNS),
+                        "current_mA": list(CURRENT_COLUMNS)},
+    }
+    framework = header_value(explain, "FRAMEWORKVERSION")
+    if framework is not None:
+        attrs["gamry_framework"] = str(framework)
+    if used["current"]:
+        attrs["current_from"] = ", ".join(sorted(used["current"])) + f"; {sign_said}"
+        if open_circuit_rows:
+            attrs["current_from"] += f"; zero in {open_circuit_rows} open-circuit record(s)"
+    else:
+        attrs["current_from"] = (f"zero: open circuit (technique {tag or 'unknown'}, no "
+                                 "current recorded)")
+        attrs["charge_from"] = "zero: open circuit"
+        attrs["open_circuit"] = True
+        columns["charge_mAh"] = np.zeros(t_all.size)
+    if not used["voltage"]:
+        columns["voltage_V"] = None
+    start, written = _start(explain)
+    if start:
+        attrs["start"] = start
+    if written:
+        attrs["start_as_written"] = written
+    if warnings:
+        attrs["warnings"] = warnings
+    return columns, attrs
