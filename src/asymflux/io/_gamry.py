@@ -299,7 +299,8 @@ def read_gamry_columns(path):
     stray_after = [s for s in explain.stray if s[0] > series[0].line]
     parts: dict[str, list[np.ndarray]] = {"t": [], "v": [], "i": [], "step": []}
     described = []
-    last_t = None
+    last_t = last_raw = previous = None
+    shift = 0.0
     open_circuit_rows = 0
     used = {"time": set(), "voltage": set(), "current": set()}
     for index, table in enumerate(series):
@@ -309,6 +310,8 @@ def read_gamry_columns(path):
         t, v, i = _numbers(table, t_name), _numbers(table, v_name), _numbers(table, i_name)
         n = len(table.rows)
         needed = np.isfinite(t) & (np.isfinite(v) if v is not None else True)
+        if n and len(table.rows[-1]) < len(table.names):
+            needed[-1] = False  # the last row cut short: the run stopped while writing it
         bad = np.flatnonzero(~needed)
         info: dict = {"table": table.name, "rows_read": n}
         if table.declared_rows is not None:
@@ -318,10 +321,10 @@ def read_gamry_columns(path):
             # row that is not numbers: the records before it are read
             k = int(bad[0])
             cut = " ".join(table.rows[k]).strip()[:60]
-            dropped = f"it and the {n - k - 1} after it" if k < n - 1 else "it"
             warnings.append(
                 f"table {table.name}: line {table.first_row_line + k} ({cut!r}) is not a "
-                f"whole record; {dropped} not read (the curve ends at record {k})")
+                f"whole record: the table is read up to the record before it ({n - k} "
+                "row(s) not read)")
             t, v = t[:k], None if v is None else v[:k]
             i = None if i is None else i[:k]
             n = k
@@ -358,14 +361,16 @@ def read_gamry_columns(path):
             raise DatasetError(
                 f"{path}: Gamry table {table.name}: time {t_name} goes backwards at line "
                 f"{table.first_row_line + k} ({t[k - 1]:g} s -> {t[k]:g} s) within the table")
-        shift = 0.0
-        if last_t is not None and t[0] < last_t:
+        if last_t is not None and t[0] < last_raw:
+            # counted from its own start: placed after the table before it
             shift = last_t
             info["time_offset_s"] = shift
-            info["time"] = (f"restarts at {t[0]:g} s: placed after {series[index - 1].name} "
-                            f"(its times + {shift:g} s, the time between the two unknown)")
+            info["time"] = (f"restarts at {t[0]:g} s: placed after {previous} (its times "
+                            f"+ {shift:g} s; the time between the two is not in the file)")
+        elif shift:
+            info["time_offset_s"] = shift  # on the clock of the table before it
         tt = t + shift
-        last_t = float(tt[-1])
+        last_t, last_raw, previous = float(tt[-1]), float(t[-1]), table.name
         parts["t"].append(tt)
         parts["v"].append(v)
         parts["i"].append(i_mA)
