@@ -134,7 +134,7 @@ UNITS = "\t#\ts\tV vs. Ref.\tA\tV\tV\tV\t#\tbits"
 
 def _rows(t, v, i, *, start=0):
     return [f"\t{start + k}\t{tk:g}\t{vk:.5E}\t{ik:.5E}\t0.00000E+000\t0.00000E+000\t"
-            f"1.00000E-004\t11\t..........." for k, (tk, vk, ik) in enumerate(zip(t, v, i))]
+            f"1.00000E-004\t11\t..........." for k, (tk, vk, ik) in enumerate(zip(t, v, i, strict=True))]
 
 
 def _table(name, t, v, i, *, declared=None, start=0):
@@ -232,12 +232,15 @@ def test_aborted_curve_read_up_to_the_abort(tmp_path):
     rows = _table("CURVE", T[:4], V[:4], I_A[:4], declared=10)
     rows[-1] = rows[-1][: len(rows[-1]) // 2]  # the last row cut in the middle of a number
     p = _write(tmp_path, [*rows, "EXPERIMENTABORTED\tTOGGLE\tT\tExperiment Aborted"])
-    with pytest.warns(EchemWarning, match="declares 10 rows and holds 3"):
+    with pytest.warns(EchemWarning) as record:
         df = read_echem(p)
     assert len(df) == 3
     np.testing.assert_allclose(df["time_s"], T[:3])
-    said = " ".join(df.attrs["warnings"])
+    said = " ".join(str(w.message) for w in record)
+    assert said.startswith(str(p))
+    assert "declares 10 rows and holds 3" in said and "line 19" in said
     assert "not a whole record" in said and "EXPERIMENTABORTED" in said
+    assert len(df.attrs["warnings"]) == 3
     assert df.attrs["gamry_tables"][0]["aborted"] is True
 
 
@@ -297,9 +300,46 @@ def test_empty_and_header_only_files_refused(tmp_path):
 def test_open_circuit_file_reads_with_zero_current(tmp_path):
     lines = ["CURVE\tTABLE\t10", "\tPt\tT\tVf\tVm\tAch\tOver", "\t#\ts\tV vs. Ref.\tV\tV\tbits",
              *[f"\t{k}\t{tk:g}\t{vk:.5E}\t{vk:.5E}\t0\t..........." for k, (tk, vk) in
-               enumerate(zip(T, V))]]
+               enumerate(zip(T, V, strict=True))]]
     df = _read(_write(tmp_path, lines, tag="CORPOT"))
     assert df.attrs["open_circuit"] is True and "CORPOT" in df.attrs["current_from"]
     np.testing.assert_array_equal(df["current_mA"], 0.0)
     np.testing.assert_array_equal(df["charge_mAh"], 0.0)
     np.testing.assert_allclose(df["voltage_V"], V)
+
+
+def test_rows_that_are_not_records_amid_records(tmp_path):
+    lines = _table("CURVE", T, V, I_A)
+    lines[3 + 4] = lines[3 + 4].replace("3.74000E+00", "-1.#IND00E+000")  # Vf of record 4
+    with pytest.warns(EchemWarning, match=r"1 row\(s\) without a number.*line 20"):
+        df = read_echem(_write(tmp_path, lines))
+    np.testing.assert_allclose(df["time_s"], np.delete(T, 4))
+
+
+def test_time_restart_within_a_table(tmp_path):
+    t = np.r_[T[:5], T[:5]]  # 0..20 s, then 0..20 s again
+    df = _read(_write(tmp_path, _table("CURVE", t, V, I_A)))
+    np.testing.assert_allclose(df["time_s"], np.r_[T[:5], T[:5] + 20.0])
+    np.testing.assert_array_equal(df["step"], [0] * 5 + [1] * 5)
+    info = df.attrs["gamry_tables"][0]
+    assert info["time_restarts_at_lines"] == [21] and "restarts at 0 s" in info["time"]
+
+
+def test_charge_column_of_the_file(tmp_path):
+    """Chronocoulometry: the file's Q (C), signed like Im, restarting with each curve."""
+    names, units = "\tPt\tT\tVf\tIm\tQ\tOver", "\t#\ts\tV vs. Ref.\tA\tC\tbits"
+
+    def rows(t0):
+        return [f"\t{k}\t{t0 + 5.0 * k:g}\t3.70000E+000\t2.00000E-003\t{2e-3 * 5.0 * k:.6E}\t..."
+                for k in range(10)]
+
+    lines = ["CURVE1\tTABLE\t10", names, units, *rows(0.0),
+             "CURVE2\tTABLE\t10", names, units, *rows(0.0)]
+    df = _read(_write(tmp_path, lines, tag="CHRONOC"))
+    assert df.attrs["charge_from"].startswith("Q (C): the file's charge counter")
+    # 2 mA for 45 s per curve, plus CURVE2's first record (Q = 0 at its start): 90 s
+    assert df["charge_mAh"].iloc[-1] == pytest.approx(2.0 * 90 / 3600, rel=1e-9)
+    unsigned = [ln.replace("\t2.00000E-003\t", "\t-2.00000E-003\t") for ln in lines]
+    with pytest.warns(EchemWarning, match="disagrees with the current"):
+        df = read_echem(_write(tmp_path, unsigned, name="unsigned.DTA", tag="CHRONOC"))
+    assert df["charge_mAh"].iloc[-1] == pytest.approx(-2.0 * 90 / 3600, rel=1e-6)

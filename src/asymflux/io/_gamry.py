@@ -39,6 +39,10 @@ from asymflux.io._errors import DatasetError
 TIME_COLUMNS = ("T", "Time")
 VOLTAGE_COLUMNS = ("Vf", "Vm", "Voltage", "V", "Vcell")
 CURRENT_COLUMNS = ("Im", "Current", "I")
+#: A charge column (chronocoulometry, PWR800) and its units -> factor to mAh.
+CHARGE_COLUMNS = ("Q", "Charge")
+_CHARGE_UNITS = {"C": 1 / 3.6, "mC": 1 / 3600.0, "A hr": 1000.0, "A-hr": 1000.0, "Ahr": 1000.0,
+                 "A h": 1000.0, "Ah": 1000.0, "A·h": 1000.0, "mA hr": 1.0, "mAh": 1.0}
 #: Units of a current column -> factor to mA (an unknown unit: amperes, Gamry's unit).
 _CURRENT_UNITS = {"A": 1000.0, "mA": 1.0, "uA": 1e-3, "µA": 1e-3, "nA": 1e-6}
 #: Table names of impedance spectra and of other frequency-domain records.
@@ -171,6 +175,36 @@ def _column(table: Table, candidates) -> str | None:
     return next((c for c in candidates if c in table.names), None)
 
 
+def _unit(table: Table, name: str) -> str:
+    j = table.names.index(name)
+    return table.units[j] if j < len(table.units) else ""
+
+
+def _charge(q_mAh, t, current_mA, step):
+    """``(charge_mAh, said)``: the file's own charge column, when it has one that agrees
+    with the current, else ``(None, why not)`` (the current is then integrated)."""
+    if not np.isfinite(q_mAh).any():
+        return None, None
+    from asymflux.io._counters import charge_increments, counter_increments
+
+    if not np.isfinite(q_mAh).all():
+        return None, ("the charge column has cells without a number (or a table without "
+                      "it): not used, the current integrated instead")
+    resets = np.r_[True, step[1:] != step[:-1]]
+    inc = counter_increments(q_mAh, resets=resets)
+    # the first record of a table reports what was counted since the table's start
+    inc[resets] = q_mAh[resets]
+    inc[0] = 0.0
+    ref = charge_increments(t, current_mA, step=step)
+    moved = float(np.sum(np.abs(ref)))
+    if moved > 0 and abs(float(np.sum(inc)) - float(np.sum(ref))) > 0.05 * moved:
+        return None, (f"the file's charge column (net {np.sum(inc):.6g} mAh) disagrees with "
+                      f"the current integrated over time (net {np.sum(ref):.6g} mAh): not "
+                      "used, the current integrated instead")
+    return np.cumsum(inc), ("the file's charge counter, restarting with each table "
+                            "(agrees with the current integrated within 5 %)")
+
+
 def _start(explain: Explain) -> tuple[str | None, str | None]:
     """``(ISO 8601 start, as written)`` from DATE and TIME; ISO only when the date is unambiguous.
 
@@ -297,45 +331,53 @@ def read_gamry_columns(path):
                             "Gamry's default, anodic current positive")
     aborted = header_value(explain, "EXPERIMENTABORTED") is True
     stray_after = [s for s in explain.stray if s[0] > series[0].line]
-    parts: dict[str, list[np.ndarray]] = {"t": [], "v": [], "i": [], "step": []}
+    parts: dict[str, list[np.ndarray]] = {"t": [], "v": [], "i": [], "q": [], "step": []}
     described = []
     last_t = last_raw = previous = None
     shift = 0.0
     open_circuit_rows = 0
-    used = {"time": set(), "voltage": set(), "current": set()}
-    for index, table in enumerate(series):
+    segment = 0
+    used: dict[str, set] = {"voltage": set(), "current": set(), "charge": set()}
+    for table in series:
         t_name = _column(table, TIME_COLUMNS)
         v_name = _column(table, VOLTAGE_COLUMNS)
         i_name = _column(table, CURRENT_COLUMNS)
+        q_name = next((c for c in CHARGE_COLUMNS if c in table.names
+                       and _unit(table, c) in _CHARGE_UNITS), None)
         t, v, i = _numbers(table, t_name), _numbers(table, v_name), _numbers(table, i_name)
+        q = _numbers(table, q_name)
         n = len(table.rows)
-        needed = np.isfinite(t) & (np.isfinite(v) if v is not None else True)
-        if n and len(table.rows[-1]) < len(table.names):
-            needed[-1] = False  # the last row cut short: the run stopped while writing it
-        bad = np.flatnonzero(~needed)
         info: dict = {"table": table.name, "rows_read": n}
         if table.declared_rows is not None:
             info["rows_declared"] = table.declared_rows
-        if bad.size:
-            # a row cut in the middle (the file's last, when the run was stopped) or a
-            # row that is not numbers: the records before it are read
+        keep = np.isfinite(t) & (np.isfinite(v) if v is not None else True)
+        whole = n
+        if n and len(table.rows[-1]) < len(table.names):
+            keep[-1] = False  # the last row cut short: the run stopped while writing it
+            whole = n - 1
+        if not keep.all():
+            bad = np.flatnonzero(~keep)
             k = int(bad[0])
             cut = " ".join(table.rows[k]).strip()[:60]
-            warnings.append(
-                f"table {table.name}: line {table.first_row_line + k} ({cut!r}) is not a "
-                f"whole record: the table is read up to the record before it ({n - k} "
-                "row(s) not read)")
-            t, v = t[:k], None if v is None else v[:k]
-            i = None if i is None else i[:k]
-            n = k
+            if keep[k:].any():  # rows that are not records, amid records: those rows only
+                warnings.append(
+                    f"table {table.name}: {bad.size} row(s) without a number for the time "
+                    f"or the voltage (first: line {table.first_row_line + k}, {cut!r}) "
+                    "not read")
+            else:  # the table ends in a cut row (the run stopped while writing it)
+                warnings.append(
+                    f"table {table.name}: line {table.first_row_line + k} ({cut!r}) is not "
+                    f"a whole record: the table is read up to the record before it "
+                    f"({n - k} row(s) not read)")
+            t, v, i, q = (None if a is None else a[keep] for a in (t, v, i, q))
+            n = int(keep.sum())
             info["rows_read"] = n
-        if table.declared_rows is not None and n < table.declared_rows:
+        if table.declared_rows is not None and whole < table.declared_rows:
             warnings.append(
-                f"table {table.name} declares {table.declared_rows} rows and holds {n}: the "
+                f"table {table.name} declares {table.declared_rows} rows and holds {whole}: the "
                 "run was stopped (aborted) there; read up to the last whole record")
             info["aborted"] = True
         if n == 0:
-            info["rows_read"] = 0
             described.append(info)
             continue
         if i is None:
@@ -345,37 +387,46 @@ def read_gamry_columns(path):
             info["current"] = "zero: open circuit (no current column)"
             open_circuit_rows += n
         else:
-            unit = table.units[table.names.index(i_name)] if len(table.units) > \
-                table.names.index(i_name) else "A"
+            unit = _unit(table, i_name)
             factor = _CURRENT_UNITS.get(unit, 1000.0)
             i_mA = sign * factor * i
             used["current"].add(f"{i_name} ({unit or 'A'}, x {factor:g} to mA)")
+        if q is not None:
+            unit = _unit(table, q_name)
+            q = sign * _CHARGE_UNITS[unit] * q
+            used["charge"].add(f"{q_name} ({unit})")
         if v is None:
             v = np.full(n, np.nan)
         else:
             used["voltage"].add(v_name)
-        used["time"].add(t_name)
-        back = np.flatnonzero(np.diff(t) < 0)
-        if back.size:
-            k = int(back[0]) + 1
-            raise DatasetError(
-                f"{path}: Gamry table {table.name}: time {t_name} goes backwards at line "
-                f"{table.first_row_line + k} ({t[k - 1]:g} s -> {t[k]:g} s) within the table")
-        if last_t is not None and t[0] < last_raw:
-            # counted from its own start: placed after the table before it
-            shift = last_t
+        # a time that goes back within a table: a new segment counted from its own start
+        starts = np.r_[0, np.flatnonzero(np.diff(t) < 0) + 1, n]
+        if starts.size > 2:
+            info["time_restarts_at_lines"] = [table.first_row_line + int(k)
+                                              for k in starts[1:-1]]
+        spans = []
+        for a, b in zip(starts[:-1], starts[1:], strict=True):
+            ts = t[a:b]
+            if last_t is not None and ts[0] < last_raw:
+                # counted from its own start: placed after the records before it
+                shift = last_t
+                info.setdefault("time", []).append(
+                    f"restarts at {ts[0]:g} s: placed after {previous} (its times + "
+                    f"{shift:g} s; the time between the two is not in the file)")
+            tt = ts + shift
+            last_t, last_raw, previous = float(tt[-1]), float(ts[-1]), table.name
+            parts["t"].append(tt)
+            parts["step"].append(np.full(b - a, segment, dtype=np.int64))
+            segment += 1
+            spans.append(tt)
+        if shift:
             info["time_offset_s"] = shift
-            info["time"] = (f"restarts at {t[0]:g} s: placed after {previous} (its times "
-                            f"+ {shift:g} s; the time between the two is not in the file)")
-        elif shift:
-            info["time_offset_s"] = shift  # on the clock of the table before it
-        tt = t + shift
-        last_t, last_raw, previous = float(tt[-1]), float(t[-1]), table.name
-        parts["t"].append(tt)
+        if "time" in info:
+            info["time"] = "; ".join(info["time"])
         parts["v"].append(v)
         parts["i"].append(i_mA)
-        parts["step"].append(np.full(n, index, dtype=np.int64))
-        info["time_s"] = [float(tt[0]), float(tt[-1])]
+        parts["q"].append(q if q is not None else np.full(n, np.nan))
+        info["time_s"] = [float(spans[0][0]), float(spans[-1][-1])]
         described.append(info)
     if not parts["t"]:
         raise DatasetError(
@@ -391,12 +442,19 @@ def read_gamry_columns(path):
             f"{len(junk)} line(s) after the tables that are not the EXPLAIN layout (first: line "
             f"{line}, {text[:60]!r}): not read")
     t_all = np.concatenate(parts["t"])
+    step = np.concatenate(parts["step"])
     columns = {
         "time_s": t_all,
         "voltage_V": np.concatenate(parts["v"]),
         "current_mA": np.concatenate(parts["i"]),
-        "step": np.concatenate(parts["step"]) if len(parts["t"]) > 1 else None,
+        "step": step if segment > 1 else None,
     }
+    charge, said = _charge(np.concatenate(parts["q"]), t_all, columns["current_mA"], step)
+    if charge is not None:
+        columns["charge_mAh"] = charge
+        attrs_charge = f"{', '.join(sorted(used['charge']))}: {said}"
+    elif said:
+        warnings.append(said)
     attrs: dict = {
         "format": "Gamry EXPLAIN .DTA",
         "reader": f"asymflux's EXPLAIN reader (pandas {pd.__version__})",
@@ -410,6 +468,8 @@ def read_gamry_columns(path):
     framework = header_value(explain, "FRAMEWORKVERSION")
     if framework is not None:
         attrs["gamry_framework"] = str(framework)
+    if charge is not None:
+        attrs["charge_from"] = attrs_charge
     if used["current"]:
         attrs["current_from"] = ", ".join(sorted(used["current"])) + f"; {sign_said}"
         if open_circuit_rows:
