@@ -269,6 +269,19 @@ def test_impedance_refused_naming_the_technique(tmp_path):
             read_echem(_write(tmp_path, lines, tag=tag))
 
 
+def test_impedance_technique_refused_and_impedance_rows_beside_a_time_series(tmp_path):
+    eismon = ["CURVE\tTABLE\t2", "\tPt\tT\tFreq\tZmod", "\t#\ts\tHz\tohm",
+              "\t0\t0\t1000\t5.1", "\t1\t60\t1000\t5.2"]
+    with pytest.raises(DatasetError, match=r"impedance.*technique EISMON"):
+        read_echem(_write(tmp_path, eismon, tag="EISMON"))
+    z = ["ZCURVE\tTABLE\t1", "\tPt\tTime\tFreq\tZreal\tZimag", "\t#\ts\tHz\tohm\tohm",
+         "\t0\t1\t1000\t0.5\t-0.1"]
+    p = _write(tmp_path, [*_table("CURVE", T, V, I_A), *z], name="mixed.DTA", tag="PWR800_CHARGE")
+    with pytest.warns(EchemWarning, match="table ZCURVE.*not read"):
+        df = read_echem(p)
+    assert len(df) == 10 and df.attrs["gamry_tables_not_read"] == ["ZCURVE"]
+
+
 def test_cycle_summary_refused_naming_the_technique(tmp_path):
     lines = ["CAPACITYCURVE\tTABLE", "\tPt\tTime\tType\tCycle\tCharge\tDuration\tVstart\tVend",
              "\t#\ts\t#\t#\tC\ts\tV\tV",

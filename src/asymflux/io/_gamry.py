@@ -49,6 +49,8 @@ _CURRENT_UNITS = {"A": 1000.0, "mA": 1.0, "uA": 1e-3, "µA": 1e-3, "nA": 1e-6}
 _IMPEDANCE_TABLES = {"ZCURVE": "impedance", "EFMCURVE": "electrochemical frequency modulation"}
 #: Table names of per-step summaries (one row per charge or discharge, not a time series).
 _SUMMARY_TABLES = {"CAPACITYCURVE"}
+#: Techniques (TAG) of impedance spectroscopy besides those with "EIS" in their name.
+_IMPEDANCE_TAGS = {"MOTTSCHOTTKY", "ZIR", "EFM140", "EFM"}
 _NUMBER = re.compile(r"^[-+]?(\d+[.,]?\d*|[.,]\d+)([eE][-+]?\d+)?$")
 
 
@@ -140,7 +142,11 @@ def parse_explain(path: Path) -> Explain:
         elif key == "NOTES" and kind == "NOTES":
             count = fields[2].strip() if len(fields) > 2 else "0"
             header[key] = (kind, fields[2:])
-            k += 1 + (int(count) if count.isdigit() else 0)
+            k += 1
+            # its note lines (a tab first); a line of the layout ends them in any case
+            for _ in range(int(count) if count.isdigit() else 0):
+                if k < n and (lines[k].startswith("\t") or "\t" not in lines[k]):
+                    k += 1
         elif len(fields) >= 3 and key:
             header[key] = (kind, fields[2:])
             k += 1
@@ -243,27 +249,41 @@ def _start(explain: Explain) -> tuple[str | None, str | None]:
     return stamp.isoformat(), written
 
 
-def _refuse(path, explain: Explain) -> None:
+def _impedance_kind(table: Table) -> str | None:
+    what = _IMPEDANCE_TABLES.get(table.name)
+    if what is None and {"Freq", "Zreal"} <= set(table.names):
+        what = "impedance"
+    return what
+
+
+def _is_summary(table: Table) -> bool:
+    """One row per charge or discharge step (PWR800 cyclic charge-discharge), not records."""
+    names = set(table.names)
+    return table.name in _SUMMARY_TABLES or (
+        "Cycle" in names and not names & {"Vf", "Im", "Vm"})
+
+
+def _refuse(path, explain: Explain, series: list[Table]) -> None:
+    """Impedance and cycle-summary files: a one-line error naming the technique."""
     tag = explain.tag or "unknown"
-    names = [t.name for t in explain.tables]
-    for t in explain.tables:
-        what = _IMPEDANCE_TABLES.get(t.name)
-        if what is None and {"Freq", "Zreal"} <= set(t.names):
-            what = "impedance"
-        if what is not None:
-            raise DatasetError(
-                f"{path}: this Gamry file is an {what} measurement (technique {tag}, table "
-                f"{t.name}: one row per frequency), not a cycler time series; asymflux reads "
-                "Gamry time series (chronopotentiometry, chronoamperometry, PWR800 charge and "
-                "discharge, open circuit, CV, ...)"
-            )
-    if any(t.name in _SUMMARY_TABLES for t in explain.tables) and not any(
-            _column(t, TIME_COLUMNS) == "T" for t in explain.tables):
+    impedance = [(t, _impedance_kind(t)) for t in explain.tables if _impedance_kind(t)]
+    by_tag = "EIS" in tag.upper() or tag.upper() in _IMPEDANCE_TAGS
+    if by_tag or (impedance and not series):
+        table, what = impedance[0] if impedance else (None, "impedance")
+        where = f", table {table.name}" if table is not None else ""
+        raise DatasetError(
+            f"{path}: this Gamry file is an {what} measurement (technique {tag}{where}: one "
+            "row per frequency), not a cycler time series; asymflux reads Gamry time series "
+            "(chronopotentiometry, chronoamperometry, PWR800 charge and discharge, open "
+            "circuit, CV, ...)"
+        )
+    summaries = [t.name for t in explain.tables if _is_summary(t)]
+    if (summaries or "CYCLICCHARGEDISCHARGE" in tag.upper()) and not series:
         raise DatasetError(
             f"{path}: this Gamry file is a cycle summary (technique {tag}, table "
-            f"{', '.join(n for n in names if n in _SUMMARY_TABLES)}: one row per charge or "
-            "discharge step), not a time series; Gamry saves each step's records in its own "
-            "file (PWR800_CHARGE / PWR800_DISCHARGE): read those"
+            f"{', '.join(summaries) or 'none'}: one row per charge or discharge step), not a "
+            "time series; Gamry saves each step's records in its own file (PWR800_CHARGE / "
+            "PWR800_DISCHARGE): read those"
         )
 
 
@@ -271,7 +291,7 @@ def _series_tables(explain: Explain) -> list[Table]:
     """The tables that hold records over time, in file order."""
     out = []
     for t in explain.tables:
-        if t.name in _SUMMARY_TABLES or t.name in _IMPEDANCE_TABLES:
+        if _is_summary(t) or _impedance_kind(t):
             continue
         if _column(t, TIME_COLUMNS) and (_column(t, VOLTAGE_COLUMNS) or _column(t, CURRENT_COLUMNS)):
             out.append(t)
@@ -306,8 +326,8 @@ def read_gamry_columns(path):
     if tag is None and not explain.tables:
         raise DatasetError(f"{path}: a Gamry EXPLAIN file without a TAG line or any table "
                            "(expected a Gamry .DTA data file)")
-    _refuse(path, explain)
     series = _series_tables(explain)
+    _refuse(path, explain, series)
     if not series:
         seen = "; ".join(f"{t.name}: {t.names[:12]}" for t in explain.tables) or "none"
         what = ("it has no table of records (a header only)" if not explain.tables
@@ -330,6 +350,11 @@ def read_gamry_columns(path):
             warnings.append(f"unknown current convention CONVENTION={convention!r}: read as "
                             "Gamry's default, anodic current positive")
     aborted = header_value(explain, "EXPERIMENTABORTED") is True
+    others = [t for t in explain.tables if t not in series]
+    for t in others:
+        if _impedance_kind(t):
+            warnings.append(f"table {t.name} ({_impedance_kind(t)}: one row per frequency) is "
+                            "not part of the time series: not read")
     stray_after = [s for s in explain.stray if s[0] > series[0].line]
     parts: dict[str, list[np.ndarray]] = {"t": [], "v": [], "i": [], "q": [], "step": []}
     described = []
@@ -460,6 +485,7 @@ def read_gamry_columns(path):
         "reader": f"asymflux's EXPLAIN reader (pandas {pd.__version__})",
         "technique": tag,
         "gamry_tables": described,
+        "gamry_tables_not_read": [t.name for t in others] or None,
         "current_sign": sign_said,
         "_file_columns": sorted({c for t in series for c in t.names}),
         "_looked_for": {"time_s": list(TIME_COLUMNS), "voltage_V": list(VOLTAGE_COLUMNS),
