@@ -356,3 +356,23 @@ def test_charge_column_of_the_file(tmp_path):
     with pytest.warns(EchemWarning, match="disagrees with the current"):
         df = read_echem(_write(tmp_path, unsigned, name="unsigned.DTA", tag="CHRONOC"))
     assert df["charge_mAh"].iloc[-1] == pytest.approx(-2.0 * 90 / 3600, rel=1e-6)
+
+
+@pytest.mark.parametrize("cut", [100, 0.5])
+def test_real_file_cut_short(echem_dir, tmp_path, cut):
+    data = (echem_dir / PWR800).read_bytes()
+    p = tmp_path / "cut.DTA"
+    p.write_bytes(data[: cut if isinstance(cut, int) else int(len(data) * cut)])
+    if cut == 100:  # the header's first lines only
+        with pytest.raises(DatasetError, match=r"cut\.DTA.*holds no records.*header only"):
+            read_echem(p)
+        return
+    with pytest.warns(EchemWarning) as record:
+        df = read_echem(p)
+    said = " ".join(str(w.message) for w in record)
+    assert "declares 6613 rows" in said and "not a whole record" in said
+    whole = _read(echem_dir / PWR800)
+    n = len(df)
+    assert 3000 < n < 3400
+    np.testing.assert_array_equal(df["time_s"], whole["time_s"][:n])
+    np.testing.assert_array_equal(df["current_mA"], whole["current_mA"][:n])
