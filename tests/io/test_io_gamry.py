@@ -338,6 +338,15 @@ def test_time_restart_within_a_table(tmp_path):
     assert info["time_restarts_at_lines"] == [21] and "restarts at 0 s" in info["time"]
 
 
+def test_time_jitter_within_a_table_is_not_a_restart(tmp_path):
+    t = T.copy()
+    t[5] = t[4] - 0.01  # a record stamped 10 ms before the one before it
+    with pytest.warns(EchemWarning, match="1 record time.*moved forward"):
+        df = read_echem(_write(tmp_path, _table("CURVE", t, V, I_A)))
+    np.testing.assert_allclose(df["time_s"], np.r_[T[:5], T[4], T[6:]])
+    assert "step" not in df.columns
+
+
 def test_charge_column_of_the_file(tmp_path):
     """Chronocoulometry: the file's Q (C), signed like Im, restarting with each curve."""
     names, units = "\tPt\tT\tVf\tIm\tQ\tOver", "\t#\ts\tV vs. Ref.\tA\tC\tbits"

@@ -424,14 +424,24 @@ def read_gamry_columns(path):
             v = np.full(n, np.nan)
         else:
             used["voltage"].add(v_name)
-        # a time that goes back within a table: a new segment counted from its own start
-        starts = np.r_[0, np.flatnonzero(np.diff(t) < 0) + 1, n]
+        # a time that goes back within a table by more than a few sampling intervals: a
+        # new segment counted from its own start; by less (the clock's jitter): moved
+        # forward to the time before it
+        dt = np.diff(t)
+        step_s = float(np.median(dt[dt > 0])) if (dt > 0).any() else 0.0
+        restart = dt < -3.0 * step_s
+        jitter = (dt < 0) & ~restart
+        if jitter.any():
+            warnings.append(
+                f"table {table.name}: {int(jitter.sum())} record time(s) a little before the "
+                f"one before them (by at most {-dt[jitter].min():g} s) moved forward to it")
+        starts = np.r_[0, np.flatnonzero(restart) + 1, n]
         if starts.size > 2:
             info["time_restarts_at_lines"] = [table.first_row_line + int(k)
                                               for k in starts[1:-1]]
         spans = []
         for a, b in zip(starts[:-1], starts[1:], strict=True):
-            ts = t[a:b]
+            ts = np.maximum.accumulate(t[a:b]) if jitter.any() else t[a:b]
             if last_t is not None and ts[0] < last_raw:
                 # counted from its own start: placed after the records before it
                 shift = last_t
