@@ -476,8 +476,9 @@ def echem_format(path) -> str:
     kind : str
         One of ``"biologic-mpr"``, ``"biologic-mpt"``, ``"neware-nda"``, ``"neware-ndax"``,
         ``"arbin-res"``, ``"excel"`` (Arbin, Neware or Landt/Lanhe export), ``"ivium-txt"``,
-        ``"maccor-txt"``, ``"gamry-dta"`` (Gamry's EXPLAIN text layout), ``"csv"`` (a text table: our columns, a ``columns=`` mapping, or a
-        known dialect such as the Battery Data Format or an Arbin CSV export),
+        ``"maccor-txt"``, ``"gamry-dta"`` (Gamry's EXPLAIN text layout), ``"csv"`` (a text
+        table: our columns, a ``columns=`` mapping, or a known dialect such as the Battery
+        Data Format or an Arbin CSV export),
         ``"csv-gzip"`` (the same, gzip-compressed, e.g. ``.bdf.gz``), ``"parquet"``
         (e.g. ``.bdf.parquet``).
 
