@@ -385,3 +385,20 @@ def test_real_file_cut_short(echem_dir, tmp_path, cut):
     assert 3000 < n < 3400
     np.testing.assert_array_equal(df["time_s"], whole["time_s"][:n])
     np.testing.assert_array_equal(df["current_mA"], whole["current_mA"][:n])
+
+
+@pytest.mark.parametrize(("date", "time", "start"), [
+    ("1.2.2024", "22:03:16", "2024-02-01T22:03:16"),    # day.month.year
+    ("2/13/2024", "5:03:16 PM", "2024-02-13T17:03:16"),  # month/day, 12-hour clock
+    ("13/2/2024", "05:03:16", "2024-02-13T05:03:16"),    # day/month
+    ("4/11/2025", "11:37:39", None),                     # April or November: not said
+    ("2024-02-01", "noon", None),                        # no time of day: not said
+])
+def test_start_only_when_the_date_is_unambiguous(tmp_path, date, time, start):
+    lines = [h.replace("2/13/2024", date).replace("09:15:00", time) for h in HEAD]
+    p = tmp_path / "d.DTA"
+    body = [*_table("CURVE", T, V, I_A)]
+    p.write_text("\n".join([*(h.format(tag="CHRONOP", convention=1) for h in lines), *body]))
+    df = _read(p)
+    assert df.attrs.get("start") == start
+    assert df.attrs["start_as_written"] == f"{date} {time}"

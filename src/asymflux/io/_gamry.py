@@ -240,10 +240,17 @@ def _start(explain: Explain) -> tuple[str | None, str | None]:
         return None, written  # 4/11/2025: April or November?
     if year < 100:
         year += 2000
+    clock = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?\s*([AaPp][Mm])?",
+                         time.strip() if isinstance(time, str) else "")
+    if clock is None:
+        return None, written  # a start without its time of day would mislead
+    hour, minute = int(clock.group(1)), int(clock.group(2))
+    second = float(clock.group(3) or 0.0)
+    if clock.group(4):  # 12-hour clock
+        hour = hour % 12 + (12 if clock.group(4).upper() == "PM" else 0)
     try:
-        stamp = pd.Timestamp(year=year, month=month, day=day)
-        if isinstance(time, str) and re.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?", time.strip()):
-            stamp = pd.Timestamp(f"{stamp.date().isoformat()} {time.strip()}")
+        stamp = pd.Timestamp(year=year, month=month, day=day, hour=hour, minute=minute,
+                             second=int(second), microsecond=round(second % 1 * 1e6))
     except ValueError:
         return None, written
     return stamp.isoformat(), written
