@@ -1,7 +1,7 @@
 """Gamry ``.DTA`` files (the Gamry Framework's EXPLAIN text layout), read by a small tolerant parser.
 
-Gamry's Framework (versions 5 to 7) and its PWR800 battery software write one text layout
-for every technique: a first line ``EXPLAIN``, a ``TAG<TAB>technique`` line, header lines
+Gamry's Framework (versions 6 and 7 seen; the layout is older) and its PWR800 battery
+software write one text layout for every technique: a first line ``EXPLAIN``, a ``TAG<TAB>technique`` line, header lines
 ``KEY<TAB>TYPE<TAB>VALUE<TAB>label`` (types ``LABEL``, ``QUANT``, ``IQUANT``, ``POTEN``,
 ``TOGGLE``, ``SELECTOR``, ``TWOPARAM``, ``NOTES`` followed by that many note lines, ...),
 and tables ``NAME<TAB>TABLE[<TAB>NROWS]`` followed by a line of column names, a line of
