@@ -176,10 +176,19 @@ def test_decimal_point_and_comma(tmp_path, decimal):
     np.testing.assert_allclose(df["current_mA"], 2.0, rtol=1e-12)
     assert df["charge_mAh"].iloc[-1] == pytest.approx(2.0 * 45 / 3600)
     assert df.attrs["start"] == "2024-02-13T09:15:00"  # 13 is no month
-    if decimal == ".":
-        ref = _gamry_parser_curves(p)[0]
-        np.testing.assert_allclose(df["voltage_V"], ref["Vf"], rtol=1e-12)
-        np.testing.assert_allclose(df["current_mA"], ref["Im"] * 1000, rtol=1e-12)
+
+
+def test_written_files_agree_with_gamry_parser(tmp_path):
+    """A CV-like file: CURVE1, CURVE2 on one clock, joined; gamry-parser reads each."""
+    lines = [*_table("CURVE1", T, V, I_A), *_table("CURVE2", T + 50.0, V[::-1], -I_A, start=10)]
+    p = _write(tmp_path, lines, tag="CV")
+    curves = _gamry_parser_curves(p)
+    assert len(curves) == 2
+    df = _read(p)
+    for column, ours, factor in (("T", "time_s", 1.0), ("Vf", "voltage_V", 1.0),
+                                 ("Im", "current_mA", 1000.0)):
+        ref = np.concatenate([c[column] for c in curves]) * factor
+        np.testing.assert_allclose(df[ours], ref, rtol=1e-12, atol=1e-12)
 
 
 def test_crlf_cp1252_and_notes(tmp_path):
