@@ -100,7 +100,10 @@ def parse_explain(path: Path) -> Explain:
         data = Path(path).read_bytes()
     except OSError as e:
         raise DatasetError(f"{path}: cannot read ({e})") from e
-    lines = _decode(data).splitlines()
+    # \r\n, \r or \n only (str.splitlines would also split at characters a note may hold)
+    lines = _decode(data).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     if not lines or lines[0].strip() != "EXPLAIN":
         raise DatasetError(f"{path}: not a Gamry EXPLAIN file (its first line is not 'EXPLAIN')")
     header: dict[str, tuple[str, list[str]]] = {}
@@ -135,8 +138,10 @@ def parse_explain(path: Path) -> Explain:
                     table.units = [u.strip() for u in lines[k].split("\t")[1:]]
                     k += 1
             table.first_row_line = k + 1
-            while k < n and lines[k].startswith("\t"):
-                table.rows.append(lines[k].split("\t")[1:])
+            while k < n and (lines[k].startswith("\t") or not lines[k].strip()
+                             and k + 1 < n and lines[k + 1].startswith("\t")):
+                if lines[k].strip():  # (a blank line amid the rows is skipped)
+                    table.rows.append(lines[k].split("\t")[1:])
                 k += 1
             tables.append(table)
         elif key == "NOTES" and kind == "NOTES":
