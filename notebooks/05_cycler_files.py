@@ -178,10 +178,13 @@ print(f"00_test_04_MB_C01.mpr: {len(mb)} records over {np.ptp(mb['time_s']):.2f}
 # ## Every brand, one table
 #
 # `io.read_echem` picks the reader from the file's content (BioLogic `.mpr`/`.mpt` through
-# galvani; Neware, Arbin, Landt/Lanhe and Ivium through navani; see `docs/formats.md`) and
-# returns the same columns for every brand. `attrs` says where the current and the charge
-# came from: the cycler's own charge counters, never a set point. The impedance file
-# (`PEIS.mpr`) is refused: one row per frequency is not a time series.
+# galvani; Neware, Arbin, Landt/Lanhe and Ivium through navani; Gamry `.DTA` through
+# asymflux's own reader of Gamry's EXPLAIN layout; see `docs/formats.md`) and returns the
+# same columns for every brand. `attrs` says where the current and the charge came from:
+# the cycler's own charge counters, never a set point. The impedance file (`PEIS.mpr`) is
+# refused: one row per frequency is not a time series. The two Gamry files (a
+# chronopotentiometry written with decimal commas, a PWR800 battery discharge) are read,
+# the discharge with a negative current as for every brand.
 
 # %%
 rows = []
@@ -197,6 +200,8 @@ for f in sorted(ECHEM.glob("*")):
                  "current from": t.attrs["current_from"][:40], "net charge (mAh)": t["charge_mAh"].iloc[-1]})
 brands = pd.DataFrame(rows)
 assert (brands["format"] == "refused").sum() == 1  # only the impedance file
+gamry = brands[brands["format"].str.startswith("Gamry")]
+assert len(gamry) == 2 and (gamry["net charge (mAh)"] < 0).all()  # both pass current out
 brands
 
 # %% [markdown]

@@ -316,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "echem", help="read a cycler file of any brand: our columns, and cycles with a mass")
     p.add_argument("file", type=Path, metavar="FILE",
-                   help="BioLogic .mpr/.mpt, Neware .nda/.ndax, Arbin .res, Excel, Ivium, Maccor, "
+                   help="BioLogic .mpr/.mpt, Gamry .DTA, Neware .nda/.ndax, Arbin .res, Excel, "
+                        "Ivium, Maccor, "
                         "Battery Data Format (.bdf, .bdf.gz, .bdf.parquet), Arbin or Battery "
                         "Archive CSV, CSV (see docs/formats.md)")
     p.add_argument("--active-mass-mg", type=float, default=None, metavar="M",

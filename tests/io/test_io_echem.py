@@ -44,8 +44,9 @@ PEIS = "PEIS.mpr"
 ARBIN = "arbin_example.res"
 NDA, NDAX = "test.nda", "test.ndax"
 XLSX = "bs542_004_gr_li_50ua_50mv_1v_191020_Channel_11.xlsx"
+GAMRY = ["gamry_chronopot_0A.DTA", "gamry_pwr800_discharge.DTA"]  # tests/io/test_io_gamry.py
 MPR_FILES = [JDB, MB, BIOL, OCV, CCCV, ECLAB115, PULSES]
-ALL_TIME_SERIES = [*MPR_FILES, ARBIN, NDA, NDAX, XLSX]
+ALL_TIME_SERIES = [*MPR_FILES, ARBIN, NDA, NDAX, XLSX, *GAMRY]
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,7 @@ def test_every_real_file_reads_with_the_same_columns(echem_dir, name):
 @pytest.mark.parametrize(
     ("name", "kind"),
     [(JDB, "biologic-mpr"), (ARBIN, "arbin-res"), (NDA, "neware-nda"), (NDAX, "neware-ndax"),
-     (XLSX, "excel")],
+     (XLSX, "excel"), (GAMRY[0], "gamry-dta")],
 )
 def test_reader_chosen_by_content_not_suffix(echem_dir, tmp_path, name, kind):
     assert echem_format(echem_dir / name) == kind

@@ -476,8 +476,9 @@ def echem_format(path) -> str:
     kind : str
         One of ``"biologic-mpr"``, ``"biologic-mpt"``, ``"neware-nda"``, ``"neware-ndax"``,
         ``"arbin-res"``, ``"excel"`` (Arbin, Neware or Landt/Lanhe export), ``"ivium-txt"``,
-        ``"maccor-txt"``, ``"csv"`` (a text table: our columns, a ``columns=`` mapping, or a
-        known dialect such as the Battery Data Format or an Arbin CSV export),
+        ``"maccor-txt"``, ``"gamry-dta"`` (Gamry's EXPLAIN text layout), ``"csv"`` (a text
+        table: our columns, a ``columns=`` mapping, or a known dialect such as the Battery
+        Data Format or an Arbin CSV export),
         ``"csv-gzip"`` (the same, gzip-compressed, e.g. ``.bdf.gz``), ``"parquet"``
         (e.g. ``.bdf.parquet``).
 
@@ -497,7 +498,8 @@ def read_echem(path, *, active_mass_mg: float | None = None,
     """Read a cycler file of any supported brand into one table (see the module docstring).
 
     The reader is chosen from the file's content (:func:`echem_format`): BioLogic
-    ``.mpr`` (galvani) and ``.mpt`` (EC-Lab text export); Neware ``.nda``/``.ndax``,
+    ``.mpr`` (galvani) and ``.mpt`` (EC-Lab text export); Gamry ``.DTA`` (its EXPLAIN
+    layout, read by asymflux); Neware ``.nda``/``.ndax``,
     Arbin ``.res`` (needs mdbtools), Arbin/Neware/Landt Excel exports, Ivium and Maccor
     text exports (through navani); anything else is read as a CSV with our column names
     (or ``columns=`` mapping, and any :func:`pandas.read_csv` option).
@@ -531,6 +533,13 @@ def read_echem(path, *, active_mass_mg: float | None = None,
         return read_mpr(path, active_mass_mg=active_mass_mg, required=required)
     if kind == "biologic-mpt":
         return read_mpt(path, active_mass_mg=active_mass_mg, required=required)
+    if kind == "gamry-dta":
+        from asymflux.io._gamry import read_gamry_columns
+
+        columns, attrs = read_gamry_columns(path)
+        _require(columns, attrs, required, path=path)
+        return _table(columns, attrs, source=str(path), active_mass_mg=active_mass_mg,
+                      required=required)
     if kind == "csv":
         return read_echem_csv(path, active_mass_mg=active_mass_mg, required=required, **kwargs)
     if kind in ("csv-gzip", "parquet"):
