@@ -203,9 +203,17 @@ def test_open_circuit_file_reads_with_zero_current(echem_dir):
 
 
 def test_mixed_mb_file_with_impedance_rows_is_read(echem_dir):
-    df = _read(echem_dir / BIOL)
-    assert len(df) == 23561 and df.attrs["technique"] == "MB"
-    assert df.attrs["impedance_rows"] > 0
+    from galvani import BioLogic
+
+    raw = BioLogic.MPRfile(str(echem_dir / BIOL)).data
+    eis = raw["freq/Hz"] > 0  # galvani's reading: the impedance rows among the time series
+    with pytest.warns(EchemWarning, match="impedance record"):
+        df = read_echem(echem_dir / BIOL)
+    assert len(df) == 23561 - eis.sum() and df.attrs["technique"] == "MB"
+    assert df.attrs["impedance_rows"] == eis.sum() == 310
+    np.testing.assert_array_equal(df["time_s"], raw["time/s"][~eis])
+    qq = raw["(Q-Qo)/mA.h"][~eis]  # the counter carries across the dropped rows
+    np.testing.assert_allclose(df["charge_mAh"], qq - qq[0], rtol=0, atol=1e-9)
     assert df["current_mA"].abs().max() == pytest.approx(0.3252, rel=2e-3)  # mA, not A or µA
 
 

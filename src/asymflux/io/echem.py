@@ -295,6 +295,12 @@ def read_mpt(path, *, active_mass_mg: float | None = None,
 
 def _require(columns, attrs, required, *, path):
     missing = [c for c in required if columns.get(c) is None]
+    no_current = attrs.pop("_no_current", None)
+    if no_current and "current_mA" in missing:
+        raise DatasetError(
+            f"{path}: cannot read this {attrs.get('format', 'cycler')} file as a cycler "
+            f"record: {no_current}"
+        )
     if missing:
         have = attrs.pop("_file_columns", [])
         wanted = attrs.pop("_looked_for", {})
