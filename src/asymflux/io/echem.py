@@ -739,9 +739,10 @@ def cycle_summary(
     but no real half-cycle (impedance steps, pulse trains, a cycler bouncing between
     limits) are a ``"pulses"`` row. The charge of each interval between records is the
     file's own counter (``charge_mAh`` increments) when the table has it, else the current
-    integrated within steps and never across a time gap (:func:`charge_increments`);
-    within a row, positive increments add to the charge capacity, negative ones to the
-    discharge capacity.
+    integrated within steps and never across a time gap (:func:`charge_increments`). A
+    half-cycle's capacity is the net charge over it (a short opposite pulse within a
+    charge takes back what it passed); in ``"pulses"`` rows positive increments add to
+    the charge capacity, negative ones to the discharge capacity.
 
     Parameters
     ----------
@@ -827,10 +828,15 @@ def cycle_summary(
         if row_kind[r] == "cycle" and len(has) == 1:
             row_kind[r] = "charge" if 1 in has else "discharge"
     row = row_of[segment] if segment.size else segment
+    # a half-cycle's capacity is the net charge over it (a short opposite pulse within a
+    # charge takes back what it discharged); pulses and rests split by sign
+    seg_sign = np.asarray(signs, dtype=np.int64)[segment] if segment.size else segment
     frame = pd.DataFrame({
         "row": row, "t": t,
-        "q_pos": np.where(q > 0, q, 0.0), "q_neg": np.where(q < 0, -q, 0.0),
-        "i_pos": np.where(i > tol, i, np.nan), "i_neg": np.where(i < -tol, -i, np.nan),
+        "q_pos": np.where(seg_sign == 1, q, np.where((seg_sign == 0) & (q > 0), q, 0.0)),
+        "q_neg": np.where(seg_sign == -1, -q, np.where((seg_sign == 0) & (q < 0), -q, 0.0)),
+        "i_pos": np.where((seg_sign >= 0) & (i > tol), i, np.nan),
+        "i_neg": np.where((seg_sign <= 0) & (i < -tol), -i, np.nan),
     })
     if v is not None:
         frame["v"] = v
@@ -850,8 +856,8 @@ def cycle_summary(
                         else np.zeros(0, object)})
     out["start_time_s"] = agg["start_time_s"].to_numpy()
     out["end_time_s"] = agg["end_time_s"].to_numpy()
-    out["charge_capacity_mAh_g"] = agg["q_pos"].to_numpy() / mass_g
-    out["discharge_capacity_mAh_g"] = agg["q_neg"].to_numpy() / mass_g
+    out["charge_capacity_mAh_g"] = agg["q_pos"].clip(lower=0).to_numpy() / mass_g
+    out["discharge_capacity_mAh_g"] = agg["q_neg"].clip(lower=0).to_numpy() / mass_g
     with np.errstate(divide="ignore", invalid="ignore"):
         ch = out["charge_capacity_mAh_g"].to_numpy()
         real = (out["kind"] == "cycle").to_numpy() & (ch > 0)
