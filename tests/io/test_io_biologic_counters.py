@@ -256,3 +256,67 @@ def test_cycle_summary_rule_is_adjustable_and_checked():
         warnings.simplefilter("error")
         empty = cycle_summary(df.assign(current_mA=0.0, charge_mAh=0.0), active_mass_mg=1.0)
     assert empty["kind"].tolist() == ["rest"]
+
+
+def test_cumulative_counter_restarting_at_every_step_of_a_cp_sequence():
+    """CP steps of different lengths, the counter restarting at each: small restarts too."""
+    seg_n = [200, 5, 80, 3, 150]
+    cur = [0.5, -0.5, 0.2, 1.0, -0.3]
+    dt = 2.0
+    i = np.concatenate([np.full(k, c) for k, c in zip(seg_n, cur, strict=True)])
+    n = i.size
+    t = np.arange(n) * dt
+    inc = np.r_[0.0, i[1:] * dt / 3600.0]
+    ns = np.concatenate([np.full(k, j) for j, k in enumerate(seg_n)])
+    counter = np.zeros(n)
+    for j in range(len(seg_n)):
+        m = ns == j
+        counter[m] = np.cumsum(inc[m])
+    raw = {"time/s": t, "Ewe/V": np.full(n, 3.7), "I/mA": i, "Ns": ns, "dQ/C": counter * 3.6}
+    cols, attrs = biologic_columns(raw, path="cp.mpr", technique="CP")
+    assert "dQ/C: cumulative" in attrs["charge_columns"]
+    np.testing.assert_allclose(cols["charge_mAh"], np.cumsum(inc), atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- real files
+
+
+@pytest.fixture(scope="module")
+def galvani_raw():
+    from _io_testutils import require_echem_dir
+    from galvani import BioLogic
+
+    folder = require_echem_dir()
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            mpr = BioLogic.MPRfile(str(folder / name))
+            cache[name] = (pd.DataFrame({c: mpr.data[c] for c in mpr.data.dtype.names}),
+                           mpr.get_flag("mode"))
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", ["jdb11-1_c3_gcpl_5cycles_2V-3p8V_C-24_data_C09.mpr",
+                                  "commercial_cell_001__1753283786_C01.mpr",
+                                  "250116_kigr_gen6_01_02_GCPL_CD8.mpr"])
+@pytest.mark.parametrize("layout", ["old", "new", "old-alone", "old-bare"])
+def test_real_file_as_an_older_eclab_would_write_it(galvani_raw, name, layout):
+    """galvani's raw columns of a real file, the increments replaced by what an older
+    EC-Lab writes under the name dQ/C (the cumulative (Q-Qo), float32 coulombs) or by
+    true increments in coulombs: the charge is galvani's (Q-Qo) either way."""
+    raw, mode = galvani_raw(name)
+    qq = raw["(Q-Qo)/mA.h"].to_numpy()
+    old = raw.drop(columns=["dq/mA.h", "(Q-Qo)/mA.h"])
+    old["dQ/C"] = (qq * 3.6 if layout.startswith("old") else np.r_[0, np.diff(qq)] * 3.6).astype(np.float32)
+    if layout in ("old", "new"):
+        old["(Q-Qo)/C"] = (qq * 3.6).astype(np.float32)
+    if layout == "old-bare":  # nothing to judge by but the current or the set point
+        old = old.drop(columns=["Q charge/discharge/mA.h"])
+    cols, attrs = biologic_columns(old, path=name, technique="CP", mode=mode)
+    expected = "increments" if layout == "new" else "cumulative"
+    assert f"dQ/C: {expected} (" in attrs["charge_columns"]
+    span = np.ptp(qq)
+    np.testing.assert_allclose(cols["charge_mAh"], qq - qq[0], rtol=0, atol=2e-5 * span + 1e-7)

@@ -244,10 +244,12 @@ def counter_kind(values, reference_increments, *, restarts=None):
 def counter_restarts(counter, *, reference_increments=None) -> np.ndarray:
     """(n,) bool: records where a cumulative counter restarts from (near) zero.
 
-    A restart is a jump of more than 10 typical record increments (the median non-zero
-    ``|diff|``) to a value under a tenth of the one before; with reference increments,
-    the new value must also be closer to the reference increment than the jump is (a
-    counter that restarted counts, at its first record, what flowed since the restart).
+    Without a reference: a jump of more than 10 typical record increments (the median
+    non-zero ``|diff|``) to a value under a tenth of the one before. With reference
+    increments (magnitudes compared, as in :func:`counter_kind`), also wherever the
+    counter's value matches what flowed in the interval (a counter that restarted counts,
+    at its first record, what flowed since the restart) three times better than its step
+    does, and the step misses the reference by more than 3 typical increments.
     """
     q = np.asarray(counter, dtype=np.float64)
     out = np.zeros(q.size, dtype=bool)
@@ -261,8 +263,10 @@ def counter_restarts(counter, *, reference_increments=None) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         jump = (np.abs(d) > 10 * typical) & (np.abs(q[1:]) < 0.1 * np.abs(q[:-1]))
         if reference_increments is not None:
-            r = np.asarray(reference_increments, dtype=np.float64)[1:]
-            closer = np.abs(q[1:] - r) < np.abs(d - r)
-            jump &= np.where(np.isfinite(r), closer, True)
+            r = np.abs(np.asarray(reference_increments, dtype=np.float64)[1:])
+            miss_step = np.abs(np.abs(d) - r)
+            miss_value = np.abs(np.abs(q[1:]) - r)
+            fresh = (miss_step > 3 * typical + 3 * r) & (3 * miss_value < miss_step)
+            jump = np.where(np.isfinite(r), jump | fresh, jump)
     out[1:] = jump & np.isfinite(d)
     return out
