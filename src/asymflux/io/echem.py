@@ -28,6 +28,8 @@ counter is the current integrated, and then never across a step edge or a time g
 ``df.attrs`` carries ``source`` (the file), ``format`` (e.g. ``"BioLogic .mpr"``),
 ``reader`` (the library and version that parsed it), ``technique`` when the file says,
 ``current_from`` and ``charge_from`` (the file's columns they were taken from),
+``charge_columns`` (BioLogic: which charge column was read as increments and which as a
+cumulative counter, judged by content, and against what),
 ``warnings`` (a list of what looked wrong: time gaps, NaN cells, ...) and, when known,
 ``start`` (the cycler's start time, ISO 8601) and ``active_mass_mg``.
 """
