@@ -254,16 +254,19 @@ def read_mpr(path, *, active_mass_mg: float | None = None,
     active_mass_mg : float, optional, keyword-only
         Mass of active material, mg; adds ``capacity_mAh_g``.
     required : sequence of str, keyword-only
-        Our columns that must be found. An open-circuit record (technique OCV, or no
-        current column and no charge counter) reads with zero current whatever is asked.
+        Our columns that must be found. A record without current or charge columns
+        reads with zero current when EC-Lab's mode flags say rest on every record (or,
+        without mode flags, the technique is OCV/WAIT); it is refused otherwise.
 
     Returns
     -------
-    echem : DataFrame, n rows (one per cycler record)
+    echem : DataFrame, n rows (one per cycler record; impedance rows of a modulo-bat
+        sequence dropped, with a warning)
         See the module docstring. ``current_mA`` is the file's measured ``I/mA`` when it
-        has one, else ``dq/mA.h`` per interval (never the ``control/V/mA`` set point,
-        which holds a voltage during constant-voltage holds); ``charge_mAh`` is the
-        cumulative sum of ``dq/mA.h`` (or ``(Q-Qo)/mA.h`` with its loop restarts undone).
+        has one, else the charge increment per interval (never the ``control/V/mA`` set
+        point, which holds a voltage during constant-voltage holds); ``charge_mAh`` from
+        the charge columns, each read as increments or as a cumulative counter by its
+        content (``attrs["charge_columns"]``; ``docs/formats.md``).
 
     Raises
     ------
