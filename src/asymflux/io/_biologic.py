@@ -380,9 +380,11 @@ def _no_current(path, technique, mode, n, attrs):
     them, its technique) say so; else ``attrs["_no_current"]`` says why it cannot be read."""
     if mode is not None:
         m = np.asarray(mode, dtype=np.int64)
-        if m.size and np.all(m == MODE_REST):
+        rest = m == MODE_REST
+        if m.size and rest.any() and not np.isin(m, (1, 2)).any():
+            other = "" if rest.all() else f", {int((~rest).sum())} record(s) with no mode"
             attrs["current_from"] = ("zero: open circuit (EC-Lab's mode flag is 3, rest, on "
-                                     f"every record; technique {technique or 'unknown'})")
+                                     f"every record{other}; technique {technique or 'unknown'})")
             attrs["charge_from"] = "zero: open circuit"
             attrs["open_circuit"] = True
             return
