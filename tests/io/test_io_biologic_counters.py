@@ -320,3 +320,15 @@ def test_real_file_as_an_older_eclab_would_write_it(galvani_raw, name, layout):
     assert f"dQ/C: {expected} (" in attrs["charge_columns"]
     span = np.ptp(qq)
     np.testing.assert_allclose(cols["charge_mAh"], qq - qq[0], rtol=0, atol=2e-5 * span + 1e-7)
+
+
+def test_an_undecided_reference_gives_way_to_the_next():
+    """A current that barely flows (records too few to judge by) -> (Q-Qo) decides."""
+    t, i, inc, q, ns = _cp()
+    i_flat = np.zeros_like(i)
+    i_flat[5] = 0.5  # one record with a current: too few to judge
+    raw = {"time/s": t, "Ewe/V": np.full(t.size, 3.7), "I/mA": i_flat, "Ns": ns,
+           "dQ/C": q * 3.6, "(Q-Qo)/C": q * 3.6}
+    cols, attrs = biologic_columns(raw, path="cp.mpr", technique="CP")
+    assert "dQ/C: cumulative (its steps match the steps of (Q-Qo)/C" in attrs["charge_columns"]
+    np.testing.assert_allclose(cols["charge_mAh"], q - q[0], atol=1e-9)

@@ -113,6 +113,10 @@ def _drop_impedance_rows(path, raw, names, loop_starts, mode):
     eis = np.isfinite(freq) & (freq > 0)
     if not eis.any():
         return cols, n, None, loop_starts, mode, None
+    if eis.all():
+        raise DatasetError(
+            f"{path}: this is an impedance measurement (every row has a frequency, freq/Hz): "
+            "one row per frequency, not a cycler time series")
     keep = ~eis
     kept = {c: v[keep] for c, v in cols.items()}
     if loop_starts is not None:
@@ -130,22 +134,26 @@ def _drop_impedance_rows(path, raw, names, loop_starts, mode):
     return kept, int(keep.sum()), keep, loop_starts, mode, (cols, warning)
 
 
-def _reference_increments(cols, t, *, current, current_name, mode, exclude):
-    """Independent per-record charge, mAh, to judge the charge columns by, and its name."""
+def _references(cols, t, *, current, current_name, mode, exclude):
+    """Independent per-record charges, mAh, to judge a charge column by, best first:
+    ``[(increments, what they are), ...]``."""
     from asymflux.io._counters import charge_increments, counter_increments
 
+    out = []
     if current is not None and t is not None:
         step = cols["Ns"] if "Ns" in cols else None
-        return charge_increments(t, current, step=step), f"the integral of {current_name} dt"
+        out.append((charge_increments(t, current, step=step),
+                    f"the integral of {current_name} dt"))
     for name in ("(Q-Qo)/mA.h", "(Q-Qo)/C"):
         if name in cols and name != exclude:
             q = np.asarray(cols[name], dtype=np.float64) * CHARGE_COLUMNS[name]
-            return counter_increments(q), f"the steps of {name}"
+            out.append((counter_increments(q), f"the steps of {name}"))
+            break
     if "Q charge/discharge/mA.h" in cols and "half cycle" in cols:
         hc = np.asarray(cols["half cycle"])
-        return (counter_increments(np.asarray(cols["Q charge/discharge/mA.h"], np.float64),
-                                   resets=np.r_[False, hc[1:] != hc[:-1]]),
-                "the steps of Q charge/discharge/mA.h")
+        out.append((counter_increments(np.asarray(cols["Q charge/discharge/mA.h"], np.float64),
+                                       resets=np.r_[False, hc[1:] != hc[:-1]]),
+                    "the steps of Q charge/discharge/mA.h"))
     setp = next((c for c in ("control/mA", "control/V/mA") if c in cols), None)
     if setp is not None and mode is not None and t is not None and len(t) > 2:
         # galvanostatic records: the set point is the current (in CV holds it is a voltage)
@@ -153,8 +161,8 @@ def _reference_increments(cols, t, *, current, current_name, mode, exclude):
         r = np.full(len(t), np.nan)
         r[1:] = np.where(cc[1:] & cc[:-1], np.asarray(cols[setp], np.float64)[1:]
                          * np.diff(t) / 3600.0, np.nan)
-        return r, f"{setp} x dt on galvanostatic records (mode 1)"
-    return None, None
+        out.append((r, f"{setp} x dt on galvanostatic records (mode 1)"))
+    return out
 
 
 def _charge_kinds(cols, t, *, current, current_name, mode, attrs):
@@ -167,15 +175,19 @@ def _charge_kinds(cols, t, *, current, current_name, mode, attrs):
         if name not in cols:
             continue
         values = np.asarray(cols[name], dtype=np.float64) * factor
-        ref, ref_name = _reference_increments(cols, t, current=current, current_name=current_name,
-                                              mode=mode, exclude=name)
-        kind, m_inc, m_cum, k = (None, np.nan, np.nan, 0) if ref is None else \
-            counter_kind(values, ref)
+        refs = _references(cols, t, current=current, current_name=current_name, mode=mode,
+                           exclude=name)
+        kind, tried = None, []
+        for ref, ref_name in refs:  # the first reference that decides
+            kind, m_inc, m_cum, k = counter_kind(values, ref)
+            if kind is not None:
+                break
+            tried.append(f"{ref_name} on {k} records (misfit {m_inc:.3g} as increments, "
+                         f"{m_cum:.3g} as a counter)")
         if kind is None:
             kind = _KIND_BY_NAME[name]
-            how = ("nothing independent to compare with" if ref is None else
-                   f"compared with {ref_name} on {k} records, neither reading fits "
-                   f"(misfit {m_inc:.3g} as increments, {m_cum:.3g} as a counter)")
+            how = ("nothing independent to compare with" if not refs else
+                   "neither reading fits " + "; ".join(tried))
             why.append(f"{name}: {kind}, by its name ({how})")
         else:
             good, bad = (m_inc, m_cum) if kind == "increments" else (m_cum, m_inc)
