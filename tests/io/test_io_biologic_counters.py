@@ -332,3 +332,11 @@ def test_an_undecided_reference_gives_way_to_the_next():
     cols, attrs = biologic_columns(raw, path="cp.mpr", technique="CP")
     assert "dQ/C: cumulative (its steps match the steps of (Q-Qo)/C" in attrs["charge_columns"]
     np.testing.assert_allclose(cols["charge_mAh"], q - q[0], atol=1e-9)
+
+
+def test_cycle_summary_a_current_spike_does_not_make_the_cycles_rest():
+    seg = [(3600, 0.1), (2, 500.0), (3600, -0.1)]
+    s = cycle_summary(_protocol(seg, dt=1.0), active_mass_mg=1000.0)
+    assert s["kind"].tolist() == ["cycle"]
+    # the spike (2 s) is within the charge: its charge counts, as the counter says
+    assert s["charge_capacity_mAh_g"].iloc[0] == pytest.approx((3599 * 0.1 + 2 * 500) / 3600)

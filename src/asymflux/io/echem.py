@@ -757,7 +757,8 @@ def cycle_summary(
     active_mass_mg : float, optional, keyword-only
         Active mass, mg; defaults to ``echem.attrs["active_mass_mg"]``.
     current_tol_mA : float, optional, keyword-only
-        Currents at or below this magnitude are rest. Default: 1e-3 of the largest.
+        Currents at or below this magnitude are rest. Default: 1e-3 of the 99th
+        percentile of ``|I|`` over the records with a current (a spike does not set it).
     first : {"charge", "discharge"}, keyword-only
         The half-cycle that opens a cycle: ``"discharge"`` for anodes vs Li.
     min_half_cycle_s : float, keyword-only
@@ -805,7 +806,13 @@ def cycle_summary(
     else:
         step = echem["step"].to_numpy() if "step" in echem.columns else None
         q = charge_increments(t, i, step=step, current_tol_mA=current_tol_mA)
-    tol = _tolerance(i, current_tol_mA)
+    if current_tol_mA is None:
+        # 1e-3 of the typical large current (99th percentile of the records with a current),
+        # so that one spike does not turn the whole record into rest
+        flowing = np.abs(i[i != 0])
+        tol = 1e-3 * float(np.quantile(flowing, 0.99)) if flowing.size else 0.0
+    else:
+        tol = float(current_tol_mA)
     segment, kinds, signs = _segments(t, i, q, tol=tol, min_s=float(min_half_cycle_s),
                                       min_fraction=float(min_half_cycle_fraction))
     opening = 1 if first == "charge" else -1
