@@ -340,3 +340,28 @@ def test_cycle_summary_a_current_spike_does_not_make_the_cycles_rest():
     assert s["kind"].tolist() == ["cycle"]
     # the spike (2 s) is within the charge: its charge counts, as the counter says
     assert s["charge_capacity_mAh_g"].iloc[0] == pytest.approx((3599 * 0.1 + 2 * 500) / 3600)
+
+
+@pytest.mark.parametrize("name", ["jdb11-1_c3_gcpl_5cycles_2V-3p8V_C-24_data_C09.mpr",
+                                  "00_test_04_MB_C01.mpr", "biol.mpr",
+                                  "250116_kigr_gen6_01_02_GCPL_CD8.mpr",
+                                  "CellC_01_02_GCPL_C04.mpr",
+                                  "commercial_cell_001__1753283786_C01.mpr"])
+def test_real_files_charge_columns_decided_by_content(galvani_raw, name):
+    """Every real file's dq is read as increments, (Q-Qo) as a counter, each by its
+    content (not by name), and the total charge is galvani's (Q-Qo) span."""
+    from _io_testutils import require_echem_dir
+
+    from asymflux.io import read_echem
+
+    raw, _ = galvani_raw(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EchemWarning)
+        df = read_echem(require_echem_dir() / name)
+    why = df.attrs["charge_columns"]
+    assert "dq/mA.h: increments (its values match" in why
+    assert "(Q-Qo)/mA.h: cumulative (its steps match" in why
+    assert "by its name" not in why
+    freq = raw["freq/Hz"].to_numpy() if "freq/Hz" in raw else np.zeros(len(raw))
+    qq = raw["(Q-Qo)/mA.h"].to_numpy()[~(freq > 0)]
+    assert df["charge_mAh"].iloc[-1] == pytest.approx(qq[-1] - qq[0], abs=1e-6 * np.ptp(qq))
