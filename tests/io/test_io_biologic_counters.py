@@ -365,3 +365,29 @@ def test_real_files_charge_columns_decided_by_content(galvani_raw, name):
     freq = raw["freq/Hz"].to_numpy() if "freq/Hz" in raw else np.zeros(len(raw))
     qq = raw["(Q-Qo)/mA.h"].to_numpy()[~(freq > 0)]
     assert df["charge_mAh"].iloc[-1] == pytest.approx(qq[-1] - qq[0], abs=1e-6 * np.ptp(qq))
+
+
+@pytest.mark.parametrize("name", ["00_test_01_OCV_C01.mpr",
+                                  "jdb11-1_c3_gcpl_5cycles_2V-3p8V_C-24_data_C09.mpr"])
+def test_the_yadg_route_reads_mode_flags_and_charge_columns_the_same(galvani_raw, monkeypatch,
+                                                                     name):
+    """When galvani cannot read a file, yadg's columns go through the same seam."""
+    from _io_testutils import require_echem_dir
+    from galvani import BioLogic
+
+    from asymflux.io import read_echem
+
+    path = require_echem_dir() / name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EchemWarning)
+        by_galvani = read_echem(path)
+
+        def refuse(*args, **kwargs):
+            raise NotImplementedError("Column ID 999 is unknown")
+
+        monkeypatch.setattr(BioLogic, "MPRfile", refuse)
+        by_yadg = read_echem(path)
+    assert by_yadg.attrs["reader"].startswith("yadg")
+    assert by_yadg.attrs["current_from"] == by_galvani.attrs["current_from"]
+    assert by_yadg.attrs.get("charge_columns") == by_galvani.attrs.get("charge_columns")
+    np.testing.assert_allclose(by_yadg["charge_mAh"], by_galvani["charge_mAh"], atol=1e-9)

@@ -481,9 +481,18 @@ def _read_mpr_with_yadg(path: Path, *, galvani_error: Exception):
         ) from e
     raw = {}
     for name in ds.data_vars:
-        if str(name).endswith("_uncertainty") or name in ("control_V", "control_I"):
+        if str(name).endswith("_uncertainty") or name == "control_V":
             continue
         unit = ds[name].attrs.get("units")
+        if name == "control_I":  # yadg's set current (galvanostatic records): never read as
+            # the current, only to judge the charge columns by (mode 1 records)
+            if unit == "mA":
+                raw["control/mA"] = np.asarray(ds[name].values)
+            continue
+        if name == "Q charge or discharge" and unit == "C":
+            # yadg labels galvani's column 211 (Q charge/discharge/mA.h) "C"; its values are
+            # mA.h (equal to galvani's and to the steps of (Q-Qo)/mA.h on real files)
+            unit = "mA·h"
         label = str(name).replace("Q charge or discharge", "Q charge/discharge")
         label = label.replace("ox or red", "ox/red")
         key = f"{label}/{_YADG_UNITS.get(unit, unit)}" if unit else label
