@@ -107,15 +107,18 @@ def _drop_impedance_rows(path, raw, names, loop_starts, mode):
     """Drop rows with a frequency (impedance steps within a time series); say so."""
     n = len(raw[names[0]]) if names else 0
     cols = {c: np.asarray(raw[c]) for c in names}
-    if "freq/Hz" not in cols or n == 0:
+    marks = [c for c in ("freq/Hz", "|Z|/Ohm") if c in cols]
+    if not marks or n == 0:
         return cols, n, None, loop_starts, mode, None
-    freq = np.asarray(cols["freq/Hz"], dtype=np.float64)
-    eis = np.isfinite(freq) & (freq > 0)
+    eis = np.zeros(n, dtype=bool)
+    for c in marks:  # a frequency, or an impedance modulus, on the row
+        v = np.asarray(cols[c], dtype=np.float64)
+        eis |= np.isfinite(v) & (v > 0)
     if not eis.any():
         return cols, n, None, loop_starts, mode, None
     if eis.all():
         raise DatasetError(
-            f"{path}: this is an impedance measurement (every row has a frequency, freq/Hz): "
+            f"{path}: this is an impedance measurement (every row has {' or '.join(marks)}): "
             "one row per frequency, not a cycler time series")
     keep = ~eis
     kept = {c: v[keep] for c, v in cols.items()}
@@ -128,8 +131,8 @@ def _drop_impedance_rows(path, raw, names, loop_starts, mode):
     steps = ""
     if "Ns" in cols:
         steps = f" (step(s) Ns {sorted({int(x) for x in np.asarray(cols['Ns'])[eis]})})"
-    warning = (f"{int(eis.sum())} impedance record(s){steps} with a frequency (freq/Hz > 0) "
-               "among the time series dropped: one row per frequency, not a time record; "
+    warning = (f"{int(eis.sum())} impedance record(s){steps} (with {' or '.join(marks)} > 0) "
+               "dropped from the time series: one row per frequency, not a time record; "
                "the charge counters carry across them")
     return kept, int(keep.sum()), keep, loop_starts, mode, (cols, warning)
 
