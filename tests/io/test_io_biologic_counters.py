@@ -395,3 +395,18 @@ def test_the_yadg_route_reads_mode_flags_and_charge_columns_the_same(galvani_raw
     assert by_yadg.attrs["current_from"] == by_galvani.attrs["current_from"]
     assert by_yadg.attrs.get("charge_columns") == by_galvani.attrs.get("charge_columns")
     np.testing.assert_allclose(by_yadg["charge_mAh"], by_galvani["charge_mAh"], atol=1e-9)
+
+
+def test_a_counter_crossing_zero_over_a_time_gap_is_no_restart():
+    """Discharging through zero across a recording gap (records every 10 s, then one
+    after 2 h): the counter's step is real charge, not a restart."""
+    t = np.r_[np.arange(100) * 10.0, 990 + 7200.0, 990 + 7200 + np.arange(1, 50) * 10.0]
+    i = np.full(t.size, -1.0)
+    inc = np.r_[0.0, i[1:] * np.diff(t) / 3600.0]
+    q = 2.23 + np.cumsum(inc)  # from +2.23 mAh down, crossing zero in the gap
+    assert q[99] > 1.7 and abs(q[100]) < 0.1 * q[99]
+    raw = {"time/s": t, "Ewe/V": np.full(t.size, 3.7), "I/mA": i, "Ns": np.zeros(t.size),
+           "dQ/C": q * 3.6}
+    cols, attrs = biologic_columns(raw, path="cp.mpr", technique="CP")
+    assert "dQ/C: cumulative" in attrs["charge_columns"] and "jump" not in attrs["charge_from"]
+    np.testing.assert_allclose(cols["charge_mAh"], q - q[0], atol=1e-9)

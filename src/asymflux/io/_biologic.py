@@ -346,7 +346,8 @@ def biologic_columns(raw, *, path, technique=None, loop_starts=None, mode=None):
         if current is not None and t is not None:
             from asymflux.io._counters import charge_increments
 
-            ref = charge_increments(t, current, step=cols.get("Ns"))
+            # time gaps integrated too: a counter's step across a gap is no restart
+            ref = charge_increments(t, current, step=cols.get("Ns"), max_gap_s=np.inf)
         jumps = counter_restarts(qq, reference_increments=ref) & ~resets
         resets |= jumps
         inc = counter_increments(qq, resets=resets)

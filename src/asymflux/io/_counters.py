@@ -246,10 +246,11 @@ def counter_restarts(counter, *, reference_increments=None) -> np.ndarray:
 
     Without a reference: a jump of more than 10 typical record increments (the median
     non-zero ``|diff|``) to a value under a tenth of the one before. With reference
-    increments (magnitudes compared, as in :func:`counter_kind`), also wherever the
-    counter's value matches what flowed in the interval (a counter that restarted counts,
-    at its first record, what flowed since the restart) three times better than its step
-    does, and the step misses the reference by more than 3 typical increments.
+    increments (magnitudes compared, as in :func:`counter_kind`), where they are finite
+    instead: wherever the counter's value matches what flowed in the interval (a counter
+    that restarted counts, at its first record, what flowed since the restart) three
+    times better than its step does, and the step misses the reference by more than 3
+    typical increments plus 3 times the reference.
     """
     q = np.asarray(counter, dtype=np.float64)
     out = np.zeros(q.size, dtype=bool)
@@ -267,6 +268,6 @@ def counter_restarts(counter, *, reference_increments=None) -> np.ndarray:
             miss_step = np.abs(np.abs(d) - r)
             miss_value = np.abs(np.abs(q[1:]) - r)
             fresh = (miss_step > 3 * typical + 3 * r) & (3 * miss_value < miss_step)
-            jump = np.where(np.isfinite(r), jump | fresh, jump)
+            jump = np.where(np.isfinite(r), fresh, jump)
     out[1:] = jump & np.isfinite(d)
     return out
