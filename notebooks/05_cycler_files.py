@@ -37,6 +37,7 @@
 # Runs in about 10 s.
 
 # %%
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -79,14 +80,18 @@ every = slice(None, None, 20)
 # %% [markdown]
 # ## Per-cycle capacity and coulombic efficiency (the quantities of Fig. 1e)
 #
-# `cycle_summary` splits the record by the sign of the current (charge = positive,
-# cathode convention: a cycle is a charge followed by a discharge). The file starts with
-# a discharge from open circuit, which becomes cycle 0 (a leading partial cycle); after it
-# the file (named "5cycles") holds six complete charge/discharge cycles.
+# `cycle_summary` splits the record into half-cycles by the sign of the current (charge =
+# positive, cathode convention: a cycle is a charge followed by a discharge); a half-cycle
+# must last at least a minute and pass a real charge, and what does not (a leading rest,
+# pulses) gets its own row, told apart by the `kind` column (the rule is in
+# `docs/formats.md`). The file starts with an hour at open circuit (a `rest` row) and a
+# discharge, which becomes cycle 0 (a leading partial cycle); after it the file (named
+# "5cycles") holds six complete charge/discharge cycles.
 
 # %%
 summary = io.cycle_summary(gcpl, active_mass_mg=ASSUMED_MASS_MG)
-full = summary[summary["cycle"] >= 1].copy()
+assert summary["kind"].tolist() == ["rest", "discharge"] + ["cycle"] * 6
+full = summary[summary["kind"] == "cycle"].copy()
 full["retention"] = full["discharge_capacity_mAh_g"] / full["discharge_capacity_mAh_g"].iloc[0]
 summary.round(3)
 
@@ -140,7 +145,7 @@ assert abs(ours_mAh / counter_mAh - 1) < 0.01
 # %%
 def rate_table(summary, *, decimals=0):
     """Mean discharge capacity per (rounded) discharge rate, over complete cycles."""
-    s = summary[summary["cycle"] >= 1].assign(
+    s = summary[summary["kind"] == "cycle"].assign(
         rate_mA_g=lambda d: d["discharge_rate_mA_g"].round(decimals))
     return s.groupby("rate_mA_g").agg(n_cycles=("cycle", "size"),
                                       discharge_capacity_mAh_g=("discharge_capacity_mAh_g", "mean"),
@@ -155,19 +160,25 @@ assert len(rates) == 1
 # ## The other two files
 #
 # `biol.mpr` (cellpy test data, 2017) is a 0.12-1.0 V test — the potential range of an
-# anode against Li, not a cathode — with long constant-current steps separated by pulse
-# sequences. `cycle_summary` sees every current-sign change in the pulses as a new
-# half-cycle, so only the long steps carry capacity. `00_test_04_MB_C01.mpr` (a
+# anode against Li, not a cathode — a modulo-bat sequence of 4-h constant-current charge
+# steps separated by rests and impedance measurements. The impedance rows (one per
+# frequency) are dropped from the time series with a warning; the charge steps follow
+# each other with only rests between them, so `cycle_summary` sees one intermittent
+# charge (after a leading rest), not the 63 sign-change "cycles" of zero capacity that
+# the impedance rows' alternating current made of it before. `00_test_04_MB_C01.mpr` (a
 # modulo-bat technique) holds 1.5 s of a constant current at −1.65 V: readable, but it
 # carries essentially no capacity.
 
 # %%
-biol = io.read_mpr(ECHEM / "biol.mpr")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", io.EchemWarning)  # the impedance rows: in attrs
+    biol = io.read_mpr(ECHEM / "biol.mpr")
+print(biol.attrs["warnings"])
 biol_cycles = io.cycle_summary(biol, active_mass_mg=ASSUMED_MASS_MG)
-long_steps = biol_cycles[biol_cycles["charge_capacity_mAh_g"] > 0.1 * biol_cycles[
-    "charge_capacity_mAh_g"].max()]
 print(f"biol.mpr: {len(biol)} records, {biol['voltage_V'].min():.2f}-{biol['voltage_V'].max():.2f} V, "
-      f"{len(biol_cycles)} sign-change 'cycles', {len(long_steps)} long charge steps")
+      f"{biol.attrs['impedance_rows']} impedance rows dropped")
+assert biol_cycles["kind"].tolist() == ["rest", "charge"]
+print(biol_cycles.round(3).to_string(index=False))
 mb = io.read_mpr(ECHEM / "00_test_04_MB_C01.mpr")
 print(f"00_test_04_MB_C01.mpr: {len(mb)} records over {np.ptp(mb['time_s']):.2f} s, "
       f"I = {mb['current_mA'].mean():.4f} mA, E = {mb['voltage_V'].mean():.3f} V")

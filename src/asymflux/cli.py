@@ -239,6 +239,8 @@ def cmd_echem(args) -> int:
           + (f", technique {a['technique']}" if a.get("technique") else ""))
     print(f"  current from: {a.get('current_from')}")
     print(f"  charge from:  {a.get('charge_from')}")
+    if a.get("charge_columns"):
+        print(f"  charge columns: {a['charge_columns']}")
     for w in a.get("warnings", []):
         print(f"  warning: {w}")
     cycles = None
