@@ -50,6 +50,31 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "100 mA/g, docs/calibration.md); not combined with --blocked")
 
 
+def _add_end_options(p: argparse.ArgumentParser, *, default: str, old_name: bool = False) -> None:
+    """``--cutoff-V`` and ``--cutoff-theta`` (``old_name``: also accepted as ``--cutoff``)."""
+    p.add_argument("--cutoff-V", dest="cutoff_V", type=float, default=None, metavar="V",
+                   help="end the charge when the voltage vs Li reaches V (the particle "
+                        "potential with --film, else the OCV of the least lithiated surface "
+                        "point); with --cutoff-theta, the first reached ends it")
+    names = ("--cutoff-theta", "--cutoff") if old_name else ("--cutoff-theta",)
+    p.add_argument(*names, dest="cutoff_theta", type=float, default=None, metavar="X",
+                   help=f"end the charge when the surface occupancy first reaches X, in (0, 1); "
+                        f"{default}")
+
+
+def _end_options(args) -> dict:
+    """``{"cutoff_occupancy", "cutoff_voltage_V"}`` from ``--cutoff-theta`` / ``--cutoff-V``
+    (None where not given), checked."""
+    from ._validate import check_range
+
+    theta, volts = args.cutoff_theta, args.cutoff_V
+    if theta is not None:
+        check_range("--cutoff-theta", theta, 0, 1, low_inclusive=False, high_inclusive=False)
+    if volts is not None:
+        check_range("--cutoff-V", volts, 0, 10, low_inclusive=False)
+    return {"cutoff_occupancy": theta, "cutoff_voltage_V": volts}
+
+
 def _model_setup(args):
     from . import model
     from ._validate import check_range
@@ -118,14 +143,23 @@ def cmd_simulate(args) -> int:
         raise ValueError(f"--pixel-nm {pixel_nm:g}: the images would be {n_px} x {n_px} pixels "
                          f"x {len(minutes)} times, more than {_MAX_IMAGE_VALUES:.0e} values; "
                          "use a larger pixel size")
-    res = model.simulate(params, mesh, surface, [model.Charge(rate, minutes=max(minutes))],
-                         output_minutes=minutes)
+    ends = _end_options(args)
+    step = model.Charge(rate, minutes=max(minutes), **ends)
+    res = model.simulate(params, mesh, surface, [step], output_minutes=minutes)
+    end_min = float(res.minutes[-1])
+    if any(v is not None for v in ends.values()) and end_min < max(minutes) - 1e-6:
+        # a cut-off ended the charge: the times reached, then the state at the cut-off
+        minutes = [m for m in minutes if m < end_min - 1e-6] + [end_min]
+        print(f"the charge ended at {end_min:.4g} min ({res.end_reason}): images at minutes "
+              f"{[round(m, 4) for m in minutes]}")
     idx = res.index_of_minutes(minutes)
     img = res.to_image(pixel_nm, indices=idx)
     meta = {"params": args.params if args.diffusivity_m2_s is None else "constant",
             "diffusivity_m2_s": args.diffusivity_m2_s, "theta0": res.theta0,
             "radius_um": args.radius_um, "rate_mA_g": rate, "blocked": surface.label,
-            "surface": "kinetic" if surface.is_kinetic else "prescribed", "pixel_nm": pixel_nm}
+            "surface": "kinetic" if surface.is_kinetic else "prescribed", "pixel_nm": pixel_nm,
+            "cutoff_theta": ends["cutoff_occupancy"], "cutoff_V": ends["cutoff_voltage_V"],
+            "end_reason": res.end_reason, "end_minutes": end_min}
     with output_errors(out), atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(
@@ -146,13 +180,16 @@ def cmd_rate_sweep(args) -> int:
 
     out = check_output(args.csv, what="--csv")
     params, mesh, surface = _model_setup(args)
-    cutoff = check_range("--cutoff", args.cutoff, 0, 1, low_inclusive=False, high_inclusive=False)
+    ends = _end_options(args)
+    if ends["cutoff_occupancy"] is None and ends["cutoff_voltage_V"] is None:
+        ends = dict(model.FIG5B_END)  # the paper's: surface occupancy 0.2
     for r in args.rates:
         check_range("--rates", r, 0, None, low_inclusive=False)
     table = model.rate_capability(args.rates, {surface.label: surface}, params=params, mesh=mesh,
-                                  cutoff_occupancy=cutoff, progress=not args.quiet)
+                                  progress=not args.quiet, **ends)
     with output_errors(out, what="--csv"), atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
+    print(f"each charge {table.attrs['end_condition']}")
     print(table.to_string(index=False))
     print(f"wrote {out}")
     return 0
@@ -267,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "vs Li (the particle potential with --film, else the surface OCV) and the "
                     "flux ratio of each arc at the output times. Arcs: --blocked (prescribed "
                     "flux ratio, the paper's model) or --film (Butler-Volmer kinetics through a "
-                    "film), not both.")
+                    "film), not both. The charge ends at the last output time, or earlier at "
+                    "--cutoff-V / --cutoff-theta: then the file holds the times reached and the "
+                    "state at the cut-off (metadata end_reason, end_minutes).")
     p.add_argument("--out", required=True, metavar="FILE.npz")
     _add_model_options(p)
     p.add_argument("--rate-mA-g", type=float, default=100.0, metavar="I",
@@ -276,18 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output times in minutes, comma-separated (default 5,10,15,20)")
     p.add_argument("--pixel-nm", type=float, default=50.0, metavar="P",
                    help="pixel size of the written images in nm (default 50)")
+    _add_end_options(p, default="without either cut-off the charge runs to the last --minutes")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
         "rate-sweep", help="Li extracted at the cut-off against rate (Fig. 5b)",
-        description="Charge one particle to the surface cut-off at each rate and write the Li "
-                    "extracted (Fig. 5b). --params nmc88_h2h3_low_diffusivity: the default set "
+        description="Charge one particle to the cut-off at each rate and write the Li "
+                    "extracted (Fig. 5b). Every run ends the same way: at --cutoff-theta and/or "
+                    "--cutoff-V, by default when the surface occupancy first reaches 0.2 (the "
+                    "paper's Fig. 5b, with --film too; the model explorer's Fig. 5b is the "
+                    "same). --params nmc88_h2h3_low_diffusivity: the default set "
                     "with D falling tenfold at deep delithiation (the H2-H3 region, θ < 0.35), "
                     "which widens the gap between rates (docs/calibration.md).")
     p.add_argument("--rates", type=_float_list, default=[50.0, 100.0, 200.0, 400.0],
                    help="rates in mA/g, comma-separated (default 50,100,200,400)")
-    p.add_argument("--cutoff", type=float, default=0.2,
-                   help="surface occupancy that ends the charge (default 0.2)")
+    _add_end_options(p, default="default 0.2 when no --cutoff-V is given (--cutoff is an old "
+                                "name of this option)", old_name=True)
     p.add_argument("--csv", required=True, metavar="FILE")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_options(p)

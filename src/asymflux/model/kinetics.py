@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import check_range
 from .parameters import FARADAY_C_MOL
 
 GAS_CONSTANT_J_MOL_K = 8.314462618
@@ -112,9 +113,12 @@ class KineticBoundary:
             usable = False
         # used compiled for the right-hand side's U and i0 (_surface_u_i0)
         self._ocv_series = (c0, c1, amp, rate, mid) if usable else None
-        self.k0 = float(params.get("Exchange-current prefactor [A.m-2]") or 1.0)
-        if not np.isfinite(self.k0) or self.k0 <= 0:
-            raise ValueError(f"'Exchange-current prefactor [A.m-2]' must be > 0, got {self.k0!r}")
+        k0 = params.get("Exchange-current prefactor [A.m-2]")
+        if k0 is None:  # only with an i0(θ) of the set's own, which replaces k0 √(θ(1−θ))
+            self.k0 = float("nan")
+        else:
+            self.k0 = check_range("'Exchange-current prefactor [A.m-2]' (k0)", k0, 0, None,
+                                  low_inclusive=False)
         temperature = float(params.get("Temperature [K]", 298.15))
         if not np.isfinite(temperature) or temperature <= 0:
             raise ValueError(f"'Temperature [K]' must be > 0, got {temperature!r}")

@@ -180,7 +180,13 @@ EXCHANGE_CURRENT_PREFACTOR_CHEN2020_A_M2 = 3.42e-6 * 1000.0**0.5 * 63104.0
 """k0 of ``i0 = k0 √(θ(1−θ))`` in A/m², from PyBaMM's Chen2020 NMC811 exchange current
 (``nmc_LGM50_electrolyte_exchange_current_density_Chen2020``: ``m_ref c_e^0.5 c_s^0.5
 (c_max − c_s)^0.5`` with m_ref = 3.42e-6 (A/m²)(m³/mol)^1.5, c_e = 1000 mol/m³ and
-c_max = 63104 mol/m³ at 298.15 K): 6.82 A/m²."""
+c_max = 63104 mol/m³ at 298.15 K): 6.82 A/m².
+
+Chen's c_max, not this model's site concentration ρ/M (48 737 mol/m³ for
+:func:`nmc88_lun2025`), on purpose: m_ref was fitted with it, and the film resistances are
+calibrated with this k0. With ρ/M instead k0 would be 23 % lower (5.27 A/m²) and the
+effective flux ratio of the 0.20 / 0.028 Ω m² films 0.308 / 0.711 instead of 0.300 / 0.700
+(``docs/calibration.md``)."""
 
 
 def _molar_mass_kg_mol(ni=0.88, mn=0.05, co=0.07) -> float:
@@ -323,6 +329,9 @@ def validate(params: dict) -> dict:
                 low_inclusive=False)
     if not callable(params["Diffusivity [m2.s-1]"]):
         raise ValueError("'Diffusivity [m2.s-1]' must be a callable D(theta)")
+    if params.get("Exchange-current prefactor [A.m-2]") is not None:  # 0 is no kinetics, not a default
+        check_range("'Exchange-current prefactor [A.m-2]' (k0)",
+                    params["Exchange-current prefactor [A.m-2]"], 0, None, low_inclusive=False)
     return _with_capacity(dict(params))
 
 
