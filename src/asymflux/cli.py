@@ -37,6 +37,14 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "PARAMETER_SETS; a wrong name lists them)")
     p.add_argument("--diffusivity-m2-s", type=float, default=None, metavar="D",
                    help="use the constant-diffusivity set with this D (m^2/s)")
+    p.add_argument("--ocv", default=None, metavar="FILE.csv",
+                   help="your material's open-circuit voltage: a CSV table with columns theta "
+                        "(occupancy in [0, 1]) and voltage_V (not increasing with theta), "
+                        "interpolated monotonically; replaces the parameter set's OCV")
+    p.add_argument("--diffusivity", default=None, metavar="FILE.csv",
+                   help="your material's D(theta), e.g. from GITT: a CSV table with columns "
+                        "theta and diffusivity_m2_s (> 0), interpolated in log D; replaces the "
+                        "parameter set's D (not with --diffusivity-m2-s)")
     p.add_argument("--theta0", type=float, default=None, metavar="X",
                    help="initial Li occupancy, in (0, 1]")
     p.add_argument("--radius-um", type=float, default=1.2, metavar="R",
@@ -83,6 +91,16 @@ def _model_setup(args):
         params = model.constant_diffusivity(args.diffusivity_m2_s)
     else:
         params = model.get_parameter_set(args.params)
+    if args.diffusivity is not None and args.diffusivity_m2_s is not None:
+        raise ValueError("--diffusivity (a table) and --diffusivity-m2-s (a constant) cannot be "
+                         "combined: give one")
+    for flag, key in (("--ocv", "ocv"), ("--diffusivity", "diffusivity")):
+        table = getattr(args, key)
+        if table is not None:
+            try:
+                params = model.parameters_from_tables(**{key: table}, base=params)
+            except ValueError as exc:
+                raise ValueError(f"{flag} {exc}") from None
     if args.theta0 is not None:
         params["Initial occupancy"] = check_range("--theta0", args.theta0, 0, 1,
                                                   low_inclusive=False)
@@ -158,6 +176,7 @@ def cmd_simulate(args) -> int:
             "diffusivity_m2_s": args.diffusivity_m2_s, "theta0": res.theta0,
             "radius_um": args.radius_um, "rate_mA_g": rate, "blocked": surface.label,
             "surface": "kinetic" if surface.is_kinetic else "prescribed", "pixel_nm": pixel_nm,
+            "ocv_table": args.ocv, "diffusivity_table": args.diffusivity,
             "cutoff_theta": ends["cutoff_occupancy"], "cutoff_V": ends["cutoff_voltage_V"],
             "end_reason": res.end_reason, "end_minutes": end_min}
     with output_errors(out), atomic_path(out) as tmp:
