@@ -49,6 +49,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="initial Li occupancy, in (0, 1]")
     p.add_argument("--radius-um", type=float, default=1.2, metavar="R",
                    help="particle radius in µm (default 1.2, the paper's 2.4 µm disk)")
+    p.add_argument("--mesh", default="20x48", metavar="NRxNA",
+                   help="disk mesh: node rings x angular sectors (default 20x48; the core's "
+                        "offset at 400 mA/g needs 20x96 to be within 5%% of a refined mesh, "
+                        "docs/calibration.md)")
     p.add_argument("--blocked", action="append", default=[], metavar="CENTER_DEG:FRACTION:ETA",
                    help="a blocked arc with a prescribed flux ratio η (repeat for several), "
                         "e.g. 180:0.25:0.3; centre in [0, 360) degrees")
@@ -105,7 +109,14 @@ def _model_setup(args):
         params["Initial occupancy"] = check_range("--theta0", args.theta0, 0, 1,
                                                   low_inclusive=False)
     check_range("--radius-um", args.radius_um, 0, None, low_inclusive=False)
-    mesh = model.disk_mesh(args.radius_um)
+    try:
+        n_radial, n_angular = (int(v) for v in str(args.mesh).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--mesh must be NRxNA, two whole numbers such as 20x96, got "
+                         f"{args.mesh!r}") from None
+    check_range("--mesh (node rings)", n_radial, 2, 2000, integer=True)
+    check_range("--mesh (angular sectors)", n_angular, 4, 5000, integer=True)
+    mesh = model.disk_mesh(args.radius_um, n_radial=n_radial, n_angular=n_angular)
     if args.blocked and args.film:
         raise ValueError("--blocked (prescribed flux ratio) and --film (kinetic surface) cannot be "
                          "combined: give one kind of arc")
@@ -174,7 +185,7 @@ def cmd_simulate(args) -> int:
     img = res.to_image(pixel_nm, indices=idx)
     meta = {"params": args.params if args.diffusivity_m2_s is None else "constant",
             "diffusivity_m2_s": args.diffusivity_m2_s, "theta0": res.theta0,
-            "radius_um": args.radius_um, "rate_mA_g": rate, "blocked": surface.label,
+            "radius_um": args.radius_um, "mesh": args.mesh, "rate_mA_g": rate, "blocked": surface.label,
             "surface": "kinetic" if surface.is_kinetic else "prescribed", "pixel_nm": pixel_nm,
             "ocv_table": args.ocv, "diffusivity_table": args.diffusivity,
             "cutoff_theta": ends["cutoff_occupancy"], "cutoff_V": ends["cutoff_voltage_V"],
