@@ -85,7 +85,10 @@ CURRENT_LABEL = "current setting"
 
 FIG5B_END_TEXT = "each charge ends when the surface occupancy first reaches 0.2"
 """Fig. 5b's end condition in words (:data:`asymflux.model.FIG5B_END`, every run: the
-reference curves, the current setting, prescribed or kinetic), written on the plot's title."""
+reference curves, the current setting, prescribed or kinetic), written on the PNG's title."""
+
+FIG5B_END_SHORT = "runs end at surface θ = 0.2"
+""":data:`FIG5B_END_TEXT` short enough for the page's 600-pixel plot title."""
 
 
 # ----------------------------------------------------------------------------- model
