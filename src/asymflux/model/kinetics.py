@@ -48,7 +48,7 @@ FILM_RESISTANCE_ETA_0_3_OHM_M2 = 0.20
 charge per unit length over the first 10 min of a 100 mA/g charge of the default set
 (:func:`effective_flux_ratio` = 0.30; ``docs/calibration.md``). What it means: as a 4 nm
 rock-salt layer (:data:`ROCKSALT_THICKNESS_NM`) it needs a Li-ion conductivity of 2e-8 S/m,
-~60x below the paper's own estimate for rock salt (~1e-6 S/m, which gives only 4e-3 Ω m²);
+~50x below the paper's own estimate for rock salt (~1e-6 S/m, which gives only 4e-3 Ω m²);
 read it as the aged surface's total interfacial resistance (rock salt, surface films, contact),
 not rock salt alone."""
 
