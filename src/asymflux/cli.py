@@ -37,10 +37,22 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "PARAMETER_SETS; a wrong name lists them)")
     p.add_argument("--diffusivity-m2-s", type=float, default=None, metavar="D",
                    help="use the constant-diffusivity set with this D (m^2/s)")
+    p.add_argument("--ocv", default=None, metavar="FILE.csv",
+                   help="your material's open-circuit voltage: a CSV table with columns theta "
+                        "(occupancy in [0, 1]) and voltage_V (not increasing with theta), "
+                        "interpolated monotonically; replaces the parameter set's OCV")
+    p.add_argument("--diffusivity", default=None, metavar="FILE.csv",
+                   help="your material's D(theta), e.g. from GITT: a CSV table with columns "
+                        "theta and diffusivity_m2_s (> 0), interpolated in log D; replaces the "
+                        "parameter set's D (not with --diffusivity-m2-s)")
     p.add_argument("--theta0", type=float, default=None, metavar="X",
                    help="initial Li occupancy, in (0, 1]")
     p.add_argument("--radius-um", type=float, default=1.2, metavar="R",
                    help="particle radius in µm (default 1.2, the paper's 2.4 µm disk)")
+    p.add_argument("--mesh", default="20x48", metavar="NRxNA",
+                   help="disk mesh: node rings x angular sectors (default 20x48; the core's "
+                        "offset at 400 mA/g needs 20x96 to be within 5%% of a refined mesh, "
+                        "docs/calibration.md)")
     p.add_argument("--blocked", action="append", default=[], metavar="CENTER_DEG:FRACTION:ETA",
                    help="a blocked arc with a prescribed flux ratio η (repeat for several), "
                         "e.g. 180:0.25:0.3; centre in [0, 360) degrees")
@@ -48,6 +60,31 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="a film-covered arc of a kinetic (Butler-Volmer) surface, film resistance "
                         "in ohm m^2 (repeat for several), e.g. 180:0.25:0.2 (effective η ~0.3 at "
                         "100 mA/g, docs/calibration.md); not combined with --blocked")
+
+
+def _add_end_options(p: argparse.ArgumentParser, *, default: str, old_name: bool = False) -> None:
+    """``--cutoff-V`` and ``--cutoff-theta`` (``old_name``: also accepted as ``--cutoff``)."""
+    p.add_argument("--cutoff-V", dest="cutoff_V", type=float, default=None, metavar="V",
+                   help="end the charge when the voltage vs Li reaches V (the particle "
+                        "potential with --film, else the OCV of the least lithiated surface "
+                        "point); with --cutoff-theta, the first reached ends it")
+    names = ("--cutoff-theta", "--cutoff") if old_name else ("--cutoff-theta",)
+    p.add_argument(*names, dest="cutoff_theta", type=float, default=None, metavar="X",
+                   help=f"end the charge when the surface occupancy first reaches X, in (0, 1); "
+                        f"{default}")
+
+
+def _end_options(args) -> dict:
+    """``{"cutoff_occupancy", "cutoff_voltage_V"}`` from ``--cutoff-theta`` / ``--cutoff-V``
+    (None where not given), checked."""
+    from ._validate import check_range
+
+    theta, volts = args.cutoff_theta, args.cutoff_V
+    if theta is not None:
+        check_range("--cutoff-theta", theta, 0, 1, low_inclusive=False, high_inclusive=False)
+    if volts is not None:
+        check_range("--cutoff-V", volts, 0, 10, low_inclusive=False)
+    return {"cutoff_occupancy": theta, "cutoff_voltage_V": volts}
 
 
 def _model_setup(args):
@@ -58,11 +95,28 @@ def _model_setup(args):
         params = model.constant_diffusivity(args.diffusivity_m2_s)
     else:
         params = model.get_parameter_set(args.params)
+    if args.diffusivity is not None and args.diffusivity_m2_s is not None:
+        raise ValueError("--diffusivity (a table) and --diffusivity-m2-s (a constant) cannot be "
+                         "combined: give one")
+    for flag, key in (("--ocv", "ocv"), ("--diffusivity", "diffusivity")):
+        table = getattr(args, key)
+        if table is not None:
+            try:
+                params = model.parameters_from_tables(**{key: table}, base=params)
+            except ValueError as exc:
+                raise ValueError(f"{flag} {exc}") from None
     if args.theta0 is not None:
         params["Initial occupancy"] = check_range("--theta0", args.theta0, 0, 1,
                                                   low_inclusive=False)
     check_range("--radius-um", args.radius_um, 0, None, low_inclusive=False)
-    mesh = model.disk_mesh(args.radius_um)
+    try:
+        n_radial, n_angular = (int(v) for v in str(args.mesh).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--mesh must be NRxNA, two whole numbers such as 20x96, got "
+                         f"{args.mesh!r}") from None
+    check_range("--mesh (node rings)", n_radial, 2, 2000, integer=True)
+    check_range("--mesh (angular sectors)", n_angular, 4, 5000, integer=True)
+    mesh = model.disk_mesh(args.radius_um, n_radial=n_radial, n_angular=n_angular)
     if args.blocked and args.film:
         raise ValueError("--blocked (prescribed flux ratio) and --film (kinetic surface) cannot be "
                          "combined: give one kind of arc")
@@ -118,14 +172,24 @@ def cmd_simulate(args) -> int:
         raise ValueError(f"--pixel-nm {pixel_nm:g}: the images would be {n_px} x {n_px} pixels "
                          f"x {len(minutes)} times, more than {_MAX_IMAGE_VALUES:.0e} values; "
                          "use a larger pixel size")
-    res = model.simulate(params, mesh, surface, [model.Charge(rate, minutes=max(minutes))],
-                         output_minutes=minutes)
+    ends = _end_options(args)
+    step = model.Charge(rate, minutes=max(minutes), **ends)
+    res = model.simulate(params, mesh, surface, [step], output_minutes=minutes)
+    end_min = float(res.minutes[-1])
+    if any(v is not None for v in ends.values()) and end_min < max(minutes) - 1e-6:
+        # a cut-off ended the charge: the times reached, then the state at the cut-off
+        minutes = [m for m in minutes if m < end_min - 1e-6] + [end_min]
+        print(f"the charge ended at {end_min:.4g} min ({res.end_reason}): images at minutes "
+              f"{[round(m, 4) for m in minutes]}")
     idx = res.index_of_minutes(minutes)
     img = res.to_image(pixel_nm, indices=idx)
     meta = {"params": args.params if args.diffusivity_m2_s is None else "constant",
             "diffusivity_m2_s": args.diffusivity_m2_s, "theta0": res.theta0,
-            "radius_um": args.radius_um, "rate_mA_g": rate, "blocked": surface.label,
-            "surface": "kinetic" if surface.is_kinetic else "prescribed", "pixel_nm": pixel_nm}
+            "radius_um": args.radius_um, "mesh": args.mesh, "rate_mA_g": rate, "blocked": surface.label,
+            "surface": "kinetic" if surface.is_kinetic else "prescribed", "pixel_nm": pixel_nm,
+            "ocv_table": args.ocv, "diffusivity_table": args.diffusivity,
+            "cutoff_theta": ends["cutoff_occupancy"], "cutoff_V": ends["cutoff_voltage_V"],
+            "end_reason": res.end_reason, "end_minutes": end_min}
     with output_errors(out), atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(
@@ -146,13 +210,16 @@ def cmd_rate_sweep(args) -> int:
 
     out = check_output(args.csv, what="--csv")
     params, mesh, surface = _model_setup(args)
-    cutoff = check_range("--cutoff", args.cutoff, 0, 1, low_inclusive=False, high_inclusive=False)
+    ends = _end_options(args)
+    if ends["cutoff_occupancy"] is None and ends["cutoff_voltage_V"] is None:
+        ends = dict(model.FIG5B_END)  # the paper's: surface occupancy 0.2
     for r in args.rates:
         check_range("--rates", r, 0, None, low_inclusive=False)
     table = model.rate_capability(args.rates, {surface.label: surface}, params=params, mesh=mesh,
-                                  cutoff_occupancy=cutoff, progress=not args.quiet)
+                                  progress=not args.quiet, **ends)
     with output_errors(out, what="--csv"), atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
+    print(f"each charge {table.attrs['end_condition']}")
     print(table.to_string(index=False))
     print(f"wrote {out}")
     return 0
@@ -269,7 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "vs Li (the particle potential with --film, else the surface OCV) and the "
                     "flux ratio of each arc at the output times. Arcs: --blocked (prescribed "
                     "flux ratio, the paper's model) or --film (Butler-Volmer kinetics through a "
-                    "film), not both.")
+                    "film), not both. The charge ends at the last output time, or earlier at "
+                    "--cutoff-V / --cutoff-theta: then the file holds the times reached and the "
+                    "state at the cut-off (metadata end_reason, end_minutes).")
     p.add_argument("--out", required=True, metavar="FILE.npz")
     _add_model_options(p)
     p.add_argument("--rate-mA-g", type=float, default=100.0, metavar="I",
@@ -278,18 +347,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output times in minutes, comma-separated (default 5,10,15,20)")
     p.add_argument("--pixel-nm", type=float, default=50.0, metavar="P",
                    help="pixel size of the written images in nm (default 50)")
+    _add_end_options(p, default="without either cut-off the charge runs to the last --minutes")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
         "rate-sweep", help="Li extracted at the cut-off against rate (Fig. 5b)",
-        description="Charge one particle to the surface cut-off at each rate and write the Li "
-                    "extracted (Fig. 5b). --params nmc88_h2h3_low_diffusivity: the default set "
+        description="Charge one particle to the cut-off at each rate and write the Li "
+                    "extracted (Fig. 5b). Every run ends the same way: at --cutoff-theta and/or "
+                    "--cutoff-V, by default when the surface occupancy first reaches 0.2 (the "
+                    "paper's Fig. 5b, with --film too; the model explorer's Fig. 5b is the "
+                    "same). --params nmc88_h2h3_low_diffusivity: the default set "
                     "with D falling tenfold at deep delithiation (the H2-H3 region, θ < 0.35), "
                     "which widens the gap between rates (docs/calibration.md).")
     p.add_argument("--rates", type=_float_list, default=[50.0, 100.0, 200.0, 400.0],
                    help="rates in mA/g, comma-separated (default 50,100,200,400)")
-    p.add_argument("--cutoff", type=float, default=0.2,
-                   help="surface occupancy that ends the charge (default 0.2)")
+    _add_end_options(p, default="default 0.2 when no --cutoff-V is given (--cutoff is an old "
+                                "name of this option)", old_name=True)
     p.add_argument("--csv", required=True, metavar="FILE")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_options(p)

@@ -187,7 +187,8 @@ def fig5b_rate_capability(table: pd.DataFrame, *, current_rate_mA_g: float | Non
     Parameters
     ----------
     table : DataFrame with ``rate_mA_g, blocked, li_extracted`` (from
-        :func:`asymflux.model.rate_capability`).
+        :func:`asymflux.model.rate_capability`); its ``attrs["end_condition"]``, when
+        present, goes into the title.
     current_rate_mA_g : float, optional
         Marks a rate with a vertical line (the dashboard's slider).
     current_li_extracted : float, optional
@@ -216,7 +217,9 @@ def fig5b_rate_capability(table: pd.DataFrame, *, current_rate_mA_g: float | Non
             star = hv.Scatter(d, kd, vd, label=name)
             overlay = overlay * _style(star, {"color": "black", "marker": "*"},
                                        bokeh={"size": 16}, matplotlib={"s": 150})
-    overlay = overlay.opts(title="Rate capability (Fig. 5b)", legend_position="bottom_left")
+    end = table.attrs.get("end_condition")  # rate_capability's: written on the plot
+    title = "Rate capability (Fig. 5b)" + (f"\neach charge {end}" if end else "")
+    overlay = overlay.opts(title=title, legend_position="bottom_left")
     if logx:
         overlay = overlay.opts(logx=True)
     return overlay

@@ -83,6 +83,13 @@ REFERENCE_SURFACES = {
 
 CURRENT_LABEL = "current setting"
 
+FIG5B_END_TEXT = "each charge ends when the surface occupancy first reaches 0.2"
+"""Fig. 5b's end condition in words (:data:`asymflux.model.FIG5B_END`, every run: the
+reference curves, the current setting, prescribed or kinetic), written on the PNG's title."""
+
+FIG5B_END_SHORT = "runs end at surface θ = 0.2"
+""":data:`FIG5B_END_TEXT` short enough for the page's 600-pixel plot title."""
+
 
 # ----------------------------------------------------------------------------- model
 
@@ -209,8 +216,10 @@ def surface_label(eta, blocked_fraction, angle_deg, film_ohm_m2=None) -> str:
 
 def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale=1.0,
                  film_ohm_m2=None) -> float:
-    """Li extracted per f.u. when the surface occupancy first reaches 0.2 (Fig. 5b; a
-    kinetic surface, ``film_ohm_m2``, may stop earlier at its 4.3 V cut-off).
+    """Li extracted per f.u. when the surface occupancy first reaches 0.2 (Fig. 5b), on a
+    prescribed or a kinetic surface (``film_ohm_m2``) alike: every run of the figure ends
+    at :data:`asymflux.model.FIG5B_END` (:data:`FIG5B_END_TEXT`), as ``asymflux rate-sweep``'s
+    runs do; the same number as ``rate-sweep`` on the :data:`SWEEP_MESH` mesh.
 
     The disk is rotationally symmetric, so the arc's angle does not matter: it is fixed at
     180° here (one cached value per (η, fraction, rate, D scale, film)).
@@ -221,7 +230,7 @@ def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale=1.0,
     res = model.simulate(_params(diffusivity_scale),
                          model.disk_mesh(FIG4_RADIUS_UM, n_radial=SWEEP_MESH[0],
                                          n_angular=SWEEP_MESH[1]),
-                         surface, [model.Charge(float(rate_mA_g))])
+                         surface, [model.fig5b_charge(float(rate_mA_g))])
     return float(res.li_extracted[-1])
 
 
@@ -242,7 +251,7 @@ def li_extracted_at_rates(eta, blocked_fraction, rates_mA_g, diffusivity_scale=1
         ends = model.simulate_side_by_side(
             _params(diffusivity_scale),
             model.disk_mesh(FIG4_RADIUS_UM, n_radial=SWEEP_MESH[0], n_angular=SWEEP_MESH[1]),
-            surface, [model.Charge(float(r)) for r in rates_mA_g])
+            surface, [model.fig5b_charge(float(r)) for r in rates_mA_g])
     except model.SolverError:
         out = []
         for r in rates_mA_g:
@@ -266,7 +275,8 @@ def rate_table(eta, blocked_fraction, diffusivity_scale=1.0, *, rates=CURVE_RATE
     -------
     DataFrame
         ``rate_mA_g, blocked, label, li_extracted``; ``blocked`` is the paper's key
-        (``"none"``, ``"180:0.25:0.7"``, ``"180:0.25:0.3"``) or ``"current setting"``.
+        (``"none"``, ``"180:0.25:0.7"``, ``"180:0.25:0.3"``) or ``"current setting"``;
+        ``attrs["end_condition"]`` as :func:`asymflux.model.rate_capability`'s.
     """
     point = li_extracted if point is None else point
     rows = []
@@ -277,7 +287,9 @@ def rate_table(eta, blocked_fraction, diffusivity_scale=1.0, *, rates=CURVE_RATE
         for r in rates:
             rows.append({"rate_mA_g": float(r), "blocked": key, "label": label,
                          "li_extracted": point(e, f, float(r), float(diffusivity_scale), film)})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["end_condition"] = FIG5B_END_TEXT.removeprefix("each charge ")
+    return table
 
 
 # ----------------------------------------------------------------------------- particles

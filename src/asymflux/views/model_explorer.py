@@ -824,7 +824,8 @@ class ModelExplorer(pn.viewable.Viewer):
             point = np.nan
         now = f"film {film:.3g} Ω m²" if film is not None else f"η {s['eta']:g}"
         return (table, s["rate_mA_g"], point,
-                f"Fig. 5b; now {now} at {s['rate_mA_g']:g} mA/g → {point:.4f}")
+                f"Fig. 5b, {C.FIG5B_END_SHORT}; now {now} at {s['rate_mA_g']:g} mA/g → "
+                f"{point:.4f}")
 
     def _rate_plot(self, key):
         """Fig. 5b for ``key`` (:meth:`_rate_inputs`): ``(HoloViews overlay of
