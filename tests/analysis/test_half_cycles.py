@@ -1,0 +1,160 @@
+"""Movies over several half-cycles: found from the cycler's current, each measured against
+its own reference frame (charge, then discharge, then charge)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asymflux import analysis as an
+from asymflux import io, optics
+from asymflux.analysis._half_cycles import find_half_cycles, frame_segments
+
+R_PX, CENTER, SHAPE, PIXEL_NM = 20, (36, 36), (72, 72), 65.0
+FRAME_S, HALF_S, REST_S = 40.0, 600.0, 120.0
+MASS_MG, CURRENT_MA = 10.0, 1.0  # 100 mA/g
+# (direction, start s, unit vector (row, col) towards which the core is pushed)
+PHASES = [("charge", 0.0, (0, 1)), ("discharge", HALF_S + REST_S, (0, -1)),
+          ("charge", 2 * (HALF_S + REST_S), (-1, 0))]
+FRONT_PX, SWING = 4.0, 0.4
+
+
+def _theta(progress, towards, before):
+    """θ of a half-cycle at ``progress`` in [0, 1]: the region not yet changed (a disk of
+    radius R (1 - progress), tangent to the edge ``towards``) keeps ``before``; outside it θ
+    moves to its end value over FRONT_PX."""
+    rr, cc = np.indices(SHAPE)
+    r = R_PX * (1 - progress)
+    c = (CENTER[0] + towards[0] * (R_PX - r), CENTER[1] + towards[1] * (R_PX - r))
+    out = np.clip(np.hypot(rr - c[0], cc - c[1]) - r, 0, None)
+    return out
+
+
+def two_cycle_movie():
+    """Charge, rest, discharge, rest, charge: the movie, its cycler table and the true
+    offset d (px) and direction of the unchanged region's centre per frame."""
+    t_end = PHASES[-1][1] + HALF_S
+    frames_t = np.arange(0.0, t_end + 1, FRAME_S)
+    part = np.hypot(*(np.indices(SHAPE) - np.array(CENTER)[:, None, None])) <= R_PX
+    theta = np.full((frames_t.size, *SHAPE), np.nan)
+    truth = np.full(frames_t.size, np.nan)
+    high, low = optics.DEFAULT_THETA_REF, optics.DEFAULT_THETA_REF - SWING
+    state = np.full(SHAPE, high)
+    k = 0
+    for direction, start, towards in PHASES:
+        before = state.copy()
+        target = low if direction == "charge" else high
+        while k < frames_t.size and (frames_t[k] < start + HALF_S + REST_S or
+                                     direction == PHASES[-1][0] and start == PHASES[-1][1]):
+            p = float(np.clip((frames_t[k] - start) / HALF_S, 0, 1))
+            out = _theta(p, towards, before)
+            state = before + (target - before) * (1 - np.exp(-out / FRONT_PX))
+            theta[k][part] = state[part]
+            truth[k] = R_PX * p
+            k += 1
+    matrix = optics.carbon_matrix(SHAPE, np.random.default_rng(0), pixel_nm=PIXEL_NM)
+    stack = optics.microscope(theta, np.random.default_rng(0), coverage=part.astype(float),
+                              particle_reflectivity=1.0, matrix_reflectivity=matrix,
+                              pixel_nm=PIXEL_NM, noise=False, offset_counts=0.0)
+    et = np.arange(0.0, t_end + 1, 10.0)
+    current = np.zeros(et.size)
+    for direction, start, _ in PHASES:
+        on = (et >= start) & (et < start + HALF_S)
+        current[on] = CURRENT_MA if direction == "charge" else -CURRENT_MA
+    echem = pd.DataFrame({"time_s": et, "voltage_V": 3.8, "current_mA": current})
+    ds = io.Dataset(stack=stack, time_s=frames_t, pixel_nm=PIXEL_NM, echem=echem,
+                    metadata={"name": "cycles", "ageing": "fresh", "active_mass_mg": MASS_MG,
+                              "rate_mA_g": 100.0},
+                    masks=part.astype(np.int32))
+    return ds, truth
+
+
+@pytest.fixture(scope="module")
+def analysed():
+    ds, truth = two_cycle_movie()
+    particles, ts = an.analyze_dataset(ds)
+    return ds, truth, particles, ts
+
+
+def test_find_half_cycles_rule():
+    t = np.arange(0.0, 3000, 10)
+    i = np.zeros(t.size)
+    i[(t >= 100) & (t < 700)] = 1.0
+    i[(t >= 400) & (t < 460)] = 0.0      # a pause: still the same charge
+    i[(t >= 800) & (t < 810)] = -1.0     # a 10 s pulse: not a half-cycle
+    i[(t >= 900) & (t < 1500)] = -0.8
+    i[(t >= 1600) & (t < 2200)] = 0.5
+    i += 1e-4                             # rest noise below 1 % of the largest current
+    hc = find_half_cycles(t, i)
+    assert list(hc.direction) == ["charge", "discharge", "charge"]
+    np.testing.assert_allclose(hc.start_s, [100, 900, 1600])
+    np.testing.assert_allclose(hc.end_s, [700, 1500, 2200])
+    # frames every 50 s from 20 s: reference frames at or before each start
+    seg = frame_segments(np.arange(20.0, 2500, 50), hc)
+    assert [(a, d) for a, _b, d, _k in seg] == [(0, "charge"), (17, "discharge"),
+                                               (31, "charge")]
+    assert [b for _a, b, _d, _k in seg] == [17, 31, 50]
+    assert find_half_cycles(t, np.zeros(t.size)).empty
+    with pytest.raises(ValueError, match="one value per record"):
+        find_half_cycles(t, i[:-1])
+
+
+def test_two_cycle_movie_d_per_half_cycle(analysed):
+    ds, truth, particles, ts = analysed
+    assert list(ts.columns[:6]) == ["dataset", "particle_id", "frame", "half_cycle",
+                                    "direction", "net_capacity_mAh_g"]
+    n = ds.stack.shape[0]
+    hc = ts["half_cycle"].to_numpy()
+    assert len(ts) == n and list(np.unique(hc)) == [0, 1, 2]
+    starts = [int(np.flatnonzero(hc == k)[0]) for k in range(3)]
+    assert starts == [0, 18, 36]  # the frames at 0, 720 and 1440 s
+    assert list(ts.groupby("half_cycle")["direction"].first()) == ["charge", "discharge",
+                                                                 "charge"]
+    # each half-cycle's reference frame: dI = 0 there, capacity counted from it
+    assert np.allclose(ts["mean_dI"].to_numpy()[starts], 0, atol=1e-12)
+    assert np.allclose(ts["capacity_mAh_g"].to_numpy()[starts], 0)
+    t = ts["time_s"].to_numpy()
+    start_s = np.array([p[1] for p in PHASES])[hc]
+    expected = np.clip(t - start_s, 0, HALF_S) * CURRENT_MA / MASS_MG * 1000 / 3600
+    np.testing.assert_allclose(ts["capacity_mAh_g"], expected, atol=0.3)  # records: 10 s
+    # discharge: dI falls (the particle lithiates back), capacity still counts up
+    dis = ts[ts.direction == "discharge"]
+    assert (dis["mean_dI"].iloc[3:] < -0.02).all()
+    assert dis["net_capacity_mAh_g"].is_monotonic_decreasing
+    # d per half-cycle against the truth, where the core is neither tiny nor whole
+    d_px = ts["offset_nm"].to_numpy() / PIXEL_NM
+    ok = (truth >= 3) & (truth <= 14)
+    for k, (_dir, _start, towards) in enumerate(PHASES):
+        sel = ok & (hc == k)
+        assert sel.sum() >= 8
+        np.testing.assert_allclose(d_px[sel], truth[sel], atol=1.5)
+        angle = np.degrees(np.arctan2(-towards[0], towards[1]))
+        wrapped = (ts["offset_angle_deg"].to_numpy()[sel] - angle + 180) % 360 - 180
+        np.testing.assert_allclose(wrapped, 0, atol=5)
+    # one particle row per half-cycle, each classified on its own frames
+    assert list(particles[["particle_id", "half_cycle", "direction"]].itertuples(
+        index=False, name=None)) == [(1, 0, "charge"), (1, 1, "discharge"), (1, 2, "charge")]
+    assert (particles["classification"] == "asymmetric").all()
+    wrapped = (particles["direction_deg"].to_numpy() - [0, 180, 90] + 180) % 360 - 180
+    np.testing.assert_allclose(wrapped, 0, atol=5)
+
+
+def test_two_cycle_movie_as_one_charge_was_wrong(analysed):
+    """What the analysis did before: the discharge and the second charge against frame 0
+    give no offset at all (dI stays above the threshold once charged)."""
+    ds, truth, _particles, ts = analysed
+    whole = an.particle_timeseries(ds.stack, ds.masks, pixel_nm=PIXEL_NM, register=True)
+    hc = ts["half_cycle"].to_numpy()
+    np.testing.assert_array_equal(whole["offset_nm"].to_numpy()[hc == 0],
+                                  ts["offset_nm"].to_numpy()[hc == 0])
+    assert not np.allclose(whole["offset_nm"].to_numpy()[hc == 1],
+                           ts["offset_nm"].to_numpy()[hc == 1], equal_nan=True)
+
+
+def test_two_cycle_movie_streamed_equals(analysed):
+    """The crops' path (instrument-scale frames) cuts the half-cycles the same way."""
+    from asymflux.analysis._streaming import analyze_streaming
+
+    ds, _truth, particles, ts = analysed
+    p2, ts2 = analyze_streaming(ds)
+    pd.testing.assert_frame_equal(ts2, ts, check_dtype=False, atol=1e-9)
+    pd.testing.assert_frame_equal(p2, particles, check_dtype=False, atol=1e-9)
