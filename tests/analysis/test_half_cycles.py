@@ -158,3 +158,47 @@ def test_two_cycle_movie_streamed_equals(analysed):
     p2, ts2 = analyze_streaming(ds)
     pd.testing.assert_frame_equal(ts2, ts, check_dtype=False, atol=1e-9)
     pd.testing.assert_frame_equal(p2, particles, check_dtype=False, atol=1e-9)
+
+
+def test_cli_bare_two_cycle_movie_with_its_cycler_file(tmp_path, analysed):
+    """`asymflux analyze movie.tif --echem cycler.csv`: the half-cycles of the cycler file
+    cut the movie, as for a dataset (timeseries.csv and particles.csv)."""
+    import tifffile
+
+    from asymflux.cli import main
+
+    ds, _truth, particles, ts = analysed
+    movie, cell, masks = tmp_path / "movie.tif", tmp_path / "cell.csv", tmp_path / "masks.tif"
+    tifffile.imwrite(movie, np.asarray(ds.stack, dtype=np.float32))
+    tifffile.imwrite(masks, ds.masks.astype(np.uint16))
+    ds.echem.to_csv(cell, index=False)
+    assert main(["analyze", str(movie), "--out", str(tmp_path / "r"), "--pixel-nm", "65",
+                 "--frame-interval-s", str(FRAME_S), "--echem", str(cell),
+                 "--active-mass-mg", str(MASS_MG), "--masks", str(masks)]) == 0
+    got = pd.read_csv(tmp_path / "r" / "timeseries.csv")
+    np.testing.assert_array_equal(got["half_cycle"], ts["half_cycle"])
+    assert list(got["direction"]) == list(ts["direction"])
+    np.testing.assert_allclose(got["offset_nm"], ts["offset_nm"], rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(got["capacity_mAh_g"], ts["capacity_mAh_g"], atol=1e-9)
+    got_p = pd.read_csv(tmp_path / "r" / "particles.csv")
+    assert list(got_p["direction"]) == list(particles["direction"])
+
+
+def test_cohort_counts_a_multi_cycle_particle_once(analysed):
+    """Rows per particle and half-cycle: the cohort counts each particle on its first
+    charge half-cycle; rows of single-charge datasets are all kept."""
+    from asymflux.analysis._results import cohort_rows
+
+    _ds, _truth, particles, _ts = analysed
+    first = particles.assign(classification=["asymmetric", "symmetric", "symmetric"])
+    single = first.iloc[:1].drop(columns=["half_cycle", "direction"]).assign(
+        dataset="other", classification="symmetric")
+    both = pd.concat([first, single], ignore_index=True)
+    rows = cohort_rows(both)
+    assert list(rows["dataset"]) == ["cycles", "other"]
+    assert list(rows["half_cycle"].fillna(-1)) == [0, -1]
+    stats = an.cohort_statistics(both, by="ageing")
+    assert int(stats["n_particles"].iloc[0]) == 2 and int(stats["n_asymmetric"].iloc[0]) == 1
+    # a movie that starts on discharge: its first charge counts
+    dis_first = first.assign(direction=["discharge", "charge", "discharge"])
+    assert list(cohort_rows(dis_first)["half_cycle"]) == [1]
