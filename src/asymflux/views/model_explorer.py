@@ -265,7 +265,11 @@ class ModelExplorer(pn.viewable.Viewer):
                                                             throttled=True)
         self.fraction_slider = pn.widgets.FloatSlider.from_param(
             S.blocked_fraction, format="0.00", throttled=True)
-        self.rate_slider = pn.widgets.DiscreteSlider.from_param(S.rate_mA_g, throttled=True)
+        # any rate: drag within RATE_SLIDER_MA_G or type one; the paper's rates one click away
+        self.rate_slider = pn.widgets.EditableFloatSlider.from_param(S.rate_mA_g, format="0.[0]",
+                                                                     throttled=True)
+        self.rate_buttons = pn.Row(*(self._rate_button(label, rate)
+                                     for label, rate in RATE_LABELS.items()), width=320)
         self.angle_slider = pn.widgets.FloatSlider.from_param(S.angle_deg, format="0",
                                                               throttled=True)
         self.dscale_slider = pn.widgets.DiscreteSlider.from_param(S.diffusivity_scale,
@@ -562,10 +566,13 @@ class ModelExplorer(pn.viewable.Viewer):
             return False
         pid = self._pick_particle(particles)
         self._requested = None
+        meta = ds.metadata or {}
+        # the model at the dataset's rate (a 70 mA/g movie against a 70 mA/g twin); the
+        # rate stays free to move afterwards
+        self.settings.use_dataset_rate(meta)
         if self.particle_id != pid:
             self.particle_id = pid
         self.particle_select.param.update(options=opts, value=self.particle_id)
-        meta = ds.metadata or {}
         self._dataset_info.object = (
             f"**{meta.get('name', self.dataset)}**: {meta.get('ageing', '?')}, measured at "
             f"{meta.get('rate_mA_g', '?')} mA/g; {len(ids)} particles"
@@ -1128,12 +1135,25 @@ class ModelExplorer(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ layout
 
+    def _rate_button(self, label, rate):
+        """A button that sets the rate to one of the paper's rates (★)."""
+        button = pn.widgets.Button(name=label, width=66, margin=(0, 4))
+        button.on_click(lambda _event: setattr(self.settings, "rate_mA_g", float(rate)))
+        return button
+
     def controls(self):
+        widgets = []
+        for n, w in self.sliders.items():
+            if n in ("eta", "film_resistance_ohm_m2"):
+                continue
+            widgets.append(w)
+            if n == "rate_mA_g":
+                widgets.append(self.rate_buttons)
         return pn.Column(
             "### Model",
             self.surface_switch,
             self.eta_slider, self.film_slider,
-            *(w for n, w in self.sliders.items() if n not in ("eta", "film_resistance_ohm_m2")),
+            *widgets,
             pn.pane.Markdown("Sliders act when the handle is released (or on each arrow key)."),
             "### Measured particle",
             self.dataset_input,
