@@ -202,3 +202,22 @@ def test_cohort_counts_a_multi_cycle_particle_once(analysed):
     # a movie that starts on discharge: its first charge counts
     dis_first = first.assign(direction=["discharge", "charge", "discharge"])
     assert list(cohort_rows(dis_first)["half_cycle"]) == [1]
+
+
+def test_capacity_counted_from_the_first_frame_with_one(analysed):
+    """Frames before the cycler's first record have no capacity: the first half-cycle's
+    capacity is counted from its first frame with one (said in the warnings)."""
+    from asymflux.analysis._half_cycles import measure_half_cycles
+
+    ds, _truth, _particles, ts = analysed
+    raw = an.particle_timeseries(ds.stack, ds.masks, pixel_nm=PIXEL_NM, register=True)
+    net = ts["net_capacity_mAh_g"].to_numpy().copy()
+    net[:2] = np.nan
+    seg = frame_segments(ds.time_s, find_half_cycles(ds.echem.time_s, ds.echem.current_mA))
+    first = [(0, seg[0][1], "charge", 0), (seg[0][1], ds.stack.shape[0], "charge", 1)]
+    out = measure_half_cycles(raw, first, lambda frames, **kw: an.particle_timeseries(
+        frames, ds.masks, pixel_nm=PIXEL_NM, **kw), stack=ds.stack, capacity_mAh_g=net)
+    cap = out["capacity_mAh_g"].to_numpy()
+    assert np.isnan(cap[:2]).all() and cap[2] == 0
+    np.testing.assert_allclose(cap[2:seg[0][1]], net[2:seg[0][1]] - net[2])
+    assert any("counted from frame 2" in w for w in out.attrs["warnings"])

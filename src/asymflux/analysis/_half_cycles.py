@@ -221,7 +221,14 @@ def measure_half_cycles(ts, segments, measure, *, stack, capacity_mAh_g, normali
     parts = []
     for f0, f1, direction, k in segments:
         sign = 1.0 if direction == "charge" else -1.0
-        cap = sign * (net[f0:f1] - net[f0])
+        finite = np.flatnonzero(np.isfinite(net[f0:f1]))
+        base = net[f0] if finite.size and finite[0] == 0 else np.nan
+        if finite.size and finite[0] > 0:  # e.g. frames before the cycler's first record
+            base = net[f0 + finite[0]]
+            warnings.append(f"half-cycle {k} (frames {f0}-{f1 - 1}): no capacity at its "
+                            f"reference frame {f0}; its capacity is counted from frame "
+                            f"{f0 + finite[0]}, the first with one")
+        cap = sign * (net[f0:f1] - base)
         if f0 == 0 and direction == "charge":
             part = ts[ts["frame"] < f1].copy()
         else:
