@@ -221,3 +221,14 @@ def test_capacity_counted_from_the_first_frame_with_one(analysed):
     assert np.isnan(cap[:2]).all() and cap[2] == 0
     np.testing.assert_allclose(cap[2:seg[0][1]], net[2:seg[0][1]] - net[2])
     assert any("counted from frame 2" in w for w in out.attrs["warnings"])
+
+
+def test_one_particle_has_the_datasets_half_cycles(analysed):
+    """analyze_dataset_particle (asymflux fit, the dashboards, napari): the same rows as
+    analyze_dataset over several half-cycles."""
+    ds, _truth, _particles, ts = analysed
+    one = an.analyze_dataset_particle(ds, 1, crop=False)
+    pd.testing.assert_frame_equal(one.timeseries.reset_index(drop=True),
+                                  ts[ts.particle_id == 1].reset_index(drop=True),
+                                  check_dtype=False, atol=1e-9)
+    np.testing.assert_allclose(one.capacity_mAh_g, ts["capacity_mAh_g"])

@@ -396,6 +396,23 @@ def analyze_dataset_particle(
             n_threads=n_threads, progress=progress)
     except ValueError as e:
         raise ValueError(str(e) if name in str(e) else f"{name}: {e}") from e
+    # a movie over several half-cycles: each against its own reference frame, as
+    # analyze_dataset measures it (the crop's dI stays against frame 0)
+    norm = dataset_normalization(dataset, normalize)
+    extra = {}
+    if isinstance(norm, str):  # "frame_mean": the particle-free pixels of all particles
+        from ._differential import particle_free_pixels
+
+        extra["background_mask"] = particle_free_pixels(masks)
+    ts = by_half_cycle(dataset, result.timeseries, stack,
+                       np.where(masks == int(particle_id), masks, 0), capacity=capacity,
+                       normalize=norm, rolling_frames=rolling_frames, pixel_nm=dataset.pixel_nm,
+                       threshold=threshold, edge_px=edge_px,
+                       n_reference_frames=n_reference_frames, chunk_frames=chunk_frames,
+                       n_threads=n_threads, **extra)
+    if ts is not result.timeseries:
+        result = result._replace(timeseries=ts,
+                                 capacity_mAh_g=ts["capacity_mAh_g"].to_numpy(dtype=float))
     result.timeseries.insert(0, "dataset", name)
     problems = [*problems, *(f"{_where(dataset)}: {w}"
                              for w in result.timeseries.attrs.get("warnings", []))]
