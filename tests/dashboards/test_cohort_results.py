@@ -122,3 +122,27 @@ def test_cohort_page_opens_results_folders(results, tmp_path):
     bad = CohortBrowser(datasets=f"{results / 'fresh'}#nope")
     bad.load()
     assert bad.errors and "nope" in bad.errors[0]
+
+
+def test_a_multi_cycle_results_folder_counts_each_particle_once(results, tmp_path):
+    """Rows per particle and half-cycle (a movie over several half-cycles): the page and the
+    CLI count each particle once, on its first charge half-cycle."""
+    aged = pd.read_csv(results / "aged" / "particles.csv")
+    flipped = aged.assign(classification=aged["classification"].map(
+        {"asymmetric": "symmetric", "symmetric": "asymmetric"}))
+    rows = pd.concat([flipped.assign(half_cycle=0, direction="discharge"),
+                      aged.assign(half_cycle=1, direction="charge")])
+    cycled = tmp_path / "cycled"
+    cycled.mkdir()
+    rows.sort_values(["particle_id", "half_cycle"]).to_csv(cycled / "particles.csv",
+                                                           index=False)
+    pd.read_csv(results / "aged" / "timeseries.csv").to_csv(cycled / "timeseries.csv",
+                                                             index=False)
+    assert main(["cohort", str(cycled), "--out", str(tmp_path / "c.csv")]) == 0
+    cli = pd.read_csv(tmp_path / "c.csv")
+    assert int(cli["n_particles"].iloc[0]) == 3 and int(cli["n_asymmetric"].iloc[0]) == 2
+    view = CohortBrowser(datasets=str(cycled))
+    view.load()
+    assert not view.errors, view.errors
+    assert int(view.stats["n_asymmetric"].iloc[0]) == 2
+    assert len(view.particle_select.options) == 3 and view.summary.object.startswith("3 ")

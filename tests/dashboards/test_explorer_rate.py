@@ -88,3 +88,9 @@ def test_explorer_takes_the_datasets_rate(tmp_path, monkeypatch):
     view.dataset = ""
     view.dataset = str(folder)
     assert view.settings.rate_mA_g == 70.0
+    # a rate given to the page is kept when its first dataset loads, not later ones
+    given = ModelExplorer(dataset=str(folder), rate_mA_g=200.0)
+    assert given.settings.rate_mA_g == 200.0
+    given.dataset = ""
+    given.dataset = str(folder)
+    assert given.settings.rate_mA_g == 70.0

@@ -183,8 +183,10 @@ class CohortBrowser(pn.viewable.Viewer):
         self.alert.object = ("Some datasets could not be used:\n\n- " + "\n- ".join(errors)
                              if errors else "")
         self.alert.visible = bool(errors)
+        from asymflux.analysis._results import cohort_rows
+
         options = {}
-        for r in particles.itertuples():
+        for r in cohort_rows(particles).itertuples():  # a particle once (several half-cycles)
             options[f"{r.dataset} / {int(r.particle_id)} ({r.classification}; {r.ageing})"] = (
                 f"{r.source_spec}|{int(r.particle_id)}")
         self.param.update(particles=particles, stats=stats)
@@ -192,7 +194,7 @@ class CohortBrowser(pn.viewable.Viewer):
         self.particle = chosen
         # options and value at once: no passing selection of the first option
         self.particle_select.param.update(options=options, value=f"{chosen[0]}|{chosen[1]}")
-        n = len(particles)
+        n = len(cohort_rows(particles))
         self.summary.object = (f"{n} particles in {len(analyzed)} datasets, "
                                f"{int(stats['n_asymmetric'].sum())} asymmetric.")
         self._loaded_for = self.datasets

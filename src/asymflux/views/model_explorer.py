@@ -237,6 +237,9 @@ class ModelExplorer(pn.viewable.Viewer):
         K.load_extensions()  # this page's own: it may be the first one served
         model = {k: params.pop(k) for k in list(params)
                  if k in ExplorerSettings.param and k != "name"}
+        # a rate given here (or with the settings) is kept when the first dataset loads;
+        # otherwise, and for every dataset loaded later, the model takes the dataset's rate
+        self._keep_rate = "rate_mA_g" in model or settings is not None
         if settings is None:
             settings = ExplorerSettings(**model)
         elif model:
@@ -558,8 +561,10 @@ class ModelExplorer(pn.viewable.Viewer):
     def _loaded(self, result):
         ds, particles, _ts, _labels = result
         self._show_measured_voltage(ds)
+        from asymflux.analysis._results import cohort_rows
+
         opts = {f"{int(r.particle_id)} ({r.classification})": int(r.particle_id)
-                for r in particles.itertuples()}
+                for r in cohort_rows(particles).itertuples()}  # once (several half-cycles)
         ids = list(opts.values())
         if not ids:
             self._show_error(ValueError(f"{self.dataset}: no particles found"))
@@ -567,9 +572,12 @@ class ModelExplorer(pn.viewable.Viewer):
         pid = self._pick_particle(particles)
         self._requested = None
         meta = ds.metadata or {}
-        # the model at the dataset's rate (a 70 mA/g movie against a 70 mA/g twin); the
-        # rate stays free to move afterwards
-        self.settings.use_dataset_rate(meta)
+        # the model at the dataset's rate (a 70 mA/g movie against a 70 mA/g twin), unless
+        # the page was made with a rate; the rate stays free to move afterwards
+        if self._keep_rate:
+            self._keep_rate = False
+        else:
+            self.settings.use_dataset_rate(meta)
         if self.particle_id != pid:
             self.particle_id = pid
         self.particle_select.param.update(options=opts, value=self.particle_id)
