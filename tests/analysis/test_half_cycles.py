@@ -83,7 +83,8 @@ def test_find_half_cycles_rule():
     i[(t >= 800) & (t < 810)] = -1.0     # a 10 s pulse: not a half-cycle
     i[(t >= 900) & (t < 1500)] = -0.8
     i[(t >= 1600) & (t < 2200)] = 0.5
-    i += 1e-4                             # rest noise below 1 % of the largest current
+    i[t == 1550] = 50.0                   # a glitch: neither a half-cycle nor the scale
+    i += 1e-4                             # rest noise below 1 % of the working current
     hc = find_half_cycles(t, i)
     assert list(hc.direction) == ["charge", "discharge", "charge"]
     np.testing.assert_allclose(hc.start_s, [100, 900, 1600])

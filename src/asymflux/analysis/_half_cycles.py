@@ -6,7 +6,8 @@ own reference frame, as a single charge is measured against frame 0.
 The rule (docs/analysis.md, "Movies over several half-cycles"):
 
 - **Half-cycles from the cycler's current** (:func:`find_half_cycles`). A record is a rest
-  when ``|current| <= rest_fraction * max|current|`` (default 1 %), else charge
+  when ``|current| <= rest_fraction`` (default 1 %) times the 99th percentile of
+  ``|current|`` over the file (its working current), else charge
   (current > 0, the sign convention of :func:`asymflux.io.read_echem`) or discharge. A run
   of records of one sign that lasts less than ``min_duration_s`` (default 60 s; the run
   lasts until the record after its last one) is a pulse, not a half-cycle, and is left out
@@ -38,7 +39,8 @@ __all__ = ["find_half_cycles", "frame_segments", "dataset_segments", "measure_ha
 
 #: A run of one current sign shorter than this is a pulse, not a half-cycle (seconds).
 DEFAULT_MIN_DURATION_S = 60.0
-#: A record whose |current| is at most this fraction of the largest |current| is a rest.
+#: A record whose |current| is at most this fraction of the working current (the 99th
+#: percentile of |current|) is a rest.
 DEFAULT_REST_FRACTION = 0.01
 
 DIRECTIONS = {1: "charge", -1: "discharge"}
@@ -56,7 +58,8 @@ def find_half_cycles(time_s, current_mA, *, min_duration_s=DEFAULT_MIN_DURATION_
     min_duration_s : float, keyword-only
         Runs of one sign shorter than this are pulses (left out).
     rest_fraction : float, keyword-only
-        Records with ``|current| <= rest_fraction * max|current|`` are rests.
+        Records with ``|current| <= rest_fraction`` times the 99th percentile of
+        ``|current|`` are rests.
 
     Returns
     -------
@@ -84,7 +87,9 @@ def find_half_cycles(time_s, current_mA, *, min_duration_s=DEFAULT_MIN_DURATION_
     if not t.size or not np.any(i != 0):
         return pd.DataFrame({c: [] for c in columns})
     sign = np.sign(i).astype(int)
-    sign[np.abs(i) <= rest_fraction * np.abs(i).max()] = 0
+    # the file's working current: the 99th percentile of |I| (a glitch of a few records
+    # does not set it)
+    sign[np.abs(i) <= rest_fraction * np.percentile(np.abs(i), 99)] = 0
     # runs of one sign: [a, b) record ranges
     edges = np.flatnonzero(np.diff(sign)) + 1
     starts, stops = np.r_[0, edges], np.r_[edges, sign.size]
