@@ -67,9 +67,11 @@ def register(subparsers) -> None:
     c = subparsers.add_parser(
         "cohort",
         help="statistics of asymmetric particles per ageing condition (Fig. 5e)",
-        description=("Read DIR/particles.csv of each analyze output DIR and write the counts "
-                     "and fraction of asymmetric particles per ageing condition with Wilson 95%% "
-                     "intervals to FILE (.csv or .parquet)."),
+        description=("Read DIR/particles.csv of each analyze output DIR (or of each analyze "
+                     "output inside DIR) and write the counts and fraction of asymmetric "
+                     "particles per ageing condition with Wilson 95%% intervals to FILE (.csv "
+                     "or .parquet). A movie over several half-cycles counts each particle once, "
+                     "on its first charge half-cycle."),
     )
     c.add_argument("dirs", nargs="+", metavar="DIR", type=Path)
     c.add_argument("--out", required=True, type=Path, metavar="FILE")
@@ -480,6 +482,7 @@ def run_cohort(args: argparse.Namespace) -> int:
 
     from .._atomic import atomic_path, check_output, clean_leftovers, is_leftover, output_errors
     from ._cohort import cohort_statistics
+    from ._results import read_results, results_folders
 
     out = check_output(args.out, inputs=[Path(d) / "particles.csv" for d in args.dirs],
                        input_folders=args.dirs)
@@ -490,17 +493,13 @@ def run_cohort(args: argparse.Namespace) -> int:
         f = Path(d) / "particles.csv"
         if not f.exists():
             clean_leftovers(Path(d).parent)  # restores a folder a killed writer moved aside
-        if not f.exists():
+        # an analyze output, or a folder of them (one per condition, say)
+        folders = results_folders(d) if not f.exists() else [Path(d)]
+        if not folders:
             raise ValueError(f"{f} does not exist (run `asymflux analyze ... --out {d}` first)")
-        try:
-            t = pd.read_csv(f)
-        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
-            raise ValueError(f"{f}: not a readable particles table ({type(e).__name__}: "
-                             f"{e})") from None
-        for col in ("classification", args.by):
-            if col not in t.columns:
-                raise ValueError(f"{f} has no column {col!r}")
-        tables.append(t)
+        for folder in folders:
+            tables.append(read_results(folder, timeseries=False,
+                                       require=("classification", args.by))[0])
     stats = cohort_statistics(pd.concat(tables, ignore_index=True), by=args.by)
     with output_errors(out), atomic_path(out) as tmp:
         if out.suffix.lower() == ".parquet":

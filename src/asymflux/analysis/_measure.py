@@ -186,6 +186,7 @@ def particle_timeseries(
     chunk_frames=None,
     n_threads=None,
     progress=False,
+    direction="charge",
 ):
     """Shrinking-core measurements for every labelled particle and frame.
 
@@ -252,6 +253,11 @@ def particle_timeseries(
         Worker threads (default: the number of CPUs, at most 4).
     progress : bool
         Show a tqdm progress bar.
+    direction : {"charge", "discharge"}
+        The half-cycle the frames span. On a discharge the particle lithiates back and dI
+        (relative to the reference) falls where it has changed: the unreacted region is
+        then ``-dI < threshold`` (the region not yet changed since the reference frame),
+        and d is measured on it. ``mean_dI`` keeps its sign.
 
     Returns
     -------
@@ -272,6 +278,9 @@ def particle_timeseries(
 
     pixel_nm = check_range("pixel_nm", pixel_nm, 0, None, low_inclusive=False)
     threshold = check_range("threshold", threshold)
+    if direction not in ("charge", "discharge"):
+        raise ValueError(f"direction must be 'charge' or 'discharge', got {direction!r}")
+    discharge = direction == "discharge"
     if stack.ndim != 3:
         raise ValueError(f"stack must be 3-D (time, row, col), got shape {tuple(stack.shape)}")
     n_frames = int(stack.shape[0])
@@ -411,7 +420,8 @@ def particle_timeseries(
             dI = vals / i0 - 1.0  # division, as I/I0 - 1 is written (no rounding surprises at the threshold)
         valid = np.isfinite(dI)
         all_valid = bool(valid.all())
-        unr = (dI < threshold).astype(np.float64)  # NaN compares False: never unreacted
+        # NaN compares False: never unreacted; on discharge the unchanged region is -dI < threshold
+        unr = ((-dI if discharge else dI) < threshold).astype(np.float64)
         if not px.all_inner:
             unr *= px.inner
         # float64 0/1 arrays: reduceat is ~7x faster on them than on bool with a dtype

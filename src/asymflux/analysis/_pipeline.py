@@ -190,18 +190,42 @@ def _report(tables, problems, *, stacklevel=3):
 
 
 
+def by_half_cycle(dataset, ts, stack, labels, *, capacity, normalize, rolling_frames,
+                  **options):
+    """``ts`` (the whole movie against frame 0) with each half-cycle of the dataset's
+    cycler current measured against its own reference frame
+    (:func:`~asymflux.analysis._half_cycles.measure_half_cycles`); ``ts`` itself for one
+    charge, without cycler current, or with ``rolling_frames`` (no reference frame).
+    ``options``: :func:`particle_timeseries`'s (``pixel_nm``, ``threshold``, ...)."""
+    from ._half_cycles import dataset_segments, measure_half_cycles
+    from ._measure import particle_timeseries
+
+    if rolling_frames is not None:
+        return ts
+    segments = dataset_segments(dataset)
+
+    def measure(frames, **kw):
+        n_ref = min(int(options.get("n_reference_frames", 1)), int(frames.shape[0]))
+        return particle_timeseries(frames, labels, **{**options, "n_reference_frames": n_ref},
+                                   **kw)
+
+    return measure_half_cycles(ts, segments, measure, stack=stack, capacity_mAh_g=capacity,
+                               normalize=normalize)
+
+
 def dataset_tables(dataset, name, ts, problems, *, window, asymmetry_threshold, statistic):
     """The end of a dataset's analysis, shared by :func:`analyze_dataset` and
     :func:`~asymflux.analysis.analyze_streaming`: the ``dataset`` column, the particle table
     (:func:`summarize_particles`, with the dataset's ageing), and the warnings (``problems``,
     the measurement's own, and an empty vanish capacity) put into both tables and issued.
     Returns ``(particles, timeseries)``."""
+    from ._half_cycles import summarize_half_cycles
     from ._summary import summarize_particles
 
     meta = getattr(dataset, "metadata", None) or {}
     ts.insert(0, "dataset", name)
-    particles = summarize_particles(ts, window=window, asymmetry_threshold=asymmetry_threshold,
-                                    statistic=statistic)
+    particles = summarize_half_cycles(ts, lambda rows: summarize_particles(
+        rows, window=window, asymmetry_threshold=asymmetry_threshold, statistic=statistic))
     particles.insert(1, "ageing", str(meta.get("ageing", "unknown")))
     problems = [*problems, *(f"{_where(dataset)}: {w}" for w in ts.attrs.get("warnings", []))]
     if (not problems and particles["vanish_frame"].notna().any()
@@ -287,14 +311,20 @@ def analyze_dataset(
                            n_frames=int(getattr(dataset.stack, "shape", (0,))[0]) or None)
     name, stack, masks, time_s, capacity, problems = _dataset_inputs(
         dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs)
+    norm = dataset_normalization(dataset, normalize)
     ts = particle_timeseries(
         stack, masks, pixel_nm=dataset.pixel_nm, time_s=time_s,
         capacity_mAh_g=capacity, threshold=threshold, edge_px=edge_px,
         register=register, n_reference_frames=n_reference_frames,
-        normalize=dataset_normalization(dataset, normalize), rolling_frames=rolling_frames,
+        normalize=norm, rolling_frames=rolling_frames,
         drift_every=drift_every,
         chunk_frames=chunk_frames, n_threads=n_threads, progress=progress,
     )
+    ts = by_half_cycle(dataset, ts, stack, masks, capacity=capacity, normalize=norm,
+                       rolling_frames=rolling_frames, pixel_nm=dataset.pixel_nm,
+                       threshold=threshold, edge_px=edge_px,
+                       n_reference_frames=n_reference_frames, chunk_frames=chunk_frames,
+                       n_threads=n_threads)
     particles, ts = dataset_tables(dataset, name, ts, problems, window=window,
                                    asymmetry_threshold=asymmetry_threshold, statistic=statistic)
     if return_labels:
@@ -366,6 +396,23 @@ def analyze_dataset_particle(
             n_threads=n_threads, progress=progress)
     except ValueError as e:
         raise ValueError(str(e) if name in str(e) else f"{name}: {e}") from e
+    # a movie over several half-cycles: each against its own reference frame, as
+    # analyze_dataset measures it (the crop's dI stays against frame 0)
+    norm = dataset_normalization(dataset, normalize)
+    extra = {}
+    if isinstance(norm, str):  # "frame_mean": the particle-free pixels of all particles
+        from ._differential import particle_free_pixels
+
+        extra["background_mask"] = particle_free_pixels(masks)
+    ts = by_half_cycle(dataset, result.timeseries, stack,
+                       np.where(masks == int(particle_id), masks, 0), capacity=capacity,
+                       normalize=norm, rolling_frames=rolling_frames, pixel_nm=dataset.pixel_nm,
+                       threshold=threshold, edge_px=edge_px,
+                       n_reference_frames=n_reference_frames, chunk_frames=chunk_frames,
+                       n_threads=n_threads, **extra)
+    if ts is not result.timeseries:
+        result = result._replace(timeseries=ts,
+                                 capacity_mAh_g=ts["capacity_mAh_g"].to_numpy(dtype=float))
     result.timeseries.insert(0, "dataset", name)
     problems = [*problems, *(f"{_where(dataset)}: {w}"
                              for w in result.timeseries.attrs.get("warnings", []))]

@@ -489,7 +489,12 @@ def dataset_stamp(spec: str) -> int:
     """Modification time (ns) of a dataset path, 0 for a demo name: part of the cache keys,
     so an edited or replaced dataset is re-read."""
     p = Path(str(spec).strip()).expanduser()
+    results = C.results_spec(spec) if not p.is_file() else None
     try:
+        if results is not None:  # an analyze output: its particle table
+            f = results[0] / "particles.csv"
+            return int((f if f.is_file() else results[0] / "particles.parquet").stat()
+                       .st_mtime_ns)
         meta = p / "metadata.json" if p.is_dir() else p
         return int(meta.stat().st_mtime_ns)
     except OSError:
@@ -510,6 +515,10 @@ def _analyzed(spec: str, stamp: int, allow_large: bool = False):
         if hit is not None:
             _RESULTS.move_to_end(key)
             return hit
+    if C.results_spec(spec) is not None:  # analyze's tables, read (no dataset, no movie)
+        out = (None, *C.read_results_spec(spec))
+        _keep_result(key, out)
+        return out
     ds = C.load_dataset(_local_spec(spec))
     check_size(ds, spec, allow_large=allow_large)
     particles, ts, labels = C.analyze(ds)
@@ -545,6 +554,8 @@ def analysis_ready(spec: str) -> bool:
 @pn.cache(max_items=64)
 def _measured(spec: str, stamp: int, particle_id: int):
     ds, _particles, ts, labels = _analyzed(spec, stamp)
+    if ds is None:  # a particle of an analyze output: its table only
+        return C.results_particle(ts, int(particle_id))
     return C.measured_particle(ds, int(particle_id), ts, labels)
 
 
@@ -827,6 +838,14 @@ def start_analysis(spec: str, *, allow_large: bool = False) -> AnalysisJob:
     spec = str(spec).strip()
     stamp = dataset_stamp(spec)
     key = (spec, stamp, bool(allow_large))
+    if C.results_spec(spec) is not None:  # analyze's tables: read here, no worker process
+        job = AnalysisJob(spec, stamp, allow_large)
+        job.waiters = 1
+        hit = _read_results_job(job, spec, stamp)
+        if hit is not None:
+            job.status, job.fraction = "done", 1.0
+            job.future.set_result(hit)
+        return job
     with _LOCK:
         hit = _RESULTS.get((spec, stamp))
         job = _JOBS.get(key)
@@ -844,6 +863,17 @@ def start_analysis(spec: str, *, allow_large: bool = False) -> AnalysisJob:
     threading.Thread(target=_run_job, args=(job, key), daemon=True,
                      name=f"asymflux-analysis {spec}").start()
     return job
+
+
+def _read_results_job(job: AnalysisJob, spec, stamp):
+    """The tables of an analyze output (:func:`_analyzed`), or None with the error set on
+    ``job`` (finished)."""
+    try:
+        return _analyzed(spec, stamp)
+    except Exception as e:  # noqa: BLE001 - the waiting page shows it
+        job.status, job.fraction = "failed", 1.0
+        job.future.set_exception(e)
+        return None
 
 
 def _run_job(job: AnalysisJob, key) -> None:

@@ -502,9 +502,101 @@ _DATASET_FILES = ("frames.csv", "echem.csv", "masks.tif", "annotations.csv", "st
 """Files of a dataset folder besides metadata.json (docs/dataset-format.md)."""
 
 
+RESULTS_SEP = "#"
+"""``<analyze output folder>#<dataset name>``: one dataset of an ``asymflux analyze``
+results folder, read from its tables (:func:`results_spec`)."""
+
+
+def results_spec(spec) -> tuple[Path, str | None] | None:
+    """``(folder, dataset name or None)`` when ``spec`` names an ``asymflux analyze`` output
+    folder (``folder`` or ``folder#dataset``, :data:`RESULTS_SEP`), else None."""
+    from asymflux.analysis._pipeline import is_analyze_output
+
+    text = str(spec).strip()
+    folder, sep, name = text.rpartition(RESULTS_SEP)
+    if not sep:
+        folder, name = text, ""
+    path = Path(folder).expanduser()
+    if path.is_dir() and not (path / "metadata.json").exists() and is_analyze_output(path):
+        return path, (name or None)
+    return None
+
+
+def results_dataset_specs(folder) -> list[str]:
+    """One spec per dataset of the analyze outputs ``folder`` is or holds (``[]`` if
+    none): ``<output>#<dataset>`` (the output itself when its tables name no dataset)."""
+    from asymflux.analysis._results import read_results, results_folders
+
+    out = []
+    for f in results_folders(folder):
+        try:
+            particles = read_results(f, timeseries=False, require=())[0]
+        except ValueError:
+            out.append(str(f))  # its reading says why, as that dataset's problem
+            continue
+        names = (list(dict.fromkeys(particles["dataset"].astype(str)))
+                 if "dataset" in particles.columns else [])
+        out += [f"{f}{RESULTS_SEP}{n}" for n in names] or [str(f)]
+    return out
+
+
+def read_results_spec(spec):
+    """``(particles, timeseries, labels)`` of one dataset of an analyze output (a
+    :func:`results_spec`), read from its tables, not analysed again; ``labels`` from its
+    ``masks/<dataset>.tif`` (None if absent). DatasetSpecError if it cannot be read."""
+    from asymflux.analysis._results import read_results
+
+    found = results_spec(spec)
+    if found is None:
+        raise DatasetSpecError(f"{spec}: not an asymflux analyze output folder")
+    folder, name = found
+    try:
+        particles, ts = read_results(folder, require=("classification", "particle_id"))
+    except ValueError as e:
+        raise DatasetSpecError(str(e)) from None
+    if ts is None:
+        raise DatasetSpecError(f"{folder}: holds no timeseries.csv (the particles' "
+                               "d(capacity)); analyse the datasets again")
+    if name is not None and "dataset" in particles.columns:
+        particles = particles[particles["dataset"].astype(str) == name]
+        ts = ts[ts["dataset"].astype(str) == name] if "dataset" in ts.columns else ts
+        if particles.empty:
+            raise DatasetSpecError(f"{folder}: its particles.csv holds no dataset {name!r}")
+    labels = None
+    mask_file = folder / "masks" / f"{name}.tif"
+    if name is not None and mask_file.is_file():
+        import tifffile
+
+        labels = tifffile.imread(mask_file)
+    if "ageing" not in particles.columns:
+        particles = particles.assign(ageing="unknown")
+    return particles.reset_index(drop=True), ts.reset_index(drop=True), labels
+
+
+def results_particle(timeseries, particle_id: int) -> ParticleMovie:
+    """A particle of an analyze output: its d(capacity) from the table, no movie (an
+    analyze output holds none: ``dI`` has no pixels, ``extra["no_movie"]`` says why)."""
+    ts = timeseries[timeseries["particle_id"] == int(particle_id)].sort_values("frame")
+    if ts.empty:
+        raise DatasetSpecError(f"no particle {particle_id} in the results table")
+    table = ts.drop(columns=[c for c in ("dataset",) if c in ts.columns])
+    table.insert(0, "source", "measured")
+    n = len(table)
+    empty = np.zeros((n, 0, 0), np.float32)
+    return ParticleMovie(
+        source="measured", pixel_nm=float("nan"),
+        capacity_mAh_g=table["capacity_mAh_g"].to_numpy(float),
+        time_s=table["time_s"].to_numpy(float), stack=empty, dI=empty,
+        mask=np.zeros((0, 0), bool), timeseries=table.reset_index(drop=True),
+        kymograph=np.zeros((n, 0)), distance_nm=np.zeros(0), line=None,
+        boundaries=pd.DataFrame(), extra={"no_movie": "an analyze results folder holds the "
+                                                    "tables, not the movie"})
+
+
 def dataset_specs(spec: str) -> list[str]:
-    """Several datasets: a demo group (``"cohorts"``), names/paths separated by commas, or a
-    folder holding dataset folders."""
+    """Several datasets: a demo group (``"cohorts"``), names/paths separated by commas, a
+    folder holding dataset folders, or an ``asymflux analyze`` output (or a folder of
+    them): one spec per dataset of its tables (:func:`results_dataset_specs`)."""
     from asymflux import datasets
 
     spec = str(spec).strip()
@@ -521,6 +613,10 @@ def dataset_specs(spec: str) -> list[str]:
             continue
         path = Path(p).expanduser()
         if path.is_dir() and not (path / "metadata.json").exists():
+            results = results_dataset_specs(path)
+            if results:  # analyze's tables: read, not analysed again
+                out += results
+                continue
             # asymflux.io's scan: hidden entries (leftovers of interrupted writes,
             # .name.tmp-*, .name.old-*, .asymflux-partial/) are never counted
             from asymflux.io import dataset_folders
@@ -530,7 +626,8 @@ def dataset_specs(spec: str) -> list[str]:
                 out.append(p)  # a dataset folder without metadata.json: its reader says so
                 continue
             if not subs:
-                raise DatasetSpecError(f"{path}: holds no dataset folders (with metadata.json)")
+                raise DatasetSpecError(f"{path}: holds no dataset folders (with metadata.json) "
+                                       "and no asymflux analyze output (particles.csv)")
             out += subs
         else:
             out.append(p)
