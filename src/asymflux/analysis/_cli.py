@@ -40,6 +40,12 @@ def register(subparsers) -> None:
     p.add_argument("--frame-axis", metavar="AX",
                    help="bare stacks: the TIFF axis that holds the frames (e.g. Z for a z-stack "
                         "recorded as slices)")
+    p.add_argument("--time-offset-s", metavar="S|auto", default=None,
+                   help="the cycler's clock against the camera's: cycler time = frame time + S "
+                        "(seconds; default: the dataset's own, else 0). 'auto' estimates it "
+                        "with its uncertainty (the camera-recorded voltage against the cycler "
+                        "file's, else the particles' mean intensity against the cycler's "
+                        "current; docs/analysis.md). Stored in clock.csv and the tables")
     p.add_argument("--threshold", type=float, default=0.05,
                    help="dI below which a pixel is unreacted (default 0.05)")
     p.add_argument("--edge-px", type=int, default=2,
@@ -110,6 +116,8 @@ def _read_dataset(path, pixel_nm, frame_interval_s, read=None):
     with_echem = dataclasses.replace(ds, echem=table, metadata=meta)
     if getattr(ds, "frame_intensity", None) is not None:  # the instrument's, not a field
         with_echem.frame_intensity = ds.frame_intensity
+    if getattr(ds, "echem", None) is not None:  # recorded on the camera's clock: --time-offset-s auto
+        with_echem.recorded_echem = ds.echem
     return with_echem
 
 
@@ -141,8 +149,13 @@ STREAM_MIN_PIXELS = 1 << 20
 
 
 def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, options=None,
-                 progress=False, read=None, masks_source=None):
+                 progress=False, read=None, masks_source=None, time_offset_s=None):
     """Read one dataset and analyse it: ``(particles, timeseries, labels, name)``.
+
+    ``time_offset_s`` (s, ``"auto"`` or None): ``cycler_time_s = camera_time_s +
+    time_offset_s`` (:func:`~asymflux.analysis.apply_time_offset`), applied before the
+    capacity check; the offset used is in the tables (``time_offset_*`` columns and
+    ``attrs["time_offset"]``).
 
     Refuses (ValueError) a dataset whose cycler data give no frame a capacity, and masks
     (named ``masks_source``) that do not fit its frames. The warnings about the result are
@@ -156,6 +169,13 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
 
         masks = _check_labels(masks, ds.stack.shape[1:],
                               name=f"{masks_source or 'given'} (for {path}): masks")
+    if time_offset_s is not None:
+        from ._clock import apply_time_offset
+
+        try:
+            ds = apply_time_offset(ds, time_offset_s, masks=masks)
+        except ValueError as e:
+            raise ValueError(str(e) if str(path) in str(e) else f"{path}: {e}") from e
     _check_capacity(ds, path)
     if getattr(ds, "pixel_nm", None) is None and pixel_nm is not None:
         ds.pixel_nm = pixel_nm
@@ -378,7 +398,8 @@ def run_analyze(args: argparse.Namespace) -> int:
         echem_format(args.echem)  # a missing or non-cycler file is refused before any work
     kw = {"pixel_nm": args.pixel_nm, "frame_interval_s": args.frame_interval_s, "masks": masks,
           "options": options, "read": read,
-          "masks_source": str(args.masks) if args.masks else None}
+          "masks_source": str(args.masks) if args.masks else None,
+          "time_offset_s": _time_offset_option(args.time_offset_s)}
     failures = {}
     if len(paths) == 1 and not args.scheduler:
         results = [analyze_path(paths[0], progress=True, **kw)]  # errors: exit 2, nothing written
@@ -420,6 +441,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         for name, labels in labels_of.items():
             tifffile.imwrite(folder / "masks" / f"{name}.tif",
                              labels.astype("uint16" if labels.max() < 65536 else "uint32"))
+        _write_clock(folder, particles)
         if failed_rows:  # the record that this set lacks datasets, and why
             pd.DataFrame(failed_rows, columns=["dataset", "name", "error"]).to_csv(
                 folder / "failures.csv", index=False)
@@ -440,6 +462,37 @@ def run_analyze(args: argparse.Namespace) -> int:
         return 2
     print(f"analysed {len(paths)} dataset(s), {n} particle(s) -> {out}")
     return 0
+
+
+def _time_offset_option(value):
+    """``--time-offset-s``: None, ``"auto"`` or a finite number of seconds (ValueError)."""
+    if value is None or str(value).strip().lower() == "auto":
+        return None if value is None else "auto"
+    import math
+
+    try:
+        out = float(value)
+    except ValueError:
+        raise ValueError(f"--time-offset-s: expected seconds or 'auto', got {value!r}") from None
+    if not math.isfinite(out):
+        raise ValueError(f"--time-offset-s must be a finite number of seconds, got {value}")
+    return out
+
+
+def _write_clock(folder, particles):
+    """``clock.csv``: one row per dataset, the clock offset used and how it was obtained."""
+    import pandas as pd
+
+    rows = []
+    for p in particles:
+        clock = dict(p.attrs.get("time_offset") or {})
+        if len(p) and "time_offset_s" in p.columns:
+            for col in ("time_offset_s", "time_offset_uncertainty_s", "time_offset_method"):
+                clock.setdefault(col, p[col].iloc[0])
+            rows.append({"dataset": p["dataset"].iloc[0], **clock})
+    cols = ["dataset", "time_offset_s", "time_offset_uncertainty_s", "time_offset_method",
+            "time_offset_detail"]
+    pd.DataFrame(rows, columns=cols).to_csv(folder / "clock.csv", index=False)
 
 
 def print_warnings(command, problems):
