@@ -167,3 +167,45 @@ def test_incremental_capacity_of_a_linear_curve():
     vb, dq = an.incremental_capacity(v, q, bin_V=0.02)
     assert vb.size == 20
     np.testing.assert_allclose(dq, 500, rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def analysed():
+    ds = clock_dataset(0.0)
+    return an.analyze_dataset(ds, register=False)
+
+
+def test_incremental_capacity_table_and_plot(analysed):
+    from asymflux import plots
+
+    _, ts = analysed
+    tab = an.incremental_capacity_table(ts, bin_V=0.01)
+    assert set(tab.segment) == {"charge"}  # rest frames (zero current) left out
+    # the synthetic voltage is linear in capacity while charging: dQ/dV constant
+    e = cycler_table()
+    charging = e[e.current_mA > 0]
+    slope = np.polyfit(charging.voltage_V, charging.capacity_mAh_g, 1)[0]
+    np.testing.assert_allclose(tab.dqdv_mAh_g_V, slope, rtol=0.02)
+    assert (tab.dmean_dI_dV > 0).all()  # the optical signal rises with voltage on charge
+    fig = plots.dqdv_optical(tab)
+    left, right = fig
+    curve, optical = left.values()
+    np.testing.assert_allclose(curve.dimension_values("dqdv_mAh_g_V"),
+                               tab.sort_values("voltage_V").dqdv_mAh_g_V)
+    scaled = optical.dimension_values("dqdv_mAh_g_V")
+    assert np.nanmax(np.abs(scaled)) == pytest.approx(np.nanmax(np.abs(tab.dqdv_mAh_g_V)))
+    assert len(plots.dqdv_optical(an.incremental_capacity_table(ts.iloc[:0]))) == 2
+    with pytest.raises(ValueError, match="one dataset"):
+        an.incremental_capacity_table(pd.concat([ts, ts.assign(dataset="other")]))
+
+
+def test_cohort_page_dqdv_of_the_particles_dataset(analysed):
+    pytest.importorskip("panel")
+    from asymflux.views.cohort import CohortBrowser
+
+    _, ts = analysed
+    b = CohortBrowser(datasets="nothing")  # nothing is loaded before the page is shown
+    b._series = {"clock": ts}
+    left, _ = b._dqdv_plot(("clock", 1))
+    assert left.opts.get().kwargs["title"].endswith(": clock")
+    assert "no dQ/dV" in b._dqdv_plot(("other", 1)).opts.get().kwargs["title"]

@@ -85,6 +85,7 @@ _EXPORTS = {
     "mean_particle_signal": "_clock",
     "cycler_at_frames": "_clock",
     "incremental_capacity": "_clock",
+    "incremental_capacity_table": "_clock",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = ["TimeOffset", "apply_time_offset", "cycler_at_frames", "estimate_time_offset",
            "estimate_dataset_time_offset", "mean_particle_signal", "resolve_time_offset",
-           "incremental_capacity"]
+           "incremental_capacity", "incremental_capacity_table"]
 
 #: The methods a :class:`TimeOffset` can come from.
 METHODS = {
@@ -471,17 +471,88 @@ def incremental_capacity(voltage_V, capacity_mAh_g, *, bin_V=0.01):
     -------
     voltage_V, dq_dv : (n_bins,) float64 arrays (empty with fewer than two bins)
     """
-    v = np.asarray(voltage_V, dtype=np.float64)
-    q = np.asarray(capacity_mAh_g, dtype=np.float64)
-    ok = np.isfinite(v) & np.isfinite(q)
-    v, q = v[ok], q[ok]
-    if v.size < 2 or not bin_V > 0:
-        return np.empty(0), np.empty(0)
-    idx = np.floor((v - v.min()) / bin_V).astype(int)
-    counts = np.bincount(idx)
-    have = counts > 0
-    vb = (np.bincount(idx, v)[have] / counts[have])
-    qb = (np.bincount(idx, q)[have] / counts[have])
+    vb, (qb,) = _voltage_bins(voltage_V, capacity_mAh_g, bin_V=bin_V)
     if vb.size < 2:
         return np.empty(0), np.empty(0)
     return vb, np.gradient(qb, vb)
+
+
+def _voltage_bins(voltage_V, *values, bin_V):
+    """The mean voltage and the mean of each of ``values`` per voltage bin, over the samples
+    where all are finite: ``(v (n_bins,), [(n_bins,) per value])``."""
+    v = np.asarray(voltage_V, dtype=np.float64)
+    ys = [np.asarray(y, dtype=np.float64) for y in values]
+    ok = np.isfinite(v)
+    for y in ys:
+        ok &= np.isfinite(y)
+    if not ok.any() or not bin_V > 0:
+        return np.empty(0), [np.empty(0) for _ in ys]
+    v = v[ok]
+    idx = np.floor((v - v.min()) / bin_V).astype(int)
+    counts = np.bincount(idx)
+    have = counts > 0
+    out = [np.bincount(idx, y[ok])[have] / counts[have] for y in ys]
+    return np.bincount(idx, v)[have] / counts[have], out
+
+
+def incremental_capacity_table(timeseries, *, bin_V=0.01):
+    """dQ/dV and the particles' mean optical signal against voltage, from a timeseries table.
+
+    Per frame: ``voltage_V``, ``capacity_mAh_g`` and ``current_mA`` (the cycler's, the
+    first row of the frame) and ``mean_dI`` averaged over the particles. Frames are split
+    into segments: by ``half_cycle`` when the table has it, else by the sign of the current
+    (``charge`` > 0, ``discharge`` < 0; rest frames, at zero current, left out: the
+    voltage relaxes there at constant charge). Each segment is binned by
+    :func:`incremental_capacity`.
+
+    Parameters
+    ----------
+    timeseries : pandas.DataFrame
+        ``asymflux analyze``'s timeseries (``frame``, ``voltage_V``, ``capacity_mAh_g``,
+        ``mean_dI``; ``current_mA`` or ``half_cycle`` optional).
+    bin_V : float
+        Voltage bin width, V.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``segment, voltage_V, dqdv_mAh_g_V, mean_dI, dmean_dI_dV`` (per V), one row per
+        bin, sorted by segment and voltage; empty when no frame has a voltage.
+    """
+    import pandas as pd
+
+    cols = ["segment", "voltage_V", "dqdv_mAh_g_V", "mean_dI", "dmean_dI_dV"]
+    need = {"frame", "voltage_V", "capacity_mAh_g", "mean_dI"}
+    if timeseries is None or not need <= set(timeseries.columns) or not len(timeseries):
+        return pd.DataFrame({c: [] for c in cols})
+    ts = timeseries
+    if "dataset" in ts.columns and ts["dataset"].nunique() > 1:
+        raise ValueError("incremental_capacity_table: one dataset at a time (the table holds "
+                         f"{ts['dataset'].nunique()})")
+    extra = [c for c in ("current_mA", "half_cycle") if c in ts.columns]
+    per = ts.groupby("frame", sort=True).agg(
+        voltage_V=("voltage_V", "first"), capacity_mAh_g=("capacity_mAh_g", "first"),
+        mean_dI=("mean_dI", "mean"), **{c: (c, "first") for c in extra})
+    if "half_cycle" in per.columns:
+        seg = per["half_cycle"].astype(str)
+    elif "current_mA" in per.columns:
+        i = per["current_mA"].to_numpy(np.float64)
+        seg = pd.Series(np.where(i > 0, "charge", np.where(i < 0, "discharge", "")),
+                        index=per.index)
+        seg[~np.isfinite(i)] = "all"
+    else:
+        seg = pd.Series("all", index=per.index)
+    rows = []
+    for name, grp in per.groupby(seg, sort=False):
+        if not name:
+            continue
+        v, (q, di) = _voltage_bins(grp["voltage_V"], grp["capacity_mAh_g"], grp["mean_dI"],
+                                   bin_V=bin_V)
+        if v.size < 2:
+            continue
+        rows.append(pd.DataFrame({"segment": str(name), "voltage_V": v,
+                                  "dqdv_mAh_g_V": np.gradient(q, v), "mean_dI": di,
+                                  "dmean_dI_dV": np.gradient(di, v)}))
+    if not rows:
+        return pd.DataFrame({c: [] for c in cols})
+    return pd.concat(rows, ignore_index=True)
