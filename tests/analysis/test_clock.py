@@ -209,3 +209,31 @@ def test_cohort_page_dqdv_of_the_particles_dataset(analysed):
     left, _ = b._dqdv_plot(("clock", 1))
     assert left.opts.get().kwargs["title"].endswith(": clock")
     assert "no dQ/dV" in b._dqdv_plot(("other", 1)).opts.get().kwargs["title"]
+
+
+def test_cycler_file_on_an_absolute_clock(tmp_path):
+    """A cycler file timed from the epoch, frames from 0: refused without an offset, naming
+    --time-offset-s; a given offset or the estimate aligns them."""
+    from asymflux.analysis._cli import analyze_path
+
+    epoch = 1.7e9
+    ds = clock_dataset(137.0)
+    e = ds.echem.copy()
+    e["time_s"] = e["time_s"] + epoch  # the cycler's clock: epoch + 137 s at frame 0
+    csv = tmp_path / "cycler.csv"
+    e.to_csv(csv, index=False)
+    bare = io.Dataset(stack=ds.stack, time_s=ds.time_s, pixel_nm=65.0, masks=ds.masks,
+                      metadata={**ds.metadata})
+    folder = io.write_dataset(bare, tmp_path / "movie")
+    read = {"echem": csv, "active_mass_mg": 1.0}
+    with pytest.raises(ValueError, match="--time-offset-s"):
+        analyze_path(folder, read=read)
+    p, ts, _, _ = analyze_path(folder, read=read, time_offset_s=epoch + 137.0,
+                               options={"register": False})
+    assert p.time_offset_method.iloc[0] == "given"
+    one = ts[ts.particle_id == 1]
+    np.testing.assert_allclose(one.capacity_mAh_g,
+                               np.interp(ds.time_s + 137.0, e.time_s - epoch, e.capacity_mAh_g))
+    p, ts, _, _ = analyze_path(folder, read=read, time_offset_s="auto",
+                               options={"register": False})
+    assert abs(p.time_offset_s.iloc[0] - (epoch + 137.0)) <= p.time_offset_uncertainty_s.iloc[0]

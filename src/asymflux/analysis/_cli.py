@@ -30,8 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--frame-interval-s", type=float, metavar="S",
                    help="time between frames for bare stacks")
     p.add_argument("--echem", type=Path, metavar="FILE",
-                   help="bare stacks: the cycler file of the movie (any brand, docs/formats.md), "
-                        "on the frames' clock")
+                   help="bare stacks: the cycler file of the movie (any brand, docs/formats.md); "
+                        "its clock against the frames': --time-offset-s")
     p.add_argument("--active-mass-mg", type=float, metavar="M",
                    help="bare stacks: active mass, mg (capacity per gram)")
     p.add_argument("--channel", type=int, metavar="K",
@@ -83,7 +83,7 @@ def register(subparsers) -> None:
     c.set_defaults(func=run_cohort)
 
 
-def _read_dataset(path, pixel_nm, frame_interval_s, read=None):
+def _read_dataset(path, pixel_nm, frame_interval_s, read=None, time_offset_s=None):
     from asymflux import io
 
     path = Path(path)
@@ -103,10 +103,16 @@ def _read_dataset(path, pixel_nm, frame_interval_s, read=None):
     t = table["time_s"].to_numpy()
     if not len(t):
         raise ValueError(f"{echem_path}: the cycler file holds no records")
-    if not (t[0] <= ds.time_s[-1] and ds.time_s[0] <= t[-1]):
+    shift = time_offset_s if isinstance(time_offset_s, int | float) else 0.0
+    if time_offset_s != "auto" and not (t[0] - shift <= ds.time_s[-1]
+                                        and ds.time_s[0] <= t[-1] - shift):
         raise ValueError(
             f"{echem_path}: the cycler records ({t[0]:g}-{t[-1]:g} s) do not overlap the frames of "
-            f"{path} ({ds.time_s[0]:g}-{ds.time_s[-1]:g} s); both must be on one clock (seconds)"
+            f"{path} ({ds.time_s[0]:g}-{ds.time_s[-1]:g} s"
+            + (f", {ds.time_s[0] + shift:g}-{ds.time_s[-1] + shift:g} s on the cycler's clock "
+               f"with --time-offset-s {shift:g}" if shift else "")
+            + "); both must be on one clock (seconds): give --time-offset-s (cycler time = "
+            "frame time + offset) or auto"
         )
     meta = dict(ds.metadata)
     if mass is not None:
@@ -139,7 +145,8 @@ def _check_capacity(ds, path):
         reason = problems[-1] if problems else f"{path}: no frame gets a capacity"
         reason = reason.replace("capacity is NaN for every frame", "").rstrip("; ")
         raise ValueError(f"{reason}; refusing to analyse {path} with no capacity per frame "
-                         "(fix the cycler data, or the frame times: seconds on one clock)")
+                         "(fix the cycler data, or the frame times: seconds on one clock; "
+                         "or give --time-offset-s: cycler time = frame time + offset, or auto)")
 
 
 #: Frames of at least this many pixels (instrument movies: 1200 x 1920) are measured on the
@@ -163,7 +170,7 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
     measured on the particles' crops (``analyze_streaming``, equal tables)."""
     from ._pipeline import analyze_dataset, dataset_name
 
-    ds = _read_dataset(path, pixel_nm, frame_interval_s, read)
+    ds = _read_dataset(path, pixel_nm, frame_interval_s, read, time_offset_s)
     if masks is not None:
         from ._measure import _check_labels
 

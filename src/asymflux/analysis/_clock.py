@@ -128,8 +128,9 @@ def estimate_time_offset(time_s, signal, cycler_time_s, cycler_signal, *, rate=F
     rate : bool
         Compare rates (differences over each interval) instead of values.
     search_s : float, optional
-        Trial offsets in ``[-search_s, search_s]``. Default: the camera record's duration
-        plus the cycler's.
+        Trial offsets in ``[-search_s, search_s]`` (around the offset that aligns the
+        records' starts when they do not overlap at all). Default: the camera record's
+        duration plus the cycler's.
     min_overlap : float
         Fraction of the camera's samples that must lie inside the cycler's record.
     positive : bool
@@ -158,6 +159,9 @@ def estimate_time_offset(time_s, signal, cycler_time_s, cycler_signal, *, rate=F
     if search_s is None:
         search_s = (t[-1] - t[0]) + (ct[-1] - ct[0])
     search_s = float(search_s)
+    # records that do not overlap at all (e.g. absolute and relative clocks): the trial
+    # offsets are centred on the one that aligns their starts
+    center = 0.0 if (ct[0] <= t[-1] and t[0] <= ct[-1]) else float(ct[0] - t[0])
     n_min = max(4, int(math.ceil(min_overlap * t.size)))
     if rate:
         a_t, b_t = t[:-1], t[1:]
@@ -195,7 +199,7 @@ def estimate_time_offset(time_s, signal, cycler_time_s, cycler_signal, *, rate=F
         return 1.0 - float(r @ r) / ss if ss > 0 else -np.inf
 
     step = max(min(dt_cam, dt_cyc) / 10.0, 2.0 * search_s / 4000.0)
-    grid = np.arange(-search_s, search_s + step / 2, step)
+    grid = center + np.arange(-search_s, search_s + step / 2, step)
     scores = np.array([score(d) for d in grid])
     if not np.isfinite(scores).any() or np.nanmax(scores) <= 0.5:
         best = float(np.max(scores)) if np.isfinite(scores).any() else math.nan
