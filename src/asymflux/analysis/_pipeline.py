@@ -196,9 +196,8 @@ def dataset_tables(dataset, name, ts, problems, *, window, asymmetry_threshold, 
     (:func:`summarize_particles`, with the dataset's ageing), and the warnings (``problems``,
     the measurement's own, and an empty vanish capacity) put into both tables and issued.
     Returns ``(particles, timeseries)``."""
-    from ._summary import summarize_particles
-
     from ._clock import add_cycler_columns, dataset_time_offset
+    from ._summary import summarize_particles
 
     meta = getattr(dataset, "metadata", None) or {}
     ts.insert(0, "dataset", name)
