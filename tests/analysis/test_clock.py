@@ -237,3 +237,34 @@ def test_cycler_file_on_an_absolute_clock(tmp_path):
     p, ts, _, _ = analyze_path(folder, read=read, time_offset_s="auto",
                                options={"register": False})
     assert abs(p.time_offset_s.iloc[0] - (epoch + 137.0)) <= p.time_offset_uncertainty_s.iloc[0]
+
+
+def test_instrument_file_recorded_voltage_against_a_cycler_file(tmp_path):
+    """An instrument HDF5 file (its potentiostat values on the camera's clock) analysed with
+    a separate cycler file on the cycler's clock: 'auto' aligns the two voltages."""
+    import h5py
+
+    from asymflux.analysis._cli import analyze_path
+
+    true = 57.0
+    ds = clock_dataset(true)
+    cyc = cycler_table(dt_s=2.0)
+    t_rec = np.arange(0.0, 1780.0, 1.0)  # the acquisition's samples, camera clock
+    v_rec = np.interp(t_rec + true, cyc.time_s, cyc.voltage_V)
+    i_rec = np.interp(t_rec + true, cyc.time_s, cyc.current_mA)
+    h5 = tmp_path / "run.h5"
+    with h5py.File(h5, "w") as f:
+        f["movie"] = ds.stack
+        f["movie"].attrs["pixel_nm"] = 65.0
+        f["camera_timing"] = ds.time_s
+        f["potentiostat_value"] = np.vstack([t_rec, v_rec, i_rec])
+    csv = tmp_path / "cycler.csv"
+    cyc.to_csv(csv, index=False)
+    p, ts, _, _ = analyze_path(h5, read={"echem": csv, "active_mass_mg": 1.0},
+                               masks=ds.masks, time_offset_s="auto",
+                               options={"register": False})
+    assert p.time_offset_method.iloc[0] == "recorded-voltage"
+    assert abs(p.time_offset_s.iloc[0] - true) <= p.time_offset_uncertainty_s.iloc[0] <= 1.5
+    one = ts[ts.particle_id == 1]
+    np.testing.assert_allclose(one.voltage_V, np.interp(one.cycler_time_s, cyc.time_s,
+                                                        cyc.voltage_V))

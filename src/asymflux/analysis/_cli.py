@@ -122,8 +122,11 @@ def _read_dataset(path, pixel_nm, frame_interval_s, read=None, time_offset_s=Non
     with_echem = dataclasses.replace(ds, echem=table, metadata=meta)
     if getattr(ds, "frame_intensity", None) is not None:  # the instrument's, not a field
         with_echem.frame_intensity = ds.frame_intensity
-    if getattr(ds, "echem", None) is not None:  # recorded on the camera's clock: --time-offset-s auto
-        with_echem.recorded_echem = ds.echem
+    if getattr(ds, "echem", None) is not None and path.is_file():
+        from asymflux.io.instrument import is_instrument_hdf5
+
+        if is_instrument_hdf5(path):  # potentiostat values on the camera's clock: "auto"
+            with_echem.recorded_echem = ds.echem
     return with_echem
 
 
