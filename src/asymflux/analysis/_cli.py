@@ -19,7 +19,8 @@ def register(subparsers) -> None:
             "differential intensity, unreacted region (dI < threshold), offset d of its centre "
             "from the particle's centre, and a symmetric/asymmetric classification. Writes "
             "DIR/particles.csv (one row per particle), DIR/timeseries.csv (one row per particle "
-            "and frame) and DIR/masks/<dataset>.tif (the labels used)."
+            "and frame, with the cycler's voltage and current at the frame), DIR/masks/<dataset>.tif "
+            "(the labels used) and DIR/clock.csv (the camera-cycler clock offset used)."
         ),
     )
     p.add_argument("datasets", nargs="+", metavar="DATASET", type=Path)
