@@ -105,16 +105,19 @@ def estimate_time_offset(time_s, signal, cycler_time_s, cycler_signal, *, rate=F
     samples. With ``rate=True`` both are differenced: the change of ``signal`` between
     consecutive samples against the change of the cycler's (cumulative) signal over the
     same interval shifted by δ, each divided by the interval (the particles' mean
-    intensity rises at a rate proportional to the current). The best δ maximises the
-    fraction of the variance explained (R²; with ``positive`` only fits with ``b > 0``),
-    over the samples inside the cycler's record (at least ``min_overlap`` of them).
+    intensity rises at a rate proportional to the current), with a gain that may drift
+    linearly over the record (``a + (b + c·t)·x``: an optical response that saturates).
+    The best δ maximises the fraction of the variance explained (R²; with ``positive``
+    only fits whose gain is positive), over the samples inside the cycler's record (at
+    least ``min_overlap`` of them); trial offsets on a grid (a tenth of the finer
+    sampling interval, at most 4001 of them), then a fine profile of ±3 intervals.
 
     Uncertainty: the residual sum of squares profiled over δ on the best δ's samples; the
-    interval where it rises by less than σ² (the residual variance, multiplied by
-    ``(1 + ρ) / (1 − ρ)`` for residuals with lag-one autocorrelation ρ > 0: fewer
-    independent samples) gives the statistical half-width, to which half the coarser
-    sampling interval (the frames' or the cycler's) is added in quadrature: a change
-    between two samples is not located better than that, whatever the fit says.
+    interval where it rises by less than σ² (the residual variance: Δχ² = 1) gives the
+    statistical half-width, to which half the coarser sampling interval (the frames' or
+    the cycler's) is added in quadrature: a change between two samples is not located
+    better than that, whatever the fit says (and a response that lags the current by a
+    fraction of an interval shifts the estimate within it).
 
     Parameters
     ----------
@@ -239,8 +242,9 @@ def estimate_time_offset(time_s, signal, cycler_time_s, cycler_signal, *, rate=F
     unc = math.hypot(stat, resolution)
     detail = (f"{METHODS.get(method, method)}; R² {scores.max():.4f} over {n} "
               f"{'intervals' if rate else 'samples'}; statistical ±{stat:.3g} s (the residual "
-              f"sum of squares within one residual variance of its minimum), sampling ±{resolution:.3g} s (half the "
-              f"{'frame' if dt_cam >= dt_cyc else 'cycler'} interval), in quadrature")
+              "sum of squares within one residual variance of its minimum), sampling "
+              f"±{resolution:.3g} s (half the {'frame' if dt_cam >= dt_cyc else 'cycler'} "
+              "interval), in quadrature")
     return TimeOffset(offset_s=d_best, uncertainty_s=float(unc), method=method or "estimate",
                       detail=detail)
 
