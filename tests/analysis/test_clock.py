@@ -268,3 +268,14 @@ def test_instrument_file_recorded_voltage_against_a_cycler_file(tmp_path):
     one = ts[ts.particle_id == 1]
     np.testing.assert_allclose(one.voltage_V, np.interp(one.cycler_time_s, cyc.time_s,
                                                         cyc.voltage_V))
+
+
+def test_one_particle_has_the_cycler_columns_of_the_dataset_table(analysed):
+    _, ts = analysed
+    ds = clock_dataset(0.0)
+    one = an.analyze_dataset_particle(ds, 1, register=False, time_offset_s=0.0).timeseries
+    rows = ts[ts.particle_id == 1].reset_index(drop=True)
+    for col in ("cycler_time_s", "voltage_V", "current_mA", "capacity_mAh_g"):
+        np.testing.assert_allclose(one[col], rows[col])
+    shifted = an.analyze_dataset_particle(ds, 1, register=False, time_offset_s=60.0).timeseries
+    np.testing.assert_allclose(shifted.cycler_time_s - shifted.time_s, 60.0)

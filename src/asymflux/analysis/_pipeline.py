@@ -341,6 +341,7 @@ def analyze_dataset_particle(
     chunk_frames=None,
     n_threads=None,
     progress=False,
+    time_offset_s=None,
 ):
     """One particle of a dataset through the pipeline of :func:`analyze_dataset`.
 
@@ -363,6 +364,8 @@ def analyze_dataset_particle(
         Known drift (e.g. from :func:`analyze_dataset`'s table) instead of estimating it.
     pad_px, crop
         See :func:`analyze_particle`.
+    time_offset_s : float, "auto" or TimeOffset, optional
+        As for :func:`analyze_dataset`.
 
     Returns
     -------
@@ -371,6 +374,10 @@ def analyze_dataset_particle(
     """
     from ._particle import analyze_particle
 
+    if time_offset_s is not None:
+        from ._clock import apply_time_offset
+
+        dataset = apply_time_offset(dataset, time_offset_s, masks=masks)
     check_analysis_options(threshold=threshold, edge_px=edge_px,
                            n_reference_frames=n_reference_frames, rolling_frames=rolling_frames,
                            drift_every=drift_every)
@@ -387,6 +394,9 @@ def analyze_dataset_particle(
     except ValueError as e:
         raise ValueError(str(e) if name in str(e) else f"{name}: {e}") from e
     result.timeseries.insert(0, "dataset", name)
+    from ._clock import add_cycler_columns
+
+    add_cycler_columns(dataset, result.timeseries)  # the columns analyze_dataset gives it
     problems = [*problems, *(f"{_where(dataset)}: {w}"
                              for w in result.timeseries.attrs.get("warnings", []))]
     _report((result.timeseries,), problems)
