@@ -394,9 +394,6 @@ def analyze_dataset_particle(
     except ValueError as e:
         raise ValueError(str(e) if name in str(e) else f"{name}: {e}") from e
     result.timeseries.insert(0, "dataset", name)
-    from ._clock import add_cycler_columns
-
-    add_cycler_columns(dataset, result.timeseries)  # the columns analyze_dataset gives it
     problems = [*problems, *(f"{_where(dataset)}: {w}"
                              for w in result.timeseries.attrs.get("warnings", []))]
     _report((result.timeseries,), problems)
