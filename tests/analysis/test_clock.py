@@ -279,3 +279,21 @@ def test_one_particle_takes_the_offset(analysed):
     np.testing.assert_allclose(one.capacity_mAh_g,
                                np.interp(rows.time_s + 60.0, e.time_s, e.capacity_mAh_g,
                                          right=np.nan))
+
+
+def test_analyze_path_takes_text_and_a_time_offset(tmp_path):
+    from asymflux.analysis._cli import analyze_path
+
+    ds = clock_dataset(0.0)
+    e = ds.echem.copy()
+    e["time_s"] = e["time_s"] + 5000.0  # no overlap without the offset
+    csv = tmp_path / "cycler.csv"
+    e.to_csv(csv, index=False)
+    bare = io.Dataset(stack=ds.stack, time_s=ds.time_s, pixel_nm=65.0, masks=ds.masks,
+                      metadata=ds.metadata)
+    folder = io.write_dataset(bare, tmp_path / "movie")
+    read = {"echem": csv, "active_mass_mg": 1.0}
+    for given in ("5000", an.TimeOffset(5000.0, method="given")):
+        p, _, _, _ = analyze_path(folder, read=read, time_offset_s=given,
+                                  options={"register": False})
+        assert p.time_offset_s.iloc[0] == 5000.0

@@ -104,9 +104,12 @@ def _read_dataset(path, pixel_nm, frame_interval_s, read=None, time_offset_s=Non
     t = table["time_s"].to_numpy()
     if not len(t):
         raise ValueError(f"{echem_path}: the cycler file holds no records")
-    shift = time_offset_s if isinstance(time_offset_s, int | float) else 0.0
-    if time_offset_s != "auto" and not (t[0] - shift <= ds.time_s[-1]
-                                        and ds.time_s[0] <= t[-1] - shift):
+    auto = str(time_offset_s).strip().lower() == "auto"
+    try:  # seconds, their text or a TimeOffset (apply_time_offset checks them)
+        shift = 0.0 if auto else float(getattr(time_offset_s, "offset_s", time_offset_s) or 0.0)
+    except (TypeError, ValueError):
+        shift = 0.0
+    if not auto and not (t[0] - shift <= ds.time_s[-1] and ds.time_s[0] <= t[-1] - shift):
         raise ValueError(
             f"{echem_path}: the cycler records ({t[0]:g}-{t[-1]:g} s) do not overlap the frames of "
             f"{path} ({ds.time_s[0]:g}-{ds.time_s[-1]:g} s"
