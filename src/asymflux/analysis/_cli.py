@@ -19,7 +19,8 @@ def register(subparsers) -> None:
             "differential intensity, unreacted region (dI < threshold), offset d of its centre "
             "from the particle's centre, and a symmetric/asymmetric classification. Writes "
             "DIR/particles.csv (one row per particle), DIR/timeseries.csv (one row per particle "
-            "and frame) and DIR/masks/<dataset>.tif (the labels used)."
+            "and frame, with the cycler's voltage and current at the frame), DIR/masks/<dataset>.tif "
+            "(the labels used) and DIR/clock.csv (the camera-cycler clock offset used)."
         ),
     )
     p.add_argument("datasets", nargs="+", metavar="DATASET", type=Path)
@@ -30,8 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--frame-interval-s", type=float, metavar="S",
                    help="time between frames for bare stacks")
     p.add_argument("--echem", type=Path, metavar="FILE",
-                   help="bare stacks: the cycler file of the movie (any brand, docs/formats.md), "
-                        "on the frames' clock")
+                   help="bare stacks: the cycler file of the movie (any brand, docs/formats.md); "
+                        "its clock against the frames': --time-offset-s")
     p.add_argument("--active-mass-mg", type=float, metavar="M",
                    help="bare stacks: active mass, mg (capacity per gram)")
     p.add_argument("--channel", type=int, metavar="K",
@@ -40,6 +41,12 @@ def register(subparsers) -> None:
     p.add_argument("--frame-axis", metavar="AX",
                    help="bare stacks: the TIFF axis that holds the frames (e.g. Z for a z-stack "
                         "recorded as slices)")
+    p.add_argument("--time-offset-s", metavar="S|auto", default=None,
+                   help="the cycler's clock against the camera's: cycler time = frame time + S "
+                        "(seconds; default: the dataset's own, else 0). 'auto' estimates it "
+                        "with its uncertainty (the camera-recorded voltage against the cycler "
+                        "file's, else the particles' mean intensity against the cycler's "
+                        "current; docs/analysis.md). Stored in clock.csv and the tables")
     p.add_argument("--threshold", type=float, default=0.05,
                    help="dI below which a pixel is unreacted (default 0.05)")
     p.add_argument("--edge-px", type=int, default=2,
@@ -79,7 +86,7 @@ def register(subparsers) -> None:
     c.set_defaults(func=run_cohort)
 
 
-def _read_dataset(path, pixel_nm, frame_interval_s, read=None):
+def _read_dataset(path, pixel_nm, frame_interval_s, read=None, time_offset_s=None):
     from asymflux import io
 
     path = Path(path)
@@ -99,10 +106,19 @@ def _read_dataset(path, pixel_nm, frame_interval_s, read=None):
     t = table["time_s"].to_numpy()
     if not len(t):
         raise ValueError(f"{echem_path}: the cycler file holds no records")
-    if not (t[0] <= ds.time_s[-1] and ds.time_s[0] <= t[-1]):
+    auto = str(time_offset_s).strip().lower() == "auto"
+    try:  # seconds, their text or a TimeOffset (apply_time_offset checks them)
+        shift = 0.0 if auto else float(getattr(time_offset_s, "offset_s", time_offset_s) or 0.0)
+    except (TypeError, ValueError):
+        shift = 0.0
+    if not auto and not (t[0] - shift <= ds.time_s[-1] and ds.time_s[0] <= t[-1] - shift):
         raise ValueError(
             f"{echem_path}: the cycler records ({t[0]:g}-{t[-1]:g} s) do not overlap the frames of "
-            f"{path} ({ds.time_s[0]:g}-{ds.time_s[-1]:g} s); both must be on one clock (seconds)"
+            f"{path} ({ds.time_s[0]:g}-{ds.time_s[-1]:g} s"
+            + (f", {ds.time_s[0] + shift:g}-{ds.time_s[-1] + shift:g} s on the cycler's clock "
+               f"with --time-offset-s {shift:g}" if shift else "")
+            + "); both must be on one clock (seconds): give --time-offset-s (cycler time = "
+            "frame time + offset) or auto"
         )
     meta = dict(ds.metadata)
     if mass is not None:
@@ -112,6 +128,11 @@ def _read_dataset(path, pixel_nm, frame_interval_s, read=None):
     with_echem = dataclasses.replace(ds, echem=table, metadata=meta)
     if getattr(ds, "frame_intensity", None) is not None:  # the instrument's, not a field
         with_echem.frame_intensity = ds.frame_intensity
+    if getattr(ds, "echem", None) is not None and path.is_file():
+        from asymflux.io.instrument import is_instrument_hdf5
+
+        if is_instrument_hdf5(path):  # potentiostat values on the camera's clock: "auto"
+            with_echem.recorded_echem = ds.echem
     return with_echem
 
 
@@ -133,7 +154,8 @@ def _check_capacity(ds, path):
         reason = problems[-1] if problems else f"{path}: no frame gets a capacity"
         reason = reason.replace("capacity is NaN for every frame", "").rstrip("; ")
         raise ValueError(f"{reason}; refusing to analyse {path} with no capacity per frame "
-                         "(fix the cycler data, or the frame times: seconds on one clock)")
+                         "(fix the cycler data, or the frame times: seconds on one clock; "
+                         "or give --time-offset-s: cycler time = frame time + offset, or auto)")
 
 
 #: Frames of at least this many pixels (instrument movies: 1200 x 1920) are measured on the
@@ -143,8 +165,13 @@ STREAM_MIN_PIXELS = 1 << 20
 
 
 def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, options=None,
-                 progress=False, read=None, masks_source=None):
+                 progress=False, read=None, masks_source=None, time_offset_s=None):
     """Read one dataset and analyse it: ``(particles, timeseries, labels, name)``.
+
+    ``time_offset_s`` (s, ``"auto"`` or None): ``cycler_time_s = camera_time_s +
+    time_offset_s`` (:func:`~asymflux.analysis.apply_time_offset`), applied before the
+    capacity check; the offset used is in the tables (``time_offset_*`` columns and
+    ``attrs["time_offset"]``).
 
     Refuses (ValueError) a dataset whose cycler data give no frame a capacity, and masks
     (named ``masks_source``) that do not fit its frames. The warnings about the result are
@@ -152,12 +179,19 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
     measured on the particles' crops (``analyze_streaming``, equal tables)."""
     from ._pipeline import analyze_dataset, dataset_name
 
-    ds = _read_dataset(path, pixel_nm, frame_interval_s, read)
+    ds = _read_dataset(path, pixel_nm, frame_interval_s, read, time_offset_s)
     if masks is not None:
         from ._measure import _check_labels
 
         masks = _check_labels(masks, ds.stack.shape[1:],
                               name=f"{masks_source or 'given'} (for {path}): masks")
+    if time_offset_s is not None:
+        from ._clock import apply_time_offset
+
+        try:
+            ds = apply_time_offset(ds, time_offset_s, masks=masks)
+        except ValueError as e:
+            raise ValueError(str(e) if str(path) in str(e) else f"{path}: {e}") from e
     _check_capacity(ds, path)
     if getattr(ds, "pixel_nm", None) is None and pixel_nm is not None:
         ds.pixel_nm = pixel_nm
@@ -380,7 +414,8 @@ def run_analyze(args: argparse.Namespace) -> int:
         echem_format(args.echem)  # a missing or non-cycler file is refused before any work
     kw = {"pixel_nm": args.pixel_nm, "frame_interval_s": args.frame_interval_s, "masks": masks,
           "options": options, "read": read,
-          "masks_source": str(args.masks) if args.masks else None}
+          "masks_source": str(args.masks) if args.masks else None,
+          "time_offset_s": _time_offset_option(args.time_offset_s)}
     failures = {}
     if len(paths) == 1 and not args.scheduler:
         results = [analyze_path(paths[0], progress=True, **kw)]  # errors: exit 2, nothing written
@@ -422,6 +457,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         for name, labels in labels_of.items():
             tifffile.imwrite(folder / "masks" / f"{name}.tif",
                              labels.astype("uint16" if labels.max() < 65536 else "uint32"))
+        _write_clock(folder, particles)
         if failed_rows:  # the record that this set lacks datasets, and why
             pd.DataFrame(failed_rows, columns=["dataset", "name", "error"]).to_csv(
                 folder / "failures.csv", index=False)
@@ -442,6 +478,37 @@ def run_analyze(args: argparse.Namespace) -> int:
         return 2
     print(f"analysed {len(paths)} dataset(s), {n} particle(s) -> {out}")
     return 0
+
+
+def _time_offset_option(value):
+    """``--time-offset-s``: None, ``"auto"`` or a finite number of seconds (ValueError)."""
+    if value is None or str(value).strip().lower() == "auto":
+        return None if value is None else "auto"
+    import math
+
+    try:
+        out = float(value)
+    except ValueError:
+        raise ValueError(f"--time-offset-s: expected seconds or 'auto', got {value!r}") from None
+    if not math.isfinite(out):
+        raise ValueError(f"--time-offset-s must be a finite number of seconds, got {value}")
+    return out
+
+
+def _write_clock(folder, particles):
+    """``clock.csv``: one row per dataset, the clock offset used and how it was obtained."""
+    import pandas as pd
+
+    rows = []
+    for p in particles:
+        clock = dict(p.attrs.get("time_offset") or {})
+        if len(p) and "time_offset_s" in p.columns:
+            for col in ("time_offset_s", "time_offset_uncertainty_s", "time_offset_method"):
+                clock.setdefault(col, p[col].iloc[0])
+            rows.append({"dataset": p["dataset"].iloc[0], **clock})
+    cols = ["dataset", "time_offset_s", "time_offset_uncertainty_s", "time_offset_method",
+            "time_offset_detail"]
+    pd.DataFrame(rows, columns=cols).to_csv(folder / "clock.csv", index=False)
 
 
 def print_warnings(command, problems):

@@ -219,14 +219,20 @@ def dataset_tables(dataset, name, ts, problems, *, window, asymmetry_threshold, 
     (:func:`summarize_particles`, with the dataset's ageing), and the warnings (``problems``,
     the measurement's own, and an empty vanish capacity) put into both tables and issued.
     Returns ``(particles, timeseries)``."""
+    from ._clock import add_cycler_columns, dataset_time_offset
     from ._half_cycles import summarize_half_cycles
     from ._summary import summarize_particles
 
     meta = getattr(dataset, "metadata", None) or {}
     ts.insert(0, "dataset", name)
+    ts = add_cycler_columns(dataset, ts)
     particles = summarize_half_cycles(ts, lambda rows: summarize_particles(
         rows, window=window, asymmetry_threshold=asymmetry_threshold, statistic=statistic))
     particles.insert(1, "ageing", str(meta.get("ageing", "unknown")))
+    clock = dataset_time_offset(dataset).as_dict()
+    for col in ("time_offset_s", "time_offset_uncertainty_s", "time_offset_method"):
+        particles[col] = clock[col]
+    particles.attrs["time_offset"] = clock
     problems = [*problems, *(f"{_where(dataset)}: {w}" for w in ts.attrs.get("warnings", []))]
     if (not problems and particles["vanish_frame"].notna().any()
             and particles["vanish_capacity_mAh_g"].isna().all()):
@@ -255,6 +261,7 @@ def analyze_dataset(
     n_threads=None,
     progress=False,
     return_labels=False,
+    time_offset_s=None,
 ):
     """Measure and classify every particle of an :class:`asymflux.io.Dataset`.
 
@@ -291,19 +298,32 @@ def analyze_dataset(
         See :func:`particle_timeseries`.
     return_labels : bool
         Also return the labels used.
+    time_offset_s : float, "auto" or TimeOffset, optional
+        The cycler's clock against the camera's: ``cycler_time_s = camera_time_s +
+        time_offset_s`` (s); ``"auto"`` estimates it
+        (:func:`~asymflux.analysis.estimate_dataset_time_offset`). Default: the
+        dataset's own (:func:`~asymflux.analysis.apply_time_offset`), else 0.
 
     Returns
     -------
     particles : pandas.DataFrame
         One row per particle (:func:`summarize_particles`) with ``dataset`` and
-        ``ageing`` first.
+        ``ageing`` first, and the clock offset (``time_offset_s``,
+        ``time_offset_uncertainty_s``, ``time_offset_method``; all of it in
+        ``attrs["time_offset"]``).
     timeseries : pandas.DataFrame
-        One row per particle and frame (:func:`particle_timeseries`) with ``dataset``.
+        One row per particle and frame (:func:`particle_timeseries`) with ``dataset``,
+        and each frame's ``cycler_time_s``, ``voltage_V`` and ``current_mA`` (the
+        cycler's, interpolated; NaN outside its record).
     labels : (n_row, n_col) int array
         Only with ``return_labels``.
     """
     from ._measure import particle_timeseries
 
+    if time_offset_s is not None:
+        from ._clock import apply_time_offset
+
+        dataset = apply_time_offset(dataset, time_offset_s, masks=masks)
     check_analysis_options(threshold=threshold, edge_px=edge_px,
                            n_reference_frames=n_reference_frames, rolling_frames=rolling_frames,
                            window=window, asymmetry_threshold=asymmetry_threshold,
@@ -351,6 +371,7 @@ def analyze_dataset_particle(
     chunk_frames=None,
     n_threads=None,
     progress=False,
+    time_offset_s=None,
 ):
     """One particle of a dataset through the pipeline of :func:`analyze_dataset`.
 
@@ -373,6 +394,8 @@ def analyze_dataset_particle(
         Known drift (e.g. from :func:`analyze_dataset`'s table) instead of estimating it.
     pad_px, crop
         See :func:`analyze_particle`.
+    time_offset_s : float, "auto" or TimeOffset, optional
+        As for :func:`analyze_dataset`.
 
     Returns
     -------
@@ -381,6 +404,10 @@ def analyze_dataset_particle(
     """
     from ._particle import analyze_particle
 
+    if time_offset_s is not None:
+        from ._clock import apply_time_offset
+
+        dataset = apply_time_offset(dataset, time_offset_s, masks=masks)
     check_analysis_options(threshold=threshold, edge_px=edge_px,
                            n_reference_frames=n_reference_frames, rolling_frames=rolling_frames,
                            drift_every=drift_every)
@@ -422,7 +449,7 @@ def analyze_dataset_particle(
 
 #: What ``asymflux analyze`` writes into its output folder (a rewrite replaces all of them).
 ANALYZE_OUTPUTS = ("particles.csv", "particles.parquet", "timeseries.csv", "timeseries.parquet",
-                   "masks", "failures.csv")
+                   "masks", "failures.csv", "clock.csv")
 
 
 def is_analyze_output(folder) -> bool:

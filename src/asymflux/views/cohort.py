@@ -73,6 +73,10 @@ class CohortBrowser(pn.viewable.Viewer):
             pn.bind(self._as_row, pn.bind(self._particle_plot, self.param.particle)),
             name="particle", loading_indicator=True)
         self.downloads = self._make_downloads()  # file name -> button: PNG/figure, CSV/table
+        self._series = {}  # spec -> the dataset's timeseries (the dQ/dV figure)
+        self.dqdv_pane = pn.panel(pn.bind(self._as_row, pn.bind(self._dqdv_plot,
+                                                                 self.param.particle)),
+                                  name="dqdv")
 
     # ------------------------------------------------------------------ loading
 
@@ -173,6 +177,7 @@ class CohortBrowser(pn.viewable.Viewer):
             else:
                 _ds, particles, ts, labels = result
                 analyzed[spec] = (particles, ts, labels)
+        self._series = {spec: r[1] for spec, r in analyzed.items()}
         if not analyzed:
             self._fail(errors or ["no datasets"])
             return
@@ -308,6 +313,19 @@ class CohortBrowser(pn.viewable.Viewer):
         k = (k * hv.DynamicMap(pn.bind(kymo_marker, frame_stream))).opts(width=380, height=340)
         return hv.Layout([movie_dm, d, k]).cols(3).opts(shared_axes=False)
 
+    def _dqdv_plot(self, particle):
+        """dQ/dV beside the mean optical signal of the chosen particle's dataset."""
+        from asymflux.analysis import incremental_capacity_table
+
+        ts = self._series.get(particle[0]) if particle is not None else None
+        if ts is None or "voltage_V" not in ts or not np.isfinite(ts["voltage_V"]).any():
+            return K.empty_plot("no cycler voltage per frame: no dQ/dV")
+        name = ts["dataset"].iloc[0] if "dataset" in ts else particle[0]
+        fig = plots.dqdv_optical(incremental_capacity_table(ts),
+                                 title=f"dQ/dV and the mean optical signal: {name}")
+        return fig.opts(shared_axes=False).map(lambda o: o.opts(width=540, height=320),
+                                               ["Overlay"])
+
     # The figures of a particle, from the builders of asymflux.plots (also for the PNG files).
 
     @staticmethod
@@ -440,6 +458,8 @@ class CohortBrowser(pn.viewable.Viewer):
             self.particle_pane,
             pn.Row(pn.pane.Markdown("Download:", **label), d["frame.png"], d["d_capacity.png"],
                    d["kymograph.png"], d["timeseries.csv"]),
+            pn.pane.Markdown("### dQ/dV and the mean optical signal (the particle's dataset)"),
+            self.dqdv_pane,
             width=1200,
         )
 
