@@ -173,9 +173,14 @@ def cmd_fit(args) -> int:
     import numpy as np
 
     from . import fit, io
-    from ._atomic import check_output, output_errors, write_text_atomic
+    from ._atomic import check_output, output_errors
     from ._validate import check_range
+    from .provenance import provenance, write_beside
 
+    if args.all:
+        return _fit_all(args)
+    if args.particle is None:
+        raise ValueError("give --particle ID (one particle) or --all (every particle)")
     check_range("--particle", args.particle, 1, None, integer=True)
     if args.rate_mA_g is not None:
         low, high, _ = io.dataset.NUMERIC_METADATA["rate_mA_g"]
@@ -205,14 +210,92 @@ def cmd_fit(args) -> int:
     result = fit.fit_dataset(dataset, args.particle, masks=masks, rate_mA_g=args.rate_mA_g,
                              max_arcs=args.max_arcs, surface=surface, progress=True)
     summary = {"dataset": str(args.dataset), "particle_id": int(args.particle), **result.summary()}
-    with output_errors(out):
-        write_text_atomic(out, json.dumps(summary, indent=2, default=float) + "\n")
+    record = provenance("fit", inputs=inputs, options=args, outputs=[out],
+                        extra={"uncertainty_method": fit.UNCERTAINTY_METHOD})
+    with output_errors(out), write_beside(out, record) as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=2, default=float) + "\n", encoding="utf-8")
     print(f"{result.model}: blocked {summary['blocked']}, diffusivity x{result.diffusivity_scale:.3g}, "
           f"rms dI {result.rms:.4f}")
     for k, arc in enumerate(summary["arcs"] if args.kinetic else [], start=1):
         print(f"  arc {k}: R_film {arc['resistance_ohm_m2']:.3g} ohm m2, effective eta "
               f"{arc['eta_effective']:.3f} (first 10 min at 100 mA/g)")
     print(f"wrote {args.out}")
+    return 0
+
+
+def _fit_all(args) -> int:
+    """``asymflux fit DATASET --all --out DIR``: every particle, joined to DIR's tables."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from . import fit, fit_batch, io
+    from ._atomic import check_output, output_errors
+    from ._validate import check_range
+    from .analysis._pipeline import dataset_name, is_analyze_output, write_tables
+    from .provenance import provenance, to_json
+
+    if args.particle is not None:
+        raise ValueError("--particle and --all cannot be combined")
+    check_range("--workers", args.workers, 1, fit_batch.MAX_WORKERS, integer=True)
+    if args.rate_mA_g is not None:
+        low, high, _ = io.dataset.NUMERIC_METADATA["rate_mA_g"]
+        check_range("--rate-mA-g", args.rate_mA_g, low, high, low_inclusive=False)
+    inputs = dataset_inputs(args.dataset) + ([Path(args.masks)] if args.masks else [])
+    out = check_output(args.out, folder=True, inputs=inputs, input_folders=[args.dataset],
+                       accept_folder=lambda d: is_analyze_output(d) or (Path(d) / "fits.csv").is_file())
+    particles_csv = Path(out) / "particles.csv"
+    particles = pd.read_csv(particles_csv) if particles_csv.is_file() else None
+    dataset = io.read_dataset(args.dataset)
+    if args.masks:
+        from .analysis._measure import _check_labels
+
+        masks = _check_labels(io.read_masks(args.masks), dataset.stack.shape[1:],
+                              name=f"--masks {args.masks}: masks")
+    else:
+        masks = None
+    labels = masks if masks is not None else dataset.masks
+    if labels is None:
+        raise ValueError(f"{args.dataset}: no particle masks; curate or detect particles first, "
+                         "or pass --masks")
+    ids = [int(i) for i in np.unique(labels[labels > 0])]
+    if not ids:
+        raise ValueError(f"{args.dataset}: the masks hold no particle")
+    if args.rate_mA_g is None and dataset.metadata.get("rate_mA_g") is None:
+        raise ValueError(f"{args.dataset}: metadata has no rate_mA_g; pass --rate-mA-g")
+    name = dataset_name(dataset)
+    surface = "kinetic" if args.kinetic else "prescribed"
+    print(f"fitting {len(ids)} particle(s) of {args.dataset} ({surface} surface, up to "
+          f"{args.max_arcs} arc(s), {min(args.workers, len(ids))} process(es)) ...", flush=True)
+    summaries, failures = fit_batch.fit_all(
+        args.dataset, ids, masks=masks, workers=args.workers, progress=True,
+        rate_mA_g=args.rate_mA_g, max_arcs=args.max_arcs, surface=surface)
+    if not summaries:
+        raise ValueError(f"every particle failed ({len(ids)}); nothing written: "
+                         + "; ".join(f"{k}: {v}" for k, v in failures.items()))
+    fits = fit_batch.fits_table(name, summaries, failures)
+    tables = {"fits": fits}
+    if particles is not None:
+        tables["particles"] = fit_batch.join_fits(particles, fits)
+    record = provenance("fit", inputs=inputs, options=args,
+                        outputs=[Path(out) / f"{t}.csv" for t in tables] + [Path(out) / "fits.json"],
+                        extra={"uncertainty_method": fit.UNCERTAINTY_METHOD})
+    details = [{"dataset": name, "particle_id": pid, **s} for pid, s in summaries.items()]
+
+    def files(folder):
+        (folder / "fits.json").write_text(json.dumps(details, indent=2, default=float) + "\n",
+                                          encoding="utf-8")
+        (folder / "provenance.json").write_text(to_json(record), encoding="utf-8")
+
+    with output_errors(out):
+        write_tables(out, tables, files=files, replaces=("fits.json", "provenance.json"))
+    joined = " (joined to particles.csv)" if particles is not None else ""
+    print(f"fitted {len(summaries)} of {len(ids)} particle(s) -> {out}/fits.csv{joined}")
+    if failures:
+        print(f"asymflux fit: {len(failures)} particle(s) failed: "
+              + ", ".join(map(str, failures)), file=sys.stderr)
+        return 2
     return 0
 
 
@@ -299,10 +382,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-data", action="store_true", help="only the model figures, no demo datasets")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("fit", help="infer the blocked arcs of one particle from its movie")
+    p = sub.add_parser("fit", help="infer the blocked arcs of one particle (or --all) from its movie")
     p.add_argument("dataset", metavar="DATASET", help="dataset folder")
-    p.add_argument("--particle", type=int, required=True, metavar="ID", help="particle label")
-    p.add_argument("--out", required=True, metavar="FILE.json")
+    p.add_argument("--particle", type=int, default=None, metavar="ID",
+                   help="particle label (or --all)")
+    p.add_argument("--all", action="store_true",
+                   help="fit every particle (in parallel) and write DIR/fits.csv, fits.json and "
+                        "provenance.json; when --out is an `asymflux analyze` output, the fits "
+                        "(model, arcs, eta or R_film, each with its standard error) are joined "
+                        "to its particles.csv")
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="--all: worker processes, 1 or 2 (default 2)")
+    p.add_argument("--out", required=True, metavar="FILE.json|DIR",
+                   help="the fit as JSON (beside it FILE.provenance.json); with --all a folder")
     p.add_argument("--masks", default=None, metavar="FILE", help="labels image (default: the dataset's)")
     p.add_argument("--rate-mA-g", type=float, default=None, help="charge rate (default: metadata)")
     p.add_argument("--max-arcs", type=int, default=2, choices=(0, 1, 2))
