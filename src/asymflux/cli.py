@@ -102,7 +102,7 @@ def cmd_simulate(args) -> int:
     import numpy as np
 
     from . import model
-    from ._atomic import atomic_path, check_output, output_errors
+    from ._atomic import check_output, output_errors
     from ._validate import check_range
 
     out = check_output(args.out)
@@ -126,7 +126,10 @@ def cmd_simulate(args) -> int:
             "diffusivity_m2_s": args.diffusivity_m2_s, "theta0": res.theta0,
             "radius_um": args.radius_um, "rate_mA_g": rate, "blocked": surface.label,
             "surface": "kinetic" if surface.is_kinetic else "prescribed", "pixel_nm": pixel_nm}
-    with output_errors(out), atomic_path(out) as tmp:
+    from .provenance import provenance, write_beside
+
+    record = provenance("simulate", options=args, outputs=[out])
+    with output_errors(out), write_beside(out, record) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(
                 fh, minutes=np.asarray(minutes, dtype=float), x_um=img.x_um, y_um=img.y_um,
@@ -286,16 +289,39 @@ def _fit_all(args) -> int:
     def files(folder):
         (folder / "fits.json").write_text(json.dumps(details, indent=2, default=float) + "\n",
                                           encoding="utf-8")
-        (folder / "provenance.json").write_text(to_json(record), encoding="utf-8")
+        (folder / "fits.provenance.json").write_text(to_json(record), encoding="utf-8")
 
-    with output_errors(out):
-        write_tables(out, tables, files=files, replaces=("fits.json", "provenance.json"))
+    with output_errors(out):  # the folder's provenance.json stays analyze's
+        write_tables(out, tables, files=files, replaces=("fits.json", "fits.provenance.json"))
     joined = " (joined to particles.csv)" if particles is not None else ""
     print(f"fitted {len(summaries)} of {len(ids)} particle(s) -> {out}/fits.csv{joined}")
     if failures:
         print(f"asymflux fit: {len(failures)} particle(s) failed: "
               + ", ".join(map(str, failures)), file=sys.stderr)
         return 2
+    return 0
+
+
+def cmd_report(args) -> int:
+    from . import report
+    from ._atomic import check_output, output_errors
+    from .provenance import options_of
+
+    results = Path(args.results)
+    if not (results / "particles.csv").is_file():
+        raise ValueError(f"{results}: no particles.csv (run `asymflux analyze ... --out {results}` "
+                         "first)")
+    for d in args.dataset:
+        if not Path(d).exists():
+            raise ValueError(f"--dataset {d}: does not exist")
+    out = check_output(args.out, folder=True, inputs=[results / "particles.csv"],
+                       input_folders=[results, *args.dataset],
+                       accept_folder=lambda d: any(Path(d).glob("*.html")))
+    with output_errors(out):
+        written = report.write_reports(results, out, datasets=args.dataset,
+                                       options=options_of(args), progress=True)
+    for f in written:
+        print(f"wrote {f}")
     return 0
 
 
@@ -388,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="particle label (or --all)")
     p.add_argument("--all", action="store_true",
                    help="fit every particle (in parallel) and write DIR/fits.csv, fits.json and "
-                        "provenance.json; when --out is an `asymflux analyze` output, the fits "
+                        "fits.provenance.json; when --out is an `asymflux analyze` output, the fits "
                         "(model, arcs, eta or R_film, each with its standard error) are joined "
                         "to its particles.csv")
     p.add_argument("--workers", type=int, default=2, metavar="N",
@@ -404,6 +430,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "effective eta (charge-weighted flux ratio, first 10 min of a 100 mA/g "
                         "charge, docs/calibration.md)")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser(
+        "report", help="one self-contained HTML report per dataset of an analyze output",
+        description="Write DIR/<dataset>.html for every dataset of RESULTS (an `asymflux analyze` "
+                    "output, with the fits of `asymflux fit --all` if present): particle "
+                    "thumbnails with outlines, quality flags, d(capacity) with its band, "
+                    "kymographs, classification, the fit, and the provenance (versions, input "
+                    "files with size and SHA-256, every option). Images are embedded; the files "
+                    "link to nothing outside themselves.")
+    p.add_argument("results", type=Path, metavar="RESULTS", help="an `asymflux analyze` output folder")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="folder for the HTML files and provenance.json")
+    p.add_argument("--dataset", action="append", default=[], type=Path, metavar="PATH",
+                   help="a dataset of the results, for frame thumbnails and kymographs (repeat; "
+                        "default: the datasets named in RESULTS/provenance.json that exist)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "echem", help="read a cycler file of any brand: our columns, and cycles with a mass")
