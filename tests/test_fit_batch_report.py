@@ -188,3 +188,46 @@ def test_fit_all_on_a_small_demo_dataset_joins_particles_and_feeds_the_report(tm
     assert cli.main(["report", str(res), "--out", str(out)]) == 0  # the dataset from provenance
     text = (out / "aged.html").read_text()
     assert "dI along the horizontal line" in text  # kymographs of the movie
+
+
+def test_fit_all_cli_joins_and_keeps_the_fits_of_other_datasets(tmp_path, capsys, monkeypatch):
+    """The CLI's bookkeeping (the fits themselves stubbed: fit_all is tested by the slow test)."""
+    from asymflux import io
+
+    labels = np.zeros((40, 48), np.uint16)
+    labels[10:20, 10:20], labels[22:32, 25:35] = 1, 2
+    ds = io.Dataset(stack=np.full((4, 40, 48), 100.0, np.float32), time_s=np.arange(4) * 30.0,
+                    pixel_nm=65.0, metadata={"name": "b", "rate_mA_g": 100.0, "ageing": "fresh",
+                                              "material": "NMC88", "cell": "half-cell"},
+                    masks=labels)
+    folder = io.write_dataset(ds, tmp_path / "b")
+    res = tmp_path / "res"
+    res.mkdir()
+    pd.DataFrame({"dataset": ["a", "b", "b"], "particle_id": [1, 1, 2],
+                  "classification": ["symmetric"] * 3}).to_csv(res / "particles.csv", index=False)
+    pd.DataFrame({"dataset": ["a"], "particle_id": [1], "fit_model": ["none"]}).to_csv(
+        res / "fits.csv", index=False)
+    seen = {}
+
+    def fake_fit_all(path, ids, **kw):
+        seen.update(ids=list(ids), workers=kw["workers"])
+        summary = {"model": "one arc", "surface": "prescribed", "blocked": "90:0.3:0.2",
+                   "diffusivity_scale": 1.0, "rms_dI": 0.01, "r_squared": 0.9,
+                   "arcs": [{"center_deg": 90.0, "fraction": 0.3, "eta": 0.2}],
+                   "uncertainties": {"center_deg_1": 3.0, "fraction_1": 0.02, "eta_1": 0.04}}
+        return {1: summary}, {2: "ValueError: too small"}
+
+    monkeypatch.setattr(fit_batch, "fit_all", fake_fit_all)
+    code = cli.main(["fit", str(folder), "--all", "--workers", "1", "--out", str(res)])
+    assert code == 2 and "1 particle(s) failed: 2" in capsys.readouterr().err  # the others written
+    assert seen == {"ids": [1, 2], "workers": 1}
+    fits = pd.read_csv(res / "fits.csv")
+    assert sorted(zip(fits["dataset"], fits["particle_id"], fits["fit_model"], strict=True)) == [
+        ("a", 1, "none"), ("b", 1, "one arc"), ("b", 2, "failed")]
+    p = pd.read_csv(res / "particles.csv").set_index(["dataset", "particle_id"])
+    assert p.loc[("b", 1), "fit_center_deg_1_se"] == 3.0
+    assert p.loc[("b", 2), "fit_error"] == "ValueError: too small"
+    assert pd.isna(p.loc[("a", 1), "fit_model"])
+    assert json.loads((res / "fits.provenance.json").read_text())["options"]["all"] is True
+    assert cli.main(["fit", str(folder), "--all", "--workers", "3", "--out", str(res)]) == 2
+    assert "--workers" in capsys.readouterr().err

@@ -278,13 +278,27 @@ def _fit_all(args) -> int:
         raise ValueError(f"every particle failed ({len(ids)}); nothing written: "
                          + "; ".join(f"{k}: {v}" for k, v in failures.items()))
     fits = fit_batch.fits_table(name, summaries, failures)
-    tables = {"fits": fits}
+    details = [{"dataset": name, "particle_id": pid, **s} for pid, s in summaries.items()]
+    if (Path(out) / "fits.csv").is_file():  # other datasets' fits of this folder are kept
+        old = pd.read_csv(Path(out) / "fits.csv")
+        if "dataset" in old.columns:
+            old = old[old["dataset"].astype(str) != name]
+            fits_all = pd.concat([old, fits], ignore_index=True) if len(old) else fits
+        else:
+            fits_all = fits
+        try:
+            old_details = json.loads((Path(out) / "fits.json").read_text(encoding="utf-8"))
+            details = [d for d in old_details if str(d.get("dataset")) != name] + details
+        except (OSError, ValueError, AttributeError):
+            pass
+    else:
+        fits_all = fits
+    tables = {"fits": fits_all}
     if particles is not None:
         tables["particles"] = fit_batch.join_fits(particles, fits)
     record = provenance("fit", inputs=inputs, options=args,
                         outputs=[Path(out) / f"{t}.csv" for t in tables] + [Path(out) / "fits.json"],
                         extra={"uncertainty_method": fit.UNCERTAINTY_METHOD})
-    details = [{"dataset": name, "particle_id": pid, **s} for pid, s in summaries.items()]
 
     def files(folder):
         (folder / "fits.json").write_text(json.dumps(details, indent=2, default=float) + "\n",
