@@ -295,7 +295,7 @@ UNCERTAINTY_METHOD = (
     "correlated noise and model error; the spatial correlation length is poorly determined by "
     "one residual field, so each standard error is the largest over lengths of 2-32 px and the "
     "one estimated; plus a model-error term for each arc's fraction (5 % of the fraction, in "
-    "quadrature: the fit's geometry against the demo generator's, docs/analysis.md)")
+    "quadrature: a prescribed eta fitted to film-covered arcs, docs/analysis.md)")
 """How :func:`fit_particle` estimates its standard errors (``fit.json``: ``uncertainty_method``)."""
 
 CORRELATION_LENGTHS_PX = (2.0, 4.0, 8.0, 16.0, 32.0)
@@ -303,10 +303,12 @@ CORRELATION_LENGTHS_PX = (2.0, 4.0, 8.0, 16.0, 32.0)
 :func:`residual_covariance_se` takes the largest standard error (with the estimated one)."""
 
 MODEL_ERROR_FRACTION_REL = 0.05
-"""Model-error term of an arc's fraction, relative: on 22 demo particles with one arc the
-fit's fraction was below the truth by 7.8 % rms (the demo simulates an equivalent disk mapped
-onto the outline, the fit the outline itself); 5 % in quadrature with the statistical error
-brings the truth within two standard errors in 22 of 22 (``benchmarks/bench_fit_coverage.py``)."""
+"""Model-error term of an arc's fraction, relative: on 22 demo particles with one arc (21 of
+them simulated with film arcs: the kinetic surface) the prescribed fit's fraction was below
+the truth by 7.8 % rms, a constant η standing in for a film whose share of the flux changes
+during the charge (the kinetic fit's fraction was not biased); 5 % in quadrature with the
+statistical error brings the truth within two standard errors in 22 of 22
+(``benchmarks/bench_fit_coverage.py``)."""
 
 
 def _ring_means(values, counts, lag_r, radii):
