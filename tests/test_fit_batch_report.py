@@ -117,7 +117,7 @@ def test_report_has_every_section_and_links_nothing_outside(results, tmp_path, c
         assert f'<section id="{sid}">' in text
     assert "saturated" in text and "flag_saturated" in text  # the flag columns are shown
     assert "offset_nm ± offset_nm_se" in text  # the band of d
-    assert "180" in text and "fit_center_deg_1_se" in text  # the fit
+    assert "180 ± 4" in text and "0.3 ± 0.02" in text  # the fit, each value with its standard error
     assert text.count("data:image/png;base64,") >= 3  # thumbnails (2) and d(capacity)
     # self-contained: no URL, no external resource of any kind
     assert not re.search(r"(https?|ftp|file)://|//[a-z0-9.-]+\.[a-z]{2,}/", text, re.I)

@@ -145,17 +145,15 @@ def join_fits(particles: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
             raise ValueError(f"the particles table has no column {k!r}")
     fitted = set(fits["dataset"].astype(str))
     out = particles.copy()
-    fit_cols = [c for c in fits.columns if c not in keys]
-    mine = out["dataset"].astype(str).isin(fitted)
-    old = [c for c in out.columns if c.startswith("fit_")]
-    out.loc[mine, old] = np.nan
-    new = [c for c in fit_cols if c not in out.columns]
+    mine = out["dataset"].astype(str).isin(fitted).to_numpy()
     merged = out[keys].merge(fits, on=keys, how="left")
+    fit_cols = [c for c in fits.columns if c not in keys]
+    for c in [c for c in out.columns if c.startswith("fit_") and c not in fit_cols]:
+        out[c] = pd.Series(out[c], dtype=object).where(~mine, np.nan).to_numpy()
     for c in fit_cols:
-        if c in new:
-            out[c] = merged[c].to_numpy()
-        else:
-            out.loc[mine, c] = merged.loc[mine.to_numpy(), c].to_numpy()
+        new = merged[c].to_numpy(dtype=object)
+        old = out[c].to_numpy(dtype=object) if c in out.columns else np.full(len(out), np.nan, object)
+        out[c] = pd.Series(np.where(mine, new, old), index=out.index).infer_objects()
     return out
 
 

@@ -3,8 +3,8 @@
 
 Each report holds, in this order (each a section with an ``id``):
 
-- ``particles``: a thumbnail of every particle with its outline (the first and last
-  frames of the movie when the dataset is at hand, else the labels image);
+- ``particles``: a thumbnail of every particle with its outline (its registered crop's first
+  and last frames and a dI frame when the dataset is at hand, else its mask);
 - ``flags``: the quality-flag columns of the tables (any column named ``flag*`` /
   ``*_flag`` / ``flags``), per particle and the number of flagged frames;
 - ``offset``: the offset d of the unreacted region against capacity for every particle,
@@ -38,6 +38,9 @@ SECTIONS = (("particles", "Particles"), ("flags", "Quality flags"),
             ("offset", "Offset d of the unreacted region against capacity"),
             ("kymographs", "Kymographs"), ("classification", "Classification"),
             ("fit", "Fit of the surface blocking"), ("provenance", "Provenance"))
+
+UNREACTED_DI = 0.05
+"""dI below which a pixel is drawn as unreacted when choosing the dI thumbnail's frame."""
 
 _CSS = """
 body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -117,23 +120,33 @@ def _flag_summary(particles, timeseries) -> str:
     return "".join(out)
 
 
-def _thumbnails(labels, first, last, pids) -> str:
+def _thumbnails(labels, analyses, pids) -> str:
+    """Per particle: its registered crop's first and last frames and the dI of the middle
+    frame (the dataset at hand), else its mask; the outline drawn on each."""
     import matplotlib.pyplot as plt
 
     from .analysis import crop_box
 
     figs = []
     for pid in pids:
-        mask = labels == pid
-        if not mask.any():
-            continue
-        box = crop_box(mask, pad_px=6)
-        m = mask[box]
-        panels = [("labels", m.astype(float))] if first is None else \
-            [("first frame", first[box]), ("last frame", last[box])]
+        pa = analyses.get(pid)
+        if pa is not None and pa.crop is not None:
+            m, st, dI = pa.crop.mask, np.asarray(pa.crop.stack), np.asarray(pa.crop.dI)
+            # the frame whose unreacted region is closest to 40 % of the particle
+            core = np.array([np.nanmean(f[m] < UNREACTED_DI) for f in dI])
+            mid = int(np.nanargmin(np.abs(core - 0.4))) if np.isfinite(core).any() else dI.shape[0] // 2
+            panels = [("first frame", st[0], "gray"), ("last frame", st[-1], "gray"),
+                      (f"dI, frame {mid}", dI[mid], "Reds")]
+        else:
+            mask = labels == pid
+            if not mask.any():
+                continue
+            m = mask[crop_box(mask, pad_px=6)]
+            panels = [("labels", m.astype(float), "gray")]
         fig, axes = plt.subplots(1, len(panels), figsize=(1.9 * len(panels), 2.0), squeeze=False)
-        for ax, (title, img) in zip(axes[0], panels, strict=True):
-            ax.imshow(img, cmap="gray", interpolation="nearest")
+        for ax, (title, img, cmap) in zip(axes[0], panels, strict=True):
+            ax.imshow(img, cmap=cmap, interpolation="nearest",
+                      **({"vmin": 0.0, "vmax": 0.3} if cmap == "Reds" else {}))
             ax.contour(m, levels=[0.5], colors="#e6550d", linewidths=1.0)
             ax.set_title(title, fontsize=7)
             ax.set_axis_off()
@@ -217,7 +230,19 @@ def _fit_section(particles, results_dir, name) -> str:
     if not cols or particles["fit_model"].isna().all():
         return ('<p class="note">No fit in these results (run <code>asymflux fit DATASET --all '
                 '--out RESULTS</code>).</p>')
-    show = particles[["particle_id", *cols]].dropna(axis=1, how="all")
+    show = pd.DataFrame({"particle_id": particles["particle_id"].to_numpy()})
+
+    def pm(col):
+        v = particles[col].to_numpy()
+        se = particles[f"{col}_se"].to_numpy() if f"{col}_se" in particles else [np.nan] * len(v)
+        return [("" if pd.isna(a) else f"{a:.4g}" + ("" if pd.isna(b) else f" ± {b:.2g}"))
+                if not isinstance(a, str) else a for a, b in zip(v, se, strict=True)]
+
+    for col in cols:
+        if col.endswith("_se") or particles[col].isna().all():
+            continue
+        show[col.removeprefix("fit_")] = pm(col) if pd.api.types.is_numeric_dtype(particles[col]) \
+            else particles[col].fillna("").to_numpy()
     method = ""
     prov = Path(results_dir) / "fits.provenance.json"
     if prov.is_file():
@@ -262,18 +287,15 @@ def dataset_report(name, particles, timeseries, labels, *, results_dir, provenan
     from . import analysis
 
     pids = [int(p) for p in sorted(particles["particle_id"].unique())]
-    first = last = None
     analyses = {}
     if dataset is not None and labels is not None:
-        stack = dataset.stack
-        first, last = np.asarray(stack[0], float), np.asarray(stack[-1], float)
         for pid in pids:
             try:
                 analyses[pid] = analysis.analyze_dataset_particle(dataset, pid, masks=labels)
             except ValueError:
                 continue
     body = {
-        "particles": (_thumbnails(labels, first, last, pids) if labels is not None else
+        "particles": (_thumbnails(labels, analyses, pids) if labels is not None else
                       '<p class="note">no labels image in the results</p>')
         + _table(particles[[c for c in ("particle_id", "area_um2", "r_eq_um", "com_row", "com_col")
                             if c in particles.columns]]),
