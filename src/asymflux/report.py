@@ -147,7 +147,7 @@ def _thumbnails(labels, analyses, pids) -> str:
         for ax, (title, img, cmap) in zip(axes[0], panels, strict=True):
             ax.imshow(img, cmap=cmap, interpolation="nearest",
                       **({"vmin": 0.0, "vmax": 0.3} if cmap == "Reds" else {}))
-            ax.contour(m, levels=[0.5], colors="#e6550d", linewidths=1.0)
+            ax.contour(m, levels=[0.5], colors="#1f77b4", linewidths=1.0)
             ax.set_title(title, fontsize=7)
             ax.set_axis_off()
         figs.append(f"<figure>{_png(fig)}<figcaption>particle {pid}</figcaption></figure>")
