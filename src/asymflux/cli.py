@@ -156,7 +156,7 @@ def cmd_simulate(args) -> int:
     import numpy as np
 
     from . import model
-    from ._atomic import atomic_path, check_output, output_errors
+    from ._atomic import check_output, output_errors
     from ._validate import check_range
 
     out = check_output(args.out)
@@ -190,7 +190,10 @@ def cmd_simulate(args) -> int:
             "ocv_table": args.ocv, "diffusivity_table": args.diffusivity,
             "cutoff_theta": ends["cutoff_occupancy"], "cutoff_V": ends["cutoff_voltage_V"],
             "end_reason": res.end_reason, "end_minutes": end_min}
-    with output_errors(out), atomic_path(out) as tmp:
+    from .provenance import provenance, write_beside
+
+    record = provenance("simulate", options=args, outputs=[out])
+    with output_errors(out), write_beside(out, record) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(
                 fh, minutes=np.asarray(minutes, dtype=float), x_um=img.x_um, y_um=img.y_um,
@@ -240,9 +243,14 @@ def cmd_fit(args) -> int:
     import numpy as np
 
     from . import fit, io
-    from ._atomic import check_output, output_errors, write_text_atomic
+    from ._atomic import check_output, output_errors
     from ._validate import check_range
+    from .provenance import provenance, write_beside
 
+    if args.all:
+        return _fit_all(args)
+    if args.particle is None:
+        raise ValueError("give --particle ID (one particle) or --all (every particle)")
     check_range("--particle", args.particle, 1, None, integer=True)
     if args.rate_mA_g is not None:
         low, high, _ = io.dataset.NUMERIC_METADATA["rate_mA_g"]
@@ -272,14 +280,129 @@ def cmd_fit(args) -> int:
     result = fit.fit_dataset(dataset, args.particle, masks=masks, rate_mA_g=args.rate_mA_g,
                              max_arcs=args.max_arcs, surface=surface, progress=True)
     summary = {"dataset": str(args.dataset), "particle_id": int(args.particle), **result.summary()}
-    with output_errors(out):
-        write_text_atomic(out, json.dumps(summary, indent=2, default=float) + "\n")
+    record = provenance("fit", inputs=inputs, options=args, outputs=[out],
+                        extra={"uncertainty_method": fit.UNCERTAINTY_METHOD})
+    with output_errors(out), write_beside(out, record) as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=2, default=float) + "\n", encoding="utf-8")
     print(f"{result.model}: blocked {summary['blocked']}, diffusivity x{result.diffusivity_scale:.3g}, "
           f"rms dI {result.rms:.4f}")
     for k, arc in enumerate(summary["arcs"] if args.kinetic else [], start=1):
         print(f"  arc {k}: R_film {arc['resistance_ohm_m2']:.3g} ohm m2, effective eta "
               f"{arc['eta_effective']:.3f} (first 10 min at 100 mA/g)")
     print(f"wrote {args.out}")
+    return 0
+
+
+def _fit_all(args) -> int:
+    """``asymflux fit DATASET --all --out DIR``: every particle, joined to DIR's tables."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from . import fit, fit_batch, io
+    from ._atomic import check_output, output_errors
+    from ._validate import check_range
+    from .analysis._pipeline import dataset_name, is_analyze_output, write_tables
+    from .provenance import provenance, to_json
+
+    if args.particle is not None:
+        raise ValueError("--particle and --all cannot be combined")
+    check_range("--workers", args.workers, 1, fit_batch.MAX_WORKERS, integer=True)
+    if args.rate_mA_g is not None:
+        low, high, _ = io.dataset.NUMERIC_METADATA["rate_mA_g"]
+        check_range("--rate-mA-g", args.rate_mA_g, low, high, low_inclusive=False)
+    inputs = dataset_inputs(args.dataset) + ([Path(args.masks)] if args.masks else [])
+    out = check_output(args.out, folder=True, inputs=inputs, input_folders=[args.dataset],
+                       accept_folder=lambda d: is_analyze_output(d) or (Path(d) / "fits.csv").is_file())
+    particles_csv = Path(out) / "particles.csv"
+    particles = pd.read_csv(particles_csv) if particles_csv.is_file() else None
+    dataset = io.read_dataset(args.dataset)
+    if args.masks:
+        from .analysis._measure import _check_labels
+
+        masks = _check_labels(io.read_masks(args.masks), dataset.stack.shape[1:],
+                              name=f"--masks {args.masks}: masks")
+    else:
+        masks = None
+    labels = masks if masks is not None else dataset.masks
+    if labels is None:
+        raise ValueError(f"{args.dataset}: no particle masks; curate or detect particles first, "
+                         "or pass --masks")
+    ids = [int(i) for i in np.unique(labels[labels > 0])]
+    if not ids:
+        raise ValueError(f"{args.dataset}: the masks hold no particle")
+    if args.rate_mA_g is None and dataset.metadata.get("rate_mA_g") is None:
+        raise ValueError(f"{args.dataset}: metadata has no rate_mA_g; pass --rate-mA-g")
+    name = dataset_name(dataset)
+    surface = "kinetic" if args.kinetic else "prescribed"
+    print(f"fitting {len(ids)} particle(s) of {args.dataset} ({surface} surface, up to "
+          f"{args.max_arcs} arc(s), {min(args.workers, len(ids))} process(es)) ...", flush=True)
+    summaries, failures = fit_batch.fit_all(
+        args.dataset, ids, masks=masks, workers=args.workers, progress=True,
+        rate_mA_g=args.rate_mA_g, max_arcs=args.max_arcs, surface=surface)
+    if not summaries:
+        raise ValueError(f"every particle failed ({len(ids)}); nothing written: "
+                         + "; ".join(f"{k}: {v}" for k, v in failures.items()))
+    fits = fit_batch.fits_table(name, summaries, failures)
+    details = [{"dataset": name, "particle_id": pid, **s} for pid, s in summaries.items()]
+    if (Path(out) / "fits.csv").is_file():  # other datasets' fits of this folder are kept
+        old = pd.read_csv(Path(out) / "fits.csv")
+        if "dataset" in old.columns:
+            old = old[old["dataset"].astype(str) != name]
+            fits_all = pd.concat([old, fits], ignore_index=True) if len(old) else fits
+        else:
+            fits_all = fits
+        try:
+            old_details = json.loads((Path(out) / "fits.json").read_text(encoding="utf-8"))
+            details = [d for d in old_details if str(d.get("dataset")) != name] + details
+        except (OSError, ValueError, AttributeError):
+            pass
+    else:
+        fits_all = fits
+    tables = {"fits": fits_all}
+    if particles is not None:
+        tables["particles"] = fit_batch.join_fits(particles, fits)
+    record = provenance("fit", inputs=inputs, options=args,
+                        outputs=[Path(out) / f"{t}.csv" for t in tables] + [Path(out) / "fits.json"],
+                        extra={"uncertainty_method": fit.UNCERTAINTY_METHOD})
+
+    def files(folder):
+        (folder / "fits.json").write_text(json.dumps(details, indent=2, default=float) + "\n",
+                                          encoding="utf-8")
+        (folder / "fits.provenance.json").write_text(to_json(record), encoding="utf-8")
+
+    with output_errors(out):  # the folder's provenance.json stays analyze's
+        write_tables(out, tables, files=files, replaces=("fits.json", "fits.provenance.json"))
+    joined = " (joined to particles.csv)" if particles is not None else ""
+    print(f"fitted {len(summaries)} of {len(ids)} particle(s) -> {out}/fits.csv{joined}")
+    if failures:
+        print(f"asymflux fit: {len(failures)} particle(s) failed: "
+              + ", ".join(map(str, failures)), file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_report(args) -> int:
+    from . import report
+    from ._atomic import check_output, output_errors
+    from .provenance import options_of
+
+    results = Path(args.results)
+    if not (results / "particles.csv").is_file():
+        raise ValueError(f"{results}: no particles.csv (run `asymflux analyze ... --out {results}` "
+                         "first)")
+    for d in args.dataset:
+        if not Path(d).exists():
+            raise ValueError(f"--dataset {d}: does not exist")
+    out = check_output(args.out, folder=True, inputs=[results / "particles.csv"],
+                       input_folders=[results, *args.dataset],
+                       accept_folder=lambda d: any(Path(d).glob("*.html")))
+    with output_errors(out):
+        written = report.write_reports(results, out, datasets=args.dataset,
+                                       options=options_of(args), progress=True)
+    for f in written:
+        print(f"wrote {f}")
     return 0
 
 
@@ -374,10 +497,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-data", action="store_true", help="only the model figures, no demo datasets")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("fit", help="infer the blocked arcs of one particle from its movie")
+    p = sub.add_parser("fit", help="infer the blocked arcs of one particle (or --all) from its movie")
     p.add_argument("dataset", metavar="DATASET", help="dataset folder")
-    p.add_argument("--particle", type=int, required=True, metavar="ID", help="particle label")
-    p.add_argument("--out", required=True, metavar="FILE.json")
+    p.add_argument("--particle", type=int, default=None, metavar="ID",
+                   help="particle label (or --all)")
+    p.add_argument("--all", action="store_true",
+                   help="fit every particle (in parallel) and write DIR/fits.csv, fits.json and "
+                        "fits.provenance.json; when --out is an `asymflux analyze` output, the fits "
+                        "(model, arcs, eta or R_film, each with its standard error) are joined "
+                        "to its particles.csv")
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="--all: worker processes, 1 or 2 (default 2)")
+    p.add_argument("--out", required=True, metavar="FILE.json|DIR",
+                   help="the fit as JSON (beside it FILE.provenance.json); with --all a folder")
     p.add_argument("--masks", default=None, metavar="FILE", help="labels image (default: the dataset's)")
     p.add_argument("--rate-mA-g", type=float, default=None, help="charge rate (default: metadata)")
     p.add_argument("--max-arcs", type=int, default=2, choices=(0, 1, 2))
@@ -387,6 +519,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "effective eta (charge-weighted flux ratio, first 10 min of a 100 mA/g "
                         "charge, docs/calibration.md)")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser(
+        "report", help="one self-contained HTML report per dataset of an analyze output",
+        description="Write DIR/<dataset>.html for every dataset of RESULTS (an `asymflux analyze` "
+                    "output, with the fits of `asymflux fit --all` if present): particle "
+                    "thumbnails with outlines, quality flags, d(capacity) with its band, "
+                    "kymographs, classification, the fit, and the provenance (versions, input "
+                    "files with size and SHA-256, every option). Images are embedded; the files "
+                    "link to nothing outside themselves.")
+    p.add_argument("results", type=Path, metavar="RESULTS", help="an `asymflux analyze` output folder")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="folder for the HTML files and provenance.json")
+    p.add_argument("--dataset", action="append", default=[], type=Path, metavar="PATH",
+                   help="a dataset of the results, for frame thumbnails and kymographs (repeat; "
+                        "default: the datasets named in RESULTS/provenance.json that exist)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "echem", help="read a cycler file of any brand: our columns, and cycles with a mass")

@@ -450,8 +450,15 @@ def run_analyze(args: argparse.Namespace) -> int:
         series.append(ts)
         labels_of[name] = labels
 
+    from ..provenance import provenance, to_json
+
+    record = provenance("analyze", inputs=[*inputs, *([args.echem] if args.echem else [])],
+                        options=args, outputs=[out])
+
     def write_masks(folder):
         import tifffile
+
+        (folder / "provenance.json").write_text(to_json(record), encoding="utf-8")
 
         (folder / "masks").mkdir()
         for name, labels in labels_of.items():
@@ -466,7 +473,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     with output_errors(out):
         write_tables(out, {"particles": pd.concat(particles, ignore_index=True),
                            "timeseries": pd.concat(series, ignore_index=True)},
-                     parquet=args.parquet, files=write_masks, replaces=ANALYZE_OUTPUTS)
+                     parquet=args.parquet, files=write_masks,
+                     replaces=(*ANALYZE_OUTPUTS, "provenance.json", "fits.csv", "fits.json",
+                               "fits.provenance.json"))
     n = sum(len(p) for p in particles)
     print_warnings("analyze", problems)
     if failures:
@@ -547,7 +556,7 @@ def _check_analyze_options(args):
 def run_cohort(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .._atomic import atomic_path, check_output, clean_leftovers, is_leftover, output_errors
+    from .._atomic import check_output, clean_leftovers, is_leftover, output_errors
     from ._cohort import cohort_statistics
     from ._results import read_results, results_folders
 
@@ -568,7 +577,15 @@ def run_cohort(args: argparse.Namespace) -> int:
             tables.append(read_results(folder, timeseries=False,
                                        require=("classification", args.by))[0])
     stats = cohort_statistics(pd.concat(tables, ignore_index=True), by=args.by)
-    with output_errors(out), atomic_path(out) as tmp:
+    from ..fit_batch import cohort_fit_summary
+    from ..provenance import provenance, write_beside
+
+    fits = cohort_fit_summary(pd.concat(tables, ignore_index=True), args.by)
+    if fits is not None:  # the fits of `asymflux fit --all` joined to the particles
+        stats = stats.merge(fits, on=args.by, how="left")
+    record = provenance("cohort", inputs=[Path(d) / "particles.csv" for d in args.dirs],
+                        options=args, outputs=[out])
+    with output_errors(out), write_beside(out, record) as tmp:
         if out.suffix.lower() == ".parquet":
             stats.to_parquet(tmp, index=False)
         else:
