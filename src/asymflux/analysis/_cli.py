@@ -478,7 +478,7 @@ def _check_analyze_options(args):
 def run_cohort(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .._atomic import atomic_path, check_output, clean_leftovers, is_leftover, output_errors
+    from .._atomic import atomic_path, check_output, is_leftover, output_errors, restore_moved_aside
     from ._cohort import cohort_statistics
 
     out = check_output(args.out, inputs=[Path(d) / "particles.csv" for d in args.dirs],
@@ -489,7 +489,7 @@ def run_cohort(args: argparse.Namespace) -> int:
             raise ValueError(f"{d}: a leftover of an interrupted write, not an analyze output")
         f = Path(d) / "particles.csv"
         if not f.exists():
-            clean_leftovers(Path(d).parent)  # restores a folder a killed writer moved aside
+            restore_moved_aside(Path(d).parent)  # a folder a killed writer moved aside
         if not f.exists():
             raise ValueError(f"{f} does not exist (run `asymflux analyze ... --out {d}` first)")
         try:

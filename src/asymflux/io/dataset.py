@@ -27,13 +27,12 @@ import numpy as np
 import pandas as pd
 
 from asymflux._atomic import (
-    STAGING,
     atomic_folder,
     atomic_path,
-    clean_leftovers,
     default_mode,
     is_leftover,
     link_into,
+    restore_moved_aside,
 )
 from asymflux.io._csv import ROUND_TRIP
 from asymflux.io._errors import DatasetError
@@ -660,8 +659,8 @@ def read_dataset(
     path = Path(path)
     if is_leftover(path):
         raise DatasetError(f"{path}: a leftover of an interrupted write, not a dataset")
-    if not path.exists() and clean_leftovers(path.parent):
-        pass  # a folder half-replaced by a killed writer is restored
+    if not path.exists() and restore_moved_aside(path.parent):
+        pass  # a folder half-replaced by a killed writer is restored (nothing deleted)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
     if _is_dataset_folder(path):
@@ -737,9 +736,8 @@ def read_dataset(
 
 def dataset_folders(folder) -> list[Path]:
     """The dataset folders directly inside ``folder`` (sorted); hidden entries (leftovers of
-    interrupted writes among them) are never listed."""
+    interrupted writes among them) are never listed. Nothing is deleted."""
     folder = Path(folder)
-    clean_leftovers(folder)
     return sorted(p for p in folder.iterdir()
                   if not p.name.startswith(".") and _is_dataset_folder(p))
 
@@ -1004,8 +1002,10 @@ def _carry_curation(frame_shape):
                 link_into(src, new / name)
         for entry in old.iterdir():
             n = entry.name
-            if (n in DATA_FILES or n in ("masks.tif", "annotations.csv") or n == STAGING
-                    or is_leftover(entry) or (new / n).exists() or (new / n).is_symlink()):
+            # everything else is kept, hidden entries too (a user's .notes.old-2024/ is no
+            # leftover): the old folder is removed after the swap
+            if (n in DATA_FILES or n in ("masks.tif", "annotations.csv")
+                    or (new / n).exists() or (new / n).is_symlink()):
                 continue
             link_into(entry, new / n)
 
