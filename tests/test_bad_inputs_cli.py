@@ -225,3 +225,55 @@ def test_cohort_refuses_bad_tables(tmp_path, capsys):
 
 def test_demo_data_refuses_unknown_names(tmp_path, capsys):
     refused(tmp_path, capsys, ["demo-data", tmp_path / "out", "--names", "nope"], ["nope"])
+
+
+# ------------------------------------------------------------------ asymflux #28
+
+
+def test_analyze_refuses_a_zarr_storing_few_of_its_chunks(tmp_path, capsys):
+    import zarr
+
+    z = zarr.create_array(store=str(tmp_path / "s.zarr"), shape=(1000, 40, 48),
+                          chunks=(1, 40, 48), dtype="u2", attributes={"pixel_nm": 65.0})
+    z[0] = 7
+    z[-1] = 9
+    refused(tmp_path, capsys, ["analyze", tmp_path / "s.zarr", "--out", tmp_path / "res",
+                               "--frame-interval-s", "1"],
+            ["s.zarr", "only 2 of the 1000 chunks", "0.2%", "never written"])
+
+
+def test_analyze_refuses_a_folder_of_one_tiff(tmp_path, capsys):
+    import tifffile
+
+    (tmp_path / "frames").mkdir()
+    tifffile.imwrite(tmp_path / "frames" / "f1.tif", good_dataset().stack[0])
+    refused(tmp_path, capsys, ["analyze", tmp_path / "frames", "--out", tmp_path / "res",
+                               "--pixel-nm", "65", "--frame-interval-s", "1"],
+            ["frames", "one TIFF", "f1.tif", "(40, 48)", "stack (time, row, col)"])
+
+
+def test_cohort_refuses_an_output_format_it_does_not_write(tmp_path, capsys, folder):
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "particles.csv").write_text("dataset,ageing,classification\nd,fresh,symmetric\n")
+    for name in ("c.xlsx", "c.txt", "c"):
+        refused(tmp_path, capsys, ["cohort", res, "--out", tmp_path / name],
+                ["--out", name, ".csv or .parquet"])
+
+
+def test_cohort_names_the_datasets_a_partial_analyze_output_lacks(tmp_path, capsys, folder):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / "metadata.json").write_text("{")
+    res = tmp_path / "res"
+    assert main(["analyze", str(folder), str(broken), "--out", str(res)]) == 2
+    assert (res / "failures.csv").is_file()
+    capsys.readouterr()
+    assert main(["cohort", str(res), "--out", str(tmp_path / "c.csv")]) == 0
+    err = capsys.readouterr().err
+    warns = [ln for ln in err.splitlines() if ln.startswith("asymflux cohort: warning: ")]
+    assert len(warns) == 1, err
+    assert "partial analyze output" in warns[0] and "1 dataset(s) failed" in warns[0]
+    assert "broken" in warns[0] and "failures.csv" in warns[0]

@@ -475,6 +475,24 @@ def _check_analyze_options(args):
         raise ValueError(f"--rolling must be a positive number of frames, got {args.rolling}")
 
 
+def _failed_datasets(folder: Path) -> list[str]:
+    """A warning naming the datasets an analyze output lacks (its ``failures.csv``), if any."""
+    import pandas as pd
+
+    f = folder / "failures.csv"
+    if not f.is_file():
+        return []
+    try:
+        failed = pd.read_csv(f, dtype=str, keep_default_na=False)
+        names = [n or d for n, d in zip(failed.get("name", []), failed.get("dataset", []),
+                                         strict=False)]
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError):
+        names = []
+    shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+    return [f"{folder}: a partial analyze output: {len(names) or 'some'} dataset(s) failed and "
+            f"are not in these statistics{': ' + shown if names else ''} (listed in {f})"]
+
+
 def run_cohort(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -483,7 +501,10 @@ def run_cohort(args: argparse.Namespace) -> int:
 
     out = check_output(args.out, inputs=[Path(d) / "particles.csv" for d in args.dirs],
                        input_folders=args.dirs)
-    tables = []
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise ValueError(f"--out {out}: a {out.suffix or 'name without a suffix'!s} file; "
+                         "expected a .csv or .parquet file name (the statistics table)")
+    tables, partial = [], []
     for d in args.dirs:
         if is_leftover(d):
             raise ValueError(f"{d}: a leftover of an interrupted write, not an analyze output")
@@ -501,7 +522,9 @@ def run_cohort(args: argparse.Namespace) -> int:
             if col not in t.columns:
                 raise ValueError(f"{f} has no column {col!r}")
         tables.append(t)
+        partial += _failed_datasets(Path(d))
     stats = cohort_statistics(pd.concat(tables, ignore_index=True), by=args.by)
+    print_warnings("cohort", partial)
     with output_errors(out), atomic_path(out) as tmp:
         if out.suffix.lower() == ".parquet":
             stats.to_parquet(tmp, index=False)
