@@ -48,7 +48,7 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = [
     "MARK", "STAGING", "OutputError", "atomic_folder", "atomic_path", "check_output",
-    "clean_leftovers", "default_mode", "is_leftover", "link_into", "output_errors",
+    "clean_leftovers", "default_mode", "describe_os_error", "is_leftover", "link_into", "output_errors",
     "restore_moved_aside", "umask", "write_bytes_atomic", "write_text_atomic",
 ]
 
@@ -524,12 +524,21 @@ def check_output(path, *, what: str = "--out", folder: bool = False, inputs=(),
     return path
 
 
+def describe_os_error(exc: OSError) -> str:
+    """What went wrong, in words: "disk full" for ENOSPC / EDQUOT, else the system's text."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+        return "disk full (no space left on the device)"
+    return exc.strerror or str(exc) or "the system refused the write"
+
+
 @contextlib.contextmanager
 def output_errors(path, *, what: str = "--out"):
-    """Turn an OSError while writing ``path`` into an :class:`OutputError` (one line)."""
+    """Turn an OSError while writing ``path`` into an :class:`OutputError` (one line naming
+    the file, and "disk full" when it is)."""
     try:
         yield
     except OSError as e:
         where = e.filename or path
-        raise OutputError(f"{what} {path}: cannot write {where}: "
-                          f"{e.strerror or type(e).__name__}") from e
+        if STAGING in Path(str(where)).parts:  # a temporary file: name the output
+            where = path
+        raise OutputError(f"{what} {path}: cannot write {where}: {describe_os_error(e)}") from e

@@ -11,6 +11,7 @@ naming what is wrong and the command exits with status 2, leaving no partial fil
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def _model_setup(args):
     from ._validate import check_range
 
     if args.diffusivity_m2_s is not None:
+        check_range("--diffusivity-m2-s", args.diffusivity_m2_s, 0, None, low_inclusive=False)
         params = model.constant_diffusivity(args.diffusivity_m2_s)
     else:
         params = model.get_parameter_set(args.params)
@@ -106,6 +108,9 @@ def cmd_simulate(args) -> int:
     from ._validate import check_range
 
     out = check_output(args.out)
+    if out.suffix.lower() != ".npz":
+        raise ValueError(f"--out {out}: a {out.suffix or 'name without a suffix'} file; "
+                         "simulate writes a NumPy .npz archive: give a FILE.npz name")
     params, mesh, surface = _model_setup(args)
     rate = check_range("--rate-mA-g", args.rate_mA_g, 0, None, low_inclusive=False)
     minutes = sorted(args.minutes)
@@ -115,28 +120,66 @@ def cmd_simulate(args) -> int:
     half = float(mesh.info.get("half_extent_um", mesh.extent_um))
     n_px = int(np.ceil(2 * half / (pixel_nm / 1000.0) - 1e-9))
     if n_px * n_px * len(minutes) > _MAX_IMAGE_VALUES:
-        raise ValueError(f"--pixel-nm {pixel_nm:g}: the images would be {n_px} x {n_px} pixels "
-                         f"x {len(minutes)} times, more than {_MAX_IMAGE_VALUES:.0e} values; "
-                         "use a larger pixel size")
+        need_nm = 2 * half * 1000.0 / np.sqrt(_MAX_IMAGE_VALUES / len(minutes))
+        raise ValueError(f"--radius-um {args.radius_um:g} at --pixel-nm {pixel_nm:g}: the images "
+                         f"would be {n_px} x {n_px} pixels x {len(minutes)} times, more than "
+                         f"{_MAX_IMAGE_VALUES:.0e} values; use a smaller --radius-um or a "
+                         f"--pixel-nm of at least {need_nm:.3g}")
     res = model.simulate(params, mesh, surface, [model.Charge(rate, minutes=max(minutes))],
                          output_minutes=minutes)
+    _check_reached(res, minutes, rate)
     idx = res.index_of_minutes(minutes)
     img = res.to_image(pixel_nm, indices=idx)
     meta = {"params": args.params if args.diffusivity_m2_s is None else "constant",
             "diffusivity_m2_s": args.diffusivity_m2_s, "theta0": res.theta0,
             "radius_um": args.radius_um, "rate_mA_g": rate, "blocked": surface.label,
             "surface": "kinetic" if surface.is_kinetic else "prescribed", "pixel_nm": pixel_nm}
-    with output_errors(out), atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh, minutes=np.asarray(minutes, dtype=float), x_um=img.x_um, y_um=img.y_um,
-                theta=img.theta, mean_theta=res.mean_theta[idx],
-                capacity_mAh_g=res.capacity_mAh_g[idx],
-                min_surface_theta=res.min_surface_theta[idx],
-                li_extracted=res.li_extracted[idx], voltage_V=res.voltage_V[idx],
-                arc_flux_ratio=res.arc_flux_ratio[idx], metadata=json.dumps(meta))
+    with output_errors(out), atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        _savez_quietly(
+            fh, minutes=np.asarray(minutes, dtype=float), x_um=img.x_um, y_um=img.y_um,
+            theta=img.theta, mean_theta=res.mean_theta[idx],
+            capacity_mAh_g=res.capacity_mAh_g[idx],
+            min_surface_theta=res.min_surface_theta[idx],
+            li_extracted=res.li_extracted[idx], voltage_V=res.voltage_V[idx],
+            arc_flux_ratio=res.arc_flux_ratio[idx], metadata=json.dumps(meta))
     print(f"wrote {out}: theta {img.theta.shape} at minutes {minutes} (blocked: {surface.label})")
     return 0
+
+
+def _savez_quietly(fh, **arrays) -> None:
+    """``np.savez_compressed`` whose failure (a full disk) is one OSError naming the file,
+    without the "Exception ignored in ZipFile.__del__" traceback of the zip it leaves open."""
+    import numpy as np
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        try:
+            np.savez_compressed(fh, **arrays)
+        except OSError as exc:
+            code, text = exc.errno, exc.strerror or str(exc)
+            exc.__traceback__ = None  # frees the half-written zip now, its __del__ silenced
+            del exc
+            raise OSError(code, text, getattr(fh, "name", None)) from None
+    finally:
+        sys.unraisablehook = hook
+
+
+def _check_reached(res, minutes, rate) -> None:
+    """Output times after the charge ended: say when and why it ended."""
+    end = float(res.minutes[-1])
+    late = [m for m in minutes if m > end + 1e-6]
+    if not late:
+        return
+    reason = res.end_reason
+    why = {"surface occupancy limit": "the particle surface was emptied of Li (θ = 0)",
+           "cut-off occupancy": "the surface occupancy reached the cut-off",
+           "mean occupancy limit": "the particle was emptied of Li"}
+    said = next((v for k, v in why.items() if reason.startswith(k)), reason or "it stopped")
+    raise ValueError(
+        f"--minutes {','.join(f'{m:g}' for m in late)}: the charge at {rate:g} mA/g ended at "
+        f"{end:.3g} min, before that: {said}; ask for output times up to {end:.3g} min, or a "
+        "lower --rate-mA-g")
 
 
 def cmd_rate_sweep(args) -> int:
@@ -259,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asymflux",
         description="Operando single-particle imaging of battery cathodes: model, data, analysis.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"asymflux {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -334,16 +381,84 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# a value that starts with "-" but is a number (or a list of numbers): "-5", "-5,10",
+# "-1e-15", "-.5", "-inf" -- argparse takes all but the first for options
+_NEGATIVE_VALUE = re.compile(r"^-(?:\d|\.\d|inf|nan)", re.IGNORECASE)
+
+
+def _subparsers(parser) -> dict:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _join_negative_values(parser, argv: list[str]) -> list[str]:
+    """``--minutes -5,10`` as ``--minutes=-5,10``: a negative number is the value of the
+    option before it (then refused with the reason by the command), not an unknown option."""
+    takes_value = {opt for p in (parser, *_subparsers(parser).values()) for a in p._actions
+                   if a.nargs != 0 for opt in a.option_strings}
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if (tok in takes_value and i + 1 < len(argv) and _NEGATIVE_VALUE.match(argv[i + 1])
+                and "--" not in argv[:i]):
+            out.append(f"{tok}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
+def _parse(parser, argv):
+    """Parse; an unknown option of a command is reported with that command's usage (and
+    the option it may mean), not the top-level one."""
+    import difflib
+
+    argv = _join_negative_values(parser, list(sys.argv[1:] if argv is None else argv))
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = _subparsers(parser).get(getattr(args, "command", None), parser)
+        options = [o for a in sub._actions for o in a.option_strings]
+        hints = [m for e in extra if e.startswith("-")
+                 for m in difflib.get_close_matches(e.split("=", 1)[0], options, n=1)]
+        sub.error(f"unrecognized arguments: {' '.join(extra)}"
+                  + (f" (did you mean {', '.join(dict.fromkeys(hints))}?)" if hints else ""))
+    return args
+
+
+def _one_line_warnings(command: str):
+    """Python warnings as one line each on stderr, ``asymflux COMMAND: warning: ...`` (no
+    source line, no file and line number)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"asymflux {command}: warning: {text}", file=file or sys.stderr)
+
+    return show
+
+
 def main(argv=None) -> int:
+    import warnings
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(args.command)
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, RuntimeError) as exc:  # bad input, or a solver failure
         msg = str(exc)
     except OSError as exc:  # a file that cannot be read or written: name it
         where = f"{exc.filename}: " if exc.filename else ""
-        msg = f"{where}{exc.strerror or exc}"
+        from ._atomic import describe_os_error
+
+        msg = f"{where}{describe_os_error(exc)}"
     except MemoryError:
         msg = "out of memory (try smaller inputs or a coarser grid)"
     msg = " ".join(msg.split())  # one line

@@ -12,6 +12,7 @@ read and are removed when found.
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import json
 import math
@@ -937,7 +938,7 @@ def write_dataset(
     _validate_for_write(dataset, path, stack_format)
     _check_target(path)
     carry = _carry_curation(tuple(dataset.stack.shape[1:]))
-    with atomic_folder(path, carry=carry) as tmp:
+    with _write_errors(path), atomic_folder(path, carry=carry) as tmp:
         stack_name = _STACK_FILES[stack_format]
         meta = {"format": FORMAT, "version": VERSION, "name": path.name}
         meta.update({k: v for k, v in dataset.metadata.items() if k not in ("format", "version")})
@@ -970,6 +971,21 @@ def write_dataset(
             json.dumps(meta, indent=2, default=_json_default) + "\n", encoding="utf-8"
         )
     return path
+
+
+@contextlib.contextmanager
+def _write_errors(path: Path):
+    """An OSError while writing a dataset folder names the folder and says why in words
+    ("disk full"); the folder is unchanged (the write is one transaction)."""
+    from asymflux._atomic import STAGING, describe_os_error
+
+    try:
+        yield
+    except OSError as e:
+        where = e.filename
+        inner = f" ({Path(where).name})" if where and STAGING in Path(str(where)).parts else ""
+        raise OSError(e.errno, f"cannot write the dataset folder{inner}: {describe_os_error(e)}; "
+                      "the folder is unchanged", str(path)) from e
 
 
 def _masks_fit(path: Path, frame_shape) -> bool:
@@ -1250,7 +1266,8 @@ def _read_hdf5_mapped(
             t = check_time_s(_hdf5_trace(f, time_s, "time_s", path=path), n,
                              source=f"{path}:{time_s}")
         elif frame_interval_s is not None:
-            t = np.arange(n) * float(frame_interval_s)
+            t = np.arange(n) * check_frame_interval_s(frame_interval_s,
+                                                      source=f"{path}: argument")
         elif "time_s" in dset.attrs:
             t = check_time_s(dset.attrs["time_s"], n, source=f"{path}:{stack} attribute time_s")
         else:
