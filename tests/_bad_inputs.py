@@ -479,3 +479,24 @@ ZIP_CASES = [
     ("bad dataset inside", lambda good: _zip({"exp/metadata.json": "{not json"}), "bad.zip",
      ["metadata.json", "JSON"]),
 ]
+
+
+# --------------------------------------------------------------------------- a full disk (#28)
+
+
+def full_disk(monkeypatch):
+    """Every file opened for writing in asymflux's staging area writes to /dev/full: the
+    first flush fails with ENOSPC, as on a full disk."""
+    import builtins
+
+    from asymflux._atomic import STAGING
+
+    real = builtins.open
+
+    def fake(file, mode="r", *args, **kwargs):
+        if (isinstance(file, (str, bytes, os.PathLike)) and any(c in mode for c in "wax")
+                and STAGING in os.fsdecode(os.fspath(file)).split(os.sep)):
+            return real("/dev/full", "wb" if "b" in mode else "w", *args, **kwargs)
+        return real(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake)

@@ -277,3 +277,75 @@ def test_cohort_names_the_datasets_a_partial_analyze_output_lacks(tmp_path, caps
     assert len(warns) == 1, err
     assert "partial analyze output" in warns[0] and "1 dataset(s) failed" in warns[0]
     assert "broken" in warns[0] and "failures.csv" in warns[0]
+
+
+#: (argv after ``simulate --out OUT``, words of the one error line): each a clean refusal
+#: naming the option and why, exit 2, nothing written.
+SIMULATE_CASES = [
+    (["--minutes", "-5,10"], ["--minutes", "(0, inf]", "-5"]),
+    (["--minutes", "-5"], ["--minutes", "-5"]),
+    (["--diffusivity-m2-s", "-1e-15"], ["--diffusivity-m2-s", "(0, inf]", "-1e-15"]),
+    (["--rate-mA-g", "-100"], ["--rate-mA-g"]),
+    (["--theta0", "-0.5"], ["--theta0"]),
+    (["--radius-um", "1e6"], ["--radius-um 1e+06", "--pixel-nm of at least"]),
+    (["--rate-mA-g", "2000", "--minutes", "5,30"],
+     ["--minutes 30", "ended at", "emptied of Li", "lower --rate-mA-g"]),
+]
+
+
+@pytest.mark.parametrize("args, words", SIMULATE_CASES, ids=[" ".join(a) for a, _ in SIMULATE_CASES])
+def test_simulate_refuses_bad_values_naming_the_reason(tmp_path, capsys, args, words):
+    msg = refused(tmp_path, capsys, ["simulate", "--out", tmp_path / "r.npz", *args], words)
+    assert "expected one argument" not in msg
+
+
+def test_simulate_refuses_an_output_that_is_not_npz(tmp_path, capsys):
+    for name in ("x.txt", "x.csv", "x"):
+        refused(tmp_path, capsys, ["simulate", "--out", tmp_path / name, "--minutes", "5"],
+                ["--out", name, ".npz"])
+
+
+def test_a_mistyped_option_gets_its_command_usage(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["simulate", "--out", str(tmp_path / "r.npz"), "--minuts", "5"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: asymflux simulate")
+    assert "asymflux simulate: error: unrecognized arguments: --minuts 5" in err
+    assert "did you mean --minutes?" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    from asymflux import __version__
+
+    assert capsys.readouterr().out.strip() == f"asymflux {__version__}"
+
+
+def test_a_full_disk_is_one_line_saying_so(tmp_path, capsys, monkeypatch, folder):
+    from ._bad_inputs import full_disk
+
+    full_disk(monkeypatch)
+    msg = refused(tmp_path, capsys, ["simulate", "--out", tmp_path / "r.npz", "--minutes", "5"],
+                  ["--out", "r.npz", "disk full"])
+    assert "Exception ignored" not in capsys.readouterr().err
+    assert ".asymflux-partial" not in msg
+    refused(tmp_path, capsys, ["analyze", folder, "--out", tmp_path / "res"],
+            ["--out", "res", "disk full"])
+
+
+def test_python_warnings_are_one_line_each(tmp_path, capsys):
+    import zarr
+
+    z = zarr.create_array(store=str(tmp_path / "s.zarr"), shape=(8, 40, 48),
+                          chunks=(1, 40, 48), dtype="f4", attributes={"pixel_nm": 65.0})
+    z[:6] = good_dataset().stack[:6]
+    main(["analyze", str(tmp_path / "s.zarr"), "--out", str(tmp_path / "res"),
+          "--frame-interval-s", "60"])
+    err = capsys.readouterr().err
+    warns = [ln for ln in err.splitlines() if "chunks are not stored" in ln]
+    assert warns and all(ln.startswith("asymflux analyze: warning: ") for ln in warns), err
+    assert "warnings.warn" not in err and "UserWarning" not in err
