@@ -651,3 +651,21 @@ def test_unsigned_mean_current_replaced_by_the_counter(tmp_path):
     with pytest.warns(EchemWarning, match="disagrees in sign"):
         df = read_mpt(p)
     np.testing.assert_allclose(df["current_mA"].iloc[1:], i[1:], rtol=1e-6)
+
+
+def test_an_mpr_read_leaves_no_file_open(echem_dir):
+    """galvani given a path opens the file and never closes it (#28): we give it ours."""
+    import gc
+
+    from asymflux.io import EchemWarning, read_echem
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EchemWarning)
+        warnings.simplefilter("error", ResourceWarning)
+        table = read_echem(echem_dir / "00_test_04_MB_C01.mpr")
+        gc.collect()  # an unclosed file would warn here (an error in this block)
+    assert len(table) == 1501
+    import psutil
+
+    open_files = [f.path for f in psutil.Process().open_files()]
+    assert not any(p.endswith(".mpr") for p in open_files), open_files
