@@ -248,7 +248,10 @@ def test_nan_charge_counter_start_does_not_empty_the_capacity():
     cap, problems = _with_echem(e, active_mass_mg=0.5).capacity_report()
     assert np.isfinite(cap[1:]).all() and cap[-1] > 0  # counted from the first finite value
     assert np.isnan(cap[0]) and any("1 of 32 capacity_mAh_g" in p for p in problems)
-    assert any("1 of 8 frames (frame 0) lie outside" in p for p in problems)
+    # the frame lies within the records: the NaN cell is the cause, not the clock (#28)
+    assert any("1 of 8 frames (frame 0) fall where the cycler's capacity_mAh_g cells are NaN"
+               in p for p in problems), problems
+    assert not any("outside" in p or "clock" in p for p in problems), problems
 
 
 def test_frames_partly_outside_the_cycler_records_are_reported():

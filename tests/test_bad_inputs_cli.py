@@ -349,3 +349,13 @@ def test_python_warnings_are_one_line_each(tmp_path, capsys):
     warns = [ln for ln in err.splitlines() if "chunks are not stored" in ln]
     assert warns and all(ln.startswith("asymflux analyze: warning: ") for ln in warns), err
     assert "warnings.warn" not in err and "UserWarning" not in err
+
+
+def test_nan_capacity_cells_at_the_end_are_not_blamed_on_the_clock(tmp_path, capsys, folder):
+    nan_capacity(slice(24, 31))(folder)  # the last quarter of the cycler rows
+    capsys.readouterr()
+    assert main(["analyze", str(folder), "--out", str(tmp_path / "res")]) == 0
+    warns = [ln for ln in capsys.readouterr().err.splitlines()
+             if ln.startswith("asymflux analyze: warning: ")]
+    assert any("capacity_mAh_g cells are NaN" in w and "frame 6-7" in w for w in warns), warns
+    assert not any("outside" in w or "clock" in w for w in warns), warns

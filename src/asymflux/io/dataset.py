@@ -361,19 +361,29 @@ class Dataset:
         if not good.all():
             problems.append(f"{src}: {int((~good).sum())} of {cap.size} capacity_mAh_g values "
                             "are NaN or infinite; capacity is interpolated between the others")
+        t_rec = t[np.isfinite(t)]  # the records' time range, NaN capacities included
+        t0, t1 = float(t_rec.min()), float(t_rec.max())
         t, cap = t[good], cap[good]
         frames = np.asarray(self.time_s, dtype=np.float64)
         out = np.interp(frames, t, cap, left=np.nan, right=np.nan)
-        outside = np.flatnonzero((frames < t[0]) | (frames > t[-1]))
+        off_clock = (frames < t0) | (frames > t1)
+        outside = np.flatnonzero(off_clock)
+        # within the records but where the capacity cells are NaN: not the clock's fault
+        in_nan = np.flatnonzero(~off_clock & ((frames < t[0]) | (frames > t[-1])))
         if outside.size == n:
             problems.append(
-                f"{src}: no frame lies within the cycler's records ({t[0]:g} to {t[-1]:g} s; "
+                f"{src}: no frame lies within the cycler's records ({t0:g} to {t1:g} s; "
                 f"frames {frames[0]:g} to {frames[-1]:g} s): not on one clock; "
                 "capacity is NaN for every frame")
         elif outside.size:
             problems.append(
                 f"{src}: {outside.size} of {n} frames (frame {_ranges(outside)}) lie outside "
-                f"the cycler's records ({t[0]:g} to {t[-1]:g} s); their capacity is NaN")
+                f"the cycler's records ({t0:g} to {t1:g} s); their capacity is NaN")
+        if in_nan.size:
+            problems.append(
+                f"{src}: {in_nan.size} of {n} frames (frame {_ranges(in_nan)}) fall where the "
+                f"cycler's capacity_mAh_g cells are NaN (finite from {t[0]:g} to {t[-1]:g} s "
+                "only); their capacity is NaN")
         return out, problems
 
 
