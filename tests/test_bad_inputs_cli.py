@@ -359,3 +359,29 @@ def test_nan_capacity_cells_at_the_end_are_not_blamed_on_the_clock(tmp_path, cap
              if ln.startswith("asymflux analyze: warning: ")]
     assert any("capacity_mAh_g cells are NaN" in w and "frame 6-7" in w for w in warns), warns
     assert not any("outside" in w or "clock" in w for w in warns), warns
+
+
+def test_every_option_has_help_and_help_prints_cleanly(capsys):
+    from asymflux.cli import _subparsers, build_parser
+
+    parser = build_parser()
+    for name, sub in _subparsers(parser).items():
+        assert sub.description, f"{name}: no description"
+        for action in sub._actions:
+            assert action.help, f"asymflux {name} {action.option_strings or action.dest}: no help"
+        text = sub.format_help()
+        assert "%%" not in text, f"{name}: {text}"
+
+
+def test_echem_without_a_mass_prints_cycles_in_mah(tmp_path, capsys):
+    t = np.arange(0, 4000.0, 10.0)
+    i = np.where((t // 1000) % 2 == 0, 0.1, -0.1)  # charge, discharge, charge, discharge
+    pd.DataFrame({"time_s": t, "voltage_V": 3.7, "current_mA": i}).to_csv(
+        tmp_path / "cell.csv", index=False)
+    assert main(["echem", str(tmp_path / "cell.csv"), "--cycles", str(tmp_path / "c.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "in mAh and mA" in out and "charge_capacity_mAh " in out
+    c = pd.read_csv(tmp_path / "c.csv")
+    assert "charge_capacity_mAh" in c.columns and "charge_capacity_mAh_g" not in c.columns
+    # 0.1 mA for 1000 s = 0.0278 mAh per half-cycle
+    np.testing.assert_allclose(c["charge_capacity_mAh"], 0.1 * 1000 / 3600, rtol=0.02)

@@ -267,8 +267,6 @@ def cmd_echem(args) -> int:
     from . import io
     from ._atomic import atomic_path, check_output, output_errors
 
-    if args.cycles and args.active_mass_mg is None:
-        raise ValueError("--cycles needs --active-mass-mg (mg of active material)")
     outs = [(check_output(p, inputs=[args.file], what=w), kind) for p, w, kind in
             ((args.out, "--out", "table"), (args.cycles, "--cycles", "cycles")) if p]
     if len(outs) == 2 and os.path.realpath(outs[0][0]) == os.path.realpath(outs[1][0]):
@@ -288,6 +286,15 @@ def cmd_echem(args) -> int:
     if args.active_mass_mg is not None:
         cycles = io.cycle_summary(table)
         print(cycles.round(4).to_string(index=False))
+    elif "current_mA" in table.columns:  # no mass: the cycles in mAh (per 1 g = absolute)
+        cycles = io.cycle_summary(table, active_mass_mg=1000.0)
+        cycles.columns = [c.replace("_mAh_g", "_mAh").replace("_mA_g", "_mA")
+                          for c in cycles.columns]
+        cycles.attrs.pop("active_mass_mg", None)
+        print("  per cycle, in mAh and mA (give --active-mass-mg for mAh/g):")
+        print(cycles.round(6).to_string(index=False))
+    elif args.cycles:
+        raise ValueError(f"--cycles: {args.file} has no current_mA column; no cycles to write")
     with contextlib.ExitStack() as stack:  # both files written, then both renamed
         for path, kind in outs:
             stack.enter_context(output_errors(path, what="--out" if kind == "table" else "--cycles"))
@@ -315,7 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "flux ratio of each arc at the output times. Arcs: --blocked (prescribed "
                     "flux ratio, the paper's model) or --film (Butler-Volmer kinetics through a "
                     "film), not both.")
-    p.add_argument("--out", required=True, metavar="FILE.npz")
+    p.add_argument("--out", required=True, metavar="FILE.npz",
+                   help="file to write: a NumPy .npz archive (theta images, x_um, y_um, "
+                        "mean_theta, capacity_mAh_g, voltage_V, ... and the settings)")
     _add_model_options(p)
     p.add_argument("--rate-mA-g", type=float, default=100.0, metavar="I",
                    help="charge rate in mA/g (default 100)")
@@ -335,24 +344,44 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rates in mA/g, comma-separated (default 50,100,200,400)")
     p.add_argument("--cutoff", type=float, default=0.2,
                    help="surface occupancy that ends the charge (default 0.2)")
-    p.add_argument("--csv", required=True, metavar="FILE")
+    p.add_argument("--csv", required=True, metavar="FILE",
+                   help="table to write (CSV): Li extracted at the cut-off per rate")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_options(p)
     p.set_defaults(func=cmd_rate_sweep)
 
-    p = sub.add_parser("demo", help="build the demo outputs (model figures) into a folder")
-    p.add_argument("--out", default="demo_output", metavar="DIR")
+    p = sub.add_parser(
+        "demo", help="build the demo outputs (model figures) into a folder",
+        description="Write the model figures of the paper into a folder -- fig4.png (θ maps "
+                    "at 5/10/15/20 min, 100 mA/g, four surfaces) and fig5b.png / fig5b.csv "
+                    "(Li extracted at surface occupancy 0.2 against rate, 50-400 mA/g) -- and "
+                    "check Fig. 5b's trends (exit 1 if one fails); also build the synthetic "
+                    "demo datasets the dashboards and notebooks open (cached; --no-data skips "
+                    "them).")
+    p.add_argument("--out", default="demo_output", metavar="DIR",
+                   help="output folder (default demo_output); an earlier demo output is "
+                        "replaced, other files in it kept")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-data", action="store_true", help="only the model figures, no demo datasets")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("fit", help="infer the blocked arcs of one particle from its movie")
+    p = sub.add_parser(
+        "fit", help="infer the blocked arcs of one particle from its movie",
+        description="Fit the diffusion model to one particle's movie: no blocking, one "
+                    "blocked arc and (with --max-arcs 2) two, each with its flux ratio η (or "
+                    "film resistance with --kinetic) and the diffusivity scale; the model the "
+                    "data support best and each fit's parameters with uncertainties go to "
+                    "FILE.json.")
     p.add_argument("dataset", metavar="DATASET", help="dataset folder")
     p.add_argument("--particle", type=int, required=True, metavar="ID", help="particle label")
-    p.add_argument("--out", required=True, metavar="FILE.json")
+    p.add_argument("--out", required=True, metavar="FILE.json",
+                   help="JSON file to write: the fits, the chosen model and its arcs")
     p.add_argument("--masks", default=None, metavar="FILE", help="labels image (default: the dataset's)")
-    p.add_argument("--rate-mA-g", type=float, default=None, help="charge rate (default: metadata)")
-    p.add_argument("--max-arcs", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument("--rate-mA-g", type=float, default=None, metavar="I",
+                   help="charge rate in mA/g (default: the dataset's metadata)")
+    p.add_argument("--max-arcs", type=int, default=2, choices=(0, 1, 2),
+                   help="most blocked arcs to try (default 2): 0 fits only the unblocked "
+                        "particle, 1 also one arc, 2 also two arcs")
     p.add_argument("--kinetic", action="store_true",
                    help="fit film arcs of the kinetic (Butler-Volmer) surface: a film resistance "
                         "R_film (ohm m^2) per arc instead of eta; the JSON also gives each arc's "
@@ -361,7 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser(
-        "echem", help="read a cycler file of any brand: our columns, and cycles with a mass")
+        "echem", help="read a cycler file of any brand: our columns, and cycles with a mass",
+        description="Read a cycler file of any brand and print what was found (format, "
+                    "records, where the current and the charge come from, warnings) and the "
+                    "per-cycle charge / discharge capacities, coulombic efficiency and rates "
+                    "(in mAh/g with --active-mass-mg, else in mAh); --out writes the table in "
+                    "asymflux's columns, --cycles the per-cycle summary.")
     p.add_argument("file", type=Path, metavar="FILE",
                    help="BioLogic .mpr/.mpt, Neware .nda/.ndax, Arbin .res, Excel, Ivium, Maccor, "
                         "Battery Data Format (.bdf, .bdf.gz, .bdf.parquet), Arbin or Battery "
@@ -371,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, metavar="FILE.csv",
                    help="write the table (time_s, voltage_V, current_mA, charge_mAh, ...)")
     p.add_argument("--cycles", type=Path, default=None, metavar="FILE.csv",
-                   help="write the per-cycle summary (needs --active-mass-mg)")
+                   help="write the per-cycle summary (in mAh/g with --active-mass-mg, else in mAh)")
     p.set_defaults(func=cmd_echem)
 
     # the data and analysis commands live beside the code they drive

@@ -22,8 +22,12 @@ def register(subparsers) -> None:
             "and frame) and DIR/masks/<dataset>.tif (the labels used)."
         ),
     )
-    p.add_argument("datasets", nargs="+", metavar="DATASET", type=Path)
-    p.add_argument("--out", required=True, type=Path, metavar="DIR")
+    p.add_argument("datasets", nargs="+", metavar="DATASET", type=Path,
+                   help="dataset folders (with metadata.json) or bare stacks (.tif, .ome.tif, "
+                        "a TIFF folder, .zarr, .npy, .tdms, .h5); see docs/formats.md")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="output folder (new, empty, or an earlier analyze output, replaced "
+                        "in one step)")
     p.add_argument("--masks", type=Path, metavar="FILE",
                    help="particle labels (.tif/.npy), used as given for every dataset")
     p.add_argument("--pixel-nm", type=float, metavar="P", help="pixel size for bare stacks")
@@ -68,11 +72,13 @@ def register(subparsers) -> None:
         "cohort",
         help="statistics of asymmetric particles per ageing condition (Fig. 5e)",
         description=("Read DIR/particles.csv of each analyze output DIR and write the counts "
-                     "and fraction of asymmetric particles per ageing condition with Wilson 95%% "
+                     "and fraction of asymmetric particles per ageing condition with Wilson 95% "
                      "intervals to FILE (.csv or .parquet)."),
     )
-    c.add_argument("dirs", nargs="+", metavar="DIR", type=Path)
-    c.add_argument("--out", required=True, type=Path, metavar="FILE")
+    c.add_argument("dirs", nargs="+", metavar="DIR", type=Path,
+                   help="analyze output folders (each with particles.csv)")
+    c.add_argument("--out", required=True, type=Path, metavar="FILE",
+                   help="statistics table to write: FILE.csv or FILE.parquet")
     c.add_argument("--by", default="ageing", help="grouping column (default: ageing)")
     c.set_defaults(func=run_cohort)
 
