@@ -217,3 +217,23 @@ def test_save_upload_refuses_bad_zips(tmp_path, uploads, good_folder, case, make
         K.save_upload(data, filename)
     check_message(str(e.value), words)
     assert not list(uploads.iterdir())
+
+
+def test_the_cohort_page_deletes_nothing_in_a_folder_a_visitor_names(tmp_path, browser,
+                                                                     good_folder):
+    """#28: files that merely look like leftovers of interrupted writes, and even asymflux's
+    own marked leftovers, survive the page scanning and reading a folder it is given."""
+    import shutil
+
+    from tests._bad_inputs import intact, plant, real_leftover
+
+    root = tmp_path / "visitor"
+    root.mkdir()
+    shutil.copytree(good_folder, root / "exp")
+    files = plant(root, "exp")
+    mine = real_leftover(root, "exp")
+    browser.datasets = str(root)
+    assert not browser.errors and browser.stats is not None
+    browser.datasets = str(root / "missing")
+    intact(root, files)
+    assert mine.exists()
