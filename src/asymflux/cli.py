@@ -30,6 +30,9 @@ def _float_list(text: str) -> list[float]:
     return values
 
 
+_DEFAULT_RADIUS_UM = 1.2
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", default="nmc88_lun2025",
                    metavar="NAME",
@@ -40,7 +43,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="use the constant-diffusivity set with this D (m^2/s)")
     p.add_argument("--theta0", type=float, default=None, metavar="X",
                    help="initial Li occupancy, in (0, 1]")
-    p.add_argument("--radius-um", type=float, default=1.2, metavar="R",
+    p.add_argument("--radius-um", type=float, default=_DEFAULT_RADIUS_UM, metavar="R",
                    help="particle radius in µm (default 1.2, the paper's 2.4 µm disk)")
     p.add_argument("--blocked", action="append", default=[], metavar="CENTER_DEG:FRACTION:ETA",
                    help="a blocked arc with a prescribed flux ratio η (repeat for several), "
@@ -121,10 +124,13 @@ def cmd_simulate(args) -> int:
     n_px = int(np.ceil(2 * half / (pixel_nm / 1000.0) - 1e-9))
     if n_px * n_px * len(minutes) > _MAX_IMAGE_VALUES:
         need_nm = 2 * half * 1000.0 / np.sqrt(_MAX_IMAGE_VALUES / len(minutes))
-        raise ValueError(f"--radius-um {args.radius_um:g} at --pixel-nm {pixel_nm:g}: the images "
-                         f"would be {n_px} x {n_px} pixels x {len(minutes)} times, more than "
-                         f"{_MAX_IMAGE_VALUES:.0e} values; use a smaller --radius-um or a "
-                         f"--pixel-nm of at least {need_nm:.3g}")
+        default_radius = args.radius_um == _DEFAULT_RADIUS_UM
+        cause = (f"--pixel-nm {pixel_nm:g}" if default_radius else
+                 f"--radius-um {args.radius_um:g} at --pixel-nm {pixel_nm:g}")
+        raise ValueError(f"{cause}: the images would be {n_px} x {n_px} pixels x {len(minutes)} "
+                         f"times, more than {_MAX_IMAGE_VALUES:.0e} values; use "
+                         + ("" if default_radius else "a smaller --radius-um or ")
+                         + f"a --pixel-nm of at least {need_nm:.3g}")
     res = model.simulate(params, mesh, surface, [model.Charge(rate, minutes=max(minutes))],
                          output_minutes=minutes)
     _check_reached(res, minutes, rate)

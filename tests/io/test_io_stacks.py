@@ -514,3 +514,6 @@ def test_a_zarr_storing_few_of_its_chunks_is_refused_before_any_work(tmp_path):
     with pytest.raises(DatasetError, match=r"m\.zarr: only 2 of the 100000 chunks .*"
                                            r"100000 x 4096 x 4096.* \(0\.002%\)"):
         read_stack(tmp_path / "m.zarr")
+    z.attrs["fill_value_is_data"] = True  # its writer says the fill value is data: a warning
+    with pytest.warns(UserWarning, match=r"99998 of its 100000 chunks are not stored"):
+        read_stack(tmp_path / "m.zarr")

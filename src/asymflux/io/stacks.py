@@ -707,10 +707,16 @@ def _attrs_pixel_and_time(attrs: Mapping, n_frames: int, *, source):
 MIN_STORED_FRACTION = 0.5
 
 
-def _check_stored_chunks(arr, *, source):
+#: zarr attribute by which a store's writer says its unstored chunks are meant as the fill
+#: value (left out on purpose): then few stored chunks are only a warning.
+FILL_IS_DATA = "fill_value_is_data"
+
+
+def _check_stored_chunks(arr, *, source, attrs=None):
     """Count the chunks a zarr array stores before any work: none or fewer than
-    :data:`MIN_STORED_FRACTION` of those declared is refused (DatasetError), some missing is
-    a warning giving the fraction stored."""
+    :data:`MIN_STORED_FRACTION` of those declared is refused (DatasetError) unless the
+    attributes say ``fill_value_is_data: true``; some missing is a warning giving the
+    fraction stored."""
     try:  # lists the store's keys: no chunk is read
         stored, declared = int(arr.nchunks_initialized), int(arr.nchunks)
     except Exception:  # noqa: BLE001 - a store that cannot list its chunks: say nothing
@@ -720,16 +726,19 @@ def _check_stored_chunks(arr, *, source):
     frac = stored / declared
     shape = " x ".join(map(str, arr.shape))
     fill = f"the fill value ({arr.fill_value!r})"
-    if stored == 0:
+    on_purpose = (attrs or {}).get(FILL_IS_DATA) is True
+    if stored == 0 and not on_purpose:
         raise DatasetError(
             f"{source}: no image: none of the {declared} chunks of its declared {shape} stack "
             f"is stored (never written); every frame would read as {fill}")
-    if frac < MIN_STORED_FRACTION:
+    if frac < MIN_STORED_FRACTION and not on_purpose:
         raise DatasetError(
             f"{source}: only {stored} of the {declared} chunks of its declared {shape} stack "
             f"are stored ({100 * frac:.2g}%): the rest were never written and would read as "
             f"{fill}; expected a stack whose frames are stored (a copy or an acquisition "
-            "that stopped? rewrite the frames that hold data into a new stack)")
+            "that stopped? rewrite the frames that hold data into a new stack; or, if the "
+            f"missing chunks are meant as the fill value, set the attribute {FILL_IS_DATA}: "
+            "true)")
     warnings.warn(
         f"{source}: {declared - stored} of its {declared} chunks are not stored "
         f"({100 * frac:.3g}% stored; never written, or equal to the fill value throughout: "
@@ -760,7 +769,7 @@ def read_zarr(path, *, lazy: bool = True) -> RawStack:
     arr, attrs = _open_zarr_array(path)
     check_stack(arr, source=path)
     pixel_nm, time_s = _attrs_pixel_and_time(attrs, arr.shape[0], source=path)
-    _check_stored_chunks(arr, source=path)
+    _check_stored_chunks(arr, source=path, attrs=attrs)
     codec = _zarr_codec(arr)
     if lazy:
         data = _lazy(arr, chunks=arr.chunks, source=path, codec=codec)
