@@ -11,6 +11,7 @@ naming what is wrong and the command exits with status 2, leaving no partial fil
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -27,6 +28,9 @@ def _float_list(text: str) -> list[float]:
     if not values:
         raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
     return values
+
+
+_DEFAULT_RADIUS_UM = 1.2
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -47,7 +51,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "parameter set's D (not with --diffusivity-m2-s)")
     p.add_argument("--theta0", type=float, default=None, metavar="X",
                    help="initial Li occupancy, in (0, 1]")
-    p.add_argument("--radius-um", type=float, default=1.2, metavar="R",
+    p.add_argument("--radius-um", type=float, default=_DEFAULT_RADIUS_UM, metavar="R",
                    help="particle radius in µm (default 1.2, the paper's 2.4 µm disk)")
     p.add_argument("--mesh", default="20x48", metavar="NRxNA",
                    help="disk mesh: node rings x angular sectors (default 20x48; the core's "
@@ -92,6 +96,7 @@ def _model_setup(args):
     from ._validate import check_range
 
     if args.diffusivity_m2_s is not None:
+        check_range("--diffusivity-m2-s", args.diffusivity_m2_s, 0, None, low_inclusive=False)
         params = model.constant_diffusivity(args.diffusivity_m2_s)
     else:
         params = model.get_parameter_set(args.params)
@@ -160,6 +165,9 @@ def cmd_simulate(args) -> int:
     from ._validate import check_range
 
     out = check_output(args.out)
+    if out.suffix.lower() != ".npz":
+        raise ValueError(f"--out {out}: a {out.suffix or 'name without a suffix'} file; "
+                         "simulate writes a NumPy .npz archive: give a FILE.npz name")
     params, mesh, surface = _model_setup(args)
     rate = check_range("--rate-mA-g", args.rate_mA_g, 0, None, low_inclusive=False)
     minutes = sorted(args.minutes)
@@ -169,9 +177,14 @@ def cmd_simulate(args) -> int:
     half = float(mesh.info.get("half_extent_um", mesh.extent_um))
     n_px = int(np.ceil(2 * half / (pixel_nm / 1000.0) - 1e-9))
     if n_px * n_px * len(minutes) > _MAX_IMAGE_VALUES:
-        raise ValueError(f"--pixel-nm {pixel_nm:g}: the images would be {n_px} x {n_px} pixels "
-                         f"x {len(minutes)} times, more than {_MAX_IMAGE_VALUES:.0e} values; "
-                         "use a larger pixel size")
+        need_nm = 2 * half * 1000.0 / np.sqrt(_MAX_IMAGE_VALUES / len(minutes))
+        default_radius = args.radius_um == _DEFAULT_RADIUS_UM
+        cause = (f"--pixel-nm {pixel_nm:g}" if default_radius else
+                 f"--radius-um {args.radius_um:g} at --pixel-nm {pixel_nm:g}")
+        raise ValueError(f"{cause}: the images would be {n_px} x {n_px} pixels x {len(minutes)} "
+                         f"times, more than {_MAX_IMAGE_VALUES:.0e} values; use "
+                         + ("" if default_radius else "a smaller --radius-um or ")
+                         + f"a --pixel-nm of at least {need_nm:.3g}")
     ends = _end_options(args)
     step = model.Charge(rate, minutes=max(minutes), **ends)
     res = model.simulate(params, mesh, surface, [step], output_minutes=minutes)
@@ -181,6 +194,7 @@ def cmd_simulate(args) -> int:
         minutes = [m for m in minutes if m < end_min - 1e-6] + [end_min]
         print(f"the charge ended at {end_min:.4g} min ({res.end_reason}): images at minutes "
               f"{[round(m, 4) for m in minutes]}")
+    _check_reached(res, minutes, rate)
     idx = res.index_of_minutes(minutes)
     img = res.to_image(pixel_nm, indices=idx)
     meta = {"params": args.params if args.diffusivity_m2_s is None else "constant",
@@ -193,17 +207,52 @@ def cmd_simulate(args) -> int:
     from .provenance import provenance, write_beside
 
     record = provenance("simulate", options=args, outputs=[out])
-    with output_errors(out), write_beside(out, record) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh, minutes=np.asarray(minutes, dtype=float), x_um=img.x_um, y_um=img.y_um,
-                theta=img.theta, mean_theta=res.mean_theta[idx],
-                capacity_mAh_g=res.capacity_mAh_g[idx],
-                min_surface_theta=res.min_surface_theta[idx],
-                li_extracted=res.li_extracted[idx], voltage_V=res.voltage_V[idx],
-                arc_flux_ratio=res.arc_flux_ratio[idx], metadata=json.dumps(meta))
+    with output_errors(out), write_beside(out, record) as tmp, open(tmp, "wb") as fh:
+        _savez_quietly(
+            fh, minutes=np.asarray(minutes, dtype=float), x_um=img.x_um, y_um=img.y_um,
+            theta=img.theta, mean_theta=res.mean_theta[idx],
+            capacity_mAh_g=res.capacity_mAh_g[idx],
+            min_surface_theta=res.min_surface_theta[idx],
+            li_extracted=res.li_extracted[idx], voltage_V=res.voltage_V[idx],
+            arc_flux_ratio=res.arc_flux_ratio[idx], metadata=json.dumps(meta))
     print(f"wrote {out}: theta {img.theta.shape} at minutes {minutes} (blocked: {surface.label})")
     return 0
+
+
+def _savez_quietly(fh, **arrays) -> None:
+    """``np.savez_compressed`` whose failure (a full disk) is one OSError naming the file,
+    without the "Exception ignored in ZipFile.__del__" traceback of the zip it leaves open."""
+    import numpy as np
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        try:
+            np.savez_compressed(fh, **arrays)
+        except OSError as exc:
+            code, text = exc.errno, exc.strerror or str(exc)
+            exc.__traceback__ = None  # frees the half-written zip now, its __del__ silenced
+            del exc
+            raise OSError(code, text, getattr(fh, "name", None)) from None
+    finally:
+        sys.unraisablehook = hook
+
+
+def _check_reached(res, minutes, rate) -> None:
+    """Output times after the charge ended: say when and why it ended."""
+    end = float(res.minutes[-1])
+    late = [m for m in minutes if m > end + 1e-6]
+    if not late:
+        return
+    reason = res.end_reason
+    why = {"surface occupancy limit": "the particle surface was emptied of Li (θ = 0)",
+           "cut-off occupancy": "the surface occupancy reached the cut-off",
+           "mean occupancy limit": "the particle was emptied of Li"}
+    said = next((v for k, v in why.items() if reason.startswith(k)), reason or "it stopped")
+    raise ValueError(
+        f"--minutes {','.join(f'{m:g}' for m in late)}: the charge at {rate:g} mA/g ended at "
+        f"{end:.3g} min, before that: {said}; ask for output times up to {end:.3g} min, or a "
+        "lower --rate-mA-g")
 
 
 def cmd_rate_sweep(args) -> int:
@@ -414,8 +463,6 @@ def cmd_echem(args) -> int:
     from . import io
     from ._atomic import atomic_path, check_output, output_errors
 
-    if args.cycles and args.active_mass_mg is None:
-        raise ValueError("--cycles needs --active-mass-mg (mg of active material)")
     outs = [(check_output(p, inputs=[args.file], what=w), kind) for p, w, kind in
             ((args.out, "--out", "table"), (args.cycles, "--cycles", "cycles")) if p]
     if len(outs) == 2 and os.path.realpath(outs[0][0]) == os.path.realpath(outs[1][0]):
@@ -437,6 +484,15 @@ def cmd_echem(args) -> int:
     if args.active_mass_mg is not None:
         cycles = io.cycle_summary(table)
         print(cycles.round(4).to_string(index=False))
+    elif "current_mA" in table.columns:  # no mass: the cycles in mAh (per 1 g = absolute)
+        cycles = io.cycle_summary(table, active_mass_mg=1000.0)
+        cycles.columns = [c.replace("_mAh_g", "_mAh").replace("_mA_g", "_mA")
+                          for c in cycles.columns]
+        cycles.attrs.pop("active_mass_mg", None)
+        print("  per cycle, in mAh and mA (give --active-mass-mg for mAh/g):")
+        print(cycles.round(6).to_string(index=False))
+    elif args.cycles:
+        raise ValueError(f"--cycles: {args.file} has no current_mA column; no cycles to write")
     with contextlib.ExitStack() as stack:  # both files written, then both renamed
         for path, kind in outs:
             stack.enter_context(output_errors(path, what="--out" if kind == "table" else "--cycles"))
@@ -451,6 +507,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asymflux",
         description="Operando single-particle imaging of battery cathodes: model, data, analysis.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"asymflux {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -462,7 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "film), not both. The charge ends at the last output time, or earlier at "
                     "--cutoff-V / --cutoff-theta: then the file holds the times reached and the "
                     "state at the cut-off (metadata end_reason, end_minutes).")
-    p.add_argument("--out", required=True, metavar="FILE.npz")
+    p.add_argument("--out", required=True, metavar="FILE.npz",
+                   help="file to write: a NumPy .npz archive (theta images, x_um, y_um, "
+                        "mean_theta, capacity_mAh_g, voltage_V, ... and the settings)")
     _add_model_options(p)
     p.add_argument("--rate-mA-g", type=float, default=100.0, metavar="I",
                    help="charge rate in mA/g (default 100)")
@@ -486,18 +548,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rates in mA/g, comma-separated (default 50,100,200,400)")
     _add_end_options(p, default="default 0.2 when no --cutoff-V is given (--cutoff is an old "
                                 "name of this option)", old_name=True)
-    p.add_argument("--csv", required=True, metavar="FILE")
+    p.add_argument("--csv", required=True, metavar="FILE",
+                   help="table to write (CSV): Li extracted at the end of each rate's charge")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_options(p)
     p.set_defaults(func=cmd_rate_sweep)
 
-    p = sub.add_parser("demo", help="build the demo outputs (model figures) into a folder")
-    p.add_argument("--out", default="demo_output", metavar="DIR")
+    p = sub.add_parser(
+        "demo", help="build the demo outputs (model figures) into a folder",
+        description="Write the model figures of the paper into a folder -- fig4.png (θ maps "
+                    "at 5/10/15/20 min, 100 mA/g, four surfaces) and fig5b.png / fig5b.csv "
+                    "(Li extracted at surface occupancy 0.2 against rate, 50-400 mA/g) -- and "
+                    "check Fig. 5b's trends (exit 1 if one fails); also build the synthetic "
+                    "demo datasets the dashboards and notebooks open (cached; --no-data skips "
+                    "them).")
+    p.add_argument("--out", default="demo_output", metavar="DIR",
+                   help="output folder (default demo_output); an earlier demo output is "
+                        "replaced, other files in it kept")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-data", action="store_true", help="only the model figures, no demo datasets")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("fit", help="infer the blocked arcs of one particle (or --all) from its movie")
+    p = sub.add_parser(
+        "fit", help="infer the blocked arcs of one particle (or --all) from its movie",
+        description="Fit the diffusion model to one particle's movie (or, with --all, to every "
+                    "particle's): no blocking, one blocked arc and (with --max-arcs 2) two, each "
+                    "with its flux ratio η (or film resistance with --kinetic) and the "
+                    "diffusivity scale; the model the data support best and each fit's "
+                    "parameters with their standard errors go to FILE.json.")
     p.add_argument("dataset", metavar="DATASET", help="dataset folder")
     p.add_argument("--particle", type=int, default=None, metavar="ID",
                    help="particle label (or --all)")
@@ -511,8 +589,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE.json|DIR",
                    help="the fit as JSON (beside it FILE.provenance.json); with --all a folder")
     p.add_argument("--masks", default=None, metavar="FILE", help="labels image (default: the dataset's)")
-    p.add_argument("--rate-mA-g", type=float, default=None, help="charge rate (default: metadata)")
-    p.add_argument("--max-arcs", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument("--rate-mA-g", type=float, default=None, metavar="I",
+                   help="charge rate in mA/g (default: the dataset's metadata)")
+    p.add_argument("--max-arcs", type=int, default=2, choices=(0, 1, 2),
+                   help="most blocked arcs to try (default 2): 0 fits only the unblocked "
+                        "particle, 1 also one arc, 2 also two arcs")
     p.add_argument("--kinetic", action="store_true",
                    help="fit film arcs of the kinetic (Butler-Volmer) surface: a film resistance "
                         "R_film (ohm m^2) per arc instead of eta; the JSON also gives each arc's "
@@ -537,7 +618,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
-        "echem", help="read a cycler file of any brand: our columns, and cycles with a mass")
+        "echem", help="read a cycler file of any brand: our columns, and cycles with a mass",
+        description="Read a cycler file of any brand and print what was found (format, "
+                    "records, where the current and the charge come from, warnings) and the "
+                    "per-cycle charge / discharge capacities, coulombic efficiency and rates "
+                    "(in mAh/g with --active-mass-mg, else in mAh); --out writes the table in "
+                    "asymflux's columns, --cycles the per-cycle summary.")
     p.add_argument("file", type=Path, metavar="FILE",
                    help="BioLogic .mpr/.mpt, Gamry .DTA, Neware .nda/.ndax, Arbin .res, Excel, "
                         "Ivium, Maccor, "
@@ -548,7 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, metavar="FILE.csv",
                    help="write the table (time_s, voltage_V, current_mA, charge_mAh, ...)")
     p.add_argument("--cycles", type=Path, default=None, metavar="FILE.csv",
-                   help="write the per-cycle summary (needs --active-mass-mg)")
+                   help="write the per-cycle summary (in mAh/g with --active-mass-mg, else in mAh)")
     p.set_defaults(func=cmd_echem)
 
     # the data and analysis commands live beside the code they drive
@@ -558,16 +644,84 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# a value that starts with "-" but is a number (or a list of numbers): "-5", "-5,10",
+# "-1e-15", "-.5", "-inf" -- argparse takes all but the first for options
+_NEGATIVE_VALUE = re.compile(r"^-(?:\d|\.\d|inf|nan)", re.IGNORECASE)
+
+
+def _subparsers(parser) -> dict:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _join_negative_values(parser, argv: list[str]) -> list[str]:
+    """``--minutes -5,10`` as ``--minutes=-5,10``: a negative number is the value of the
+    option before it (then refused with the reason by the command), not an unknown option."""
+    takes_value = {opt for p in (parser, *_subparsers(parser).values()) for a in p._actions
+                   if a.nargs != 0 for opt in a.option_strings}
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if (tok in takes_value and i + 1 < len(argv) and _NEGATIVE_VALUE.match(argv[i + 1])
+                and "--" not in argv[:i]):
+            out.append(f"{tok}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
+def _parse(parser, argv):
+    """Parse; an unknown option of a command is reported with that command's usage (and
+    the option it may mean), not the top-level one."""
+    import difflib
+
+    argv = _join_negative_values(parser, list(sys.argv[1:] if argv is None else argv))
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = _subparsers(parser).get(getattr(args, "command", None), parser)
+        options = [o for a in sub._actions for o in a.option_strings]
+        hints = [m for e in extra if e.startswith("-")
+                 for m in difflib.get_close_matches(e.split("=", 1)[0], options, n=1)]
+        sub.error(f"unrecognized arguments: {' '.join(extra)}"
+                  + (f" (did you mean {', '.join(dict.fromkeys(hints))}?)" if hints else ""))
+    return args
+
+
+def _one_line_warnings(command: str):
+    """Python warnings as one line each on stderr, ``asymflux COMMAND: warning: ...`` (no
+    source line, no file and line number)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"asymflux {command}: warning: {text}", file=file or sys.stderr)
+
+    return show
+
+
 def main(argv=None) -> int:
+    import warnings
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(args.command)
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, RuntimeError) as exc:  # bad input, or a solver failure
         msg = str(exc)
     except OSError as exc:  # a file that cannot be read or written: name it
         where = f"{exc.filename}: " if exc.filename else ""
-        msg = f"{where}{exc.strerror or exc}"
+        from ._atomic import describe_os_error
+
+        msg = f"{where}{describe_os_error(exc)}"
     except MemoryError:
         msg = "out of memory (try smaller inputs or a coarser grid)"
     msg = " ".join(msg.split())  # one line

@@ -330,6 +330,7 @@ def write_large_lazy_dataset(path, *, shape=(4000, 2048, 2048)) -> Path:
     z = zarr.open_array(path / "stack.zarr", mode="w", shape=(n, h, w), chunks=(1, h, w),
                         dtype="uint16", fill_value=1000)
     attrs["time_s"] = [float(t) for t in range(n)]
+    attrs["fill_value_is_data"] = True  # sparse on purpose: read, with a warning (#28)
     z.attrs.update(attrs)
     yy, xx = np.mgrid[:h, :w]
     img = np.full((h, w), 1000, np.uint16)

@@ -641,7 +641,7 @@ def test_cli_echem_writes_table_and_cycles(echem_dir, tmp_path, capsys):
     [(["PEIS.mpr"], "PEIS"), (["test.nda", "--active-mass-mg", "-1"], "active_mass_mg"),
      (["test.nda", "--out", "{input}"], "is the input file"), (["test.nda", "--out", "{dir}"],
                                                                "is a folder"),
-     (["test.nda", "--cycles", "{tmp}/c.csv"], "--active-mass-mg"), (["nope.mpr"], "no such")],
+     (["nope.mpr"], "no such")],
 )
 def test_cli_echem_bad_input(echem_dir, tmp_path, capsys, args, expected):
     from asymflux.cli import main
@@ -689,3 +689,30 @@ def test_unsigned_mean_current_replaced_by_the_counter(tmp_path):
     with pytest.warns(EchemWarning, match="disagrees in sign"):
         df = read_mpt(p)
     np.testing.assert_allclose(df["current_mA"].iloc[1:], i[1:], rtol=1e-6)
+
+
+def test_an_mpr_read_leaves_no_file_open(echem_dir):
+    """galvani given a path opens the file and never closes it (#28): we give it ours."""
+    import gc
+
+    from asymflux.io import EchemWarning, read_echem
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EchemWarning)
+        warnings.simplefilter("error", ResourceWarning)
+        table = read_echem(echem_dir / "00_test_04_MB_C01.mpr")
+        gc.collect()  # an unclosed file would warn here (an error in this block)
+    assert len(table) == 1501
+    import psutil
+
+    open_files = [f.path for f in psutil.Process().open_files()]
+    assert not any(p.endswith(".mpr") for p in open_files), open_files
+
+
+def test_cli_echem_cycles_without_a_mass_are_in_mah(echem_dir, tmp_path, capsys):
+    from asymflux.cli import main
+
+    assert main(["echem", str(echem_dir / "test.nda"), "--cycles", str(tmp_path / "c.csv")]) == 0
+    c = pd.read_csv(tmp_path / "c.csv")
+    assert {"charge_capacity_mAh", "discharge_capacity_mAh"} <= set(c.columns)
+    assert not any(col.endswith("_mAh_g") for col in c.columns)

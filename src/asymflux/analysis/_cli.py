@@ -23,8 +23,12 @@ def register(subparsers) -> None:
             "(the labels used) and DIR/clock.csv (the camera-cycler clock offset used)."
         ),
     )
-    p.add_argument("datasets", nargs="+", metavar="DATASET", type=Path)
-    p.add_argument("--out", required=True, type=Path, metavar="DIR")
+    p.add_argument("datasets", nargs="+", metavar="DATASET", type=Path,
+                   help="dataset folders (with metadata.json) or bare stacks (.tif, .ome.tif, "
+                        "a TIFF folder, .zarr, .npy, .tdms, .h5); see docs/formats.md")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="output folder (new, empty, or an earlier analyze output, replaced "
+                        "in one step)")
     p.add_argument("--masks", type=Path, metavar="FILE",
                    help="particle labels (.tif/.npy), used as given for every dataset")
     p.add_argument("--pixel-nm", type=float, metavar="P", help="pixel size for bare stacks")
@@ -76,12 +80,14 @@ def register(subparsers) -> None:
         help="statistics of asymmetric particles per ageing condition (Fig. 5e)",
         description=("Read DIR/particles.csv of each analyze output DIR (or of each analyze "
                      "output inside DIR) and write the counts and fraction of asymmetric "
-                     "particles per ageing condition with Wilson 95%% intervals to FILE (.csv "
+                     "particles per ageing condition with Wilson 95% intervals to FILE (.csv "
                      "or .parquet). A movie over several half-cycles counts each particle once, "
                      "on its first charge half-cycle."),
     )
-    c.add_argument("dirs", nargs="+", metavar="DIR", type=Path)
-    c.add_argument("--out", required=True, type=Path, metavar="FILE")
+    c.add_argument("dirs", nargs="+", metavar="DIR", type=Path,
+                   help="analyze output folders (each with particles.csv)")
+    c.add_argument("--out", required=True, type=Path, metavar="FILE",
+                   help="statistics table to write: FILE.csv or FILE.parquet")
     c.add_argument("--by", default="ageing", help="grouping column (default: ageing)")
     c.set_defaults(func=run_cohort)
 
@@ -553,22 +559,43 @@ def _check_analyze_options(args):
         raise ValueError(f"--rolling must be a positive number of frames, got {args.rolling}")
 
 
+def _failed_datasets(folder: Path) -> list[str]:
+    """A warning naming the datasets an analyze output lacks (its ``failures.csv``), if any."""
+    import pandas as pd
+
+    f = folder / "failures.csv"
+    if not f.is_file():
+        return []
+    try:
+        failed = pd.read_csv(f, dtype=str, keep_default_na=False)
+        names = [n or d for n, d in zip(failed.get("name", []), failed.get("dataset", []),
+                                         strict=False)]
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError):
+        names = []
+    shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+    return [f"{folder}: a partial analyze output: {len(names) or 'some'} dataset(s) failed and "
+            f"are not in these statistics{': ' + shown if names else ''} (listed in {f})"]
+
+
 def run_cohort(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .._atomic import check_output, clean_leftovers, is_leftover, output_errors
+    from .._atomic import check_output, is_leftover, output_errors, restore_moved_aside
     from ._cohort import cohort_statistics
     from ._results import read_results, results_folders
 
     out = check_output(args.out, inputs=[Path(d) / "particles.csv" for d in args.dirs],
                        input_folders=args.dirs)
-    tables = []
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise ValueError(f"--out {out}: a {out.suffix or 'name without a suffix'!s} file; "
+                         "expected a .csv or .parquet file name (the statistics table)")
+    tables, partial = [], []
     for d in args.dirs:
         if is_leftover(d):
             raise ValueError(f"{d}: a leftover of an interrupted write, not an analyze output")
         f = Path(d) / "particles.csv"
         if not f.exists():
-            clean_leftovers(Path(d).parent)  # restores a folder a killed writer moved aside
+            restore_moved_aside(Path(d).parent)  # a folder a killed writer moved aside
         # an analyze output, or a folder of them (one per condition, say)
         folders = results_folders(d) if not f.exists() else [Path(d)]
         if not folders:
@@ -576,7 +603,9 @@ def run_cohort(args: argparse.Namespace) -> int:
         for folder in folders:
             tables.append(read_results(folder, timeseries=False,
                                        require=("classification", args.by))[0])
+            partial += _failed_datasets(Path(folder))
     stats = cohort_statistics(pd.concat(tables, ignore_index=True), by=args.by)
+    print_warnings("cohort", partial)
     from ..fit_batch import cohort_fit_summary
     from ..provenance import provenance, write_beside
 

@@ -468,15 +468,16 @@ def write_tables(out_dir, tables: dict, *, parquet=False, files=None, replaces=(
     ``replaces`` (e.g. ``"masks"``), which belong to the previous set. Returns the table
     files written.
     """
-    from .._atomic import atomic_folder, is_leftover, link_into
+    from .._atomic import atomic_folder, link_into
 
     out_dir = Path(out_dir)
     owned = {f"{stem}{ext}" for stem in tables for ext in (".csv", ".parquet")} | set(replaces)
 
     def carry(old, new):
         for entry in old.iterdir():
-            if entry.name not in owned and not is_leftover(entry) and \
-                    not (new / entry.name).exists():
+            # hidden entries too (a user's .notes.old-2024/ is no leftover): the old
+            # folder is removed after the swap
+            if entry.name not in owned and not (new / entry.name).exists():
                 link_into(entry, new / entry.name)
 
     paths = []

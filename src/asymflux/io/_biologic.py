@@ -429,7 +429,8 @@ def read_mpr_columns(path):
     if not path.is_file():
         raise DatasetError(f"{path}: no such .mpr file")
     try:
-        mpr = BioLogic.MPRfile(str(path))
+        with open(path, "rb") as fh:  # galvani leaves a file it opens itself open
+            mpr = BioLogic.MPRfile(fh)
     except NotImplementedError as e:  # galvani: unknown column ID / module version
         # yadg's parser (an independent one) knows some columns galvani does not
         # (temperature probes, counter-electrode energies, ...): try it before refusing

@@ -1347,13 +1347,22 @@ def safe_name(text: str) -> str:
 _EXPECTED_ERRORS = ("DatasetError", "DatasetSpecError", "DatasetTooLarge", "AnalysisStopped")
 
 
+#: The bold label an alert gives an error, in words (never a class name on the page).
+_ERROR_LABELS = {"DatasetError": "Cannot use this dataset",
+                 "DatasetSpecError": "Cannot open this",
+                 "DatasetTooLarge": "Too large",
+                 "AnalysisStopped": "Stopped",
+                 "CurationError": "Cannot use this curation"}
+
+
 def error_text(exc: BaseException, *, source=None, name_source=True) -> str:
-    """One line for the page: the exception's type and message (no traceback). An error the
-    readers did not word themselves (``OverflowError``, ``BadZipFile``, ...) names
-    ``source`` (the dataset or file; ``name_source=False`` when the caller's text names it
-    already) and says it was not expected."""
-    msg = _without_class_names(" ".join(str(exc).split())) or type(exc).__name__
-    name = type(exc).__name__
+    """One line for the page: a label in words and the message (no traceback, no class
+    name). An error the readers did not word themselves (``OverflowError``, ``BadZipFile``,
+    ...) names ``source`` (the dataset or file; ``name_source=False`` when the caller's text
+    names it already) and says it was not expected."""
+    msg = _without_class_names(" ".join(str(exc).split())) or "no details given"
+    name = next((_ERROR_LABELS[c.__name__] for c in type(exc).__mro__
+                 if c.__name__ in _ERROR_LABELS), "Unexpected error")
     if source is not None and not any(c.__name__ in _EXPECTED_ERRORS for c in type(exc).__mro__):
         src = str(source)
         if name_source and src not in msg:

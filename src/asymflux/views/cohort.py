@@ -277,7 +277,8 @@ class CohortBrowser(pn.viewable.Viewer):
             movie = self.particle_movie(particle)
         except Exception as e:  # noqa: BLE001
             K.log_exception(e)
-            return K.empty_plot(f"particle {particle[1]}: {type(e).__name__}")
+            return K.empty_plot(f"particle {particle[1]}: "
+                                f"{K._without_class_names(' '.join(str(e).split()))[:200]}")
         spec, pid = particle
         name = movie.timeseries["dataset"].iloc[0] if "dataset" in movie.timeseries else spec
         dI = movie.dI
