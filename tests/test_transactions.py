@@ -503,7 +503,7 @@ def test_analyze_rewrite_replaces_all_its_outputs_and_keeps_others(tmp_path, cap
     (res / "cohort.csv").write_text("mine\n")
     assert (res / "particles.parquet").exists()
     assert main(["analyze", str(inputs["ds"]), "--out", str(res)]) == 0
-    assert sorted(p.name for p in res.iterdir()) == ["cohort.csv", "masks", "particles.csv",
+    assert sorted(p.name for p in res.iterdir()) == ["clock.csv", "cohort.csv", "masks", "particles.csv",
                                                       "provenance.json", "timeseries.csv"]
     assert (res / "cohort.csv").read_text() == "mine\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "res"]
@@ -592,7 +592,7 @@ def test_kill_during_analyze_leaves_old_or_new_complete_output(tmp_path):
         if "old" in p.columns:
             assert "particles.parquet" in names
         else:  # the new complete set, and nothing of the old one
-            assert names == ["masks", "particles.csv", "provenance.json", "timeseries.csv"]
+            assert names == ["clock.csv", "masks", "particles.csv", "provenance.json", "timeseries.csv"]
             assert (res / "masks" / "ds.tif").is_file()
         assert sorted(x.name for x in tmp_path.iterdir() if x.name != STAGING) == ["ds", "res"]
 

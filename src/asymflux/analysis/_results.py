@@ -12,7 +12,7 @@ def results_folders(path) -> list[Path]:
     """``path`` itself when it is an ``asymflux analyze`` output (it holds particles.csv,
     timeseries.csv, ...), else the analyze outputs directly inside it (sorted; hidden
     entries, leftovers of interrupted writes, are never listed); ``[]`` if none."""
-    from .._atomic import clean_leftovers
+    from .._atomic import restore_moved_aside
     from ._pipeline import is_analyze_output
 
     path = Path(path)
@@ -20,7 +20,7 @@ def results_folders(path) -> list[Path]:
         return []
     if is_analyze_output(path):
         return [path]
-    clean_leftovers(path)  # restores a folder a killed writer moved aside
+    restore_moved_aside(path)  # a folder a killed writer moved aside; deletes nothing
     if is_analyze_output(path):
         return [path]
     return sorted(p for p in path.iterdir()
