@@ -36,7 +36,7 @@ TIMESERIES_COLUMNS = [
     "particle_id", "frame", "time_s", "capacity_mAh_g", "mean_dI", "norm_intensity",
     "unreacted_fraction", "unreacted_area_um2", "offset_nm", "offset_norm", "offset_angle_deg",
     "offset_reason", "area_um2", "com_row", "com_col", "li_rich_row", "li_rich_col",
-    "drift_row_px", "drift_col_px",
+    "drift_row_px", "drift_col_px", "quality_flags",
 ]
 
 
@@ -186,6 +186,9 @@ def particle_timeseries(
     chunk_frames=None,
     n_threads=None,
     progress=False,
+    quality=True,
+    saturation_level="auto",
+    min_core_px=None,
 ):
     """Shrinking-core measurements for every labelled particle and frame.
 
@@ -252,6 +255,18 @@ def particle_timeseries(
         Worker threads (default: the number of CPUs, at most 4).
     progress : bool
         Show a tqdm progress bar.
+    quality : bool
+        Measure the quality flags (:data:`asymflux.analysis.QUALITY_FLAGS`) in the same
+        pass: the ``quality_flags`` column. False leaves it empty (a little faster).
+    saturation_level : "auto", float or None
+        The camera's clip level: pixels at or above it are unknown (NaN) and flag their
+        particle ``saturated``. ``"auto"``: a pile-up at the top value of the reference
+        frames or the last frame, or an integer dtype's maximum
+        (:func:`~asymflux.analysis._quality.detect_saturation_level`); None: no clipping.
+    min_core_px : int, optional
+        Fewer unreacted pixels than this leave d, d/R_eq and the direction NaN
+        (``offset_reason`` "core too small", flag ``core_too_small``). Default: a PSF's
+        area, π·edge_px² (at least 4).
 
     Returns
     -------
@@ -259,12 +274,13 @@ def particle_timeseries(
         One row per particle and frame, columns :data:`TIMESERIES_COLUMNS`:
         ``mean_dI`` (particle mean of dI), ``norm_intensity`` (ΣI/ΣI0 over the particle,
         of the illumination-normalised I with ``normalize``, ΣI_t/ΣI_(t−n) with
-        ``rolling_frames``; NaN for dI input), ``unreacted_fraction`` (of the particle's valid pixels at
+        ``rolling_frames``; NaN for dI input), ``quality_flags`` (the quality flags raised,
+        ``;``-separated, ``""`` for none), ``unreacted_fraction`` (of the particle's valid pixels at
         least ``edge_px`` inside its outline),
         ``offset_nm`` = d = |O_Li-rich − O_COM|, ``offset_norm`` = d / R_eq with
         R_eq = sqrt(area/π), ``offset_angle_deg`` (direction from O_COM to O_Li-rich,
         counter-clockwise from +x as seen on screen, in (-180, 180]), ``offset_reason``
-        (``""``, ``"no unreacted pixels"`` or ``"no valid pixels"``; d is NaN unless
+        (``""``, ``"no unreacted pixels"``, ``"core too small"`` or ``"no valid pixels"``; d is NaN unless
         ``""``), centres of mass in pixel (row, col) and the drift applied
         (``drift_row_px``, ``drift_col_px``).
     """
@@ -280,6 +296,27 @@ def particle_timeseries(
     capacity_mAh_g = _per_frame(capacity_mAh_g, "capacity_mAh_g", n_frames)
     edge_px = int(check_range("edge_px", edge_px, 0, None))
     px = _Pixels(labels, edge_px=edge_px)
+    from ._quality import QualityPass, default_min_core_px, detect_saturation_level
+
+    if min_core_px is None:
+        min_core_px = default_min_core_px(edge_px)
+    min_core_px = int(check_range("min_core_px", min_core_px, 1, None, integer=True))
+    qc = sat_warn = None
+    if quality and not differential:
+        if isinstance(saturation_level, str):
+            if saturation_level != "auto":
+                raise ValueError(f"saturation_level must be 'auto', a number or None, got "
+                                 f"{saturation_level!r}")
+            n_look = max(1, min(int(n_reference_frames), n_frames))
+            saturation_level = detect_saturation_level(
+                np.concatenate([read_chunk(stack, 0, n_look),
+                                read_chunk(stack, n_frames - 1, n_frames)]),
+                dtype=getattr(stack, "dtype", None))
+        elif saturation_level is not None:
+            saturation_level = check_range("saturation_level", saturation_level)
+        qc = QualityPass(labels, px, threshold=threshold, edge_px=edge_px,
+                         saturation_level=saturation_level, min_core_px=min_core_px,
+                         px_cls=_Pixels)
     if shifts_px is not None:
         shifts_px = np.asarray(shifts_px, dtype=float)
         if shifts_px.shape != (n_frames, 2):
@@ -316,6 +353,9 @@ def particle_timeseries(
     def sample(chunk, t0, t1, shifts):
         """Registered particle pixel values of frames t0:t1, divided by F_t with ``normalize``."""
         vals = px.sample(chunk, shifts).astype(np.float64, copy=False)
+        sat = qc.saturated(chunk) if qc is not None else None
+        if sat is not None:  # clipped pixels are unknown, not unreacted
+            vals = np.where(px.sample(sat.astype(np.float64), shifts) > 0, np.nan, vals)
         f = illumination(chunk, t0, t1)
         return vals if f is None else vals / f[:, None]
 
@@ -356,6 +396,13 @@ def particle_timeseries(
             else:
                 s = None
             i0 = sample(first, 0, n_ref, s).mean(axis=0)
+        if qc is not None and qc.clip is not None:
+            from ._quality import saturation_warning
+
+            n_look = max(1, min(int(n_reference_frames), n_frames))
+            sat_warn = saturation_warning(
+                px.sample(as_float(read_chunk(stack, 0, n_look)), None).mean(axis=0), px,
+                qc.clip, threshold)
         i0 = _masked_reference(i0, stacklevel=3)
         sum_i0 = px.reduce(np.where(np.isfinite(i0), i0, 0.0)[None], np.float64)[0]
     rows_f = px.rows.astype(np.float64)
@@ -428,6 +475,8 @@ def particle_timeseries(
             "shifts": s,
             "blank": blank,
         }
+        if qc is not None:
+            out.update(qc.chunk(chunk, s, vals, dI, illumination(chunk, t0, t1)))
         if not differential:
             out["sum_I"] = px.reduce(vals if all_valid else np.where(valid, vals, 0.0))
             out["sum_I0"] = (np.broadcast_to(sum_i0, (n, px.ids.size))
@@ -482,7 +531,23 @@ def particle_timeseries(
         r_eq_px = np.sqrt(px.area_px / np.pi)
         angle = np.degrees(np.arctan2(0.0 - drow, dcol))  # 0 - 0.0 = +0: left is 180, not -180
         angle = np.where(offset_px > 1e-9, angle, np.nan)
-    reason = np.where(n_valid == 0, "no valid pixels", np.where(n_unr == 0, "no unreacted pixels", ""))
+    small = (n_unr > 0) & (n_unr < min_core_px)  # an unresolved core: its centre is noise
+    if small.any():
+        offset_px = np.where(small, np.nan, offset_px)
+        angle = np.where(small, np.nan, angle)
+    reason = np.where(n_valid == 0, "no valid pixels",
+                      np.where(n_unr == 0, "no unreacted pixels",
+                               np.where(small, "core too small", "")))
+    flags = None
+    if qc is not None:
+        from ._quality import join_flags
+
+        q = {k: cat.pop(k) for k in list(cat) if k.startswith("q_")}
+        flags = join_flags(qc.finish(q, n_unr=n_unr, shifts=shifts,
+                                     n_reference_frames=n_reference_frames,
+                                     rolling=rolling_frames))
+    elif small.any():
+        flags = np.where(small, "core_too_small", "")
 
     # tidy: particle-major (all frames of particle 1, then particle 2, ...)
     def col(a):
@@ -509,11 +574,14 @@ def particle_timeseries(
         "li_rich_col": col(li_col),
         "drift_row_px": np.tile(shifts[:, 0], n_lab),
         "drift_col_px": np.tile(shifts[:, 1], n_lab),
+        "quality_flags": col(flags) if flags is not None else "",
     })
+    if sat_warn:
+        df.attrs.setdefault("warnings", []).append(sat_warn)
     if blank.size:
         shown = ", ".join(map(str, blank[:10])) + (", ..." if blank.size > 10 else "")
-        df.attrs["warnings"] = [
+        df.attrs.setdefault("warnings", []).extend([
             f"{blank.size} of {n_frames} frames hold no image (every pixel NaN or one value: "
             f"a blank exposure, or zarr chunks never written): frame(s) {shown}; their "
-            "measurements are NaN"]
+            "measurements are NaN"])
     return df

@@ -134,9 +134,12 @@ def check_analysis_options(*, threshold=0.05, edge_px=2, n_reference_frames=1,
         raise ValueError(f"window must be (low, high) with low < high, got {window!r}")
 
 
-def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None):
+def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
+                    intensity_offset=0.0):
     """``(name, stack, labels, time_s, capacity_mAh_g)`` of a dataset, as every analysis
-    reads them (labels: ``masks``, else the dataset's, else detected)."""
+    reads them (labels: ``masks``, else the dataset's, else detected; the stack with
+    ``intensity_offset`` added, refused when its reference frames hold negative
+    intensities)."""
     from ._detect import detect_particles
     from ._differential import reference_image
     from ._measure import _check_labels
@@ -159,6 +162,13 @@ def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None)
     else:
         masks = _check_labels(masks, stack.shape[1:], name="masks")
     check_stack_signal(stack, name=_where(dataset), n_reference_frames=n_reference_frames)
+    from ._chunks import read_chunk
+    from ._quality import OffsetStack, check_intensities
+
+    check_intensities(read_chunk(stack, 0, max(1, min(int(n_reference_frames), n_frames))),
+                      name=_where(dataset), intensity_offset=intensity_offset)
+    if intensity_offset:
+        stack = OffsetStack(stack, intensity_offset)
     if masks is not None and not np.any(masks):
         raise ValueError(f"{name}: the particle masks hold no particle (every pixel is 0, "
                          "background)")
@@ -203,7 +213,10 @@ def dataset_tables(dataset, name, ts, problems, *, window, asymmetry_threshold, 
     particles = summarize_particles(ts, window=window, asymmetry_threshold=asymmetry_threshold,
                                     statistic=statistic)
     particles.insert(1, "ageing", str(meta.get("ageing", "unknown")))
-    problems = [*problems, *(f"{_where(dataset)}: {w}" for w in ts.attrs.get("warnings", []))]
+    from ._quality import flag_summary
+
+    problems = [*problems, *(f"{_where(dataset)}: {w}" for w in ts.attrs.get("warnings", [])),
+                *flag_summary(ts, name=name)]
     if (not problems and particles["vanish_frame"].notna().any()
             and particles["vanish_capacity_mAh_g"].isna().all()):
         problems.append(f"{name}: the unreacted region vanishes in "
@@ -231,6 +244,9 @@ def analyze_dataset(
     n_threads=None,
     progress=False,
     return_labels=False,
+    saturation_level="auto",
+    min_core_px=None,
+    intensity_offset=0.0,
 ):
     """Measure and classify every particle of an :class:`asymflux.io.Dataset`.
 
@@ -267,6 +283,12 @@ def analyze_dataset(
         See :func:`particle_timeseries`.
     return_labels : bool
         Also return the labels used.
+    saturation_level, min_core_px
+        See :func:`particle_timeseries` (the clip level, default found in the movie; the
+        smallest core whose d is reported).
+    intensity_offset : float
+        Added to every pixel before anything else: a background-subtracted movie (negative
+        intensities, refused without it) with the subtracted level added back.
 
     Returns
     -------
@@ -286,7 +308,8 @@ def analyze_dataset(
                            drift_every=drift_every,
                            n_frames=int(getattr(dataset.stack, "shape", (0,))[0]) or None)
     name, stack, masks, time_s, capacity, problems = _dataset_inputs(
-        dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs)
+        dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs,
+        intensity_offset=intensity_offset)
     ts = particle_timeseries(
         stack, masks, pixel_nm=dataset.pixel_nm, time_s=time_s,
         capacity_mAh_g=capacity, threshold=threshold, edge_px=edge_px,
@@ -294,6 +317,7 @@ def analyze_dataset(
         normalize=dataset_normalization(dataset, normalize), rolling_frames=rolling_frames,
         drift_every=drift_every,
         chunk_frames=chunk_frames, n_threads=n_threads, progress=progress,
+        saturation_level=saturation_level, min_core_px=min_core_px,
     )
     particles, ts = dataset_tables(dataset, name, ts, problems, window=window,
                                    asymmetry_threshold=asymmetry_threshold, statistic=statistic)

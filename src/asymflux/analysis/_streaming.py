@@ -236,6 +236,7 @@ def _frame_positions(table, mosaic, frame_labels, pixel_nm):
         drow = li_row - com_row
         dcol = li_col - com_col
         offset_px = np.hypot(drow, dcol)
+        offset_px[table["offset_reason"].to_numpy() == "core too small"] = np.nan
         r_eq_px = np.sqrt(px.area_px[pos] / np.pi)
         angle = np.degrees(np.arctan2(0.0 - drow, dcol))
         angle = np.where(offset_px > 1e-9, angle, np.nan)

@@ -34,7 +34,7 @@ PARTICLE_COLUMNS = [
     "max_offset_norm", "asymmetry_score", "classification_reason", "n_window_frames",
     "direction_deg", "max_offset_nm", "vanish_frame", "vanish_time_s", "vanish_capacity_mAh_g",
     "last_unreacted_row", "last_unreacted_col", "last_offset_nm", "last_offset_norm",
-    "last_offset_angle_deg",
+    "last_offset_angle_deg", "quality_flags", "flagged_fraction",
 ]
 
 _STATS = {"max": np.max, "mean": np.mean, "median": np.median}
@@ -127,7 +127,9 @@ def summarize_particles(
         ``vanish_*`` (frame, time and capacity at which the unreacted region vanishes,
         Fig. 5c blue circles) and ``last_unreacted_*`` (where its last part was: centre
         of the unreacted pixels in the frame before, in pixel (row, col), and its offset
-        from O_COM).
+        from O_COM), ``quality_flags`` (each flag raised on the particle's frames with
+        the number of frames, ``"saturated:3;core_too_small:1"``, ``""`` for none) and
+        ``flagged_fraction`` (of its frames with any flag).
     """
     import pandas as pd
 
@@ -165,6 +167,12 @@ def summarize_particles(
                 "last_offset_norm": float(last["offset_norm"]),
                 "last_offset_angle_deg": float(last["offset_angle_deg"]),
             })
+        if "quality_flags" in g.columns:
+            from ._quality import flag_counts
+
+            fl = g["quality_flags"].fillna("").astype(str)
+            row["quality_flags"] = ";".join(f"{k}:{v}" for k, v in flag_counts(fl).items())
+            row["flagged_fraction"] = float((fl != "").mean()) if len(fl) else np.nan
         rows.append(row)
     cols = keep + PARTICLE_COLUMNS
     out = pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,363 @@
+"""Quality flags per particle and frame: what a real microscope does to the numbers.
+
+:func:`~asymflux.analysis.particle_timeseries` measures, in the same pass over the movie
+as the shrinking core, what would make a frame's numbers wrong, and writes the names of the
+flags raised into its ``quality_flags`` column (``;``-separated, ``""`` when none).
+:func:`~asymflux.analysis.summarize_particles` counts them per particle. Each flag, its
+threshold and what it means for the numbers is in :data:`QUALITY_FLAGS` and
+``docs/analysis.md``.
+
+The thresholds are stated relative to the dI threshold (``threshold``, paper 0.05,
+:data:`asymflux.optics.UNREACTED_THRESHOLD`): a change of the light of 1 % is a fifth of
+the dI that tells a reacted pixel from an unreacted one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import check_range
+
+__all__ = [
+    "QUALITY_FLAGS", "BACKGROUND_DRIFT_FRACTION", "FOCUS_CHANGE_TOLERANCE",
+    "REGISTRATION_RESIDUAL_PX", "RETURN_MIN_FRACTION", "default_min_core_px",
+    "detect_saturation_level", "check_intensities", "flag_summary", "flag_counts",
+]
+
+#: The particle-free background near a particle drifting by more than this fraction of the
+#: dI threshold (relative to the reference frames) raises ``background_drift``.
+BACKGROUND_DRIFT_FRACTION = 0.2
+#: Relative change of the texture of the background ring around a particle (mean |gradient|
+#: over mean intensity) from the reference frames that raises ``focus_change``.
+FOCUS_CHANGE_TOLERANCE = 0.3
+#: Departure (px) of a frame's drift estimate from the median of its 5 neighbours that
+#: raises ``registration_residual``.
+REGISTRATION_RESIDUAL_PX = 0.5
+#: Pixels that were clearly reacted (dI >= threshold + delta) and are now clearly unreacted
+#: (dI < threshold - delta), delta = the dI threshold: at least 3 and at least this
+#: fraction of the particle's inner pixels raise ``returned_below_threshold``.
+RETURN_MIN_FRACTION = 0.02
+#: Background ring: from this far from every particle (px) ...
+RING_MARGIN_PX = 6
+#: ... this wide (px).
+RING_WIDTH_PX = 8
+#: The near ring, where a particle's PSF spills its light (px from the particle).
+NEAR_RING_PX = (1, 4)
+#: Pixels at exactly the top value in one frame that make a pile-up (camera clipping).
+PILE_UP_MIN_PX = 10
+#: ... and at least this many times as many as any other single value (a uniform synthetic
+#: image, where every value is shared by many pixels, is not clipped).
+PILE_UP_RATIO = 5
+
+QUALITY_FLAGS = {
+    "background_drift": (
+        "the particle-free background around the particle (a ring 6-14 px from every "
+        "particle) changed by more than 0.2 x the dI threshold (1 % for 0.05) from the "
+        "reference frames, after any illumination normalisation: illumination drift or a "
+        "moving beam; dI of the whole particle is offset by about as much, so the "
+        "unreacted region and d are biased (use normalize='frame_mean' / "
+        "--normalize-illumination for a whole-frame drift)"),
+    "saturated": (
+        "pixels of the particle at the camera's clip level (the top value piled up on 10 or "
+        "more pixels of a frame, an integer type's maximum, or saturation_level=): they are "
+        "unknown (NaN), neither reacted nor unreacted; the unreacted fraction and d use the "
+        "other pixels"),
+    "focus_change": (
+        "the sharpness of the background's texture in the ring around the particle (mean "
+        "|gradient| / mean intensity, on whole-pixel registered frames) changed by more than "
+        "30 % from the reference frames: the focus (PSF width) changed; the edge pixels' dI "
+        "and the unreacted region near the outline are biased (a featureless background "
+        "cannot show it)"),
+    "registration_residual": (
+        "the frame's drift estimate departs by more than 0.5 px from the median of its 5 "
+        "neighbours: registration failed or the stage jumped; every number of the frame is "
+        "suspect"),
+    "returned_below_threshold": (
+        "pixels that were clearly reacted (dI >= 2 x threshold) are clearly unreacted again "
+        "(dI < 0): delithiation runs one way, so this is dust, a defocus or another artefact "
+        "(at least 3 pixels and 2 % of the particle's inner pixels)"),
+    "core_too_small": (
+        "fewer unreacted pixels than min_core_px (default: the area of a PSF, pi x edge_px^2, "
+        "at least 4): the core is unresolved and its centre is noise; d, d/R_eq and the "
+        "direction are NaN"),
+}
+
+
+def default_min_core_px(edge_px) -> int:
+    """Smallest core whose centre is a measurement: a PSF's area, π·σ² with σ ≈ ``edge_px``
+    pixels (at least 4 pixels)."""
+    return max(4, int(np.ceil(np.pi * max(int(edge_px), 1) ** 2)))
+
+
+def detect_saturation_level(frames, dtype=None):
+    """The camera's clip level seen in ``frames`` (any number of frames), or None.
+
+    The top value of a frame is a clip level when at least :data:`PILE_UP_MIN_PX` pixels
+    hold exactly it, and :data:`PILE_UP_RATIO` times as many as hold any other value (a
+    pile-up: noise does not give one value to many pixels of a bright region), or when it is the maximum of an integer ``dtype`` (e.g. 65535 for uint16).
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    finite = frames[np.isfinite(frames)]
+    if finite.size == 0:
+        return None
+    top = float(finite.max())
+    if dtype is not None and np.dtype(dtype).kind in "iu" and top >= np.iinfo(dtype).max:
+        return top
+    for f in frames.reshape(-1, *frames.shape[-2:]):
+        f = f[np.isfinite(f)]
+        if not f.size or f.max() != top:
+            continue
+        values, counts = np.unique(f, return_counts=True)
+        n_top = counts[-1]
+        others = counts[:-1].max() if counts.size > 1 else 0
+        if n_top >= PILE_UP_MIN_PX and n_top >= PILE_UP_RATIO * others:
+            return top
+    return None
+
+
+def check_intensities(frames, *, name, intensity_offset=0.0):
+    """Refuse frames holding negative intensities (a background-subtracted movie): dI =
+    I/I0 − 1 needs intensities proportional to the light. ValueError naming ``name`` and
+    the fix (``intensity_offset=`` / ``--intensity-offset``)."""
+    f = np.asarray(frames, dtype=np.float64) + float(intensity_offset)
+    finite = f[np.isfinite(f)]
+    if finite.size == 0:
+        return
+    lo = float(finite.min())
+    if lo < 0:
+        frac = np.count_nonzero(finite < 0) / finite.size
+        raise ValueError(
+            f"{name}: {100 * frac:.2g} % of the reference pixels are negative (minimum "
+            f"{lo:g}{' after the offset' if intensity_offset else ''}): the movie looks "
+            "background- or dark-subtracted, but dI = I/I0 - 1 needs intensities "
+            "proportional to the light. Analyse the raw movie, or add back what was "
+            f"subtracted with intensity_offset= (--intensity-offset), e.g. {-lo * 1.5:.3g} "
+            "if nothing better is known (dI then shrinks by I0/(I0 + offset))")
+
+
+class OffsetStack:
+    """A stack read with ``offset`` added to every pixel (float64): ``intensity_offset=``."""
+
+    def __init__(self, stack, offset):
+        self.stack = stack
+        self.offset = float(offset)
+        self.shape = tuple(stack.shape)
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(np.float64)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        block = self.stack[key]
+        if type(block).__module__.startswith("dask."):
+            block = block.compute(scheduler="synchronous")
+        return np.asarray(block, dtype=np.float64) + self.offset
+
+
+def saturation_warning(ref_values, px, clip, threshold):
+    """A warning (or None) naming the particles whose starting brightness × (1 + threshold)
+    reaches the clip level on some pixels: those pixels cannot be seen reacting."""
+    if clip is None:
+        return None
+    hit = px.reduce(((ref_values * (1 + threshold)) >= clip).astype(np.float64)[None])[0]
+    bad = np.flatnonzero(hit > 0)
+    if not bad.size:
+        return None
+    shown = ", ".join(f"{int(px.ids[i])} ({100 * hit[i] / px.area_px[i]:.0f} %)"
+                      for i in bad[:10]) + (", ..." if bad.size > 10 else "")
+    return (f"saturation: the camera clips at {clip:g}, and the starting brightness x (1 + "
+            f"threshold {threshold:g}) reaches it on pixels of {bad.size} particle(s): "
+            f"{shown}; those pixels saturate before they can read as reacted (they are NaN "
+            "where clipped, flag saturated): lower the exposure or the gain")
+
+
+class _Regions:
+    """Pixels around the particles, assigned to the nearest one: the background ring
+    (particle-free) and its texture (each pixel with its right and lower neighbours)."""
+
+    def __init__(self, labels, px_cls):
+        from scipy import ndimage as ndi
+
+        bg = labels == 0
+        if not bg.any() or not (~bg).any():
+            self.ring = None
+            return
+        dist, (ir, ic) = ndi.distance_transform_edt(bg, return_indices=True)
+        nearest = labels[ir, ic]
+        ring = (dist > RING_MARGIN_PX) & (dist <= RING_MARGIN_PX + RING_WIDTH_PX)
+        ring_lab = np.where(ring, nearest, 0)
+        self.ring = px_cls(ring_lab)
+        # the near ring, where a wider PSF spills more of the particle's light
+        self.near = px_cls(np.where((dist > NEAR_RING_PX[0]) & (dist <= NEAR_RING_PX[1]),
+                                    nearest, 0))
+
+
+class QualityPass:
+    """The per-chunk measurements behind the flags (called from ``particle_timeseries``)."""
+
+    def __init__(self, labels, px, *, threshold, edge_px, saturation_level, min_core_px,
+                 px_cls):
+        self.px = px
+        self.threshold = float(threshold)
+        self.clip = None if saturation_level is None else float(saturation_level)
+        self.min_core_px = (default_min_core_px(edge_px) if min_core_px is None
+                            else int(check_range("min_core_px", min_core_px, 1, None,
+                                                 integer=True)))
+        reg = _Regions(labels, px_cls)
+        self.regions = reg
+        self.ids = px.ids
+        self.inner = px.inner > 0
+
+    def _per_particle(self, sub, values):
+        """Sum over each particle's pixels of ``sub`` (a ``_Pixels``), as (n, n_particles)."""
+        out = np.zeros((values.shape[0], self.ids.size))
+        if sub is None or sub.flat.size == 0:
+            return out
+        sums = sub.reduce(values)
+        out[:, np.searchsorted(self.ids, sub.ids)] = sums
+        return out
+
+    def saturated(self, chunk):
+        """(n, n_row, n_col) bool: pixels at the clip level, or None."""
+        if self.clip is None:
+            return None
+        sat = chunk >= self.clip
+        return sat if sat.any() else None
+
+    def chunk(self, chunk, shifts, vals, dI, illumination):
+        """Per-chunk sums for the flags: ``chunk`` raw frames, ``vals`` the particle pixels
+        as measured (registered, normalised), ``dI`` theirs."""
+        px, reg = self.px, self.regions
+        n = chunk.shape[0]
+        res = {}
+        sat = self.saturated(chunk)
+        if sat is None:
+            res["q_n_sat"] = np.zeros((n, self.ids.size))
+        else:
+            hit = px.sample(sat.astype(np.float64), shifts) > 0
+            res["q_n_sat"] = px.reduce(hit.astype(np.float64))
+        if reg.ring is not None:
+            f = illumination
+            v = reg.ring.sample(chunk, shifts).astype(np.float64, copy=False)
+            if f is not None:
+                v = v / f[:, None]
+            ok = np.isfinite(v)
+            res["q_sum_ring"] = self._per_particle(reg.ring, np.where(ok, v, 0.0))
+            res["q_n_ring"] = self._per_particle(reg.ring, ok.astype(np.float64))
+            v = reg.near.sample(chunk, shifts).astype(np.float64, copy=False)
+            if f is not None:
+                v = v / f[:, None]
+            ok = np.isfinite(v)
+            res["q_sum_near"] = self._per_particle(reg.near, np.where(ok, v, 0.0))
+            res["q_n_near"] = self._per_particle(reg.near, ok.astype(np.float64))
+            ok = np.isfinite(vals)
+            res["q_sum_part"] = px.reduce(np.where(ok, vals, 0.0))
+            res["q_n_part"] = px.reduce(ok.astype(np.float64))
+        thr, delta = self.threshold, abs(self.threshold)
+        res["q_above"] = np.packbits((dI >= thr + delta) & self.inner, axis=1)
+        res["q_below"] = np.packbits((dI < thr - delta) & self.inner, axis=1)
+        return res
+
+    def finish(self, cat, *, n_unr, shifts, n_reference_frames, rolling):
+        """``(flags (n_frames, n_particles) dict name -> bool array, warnings)``."""
+        n_frames = n_unr.shape[0]
+        flags = {}
+        n_ref = max(1, min(int(n_reference_frames), n_frames))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if "q_sum_ring" in cat:
+                ring = cat["q_sum_ring"] / cat["q_n_ring"]
+                ring0 = np.nanmean(ring[:n_ref], axis=0)
+                rel = ring / ring0 - 1.0
+                flags["background_drift"] = (np.abs(rel) >
+                                             BACKGROUND_DRIFT_FRACTION * abs(self.threshold))
+                near = cat["q_sum_near"] / cat["q_n_near"]
+                part = cat["q_sum_part"] / cat["q_n_part"]
+                spill = (near - ring) / (part - ring)  # share of the particle's light
+                spill0 = np.nanmean(spill[:n_ref], axis=0)
+                self.spill = spill / spill0
+                flags["focus_change"] = (np.isfinite(spill0) & (spill0 > 0)
+                                         & (np.abs(spill / spill0 - 1.0)
+                                            > FOCUS_CHANGE_TOLERANCE))
+        flags["saturated"] = cat["q_n_sat"] > 0
+        flags["registration_residual"] = np.broadcast_to(
+            _registration_residual(shifts)[:, None], n_unr.shape)
+        flags["returned_below_threshold"] = self._returns(cat["q_above"], cat["q_below"])
+        flags["core_too_small"] = (n_unr > 0) & (n_unr < self.min_core_px)
+        if rolling is not None:  # no reference frames: only flags that do not need them
+            flags.pop("background_drift", None)
+            flags.pop("focus_change", None)
+            flags.pop("returned_below_threshold", None)
+        return flags
+
+    def _returns(self, above, below):
+        px = self.px
+        n_frames = above.shape[0]
+        n_pix = px.flat.size
+        ever = np.zeros(above.shape[1], np.uint8)
+        counts = np.zeros((n_frames, px.ids.size))
+        for t in range(n_frames):
+            back = np.unpackbits(ever & below[t], count=n_pix).astype(np.float64)
+            if back.any():
+                counts[t] = px.reduce(back[None])[0]
+            ever |= above[t]
+        need = np.maximum(3, RETURN_MIN_FRACTION * np.maximum(px.inner_px, 1))
+        return counts >= need
+
+
+def _registration_residual(shifts):
+    """(n_frames,) bool: drift estimates off the median of their 5 neighbours by more than
+    :data:`REGISTRATION_RESIDUAL_PX`."""
+    s = np.asarray(shifts, dtype=float)
+    n = s.shape[0]
+    if n < 3 or not np.any(s):
+        return np.zeros(n, bool)
+    from scipy.ndimage import median_filter
+
+    med = median_filter(s, size=(5, 1), mode="nearest")
+    return np.hypot(*(s - med).T) > REGISTRATION_RESIDUAL_PX
+
+
+def join_flags(flags, order=tuple(QUALITY_FLAGS)):
+    """(n_frames, n_particles) str array: the names of the flags raised, ``;``-separated."""
+    names = [k for k in order if k in flags]
+    if not names:
+        return None
+    shape = np.shape(flags[names[0]])
+    out = np.full(shape, "", dtype=object)
+    for k in names:
+        f = np.asarray(flags[k], bool)
+        if not f.any():
+            continue
+        out = np.where(f, np.where(out == "", k, out + ";" + k), out)
+    return out
+
+
+def flag_counts(flags_column):
+    """``{flag: number of rows}`` of a ``quality_flags`` column (``;``-separated names), in
+    the order of :data:`QUALITY_FLAGS`."""
+    counts = {}
+    for s in flags_column:
+        if isinstance(s, str) and s:
+            for k in s.split(";"):
+                counts[k] = counts.get(k, 0) + 1
+    return {k: counts[k] for k in sorted(counts, key=lambda k: (k not in QUALITY_FLAGS,
+            list(QUALITY_FLAGS).index(k) if k in QUALITY_FLAGS else 0, k))}
+
+
+def flag_summary(timeseries, *, name=""):
+    """One line per flag raised in a ``timeseries`` table (for the warnings and the CLI):
+    how many particles and particle-frames, and what it means."""
+    if "quality_flags" not in timeseries.columns or not len(timeseries):
+        return []
+    lines = []
+    flagged = timeseries["quality_flags"].fillna("").astype(str)
+    n_rows = len(timeseries)
+    n_part = timeseries["particle_id"].nunique()
+    for k, meaning in QUALITY_FLAGS.items():
+        hit = flagged.str.split(";").apply(lambda names, k=k: k in names).to_numpy(bool)
+        if hit.any():
+            parts = timeseries.loc[hit, "particle_id"].nunique()
+            lines.append(f"{name + ': ' if name else ''}quality flag {k} on {int(hit.sum())} of "
+                         f"{n_rows} particle-frames ({parts} of {n_part} particles): {meaning}")
+    return lines
