@@ -1,0 +1,179 @@
+"""Quality flags: each artefact of a real microscope raises its flag, a clean movie none."""
+
+import numpy as np
+import pytest
+from _analysis_synth import disk
+
+from asymflux import analysis as an
+from asymflux import io, optics
+from asymflux.analysis import _quality
+
+SHAPE = (96, 128)
+N = 16
+PIXEL_NM = 65.0
+CENTERS = ((48, 40, 18), (48, 92, 16))
+
+
+def _labels():
+    lab = np.zeros(SHAPE, np.int32)
+    for i, (r, c, rad) in enumerate(CENTERS, start=1):
+        lab[disk(SHAPE, (r, c), rad)] = i
+    return lab
+
+
+def _movie(*, na_of_k=None, illumination=None, drift=None, noise=True):
+    """Two particles delithiating from the outside in (the first one), imaged by the
+    synthetic microscope: uint16 camera counts (4000 e- per unit)."""
+    rr, cc = np.indices(SHAPE)
+    lab = _labels()
+    part = lab > 0
+    theta = np.full((N, *SHAPE), np.nan)
+    for k in range(N):
+        th = np.full(SHAPE, optics.DEFAULT_THETA_REF)
+        for r, c, rad in CENTERS:
+            th -= 0.4 * k / (N - 1) * np.clip((np.hypot(rr - r, cc - c) - rad * (1 - k / N)) / 3,
+                                              0, 1) * disk(SHAPE, (r, c), rad)
+        theta[k][part] = th[part]
+    matrix = optics.carbon_matrix(SHAPE, np.random.default_rng(0), pixel_nm=PIXEL_NM)
+    frames = []
+    for k in range(N):
+        na = optics.DEFAULT_NA if na_of_k is None else na_of_k(k)
+        frames.append(optics.microscope(
+            theta[k:k + 1], np.random.default_rng(k), coverage=part.astype(float),
+            particle_reflectivity=1.0, matrix_reflectivity=matrix, pixel_nm=PIXEL_NM, na=na,
+            illumination=None if illumination is None else illumination[k:k + 1],
+            drift_px=None if drift is None else drift[k:k + 1], noise=noise)[0])
+    return np.array(frames), lab
+
+
+def _flags(ts):
+    """{flag: (n_frames, n_particles) bool} from a timeseries table."""
+    out = {}
+    for k in _quality.QUALITY_FLAGS:
+        hit = ts["quality_flags"].str.split(";").apply(lambda names, k=k: k in names)
+        out[k] = hit.to_numpy(bool).reshape(-1, N).T
+    return out
+
+
+def _measure(stack, lab, **kw):
+    kw.setdefault("register", True)
+    return an.particle_timeseries(stack, lab, pixel_nm=PIXEL_NM, **kw)
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return _movie()
+
+
+@pytest.fixture(scope="module")
+def clean_flags(clean):
+    return _flags(_measure(*clean))
+
+
+@pytest.mark.parametrize("flag", [k for k in _quality.QUALITY_FLAGS if k != "core_too_small"])
+def test_a_clean_movie_raises_no_flag(clean_flags, flag):
+    assert not clean_flags[flag].any(), np.flatnonzero(clean_flags[flag].any(axis=1))
+
+
+def test_illumination_drift_raises_background_drift_unless_normalised():
+    ramp = np.linspace(1.0, 1.1, N)
+    stack, lab = _movie(illumination=ramp)
+    f = _flags(_measure(stack, lab))["background_drift"]
+    # 1 % (0.2 x the 0.05 threshold) is passed after ~2 of the 15 steps of 0.67 %
+    assert f[3:].all() and not f[:1].any()
+    f = _flags(_measure(stack, lab, normalize="frame_mean"))["background_drift"]
+    assert not f.any()
+
+
+def test_focus_drift_raises_focus_change(clean_flags):
+    stack, lab = _movie(na_of_k=lambda k: optics.DEFAULT_NA / (1 + k / (N - 1)))  # PSF x 2
+    f = _flags(_measure(stack, lab))["focus_change"]
+    assert f[-6:].all() and not f[0].any()
+
+
+def test_clipping_raises_saturated_and_leaves_the_pixels_unknown(clean):
+    stack, lab = clean
+    start = np.median(stack[0][lab == 1])
+    clip = np.floor(1.05 * start)
+    clipped = np.minimum(stack, clip).astype(np.uint16)
+    assert _quality.detect_saturation_level(clipped[-1:]) == clip
+    ts = _measure(clipped, lab)
+    f = _flags(ts)["saturated"]
+    assert f[-5:].all()
+    # 1.05 x start: the start x (1 + 0.05) reaches it
+    assert any("clips at" in w and "saturate before" in w for w in ts.attrs["warnings"])
+    higher = _flags(_measure(np.minimum(stack, np.floor(1.1 * start)).astype(np.uint16),
+                             lab))["saturated"]
+    assert higher[-3:, 0].all() and not higher[:3].any()
+    # the clipped pixels are unknown: the valid area shrinks, none reads as unreacted
+    plain = _measure(clipped, lab, saturation_level=None)
+    last = ts[(ts.frame == N - 1) & (ts.particle_id == 1)].iloc[0]
+    last_plain = plain[(plain.frame == N - 1) & (plain.particle_id == 1)].iloc[0]
+    assert last.mean_dI != last_plain.mean_dI
+    # unflagged, the clipped pixels (dI 0.05 at most) read as unreacted at the end of charge
+    assert last_plain.unreacted_fraction > 0.3
+    assert np.isnan(last.unreacted_fraction)  # every inner pixel clipped: unknown
+
+
+def test_a_dark_dust_ring_raises_returned_below_threshold(clean):
+    stack, lab = clean
+    stack = stack.astype(float)
+    rr, cc = np.indices(SHAPE)
+    ring = (np.abs(np.hypot(rr - 40, cc - 30) - 5) < 1.5)  # inside particle 1, left half
+    stack[10:, ring] *= 0.6
+    f = _flags(_measure(stack, lab))["returned_below_threshold"]
+    assert f[10:, 0].all() and not f[:10].any() and not f[:, 1].any()
+
+
+def test_a_stage_jump_raises_registration_residual(clean):
+    stack, lab = clean
+    drift = np.zeros((N, 2))
+    drift[8] = (0.0, 3.0)  # one frame off by 3 px
+    jumped = optics.add_drift(stack.astype(float), drift, order=1)
+    f = _flags(_measure(jumped, lab))["registration_residual"]
+    assert f[8].all() and f.sum() == 2  # that frame, both particles
+
+
+def test_too_few_core_pixels_leave_d_nan_with_the_flag(clean):
+    stack, lab = clean
+    ts = _measure(stack, lab)
+    small = ts.offset_reason == "core too small"
+    assert small.any()
+    assert ts.loc[small, ["offset_nm", "offset_norm", "offset_angle_deg"]].isna().all().all()
+    assert ts.loc[small, "quality_flags"].str.contains("core_too_small").all()
+    n_px = np.rint(ts.unreacted_area_um2 / (PIXEL_NM * 1e-3) ** 2)
+    assert (n_px[small] < _quality.default_min_core_px(2)).all()
+    assert (n_px[ts.offset_reason == ""] >= _quality.default_min_core_px(2)).all()
+    assert _quality.default_min_core_px(2) == 13 and _quality.default_min_core_px(0) == 4
+
+
+def test_negative_intensities_are_refused_with_the_fix(clean):
+    stack, lab = clean
+    sub = stack.astype(float) - np.median(stack[0][lab == 0])  # background subtracted
+    ds = io.Dataset(stack=sub, time_s=np.arange(N) * 10.0, pixel_nm=PIXEL_NM, masks=lab,
+                    metadata={"name": "subtracted"})
+    with pytest.raises(ValueError, match="negative.*intensity_offset"):
+        an.analyze_dataset(ds)
+    offset = float(np.median(stack[0][lab == 0]))
+    with pytest.warns(Warning):
+        p, ts = an.analyze_dataset(ds, intensity_offset=offset)
+    with pytest.warns(Warning):
+        p0, ts0 = an.analyze_dataset(io.Dataset(stack=stack, time_s=np.arange(N) * 10.0,
+                                                pixel_nm=PIXEL_NM, masks=lab))
+    np.testing.assert_allclose(ts.mean_dI, ts0.mean_dI, atol=1e-9)
+
+
+def test_particles_count_the_flagged_frames_and_the_warnings_name_them(clean):
+    stack, lab = clean
+    stack = np.minimum(stack, np.floor(1.05 * np.median(stack[0][lab == 1]))).astype(np.uint16)
+    ds = io.Dataset(stack=stack, time_s=np.arange(N) * 10.0, pixel_nm=PIXEL_NM, masks=lab,
+                    metadata={"name": "clipped"})
+    with pytest.warns(Warning):
+        p, ts = an.analyze_dataset(ds)
+    row = p.set_index("particle_id").loc[1]
+    counts = dict(kv.split(":") for kv in row.quality_flags.split(";"))
+    n_sat = int(ts[ts.particle_id == 1].quality_flags.str.contains("saturated").sum())
+    assert int(counts["saturated"]) == n_sat > 0
+    assert row.flagged_fraction == pytest.approx(
+        (ts[ts.particle_id == 1].quality_flags != "").mean())
+    assert any(w.startswith("clipped: quality flag saturated on ") for w in p.attrs["warnings"])
