@@ -177,3 +177,50 @@ def test_particles_count_the_flagged_frames_and_the_warnings_name_them(clean):
     assert row.flagged_fraction == pytest.approx(
         (ts[ts.particle_id == 1].quality_flags != "").mean())
     assert any(w.startswith("clipped: quality flag saturated on ") for w in p.attrs["warnings"])
+
+
+# ----------------------------------------------------------------------------- detection
+
+
+def test_the_default_smallest_particle_is_a_few_psf_areas():
+    from asymflux.analysis._detect import default_min_area_px
+
+    assert default_min_area_px(65.0) == 88  # 6 x pi x (140 nm / 65 nm)^2 = 87.4
+    assert default_min_area_px(None) == 30
+    img = np.zeros((80, 80))
+    img[disk(img.shape, (40, 40), 15)] = 1.0  # a particle (707 px)
+    img[disk(img.shape, (10, 10), 4)] = 1.0  # a speck (49 px: 0.21 um^2 at 65 nm)
+    assert an.detect_particles(img).max() == 2  # pixel size unknown: 30 px
+    assert an.detect_particles(img, pixel_nm=65.0).max() == 1
+    assert an.detect_particles(img, pixel_nm=65.0, min_area_px=20).max() == 2
+    assert an.detect_particles(img, max_area_px=100).max() == 1  # the speck only
+    crescent = disk(img.shape, (40, 40), 15) & ~disk(img.shape, (40, 50), 13)
+    assert an.detect_particles(crescent * 1.0, min_solidity=0.8).max() == 0
+    assert an.detect_particles(crescent * 1.0).max() == 1
+    with pytest.raises(ValueError, match="min_area_px"):
+        an.detect_particles(img, min_area_px=0)
+
+
+def test_cli_options_reach_the_analysis(clean, tmp_path, capsys):
+    import tifffile
+
+    from asymflux.cli import main
+
+    stack, lab = clean
+    background = float(np.median(stack[0][lab == 0]))
+    tif = tmp_path / "sub.tif"
+    tifffile.imwrite(tif, (stack.astype(np.float32) - background))
+    base = ["analyze", str(tif), "--pixel-nm", "65", "--frame-interval-s", "10"]
+    assert main([*base, "--out", str(tmp_path / "a")]) != 0
+    assert "--intensity-offset" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "b"), "--intensity-offset", str(background),
+                 "--min-area-px", "900", "--min-core-px", "1", "--no-register"]) == 0
+    import pandas as pd
+
+    p = pd.read_csv(tmp_path / "b" / "particles.csv", keep_default_na=False)
+    assert len(p) == 1 and p.area_um2[0] > 900 * (PIXEL_NM * 1e-3) ** 2  # not the 797 px one
+    ts = pd.read_csv(tmp_path / "b" / "timeseries.csv", keep_default_na=False)
+    assert "core too small" not in set(ts.offset_reason)  # --min-core-px 1
+    assert main([*base, "--out", str(tmp_path / "c"), "--intensity-offset", str(background),
+                 "--saturation-level", "nonsense"]) != 0
+    assert "--saturation-level" in capsys.readouterr().err

@@ -55,6 +55,24 @@ def register(subparsers) -> None:
     p.add_argument("--rolling", type=int, metavar="N", default=None,
                    help="rolling differential dI = I_t / I_(t-N) - 1 (N frames, 1 <= N < number "
                         "of frames; the first N frames are NaN) instead of I / I0 - 1")
+    p.add_argument("--min-area-px", type=int, metavar="N", default=None,
+                   help="detection: smallest particle in pixels (default: 6 PSF areas at the "
+                        "pixel size, 88 px at 65 nm/px; 30 px if the pixel size is unknown)")
+    p.add_argument("--max-area-px", type=int, metavar="N", default=None,
+                   help="detection: largest particle in pixels (default: no limit)")
+    p.add_argument("--min-solidity", type=float, metavar="S", default=None,
+                   help="detection: drop particles less solid than S (area / convex hull "
+                        "area, 0-1; default: keep all)")
+    p.add_argument("--min-core-px", type=int, metavar="N", default=None,
+                   help="fewer unreacted pixels than N leave d NaN (flag core_too_small; "
+                        "default: a PSF's area, pi x edge-px^2, at least 4)")
+    p.add_argument("--saturation-level", metavar="V", default="auto",
+                   help="the camera's clip level: pixels at or above it are unknown (flag "
+                        "saturated); 'auto' (default): a pile-up at the top value, or the "
+                        "integer type's maximum; 'none': no clipping")
+    p.add_argument("--intensity-offset", type=float, metavar="V", default=0.0,
+                   help="add V to every pixel first: a background-subtracted movie (negative "
+                        "intensities, refused otherwise) with the subtracted level put back")
     p.add_argument("--parquet", action="store_true", help="also write .parquet tables")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the datasets on this dask.distributed scheduler (tcp://host:port, "
@@ -341,6 +359,30 @@ def _name_of_path(path) -> str:
     return path.name.split(".")[0] if path.is_file() else path.name
 
 
+def _quality_options(args) -> dict:
+    """The detection and quality options of ``asymflux analyze`` as keyword options of
+    :func:`analyze_dataset` (only those given)."""
+    out = {}
+    detect = {k: getattr(args, k) for k in ("min_area_px", "max_area_px", "min_solidity")
+              if getattr(args, k, None) is not None}
+    if detect:
+        out["detect_kwargs"] = detect
+    if getattr(args, "min_core_px", None) is not None:
+        out["min_core_px"] = args.min_core_px
+    level = str(getattr(args, "saturation_level", "auto")).strip().lower()
+    if level == "none":
+        out["saturation_level"] = None
+    elif level != "auto":
+        try:
+            out["saturation_level"] = float(level)
+        except ValueError:
+            raise ValueError(f"--saturation-level must be a number, 'auto' or 'none', got "
+                             f"{args.saturation_level!r}") from None
+    if getattr(args, "intensity_offset", 0.0):
+        out["intensity_offset"] = float(args.intensity_offset)
+    return out
+
+
 def run_analyze(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -370,6 +412,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         options["rolling_frames"] = args.rolling
     if args.asymmetry_threshold is not None:
         options["asymmetry_threshold"] = args.asymmetry_threshold
+    options.update(_quality_options(args))
     read = {"echem": args.echem, "active_mass_mg": args.active_mass_mg, "channel": args.channel,
             "z": args.z, "frame_axis": args.frame_axis}
     if args.echem is not None:

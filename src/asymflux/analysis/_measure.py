@@ -296,7 +296,7 @@ def particle_timeseries(
     capacity_mAh_g = _per_frame(capacity_mAh_g, "capacity_mAh_g", n_frames)
     edge_px = int(check_range("edge_px", edge_px, 0, None))
     px = _Pixels(labels, edge_px=edge_px)
-    from ._quality import QualityPass, default_min_core_px, detect_saturation_level
+    from ._quality import QualityPass, auto_saturation_level, default_min_core_px
 
     if min_core_px is None:
         min_core_px = default_min_core_px(edge_px)
@@ -307,11 +307,7 @@ def particle_timeseries(
             if saturation_level != "auto":
                 raise ValueError(f"saturation_level must be 'auto', a number or None, got "
                                  f"{saturation_level!r}")
-            n_look = max(1, min(int(n_reference_frames), n_frames))
-            saturation_level = detect_saturation_level(
-                np.concatenate([read_chunk(stack, 0, n_look),
-                                read_chunk(stack, n_frames - 1, n_frames)]),
-                dtype=getattr(stack, "dtype", None))
+            saturation_level = auto_saturation_level(stack, n_reference_frames)
         elif saturation_level is not None:
             saturation_level = check_range("saturation_level", saturation_level)
         qc = QualityPass(labels, px, threshold=threshold, edge_px=edge_px,

@@ -174,7 +174,7 @@ def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
                          "background)")
     if masks is None:
         masks = detect_particles(reference_image(stack, n_reference_frames=n_reference_frames),
-                                 **(detect_kwargs or {}))
+                                 **{"pixel_nm": dataset.pixel_nm, **(detect_kwargs or {})})
         if not np.any(masks):
             raise ValueError(f"{_where(dataset)}: no particle detected in the reference image "
                              "(frame 0); check the stack, or give the particle masks "

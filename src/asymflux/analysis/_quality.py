@@ -115,6 +115,18 @@ def detect_saturation_level(frames, dtype=None):
     return None
 
 
+def auto_saturation_level(stack, n_reference_frames=1):
+    """:func:`detect_saturation_level` on the reference frames and the last frame of a
+    stack (reads only those)."""
+    from ._chunks import read_chunk
+
+    n_frames = int(stack.shape[0])
+    n_look = max(1, min(int(n_reference_frames), n_frames))
+    return detect_saturation_level(
+        np.concatenate([read_chunk(stack, 0, n_look), read_chunk(stack, n_frames - 1, n_frames)]),
+        dtype=getattr(stack, "dtype", None))
+
+
 def check_intensities(frames, *, name, intensity_offset=0.0):
     """Refuse frames holding negative intensities (a background-subtracted movie): dI =
     I/I0 − 1 needs intensities proportional to the light. ValueError naming ``name`` and

@@ -126,7 +126,9 @@ class CurationWidget(Container):
         self._normalize = CheckBox(text="Normalise illumination", value=False)
         self._rolling = SpinBox(label="Rolling differential (frames, 0 = off)", value=0, min=0,
                                 max=1_000_000)
-        self._min_area = SpinBox(label="min area (px)", value=30, min=1, max=10_000_000)
+        # 0: the analysis default (a few PSF areas at the dataset's pixel size)
+        self._min_area = SpinBox(label="min area (px, 0 = auto)", value=0, min=0,
+                                 max=10_000_000)
         data_row = self._row(("Open", self.open_dataset), ("Use stack", self.attach))
         detect_row = self._row(("dI", self.show_differential), ("Detect particles", self.detect))
         # --- curation
@@ -595,7 +597,12 @@ class CurationWidget(Container):
 
         cur = self._require()
         n_ref = int(self._n_ref.value)
-        min_area = int(min_area_px or self._min_area.value)
+        from asymflux.analysis._detect import default_min_area_px
+
+        known = self.dataset is not None or (self.image_layer is not None and
+                                             self._meta(self.image_layer).get("pixel_nm"))
+        min_area = int(min_area_px or self._min_area.value) or \
+            default_min_area_px(self.pixel_nm if known else None)
         ref = reference_image(self.stack, n_reference_frames=n_ref)
         labels = detect_particles(ref, min_area_px=min_area)
         if not np.any(labels):  # refused before the labels are touched
