@@ -52,6 +52,11 @@ def register(subparsers) -> None:
                    help="divide each frame by its illumination before dI (lamp flicker, drift): "
                         "the dataset's recorded frame intensity, else the mean of the pixels "
                         "away from the particles")
+    p.add_argument("--no-normalize-illumination", action="store_true",
+                   help="keep the raw intensities even when the background drifts (by default "
+                        "each frame is normalised, as with --normalize-illumination, when the "
+                        "particle-free background drifts by more than 0.2 x the threshold; "
+                        "said in the warnings)")
     p.add_argument("--rolling", type=int, metavar="N", default=None,
                    help="rolling differential dI = I_t / I_(t-N) - 1 (N frames, 1 <= N < number "
                         "of frames; the first N frames are NaN) instead of I / I0 - 1")
@@ -408,6 +413,11 @@ def run_analyze(args: argparse.Namespace) -> int:
                "edge_px": args.edge_px}
     if args.normalize_illumination:
         options["normalize"] = "frame_mean"
+    if args.no_normalize_illumination:
+        if args.normalize_illumination:
+            raise ValueError("--normalize-illumination and --no-normalize-illumination "
+                             "exclude each other")
+        options["normalize"] = None
     if args.rolling is not None:
         options["rolling_frames"] = args.rolling
     if args.asymmetry_threshold is not None:

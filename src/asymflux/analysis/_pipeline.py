@@ -53,6 +53,34 @@ def dataset_normalization(dataset, normalize="frame_mean"):
     return normalize
 
 
+def resolve_normalization(dataset, normalize, stack, labels, *, threshold=0.05,
+                          n_reference_frames=1, rolling_frames=None):
+    """``(normalize, warnings)``: ``normalize="auto"`` becomes ``"frame_mean"`` (the
+    dataset's recorded illumination if it has one, :func:`dataset_normalization`) when the
+    particle-free background drifts by more than
+    :data:`~asymflux.analysis._quality.BACKGROUND_DRIFT_FRACTION` x ``threshold`` (1 % for
+    0.05) over the movie (measured on 24 evenly spaced frames), else None; said in the
+    warnings. Other values go through :func:`dataset_normalization`."""
+    if not (isinstance(normalize, str) and normalize == "auto"):
+        return dataset_normalization(dataset, normalize), []
+    if rolling_frames is not None:
+        return None, []  # a rolling differential compares neighbouring frames
+    from ._quality import BACKGROUND_DRIFT_FRACTION, background_drift
+
+    limit = BACKGROUND_DRIFT_FRACTION * abs(float(threshold))
+    drift, frame = background_drift(stack, labels, n_reference_frames=n_reference_frames)
+    if not np.isfinite(drift) or drift <= limit:
+        return None, []
+    norm = dataset_normalization(dataset, "frame_mean")
+    how = ("its recorded frame intensity" if not isinstance(norm, str)
+           else "the mean of its particle-free pixels")
+    return norm, [f"{dataset_name(dataset)}: the particle-free background drifts by "
+                  f"{100 * drift:.2g} % (frame {frame}), more than {100 * limit:.2g} % "
+                  f"({BACKGROUND_DRIFT_FRACTION:g} x the dI threshold {threshold:g}): each "
+                  f"frame is normalised by {how} (normalize='frame_mean'; normalize=None / "
+                  "--no-normalize-illumination to keep the raw intensities)"]
+
+
 def _capacity(dataset, n_frames):
     """``(capacity per frame, warnings)``: the warnings (one line each) say why capacities
     are NaN or how they were obtained (no cycler data, NaN cells, frames outside the
@@ -233,7 +261,7 @@ def analyze_dataset(
     edge_px=2,
     register=True,
     n_reference_frames=1,
-    normalize=None,
+    normalize="auto",
     rolling_frames=None,
     window=DEFAULT_WINDOW,
     asymmetry_threshold=DEFAULT_ASYMMETRY_THRESHOLD,
@@ -266,9 +294,11 @@ def analyze_dataset(
         Correct drift on the fly (see :func:`particle_timeseries`).
     n_reference_frames : int
         Frames averaged into I0.
-    normalize : None, "frame_mean" or (n_frames,) array
+    normalize : "auto", None, "frame_mean" or (n_frames,) array
         Divide each frame by its illumination before the differential (lamp flicker,
-        illumination drift). ``"frame_mean"``: the dataset's recorded per-frame intensity
+        illumination drift). ``"auto"`` (default): ``"frame_mean"`` when the particle-free
+        background drifts by more than 0.2 x ``threshold`` over the movie, else None (said
+        in the warnings; :func:`resolve_normalization`). ``"frame_mean"``: the dataset's recorded per-frame intensity
         (``dataset.frame_intensity``) if it has one, else the mean of the pixels farther
         than :data:`DEFAULT_BACKGROUND_MARGIN_PX` from every particle
         (:func:`dataset_normalization`, :func:`particle_timeseries`).
@@ -310,11 +340,15 @@ def analyze_dataset(
     name, stack, masks, time_s, capacity, problems = _dataset_inputs(
         dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs,
         intensity_offset=intensity_offset)
+    normalize, said = resolve_normalization(dataset, normalize, stack, masks, threshold=threshold,
+                                            n_reference_frames=n_reference_frames,
+                                            rolling_frames=rolling_frames)
+    problems = [*problems, *said]
     ts = particle_timeseries(
         stack, masks, pixel_nm=dataset.pixel_nm, time_s=time_s,
         capacity_mAh_g=capacity, threshold=threshold, edge_px=edge_px,
         register=register, n_reference_frames=n_reference_frames,
-        normalize=dataset_normalization(dataset, normalize), rolling_frames=rolling_frames,
+        normalize=normalize, rolling_frames=rolling_frames,
         drift_every=drift_every,
         chunk_frames=chunk_frames, n_threads=n_threads, progress=progress,
         saturation_level=saturation_level, min_core_px=min_core_px,
@@ -336,7 +370,7 @@ def analyze_dataset_particle(
     register=True,
     shifts_px=None,
     n_reference_frames=1,
-    normalize=None,
+    normalize="auto",
     rolling_frames=None,
     detect_kwargs=None,
     drift_every=1,
@@ -380,12 +414,16 @@ def analyze_dataset_particle(
                            drift_every=drift_every)
     name, stack, masks, time_s, capacity, problems = _dataset_inputs(
         dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs)
+    normalize, said = resolve_normalization(dataset, normalize, stack, masks, threshold=threshold,
+                                            n_reference_frames=n_reference_frames,
+                                            rolling_frames=rolling_frames)
+    problems = [*problems, *said]
     try:
         result = analyze_particle(
             stack, masks, particle_id, pixel_nm=dataset.pixel_nm, time_s=time_s,
             capacity_mAh_g=capacity, threshold=threshold, edge_px=edge_px, register=register,
             shifts_px=shifts_px, n_reference_frames=n_reference_frames,
-            normalize=dataset_normalization(dataset, normalize), rolling_frames=rolling_frames,
+            normalize=normalize, rolling_frames=rolling_frames,
             drift_every=drift_every, pad_px=pad_px, crop=crop, chunk_frames=chunk_frames,
             n_threads=n_threads, progress=progress)
     except ValueError as e:

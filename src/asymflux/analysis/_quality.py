@@ -127,6 +127,36 @@ def auto_saturation_level(stack, n_reference_frames=1):
         dtype=getattr(stack, "dtype", None))
 
 
+#: Frames read to decide whether the whole frame's illumination drifts (evenly spaced).
+AUTO_NORMALIZE_FRAMES = 24
+
+
+def background_drift(stack, labels, *, n_reference_frames=1, n_sample=AUTO_NORMALIZE_FRAMES):
+    """``(largest |B_t / B_ref - 1|, frame)`` of the mean particle-free intensity B_t
+    (:func:`particle_free_pixels`) over ``n_sample`` evenly spaced frames, B_ref the mean
+    of the reference frames; ``(nan, -1)`` when there is no particle-free pixel."""
+    from ._chunks import as_float, read_chunk
+    from ._differential import _frame_means, particle_free_pixels
+
+    n_frames = int(stack.shape[0])
+    try:
+        free = np.flatnonzero(particle_free_pixels(labels))
+    except ValueError:
+        return np.nan, -1
+    n_ref = max(1, min(int(n_reference_frames), n_frames))
+    ref = float(np.mean(_frame_means(as_float(read_chunk(stack, 0, n_ref)), free)))
+    if not (np.isfinite(ref) and ref > 0):
+        return np.nan, -1
+    frames = np.unique(np.linspace(0, n_frames - 1, min(n_frames, int(n_sample))).astype(int))
+    b = np.array([_frame_means(as_float(read_chunk(stack, k, k + 1)), free)[0]
+                  for k in frames])
+    rel = np.abs(b / ref - 1.0)
+    if not np.isfinite(rel).any():
+        return np.nan, -1
+    i = int(np.nanargmax(rel))
+    return float(rel[i]), int(frames[i])
+
+
 def check_intensities(frames, *, name, intensity_offset=0.0):
     """Refuse frames holding negative intensities (a background-subtracted movie): dI =
     I/I0 − 1 needs intensities proportional to the light. ValueError naming ``name`` and

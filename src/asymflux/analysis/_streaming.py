@@ -258,7 +258,7 @@ def analyze_streaming(
     edge_px=2,
     register=True,
     n_reference_frames=1,
-    normalize=None,
+    normalize="auto",
     rolling_frames=None,
     window=DEFAULT_WINDOW,
     asymmetry_threshold=DEFAULT_ASYMMETRY_THRESHOLD,
@@ -307,8 +307,8 @@ def analyze_streaming(
     from ._pipeline import (
         _dataset_inputs,
         check_analysis_options,
-        dataset_normalization,
         dataset_tables,
+        resolve_normalization,
     )
     from ._registration import default_registration_region
 
@@ -324,7 +324,10 @@ def analyze_streaming(
         from ._quality import auto_saturation_level
 
         saturation_level = auto_saturation_level(stack, n_reference_frames)
-    norm = dataset_normalization(dataset, normalize)
+    norm, said = resolve_normalization(dataset, normalize, stack, labels, threshold=threshold,
+                                       n_reference_frames=n_reference_frames,
+                                       rolling_frames=rolling_frames)
+    problems = [*problems, *said]
     background_flat = None
     if isinstance(norm, str):  # "frame_mean": measured on the frame's particle-free pixels
         background_flat = np.flatnonzero(particle_free_pixels(labels))
