@@ -36,7 +36,8 @@ TIMESERIES_COLUMNS = [
     "particle_id", "frame", "time_s", "capacity_mAh_g", "mean_dI", "norm_intensity",
     "unreacted_fraction", "unreacted_area_um2", "offset_nm", "offset_norm", "offset_angle_deg",
     "offset_reason", "area_um2", "com_row", "com_col", "li_rich_row", "li_rich_col",
-    "drift_row_px", "drift_col_px", "quality_flags",
+    "drift_row_px", "drift_col_px", "quality_flags", "d_nm_low", "d_nm_high",
+    "offset_norm_low", "offset_norm_high", "noise_dI",
 ]
 
 
@@ -302,6 +303,7 @@ def particle_timeseries(
         min_core_px = default_min_core_px(edge_px)
     min_core_px = int(check_range("min_core_px", min_core_px, 1, None, integer=True))
     qc = sat_warn = None
+    noise = noise_pix = None  # dI pixel noise: d is also measured at threshold -/+ noise
     if quality and not differential:
         if isinstance(saturation_level, str):
             if saturation_level != "auto":
@@ -400,6 +402,12 @@ def particle_timeseries(
                 px.sample(as_float(read_chunk(stack, 0, n_look)), None).mean(axis=0), px,
                 qc.clip, threshold)
         i0 = _masked_reference(i0, stacklevel=3)
+        if n_frames >= 2 and quality:
+            from ._quality import dI_noise
+
+            two = as_float(read_chunk(stack, 0, 2))
+            noise = dI_noise(sample(two, 0, 2, None), px.inner > 0, px.starts)
+            noise_pix = np.repeat(noise, px.area_px)
         sum_i0 = px.reduce(np.where(np.isfinite(i0), i0, 0.0)[None], np.float64)[0]
     rows_f = px.rows.astype(np.float64)
     cols_f = px.cols.astype(np.float64)
@@ -471,6 +479,14 @@ def particle_timeseries(
             "shifts": s,
             "blank": blank,
         }
+        for side, sign in (("lo", -1.0), ("hi", 1.0)) if noise is not None else ():
+            thr_s = threshold + sign * noise_pix
+            u = (dI < thr_s).astype(np.float64)
+            if not px.all_inner:
+                u *= px.inner
+            out[f"n_unr_{side}"] = px.reduce(u)
+            out[f"sum_unr_row_{side}"] = px.reduce(u * rows_f)
+            out[f"sum_unr_col_{side}"] = px.reduce(u * cols_f)
         if qc is not None:
             out.update(qc.chunk(chunk, s, vals, dI, illumination(chunk, t0, t1)))
         if not differential:
@@ -527,7 +543,19 @@ def particle_timeseries(
         r_eq_px = np.sqrt(px.area_px / np.pi)
         angle = np.degrees(np.arctan2(0.0 - drow, dcol))  # 0 - 0.0 = +0: left is 180, not -180
         angle = np.where(offset_px > 1e-9, angle, np.nan)
+        # d at the threshold -/+ the pixel noise: its range from the threshold's uncertainty
+        d_band = [offset_px]
+        for side in ("lo", "hi") if noise is not None else ():
+            n_s = np.rint(cat.pop(f"n_unr_{side}"))
+            r_s = cat.pop(f"sum_unr_row_{side}") / np.maximum(n_s, 1)
+            c_s = cat.pop(f"sum_unr_col_{side}") / np.maximum(n_s, 1)
+            d_band.append(np.where(n_s >= min_core_px,
+                                   np.hypot(r_s - px.com_row, c_s - px.com_col), np.nan))
+        d_low = np.fmin.reduce(d_band)
+        d_high = np.fmax.reduce(d_band)
     small = (n_unr > 0) & (n_unr < min_core_px)  # an unresolved core: its centre is noise
+    d_low = np.where(np.isfinite(offset_px) & ~small, d_low, np.nan)
+    d_high = np.where(np.isfinite(offset_px) & ~small, d_high, np.nan)
     if small.any():
         offset_px = np.where(small, np.nan, offset_px)
         angle = np.where(small, np.nan, angle)
@@ -571,6 +599,11 @@ def particle_timeseries(
         "drift_row_px": np.tile(shifts[:, 0], n_lab),
         "drift_col_px": np.tile(shifts[:, 1], n_lab),
         "quality_flags": col(flags) if flags is not None else "",
+        "d_nm_low": col(d_low * pixel_nm),
+        "d_nm_high": col(d_high * pixel_nm),
+        "offset_norm_low": col(d_low / r_eq_px),
+        "offset_norm_high": col(d_high / r_eq_px),
+        "noise_dI": np.repeat(noise if noise is not None else np.zeros(n_lab), n_frames),
     })
     if sat_warn:
         df.attrs.setdefault("warnings", []).append(sat_warn)
