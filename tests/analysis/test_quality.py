@@ -245,3 +245,51 @@ def test_a_drifting_background_switches_the_normalisation_on_and_says_so():
     last = (ts.frame == N - 1).to_numpy()
     np.testing.assert_allclose(ts.mean_dI[last], clean_ts.mean_dI[last], atol=0.02)
     assert abs(ts_raw.mean_dI[last].mean() - clean_ts.mean_dI[last].mean()) > 0.08
+
+
+# ----------------------------------------------------------------------------- uncertainty
+
+
+def test_d_carries_its_range_over_the_threshold_within_the_pixel_noise(clean):
+    ts = _measure(*clean)
+    # camera: 0.5 counts/e-, 4000 e- per unit: 1.5 % per frame on a particle, x sqrt(2) in dI
+    expected = np.sqrt(2) * 0.5 * np.sqrt(4000) / (0.5 * 4000 + 100)
+    np.testing.assert_allclose(ts.noise_dI, expected, rtol=0.15)
+    ok = ts.offset_nm.notna()
+    assert (ts.d_nm_low[ok] <= ts.offset_nm[ok] + 1e-9).all()
+    assert (ts.d_nm_high[ok] >= ts.offset_nm[ok] - 1e-9).all()
+    assert (ts.d_nm_high - ts.d_nm_low)[ok].max() > 5  # a few nm: not nothing
+    assert ts.d_nm_low[~ok].isna().all()
+    np.testing.assert_allclose(ts.offset_norm_high / ts.offset_norm, ts.d_nm_high / ts.offset_nm,
+                               rtol=1e-9)
+    quiet = _measure(*_movie(noise=False))
+    assert quiet.noise_dI.max() < 1e-3
+
+
+def _one_particle(score, low, high):
+    import pandas as pd
+
+    f = np.array([1.0, 0.6, 0.3, 0.0])
+    d = np.array([0.0, score, score / 2, np.nan])
+    return pd.DataFrame({
+        "particle_id": 1, "frame": np.arange(4), "time_s": np.arange(4.0),
+        "capacity_mAh_g": np.arange(4.0), "area_um2": 3.0, "com_row": 10.0, "com_col": 10.0,
+        "unreacted_fraction": f, "offset_norm": d, "offset_nm": d * 1000,
+        "offset_angle_deg": 0.0, "li_rich_row": 10.0, "li_rich_col": 11.0,
+        "offset_norm_low": d * low / score, "offset_norm_high": d * high / score,
+        "quality_flags": ["", "saturated", "", ""]})
+
+
+@pytest.mark.parametrize(("score", "low", "high", "expected"), [
+    (0.085, 0.07, 0.10, "undetermined"), (0.085, 0.082, 0.09, "asymmetric"),
+    (0.07, 0.05, 0.079, "symmetric"), (0.07, 0.06, 0.08, "undetermined"),
+])
+def test_the_classification_is_undetermined_when_its_interval_straddles_the_threshold(
+        score, low, high, expected):
+    p = an.summarize_particles(_one_particle(score, low, high)).iloc[0]
+    assert p.classification == expected
+    assert p.asymmetry_score_low == pytest.approx(low)
+    assert p.asymmetry_score_high == pytest.approx(high)
+    if expected == "undetermined":
+        assert "straddles 0.08" in p.classification_reason
+    assert p.quality_flags == "saturated:1" and p.flagged_fraction == 0.25
