@@ -293,3 +293,47 @@ def test_the_classification_is_undetermined_when_its_interval_straddles_the_thre
     if expected == "undetermined":
         assert "straddles 0.08" in p.classification_reason
     assert p.quality_flags == "saturated:1" and p.flagged_fraction == 0.25
+
+
+# ----------------------------------------------------------------------------- frame times
+
+
+def test_frame_times_of_a_bare_stack_and_the_gaps_they_show(clean, tmp_path, capsys):
+    import pandas as pd
+    import tifffile
+
+    from asymflux.analysis._frametimes import read_frame_times, timing_warnings
+    from asymflux.cli import main
+
+    stack, _ = clean
+    tif = tmp_path / "movie.tif"
+    tifffile.imwrite(tif, stack)
+    times = np.arange(N) * 10.0
+    times[9:] += 20.0  # two frames dropped before frame 9
+    table = tmp_path / "times.csv"
+    pd.DataFrame({"frame": np.arange(N)[::-1], "time_s": times[::-1]}).to_csv(table, index=False)
+    np.testing.assert_array_equal(read_frame_times(table, n_frames=N), times)
+    base = ["analyze", str(tif), "--pixel-nm", "65", "--no-register"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--frame-times", str(table)]) == 0
+    err = capsys.readouterr().err
+    assert "1 gap(s)" in err and "before frame(s) 9 (30 s)" in err and "about 2 frame(s)" in err
+    ts = pd.read_csv(tmp_path / "a" / "timeseries.csv")
+    np.testing.assert_array_equal(ts[ts.particle_id == 1].time_s, times)
+    assert main([*base, "--out", str(tmp_path / "b"), "--frame-times", str(table),
+                 "--frame-interval-s", "10"]) != 0
+    assert "exclude each other" in capsys.readouterr().err
+    short = tmp_path / "short.csv"
+    pd.DataFrame({"time_s": times[:-1]}).to_csv(short, index=False)
+    assert main([*base, "--out", str(tmp_path / "c"), "--frame-times", str(short)]) != 0
+    assert str(short) in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"time_s": [0.0, 5.0, 5.0]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match="increase strictly"):
+        read_frame_times(bad)
+    pd.DataFrame({"t": [0.0]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match="no time_s column"):
+        read_frame_times(bad)
+    # regular: nothing to say; jittered: irregular
+    assert timing_warnings(np.arange(20) * 2.0) == []
+    jitter = np.arange(20) * 2.0 + np.r_[0, 0.5, np.zeros(18)]
+    assert "irregular" in " ".join(timing_warnings(jitter, name="x"))

@@ -29,6 +29,10 @@ def register(subparsers) -> None:
     p.add_argument("--pixel-nm", type=float, metavar="P", help="pixel size for bare stacks")
     p.add_argument("--frame-interval-s", type=float, metavar="S",
                    help="time between frames for bare stacks")
+    p.add_argument("--frame-times", type=Path, metavar="FILE",
+                   help="bare stacks: the time of each frame, s (a CSV table with a time_s "
+                        "column, one row per frame, optionally a frame column), e.g. from the "
+                        "camera's log when frames were dropped; excludes --frame-interval-s")
     p.add_argument("--echem", type=Path, metavar="FILE",
                    help="bare stacks: the cycler file of the movie (any brand, docs/formats.md), "
                         "on the frames' clock")
@@ -108,12 +112,28 @@ def _read_dataset(path, pixel_nm, frame_interval_s, read=None):
         raise ValueError(f"dataset {path} does not exist")
     read = {k: v for k, v in (read or {}).items() if v is not None}
     echem_path, mass = read.pop("echem", None), read.pop("active_mass_mg", None)
+    frame_times = read.pop("frame_times", None)
     kwargs = dict(read)
     if pixel_nm is not None:
         kwargs["pixel_nm"] = pixel_nm
     if frame_interval_s is not None:
         kwargs["frame_interval_s"] = frame_interval_s
+    if frame_times is not None:
+        if not path.is_file():
+            raise ValueError(f"--frame-times is for bare stacks; {path} is a dataset folder "
+                             "(its frames.csv holds the frame times)")
+        kwargs["frame_interval_s"] = 1.0  # placeholder: replaced by the table's times below
     ds = io.read_dataset(path, **kwargs)
+    if frame_times is not None:  # one time per frame, from the table
+        import dataclasses
+
+        from ._frametimes import read_frame_times
+
+        extra = getattr(ds, "frame_intensity", None)
+        ds = dataclasses.replace(ds, time_s=read_frame_times(
+            frame_times, n_frames=int(ds.stack.shape[0])))
+        if extra is not None:
+            ds.frame_intensity = extra
     if echem_path is None:
         return ds
     table = io.read_echem(echem_path, active_mass_mg=mass)
@@ -291,8 +311,9 @@ def analyze_campaign(paths, *, client, progress=True, **kw):
     kw = dict(kw)
     kw["options"] = dict(kw.get("options") or {}, n_threads=1)
     read = dict(kw.get("read") or {})
-    if read.get("echem") is not None:
-        read["echem"] = Path(read["echem"]).absolute()
+    for key in ("echem", "frame_times"):
+        if read.get(key) is not None:
+            read[key] = Path(read[key]).absolute()
     kw["read"] = read
     futures = {client.submit(analyze_path, Path(p).absolute(), pure=False, **kw): i
                for i, p in enumerate(paths)}
@@ -425,6 +446,13 @@ def run_analyze(args: argparse.Namespace) -> int:
     options.update(_quality_options(args))
     read = {"echem": args.echem, "active_mass_mg": args.active_mass_mg, "channel": args.channel,
             "z": args.z, "frame_axis": args.frame_axis}
+    if getattr(args, "frame_times", None) is not None:
+        from ._frametimes import read_frame_times
+
+        if args.frame_interval_s is not None:
+            raise ValueError("--frame-times and --frame-interval-s exclude each other")
+        read_frame_times(args.frame_times)  # a bad table is refused before any work
+        read["frame_times"] = Path(args.frame_times)
     if args.echem is not None:
         from asymflux.io import echem_format
 

@@ -208,6 +208,9 @@ def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
                              "(frame 0); check the stack, or give the particle masks "
                              "(masks=, --masks, or masks.tif in the dataset folder)")
     cap, problems = _capacity(dataset, n_frames)
+    from ._frametimes import timing_warnings
+
+    problems = [*problems, *timing_warnings(time_s, name=name)]
     return name, stack, masks, time_s, cap, problems
 
 
