@@ -27,8 +27,9 @@ __all__ = [
 #: The particle-free background near a particle drifting by more than this fraction of the
 #: dI threshold (relative to the reference frames) raises ``background_drift``.
 BACKGROUND_DRIFT_FRACTION = 0.2
-#: Relative change of the texture of the background ring around a particle (mean |gradient|
-#: over mean intensity) from the reference frames that raises ``focus_change``.
+#: Relative change of a particle's spilled light (mean of the ring 1-4 px outside it, less
+#: the background ring, over the particle's mean less the background ring) from the
+#: reference frames that raises ``focus_change``.
 FOCUS_CHANGE_TOLERANCE = 0.3
 #: Departure (px) of a frame's drift estimate from the median of its 5 neighbours that
 #: raises ``registration_residual``.
@@ -41,6 +42,11 @@ RETURN_MIN_FRACTION = 0.02
 RING_MARGIN_PX = 6
 #: ... this wide (px).
 RING_WIDTH_PX = 8
+#: Smallest spill (share of the particle's contrast in the near ring) whose change is
+#: followed by ``focus_change``: below it the image is too sharp (or too noisy) to tell.
+MIN_SPILL = 0.02
+#: ... and the particle must differ from its background by this fraction at the start.
+MIN_CONTRAST = 0.1
 #: The near ring, where a particle's PSF spills its light (px from the particle).
 NEAR_RING_PX = (1, 4)
 #: Pixels at exactly the top value in one frame that make a pile-up (camera clipping).
@@ -63,11 +69,10 @@ QUALITY_FLAGS = {
         "unknown (NaN), neither reacted nor unreacted; the unreacted fraction and d use the "
         "other pixels"),
     "focus_change": (
-        "the sharpness of the background's texture in the ring around the particle (mean "
-        "|gradient| / mean intensity, on whole-pixel registered frames) changed by more than "
-        "30 % from the reference frames: the focus (PSF width) changed; the edge pixels' dI "
-        "and the unreacted region near the outline are biased (a featureless background "
-        "cannot show it)"),
+        "the particle's light spilled into the ring 1-4 px outside its outline, relative to "
+        "the particle's brightness (both less the background ring 6-14 px out), changed by "
+        "more than 30 % from the reference frames: the focus (PSF width) changed; the edge "
+        "pixels' dI and the unreacted region near the outline are biased"),
     "registration_residual": (
         "the frame's drift estimate departs by more than 0.5 px from the median of its 5 "
         "neighbours: registration failed or the stage jumped; every number of the frame is "
@@ -81,6 +86,11 @@ QUALITY_FLAGS = {
         "at least 4): the core is unresolved and its centre is noise; d, d/R_eq and the "
         "direction are NaN"),
 }
+
+
+#: Flags kept in the tables but not warned about: the core becomes too small at the end of
+#: every charge (d is NaN there, as it should be).
+NOT_WARNED = ("core_too_small",)
 
 
 def default_min_core_px(edge_px) -> int:
@@ -148,8 +158,12 @@ def background_drift(stack, labels, *, n_reference_frames=1, n_sample=AUTO_NORMA
     if not (np.isfinite(ref) and ref > 0):
         return np.nan, -1
     frames = np.unique(np.linspace(0, n_frames - 1, min(n_frames, int(n_sample))).astype(int))
-    b = np.array([_frame_means(as_float(read_chunk(stack, k, k + 1)), free)[0]
-                  for k in frames])
+    b = np.full(frames.size, np.nan)
+    for i, k in enumerate(frames):
+        frame = as_float(read_chunk(stack, k, k + 1))
+        finite = frame[np.isfinite(frame)]
+        if finite.size and finite.max() > finite.min():  # not blank (reported elsewhere)
+            b[i] = _frame_means(frame, free)[0]
     rel = np.abs(b / ref - 1.0)
     if not np.isfinite(rel).any():
         return np.nan, -1
@@ -239,7 +253,7 @@ def saturation_warning(ref_values, px, clip, threshold):
 
 class _Regions:
     """Pixels around the particles, assigned to the nearest one: the background ring
-    (particle-free) and its texture (each pixel with its right and lower neighbours)."""
+    (particle-free) and the near ring (1-4 px out), where a wider PSF spills more light."""
 
     def __init__(self, labels, px_cls):
         from scipy import ndimage as ndi
@@ -341,7 +355,10 @@ class QualityPass:
                 spill = (near - ring) / (part - ring)  # share of the particle's light
                 spill0 = np.nanmean(spill[:n_ref], axis=0)
                 self.spill = spill / spill0
-                flags["focus_change"] = (np.isfinite(spill0) & (spill0 > 0)
+                # a sharp image (no measurable spill) has no PSF width to follow
+                part0 = np.nanmean(part[:n_ref], axis=0)
+                seen = np.abs(part0 - ring0) > MIN_CONTRAST * np.abs(ring0)
+                flags["focus_change"] = (seen & np.isfinite(spill0) & (spill0 > MIN_SPILL)
                                          & (np.abs(spill / spill0 - 1.0)
                                             > FOCUS_CHANGE_TOLERANCE))
         flags["saturated"] = cat["q_n_sat"] > 0
@@ -412,7 +429,8 @@ def flag_counts(flags_column):
 
 def flag_summary(timeseries, *, name=""):
     """One line per flag raised in a ``timeseries`` table (for the warnings and the CLI):
-    how many particles and particle-frames, and what it means."""
+    how many particles and particle-frames, and what it means (not for
+    :data:`NOT_WARNED`)."""
     if "quality_flags" not in timeseries.columns or not len(timeseries):
         return []
     lines = []
@@ -420,6 +438,8 @@ def flag_summary(timeseries, *, name=""):
     n_rows = len(timeseries)
     n_part = timeseries["particle_id"].nunique()
     for k, meaning in QUALITY_FLAGS.items():
+        if k in NOT_WARNED:
+            continue
         hit = flagged.str.split(";").apply(lambda names, k=k: k in names).to_numpy(bool)
         if hit.any():
             parts = timeseries.loc[hit, "particle_id"].nunique()
