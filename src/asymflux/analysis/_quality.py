@@ -28,9 +28,9 @@ __all__ = [
 #: dI threshold (relative to the reference frames) raises ``background_drift``.
 BACKGROUND_DRIFT_FRACTION = 0.2
 #: Relative change of a particle's spilled light (mean of the ring 1-4 px outside it, less
-#: the background ring, over the particle's mean less the background ring) from the
-#: reference frames that raises ``focus_change``.
-FOCUS_CHANGE_TOLERANCE = 0.3
+#: the background ring, over the mean of its band 0-3 px inside the outline less the
+#: background ring) from the reference frames that raises ``focus_change``.
+FOCUS_CHANGE_TOLERANCE = 0.4
 #: Departure (px) of a frame's drift estimate from the median of its 5 neighbours that
 #: raises ``registration_residual``.
 REGISTRATION_RESIDUAL_PX = 0.5
@@ -47,6 +47,8 @@ RING_WIDTH_PX = 8
 MIN_SPILL = 0.02
 #: ... and the particle must differ from its background by this fraction at the start.
 MIN_CONTRAST = 0.1
+#: The band inside a particle's outline whose light is compared with the spill (px).
+BAND_PX = 3
 #: The near ring, where a particle's PSF spills its light (px from the particle).
 NEAR_RING_PX = (1, 4)
 #: Pixels at exactly the top value in one frame that make a pile-up (camera clipping).
@@ -70,9 +72,9 @@ QUALITY_FLAGS = {
         "other pixels"),
     "focus_change": (
         "the particle's light spilled into the ring 1-4 px outside its outline, relative to "
-        "the particle's brightness (both less the background ring 6-14 px out), changed by "
-        "more than 30 % from the reference frames: the focus (PSF width) changed; the edge "
-        "pixels' dI and the unreacted region near the outline are biased"),
+        "the light of its band 0-3 px inside (both less the background ring 6-14 px out), "
+        "changed by more than 40 % from the reference frames: the focus (PSF width) "
+        "changed; the edge pixels' dI and the unreacted region near the outline are biased"),
     "registration_residual": (
         "the frame's drift estimate departs by more than 0.5 px from the median of its 5 "
         "neighbours: registration failed or the stage jumped; every number of the frame is "
@@ -287,6 +289,12 @@ class QualityPass:
         self.regions = reg
         self.ids = px.ids
         self.inner = px.inner > 0
+        # the particle's band next to its outline, whose light the PSF spills out
+        if reg.ring is not None:
+            from scipy import ndimage as ndi
+
+            depth = ndi.distance_transform_edt(np.pad(labels > 0, 1))[1:-1, 1:-1]
+            self.band = (depth.ravel()[px.flat] <= BAND_PX).astype(np.float64)
 
     def _per_particle(self, sub, values):
         """Sum over each particle's pixels of ``sub`` (a ``_Pixels``), as (n, n_particles)."""
@@ -331,8 +339,8 @@ class QualityPass:
             res["q_sum_near"] = self._per_particle(reg.near, np.where(ok, v, 0.0))
             res["q_n_near"] = self._per_particle(reg.near, ok.astype(np.float64))
             ok = np.isfinite(vals)
-            res["q_sum_part"] = px.reduce(np.where(ok, vals, 0.0))
-            res["q_n_part"] = px.reduce(ok.astype(np.float64))
+            res["q_sum_part"] = px.reduce(np.where(ok, vals, 0.0) * self.band)
+            res["q_n_part"] = px.reduce(ok * self.band)
         thr, delta = self.threshold, abs(self.threshold)
         res["q_above"] = np.packbits((dI >= thr + delta) & self.inner, axis=1)
         res["q_below"] = np.packbits((dI < thr - delta) & self.inner, axis=1)
