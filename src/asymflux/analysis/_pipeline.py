@@ -201,8 +201,16 @@ def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
         raise ValueError(f"{name}: the particle masks hold no particle (every pixel is 0, "
                          "background)")
     if masks is None:
-        masks = detect_particles(reference_image(stack, n_reference_frames=n_reference_frames),
-                                 **{"pixel_nm": dataset.pixel_nm, **(detect_kwargs or {})})
+        from ._quality import flatten_illumination
+
+        ref = reference_image(stack, n_reference_frames=n_reference_frames)
+        kw = {"pixel_nm": dataset.pixel_nm, **(detect_kwargs or {})}
+        masks = detect_particles(ref, **kw)
+        if np.any(masks):  # again on the image divided by its smooth illumination (a beam
+            # profile's slope would pull the thresholded outlines towards its centre)
+            flat = detect_particles(flatten_illumination(ref, masks), **kw)
+            if np.any(flat):
+                masks = flat
         if not np.any(masks):
             raise ValueError(f"{_where(dataset)}: no particle detected in the reference image "
                              "(frame 0); check the stack, or give the particle masks "

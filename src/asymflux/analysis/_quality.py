@@ -454,3 +454,32 @@ def flag_summary(timeseries, *, name=""):
             lines.append(f"{name + ': ' if name else ''}quality flag {k} on {int(hit.sum())} of "
                          f"{n_rows} particle-frames ({parts} of {n_part} particles): {meaning}")
     return lines
+
+
+def flatten_illumination(image, labels, *, order=2):
+    """``image`` divided by a smooth illumination fitted to its particle-free pixels (a 2-D
+    polynomial of ``order`` in row and column, least squares; :func:`particle_free_pixels`
+    of ``labels``), scaled to a mean of 1 over those pixels: a beam profile's slope no
+    longer moves the particles' thresholded outlines (and so their detected centres).
+    ``image`` unchanged when there are too few particle-free pixels or the fit is not
+    positive everywhere."""
+    from ._differential import particle_free_pixels
+
+    img = np.asarray(image, dtype=np.float64)
+    try:
+        free = particle_free_pixels(labels) & np.isfinite(img)
+    except ValueError:
+        return img
+    n_terms = (order + 1) * (order + 2) // 2
+    if free.sum() < 10 * n_terms:
+        return img
+    rr, cc = np.indices(img.shape, dtype=np.float64)
+    rr = rr / max(img.shape[0] - 1, 1) - 0.5
+    cc = cc / max(img.shape[1] - 1, 1) - 0.5
+    terms = [rr ** i * cc ** j for i in range(order + 1) for j in range(order + 1 - i)]
+    a = np.stack([t[free] for t in terms], axis=1)
+    coef, *_ = np.linalg.lstsq(a, img[free], rcond=None)
+    fit = sum(c * t for c, t in zip(coef, terms, strict=True))
+    if not (fit > 0).all():
+        return img
+    return img / (fit / fit[free].mean())
