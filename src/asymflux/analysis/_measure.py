@@ -190,6 +190,7 @@ def particle_timeseries(
     quality=True,
     saturation_level="auto",
     min_core_px=None,
+    noise_dI=None,
 ):
     """Shrinking-core measurements for every labelled particle and frame.
 
@@ -268,6 +269,10 @@ def particle_timeseries(
         Fewer unreacted pixels than this leave d, d/R_eq and the direction NaN
         (``offset_reason`` "core too small", flag ``core_too_small``). Default: a PSF's
         area, π·edge_px² (at least 4).
+    noise_dI : float or (n_particles,) array, optional
+        The pixel noise of dI per particle (in label order) for ``d_nm_low`` /
+        ``d_nm_high``; default: measured on the stack's first two frames
+        (:func:`~asymflux.analysis._quality.dI_noise`).
 
     Returns
     -------
@@ -402,7 +407,11 @@ def particle_timeseries(
                 px.sample(as_float(read_chunk(stack, 0, n_look)), None).mean(axis=0), px,
                 qc.clip, threshold)
         i0 = _masked_reference(i0, stacklevel=3)
-        if n_frames >= 2 and quality:
+        if noise_dI is not None:
+            noise = np.broadcast_to(np.asarray(noise_dI, dtype=np.float64),
+                                    (px.ids.size,)).copy()
+            noise_pix = np.repeat(noise, px.area_px)
+        elif n_frames >= 2 and quality:
             from ._quality import dI_noise
 
             two = as_float(read_chunk(stack, 0, 2))

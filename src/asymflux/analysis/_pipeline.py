@@ -162,6 +162,24 @@ def check_analysis_options(*, threshold=0.05, edge_px=2, n_reference_frames=1,
         raise ValueError(f"window must be (low, high) with low < high, got {window!r}")
 
 
+def detect_reference(ref, *, pixel_nm=None, detect_kwargs=None):
+    """The particles of a reference image as every front end detects them:
+    :func:`detect_particles` (default ``min_area_px`` from ``pixel_nm``), then again on the
+    image divided by its smooth illumination fitted to the particle-free pixels
+    (:func:`~asymflux.analysis._quality.flatten_illumination`: a beam profile's slope
+    would pull the thresholded outlines towards its centre)."""
+    from ._detect import detect_particles
+    from ._quality import flatten_illumination
+
+    kw = {"pixel_nm": pixel_nm, **(detect_kwargs or {})}
+    masks = detect_particles(ref, **kw)
+    if np.any(masks):
+        flat = detect_particles(flatten_illumination(ref, masks), **kw)
+        if np.any(flat):
+            masks = flat
+    return masks
+
+
 def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
                     intensity_offset=0.0):
     """``(name, stack, labels, time_s, capacity_mAh_g)`` of a dataset, as every analysis
@@ -201,16 +219,8 @@ def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
         raise ValueError(f"{name}: the particle masks hold no particle (every pixel is 0, "
                          "background)")
     if masks is None:
-        from ._quality import flatten_illumination
-
-        ref = reference_image(stack, n_reference_frames=n_reference_frames)
-        kw = {"pixel_nm": dataset.pixel_nm, **(detect_kwargs or {})}
-        masks = detect_particles(ref, **kw)
-        if np.any(masks):  # again on the image divided by its smooth illumination (a beam
-            # profile's slope would pull the thresholded outlines towards its centre)
-            flat = detect_particles(flatten_illumination(ref, masks), **kw)
-            if np.any(flat):
-                masks = flat
+        masks = detect_reference(reference_image(stack, n_reference_frames=n_reference_frames),
+                                 pixel_nm=dataset.pixel_nm, detect_kwargs=detect_kwargs)
         if not np.any(masks):
             raise ValueError(f"{_where(dataset)}: no particle detected in the reference image "
                              "(frame 0); check the stack, or give the particle masks "

@@ -266,7 +266,7 @@ class LiveAnalysis:
                                f"({why})") from e
 
     def _detect(self):
-        from asymflux.analysis import detect_particles, reference_image
+        from asymflux.analysis import reference_image
         from asymflux.analysis._measure import _check_labels
         from asymflux.analysis._pipeline import _blank_frame
 
@@ -285,7 +285,10 @@ class LiveAnalysis:
             if not np.any(labels):
                 raise ValueError("masks: hold no particle (every pixel is 0, background)")
         else:
-            labels = detect_particles(reference_image(ref, n_reference_frames=n_ref))
+            from asymflux.analysis._pipeline import detect_reference
+
+            labels = detect_reference(reference_image(ref, n_reference_frames=n_ref),
+                                      pixel_nm=self.movie.pixel_nm)  # as the batch does
             if not np.any(labels):
                 raise ValueError(f"{self.movie.path}: no particle detected in the reference "
                                  "image (frame 0); check the movie, or give --masks")
@@ -308,10 +311,23 @@ class LiveAnalysis:
                 normalize = np.r_[recorded[:n_ref], recorded[k0:k1]]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if getattr(self, "_noise", None) is None and k1 >= 2:
+                # dI's pixel noise, as the batch measures it: on frames 0 and 1
+                first = particle_timeseries(
+                    self._read(0, 2), self.labels, pixel_nm=self.movie.pixel_nm,
+                    threshold=self.threshold, edge_px=self.edge_px, register=self.register,
+                    n_reference_frames=1, n_threads=1,
+                    normalize=None if normalize is None else (
+                        normalize if isinstance(normalize, str) else None))
+                noise = first.groupby("particle_id", sort=True)["noise_dI"].first()
+                self._noise = noise.to_numpy()
+                for earlier in self._chunks:  # measured before frame 1 was there
+                    earlier["noise_dI"] = earlier["particle_id"].map(noise).to_numpy()
             ts = particle_timeseries(
                 stack, self.labels, pixel_nm=self.movie.pixel_nm, time_s=t,
                 threshold=self.threshold, edge_px=self.edge_px, register=self.register,
-                n_reference_frames=n_ref, normalize=normalize, n_threads=1)
+                n_reference_frames=n_ref, normalize=normalize, n_threads=1,
+                noise_dI=getattr(self, "_noise", None))
         ts = ts[ts["frame"] >= n_ref].copy()
         ts["frame"] = ts["frame"] - n_ref + k0
         self._chunks.append(ts)
