@@ -186,7 +186,6 @@ def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
     reads them (labels: ``masks``, else the dataset's, else detected; the stack with
     ``intensity_offset`` added, refused when its reference frames hold negative
     intensities)."""
-    from ._detect import detect_particles
     from ._differential import reference_image
     from ._measure import _check_labels
 
