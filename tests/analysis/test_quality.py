@@ -254,7 +254,8 @@ def test_d_carries_its_range_over_the_threshold_within_the_pixel_noise(clean):
     ts = _measure(*clean)
     # camera: 0.5 counts/e-, 4000 e- per unit: 1.5 % per frame on a particle, x sqrt(2) in dI
     expected = np.sqrt(2) * 0.5 * np.sqrt(4000) / (0.5 * 4000 + 100)
-    np.testing.assert_allclose(ts.noise_dI, expected, rtol=0.15)
+    # measured on the reference image's neighbouring pixels: a little above (conservative)
+    assert (ts.noise_dI > 0.95 * expected).all() and (ts.noise_dI < 1.3 * expected).all()
     ok = ts.offset_nm.notna()
     assert (ts.d_nm_low[ok] <= ts.offset_nm[ok] + 1e-9).all()
     assert (ts.d_nm_high[ok] >= ts.offset_nm[ok] - 1e-9).all()
@@ -263,7 +264,7 @@ def test_d_carries_its_range_over_the_threshold_within_the_pixel_noise(clean):
     np.testing.assert_allclose(ts.offset_norm_high / ts.offset_norm, ts.d_nm_high / ts.offset_nm,
                                rtol=1e-9)
     quiet = _measure(*_movie(noise=False))
-    assert quiet.noise_dI.max() < 1e-3
+    assert quiet.noise_dI.max() < 0.1 * expected  # what the PSF's slope leaves
 
 
 def _one_particle(score, low, high):

@@ -271,7 +271,7 @@ def particle_timeseries(
         area, π·edge_px² (at least 4).
     noise_dI : float or (n_particles,) array, optional
         The pixel noise of dI per particle (in label order) for ``d_nm_low`` /
-        ``d_nm_high``; default: measured on the stack's first two frames
+        ``d_nm_high``; default: measured on the reference image
         (:func:`~asymflux.analysis._quality.dI_noise`).
 
     Returns
@@ -411,11 +411,11 @@ def particle_timeseries(
             noise = np.broadcast_to(np.asarray(noise_dI, dtype=np.float64),
                                     (px.ids.size,)).copy()
             noise_pix = np.repeat(noise, px.area_px)
-        elif n_frames >= 2 and quality:
+        elif quality:
             from ._quality import dI_noise
 
-            two = as_float(read_chunk(stack, 0, 2))
-            noise = dI_noise(sample(two, 0, 2, None), px.inner > 0, px.starts)
+            noise = dI_noise(i0, px, labels,
+                             1 if reference is not None else n_reference_frames)
             noise_pix = np.repeat(noise, px.area_px)
         sum_i0 = px.reduce(np.where(np.isfinite(i0), i0, 0.0)[None], np.float64)[0]
     rows_f = px.rows.astype(np.float64)

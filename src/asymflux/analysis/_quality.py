@@ -173,26 +173,38 @@ def background_drift(stack, labels, *, n_reference_frames=1, n_sample=AUTO_NORMA
     return float(rel[i]), int(frames[i])
 
 
-def dI_noise(first_two, inner, starts):
-    """Pixel noise of dI (one standard deviation) of each particle from the first two
-    frames' particle pixels ``first_two`` (2, n_pix), ``inner`` (n_pix,) bool, particles'
-    segments starting at ``starts``: 1.4826 x the median absolute deviation of
-    I_1 / I_0 - 1 over a particle's inner pixels (the noise of both frames, as in
-    dI = I/I0 - 1 with a one-frame reference; little reaction happens in one frame, and
-    the median ignores the pixels where it does). (n_particles,); 0 where it cannot be
-    measured (fewer than 10 pixels)."""
-    a = np.asarray(first_two, dtype=np.float64)
-    out = np.zeros(len(starts))
-    if a.shape[0] < 2:
-        return out
+def dI_noise(i0, px, labels, n_reference_frames=1):
+    """Pixel noise of dI (one standard deviation) of each particle, from its reference
+    image alone (so that it is known from the first frame on, live as in batch).
+
+    The differences between horizontally neighbouring inner pixels of a particle,
+    relative to their value, have a spread of sqrt(2) x the reference's relative noise s
+    (1.4826 x their median absolute deviation; the PSF-smooth signal hardly differs
+    between neighbours, texture of the particle counts as noise: conservative). With a
+    reference averaged over n frames, dI = I/I0 - 1 has the noise of one frame and of
+    I0: s x sqrt(n + 1). (n_particles,); 0 where fewer than 10 pixel pairs.
+    """
+    i0 = np.asarray(i0, dtype=np.float64)
+    n_col = labels.shape[1]
+    out = np.zeros(px.ids.size)
+    flat = px.flat
+    inner = px.inner > 0
+    img = np.full(labels.size, np.nan)
+    img[flat[inner]] = i0[inner]
+    right = flat + 1
+    ok = inner & ((flat % n_col) < n_col - 1)
+    right = np.where(ok, right, flat)
+    same = labels.ravel()[right] == labels.ravel()[flat]
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = a[1] / a[0] - 1.0
-    ok = np.asarray(inner, bool) & np.isfinite(r)
-    bounds = np.r_[starts, r.size]
-    for i in range(len(starts)):
-        v = r[bounds[i]:bounds[i + 1]][ok[bounds[i]:bounds[i + 1]]]
+        rel = (img[right] - img[flat]) / img[flat]
+    ok &= same & np.isfinite(rel)
+    bounds = np.r_[px.starts, flat.size]
+    n = max(1, int(n_reference_frames))
+    for i in range(px.ids.size):
+        v = rel[bounds[i]:bounds[i + 1]][ok[bounds[i]:bounds[i + 1]]]
         if v.size >= 10:
-            out[i] = 1.4826 * np.median(np.abs(v - np.median(v)))
+            s = 1.4826 * np.median(np.abs(v - np.median(v))) / np.sqrt(2)
+            out[i] = s * np.sqrt(n + 1)
     return out
 
 

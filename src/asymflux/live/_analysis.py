@@ -311,23 +311,10 @@ class LiveAnalysis:
                 normalize = np.r_[recorded[:n_ref], recorded[k0:k1]]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if getattr(self, "_noise", None) is None and k1 >= 2:
-                # dI's pixel noise, as the batch measures it: on frames 0 and 1
-                first = particle_timeseries(
-                    self._read(0, 2), self.labels, pixel_nm=self.movie.pixel_nm,
-                    threshold=self.threshold, edge_px=self.edge_px, register=self.register,
-                    n_reference_frames=1, n_threads=1,
-                    normalize=None if normalize is None else (
-                        normalize if isinstance(normalize, str) else None))
-                noise = first.groupby("particle_id", sort=True)["noise_dI"].first()
-                self._noise = noise.to_numpy()
-                for earlier in self._chunks:  # measured before frame 1 was there
-                    earlier["noise_dI"] = earlier["particle_id"].map(noise).to_numpy()
             ts = particle_timeseries(
                 stack, self.labels, pixel_nm=self.movie.pixel_nm, time_s=t,
                 threshold=self.threshold, edge_px=self.edge_px, register=self.register,
-                n_reference_frames=n_ref, normalize=normalize, n_threads=1,
-                noise_dI=getattr(self, "_noise", None))
+                n_reference_frames=n_ref, normalize=normalize, n_threads=1)
         ts = ts[ts["frame"] >= n_ref].copy()
         ts["frame"] = ts["frame"] - n_ref + k0
         self._chunks.append(ts)
