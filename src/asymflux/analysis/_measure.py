@@ -191,6 +191,7 @@ def particle_timeseries(
     saturation_level="auto",
     min_core_px=None,
     noise_dI=None,
+    context_labels=None,
 ):
     """Shrinking-core measurements for every labelled particle and frame.
 
@@ -269,6 +270,10 @@ def particle_timeseries(
         Fewer unreacted pixels than this leave d, d/R_eq and the direction NaN
         (``offset_reason`` "core too small", flag ``core_too_small``). Default: a PSF's
         area, π·edge_px² (at least 4).
+    context_labels : (n_row, n_col) int array, optional
+        All the particles, when ``labels`` holds only some of them: the flags measured
+        on the particles' surroundings (background rings) then see the others as the
+        full analysis does.
     noise_dI : float or (n_particles,) array, optional
         The pixel noise of dI per particle (in label order) for ``d_nm_low`` /
         ``d_nm_high``; default: measured on the reference image
@@ -319,7 +324,10 @@ def particle_timeseries(
             saturation_level = check_range("saturation_level", saturation_level)
         qc = QualityPass(labels, px, threshold=threshold, edge_px=edge_px,
                          saturation_level=saturation_level, min_core_px=min_core_px,
-                         px_cls=_Pixels)
+                         px_cls=_Pixels,
+                         context=None if context_labels is None
+                         else _check_labels(context_labels, stack.shape[1:],
+                                            name="context_labels"))
     if shifts_px is not None:
         shifts_px = np.asarray(shifts_px, dtype=float)
         if shifts_px.shape != (n_frames, 2):

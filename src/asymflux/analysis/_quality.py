@@ -269,15 +269,20 @@ class _Regions:
     """Pixels around the particles, assigned to the nearest one: the background ring
     (particle-free) and the near ring (1-4 px out), where a wider PSF spills more light."""
 
-    def __init__(self, labels, px_cls):
+    def __init__(self, labels, px_cls, context=None):
         from scipy import ndimage as ndi
 
+        own = labels
+        if context is not None:  # the rings as among all particles, kept for ``labels``'
+            labels = np.asarray(context)
         bg = labels == 0
         if not bg.any() or not (~bg).any():
             self.ring = None
             return
         dist, (ir, ic) = ndi.distance_transform_edt(bg, return_indices=True)
         nearest = labels[ir, ic]
+        if context is not None:
+            nearest = np.where(np.isin(nearest, np.unique(own[own > 0])), nearest, 0)
         ring = (dist > RING_MARGIN_PX) & (dist <= RING_MARGIN_PX + RING_WIDTH_PX)
         ring_lab = np.where(ring, nearest, 0)
         self.ring = px_cls(ring_lab)
@@ -290,14 +295,14 @@ class QualityPass:
     """The per-chunk measurements behind the flags (called from ``particle_timeseries``)."""
 
     def __init__(self, labels, px, *, threshold, edge_px, saturation_level, min_core_px,
-                 px_cls):
+                 px_cls, context=None):
         self.px = px
         self.threshold = float(threshold)
         self.clip = None if saturation_level is None else float(saturation_level)
         self.min_core_px = (default_min_core_px(edge_px) if min_core_px is None
                             else int(check_range("min_core_px", min_core_px, 1, None,
                                                  integer=True)))
-        reg = _Regions(labels, px_cls)
+        reg = _Regions(labels, px_cls, context)
         self.regions = reg
         self.ids = px.ids
         self.inner = px.inner > 0
