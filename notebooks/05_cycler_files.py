@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -37,6 +39,7 @@
 # Runs in about 10 s.
 
 # %%
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -79,14 +82,18 @@ every = slice(None, None, 20)
 # %% [markdown]
 # ## Per-cycle capacity and coulombic efficiency (the quantities of Fig. 1e)
 #
-# `cycle_summary` splits the record by the sign of the current (charge = positive,
-# cathode convention: a cycle is a charge followed by a discharge). The file starts with
-# a discharge from open circuit, which becomes cycle 0 (a leading partial cycle); after it
-# the file (named "5cycles") holds six complete charge/discharge cycles.
+# `cycle_summary` splits the record into half-cycles by the sign of the current (charge =
+# positive, cathode convention: a cycle is a charge followed by a discharge); a half-cycle
+# must last at least a minute and pass a real charge, and what does not (a leading rest,
+# pulses) gets its own row, told apart by the `kind` column (the rule is in
+# `docs/formats.md`). The file starts with an hour at open circuit (a `rest` row) and a
+# discharge, which becomes cycle 0 (a leading partial cycle); after it the file (named
+# "5cycles") holds six complete charge/discharge cycles.
 
 # %%
 summary = io.cycle_summary(gcpl, active_mass_mg=ASSUMED_MASS_MG)
-full = summary[summary["cycle"] >= 1].copy()
+assert summary["kind"].tolist() == ["rest", "discharge"] + ["cycle"] * 6
+full = summary[summary["kind"] == "cycle"].copy()
 full["retention"] = full["discharge_capacity_mAh_g"] / full["discharge_capacity_mAh_g"].iloc[0]
 summary.round(3)
 
@@ -140,7 +147,7 @@ assert abs(ours_mAh / counter_mAh - 1) < 0.01
 # %%
 def rate_table(summary, *, decimals=0):
     """Mean discharge capacity per (rounded) discharge rate, over complete cycles."""
-    s = summary[summary["cycle"] >= 1].assign(
+    s = summary[summary["kind"] == "cycle"].assign(
         rate_mA_g=lambda d: d["discharge_rate_mA_g"].round(decimals))
     return s.groupby("rate_mA_g").agg(n_cycles=("cycle", "size"),
                                       discharge_capacity_mAh_g=("discharge_capacity_mAh_g", "mean"),
@@ -155,19 +162,25 @@ assert len(rates) == 1
 # ## The other two files
 #
 # `biol.mpr` (cellpy test data, 2017) is a 0.12-1.0 V test — the potential range of an
-# anode against Li, not a cathode — with long constant-current steps separated by pulse
-# sequences. `cycle_summary` sees every current-sign change in the pulses as a new
-# half-cycle, so only the long steps carry capacity. `00_test_04_MB_C01.mpr` (a
+# anode against Li, not a cathode — a modulo-bat sequence of 4-h constant-current charge
+# steps separated by rests and impedance measurements. The impedance rows (one per
+# frequency) are dropped from the time series with a warning; the charge steps follow
+# each other with only rests between them, so `cycle_summary` sees one intermittent
+# charge (after a leading rest), not the 63 sign-change "cycles" of zero capacity that
+# the impedance rows' alternating current made of it before. `00_test_04_MB_C01.mpr` (a
 # modulo-bat technique) holds 1.5 s of a constant current at −1.65 V: readable, but it
 # carries essentially no capacity.
 
 # %%
-biol = io.read_mpr(ECHEM / "biol.mpr")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", io.EchemWarning)  # the impedance rows: in attrs
+    biol = io.read_mpr(ECHEM / "biol.mpr")
+print(biol.attrs["warnings"])
 biol_cycles = io.cycle_summary(biol, active_mass_mg=ASSUMED_MASS_MG)
-long_steps = biol_cycles[biol_cycles["charge_capacity_mAh_g"] > 0.1 * biol_cycles[
-    "charge_capacity_mAh_g"].max()]
 print(f"biol.mpr: {len(biol)} records, {biol['voltage_V'].min():.2f}-{biol['voltage_V'].max():.2f} V, "
-      f"{len(biol_cycles)} sign-change 'cycles', {len(long_steps)} long charge steps")
+      f"{biol.attrs['impedance_rows']} impedance rows dropped")
+assert biol_cycles["kind"].tolist() == ["rest", "charge"]
+print(biol_cycles.round(3).to_string(index=False))
 mb = io.read_mpr(ECHEM / "00_test_04_MB_C01.mpr")
 print(f"00_test_04_MB_C01.mpr: {len(mb)} records over {np.ptp(mb['time_s']):.2f} s, "
       f"I = {mb['current_mA'].mean():.4f} mA, E = {mb['voltage_V'].mean():.3f} V")
@@ -178,10 +191,13 @@ print(f"00_test_04_MB_C01.mpr: {len(mb)} records over {np.ptp(mb['time_s']):.2f}
 # ## Every brand, one table
 #
 # `io.read_echem` picks the reader from the file's content (BioLogic `.mpr`/`.mpt` through
-# galvani; Neware, Arbin, Landt/Lanhe and Ivium through navani; see `docs/formats.md`) and
-# returns the same columns for every brand. `attrs` says where the current and the charge
-# came from: the cycler's own charge counters, never a set point. The impedance file
-# (`PEIS.mpr`) is refused: one row per frequency is not a time series.
+# galvani; Neware, Arbin, Landt/Lanhe and Ivium through navani; Gamry `.DTA` through
+# asymflux's own reader of Gamry's EXPLAIN layout; see `docs/formats.md`) and returns the
+# same columns for every brand. `attrs` says where the current and the charge came from:
+# the cycler's own charge counters, never a set point. The impedance file (`PEIS.mpr`) is
+# refused: one row per frequency is not a time series. The two Gamry files (a
+# chronopotentiometry written with decimal commas, a PWR800 battery discharge) are read,
+# the discharge with a negative current as for every brand.
 
 # %%
 rows = []
@@ -197,6 +213,8 @@ for f in sorted(ECHEM.glob("*")):
                  "current from": t.attrs["current_from"][:40], "net charge (mAh)": t["charge_mAh"].iloc[-1]})
 brands = pd.DataFrame(rows)
 assert (brands["format"] == "refused").sum() == 1  # only the impedance file
+gamry = brands[brands["format"].str.startswith("Gamry")]
+assert len(gamry) == 2 and (gamry["net charge (mAh)"] < 0).all()  # both pass current out
 brands
 
 # %% [markdown]
@@ -249,3 +267,58 @@ print(f"capacity at the frames: {cap[0]:.3f} ... {cap[-1]:.2f} mAh/g; constant c
 assert abs(cap[0]) < 1e-9
 assert np.allclose(cap, expected, rtol=0.01, atol=0.05), "capacity should grow as I·t/m"
 assert np.all(np.diff(cap) > 0)
+
+# %% [markdown]
+# ## Two clocks: the camera's against the cycler's
+#
+# A movie's frames are timed by the camera, the cycler table by the cycler: two clocks.
+# asymflux uses one sign: **cycler time = camera time + offset** (`time_offset_s`, s). Give
+# it (`asymflux analyze ... --time-offset-s S`, `analyze_dataset(ds, time_offset_s=S)`), or
+# estimate it with its uncertainty (`--time-offset-s auto`,
+# `analysis.estimate_dataset_time_offset`): here the particles' mean intensity, whose rate
+# of change follows the current, is aligned with the cycler's current (method
+# `optical-rate`, [docs/analysis.md](../docs/analysis.md#camera-and-cycler-clocks)); an
+# instrument file's camera-recorded voltage is aligned with the cycler file's when there is
+# one (`recorded-voltage`).
+#
+# The demo dataset `charge-rest` (70 mA/g for 20 min, then 20 min of rest, a frame every
+# 50 s) has both on one clock. We put its cycler table on a clock that reads 180 s more
+# than the camera's, and let the estimate find the offset again.
+
+# %%
+from asymflux import analysis, datasets, plots
+
+TRUE_OFFSET_S = 180.0
+demo = datasets.load("charge-rest", lazy=False)
+cycler = demo.echem.assign(time_s=demo.echem["time_s"] + TRUE_OFFSET_S)  # the cycler's clock
+two_clocks = io.Dataset(stack=demo.stack, time_s=demo.time_s, pixel_nm=demo.pixel_nm,
+                        echem=cycler, metadata=demo.metadata, masks=demo.masks)
+estimate = analysis.estimate_dataset_time_offset(two_clocks)
+print(f"estimated offset {estimate}; true {TRUE_OFFSET_S:g} s")
+print(estimate.detail)
+assert abs(estimate.offset_s - TRUE_OFFSET_S) <= estimate.uncertainty_s
+
+# %% [markdown]
+# Analysed with the estimate, every frame gets the cycler's capacity, voltage and current
+# at its cycler time (`cycler_time_s`); the offset used is in the tables (`time_offset_*`
+# columns of the particles, `attrs["time_offset"]`) and, from `asymflux analyze`, in
+# `clock.csv`. Without it, the frames would be read 180 s early on the cycler's record. The
+# estimate is a few seconds short of the truth here, so frame 0 falls just before the
+# cycler's record: its capacity is NaN, and the analysis says so (the warning).
+
+# %%
+particles, ts = analysis.analyze_dataset(two_clocks, time_offset_s=estimate)
+one = ts[ts["particle_id"] == 1]
+print(particles[["particle_id", "time_offset_s", "time_offset_uncertainty_s",
+                 "time_offset_method"]].head(2))
+one[["frame", "time_s", "cycler_time_s", "capacity_mAh_g", "voltage_V", "current_mA"]].iloc[20:28]
+
+# %% [markdown]
+# ## dQ/dV beside the mean optical signal
+#
+# dQ/dV (from each frame's capacity and voltage) and the derivative of the particles' mean
+# dI against voltage, scaled to the same peak: when the optical signal follows the charge
+# (and the clocks are aligned) their peaks line up. Rest frames (zero current) are left out.
+
+# %%
+plots.dqdv_optical(analysis.incremental_capacity_table(ts))

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import stat
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import pandas as pd
 import tifffile
 
 from asymflux import io
+from asymflux._atomic import MARK, STAGING
 
 SHAPE = (40, 48)
 N_FRAMES = 8
@@ -479,3 +481,73 @@ ZIP_CASES = [
     ("bad dataset inside", lambda good: _zip({"exp/metadata.json": "{not json"}), "bad.zip",
      ["metadata.json", "JSON"]),
 ]
+
+
+# --------------------------------------------------------------------------- a full disk (#28)
+
+
+def full_disk(monkeypatch):
+    """Every file opened for writing in asymflux's staging area writes to /dev/full: the
+    first flush fails with ENOSPC, as on a full disk."""
+    import builtins
+
+    real = builtins.open
+
+    def fake(file, mode="r", *args, **kwargs):
+        if (isinstance(file, (str, bytes, os.PathLike)) and any(c in mode for c in "wax")
+                and STAGING in os.fsdecode(os.fspath(file)).split(os.sep)):
+            return real("/dev/full", "wb" if "b" in mode else "w", *args, **kwargs)
+        return real(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake)
+
+
+# --------------------------------------------------------------------------- look-alike leftovers (#28)
+
+
+def plant(folder: Path, name: str = "run.npz") -> dict:
+    """What asymflux must never delete: leftover-like files and folders a user (or another
+    program) made in ``folder``, an hour old; returns {relative path: bytes} of each file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        ".results.old-2024jan/notes.txt": b"my notes",
+        ".results.old-2024jan/metadata.json": b"{}",
+        ".thesis.20240101.tmp": b"chapter 3",
+        f".{name}.tmp-a1b2c3": b"",  # a file named like an old temporary folder
+        f".{name}.tmp-x1y2z3d4/keep.txt": b"kept",
+        f".{name}.old-0123abcd/metadata.json": b'{"mine": 1}',
+        f".{name}.ab12cd34.npz.tmp": b"partial?",
+        f"{STAGING}/notes.txt": b"mine",
+        f"{STAGING}/{name}.tmp-abcd1234.lock": b"",  # no mark: not asymflux's
+        f"{STAGING}/{name}.tmp-abcd1234/data.bin": b"\x00\x01",
+        f"{STAGING}/{name}.old-deadbeef.lock": b"asymflux temporary write?\n"
+                                                 + f"{name}.old-deadbeef\n".encode(),
+        f"{STAGING}/{name}.old-deadbeef/metadata.json": b"{}",
+    }
+    old = time.time() - 3600
+    for rel, data in files.items():
+        p = folder / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    for p in sorted(folder.rglob("*"), reverse=True):
+        if p.name.startswith(".") or STAGING in p.parts:
+            os.utime(p, (old, old))
+    return files
+
+
+def intact(folder: Path, files: dict) -> None:
+    for rel, data in files.items():
+        p = folder / rel
+        assert p.is_file(), f"{p} was deleted"
+        assert p.read_bytes() == data, f"{p} was changed"
+
+
+def real_leftover(folder: Path, name: str = "run.npz") -> Path:
+    """What a killed asymflux writer leaves: a staged entry and its marked lock file."""
+    staging = folder / STAGING
+    staging.mkdir(parents=True, exist_ok=True)
+    entry = staging / f"{name}.tmp-0f0f0f0f"
+    entry.mkdir()
+    (entry / "half.bin").write_bytes(b"\x00" * 10)
+    (staging / f"{name}.tmp-0f0f0f0f.lock").write_bytes(MARK + entry.name.encode() + b"\n")
+    return entry

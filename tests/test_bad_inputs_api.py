@@ -252,7 +252,10 @@ def test_nan_charge_counter_start_does_not_empty_the_capacity():
     cap, problems = _with_echem(e, active_mass_mg=0.5).capacity_report()
     assert np.isfinite(cap[1:]).all() and cap[-1] > 0  # counted from the first finite value
     assert np.isnan(cap[0]) and any("1 of 32 capacity_mAh_g" in p for p in problems)
-    assert any("1 of 8 frames (frame 0) lie outside" in p for p in problems)
+    # the frame lies within the records: the NaN cell is the cause, not the clock (#28)
+    assert any("1 of 8 frames (frame 0) fall where the cycler's capacity_mAh_g cells are NaN"
+               in p for p in problems), problems
+    assert not any("outside" in p or "clock" in p for p in problems), problems
 
 
 def test_frames_partly_outside_the_cycler_records_are_reported():
@@ -299,3 +302,44 @@ def test_analyze_dataset_particle_reports_too():
     with pytest.warns(EchemWarning):
         result = analysis.analyze_dataset_particle(_with_echem(e), 1)
     assert any("not on one clock" in w for w in result.timeseries.attrs["warnings"])
+
+
+# --------------------------------------------------------------------- asymflux #28
+
+
+@pytest.mark.parametrize("interval", [-1, 0, -0.5, True])
+def test_read_hdf5_names_a_bad_frame_interval(tmp_path, interval):
+    import h5py
+
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        f["movie"] = good_dataset().stack
+    msg = expect_refused(tmp_path, lambda: io.read_hdf5(
+        tmp_path / "m.h5", stack="movie", frame_interval_s=interval, pixel_nm=65),
+        ["m.h5", "frame_interval_s", "(0, 1e+07] s"], exc=DatasetError)
+    assert "backwards" not in msg
+
+
+def test_a_sparse_zarr_and_a_one_tiff_folder_are_refused_before_any_work(tmp_path):
+    import zarr
+
+    z = zarr.create_array(store=str(tmp_path / "s.zarr"), shape=(100000, 4096, 4096),
+                          chunks=(1, 4096, 4096), dtype="u2")
+    z[0] = 1
+    z[-1] = 2
+    expect_refused(tmp_path, lambda: io.read_stack(tmp_path / "s.zarr"),
+                   ["s.zarr", "only 2 of the 100000 chunks", "0.002%", "never written"],
+                   exc=DatasetError)
+    (tmp_path / "frames").mkdir()
+    tifffile.imwrite(tmp_path / "frames" / "a.tif", good_dataset().stack[0])
+    expect_refused(tmp_path, lambda: io.read_stack(tmp_path / "frames"),
+                   ["frames", "one TIFF", "a.tif", "(40, 48)"], exc=DatasetError)
+
+
+def test_write_dataset_on_a_full_disk_names_the_folder(tmp_path, monkeypatch):
+    from ._bad_inputs import full_disk
+
+    io.write_dataset(good_dataset(), tmp_path / "exp")
+    full_disk(monkeypatch)
+    msg = expect_refused(tmp_path, lambda: io.write_dataset(good_dataset(), tmp_path / "exp"),
+                         ["disk full", "exp", "unchanged"], exc=OSError)
+    assert str(tmp_path / "exp") in msg

@@ -31,7 +31,8 @@ def refused(tmp_path, capsys, argv, words, *, absent=()):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     assert code == 2, (code, out, err)
-    lines = [ln for ln in err.splitlines() if ln.startswith("asymflux ")]
+    lines = [ln for ln in err.splitlines()  # warning lines may come before the refusal
+             if ln.startswith("asymflux ") and ": warning: " not in ln]
     assert len(lines) == 1 and ": error: " in lines[0], err
     assert "Traceback" not in err
     for w in words:
@@ -227,3 +228,163 @@ def test_cohort_refuses_bad_tables(tmp_path, capsys):
 
 def test_demo_data_refuses_unknown_names(tmp_path, capsys):
     refused(tmp_path, capsys, ["demo-data", tmp_path / "out", "--names", "nope"], ["nope"])
+
+
+# ------------------------------------------------------------------ asymflux #28
+
+
+def test_analyze_refuses_a_zarr_storing_few_of_its_chunks(tmp_path, capsys):
+    import zarr
+
+    z = zarr.create_array(store=str(tmp_path / "s.zarr"), shape=(1000, 40, 48),
+                          chunks=(1, 40, 48), dtype="u2", attributes={"pixel_nm": 65.0})
+    z[0] = 7
+    z[-1] = 9
+    refused(tmp_path, capsys, ["analyze", tmp_path / "s.zarr", "--out", tmp_path / "res",
+                               "--frame-interval-s", "1"],
+            ["s.zarr", "only 2 of the 1000 chunks", "0.2%", "never written"])
+
+
+def test_analyze_refuses_a_folder_of_one_tiff(tmp_path, capsys):
+    import tifffile
+
+    (tmp_path / "frames").mkdir()
+    tifffile.imwrite(tmp_path / "frames" / "f1.tif", good_dataset().stack[0])
+    refused(tmp_path, capsys, ["analyze", tmp_path / "frames", "--out", tmp_path / "res",
+                               "--pixel-nm", "65", "--frame-interval-s", "1"],
+            ["frames", "one TIFF", "f1.tif", "(40, 48)", "stack (time, row, col)"])
+
+
+def test_cohort_refuses_an_output_format_it_does_not_write(tmp_path, capsys, folder):
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "particles.csv").write_text("dataset,ageing,classification\nd,fresh,symmetric\n")
+    for name in ("c.xlsx", "c.txt", "c"):
+        refused(tmp_path, capsys, ["cohort", res, "--out", tmp_path / name],
+                ["--out", name, ".csv or .parquet"])
+
+
+def test_cohort_names_the_datasets_a_partial_analyze_output_lacks(tmp_path, capsys, folder):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / "metadata.json").write_text("{")
+    res = tmp_path / "res"
+    assert main(["analyze", str(folder), str(broken), "--out", str(res)]) == 2
+    assert (res / "failures.csv").is_file()
+    capsys.readouterr()
+    assert main(["cohort", str(res), "--out", str(tmp_path / "c.csv")]) == 0
+    err = capsys.readouterr().err
+    warns = [ln for ln in err.splitlines() if ln.startswith("asymflux cohort: warning: ")]
+    assert len(warns) == 1, err
+    assert "partial analyze output" in warns[0] and "1 dataset(s) failed" in warns[0]
+    assert "broken" in warns[0] and "failures.csv" in warns[0]
+
+
+#: (argv after ``simulate --out OUT``, words of the one error line): each a clean refusal
+#: naming the option and why, exit 2, nothing written.
+SIMULATE_CASES = [
+    (["--minutes", "-5,10"], ["--minutes", "(0, inf]", "-5"]),
+    (["--minutes", "-5"], ["--minutes", "-5"]),
+    (["--diffusivity-m2-s", "-1e-15"], ["--diffusivity-m2-s", "(0, inf]", "-1e-15"]),
+    (["--rate-mA-g", "-100"], ["--rate-mA-g"]),
+    (["--theta0", "-0.5"], ["--theta0"]),
+    (["--radius-um", "1e6"], ["--radius-um 1e+06", "--pixel-nm of at least"]),
+    (["--rate-mA-g", "2000", "--minutes", "5,30"],
+     ["--minutes 30", "ended at", "emptied of Li", "lower --rate-mA-g"]),
+]
+
+
+@pytest.mark.parametrize("args, words", SIMULATE_CASES, ids=[" ".join(a) for a, _ in SIMULATE_CASES])
+def test_simulate_refuses_bad_values_naming_the_reason(tmp_path, capsys, args, words):
+    msg = refused(tmp_path, capsys, ["simulate", "--out", tmp_path / "r.npz", *args], words)
+    assert "expected one argument" not in msg
+
+
+def test_simulate_refuses_an_output_that_is_not_npz(tmp_path, capsys):
+    for name in ("x.txt", "x.csv", "x"):
+        refused(tmp_path, capsys, ["simulate", "--out", tmp_path / name, "--minutes", "5"],
+                ["--out", name, ".npz"])
+
+
+def test_a_mistyped_option_gets_its_command_usage(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["simulate", "--out", str(tmp_path / "r.npz"), "--minuts", "5"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: asymflux simulate")
+    assert "asymflux simulate: error: unrecognized arguments: --minuts 5" in err
+    assert "did you mean --minutes?" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    from asymflux import __version__
+
+    assert capsys.readouterr().out.strip() == f"asymflux {__version__}"
+
+
+def test_a_full_disk_is_one_line_saying_so(tmp_path, capsys, monkeypatch, folder):
+    from ._bad_inputs import full_disk
+
+    full_disk(monkeypatch)
+    msg = refused(tmp_path, capsys, ["simulate", "--out", tmp_path / "r.npz", "--minutes", "5"],
+                  ["--out", "r.npz", "disk full"])
+    assert "Exception ignored" not in capsys.readouterr().err
+    assert ".asymflux-partial" not in msg
+    refused(tmp_path, capsys, ["analyze", folder, "--out", tmp_path / "res"],
+            ["--out", "res", "disk full"])
+
+
+def test_python_warnings_are_one_line_each(tmp_path, capsys):
+    import zarr
+
+    z = zarr.create_array(store=str(tmp_path / "s.zarr"), shape=(8, 40, 48),
+                          chunks=(1, 40, 48), dtype="f4", attributes={"pixel_nm": 65.0})
+    z[:6] = good_dataset().stack[:6]
+    main(["analyze", str(tmp_path / "s.zarr"), "--out", str(tmp_path / "res"),
+          "--frame-interval-s", "60"])
+    err = capsys.readouterr().err
+    warns = [ln for ln in err.splitlines() if "chunks are not stored" in ln]
+    assert warns and all(ln.startswith("asymflux analyze: warning: ") for ln in warns), err
+    assert "warnings.warn" not in err and "UserWarning" not in err
+
+
+def test_nan_capacity_cells_at_the_end_are_not_blamed_on_the_clock(tmp_path, capsys, folder):
+    nan_capacity(slice(24, 31))(folder)  # the last quarter of the cycler rows
+    capsys.readouterr()
+    assert main(["analyze", str(folder), "--out", str(tmp_path / "res")]) == 0
+    warns = [ln for ln in capsys.readouterr().err.splitlines()
+             if ln.startswith("asymflux analyze: warning: ")]
+    assert any("capacity_mAh_g cells are NaN" in w and "frame 6-7" in w for w in warns), warns
+    assert not any("outside" in w or "clock" in w for w in warns), warns
+
+
+def test_every_option_has_help_and_help_prints_cleanly(capsys):
+    from asymflux.cli import _subparsers, build_parser
+
+    parser = build_parser()
+    for name, sub in _subparsers(parser).items():
+        assert sub.description, f"{name}: no description"
+        for action in sub._actions:
+            assert action.help, f"asymflux {name} {action.option_strings or action.dest}: no help"
+        text = sub.format_help()
+        assert "%%" not in text, f"{name}: {text}"
+
+
+def test_echem_without_a_mass_prints_cycles_in_mah(tmp_path, capsys):
+    t = np.arange(0, 4000.0, 10.0)
+    i = np.where((t // 1000) % 2 == 0, 0.1, -0.1)  # charge, discharge, charge, discharge
+    pd.DataFrame({"time_s": t, "voltage_V": 3.7, "current_mA": i}).to_csv(
+        tmp_path / "cell.csv", index=False)
+    assert main(["echem", str(tmp_path / "cell.csv"), "--cycles", str(tmp_path / "c.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "in mAh and mA" in out and "charge_capacity_mAh " in out
+    c = pd.read_csv(tmp_path / "c.csv")
+    assert "charge_capacity_mAh" in c.columns and "charge_capacity_mAh_g" not in c.columns
+    # 0.1 mA for 1000 s = 0.0278 mAh per half-cycle
+    np.testing.assert_allclose(c["charge_capacity_mAh"], 0.1 * 1000 / 3600, rtol=0.02)

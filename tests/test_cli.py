@@ -61,7 +61,8 @@ def test_rate_sweep_csv(tmp_path):
     assert main(["rate-sweep", "--rates", "100,400", "--blocked", "180:0.25:0.3",
                  "--csv", str(out), "--quiet"]) == 0
     df = pd.read_csv(out)
-    assert list(df.columns) == ["rate_mA_g", "blocked", "li_extracted", "capacity_mAh_g", "minutes"]
+    assert list(df.columns) == ["rate_mA_g", "blocked", "li_extracted", "capacity_mAh_g", "minutes",
+                                "end_reason"]
     assert df["blocked"].tolist() == ["180:0.25:0.3"] * 2
     assert df["li_extracted"].iloc[0] > df["li_extracted"].iloc[1]
     np.testing.assert_allclose(df["capacity_mAh_g"], df["li_extracted"] * 274.99, rtol=1e-3)

@@ -67,7 +67,7 @@ def test_write_table_is_exact_and_atomic(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", boom)
-    with pytest.raises(ValueError, match="table file .*No space left"):
+    with pytest.raises(ValueError, match="table file .*disk full"):
         export.write_table(path, table.iloc[:1])
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["curated.csv"]

@@ -23,6 +23,7 @@ import pytest
 
 from asymflux import io
 from asymflux._atomic import (
+    MARK,
     STAGING,
     atomic_folder,
     atomic_path,
@@ -241,9 +242,14 @@ def test_masks_that_do_not_fit_the_new_frames_become_prev(tmp_path):
 # ----------------------------------------------------------------------------- leftovers
 
 
+def _mark(lock: Path, entry: str):
+    """The lock file asymflux writes beside a staged entry (its mark and the entry's name)."""
+    lock.write_bytes(MARK + entry.encode() + b"\n")
+
+
 def _plant_leftovers(parent: Path, name: str):
-    """What killed writers leave: a staged temporary folder (complete, unlocked) and
-    leftovers of earlier versions beside the target."""
+    """What killed writers leave: a staged temporary folder (complete, unlocked, with its
+    marked lock) and leftovers of earlier versions beside the target (unmarked: kept)."""
     ds = tiny_dataset("leftover")
     legacy = [parent / f".{name}.tmp-x1y2z3", parent / f".{name}.old-0123abcd"]
     for p in legacy:
@@ -251,7 +257,7 @@ def _plant_leftovers(parent: Path, name: str):
     staged = parent / STAGING / f"{name}.tmp-abcd1234"
     staged.parent.mkdir(exist_ok=True)
     io.write_dataset(ds, staged)  # a complete dataset, as if killed just before the rename
-    (parent / STAGING / f"{name}.tmp-abcd1234.lock").write_text("")
+    _mark(parent / STAGING / f"{name}.tmp-abcd1234.lock", f"{name}.tmp-abcd1234")
     stray = parent / f".{name}.csv.abcd1234.csv.tmp"
     stray.write_text("partial")
     for p in (*legacy, stray):
@@ -266,9 +272,15 @@ def test_leftovers_are_never_listed_or_read_and_are_cleaned(tmp_path):
         io.read_dataset(tmp_path / ".fresh.tmp-x1y2z3")
     with pytest.raises(ValueError, match="leftover"):
         io.read_dataset(tmp_path / STAGING / "fresh.tmp-abcd1234")
+    before = sorted(p.name for p in tmp_path.iterdir())
     assert [p.name for p in io.dataset_folders(tmp_path)] == ["aged", "fresh"]
-    # found leftovers are removed (their writers are gone: no lock held, older than us)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["aged", "fresh"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # a scan deletes nothing
+    # the next writer removes the marked leftover (its writer is gone: no lock held); the
+    # unmarked look-alikes of earlier versions are kept (a user's file may look alike)
+    io.write_dataset(tiny_dataset("c"), tmp_path / "other")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".fresh.csv.abcd1234.csv.tmp", ".fresh.old-0123abcd", ".fresh.tmp-x1y2z3", "aged",
+        "fresh", "other"]
 
 
 def test_the_cohort_browser_scan_ignores_leftovers(tmp_path):
@@ -286,7 +298,7 @@ def test_a_folder_moved_aside_by_a_killed_writer_is_restored_by_the_reader(tmp_p
     aside = tmp_path / STAGING / "exp.old-0a1b2c3d"
     aside.parent.mkdir()
     os.rename(folder, aside)  # killed between the two renames of the fallback swap
-    (aside.parent / "exp.old-0a1b2c3d.lock").write_text("")
+    _mark(aside.parent / "exp.old-0a1b2c3d.lock", "exp.old-0a1b2c3d")
     assert io.read_dataset(folder).metadata["tag"] == "a"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
 
@@ -444,7 +456,7 @@ def test_simulate_through_a_symlink_writes_its_target(tmp_path):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["simulate", "--out", "{o}/run.npz", "--pixel-nm", "0.001"], ["--pixel-nm", "larger pixel"]),
+    (["simulate", "--out", "{o}/run.npz", "--pixel-nm", "0.001"], ["--pixel-nm 0.001", "--pixel-nm of at least"]),
     (["analyze", "{ds}", "--out", "{o}/res", "--scheduler", "not an address"], ["--scheduler"]),
     (["analyze", "{ds}", "--out", "{o}/res", "--scheduler", "tcp://host"], ["--scheduler"]),
 ])
@@ -481,7 +493,7 @@ def test_a_failing_write_is_one_line_naming_the_path(tmp_path, capsys, monkeypat
     out = tmp_path / "run.npz"
     code, err = run_cli(["simulate", "--out", out, "--minutes", "1", "--pixel-nm", "200"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert str(out) in err and "No space left on device" in err
+    assert str(out) in err and "disk full" in err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -492,7 +504,7 @@ def test_analyze_rewrite_replaces_all_its_outputs_and_keeps_others(tmp_path, cap
     assert (res / "particles.parquet").exists()
     assert main(["analyze", str(inputs["ds"]), "--out", str(res)]) == 0
     assert sorted(p.name for p in res.iterdir()) == ["cohort.csv", "masks", "particles.csv",
-                                                      "timeseries.csv"]
+                                                      "provenance.json", "timeseries.csv"]
     assert (res / "cohort.csv").read_text() == "mine\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "res"]
 
@@ -580,7 +592,7 @@ def test_kill_during_analyze_leaves_old_or_new_complete_output(tmp_path):
         if "old" in p.columns:
             assert "particles.parquet" in names
         else:  # the new complete set, and nothing of the old one
-            assert names == ["masks", "particles.csv", "timeseries.csv"]
+            assert names == ["masks", "particles.csv", "provenance.json", "timeseries.csv"]
             assert (res / "masks" / "ds.tif").is_file()
         assert sorted(x.name for x in tmp_path.iterdir() if x.name != STAGING) == ["ds", "res"]
 
@@ -737,7 +749,8 @@ def test_kill_during_curation_saves_leaves_old_or_new_complete_files(tmp_path):
                                 "masks.tif", "masks.prev.tif", "annotations.csv",
                                 "annotations.prev.csv", AUTOSAVE_NAME}, visible
     clean_leftovers(folder)
-    assert not (folder / STAGING).exists() or not any((folder / STAGING).iterdir())
+    left = sorted((folder / STAGING).iterdir()) if (folder / STAGING).exists() else []
+    assert not left, [(p.name, p.read_bytes()[:80] if p.is_file() else "dir") for p in left]
 
 
 def warnings_as_errors(category):

@@ -25,6 +25,7 @@ CONDA_NAMES = {
     "navani": None,
     "npTDMS": "nptdms",
     "yadg": None,
+    "gamry-parser": None,
 }
 # Qt binding for napari; mdbtools (mdb-export) for navani's Arbin .res reader
 EXTRA_CONDA = {"napari[pyqt6]": ["pyqt"], "navani": ["mdbtools"]}

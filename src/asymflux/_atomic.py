@@ -14,9 +14,17 @@
   not one of the inputs, parent folder present and writable.
 
 Temporary files and folders live in a hidden folder ``.asymflux-partial/`` beside the
-target, each locked (``flock``) by the process writing it. No reader looks there, so a
-crash never leaves something that is read as data; :func:`clean_leftovers` (run by every
-writer, and by readers that find a leftover) removes the entries whose writer is gone.
+target, each with a lock file (``NAME.tmp-XXXXXXXX.lock``, ``flock``-ed by the process
+writing it) that carries the program's mark: a first line only asymflux writes
+(:data:`MARK`) and the name of the entry it guards. No reader looks there, so a crash never
+leaves something that is read as data; :func:`clean_leftovers` (run by every writer) removes
+the entries whose writer is gone **and only those**: an entry is removed only when its
+marked lock file names it. Nothing else is ever deleted: not a user's files that merely
+look like leftovers (``.results.old-2024jan/``, ``.thesis.20240101.tmp``), not unmarked
+entries of ``.asymflux-partial/``, not the ``.NAME.tmp-*`` leftovers of asymflux versions
+before the mark (remove those by hand). Readers and the dashboards' folder scans delete
+nothing; a reader that finds its folder missing restores the copy a killed writer moved
+aside (:func:`restore_moved_aside`).
 Files and folders get the modes a plain ``open`` / ``mkdir`` would give (the umask), an
 existing file's mode is kept.
 """
@@ -25,11 +33,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
+import secrets
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 try:  # POSIX advisory locks; without them leftovers are cleaned by age only
@@ -38,16 +47,19 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 __all__ = [
-    "STAGING", "OutputError", "atomic_folder", "atomic_path", "check_output", "clean_leftovers",
-    "default_mode", "is_leftover", "link_into", "output_errors", "umask", "write_bytes_atomic",
-    "write_text_atomic",
+    "MARK", "STAGING", "OutputError", "atomic_folder", "atomic_path", "check_output",
+    "clean_leftovers", "default_mode", "describe_os_error", "is_leftover", "link_into", "output_errors",
+    "restore_moved_aside", "umask", "write_bytes_atomic", "write_text_atomic",
 ]
 
 #: Hidden folder (beside a target) holding the temporary files / folders of writes in progress.
 STAGING = ".asymflux-partial"
-_PROCESS_START = time.time()
-# leftovers of earlier asymflux versions, beside the target: ``.name.tmp-XXXX`` /
-# ``.name.old-XXXXXXXX`` folders and ``.name.XXXXXXXX<suffix>.tmp`` files
+#: First line of every lock file asymflux makes in :data:`STAGING` (its second line names the
+#: entry the lock guards). Only entries named by a lock file with this mark are ever removed.
+MARK = b"asymflux temporary write; removed when its writer is gone\n"
+# names that looked like leftovers of earlier asymflux versions, beside the target:
+# ``.name.tmp-XXXX`` / ``.name.old-XXXXXXXX`` folders and ``.name.XXXXXXXX<suffix>.tmp``
+# files. Never read as data, never deleted (they carry no mark: a user's file may look alike).
 _LEGACY_DIR = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-[A-Za-z0-9_]{6,}$")
 _STAGED = re.compile(r"^(?P<name>.+)\.(?P<kind>tmp|old)-[a-z0-9_]+$")
 _LEGACY_FILE = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}(\.[^/]*)?\.tmp$")
@@ -106,145 +118,202 @@ def _try_lock(path: Path):
     return fd
 
 
+@functools.cache
+def _linkat():
+    """``linkat(fd, path)`` giving an ``O_TMPFILE`` file a name (0 or an errno), or None
+    where that is not available (not Linux)."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux") or not hasattr(os, "O_TMPFILE"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.linkat
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    at_fdcwd, at_symlink_follow = -100, 0x400
+
+    def link(fd: int, path: str) -> int:
+        src = f"/proc/self/fd/{fd}".encode()
+        if fn(at_fdcwd, src, at_fdcwd, os.fsencode(path), at_symlink_follow) == 0:
+            return 0
+        return ctypes.get_errno() or errno.EIO
+
+    return link
+
+
+def _marked_lock(staging: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    """A new lock file ``staging/PREFIX XXXXXXXX.lock`` holding :data:`MARK` and the name of
+    its entry (``PREFIX XXXXXXXX`` + ``suffix``), locked; (fd, path). On Linux it appears
+    with its mark already written and locked (``O_TMPFILE``, then linked in), so a kill
+    never leaves an unmarked lock file; elsewhere it is written right after ``mkstemp``."""
+    def content(lock: str) -> bytes:
+        return MARK + os.fsencode(Path(lock[: -len(".lock")] + suffix).name) + b"\n"
+
+    linkat = _linkat()
+    if linkat is not None:
+        try:
+            fd = os.open(staging, os.O_TMPFILE | os.O_RDWR, 0o600)
+        except OSError:
+            fd = None
+        if fd is not None:
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                for _ in range(100):
+                    lock = os.path.join(staging, f"{prefix}{secrets.token_hex(4)}.lock")
+                    os.pwrite(fd, content(lock), 0)
+                    os.ftruncate(fd, len(content(lock)))
+                    err = linkat(fd, lock)
+                    if err == errno.EEXIST:
+                        continue
+                    if err:
+                        break  # not supported here: mkstemp below
+                    return fd, lock
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+    fd, lock = tempfile.mkstemp(prefix=prefix, suffix=".lock", dir=staging)
+    try:
+        os.write(fd, content(lock))
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        Path(lock).unlink(missing_ok=True)
+        raise
+    return fd, lock
+
+
 class _Stage:
-    """A locked entry (file or folder) of the staging folder beside ``parent / name``."""
+    """A locked entry (file or folder) of the staging folder beside ``parent / name``.
+
+    The lock file ``NAME.KIND-XXXXXXXX.lock`` is made first, with :data:`MARK` and the
+    entry's name written in it, then locked; the entry (``NAME.KIND-XXXXXXXX`` + ``suffix``
+    for a file, without for a folder) is made after, so an entry always has its marked lock.
+    """
 
     def __init__(self, parent: Path, name: str, kind: str, *, directory: bool, suffix: str = ""):
         self.staging = parent / STAGING
         for _ in range(20):
             try:
                 self.staging.mkdir(exist_ok=True)
-                fd, lock = tempfile.mkstemp(prefix=f"{name}.{kind}-",
-                                            suffix=".lock" if directory else suffix,
-                                            dir=self.staging)
+                fd, lock = _marked_lock(self.staging, f"{name}.{kind}-",
+                                        "" if directory else suffix)
             except FileNotFoundError:  # the staging folder was just removed by a cleaner
                 continue
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
             if os.fstat(fd).st_nlink == 0:  # a cleaner took it between mkstemp and flock
                 os.close(fd)
                 continue
             break
         else:  # pragma: no cover
             raise OSError(errno.EAGAIN, "cannot create a temporary file", str(self.staging))
-        self.fd, self.lock = fd, Path(lock)
-        self.path = self.lock.with_suffix("") if directory else self.lock
+        entry = Path(lock[: -len(".lock")] + ("" if directory else suffix))
+        self.fd, self.lock, self.path = fd, Path(lock), entry
         self.directory = directory
-        if directory:
-            try:
+        try:
+            if directory:
                 os.mkdir(self.path, 0o777)
-            except BaseException:
-                self.close()
-                raise
+            else:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except BaseException:
+            self.close()
+            raise
 
     def close(self):
         if not self.directory:
             self.path.unlink(missing_ok=True)
-        else:
-            if self.path.is_dir() and not self.path.is_symlink():
-                shutil.rmtree(self.path, ignore_errors=True)
-            self.lock.unlink(missing_ok=True)
+        elif self.path.is_dir() and not self.path.is_symlink():
+            shutil.rmtree(self.path, ignore_errors=True)
+        self.lock.unlink(missing_ok=True)
         os.close(self.fd)
         with contextlib.suppress(OSError):
             self.staging.rmdir()  # only when empty
 
 
 def clean_leftovers(parent) -> list[Path]:
-    """Remove what interrupted writes left in ``parent``; returns what was removed or restored.
+    """Remove what interrupted asymflux writes left in ``parent``; returns what was removed
+    or restored.
 
-    Entries of ``parent/.asymflux-partial`` are removed when no process holds their lock;
-    a folder moved aside while being replaced (``NAME.old-*``) is renamed back to ``NAME``
-    when ``NAME`` is missing. Leftovers of earlier asymflux versions beside the targets
-    (``.NAME.tmp-*``, ``.NAME.old-*``, ``.NAME.XXXXXXXX.tmp``) are removed when older than
-    this process (an ``.old`` folder whose ``NAME`` is missing is restored instead).
+    Only entries of ``parent/.asymflux-partial`` named by a lock file carrying
+    :data:`MARK` are touched, when no process holds that lock: a folder moved aside while
+    being replaced (``NAME.old-*``) is renamed back to ``NAME`` when ``NAME`` is missing,
+    anything else is removed with its lock file. Nothing else is deleted, whatever its name.
     Errors (read-only media, permissions) are ignored.
     """
-    parent = Path(parent)
+    return _clean(Path(parent), remove=True)
+
+
+def restore_moved_aside(parent) -> list[Path]:
+    """Rename back to ``NAME`` a folder a killed asymflux writer moved aside while replacing
+    ``parent/NAME`` (when ``NAME`` is missing); delete nothing. For readers (and the
+    dashboards, which never delete in a folder a visitor names)."""
+    return _clean(Path(parent), remove=False)
+
+
+def _clean(parent: Path, *, remove: bool) -> list[Path]:
     done: list[Path] = []
+    staging = parent / STAGING
     try:
-        _clean_staging(parent, done)
-        _clean_legacy(parent, done)
+        if not staging.is_dir() or staging.is_symlink():
+            return done
+        for lock in sorted(staging.glob("*.lock")):
+            try:
+                _clean_entry(lock, parent, done, remove=remove)
+            except OSError:
+                continue
+        if remove or done:
+            with contextlib.suppress(OSError):
+                staging.rmdir()  # only when empty (a restore empties it)
     except OSError:
         pass
     return done
 
 
-def _clean_staging(parent: Path, done: list):
-    staging = parent / STAGING
-    if not staging.is_dir():
+def _marked_entry(fd: int, lock: Path) -> Path | None:
+    """The entry a lock file names, if it carries the mark (else None: not ours)."""
+    data = os.pread(fd, 4096, 0)
+    if not data.startswith(MARK):
+        return None
+    name = os.fsdecode(data[len(MARK):].split(b"\n", 1)[0])
+    stem = lock.name[: -len(".lock")]
+    if not name.startswith(stem) or "/" in name or os.sep in name:
+        return None
+    return lock.with_name(name)
+
+
+def _clean_entry(lock: Path, parent: Path, done: list, *, remove: bool):
+    if lock.is_symlink() or not lock.is_file():
         return
-    for entry in sorted(staging.iterdir()):
-        try:
-            _clean_entry(entry, parent, done)
-        except OSError:
-            continue
-    with contextlib.suppress(OSError):
-        staging.rmdir()
-
-
-def _clean_entry(entry: Path, parent: Path, done: list):
-    if not entry.exists() and not entry.is_symlink():
-        return  # removed with its folder
-    if entry.is_dir() and not entry.is_symlink():
-        lock = entry.with_name(entry.name + ".lock")
-        if not lock.exists():  # a folder without its lock: only when older than us
-            if entry.stat().st_mtime < _PROCESS_START:
-                _drop_or_restore(entry, parent, done)
-            return
-    elif entry.name.endswith(".lock") and entry.with_suffix("").is_dir():
-        return  # handled with its folder
-    else:
-        lock = entry
     fd = _try_lock(lock)
     if fd is None:
-        return
+        return  # its writer is alive
     try:
         if os.fstat(fd).st_nlink == 0:
             return
-        _drop_or_restore(entry, parent, done)
+        entry = _marked_entry(fd, lock)
+        if entry is None:
+            return  # not made by asymflux: never touched
+        m = _STAGED.match(entry.name)
+        name = m["name"] if m and m["kind"] == "old" else None
+        is_dir = entry.is_dir() and not entry.is_symlink()
+        if is_dir and name and not (parent / name).exists() and not (parent / name).is_symlink():
+            os.rename(entry, parent / name)  # the old version of a half-replaced folder
+        elif not remove:
+            return
+        elif is_dir:
+            shutil.rmtree(entry)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
         with contextlib.suppress(FileNotFoundError):
             lock.unlink()
+        done.append(entry)
     finally:
         os.close(fd)
-
-
-def _drop_or_restore(entry: Path, parent: Path, done: list):
-    m = _STAGED.match(entry.name)
-    name = m["name"] if m and m["kind"] == "old" else None
-    if entry.is_dir() and name and not (parent / name).exists():
-        os.rename(entry, parent / name)  # the old version of a half-replaced folder
-    elif entry.is_dir() and not entry.is_symlink():
-        shutil.rmtree(entry)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            entry.unlink()
-    done.append(entry)
-
-
-def _clean_legacy(parent: Path, done: list):
-    for entry in parent.iterdir():
-        if not entry.name.startswith(".") or entry.name == STAGING:
-            continue
-        try:
-            _clean_legacy_entry(entry, parent, done)
-        except OSError:
-            continue
-
-
-def _clean_legacy_entry(entry: Path, parent: Path, done: list):
-    m = _LEGACY_DIR.match(entry.name)
-    if m and entry.is_dir() and not entry.is_symlink():
-        target = parent / m["name"]
-        if m["kind"] == "old" and not target.exists() and (entry / "metadata.json").is_file():
-            os.rename(entry, target)
-            done.append(entry)
-        elif entry.stat().st_mtime < _PROCESS_START:
-            shutil.rmtree(entry)
-            done.append(entry)
-    elif _LEGACY_FILE.match(entry.name) and entry.is_file() and not entry.is_symlink():
-        if entry.stat().st_mtime < _PROCESS_START:
-            entry.unlink()
-            done.append(entry)
 
 
 # ----------------------------------------------------------------------------- files
@@ -455,12 +524,21 @@ def check_output(path, *, what: str = "--out", folder: bool = False, inputs=(),
     return path
 
 
+def describe_os_error(exc: OSError) -> str:
+    """What went wrong, in words: "disk full" for ENOSPC / EDQUOT, else the system's text."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+        return "disk full (no space left on the device)"
+    return exc.strerror or str(exc) or "the system refused the write"
+
+
 @contextlib.contextmanager
 def output_errors(path, *, what: str = "--out"):
-    """Turn an OSError while writing ``path`` into an :class:`OutputError` (one line)."""
+    """Turn an OSError while writing ``path`` into an :class:`OutputError` (one line naming
+    the file, and "disk full" when it is)."""
     try:
         yield
     except OSError as e:
         where = e.filename or path
-        raise OutputError(f"{what} {path}: cannot write {where}: "
-                          f"{e.strerror or type(e).__name__}") from e
+        if STAGING in Path(str(where)).parts:  # a temporary file: name the output
+            where = path
+        raise OutputError(f"{what} {path}: cannot write {where}: {describe_os_error(e)}") from e

@@ -19,7 +19,7 @@ def is_demo_output(folder) -> bool:
 
 def _carry_others(old: Path, new: Path) -> None:
     for entry in old.iterdir():
-        if entry.name not in DEMO_FILES and not entry.name.startswith("."):
+        if entry.name not in DEMO_FILES:  # hidden entries too: the old folder is removed
             link_into(entry, new / entry.name)
 
 

@@ -187,7 +187,8 @@ def fig5b_rate_capability(table: pd.DataFrame, *, current_rate_mA_g: float | Non
     Parameters
     ----------
     table : DataFrame with ``rate_mA_g, blocked, li_extracted`` (from
-        :func:`asymflux.model.rate_capability`).
+        :func:`asymflux.model.rate_capability`); its ``attrs["end_condition"]``, when
+        present, goes into the title.
     current_rate_mA_g : float, optional
         Marks a rate with a vertical line (the dashboard's slider).
     current_li_extracted : float, optional
@@ -216,7 +217,9 @@ def fig5b_rate_capability(table: pd.DataFrame, *, current_rate_mA_g: float | Non
             star = hv.Scatter(d, kd, vd, label=name)
             overlay = overlay * _style(star, {"color": "black", "marker": "*"},
                                        bokeh={"size": 16}, matplotlib={"s": 150})
-    overlay = overlay.opts(title="Rate capability (Fig. 5b)", legend_position="bottom_left")
+    end = table.attrs.get("end_condition")  # rate_capability's: written on the plot
+    title = "Rate capability (Fig. 5b)" + (f"\neach charge {end}" if end else "")
+    overlay = overlay.opts(title=title, legend_position="bottom_left")
     if logx:
         overlay = overlay.opts(logx=True)
     return overlay
@@ -339,6 +342,50 @@ def offset_vs_capacity(timeseries: pd.DataFrame, *, by: str | None = "source", n
                                                              normalized=normalized,
                                                              curves=curves)]).opts(title=title)
     return _style(overlay, bokeh={"legend_position": "top_left"})
+
+
+def dqdv_optical(table: pd.DataFrame, *, title="dQ/dV and the mean optical signal"):
+    """dQ/dV beside the particles' mean optical signal, against voltage.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`asymflux.analysis.incremental_capacity_table` of a dataset's timeseries
+        (``segment, voltage_V, dqdv_mAh_g_V, mean_dI, dmean_dI_dV``); empty gives empty
+        panels.
+
+    Returns
+    -------
+    holoviews.Layout
+        Left: dQ/dV (solid, one curve per segment: charge, discharge or half-cycle) and
+        d(mean dI)/dV scaled to the dQ/dV's peak of its segment (dashed): their peaks
+        line up when the optical signal follows the charge. Right: the mean dI.
+    """
+    hv = _hv()
+    vdim = hv.Dimension("voltage_V", label="voltage vs Li (V)")
+    dq = hv.Dimension("dqdv_mAh_g_V", label="dQ/dV (mAh/g/V)")
+    di = hv.Dimension("mean_dI", label="mean dI of the particles")
+    table = table if table is not None else pd.DataFrame()
+    segments = list(dict.fromkeys(table["segment"])) if "segment" in table else []
+    left, right = [], []
+    for seg in segments or [""]:
+        g = (table[table["segment"] == seg] if seg else
+             pd.DataFrame({c: [] for c in ("voltage_V", "dqdv_mAh_g_V", "mean_dI",
+                                           "dmean_dI_dV")}))
+        g = g.sort_values("voltage_V")
+        peak_q = np.nanmax(np.abs(g["dqdv_mAh_g_V"])) if len(g) else np.nan
+        peak_i = np.nanmax(np.abs(g["dmean_dI_dV"])) if len(g) else np.nan
+        scale = peak_q / peak_i if np.isfinite(peak_q) and peak_i > 0 else np.nan
+        optical = g.assign(dqdv_mAh_g_V=g["dmean_dI_dV"] * scale)
+        label = str(seg) or "dQ/dV"
+        left.append(hv.Curve(g, vdim, dq, label=f"dQ/dV {seg}".strip()))
+        left.append(_style(hv.Curve(optical, vdim, dq,
+                                    label=f"d(mean dI)/dV, scaled {seg}".strip()),
+                           bokeh={"line_dash": "dashed"}, matplotlib={"linestyle": "dashed"}))
+        right.append(hv.Curve(g, vdim, di, label=label) * hv.Scatter(g, vdim, di, label=label))
+    a = _style(hv.Overlay(left).opts(title=title), bokeh={"legend_position": "top_left"})
+    b = hv.Overlay(right).opts(title="mean optical signal")
+    return hv.Layout([a, b]).cols(2)
 
 
 def kymograph(kymo, distance_nm, capacity_mAh_g, *, boundaries: pd.DataFrame | None = None,

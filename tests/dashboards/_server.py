@@ -152,6 +152,8 @@ def serve(env_cache: str, *, timeout_s: float = 120.0, log_path=None, dashboards
            "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
            "--num-procs", "1"]
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    if log_path:
+        _SERVER_LOGS.append(log_path)
     try:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, preexec_fn=_die_with_parent_fn())
@@ -204,6 +206,22 @@ def signatures(page) -> list:
         return []
 
 
+_SERVER_LOGS: list = []
+"""The log files of the servers :func:`serve` started (the newest last)."""
+
+
+def _server_log_tail(n_chars: int = 4000) -> str:
+    """The end of the newest server log, for a timeout's message: what the server was doing
+    (with ``ASYMFLUX_DASHBOARD_TIMING`` set, when each plot's runs were done)."""
+    if not _SERVER_LOGS:
+        return ""
+    try:
+        text = Path(_SERVER_LOGS[-1]).read_bytes()[-n_chars:].decode(errors="replace")
+    except OSError:
+        return ""
+    return f"\n--- end of the server's log {_SERVER_LOGS[-1]} ---\n{text}"
+
+
 def wait_for(page, predicate, *, timeout_s: float, poll_s: float = 0.05):
     """Poll ``predicate(signatures(page))`` until true; return (elapsed s, signatures)."""
     t0 = time.monotonic()
@@ -213,7 +231,7 @@ def wait_for(page, predicate, *, timeout_s: float, poll_s: float = 0.05):
             return time.monotonic() - t0, sig
         if time.monotonic() - t0 > timeout_s:
             raise TimeoutError(f"plots did not reach the expected state in {timeout_s} s; "
-                               f"titles: {[s[0] for s in sig]}")
+                               f"titles: {[s[0] for s in sig]}" + _server_log_tail())
         page.wait_for_timeout(int(poll_s * 1000))
 
 
@@ -312,6 +330,7 @@ def write_large_lazy_dataset(path, *, shape=(4000, 2048, 2048)) -> Path:
     z = zarr.open_array(path / "stack.zarr", mode="w", shape=(n, h, w), chunks=(1, h, w),
                         dtype="uint16", fill_value=1000)
     attrs["time_s"] = [float(t) for t in range(n)]
+    attrs["fill_value_is_data"] = True  # sparse on purpose: read, with a warning (#28)
     z.attrs.update(attrs)
     yy, xx = np.mgrid[:h, :w]
     img = np.full((h, w), 1000, np.uint16)

@@ -609,9 +609,13 @@ def test_unexpected_errors_name_the_dataset():
 
     text = K.error_text(OverflowError("cannot convert float infinity to integer"),
                         source="/data/run7")
-    assert "/data/run7" in text and "OverflowError" in text and "unexpected" in text
+    assert "/data/run7" in text and "unexpected" in text
+    assert "OverflowError" not in text  # no class names on the page (#28)
     assert K.error_text(C.DatasetSpecError("x.zip: not a zip file"), source="x.zip") == \
-        "**DatasetSpecError**: x.zip: not a zip file"
+        "**Cannot open this**: x.zip: not a zip file"
+    from asymflux.io import DatasetError
+
+    assert K.error_text(DatasetError("m.json: bad")).startswith("**Cannot use this dataset**")
 
 
 def test_analysis_job_in_a_worker_can_be_cancelled(tmp_path, monkeypatch):
@@ -1083,7 +1087,7 @@ def test_publications_walk_no_models(demo_data):
         assert view._map_figs[0].title.text == "100 mA/g, 5 min"
         view._publish({"twin": keys["twin"], "rate": keys["rate"]})
         assert calls == []
-        assert view._rate_fig.title.text.startswith("Fig. 5b; now η 0.45 ")
+        assert view._rate_fig.title.text.startswith(f"Fig. 5b, {C.FIG5B_END_SHORT}; now η 0.45 ")
 
 
 def test_titles_fit_their_plots_and_kymograph_ticks_do_not_crowd():

@@ -438,11 +438,12 @@ def test_tiff_folder_bad_frame_named(tmp_path):
 def test_zarr_unwritten_and_corrupt_chunks(tmp_path, stack):
     p = tmp_path / "s.zarr"
     z = zarr.create_array(store=str(p), shape=stack.shape, chunks=(1, 12, 4), dtype=stack.dtype)
-    z[3:] = stack[3:]  # frames 0-2 never written
-    raw = read_zarr(p)
+    z[2:] = stack[2:]  # frames 0-1 never written
+    with pytest.warns(UserWarning, match="60% stored"):
+        raw = read_zarr(p)
     got = raw.stack.compute()
-    np.testing.assert_array_equal(got[:3], 0)  # the fill value
-    np.testing.assert_array_equal(got[3:], stack[3:])
+    np.testing.assert_array_equal(got[:2], 0)  # the fill value
+    np.testing.assert_array_equal(got[2:], stack[2:])
     chunk = p / "c" / "4" / "0" / "0"
     assert chunk.is_file()
     chunk.write_bytes(b"not zstd data at all")
@@ -497,7 +498,22 @@ def test_hdf5_not_in_the_instrument_layout_says_what_it_holds(tmp_path, movie, s
 def test_a_zarr_with_unwritten_chunks_says_so(tmp_path):
     z = zarr.open(str(tmp_path / "m.zarr"), mode="w", shape=(10, 4, 4), chunks=(1, 4, 4),
                   dtype="u2")
-    z[:3] = 7
-    with pytest.warns(UserWarning, match=r"m\.zarr: 7 of its 10 chunks are not stored"):
+    z[:7] = 7
+    with pytest.warns(UserWarning, match=r"m\.zarr: 3 of its 10 chunks are not stored \(70% st"):
         raw = read_stack(tmp_path / "m.zarr")
     assert raw.stack.shape == (10, 4, 4)
+
+
+def test_a_zarr_storing_few_of_its_chunks_is_refused_before_any_work(tmp_path):
+    # a huge declared movie with only its first and last frames stored: refused at once
+    # (never hours of analysis of fill values)
+    z = zarr.open(str(tmp_path / "m.zarr"), mode="w", shape=(100000, 4096, 4096),
+                  chunks=(1, 4096, 4096), dtype="u2")
+    z[0] = 7
+    z[-1] = 9
+    with pytest.raises(DatasetError, match=r"m\.zarr: only 2 of the 100000 chunks .*"
+                                           r"100000 x 4096 x 4096.* \(0\.002%\)"):
+        read_stack(tmp_path / "m.zarr")
+    z.attrs["fill_value_is_data"] = True  # its writer says the fill value is data: a warning
+    with pytest.warns(UserWarning, match=r"99998 of its 100000 chunks are not stored"):
+        read_stack(tmp_path / "m.zarr")

@@ -46,4 +46,5 @@ def test_rate_sweep_follows_paper_trends():
     gap_03 = (table["none"] - table["180:0.25:0.3"]).to_numpy()
     assert np.all(gap_07 > 0) and np.all(np.diff(gap_07) > 0)
     assert np.all(gap_03 > gap_07) and np.all(np.diff(gap_03) > 0)
-    assert list(df.columns) == ["rate_mA_g", "blocked", "li_extracted", "capacity_mAh_g", "minutes"]
+    assert list(df.columns) == ["rate_mA_g", "blocked", "li_extracted", "capacity_mAh_g", "minutes",
+                                  "end_reason"]

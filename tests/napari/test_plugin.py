@@ -501,3 +501,20 @@ def test_export_table_and_movie(make_napari_viewer, folder, notifications):
     w.run(w.export_movie, folder.parent / "p.avi")  # errors become notifications
     assert any("unknown format" in m for m in notifications.messages("error"))
     assert not (folder.parent / "p.avi").exists()
+
+
+def test_clock_offset_field_shifts_the_capacity(make_napari_viewer, folder, notifications):
+    _, w = _opened(make_napari_viewer, folder)
+    e = w.dataset.echem
+    before = np.array(w.capacity_mAh_g)
+    off = w.run(w.set_time_offset, "120")  # a button's way: warnings become notifications
+    assert off.offset_s == 120.0 and off.method == "given"
+    assert any("outside the cycler's records" in m for m in notifications.messages("warning"))
+    expected = np.interp(w.time_s + 120.0, e["time_s"], e["capacity_mAh_g"], right=np.nan)
+    np.testing.assert_allclose(w.capacity_mAh_g, expected)
+    assert not np.allclose(w.capacity_mAh_g[:5], before[:5])
+    assert any("clock offset 120 s" in m for m in notifications.messages())
+    w.set_time_offset("0")  # from the cycler's own clock again, never added up
+    np.testing.assert_allclose(w.capacity_mAh_g, before)
+    w.run(w.set_time_offset, "soon")
+    assert any("seconds or 'auto'" in m for m in notifications.messages("error"))

@@ -78,6 +78,14 @@ _EXPORTS = {
     "analyze_dataset_particle": "_pipeline",
     "dataset_normalization": "_pipeline",
     "write_tables": "_pipeline",
+    "TimeOffset": "_clock",
+    "apply_time_offset": "_clock",
+    "estimate_time_offset": "_clock",
+    "estimate_dataset_time_offset": "_clock",
+    "mean_particle_signal": "_clock",
+    "cycler_at_frames": "_clock",
+    "incremental_capacity": "_clock",
+    "incremental_capacity_table": "_clock",
 }
 
 __all__ = sorted(_EXPORTS)

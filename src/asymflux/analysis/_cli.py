@@ -19,11 +19,16 @@ def register(subparsers) -> None:
             "differential intensity, unreacted region (dI < threshold), offset d of its centre "
             "from the particle's centre, and a symmetric/asymmetric classification. Writes "
             "DIR/particles.csv (one row per particle), DIR/timeseries.csv (one row per particle "
-            "and frame) and DIR/masks/<dataset>.tif (the labels used)."
+            "and frame, with the cycler's voltage and current at the frame), DIR/masks/<dataset>.tif "
+            "(the labels used) and DIR/clock.csv (the camera-cycler clock offset used)."
         ),
     )
-    p.add_argument("datasets", nargs="+", metavar="DATASET", type=Path)
-    p.add_argument("--out", required=True, type=Path, metavar="DIR")
+    p.add_argument("datasets", nargs="+", metavar="DATASET", type=Path,
+                   help="dataset folders (with metadata.json) or bare stacks (.tif, .ome.tif, "
+                        "a TIFF folder, .zarr, .npy, .tdms, .h5); see docs/formats.md")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="output folder (new, empty, or an earlier analyze output, replaced "
+                        "in one step)")
     p.add_argument("--masks", type=Path, metavar="FILE",
                    help="particle labels (.tif/.npy), used as given for every dataset")
     p.add_argument("--pixel-nm", type=float, metavar="P", help="pixel size for bare stacks")
@@ -34,8 +39,8 @@ def register(subparsers) -> None:
                         "column, one row per frame, optionally a frame column), e.g. from the "
                         "camera's log when frames were dropped; excludes --frame-interval-s")
     p.add_argument("--echem", type=Path, metavar="FILE",
-                   help="bare stacks: the cycler file of the movie (any brand, docs/formats.md), "
-                        "on the frames' clock")
+                   help="bare stacks: the cycler file of the movie (any brand, docs/formats.md); "
+                        "its clock against the frames': --time-offset-s")
     p.add_argument("--active-mass-mg", type=float, metavar="M",
                    help="bare stacks: active mass, mg (capacity per gram)")
     p.add_argument("--channel", type=int, metavar="K",
@@ -44,6 +49,12 @@ def register(subparsers) -> None:
     p.add_argument("--frame-axis", metavar="AX",
                    help="bare stacks: the TIFF axis that holds the frames (e.g. Z for a z-stack "
                         "recorded as slices)")
+    p.add_argument("--time-offset-s", metavar="S|auto", default=None,
+                   help="the cycler's clock against the camera's: cycler time = frame time + S "
+                        "(seconds; default: the dataset's own, else 0). 'auto' estimates it "
+                        "with its uncertainty (the camera-recorded voltage against the cycler "
+                        "file's, else the particles' mean intensity against the cycler's "
+                        "current; docs/analysis.md). Stored in clock.csv and the tables")
     p.add_argument("--threshold", type=float, default=0.05,
                    help="dI below which a pixel is unreacted (default 0.05)")
     p.add_argument("--edge-px", type=int, default=2,
@@ -94,17 +105,21 @@ def register(subparsers) -> None:
     c = subparsers.add_parser(
         "cohort",
         help="statistics of asymmetric particles per ageing condition (Fig. 5e)",
-        description=("Read DIR/particles.csv of each analyze output DIR and write the counts "
-                     "and fraction of asymmetric particles per ageing condition with Wilson 95%% "
-                     "intervals to FILE (.csv or .parquet)."),
+        description=("Read DIR/particles.csv of each analyze output DIR (or of each analyze "
+                     "output inside DIR) and write the counts and fraction of asymmetric "
+                     "particles per ageing condition with Wilson 95% intervals to FILE (.csv "
+                     "or .parquet). A movie over several half-cycles counts each particle once, "
+                     "on its first charge half-cycle."),
     )
-    c.add_argument("dirs", nargs="+", metavar="DIR", type=Path)
-    c.add_argument("--out", required=True, type=Path, metavar="FILE")
+    c.add_argument("dirs", nargs="+", metavar="DIR", type=Path,
+                   help="analyze output folders (each with particles.csv)")
+    c.add_argument("--out", required=True, type=Path, metavar="FILE",
+                   help="statistics table to write: FILE.csv or FILE.parquet")
     c.add_argument("--by", default="ageing", help="grouping column (default: ageing)")
     c.set_defaults(func=run_cohort)
 
 
-def _read_dataset(path, pixel_nm, frame_interval_s, read=None):
+def _read_dataset(path, pixel_nm, frame_interval_s, read=None, time_offset_s=None):
     from asymflux import io
 
     path = Path(path)
@@ -140,10 +155,19 @@ def _read_dataset(path, pixel_nm, frame_interval_s, read=None):
     t = table["time_s"].to_numpy()
     if not len(t):
         raise ValueError(f"{echem_path}: the cycler file holds no records")
-    if not (t[0] <= ds.time_s[-1] and ds.time_s[0] <= t[-1]):
+    auto = str(time_offset_s).strip().lower() == "auto"
+    try:  # seconds, their text or a TimeOffset (apply_time_offset checks them)
+        shift = 0.0 if auto else float(getattr(time_offset_s, "offset_s", time_offset_s) or 0.0)
+    except (TypeError, ValueError):
+        shift = 0.0
+    if not auto and not (t[0] - shift <= ds.time_s[-1] and ds.time_s[0] <= t[-1] - shift):
         raise ValueError(
             f"{echem_path}: the cycler records ({t[0]:g}-{t[-1]:g} s) do not overlap the frames of "
-            f"{path} ({ds.time_s[0]:g}-{ds.time_s[-1]:g} s); both must be on one clock (seconds)"
+            f"{path} ({ds.time_s[0]:g}-{ds.time_s[-1]:g} s"
+            + (f", {ds.time_s[0] + shift:g}-{ds.time_s[-1] + shift:g} s on the cycler's clock "
+               f"with --time-offset-s {shift:g}" if shift else "")
+            + "); both must be on one clock (seconds): give --time-offset-s (cycler time = "
+            "frame time + offset) or auto"
         )
     meta = dict(ds.metadata)
     if mass is not None:
@@ -153,6 +177,11 @@ def _read_dataset(path, pixel_nm, frame_interval_s, read=None):
     with_echem = dataclasses.replace(ds, echem=table, metadata=meta)
     if getattr(ds, "frame_intensity", None) is not None:  # the instrument's, not a field
         with_echem.frame_intensity = ds.frame_intensity
+    if getattr(ds, "echem", None) is not None and path.is_file():
+        from asymflux.io.instrument import is_instrument_hdf5
+
+        if is_instrument_hdf5(path):  # potentiostat values on the camera's clock: "auto"
+            with_echem.recorded_echem = ds.echem
     return with_echem
 
 
@@ -174,7 +203,8 @@ def _check_capacity(ds, path):
         reason = problems[-1] if problems else f"{path}: no frame gets a capacity"
         reason = reason.replace("capacity is NaN for every frame", "").rstrip("; ")
         raise ValueError(f"{reason}; refusing to analyse {path} with no capacity per frame "
-                         "(fix the cycler data, or the frame times: seconds on one clock)")
+                         "(fix the cycler data, or the frame times: seconds on one clock; "
+                         "or give --time-offset-s: cycler time = frame time + offset, or auto)")
 
 
 #: Frames of at least this many pixels (instrument movies: 1200 x 1920) are measured on the
@@ -184,8 +214,13 @@ STREAM_MIN_PIXELS = 1 << 20
 
 
 def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, options=None,
-                 progress=False, read=None, masks_source=None):
+                 progress=False, read=None, masks_source=None, time_offset_s=None):
     """Read one dataset and analyse it: ``(particles, timeseries, labels, name)``.
+
+    ``time_offset_s`` (s, ``"auto"`` or None): ``cycler_time_s = camera_time_s +
+    time_offset_s`` (:func:`~asymflux.analysis.apply_time_offset`), applied before the
+    capacity check; the offset used is in the tables (``time_offset_*`` columns and
+    ``attrs["time_offset"]``).
 
     Refuses (ValueError) a dataset whose cycler data give no frame a capacity, and masks
     (named ``masks_source``) that do not fit its frames. The warnings about the result are
@@ -193,12 +228,19 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
     measured on the particles' crops (``analyze_streaming``, equal tables)."""
     from ._pipeline import analyze_dataset, dataset_name
 
-    ds = _read_dataset(path, pixel_nm, frame_interval_s, read)
+    ds = _read_dataset(path, pixel_nm, frame_interval_s, read, time_offset_s)
     if masks is not None:
         from ._measure import _check_labels
 
         masks = _check_labels(masks, ds.stack.shape[1:],
                               name=f"{masks_source or 'given'} (for {path}): masks")
+    if time_offset_s is not None:
+        from ._clock import apply_time_offset
+
+        try:
+            ds = apply_time_offset(ds, time_offset_s, masks=masks)
+        except ValueError as e:
+            raise ValueError(str(e) if str(path) in str(e) else f"{path}: {e}") from e
     _check_capacity(ds, path)
     if getattr(ds, "pixel_nm", None) is None and pixel_nm is not None:
         ds.pixel_nm = pixel_nm
@@ -459,7 +501,8 @@ def run_analyze(args: argparse.Namespace) -> int:
         echem_format(args.echem)  # a missing or non-cycler file is refused before any work
     kw = {"pixel_nm": args.pixel_nm, "frame_interval_s": args.frame_interval_s, "masks": masks,
           "options": options, "read": read,
-          "masks_source": str(args.masks) if args.masks else None}
+          "masks_source": str(args.masks) if args.masks else None,
+          "time_offset_s": _time_offset_option(args.time_offset_s)}
     failures = {}
     if len(paths) == 1 and not args.scheduler:
         results = [analyze_path(paths[0], progress=True, **kw)]  # errors: exit 2, nothing written
@@ -494,13 +537,21 @@ def run_analyze(args: argparse.Namespace) -> int:
         series.append(ts)
         labels_of[name] = labels
 
+    from ..provenance import provenance, to_json
+
+    record = provenance("analyze", inputs=[*inputs, *([args.echem] if args.echem else [])],
+                        options=args, outputs=[out])
+
     def write_masks(folder):
         import tifffile
+
+        (folder / "provenance.json").write_text(to_json(record), encoding="utf-8")
 
         (folder / "masks").mkdir()
         for name, labels in labels_of.items():
             tifffile.imwrite(folder / "masks" / f"{name}.tif",
                              labels.astype("uint16" if labels.max() < 65536 else "uint32"))
+        _write_clock(folder, particles)
         if failed_rows:  # the record that this set lacks datasets, and why
             pd.DataFrame(failed_rows, columns=["dataset", "name", "error"]).to_csv(
                 folder / "failures.csv", index=False)
@@ -509,7 +560,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     with output_errors(out):
         write_tables(out, {"particles": pd.concat(particles, ignore_index=True),
                            "timeseries": pd.concat(series, ignore_index=True)},
-                     parquet=args.parquet, files=write_masks, replaces=ANALYZE_OUTPUTS)
+                     parquet=args.parquet, files=write_masks,
+                     replaces=(*ANALYZE_OUTPUTS, "provenance.json", "fits.csv", "fits.json",
+                               "fits.provenance.json"))
     n = sum(len(p) for p in particles)
     print_warnings("analyze", problems)
     if failures:
@@ -521,6 +574,37 @@ def run_analyze(args: argparse.Namespace) -> int:
         return 2
     print(f"analysed {len(paths)} dataset(s), {n} particle(s) -> {out}")
     return 0
+
+
+def _time_offset_option(value):
+    """``--time-offset-s``: None, ``"auto"`` or a finite number of seconds (ValueError)."""
+    if value is None or str(value).strip().lower() == "auto":
+        return None if value is None else "auto"
+    import math
+
+    try:
+        out = float(value)
+    except ValueError:
+        raise ValueError(f"--time-offset-s: expected seconds or 'auto', got {value!r}") from None
+    if not math.isfinite(out):
+        raise ValueError(f"--time-offset-s must be a finite number of seconds, got {value}")
+    return out
+
+
+def _write_clock(folder, particles):
+    """``clock.csv``: one row per dataset, the clock offset used and how it was obtained."""
+    import pandas as pd
+
+    rows = []
+    for p in particles:
+        clock = dict(p.attrs.get("time_offset") or {})
+        if len(p) and "time_offset_s" in p.columns:
+            for col in ("time_offset_s", "time_offset_uncertainty_s", "time_offset_method"):
+                clock.setdefault(col, p[col].iloc[0])
+            rows.append({"dataset": p["dataset"].iloc[0], **clock})
+    cols = ["dataset", "time_offset_s", "time_offset_uncertainty_s", "time_offset_method",
+            "time_offset_detail"]
+    pd.DataFrame(rows, columns=cols).to_csv(folder / "clock.csv", index=False)
 
 
 def print_warnings(command, problems):
@@ -556,34 +640,62 @@ def _check_analyze_options(args):
         raise ValueError(f"--rolling must be a positive number of frames, got {args.rolling}")
 
 
+def _failed_datasets(folder: Path) -> list[str]:
+    """A warning naming the datasets an analyze output lacks (its ``failures.csv``), if any."""
+    import pandas as pd
+
+    f = folder / "failures.csv"
+    if not f.is_file():
+        return []
+    try:
+        failed = pd.read_csv(f, dtype=str, keep_default_na=False)
+        names = [n or d for n, d in zip(failed.get("name", []), failed.get("dataset", []),
+                                         strict=False)]
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError):
+        names = []
+    shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+    return [f"{folder}: a partial analyze output: {len(names) or 'some'} dataset(s) failed and "
+            f"are not in these statistics{': ' + shown if names else ''} (listed in {f})"]
+
+
 def run_cohort(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .._atomic import atomic_path, check_output, clean_leftovers, is_leftover, output_errors
+    from .._atomic import check_output, is_leftover, output_errors, restore_moved_aside
     from ._cohort import cohort_statistics
+    from ._results import read_results, results_folders
 
     out = check_output(args.out, inputs=[Path(d) / "particles.csv" for d in args.dirs],
                        input_folders=args.dirs)
-    tables = []
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise ValueError(f"--out {out}: a {out.suffix or 'name without a suffix'!s} file; "
+                         "expected a .csv or .parquet file name (the statistics table)")
+    tables, partial = [], []
     for d in args.dirs:
         if is_leftover(d):
             raise ValueError(f"{d}: a leftover of an interrupted write, not an analyze output")
         f = Path(d) / "particles.csv"
         if not f.exists():
-            clean_leftovers(Path(d).parent)  # restores a folder a killed writer moved aside
-        if not f.exists():
+            restore_moved_aside(Path(d).parent)  # a folder a killed writer moved aside
+        # an analyze output, or a folder of them (one per condition, say)
+        folders = results_folders(d) if not f.exists() else [Path(d)]
+        if not folders:
             raise ValueError(f"{f} does not exist (run `asymflux analyze ... --out {d}` first)")
-        try:
-            t = pd.read_csv(f)
-        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
-            raise ValueError(f"{f}: not a readable particles table ({type(e).__name__}: "
-                             f"{e})") from None
-        for col in ("classification", args.by):
-            if col not in t.columns:
-                raise ValueError(f"{f} has no column {col!r}")
-        tables.append(t)
+        for folder in folders:
+            tables.append(read_results(folder, timeseries=False,
+                                       require=("classification", args.by))[0])
+            partial += _failed_datasets(Path(folder))
     stats = cohort_statistics(pd.concat(tables, ignore_index=True), by=args.by)
-    with output_errors(out), atomic_path(out) as tmp:
+    print_warnings("cohort", partial)
+    from ..fit_batch import cohort_fit_summary
+    from ..provenance import provenance, write_beside
+
+    fits = cohort_fit_summary(pd.concat(tables, ignore_index=True), args.by)
+    if fits is not None:  # the fits of `asymflux fit --all` joined to the particles
+        stats = stats.merge(fits, on=args.by, how="left")
+    record = provenance("cohort", inputs=[Path(d) / "particles.csv" for d in args.dirs],
+                        options=args, outputs=[out])
+    with output_errors(out), write_beside(out, record) as tmp:
         if out.suffix.lower() == ".parquet":
             stats.to_parquet(tmp, index=False)
         else:

@@ -49,7 +49,9 @@ def cohort_statistics(particles, *, by="ageing", confidence=0.95):
     ----------
     particles : pandas.DataFrame
         Particle tables (e.g. several ``particles.csv`` concatenated) with a
-        ``classification`` column and the grouping column(s).
+        ``classification`` column and the grouping column(s). A movie over several
+        half-cycles (rows per particle and ``half_cycle``) counts each particle once, on
+        its first charge half-cycle (:func:`~asymflux.analysis._results.cohort_rows`).
     by : str or list of str
         Grouping column(s), default ``"ageing"``.
     confidence : float
@@ -64,10 +66,13 @@ def cohort_statistics(particles, *, by="ageing", confidence=0.95):
     """
     import pandas as pd
 
+    from ._results import cohort_rows
+
     by = [by] if isinstance(by, str) else list(by)
     missing = [c for c in by + ["classification"] if c not in particles.columns]
     if missing:
         raise ValueError(f"particle table lacks column(s) {missing}")
+    particles = cohort_rows(particles)  # one row per particle (several half-cycles: one)
     rows = []
     for key, g in particles.groupby(by, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)

@@ -187,6 +187,7 @@ def particle_timeseries(
     chunk_frames=None,
     n_threads=None,
     progress=False,
+    direction="charge",
     quality=True,
     saturation_level="auto",
     min_core_px=None,
@@ -258,6 +259,11 @@ def particle_timeseries(
         Worker threads (default: the number of CPUs, at most 4).
     progress : bool
         Show a tqdm progress bar.
+    direction : {"charge", "discharge"}
+        The half-cycle the frames span. On a discharge the particle lithiates back and dI
+        (relative to the reference) falls where it has changed: the unreacted region is
+        then ``-dI < threshold`` (the region not yet changed since the reference frame),
+        and d is measured on it. ``mean_dI`` keeps its sign.
     quality : bool
         Measure the quality flags (:data:`asymflux.analysis.QUALITY_FLAGS`) in the same
         pass: the ``quality_flags`` column. False leaves it empty (a little faster).
@@ -299,6 +305,9 @@ def particle_timeseries(
 
     pixel_nm = check_range("pixel_nm", pixel_nm, 0, None, low_inclusive=False)
     threshold = check_range("threshold", threshold)
+    if direction not in ("charge", "discharge"):
+        raise ValueError(f"direction must be 'charge' or 'discharge', got {direction!r}")
+    discharge = direction == "discharge"
     if stack.ndim != 3:
         raise ValueError(f"stack must be 3-D (time, row, col), got shape {tuple(stack.shape)}")
     n_frames = int(stack.shape[0])
@@ -479,7 +488,8 @@ def particle_timeseries(
             dI = vals / i0 - 1.0  # division, as I/I0 - 1 is written (no rounding surprises at the threshold)
         valid = np.isfinite(dI)
         all_valid = bool(valid.all())
-        unr = (dI < threshold).astype(np.float64)  # NaN compares False: never unreacted
+        # NaN compares False: never unreacted; on discharge the unchanged region is -dI < threshold
+        unr = ((-dI if discharge else dI) < threshold).astype(np.float64)
         if not px.all_inner:
             unr *= px.inner
         # float64 0/1 arrays: reduceat is ~7x faster on them than on bool with a dtype
@@ -498,14 +508,15 @@ def particle_timeseries(
         }
         for side, sign in (("lo", -1.0), ("hi", 1.0)) if noise is not None else ():
             thr_s = threshold + sign * noise_pix
-            u = (dI < thr_s).astype(np.float64)
+            u = ((-dI if discharge else dI) < thr_s).astype(np.float64)
             if not px.all_inner:
                 u *= px.inner
             out[f"n_unr_{side}"] = px.reduce(u)
             out[f"sum_unr_row_{side}"] = px.reduce(u * rows_f)
             out[f"sum_unr_col_{side}"] = px.reduce(u * cols_f)
         if qc is not None:
-            out.update(qc.chunk(chunk, s, vals, dI, illumination(chunk, t0, t1)))
+            out.update(qc.chunk(chunk, s, vals, -dI if discharge else dI,  # reaction's sign
+                                illumination(chunk, t0, t1)))
         if not differential:
             out["sum_I"] = px.reduce(vals if all_valid else np.where(valid, vals, 0.0))
             out["sum_I0"] = (np.broadcast_to(sum_i0, (n, px.ids.size))

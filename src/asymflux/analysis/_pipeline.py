@@ -248,19 +248,49 @@ def _report(tables, problems, *, stacklevel=3):
 
 
 
+def by_half_cycle(dataset, ts, stack, labels, *, capacity, normalize, rolling_frames,
+                  **options):
+    """``ts`` (the whole movie against frame 0) with each half-cycle of the dataset's
+    cycler current measured against its own reference frame
+    (:func:`~asymflux.analysis._half_cycles.measure_half_cycles`); ``ts`` itself for one
+    charge, without cycler current, or with ``rolling_frames`` (no reference frame).
+    ``options``: :func:`particle_timeseries`'s (``pixel_nm``, ``threshold``, ...)."""
+    from ._half_cycles import dataset_segments, measure_half_cycles
+    from ._measure import particle_timeseries
+
+    if rolling_frames is not None:
+        return ts
+    segments = dataset_segments(dataset)
+
+    def measure(frames, **kw):
+        n_ref = min(int(options.get("n_reference_frames", 1)), int(frames.shape[0]))
+        return particle_timeseries(frames, labels, **{**options, "n_reference_frames": n_ref},
+                                   **kw)
+
+    return measure_half_cycles(ts, segments, measure, stack=stack, capacity_mAh_g=capacity,
+                               normalize=normalize)
+
+
 def dataset_tables(dataset, name, ts, problems, *, window, asymmetry_threshold, statistic):
     """The end of a dataset's analysis, shared by :func:`analyze_dataset` and
     :func:`~asymflux.analysis.analyze_streaming`: the ``dataset`` column, the particle table
     (:func:`summarize_particles`, with the dataset's ageing), and the warnings (``problems``,
     the measurement's own, and an empty vanish capacity) put into both tables and issued.
     Returns ``(particles, timeseries)``."""
+    from ._clock import add_cycler_columns, dataset_time_offset
+    from ._half_cycles import summarize_half_cycles
     from ._summary import summarize_particles
 
     meta = getattr(dataset, "metadata", None) or {}
     ts.insert(0, "dataset", name)
-    particles = summarize_particles(ts, window=window, asymmetry_threshold=asymmetry_threshold,
-                                    statistic=statistic)
+    ts = add_cycler_columns(dataset, ts)
+    particles = summarize_half_cycles(ts, lambda rows: summarize_particles(
+        rows, window=window, asymmetry_threshold=asymmetry_threshold, statistic=statistic))
     particles.insert(1, "ageing", str(meta.get("ageing", "unknown")))
+    clock = dataset_time_offset(dataset).as_dict()
+    for col in ("time_offset_s", "time_offset_uncertainty_s", "time_offset_method"):
+        particles[col] = clock[col]
+    particles.attrs["time_offset"] = clock
     from ._quality import flag_summary
 
     problems = [*problems, *(f"{_where(dataset)}: {w}" for w in ts.attrs.get("warnings", [])),
@@ -292,6 +322,7 @@ def analyze_dataset(
     n_threads=None,
     progress=False,
     return_labels=False,
+    time_offset_s=None,
     saturation_level="auto",
     min_core_px=None,
     intensity_offset=0.0,
@@ -333,6 +364,11 @@ def analyze_dataset(
         See :func:`particle_timeseries`.
     return_labels : bool
         Also return the labels used.
+    time_offset_s : float, "auto" or TimeOffset, optional
+        The cycler's clock against the camera's: ``cycler_time_s = camera_time_s +
+        time_offset_s`` (s); ``"auto"`` estimates it
+        (:func:`~asymflux.analysis.estimate_dataset_time_offset`). Default: the
+        dataset's own (:func:`~asymflux.analysis.apply_time_offset`), else 0.
     saturation_level, min_core_px
         See :func:`particle_timeseries` (the clip level, default found in the movie; the
         smallest core whose d is reported).
@@ -344,14 +380,22 @@ def analyze_dataset(
     -------
     particles : pandas.DataFrame
         One row per particle (:func:`summarize_particles`) with ``dataset`` and
-        ``ageing`` first.
+        ``ageing`` first, and the clock offset (``time_offset_s``,
+        ``time_offset_uncertainty_s``, ``time_offset_method``; all of it in
+        ``attrs["time_offset"]``).
     timeseries : pandas.DataFrame
-        One row per particle and frame (:func:`particle_timeseries`) with ``dataset``.
+        One row per particle and frame (:func:`particle_timeseries`) with ``dataset``,
+        and each frame's ``cycler_time_s``, ``voltage_V`` and ``current_mA`` (the
+        cycler's, interpolated; NaN outside its record).
     labels : (n_row, n_col) int array
         Only with ``return_labels``.
     """
     from ._measure import particle_timeseries
 
+    if time_offset_s is not None:
+        from ._clock import apply_time_offset
+
+        dataset = apply_time_offset(dataset, time_offset_s, masks=masks)
     check_analysis_options(threshold=threshold, edge_px=edge_px,
                            n_reference_frames=n_reference_frames, rolling_frames=rolling_frames,
                            window=window, asymmetry_threshold=asymmetry_threshold,
@@ -360,19 +404,24 @@ def analyze_dataset(
     name, stack, masks, time_s, capacity, problems = _dataset_inputs(
         dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs,
         intensity_offset=intensity_offset)
-    normalize, said = resolve_normalization(dataset, normalize, stack, masks, threshold=threshold,
-                                            n_reference_frames=n_reference_frames,
-                                            rolling_frames=rolling_frames)
+    norm, said = resolve_normalization(dataset, normalize, stack, masks, threshold=threshold,
+                                       n_reference_frames=n_reference_frames,
+                                       rolling_frames=rolling_frames)
     problems = [*problems, *said]
     ts = particle_timeseries(
         stack, masks, pixel_nm=dataset.pixel_nm, time_s=time_s,
         capacity_mAh_g=capacity, threshold=threshold, edge_px=edge_px,
         register=register, n_reference_frames=n_reference_frames,
-        normalize=normalize, rolling_frames=rolling_frames,
+        normalize=norm, rolling_frames=rolling_frames,
         drift_every=drift_every,
         chunk_frames=chunk_frames, n_threads=n_threads, progress=progress,
         saturation_level=saturation_level, min_core_px=min_core_px,
     )
+    ts = by_half_cycle(dataset, ts, stack, masks, capacity=capacity, normalize=norm,
+                       rolling_frames=rolling_frames, pixel_nm=dataset.pixel_nm,
+                       threshold=threshold, edge_px=edge_px,
+                       n_reference_frames=n_reference_frames, chunk_frames=chunk_frames,
+                       n_threads=n_threads)
     particles, ts = dataset_tables(dataset, name, ts, problems, window=window,
                                    asymmetry_threshold=asymmetry_threshold, statistic=statistic)
     if return_labels:
@@ -399,6 +448,7 @@ def analyze_dataset_particle(
     chunk_frames=None,
     n_threads=None,
     progress=False,
+    time_offset_s=None,
 ):
     """One particle of a dataset through the pipeline of :func:`analyze_dataset`.
 
@@ -421,6 +471,8 @@ def analyze_dataset_particle(
         Known drift (e.g. from :func:`analyze_dataset`'s table) instead of estimating it.
     pad_px, crop
         See :func:`analyze_particle`.
+    time_offset_s : float, "auto" or TimeOffset, optional
+        As for :func:`analyze_dataset`.
 
     Returns
     -------
@@ -429,6 +481,10 @@ def analyze_dataset_particle(
     """
     from ._particle import analyze_particle
 
+    if time_offset_s is not None:
+        from ._clock import apply_time_offset
+
+        dataset = apply_time_offset(dataset, time_offset_s, masks=masks)
     check_analysis_options(threshold=threshold, edge_px=edge_px,
                            n_reference_frames=n_reference_frames, rolling_frames=rolling_frames,
                            drift_every=drift_every)
@@ -448,6 +504,23 @@ def analyze_dataset_particle(
             n_threads=n_threads, progress=progress)
     except ValueError as e:
         raise ValueError(str(e) if name in str(e) else f"{name}: {e}") from e
+    # a movie over several half-cycles: each against its own reference frame, as
+    # analyze_dataset measures it (the crop's dI stays against frame 0)
+    norm = dataset_normalization(dataset, normalize)
+    extra = {"context_labels": masks}  # the background rings among all particles
+    if isinstance(norm, str):  # "frame_mean": the particle-free pixels of all particles
+        from ._differential import particle_free_pixels
+
+        extra["background_mask"] = particle_free_pixels(masks)
+    ts = by_half_cycle(dataset, result.timeseries, stack,
+                       np.where(masks == int(particle_id), masks, 0), capacity=capacity,
+                       normalize=norm, rolling_frames=rolling_frames, pixel_nm=dataset.pixel_nm,
+                       threshold=threshold, edge_px=edge_px,
+                       n_reference_frames=n_reference_frames, chunk_frames=chunk_frames,
+                       n_threads=n_threads, **extra)
+    if ts is not result.timeseries:
+        result = result._replace(timeseries=ts,
+                                 capacity_mAh_g=ts["capacity_mAh_g"].to_numpy(dtype=float))
     result.timeseries.insert(0, "dataset", name)
     problems = [*problems, *(f"{_where(dataset)}: {w}"
                              for w in result.timeseries.attrs.get("warnings", []))]
@@ -457,7 +530,7 @@ def analyze_dataset_particle(
 
 #: What ``asymflux analyze`` writes into its output folder (a rewrite replaces all of them).
 ANALYZE_OUTPUTS = ("particles.csv", "particles.parquet", "timeseries.csv", "timeseries.parquet",
-                   "masks", "failures.csv")
+                   "masks", "failures.csv", "clock.csv")
 
 
 def is_analyze_output(folder) -> bool:
@@ -476,15 +549,16 @@ def write_tables(out_dir, tables: dict, *, parquet=False, files=None, replaces=(
     ``replaces`` (e.g. ``"masks"``), which belong to the previous set. Returns the table
     files written.
     """
-    from .._atomic import atomic_folder, is_leftover, link_into
+    from .._atomic import atomic_folder, link_into
 
     out_dir = Path(out_dir)
     owned = {f"{stem}{ext}" for stem in tables for ext in (".csv", ".parquet")} | set(replaces)
 
     def carry(old, new):
         for entry in old.iterdir():
-            if entry.name not in owned and not is_leftover(entry) and \
-                    not (new / entry.name).exists():
+            # hidden entries too (a user's .notes.old-2024/ is no leftover): the old
+            # folder is removed after the swap
+            if entry.name not in owned and not (new / entry.name).exists():
                 link_into(entry, new / entry.name)
 
     paths = []

@@ -351,6 +351,14 @@ def analyze_streaming(
         if not worst >= margin - 1:
             break
         margin = int(np.ceil(worst)) + 2  # a larger drift than the crops hold: again
+    from ._pipeline import by_half_cycle
+
+    ts = by_half_cycle(dataset, ts, mosaic, mosaic.labels, capacity=capacity, normalize=norm,
+                       rolling_frames=rolling_frames, pixel_nm=dataset.pixel_nm,
+                       threshold=threshold, edge_px=edge_px,
+                       n_reference_frames=n_reference_frames,
+                       background_mask=mosaic.illumination_pixel, chunk_frames=chunk_frames,
+                       n_threads=n_threads)
     attrs = dict(ts.attrs)  # warnings (blank frames)
     ts = ts[ts["particle_id"] <= mosaic.max_id].reset_index(drop=True)  # no stand-ins
     ts["particle_id"] = ts["particle_id"].astype(labels.dtype)  # as the frame's labels

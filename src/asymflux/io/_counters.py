@@ -11,7 +11,13 @@ import numpy as np
 
 from asymflux.io._errors import DatasetError
 
-__all__ = ["charge_increments", "counter_increments", "current_from_increments"]
+__all__ = [
+    "charge_increments",
+    "counter_increments",
+    "counter_kind",
+    "counter_restarts",
+    "current_from_increments",
+]
 
 
 def _tolerance(i: np.ndarray, current_tol_mA) -> float:
@@ -171,3 +177,97 @@ def current_from_increments(time_s, increments_mAh) -> np.ndarray:
     idx = np.where(np.isfinite(i), np.arange(i.size), 0)
     np.maximum.accumulate(idx, out=idx)
     return i[idx]
+
+
+#: A reading of a counter fits when the median relative misfit of its per-record
+#: increments to the reference is below this, and the other reading misfits by at least
+#: ``_KIND_MARGIN`` times more.
+_KIND_FIT = 0.25
+_KIND_MARGIN = 3.0
+
+
+def counter_kind(values, reference_increments, *, restarts=None):
+    """Is a charge column per-record increments or a cumulative counter? Decided by content.
+
+    Both readings are compared with independent per-record increments (e.g. the current
+    integrated over each interval, or the steps of another counter): read as increments,
+    the column's values themselves; read as a cumulative counter, their differences
+    (its value at a restart). Magnitudes are compared (a sign convention does not
+    matter), on the records where the reference passes a charge (``|r| >= 0.1`` of its
+    90th percentile), by the median relative misfit: robust to resets at steps or loops,
+    step edges, noise and outliers.
+
+    Parameters
+    ----------
+    values : (n,) array_like
+        The column, in the unit of the reference.
+    reference_increments : (n,) array_like
+        Independent charge passed in the interval ending at each record (NaN: unknown).
+    restarts : (n,) array_like of bool, optional, keyword-only
+        Records at which a cumulative counter is known to restart.
+
+    Returns
+    -------
+    kind : {"increments", "cumulative"} or None
+        None when neither reading fits, or too few records pass a charge to tell.
+    misfit_increments, misfit_cumulative : float
+        The median relative misfits of the two readings (NaN when not computed).
+    n_compared : int
+        Records compared.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    r = np.asarray(reference_increments, dtype=np.float64)
+    n = x.size
+    if n < 3 or r.shape != x.shape:
+        return None, np.nan, np.nan, 0
+    as_cum = counter_increments(x, resets=restarts)
+    ok = np.isfinite(r) & np.isfinite(x)
+    ok[0] = False
+    mag = np.abs(r)
+    if not (ok & (mag > 0)).any():
+        return None, np.nan, np.nan, 0
+    floor = 0.1 * float(np.quantile(mag[ok & (mag > 0)], 0.9))
+    use = ok & (mag >= floor) & (mag > 0)
+    k = int(use.sum())
+    if k < 3:
+        return None, np.nan, np.nan, k
+    rel_inc = float(np.median(np.abs(np.abs(x[use]) - mag[use]) / mag[use]))
+    rel_cum = float(np.median(np.abs(np.abs(as_cum[use]) - mag[use]) / mag[use]))
+    kind = None
+    if rel_inc < _KIND_FIT and rel_cum > _KIND_MARGIN * rel_inc:
+        kind = "increments"
+    elif rel_cum < _KIND_FIT and rel_inc > _KIND_MARGIN * rel_cum:
+        kind = "cumulative"
+    return kind, rel_inc, rel_cum, k
+
+
+def counter_restarts(counter, *, reference_increments=None) -> np.ndarray:
+    """(n,) bool: records where a cumulative counter restarts from (near) zero.
+
+    Without a reference: a jump of more than 10 typical record increments (the median
+    non-zero ``|diff|``) to a value under a tenth of the one before. With reference
+    increments (magnitudes compared, as in :func:`counter_kind`), where they are finite
+    instead: wherever the counter's value matches what flowed in the interval (a counter
+    that restarted counts, at its first record, what flowed since the restart) three
+    times better than its step does, and the step misses the reference by more than 3
+    typical increments plus 3 times the reference.
+    """
+    q = np.asarray(counter, dtype=np.float64)
+    out = np.zeros(q.size, dtype=bool)
+    if q.size < 2:
+        return out
+    d = np.diff(q)
+    nz = np.abs(d[np.isfinite(d) & (d != 0)])
+    if nz.size == 0:
+        return out
+    typical = float(np.median(nz))
+    with np.errstate(invalid="ignore"):
+        jump = (np.abs(d) > 10 * typical) & (np.abs(q[1:]) < 0.1 * np.abs(q[:-1]))
+        if reference_increments is not None:
+            r = np.abs(np.asarray(reference_increments, dtype=np.float64)[1:])
+            miss_step = np.abs(np.abs(d) - r)
+            miss_value = np.abs(np.abs(q[1:]) - r)
+            fresh = (miss_step > 3 * typical + 3 * r) & (3 * miss_value < miss_step)
+            jump = np.where(np.isfinite(r), fresh, jump)
+    out[1:] = jump & np.isfinite(d)
+    return out

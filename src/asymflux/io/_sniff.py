@@ -98,6 +98,10 @@ def sniff_echem(path: Path) -> str:
             f"{path}: unknown binary file (expected BioLogic .mpr, Neware .nda/.ndax, "
             "Arbin .res, Excel, or a text export)"
         )
+    from asymflux.io._gamry import is_explain
+
+    if is_explain(head):
+        return "gamry-dta"
     text = head.decode("cp1252", errors="replace")
     first = text.splitlines()[0] if text.splitlines() else ""
     if "EC-Lab ASCII FILE" in first or "BT-Lab ASCII FILE" in first:

@@ -12,6 +12,7 @@ read and are removed when found.
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import json
 import math
@@ -27,13 +28,12 @@ import numpy as np
 import pandas as pd
 
 from asymflux._atomic import (
-    STAGING,
     atomic_folder,
     atomic_path,
-    clean_leftovers,
     default_mode,
     is_leftover,
     link_into,
+    restore_moved_aside,
 )
 from asymflux.io._csv import ROUND_TRIP
 from asymflux.io._errors import DatasetError
@@ -361,19 +361,29 @@ class Dataset:
         if not good.all():
             problems.append(f"{src}: {int((~good).sum())} of {cap.size} capacity_mAh_g values "
                             "are NaN or infinite; capacity is interpolated between the others")
+        t_rec = t[np.isfinite(t)]  # the records' time range, NaN capacities included
+        t0, t1 = float(t_rec.min()), float(t_rec.max())
         t, cap = t[good], cap[good]
         frames = np.asarray(self.time_s, dtype=np.float64)
         out = np.interp(frames, t, cap, left=np.nan, right=np.nan)
-        outside = np.flatnonzero((frames < t[0]) | (frames > t[-1]))
+        off_clock = (frames < t0) | (frames > t1)
+        outside = np.flatnonzero(off_clock)
+        # within the records but where the capacity cells are NaN: not the clock's fault
+        in_nan = np.flatnonzero(~off_clock & ((frames < t[0]) | (frames > t[-1])))
         if outside.size == n:
             problems.append(
-                f"{src}: no frame lies within the cycler's records ({t[0]:g} to {t[-1]:g} s; "
+                f"{src}: no frame lies within the cycler's records ({t0:g} to {t1:g} s; "
                 f"frames {frames[0]:g} to {frames[-1]:g} s): not on one clock; "
                 "capacity is NaN for every frame")
         elif outside.size:
             problems.append(
                 f"{src}: {outside.size} of {n} frames (frame {_ranges(outside)}) lie outside "
-                f"the cycler's records ({t[0]:g} to {t[-1]:g} s); their capacity is NaN")
+                f"the cycler's records ({t0:g} to {t1:g} s); their capacity is NaN")
+        if in_nan.size:
+            problems.append(
+                f"{src}: {in_nan.size} of {n} frames (frame {_ranges(in_nan)}) fall where the "
+                f"cycler's capacity_mAh_g cells are NaN (finite from {t[0]:g} to {t[-1]:g} s "
+                "only); their capacity is NaN")
         return out, problems
 
 
@@ -660,8 +670,8 @@ def read_dataset(
     path = Path(path)
     if is_leftover(path):
         raise DatasetError(f"{path}: a leftover of an interrupted write, not a dataset")
-    if not path.exists() and clean_leftovers(path.parent):
-        pass  # a folder half-replaced by a killed writer is restored
+    if not path.exists() and restore_moved_aside(path.parent):
+        pass  # a folder half-replaced by a killed writer is restored (nothing deleted)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
     if _is_dataset_folder(path):
@@ -737,9 +747,8 @@ def read_dataset(
 
 def dataset_folders(folder) -> list[Path]:
     """The dataset folders directly inside ``folder`` (sorted); hidden entries (leftovers of
-    interrupted writes among them) are never listed."""
+    interrupted writes among them) are never listed. Nothing is deleted."""
     folder = Path(folder)
-    clean_leftovers(folder)
     return sorted(p for p in folder.iterdir()
                   if not p.name.startswith(".") and _is_dataset_folder(p))
 
@@ -939,7 +948,7 @@ def write_dataset(
     _validate_for_write(dataset, path, stack_format)
     _check_target(path)
     carry = _carry_curation(tuple(dataset.stack.shape[1:]))
-    with atomic_folder(path, carry=carry) as tmp:
+    with _write_errors(path), atomic_folder(path, carry=carry) as tmp:
         stack_name = _STACK_FILES[stack_format]
         meta = {"format": FORMAT, "version": VERSION, "name": path.name}
         meta.update({k: v for k, v in dataset.metadata.items() if k not in ("format", "version")})
@@ -974,6 +983,21 @@ def write_dataset(
     return path
 
 
+@contextlib.contextmanager
+def _write_errors(path: Path):
+    """An OSError while writing a dataset folder names the folder and says why in words
+    ("disk full"); the folder is unchanged (the write is one transaction)."""
+    from asymflux._atomic import STAGING, describe_os_error
+
+    try:
+        yield
+    except OSError as e:
+        where = e.filename
+        inner = f" ({Path(where).name})" if where and STAGING in Path(str(where)).parts else ""
+        raise OSError(e.errno, f"cannot write the dataset folder{inner}: {describe_os_error(e)}; "
+                      "the folder is unchanged", str(path)) from e
+
+
 def _masks_fit(path: Path, frame_shape) -> bool:
     import tifffile
 
@@ -1004,8 +1028,10 @@ def _carry_curation(frame_shape):
                 link_into(src, new / name)
         for entry in old.iterdir():
             n = entry.name
-            if (n in DATA_FILES or n in ("masks.tif", "annotations.csv") or n == STAGING
-                    or is_leftover(entry) or (new / n).exists() or (new / n).is_symlink()):
+            # everything else is kept, hidden entries too (a user's .notes.old-2024/ is no
+            # leftover): the old folder is removed after the swap
+            if (n in DATA_FILES or n in ("masks.tif", "annotations.csv")
+                    or (new / n).exists() or (new / n).is_symlink()):
                 continue
             link_into(entry, new / n)
 
@@ -1250,7 +1276,8 @@ def _read_hdf5_mapped(
             t = check_time_s(_hdf5_trace(f, time_s, "time_s", path=path), n,
                              source=f"{path}:{time_s}")
         elif frame_interval_s is not None:
-            t = np.arange(n) * float(frame_interval_s)
+            t = np.arange(n) * check_frame_interval_s(frame_interval_s,
+                                                      source=f"{path}: argument")
         elif "time_s" in dset.attrs:
             t = check_time_s(dset.attrs["time_s"], n, source=f"{path}:{stack} attribute time_s")
         else:

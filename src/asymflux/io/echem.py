@@ -28,6 +28,8 @@ counter is the current integrated, and then never across a step edge or a time g
 ``df.attrs`` carries ``source`` (the file), ``format`` (e.g. ``"BioLogic .mpr"``),
 ``reader`` (the library and version that parsed it), ``technique`` when the file says,
 ``current_from`` and ``charge_from`` (the file's columns they were taken from),
+``charge_columns`` (BioLogic: which charge column was read as increments and which as a
+cumulative counter, judged by content, and against what),
 ``warnings`` (a list of what looked wrong: time gaps, NaN cells, ...) and, when known,
 ``start`` (the cycler's start time, ISO 8601) and ``active_mass_mg``.
 """
@@ -252,16 +254,19 @@ def read_mpr(path, *, active_mass_mg: float | None = None,
     active_mass_mg : float, optional, keyword-only
         Mass of active material, mg; adds ``capacity_mAh_g``.
     required : sequence of str, keyword-only
-        Our columns that must be found. An open-circuit record (technique OCV, or no
-        current column and no charge counter) reads with zero current whatever is asked.
+        Our columns that must be found. A record without current or charge columns
+        reads with zero current when EC-Lab's mode flags say rest on every record (or,
+        without mode flags, the technique is OCV/WAIT); it is refused otherwise.
 
     Returns
     -------
-    echem : DataFrame, n rows (one per cycler record)
+    echem : DataFrame, n rows (one per cycler record; impedance rows of a modulo-bat
+        sequence dropped, with a warning)
         See the module docstring. ``current_mA`` is the file's measured ``I/mA`` when it
-        has one, else ``dq/mA.h`` per interval (never the ``control/V/mA`` set point,
-        which holds a voltage during constant-voltage holds); ``charge_mAh`` is the
-        cumulative sum of ``dq/mA.h`` (or ``(Q-Qo)/mA.h`` with its loop restarts undone).
+        has one, else the charge increment per interval (never the ``control/V/mA`` set
+        point, which holds a voltage during constant-voltage holds); ``charge_mAh`` from
+        the charge columns, each read as increments or as a cumulative counter by its
+        content (``attrs["charge_columns"]``; ``docs/formats.md``).
 
     Raises
     ------
@@ -295,6 +300,12 @@ def read_mpt(path, *, active_mass_mg: float | None = None,
 
 def _require(columns, attrs, required, *, path):
     missing = [c for c in required if columns.get(c) is None]
+    no_current = attrs.pop("_no_current", None)
+    if no_current and "current_mA" in missing:
+        raise DatasetError(
+            f"{path}: cannot read this {attrs.get('format', 'cycler')} file as a cycler "
+            f"record: {no_current}"
+        )
     if missing:
         have = attrs.pop("_file_columns", [])
         wanted = attrs.pop("_looked_for", {})
@@ -476,8 +487,9 @@ def echem_format(path) -> str:
     kind : str
         One of ``"biologic-mpr"``, ``"biologic-mpt"``, ``"neware-nda"``, ``"neware-ndax"``,
         ``"arbin-res"``, ``"excel"`` (Arbin, Neware or Landt/Lanhe export), ``"ivium-txt"``,
-        ``"maccor-txt"``, ``"csv"`` (a text table: our columns, a ``columns=`` mapping, or a
-        known dialect such as the Battery Data Format or an Arbin CSV export),
+        ``"maccor-txt"``, ``"gamry-dta"`` (Gamry's EXPLAIN text layout), ``"csv"`` (a text
+        table: our columns, a ``columns=`` mapping, or a known dialect such as the Battery
+        Data Format or an Arbin CSV export),
         ``"csv-gzip"`` (the same, gzip-compressed, e.g. ``.bdf.gz``), ``"parquet"``
         (e.g. ``.bdf.parquet``).
 
@@ -497,7 +509,8 @@ def read_echem(path, *, active_mass_mg: float | None = None,
     """Read a cycler file of any supported brand into one table (see the module docstring).
 
     The reader is chosen from the file's content (:func:`echem_format`): BioLogic
-    ``.mpr`` (galvani) and ``.mpt`` (EC-Lab text export); Neware ``.nda``/``.ndax``,
+    ``.mpr`` (galvani) and ``.mpt`` (EC-Lab text export); Gamry ``.DTA`` (its EXPLAIN
+    layout, read by asymflux); Neware ``.nda``/``.ndax``,
     Arbin ``.res`` (needs mdbtools), Arbin/Neware/Landt Excel exports, Ivium and Maccor
     text exports (through navani); anything else is read as a CSV with our column names
     (or ``columns=`` mapping, and any :func:`pandas.read_csv` option).
@@ -531,6 +544,13 @@ def read_echem(path, *, active_mass_mg: float | None = None,
         return read_mpr(path, active_mass_mg=active_mass_mg, required=required)
     if kind == "biologic-mpt":
         return read_mpt(path, active_mass_mg=active_mass_mg, required=required)
+    if kind == "gamry-dta":
+        from asymflux.io._gamry import read_gamry_columns
+
+        columns, attrs = read_gamry_columns(path)
+        _require(columns, attrs, required, path=path)
+        return _table(columns, attrs, source=str(path), active_mass_mg=active_mass_mg,
+                      required=required)
     if kind == "csv":
         return read_echem_csv(path, active_mass_mg=active_mass_mg, required=required, **kwargs)
     if kind in ("csv-gzip", "parquet"):
@@ -644,23 +664,99 @@ def label_half_cycles(current_mA, *, current_tol_mA: float | None = None) -> np.
     return np.cumsum(np.r_[0, (np.diff(filled) != 0).astype(np.int64)])
 
 
+#: Default rule for a real half-cycle (see :func:`cycle_summary`).
+MIN_HALF_CYCLE_S = 60.0
+MIN_HALF_CYCLE_FRACTION = 0.05
+
+
+def _runs(values):
+    """Starts and ends (exclusive) of the runs of equal values."""
+    v = np.asarray(values)
+    if v.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+    return starts, np.r_[starts[1:], v.size]
+
+
+def _segments(t, i, q, *, tol, min_s, min_fraction):
+    """Per-record segment labels and kinds for :func:`cycle_summary`.
+
+    Returns ``(segment, kinds, signs)``: ``segment`` (n,) int, ``kinds[k]`` and
+    ``signs[k]`` (+1 charge, -1 discharge, 0 else) of segment k, in time order; the
+    segments are the real half-cycles, the stretches between them holding current
+    (``"pulses"``) and a leading rest (``"rest"``); other rests join the half-cycle
+    before them.
+    """
+    n = t.size
+    sign = np.where(i > tol, 1, np.where(i < -tol, -1, 0))
+    starts, ends = _runs(sign)
+    s_run = sign[starts]
+    dur = t[ends - 1] - t[np.maximum(starts - 1, 0)]
+    qc = np.add.reduceat(q, starts) if n else np.zeros(0)
+    cand = (s_run != 0) & (dur >= min_s) & (np.sign(qc) == s_run)
+    real = np.zeros(starts.size, dtype=bool)
+    if cand.any():
+        ref = float(np.median(np.abs(qc[cand])))
+        real = cand & (np.abs(qc) >= min_fraction * ref)
+    # merge real runs of one sign (whatever lies between them) into half-cycles
+    spans = []  # [first record, last record + 1, sign]
+    for k in np.flatnonzero(real):
+        if spans and spans[-1][2] == s_run[k]:
+            spans[-1][1] = ends[k]
+        else:
+            spans.append([starts[k], ends[k], int(s_run[k])])
+    segment = np.full(n, -1, dtype=np.int64)
+    kinds, signs = [], []
+    edges = [0] + [x for a, b, _ in spans for x in (a, b)] + [n]
+    for j in range(len(spans) + 1):
+        g0, g1 = edges[2 * j], edges[2 * j + 1]  # the gap before span j (or after the last)
+        if g1 > g0:
+            if np.any(sign[g0:g1] != 0):
+                kinds.append("pulses")
+                signs.append(0)
+                segment[g0:g1] = len(kinds) - 1
+            elif j == 0:
+                kinds.append("rest")
+                signs.append(0)
+                segment[g0:g1] = len(kinds) - 1
+            else:  # a rest after a half-cycle belongs to it
+                segment[g0:g1] = segment[g0 - 1]
+        if j < len(spans):
+            a, b, sg = spans[j]
+            kinds.append("half")
+            signs.append(sg)
+            segment[a:b] = len(kinds) - 1
+    return segment, kinds, signs
+
+
 def cycle_summary(
     echem: pd.DataFrame,
     *,
     active_mass_mg: float | None = None,
     current_tol_mA: float | None = None,
     first: str = "charge",
+    min_half_cycle_s: float = MIN_HALF_CYCLE_S,
+    min_half_cycle_fraction: float = MIN_HALF_CYCLE_FRACTION,
 ) -> pd.DataFrame:
-    """Per-cycle charge and discharge capacity of a cycler table.
+    """Per-cycle charge and discharge capacity of a cycler table; rests and pulses apart.
 
-    Half-cycles are found from the sign of the current (:func:`label_half_cycles`;
-    charge = positive current). A new cycle starts with every ``first`` half-cycle
-    (cathode convention: charge, then discharge); whatever comes before the first one
-    (e.g. an initial discharge) is cycle 0. The charge of each interval between records
-    is the file's own counter (``charge_mAh`` increments) when the table has it, else
-    the current integrated within steps and never across a time gap
-    (:func:`charge_increments`); positive increments add to the charge capacity,
-    negative ones to the discharge capacity, so rests add nothing.
+    The rule (also in ``docs/formats.md``): a *run* is a stretch of records whose current
+    has one sign (``|I| > current_tol_mA``; charge = positive). A run is a real
+    *half-cycle* when it lasts at least ``min_half_cycle_s`` (from the record before its
+    first to its last), passes charge of its own sign, and at least
+    ``min_half_cycle_fraction`` of the median charge of the runs that last that long.
+    Real runs of one sign follow each other into one half-cycle (a GITT or intermittent
+    charge, a CC-CV charge), whatever short pulses or rests lie between them. A cycle is
+    a ``first`` half-cycle (cathode convention: charge) and the opposite one after it; a
+    leading opposite half-cycle is cycle 0. Rests after a half-cycle belong to it; a
+    leading rest is a ``"rest"`` row; the records between half-cycles that carry current
+    but no real half-cycle (impedance steps, pulse trains, a cycler bouncing between
+    limits) are a ``"pulses"`` row. The charge of each interval between records is the
+    file's own counter (``charge_mAh`` increments) when the table has it, else the current
+    integrated within steps and never across a time gap (:func:`charge_increments`). A
+    half-cycle's capacity is the net charge over it (a short opposite pulse within a
+    charge takes back what it passed); in ``"pulses"`` rows positive increments add to
+    the charge capacity, negative ones to the discharge capacity.
 
     Parameters
     ----------
@@ -670,19 +766,29 @@ def cycle_summary(
     active_mass_mg : float, optional, keyword-only
         Active mass, mg; defaults to ``echem.attrs["active_mass_mg"]``.
     current_tol_mA : float, optional, keyword-only
-        See :func:`label_half_cycles`.
+        Currents at or below this magnitude are rest. Default: 1e-3 of the 99th
+        percentile of ``|I|`` over the records with a current (a spike does not set it).
     first : {"charge", "discharge"}, keyword-only
         The half-cycle that opens a cycle: ``"discharge"`` for anodes vs Li.
+    min_half_cycle_s : float, keyword-only
+        Shortest real half-cycle, s (default 60).
+    min_half_cycle_fraction : float, keyword-only
+        Smallest charge of a real half-cycle, as a fraction of the median run charge
+        (default 0.05).
 
     Returns
     -------
-    summary : DataFrame, one row per cycle
-        ``cycle`` (0 only for a leading partial cycle, then 1, 2, ...), ``start_time_s``,
-        ``end_time_s``, ``charge_capacity_mAh_g``, ``discharge_capacity_mAh_g`` (both
-        >= 0), ``coulombic_efficiency`` (discharge / charge; NaN when nothing was
-        charged), ``charge_rate_mA_g`` and ``discharge_rate_mA_g`` (mean current
-        magnitude of the samples charging / discharging, above the tolerance, per gram;
-        NaN if none), ``max_voltage_V``, ``min_voltage_V`` (when voltage is given).
+    summary : DataFrame, one row per cycle, leading rest or stretch of pulses, in time order
+        ``cycle`` (0 only for a leading partial cycle, then 1, 2, ...; -1 for ``rest`` and
+        ``pulses`` rows, which belong to no cycle), ``kind`` (``"cycle"``: a charge and a
+        discharge half-cycle; ``"charge"`` or ``"discharge"``: a cycle with only that
+        half-cycle, at the start or end of the record; ``"pulses"``; ``"rest"``),
+        ``start_time_s``, ``end_time_s``, ``charge_capacity_mAh_g``,
+        ``discharge_capacity_mAh_g`` (both >= 0), ``coulombic_efficiency`` (discharge /
+        charge, only for ``"cycle"`` rows, else NaN), ``charge_rate_mA_g`` and
+        ``discharge_rate_mA_g`` (mean current magnitude of the samples charging /
+        discharging, above the tolerance, per gram; NaN if none), ``max_voltage_V``,
+        ``min_voltage_V`` (when voltage is given). ``attrs`` holds the rule's parameters.
     """
     source = echem.attrs.get("source", "echem") if isinstance(echem, pd.DataFrame) else "echem"
     check_echem(echem, source=source, required=("time_s", "current_mA"))
@@ -695,8 +801,12 @@ def cycle_summary(
     mass_g = _mass_g(active_mass_mg, where=source)
     if first not in ("charge", "discharge"):
         raise DatasetError(f"cycle_summary: first must be 'charge' or 'discharge', got {first!r}")
+    for name, value in (("min_half_cycle_s", min_half_cycle_s),
+                        ("min_half_cycle_fraction", min_half_cycle_fraction)):
+        if isinstance(value, bool) or not np.isfinite(value) or value < 0:
+            raise DatasetError(f"cycle_summary: {name} must be a number >= 0, got {value!r}")
     t = echem["time_s"].to_numpy(np.float64)
-    i = echem["current_mA"].to_numpy(np.float64)
+    i = np.nan_to_num(echem["current_mA"].to_numpy(np.float64))
     v = echem["voltage_V"].to_numpy(np.float64) if "voltage_V" in echem.columns else None
     if "charge_mAh" in echem.columns:
         charge = echem["charge_mAh"].to_numpy(np.float64)
@@ -705,19 +815,53 @@ def cycle_summary(
     else:
         step = echem["step"].to_numpy() if "step" in echem.columns else None
         q = charge_increments(t, i, step=step, current_tol_mA=current_tol_mA)
-    opening = 1.0 if first == "charge" else -1.0
-    filled = _filled_sign(i, current_tol_mA)
-    starts = (filled == opening) & (np.r_[np.nan, filled[:-1]] != opening)
-    cycle = np.cumsum(starts).astype(np.int64)
-    tol = _tolerance(i, current_tol_mA)
+    if current_tol_mA is None:
+        # 1e-3 of the typical large current (99th percentile of the records with a current),
+        # so that one spike does not turn the whole record into rest
+        flowing = np.abs(i[i != 0])
+        tol = 1e-3 * float(np.quantile(flowing, 0.99)) if flowing.size else 0.0
+    else:
+        tol = float(current_tol_mA)
+    segment, kinds, signs = _segments(t, i, q, tol=tol, min_s=float(min_half_cycle_s),
+                                      min_fraction=float(min_half_cycle_fraction))
+    opening = 1 if first == "charge" else -1
+    # rows: each half-cycle joins a cycle (a new one at every opening half-cycle)
+    row_of = np.zeros(len(kinds), dtype=np.int64)
+    row_kind, row_cycle, row_has = [], [], []
+    cycle = 0
+    last_row_cycle = None
+    for k, (kind, sg) in enumerate(zip(kinds, signs, strict=True)):
+        if kind == "half":
+            if sg == opening or last_row_cycle is None:
+                cycle = cycle + 1 if sg == opening else 0
+                row_kind.append("cycle")
+                row_cycle.append(cycle)
+                row_has.append(set())
+                last_row_cycle = len(row_kind) - 1
+            row_has[last_row_cycle].add(sg)
+            row_of[k] = last_row_cycle
+        else:
+            row_kind.append(kind)
+            row_cycle.append(-1)
+            row_has.append(set())
+            row_of[k] = len(row_kind) - 1
+    for r, has in enumerate(row_has):
+        if row_kind[r] == "cycle" and len(has) == 1:
+            row_kind[r] = "charge" if 1 in has else "discharge"
+    row = row_of[segment] if segment.size else segment
+    # a half-cycle's capacity is the net charge over it (a short opposite pulse within a
+    # charge takes back what it discharged); pulses and rests split by sign
+    seg_sign = np.asarray(signs, dtype=np.int64)[segment] if segment.size else segment
     frame = pd.DataFrame({
-        "cycle": cycle, "t": t,
-        "q_pos": np.where(q > 0, q, 0.0), "q_neg": np.where(q < 0, -q, 0.0),
-        "i_pos": np.where(i > tol, i, np.nan), "i_neg": np.where(i < -tol, -i, np.nan),
+        "row": row, "t": t,
+        "q_pos": np.where(seg_sign == 1, q, np.where((seg_sign == 0) & (q > 0), q, 0.0)),
+        "q_neg": np.where(seg_sign == -1, -q, np.where((seg_sign == 0) & (q < 0), -q, 0.0)),
+        "i_pos": np.where((seg_sign >= 0) & (i > tol), i, np.nan),
+        "i_neg": np.where((seg_sign <= 0) & (i < -tol), -i, np.nan),
     })
     if v is not None:
         frame["v"] = v
-    agg = frame.groupby("cycle", sort=True).agg(
+    agg = frame.groupby("row", sort=True).agg(
         start_time_s=("t", "min"),
         end_time_s=("t", "max"),
         q_pos=("q_pos", "sum"),
@@ -726,14 +870,19 @@ def cycle_summary(
         i_neg=("i_neg", "mean"),
         **({"max_voltage_V": ("v", "max"), "min_voltage_V": ("v", "min")} if v is not None else {}),
     )
-    out = pd.DataFrame({"cycle": agg.index.to_numpy(np.int64)})
+    idx = agg.index.to_numpy(np.int64)
+    out = pd.DataFrame({"cycle": np.asarray(row_cycle, dtype=np.int64)[idx] if idx.size
+                        else np.zeros(0, np.int64),
+                        "kind": np.asarray(row_kind, dtype=object)[idx] if idx.size
+                        else np.zeros(0, object)})
     out["start_time_s"] = agg["start_time_s"].to_numpy()
     out["end_time_s"] = agg["end_time_s"].to_numpy()
-    out["charge_capacity_mAh_g"] = agg["q_pos"].to_numpy() / mass_g
-    out["discharge_capacity_mAh_g"] = agg["q_neg"].to_numpy() / mass_g
+    out["charge_capacity_mAh_g"] = agg["q_pos"].clip(lower=0).to_numpy() / mass_g
+    out["discharge_capacity_mAh_g"] = agg["q_neg"].clip(lower=0).to_numpy() / mass_g
     with np.errstate(divide="ignore", invalid="ignore"):
         ch = out["charge_capacity_mAh_g"].to_numpy()
-        out["coulombic_efficiency"] = np.where(ch > 0, out["discharge_capacity_mAh_g"] / ch, np.nan)
+        real = (out["kind"] == "cycle").to_numpy() & (ch > 0)
+        out["coulombic_efficiency"] = np.where(real, out["discharge_capacity_mAh_g"] / ch, np.nan)
         out["charge_rate_mA_g"] = agg["i_pos"].to_numpy() / mass_g
         out["discharge_rate_mA_g"] = agg["i_neg"].to_numpy() / mass_g
     if v is not None:
@@ -741,7 +890,12 @@ def cycle_summary(
         out["min_voltage_V"] = agg["min_voltage_V"].to_numpy()
     out.attrs["active_mass_mg"] = float(active_mass_mg)
     out.attrs["source"] = source
+    out.attrs["half_cycle_rule"] = (
+        f"a run of one current sign (|I| > {tol:.3g} mA) lasting >= {min_half_cycle_s:g} s "
+        f"and passing >= {min_half_cycle_fraction:g} of the median run charge; runs of one "
+        "sign merged; cycles open with a " + first)
     return out
+
 
 from asymflux._renamed import moved_getattr as _moved  # noqa: E402
 

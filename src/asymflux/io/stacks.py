@@ -638,6 +638,10 @@ def read_tiff_folder(path, *, lazy: bool = False) -> RawStack:
     shape0, dtype0 = shapes[files[0]]
     if len(shape0) != 2:
         raise DatasetError(f"{files[0]}: expected one 2-D frame per file, got shape {shape0}")
+    if len(files) == 1:  # like a one-frame file: a movie has frames over time
+        raise DatasetError(
+            f"{path}: holds one TIFF ({files[0].name}), a 2-D image of shape {shape0} where a "
+            "stack (time, row, col) is expected: a folder of frames needs one file per frame")
     for f in files:
         if shapes[f] != (shape0, dtype0):
             raise DatasetError(
@@ -697,6 +701,51 @@ def _attrs_pixel_and_time(attrs: Mapping, n_frames: int, *, source):
     return pixel_nm, time_s
 
 
+#: A zarr stack with fewer than this fraction of its declared chunks stored is refused before
+#: any work: most of its frames would read as the fill value (an analysis of nothing, which
+#: can take hours on a large declared shape).
+MIN_STORED_FRACTION = 0.5
+
+
+#: zarr attribute by which a store's writer says its unstored chunks are meant as the fill
+#: value (left out on purpose): then few stored chunks are only a warning.
+FILL_IS_DATA = "fill_value_is_data"
+
+
+def _check_stored_chunks(arr, *, source, attrs=None):
+    """Count the chunks a zarr array stores before any work: none or fewer than
+    :data:`MIN_STORED_FRACTION` of those declared is refused (DatasetError) unless the
+    attributes say ``fill_value_is_data: true``; some missing is a warning giving the
+    fraction stored."""
+    try:  # lists the store's keys: no chunk is read
+        stored, declared = int(arr.nchunks_initialized), int(arr.nchunks)
+    except Exception:  # noqa: BLE001 - a store that cannot list its chunks: say nothing
+        return
+    if stored >= declared:
+        return
+    frac = stored / declared
+    shape = " x ".join(map(str, arr.shape))
+    fill = f"the fill value ({arr.fill_value!r})"
+    on_purpose = (attrs or {}).get(FILL_IS_DATA) is True
+    if stored == 0 and not on_purpose:
+        raise DatasetError(
+            f"{source}: no image: none of the {declared} chunks of its declared {shape} stack "
+            f"is stored (never written); every frame would read as {fill}")
+    if frac < MIN_STORED_FRACTION and not on_purpose:
+        raise DatasetError(
+            f"{source}: only {stored} of the {declared} chunks of its declared {shape} stack "
+            f"are stored ({100 * frac:.2g}%): the rest were never written and would read as "
+            f"{fill}; expected a stack whose frames are stored (a copy or an acquisition "
+            "that stopped? rewrite the frames that hold data into a new stack; or, if the "
+            f"missing chunks are meant as the fill value, set the attribute {FILL_IS_DATA}: "
+            "true)")
+    warnings.warn(
+        f"{source}: {declared - stored} of its {declared} chunks are not stored "
+        f"({100 * frac:.3g}% stored; never written, or equal to the fill value throughout: "
+        f"zarr does not store those); their frames read as {fill}",
+        UserWarning, stacklevel=3)
+
+
 def read_zarr(path, *, lazy: bool = True) -> RawStack:
     """Open a zarr array (time, row, col) -- lazily, through dask.
 
@@ -720,14 +769,7 @@ def read_zarr(path, *, lazy: bool = True) -> RawStack:
     arr, attrs = _open_zarr_array(path)
     check_stack(arr, source=path)
     pixel_nm, time_s = _attrs_pixel_and_time(attrs, arr.shape[0], source=path)
-    with contextlib.suppress(Exception):  # a store that cannot list its chunks: say nothing
-        stored, declared = int(arr.nchunks_initialized), int(arr.nchunks)
-        if stored < declared:
-            warnings.warn(
-                f"{path}: {declared - stored} of its {declared} chunks are not stored "
-                "(never written, or equal to the fill value throughout: zarr does not store "
-                f"those); their frames read as the fill value ({arr.fill_value!r})",
-                UserWarning, stacklevel=2)
+    _check_stored_chunks(arr, source=path, attrs=attrs)
     codec = _zarr_codec(arr)
     if lazy:
         data = _lazy(arr, chunks=arr.chunks, source=path, codec=codec)

@@ -172,6 +172,7 @@ class LiveAnalysis:
         self._time = np.zeros(0)
         self._cap = np.zeros(0)
         self._cap_known = np.zeros(0, bool)
+        self._cyc = np.zeros((0, 2))  # voltage_V, current_mA per frame, with the capacity
         self.n_frames = 0
         self.finished = False
         self.last_change = time.monotonic()
@@ -322,6 +323,7 @@ class LiveAnalysis:
         if grow > 0:
             self._cap = np.r_[self._cap, np.full(grow, np.nan)]
             self._cap_known = np.r_[self._cap_known, np.zeros(grow, bool)]
+            self._cyc = np.r_[self._cyc, np.full((grow, 2), np.nan)]
         self.n_frames = k1
 
     def _fill_capacity(self, *, final=False) -> list:
@@ -335,6 +337,8 @@ class LiveAnalysis:
         if not ready.size:
             return []
         self._cap[ready] = self.cycler.capacity_at(self._time[ready])
+        for j, col in enumerate(("voltage_V", "current_mA")):
+            self._cyc[ready, j] = self.cycler.column_at(col, self._time[ready])
         self._cap_known[ready] = True
         return [int(k) for k in ready]
 
@@ -358,8 +362,14 @@ class LiveAnalysis:
 
         ts = pd.concat(chunks, ignore_index=True)
         ts = ts.sort_values(["particle_id", "frame"], kind="stable", ignore_index=True)
-        ts["capacity_mAh_g"] = self._cap[ts["frame"].to_numpy()]
+        frames = ts["frame"].to_numpy()
+        ts["capacity_mAh_g"] = self._cap[frames]
         ts.insert(0, "dataset", self.name)
+        # the cycler's clock is the movie's here (offset 0), as asymflux analyze's columns
+        at = list(ts.columns).index("capacity_mAh_g") + 1
+        ts.insert(at, "cycler_time_s", ts["time_s"].to_numpy(np.float64))
+        ts.insert(at + 1, "voltage_V", self._cyc[frames, 0])
+        ts.insert(at + 2, "current_mA", self._cyc[frames, 1])
         return ts
 
     @property

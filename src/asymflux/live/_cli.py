@@ -51,7 +51,9 @@ def register(subparsers) -> None:
             "final tables are those of 'asymflux analyze' of the finished files. "
             "See docs/live.md."),
     )
-    w.add_argument("source", type=Path, metavar="SOURCE")
+    w.add_argument("source", type=Path, metavar="SOURCE",
+                   help="the movie being written: a TIFF folder, a growing .tif or .zarr "
+                        "(docs/live.md)")
     w.add_argument("--out", type=Path, default=Path("live_output"), metavar="DIR",
                    help="output folder (default live_output)")
     w.add_argument("--echem", type=Path, metavar="FILE",

@@ -667,15 +667,20 @@ class CyclerTail:
     def capacity_at(self, time_s) -> np.ndarray:
         """Capacity at ``time_s`` (mAh/g), interpolated as
         :meth:`asymflux.io.Dataset.capacity_report` does (NaN outside the records)."""
+        return self.column_at("capacity_mAh_g", time_s)
+
+    def column_at(self, column, time_s) -> np.ndarray:
+        """``column`` of the records (e.g. ``voltage_V``) at ``time_s``, linearly
+        interpolated between its finite values (NaN outside them, or without it)."""
         time_s = np.asarray(time_s, dtype=np.float64)
-        if self.table is None or "capacity_mAh_g" not in self.table:
+        if self.table is None or column not in self.table:
             return np.full(time_s.shape, np.nan)
         t = self.table["time_s"].to_numpy(np.float64)
-        cap = self.table["capacity_mAh_g"].to_numpy(np.float64)
-        good = np.isfinite(cap) & np.isfinite(t)
+        v = self.table[column].to_numpy(np.float64)
+        good = np.isfinite(v) & np.isfinite(t)
         if not good.any():
             return np.full(time_s.shape, np.nan)
-        return np.interp(time_s, t[good], cap[good], left=np.nan, right=np.nan)
+        return np.interp(time_s, t[good], v[good], left=np.nan, right=np.nan)
 
     def close(self):
         if self._tmp is not None:

@@ -19,22 +19,40 @@ from . import kinetics
 from .mesh import Mesh, disk_mesh, mask_mesh
 from .parameters import (
     PARAMETER_SETS,
+    TableDiffusivity,
+    TableOCV,
     constant_diffusivity,
     get_parameter_set,
     nmc88_h2h3_low_diffusivity,
     nmc88_lun2025,
+    parameters_from_tables,
     scale_diffusivity,
 )
-from .protocol import DEFAULT_CUTOFF_OCCUPANCY, DEFAULT_CUTOFF_VOLTAGE_V, Charge, Discharge, Rest
+from .protocol import (
+    DEFAULT_CUTOFF_OCCUPANCY,
+    DEFAULT_CUTOFF_VOLTAGE_V,
+    DEFAULT_DISCHARGE_CUTOFF_VOLTAGE_V,
+    Charge,
+    Discharge,
+    Rest,
+    end_condition_text,
+)
 from .result import Result, ThetaImage
 from .solver import SolverError, simulate, simulate_side_by_side
 from .surface import BlockedArc, FilmArc, Surface
-from .sweep import PAPER_RATES_MA_G, paper_fig5b_surfaces, paper_film_surfaces, rate_capability
+from .sweep import (
+    FIG5B_END,
+    PAPER_RATES_MA_G,
+    fig5b_charge,
+    paper_fig5b_surfaces,
+    paper_film_surfaces,
+    rate_capability,
+)
 
 __all__ = [
-    "BlockedArc", "Charge", "DEFAULT_CUTOFF_OCCUPANCY", "DEFAULT_CUTOFF_VOLTAGE_V", "Discharge",
-    "FilmArc", "Mesh", "PAPER_RATES_MA_G", "PARAMETER_SETS", "Rest", "Result", "SolverError",
-    "Surface", "ThetaImage", "constant_diffusivity", "disk_mesh", "kinetics", "mask_mesh",
-    "get_parameter_set", "nmc88_h2h3_low_diffusivity", "nmc88_lun2025", "paper_fig5b_surfaces", "paper_film_surfaces",
-    "rate_capability", "scale_diffusivity", "simulate", "simulate_side_by_side",
+    "BlockedArc", "Charge", "DEFAULT_CUTOFF_OCCUPANCY", "DEFAULT_CUTOFF_VOLTAGE_V",
+    "DEFAULT_DISCHARGE_CUTOFF_VOLTAGE_V", "Discharge", "FIG5B_END", "FilmArc", "Mesh", "PAPER_RATES_MA_G", "PARAMETER_SETS", "Rest", "Result", "SolverError",
+    "Surface", "TableDiffusivity", "TableOCV", "ThetaImage", "constant_diffusivity", "disk_mesh", "kinetics", "mask_mesh",
+    "get_parameter_set", "nmc88_h2h3_low_diffusivity", "nmc88_lun2025", "paper_fig5b_surfaces", "paper_film_surfaces", "parameters_from_tables",
+    "end_condition_text", "fig5b_charge", "rate_capability", "scale_diffusivity", "simulate", "simulate_side_by_side",
 ]

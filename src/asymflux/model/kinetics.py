@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import check_range
 from .parameters import FARADAY_C_MOL
 
 GAS_CONSTANT_J_MOL_K = 8.314462618
@@ -45,8 +46,11 @@ GAS_CONSTANT_J_MOL_K = 8.314462618
 FILM_RESISTANCE_ETA_0_3_OHM_M2 = 0.20
 """Default film resistance (Ω m²) of a quarter that passes ~0.3 of the clean surface's
 charge per unit length over the first 10 min of a 100 mA/g charge of the default set
-(:func:`effective_flux_ratio` = 0.30; ``docs/calibration.md``). A 4 nm rock-salt layer
-(:data:`ROCKSALT_THICKNESS_NM`) of Li-ion conductivity 2e-8 S/m."""
+(:func:`effective_flux_ratio` = 0.30; ``docs/calibration.md``). What it means: as a 4 nm
+rock-salt layer (:data:`ROCKSALT_THICKNESS_NM`) it needs a Li-ion conductivity of 2e-8 S/m,
+~50x below the paper's own estimate for rock salt (~1e-6 S/m, which gives only 4e-3 Ω m²);
+read it as the aged surface's total interfacial resistance (rock salt, surface films, contact),
+not rock salt alone."""
 
 FILM_RESISTANCE_ETA_0_7_OHM_M2 = 0.028
 """Default film resistance (Ω m²) for an effective ratio of ~0.7 (0.70; 4 nm at 1.4e-7 S/m)."""
@@ -112,9 +116,12 @@ class KineticBoundary:
             usable = False
         # used compiled for the right-hand side's U and i0 (_surface_u_i0)
         self._ocv_series = (c0, c1, amp, rate, mid) if usable else None
-        self.k0 = float(params.get("Exchange-current prefactor [A.m-2]") or 1.0)
-        if not np.isfinite(self.k0) or self.k0 <= 0:
-            raise ValueError(f"'Exchange-current prefactor [A.m-2]' must be > 0, got {self.k0!r}")
+        k0 = params.get("Exchange-current prefactor [A.m-2]")
+        if k0 is None:  # only with an i0(θ) of the set's own, which replaces k0 √(θ(1−θ))
+            self.k0 = float("nan")
+        else:
+            self.k0 = check_range("'Exchange-current prefactor [A.m-2]' (k0)", k0, 0, None,
+                                  low_inclusive=False)
         temperature = float(params.get("Temperature [K]", 298.15))
         if not np.isfinite(temperature) or temperature <= 0:
             raise ValueError(f"'Temperature [K]' must be > 0, got {temperature!r}")

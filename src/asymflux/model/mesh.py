@@ -237,7 +237,10 @@ def mask_mesh(mask, pixel_nm: float, *, smoothing_px: float = 1.5) -> Mesh:
     ``pixel · |n_edge · n_outline|``, with the outline normal taken from the gradient of a
     Gaussian-smoothed mask, so the perimeter and its angular distribution are those of the
     smooth outline. Angles are measured from the mask's centroid. The surface occupancy is
-    extrapolated from the cell node half a pixel inside (through the Kirchhoff potential).
+    extrapolated from the cell node half a pixel inside: through the Kirchhoff potential
+    and the prescribed flux, or, on a kinetic surface, linearly from the boundary cell and
+    the cell behind it along the face normal (``info["boundary_inner_cell"]``, -1 where
+    there is none: then the boundary cell's own occupancy).
 
     Parameters
     ----------
@@ -285,11 +288,16 @@ def mask_mesh(mask, pixel_nm: float, *, smoothing_px: float = 1.5) -> Mesh:
     # outline normal from a smoothed mask (pointing outwards = down the gradient)
     smooth = ndimage.gaussian_filter(padded.astype(float), smoothing_px)
     g_row, g_col = np.gradient(smooth)
-    b_cell, b_len, b_ang, b_span = [], [], [], []
+    b_cell, b_len, b_ang, b_span, b_inner = [], [], [], [], []
     for dr, dc in ((0, 1), (0, -1), (1, 0), (-1, 0)):
         nb = index[rows + dr, cols + dc]
         out = nb < 0
         r, c = rows[out], cols[out]
+        # the pixel behind the boundary cell, one pixel further from the face (-1: none)
+        inner = np.full(r.size, -1, dtype=np.int64)
+        ok = (r - dr >= 0) & (r - dr < padded.shape[0]) & (c - dc >= 0) & (c - dc < padded.shape[1])
+        inner[ok] = index[r[ok] - dr, c[ok] - dc]
+        b_inner.append(inner)
         # face midpoint in pixel coordinates; its normal in (x, y) = (dc, -dr)
         fr, fc = r + dr / 2, c + dc / 2
         # gradient at the face (mean of the two pixels), outward normal = -grad
@@ -325,6 +333,7 @@ def mask_mesh(mask, pixel_nm: float, *, smoothing_px: float = 1.5) -> Mesh:
         boundary_distance_um=np.full(b_len.size, p_um / 2),
         kind="mask",
         info={"mask": m, "pixel_um": p_um, "centroid_rc": (row_c - 1, col_c - 1),
+              "boundary_inner_cell": np.concatenate(b_inner),
               "half_extent_um": float(np.max(np.hypot(x, y)) + p_um)},
     )
 

@@ -180,7 +180,13 @@ EXCHANGE_CURRENT_PREFACTOR_CHEN2020_A_M2 = 3.42e-6 * 1000.0**0.5 * 63104.0
 """k0 of ``i0 = k0 √(θ(1−θ))`` in A/m², from PyBaMM's Chen2020 NMC811 exchange current
 (``nmc_LGM50_electrolyte_exchange_current_density_Chen2020``: ``m_ref c_e^0.5 c_s^0.5
 (c_max − c_s)^0.5`` with m_ref = 3.42e-6 (A/m²)(m³/mol)^1.5, c_e = 1000 mol/m³ and
-c_max = 63104 mol/m³ at 298.15 K): 6.82 A/m²."""
+c_max = 63104 mol/m³ at 298.15 K): 6.82 A/m².
+
+Chen's c_max, not this model's site concentration ρ/M (48 737 mol/m³ for
+:func:`nmc88_lun2025`), on purpose: m_ref was fitted with it, and the film resistances are
+calibrated with this k0. With ρ/M instead k0 would be 23 % lower (5.27 A/m²) and the
+effective flux ratio of the 0.20 / 0.028 Ω m² films 0.308 / 0.711 instead of 0.300 / 0.700
+(``docs/calibration.md``)."""
 
 
 def _molar_mass_kg_mol(ni=0.88, mn=0.05, co=0.07) -> float:
@@ -291,6 +297,197 @@ def constant_diffusivity(diffusivity_m2_s: float = 1e-15, theta0: float = 0.97) 
     return params
 
 
+class TableOCV:
+    """Open-circuit voltage interpolated from a measured table ``θ -> U`` (V vs Li).
+
+    Monotone cubic (PCHIP: no overshoot between points, the table's own plateaus kept)
+    inside the table, straight lines with the end slopes outside it (the model may sample
+    θ a little beyond a table's range). :meth:`value_and_slope` gives the analytic slope
+    (the kinetic surface's Jacobian uses it).
+
+    Parameters
+    ----------
+    theta : (n,) array
+        Occupancies in [0, 1], distinct, n >= 2 (any order).
+    voltage_V : (n,) array
+        OCV in V, finite, in (0, 10), not increasing with θ (a cathode's OCV falls as it
+        lithiates).
+    source : str
+        Where the table came from (a file name), named in errors and ``repr``.
+    """
+
+    def __init__(self, theta, voltage_V, *, source="OCV table"):
+        from scipy.interpolate import PchipInterpolator
+
+        th, u = _check_table(theta, voltage_V, source=source, value_name="voltage_V",
+                             low=0.0, high=10.0, unit="V")
+        if np.any(np.diff(u) > 1e-9):
+            k = int(np.argmax(np.diff(u) > 1e-9))
+            raise ValueError(f"{source}: column voltage_V must not increase with theta (a "
+                             f"cathode's OCV falls as it lithiates), but it rises from "
+                             f"{u[k]:g} V at theta {th[k]:g} to {u[k + 1]:g} V at {th[k + 1]:g}")
+        self.theta, self.voltage_V, self.source = th, u, source
+        self._f = PchipInterpolator(th, u, extrapolate=False)
+        self._df = self._f.derivative()
+        self._ends = (th[0], th[-1], float(self._df(th[0])), float(self._df(th[-1])))
+
+    def value_and_slope(self, theta):
+        x = np.asarray(theta, dtype=float)
+        lo, hi, s_lo, s_hi = self._ends
+        xc = np.clip(x, lo, hi)
+        u, du = self._f(xc), self._df(xc)
+        u = np.where(x < lo, self.voltage_V[0] + s_lo * (x - lo), u)
+        u = np.where(x > hi, self.voltage_V[-1] + s_hi * (x - hi), u)
+        du = np.where(x < lo, s_lo, np.where(x > hi, s_hi, du))
+        return u, du
+
+    def __call__(self, theta):
+        return self.value_and_slope(theta)[0]
+
+    def __repr__(self):
+        return (f"TableOCV({self.source}: {self.theta.size} points, theta "
+                f"{self.theta[0]:g}-{self.theta[-1]:g})")
+
+
+class TableDiffusivity:
+    """Diffusivity interpolated from a measured table ``θ -> D`` (m²/s, e.g. GITT).
+
+    Linear in log D between the points (D spans orders of magnitude), constant beyond the
+    table's ends; the Kirchhoff potential is tabulated
+    (:func:`kirchhoff_function`).
+
+    Parameters
+    ----------
+    theta : (n,) array
+        Occupancies in [0, 1], distinct, n >= 2 (any order).
+    diffusivity_m2_s : (n,) array
+        D in m²/s, finite, in (0, 1e-8].
+    source : str
+        Where the table came from, named in errors and ``repr``.
+    """
+
+    def __init__(self, theta, diffusivity_m2_s, *, source="diffusivity table"):
+        th, d = _check_table(theta, diffusivity_m2_s, source=source,
+                             value_name="diffusivity_m2_s", low=0.0, high=1e-8, unit="m2/s")
+        self.theta, self.diffusivity_m2_s, self.source = th, d, source
+        self._log_d = np.log(d)
+
+    def __call__(self, theta):
+        return np.exp(np.interp(np.asarray(theta, dtype=float), self.theta, self._log_d))
+
+    def __repr__(self):
+        return (f"TableDiffusivity({self.source}: {self.theta.size} points, theta "
+                f"{self.theta[0]:g}-{self.theta[-1]:g})")
+
+
+def _check_table(theta, values, *, source, value_name, low, high, unit):
+    """``(theta, values)`` sorted by θ, or a ``ValueError`` naming the source, the column and
+    what was expected."""
+    th = np.asarray(theta, dtype=float).ravel() if np.ndim(theta) else np.array([])
+    v = np.asarray(values, dtype=float).ravel() if np.ndim(values) else np.array([])
+    if th.size != v.size:
+        raise ValueError(f"{source}: columns theta and {value_name} must have the same length, "
+                         f"got {th.size} and {v.size}")
+    if th.size < 2:
+        raise ValueError(f"{source}: needs at least 2 rows (theta, {value_name}), got {th.size}")
+    for name, col in (("theta", th), (value_name, v)):
+        if not np.all(np.isfinite(col)):
+            k = int(np.argmax(~np.isfinite(col)))
+            raise ValueError(f"{source}: column {name} must be finite numbers, row {k + 1} is "
+                             f"{col[k]!r}")
+    if np.any((th < 0) | (th > 1)):
+        k = int(np.argmax((th < 0) | (th > 1)))
+        raise ValueError(f"{source}: column theta must be occupancies in [0, 1], row {k + 1} "
+                         f"is {th[k]:g}")
+    if np.any((v <= low) | (v > high)):
+        k = int(np.argmax((v <= low) | (v > high)))
+        raise ValueError(f"{source}: column {value_name} must be in ({low:g}, {high:g}] {unit}, "
+                         f"row {k + 1} is {v[k]:g}")
+    order = np.argsort(th, kind="stable")
+    th, v = th[order], v[order]
+    if np.any(np.diff(th) <= 0):
+        k = int(np.argmax(np.diff(th) <= 0))
+        raise ValueError(f"{source}: column theta must not repeat a value, {th[k]:g} appears "
+                         "twice")
+    return th, v
+
+
+def read_table_csv(path, value_column: str):
+    """``(theta, values)`` from a CSV file with a header naming the columns ``theta`` and
+    ``value_column`` (other columns ignored); a ``ValueError`` names the file and the
+    column on a missing column or a cell that is not a number."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable CSV table ({type(exc).__name__}: {exc})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    for col in ("theta", value_column):
+        if col not in table.columns:
+            raise ValueError(f"{path}: needs a column {col!r} (a header line 'theta,"
+                             f"{value_column}'), found {list(table.columns)}")
+    out = []
+    for col in ("theta", value_column):
+        values = pd.to_numeric(table[col], errors="coerce")
+        bad = values.isna() & table[col].notna()
+        if bad.any():
+            k = int(np.argmax(bad.to_numpy()))
+            raise ValueError(f"{path}: column {col!r} must hold numbers, row {k + 1} is "
+                             f"{table[col].iloc[k]!r}")
+        out.append(values.to_numpy(dtype=float))
+    return out[0], out[1]
+
+
+def parameters_from_tables(*, ocv=None, diffusivity=None, base="nmc88_lun2025") -> dict:
+    """A parameter set from the user's own material tables.
+
+    ``base`` (a set's name in :data:`PARAMETER_SETS` or a parameter dict) with its
+    ``"Open-circuit voltage [V]"`` replaced by :class:`TableOCV` and/or its
+    ``"Diffusivity [m2.s-1]"`` by :class:`TableDiffusivity`.
+
+    Parameters
+    ----------
+    ocv : (theta, voltage_V) pair of arrays, path of a CSV file (columns ``theta,
+        voltage_V``), a :class:`TableOCV`, or None (keep the base's)
+    diffusivity : (theta, diffusivity_m2_s) pair, path of a CSV file (columns ``theta,
+        diffusivity_m2_s``), a :class:`TableDiffusivity`, or None (keep the base's)
+    base : str or dict
+
+    Returns
+    -------
+    dict
+        ``{"Name [unit]": value}``, as the other sets.
+
+    >>> import numpy as np
+    >>> th = np.linspace(0.2, 1.0, 81)
+    >>> p = parameters_from_tables(ocv=(th, ocv_nmc811_chen2020(th)))
+    >>> round(float(p["Open-circuit voltage [V]"](0.5)), 3)
+    3.972
+    """
+    params = dict(get_parameter_set(base) if isinstance(base, str) else base)
+    if ocv is not None:
+        params["Open-circuit voltage [V]"] = _table(ocv, TableOCV, "voltage_V")
+    if diffusivity is not None:
+        params["Diffusivity [m2.s-1]"] = _table(diffusivity, TableDiffusivity,
+                                                "diffusivity_m2_s")
+    return params
+
+
+def _table(spec, cls, value_column):
+    if isinstance(spec, cls):
+        return spec
+    if isinstance(spec, (str, bytes)) or hasattr(spec, "__fspath__"):
+        theta, values = read_table_csv(spec, value_column)
+        return cls(theta, values, source=str(spec))
+    try:
+        theta, values = spec
+    except (TypeError, ValueError):
+        raise ValueError(f"a {value_column} table must be a CSV path or a (theta, "
+                         f"{value_column}) pair of arrays, got {type(spec).__name__}") from None
+    return cls(theta, values)
+
+
 PARAMETER_SETS = {
     "nmc88_lun2025": nmc88_lun2025,
     "nmc88_h2h3_low_diffusivity": nmc88_h2h3_low_diffusivity,
@@ -323,6 +520,9 @@ def validate(params: dict) -> dict:
                 low_inclusive=False)
     if not callable(params["Diffusivity [m2.s-1]"]):
         raise ValueError("'Diffusivity [m2.s-1]' must be a callable D(theta)")
+    if params.get("Exchange-current prefactor [A.m-2]") is not None:  # 0 is no kinetics, not a default
+        check_range("'Exchange-current prefactor [A.m-2]' (k0)",
+                    params["Exchange-current prefactor [A.m-2]"], 0, None, low_inclusive=False)
     return _with_capacity(dict(params))
 
 

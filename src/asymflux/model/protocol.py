@@ -17,6 +17,29 @@ DEFAULT_CUTOFF_VOLTAGE_V = 4.3
 """With a kinetic surface, a charge ends when the particle potential reaches 4.3 V vs Li
 (the paper's upper cut-off, Fig. 1d/f)."""
 
+DEFAULT_DISCHARGE_CUTOFF_VOLTAGE_V = 3.0
+"""With a kinetic surface, a discharge also ends when the particle potential falls to 3.0 V
+vs Li (the paper's lower cut-off, its 3.0-4.3 V protocol), whichever of this and surface
+occupancy 0.99 comes first."""
+
+
+def end_condition_text(cutoff_occupancy: float | None = None,
+                       cutoff_voltage_V: float | None = None, *, charge: bool = True) -> str:
+    """A run's end condition in words, for a plot's title or a table's caption, e.g.
+    ``"ends when the surface occupancy first reaches 0.2"``.
+
+    ``cutoff_occupancy`` and ``cutoff_voltage_V`` as for :class:`Charge` (the first reached
+    ends the run); with neither the text says so.
+    """
+    parts = []
+    if cutoff_occupancy is not None:
+        parts.append(f"the surface occupancy first reaches {cutoff_occupancy:g}")
+    if cutoff_voltage_V is not None:
+        parts.append(f"the voltage {'rises' if charge else 'falls'} to {cutoff_voltage_V:g} V")
+    if not parts:
+        return "ends at its duration or when the surface empties"
+    return "ends when " + " or ".join(parts)
+
 
 @dataclass(frozen=True)
 class Charge:
@@ -89,7 +112,9 @@ class Charge:
 @dataclass(frozen=True)
 class Discharge(Charge):
     """Galvanostatic discharge (lithiation); the default cut-off is surface occupancy 0.99
-    anywhere, and every discharge also ends when the surface is full (occupancy 1)."""
+    anywhere and, with a kinetic surface, also the particle potential falling to 3.0 V
+    (:data:`DEFAULT_DISCHARGE_CUTOFF_VOLTAGE_V`); every discharge also ends when the surface
+    is full (occupancy 1). A ``cutoff_voltage_V`` given is a lower limit."""
 
     sign = -1
 
@@ -103,7 +128,9 @@ class Discharge(Charge):
 
     def cutoffs(self, *, kinetic: bool) -> tuple[float | None, float | None]:
         """``(occupancy, voltage)`` cut-offs; a discharge defaults to surface occupancy 0.99
-        on either surface."""
+        on either surface and 3.0 V on a kinetic one."""
+        if kinetic and not self.has_limit:
+            return self.effective_cutoff_occupancy, DEFAULT_DISCHARGE_CUTOFF_VOLTAGE_V
         return self.effective_cutoff_occupancy, self.cutoff_voltage_V
 
 

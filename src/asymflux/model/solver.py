@@ -449,6 +449,18 @@ class Discretisation:
             self._diag_pos = _diagonal_positions(self.L_scaled)
             if self._diag_pos is None:
                 raise ValueError("the mesh operator has an empty diagonal entry")
+            # θ at the surface: the boundary cell's node, or, where the node lies inside
+            # (mask meshes), linearly extrapolated from it and the cell behind it:
+            # θ_s = (1 + d/h) θ_cell − (d/h) θ_behind (h the node spacing)
+            self._face_inner, self._face_w = _surface_extrapolation(mesh)
+            self._extrapolated = self._face_inner is not None
+            if self._extrapolated:
+                w = self._face_w[kb.face]
+                self._part_inner = orbit[self._face_inner[kb.face]]
+                self._part_w = w
+                # entries (source row, behind cell) of the Jacobian, in L's pattern
+                rows_w, cols_w = self._src_row, self._part_inner[writes]
+                self._inner_pos = _entry_positions_of(self.L_scaled, rows_w, cols_w)
 
     @property
     def n_unknowns(self) -> int:
@@ -467,10 +479,20 @@ class Discretisation:
     def is_kinetic(self) -> bool:
         return self.kinetics is not None
 
+    def part_theta(self, state):
+        """Surface occupancy of each face part of a kinetic surface from the integrator's
+        state (..., n_unknowns) -> (..., n_parts): the boundary cell's, extrapolated to the
+        face on meshes whose nodes lie inside it (:func:`_surface_extrapolation`)."""
+        state = np.asarray(state)
+        th = state[..., self._part_unknown]
+        if self._extrapolated:
+            th = th + self._part_w * (th - state[..., self._part_inner])
+        return th
+
     def kinetic_state(self, state, current_A_kg, *, with_slopes=False):
         """The Butler-Volmer solution (:meth:`KineticBoundary.solve`) for the integrator's state."""
-        return self.kinetics.solve_parts(np.asarray(state)[..., self._part_unknown],
-                                         current_A_kg, with_slopes=with_slopes)
+        return self.kinetics.solve_parts(self.part_theta(state), current_A_kg,
+                                         with_slopes=with_slopes)
 
     def _kinetic_source(self, sol):
         return np.bincount(self._src_row, self._src_w * sol["s"][self._src_mask],
@@ -494,10 +516,18 @@ class Discretisation:
             a, g_over_sum = self.kinetics.sensitivities(sol)
             n = self.n_unknowns
             # rhs = ... − Σ_k src_w s_k;  ∂s_k/∂θ = −a_k e_own + g_k/Σωg · Σ_j ω_j a_j e_j
-            J.data[self._diag_pos] += np.bincount(self._src_row, self._src_w * a[self._src_mask],
-                                                  minlength=n)
+            own = self._src_w * a[self._src_mask]
+            wa = self.kinetics.omega * a
+            if self._extrapolated:  # ∂θ_s/∂θ_cell = 1 + w, ∂θ_s/∂θ_behind = −w
+                w = self._part_w
+                np.add.at(J.data, self._inner_pos, -w[self._src_mask] * own)
+                own = own * (1.0 + w[self._src_mask])
+                q = (np.bincount(self._part_unknown, wa * (1.0 + w), minlength=n)
+                     - np.bincount(self._part_inner, wa * w, minlength=n))
+            else:
+                q = np.bincount(self._part_unknown, wa, minlength=n)
+            J.data[self._diag_pos] += np.bincount(self._src_row, own, minlength=n)
             p = -np.bincount(self._src_row, self._src_w * g_over_sum[self._src_mask], minlength=n)
-            q = np.bincount(self._part_unknown, self.kinetics.omega * a, minlength=n)
             self.last_rank_one = (p, q, J.data[self._diag_pos].copy())
         return J
 
@@ -522,7 +552,12 @@ class Discretisation:
                 src = np.zeros((self._src_row.size, n))
                 src[np.arange(self._src_row.size), self._src_row] = self._src_w
                 part = np.zeros((self._part_unknown.size, n))
-                part[np.arange(self._part_unknown.size), self._part_unknown] = 1.0
+                k = np.arange(self._part_unknown.size)
+                if self._extrapolated:  # ∂θ_s/∂state, as part_theta
+                    np.add.at(part, (k, self._part_unknown), 1.0 + self._part_w)
+                    np.add.at(part, (k, self._part_inner), -self._part_w)
+                else:
+                    part[k, self._part_unknown] = 1.0
             self._runs_cache = (self.L_scaled.toarray(), src, part)
         return self._runs_cache
 
@@ -549,18 +584,26 @@ class Discretisation:
             sol = self.kinetic_state(states, currents, with_slopes=True)
             a, g_over_sum = self.kinetics.sensitivities(sol)
             n = self.n_unknowns
-            J[:, np.arange(n), np.arange(n)] += a[:, self._src_mask] @ src
+            if self._extrapolated:
+                J += np.einsum("kn,rk,km->rnm", src, a[:, self._src_mask], part[self._src_mask])
+            else:
+                J[:, np.arange(n), np.arange(n)] += a[:, self._src_mask] @ src
             p = -(g_over_sum[:, self._src_mask] @ src)
             q = (self.kinetics.omega * a) @ part
             J += p[:, :, None] * q[:, None, :]
         return J
 
     def surface_theta_from_state(self, theta, current_A_kg):
-        """Occupancy at the boundary faces (extrapolated through Φ where the node is inside),
-        from θ on every cell. A kinetic surface uses its boundary cells' occupancy."""
+        """Occupancy at the boundary faces (extrapolated where the node is inside: through Φ
+        and the prescribed flux, or linearly on a kinetic surface, as :meth:`part_theta`),
+        from θ on every cell."""
         mesh = self.mesh
         th = theta[mesh.boundary_cell]
-        if self.kinetics is not None or not np.any(mesh.boundary_distance_um):
+        if self.kinetics is not None:
+            if self._extrapolated:
+                th = th + self._face_w * (th - theta[self._face_inner])
+            return th
+        if not np.any(mesh.boundary_distance_um):
             return th
         target = self.phi(th) - current_A_kg * self.boundary_flux_per_A_kg * mesh.boundary_distance_um
         grid = np.linspace(-0.5, 1.5, 4001)
@@ -832,6 +875,39 @@ def simulate_side_by_side(
         active = [active[i] for i in keep]
         state = state[keep]
     return out
+
+
+def _surface_extrapolation(mesh: Mesh):
+    """``(behind, weight)`` per boundary face for a linear extrapolation of θ from the
+    boundary cell's node to the face, ``θ_s = θ_cell + weight (θ_cell − θ_behind)``, with
+    ``weight = d / h`` (d the node's distance to the face, h the distance between the two
+    nodes): on meshes whose boundary nodes lie inside (mask meshes, d = half a pixel,
+    ``info["boundary_inner_cell"]``); ``(None, None)`` when the nodes are on the surface.
+    A face without a cell behind its own (a one-pixel-wide neck) keeps the node's θ."""
+    inner = mesh.info.get("boundary_inner_cell") if mesh.info else None
+    if inner is None or not np.any(mesh.boundary_distance_um):
+        return None, None
+    inner = np.asarray(inner, dtype=np.int64)
+    bcell = mesh.boundary_cell
+    has = inner >= 0
+    behind = np.where(has, inner, bcell)
+    h = np.hypot(mesh.cell_x_um[bcell] - mesh.cell_x_um[behind],
+                 mesh.cell_y_um[bcell] - mesh.cell_y_um[behind])
+    weight = np.where(has & (h > 0), mesh.boundary_distance_um / np.where(h > 0, h, 1.0), 0.0)
+    return behind, weight
+
+
+def _entry_positions_of(A, rows, cols):
+    """Positions in ``A.data`` (CSC, sorted indices) of the entries ``(rows[i], cols[i])``;
+    raises if one is not stored."""
+    pos = np.empty(len(rows), dtype=np.int64)
+    for i, (r, c) in enumerate(zip(rows, cols, strict=True)):
+        lo, hi = A.indptr[c], A.indptr[c + 1]
+        j = lo + np.searchsorted(A.indices[lo:hi], r)
+        if j >= hi or A.indices[j] != r:
+            raise ValueError("the surface extrapolation needs an entry outside the mesh operator")
+        pos[i] = j
+    return pos
 
 
 def _galvanostatic_duration(step, mean_theta, m_over_f) -> float:

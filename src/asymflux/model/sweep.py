@@ -9,11 +9,30 @@ from tqdm.auto import tqdm
 
 from .kinetics import FILM_RESISTANCE_ETA_0_3_OHM_M2, FILM_RESISTANCE_ETA_0_7_OHM_M2
 from .mesh import Mesh, disk_mesh
-from .protocol import DEFAULT_CUTOFF_OCCUPANCY, Charge
+from .protocol import DEFAULT_CUTOFF_OCCUPANCY, Charge, end_condition_text
 from .solver import simulate
 from .surface import FilmArc, Surface
 
 PAPER_RATES_MA_G = (50.0, 100.0, 200.0, 400.0)
+
+FIG5B_END = {"cutoff_occupancy": DEFAULT_CUTOFF_OCCUPANCY, "cutoff_voltage_V": None}
+"""The one end condition of every run of Fig. 5b, prescribed and kinetic surfaces alike
+(:func:`rate_capability`'s default, ``asymflux rate-sweep``'s, the model explorer's): the
+charge ends when the surface occupancy first reaches 0.2 (Lun et al. 2025, Fig. 5b). A
+kinetic surface's own default (4.3 V, :data:`~asymflux.model.protocol.DEFAULT_CUTOFF_VOLTAGE_V`)
+is *not* used here: it would end film-covered and clean particles at a different state than
+the prescribed reference curves beside them. :func:`fig5b_charge` makes the step."""
+
+
+def fig5b_charge(rate_mA_g: float, *, cutoff_occupancy: float | None = FIG5B_END["cutoff_occupancy"],
+                 cutoff_voltage_V: float | None = FIG5B_END["cutoff_voltage_V"]) -> Charge:
+    """The charge of one Fig. 5b run: at ``rate_mA_g`` until the first of the cut-offs
+    (default :data:`FIG5B_END`); at least one cut-off must be given."""
+    if cutoff_occupancy is None and cutoff_voltage_V is None:
+        raise ValueError("a rate-capability run needs an end: give cutoff_occupancy (e.g. 0.2) "
+                         "or cutoff_voltage_V (e.g. 4.3)")
+    return Charge(float(rate_mA_g), cutoff_occupancy=cutoff_occupancy,
+                  cutoff_voltage_V=cutoff_voltage_V)
 
 
 def paper_fig5b_surfaces() -> dict[str, Surface]:
@@ -47,10 +66,11 @@ def rate_capability(
     *,
     params: dict | None = None,
     mesh: Mesh | None = None,
-    cutoff_occupancy: float = DEFAULT_CUTOFF_OCCUPANCY,
+    cutoff_occupancy: float | None = FIG5B_END["cutoff_occupancy"],
+    cutoff_voltage_V: float | None = FIG5B_END["cutoff_voltage_V"],
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Charge from the initial state until the surface occupancy reaches the cut-off.
+    """Charge from the initial state until the cut-off, the same end for every run.
 
     Parameters
     ----------
@@ -60,8 +80,12 @@ def rate_capability(
         Default: :func:`paper_fig5b_surfaces`.
     params, mesh :
         As for :func:`~asymflux.model.solver.simulate`.
-    cutoff_occupancy : float
-        Surface occupancy that ends the charge (0.2 in the paper).
+    cutoff_occupancy : float or None
+        Surface occupancy that ends the charge (0.2 in the paper, :data:`FIG5B_END`).
+    cutoff_voltage_V : float or None
+        Voltage that ends the charge (the particle potential on a kinetic surface, the
+        least lithiated surface point's OCV on a prescribed one). With both cut-offs the
+        first reached ends the run; at least one must be given.
     progress : bool
         Show a tqdm progress bar.
 
@@ -69,8 +93,10 @@ def rate_capability(
     -------
     pandas.DataFrame
         One row per (surface, rate): ``rate_mA_g, blocked, li_extracted,
-        capacity_mAh_g, minutes``. ``li_extracted`` is Li removed per formula unit
-        (θ0 − mean θ at the cut-off).
+        capacity_mAh_g, minutes, end_reason``. ``li_extracted`` is Li removed per formula
+        unit (θ0 − mean θ at the cut-off); ``end_reason`` which limit ended the run.
+        ``attrs["end_condition"]``: the end condition in words
+        (:func:`~asymflux.model.protocol.end_condition_text`), for a plot's title.
     """
     if surfaces is None:
         surfaces = paper_fig5b_surfaces()
@@ -81,16 +107,22 @@ def rate_capability(
     if not rates:
         raise ValueError("rates_mA_g must list at least one rate")
     for r in rates:
-        Charge(r)  # validates
+        fig5b_charge(r, cutoff_occupancy=cutoff_occupancy, cutoff_voltage_V=cutoff_voltage_V)
     rows = []
     jobs = [(label, s, r) for label, s in surfaces.items() for r in rates]
     for label, surface, rate in tqdm(jobs, desc="rate sweep", unit="run", disable=not progress):
-        res = simulate(params, mesh, surface, [Charge(rate, cutoff_occupancy=cutoff_occupancy)])
+        step = fig5b_charge(rate, cutoff_occupancy=cutoff_occupancy,
+                            cutoff_voltage_V=cutoff_voltage_V)
+        res = simulate(params, mesh, surface, [step])
         rows.append({
             "rate_mA_g": rate,
             "blocked": label,
             "li_extracted": float(res.li_extracted[-1]),
             "capacity_mAh_g": float(res.capacity_mAh_g[-1]),
             "minutes": float(res.minutes[-1]),
+            "end_reason": res.end_reason,
         })
-    return pd.DataFrame(rows, columns=["rate_mA_g", "blocked", "li_extracted", "capacity_mAh_g", "minutes"])
+    table = pd.DataFrame(rows, columns=["rate_mA_g", "blocked", "li_extracted", "capacity_mAh_g",
+                                        "minutes", "end_reason"])
+    table.attrs["end_condition"] = end_condition_text(cutoff_occupancy, cutoff_voltage_V)
+    return table

@@ -130,6 +130,9 @@ class CurationWidget(Container):
         self._min_area = SpinBox(label="min area (px, 0 = auto)", value=0, min=0,
                                  max=10_000_000)
         data_row = self._row(("Open", self.open_dataset), ("Use stack", self.attach))
+        # the cycler's clock against the camera's (cycler time = frame time + offset)
+        self._time_offset = LineEdit(label="clock offset (s, or auto)", value="")
+        offset_row = self._row(("Apply clock offset", self.set_time_offset))
         detect_row = self._row(("dI", self.show_differential), ("Detect particles", self.detect))
         # --- curation
         self._particle = SpinBox(label="particle", value=0, min=0, max=2**31 - 1)
@@ -149,7 +152,8 @@ class CurationWidget(Container):
         # --- export
         self._export = ExportPanel(self)
         self._status = Label(label="", value="no stack: open a dataset or pick a stack layer")
-        self.extend([self._path, data_row, self._source, self._n_ref, self._register,
+        self.extend([self._path, data_row, self._time_offset, offset_row, self._source,
+                     self._n_ref, self._register,
                      self._normalize,
                      self._rolling, self._min_area, detect_row,
                      self._particle, self._info, status_row, self._class, self._notes, text_row,
@@ -304,6 +308,12 @@ class CurationWidget(Container):
         if meta.get("path"):
             dataset = read_dataset(meta["path"], lazy=True)
             curation = Curation.from_dataset(dataset)
+            if dataset.echem is not None and self._time_offset.value.strip():
+                from asymflux.analysis import apply_time_offset
+
+                dataset = apply_time_offset(dataset, self._time_offset.value.strip(),
+                                            masks=curation.labels if np.any(curation.labels)
+                                            else None)
             pixel_nm = float(dataset.pixel_nm)
             time_s = np.asarray(dataset.time_s, dtype=float)
             capacity = _capacity(dataset, n_frames)
@@ -733,6 +743,36 @@ class CurationWidget(Container):
         export.write_particle_movie(path, particle, fps=fps or self._export.fps.value)
         show_info(f"asymflux: movie of particle {pid} written to {path}")
         return path
+
+    def set_time_offset(self, value=None):
+        """Put the dataset's cycler table on the camera's clock: cycler time = frame time +
+        ``value`` s (default: the *clock offset* field; ``"auto"`` estimates it from the
+        particles' mean intensity, :func:`asymflux.analysis.apply_time_offset`). The
+        capacity per frame of the plots, the particle tables and the fit follow.
+
+        Returns
+        -------
+        asymflux.analysis.TimeOffset
+        """
+        from napari.utils.notifications import show_info
+
+        from asymflux.analysis import apply_time_offset
+
+        text = str(self._time_offset.value if value is None else value).strip() or "0"
+        if self.dataset is None or self.dataset.echem is None:
+            raise ValueError("clock offset: no cycler data (open a dataset folder with its "
+                             "echem.csv first)")
+        masks = None
+        if self.curation is not None and np.any(self.curation.labels):
+            masks = np.asarray(self.curation.labels)
+        shifted = apply_time_offset(self.dataset, text, masks=masks)
+        capacity = _capacity(shifted, int(self.stack.shape[0]))
+        self.dataset, self.capacity_mAh_g = shifted, capacity
+        if value is not None:
+            self._time_offset.value = text
+        show_info(f"asymflux: clock offset {shifted.time_offset} (cycler time = frame time + "
+                  "offset)")
+        return shifted.time_offset
 
     def _analysis_dataset(self):
         """The dataset the stack came from, else one made of the stack (no echem)."""

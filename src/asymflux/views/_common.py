@@ -489,7 +489,12 @@ def dataset_stamp(spec: str) -> int:
     """Modification time (ns) of a dataset path, 0 for a demo name: part of the cache keys,
     so an edited or replaced dataset is re-read."""
     p = Path(str(spec).strip()).expanduser()
+    results = C.results_spec(spec) if not p.is_file() else None
     try:
+        if results is not None:  # an analyze output: its particle table
+            f = results[0] / "particles.csv"
+            return int((f if f.is_file() else results[0] / "particles.parquet").stat()
+                       .st_mtime_ns)
         meta = p / "metadata.json" if p.is_dir() else p
         return int(meta.stat().st_mtime_ns)
     except OSError:
@@ -510,6 +515,10 @@ def _analyzed(spec: str, stamp: int, allow_large: bool = False):
         if hit is not None:
             _RESULTS.move_to_end(key)
             return hit
+    if C.results_spec(spec) is not None:  # analyze's tables, read (no dataset, no movie)
+        out = (None, *C.read_results_spec(spec))
+        _keep_result(key, out)
+        return out
     ds = C.load_dataset(_local_spec(spec))
     check_size(ds, spec, allow_large=allow_large)
     particles, ts, labels = C.analyze(ds)
@@ -545,6 +554,8 @@ def analysis_ready(spec: str) -> bool:
 @pn.cache(max_items=64)
 def _measured(spec: str, stamp: int, particle_id: int):
     ds, _particles, ts, labels = _analyzed(spec, stamp)
+    if ds is None:  # a particle of an analyze output: its table only
+        return C.results_particle(ts, int(particle_id))
     return C.measured_particle(ds, int(particle_id), ts, labels)
 
 
@@ -827,6 +838,14 @@ def start_analysis(spec: str, *, allow_large: bool = False) -> AnalysisJob:
     spec = str(spec).strip()
     stamp = dataset_stamp(spec)
     key = (spec, stamp, bool(allow_large))
+    if C.results_spec(spec) is not None:  # analyze's tables: read here, no worker process
+        job = AnalysisJob(spec, stamp, allow_large)
+        job.waiters = 1
+        hit = _read_results_job(job, spec, stamp)
+        if hit is not None:
+            job.status, job.fraction = "done", 1.0
+            job.future.set_result(hit)
+        return job
     with _LOCK:
         hit = _RESULTS.get((spec, stamp))
         job = _JOBS.get(key)
@@ -844,6 +863,17 @@ def start_analysis(spec: str, *, allow_large: bool = False) -> AnalysisJob:
     threading.Thread(target=_run_job, args=(job, key), daemon=True,
                      name=f"asymflux-analysis {spec}").start()
     return job
+
+
+def _read_results_job(job: AnalysisJob, spec, stamp):
+    """The tables of an analyze output (:func:`_analyzed`), or None with the error set on
+    ``job`` (finished)."""
+    try:
+        return _analyzed(spec, stamp)
+    except Exception as e:  # noqa: BLE001 - the waiting page shows it
+        job.status, job.fraction = "failed", 1.0
+        job.future.set_exception(e)
+        return None
 
 
 def _run_job(job: AnalysisJob, key) -> None:
@@ -1317,13 +1347,22 @@ def safe_name(text: str) -> str:
 _EXPECTED_ERRORS = ("DatasetError", "DatasetSpecError", "DatasetTooLarge", "AnalysisStopped")
 
 
+#: The bold label an alert gives an error, in words (never a class name on the page).
+_ERROR_LABELS = {"DatasetError": "Cannot use this dataset",
+                 "DatasetSpecError": "Cannot open this",
+                 "DatasetTooLarge": "Too large",
+                 "AnalysisStopped": "Stopped",
+                 "CurationError": "Cannot use this curation"}
+
+
 def error_text(exc: BaseException, *, source=None, name_source=True) -> str:
-    """One line for the page: the exception's type and message (no traceback). An error the
-    readers did not word themselves (``OverflowError``, ``BadZipFile``, ...) names
-    ``source`` (the dataset or file; ``name_source=False`` when the caller's text names it
-    already) and says it was not expected."""
-    msg = _without_class_names(" ".join(str(exc).split())) or type(exc).__name__
-    name = type(exc).__name__
+    """One line for the page: a label in words and the message (no traceback, no class
+    name). An error the readers did not word themselves (``OverflowError``, ``BadZipFile``,
+    ...) names ``source`` (the dataset or file; ``name_source=False`` when the caller's text
+    names it already) and says it was not expected."""
+    msg = _without_class_names(" ".join(str(exc).split())) or "no details given"
+    name = next((_ERROR_LABELS[c.__name__] for c in type(exc).__mro__
+                 if c.__name__ in _ERROR_LABELS), "Unexpected error")
     if source is not None and not any(c.__name__ in _EXPECTED_ERRORS for c in type(exc).__mro__):
         src = str(source)
         if name_source and src not in msg:

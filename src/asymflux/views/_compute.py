@@ -83,6 +83,13 @@ REFERENCE_SURFACES = {
 
 CURRENT_LABEL = "current setting"
 
+FIG5B_END_TEXT = "each charge ends when the surface occupancy first reaches 0.2"
+"""Fig. 5b's end condition in words (:data:`asymflux.model.FIG5B_END`, every run: the
+reference curves, the current setting, prescribed or kinetic), written on the PNG's title."""
+
+FIG5B_END_SHORT = "runs end at surface θ = 0.2"
+""":data:`FIG5B_END_TEXT` short enough for the page's 600-pixel plot title."""
+
 
 # ----------------------------------------------------------------------------- model
 
@@ -209,8 +216,10 @@ def surface_label(eta, blocked_fraction, angle_deg, film_ohm_m2=None) -> str:
 
 def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale=1.0,
                  film_ohm_m2=None) -> float:
-    """Li extracted per f.u. when the surface occupancy first reaches 0.2 (Fig. 5b; a
-    kinetic surface, ``film_ohm_m2``, may stop earlier at its 4.3 V cut-off).
+    """Li extracted per f.u. when the surface occupancy first reaches 0.2 (Fig. 5b), on a
+    prescribed or a kinetic surface (``film_ohm_m2``) alike: every run of the figure ends
+    at :data:`asymflux.model.FIG5B_END` (:data:`FIG5B_END_TEXT`), as ``asymflux rate-sweep``'s
+    runs do; the same number as ``rate-sweep`` on the :data:`SWEEP_MESH` mesh.
 
     The disk is rotationally symmetric, so the arc's angle does not matter: it is fixed at
     180° here (one cached value per (η, fraction, rate, D scale, film)).
@@ -221,7 +230,7 @@ def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale=1.0,
     res = model.simulate(_params(diffusivity_scale),
                          model.disk_mesh(FIG4_RADIUS_UM, n_radial=SWEEP_MESH[0],
                                          n_angular=SWEEP_MESH[1]),
-                         surface, [model.Charge(float(rate_mA_g))])
+                         surface, [model.fig5b_charge(float(rate_mA_g))])
     return float(res.li_extracted[-1])
 
 
@@ -242,7 +251,7 @@ def li_extracted_at_rates(eta, blocked_fraction, rates_mA_g, diffusivity_scale=1
         ends = model.simulate_side_by_side(
             _params(diffusivity_scale),
             model.disk_mesh(FIG4_RADIUS_UM, n_radial=SWEEP_MESH[0], n_angular=SWEEP_MESH[1]),
-            surface, [model.Charge(float(r)) for r in rates_mA_g])
+            surface, [model.fig5b_charge(float(r)) for r in rates_mA_g])
     except model.SolverError:
         out = []
         for r in rates_mA_g:
@@ -266,7 +275,8 @@ def rate_table(eta, blocked_fraction, diffusivity_scale=1.0, *, rates=CURVE_RATE
     -------
     DataFrame
         ``rate_mA_g, blocked, label, li_extracted``; ``blocked`` is the paper's key
-        (``"none"``, ``"180:0.25:0.7"``, ``"180:0.25:0.3"``) or ``"current setting"``.
+        (``"none"``, ``"180:0.25:0.7"``, ``"180:0.25:0.3"``) or ``"current setting"``;
+        ``attrs["end_condition"]`` as :func:`asymflux.model.rate_capability`'s.
     """
     point = li_extracted if point is None else point
     rows = []
@@ -277,7 +287,9 @@ def rate_table(eta, blocked_fraction, diffusivity_scale=1.0, *, rates=CURVE_RATE
         for r in rates:
             rows.append({"rate_mA_g": float(r), "blocked": key, "label": label,
                          "li_extracted": point(e, f, float(r), float(diffusivity_scale), film)})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["end_condition"] = FIG5B_END_TEXT.removeprefix("each charge ")
+    return table
 
 
 # ----------------------------------------------------------------------------- particles
@@ -490,9 +502,101 @@ _DATASET_FILES = ("frames.csv", "echem.csv", "masks.tif", "annotations.csv", "st
 """Files of a dataset folder besides metadata.json (docs/dataset-format.md)."""
 
 
+RESULTS_SEP = "#"
+"""``<analyze output folder>#<dataset name>``: one dataset of an ``asymflux analyze``
+results folder, read from its tables (:func:`results_spec`)."""
+
+
+def results_spec(spec) -> tuple[Path, str | None] | None:
+    """``(folder, dataset name or None)`` when ``spec`` names an ``asymflux analyze`` output
+    folder (``folder`` or ``folder#dataset``, :data:`RESULTS_SEP`), else None."""
+    from asymflux.analysis._pipeline import is_analyze_output
+
+    text = str(spec).strip()
+    folder, sep, name = text.rpartition(RESULTS_SEP)
+    if not sep:
+        folder, name = text, ""
+    path = Path(folder).expanduser()
+    if path.is_dir() and not (path / "metadata.json").exists() and is_analyze_output(path):
+        return path, (name or None)
+    return None
+
+
+def results_dataset_specs(folder) -> list[str]:
+    """One spec per dataset of the analyze outputs ``folder`` is or holds (``[]`` if
+    none): ``<output>#<dataset>`` (the output itself when its tables name no dataset)."""
+    from asymflux.analysis._results import read_results, results_folders
+
+    out = []
+    for f in results_folders(folder):
+        try:
+            particles = read_results(f, timeseries=False, require=())[0]
+        except ValueError:
+            out.append(str(f))  # its reading says why, as that dataset's problem
+            continue
+        names = (list(dict.fromkeys(particles["dataset"].astype(str)))
+                 if "dataset" in particles.columns else [])
+        out += [f"{f}{RESULTS_SEP}{n}" for n in names] or [str(f)]
+    return out
+
+
+def read_results_spec(spec):
+    """``(particles, timeseries, labels)`` of one dataset of an analyze output (a
+    :func:`results_spec`), read from its tables, not analysed again; ``labels`` from its
+    ``masks/<dataset>.tif`` (None if absent). DatasetSpecError if it cannot be read."""
+    from asymflux.analysis._results import read_results
+
+    found = results_spec(spec)
+    if found is None:
+        raise DatasetSpecError(f"{spec}: not an asymflux analyze output folder")
+    folder, name = found
+    try:
+        particles, ts = read_results(folder, require=("classification", "particle_id"))
+    except ValueError as e:
+        raise DatasetSpecError(str(e)) from None
+    if ts is None:
+        raise DatasetSpecError(f"{folder}: holds no timeseries.csv (the particles' "
+                               "d(capacity)); analyse the datasets again")
+    if name is not None and "dataset" in particles.columns:
+        particles = particles[particles["dataset"].astype(str) == name]
+        ts = ts[ts["dataset"].astype(str) == name] if "dataset" in ts.columns else ts
+        if particles.empty:
+            raise DatasetSpecError(f"{folder}: its particles.csv holds no dataset {name!r}")
+    labels = None
+    mask_file = folder / "masks" / f"{name}.tif"
+    if name is not None and mask_file.is_file():
+        import tifffile
+
+        labels = tifffile.imread(mask_file)
+    if "ageing" not in particles.columns:
+        particles = particles.assign(ageing="unknown")
+    return particles.reset_index(drop=True), ts.reset_index(drop=True), labels
+
+
+def results_particle(timeseries, particle_id: int) -> ParticleMovie:
+    """A particle of an analyze output: its d(capacity) from the table, no movie (an
+    analyze output holds none: ``dI`` has no pixels, ``extra["no_movie"]`` says why)."""
+    ts = timeseries[timeseries["particle_id"] == int(particle_id)].sort_values("frame")
+    if ts.empty:
+        raise DatasetSpecError(f"no particle {particle_id} in the results table")
+    table = ts.drop(columns=[c for c in ("dataset",) if c in ts.columns])
+    table.insert(0, "source", "measured")
+    n = len(table)
+    empty = np.zeros((n, 0, 0), np.float32)
+    return ParticleMovie(
+        source="measured", pixel_nm=float("nan"),
+        capacity_mAh_g=table["capacity_mAh_g"].to_numpy(float),
+        time_s=table["time_s"].to_numpy(float), stack=empty, dI=empty,
+        mask=np.zeros((0, 0), bool), timeseries=table.reset_index(drop=True),
+        kymograph=np.zeros((n, 0)), distance_nm=np.zeros(0), line=None,
+        boundaries=pd.DataFrame(), extra={"no_movie": "an analyze results folder holds the "
+                                                    "tables, not the movie"})
+
+
 def dataset_specs(spec: str) -> list[str]:
-    """Several datasets: a demo group (``"cohorts"``), names/paths separated by commas, or a
-    folder holding dataset folders."""
+    """Several datasets: a demo group (``"cohorts"``), names/paths separated by commas, a
+    folder holding dataset folders, or an ``asymflux analyze`` output (or a folder of
+    them): one spec per dataset of its tables (:func:`results_dataset_specs`)."""
     from asymflux import datasets
 
     spec = str(spec).strip()
@@ -509,6 +613,10 @@ def dataset_specs(spec: str) -> list[str]:
             continue
         path = Path(p).expanduser()
         if path.is_dir() and not (path / "metadata.json").exists():
+            results = results_dataset_specs(path)
+            if results:  # analyze's tables: read, not analysed again
+                out += results
+                continue
             # asymflux.io's scan: hidden entries (leftovers of interrupted writes,
             # .name.tmp-*, .name.old-*, .asymflux-partial/) are never counted
             from asymflux.io import dataset_folders
@@ -518,7 +626,8 @@ def dataset_specs(spec: str) -> list[str]:
                 out.append(p)  # a dataset folder without metadata.json: its reader says so
                 continue
             if not subs:
-                raise DatasetSpecError(f"{path}: holds no dataset folders (with metadata.json)")
+                raise DatasetSpecError(f"{path}: holds no dataset folders (with metadata.json) "
+                                       "and no asymflux analyze output (particles.csv)")
             out += subs
         else:
             out.append(p)

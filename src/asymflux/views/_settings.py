@@ -18,9 +18,14 @@ import param
 from ..model.kinetics import FILM_RESISTANCE_ETA_0_3_OHM_M2
 from . import _compute as C
 
-RATE_LABELS = {f"{r:g}" + (" ★" if r in C.PAPER_RATES_MA_G else ""): r
-               for r in C.RATE_OPTIONS_MA_G}
-"""Rate slider positions; ★ marks the paper's rates (50/100/200/400 mA/g)."""
+RATE_LABELS = {f"{r:g} ★": r for r in C.PAPER_RATES_MA_G}
+"""The paper's rates (50/100/200/400 mA/g), marked ★: the explorer's quick choices beside
+the rate slider (which takes any value in :data:`RATE_BOUNDS_MA_G`)."""
+
+RATE_BOUNDS_MA_G = (10.0, 1000.0)
+"""Rates the explorer accepts (typed), mA/g; its slider spans :data:`RATE_SLIDER_MA_G`."""
+RATE_SLIDER_MA_G = (25.0, 800.0)
+"""The rate slider's span, mA/g (the former positions' range)."""
 
 DSCALE_OPTIONS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
 """Diffusivity scale factors (log-spaced)."""
@@ -55,9 +60,11 @@ class ExplorerSettings(param.Parameterized):
     blocked_fraction = param.Number(default=0.25, bounds=(0.0, 0.75), step=0.05,
                                     label="blocked fraction of the perimeter",
                                     doc="Fraction of the perimeter that is blocked.")
-    rate_mA_g = param.Selector(default=100.0, objects=RATE_LABELS,
-                               label="rate (mA/g; ★ = the paper's rates)",
-                               doc="Charging rate, mA/g.")
+    rate_mA_g = param.Number(default=100.0, bounds=RATE_BOUNDS_MA_G,
+                             softbounds=RATE_SLIDER_MA_G, step=5.0,
+                             label="rate (mA/g; any value; ★ = the paper's rates)",
+                             doc="Charging rate, mA/g: any value in RATE_BOUNDS_MA_G (a loaded "
+                                 "dataset's rate by default: use_dataset_rate).")
     angle_deg = param.Number(default=180.0, bounds=(0.0, 360.0), step=15.0,
                              label="blocked-arc centre (° CCW from +x; 180 = left)",
                              doc="Centre of the blocked arc, degrees CCW from +x (180 = left).")
@@ -99,6 +106,21 @@ class ExplorerSettings(param.Parameterized):
         # unless the log10 already rounds to it (a slider position between two digits)
         if C.film_from_log10(self.film_log10) != self.film_resistance_ohm_m2:
             self.film_log10 = math.log10(self.film_resistance_ohm_m2)
+
+    def use_dataset_rate(self, metadata) -> float | None:
+        """Set the rate to a dataset's (``metadata["rate_mA_g"]``, rounded to 0.1 mA/g) and
+        return it; None, and the rate left as it is, when the dataset gives none, or one
+        that is not a number within :data:`RATE_BOUNDS_MA_G`."""
+        try:
+            rate = round(float((metadata or {}).get("rate_mA_g")), 1)
+        except (TypeError, ValueError):
+            return None
+        lo, hi = RATE_BOUNDS_MA_G
+        if not (math.isfinite(rate) and lo <= rate <= hi):
+            return None
+        if rate != self.rate_mA_g:
+            self.rate_mA_g = rate
+        return rate
 
     @property
     def kinetic(self) -> bool:

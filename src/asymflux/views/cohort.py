@@ -24,8 +24,10 @@ class CohortBrowser(pn.viewable.Viewer):
     player and the frame), d(capacity) and line-cut kymograph.
 
     ``datasets`` is a demo group (``"cohorts"``, ``"cohort-fresh"``, ...), dataset names
-    or paths separated by commas, or a folder holding dataset folders. Datasets that
-    cannot be read are listed in the alert; the others are still shown.
+    or paths separated by commas, a folder holding dataset folders, or an ``asymflux
+    analyze`` output folder (or a folder of them): its tables are read, not analysed again,
+    and its particles show their d(capacity) (the movie is not in the folder). Datasets
+    that cannot be read are listed in the alert; the others are still shown.
     """
 
     datasets = param.String(default="cohorts", doc="Datasets to pool (see the class doc).")
@@ -54,7 +56,8 @@ class CohortBrowser(pn.viewable.Viewer):
         self.large_button, self.upload = self.loader.large_button, self.loader.upload
         self.datasets_input = pn.widgets.TextInput.from_param(
             self.param.datasets,
-            name="datasets (demo group, names/paths separated by commas, or a folder; Enter)",
+            name="datasets (demo group, names/paths separated by commas, a folder, or an "
+                 "analyze results folder; Enter)",
             width=700)
         self.particle_select = pn.widgets.Select(label="particle", options={}, width=420)
         self.player = pn.widgets.Player(label="frame", start=0, end=1, value=0, interval=300,
@@ -70,6 +73,10 @@ class CohortBrowser(pn.viewable.Viewer):
             pn.bind(self._as_row, pn.bind(self._particle_plot, self.param.particle)),
             name="particle", loading_indicator=True)
         self.downloads = self._make_downloads()  # file name -> button: PNG/figure, CSV/table
+        self._series = {}  # spec -> the dataset's timeseries (the dQ/dV figure)
+        self.dqdv_pane = pn.panel(pn.bind(self._as_row, pn.bind(self._dqdv_plot,
+                                                                 self.param.particle)),
+                                  name="dqdv")
 
     # ------------------------------------------------------------------ loading
 
@@ -170,6 +177,7 @@ class CohortBrowser(pn.viewable.Viewer):
             else:
                 _ds, particles, ts, labels = result
                 analyzed[spec] = (particles, ts, labels)
+        self._series = {spec: r[1] for spec, r in analyzed.items()}
         if not analyzed:
             self._fail(errors or ["no datasets"])
             return
@@ -180,8 +188,10 @@ class CohortBrowser(pn.viewable.Viewer):
         self.alert.object = ("Some datasets could not be used:\n\n- " + "\n- ".join(errors)
                              if errors else "")
         self.alert.visible = bool(errors)
+        from asymflux.analysis._results import cohort_rows
+
         options = {}
-        for r in particles.itertuples():
+        for r in cohort_rows(particles).itertuples():  # a particle once (several half-cycles)
             options[f"{r.dataset} / {int(r.particle_id)} ({r.classification}; {r.ageing})"] = (
                 f"{r.source_spec}|{int(r.particle_id)}")
         self.param.update(particles=particles, stats=stats)
@@ -189,7 +199,7 @@ class CohortBrowser(pn.viewable.Viewer):
         self.particle = chosen
         # options and value at once: no passing selection of the first option
         self.particle_select.param.update(options=options, value=f"{chosen[0]}|{chosen[1]}")
-        n = len(particles)
+        n = len(cohort_rows(particles))
         self.summary.object = (f"{n} particles in {len(analyzed)} datasets, "
                                f"{int(stats['n_asymmetric'].sum())} asymmetric.")
         self._loaded_for = self.datasets
@@ -267,12 +277,23 @@ class CohortBrowser(pn.viewable.Viewer):
             movie = self.particle_movie(particle)
         except Exception as e:  # noqa: BLE001
             K.log_exception(e)
-            return K.empty_plot(f"particle {particle[1]}: {type(e).__name__}")
+            return K.empty_plot(f"particle {particle[1]}: "
+                                f"{K._without_class_names(' '.join(str(e).split()))[:200]}")
         spec, pid = particle
         name = movie.timeseries["dataset"].iloc[0] if "dataset" in movie.timeseries else spec
         dI = movie.dI
         cap = movie.capacity_mAh_g
         frame_stream = self.player.param.value
+        if not dI.size:  # an analyze output's particle: d(capacity) from its table only
+            def marker(frame):
+                f = int(np.clip(frame, 0, dI.shape[0] - 1))
+                return hv.VLine(float(cap[f]) if np.isfinite(cap[f]) else 0.0).opts(
+                    color="grey")
+
+            d = self._offset_plot(movie, name, pid)
+            title = f"{name} / {pid}: d(capacity) ({movie.extra.get('no_movie', 'no movie')})"
+            return (d * hv.DynamicMap(pn.bind(marker, frame_stream))).opts(
+                width=760, height=340, title=title)
 
         def frame_image(frame):
             return self._frame_plot(movie, name, pid, frame)
@@ -292,6 +313,19 @@ class CohortBrowser(pn.viewable.Viewer):
         k = self._kymograph_plot(movie, name, pid)
         k = (k * hv.DynamicMap(pn.bind(kymo_marker, frame_stream))).opts(width=380, height=340)
         return hv.Layout([movie_dm, d, k]).cols(3).opts(shared_axes=False)
+
+    def _dqdv_plot(self, particle):
+        """dQ/dV beside the mean optical signal of the chosen particle's dataset."""
+        from asymflux.analysis import incremental_capacity_table
+
+        ts = self._series.get(particle[0]) if particle is not None else None
+        if ts is None or "voltage_V" not in ts or not np.isfinite(ts["voltage_V"]).any():
+            return K.empty_plot("no cycler voltage per frame: no dQ/dV")
+        name = ts["dataset"].iloc[0] if "dataset" in ts else particle[0]
+        fig = plots.dqdv_optical(incremental_capacity_table(ts),
+                                 title=f"dQ/dV and the mean optical signal: {name}")
+        return fig.opts(shared_axes=False).map(lambda o: o.opts(width=540, height=320),
+                                               ["Overlay"])
 
     # The figures of a particle, from the builders of asymflux.plots (also for the PNG files).
 
@@ -347,6 +381,9 @@ class CohortBrowser(pn.viewable.Viewer):
         """One of the chosen particle's figures (:attr:`PARTICLE_FIGURES`; the movie at the
         player's frame) drawn with HoloViews' matplotlib backend: ``(PNG bytes, file name)``."""
         movie, name, pid, stem = self._chosen()
+        if figure in ("frame", "kymograph") and not movie.dI.size:
+            raise ValueError(f"{name} / {pid}: no movie: "
+                             f"{movie.extra.get('no_movie', 'no frames')}")
         size = {"fig_inches": (5.5, 4), "aspect": "auto"}
         if figure == "frame":
             frame = int(self.player.value)
@@ -422,6 +459,8 @@ class CohortBrowser(pn.viewable.Viewer):
             self.particle_pane,
             pn.Row(pn.pane.Markdown("Download:", **label), d["frame.png"], d["d_capacity.png"],
                    d["kymograph.png"], d["timeseries.csv"]),
+            pn.pane.Markdown("### dQ/dV and the mean optical signal (the particle's dataset)"),
+            self.dqdv_pane,
             width=1200,
         )
 

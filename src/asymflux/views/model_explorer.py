@@ -237,6 +237,9 @@ class ModelExplorer(pn.viewable.Viewer):
         K.load_extensions()  # this page's own: it may be the first one served
         model = {k: params.pop(k) for k in list(params)
                  if k in ExplorerSettings.param and k != "name"}
+        # a rate given here (or with the settings) is kept when the first dataset loads;
+        # otherwise, and for every dataset loaded later, the model takes the dataset's rate
+        self._keep_rate = "rate_mA_g" in model or settings is not None
         if settings is None:
             settings = ExplorerSettings(**model)
         elif model:
@@ -265,7 +268,11 @@ class ModelExplorer(pn.viewable.Viewer):
                                                             throttled=True)
         self.fraction_slider = pn.widgets.FloatSlider.from_param(
             S.blocked_fraction, format="0.00", throttled=True)
-        self.rate_slider = pn.widgets.DiscreteSlider.from_param(S.rate_mA_g, throttled=True)
+        # any rate: drag within RATE_SLIDER_MA_G or type one; the paper's rates one click away
+        self.rate_slider = pn.widgets.EditableFloatSlider.from_param(S.rate_mA_g, format="0.[0]",
+                                                                     throttled=True)
+        self.rate_buttons = pn.Row(*(self._rate_button(label, rate)
+                                     for label, rate in RATE_LABELS.items()), width=320)
         self.angle_slider = pn.widgets.FloatSlider.from_param(S.angle_deg, format="0",
                                                               throttled=True)
         self.dscale_slider = pn.widgets.DiscreteSlider.from_param(S.diffusivity_scale,
@@ -554,18 +561,26 @@ class ModelExplorer(pn.viewable.Viewer):
     def _loaded(self, result):
         ds, particles, _ts, _labels = result
         self._show_measured_voltage(ds)
+        from asymflux.analysis._results import cohort_rows
+
         opts = {f"{int(r.particle_id)} ({r.classification})": int(r.particle_id)
-                for r in particles.itertuples()}
+                for r in cohort_rows(particles).itertuples()}  # once (several half-cycles)
         ids = list(opts.values())
         if not ids:
             self._show_error(ValueError(f"{self.dataset}: no particles found"))
             return False
         pid = self._pick_particle(particles)
         self._requested = None
+        meta = ds.metadata or {}
+        # the model at the dataset's rate (a 70 mA/g movie against a 70 mA/g twin), unless
+        # the page was made with a rate; the rate stays free to move afterwards
+        if self._keep_rate:
+            self._keep_rate = False
+        else:
+            self.settings.use_dataset_rate(meta)
         if self.particle_id != pid:
             self.particle_id = pid
         self.particle_select.param.update(options=opts, value=self.particle_id)
-        meta = ds.metadata or {}
         self._dataset_info.object = (
             f"**{meta.get('name', self.dataset)}**: {meta.get('ageing', '?')}, measured at "
             f"{meta.get('rate_mA_g', '?')} mA/g; {len(ids)} particles"
@@ -824,7 +839,8 @@ class ModelExplorer(pn.viewable.Viewer):
             point = np.nan
         now = f"film {film:.3g} Ω m²" if film is not None else f"η {s['eta']:g}"
         return (table, s["rate_mA_g"], point,
-                f"Fig. 5b; now {now} at {s['rate_mA_g']:g} mA/g → {point:.4f}")
+                f"Fig. 5b, {C.FIG5B_END_SHORT}; now {now} at {s['rate_mA_g']:g} mA/g → "
+                f"{point:.4f}")
 
     def _rate_plot(self, key):
         """Fig. 5b for ``key`` (:meth:`_rate_inputs`): ``(HoloViews overlay of
@@ -1128,12 +1144,25 @@ class ModelExplorer(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ layout
 
+    def _rate_button(self, label, rate):
+        """A button that sets the rate to one of the paper's rates (★)."""
+        button = pn.widgets.Button(name=label, width=66, margin=(0, 4))
+        button.on_click(lambda _event: setattr(self.settings, "rate_mA_g", float(rate)))
+        return button
+
     def controls(self):
+        widgets = []
+        for n, w in self.sliders.items():
+            if n in ("eta", "film_resistance_ohm_m2"):
+                continue
+            widgets.append(w)
+            if n == "rate_mA_g":
+                widgets.append(self.rate_buttons)
         return pn.Column(
             "### Model",
             self.surface_switch,
             self.eta_slider, self.film_slider,
-            *(w for n, w in self.sliders.items() if n not in ("eta", "film_resistance_ohm_m2")),
+            *widgets,
             pn.pane.Markdown("Sliders act when the handle is released (or on each arrow key)."),
             "### Measured particle",
             self.dataset_input,
