@@ -157,8 +157,11 @@ def fig5d_data(
         img = res.to_image(pixel_nm)
         labels = np.isfinite(img.theta[0]).astype(int)
         di = optics.dI_from_theta(img.theta, theta_ref=res.theta0)
+        # the model's noise-free dI: the last few-pixel core is the paper's last unreacted
+        # point (min_core_px=1; a movie's would be noise and is NaN by default)
         ts = analysis.particle_timeseries(di, labels, pixel_nm=pixel_nm, differential=True,
-                                          time_s=res.times_s, capacity_mAh_g=res.capacity_mAh_g)
+                                          time_s=res.times_s, capacity_mAh_g=res.capacity_mAh_g,
+                                          min_core_px=1)
         ts.insert(0, "rate_mA_g", float(rate))
         tables.append(ts)
     return pd.concat(tables, ignore_index=True)

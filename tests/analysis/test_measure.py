@@ -207,9 +207,13 @@ def test_a_dim_edge_pixel_is_not_the_last_unreacted_part():
     rows, cols = np.nonzero(labels)
     k = np.argmax(cols)  # the rightmost pixel of the outline
     stack[2, rows[k], cols[k]] = stack[0, rows[k], cols[k]]  # dI = 0 there, fully reacted elsewhere
-    plain = measure(stack, labels, edge_px=0)
+    plain = measure(stack, labels, edge_px=0, min_core_px=1)
     last = plain[plain.frame == 2].iloc[0]
     assert last.unreacted_fraction > 0 and last.offset_norm > 0.9  # the artefact
+    # ... which the default smallest core (a PSF's area) reports as unresolved
+    last = measure(stack, labels, edge_px=0).query("frame == 2").iloc[0]
+    assert np.isnan(last.offset_nm) and last.offset_reason == "core too small"
+    assert last.quality_flags == "core_too_small"
     ts = measure(stack, labels)  # edge_px=2 by default
     last = ts[ts.frame == 2].iloc[0]
     assert last.unreacted_fraction == 0 and np.isnan(last.offset_nm)

@@ -166,7 +166,12 @@ def test_simulated_twin_mesh_is_fine_enough(explorer, monkeypatch, film_ohm_m2):
     fine = C.simulated_particle(m.mask, m.pixel_nm, m.capacity_mAh_g, **kw).timeseries
     assert len(coarse) == len(fine) > 10
     d_c, d_f = coarse["offset_nm"].to_numpy(), fine["offset_nm"].to_numpy()
-    assert np.array_equal(np.isnan(d_c), np.isnan(d_f))
+    # the same frames have a core (d itself may be NaN on one side only where the last
+    # core is just below or above min_core_px: "core too small")
+    has_c = coarse["offset_reason"].isin(["", "core too small"]).to_numpy()
+    has_f = fine["offset_reason"].isin(["", "core too small"]).to_numpy()
+    assert np.array_equal(has_c, has_f)
+    assert np.sum(np.isnan(d_c) != np.isnan(d_f)) <= 1
     assert np.nanmax(d_f) > 200  # an asymmetric core, so the comparison means something
     assert np.nanmax(np.abs(d_c - d_f)) < 15.0  # nm; pixels are 65 nm
 

@@ -34,6 +34,10 @@ def register(subparsers) -> None:
     p.add_argument("--pixel-nm", type=float, metavar="P", help="pixel size for bare stacks")
     p.add_argument("--frame-interval-s", type=float, metavar="S",
                    help="time between frames for bare stacks")
+    p.add_argument("--frame-times", type=Path, metavar="FILE",
+                   help="bare stacks: the time of each frame, s (a CSV table with a time_s "
+                        "column, one row per frame, optionally a frame column), e.g. from the "
+                        "camera's log when frames were dropped; excludes --frame-interval-s")
     p.add_argument("--echem", type=Path, metavar="FILE",
                    help="bare stacks: the cycler file of the movie (any brand, docs/formats.md); "
                         "its clock against the frames': --time-offset-s")
@@ -63,9 +67,32 @@ def register(subparsers) -> None:
                    help="divide each frame by its illumination before dI (lamp flicker, drift): "
                         "the dataset's recorded frame intensity, else the mean of the pixels "
                         "away from the particles")
+    p.add_argument("--no-normalize-illumination", action="store_true",
+                   help="keep the raw intensities even when the background drifts (by default "
+                        "each frame is normalised, as with --normalize-illumination, when the "
+                        "particle-free background drifts by more than 0.2 x the threshold; "
+                        "said in the warnings)")
     p.add_argument("--rolling", type=int, metavar="N", default=None,
                    help="rolling differential dI = I_t / I_(t-N) - 1 (N frames, 1 <= N < number "
                         "of frames; the first N frames are NaN) instead of I / I0 - 1")
+    p.add_argument("--min-area-px", type=int, metavar="N", default=None,
+                   help="detection: smallest particle in pixels (default: 6 PSF areas at the "
+                        "pixel size, 88 px at 65 nm/px; 30 px if the pixel size is unknown)")
+    p.add_argument("--max-area-px", type=int, metavar="N", default=None,
+                   help="detection: largest particle in pixels (default: no limit)")
+    p.add_argument("--min-solidity", type=float, metavar="S", default=None,
+                   help="detection: drop particles less solid than S (area / convex hull "
+                        "area, 0-1; default: keep all)")
+    p.add_argument("--min-core-px", type=int, metavar="N", default=None,
+                   help="fewer unreacted pixels than N leave d NaN (flag core_too_small; "
+                        "default: a PSF's area, pi x edge-px^2, at least 4)")
+    p.add_argument("--saturation-level", metavar="V", default="auto",
+                   help="the camera's clip level: pixels at or above it are unknown (flag "
+                        "saturated); 'auto' (default): a pile-up at the top value, or the "
+                        "integer type's maximum; 'none': no clipping")
+    p.add_argument("--intensity-offset", type=float, metavar="V", default=0.0,
+                   help="add V to every pixel first: a background-subtracted movie (negative "
+                        "intensities, refused otherwise) with the subtracted level put back")
     p.add_argument("--parquet", action="store_true", help="also write .parquet tables")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the datasets on this dask.distributed scheduler (tcp://host:port, "
@@ -100,12 +127,28 @@ def _read_dataset(path, pixel_nm, frame_interval_s, read=None, time_offset_s=Non
         raise ValueError(f"dataset {path} does not exist")
     read = {k: v for k, v in (read or {}).items() if v is not None}
     echem_path, mass = read.pop("echem", None), read.pop("active_mass_mg", None)
+    frame_times = read.pop("frame_times", None)
     kwargs = dict(read)
     if pixel_nm is not None:
         kwargs["pixel_nm"] = pixel_nm
     if frame_interval_s is not None:
         kwargs["frame_interval_s"] = frame_interval_s
+    if frame_times is not None:
+        if not path.is_file():
+            raise ValueError(f"--frame-times is for bare stacks; {path} is a dataset folder "
+                             "(its frames.csv holds the frame times)")
+        kwargs["frame_interval_s"] = 1.0  # placeholder: replaced by the table's times below
     ds = io.read_dataset(path, **kwargs)
+    if frame_times is not None:  # one time per frame, from the table
+        import dataclasses
+
+        from ._frametimes import read_frame_times
+
+        extra = getattr(ds, "frame_intensity", None)
+        ds = dataclasses.replace(ds, time_s=read_frame_times(
+            frame_times, n_frames=int(ds.stack.shape[0])))
+        if extra is not None:
+            ds.frame_intensity = extra
     if echem_path is None:
         return ds
     table = io.read_echem(echem_path, active_mass_mg=mass)
@@ -310,8 +353,9 @@ def analyze_campaign(paths, *, client, progress=True, **kw):
     kw = dict(kw)
     kw["options"] = dict(kw.get("options") or {}, n_threads=1)
     read = dict(kw.get("read") or {})
-    if read.get("echem") is not None:
-        read["echem"] = Path(read["echem"]).absolute()
+    for key in ("echem", "frame_times"):
+        if read.get(key) is not None:
+            read[key] = Path(read[key]).absolute()
     kw["read"] = read
     futures = {client.submit(analyze_path, Path(p).absolute(), pure=False, **kw): i
                for i, p in enumerate(paths)}
@@ -383,6 +427,30 @@ def _name_of_path(path) -> str:
     return path.name.split(".")[0] if path.is_file() else path.name
 
 
+def _quality_options(args) -> dict:
+    """The detection and quality options of ``asymflux analyze`` as keyword options of
+    :func:`analyze_dataset` (only those given)."""
+    out = {}
+    detect = {k: getattr(args, k) for k in ("min_area_px", "max_area_px", "min_solidity")
+              if getattr(args, k, None) is not None}
+    if detect:
+        out["detect_kwargs"] = detect
+    if getattr(args, "min_core_px", None) is not None:
+        out["min_core_px"] = args.min_core_px
+    level = str(getattr(args, "saturation_level", "auto")).strip().lower()
+    if level == "none":
+        out["saturation_level"] = None
+    elif level != "auto":
+        try:
+            out["saturation_level"] = float(level)
+        except ValueError:
+            raise ValueError(f"--saturation-level must be a number, 'auto' or 'none', got "
+                             f"{args.saturation_level!r}") from None
+    if getattr(args, "intensity_offset", 0.0):
+        out["intensity_offset"] = float(args.intensity_offset)
+    return out
+
+
 def run_analyze(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -408,12 +476,25 @@ def run_analyze(args: argparse.Namespace) -> int:
                "edge_px": args.edge_px}
     if args.normalize_illumination:
         options["normalize"] = "frame_mean"
+    if args.no_normalize_illumination:
+        if args.normalize_illumination:
+            raise ValueError("--normalize-illumination and --no-normalize-illumination "
+                             "exclude each other")
+        options["normalize"] = None
     if args.rolling is not None:
         options["rolling_frames"] = args.rolling
     if args.asymmetry_threshold is not None:
         options["asymmetry_threshold"] = args.asymmetry_threshold
+    options.update(_quality_options(args))
     read = {"echem": args.echem, "active_mass_mg": args.active_mass_mg, "channel": args.channel,
             "z": args.z, "frame_axis": args.frame_axis}
+    if getattr(args, "frame_times", None) is not None:
+        from ._frametimes import read_frame_times
+
+        if args.frame_interval_s is not None:
+            raise ValueError("--frame-times and --frame-interval-s exclude each other")
+        read_frame_times(args.frame_times)  # a bad table is refused before any work
+        read["frame_times"] = Path(args.frame_times)
     if args.echem is not None:
         from asymflux.io import echem_format
 

@@ -36,7 +36,8 @@ TIMESERIES_COLUMNS = [
     "particle_id", "frame", "time_s", "capacity_mAh_g", "mean_dI", "norm_intensity",
     "unreacted_fraction", "unreacted_area_um2", "offset_nm", "offset_norm", "offset_angle_deg",
     "offset_reason", "area_um2", "com_row", "com_col", "li_rich_row", "li_rich_col",
-    "drift_row_px", "drift_col_px",
+    "drift_row_px", "drift_col_px", "quality_flags", "d_nm_low", "d_nm_high",
+    "offset_norm_low", "offset_norm_high", "noise_dI",
 ]
 
 
@@ -187,6 +188,11 @@ def particle_timeseries(
     n_threads=None,
     progress=False,
     direction="charge",
+    quality=True,
+    saturation_level="auto",
+    min_core_px=None,
+    noise_dI=None,
+    context_labels=None,
 ):
     """Shrinking-core measurements for every labelled particle and frame.
 
@@ -258,6 +264,26 @@ def particle_timeseries(
         (relative to the reference) falls where it has changed: the unreacted region is
         then ``-dI < threshold`` (the region not yet changed since the reference frame),
         and d is measured on it. ``mean_dI`` keeps its sign.
+    quality : bool
+        Measure the quality flags (:data:`asymflux.analysis.QUALITY_FLAGS`) in the same
+        pass: the ``quality_flags`` column. False leaves it empty (a little faster).
+    saturation_level : "auto", float or None
+        The camera's clip level: pixels at or above it are unknown (NaN) and flag their
+        particle ``saturated``. ``"auto"``: a pile-up at the top value of the reference
+        frames or the last frame, or an integer dtype's maximum
+        (:func:`~asymflux.analysis._quality.detect_saturation_level`); None: no clipping.
+    min_core_px : int, optional
+        Fewer unreacted pixels than this leave d, d/R_eq and the direction NaN
+        (``offset_reason`` "core too small", flag ``core_too_small``). Default: a PSF's
+        area, π·edge_px² (at least 4).
+    context_labels : (n_row, n_col) int array, optional
+        All the particles, when ``labels`` holds only some of them: the flags measured
+        on the particles' surroundings (background rings) then see the others as the
+        full analysis does.
+    noise_dI : float or (n_particles,) array, optional
+        The pixel noise of dI per particle (in label order) for ``d_nm_low`` /
+        ``d_nm_high``; default: measured on the reference image
+        (:func:`~asymflux.analysis._quality.dI_noise`).
 
     Returns
     -------
@@ -265,12 +291,13 @@ def particle_timeseries(
         One row per particle and frame, columns :data:`TIMESERIES_COLUMNS`:
         ``mean_dI`` (particle mean of dI), ``norm_intensity`` (ΣI/ΣI0 over the particle,
         of the illumination-normalised I with ``normalize``, ΣI_t/ΣI_(t−n) with
-        ``rolling_frames``; NaN for dI input), ``unreacted_fraction`` (of the particle's valid pixels at
+        ``rolling_frames``; NaN for dI input), ``quality_flags`` (the quality flags raised,
+        ``;``-separated, ``""`` for none), ``unreacted_fraction`` (of the particle's valid pixels at
         least ``edge_px`` inside its outline),
         ``offset_nm`` = d = |O_Li-rich − O_COM|, ``offset_norm`` = d / R_eq with
         R_eq = sqrt(area/π), ``offset_angle_deg`` (direction from O_COM to O_Li-rich,
         counter-clockwise from +x as seen on screen, in (-180, 180]), ``offset_reason``
-        (``""``, ``"no unreacted pixels"`` or ``"no valid pixels"``; d is NaN unless
+        (``""``, ``"no unreacted pixels"``, ``"core too small"`` or ``"no valid pixels"``; d is NaN unless
         ``""``), centres of mass in pixel (row, col) and the drift applied
         (``drift_row_px``, ``drift_col_px``).
     """
@@ -289,6 +316,27 @@ def particle_timeseries(
     capacity_mAh_g = _per_frame(capacity_mAh_g, "capacity_mAh_g", n_frames)
     edge_px = int(check_range("edge_px", edge_px, 0, None))
     px = _Pixels(labels, edge_px=edge_px)
+    from ._quality import QualityPass, auto_saturation_level, default_min_core_px
+
+    if min_core_px is None:
+        min_core_px = default_min_core_px(edge_px)
+    min_core_px = int(check_range("min_core_px", min_core_px, 1, None, integer=True))
+    qc = sat_warn = None
+    noise = noise_pix = None  # dI pixel noise: d is also measured at threshold -/+ noise
+    if quality and not differential:
+        if isinstance(saturation_level, str):
+            if saturation_level != "auto":
+                raise ValueError(f"saturation_level must be 'auto', a number or None, got "
+                                 f"{saturation_level!r}")
+            saturation_level = auto_saturation_level(stack, n_reference_frames)
+        elif saturation_level is not None:
+            saturation_level = check_range("saturation_level", saturation_level)
+        qc = QualityPass(labels, px, threshold=threshold, edge_px=edge_px,
+                         saturation_level=saturation_level, min_core_px=min_core_px,
+                         px_cls=_Pixels,
+                         context=None if context_labels is None
+                         else _check_labels(context_labels, stack.shape[1:],
+                                            name="context_labels"))
     if shifts_px is not None:
         shifts_px = np.asarray(shifts_px, dtype=float)
         if shifts_px.shape != (n_frames, 2):
@@ -325,6 +373,9 @@ def particle_timeseries(
     def sample(chunk, t0, t1, shifts):
         """Registered particle pixel values of frames t0:t1, divided by F_t with ``normalize``."""
         vals = px.sample(chunk, shifts).astype(np.float64, copy=False)
+        sat = qc.saturated(chunk) if qc is not None else None
+        if sat is not None:  # clipped pixels are unknown, not unreacted
+            vals = np.where(px.sample(sat.astype(np.float64), shifts) > 0, np.nan, vals)
         f = illumination(chunk, t0, t1)
         return vals if f is None else vals / f[:, None]
 
@@ -365,7 +416,24 @@ def particle_timeseries(
             else:
                 s = None
             i0 = sample(first, 0, n_ref, s).mean(axis=0)
+        if qc is not None and qc.clip is not None:
+            from ._quality import saturation_warning
+
+            n_look = max(1, min(int(n_reference_frames), n_frames))
+            sat_warn = saturation_warning(
+                px.sample(as_float(read_chunk(stack, 0, n_look)), None).mean(axis=0), px,
+                qc.clip, threshold)
         i0 = _masked_reference(i0, stacklevel=3)
+        if noise_dI is not None:
+            noise = np.broadcast_to(np.asarray(noise_dI, dtype=np.float64),
+                                    (px.ids.size,)).copy()
+            noise_pix = np.repeat(noise, px.area_px)
+        elif quality:
+            from ._quality import dI_noise
+
+            noise = dI_noise(i0, px, labels,
+                             1 if reference is not None else n_reference_frames)
+            noise_pix = np.repeat(noise, px.area_px)
         sum_i0 = px.reduce(np.where(np.isfinite(i0), i0, 0.0)[None], np.float64)[0]
     rows_f = px.rows.astype(np.float64)
     cols_f = px.cols.astype(np.float64)
@@ -438,6 +506,17 @@ def particle_timeseries(
             "shifts": s,
             "blank": blank,
         }
+        for side, sign in (("lo", -1.0), ("hi", 1.0)) if noise is not None else ():
+            thr_s = threshold + sign * noise_pix
+            u = ((-dI if discharge else dI) < thr_s).astype(np.float64)
+            if not px.all_inner:
+                u *= px.inner
+            out[f"n_unr_{side}"] = px.reduce(u)
+            out[f"sum_unr_row_{side}"] = px.reduce(u * rows_f)
+            out[f"sum_unr_col_{side}"] = px.reduce(u * cols_f)
+        if qc is not None:
+            out.update(qc.chunk(chunk, s, vals, -dI if discharge else dI,  # reaction's sign
+                                illumination(chunk, t0, t1)))
         if not differential:
             out["sum_I"] = px.reduce(vals if all_valid else np.where(valid, vals, 0.0))
             out["sum_I0"] = (np.broadcast_to(sum_i0, (n, px.ids.size))
@@ -492,7 +571,35 @@ def particle_timeseries(
         r_eq_px = np.sqrt(px.area_px / np.pi)
         angle = np.degrees(np.arctan2(0.0 - drow, dcol))  # 0 - 0.0 = +0: left is 180, not -180
         angle = np.where(offset_px > 1e-9, angle, np.nan)
-    reason = np.where(n_valid == 0, "no valid pixels", np.where(n_unr == 0, "no unreacted pixels", ""))
+        # d at the threshold -/+ the pixel noise: its range from the threshold's uncertainty
+        d_band = [offset_px]
+        for side in ("lo", "hi") if noise is not None else ():
+            n_s = np.rint(cat.pop(f"n_unr_{side}"))
+            r_s = cat.pop(f"sum_unr_row_{side}") / np.maximum(n_s, 1)
+            c_s = cat.pop(f"sum_unr_col_{side}") / np.maximum(n_s, 1)
+            d_band.append(np.where(n_s >= min_core_px,
+                                   np.hypot(r_s - px.com_row, c_s - px.com_col), np.nan))
+        d_low = np.fmin.reduce(d_band)
+        d_high = np.fmax.reduce(d_band)
+    small = (n_unr > 0) & (n_unr < min_core_px)  # an unresolved core: its centre is noise
+    d_low = np.where(np.isfinite(offset_px) & ~small, d_low, np.nan)
+    d_high = np.where(np.isfinite(offset_px) & ~small, d_high, np.nan)
+    if small.any():
+        offset_px = np.where(small, np.nan, offset_px)
+        angle = np.where(small, np.nan, angle)
+    reason = np.where(n_valid == 0, "no valid pixels",
+                      np.where(n_unr == 0, "no unreacted pixels",
+                               np.where(small, "core too small", "")))
+    flags = None
+    if qc is not None:
+        from ._quality import join_flags
+
+        q = {k: cat.pop(k) for k in list(cat) if k.startswith("q_")}
+        flags = join_flags(qc.finish(q, n_unr=n_unr, shifts=shifts,
+                                     n_reference_frames=n_reference_frames,
+                                     rolling=rolling_frames))
+    elif small.any():
+        flags = np.where(small, "core_too_small", "")
 
     # tidy: particle-major (all frames of particle 1, then particle 2, ...)
     def col(a):
@@ -519,11 +626,19 @@ def particle_timeseries(
         "li_rich_col": col(li_col),
         "drift_row_px": np.tile(shifts[:, 0], n_lab),
         "drift_col_px": np.tile(shifts[:, 1], n_lab),
+        "quality_flags": col(flags) if flags is not None else "",
+        "d_nm_low": col(d_low * pixel_nm),
+        "d_nm_high": col(d_high * pixel_nm),
+        "offset_norm_low": col(d_low / r_eq_px),
+        "offset_norm_high": col(d_high / r_eq_px),
+        "noise_dI": np.repeat(noise if noise is not None else np.zeros(n_lab), n_frames),
     })
+    if sat_warn:
+        df.attrs.setdefault("warnings", []).append(sat_warn)
     if blank.size:
         shown = ", ".join(map(str, blank[:10])) + (", ..." if blank.size > 10 else "")
-        df.attrs["warnings"] = [
+        df.attrs.setdefault("warnings", []).extend([
             f"{blank.size} of {n_frames} frames hold no image (every pixel NaN or one value: "
             f"a blank exposure, or zarr chunks never written): frame(s) {shown}; their "
-            "measurements are NaN"]
+            "measurements are NaN"])
     return df

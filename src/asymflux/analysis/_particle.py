@@ -248,7 +248,7 @@ def analyze_particle(stack, labels, particle_id: int, *, pixel_nm, time_s=None,
         background_mask=background_mask, rolling_frames=rolling_frames, shifts_px=shifts_px,
         register=register, registration_region=default_registration_region(labels) if register
         else None, drift_every=drift_every, chunk_frames=chunk_frames, n_threads=n_threads,
-        progress=progress)
+        progress=progress, context_labels=labels)
     shifts = None
     if register or shifts_px is not None:
         shifts = table[["drift_row_px", "drift_col_px"]].to_numpy(dtype=float)

@@ -53,6 +53,34 @@ def dataset_normalization(dataset, normalize="frame_mean"):
     return normalize
 
 
+def resolve_normalization(dataset, normalize, stack, labels, *, threshold=0.05,
+                          n_reference_frames=1, rolling_frames=None):
+    """``(normalize, warnings)``: ``normalize="auto"`` becomes ``"frame_mean"`` (the
+    dataset's recorded illumination if it has one, :func:`dataset_normalization`) when the
+    particle-free background drifts by more than
+    :data:`~asymflux.analysis._quality.BACKGROUND_DRIFT_FRACTION` x ``threshold`` (1 % for
+    0.05) over the movie (measured on 24 evenly spaced frames), else None; said in the
+    warnings. Other values go through :func:`dataset_normalization`."""
+    if not (isinstance(normalize, str) and normalize == "auto"):
+        return dataset_normalization(dataset, normalize), []
+    if rolling_frames is not None:
+        return None, []  # a rolling differential compares neighbouring frames
+    from ._quality import BACKGROUND_DRIFT_FRACTION, background_drift
+
+    limit = BACKGROUND_DRIFT_FRACTION * abs(float(threshold))
+    drift, frame = background_drift(stack, labels, n_reference_frames=n_reference_frames)
+    if not np.isfinite(drift) or drift <= limit:
+        return None, []
+    norm = dataset_normalization(dataset, "frame_mean")
+    how = ("its recorded frame intensity" if not isinstance(norm, str)
+           else "the mean of its particle-free pixels")
+    return norm, [f"{dataset_name(dataset)}: the particle-free background drifts by "
+                  f"{100 * drift:.2g} % (frame {frame}), more than {100 * limit:.2g} % "
+                  f"({BACKGROUND_DRIFT_FRACTION:g} x the dI threshold {threshold:g}): each "
+                  f"frame is normalised by {how} (normalize='frame_mean'; normalize=None / "
+                  "--no-normalize-illumination to keep the raw intensities)"]
+
+
 def _capacity(dataset, n_frames):
     """``(capacity per frame, warnings)``: the warnings (one line each) say why capacities
     are NaN or how they were obtained (no cycler data, NaN cells, frames outside the
@@ -134,10 +162,30 @@ def check_analysis_options(*, threshold=0.05, edge_px=2, n_reference_frames=1,
         raise ValueError(f"window must be (low, high) with low < high, got {window!r}")
 
 
-def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None):
-    """``(name, stack, labels, time_s, capacity_mAh_g)`` of a dataset, as every analysis
-    reads them (labels: ``masks``, else the dataset's, else detected)."""
+def detect_reference(ref, *, pixel_nm=None, detect_kwargs=None):
+    """The particles of a reference image as every front end detects them:
+    :func:`detect_particles` (default ``min_area_px`` from ``pixel_nm``), then again on the
+    image divided by its smooth illumination fitted to the particle-free pixels
+    (:func:`~asymflux.analysis._quality.flatten_illumination`: a beam profile's slope
+    would pull the thresholded outlines towards its centre)."""
     from ._detect import detect_particles
+    from ._quality import flatten_illumination
+
+    kw = {"pixel_nm": pixel_nm, **(detect_kwargs or {})}
+    masks = detect_particles(ref, **kw)
+    if np.any(masks):
+        flat = detect_particles(flatten_illumination(ref, masks), **kw)
+        if np.any(flat):
+            masks = flat
+    return masks
+
+
+def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
+                    intensity_offset=0.0):
+    """``(name, stack, labels, time_s, capacity_mAh_g)`` of a dataset, as every analysis
+    reads them (labels: ``masks``, else the dataset's, else detected; the stack with
+    ``intensity_offset`` added, refused when its reference frames hold negative
+    intensities)."""
     from ._differential import reference_image
     from ._measure import _check_labels
 
@@ -159,17 +207,27 @@ def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None)
     else:
         masks = _check_labels(masks, stack.shape[1:], name="masks")
     check_stack_signal(stack, name=_where(dataset), n_reference_frames=n_reference_frames)
+    from ._chunks import read_chunk
+    from ._quality import OffsetStack, check_intensities
+
+    check_intensities(read_chunk(stack, 0, max(1, min(int(n_reference_frames), n_frames))),
+                      name=_where(dataset), intensity_offset=intensity_offset)
+    if intensity_offset:
+        stack = OffsetStack(stack, intensity_offset)
     if masks is not None and not np.any(masks):
         raise ValueError(f"{name}: the particle masks hold no particle (every pixel is 0, "
                          "background)")
     if masks is None:
-        masks = detect_particles(reference_image(stack, n_reference_frames=n_reference_frames),
-                                 **(detect_kwargs or {}))
+        masks = detect_reference(reference_image(stack, n_reference_frames=n_reference_frames),
+                                 pixel_nm=dataset.pixel_nm, detect_kwargs=detect_kwargs)
         if not np.any(masks):
             raise ValueError(f"{_where(dataset)}: no particle detected in the reference image "
                              "(frame 0); check the stack, or give the particle masks "
                              "(masks=, --masks, or masks.tif in the dataset folder)")
     cap, problems = _capacity(dataset, n_frames)
+    from ._frametimes import timing_warnings
+
+    problems = [*problems, *timing_warnings(time_s, name=name)]
     return name, stack, masks, time_s, cap, problems
 
 
@@ -233,7 +291,10 @@ def dataset_tables(dataset, name, ts, problems, *, window, asymmetry_threshold, 
     for col in ("time_offset_s", "time_offset_uncertainty_s", "time_offset_method"):
         particles[col] = clock[col]
     particles.attrs["time_offset"] = clock
-    problems = [*problems, *(f"{_where(dataset)}: {w}" for w in ts.attrs.get("warnings", []))]
+    from ._quality import flag_summary
+
+    problems = [*problems, *(f"{_where(dataset)}: {w}" for w in ts.attrs.get("warnings", [])),
+                *flag_summary(ts, name=name)]
     if (not problems and particles["vanish_frame"].notna().any()
             and particles["vanish_capacity_mAh_g"].isna().all()):
         problems.append(f"{name}: the unreacted region vanishes in "
@@ -250,7 +311,7 @@ def analyze_dataset(
     edge_px=2,
     register=True,
     n_reference_frames=1,
-    normalize=None,
+    normalize="auto",
     rolling_frames=None,
     window=DEFAULT_WINDOW,
     asymmetry_threshold=DEFAULT_ASYMMETRY_THRESHOLD,
@@ -262,6 +323,9 @@ def analyze_dataset(
     progress=False,
     return_labels=False,
     time_offset_s=None,
+    saturation_level="auto",
+    min_core_px=None,
+    intensity_offset=0.0,
 ):
     """Measure and classify every particle of an :class:`asymflux.io.Dataset`.
 
@@ -281,9 +345,11 @@ def analyze_dataset(
         Correct drift on the fly (see :func:`particle_timeseries`).
     n_reference_frames : int
         Frames averaged into I0.
-    normalize : None, "frame_mean" or (n_frames,) array
+    normalize : "auto", None, "frame_mean" or (n_frames,) array
         Divide each frame by its illumination before the differential (lamp flicker,
-        illumination drift). ``"frame_mean"``: the dataset's recorded per-frame intensity
+        illumination drift). ``"auto"`` (default): ``"frame_mean"`` when the particle-free
+        background drifts by more than 0.2 x ``threshold`` over the movie, else None (said
+        in the warnings; :func:`resolve_normalization`). ``"frame_mean"``: the dataset's recorded per-frame intensity
         (``dataset.frame_intensity``) if it has one, else the mean of the pixels farther
         than :data:`DEFAULT_BACKGROUND_MARGIN_PX` from every particle
         (:func:`dataset_normalization`, :func:`particle_timeseries`).
@@ -303,6 +369,12 @@ def analyze_dataset(
         time_offset_s`` (s); ``"auto"`` estimates it
         (:func:`~asymflux.analysis.estimate_dataset_time_offset`). Default: the
         dataset's own (:func:`~asymflux.analysis.apply_time_offset`), else 0.
+    saturation_level, min_core_px
+        See :func:`particle_timeseries` (the clip level, default found in the movie; the
+        smallest core whose d is reported).
+    intensity_offset : float
+        Added to every pixel before anything else: a background-subtracted movie (negative
+        intensities, refused without it) with the subtracted level added back.
 
     Returns
     -------
@@ -330,8 +402,12 @@ def analyze_dataset(
                            drift_every=drift_every,
                            n_frames=int(getattr(dataset.stack, "shape", (0,))[0]) or None)
     name, stack, masks, time_s, capacity, problems = _dataset_inputs(
-        dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs)
-    norm = dataset_normalization(dataset, normalize)
+        dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs,
+        intensity_offset=intensity_offset)
+    norm, said = resolve_normalization(dataset, normalize, stack, masks, threshold=threshold,
+                                       n_reference_frames=n_reference_frames,
+                                       rolling_frames=rolling_frames)
+    problems = [*problems, *said]
     ts = particle_timeseries(
         stack, masks, pixel_nm=dataset.pixel_nm, time_s=time_s,
         capacity_mAh_g=capacity, threshold=threshold, edge_px=edge_px,
@@ -339,6 +415,7 @@ def analyze_dataset(
         normalize=norm, rolling_frames=rolling_frames,
         drift_every=drift_every,
         chunk_frames=chunk_frames, n_threads=n_threads, progress=progress,
+        saturation_level=saturation_level, min_core_px=min_core_px,
     )
     ts = by_half_cycle(dataset, ts, stack, masks, capacity=capacity, normalize=norm,
                        rolling_frames=rolling_frames, pixel_nm=dataset.pixel_nm,
@@ -362,7 +439,7 @@ def analyze_dataset_particle(
     register=True,
     shifts_px=None,
     n_reference_frames=1,
-    normalize=None,
+    normalize="auto",
     rolling_frames=None,
     detect_kwargs=None,
     drift_every=1,
@@ -413,12 +490,16 @@ def analyze_dataset_particle(
                            drift_every=drift_every)
     name, stack, masks, time_s, capacity, problems = _dataset_inputs(
         dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs)
+    normalize, said = resolve_normalization(dataset, normalize, stack, masks, threshold=threshold,
+                                            n_reference_frames=n_reference_frames,
+                                            rolling_frames=rolling_frames)
+    problems = [*problems, *said]
     try:
         result = analyze_particle(
             stack, masks, particle_id, pixel_nm=dataset.pixel_nm, time_s=time_s,
             capacity_mAh_g=capacity, threshold=threshold, edge_px=edge_px, register=register,
             shifts_px=shifts_px, n_reference_frames=n_reference_frames,
-            normalize=dataset_normalization(dataset, normalize), rolling_frames=rolling_frames,
+            normalize=normalize, rolling_frames=rolling_frames,
             drift_every=drift_every, pad_px=pad_px, crop=crop, chunk_frames=chunk_frames,
             n_threads=n_threads, progress=progress)
     except ValueError as e:
@@ -426,7 +507,7 @@ def analyze_dataset_particle(
     # a movie over several half-cycles: each against its own reference frame, as
     # analyze_dataset measures it (the crop's dI stays against frame 0)
     norm = dataset_normalization(dataset, normalize)
-    extra = {}
+    extra = {"context_labels": masks}  # the background rings among all particles
     if isinstance(norm, str):  # "frame_mean": the particle-free pixels of all particles
         from ._differential import particle_free_pixels
 

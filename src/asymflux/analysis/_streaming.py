@@ -236,6 +236,7 @@ def _frame_positions(table, mosaic, frame_labels, pixel_nm):
         drow = li_row - com_row
         dcol = li_col - com_col
         offset_px = np.hypot(drow, dcol)
+        offset_px[table["offset_reason"].to_numpy() == "core too small"] = np.nan
         r_eq_px = np.sqrt(px.area_px[pos] / np.pi)
         angle = np.degrees(np.arctan2(0.0 - drow, dcol))
         angle = np.where(offset_px > 1e-9, angle, np.nan)
@@ -257,7 +258,7 @@ def analyze_streaming(
     edge_px=2,
     register=True,
     n_reference_frames=1,
-    normalize=None,
+    normalize="auto",
     rolling_frames=None,
     window=DEFAULT_WINDOW,
     asymmetry_threshold=DEFAULT_ASYMMETRY_THRESHOLD,
@@ -269,6 +270,9 @@ def analyze_streaming(
     n_threads=None,
     progress=False,
     return_labels=False,
+    saturation_level="auto",
+    min_core_px=None,
+    intensity_offset=0.0,
 ):
     """:func:`analyze_dataset` on the particles' crops: for movies of large frames.
 
@@ -284,8 +288,10 @@ def analyze_streaming(
         Its ``stack`` (n_frames, n_row, n_col), any real dtype, lazy or not.
     masks, threshold, edge_px, register, n_reference_frames, normalize, rolling_frames,
     window, asymmetry_threshold, statistic, detect_kwargs, drift_every, chunk_frames,
-    n_threads, progress, return_labels
-        As for :func:`analyze_dataset`. ``chunk_frames`` counts mosaic frames (default
+    n_threads, progress, return_labels, saturation_level, min_core_px, intensity_offset
+        As for :func:`analyze_dataset` (the flags measured on the particles' surroundings,
+        ``background_drift`` and ``focus_change``, see the crops: they may differ near
+        the crops' edges). ``chunk_frames`` counts mosaic frames (default
         ~64 MB of them).
     margin_px : int
         Pixels around each particle's bounding box (at least ``edge_px + 1``); a drift
@@ -301,8 +307,8 @@ def analyze_streaming(
     from ._pipeline import (
         _dataset_inputs,
         check_analysis_options,
-        dataset_normalization,
         dataset_tables,
+        resolve_normalization,
     )
     from ._registration import default_registration_region
 
@@ -312,8 +318,16 @@ def analyze_streaming(
                            drift_every=drift_every,
                            n_frames=int(getattr(dataset.stack, "shape", (0,))[0]) or None)
     name, stack, labels, time_s, capacity, problems = _dataset_inputs(
-        dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs)
-    norm = dataset_normalization(dataset, normalize)
+        dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs,
+        intensity_offset=intensity_offset)
+    if isinstance(saturation_level, str) and saturation_level == "auto":  # as on the frames
+        from ._quality import auto_saturation_level
+
+        saturation_level = auto_saturation_level(stack, n_reference_frames)
+    norm, said = resolve_normalization(dataset, normalize, stack, labels, threshold=threshold,
+                                       n_reference_frames=n_reference_frames,
+                                       rolling_frames=rolling_frames)
+    problems = [*problems, *said]
     background_flat = None
     if isinstance(norm, str):  # "frame_mean": measured on the frame's particle-free pixels
         background_flat = np.flatnonzero(particle_free_pixels(labels))
@@ -330,6 +344,7 @@ def analyze_streaming(
             normalize=norm, background_mask=mosaic.illumination_pixel,
             rolling_frames=rolling_frames, drift_every=drift_every,
             chunk_frames=chunk_frames, n_threads=n_threads, progress=progress,
+            saturation_level=saturation_level, min_core_px=min_core_px,
         )
         drift = np.abs(ts[["drift_row_px", "drift_col_px"]].to_numpy())
         worst = float(np.nanmax(drift)) if drift.size else 0.0

@@ -34,7 +34,8 @@ PARTICLE_COLUMNS = [
     "max_offset_norm", "asymmetry_score", "classification_reason", "n_window_frames",
     "direction_deg", "max_offset_nm", "vanish_frame", "vanish_time_s", "vanish_capacity_mAh_g",
     "last_unreacted_row", "last_unreacted_col", "last_offset_nm", "last_offset_norm",
-    "last_offset_angle_deg",
+    "last_offset_angle_deg", "quality_flags", "flagged_fraction", "asymmetry_score_low",
+    "asymmetry_score_high",
 ]
 
 _STATS = {"max": np.max, "mean": np.mean, "median": np.median}
@@ -96,6 +97,30 @@ def classify_asymmetry(
     return cls, score, idx, "", n
 
 
+def _score_interval(g, f, cls, score, window, asymmetry_threshold, statistic):
+    """The asymmetry score's range over the threshold's uncertainty (the same statistic of
+    ``offset_norm_low`` / ``offset_norm_high`` over the window frames), and the
+    classification 'undetermined' when that range straddles ``asymmetry_threshold``."""
+    out = {"asymmetry_score_low": np.nan, "asymmetry_score_high": np.nan}
+    if cls == "undetermined":
+        return out
+    lo_d = g["offset_norm_low"].to_numpy(float)
+    hi_d = g["offset_norm_high"].to_numpy(float)
+    sel = np.isfinite(g["offset_norm"].to_numpy(float)) & (f >= window[0]) & (f <= window[1])
+    stat = _STATS[statistic] if isinstance(statistic, str) else \
+        (lambda v: np.quantile(v, float(statistic)))
+    with np.errstate(invalid="ignore"):
+        lo = float(stat(np.where(np.isfinite(lo_d[sel]), lo_d[sel], 0.0)))
+        hi = float(stat(np.where(np.isfinite(hi_d[sel]), hi_d[sel], np.inf)))
+    lo, hi = min(lo, score), max(hi, score)
+    out.update(asymmetry_score_low=lo, asymmetry_score_high=hi)
+    if lo < asymmetry_threshold <= hi:
+        out.update(classification="undetermined", classification_reason=(
+            f"d/R_eq score {score:.3g} in [{lo:.3g}, {hi:.3g}] (threshold -/+ the pixel "
+            f"noise of dI) straddles {asymmetry_threshold:g}"))
+    return out
+
+
 def summarize_particles(
     timeseries,
     *,
@@ -127,7 +152,13 @@ def summarize_particles(
         ``vanish_*`` (frame, time and capacity at which the unreacted region vanishes,
         Fig. 5c blue circles) and ``last_unreacted_*`` (where its last part was: centre
         of the unreacted pixels in the frame before, in pixel (row, col), and its offset
-        from O_COM).
+        from O_COM), ``quality_flags`` (each flag raised on the particle's frames with
+        the number of frames, ``"saturated:3;core_too_small:1"``, ``""`` for none) and
+        ``flagged_fraction`` (of its frames with any flag), and
+        ``asymmetry_score_low`` / ``_high``: the score's range over the dI threshold -/+
+        the pixel noise (the statistic of ``offset_norm_low`` / ``offset_norm_high``);
+        when it straddles ``asymmetry_threshold`` the classification is
+        ``"undetermined"`` (``classification_reason`` says so).
     """
     import pandas as pd
 
@@ -165,6 +196,15 @@ def summarize_particles(
                 "last_offset_norm": float(last["offset_norm"]),
                 "last_offset_angle_deg": float(last["offset_angle_deg"]),
             })
+        if "quality_flags" in g.columns:
+            from ._quality import flag_counts
+
+            fl = g["quality_flags"].fillna("").astype(str)
+            row["quality_flags"] = ";".join(f"{k}:{v}" for k, v in flag_counts(fl).items())
+            row["flagged_fraction"] = float((fl != "").mean()) if len(fl) else np.nan
+        if {"offset_norm_low", "offset_norm_high"} <= set(g.columns):
+            row.update(_score_interval(g, f, cls, score, window, asymmetry_threshold,
+                                       statistic))
         rows.append(row)
     cols = keep + PARTICLE_COLUMNS
     out = pd.DataFrame(rows, columns=cols)

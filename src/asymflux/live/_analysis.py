@@ -267,7 +267,7 @@ class LiveAnalysis:
                                f"({why})") from e
 
     def _detect(self):
-        from asymflux.analysis import detect_particles, reference_image
+        from asymflux.analysis import reference_image
         from asymflux.analysis._measure import _check_labels
         from asymflux.analysis._pipeline import _blank_frame
 
@@ -286,7 +286,10 @@ class LiveAnalysis:
             if not np.any(labels):
                 raise ValueError("masks: hold no particle (every pixel is 0, background)")
         else:
-            labels = detect_particles(reference_image(ref, n_reference_frames=n_ref))
+            from asymflux.analysis._pipeline import detect_reference
+
+            labels = detect_reference(reference_image(ref, n_reference_frames=n_ref),
+                                      pixel_nm=self.movie.pixel_nm)  # as the batch does
             if not np.any(labels):
                 raise ValueError(f"{self.movie.path}: no particle detected in the reference "
                                  "image (frame 0); check the movie, or give --masks")

@@ -126,7 +126,9 @@ class CurationWidget(Container):
         self._normalize = CheckBox(text="Normalise illumination", value=False)
         self._rolling = SpinBox(label="Rolling differential (frames, 0 = off)", value=0, min=0,
                                 max=1_000_000)
-        self._min_area = SpinBox(label="min area (px)", value=30, min=1, max=10_000_000)
+        # 0: the analysis default (a few PSF areas at the dataset's pixel size)
+        self._min_area = SpinBox(label="min area (px, 0 = auto)", value=0, min=0,
+                                 max=10_000_000)
         data_row = self._row(("Open", self.open_dataset), ("Use stack", self.attach))
         # the cycler's clock against the camera's (cycler time = frame time + offset)
         self._time_offset = LineEdit(label="clock offset (s, or auto)", value="")
@@ -601,13 +603,19 @@ class CurationWidget(Container):
 
         Replaces all labels and annotations as one undoable step.
         """
-        from asymflux.analysis import detect_particles, reference_image
+        from asymflux.analysis import reference_image
 
         cur = self._require()
         n_ref = int(self._n_ref.value)
-        min_area = int(min_area_px or self._min_area.value)
+        from asymflux.analysis._detect import default_min_area_px
+        from asymflux.analysis._pipeline import detect_reference
+
+        known = self.dataset is not None or (self.image_layer is not None and
+                                             self._meta(self.image_layer).get("pixel_nm"))
+        min_area = int(min_area_px or self._min_area.value) or \
+            default_min_area_px(self.pixel_nm if known else None)
         ref = reference_image(self.stack, n_reference_frames=n_ref)
-        labels = detect_particles(ref, min_area_px=min_area)
+        labels = detect_reference(ref, detect_kwargs={"min_area_px": min_area})  # as analyze
         if not np.any(labels):  # refused before the labels are touched
             where = self._source_name()
             raise ValueError(f"{where}: no particle detected in the reference image (mean of "

@@ -1,0 +1,502 @@
+"""Quality flags per particle and frame: what a real microscope does to the numbers.
+
+:func:`~asymflux.analysis.particle_timeseries` measures, in the same pass over the movie
+as the shrinking core, what would make a frame's numbers wrong, and writes the names of the
+flags raised into its ``quality_flags`` column (``;``-separated, ``""`` when none).
+:func:`~asymflux.analysis.summarize_particles` counts them per particle. Each flag, its
+threshold and what it means for the numbers is in :data:`QUALITY_FLAGS` and
+``docs/analysis.md``.
+
+The thresholds are stated relative to the dI threshold (``threshold``, paper 0.05,
+:data:`asymflux.optics.UNREACTED_THRESHOLD`): a change of the light of 1 % is a fifth of
+the dI that tells a reacted pixel from an unreacted one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import check_range
+
+__all__ = [
+    "QUALITY_FLAGS", "BACKGROUND_DRIFT_FRACTION", "FOCUS_CHANGE_TOLERANCE",
+    "REGISTRATION_RESIDUAL_PX", "RETURN_MIN_FRACTION", "default_min_core_px",
+    "detect_saturation_level", "check_intensities", "flag_summary", "flag_counts",
+]
+
+#: The particle-free background near a particle drifting by more than this fraction of the
+#: dI threshold (relative to the reference frames) raises ``background_drift``.
+BACKGROUND_DRIFT_FRACTION = 0.2
+#: Relative change of a particle's spilled light (mean of the ring 1-4 px outside it, less
+#: the background ring, over the mean of its band 0-3 px inside the outline less the
+#: background ring) from the reference frames that raises ``focus_change``.
+FOCUS_CHANGE_TOLERANCE = 0.4
+#: Departure (px) of a frame's drift estimate from the median of its 5 neighbours that
+#: raises ``registration_residual``.
+REGISTRATION_RESIDUAL_PX = 0.5
+#: Pixels that were clearly reacted (dI >= threshold + delta) and are now clearly unreacted
+#: (dI < threshold - delta), delta = the dI threshold: at least 3 and at least this
+#: fraction of the particle's inner pixels raise ``returned_below_threshold``.
+RETURN_MIN_FRACTION = 0.02
+#: Background ring: from this far from every particle (px) ...
+RING_MARGIN_PX = 6
+#: ... this wide (px).
+RING_WIDTH_PX = 8
+#: Smallest spill (share of the particle's contrast in the near ring) whose change is
+#: followed by ``focus_change``: below it the image is too sharp (or too noisy) to tell.
+MIN_SPILL = 0.02
+#: ... and the particle must differ from its background by this fraction at the start.
+MIN_CONTRAST = 0.1
+#: The band inside a particle's outline whose light is compared with the spill (px).
+BAND_PX = 3
+#: The near ring, where a particle's PSF spills its light (px from the particle).
+NEAR_RING_PX = (1, 4)
+#: Pixels at exactly the top value in one frame that make a pile-up (camera clipping).
+PILE_UP_MIN_PX = 10
+#: ... and at least this many times as many as any other single value (a uniform synthetic
+#: image, where every value is shared by many pixels, is not clipped).
+PILE_UP_RATIO = 5
+
+QUALITY_FLAGS = {
+    "background_drift": (
+        "the particle-free background around the particle (a ring 6-14 px from every "
+        "particle) changed by more than 0.2 x the dI threshold (1 % for 0.05) from the "
+        "reference frames, after any illumination normalisation: illumination drift or a "
+        "moving beam; dI of the whole particle is offset by about as much, so the "
+        "unreacted region and d are biased (use normalize='frame_mean' / "
+        "--normalize-illumination for a whole-frame drift)"),
+    "saturated": (
+        "pixels of the particle at the camera's clip level (the top value piled up on 10 or "
+        "more pixels of a frame, an integer type's maximum, or saturation_level=): they are "
+        "unknown (NaN), neither reacted nor unreacted; the unreacted fraction and d use the "
+        "other pixels"),
+    "focus_change": (
+        "the particle's light spilled into the ring 1-4 px outside its outline, relative to "
+        "the light of its band 0-3 px inside (both less the background ring 6-14 px out), "
+        "changed by more than 40 % from the reference frames: the focus (PSF width) "
+        "changed; the edge pixels' dI and the unreacted region near the outline are biased"),
+    "registration_residual": (
+        "the frame's drift estimate departs by more than 0.5 px from the median of its 5 "
+        "neighbours: registration failed or the stage jumped; every number of the frame is "
+        "suspect"),
+    "returned_below_threshold": (
+        "pixels that were clearly reacted (dI >= 2 x threshold) are clearly unreacted again "
+        "(dI < 0): delithiation runs one way, so this is dust, a defocus or another artefact "
+        "(at least 3 pixels and 2 % of the particle's inner pixels)"),
+    "core_too_small": (
+        "fewer unreacted pixels than min_core_px (default: the area of a PSF, pi x edge_px^2, "
+        "at least 4): the core is unresolved and its centre is noise; d, d/R_eq and the "
+        "direction are NaN"),
+}
+
+
+#: Flags kept in the tables but not warned about: the core becomes too small at the end of
+#: every charge (d is NaN there, as it should be).
+NOT_WARNED = ("core_too_small",)
+
+
+def default_min_core_px(edge_px) -> int:
+    """Smallest core whose centre is a measurement: a PSF's area, π·σ² with σ ≈ ``edge_px``
+    pixels (at least 4 pixels)."""
+    return max(4, int(np.ceil(np.pi * max(int(edge_px), 1) ** 2)))
+
+
+def detect_saturation_level(frames, dtype=None):
+    """The camera's clip level seen in ``frames`` (any number of frames), or None.
+
+    The top value of a frame is a clip level when at least :data:`PILE_UP_MIN_PX` pixels
+    hold exactly it, and :data:`PILE_UP_RATIO` times as many as hold any other value (a
+    pile-up: noise does not give one value to many pixels of a bright region), or when it is the maximum of an integer ``dtype`` (e.g. 65535 for uint16).
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    finite = frames[np.isfinite(frames)]
+    if finite.size == 0:
+        return None
+    top = float(finite.max())
+    if dtype is not None and np.dtype(dtype).kind in "iu" and top >= np.iinfo(dtype).max:
+        return top
+    for f in frames.reshape(-1, *frames.shape[-2:]):
+        f = f[np.isfinite(f)]
+        if not f.size or f.max() != top:
+            continue
+        values, counts = np.unique(f, return_counts=True)
+        n_top = counts[-1]
+        others = counts[:-1].max() if counts.size > 1 else 0
+        if n_top >= PILE_UP_MIN_PX and n_top >= PILE_UP_RATIO * others:
+            return top
+    return None
+
+
+def auto_saturation_level(stack, n_reference_frames=1):
+    """:func:`detect_saturation_level` on the reference frames and the last frame of a
+    stack (reads only those)."""
+    from ._chunks import read_chunk
+
+    n_frames = int(stack.shape[0])
+    n_look = max(1, min(int(n_reference_frames), n_frames))
+    return detect_saturation_level(
+        np.concatenate([read_chunk(stack, 0, n_look), read_chunk(stack, n_frames - 1, n_frames)]),
+        dtype=getattr(stack, "dtype", None))
+
+
+#: Frames read to decide whether the whole frame's illumination drifts (evenly spaced).
+AUTO_NORMALIZE_FRAMES = 24
+
+
+def background_drift(stack, labels, *, n_reference_frames=1, n_sample=AUTO_NORMALIZE_FRAMES):
+    """``(largest |B_t / B_ref - 1|, frame)`` of the mean particle-free intensity B_t
+    (:func:`particle_free_pixels`) over ``n_sample`` evenly spaced frames, B_ref the mean
+    of the reference frames; ``(nan, -1)`` when there is no particle-free pixel."""
+    from ._chunks import as_float, read_chunk
+    from ._differential import _frame_means, particle_free_pixels
+
+    n_frames = int(stack.shape[0])
+    try:
+        free = np.flatnonzero(particle_free_pixels(labels))
+    except ValueError:
+        return np.nan, -1
+    n_ref = max(1, min(int(n_reference_frames), n_frames))
+    ref = float(np.mean(_frame_means(as_float(read_chunk(stack, 0, n_ref)), free)))
+    if not (np.isfinite(ref) and ref > 0):
+        return np.nan, -1
+    frames = np.unique(np.linspace(0, n_frames - 1, min(n_frames, int(n_sample))).astype(int))
+    b = np.full(frames.size, np.nan)
+    for i, k in enumerate(frames):
+        frame = as_float(read_chunk(stack, k, k + 1))
+        finite = frame[np.isfinite(frame)]
+        if finite.size and finite.max() > finite.min():  # not blank (reported elsewhere)
+            b[i] = _frame_means(frame, free)[0]
+    rel = np.abs(b / ref - 1.0)
+    if not np.isfinite(rel).any():
+        return np.nan, -1
+    i = int(np.nanargmax(rel))
+    return float(rel[i]), int(frames[i])
+
+
+def dI_noise(i0, px, labels, n_reference_frames=1):
+    """Pixel noise of dI (one standard deviation) of each particle, from its reference
+    image alone (so that it is known from the first frame on, live as in batch).
+
+    The differences between horizontally neighbouring inner pixels of a particle,
+    relative to their value, have a spread of sqrt(2) x the reference's relative noise s
+    (1.4826 x their median absolute deviation; the PSF-smooth signal hardly differs
+    between neighbours, texture of the particle counts as noise: conservative). With a
+    reference averaged over n frames, dI = I/I0 - 1 has the noise of one frame and of
+    I0: s x sqrt(n + 1). (n_particles,); 0 where fewer than 10 pixel pairs.
+    """
+    i0 = np.asarray(i0, dtype=np.float64)
+    n_col = labels.shape[1]
+    out = np.zeros(px.ids.size)
+    flat = px.flat
+    inner = px.inner > 0
+    img = np.full(labels.size, np.nan)
+    img[flat[inner]] = i0[inner]
+    right = flat + 1
+    ok = inner & ((flat % n_col) < n_col - 1)
+    right = np.where(ok, right, flat)
+    same = labels.ravel()[right] == labels.ravel()[flat]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = (img[right] - img[flat]) / img[flat]
+    ok &= same & np.isfinite(rel)
+    bounds = np.r_[px.starts, flat.size]
+    n = max(1, int(n_reference_frames))
+    for i in range(px.ids.size):
+        v = rel[bounds[i]:bounds[i + 1]][ok[bounds[i]:bounds[i + 1]]]
+        if v.size >= 10:
+            s = 1.4826 * np.median(np.abs(v - np.median(v))) / np.sqrt(2)
+            out[i] = s * np.sqrt(n + 1)
+    return out
+
+
+def check_intensities(frames, *, name, intensity_offset=0.0):
+    """Refuse frames holding negative intensities (a background-subtracted movie): dI =
+    I/I0 − 1 needs intensities proportional to the light. ValueError naming ``name`` and
+    the fix (``intensity_offset=`` / ``--intensity-offset``)."""
+    f = np.asarray(frames, dtype=np.float64) + float(intensity_offset)
+    finite = f[np.isfinite(f)]
+    if finite.size == 0:
+        return
+    lo = float(finite.min())
+    if lo < 0:
+        frac = np.count_nonzero(finite < 0) / finite.size
+        raise ValueError(
+            f"{name}: {100 * frac:.2g} % of the reference pixels are negative (minimum "
+            f"{lo:g}{' after the offset' if intensity_offset else ''}): the movie looks "
+            "background- or dark-subtracted, but dI = I/I0 - 1 needs intensities "
+            "proportional to the light. Analyse the raw movie, or add back what was "
+            f"subtracted with intensity_offset= (--intensity-offset), e.g. {-lo * 1.5:.3g} "
+            "if nothing better is known (dI then shrinks by I0/(I0 + offset))")
+
+
+class OffsetStack:
+    """A stack read with ``offset`` added to every pixel (float64): ``intensity_offset=``."""
+
+    def __init__(self, stack, offset):
+        self.stack = stack
+        self.offset = float(offset)
+        self.shape = tuple(stack.shape)
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(np.float64)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        block = self.stack[key]
+        if type(block).__module__.startswith("dask."):
+            block = block.compute(scheduler="synchronous")
+        return np.asarray(block, dtype=np.float64) + self.offset
+
+
+def saturation_warning(ref_values, px, clip, threshold):
+    """A warning (or None) naming the particles whose starting brightness × (1 + threshold)
+    reaches the clip level on some pixels: those pixels cannot be seen reacting."""
+    if clip is None:
+        return None
+    hit = px.reduce(((ref_values * (1 + threshold)) >= clip).astype(np.float64)[None])[0]
+    bad = np.flatnonzero(hit > 0)
+    if not bad.size:
+        return None
+    shown = ", ".join(f"{int(px.ids[i])} ({100 * hit[i] / px.area_px[i]:.0f} %)"
+                      for i in bad[:10]) + (", ..." if bad.size > 10 else "")
+    return (f"saturation: the camera clips at {clip:g}, and the starting brightness x (1 + "
+            f"threshold {threshold:g}) reaches it on pixels of {bad.size} particle(s): "
+            f"{shown}; those pixels saturate before they can read as reacted (they are NaN "
+            "where clipped, flag saturated): lower the exposure or the gain")
+
+
+class _Regions:
+    """Pixels around the particles, assigned to the nearest one: the background ring
+    (particle-free) and the near ring (1-4 px out), where a wider PSF spills more light."""
+
+    def __init__(self, labels, px_cls, context=None):
+        from scipy import ndimage as ndi
+
+        own = labels
+        if context is not None:  # the rings as among all particles, kept for ``labels``'
+            labels = np.asarray(context)
+        bg = labels == 0
+        if not bg.any() or not (~bg).any():
+            self.ring = None
+            return
+        dist, (ir, ic) = ndi.distance_transform_edt(bg, return_indices=True)
+        nearest = labels[ir, ic]
+        if context is not None:
+            nearest = np.where(np.isin(nearest, np.unique(own[own > 0])), nearest, 0)
+        ring = (dist > RING_MARGIN_PX) & (dist <= RING_MARGIN_PX + RING_WIDTH_PX)
+        ring_lab = np.where(ring, nearest, 0)
+        self.ring = px_cls(ring_lab)
+        # the near ring, where a wider PSF spills more of the particle's light
+        self.near = px_cls(np.where((dist > NEAR_RING_PX[0]) & (dist <= NEAR_RING_PX[1]),
+                                    nearest, 0))
+
+
+class QualityPass:
+    """The per-chunk measurements behind the flags (called from ``particle_timeseries``)."""
+
+    def __init__(self, labels, px, *, threshold, edge_px, saturation_level, min_core_px,
+                 px_cls, context=None):
+        self.px = px
+        self.threshold = float(threshold)
+        self.clip = None if saturation_level is None else float(saturation_level)
+        self.min_core_px = (default_min_core_px(edge_px) if min_core_px is None
+                            else int(check_range("min_core_px", min_core_px, 1, None,
+                                                 integer=True)))
+        reg = _Regions(labels, px_cls, context)
+        self.regions = reg
+        self.ids = px.ids
+        self.inner = px.inner > 0
+        # the particle's band next to its outline, whose light the PSF spills out
+        if reg.ring is not None:
+            from scipy import ndimage as ndi
+
+            depth = ndi.distance_transform_edt(np.pad(labels > 0, 1))[1:-1, 1:-1]
+            self.band = (depth.ravel()[px.flat] <= BAND_PX).astype(np.float64)
+
+    def _per_particle(self, sub, values):
+        """Sum over each particle's pixels of ``sub`` (a ``_Pixels``), as (n, n_particles)."""
+        out = np.zeros((values.shape[0], self.ids.size))
+        if sub is None or sub.flat.size == 0:
+            return out
+        sums = sub.reduce(values)
+        out[:, np.searchsorted(self.ids, sub.ids)] = sums
+        return out
+
+    def saturated(self, chunk):
+        """(n, n_row, n_col) bool: pixels at the clip level, or None."""
+        if self.clip is None:
+            return None
+        sat = chunk >= self.clip
+        return sat if sat.any() else None
+
+    def chunk(self, chunk, shifts, vals, dI, illumination):
+        """Per-chunk sums for the flags: ``chunk`` raw frames, ``vals`` the particle pixels
+        as measured (registered, normalised), ``dI`` theirs."""
+        px, reg = self.px, self.regions
+        n = chunk.shape[0]
+        res = {}
+        sat = self.saturated(chunk)
+        if sat is None:
+            res["q_n_sat"] = np.zeros((n, self.ids.size))
+        else:
+            hit = px.sample(sat.astype(np.float64), shifts) > 0
+            res["q_n_sat"] = px.reduce(hit.astype(np.float64))
+        if reg.ring is not None:
+            f = illumination
+            v = reg.ring.sample(chunk, shifts).astype(np.float64, copy=False)
+            if f is not None:
+                v = v / f[:, None]
+            ok = np.isfinite(v)
+            res["q_sum_ring"] = self._per_particle(reg.ring, np.where(ok, v, 0.0))
+            res["q_n_ring"] = self._per_particle(reg.ring, ok.astype(np.float64))
+            v = reg.near.sample(chunk, shifts).astype(np.float64, copy=False)
+            if f is not None:
+                v = v / f[:, None]
+            ok = np.isfinite(v)
+            res["q_sum_near"] = self._per_particle(reg.near, np.where(ok, v, 0.0))
+            res["q_n_near"] = self._per_particle(reg.near, ok.astype(np.float64))
+            ok = np.isfinite(vals)
+            res["q_sum_part"] = px.reduce(np.where(ok, vals, 0.0) * self.band)
+            res["q_n_part"] = px.reduce(ok * self.band)
+        thr, delta = self.threshold, abs(self.threshold)
+        res["q_above"] = np.packbits((dI >= thr + delta) & self.inner, axis=1)
+        res["q_below"] = np.packbits((dI < thr - delta) & self.inner, axis=1)
+        return res
+
+    def finish(self, cat, *, n_unr, shifts, n_reference_frames, rolling):
+        """``(flags (n_frames, n_particles) dict name -> bool array, warnings)``."""
+        n_frames = n_unr.shape[0]
+        flags = {}
+        n_ref = max(1, min(int(n_reference_frames), n_frames))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if "q_sum_ring" in cat:
+                ring = cat["q_sum_ring"] / cat["q_n_ring"]
+                ring0 = np.nanmean(ring[:n_ref], axis=0)
+                rel = ring / ring0 - 1.0
+                flags["background_drift"] = (np.abs(rel) >
+                                             BACKGROUND_DRIFT_FRACTION * abs(self.threshold))
+                near = cat["q_sum_near"] / cat["q_n_near"]
+                part = cat["q_sum_part"] / cat["q_n_part"]
+                spill = (near - ring) / (part - ring)  # share of the particle's light
+                spill0 = np.nanmean(spill[:n_ref], axis=0)
+                self.spill = spill / spill0
+                # a sharp image (no measurable spill) has no PSF width to follow
+                part0 = np.nanmean(part[:n_ref], axis=0)
+                seen = np.abs(part0 - ring0) > MIN_CONTRAST * np.abs(ring0)
+                flags["focus_change"] = (seen & np.isfinite(spill0) & (spill0 > MIN_SPILL)
+                                         & (np.abs(spill / spill0 - 1.0)
+                                            > FOCUS_CHANGE_TOLERANCE))
+        flags["saturated"] = cat["q_n_sat"] > 0
+        flags["registration_residual"] = np.broadcast_to(
+            _registration_residual(shifts)[:, None], n_unr.shape)
+        flags["returned_below_threshold"] = self._returns(cat["q_above"], cat["q_below"])
+        flags["core_too_small"] = (n_unr > 0) & (n_unr < self.min_core_px)
+        if rolling is not None:  # no reference frames: only flags that do not need them
+            flags.pop("background_drift", None)
+            flags.pop("focus_change", None)
+            flags.pop("returned_below_threshold", None)
+        return flags
+
+    def _returns(self, above, below):
+        px = self.px
+        n_frames = above.shape[0]
+        n_pix = px.flat.size
+        ever = np.zeros(above.shape[1], np.uint8)
+        counts = np.zeros((n_frames, px.ids.size))
+        for t in range(n_frames):
+            back = np.unpackbits(ever & below[t], count=n_pix).astype(np.float64)
+            if back.any():
+                counts[t] = px.reduce(back[None])[0]
+            ever |= above[t]
+        need = np.maximum(3, RETURN_MIN_FRACTION * np.maximum(px.inner_px, 1))
+        return counts >= need
+
+
+def _registration_residual(shifts):
+    """(n_frames,) bool: drift estimates off the median of their 5 neighbours by more than
+    :data:`REGISTRATION_RESIDUAL_PX`."""
+    s = np.asarray(shifts, dtype=float)
+    n = s.shape[0]
+    if n < 3 or not np.any(s):
+        return np.zeros(n, bool)
+    from scipy.ndimage import median_filter
+
+    med = median_filter(s, size=(5, 1), mode="nearest")
+    return np.hypot(*(s - med).T) > REGISTRATION_RESIDUAL_PX
+
+
+def join_flags(flags, order=tuple(QUALITY_FLAGS)):
+    """(n_frames, n_particles) str array: the names of the flags raised, ``;``-separated."""
+    names = [k for k in order if k in flags]
+    if not names:
+        return None
+    shape = np.shape(flags[names[0]])
+    out = np.full(shape, "", dtype=object)
+    for k in names:
+        f = np.asarray(flags[k], bool)
+        if not f.any():
+            continue
+        out = np.where(f, np.where(out == "", k, out + ";" + k), out)
+    return out
+
+
+def flag_counts(flags_column):
+    """``{flag: number of rows}`` of a ``quality_flags`` column (``;``-separated names), in
+    the order of :data:`QUALITY_FLAGS`."""
+    counts = {}
+    for s in flags_column:
+        if isinstance(s, str) and s:
+            for k in s.split(";"):
+                counts[k] = counts.get(k, 0) + 1
+    return {k: counts[k] for k in sorted(counts, key=lambda k: (k not in QUALITY_FLAGS,
+            list(QUALITY_FLAGS).index(k) if k in QUALITY_FLAGS else 0, k))}
+
+
+def flag_summary(timeseries, *, name=""):
+    """One line per flag raised in a ``timeseries`` table (for the warnings and the CLI):
+    how many particles and particle-frames, and what it means (not for
+    :data:`NOT_WARNED`)."""
+    if "quality_flags" not in timeseries.columns or not len(timeseries):
+        return []
+    lines = []
+    flagged = timeseries["quality_flags"].fillna("").astype(str)
+    n_rows = len(timeseries)
+    n_part = timeseries["particle_id"].nunique()
+    for k, meaning in QUALITY_FLAGS.items():
+        if k in NOT_WARNED:
+            continue
+        hit = flagged.str.split(";").apply(lambda names, k=k: k in names).to_numpy(bool)
+        if hit.any():
+            parts = timeseries.loc[hit, "particle_id"].nunique()
+            lines.append(f"{name + ': ' if name else ''}quality flag {k} on {int(hit.sum())} of "
+                         f"{n_rows} particle-frames ({parts} of {n_part} particles): {meaning}")
+    return lines
+
+
+def flatten_illumination(image, labels, *, order=2):
+    """``image`` divided by a smooth illumination fitted to its particle-free pixels (a 2-D
+    polynomial of ``order`` in row and column, least squares; :func:`particle_free_pixels`
+    of ``labels``), scaled to a mean of 1 over those pixels: a beam profile's slope no
+    longer moves the particles' thresholded outlines (and so their detected centres).
+    ``image`` unchanged when there are too few particle-free pixels or the fit is not
+    positive everywhere."""
+    from ._differential import particle_free_pixels
+
+    img = np.asarray(image, dtype=np.float64)
+    try:
+        free = particle_free_pixels(labels) & np.isfinite(img)
+    except ValueError:
+        return img
+    n_terms = (order + 1) * (order + 2) // 2
+    if free.sum() < 10 * n_terms:
+        return img
+    rr, cc = np.indices(img.shape, dtype=np.float64)
+    rr = rr / max(img.shape[0] - 1, 1) - 0.5
+    cc = cc / max(img.shape[1] - 1, 1) - 0.5
+    terms = [rr ** i * cc ** j for i in range(order + 1) for j in range(order + 1 - i)]
+    a = np.stack([t[free] for t in terms], axis=1)
+    coef, *_ = np.linalg.lstsq(a, img[free], rcond=None)
+    fit = sum(c * t for c, t in zip(coef, terms, strict=True))
+    if not (fit > 0).all():
+        return img
+    return img / (fit / fit[free].mean())
