@@ -90,6 +90,12 @@ def test_the_pages_numbers_equal_the_clis(clock_folder, cli_results, text):
     for col in ("capacity_mAh_g", "cycler_time_s", "voltage_V", "offset_nm", "mean_dI"):
         np.testing.assert_allclose(mine[col].to_numpy(float), theirs[col].to_numpy(float),
                                    rtol=1e-6, atol=1e-9, equal_nan=True, err_msg=col)
+    # the Panel-free functions behind it (views._compute): the same numbers
+    plain_p, plain_ts, _ = C.analyze(C.load_dataset(clock_folder, time_offset_s=text))
+    np.testing.assert_allclose(
+        plain_ts.sort_values(key)["capacity_mAh_g"].to_numpy(float),
+        mine["capacity_mAh_g"].to_numpy(float), equal_nan=True)
+    assert C.time_offset_used(plain_p).offset_s == pytest.approx(used.offset_s, abs=1e-9)
     cli_p = pd.read_csv(cli_results[text] / "particles.csv").sort_values("particle_id")
     np.testing.assert_allclose(particles.sort_values("particle_id")["time_offset_s"],
                                cli_p["time_offset_s"])
