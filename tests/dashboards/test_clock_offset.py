@@ -154,6 +154,9 @@ def test_the_worker_process_analyses_with_the_offset(clock_folder, cli_results):
         assert used.offset_s == pytest.approx(clock.time_offset_s[0], abs=1e-9)
     assert job.process is not None  # a worker's
     assert K.analysis_ready(clock_folder, time_offset_s="auto")
+    # the Fit button's fit is given that estimate (not estimated again in its worker)
+    assert K._used_offset(clock_folder, "auto") == C.time_offset_used(None, ds)
+    assert K._used_offset(clock_folder, 5.0) == 5.0
 
 
 def test_the_cohort_page_shows_the_offset_used(clock_folder):
