@@ -1,6 +1,8 @@
 """Cohort browser dashboard: ``panel serve dashboards/cohort.py`` (docs/dashboards.md).
 
-Page argument: ``?datasets=<demo group, names/paths separated by commas, or a folder>``.
+Page arguments: ``?datasets=<demo group, names/paths separated by commas, or a folder>`` and
+``&time_offset=<s or auto>`` (the clock offset of every dataset: cycler time = frame time +
+offset).
 The view loads the HoloViews and Panel extensions it needs itself, so this page works
 served alone, first, or beside the model explorer.
 """
@@ -8,4 +10,5 @@ served alone, first, or beside the model explorer.
 from asymflux.views import CohortBrowser
 from asymflux.views._common import session_arg
 
-CohortBrowser(datasets=session_arg("datasets", "cohorts")).servable(title="asymflux cohort browser")
+CohortBrowser(datasets=session_arg("datasets", "cohorts"),
+              time_offset=session_arg("time_offset", "")).servable(title="asymflux cohort browser")

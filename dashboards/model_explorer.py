@@ -1,6 +1,7 @@
 """Model explorer dashboard: ``panel serve dashboards/model_explorer.py`` (docs/dashboards.md).
 
-Page arguments: ``?dataset=<demo name or folder path>&particle=<id>``. The view loads the
+Page arguments: ``?dataset=<demo name or folder path>&particle=<id>&time_offset=<s or auto>``
+(the clock offset: cycler time = frame time + offset). The view loads the
 HoloViews and Panel extensions it needs itself (like the cohort browser); it checks the
 particle against the dataset's (a clear message when the dataset has no such particle).
 """
@@ -11,4 +12,5 @@ from asymflux.views._common import session_arg
 ModelExplorer(
     dataset=session_arg("dataset", "aged"),
     particle_arg=session_arg("particle"),
+    time_offset=session_arg("time_offset", ""),
 ).servable(title="asymflux model explorer")

@@ -321,14 +321,17 @@ def cmd_fit(args) -> int:
         shown = ", ".join(map(str, ids[:20])) + (", ..." if len(ids) > 20 else "")
         raise ValueError(f"--particle {args.particle}: no such particle in {where} "
                          f"(particles: {shown or 'none'})")
+    clock, offset = _fit_time_offset(args, dataset, labels)
     surface = "kinetic" if args.kinetic else "prescribed"
     arcs_text = "film arcs, R_film per arc" if args.kinetic else "blocked arcs, eta per arc"
     print(f"fitting particle {args.particle} of {args.dataset} "
           f"(no blocking, one arc{', two arcs' if args.max_arcs == 2 else ''}; {arcs_text}) ...",
           flush=True)
     result = fit.fit_dataset(dataset, args.particle, masks=masks, rate_mA_g=args.rate_mA_g,
-                             max_arcs=args.max_arcs, surface=surface, progress=True)
-    summary = {"dataset": str(args.dataset), "particle_id": int(args.particle), **result.summary()}
+                             max_arcs=args.max_arcs, surface=surface, progress=True,
+                             time_offset_s=offset)
+    summary = {"dataset": str(args.dataset), "particle_id": int(args.particle), **result.summary(),
+               **clock.as_dict()}
     record = provenance("fit", inputs=inputs, options=args, outputs=[out],
                         extra={"uncertainty_method": fit.UNCERTAINTY_METHOD})
     with output_errors(out), write_beside(out, record) as tmp:
@@ -340,6 +343,23 @@ def cmd_fit(args) -> int:
               f"{arc['eta_effective']:.3f} (first 10 min at 100 mA/g)")
     print(f"wrote {args.out}")
     return 0
+
+
+def _fit_time_offset(args, dataset, labels):
+    """``--time-offset-s`` of ``asymflux fit``: ``(the TimeOffset used, what the fit is
+    given)``, the latter None when none was given (the dataset's own, as before); ``auto``
+    is estimated once here, from the particles ``labels``."""
+    from .analysis._cli import _time_offset_option
+    from .analysis._clock import resolve_time_offset
+
+    value = _time_offset_option(getattr(args, "time_offset_s", None))
+    try:
+        clock = resolve_time_offset(dataset, value, masks=labels)
+    except ValueError as e:
+        raise ValueError(str(e) if str(args.dataset) in str(e) else f"{args.dataset}: {e}") from e
+    if value is not None:
+        print(f"clock offset (cycler time = frame time + offset): {clock}", flush=True)
+    return clock, (None if value is None else clock)
 
 
 def _fit_all(args) -> int:
@@ -384,17 +404,19 @@ def _fit_all(args) -> int:
     if args.rate_mA_g is None and dataset.metadata.get("rate_mA_g") is None:
         raise ValueError(f"{args.dataset}: metadata has no rate_mA_g; pass --rate-mA-g")
     name = dataset_name(dataset)
+    clock, offset = _fit_time_offset(args, dataset, labels)
     surface = "kinetic" if args.kinetic else "prescribed"
     print(f"fitting {len(ids)} particle(s) of {args.dataset} ({surface} surface, up to "
           f"{args.max_arcs} arc(s), {min(args.workers, len(ids))} process(es)) ...", flush=True)
     summaries, failures = fit_batch.fit_all(
         args.dataset, ids, masks=masks, workers=args.workers, progress=True,
-        rate_mA_g=args.rate_mA_g, max_arcs=args.max_arcs, surface=surface)
+        rate_mA_g=args.rate_mA_g, max_arcs=args.max_arcs, surface=surface, time_offset_s=offset)
     if not summaries:
         raise ValueError(f"every particle failed ({len(ids)}); nothing written: "
                          + "; ".join(f"{k}: {v}" for k, v in failures.items()))
     fits = fit_batch.fits_table(name, summaries, failures)
-    details = [{"dataset": name, "particle_id": pid, **s} for pid, s in summaries.items()]
+    details = [{"dataset": name, "particle_id": pid, **s, **clock.as_dict()}
+               for pid, s in summaries.items()]
     if (Path(out) / "fits.csv").is_file():  # other datasets' fits of this folder are kept
         old = pd.read_csv(Path(out) / "fits.csv")
         if "dataset" in old.columns:
@@ -599,6 +621,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "R_film (ohm m^2) per arc instead of eta; the JSON also gives each arc's "
                         "effective eta (charge-weighted flux ratio, first 10 min of a 100 mA/g "
                         "charge, docs/calibration.md)")
+    p.add_argument("--time-offset-s", metavar="S|auto", default=None,
+                   help="the cycler's clock against the camera's, as for `asymflux analyze`: "
+                        "cycler time = frame time + S (seconds; default: the dataset's own, "
+                        "else 0); 'auto' estimates it with its uncertainty (once, for every "
+                        "particle). The offset used is in the JSON (time_offset_s, "
+                        "time_offset_uncertainty_s, time_offset_method, time_offset_detail)")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser(

@@ -715,7 +715,7 @@ def fit_analysis(particle, *, rate_mA_g: float, **kwargs) -> FitResult:
 
 def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | None = None,
                 register: bool = True, n_reference_frames: int = 1, normalize=None,
-                drift_every: int = 1, **kwargs) -> FitResult:
+                drift_every: int = 1, time_offset_s=None, **kwargs) -> FitResult:
     """Fit one particle of an :class:`asymflux.io.Dataset` (see :func:`fit_particle`).
 
     The particle goes through the pipeline of ``asymflux analyze``
@@ -724,7 +724,10 @@ def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | Non
     first ``n_reference_frames`` frames) and its registered crop is fitted
     (:func:`fit_analysis`). The particle's outline comes from ``masks`` (labels) or the
     dataset's curated masks. The charge rate defaults to the dataset's ``rate_mA_g``
-    metadata. Other keyword arguments go to :func:`fit_particle`.
+    metadata. ``time_offset_s`` (s, ``"auto"``, a
+    :class:`~asymflux.analysis.TimeOffset` or None: the dataset's own) puts the cycler's
+    clock on the camera's (:func:`asymflux.analysis.apply_time_offset`: the capacity of
+    each frame). Other keyword arguments go to :func:`fit_particle`.
     """
     from . import analysis
     from .analysis._measure import _check_labels
@@ -748,5 +751,6 @@ def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | Non
         raise ValueError(f"{source}: metadata has no rate_mA_g; pass rate_mA_g")
     particle = analysis.analyze_dataset_particle(
         dataset, int(particle_id), masks=labels, register=register,
-        n_reference_frames=n_reference_frames, normalize=normalize, drift_every=drift_every)
+        n_reference_frames=n_reference_frames, normalize=normalize, drift_every=drift_every,
+        time_offset_s=time_offset_s)
     return fit_analysis(particle, rate_mA_g=float(rate), **kwargs)

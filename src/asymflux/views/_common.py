@@ -427,10 +427,11 @@ def _submit_rate_points(eta, blocked_fraction, diffusivity_scale, rate_mA_g=None
 
 
 def prefetch(settings: dict, *, pixel_nm: float, dataset=None, particle_id=None,
-             preview: bool = False) -> dict:
+             preview: bool = False, time_offset_s=None) -> dict:
     """Start, side by side, every simulation the model explorer shows for ``settings``
     (``eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale`` and optionally
-    ``film_ohm_m2``: a kinetic surface); returns at once.
+    ``film_ohm_m2``: a kinetic surface); returns at once. ``time_offset_s``: the dataset's
+    clock offset (its analysis' key; :func:`analyzed`).
 
     Returns
     -------
@@ -458,27 +459,46 @@ def prefetch(settings: dict, *, pixel_nm: float, dataset=None, particle_id=None,
     out["maps"] = [_submit(_theta_maps, *fine)]
     out["twin"] = []
     # in a server, the twin waits for the dataset's analysis (a worker's job, never this loop)
+    offset = C.time_offset_value(time_offset_s)
     if dataset is not None and particle_id is not None and (
-            not in_server() or analysis_ready(dataset)):
+            not in_server() or analysis_ready(dataset, time_offset_s=offset)):
         try:
-            out["twin"].append(_submit_simulated(str(dataset).strip(), int(particle_id), s))
+            out["twin"].append(_submit_simulated(str(dataset).strip(), int(particle_id), s,
+                                                 offset))
         except Exception as e:  # noqa: BLE001 - the plot that needs it reports it
             log_exception(e)
     return out
 
 
-def _fit_particle(spec, particle_id, max_arcs):
+def _fit_particle(spec, particle_id, max_arcs, time_offset_s=None):
     from asymflux import fit as fitting
 
-    return fitting.fit_dataset(C.load_dataset(spec), int(particle_id), max_arcs=max_arcs)
+    return fitting.fit_dataset(C.load_dataset(spec, time_offset_s=time_offset_s),
+                               int(particle_id), max_arcs=max_arcs)
 
 
-def fit(spec, particle_id, *, max_arcs=1) -> Future:
+def fit(spec, particle_id, *, max_arcs=1, time_offset_s=None) -> Future:
     """The future of :func:`asymflux.fit.fit_dataset` on a dataset name/path's particle,
-    run by a worker process (10-60 s) and kept like the simulations."""
+    run by a worker process (10-60 s) and kept like the simulations. ``time_offset_s``: the
+    clock offset (:func:`_compute.time_offset_value`); ``"auto"`` uses the estimate of the
+    dataset's analysis when it is in the table (else estimates it in the worker)."""
     spec = str(spec).strip()
-    args = (spec, int(particle_id), int(max_arcs))
+    offset = _used_offset(spec, C.time_offset_value(time_offset_s))
+    args = (spec, int(particle_id), int(max_arcs), offset)
     return _submit(_fit_particle, *args, key=("fit", dataset_stamp(spec), *args))
+
+
+def _used_offset(spec, offset, stamp=None):
+    """``"auto"`` as the TimeOffset estimated by the dataset's analysis in the table (no
+    second estimate), any other offset as it is."""
+    if offset != "auto":
+        return offset
+    stamp = dataset_stamp(spec) if stamp is None else stamp
+    with _LOCK:
+        hit = _RESULTS.get((spec, int(stamp), offset))
+    if hit is not None and hit[0] is not None:
+        return C.time_offset_used(hit[1], hit[0])
+    return offset
 
 
 # --------------------------------------------------------------------- measured data
@@ -505,26 +525,37 @@ _RESULTS: OrderedDict = OrderedDict()
 _RESULTS_MAX = 32
 
 
-def _analyzed(spec: str, stamp: int, allow_large: bool = False):
+def _analyzed(spec: str, stamp: int, allow_large: bool = False, offset=None):
     """``(dataset, particles, timeseries, labels)``: from the table of finished analyses
     (filled by :func:`start_analysis`'s worker processes too), else computed here, after
-    the size check (:func:`check_size`)."""
-    key = (spec, int(stamp))
+    the size check (:func:`check_size`). ``offset``: the clock offset
+    (:func:`_compute.time_offset_value`), part of the key with the spec and its stamp."""
+    key = (spec, int(stamp), offset)
     with _LOCK:
         hit = _RESULTS.get(key)
         if hit is not None:
             _RESULTS.move_to_end(key)
             return hit
     if C.results_spec(spec) is not None:  # analyze's tables, read (no dataset, no movie)
+        _refuse_results_offset(spec, offset)
         out = (None, *C.read_results_spec(spec))
         _keep_result(key, out)
         return out
     ds = C.load_dataset(_local_spec(spec))
     check_size(ds, spec, allow_large=allow_large)
+    ds = C.with_time_offset(ds, offset, spec=spec)
     particles, ts, labels = C.analyze(ds)
     out = (ds, particles, ts, labels)
     _keep_result(key, out)
     return out
+
+
+def _refuse_results_offset(spec, offset):
+    if offset is not None:
+        raise C.DatasetSpecError(
+            f"{spec}: an analyze results folder holds tables made with their own clock offset "
+            "(its time_offset_s column); a clock offset cannot be applied to them: clear the "
+            "clock offset, or run `asymflux analyze --time-offset-s` on the dataset again")
 
 
 def _keep_result(key, value):
@@ -535,51 +566,57 @@ def _keep_result(key, value):
             _RESULTS.popitem(last=False)
 
 
-def analyzed(spec: str, *, allow_large: bool = False):
+def analyzed(spec: str, *, allow_large: bool = False, time_offset_s=None):
     """``(dataset, particles, timeseries, labels)`` of a dataset name/path (cached). A stack
     above :func:`max_values` values is refused (:class:`DatasetTooLarge`) unless
     ``allow_large``. In a server the views use :func:`start_analysis` instead (a worker
-    process, with progress, cancel and a time limit)."""
+    process, with progress, cancel and a time limit). ``time_offset_s``: the clock offset
+    (seconds, ``"auto"`` or None: the dataset's own; :func:`_compute.time_offset_value`),
+    as ``asymflux analyze --time-offset-s``; the offset used is
+    :func:`_compute.time_offset_used`."""
     spec = str(spec).strip()
-    return _analyzed(spec, dataset_stamp(spec), bool(allow_large))
+    return _analyzed(spec, dataset_stamp(spec), bool(allow_large),
+                     C.time_offset_value(time_offset_s))
 
 
-def analysis_ready(spec: str) -> bool:
-    """True when the analysis of ``spec`` (as it is on disk now) is in the table."""
+def analysis_ready(spec: str, *, time_offset_s=None) -> bool:
+    """True when the analysis of ``spec`` (as it is on disk now, with this clock offset) is
+    in the table."""
     spec = str(spec).strip()
     with _LOCK:
-        return (spec, dataset_stamp(spec)) in _RESULTS
+        return (spec, dataset_stamp(spec), C.time_offset_value(time_offset_s)) in _RESULTS
 
 
 @pn.cache(max_items=64)
-def _measured(spec: str, stamp: int, particle_id: int):
-    ds, _particles, ts, labels = _analyzed(spec, stamp)
+def _measured(spec: str, stamp: int, particle_id: int, offset=None):
+    ds, _particles, ts, labels = _analyzed(spec, stamp, offset=offset)
     if ds is None:  # a particle of an analyze output: its table only
         return C.results_particle(ts, int(particle_id))
     return C.measured_particle(ds, int(particle_id), ts, labels)
 
 
-def measured(spec: str, particle_id: int) -> C.ParticleMovie:
+def measured(spec: str, particle_id: int, *, time_offset_s=None) -> C.ParticleMovie:
     spec = str(spec).strip()
-    return _measured(spec, dataset_stamp(spec), int(particle_id))
+    return _measured(spec, dataset_stamp(spec), int(particle_id),
+                     C.time_offset_value(time_offset_s))
 
 
-def _submit_simulated(spec, particle_id, s) -> Future:
-    args, kw = _simulated_call(spec, particle_id, s)
+def _submit_simulated(spec, particle_id, s, offset=None) -> Future:
+    args, kw = _simulated_call(spec, particle_id, s, offset)
     return _submit(*args, **kw)
 
 
-def _simulated_call(spec, particle_id, s):
+def _simulated_call(spec, particle_id, s, offset=None):
     """``(function, *arguments, key=...)`` of a simulated twin, for :func:`_submit`."""
     stamp = dataset_stamp(spec)
-    m = _measured(spec, stamp, int(particle_id))
+    m = _measured(spec, stamp, int(particle_id), offset)
     names = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale")
     film = _film(s.get("film_ohm_m2"))
     values = tuple(float(s[n]) for n in names)
     if film is not None:
         values = (1.0, *values[1:])  # η is unused by a kinetic surface
     return (_simulated_particle, m.mask, float(m.pixel_nm), m.capacity_mAh_g, *values, film), \
-        {"key": ("simulated", spec, stamp, int(particle_id), values, film)}
+        {"key": ("simulated", spec, stamp, offset, int(particle_id), values, film)}
 
 
 def _simulated_particle(mask, pixel_nm, capacity_mAh_g, eta, blocked_fraction, angle_deg,
@@ -591,12 +628,14 @@ def _simulated_particle(mask, pixel_nm, capacity_mAh_g, eta, blocked_fraction, a
 
 
 def simulated(spec, particle_id, eta, blocked_fraction, angle_deg, rate_mA_g,
-              diffusivity_scale, film_ohm_m2=None) -> C.ParticleMovie:
-    """The simulated twin of a measured particle (cached); ``film_ohm_m2``: kinetic surface."""
+              diffusivity_scale, film_ohm_m2=None, *, time_offset_s=None) -> C.ParticleMovie:
+    """The simulated twin of a measured particle (cached); ``film_ohm_m2``: kinetic surface;
+    ``time_offset_s``: the measured particle's clock offset (its capacity per frame)."""
     s = {"eta": float(eta), "blocked_fraction": float(blocked_fraction),
          "angle_deg": float(angle_deg), "rate_mA_g": float(rate_mA_g),
          "diffusivity_scale": float(diffusivity_scale), "film_ohm_m2": film_ohm_m2}
-    args, kw = _simulated_call(str(spec).strip(), int(particle_id), s)
+    args, kw = _simulated_call(str(spec).strip(), int(particle_id), s,
+                               C.time_offset_value(time_offset_s))
     return _run(*args, **kw)
 
 
@@ -705,8 +744,10 @@ class _ServerGone(BaseException):
     A ``BaseException`` so that no ``except Exception`` in the analysis swallows it."""
 
 
-def _job_main(conn, spec, allow_large, limit, server_pid):
-    """A worker process: read and analyse ``spec``, report progress through ``conn``.
+def _job_main(conn, spec, allow_large, limit, server_pid, offset=None):
+    """A worker process: read and analyse ``spec`` (its cycler table put on the camera's
+    clock with ``offset``, :func:`_compute.load_dataset`), report progress through ``conn``;
+    its result carries the offset used (:class:`~asymflux.analysis.TimeOffset`).
 
     When the server has closed the pipe (the job was cancelled or stopped), the worker
     ends quietly at its next report instead of printing a traceback."""
@@ -755,10 +796,14 @@ def _job_main(conn, spec, allow_large, limit, server_pid):
         send(("status", "reading the dataset", None))
         ds = C.load_dataset(spec)
         check_size(ds, spec, allow_large=allow_large, limit=limit)
+        if offset is not None:
+            send(("status", "estimating the clock offset" if offset == "auto"
+                  else "applying the clock offset", None))
+            ds = C.with_time_offset(ds, offset, spec=spec)
         shape = " x ".join(f"{d:,}" for d in ds.stack.shape)
         send(("status", f"finding the particles ({shape} stack)", None))
         particles, ts, labels = C.analyze(ds)
-        send(("done", (particles, ts, labels)))
+        send(("done", (particles, ts, labels, C.time_offset_used(particles, ds))))
     except _ServerGone:
         pass
     except BaseException as e:  # noqa: BLE001 - reported to the page
@@ -786,8 +831,9 @@ class AnalysisJob:
     describe where it is (``fraction`` None when unknown); :meth:`release` is a waiter's
     cancel: the process is killed when no session waits any more."""
 
-    def __init__(self, spec, stamp, allow_large):
+    def __init__(self, spec, stamp, allow_large, offset=None):
         self.spec, self.stamp, self.allow_large = spec, stamp, bool(allow_large)
+        self.offset = offset  # the clock offset asked for (_compute.time_offset_value)
         self.future: Future = Future()
         self.status = "waiting for a worker"
         self.fraction = None
@@ -831,15 +877,19 @@ def _slots():
     return _JOB_SLOTS
 
 
-def start_analysis(spec: str, *, allow_large: bool = False) -> AnalysisJob:
+def start_analysis(spec: str, *, allow_large: bool = False,
+                   time_offset_s=None) -> AnalysisJob:
     """The analysis of a dataset name/path, started in a worker process (or shared with a
     session already waiting for it; done at once when in the table). Each call counts one
-    waiter: call :meth:`AnalysisJob.release` to cancel."""
+    waiter: call :meth:`AnalysisJob.release` to cancel. ``time_offset_s``: the clock offset
+    (seconds, ``"auto"`` or None: the dataset's own; :func:`_compute.time_offset_value`),
+    part of the keys: another offset is another analysis, the same one is shared."""
     spec = str(spec).strip()
+    offset = C.time_offset_value(time_offset_s)
     stamp = dataset_stamp(spec)
-    key = (spec, stamp, bool(allow_large))
+    key = (spec, stamp, offset, bool(allow_large))
     if C.results_spec(spec) is not None:  # analyze's tables: read here, no worker process
-        job = AnalysisJob(spec, stamp, allow_large)
+        job = AnalysisJob(spec, stamp, allow_large, offset)
         job.waiters = 1
         hit = _read_results_job(job, spec, stamp)
         if hit is not None:
@@ -847,12 +897,12 @@ def start_analysis(spec: str, *, allow_large: bool = False) -> AnalysisJob:
             job.future.set_result(hit)
         return job
     with _LOCK:
-        hit = _RESULTS.get((spec, stamp))
+        hit = _RESULTS.get((spec, stamp, offset))
         job = _JOBS.get(key)
         if hit is None and job is not None and not job.future.done():
             job.waiters += 1
             return job
-        job = AnalysisJob(spec, stamp, allow_large)
+        job = AnalysisJob(spec, stamp, allow_large, offset)
         job.waiters = 1
         if hit is not None:
             job.status, job.fraction = "done", 1.0
@@ -869,7 +919,7 @@ def _read_results_job(job: AnalysisJob, spec, stamp):
     """The tables of an analyze output (:func:`_analyzed`), or None with the error set on
     ``job`` (finished)."""
     try:
-        return _analyzed(spec, stamp)
+        return _analyzed(spec, stamp, offset=job.offset)
     except Exception as e:  # noqa: BLE001 - the waiting page shows it
         job.status, job.fraction = "failed", 1.0
         job.future.set_exception(e)
@@ -908,7 +958,8 @@ def _run_process(job: AnalysisJob):
     ctx.set_forkserver_preload(["asymflux.views._compute"])
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_job_main, name=f"asymflux-analysis {job.spec}", daemon=True,
-                       args=(send, spec, job.allow_large, max_values(), os.getpid()))
+                       args=(send, spec, job.allow_large, max_values(), os.getpid(),
+                             job.offset))
     job.status = "starting a worker process"
     proc.start()
     send.close()
@@ -936,7 +987,7 @@ def _run_process(job: AnalysisJob):
             if msg[0] == "status":
                 job.status, job.fraction = msg[1], msg[2]
             elif msg[0] == "done":
-                particles, ts, labels = msg[1]
+                particles, ts, labels, used = msg[1]
                 break
             elif msg[0] == "error":
                 raise msg[1]
@@ -951,8 +1002,10 @@ def _run_process(job: AnalysisJob):
         _end_process(proc)
     job.status = "opening the dataset"
     ds = C.load_dataset(spec)  # lazy: for the particles' movies, read when shown
+    if job.offset is not None:  # the worker's offset (its estimate: not made again)
+        ds = C.with_time_offset(ds, used, spec=job.spec)
     out = (ds, particles, ts, labels)
-    _keep_result((job.spec, job.stamp), out)
+    _keep_result((job.spec, job.stamp, job.offset), out)
     job.status, job.fraction = "done", 1.0
     return out
 

@@ -477,8 +477,88 @@ class DatasetSpecError(ValueError):
     """A dataset name, path or upload that cannot be used (the message says why)."""
 
 
-def load_dataset(spec: str):
-    """A demo dataset by name (``"aged"``), or a dataset folder / stack by path."""
+def time_offset_value(value):
+    """The clock offset a page was given: None (empty: the dataset's own), ``"auto"`` or
+    seconds (float); ``cycler_time_s = camera_time_s + offset``. A
+    :class:`~asymflux.analysis.TimeOffset` is kept as it is. Part of the cache keys.
+
+    Raises
+    ------
+    DatasetSpecError
+        Text that is neither empty, ``auto`` nor a finite number of seconds.
+    """
+    import math
+
+    from asymflux.analysis import TimeOffset
+
+    if value is None or isinstance(value, TimeOffset):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if text.lower() == "auto":
+            return "auto"
+        value = text.removesuffix("s").strip()
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        out = math.nan
+    if not math.isfinite(out):
+        raise DatasetSpecError(f"clock offset: expected seconds (cycler time = frame time + "
+                               f"offset), 'auto' or nothing, got {value!r}")
+    return out
+
+
+def time_offset_used(particles, dataset=None):
+    """The clock offset a dataset was analysed with (:class:`~asymflux.analysis.TimeOffset`):
+    the dataset's, else the particle table's ``attrs["time_offset"]`` or its
+    ``time_offset_*`` columns, else none."""
+    from asymflux.analysis import TimeOffset
+    from asymflux.analysis._clock import _from_dict, dataset_time_offset
+
+    if dataset is not None:
+        return dataset_time_offset(dataset)
+    own = (getattr(particles, "attrs", None) or {}).get("time_offset")
+    if own:
+        return TimeOffset(**_from_dict(own))
+    cols = ("time_offset_s", "time_offset_uncertainty_s", "time_offset_method")
+    if particles is not None and set(cols) <= set(particles.columns) and len(particles):
+        row = particles.iloc[0]
+        return TimeOffset(offset_s=float(row[cols[0]]), uncertainty_s=float(row[cols[1]]),
+                          method=str(row[cols[2]]))
+    return TimeOffset()
+
+
+def load_dataset(spec: str, *, time_offset_s=None):
+    """A demo dataset by name (``"aged"``), or a dataset folder / stack by path.
+
+    ``time_offset_s`` (:func:`time_offset_value`: None, seconds, ``"auto"`` or a
+    TimeOffset): its cycler table put on the camera's clock
+    (:func:`asymflux.analysis.apply_time_offset`, as ``asymflux analyze --time-offset-s``);
+    None keeps the dataset's own."""
+    return with_time_offset(_load_dataset(spec), time_offset_s, spec=spec)
+
+
+def with_time_offset(dataset, time_offset_s, *, spec=""):
+    """``dataset`` with its cycler table on the camera's clock
+    (:func:`asymflux.analysis.apply_time_offset`; ``"auto"`` estimates the offset from the
+    particles detected on frame 0, as ``asymflux analyze --time-offset-s auto``); itself
+    for None. An offset that cannot be applied or estimated: :class:`DatasetSpecError`
+    naming ``spec``."""
+    offset = time_offset_value(time_offset_s)
+    if offset is None:
+        return dataset
+    from asymflux.analysis import apply_time_offset
+
+    try:
+        return apply_time_offset(dataset, offset)
+    except ValueError as e:
+        spec = str(spec).strip()
+        raise DatasetSpecError(str(e) if spec in str(e) else f"{spec}: {e}") from e
+
+
+def _load_dataset(spec: str):
     from asymflux import datasets
     from asymflux.io import read_dataset
 

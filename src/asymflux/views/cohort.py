@@ -37,6 +37,10 @@ class CohortBrowser(pn.viewable.Viewer):
     stats = param.DataFrame(default=None, allow_None=True,
                             doc="analysis.cohort_statistics by ageing.")
     errors = param.List(default=[], doc="Messages of the datasets that could not be used.")
+    time_offset = param.String(default="", doc=(
+        "The camera-cycler clock offset applied to every dataset, s (cycler time = frame time "
+        "+ offset), or 'auto' (estimated per dataset, as `asymflux analyze --time-offset-s "
+        "auto`); empty: each dataset's own (as before). A change re-analyses."))
     allow_large = param.Boolean(default=False, doc=(
         "Analyse stacks above the dashboard's size limit (_common.max_values()); set by the "
         "'Analyse anyway' button, reset when the datasets change."))
@@ -59,11 +63,15 @@ class CohortBrowser(pn.viewable.Viewer):
             name="datasets (demo group, names/paths separated by commas, a folder, or an "
                  "analyze results folder; Enter)",
             width=700)
+        self.offset_input = pn.widgets.TextInput.from_param(
+            self.param.time_offset, name="clock offset (s, or auto; empty: none; Enter)",
+            placeholder="cycler time = frame time + offset", width=260)
+        self.offset_used = pn.pane.Markdown("", width=1100)
         self.particle_select = pn.widgets.Select(label="particle", options={}, width=420)
         self.player = pn.widgets.Player(label="frame", start=0, end=1, value=0, interval=300,
                                         loop_policy="loop", show_value=True, width=360)
         self.summary = pn.pane.Markdown("", width=1100)
-        self.param.watch(self._on_datasets, "datasets")
+        self.param.watch(self._on_datasets, ["datasets", "time_offset"])
         self.particle_select.param.watch(self._on_select, "value")
         self.param.watch(self._on_particle, "particle")
         # one HoloViews pane per figure in Panel Rows (no bokeh GridPlot, see model_explorer)
@@ -82,8 +90,13 @@ class CohortBrowser(pn.viewable.Viewer):
 
     def _begin_load(self):
         """A new load: its token, and the dataset specs (None, with the page told why, if
-        the datasets cannot be listed)."""
+        the datasets cannot be listed, or the clock offset is not understood)."""
         self.loader.new_load()
+        try:
+            C.time_offset_value(self.time_offset)
+        except Exception as e:  # noqa: BLE001
+            self._fail([K.error_text(e)])
+            return None
         try:
             return C.dataset_specs(self.datasets)
         except Exception as e:  # noqa: BLE001
@@ -99,7 +112,8 @@ class CohortBrowser(pn.viewable.Viewer):
         outcomes = {}
         for spec in specs:
             try:
-                outcomes[spec] = K.analyzed(spec, allow_large=self.allow_large)
+                outcomes[spec] = K.analyzed(spec, allow_large=self.allow_large,
+                                            time_offset_s=self.time_offset)
             except Exception as e:  # noqa: BLE001 - one broken dataset must not stop the rest
                 outcomes[spec] = e
         self._pool(outcomes)
@@ -112,7 +126,8 @@ class CohortBrowser(pn.viewable.Viewer):
         if specs is None:
             return
         token = self.loader.token
-        jobs = {spec: K.start_analysis(spec, allow_large=self.allow_large) for spec in specs}
+        jobs = {spec: K.start_analysis(spec, allow_large=self.allow_large,
+                                       time_offset_s=self.time_offset) for spec in specs}
         title = f"analysing {len(jobs)} dataset{'s' if len(jobs) > 1 else ''}"
         finished = await self.progress.wait(list(jobs.values()), title)
         if not self.loader.current(token):
@@ -131,7 +146,7 @@ class CohortBrowser(pn.viewable.Viewer):
         if good:  # the first particle's movie is read off the event loop too
             first = self._first_particle(C.cohort_tables(
                 {s: r[1:] for s, r in good.items()})[0])
-            fut = K.run_in_thread(K.measured, *first)
+            fut = K.run_in_thread(self.particle_movie, first)
             if not await self.progress.wait([(fut, f"reading particle {first[1]} of "
                                                    f"{first[0]}")], "loading") \
                     or not self.loader.current(token):
@@ -167,7 +182,7 @@ class CohortBrowser(pn.viewable.Viewer):
 
     def _pool(self, outcomes: dict):
         """Show the pooled particles of ``{spec: analyzed result or exception}``."""
-        analyzed, errors = {}, []
+        analyzed, errors, used = {}, [], {}
         for spec, result in outcomes.items():
             if isinstance(result, BaseException):
                 K.log_exception(result)
@@ -175,8 +190,9 @@ class CohortBrowser(pn.viewable.Viewer):
                 if isinstance(result, K.DatasetTooLarge):
                     self.large_button.visible = True
             else:
-                _ds, particles, ts, labels = result
+                ds, particles, ts, labels = result
                 analyzed[spec] = (particles, ts, labels)
+                used[spec] = C.time_offset_used(particles, ds)
         self._series = {spec: r[1] for spec, r in analyzed.items()}
         if not analyzed:
             self._fail(errors or ["no datasets"])
@@ -202,10 +218,20 @@ class CohortBrowser(pn.viewable.Viewer):
         n = len(cohort_rows(particles))
         self.summary.object = (f"{n} particles in {len(analyzed)} datasets, "
                                f"{int(stats['n_asymmetric'].sum())} asymmetric.")
-        self._loaded_for = self.datasets
+        self.offset_used.object = self.offset_text(used)
+        self._loaded_for = (self.datasets, self.time_offset)
+
+    @staticmethod
+    def offset_text(used: dict) -> str:
+        """The clock offsets used, ``{spec: TimeOffset}``, as the page shows them."""
+        if not used:
+            return ""
+        return ("Clock offset used (cycler time = frame time + offset): "
+                + "; ".join(f"{spec}: {off}" for spec, off in used.items()))
 
     def _fail(self, errors):
-        self._loaded_for = self.datasets
+        self._loaded_for = (self.datasets, self.time_offset)
+        self.offset_used.object = ""
         self.errors = list(errors)
         self.alert.object = "Datasets could not be used:\n\n- " + "\n- ".join(errors)
         self.alert.visible = True
@@ -223,7 +249,7 @@ class CohortBrowser(pn.viewable.Viewer):
             return
 
         async def read_then_show():  # the particle's movie is read off the event loop
-            fut = K.run_in_thread(K.measured, *chosen)
+            fut = K.run_in_thread(self.particle_movie, chosen)
             if await self.progress.wait([(fut, f"reading particle {chosen[1]} of "
                                                f"{chosen[0]}")], "loading") \
                     and self.particle_select.value == event.new:  # not chosen again meanwhile
@@ -235,7 +261,7 @@ class CohortBrowser(pn.viewable.Viewer):
         if event.new is None:
             return
         try:
-            movie = K.measured(*event.new)
+            movie = self.particle_movie(event.new)
         except Exception as e:  # noqa: BLE001 - shown in the page; the other pages go on
             K.log_exception(e)
             spec, pid = event.new
@@ -251,7 +277,7 @@ class CohortBrowser(pn.viewable.Viewer):
     def particle_movie(self, particle=None) -> C.ParticleMovie:
         """The chosen particle: differential movie, time series and kymograph."""
         spec, pid = particle if particle is not None else self.particle
-        return K.measured(spec, pid)
+        return K.measured(spec, pid, time_offset_s=self.time_offset)
 
     # ------------------------------------------------------------------ plots
 
@@ -449,7 +475,9 @@ class CohortBrowser(pn.viewable.Viewer):
             pn.Row(self.datasets_input, pn.Column(pn.pane.Markdown("or upload a zipped dataset "
                                                                    "folder:"), self.upload,
                                                   width=320)),
+            self.offset_input,
             self.summary,
+            self.offset_used,
             self.cohort_pane,
             stats_table,
             pn.Row(pn.pane.Markdown("Download:", **label), d["fig5e.png"], d["fig5e.csv"],
@@ -465,5 +493,5 @@ class CohortBrowser(pn.viewable.Viewer):
         )
 
     def _load_once(self):
-        if self._loaded_for != self.datasets:
+        if self._loaded_for != (self.datasets, self.time_offset):
             self._request_load()

@@ -184,6 +184,15 @@ def _echem_voltage(ds) -> pd.DataFrame | None:
     return t.reset_index(drop=True) if len(t) else None
 
 
+def _readable_offset(text):
+    """A clock offset typed in the page (:func:`_compute.time_offset_value`), None when it
+    cannot be read (the page's alert says why)."""
+    try:
+        return C.time_offset_value(text)
+    except ValueError:
+        return None
+
+
 def _warnings_markdown(problems) -> str:
     """The analysis' warnings (``particles.attrs["warnings"]``, what ``asymflux analyze``
     prints) as Markdown lines under the dataset's description; empty when there are none."""
@@ -217,6 +226,10 @@ class ModelExplorer(pn.viewable.Viewer):
                            doc="Demo dataset name, or path of a dataset folder / zip.")
     particle_id = param.Integer(default=None, allow_None=True,
                                 doc="Particle of the dataset (default: the first one).")
+    time_offset = param.String(default="", doc=(
+        "The dataset's camera-cycler clock offset, s (cycler time = frame time + offset), or "
+        "'auto' (estimated, as `asymflux analyze --time-offset-s auto`); empty: the "
+        "dataset's own. A change analyses the dataset again; the sliders are untouched."))
     particle_arg = param.String(default=None, allow_None=True, doc=(
         "The page's ``?particle=`` argument as typed: checked against the dataset's particles "
         "when it is loaded (a clear message when it is not one of them)."))
@@ -227,8 +240,8 @@ class ModelExplorer(pn.viewable.Viewer):
         "(η, fraction, angle, rate, D scale, film, 'fine' or 'preview') whose θ maps and "
         "curves are computed: the map plots and the V(t) and flux-ratio plots follow it."))
     twin_ready = param.Parameter(default=None, precedence=-1, doc=(
-        "(η, fraction, angle, rate, D scale, film, dataset, particle) whose simulated twin is "
-        "computed: d(capacity) and the simulated kymograph follow it."))
+        "(η, fraction, angle, rate, D scale, film, dataset, particle, clock offset) whose "
+        "simulated twin is computed: d(capacity) and the simulated kymograph follow it."))
     rate_ready = param.Parameter(default=None, precedence=-1, doc=(
         "(η, fraction, rate, D scale, film) whose Fig. 5b points are computed: Fig. 5b "
         "follows it."))
@@ -290,6 +303,9 @@ class ModelExplorer(pn.viewable.Viewer):
         self._show_surface_widgets()
         self.dataset_input = pn.widgets.TextInput.from_param(
             self.param.dataset, name="dataset (demo name or folder path; Enter to load)")
+        self.offset_input = pn.widgets.TextInput.from_param(
+            self.param.time_offset, name="clock offset (s, or auto; empty: none; Enter)",
+            placeholder="cycler time = frame time + offset")
         self.particle_select = pn.widgets.Select(label="particle", options=[])
         self.fit_button = pn.widgets.Button(name="Fit blocking of this particle (~30 s)",
                                             button_type="primary", width=300)
@@ -313,6 +329,7 @@ class ModelExplorer(pn.viewable.Viewer):
 
         self.particle_select.param.watch(self._on_particle, "value")
         self.param.watch(self._on_dataset, "dataset")
+        self.param.watch(self._on_time_offset, "time_offset")
         self._load_particles()
 
         # Every plot's data is updated in place (no new Bokeh figures to build and send): the
@@ -327,7 +344,7 @@ class ModelExplorer(pn.viewable.Viewer):
         self.settings.param.watch(self._prefetch, list(PREFETCH_ON))
         self.param.watch(self._prefetch, ["dataset", "particle_id"])
         self.settings.param.watch(self._show_surface_widgets, "surface_model")
-        measured = [self.param.dataset, self.param.particle_id]
+        measured = [self.param.dataset, self.param.particle_id, self.param.time_offset]
         self.maps_title = pn.pane.Markdown("", margin=(0, 10), width=1000)
         self._publish(self._keys(self.settings.model_settings()))
         self.map_panes = [pn.pane.Bokeh(f, margin=0, name=f"theta_map_{m:g}min")
@@ -368,7 +385,8 @@ class ModelExplorer(pn.viewable.Viewer):
     def _keys(self, s) -> dict:
         """What each kind of plot is computed from, for settings ``s``."""
         model = tuple(_model_settings(s[n] for n in MODEL_SETTINGS).values())
-        return {"maps": (*model, FINE), "twin": (*model, self.dataset, self.particle_id),
+        return {"maps": (*model, FINE),
+                "twin": (*model, self.dataset, self.particle_id, self.time_offset),
                 "rate": (model[0], model[1], model[3], model[4], model[5])}
 
     def _publish(self, keys: dict) -> None:
@@ -396,7 +414,8 @@ class ModelExplorer(pn.viewable.Viewer):
         s = self.settings.model_settings()
         keys = self._keys(s)
         futures = K.prefetch(s, pixel_nm=float(self.settings.pixel_nm), dataset=self.dataset,
-                             particle_id=self.particle_id, preview=K.in_server())
+                             particle_id=self.particle_id, preview=K.in_server(),
+                             time_offset_s=self._offset())
         if not K.in_server():
             self._publish(keys)
             return
@@ -454,6 +473,23 @@ class ModelExplorer(pn.viewable.Viewer):
         self.allow_large = False
         self._load_particles()
 
+    def _on_time_offset(self, event):
+        """Another clock offset: the dataset analysed again (the same particle, rate and
+        sliders)."""
+        self._requested = None if self.particle_id is None else str(self.particle_id)
+        self._keep_rate = True
+        self.particle_id = None
+        self.allow_large = False
+        self._load_particles()
+
+    def _offset(self):
+        """The clock offset typed (:func:`_compute.time_offset_value`); None (the dataset's
+        own) when it cannot be read: :meth:`_load_particles` reports it."""
+        return _readable_offset(self.time_offset)
+
+    def _measured_now(self, spec, pid):
+        return K.measured(spec, pid, time_offset_s=self._offset())
+
     def _on_particle(self, event):
         if event.new is None or event.new == self.particle_id:
             return
@@ -463,7 +499,7 @@ class ModelExplorer(pn.viewable.Viewer):
         pid, spec = int(event.new), self.dataset
 
         async def read_then_show():  # the particle's movie is read off the event loop
-            fut = K.run_in_thread(K.measured, spec, pid)
+            fut = K.run_in_thread(self._measured_now, spec, pid)
             if await self.progress.wait([(fut, f"reading particle {pid} of {spec}")],
                                         "loading") and self.dataset == spec \
                     and self.particle_select.value == pid:  # not chosen again meanwhile
@@ -481,6 +517,10 @@ class ModelExplorer(pn.viewable.Viewer):
         while the page shows its progress: returns None at once. Elsewhere returns True when
         the dataset could be used."""
         token = self.loader.new_load()
+        try:
+            C.time_offset_value(self.time_offset)
+        except ValueError as e:
+            return self._load_failed(e)
         if K.in_server():
 
             async def load():
@@ -494,7 +534,8 @@ class ModelExplorer(pn.viewable.Viewer):
             pn.state.onload(load)
             return None
         try:
-            result = K.analyzed(self.dataset, allow_large=self.allow_large)
+            result = K.analyzed(self.dataset, allow_large=self.allow_large,
+                                time_offset_s=self.time_offset)
         except Exception as e:  # noqa: BLE001 - shown in the page
             return self._load_failed(e)
         return self._loaded(result)
@@ -504,7 +545,8 @@ class ModelExplorer(pn.viewable.Viewer):
         self.particle_select.options = []
         self._dataset_info.object = ""
         self.notice.visible = False
-        job = K.start_analysis(spec, allow_large=self.allow_large)
+        job = K.start_analysis(spec, allow_large=self.allow_large,
+                               time_offset_s=self.time_offset)
         finished = await self.progress.wait([job], f"analysing dataset {spec}")
         if not self.loader.current(token):
             return  # another dataset asked for meanwhile
@@ -519,7 +561,7 @@ class ModelExplorer(pn.viewable.Viewer):
             return
         pid = self._pick_particle(result[1])
         if pid is not None:  # read its movie off the event loop before the plots ask for it
-            fut = K.run_in_thread(K.measured, spec, pid)
+            fut = K.run_in_thread(self._measured_now, spec, pid)
             if not await self.progress.wait([(fut, f"reading particle {pid} of {spec}")],
                                             "loading") or not self.loader.current(token):
                 return
@@ -585,6 +627,8 @@ class ModelExplorer(pn.viewable.Viewer):
             f"**{meta.get('name', self.dataset)}**: {meta.get('ageing', '?')}, measured at "
             f"{meta.get('rate_mA_g', '?')} mA/g; {len(ids)} particles"
             + (" (synthetic)" if meta.get("synthetic") else "")
+            + f"; clock offset used (cycler time = frame time + offset): "
+              f"{C.time_offset_used(particles, ds)}"
             + _warnings_markdown(particles.attrs.get("warnings", [])))
         self.alert.visible = False
         return True
@@ -600,7 +644,7 @@ class ModelExplorer(pn.viewable.Viewer):
         if pid is None:
             return None
         try:
-            result = K.fit(self.dataset, pid).result()
+            result = K.fit(self.dataset, pid, time_offset_s=self._offset()).result()
         except Exception as e:  # noqa: BLE001 - shown in the page
             return self._fit_failed(pid, e)
         return self._fit_done(pid, result)
@@ -614,7 +658,8 @@ class ModelExplorer(pn.viewable.Viewer):
         if pid is None:
             return None
         try:
-            result = await asyncio.wrap_future(K.fit(self.dataset, pid))
+            result = await asyncio.wrap_future(K.fit(self.dataset, pid,
+                                                     time_offset_s=self._offset()))
         except Exception as e:  # noqa: BLE001 - shown in the page
             return self._fit_failed(pid, e)
         return self._fit_done(pid, result)
@@ -687,7 +732,8 @@ class ModelExplorer(pn.viewable.Viewer):
         """The loaded dataset's cycler voltage against capacity (``capacity_mAh_g,
         voltage_V``), None when its echem table has none."""
         try:
-            ds = K.analyzed(self.dataset if dataset is None else dataset)[0]
+            ds = K.analyzed(self.dataset if dataset is None else dataset,
+                            time_offset_s=self._offset())[0]
         except Exception:  # noqa: BLE001 - the dataset's own alert says why
             return None
         return _echem_voltage(ds)
@@ -716,12 +762,14 @@ class ModelExplorer(pn.viewable.Viewer):
         s = self.model_settings(**overrides)
         dataset = overrides.get("dataset", self.dataset)
         pid = overrides.get("particle_id", self.particle_id)
+        offset = overrides.get("time_offset", self.time_offset)
         if pid is None:
-            _ds, particles, _ts, _l = K.analyzed(dataset)
+            _ds, particles, _ts, _l = K.analyzed(dataset, time_offset_s=offset)
             pid = int(particles["particle_id"].iloc[0])
-        m = K.measured(dataset, pid)
+        m = K.measured(dataset, pid, time_offset_s=offset)
         sim = K.simulated(dataset, pid, s["eta"], s["blocked_fraction"], s["angle_deg"],
-                          s["rate_mA_g"], s["diffusivity_scale"], s["film_ohm_m2"])
+                          s["rate_mA_g"], s["diffusivity_scale"], s["film_ohm_m2"],
+                          time_offset_s=offset)
         ts = pd.concat([m.timeseries, sim.timeseries], ignore_index=True)
         return {"measured": m, "simulated": sim, "timeseries": ts, "particle_id": pid}
 
@@ -982,22 +1030,22 @@ class ModelExplorer(pn.viewable.Viewer):
                 "capacity_mAh_g": np.asarray([] if v is None else v["capacity_mAh_g"]),
                 "voltage_V": np.asarray([] if v is None else v["voltage_V"])}
 
-    def _measured_movie(self, dataset, particle_id):
+    def _measured_movie(self, dataset, particle_id, offset=None):
         if particle_id is None:  # the dataset could not be used: the alert says why
             return None
         try:
-            return K.measured(dataset, int(particle_id))
+            return K.measured(dataset, int(particle_id), time_offset_s=offset)
         except Exception as e:  # noqa: BLE001 - shown in the page
             self._show_error(e, prefix="Measured particle")
             return None
 
-    def _simulated_movie(self, s, dataset, particle_id):
+    def _simulated_movie(self, s, dataset, particle_id, offset=None):
         if particle_id is None:
             return None
         try:
             return K.simulated(dataset, int(particle_id), s["eta"], s["blocked_fraction"],
                                s["angle_deg"], s["rate_mA_g"], s["diffusivity_scale"],
-                               s["film_ohm_m2"])
+                               s["film_ohm_m2"], time_offset_s=offset)
         except Exception as e:  # noqa: BLE001 - shown in the page
             self._show_error(e, prefix="Simulated particle")
             return None
@@ -1005,10 +1053,11 @@ class ModelExplorer(pn.viewable.Viewer):
     def _offset_inputs(self, key):
         """``(timeseries, title)`` of d(capacity) of the measured particle and its simulated
         twin (Fig. 5d), for ``key`` = (η, fraction, angle, rate, D scale, film, dataset,
-        particle)."""
-        s, (dataset, particle_id) = _model_settings(key), key[len(MODEL_SETTINGS):]
-        movies = [self._measured_movie(dataset, particle_id),
-                  self._simulated_movie(s, dataset, particle_id)]
+        particle, clock offset)."""
+        s, (dataset, particle_id, offset) = _model_settings(key), key[len(MODEL_SETTINGS):]
+        offset = _readable_offset(offset)
+        movies = [self._measured_movie(dataset, particle_id, offset),
+                  self._simulated_movie(s, dataset, particle_id, offset)]
         ts = pd.concat([m.timeseries for m in movies if m is not None]
                        or [pd.DataFrame({"source": [], "capacity_mAh_g": [], "offset_nm": []})],
                        ignore_index=True)
@@ -1034,21 +1083,24 @@ class ModelExplorer(pn.viewable.Viewer):
     def _kymograph(self, movie, title):
         return _framewise(self._kymograph_element(movie, title).opts(width=340, height=320))
 
-    def _measured_kymograph(self, dataset, particle_id):
+    def _measured_kymograph(self, dataset, particle_id, time_offset=None):
         """Line-cut kymograph of the measured particle (Fig. 5c)."""
-        return self._kymograph(self._measured_movie(dataset, particle_id),
+        return self._kymograph(self._measured_movie(dataset, particle_id,
+                                                    _readable_offset(time_offset)),
                                f"measured line-cut, particle {particle_id}")
 
     def _simulated_kymograph(self, key):
         """Line-cut kymograph of the simulated twin (Fig. 5c), same measurement, for ``key``
         as in :meth:`_offset_plot`: ``(HoloViews overlay, title)``."""
-        s, (dataset, particle_id) = _model_settings(key), key[len(MODEL_SETTINGS):]
+        s, (dataset, particle_id, offset) = _model_settings(key), key[len(MODEL_SETTINGS):]
+        offset = _readable_offset(offset)
         what = (f"η {s['eta']:.2g}" if s["film_ohm_m2"] is None
                 else f"film {s['film_ohm_m2']:.3g} Ω m²")
         # short enough for the plot's width: the arc's fraction and angle are in the θ maps'
         # heading
         title = f"simulated, {what}"
-        return (self._kymograph_element(self._simulated_movie(s, dataset, particle_id), title),
+        return (self._kymograph_element(self._simulated_movie(s, dataset, particle_id, offset),
+                                        title),
                 title)
 
     # ------------------------------------------------------------------ downloads
@@ -1166,6 +1218,7 @@ class ModelExplorer(pn.viewable.Viewer):
             pn.pane.Markdown("Sliders act when the handle is released (or on each arrow key)."),
             "### Measured particle",
             self.dataset_input,
+            self.offset_input,
             pn.Row(pn.pane.Markdown("or upload a zipped dataset folder:"), self.upload),
             self._dataset_info,
             self.particle_select,
