@@ -9,6 +9,7 @@ import pytest
 from _server import (  # tests/dashboards is on sys.path
     CHROMIUM,
     COHORT_DATASETS,
+    EXPLORER_DATASET,
     VISIBLE_HANDLES,
     explorer_ready,
     launch,
@@ -154,7 +155,11 @@ def test_model_explorer_broken_dataset_alert(server, page, tmp_path):
     (bad / "metadata.json").write_text("{ not json")
     page.goto(server + "/model_explorer")
     wait_for(page, explorer_ready, timeout_s=STEP_TIMEOUT_S)
-    box = page.locator("input[type=text]").first
+    # the dataset field: the text box holding the page's dataset (the rate and the clock offset
+    # have text boxes too, so not merely the first one)
+    boxes = page.locator("input[type=text]")
+    box = next(boxes.nth(i) for i in range(boxes.count())
+               if boxes.nth(i).input_value() == EXPLORER_DATASET)
     box.fill(str(bad))
     box.press("Enter")
     alert = page.locator(".alert-danger")
