@@ -243,6 +243,16 @@ def test_broken_dataset_gives_alert_and_recovers(explorer, tmp_path):
     explorer.dataset = str(bad)
     assert explorer.alert.visible and "broken" in explorer.alert.object
     assert explorer.particle_select.options == []
+    # the titles say there is no particle, never "particle None"
+    assert explorer.particle_id is None
+    assert explorer._offset_fig.title.text == "d(capacity), no particle"
+    titles = []
+    explorer._kymograph = lambda movie, title: titles.append(title)  # instance attribute
+    try:
+        explorer._measured_kymograph(explorer.dataset, None)
+    finally:
+        del explorer._kymograph
+    assert titles == ["measured line-cut, no particle"]
     explorer.dataset = "aged"
     assert not explorer.alert.visible and explorer.particle_id == 1
 
@@ -287,6 +297,10 @@ def test_cohort_browser_counts_and_particles(demo_data):
     movie = view.particle_movie()
     assert movie.dI.ndim == 3 and movie.kymograph.shape[0] == movie.dI.shape[0]
     assert view.player.end == movie.dI.shape[0] - 1
+    # the player opens on the first frame with signal, not the blank reference frame 0
+    peak = np.nanmax(np.abs(movie.dI).reshape(movie.dI.shape[0], -1), axis=1)
+    f = view.player.value
+    assert f > 0 and peak[f] >= 0.1 * peak.max() and (peak[:f] < 0.1 * peak.max()).all()
     # choose another particle through the widget
     other = [v for v in view.particle_select.options.values()
              if v != f"{view.particle[0]}|{view.particle[1]}"][0]
@@ -295,6 +309,20 @@ def test_cohort_browser_counts_and_particles(demo_data):
     hv.extension("bokeh")
     view._as_row(view._particle_plot(view.particle)).get_root()
     view._as_row(view._cohort_plot(view.stats)).get_root()
+
+
+def test_first_signal_frame():
+    from asymflux.views.cohort import first_signal_frame
+
+    dI = np.zeros((5, 4, 4))
+    dI[:, 0, 0] = np.nan
+    dI[1, 1, 1] = 1e-6  # noise below a tenth of the peak
+    dI[3, 2, 2] = -0.5
+    dI[4, 2, 2] = 1.0
+    assert first_signal_frame(dI) == 3
+    assert first_signal_frame(np.zeros((3, 2, 2))) == 0
+    assert first_signal_frame(np.full((3, 2, 2), np.nan)) == 0
+    assert first_signal_frame(np.empty((0, 0, 0))) == 0
 
 
 def test_cohort_browser_broken_dataset(demo_data, tmp_path):
@@ -433,6 +461,14 @@ def test_cohort_downloads(demo_data):
     view = CohortBrowser(datasets=",".join(COHORT_DATASETS))
     view.load()
     view.__panel__()
+    # the table shows every column within its width (nothing cut at the right): the columns
+    # fitted to the width, the fractions and their interval with three decimals
+    table = view.stats_table
+    assert list(table.value.columns) == list(view.stats.columns)
+    assert {"ci_low", "ci_high"} <= set(table.value.columns)
+    assert table.layout == "fit_columns" and not table.hidden_columns
+    assert not table.widths and not table.frozen_columns
+    assert {table.formatters[c].format for c in ("ci_low", "ci_high")} == {"0.000"}
     files = {k: _download(b) for k, b in view.downloads.items()}
     for key, (data, name) in files.items():
         assert data, key

@@ -18,6 +18,43 @@ def _parse(value) -> tuple[str, int]:
     return spec, int(pid)
 
 
+def first_signal_frame(dI, *, fraction: float = 0.1) -> int:
+    """The first frame of a differential movie with signal: the first whose largest
+    ``|dI|`` reaches ``fraction`` of the movie's largest (0 for an empty or all-blank movie).
+
+    Parameters
+    ----------
+    dI : array, shape (time, row, col)
+        Differential movie (NaN outside the particle allowed).
+    fraction : float
+        Share of the movie's largest ``|dI|`` a frame must reach.
+    """
+    dI = np.asarray(dI, dtype=float)
+    if dI.ndim != 3 or not dI.size:
+        return 0
+    with np.errstate(invalid="ignore"):
+        peak = np.abs(np.where(np.isfinite(dI), dI, 0.0)).reshape(dI.shape[0], -1).max(axis=1)
+    top = peak.max()
+    if not top > 0:
+        return 0
+    return int(np.flatnonzero(peak >= fraction * top)[0])
+
+
+STATS_DIGITS = {"fraction_asymmetric": "0.000", "ci_low": "0.000", "ci_high": "0.000"}
+"""Number formats of the Fig. 5e table's fractions in the page (the CSV keeps every digit)."""
+
+
+def stats_table_widget(stats) -> pn.widgets.Tabulator:
+    """The Fig. 5e table as the page shows it: every column within the table's width (the
+    fractions with three decimals, the columns fitted to the width, none hidden)."""
+    from bokeh.models.widgets.tables import NumberFormatter
+
+    return pn.widgets.Tabulator(
+        stats, disabled=True, show_index=False, width=1100, height=200,
+        layout="fit_columns",
+        formatters={c: NumberFormatter(format=f) for c, f in STATS_DIGITS.items()})
+
+
 class CohortBrowser(pn.viewable.Viewer):
     """Counts and fractions of symmetric / asymmetric particles per ageing condition with
     95 % Wilson intervals (Fig. 5e); choosing a particle shows its differential movie (a
@@ -244,7 +281,9 @@ class CohortBrowser(pn.viewable.Viewer):
             self.alert.visible = True
             return
         n = int(movie.dI.shape[0])
-        self.player.param.update(end=max(n - 1, 1), value=min(self.player.value, n - 1))
+        # a new particle opens on its first frame with signal (a differential movie's frame
+        # 0 is its blank reference)
+        self.player.param.update(end=max(n - 1, 1), value=first_signal_frame(movie.dI))
 
     # ------------------------------------------------------------------ data
 
@@ -436,9 +475,8 @@ class CohortBrowser(pn.viewable.Viewer):
             self._load_once()
         K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
         K.freeze_while_session_open()  # no full garbage collections of the libraries
-        stats_table = pn.widgets.Tabulator(
-            pn.bind(lambda s: s if s is not None else pd.DataFrame(), self.param.stats),
-            disabled=True, show_index=False, width=1100, height=200)
+        stats_table = self.stats_table = stats_table_widget(
+            pn.bind(lambda s: s if s is not None else pd.DataFrame(), self.param.stats))
         d = self.downloads
         label = {"width": 80, "margin": (12, 5)}
         return pn.Column(

@@ -116,6 +116,12 @@ def _layer_data(el):
     return {dimension_sanitizer(d.name): el.dimension_values(d) for d in el.kdims + el.vdims}
 
 
+def _particle_name(particle_id) -> str:
+    """``"particle 3"``, or ``"no particle"`` when none is shown (a dataset that could not be
+    read: the alert says why) -- never ``"particle None"`` in a title."""
+    return "no particle" if particle_id is None else f"particle {int(particle_id)}"
+
+
 def _put(fig, element, title) -> None:
     """Replace the data of the figure ``fig`` (:func:`_render_once` of the same builder) by
     ``element``'s, layer by layer, and its title: the update in place of the θ maps and
@@ -1012,7 +1018,7 @@ class ModelExplorer(pn.viewable.Viewer):
         ts = pd.concat([m.timeseries for m in movies if m is not None]
                        or [pd.DataFrame({"source": [], "capacity_mAh_g": [], "offset_nm": []})],
                        ignore_index=True)
-        return ts, f"d(capacity), particle {particle_id}"
+        return ts, f"d(capacity), {_particle_name(particle_id)}"
 
     def _offset_plot(self, key):
         """d(capacity) for ``key`` (:meth:`_offset_inputs`): ``(HoloViews overlay, title)``."""
@@ -1037,7 +1043,7 @@ class ModelExplorer(pn.viewable.Viewer):
     def _measured_kymograph(self, dataset, particle_id):
         """Line-cut kymograph of the measured particle (Fig. 5c)."""
         return self._kymograph(self._measured_movie(dataset, particle_id),
-                               f"measured line-cut, particle {particle_id}")
+                               f"measured line-cut, {_particle_name(particle_id)}")
 
     def _simulated_kymograph(self, key):
         """Line-cut kymograph of the simulated twin (Fig. 5c), same measurement, for ``key``
