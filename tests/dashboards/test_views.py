@@ -455,6 +455,9 @@ def _download(button) -> tuple[bytes, str]:
     return base64.b64decode(button.data.split(",", 1)[1]), button.filename
 
 
+MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "svg": b"<?xml", "pdf": b"%PDF-"}
+
+
 def test_cohort_downloads(demo_data):
     import pandas as pd
 
@@ -472,10 +475,16 @@ def test_cohort_downloads(demo_data):
     files = {k: _download(b) for k, b in view.downloads.items()}
     for key, (data, name) in files.items():
         assert data, key
-        if key.endswith(".png"):
-            assert data.startswith(b"\x89PNG") and name.endswith(".png"), key
-        else:
-            assert name.endswith(".csv"), key
+        ext = key.rsplit(".", 1)[1]
+        assert name.endswith(f".{ext}"), key
+        if ext != "csv":
+            assert data.startswith(MAGIC[ext]), key
+    assert {k for k in files if not k.endswith(".csv")} == {
+        f"{f}.{fmt}" for f in ("fig5e", *view.PARTICLE_FIGURES) for fmt in ("png", "svg", "pdf")}
+    # the datasets and the particle are written in the figures, not only in the file names
+    svg = files["kymograph.svg"][0].decode()
+    assert view.datasets in svg and f"particle {view.particle[1]}" in svg
+    assert view.datasets in files["fig5e.svg"][0].decode()
     # the CSV is the table the page shows, in its order
     shown = view.stats
     got = pd.read_csv(io.BytesIO(files["fig5e.csv"][0]))
@@ -508,6 +517,50 @@ def test_explorer_downloads(explorer):
     th = explorer.theta_maps()["theta"].iloc[0]
     np.testing.assert_allclose(maps.loc[maps["minutes"] == 5.0, "theta"], np.ravel(th))
     assert "eta0.3_fraction0.25" in files["fig5b.csv"][1]
+
+
+def _mpl_figures(monkeypatch):
+    """The matplotlib figures :func:`asymflux.plots.render` saves, as it saves them."""
+    from asymflux import plots
+
+    seen = []
+    write = plots._write_subtitle
+    monkeypatch.setattr(plots, "_write_subtitle",
+                        lambda fig, text: (seen.append(fig), write(fig, text))[1])
+    return seen
+
+
+def test_explorer_figures_have_colour_bars_settings_and_three_formats(explorer, monkeypatch):
+    """Every figure of the model explorer as PNG, SVG and PDF: valid files, the θ maps and
+    kymographs with colour bars, the settings written in the figure (text in the SVG), the
+    Fig. 5b legend beside the axes (not over the current point)."""
+    explorer.settings.param.update(eta=0.3, blocked_fraction=0.25, rate_mA_g=100.0)
+    figs = _mpl_figures(monkeypatch)
+    for fmt in ("png", "svg", "pdf"):
+        assert {k for k in explorer.downloads if k.endswith(f".{fmt}")} == {
+            f"{f}.{fmt}" for f in explorer.FIGURES}
+    for f in explorer.FIGURES:
+        for fmt in ("png", "svg", "pdf"):
+            data, name = _download(explorer.downloads[f"{f}.{fmt}"])
+            assert data.startswith(MAGIC[fmt]) and name.endswith(f".{fmt}"), (f, fmt)
+            if fmt == "svg":
+                svg = data.decode()
+                if f != "kymograph_measured":  # the measurement depends on no setting
+                    assert "25% blocked at 180°" in svg and "100 mA/g" in svg, f
+                if f in ("kymograph_measured", "kymograph_simulated", "d_capacity"):
+                    assert "dataset aged, particle 1" in svg, f
+    by_name = dict(zip([f for f in explorer.FIGURES for _ in range(3)], figs, strict=True))
+    # colour bars: an axes beyond the plots' own (4 θ maps + 1 bar; a kymograph + 1 bar)
+    assert len(by_name["theta_maps"].axes) == 5
+    for f in ("kymograph_measured", "kymograph_simulated"):
+        assert len(by_name[f].axes) == 2
+        assert by_name[f].axes[1].get_ylabel() == "differential intensity"
+    # Fig. 5b: the legend outside the axes, so it hides no point
+    fig = by_name["fig5b"]
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    renderer = fig.canvas.get_renderer()
+    assert not legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
 
 
 def test_png_without_a_display(tmp_path):

@@ -408,32 +408,50 @@ class CohortBrowser(pn.viewable.Viewer):
             raise ValueError("no particles: nothing to download")
         return self.stats
 
+    def settings_text(self) -> str:
+        """What a downloaded figure shows, written in it (not only in its file name)."""
+        return f"asymflux cohort browser — datasets: {self.datasets}"
+
     def fig5e_png(self) -> bytes:
         """Fig. 5e as shown (PNG, drawn with matplotlib)."""
+        return self.fig5e_file("png")
+
+    def fig5e_file(self, fmt: str = "png") -> bytes:
+        """Fig. 5e as shown (PNG, SVG or PDF, drawn with matplotlib), the datasets written
+        above it."""
         stats = self._need_stats()
-        return plots.to_png(plots.fig5e_figure, stats, order=list(stats["ageing"]))
+        return plots.render(plots.fig5e_figure, stats, order=list(stats["ageing"]), fmt=fmt,
+                            subtitle=self.settings_text())
 
     PARTICLE_FIGURES = ("frame", "d_capacity", "kymograph")
     """The chosen particle's figures, as :meth:`particle_png` names them."""
 
     def particle_png(self, figure: str) -> tuple[bytes, str]:
+        """:meth:`particle_file` as PNG."""
+        return self.particle_file(figure, "png")
+
+    def particle_file(self, figure: str, fmt: str = "png") -> tuple[bytes, str]:
         """One of the chosen particle's figures (:attr:`PARTICLE_FIGURES`; the movie at the
-        player's frame) drawn with HoloViews' matplotlib backend: ``(PNG bytes, file name)``."""
+        player's frame) drawn with HoloViews' matplotlib backend, with its colour bar and
+        the dataset and particle written above it: ``(PNG, SVG or PDF bytes, file name)``."""
         movie, name, pid, stem = self._chosen()
         if figure in ("frame", "kymograph") and not movie.dI.size:
             raise ValueError(f"{name} / {pid}: no movie: "
                              f"{movie.extra.get('no_movie', 'no frames')}")
         size = {"fig_inches": (5.5, 4), "aspect": "auto"}
+        sub = f"{self.settings_text()}; {name} / particle {pid}"
         if figure == "frame":
             frame = int(self.player.value)
-            return plots.to_png(self._frame_plot, movie, name, pid, frame,
-                                mpl_opts={"fig_inches": 4.5}), f"{stem}_frame{frame}.png"
+            return plots.render(self._frame_plot, movie, name, pid, frame, fmt=fmt,
+                                subtitle=sub, mpl_opts={"fig_inches": 4.5}), \
+                f"{stem}_frame{frame}.{fmt}"
         if figure == "d_capacity":
-            return plots.to_png(self._offset_plot, movie, name, pid, True, mpl_opts=size), \
-                f"{stem}_d_capacity.png"
+            return plots.render(self._offset_plot, movie, name, pid, True, fmt=fmt,
+                                subtitle=sub, mpl_opts=size), f"{stem}_d_capacity.{fmt}"
         if figure == "kymograph":
-            return plots.to_png(self._kymograph_plot, movie, name, pid, True, mpl_opts=size), \
-                f"{stem}_kymograph.png"
+            return plots.render(self._kymograph_plot, movie, name, pid, True, fmt=fmt,
+                                subtitle=sub, colorbar_label=plots.KYMOGRAPH_LABEL,
+                                mpl_opts=size), f"{stem}_kymograph.{fmt}"
         raise ValueError(f"unknown figure {figure!r}; one of {self.PARTICLE_FIGURES}")
 
     def _make_downloads(self):
@@ -441,8 +459,11 @@ class CohortBrowser(pn.viewable.Viewer):
             movie, _name, _pid, stem = self._chosen()
             return K.csv_bytes(movie.timeseries), f"{stem}_timeseries.csv"
 
-        def png(figure):
-            return lambda: self.particle_png(figure)
+        def file(figure, fmt):
+            return lambda: self.particle_file(figure, fmt)
+
+        def fig5e(fmt):
+            return lambda: self.fig5e_file(fmt)
 
         def particles_csv():
             if self.particles is None:
@@ -450,14 +471,18 @@ class CohortBrowser(pn.viewable.Viewer):
             return K.csv_bytes(self.particles)
 
         return {
-            "fig5e.png": K.download_button("Fig. 5e (PNG)", "fig5e.png", self.fig5e_png),
+            **{f"fig5e.{fmt}": K.download_button(f"Fig. 5e ({fmt.upper()})", f"fig5e.{fmt}",
+                                                 fig5e(fmt), width=130 if fmt == "png" else 70)
+               for fmt in plots.FORMATS},
             "fig5e.csv": K.download_button("Fig. 5e table (CSV)", "fig5e.csv",
                                            lambda: K.csv_bytes(self._need_stats())),
             "particles.csv": K.download_button("all particles (CSV)", "particles.csv",
                                                particles_csv),
-            **{f"{f}.png": K.download_button(label, f"{f}.png", png(f)) for f, label in (
-                ("frame", "movie frame (PNG)"), ("d_capacity", "d(capacity) (PNG)"),
-                ("kymograph", "kymograph (PNG)"))},
+            **{f"{f}.{fmt}": K.download_button(f"{label} ({fmt.upper()})", f"{f}.{fmt}",
+                                               file(f, fmt))
+               for fmt in plots.FORMATS for f, label in (
+                ("frame", "movie frame"), ("d_capacity", "d(capacity)"),
+                ("kymograph", "kymograph"))},
             "timeseries.csv": K.download_button("particle time series (CSV)",
                                                 "timeseries.csv", timeseries_csv, width=210),
         }
@@ -490,13 +515,15 @@ class CohortBrowser(pn.viewable.Viewer):
             self.summary,
             self.cohort_pane,
             stats_table,
-            pn.Row(pn.pane.Markdown("Download:", **label), d["fig5e.png"], d["fig5e.csv"],
-                   d["particles.csv"]),
+            pn.Row(pn.pane.Markdown("Download:", **label), d["fig5e.png"], d["fig5e.svg"],
+                   d["fig5e.pdf"], d["fig5e.csv"], d["particles.csv"]),
             pn.pane.Markdown("### Particle"),
             pn.Row(self.particle_select, self.player),
             self.particle_pane,
             pn.Row(pn.pane.Markdown("Download:", **label), d["frame.png"], d["d_capacity.png"],
                    d["kymograph.png"], d["timeseries.csv"]),
+            *(pn.Row(pn.pane.Markdown("", **label), d[f"frame.{fmt}"], d[f"d_capacity.{fmt}"],
+                     d[f"kymograph.{fmt}"]) for fmt in ("svg", "pdf")),
             pn.pane.Markdown("### dQ/dV and the mean optical signal (the particle's dataset)"),
             self.dqdv_pane,
             width=1200,
