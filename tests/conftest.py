@@ -27,6 +27,12 @@ from pathlib import Path
 
 import pytest
 
+# PNG/SVG/PDF exports are drawn off screen: with a display (pytest-xvfb's) matplotlib would
+# otherwise pick its Qt backend once anything imports pyplot, and its figures then depend on
+# that display ("Invalid DISPLAY variable" seen in some runs). The napari widgets draw on
+# their own Qt canvases, which this does not change.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

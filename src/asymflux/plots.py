@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 THETA_CMAP = "viridis"
+KYMOGRAPH_LABEL = "differential intensity"
+"""The quantity of the differential movies and kymographs (their colour bars' label)."""
 
 
 def _headless_matplotlib() -> None:
@@ -74,7 +76,7 @@ def theta_map(x_um, y_um, theta, *, title="", clim=(None, None), colorbar=False)
 
 
 def fig4_theta_maps(data: pd.DataFrame, *, clim=None, surfaces=None, radius_um: float | None = None,
-                    frame_size: int | None = None):
+                    frame_size: int | None = None, colorbar: bool = False):
     """Fig. 4: θ maps, one row per surface, one column per time.
 
     Parameters
@@ -90,6 +92,8 @@ def fig4_theta_maps(data: pd.DataFrame, *, clim=None, surfaces=None, radius_um: 
         Radius of the outline (default: half the extent of the pixel grid).
     frame_size : int, optional
         Width and height of each panel in screen pixels (bokeh).
+    colorbar : bool
+        A θ colour bar beside the last panel of each row (the panels share ``clim``).
     """
     hv = _hv()
     if clim is None:
@@ -98,10 +102,12 @@ def fig4_theta_maps(data: pd.DataFrame, *, clim=None, surfaces=None, radius_um: 
         hi = max(np.nanmax(t) for t in finite) if finite else 1.0
         clim = (float(lo), float(hi))
     panels, outlines = [], {}
-    for _, row in data.iterrows():
+    ncols = data["minutes"].nunique()
+    for i, (_, row) in enumerate(data.iterrows()):
         reached = bool(np.any(np.isfinite(row.theta)))
         title = f"{row.surface}, {row.minutes:g} min" + ("" if reached else " (not reached)")
-        panel = theta_map(row.x_um, row.y_um, row.theta, clim=clim, title=title)
+        panel = theta_map(row.x_um, row.y_um, row.theta, clim=clim, title=title,
+                          colorbar=colorbar and (i + 1) % ncols == 0)
         if frame_size is not None:
             panel = _style(panel, bokeh={"frame_width": frame_size, "frame_height": frame_size})
         if surfaces is not None and row.surface in surfaces:
@@ -111,7 +117,6 @@ def fig4_theta_maps(data: pd.DataFrame, *, clim=None, surfaces=None, radius_um: 
                 outlines[row.surface, r] = surface_outline(surfaces[row.surface], r)
             panel = panel * outlines[row.surface, r]
         panels.append(panel)
-    ncols = data["minutes"].nunique()
     return hv.Layout(panels).cols(ncols)
 
 
@@ -416,7 +421,7 @@ def kymograph(kymo, distance_nm, capacity_mAh_g, *, boundaries: pd.DataFrame | N
     kymo, cap = kymo[keep], cap[keep]
     kd = [hv.Dimension("distance_nm", label="distance along line (nm)"),
           hv.Dimension("capacity_mAh_g", label="capacity (mAh/g)")]
-    vd = [hv.Dimension("dI", label="differential intensity", range=clim)]
+    vd = [hv.Dimension("dI", label=KYMOGRAPH_LABEL, range=clim)]
     if cap.size < 2 or x.size < 2:
         img = hv.QuadMesh(([0, 1], [0, 1], np.full((2, 2), np.nan)), kd, vd)
     else:
@@ -448,7 +453,7 @@ def differential_frame(dI, pixel_nm: float, *, title="", clim=(0.0, 0.3), cmap="
     n_row, n_col = dI.shape
     p = float(pixel_nm) / 1000.0
     img = hv.Image(dI, bounds=(0, 0, n_col * p, n_row * p), kdims=["x (µm)", "y (µm)"],
-                   vdims=[hv.Dimension("dI", label="differential intensity", range=clim)])
+                   vdims=[hv.Dimension("dI", label=KYMOGRAPH_LABEL, range=clim)])
     img = _style(img.opts(cmap=cmap, clim=clim, title=title),
                  bokeh={"colorbar": True, "data_aspect": 1}, matplotlib={"colorbar": True})
     if line is None:
@@ -608,34 +613,53 @@ def fig5e_figure(stats: pd.DataFrame, *, by="ageing", order=None, size_inches=(9
 # ----------------------------------------------------------------------------- PNG files
 
 
-def figure_png(fig, *, dpi=None) -> bytes:
-    """PNG bytes of a matplotlib figure (Agg canvas: no display needed)."""
+def figure_png(fig, *, dpi=None, fmt="png") -> bytes:
+    """PNG (or ``fmt``: SVG, PDF) bytes of a matplotlib figure (Agg canvas: no display
+    needed)."""
     import io
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
 
 
 _BACKEND_LOCK = threading.RLock()
 
 
+FORMATS = ("png", "svg", "pdf")
+"""The file formats of :func:`render` (and the dashboards' figure downloads)."""
+
 def to_png(build, *args, dpi=100, mpl_opts=None, **kwargs) -> bytes:
-    """PNG bytes of the HoloViews figure ``build(*args, **kwargs)`` (a builder of this
-    module), built and rendered with HoloViews' matplotlib backend: no browser, webdriver
-    or display needed.
+    """PNG bytes of the HoloViews figure ``build(*args, **kwargs)``: :func:`render` with
+    ``fmt="png"``."""
+    return render(build, *args, fmt="png", dpi=dpi, mpl_opts=mpl_opts, **kwargs)
+
+
+def render(build, *args, fmt: str = "png", subtitle: str | None = None,
+           colorbar_label: str | None = None, dpi=100, mpl_opts=None, **kwargs) -> bytes:
+    """PNG, SVG or PDF bytes of the HoloViews figure ``build(*args, **kwargs)`` (a builder
+    of this module), built and rendered with HoloViews' matplotlib backend: no browser,
+    webdriver or display needed.
 
     The builders give their options to the current backend, so for the build the current
     backend is matplotlib, then the previous one again (under a lock: a Panel server builds
     its pages in one thread, so no page sees the switch). A builder returning a matplotlib
     ``Figure`` (:func:`fig5e_figure`) is saved as it is. ``mpl_opts``: matplotlib options of
-    the figure (``fig_inches``, ``aspect``, ...).
+    the figure (``fig_inches``, ``aspect``, ...). ``subtitle``: a line of text written
+    above the figure (e.g. the settings it was computed with), so that the file says what
+    it shows without its name. In an SVG the text stays text (searchable, editable).
+    ``colorbar_label``: the label of a colour bar added beside the figure's image (a
+    :func:`kymograph`, whose HoloViews colour bar, in an overlay, the matplotlib backend
+    draws over the plot).
     """
     import holoviews as hv
+    import matplotlib
 
+    if fmt not in FORMATS:
+        raise ValueError(f"figure format {fmt!r}: expected one of {FORMATS}")
     with _BACKEND_LOCK:
         if "matplotlib" not in hv.Store.renderers:
             _headless_matplotlib()
@@ -644,15 +668,48 @@ def to_png(build, *args, dpi=100, mpl_opts=None, **kwargs) -> bytes:
         hv.Store.set_current_backend("matplotlib")
         try:
             obj = build(*args, **kwargs)
-            if hasattr(obj, "savefig"):
-                return figure_png(obj, dpi=dpi)
-            if mpl_opts:
-                obj = obj.opts(backend="matplotlib", **mpl_opts)
-            data, _info = hv.renderer("matplotlib").instance(dpi=dpi)(obj, fmt="png")
-            return data
+            with matplotlib.rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):
+                if hasattr(obj, "savefig"):
+                    _write_subtitle(obj, subtitle)
+                    return figure_png(obj, dpi=dpi, fmt=fmt)
+                if mpl_opts:
+                    obj = obj.opts(backend="matplotlib", **mpl_opts)
+                renderer = hv.renderer("matplotlib").instance(dpi=dpi)
+                plot = renderer.get_plot(obj)
+                if colorbar_label:
+                    _add_colorbar(plot.state, colorbar_label)
+                _write_subtitle(plot.state, subtitle)
+                data, _info = renderer(plot, fmt=fmt)
+                return data.encode("utf-8") if isinstance(data, str) else data
         finally:
             if previous in hv.Store.renderers:
                 hv.Store.set_current_backend(previous)
+
+
+def _add_colorbar(fig, label: str) -> None:
+    """A colour bar (labelled ``label``) beside each axes of the matplotlib figure ``fig``
+    that draws an image or a mesh."""
+    from matplotlib.collections import QuadMesh
+
+    for ax in list(fig.axes):
+        mappables = [*ax.images, *(c for c in ax.collections if isinstance(c, QuadMesh))]
+        if mappables:
+            fig.colorbar(mappables[0], ax=ax, label=label, fraction=0.05, pad=0.03)
+
+
+def _write_subtitle(fig, subtitle) -> None:
+    """``subtitle`` above everything drawn in the matplotlib figure ``fig`` (saved with a
+    tight bounding box, which takes it in)."""
+    if not subtitle:
+        return
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if fig.canvas is None or not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    top = fig.get_tightbbox(fig.canvas.get_renderer()).y1 * fig.dpi / fig.bbox.height \
+        if fig.bbox.height else 1.0
+    fig.text(0.5, max(top, 1.0) + 0.01, subtitle, ha="center", va="bottom", fontsize=8,
+             color="0.2", wrap=False, gid="settings")
 
 
 def save_png(obj, path, *, fig_inches=None) -> None:

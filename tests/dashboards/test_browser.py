@@ -181,7 +181,7 @@ def test_cohort_browser_particle_and_player(server, page):
     def ready(s):
         titles = [str(t[0]) for t in s]
         return (any(t.startswith("Fig. 5e") for t in titles)
-                and any("frame 0" in t for t in titles)
+                and any(": frame " in t for t in titles)  # the first with signal
                 and any(t.startswith("line-cut kymograph") for t in titles))
 
     _, sig = wait_for(page, ready, timeout_s=STEP_TIMEOUT_S)

@@ -201,3 +201,41 @@ def test_live_page_served_alone_follows_in_chromium(tmp_path, session_cache):
         wlog.close()
     log = log_path.read_text(errors="replace")
     assert not LOG_PROBLEMS.search(log), log[-3000:]
+
+
+def test_live_page_downloads_its_tables():
+    """The Live page's tables as CSV files, as shown at the click; none before a frame."""
+    import base64
+    import io
+
+    from asymflux._live_feed import LiveSnapshot
+    from asymflux.views import LivePage
+
+    def download(button):
+        button._clicks += 1
+        return base64.b64decode(button.data.split(",", 1)[1]), button.filename
+
+    page = LivePage(source="/data/run7/live/")
+    assert set(page.downloads) == {"table.csv", "timeseries.csv", "particles.csv"}
+    with pytest.raises(ValueError, match="nothing to download"):
+        page.downloads["table.csv"].callback()
+    ts = pd.DataFrame({"particle_id": [1, 1, 2, 2], "frame": [0, 1, 0, 1],
+                       "capacity_mAh_g": [0.0, 5.0, 0.0, 5.0],
+                       "offset_nm": [0.0, 12.0, 0.0, 1.0], "offset_norm": [0.0, 0.02, 0, 0.001],
+                       "unreacted_fraction": [1.0, 0.8, 1.0, 0.9]})
+    particles = pd.DataFrame({"particle_id": [1, 2], "classification": ["asymmetric",
+                                                                        "symmetric"]})
+    page.snapshot = LiveSnapshot(state="running", n_frames=2, timeseries=ts,
+                                 particles=particles, labels=np.array([[0, 1], [2, 0]]))
+    files = {k: download(b) for k, b in page.downloads.items()}
+    table, name = files["table.csv"]
+    pd.testing.assert_frame_equal(pd.read_csv(io.BytesIO(table)), page.table(),
+                                  check_dtype=False)
+    assert name == "live_table_live_2frames.csv"
+    pd.testing.assert_frame_equal(pd.read_csv(io.BytesIO(files["timeseries.csv"][0])), ts)
+    got = pd.read_csv(io.BytesIO(files["particles.csv"][0]))
+    assert got["classification"].tolist() == ["asymmetric", "symmetric"]
+    page.snapshot = LiveSnapshot(state="finished", n_frames=2, timeseries=ts,
+                                 particles=particles)
+    assert download(page.downloads["timeseries.csv"])[1] == "live_timeseries_live_final.csv"
+    page.__panel__()  # the buttons are in the page

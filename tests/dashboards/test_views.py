@@ -248,6 +248,16 @@ def test_broken_dataset_gives_alert_and_recovers(explorer, tmp_path):
     explorer.dataset = str(bad)
     assert explorer.alert.visible and "broken" in explorer.alert.object
     assert explorer.particle_select.options == []
+    # the titles say there is no particle, never "particle None"
+    assert explorer.particle_id is None
+    assert explorer._offset_fig.title.text == "d(capacity), no particle"
+    titles = []
+    explorer._kymograph = lambda movie, title: titles.append(title)  # instance attribute
+    try:
+        explorer._measured_kymograph(explorer.dataset, None)
+    finally:
+        del explorer._kymograph
+    assert titles == ["measured line-cut, no particle"]
     explorer.dataset = "aged"
     assert not explorer.alert.visible and explorer.particle_id == 1
 
@@ -292,6 +302,10 @@ def test_cohort_browser_counts_and_particles(demo_data):
     movie = view.particle_movie()
     assert movie.dI.ndim == 3 and movie.kymograph.shape[0] == movie.dI.shape[0]
     assert view.player.end == movie.dI.shape[0] - 1
+    # the player opens on the first frame with signal, not the blank reference frame 0
+    peak = np.nanmax(np.abs(movie.dI).reshape(movie.dI.shape[0], -1), axis=1)
+    f = view.player.value
+    assert f > 0 and peak[f] >= 0.1 * peak.max() and (peak[:f] < 0.1 * peak.max()).all()
     # choose another particle through the widget
     other = [v for v in view.particle_select.options.values()
              if v != f"{view.particle[0]}|{view.particle[1]}"][0]
@@ -300,6 +314,20 @@ def test_cohort_browser_counts_and_particles(demo_data):
     hv.extension("bokeh")
     view._as_row(view._particle_plot(view.particle)).get_root()
     view._as_row(view._cohort_plot(view.stats)).get_root()
+
+
+def test_first_signal_frame():
+    from asymflux.views.cohort import first_signal_frame
+
+    dI = np.zeros((5, 4, 4))
+    dI[:, 0, 0] = np.nan
+    dI[1, 1, 1] = 1e-6  # noise below a tenth of the peak
+    dI[3, 2, 2] = -0.5
+    dI[4, 2, 2] = 1.0
+    assert first_signal_frame(dI) == 3
+    assert first_signal_frame(np.zeros((3, 2, 2))) == 0
+    assert first_signal_frame(np.full((3, 2, 2), np.nan)) == 0
+    assert first_signal_frame(np.empty((0, 0, 0))) == 0
 
 
 def test_cohort_browser_broken_dataset(demo_data, tmp_path):
@@ -432,19 +460,36 @@ def _download(button) -> tuple[bytes, str]:
     return base64.b64decode(button.data.split(",", 1)[1]), button.filename
 
 
+MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "svg": b"<?xml", "pdf": b"%PDF-"}
+
+
 def test_cohort_downloads(demo_data):
     import pandas as pd
 
     view = CohortBrowser(datasets=",".join(COHORT_DATASETS))
     view.load()
     view.__panel__()
+    # the table shows every column within its width (nothing cut at the right): the columns
+    # fitted to the width, the fractions and their interval with three decimals
+    table = view.stats_table
+    assert list(table.value.columns) == list(view.stats.columns)
+    assert {"ci_low", "ci_high"} <= set(table.value.columns)
+    assert table.layout == "fit_columns" and not table.hidden_columns
+    assert not table.widths and not table.frozen_columns
+    assert {table.formatters[c].format for c in ("ci_low", "ci_high")} == {"0.000"}
     files = {k: _download(b) for k, b in view.downloads.items()}
     for key, (data, name) in files.items():
         assert data, key
-        if key.endswith(".png"):
-            assert data.startswith(b"\x89PNG") and name.endswith(".png"), key
-        else:
-            assert name.endswith(".csv"), key
+        ext = key.rsplit(".", 1)[1]
+        assert name.endswith(f".{ext}"), key
+        if ext != "csv":
+            assert data.startswith(MAGIC[ext]), key
+    assert {k for k in files if not k.endswith(".csv")} == {
+        f"{f}.{fmt}" for f in ("fig5e", *view.PARTICLE_FIGURES) for fmt in ("png", "svg", "pdf")}
+    # the datasets and the particle are written in the figures, not only in the file names
+    svg = files["kymograph.svg"][0].decode()
+    assert view.datasets in svg and f"particle {view.particle[1]}" in svg
+    assert view.datasets in files["fig5e.svg"][0].decode()
     # the CSV is the table the page shows, in its order
     shown = view.stats
     got = pd.read_csv(io.BytesIO(files["fig5e.csv"][0]))
@@ -477,6 +522,52 @@ def test_explorer_downloads(explorer):
     th = explorer.theta_maps()["theta"].iloc[0]
     np.testing.assert_allclose(maps.loc[maps["minutes"] == 5.0, "theta"], np.ravel(th))
     assert "eta0.3_fraction0.25" in files["fig5b.csv"][1]
+
+
+def _mpl_figures(monkeypatch):
+    """The matplotlib figures :func:`asymflux.plots.render` saves, as it saves them."""
+    from asymflux import plots
+
+    seen = []
+    write = plots._write_subtitle
+    monkeypatch.setattr(plots, "_write_subtitle",
+                        lambda fig, text: (seen.append(fig), write(fig, text))[1])
+    return seen
+
+
+def test_explorer_figures_have_colour_bars_settings_and_three_formats(explorer, monkeypatch):
+    """Every figure of the model explorer as PNG, SVG and PDF: valid files, the θ maps and
+    kymographs with colour bars, the settings written in the figure (text in the SVG), the
+    Fig. 5b legend beside the axes (not over the current point)."""
+    explorer.settings.param.update(eta=0.3, blocked_fraction=0.25, angle_deg=180.0, rate_mA_g=100.0)
+    figs = _mpl_figures(monkeypatch)
+    for fmt in ("png", "svg", "pdf"):
+        assert {k for k in explorer.downloads if k.endswith(f".{fmt}")} == {
+            f"{f}.{fmt}" for f in explorer.FIGURES}
+    for f in explorer.FIGURES:
+        for fmt in ("png", "svg", "pdf"):
+            data, name = _download(explorer.downloads[f"{f}.{fmt}"])
+            assert data.startswith(MAGIC[fmt]) and name.endswith(f".{fmt}"), (f, fmt)
+            if fmt == "svg":
+                svg = data.decode()
+                if f != "kymograph_measured":  # the measurement depends on no setting
+                    text = explorer.settings_text(particle=f in ("d_capacity",
+                                                                 "kymograph_simulated"))
+                    assert text in svg and "100 mA/g" in text, (f, text)
+                if f in ("kymograph_measured", "kymograph_simulated", "d_capacity"):
+                    assert "dataset aged, particle 1" in svg, f
+    by_name = dict(zip([f for f in explorer.FIGURES for _ in range(3)], figs, strict=True))
+    # colour bars: an axes beyond the plots' own (4 θ maps + 1 bar; a kymograph + 1 bar)
+    assert len(by_name["theta_maps"].axes) == 5
+    for f in ("kymograph_measured", "kymograph_simulated"):
+        assert len(by_name[f].axes) == 2
+        assert by_name[f].axes[1].get_ylabel() == "differential intensity"
+    # Fig. 5b: the legend outside the axes, so it hides no point
+    fig = by_name["fig5b"]
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    renderer = fig.canvas.get_renderer()
+    assert not legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
 
 
 def test_png_without_a_display(tmp_path):

@@ -175,6 +175,26 @@ def test_broken_autosave_gives_a_warning(make_napari_viewer, folder, notificatio
 # ---------------------------------------------------------------- widget actions
 
 
+def test_the_dock_leaves_the_canvas_its_room(make_napari_viewer):
+    """The dock's controls scroll (a QScrollArea): it asks for at most 400 px of width and
+    can be made narrower, instead of its controls' ~570 px squeezing the image canvas."""
+    from qtpy.QtWidgets import QScrollArea
+
+    from asymflux.napari._widget import DOCK_WIDTH_PX
+
+    viewer = make_napari_viewer()
+    dock, w = viewer.window.add_plugin_dock_widget("asymflux", "Curate particles")
+    assert isinstance(w.scroll_area, QScrollArea) and w.scroll_area.widget() is w._body.native
+    assert dock.minimumSizeHint().width() < 450
+    assert dock.sizeHint().width() <= DOCK_WIDTH_PX + 20
+    # everything is inside the scrolled body: the controls, the plot and the live panel
+    assert w._body.native.minimumSizeHint().width() > DOCK_WIDTH_PX  # hence the scrolling
+    body = w._body.native
+    for widget in (w.live_panel.native, w._status.native, w._path.native,
+                   *([w._canvas] if w._canvas is not None else [])):
+        assert body.isAncestorOf(widget), widget
+
+
 def test_differential_layer_is_diverging_and_lazy(make_napari_viewer, folder):
     import dask.array as da
 

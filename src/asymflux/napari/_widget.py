@@ -71,6 +71,36 @@ def _capacity(dataset, n_frames) -> np.ndarray:
     return np.asarray(cap, dtype=float)
 
 
+DOCK_WIDTH_PX = 400
+"""Width the dock asks for at most (its controls scroll sideways when it is narrower than
+they are; the user may widen it)."""
+
+
+def _scroll_area(body):
+    """A :class:`QScrollArea` around ``body`` (both scroll bars as needed) that asks for
+    at most :data:`DOCK_WIDTH_PX` of width and needs very little: the dock leaves the image
+    canvas its room."""
+    from qtpy.QtCore import QSize, Qt
+    from qtpy.QtWidgets import QFrame, QScrollArea
+
+    class ScrollArea(QScrollArea):
+        def sizeHint(self):  # noqa: N802 - Qt's name
+            hint = super().sizeHint()
+            return QSize(min(hint.width(), DOCK_WIDTH_PX), hint.height())
+
+        def minimumSizeHint(self):  # noqa: N802 - Qt's name
+            return QSize(min(super().minimumSizeHint().width(), DOCK_WIDTH_PX // 2),
+                         super().minimumSizeHint().height())
+
+    area = ScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+    area.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+    area.setWidget(body)
+    return area
+
+
 class CurationWidget(Container):
     """Dock widget: differential intensity, particle detection, curation, trajectories.
 
@@ -152,7 +182,10 @@ class CurationWidget(Container):
         # --- export
         self._export = ExportPanel(self)
         self._status = Label(label="", value="no stack: open a dataset or pick a stack layer")
-        self.extend([self._path, data_row, self._time_offset, offset_row, self._source,
+        # every control in a scrollable body (:func:`_scroll_area`): at its natural width,
+        # ~570 px, the dock squeezed the image canvas on a 1600 x 1000 screen
+        self._body = Container(labels=True)
+        self._body.extend([self._path, data_row, self._time_offset, offset_row, self._source,
                      self._n_ref, self._register,
                      self._normalize,
                      self._rolling, self._min_area, detect_row,
@@ -166,7 +199,10 @@ class CurationWidget(Container):
         from ._live import LivePanel
 
         self.live_panel = LivePanel(self.viewer, label="live")
-        self.native.layout().addWidget(self.live_panel.native)
+        self._body.native.layout().addWidget(self.live_panel.native)
+        self.scroll_area = _scroll_area(self._body.native)
+        self.native.layout().addWidget(self.scroll_area)
+        self.native.layout().setContentsMargins(0, 0, 0, 0)
 
         layers = self.viewer.layers
         layers.events.inserted.connect(self._on_layer_inserted)
@@ -213,7 +249,7 @@ class CurationWidget(Container):
         self._figure = Figure(figsize=(3.2, 2.2), tight_layout=True)
         self._canvas = FigureCanvasQTAgg(self._figure)
         self._canvas.setMinimumHeight(160)
-        self.native.layout().addWidget(self._canvas)
+        self._body.native.layout().addWidget(self._canvas)
         ax = self._figure.add_subplot(111)
         ax.set_xlabel("capacity (mAh/g)", fontsize=8)
         ax.set_ylabel("d (nm)", fontsize=8)

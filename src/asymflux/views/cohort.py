@@ -18,6 +18,43 @@ def _parse(value) -> tuple[str, int]:
     return spec, int(pid)
 
 
+def first_signal_frame(dI, *, fraction: float = 0.1) -> int:
+    """The first frame of a differential movie with signal: the first whose largest
+    ``|dI|`` reaches ``fraction`` of the movie's largest (0 for an empty or all-blank movie).
+
+    Parameters
+    ----------
+    dI : array, shape (time, row, col)
+        Differential movie (NaN outside the particle allowed).
+    fraction : float
+        Share of the movie's largest ``|dI|`` a frame must reach.
+    """
+    dI = np.asarray(dI, dtype=float)
+    if dI.ndim != 3 or not dI.size:
+        return 0
+    with np.errstate(invalid="ignore"):
+        peak = np.abs(np.where(np.isfinite(dI), dI, 0.0)).reshape(dI.shape[0], -1).max(axis=1)
+    top = peak.max()
+    if not top > 0:
+        return 0
+    return int(np.flatnonzero(peak >= fraction * top)[0])
+
+
+STATS_DIGITS = {"fraction_asymmetric": "0.000", "ci_low": "0.000", "ci_high": "0.000"}
+"""Number formats of the Fig. 5e table's fractions in the page (the CSV keeps every digit)."""
+
+
+def stats_table_widget(stats) -> pn.widgets.Tabulator:
+    """The Fig. 5e table as the page shows it: every column within the table's width (the
+    fractions with three decimals, the columns fitted to the width, none hidden)."""
+    from bokeh.models.widgets.tables import NumberFormatter
+
+    return pn.widgets.Tabulator(
+        stats, disabled=True, show_index=False, width=1100, height=200,
+        layout="fit_columns",
+        formatters={c: NumberFormatter(format=f) for c, f in STATS_DIGITS.items()})
+
+
 class CohortBrowser(pn.viewable.Viewer):
     """Counts and fractions of symmetric / asymmetric particles per ageing condition with
     95 % Wilson intervals (Fig. 5e); choosing a particle shows its differential movie (a
@@ -270,7 +307,9 @@ class CohortBrowser(pn.viewable.Viewer):
             self.alert.visible = True
             return
         n = int(movie.dI.shape[0])
-        self.player.param.update(end=max(n - 1, 1), value=min(self.player.value, n - 1))
+        # a new particle opens on its first frame with signal (a differential movie's frame
+        # 0 is its blank reference)
+        self.player.param.update(end=max(n - 1, 1), value=first_signal_frame(movie.dI))
 
     # ------------------------------------------------------------------ data
 
@@ -395,32 +434,50 @@ class CohortBrowser(pn.viewable.Viewer):
             raise ValueError("no particles: nothing to download")
         return self.stats
 
+    def settings_text(self) -> str:
+        """What a downloaded figure shows, written in it (not only in its file name)."""
+        return f"asymflux cohort browser — datasets: {self.datasets}"
+
     def fig5e_png(self) -> bytes:
         """Fig. 5e as shown (PNG, drawn with matplotlib)."""
+        return self.fig5e_file("png")
+
+    def fig5e_file(self, fmt: str = "png") -> bytes:
+        """Fig. 5e as shown (PNG, SVG or PDF, drawn with matplotlib), the datasets written
+        above it."""
         stats = self._need_stats()
-        return plots.to_png(plots.fig5e_figure, stats, order=list(stats["ageing"]))
+        return plots.render(plots.fig5e_figure, stats, order=list(stats["ageing"]), fmt=fmt,
+                            subtitle=self.settings_text())
 
     PARTICLE_FIGURES = ("frame", "d_capacity", "kymograph")
     """The chosen particle's figures, as :meth:`particle_png` names them."""
 
     def particle_png(self, figure: str) -> tuple[bytes, str]:
+        """:meth:`particle_file` as PNG."""
+        return self.particle_file(figure, "png")
+
+    def particle_file(self, figure: str, fmt: str = "png") -> tuple[bytes, str]:
         """One of the chosen particle's figures (:attr:`PARTICLE_FIGURES`; the movie at the
-        player's frame) drawn with HoloViews' matplotlib backend: ``(PNG bytes, file name)``."""
+        player's frame) drawn with HoloViews' matplotlib backend, with its colour bar and
+        the dataset and particle written above it: ``(PNG, SVG or PDF bytes, file name)``."""
         movie, name, pid, stem = self._chosen()
         if figure in ("frame", "kymograph") and not movie.dI.size:
             raise ValueError(f"{name} / {pid}: no movie: "
                              f"{movie.extra.get('no_movie', 'no frames')}")
         size = {"fig_inches": (5.5, 4), "aspect": "auto"}
+        sub = f"{self.settings_text()}; {name} / particle {pid}"
         if figure == "frame":
             frame = int(self.player.value)
-            return plots.to_png(self._frame_plot, movie, name, pid, frame,
-                                mpl_opts={"fig_inches": 4.5}), f"{stem}_frame{frame}.png"
+            return plots.render(self._frame_plot, movie, name, pid, frame, fmt=fmt,
+                                subtitle=sub, mpl_opts={"fig_inches": 4.5}), \
+                f"{stem}_frame{frame}.{fmt}"
         if figure == "d_capacity":
-            return plots.to_png(self._offset_plot, movie, name, pid, True, mpl_opts=size), \
-                f"{stem}_d_capacity.png"
+            return plots.render(self._offset_plot, movie, name, pid, True, fmt=fmt,
+                                subtitle=sub, mpl_opts=size), f"{stem}_d_capacity.{fmt}"
         if figure == "kymograph":
-            return plots.to_png(self._kymograph_plot, movie, name, pid, True, mpl_opts=size), \
-                f"{stem}_kymograph.png"
+            return plots.render(self._kymograph_plot, movie, name, pid, True, fmt=fmt,
+                                subtitle=sub, colorbar_label=plots.KYMOGRAPH_LABEL,
+                                mpl_opts=size), f"{stem}_kymograph.{fmt}"
         raise ValueError(f"unknown figure {figure!r}; one of {self.PARTICLE_FIGURES}")
 
     def _make_downloads(self):
@@ -428,8 +485,11 @@ class CohortBrowser(pn.viewable.Viewer):
             movie, _name, _pid, stem = self._chosen()
             return K.csv_bytes(movie.timeseries), f"{stem}_timeseries.csv"
 
-        def png(figure):
-            return lambda: self.particle_png(figure)
+        def file(figure, fmt):
+            return lambda: self.particle_file(figure, fmt)
+
+        def fig5e(fmt):
+            return lambda: self.fig5e_file(fmt)
 
         def particles_csv():
             if self.particles is None:
@@ -437,14 +497,18 @@ class CohortBrowser(pn.viewable.Viewer):
             return K.csv_bytes(self.particles)
 
         return {
-            "fig5e.png": K.download_button("Fig. 5e (PNG)", "fig5e.png", self.fig5e_png),
+            **{f"fig5e.{fmt}": K.download_button(f"Fig. 5e ({fmt.upper()})", f"fig5e.{fmt}",
+                                                 fig5e(fmt), width=130 if fmt == "png" else 70)
+               for fmt in plots.FORMATS},
             "fig5e.csv": K.download_button("Fig. 5e table (CSV)", "fig5e.csv",
                                            lambda: K.csv_bytes(self._need_stats())),
             "particles.csv": K.download_button("all particles (CSV)", "particles.csv",
                                                particles_csv),
-            **{f"{f}.png": K.download_button(label, f"{f}.png", png(f)) for f, label in (
-                ("frame", "movie frame (PNG)"), ("d_capacity", "d(capacity) (PNG)"),
-                ("kymograph", "kymograph (PNG)"))},
+            **{f"{f}.{fmt}": K.download_button(f"{label} ({fmt.upper()})", f"{f}.{fmt}",
+                                               file(f, fmt))
+               for fmt in plots.FORMATS for f, label in (
+                ("frame", "movie frame"), ("d_capacity", "d(capacity)"),
+                ("kymograph", "kymograph"))},
             "timeseries.csv": K.download_button("particle time series (CSV)",
                                                 "timeseries.csv", timeseries_csv, width=210),
         }
@@ -462,9 +526,8 @@ class CohortBrowser(pn.viewable.Viewer):
             self._load_once()
         K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
         K.freeze_while_session_open()  # no full garbage collections of the libraries
-        stats_table = pn.widgets.Tabulator(
-            pn.bind(lambda s: s if s is not None else pd.DataFrame(), self.param.stats),
-            disabled=True, show_index=False, width=1100, height=200)
+        stats_table = self.stats_table = stats_table_widget(
+            pn.bind(lambda s: s if s is not None else pd.DataFrame(), self.param.stats))
         d = self.downloads
         label = {"width": 80, "margin": (12, 5)}
         return pn.Column(
@@ -480,13 +543,15 @@ class CohortBrowser(pn.viewable.Viewer):
             self.offset_used,
             self.cohort_pane,
             stats_table,
-            pn.Row(pn.pane.Markdown("Download:", **label), d["fig5e.png"], d["fig5e.csv"],
-                   d["particles.csv"]),
+            pn.Row(pn.pane.Markdown("Download:", **label), d["fig5e.png"], d["fig5e.svg"],
+                   d["fig5e.pdf"], d["fig5e.csv"], d["particles.csv"]),
             pn.pane.Markdown("### Particle"),
             pn.Row(self.particle_select, self.player),
             self.particle_pane,
             pn.Row(pn.pane.Markdown("Download:", **label), d["frame.png"], d["d_capacity.png"],
                    d["kymograph.png"], d["timeseries.csv"]),
+            *(pn.Row(pn.pane.Markdown("", **label), d[f"frame.{fmt}"], d[f"d_capacity.{fmt}"],
+                     d[f"kymograph.{fmt}"]) for fmt in ("svg", "pdf")),
             pn.pane.Markdown("### dQ/dV and the mean optical signal (the particle's dataset)"),
             self.dqdv_pane,
             width=1200,

@@ -81,6 +81,7 @@ class LivePage(pn.viewable.Viewer):
             titles={"particle_id": "particle", "capacity_mAh_g": "capacity (mAh/g)",
                     "offset_nm": "d (nm)", "offset_norm": "d / R_eq",
                     "unreacted_fraction": "unreacted fraction"})
+        self.downloads = self._make_downloads()  # file name -> button: CSV/table
         self.settings.param.watch(self._on_switch, "live")
         K.on_session_end(self.stop)
         if K.in_server():  # the first poll then finds the analysis imported
@@ -205,6 +206,45 @@ class LivePage(pn.viewable.Viewer):
         return snap.d_table()[TABLE_COLUMNS].astype(
             {c: t for c, t in _DTYPES.items() if c != "classification"})
 
+    # ------------------------------------------------------------------ downloads
+    # The tables as the page has them at the click (those of ``asymflux analyze`` of the
+    # finished files once the writer is done); the state is in the file names.
+
+    def _need_snapshot(self, what: str):
+        snap = self.snapshot
+        table = None if snap is None else getattr(snap, what)
+        if table is None or not len(table):
+            raise ValueError("no particles measured yet: nothing to download")
+        return snap, table
+
+    def _stem(self, snap) -> str:
+        from pathlib import Path
+
+        source = self.settings.source.strip().rstrip("/\\") or "live"
+        state = "final" if snap.state == "finished" else f"{snap.n_frames}frames"
+        return K.safe_name(f"{Path(source).name}_{state}")
+
+    def _make_downloads(self):
+        def table_csv():
+            snap, _ = self._need_snapshot("timeseries")
+            return K.csv_bytes(self._table(snap)), f"live_table_{self._stem(snap)}.csv"
+
+        def timeseries_csv():
+            snap, ts = self._need_snapshot("timeseries")
+            return K.csv_bytes(ts), f"live_timeseries_{self._stem(snap)}.csv"
+
+        def particles_csv():
+            snap, particles = self._need_snapshot("particles")
+            return K.csv_bytes(particles), f"live_particles_{self._stem(snap)}.csv"
+
+        return {
+            "table.csv": K.download_button("table (CSV)", "table.csv", table_csv),
+            "timeseries.csv": K.download_button("time series (CSV)", "timeseries.csv",
+                                                timeseries_csv),
+            "particles.csv": K.download_button("particles (CSV)", "particles.csv",
+                                               particles_csv),
+        }
+
     # ------------------------------------------------------------------ plots
     def _frame_plot(self, snap, particle):
         if snap is None or snap.last_dI is None:
@@ -256,6 +296,8 @@ class LivePage(pn.viewable.Viewer):
             pn.pane.Markdown("### Particles (latest frame; classification of the frames so "
                              "far, the batch's at the end)"),
             self.table_widget,
+            pn.Row(pn.pane.Markdown("Download:", width=80, margin=(12, 5)),
+                   *self.downloads.values()),
             width=1400,
         )
 

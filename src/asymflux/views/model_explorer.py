@@ -116,6 +116,12 @@ def _layer_data(el):
     return {dimension_sanitizer(d.name): el.dimension_values(d) for d in el.kdims + el.vdims}
 
 
+def _particle_name(particle_id) -> str:
+    """``"particle 3"``, or ``"no particle"`` when none is shown (a dataset that could not be
+    read: the alert says why) -- never ``"particle None"`` in a title."""
+    return "no particle" if particle_id is None else f"particle {int(particle_id)}"
+
+
 def _put(fig, element, title) -> None:
     """Replace the data of the figure ``fig`` (:func:`_render_once` of the same builder) by
     ``element``'s, layer by layer, and its title: the update in place of the θ maps and
@@ -1061,7 +1067,7 @@ class ModelExplorer(pn.viewable.Viewer):
         ts = pd.concat([m.timeseries for m in movies if m is not None]
                        or [pd.DataFrame({"source": [], "capacity_mAh_g": [], "offset_nm": []})],
                        ignore_index=True)
-        return ts, f"d(capacity), particle {particle_id}"
+        return ts, f"d(capacity), {_particle_name(particle_id)}"
 
     def _offset_plot(self, key):
         """d(capacity) for ``key`` (:meth:`_offset_inputs`): ``(HoloViews overlay, title)``."""
@@ -1087,7 +1093,7 @@ class ModelExplorer(pn.viewable.Viewer):
         """Line-cut kymograph of the measured particle (Fig. 5c)."""
         return self._kymograph(self._measured_movie(dataset, particle_id,
                                                     _readable_offset(time_offset)),
-                               f"measured line-cut, particle {particle_id}")
+                               f"measured line-cut, {_particle_name(particle_id)}")
 
     def _simulated_kymograph(self, key):
         """Line-cut kymograph of the simulated twin (Fig. 5c), same measurement, for ``key``
@@ -1135,37 +1141,66 @@ class ModelExplorer(pn.viewable.Viewer):
                "fig5b")
     """The figures of the page, as :meth:`figure_png` names them."""
 
+    def settings_text(self, *, particle: bool = True) -> str:
+        """The settings a downloaded figure was computed with, in words (written in the
+        figure, not only in its file name)."""
+        s = self.model_settings()
+        label = C.surface_label(float(s["eta"]), float(s["blocked_fraction"]),
+                                float(s["angle_deg"]), s.get("film_ohm_m2"))
+        text = (f"{label}; {s['rate_mA_g']:g} mA/g; D × {float(s['diffusivity_scale']):g}")
+        if particle:
+            text += f"; dataset {self.dataset}, {_particle_name(self.particle_id)}"
+        return "asymflux model explorer — " + text
+
     def figure_png(self, figure: str) -> tuple[bytes, str]:
+        """One figure of the page (:attr:`FIGURES`) for the current settings as PNG:
+        :meth:`figure_file` with ``fmt="png"``."""
+        return self.figure_file(figure, "png")
+
+    def figure_file(self, figure: str, fmt: str = "png") -> tuple[bytes, str]:
         """One figure of the page (:attr:`FIGURES`) for the current settings, drawn again by
-        its builder with HoloViews' matplotlib backend: ``(PNG bytes, file name)``."""
+        its builder with HoloViews' matplotlib backend, with colour bars and the settings
+        written above it (:meth:`settings_text`): ``(PNG, SVG or PDF bytes, file name)``."""
         s, stem = self.model_settings(), self._stem()
         wide = {"fig_inches": (6, 4), "aspect": "auto"}
         if figure == "theta_maps":
             data, surface = self._maps_with_surface()
-            return plots.to_png(plots.fig4_theta_maps, data,
+            return plots.render(plots.fig4_theta_maps, data,
                                 surfaces={data["surface"].iloc[0]: surface},
-                                radius_um=C.FIG4_RADIUS_UM, mpl_opts={"fig_inches": 2.4}), \
-                f"theta_maps_{stem}.png"
+                                radius_um=C.FIG4_RADIUS_UM, colorbar=True, fmt=fmt,
+                                subtitle=self.settings_text(particle=False),
+                                mpl_opts={"fig_inches": 2.4}), \
+                f"theta_maps_{stem}.{fmt}"
         if figure == "fig5b":
-            return plots.to_png(plots.fig5b_rate_capability, self.rate_table(),
+            # the legend beside the axes: inside, it hid the current setting's point
+            return plots.render(plots.fig5b_rate_capability, self.rate_table(),
                                 current_rate_mA_g=s["rate_mA_g"],
                                 current_li_extracted=self.current_li_extracted(), logx=True,
-                                mpl_opts={**wide, "fig_inches": (7, 4.5)}), f"fig5b_{stem}.png"
+                                fmt=fmt, subtitle=self.settings_text(particle=False),
+                                mpl_opts={**wide, "fig_inches": (9, 4.5),
+                                          "legend_position": "right"}), \
+                f"fig5b_{stem}.{fmt}"
         comp = self.comparison()
         pid = comp["particle_id"]
+        sub = self.settings_text()
         if figure == "d_capacity":
-            return plots.to_png(plots.offset_vs_capacity, comp["timeseries"],
+            return plots.render(plots.offset_vs_capacity, comp["timeseries"],
                                 curves=("measured", "simulated"),
-                                title=f"d(capacity), particle {pid}",
-                                mpl_opts=wide), f"d_capacity_particle{pid}_{stem}.png"
+                                title=f"d(capacity), particle {pid}", fmt=fmt, subtitle=sub,
+                                mpl_opts=wide), f"d_capacity_particle{pid}_{stem}.{fmt}"
         if figure == "kymograph_measured":
-            return plots.to_png(self._kymograph_plot, comp["measured"],
-                                f"measured line-cut, particle {pid}", mpl_opts=wide), \
-                f"kymograph_measured_particle{pid}.png"
+            return plots.render(self._kymograph_plot, comp["measured"],
+                                f"measured line-cut, particle {pid}", fmt=fmt,
+                                colorbar_label=plots.KYMOGRAPH_LABEL,
+                                subtitle=f"dataset {self.dataset}, particle {pid}",
+                                mpl_opts=wide), \
+                f"kymograph_measured_particle{pid}.{fmt}"
         if figure == "kymograph_simulated":
-            return plots.to_png(self._kymograph_plot, comp["simulated"],
-                                f"simulated line-cut, particle {pid}", mpl_opts=wide), \
-                f"kymograph_simulated_particle{pid}_{stem}.png"
+            return plots.render(self._kymograph_plot, comp["simulated"],
+                                f"simulated line-cut, particle {pid}", fmt=fmt,
+                                colorbar_label=plots.KYMOGRAPH_LABEL, subtitle=sub,
+                                mpl_opts=wide), \
+                f"kymograph_simulated_particle{pid}_{stem}.{fmt}"
         raise ValueError(f"unknown figure {figure!r}; one of {self.FIGURES}")
 
     @staticmethod
@@ -1174,8 +1209,8 @@ class ModelExplorer(pn.viewable.Viewer):
                                boundaries=movie.boundaries, title=title)
 
     def _make_downloads(self):
-        def png(figure):
-            return lambda: self.figure_png(figure)
+        def file(figure, fmt):
+            return lambda: self.figure_file(figure, fmt)
 
         def csv(make, name):
             return lambda: (K.csv_bytes(make()), f"{name}_{self._stem()}.csv")
@@ -1183,9 +1218,14 @@ class ModelExplorer(pn.viewable.Viewer):
         labels = {"theta_maps": "θ maps", "d_capacity": "d(capacity)",
                   "kymograph_measured": "measured kymograph",
                   "kymograph_simulated": "simulated kymograph", "fig5b": "Fig. 5b"}
-        out = {f"{f}.png": K.download_button(f"{labels[f]} (PNG)", f"{f}.png", png(f),
+        out = {f"{f}.png": K.download_button(f"{labels[f]} (PNG)", f"{f}.png", file(f, "png"),
                                              width=210 if "kymograph" in f else 170)
                for f in self.FIGURES}
+        # the same figures as SVG and PDF (vector: for papers and posters)
+        out.update({f"{f}.{fmt}": K.download_button(f"{labels[f]} ({fmt.upper()})",
+                                                    f"{f}.{fmt}", file(f, fmt),
+                                                    width=210 if "kymograph" in f else 170)
+                    for fmt in ("svg", "pdf") for f in self.FIGURES})
         tables = {"theta_maps": self.theta_maps_table,
                   "d_capacity": lambda: self.comparison()["timeseries"],
                   "fig5b": self.rate_table, "curves": self.curves}
@@ -1244,6 +1284,8 @@ class ModelExplorer(pn.viewable.Viewer):
                              self.rate_pane,
                              pn.pane.Markdown("Download (current settings):", margin=(10, 10)),
                              pn.Row(*(b for n, b in self.downloads.items() if n.endswith(".png"))),
+                             *(pn.Row(*(b for n, b in self.downloads.items()
+                                        if n.endswith(ext))) for ext in (".svg", ".pdf")),
                              pn.Row(*(b for n, b in self.downloads.items() if n.endswith(".csv"))),
                              width=1120),
                    width=PAGE_WIDTH),
