@@ -186,7 +186,9 @@ def test_live_page_served_alone_follows_in_chromium(tmp_path, session_cache):
                 text = _page_text(page)
                 n = int(re.search(r"following movie\.h5: (\d+) frame", text).group(1))
                 assert running and 1 <= n < 20, f"no intermediate state: {n} frames shown"
-                assert re.search(r"\b6 particles\b", text), text[:2000]
+                # the particles of the demo (its masks: 5); the 38-px speck the detection counted
+                # as a sixth particle before its default minimum area (6 PSF areas) is not one
+                assert re.search(r"\b5 particles\b", text), re.findall(r".{0,60}particles", text)
                 shot = os.environ.get("ASYMFLUX_LIVE_SCREENSHOT")
                 if shot:
                     page.wait_for_timeout(1000)
