@@ -181,6 +181,49 @@ def freeze_while_session_open() -> None:
     pn.state.onload(freeze)
 
 
+def _closed_websocket_errors() -> tuple:
+    """Tornado's errors for a write to a websocket whose page has closed."""
+    from tornado.iostream import StreamClosedError
+    from tornado.websocket import WebSocketClosedError
+
+    return (WebSocketClosedError, StreamClosedError)
+
+
+def quiet_closed_websockets() -> bool:
+    """In a server: an update written to a page that has just closed (its tab closed while
+    the server was sending, say an analysis' progress) is dropped without the "Task exception
+    was never retrieved ... WebSocketClosedError" traceback tornado otherwise logs for it;
+    every other unhandled task error is reported as before. Installed once on the server's
+    event loop; returns whether it is installed."""
+    if not in_server():
+        return False
+    import asyncio
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # the app's code runs on the server's loop, not always inside it
+        try:
+            loop = asyncio.get_event_loop()
+        except RuntimeError:
+            return False
+    previous = loop.get_exception_handler()
+    if getattr(previous, "_asymflux_quiet", False):
+        return True
+    closed = _closed_websocket_errors()
+
+    def handler(loop, context):
+        if isinstance(context.get("exception"), closed):
+            return  # the page is gone: nobody to send the update to
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    handler._asymflux_quiet = True
+    loop.set_exception_handler(handler)
+    return True
+
+
 def _warm_up():
     """A tiny run, so that a worker's first real one does not pay for imports and caches
     (the model, and the optics and analysis a simulated twin goes through: without this

@@ -526,6 +526,7 @@ class CohortBrowser(pn.viewable.Viewer):
             self._load_once()
         K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
         K.freeze_while_session_open()  # no full garbage collections of the libraries
+        K.quiet_closed_websockets()  # a closed tab's last update: no traceback
         stats_table = self.stats_table = stats_table_widget(
             pn.bind(lambda s: s if s is not None else pd.DataFrame(), self.param.stats))
         d = self.downloads

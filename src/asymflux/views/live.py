@@ -88,6 +88,7 @@ class LivePage(pn.viewable.Viewer):
             K.run_in_thread(_warm_up)
         K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
         K.freeze_while_session_open()  # no full garbage collections of the libraries
+        K.quiet_closed_websockets()  # a closed tab's last update: no traceback
 
     # ------------------------------------------------------------------ following
     def _on_switch(self, event):

@@ -369,6 +369,7 @@ class ModelExplorer(pn.viewable.Viewer):
             self._prefetch()
         K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
         K.freeze_while_session_open()  # no full garbage collections of the libraries
+        K.quiet_closed_websockets()  # a closed tab's last update: no traceback
 
     # ------------------------------------------------------------------ settings
 
