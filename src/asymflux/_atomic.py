@@ -119,20 +119,31 @@ def _try_lock(path: Path):
 
 
 @functools.cache
+def _linux_call(name: str, last_arg):
+    """The C library's ``name(int, char*, int, char*, last_arg)`` (``linkat``, ``renameat2``),
+    loaded once, errno kept; None where it is not available (not Linux, no such symbol)."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, last_arg]
+    return fn
+
+
+@functools.cache
 def _linkat():
     """``linkat(fd, path)`` giving an ``O_TMPFILE`` file a name (0 or an errno), or None
     where that is not available (not Linux)."""
     import ctypes
-    import sys
 
-    if not sys.platform.startswith("linux") or not hasattr(os, "O_TMPFILE"):
+    fn = _linux_call("linkat", ctypes.c_int) if hasattr(os, "O_TMPFILE") else None
+    if fn is None:
         return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.linkat
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
     at_fdcwd, at_symlink_follow = -100, 0x400
 
     def link(fd: int, path: str) -> int:
@@ -394,17 +405,10 @@ def link_into(src: Path, dst: Path) -> None:
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
     import ctypes
-    import sys
 
-    if not sys.platform.startswith("linux"):
+    renameat2 = _linux_call("renameat2", ctypes.c_uint)
+    if renameat2 is None:
         return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                          ctypes.c_uint]
     at_fdcwd, rename_exchange = -100, 2
     if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
         return True

@@ -20,6 +20,19 @@ def require_echem_dir() -> Path:
     return ECHEM_DIR
 
 
+def read_echem_quietly(path, **kw):
+    """``asymflux.io.read_echem`` with its ``EchemWarning``s silenced (tests that check the
+    table, not the warnings)."""
+    import warnings
+
+    from asymflux.io import read_echem
+    from asymflux.io.echem import EchemWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EchemWarning)
+        return read_echem(path, **kw)
+
+
 def snapshot(folder: Path) -> dict:
     """Every file and folder under ``folder`` with size and mtime: equal snapshots = nothing written."""
     out = {}

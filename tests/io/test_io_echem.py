@@ -15,7 +15,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from _io_testutils import require_echem_dir, snapshot
+from _io_testutils import read_echem_quietly as _read
+from _io_testutils import snapshot
 
 from asymflux.io import (
     DatasetError,
@@ -49,15 +50,6 @@ MPR_FILES = [JDB, MB, BIOL, OCV, CCCV, ECLAB115, PULSES]
 ALL_TIME_SERIES = [*MPR_FILES, ARBIN, NDA, NDAX, XLSX, *GAMRY]
 
 
-@pytest.fixture(scope="module")
-def echem_dir():
-    return require_echem_dir()
-
-
-def _read(path, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", EchemWarning)
-        return read_echem(path, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _io_testutils import require_echem_dir
+from _io_testutils import read_echem_quietly as _read
 
 from asymflux.io import DatasetError, read_echem
 from asymflux.io.echem import EchemWarning, echem_format
@@ -21,15 +21,6 @@ CHRONOP = "gamry_chronopot_0A.DTA"
 PWR800 = "gamry_pwr800_discharge.DTA"
 
 
-@pytest.fixture(scope="module")
-def echem_dir():
-    return require_echem_dir()
-
-
-def _read(path, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", EchemWarning)
-        return read_echem(path, **kw)
 
 
 def _gamry_parser_curves(path):

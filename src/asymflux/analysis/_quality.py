@@ -342,19 +342,13 @@ class QualityPass:
             hit = px.sample(sat.astype(np.float64), shifts) > 0
             res["q_n_sat"] = px.reduce(hit.astype(np.float64))
         if reg.ring is not None:
-            f = illumination
-            v = reg.ring.sample(chunk, shifts).astype(np.float64, copy=False)
-            if f is not None:
-                v = v / f[:, None]
-            ok = np.isfinite(v)
-            res["q_sum_ring"] = self._per_particle(reg.ring, np.where(ok, v, 0.0))
-            res["q_n_ring"] = self._per_particle(reg.ring, ok.astype(np.float64))
-            v = reg.near.sample(chunk, shifts).astype(np.float64, copy=False)
-            if f is not None:
-                v = v / f[:, None]
-            ok = np.isfinite(v)
-            res["q_sum_near"] = self._per_particle(reg.near, np.where(ok, v, 0.0))
-            res["q_n_near"] = self._per_particle(reg.near, ok.astype(np.float64))
+            for name, region in (("ring", reg.ring), ("near", reg.near)):
+                v = region.sample(chunk, shifts).astype(np.float64, copy=False)
+                if illumination is not None:
+                    v = v / illumination[:, None]
+                ok = np.isfinite(v)
+                res[f"q_sum_{name}"] = self._per_particle(region, np.where(ok, v, 0.0))
+                res[f"q_n_{name}"] = self._per_particle(region, ok.astype(np.float64))
             ok = np.isfinite(vals)
             res["q_sum_part"] = px.reduce(np.where(ok, vals, 0.0) * self.band)
             res["q_n_part"] = px.reduce(ok * self.band)

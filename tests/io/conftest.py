@@ -1,0 +1,12 @@
+"""Fixtures shared by the io tests."""
+
+from __future__ import annotations
+
+import pytest
+from _io_testutils import require_echem_dir
+
+
+@pytest.fixture(scope="module")
+def echem_dir():
+    """The folder of real cycler files in ``../shared`` (skip when absent)."""
+    return require_echem_dir()
