@@ -252,16 +252,3 @@ def test_microscope_chain_is_monotonic_in_theta():
                                pixel_nm=PIXEL_NM, drift_px=np.zeros((n, 2)),
                                illumination=np.ones(n))
     assert counts.dtype == np.uint16 and counts.shape == theta.shape
-
-
-def test_old_names_still_work_and_say_the_new_one():
-    from asymflux import analysis
-
-    for module, old, new in [(optics, "differential_intensity", "dI_from_theta"),
-                             (optics, "occupancy_from_differential_intensity", "theta_from_dI"),
-                             (optics, "apply_drift", "add_drift"),
-                             (analysis, "apply_drift", "correct_drift")]:
-        with pytest.warns(FutureWarning, match=f"renamed {module.__name__}.{new}"):
-            assert getattr(module, old) is getattr(module, new)
-    with pytest.raises(AttributeError):
-        optics.no_such_function  # noqa: B018

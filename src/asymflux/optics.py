@@ -36,7 +36,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._renamed import module_getattr
 from ._validate import check_range
 
 # ----------------------------------------------------------------------------- response
@@ -821,10 +820,3 @@ __all__ = [
     "theta_from_dI", "psf_kernel", "psf_sigma_nm", "random_outline",
     "smooth_drift",
 ]
-
-#: Old names (asymflux 0.1): the direction each function goes is now in its name.
-RENAMED = {"differential_intensity": "dI_from_theta",
-           "occupancy_from_differential_intensity": "theta_from_dI",
-           "apply_drift": "add_drift"}
-
-__getattr__ = module_getattr(__name__, RENAMED)

@@ -161,7 +161,7 @@ def test_overwrite_keeps_old_until_new_is_complete(tmp_path, monkeypatch):
     write_dataset(old, target)
     new = make_dataset(seed=2)
 
-    import asymflux.io.dataset as mod
+    import asymflux.io._writers as mod
 
     def explode(*args, **kwargs):
         raise OSError("disk full (simulated)")

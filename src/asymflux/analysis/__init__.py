@@ -90,16 +90,7 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-#: Old names (asymflux 0.1): ``apply_drift`` undoes the drift, so it is now ``correct_drift``
-#: (``asymflux.optics.add_drift`` is the synthetic microscope's drift).
-RENAMED = {"apply_drift": "correct_drift"}
-
-
 def __getattr__(name):
-    if name in RENAMED:
-        from asymflux._renamed import module_getattr
-
-        return module_getattr(__name__, RENAMED)(name)
     mod = _EXPORTS.get(name)
     if mod is None:
         raise AttributeError(f"module 'asymflux.analysis' has no attribute {name!r}")

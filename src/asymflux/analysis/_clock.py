@@ -405,7 +405,7 @@ def apply_time_offset(dataset, time_offset_s, *, masks=None):
     e["cycler_time_s"] = cyc.to_numpy(np.float64)
     e.attrs["time_offset"] = off.as_dict()
     shifted = dataclasses.replace(dataset, echem=e)
-    for extra in ("frame_intensity", "recorded_echem"):  # instance attributes, not fields
+    for extra in ("recorded_echem",):  # an instance attribute, not a field
         if getattr(dataset, extra, None) is not None:
             setattr(shifted, extra, getattr(dataset, extra))
     shifted.time_offset = off

@@ -8,20 +8,17 @@ voltage_V, current_mA, charge_mAh`` (+ ``capacity_mAh_g``); ``cycle_summary`` sp
 into cycles. Every error about input is a :class:`DatasetError` naming the file.
 """
 
+from asymflux.io._curation_files import write_annotations, write_masks
 from asymflux.io._errors import DatasetError
+from asymflux.io._folder import read_annotations, read_dataset, read_masks
+from asymflux.io._hdf5 import read_hdf5
+from asymflux.io._writers import write_dataset
 from asymflux.io.dataset import (
     ANNOTATION_COLUMNS,
     REQUIRED_METADATA,
     Dataset,
     check_masks,
     dataset_folders,
-    read_annotations,
-    read_dataset,
-    read_hdf5,
-    read_masks,
-    write_annotations,
-    write_dataset,
-    write_masks,
 )
 from asymflux.io.echem import (
     ECHEM_COLUMNS,

@@ -895,8 +895,3 @@ def cycle_summary(
         f"and passing >= {min_half_cycle_fraction:g} of the median run charge; runs of one "
         "sign merged; cycles open with a " + first)
     return out
-
-
-from asymflux._renamed import moved_getattr as _moved  # noqa: E402
-
-__getattr__ = _moved(__name__, {"current_from_increments": "asymflux.io._counters"})

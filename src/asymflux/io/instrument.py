@@ -875,7 +875,3 @@ def _tdms_stack(tdms, path, *, group, channel, shape, lazy):
             pixel_nm *= PIXEL_ATTRS[hit[0]]
             break
     return RawStack(data, time_s, pixel_nm, str(path))
-
-from asymflux._renamed import moved_getattr as _moved  # noqa: E402
-
-__getattr__ = _moved(__name__, {"read_instrument_hdf5": "asymflux.io.dataset"})

@@ -1,7 +1,7 @@
 """Read a bare stack of any kind: the one place that picks a stack reader by the input's kind.
 
 Above :mod:`asymflux.io.stacks` (TIFF, zarr, ``.npy``) and :mod:`asymflux.io.instrument`
-(TDMS, the instrument HDF5 layout); :mod:`asymflux.io.dataset` builds on it.
+(TDMS, the instrument HDF5 layout); :func:`asymflux.io.read_dataset` builds on it.
 """
 
 from __future__ import annotations

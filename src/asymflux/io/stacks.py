@@ -857,10 +857,3 @@ def _open_hdf5(path: Path):
         return h5py.File(path, "r")
     except Exception as e:  # noqa: BLE001
         raise DatasetError(f"{path}: not a readable HDF5 file ({type(e).__name__}: {e})") from e
-
-
-
-from asymflux._renamed import moved_getattr as _moved  # noqa: E402
-
-__getattr__ = _moved(__name__, {"read_hdf5": "asymflux.io.dataset",
-                                "read_stack": "asymflux.io.readers"})

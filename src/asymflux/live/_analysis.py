@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asymflux.io._errors import DatasetError
+from asymflux.io import DatasetError
 
 from ._sources import CyclerTail, open_movie, read_manifest
 

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asymflux.io._errors import DatasetError
+from asymflux.io import DatasetError
 
 __all__ = ["CyclerTail", "FrameError", "MovieSource", "finished_marker", "open_movie"]
 
