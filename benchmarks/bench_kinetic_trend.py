@@ -2,7 +2,7 @@
 """The paper's Fig. 5c/d rate trend with the kinetic surface, beside the prescribed-η model.
 
 A quarter of a 2.4 µm disk centred at 180° under the default film for an effective flux
-ratio of ~0.3 (``model.kinetics.FILM_RESISTANCE_ETA_0_3_OHM_M2``), charged at 50, 100,
+ratio of ~0.3 (``model.calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2``), charged at 50, 100,
 200 and 400 mA/g; θ sampled on pixels every 0.25 mAh/g and measured as a movie is
 (``figures.fig5d_data`` / ``figures.fig5d_summary``: max d, the capacity at which the
 core vanishes, and where its last point was). The prescribed model (a quarter at η = 0.3)
@@ -21,6 +21,7 @@ import sys
 import time
 
 from asymflux import figures, model
+from asymflux.model import calibration
 
 
 def main(argv=None):
@@ -30,7 +31,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     nr, na, px = (40, 96, 10.0) if args.fine else (20, 48, 20.0)
     mesh = model.disk_mesh(1.2, n_radial=nr, n_angular=na)
-    surfaces = {"kinetic, film " + f"{model.kinetics.FILM_RESISTANCE_ETA_0_3_OHM_M2:g} ohm m2":
+    surfaces = {"kinetic, film " + f"{calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2:g} ohm m2":
                 model.paper_film_surfaces()["quarter, film η≈0.3"]}
     if not args.no_prescribed:
         surfaces["prescribed, η = 0.3"] = model.Surface.from_strings(["180:0.25:0.3"])

@@ -38,7 +38,7 @@ least a quarter of the perimeter; "symmetric" ones are unblocked or carry one we
 paper's prescribed flux ratio (each arc passes η times the clean surface's flux); every
 aged dataset (``aged``, ``aged-*``, ``charge-rest``, the aged cohorts) uses the kinetic
 surface: each arc is a rock-salt film whose resistance passes η of the clean surface's
-charge at 100 mA/g (:func:`asymflux.model.kinetics.film_resistance_for_eta`), so the split
+charge at 100 mA/g (:func:`asymflux.model.calibration.film_resistance_for_eta`), so the split
 depends on the rate, as in Fig. 5c/d. The ground truth lists ``eta`` (that η) and
 ``film_resistance_ohm_m2`` (NaN for a prescribed arc, 0 for an unblocked particle).
 
@@ -115,7 +115,7 @@ class Recipe:
     ``(("charge"|"rest", rate_mA_g, minutes), ...)``. ``surface`` is ``"prescribed"``
     (each arc passes η times the clean surface's flux, the paper's model) or ``"kinetic"``
     (each arc is a film whose resistance gives that η at 100 mA/g,
-    :func:`asymflux.model.kinetics.film_resistance_for_eta`, so the split depends on rate).
+    :func:`asymflux.model.calibration.film_resistance_for_eta`, so the split depends on rate).
     """
 
     name: str
@@ -361,14 +361,14 @@ def _make_field(recipe: Recipe):
 
 def _surface_arcs(arcs: tuple, surface: str) -> tuple:
     """The arcs a recipe's ``surface`` simulates: blocked arcs as drawn, or each as the film
-    whose resistance gives its η at 100 mA/g (:func:`~asymflux.model.kinetics.film_resistance_for_eta`)."""
-    from .model import FilmArc, kinetics
+    whose resistance gives its η at 100 mA/g (:func:`~asymflux.model.calibration.film_resistance_for_eta`)."""
+    from .model import FilmArc, calibration
 
     if surface == "prescribed":
         return arcs
     if surface != "kinetic":
         raise ValueError(f"recipe surface must be 'prescribed' or 'kinetic', got {surface!r}")
-    return tuple(FilmArc(a.center_deg, a.fraction, round(kinetics.film_resistance_for_eta(a.eta), 6))
+    return tuple(FilmArc(a.center_deg, a.fraction, round(calibration.film_resistance_for_eta(a.eta), 6))
                  for a in arcs)
 
 

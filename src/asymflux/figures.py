@@ -128,7 +128,7 @@ def fig5d_data(
     """The shrinking core's offset d against capacity at several rates (Fig. 5c/d).
 
     Each rate is a charge of ``surface`` (default: a quarter under the film of
-    :data:`asymflux.model.kinetics.FILM_RESISTANCE_ETA_0_3_OHM_M2` at 180°) to
+    :data:`asymflux.model.calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2` at 180°) to
     ``max_capacity_mAh_g`` or 4.3 V, sampled every ``capacity_step_mAh_g``; θ is sampled on
     ``pixel_nm`` pixels, turned into dI (:func:`asymflux.optics.dI_from_theta`) and
     measured as a movie is (:func:`asymflux.analysis.particle_timeseries`: the unreacted

@@ -43,6 +43,7 @@ from scipy import ndimage, optimize
 from . import model, optics
 from ._validate import check_range
 from .analysis import crop_box
+from .model import calibration
 
 MODELS = ("none", "one arc", "two arcs")
 SURFACES = ("prescribed", "kinetic")
@@ -142,7 +143,7 @@ class FitResult:
         if self.surface_kind == "kinetic":
             out["eta_effective_definition"] = (
                 "charge per unit length through the arc over that through the clean surface, "
-                f"first {model.kinetics.CALIBRATION_MINUTES:g} min of a {EFFECTIVE_ETA_RATE_MA_G:g} "
+                f"first {calibration.CALIBRATION_MINUTES:g} min of a {EFFECTIVE_ETA_RATE_MA_G:g} "
                 "mA/g charge (eta_effective) or of a charge at the movie's rate "
                 "(eta_effective_fit_rate), fitted particle on its own outline (docs/calibration.md)")
         return out
@@ -186,11 +187,11 @@ class _Problem:
 
     def effective_eta(self, log_ds, films, rate_mA_g, minutes=None):
         """Each film arc's charge-weighted flux ratio over the first ``minutes`` (default
-        :data:`asymflux.model.kinetics.CALIBRATION_MINUTES`) of a charge at ``rate_mA_g``
+        :data:`asymflux.model.calibration.CALIBRATION_MINUTES`) of a charge at ``rate_mA_g``
         on this particle's mesh, sampled every 3 s (``docs/calibration.md``)."""
         if not films:
             return []
-        minutes = model.kinetics.CALIBRATION_MINUTES if minutes is None else float(minutes)
+        minutes = calibration.CALIBRATION_MINUTES if minutes is None else float(minutes)
         p = model.scale_diffusivity(self.params, 10.0**log_ds)
         out = np.arange(0.05, minutes + 1e-9, 0.05)
         res = model.simulate(p, self.mesh, model.Surface.kinetic(films),

@@ -3,32 +3,32 @@
 import numpy as np
 import pytest
 
-from asymflux.model import kinetics
+from asymflux.model import calibration
 
 
 @pytest.mark.parametrize("row", [0, 6, 10])
 def test_table_rows_are_the_simulated_effective_ratio(row):
-    r, eta = kinetics.EFFECTIVE_RATIO_TABLE[row]
-    assert kinetics.effective_flux_ratio(r) == pytest.approx(eta, abs=1.5e-3)
+    r, eta = calibration.EFFECTIVE_RATIO_TABLE[row]
+    assert calibration.effective_flux_ratio(r) == pytest.approx(eta, abs=1.5e-3)
 
 
 def test_interpolation_hits_the_rows_and_lands_between_them():
-    for r, eta in kinetics.EFFECTIVE_RATIO_TABLE:
-        assert kinetics.film_resistance_for_eta(eta) == pytest.approx(r, rel=1e-9)
-    assert kinetics.film_resistance_for_eta(0.3) == pytest.approx(
-        kinetics.FILM_RESISTANCE_ETA_0_3_OHM_M2)
-    assert kinetics.film_resistance_for_eta(0.7) == pytest.approx(
-        kinetics.FILM_RESISTANCE_ETA_0_7_OHM_M2)
+    for r, eta in calibration.EFFECTIVE_RATIO_TABLE:
+        assert calibration.film_resistance_for_eta(eta) == pytest.approx(r, rel=1e-9)
+    assert calibration.film_resistance_for_eta(0.3) == pytest.approx(
+        calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2)
+    assert calibration.film_resistance_for_eta(0.7) == pytest.approx(
+        calibration.FILM_RESISTANCE_ETA_0_7_OHM_M2)
     # between two rows, the simulated ratio of the interpolated resistance is close to the ask
-    r = kinetics.film_resistance_for_eta(0.5)
+    r = calibration.film_resistance_for_eta(0.5)
     assert 0.052 < r < 0.1
-    assert kinetics.effective_flux_ratio(r) == pytest.approx(0.5, abs=0.02)
+    assert calibration.effective_flux_ratio(r) == pytest.approx(0.5, abs=0.02)
     # monotonic: more film, less flux
     etas = np.linspace(0.07, 0.98, 40)
-    assert np.all(np.diff([kinetics.film_resistance_for_eta(e) for e in etas]) < 0)
+    assert np.all(np.diff([calibration.film_resistance_for_eta(e) for e in etas]) < 0)
 
 
 @pytest.mark.parametrize("eta", [0.0, 0.05, 0.99, 1.0, float("nan")])
 def test_outside_the_table_is_refused(eta):
     with pytest.raises(ValueError, match="calibration table"):
-        kinetics.film_resistance_for_eta(eta)
+        calibration.film_resistance_for_eta(eta)

@@ -7,9 +7,9 @@ import pytest
 from scipy.optimize import brentq
 
 from asymflux import figures, model
-from asymflux.model import kinetics
+from asymflux.model import calibration, kinetics
+from asymflux.model.discretisation import Discretisation
 from asymflux.model.parameters import FARADAY_C_MOL
-from asymflux.model.solver import Discretisation
 
 R_UM = 1.2
 ALPHA = FARADAY_C_MOL / (2 * kinetics.GAS_CONSTANT_J_MOL_K * 298.15)
@@ -123,7 +123,7 @@ def test_lithium_equals_charge_and_current_integral_is_the_applied_current(symme
 
 def test_at_rest_the_potential_tends_to_the_ocv_of_the_mean_occupancy():
     params = model.nmc88_lun2025()
-    res = model.simulate(params, None, _film((180, 0.25, kinetics.FILM_RESISTANCE_ETA_0_3_OHM_M2)),
+    res = model.simulate(params, None, _film((180, 0.25, calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2)),
                          [model.Charge(100, minutes=15), model.Rest(minutes=60)],
                          output_minutes=[15, 20, 75])
     ocv = params["Open-circuit voltage [V]"]
@@ -159,7 +159,7 @@ def test_analytic_jacobian_matches_finite_differences(symmetry, current):
 
 
 def test_newton_matrices_stay_sparse_and_sherman_morrison_solves_the_full_system():
-    from asymflux.model import solver
+    from asymflux.model import _bdf
 
     disc = Discretisation(model.disk_mesh(R_UM), model.nmc88_lun2025(),
                           _film((180, 0.25, 0.2)))
@@ -170,7 +170,7 @@ def test_newton_matrices_stay_sparse_and_sherman_morrison_solves_the_full_system
     c = 20.0
     import scipy.sparse as sp
     A = sp.csc_matrix(sp.identity(disc.n_unknowns) - c * J)
-    bdf = solver.SymmetricOrderingBDF.__new__(solver.SymmetricOrderingBDF)
+    bdf = _bdf.SymmetricOrderingBDF.__new__(_bdf.SymmetricOrderingBDF)
     bdf._plan, bdf._rank_one = None, lambda: disc.last_rank_one
     lu = bdf._factor(A)
     full = np.eye(disc.n_unknowns) - c * disc.jacobian_dense(y, 100.0)
@@ -207,15 +207,15 @@ def test_kinetic_charge_ends_at_4_3_V_by_default():
 
 def test_default_films_give_their_effective_ratios():
     """docs/calibration.md: ~0.3 and ~0.7 of the clean surface's charge over the first 10 min."""
-    assert kinetics.effective_flux_ratio(kinetics.FILM_RESISTANCE_ETA_0_3_OHM_M2) == \
+    assert calibration.effective_flux_ratio(calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2) == \
         pytest.approx(0.3, abs=0.01)
-    assert kinetics.effective_flux_ratio(kinetics.FILM_RESISTANCE_ETA_0_7_OHM_M2) == \
+    assert calibration.effective_flux_ratio(calibration.FILM_RESISTANCE_ETA_0_7_OHM_M2) == \
         pytest.approx(0.7, abs=0.01)
 
 
 def test_rest_relaxes_heterogeneity_with_the_kinetic_film():
     """Fig. 2e/f with the default η≈0.3 film: 70 mA/g for 20 min, relaxed within ~10 min."""
-    surface = _film((0, 0.25, kinetics.FILM_RESISTANCE_ETA_0_3_OHM_M2))
+    surface = _film((0, 0.25, calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2))
     res = model.simulate(None, None, surface, [model.Charge(70, minutes=20), model.Rest(minutes=20)],
                          output_minutes=[20, 30, 40])
     spread = np.ptp(res.theta[res.index_of_minutes([20, 30, 40])], axis=1)

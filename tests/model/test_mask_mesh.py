@@ -100,13 +100,13 @@ def test_kinetic_surface_theta_extrapolated_to_the_boundary():
     (half a pixel inside) to the surface: the effective flux ratio of a 0.20 Ω m² quarter on
     a disk mask comes closer to the disk mesh's (0.300) than with the node's θ (errors
     0.014 / 0.003 against 0.033 / 0.012 at 100 / 60 nm pixels)."""
-    from asymflux.model import kinetics
+    from asymflux.model import calibration
 
-    ref = kinetics.effective_flux_ratio(0.2)
+    ref = calibration.effective_flux_ratio(0.2)
     for pixel_nm in (100.0, 60.0):
         mesh = model.mask_mesh(_disk_mask(pixel_nm), pixel_nm)
-        new = kinetics.effective_flux_ratio(0.2, mesh=mesh)
-        old = kinetics.effective_flux_ratio(0.2, mesh=_without_extrapolation(mesh))
+        new = calibration.effective_flux_ratio(0.2, mesh=mesh)
+        old = calibration.effective_flux_ratio(0.2, mesh=_without_extrapolation(mesh))
         assert abs(new - ref) < 0.5 * abs(old - ref)
         assert abs(new - ref) < 0.016
 
@@ -114,7 +114,7 @@ def test_kinetic_surface_theta_extrapolated_to_the_boundary():
 def test_extrapolated_kinetic_jacobian_matches_finite_differences():
     """The analytic Jacobian (sparse with its rank-one part, and the dense runs' form) of the
     extrapolated kinetic surface is the derivative of the right-hand side."""
-    from asymflux.model.solver import Discretisation
+    from asymflux.model.discretisation import Discretisation
 
     mesh = model.mask_mesh(_disk_mask(300.0), 300.0)
     surface = model.Surface.kinetic([model.FilmArc(180.0, 0.25, 0.2)])

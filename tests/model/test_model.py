@@ -125,7 +125,7 @@ def test_mirror_symmetry_about_arc_centre(center_deg):
     (["30:0.25:0.3", "200:0.4:0.6"], 1 + 20 * 48),  # no common mirror line
 ])
 def test_symmetry_fold_is_exact_and_only_used_when_the_problem_is_symmetric(arcs, n_unknowns):
-    from asymflux.model.solver import Discretisation
+    from asymflux.model.discretisation import Discretisation
 
     params, mesh = model.nmc88_lun2025(), model.disk_mesh(1.2)
     surface = model.Surface.from_strings(arcs)
@@ -147,18 +147,18 @@ def test_band_and_sparse_lu_solve_the_newton_matrices_alike(arcs):
     import scipy.sparse as sp
     from scipy.sparse.linalg import spsolve
 
-    from asymflux.model import solver
+    from asymflux.model import _bdf, discretisation
 
-    disc = solver.Discretisation(model.disk_mesh(1.2), model.nmc88_lun2025(),
+    disc = discretisation.Discretisation(model.disk_mesh(1.2), model.nmc88_lun2025(),
                                  model.Surface.from_strings(arcs))
     rng = np.random.default_rng(0)
     n = disc.n_unknowns
     A = sp.csc_matrix(sp.identity(n) - 30.0 * disc.jacobian(rng.uniform(0.2, 1.0, n)))
     b = rng.normal(size=n)
     expected = spsolve(A, b)
-    band = solver._BandPlan.for_pattern(A)
+    band = _bdf._BandPlan.for_pattern(A)
     assert band is not None and max(band.kl, band.ku) <= n // 19  # one ring: 24 folded, 48 whole
-    sparse = solver._SuperLUPlan(A)
+    sparse = _bdf._SuperLUPlan(A)
     for plan in (band, sparse, sparse):  # SuperLU: the planning LU, then a refactorisation
         assert plan.matches(A)
         np.testing.assert_allclose(plan.factor(A).solve(b), expected, rtol=1e-9,
@@ -166,7 +166,7 @@ def test_band_and_sparse_lu_solve_the_newton_matrices_alike(arcs):
     # a pattern without a narrow band is left to SuperLU
     W = sp.random(300, 300, density=0.03, random_state=1)
     W = sp.csc_matrix(W + W.T + sp.identity(300))
-    assert solver._BandPlan.for_pattern(W) is None
+    assert _bdf._BandPlan.for_pattern(W) is None
 
 
 def _core_offset_um(res, index, delta=0.025):
@@ -257,12 +257,12 @@ def test_bad_parameters_name_the_parameter_and_range(build, name):
 
 
 def test_solver_failure_says_when_and_where(monkeypatch):
-    from asymflux.model import solver
+    from asymflux.model import discretisation
 
     def broken(self, theta, current):
         return np.full_like(theta, np.nan)
 
-    monkeypatch.setattr(solver.Discretisation, "rhs", broken)
+    monkeypatch.setattr(discretisation.Discretisation, "rhs", broken)
     with pytest.raises(model.SolverError, match=r"at t = .* protocol step 1"):
         model.simulate(None, None, None, [model.Charge(100, minutes=5)])
 
@@ -279,13 +279,13 @@ def test_capacity_limit_ends_the_charge_at_that_capacity():
 
 
 def test_small_problems_use_a_dense_lu_that_refuses_a_singular_matrix():
-    from asymflux.model import solver
+    from asymflux.model import _bdf, discretisation, simulation
 
-    disc = solver.Discretisation(model.disk_mesh(1.2, n_radial=4, n_angular=8),
+    disc = discretisation.Discretisation(model.disk_mesh(1.2, n_radial=4, n_angular=8),
                                  model.nmc88_lun2025(), model.Surface())
-    assert disc.n_unknowns <= solver.DENSE_MAX_UNKNOWNS
+    assert disc.n_unknowns <= simulation.DENSE_MAX_UNKNOWNS
     y0 = np.full(disc.n_unknowns, 0.9)
-    bdf = solver.SymmetricOrderingBDF(lambda t, y: disc.rhs(y, 100.0), 0.0, y0, 10.0,
+    bdf = _bdf.SymmetricOrderingBDF(lambda t, y: disc.rhs(y, 100.0), 0.0, y0, 10.0,
                                       jac=lambda t, y: disc.jacobian_dense(y, 100.0))
     A = np.eye(3)
     b = np.array([1.0, 2.0, 3.0])
@@ -297,11 +297,11 @@ def test_small_problems_use_a_dense_lu_that_refuses_a_singular_matrix():
     # and the same answer as the sparse path, to round-off
     kw = dict(output_minutes=[5.0, 10.0])
     dense = model.simulate(None, disc.mesh, None, [model.Charge(100.0, minutes=10.0)], **kw)
-    old, solver.DENSE_MAX_UNKNOWNS = solver.DENSE_MAX_UNKNOWNS, 0
+    old, simulation.DENSE_MAX_UNKNOWNS = simulation.DENSE_MAX_UNKNOWNS, 0
     try:
         sparse = model.simulate(None, disc.mesh, None, [model.Charge(100.0, minutes=10.0)], **kw)
     finally:
-        solver.DENSE_MAX_UNKNOWNS = old
+        simulation.DENSE_MAX_UNKNOWNS = old
     np.testing.assert_allclose(dense.theta, sparse.theta, atol=1e-9)
 
 
@@ -311,16 +311,16 @@ def test_the_reused_newton_matrix_leaves_earlier_factorisations_intact():
     import scipy.sparse as sp
     from scipy.sparse.linalg import spsolve
 
-    from asymflux.model import solver
+    from asymflux.model import _bdf, discretisation
 
-    disc = solver.Discretisation(model.disk_mesh(1.2, n_radial=12, n_angular=36),
+    disc = discretisation.Discretisation(model.disk_mesh(1.2, n_radial=12, n_angular=36),
                                  model.nmc88_lun2025(), model.Surface.from_strings(["180:0.25:0.3"]))
     J = disc.jacobian(np.full(disc.n_unknowns, 0.85), 100.0)
     eye = sp.identity(disc.n_unknowns, format="csc")
-    held = solver._UnscaledJacobian(J)
+    held = _bdf._UnscaledJacobian(J)
     b = np.random.default_rng(0).random(disc.n_unknowns)
-    for plan_of in (solver._BandPlan.for_pattern, solver._SuperLUPlan):
-        fast = solver._IdentityMinus(eye)
+    for plan_of in (_bdf._BandPlan.for_pattern, _bdf._SuperLUPlan):
+        fast = _bdf._IdentityMinus(eye)
         A = fast - 0.5 * held
         plan = plan_of(A)  # as the solver does: planned on the first matrix it factors
         assert plan is not None
@@ -334,19 +334,19 @@ def test_the_reused_newton_matrix_leaves_earlier_factorisations_intact():
 
 
 def test_the_integrator_keeps_the_sparse_jacobian_as_it_is():
-    from asymflux.model import solver
+    from asymflux.model import _bdf, discretisation
 
-    disc = solver.Discretisation(model.disk_mesh(1.2, n_radial=12, n_angular=36),
+    disc = discretisation.Discretisation(model.disk_mesh(1.2, n_radial=12, n_angular=36),
                                  model.nmc88_lun2025(), model.Surface.from_strings(["180:0.25:0.3"]))
     y0 = np.full(disc.n_unknowns, 0.97)
-    bdf = solver.SymmetricOrderingBDF(lambda t, y: disc.rhs(y, 100.0), 0.0, y0, 600.0,
+    bdf = _bdf.SymmetricOrderingBDF(lambda t, y: disc.rhs(y, 100.0), 0.0, y0, 600.0,
                                       jac=lambda t, y: disc.jacobian(y, 100.0), rtol=1e-4,
                                       atol=1e-6)
-    assert isinstance(bdf.J, solver._UnscaledJacobian)
+    assert isinstance(bdf.J, _bdf._UnscaledJacobian)
     while bdf.t < 600.0 and bdf.njev < 3:  # past a Jacobian refresh
         assert bdf.step() is None
-    assert bdf.njev >= 2 and isinstance(bdf.J, solver._UnscaledJacobian)
-    assert isinstance(bdf.I, solver._IdentityMinus) and bdf.I._out is not None
+    assert bdf.njev >= 2 and isinstance(bdf.J, _bdf._UnscaledJacobian)
+    assert isinstance(bdf.I, _bdf._IdentityMinus) and bdf.I._out is not None
 
 
 def test_a_band_in_another_ordering_solves_as_spsolve():
@@ -354,14 +354,14 @@ def test_a_band_in_another_ordering_solves_as_spsolve():
     import scipy.sparse as sp
     from scipy.sparse.linalg import spsolve
 
-    from asymflux.model import solver
+    from asymflux.model import _bdf
 
     n = 129
     band = sp.diags([np.full(n - 3, -1.0), np.full(n - 1, -0.5), np.full(n, 4.0),
                      np.full(n - 1, -0.7), np.full(n - 3, -1.2)], [-3, -1, 0, 1, 3])
     perm = np.random.default_rng(1).permutation(n)
     A = sp.csc_matrix(band.tocsr()[perm][:, perm])
-    plan = solver._BandPlan.for_pattern(A)
+    plan = _bdf._BandPlan.for_pattern(A)
     assert plan is not None and plan.perm is not None
     b = np.random.default_rng(2).random(n)
     np.testing.assert_allclose(plan.factor(A).solve(b), spsolve(A, b), rtol=1e-12, atol=1e-14)
@@ -370,15 +370,15 @@ def test_a_band_in_another_ordering_solves_as_spsolve():
 def test_identity_minus_gives_scipys_newton_matrix():
     import scipy.sparse as sp
 
-    from asymflux.model import solver
+    from asymflux.model import _bdf, discretisation
 
-    disc = solver.Discretisation(model.disk_mesh(1.2, n_radial=12, n_angular=36),
+    disc = discretisation.Discretisation(model.disk_mesh(1.2, n_radial=12, n_angular=36),
                                  model.nmc88_lun2025(), model.Surface.from_strings(["180:0.25:0.3"]))
     J = disc.jacobian(np.full(disc.n_unknowns, 0.85), 100.0)
     J0 = J.toarray()
     eye = sp.identity(disc.n_unknowns, format="csc")
-    fast = solver._IdentityMinus(eye)
-    held = solver._UnscaledJacobian(J)  # as the integrator holds it
+    fast = _bdf._IdentityMinus(eye)
+    held = _bdf._UnscaledJacobian(J)  # as the integrator holds it
     for c in (np.float64(0.5), 3.0):  # a NumPy scalar too; the second call reuses the pattern
         A = fast - c * held
         assert sp.issparse(A) and A.format == "csc"
@@ -386,7 +386,7 @@ def test_identity_minus_gives_scipys_newton_matrix():
     np.testing.assert_array_equal(J.toarray(), J0)  # J itself is not touched
     # anything else, and a matrix without its whole diagonal stored, go SciPy's way
     holes = sp.csc_matrix(np.array([[0.0, 1.0], [1.0, 2.0]]))
-    small = solver._IdentityMinus(sp.identity(2, format="csc"))
+    small = _bdf._IdentityMinus(sp.identity(2, format="csc"))
     np.testing.assert_array_equal((small - holes).toarray(), np.eye(2) - holes.toarray())
-    np.testing.assert_array_equal((small - 2.0 * solver._UnscaledJacobian(holes)).toarray(),
+    np.testing.assert_array_equal((small - 2.0 * _bdf._UnscaledJacobian(holes)).toarray(),
                                   np.eye(2) - 2.0 * holes.toarray())

@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from asymflux import model
-from asymflux.model import solver
+from asymflux.model import _bdf, discretisation
 
 MESH = model.disk_mesh(1.2, n_radial=8, n_angular=16)  # 65 unknowns once folded
 
@@ -52,7 +52,7 @@ def test_side_by_side_refuses_what_it_cannot_run():
 def test_runs_side_by_side_share_one_kinetic_solve():
     """The batched Butler-Volmer balance and Jacobian equal each run's own (rhs_runs,
     jacobian_runs against rhs, jacobian_dense)."""
-    disc = solver.Discretisation(MESH, model.nmc88_lun2025(), _surface("kinetic"))
+    disc = discretisation.Discretisation(MESH, model.nmc88_lun2025(), _surface("kinetic"))
     rng = np.random.default_rng(3)
     states = rng.uniform(0.5, 0.95, (3, disc.n_unknowns))
     currents = np.array([50.0, 0.0, 400.0])
@@ -78,7 +78,7 @@ def test_block_lu_solves_the_block_diagonal_system(stored):
         A.eliminate_zeros()
         assert A.nnz < 75
     b = rng.normal(size=15)
-    x = solver._BlockLU(A, 3).solve(b)
+    x = _bdf._BlockLU(A, 3).solve(b)
     np.testing.assert_allclose(A.toarray() @ x, b, atol=1e-12)
 
 
@@ -88,7 +88,7 @@ def test_a_failed_joint_integration_falls_back_to_one_run_each(monkeypatch):
     def broken(self, states, currents):
         raise FloatingPointError("the surface has no exchange current")
 
-    monkeypatch.setattr(solver.Discretisation, "rhs_runs", broken)
+    monkeypatch.setattr(discretisation.Discretisation, "rhs_runs", broken)
     surface = _surface("kinetic")
     steps = [model.Charge(100.0, minutes=3.0), model.Charge(400.0, minutes=2.0)]
     ends = model.simulate_side_by_side(None, MESH, surface, steps)

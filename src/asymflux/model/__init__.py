@@ -3,8 +3,10 @@
 Pieces (PyBaMM-style): parameter sets (:mod:`.parameters`), geometry and mesh
 (:mod:`.mesh`), surface blocking (:mod:`.surface`: a prescribed flux ratio, or a kinetic
 surface whose Butler-Volmer kinetics through a film are in :mod:`.kinetics`), protocol
-(:mod:`.protocol`), the method-of-lines solver (:mod:`.solver`) and its
-:class:`~.result.Result`.
+(:mod:`.protocol`), the method-of-lines solver (the spatial operator in
+:mod:`.discretisation`, its mirror symmetries in :mod:`.symmetry`, SciPy's BDF with linear
+algebra for its Newton matrices in :mod:`._bdf`, the protocol loops in :mod:`.simulation`)
+and its :class:`~.result.Result`; the film's calibration in :mod:`.calibration`.
 
 >>> from asymflux import model
 >>> res = model.simulate(
@@ -38,7 +40,7 @@ from .protocol import (
     end_condition_text,
 )
 from .result import Result, ThetaImage
-from .solver import SolverError, simulate, simulate_side_by_side
+from .simulation import SolverError, simulate, simulate_side_by_side
 from .surface import BlockedArc, FilmArc, Surface
 from .sweep import (
     FIG5B_END,

@@ -29,9 +29,8 @@ The coupling through ``V`` makes the surface Jacobian ``∂s/∂θ_s`` a diagona
 rank-one matrix (:meth:`KineticBoundary.sensitivities`); the solver keeps the Newton
 matrices of its time integrator sparse and applies the rank-one part by Sherman-Morrison.
 
-Calibration helpers (:func:`initial_flux_ratio`, :func:`film_resistance_for_ratio`) and
-the default film resistances (:data:`FILM_RESISTANCE_ETA_0_3_OHM_M2`,
-:data:`FILM_RESISTANCE_ETA_0_7_OHM_M2`) are documented in ``docs/calibration.md``.
+The film's calibration (the resistance for a flux ratio, the default film resistances) is
+in :mod:`asymflux.model.calibration`.
 """
 
 from __future__ import annotations
@@ -42,22 +41,6 @@ from .._validate import check_range
 from .parameters import FARADAY_C_MOL
 
 GAS_CONSTANT_J_MOL_K = 8.314462618
-
-FILM_RESISTANCE_ETA_0_3_OHM_M2 = 0.20
-"""Default film resistance (Ω m²) of a quarter that passes ~0.3 of the clean surface's
-charge per unit length over the first 10 min of a 100 mA/g charge of the default set
-(:func:`effective_flux_ratio` = 0.30; ``docs/calibration.md``). What it means: as a 4 nm
-rock-salt layer (:data:`ROCKSALT_THICKNESS_NM`) it needs a Li-ion conductivity of 2e-8 S/m,
-~50x below the paper's own estimate for rock salt (~1e-6 S/m, which gives only 4e-3 Ω m²);
-read it as the aged surface's total interfacial resistance (rock salt, surface films, contact),
-not rock salt alone."""
-
-FILM_RESISTANCE_ETA_0_7_OHM_M2 = 0.028
-"""Default film resistance (Ω m²) for an effective ratio of ~0.7 (0.70; 4 nm at 1.4e-7 S/m)."""
-
-ROCKSALT_THICKNESS_NM = 4.0
-"""Thickest rock-salt layer seen by HAADF-STEM on the aged particle (Lun et al. 2025,
-Fig. 3b, region 1): the thickness used to turn a film resistance into a conductivity."""
 
 MAX_STEP_V = 0.05
 """Largest change of an overpotential in one Newton iteration (V)."""
@@ -355,6 +338,14 @@ def _compiled(kernel):
     return fast
 
 
+def compile_kernels() -> None:
+    """Compile the kinetic surface's kernels now rather than at the first kinetic run
+    (numba; loaded from its cache when there is one, ~0.5 s, else ~2 s): what a worker
+    process that will run simulations calls before its first one."""
+    for kernel in (_butler_volmer_balance, _surface_u_i0):
+        _compiled(kernel)
+
+
 def _surface_u_i0(theta, c0, c1, amp, rate, mid, k0, u, i0, du, di0, slopes):
     """``U = c0 + c1 θ + Σ_m amp_m tanh(rate_m (θ − mid_m))`` (an OCV's ``tanh_series``)
     and ``i0 = k0 √(θ(1−θ))`` of each part, as :meth:`KineticBoundary.ocv_and_slope` and
@@ -445,154 +436,3 @@ def _butler_volmer_balance(u, i0, r, w, target, v, x, s, c, sinh, alpha, max_ste
             return 2
         v[k] = vk
     return 0
-
-# Calibration helpers ---------------------------------------------------------------------
-def _split_at_uniform_state(params, rate_mA_g, fraction, resistance_ohm_m2, theta):
-    """Current densities (film, clean) in A/m² when the whole surface is at occupancy
-    ``theta``, a fraction ``fraction`` of the perimeter under the film (``brentq`` on V)."""
-    from scipy.optimize import brentq
-
-    from .mesh import disk_mesh
-
-    mesh = disk_mesh(1.2, n_radial=2, n_angular=8)  # only the area/perimeter ratio matters
-    mean_i = rate_mA_g * float(params["Density [kg.m-3]"]) * mesh.area_um2 / mesh.perimeter_um * 1e-6
-    k0 = float(params["Exchange-current prefactor [A.m-2]"])
-    alpha = FARADAY_C_MOL / (2 * GAS_CONSTANT_J_MOL_K * float(params.get("Temperature [K]", 298.15)))
-    i0 = k0 * np.sqrt(theta * (1 - theta))
-
-    def clean_current(over):  # over = V - U
-        return 2 * i0 * np.sinh(alpha * over)
-
-    def film_current(over):
-        if resistance_ohm_m2 == 0:
-            return clean_current(over)
-        if not np.isfinite(resistance_ohm_m2):
-            return 0.0
-        # i = 2 i0 sinh(α (over − i R)): monotone in i, root between 0 and over / R
-        hi = over / resistance_ohm_m2
-        return brentq(lambda i: i - 2 * i0 * np.sinh(alpha * (over - i * resistance_ohm_m2)),
-                      min(0.0, hi), max(0.0, hi), xtol=1e-15, rtol=1e-14)
-
-    def balance(over):
-        return (1 - fraction) * clean_current(over) + fraction * film_current(over) - mean_i
-
-    top = np.arcsinh(mean_i / (2 * i0 * (1 - fraction))) / alpha + mean_i * (
-        resistance_ohm_m2 if np.isfinite(resistance_ohm_m2) else 0.0) + 1e-6
-    over = brentq(balance, 0.0, top, xtol=1e-16, rtol=1e-14)
-    return film_current(over), clean_current(over), over
-
-
-def initial_flux_ratio(resistance_ohm_m2, *, params=None, rate_mA_g=100.0, fraction=0.25,
-                       theta=None) -> float:
-    """Effective ``η = i_film / i_clean`` at the start of a charge (uniform occupancy).
-
-    Parameters
-    ----------
-    resistance_ohm_m2 : float
-        Film resistance on the arc.
-    params : dict, optional
-        Default :func:`~asymflux.model.parameters.nmc88_lun2025`.
-    rate_mA_g : float
-        Specific current.
-    fraction : float
-        Fraction of the perimeter under the film.
-    theta : float, optional
-        Occupancy of the surface (default: the set's initial occupancy).
-    """
-    from .parameters import nmc88_lun2025
-
-    params = nmc88_lun2025() if params is None else params
-    theta = float(params["Initial occupancy"]) if theta is None else float(theta)
-    film, clean, _ = _split_at_uniform_state(params, rate_mA_g, fraction, resistance_ohm_m2, theta)
-    return film / clean
-
-
-def film_resistance_for_ratio(eta, *, params=None, rate_mA_g=100.0, fraction=0.25,
-                              theta=None) -> float:
-    """The film resistance (Ω m²) whose :func:`initial_flux_ratio` is ``eta`` (in (0, 1))."""
-    from scipy.optimize import brentq
-
-    if not 0 < eta < 1:
-        raise ValueError(f"eta must be in (0, 1), got {eta!r}")
-    kw = dict(params=params, rate_mA_g=rate_mA_g, fraction=fraction, theta=theta)
-    hi = 1e-3
-    while initial_flux_ratio(hi, **kw) > eta:
-        hi *= 4
-    return brentq(lambda r: initial_flux_ratio(r, **kw) - eta, 0.0, hi, xtol=1e-12, rtol=1e-12)
-
-
-CALIBRATION_MINUTES = 10.0
-"""The early charge over which a film's effective flux ratio is measured (the first 10 min
-of a 100 mA/g charge: the Li-rich core of a clean particle lasts ~17 min)."""
-
-
-def effective_flux_ratio(resistance_ohm_m2, *, params=None, mesh=None, rate_mA_g=100.0,
-                         fraction=0.25, minutes=CALIBRATION_MINUTES) -> float:
-    """The charge-weighted flux ratio of a film arc over the first ``minutes`` of a charge.
-
-    The charge passed per unit length through an arc (centred at 180°, ``fraction`` of the
-    perimeter, film ``resistance_ohm_m2``) over that through the clean surface
-    (:meth:`~asymflux.model.result.Result.charge_weighted_flux_ratio`), sampled every 3 s.
-    This is the kinetic surface's counterpart of the prescribed η: the prescribed model
-    passes exactly η times the clean surface's charge through a blocked arc.
-    """
-    from .protocol import Charge
-    from .solver import simulate
-    from .surface import FilmArc, Surface
-
-    surface = Surface.kinetic([FilmArc(180.0, fraction, resistance_ohm_m2)])
-    out = np.arange(0.05, minutes + 1e-9, 0.05)
-    res = simulate(params, mesh, surface, [Charge(rate_mA_g, minutes=minutes)], output_minutes=out)
-    return float(res.charge_weighted_flux_ratio(minutes)[0])
-
-
-def film_resistance_for_effective_ratio(eta, **kwargs) -> float:
-    """The film resistance (Ω m²) whose :func:`effective_flux_ratio` is ``eta`` (in (0, 1)).
-
-    Keyword arguments are those of :func:`effective_flux_ratio` (default: a quarter, 100
-    mA/g, the first 10 minutes, the default set and mesh). About 10 simulations.
-    """
-    from scipy.optimize import brentq
-
-    if not 0 < eta < 1:
-        raise ValueError(f"eta must be in (0, 1), got {eta!r}")
-    hi = 0.05
-    while effective_flux_ratio(hi, **kwargs) > eta:
-        hi *= 2
-    return brentq(lambda r: effective_flux_ratio(r, **kwargs) - eta, 0.0, hi, xtol=1e-4, rtol=1e-3)
-
-
-#: ``(R_film [Ω m²], effective flux ratio)`` of a quarter of the perimeter under the film,
-#: charge-weighted over the first 10 min of a 100 mA/g charge of the default set and mesh:
-#: :func:`effective_flux_ratio` at each resistance (``tests/model/test_kinetic.py`` checks
-#: rows against it). :func:`film_resistance_for_eta` interpolates it.
-EFFECTIVE_RATIO_TABLE = (
-    (0.001, 0.983), (0.002, 0.966), (0.004, 0.936), (0.01, 0.859), (0.02, 0.760),
-    (0.028, 0.700), (0.052, 0.572), (0.1, 0.432), (0.2, 0.300), (0.3, 0.237),
-    (0.5, 0.172), (1.0, 0.107), (2.0, 0.064),
-)
-
-
-def film_resistance_for_eta(eta) -> float:
-    """The film resistance (Ω m²) whose effective flux ratio is ``eta``, from the table.
-
-    Interpolates log R_film linearly in η through :data:`EFFECTIVE_RATIO_TABLE` (a quarter,
-    100 mA/g, the first 10 min, the default set): no simulation, so it is cheap enough for
-    every arc of a demo field of view. :func:`film_resistance_for_effective_ratio` solves
-    the same question by simulation for other fractions, rates or parameter sets.
-
-    Parameters
-    ----------
-    eta : float
-        Effective flux ratio, within the table's range (0.064 to 0.983).
-
-    Returns
-    -------
-    float
-        R_film, Ω m².
-    """
-    r, e = np.array(EFFECTIVE_RATIO_TABLE).T
-    if not e[-1] <= eta <= e[0]:
-        raise ValueError(f"eta must be within {e[-1]:g} to {e[0]:g} (the calibration table), "
-                         f"got {eta!r}")
-    return float(np.exp(np.interp(eta, e[::-1], np.log(r[::-1]))))

@@ -4,7 +4,7 @@ A :class:`Mesh` is only arrays: cells (area, position), interior faces (the two 
 they join and their transmissibility length/distance) and boundary faces (the cell they
 belong to, their length, the polar angle of their midpoint seen from the particle's
 centroid, the angle they subtend, and the distance from the cell's node to the face).
-The solver in :mod:`asymflux.model.solver` only sees these arrays, so any outline that
+The solver (:mod:`asymflux.model.discretisation`) only sees these arrays, so any outline that
 can be turned into such a mesh (a disk here; a curated particle mask later) is solved by
 the same code.
 

@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .kinetics import FILM_RESISTANCE_ETA_0_3_OHM_M2, FILM_RESISTANCE_ETA_0_7_OHM_M2
+from .calibration import FILM_RESISTANCE_ETA_0_3_OHM_M2, FILM_RESISTANCE_ETA_0_7_OHM_M2
 from .mesh import Mesh, disk_mesh
 from .protocol import DEFAULT_CUTOFF_OCCUPANCY, Charge, end_condition_text
-from .solver import simulate
+from .simulation import simulate
 from .surface import FilmArc, Surface
 
 PAPER_RATES_MA_G = (50.0, 100.0, 200.0, 400.0)
@@ -51,8 +51,8 @@ def paper_fig5b_surfaces() -> dict[str, Surface]:
 def paper_film_surfaces() -> dict[str, Surface]:
     """Kinetic counterparts of :func:`paper_fig5b_surfaces`: a clean particle, and a quarter
     centred at 180° under the default films for an early flux ratio of ~0.7 and ~0.3
-    (:data:`~asymflux.model.kinetics.FILM_RESISTANCE_ETA_0_7_OHM_M2`,
-    :data:`~asymflux.model.kinetics.FILM_RESISTANCE_ETA_0_3_OHM_M2`)."""
+    (:data:`~asymflux.model.calibration.FILM_RESISTANCE_ETA_0_7_OHM_M2`,
+    :data:`~asymflux.model.calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2`)."""
     return {
         "none": Surface.kinetic(),
         "quarter, film η≈0.7": Surface.kinetic([FilmArc(180.0, 0.25, FILM_RESISTANCE_ETA_0_7_OHM_M2)]),
@@ -79,7 +79,7 @@ def rate_capability(
     surfaces : mapping label -> Surface, or sequence of Surface
         Default: :func:`paper_fig5b_surfaces`.
     params, mesh :
-        As for :func:`~asymflux.model.solver.simulate`.
+        As for :func:`~asymflux.model.simulation.simulate`.
     cutoff_occupancy : float or None
         Surface occupancy that ends the charge (0.2 in the paper, :data:`FIG5B_END`).
     cutoff_voltage_V : float or None

@@ -87,8 +87,7 @@ def _worker_init(server_pid: int) -> None:
     from asymflux.analysis import _kymograph, _measure, _particle  # noqa: F401
     from asymflux.model import kinetics
 
-    for kernel in (kinetics._butler_volmer_balance, kinetics._surface_u_i0):
-        kinetics._compiled(kernel)
+    kinetics.compile_kernels()
     freeze_long_lived_objects()
     log_slow_collections()
 

@@ -237,7 +237,7 @@ def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale=1.0,
 def li_extracted_at_rates(eta, blocked_fraction, rates_mA_g, diffusivity_scale=1.0,
                           film_ohm_m2=None) -> list[float]:
     """:func:`li_extracted` at several rates, the runs side by side in one integration
-    (:func:`asymflux.model.solver.simulate_side_by_side`: the same runs, to the integrator's
+    (:func:`asymflux.model.simulate_side_by_side`: the same runs, to the integrator's
     tolerance, within 1e-4 per f.u. of one run each; 4-5 kinetic runs cost ~0.4-0.6 s instead
     of ~0.75-0.9 s). The angle is fixed at 180° as in :func:`li_extracted`.
 

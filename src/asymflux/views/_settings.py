@@ -15,7 +15,7 @@ import math
 
 import param
 
-from ..model.kinetics import FILM_RESISTANCE_ETA_0_3_OHM_M2
+from ..model.calibration import FILM_RESISTANCE_ETA_0_3_OHM_M2
 from . import _compute as C
 
 RATE_LABELS = {f"{r:g} ★": r for r in C.PAPER_RATES_MA_G}
