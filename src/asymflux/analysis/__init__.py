@@ -25,9 +25,10 @@ movies of large frames)
 
 A dataset path (a folder, or a bare stack with its cycler file, frame times, clock offset):
 :func:`analyze_path` reads and measures it as ``asymflux analyze`` does;
-:func:`analyze_campaign` runs many on a dask.distributed client (:func:`local_client`), and
-:func:`write_clock_table`, :func:`write_failures_table`, :func:`partial_output_warnings`
-write and read back an analyze output's ``clock.csv`` and ``failures.csv``.
+:func:`analyze_campaign` runs many on a dask.distributed client (:func:`local_client`);
+:func:`write_analyze_output` writes their folder (tables, masks, ``clock.csv``,
+``failures.csv``: :func:`write_clock_table`, :func:`write_failures_table`;
+:func:`partial_output_warnings` reads the latter back).
 
 One particle, the same numbers everywhere: :func:`analyze_particle` (arrays) and
 :func:`analyze_dataset_particle` (a dataset) run one particle through the pipeline of
@@ -84,12 +85,20 @@ _EXPORTS = {
     "analyze_dataset_particle": "_pipeline",
     "dataset_normalization": "_pipeline",
     "write_tables": "_pipeline",
+    "dataset_name": "_pipeline",
+    "is_analyze_output": "_pipeline",
+    "ANALYZE_OUTPUTS": "_pipeline",
+    "read_results": "_results",
+    "results_folders": "_results",
+    "read_frame_times": "_frametimes",
+    "resolve_time_offset": "_clock",
     "analyze_path": "_dataset",
     "analyze_campaign": "_dataset",
     "local_client": "_dataset",
     "campaign_names": "_dataset",
     "write_clock_table": "_dataset",
     "write_failures_table": "_dataset",
+    "write_analyze_output": "_dataset",
     "partial_output_warnings": "_dataset",
     "STREAM_MIN_PIXELS": "_dataset",
     "WORKER_MEMORY_BYTES": "_dataset",

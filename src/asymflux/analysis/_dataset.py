@@ -7,7 +7,8 @@
 - :func:`analyze_campaign`: many paths on a dask.distributed client, one task per dataset,
   a failed dataset named and the others kept; :func:`local_client` (a LocalCluster sized by
   the cores and the memory); :func:`campaign_names` (each dataset's output name).
-- an analyze output's files: :func:`write_clock_table` (``clock.csv``),
+- an analyze output: :func:`write_analyze_output` (the whole folder in one swap),
+  :func:`write_clock_table` (``clock.csv``),
   :func:`write_failures_table` (``failures.csv``) and, reading it back,
   :func:`partial_output_warnings`.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = ["analyze_path", "analyze_campaign", "local_client", "campaign_names",
+           "write_analyze_output",
            "write_clock_table", "write_failures_table", "partial_output_warnings",
            "STREAM_MIN_PIXELS", "WORKER_MEMORY_BYTES"]
 
@@ -354,3 +356,67 @@ def write_failures_table(folder, rows) -> None:
     if rows:
         pd.DataFrame(rows, columns=["dataset", "name", "error"]).to_csv(
             Path(folder) / "failures.csv", index=False)
+
+
+def write_analyze_output(out, results, names, *, failed=(), provenance=None,
+                         parquet=False) -> int:
+    """Write an analyze output folder ``out`` in one folder swap (all of it, or nothing).
+
+    Parameters
+    ----------
+    out : path-like
+        The folder: new, empty, or an earlier analyze output (its tables, masks, clock,
+        failures, provenance and fits are replaced; other files are kept).
+    results : list
+        :func:`analyze_path`'s ``(particles, timeseries, labels, name)`` per dataset, None
+        for a dataset that failed.
+    names : list of str
+        The output name of each dataset (:func:`campaign_names`), one per entry of
+        ``results``: the ``dataset`` column and ``masks/<name>.tif``.
+    failed : list of dict
+        ``failures.csv``'s rows (:func:`write_failures_table`).
+    provenance : dict, optional
+        The provenance record (:mod:`asymflux.provenance`), as ``provenance.json``.
+    parquet : bool
+        Also write the tables as ``.parquet``.
+
+    Returns
+    -------
+    int
+        The number of particles written.
+    """
+    import pandas as pd
+
+    from ._pipeline import ANALYZE_OUTPUTS, write_tables
+
+    particles, series, labels_of = [], [], {}
+    for r, name in zip(results, names, strict=True):
+        if r is None:
+            continue
+        p, ts, labels, _ = r
+        p["dataset"] = name
+        ts["dataset"] = name
+        particles.append(p)
+        series.append(ts)
+        labels_of[name] = labels
+
+    def files(folder):
+        import tifffile
+
+        if provenance is not None:
+            from ..provenance import to_json
+
+            (folder / "provenance.json").write_text(to_json(provenance), encoding="utf-8")
+        (folder / "masks").mkdir()
+        for name, labels in labels_of.items():
+            tifffile.imwrite(folder / "masks" / f"{name}.tif",
+                             labels.astype("uint16" if labels.max() < 65536 else "uint32"))
+        write_clock_table(folder, particles)
+        write_failures_table(folder, list(failed))  # the record that this set lacks datasets
+
+    write_tables(out, {"particles": pd.concat(particles, ignore_index=True),
+                       "timeseries": pd.concat(series, ignore_index=True)},
+                 parquet=parquet, files=files,
+                 replaces=(*ANALYZE_OUTPUTS, "provenance.json", "fits.csv", "fits.json",
+                           "fits.provenance.json"))
+    return sum(len(p) for p in particles)

@@ -184,19 +184,15 @@ def _quality_options(args) -> dict:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from .._atomic import check_output, output_errors
     from ..analysis import (
         analyze_campaign,
         analyze_path,
         campaign_names,
+        is_analyze_output,
         local_client,
-        write_clock_table,
-        write_failures_table,
-        write_tables,
+        write_analyze_output,
     )
-    from ..analysis._pipeline import ANALYZE_OUTPUTS, is_analyze_output
     from ..io import read_masks
 
     paths = list(args.datasets)
@@ -229,7 +225,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     read = {"echem": args.echem, "active_mass_mg": args.active_mass_mg, "channel": args.channel,
             "z": args.z, "frame_axis": args.frame_axis}
     if getattr(args, "frame_times", None) is not None:
-        from ..analysis._frametimes import read_frame_times
+        from ..analysis import read_frame_times
 
         if args.frame_interval_s is not None:
             raise ValueError("--frame-times and --frame-interval-s exclude each other")
@@ -270,42 +266,17 @@ def run_analyze(args: argparse.Namespace) -> int:
     all_names = campaign_names(results, paths)
     failed_rows = [{"dataset": str(paths[i]), "name": all_names[i], "error": failures[i]}
                    for i in sorted(failures)]
-    names = [n for n, r in zip(all_names, results, strict=True) if r is not None]
-    results = [r for r in results if r is not None]
-    problems = [w for r in results for w in r[0].attrs.get("warnings", [])]
-    particles, series, labels_of = [], [], {}
-    for (p, ts, labels, _), name in zip(results, names, strict=True):
-        p["dataset"] = name
-        ts["dataset"] = name
-        particles.append(p)
-        series.append(ts)
-        labels_of[name] = labels
+    problems = [w for r in results if r is not None for w in r[0].attrs.get("warnings", [])]
 
-    from ..provenance import provenance, to_json
+    from ..provenance import provenance
 
     record = provenance("analyze", inputs=[*inputs, *([args.echem] if args.echem else [])],
                         options=args, outputs=[out])
-
-    def write_masks(folder):
-        import tifffile
-
-        (folder / "provenance.json").write_text(to_json(record), encoding="utf-8")
-
-        (folder / "masks").mkdir()
-        for name, labels in labels_of.items():
-            tifffile.imwrite(folder / "masks" / f"{name}.tif",
-                             labels.astype("uint16" if labels.max() < 65536 else "uint32"))
-        write_clock_table(folder, particles)
-        write_failures_table(folder, failed_rows)  # the record that this set lacks datasets
-
     # particles, timeseries and masks appear together (one folder swap), or not at all
     with output_errors(out):
-        write_tables(out, {"particles": pd.concat(particles, ignore_index=True),
-                           "timeseries": pd.concat(series, ignore_index=True)},
-                     parquet=args.parquet, files=write_masks,
-                     replaces=(*ANALYZE_OUTPUTS, "provenance.json", "fits.csv", "fits.json",
-                               "fits.provenance.json"))
-    n = sum(len(p) for p in particles)
+        n = write_analyze_output(out, results, all_names, failed=failed_rows,
+                                 provenance=record, parquet=args.parquet)
+    results = [r for r in results if r is not None]
     print_warnings("analyze", problems)
     if failures:
         failed = ", ".join(str(paths[i]) for i in sorted(failures))
@@ -370,8 +341,12 @@ def run_cohort(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .._atomic import check_output, is_leftover, output_errors, restore_moved_aside
-    from ..analysis import cohort_statistics, partial_output_warnings
-    from ..analysis._results import read_results, results_folders
+    from ..analysis import (
+        cohort_statistics,
+        partial_output_warnings,
+        read_results,
+        results_folders,
+    )
 
     out = check_output(args.out, inputs=[Path(d) / "particles.csv" for d in args.dirs],
                        input_folders=args.dirs)

@@ -71,7 +71,7 @@ def _fit_time_offset(args, dataset, labels):
     """``--time-offset-s`` of ``asymflux fit``: ``(the TimeOffset used, what the fit is
     given)``, the latter None when none was given (the dataset's own, as before); ``auto``
     is estimated once here, from the particles ``labels``."""
-    from ..analysis._clock import resolve_time_offset
+    from ..analysis import resolve_time_offset
 
     value = time_offset_option(getattr(args, "time_offset_s", None))
     try:
@@ -93,7 +93,7 @@ def _fit_all(args) -> int:
     from .. import fit, fit_batch, io
     from .._atomic import check_output, output_errors
     from .._validate import check_range
-    from ..analysis._pipeline import dataset_name, is_analyze_output, write_tables
+    from ..analysis import dataset_name, is_analyze_output, write_tables
     from ..provenance import provenance, to_json
 
     if args.particle is not None:
@@ -138,20 +138,7 @@ def _fit_all(args) -> int:
     fits = fit_batch.fits_table(name, summaries, failures)
     details = [{"dataset": name, "particle_id": pid, **s, **clock.as_dict()}
                for pid, s in summaries.items()]
-    if (Path(out) / "fits.csv").is_file():  # other datasets' fits of this folder are kept
-        old = pd.read_csv(Path(out) / "fits.csv")
-        if "dataset" in old.columns:
-            old = old[old["dataset"].astype(str) != name]
-            fits_all = pd.concat([old, fits], ignore_index=True) if len(old) else fits
-        else:
-            fits_all = fits
-        try:
-            old_details = json.loads((Path(out) / "fits.json").read_text(encoding="utf-8"))
-            details = [d for d in old_details if str(d.get("dataset")) != name] + details
-        except (OSError, ValueError, AttributeError):
-            pass
-    else:
-        fits_all = fits
+    fits_all, details = fit_batch.with_folder_fits(out, name, fits, details)
     tables = {"fits": fits_all}
     if particles is not None:
         tables["particles"] = fit_batch.join_fits(particles, fits)

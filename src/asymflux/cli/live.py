@@ -109,7 +109,7 @@ def cmd_demo_live(args) -> int:
 
 
 def _is_live_output(folder) -> bool:
-    from ..analysis._pipeline import is_analyze_output
+    from ..analysis import is_analyze_output
 
     return is_analyze_output(folder) or (Path(folder) / "live.json").is_file()
 

@@ -27,8 +27,7 @@ def _write(out, particles, timeseries, labels, name, status):
     import tifffile
 
     from .._atomic import output_errors
-    from ..analysis import write_tables
-    from ..analysis._pipeline import ANALYZE_OUTPUTS
+    from ..analysis import ANALYZE_OUTPUTS, write_tables
 
     def extra(folder):
         if labels is not None:
