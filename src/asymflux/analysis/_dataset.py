@@ -122,17 +122,57 @@ STREAM_MIN_PIXELS = 1 << 20
 
 def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, options=None,
                  progress=False, read=None, masks_source=None, time_offset_s=None):
-    """Read one dataset and analyse it: ``(particles, timeseries, labels, name)``.
+    """Read one dataset path and analyse it, as ``asymflux analyze`` does.
 
-    ``time_offset_s`` (s, ``"auto"`` or None): ``cycler_time_s = camera_time_s +
-    time_offset_s`` (:func:`~asymflux.analysis.apply_time_offset`), applied before the
-    capacity check; the offset used is in the tables (``time_offset_*`` columns and
-    ``attrs["time_offset"]``).
+    Parameters
+    ----------
+    path : path-like
+        A dataset folder (``metadata.json``) or a bare stack (.tif, .ome.tif, a TIFF folder,
+        .zarr, .npy, .tdms, .h5; ``docs/formats.md``).
+    pixel_nm, frame_interval_s : float, optional
+        Pixel size (nm) and time between frames (s) of a bare stack.
+    masks : ndarray of int, shape (row, col), optional
+        Particle labels used as given (checked against the frames; ``masks_source`` names
+        them in errors); default: the dataset's, else detected.
+    options : dict, optional
+        Keyword options of :func:`~asymflux.analysis.analyze_dataset` (``threshold``,
+        ``register``, ``normalize``, ``rolling_frames``, ...).
+    progress : bool
+        A progress bar (stderr).
+    read : dict, optional
+        Reading options: ``echem`` (a cycler file, merged and checked to overlap the
+        frames), ``active_mass_mg``, ``frame_times`` (a table of frame times, s, for a bare
+        stack), and :func:`asymflux.io.read_dataset`'s (``channel``, ``z``, ``frame_axis``).
+    masks_source : str, optional
+        What ``masks`` are called in error messages.
+    time_offset_s : float, "auto" or None
+        ``cycler_time_s = camera_time_s + time_offset_s``
+        (:func:`~asymflux.analysis.apply_time_offset`), applied before the capacity check;
+        the offset used is in the tables (``time_offset_*`` columns and
+        ``attrs["time_offset"]``). None: the dataset's own, else 0.
 
-    Refuses (ValueError) a dataset whose cycler data give no frame a capacity, and masks
-    (named ``masks_source``) that do not fit its frames. The warnings about the result are
-    in ``particles.attrs["warnings"]``. Frames of :data:`STREAM_MIN_PIXELS` or more are
-    measured on the particles' crops (``analyze_streaming``, equal tables)."""
+    Returns
+    -------
+    particles, timeseries : pandas.DataFrame
+        :func:`~asymflux.analysis.analyze_dataset`'s tables; the warnings about the result
+        are in ``particles.attrs["warnings"]``.
+    labels : ndarray of int, shape (row, col)
+        The particle labels used.
+    name : str
+        The dataset's name.
+
+    Raises
+    ------
+    ValueError
+        Naming ``path``: a dataset whose cycler data give no frame a capacity (or do not
+        overlap its frames), masks that do not fit its frames, ``rolling_frames`` not smaller
+        than its number of frames, bad data.
+
+    Notes
+    -----
+    Frames of :data:`STREAM_MIN_PIXELS` or more are measured on the particles' crops
+    (:func:`~asymflux.analysis.analyze_streaming`, equal tables).
+    """
     from ._pipeline import analyze_dataset, dataset_name
 
     ds = _read_dataset(path, pixel_nm, frame_interval_s, read, time_offset_s)
