@@ -236,7 +236,7 @@ def test_cache_dir_default_and_override(monkeypatch, tmp_path):
 def test_cli_demo_data(tmp_path, capsys):
     import argparse
 
-    from asymflux import datasets_cli
+    from asymflux.cli import datasets as datasets_cli
 
     parser = argparse.ArgumentParser()
     datasets_cli.register(parser.add_subparsers(dest="command"))

@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["MAX_WORKERS", "cohort_fit_summary", "fit_all", "fits_table", "join_fits"]
+__all__ = ["MAX_WORKERS", "cohort_fit_summary", "fit_all", "fits_table", "join_fits",
+           "with_folder_fits"]
 
 #: Most worker processes ``fit --all`` starts (the fits are CPU-bound; 2 cores assumed).
 MAX_WORKERS = 2
@@ -133,6 +134,30 @@ def fits_table(dataset_name: str, summaries: dict, failures: dict | None = None)
     if len(table):
         table = table.sort_values("particle_id", kind="stable").reset_index(drop=True)
     return table
+
+
+def with_folder_fits(folder, dataset_name: str, fits: pd.DataFrame, details: list):
+    """``(fits table, fits.json records)`` of ``folder`` once this dataset's are written:
+    ``fits`` (:func:`fits_table`) and ``details`` (one record per particle) replace the
+    earlier ones of ``dataset_name`` in the folder's ``fits.csv`` and ``fits.json``; other
+    datasets' fits are kept (an unreadable ``fits.json``: only this dataset's records)."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not (folder / "fits.csv").is_file():
+        return fits, details
+    old = pd.read_csv(folder / "fits.csv")
+    fits_all = fits
+    if "dataset" in old.columns:
+        old = old[old["dataset"].astype(str) != dataset_name]
+        fits_all = pd.concat([old, fits], ignore_index=True) if len(old) else fits
+    try:
+        old_details = json.loads((folder / "fits.json").read_text(encoding="utf-8"))
+        details = [d for d in old_details if str(d.get("dataset")) != dataset_name] + details
+    except (OSError, ValueError, AttributeError):
+        pass
+    return fits_all, details
 
 
 def join_fits(particles: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:

@@ -209,7 +209,7 @@ def test_a_failed_dataset_is_recorded_and_does_not_rename_the_others(tmp_path, d
 
 
 def test_the_local_cluster_never_kills_a_worker_for_its_memory():
-    from asymflux.analysis._cli import _local_cluster_options
+    from asymflux.analysis._dataset import _local_cluster_options
 
     opts = _local_cluster_options(10, cores=16, memory_bytes=24 << 30)
     assert opts["memory_limit"] == 0  # no nanny limit: a large movie does not kill its worker

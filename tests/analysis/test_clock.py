@@ -213,8 +213,8 @@ def test_cohort_page_dqdv_of_the_particles_dataset(analysed):
 
 def test_cycler_file_on_an_absolute_clock(tmp_path):
     """A cycler file timed from the epoch, frames from 0: refused without an offset, naming
-    --time-offset-s; a given offset or the estimate aligns them."""
-    from asymflux.analysis._cli import analyze_path
+    time_offset_s; a given offset or the estimate aligns them."""
+    from asymflux.analysis import analyze_path
 
     epoch = 1.7e9
     ds = clock_dataset(137.0)
@@ -226,7 +226,7 @@ def test_cycler_file_on_an_absolute_clock(tmp_path):
                       metadata={**ds.metadata})
     folder = io.write_dataset(bare, tmp_path / "movie")
     read = {"echem": csv, "active_mass_mg": 1.0}
-    with pytest.raises(ValueError, match="--time-offset-s"):
+    with pytest.raises(ValueError, match="time_offset_s"):
         analyze_path(folder, read=read)
     p, ts, _, _ = analyze_path(folder, read=read, time_offset_s=epoch + 137.0,
                                options={"register": False})
@@ -244,7 +244,7 @@ def test_instrument_file_recorded_voltage_against_a_cycler_file(tmp_path):
     a separate cycler file on the cycler's clock: 'auto' aligns the two voltages."""
     import h5py
 
-    from asymflux.analysis._cli import analyze_path
+    from asymflux.analysis import analyze_path
 
     true = 57.0
     ds = clock_dataset(true)
@@ -282,7 +282,7 @@ def test_one_particle_takes_the_offset(analysed):
 
 
 def test_analyze_path_takes_text_and_a_time_offset(tmp_path):
-    from asymflux.analysis._cli import analyze_path
+    from asymflux.analysis import analyze_path
 
     ds = clock_dataset(0.0)
     e = ds.echem.copy()

@@ -138,11 +138,11 @@ def test_mosaic_holds_the_crops_and_region(movie):
 
 
 def test_cli_uses_the_streamed_path_for_large_frames(movie, tmp_path, monkeypatch):
-    from asymflux.analysis import _cli
+    from asymflux.analysis import _dataset
     from asymflux.cli import main
 
     assert main(["analyze", str(movie), "--out", str(tmp_path / "full")]) == 0
-    monkeypatch.setattr(_cli, "STREAM_MIN_PIXELS", 1)  # these 120 x 176 frames count as large
+    monkeypatch.setattr(_dataset, "STREAM_MIN_PIXELS", 1)  # these 120 x 176 frames count as large
     called = []
     real = analyze_streaming
 

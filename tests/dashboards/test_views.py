@@ -1007,7 +1007,7 @@ def test_the_analysis_warnings_show_under_the_dataset(demo_data, tmp_path):
 
     import pandas as pd
 
-    from asymflux.analysis._cli import analyze_path
+    from asymflux.analysis import analyze_path
 
     copy = tmp_path / "nan-cells"
     shutil.copytree(demo_data["aged"], copy)

@@ -221,7 +221,7 @@ def test_the_idle_timeout_grows_with_a_slow_movie(tmp_path, demo):
 
 
 def test_watch_output_appends_rows_and_ends_with_the_batch_tables(tmp_path, demo):
-    from asymflux.live._cli import LiveOutput
+    from asymflux.live import LiveOutput
 
     w, la = _writer_and_live(tmp_path, demo)
     out = tmp_path / "out"
@@ -256,7 +256,7 @@ def test_watch_output_appends_rows_and_ends_with_the_batch_tables(tmp_path, demo
 
 
 def test_a_due_rewrite_writes_the_whole_set_again(tmp_path, demo):
-    from asymflux.live._cli import LiveOutput
+    from asymflux.live import LiveOutput
 
     w, la = _writer_and_live(tmp_path, demo)
     output = LiveOutput(tmp_path / "out", rewrite_s=0, cost_factor=0)  # always due

@@ -23,6 +23,13 @@ and on top, :func:`analyze_dataset` for an :class:`asymflux.io.Dataset` (and
 movies of large frames)
 (:func:`dataset_normalization`: its recorded illumination, if any).
 
+A dataset path (a folder, or a bare stack with its cycler file, frame times, clock offset):
+:func:`analyze_path` reads and measures it as ``asymflux analyze`` does;
+:func:`analyze_campaign` runs many on a dask.distributed client (:func:`local_client`);
+:func:`write_analyze_output` writes their folder (tables, masks, ``clock.csv``,
+``failures.csv``: :func:`write_clock_table`, :func:`write_failures_table`;
+:func:`partial_output_warnings` reads the latter back).
+
 One particle, the same numbers everywhere: :func:`analyze_particle` (arrays) and
 :func:`analyze_dataset_particle` (a dataset) run one particle through the pipeline of
 :func:`analyze_dataset` -- register (:func:`estimate_drift` on
@@ -78,6 +85,23 @@ _EXPORTS = {
     "analyze_dataset_particle": "_pipeline",
     "dataset_normalization": "_pipeline",
     "write_tables": "_pipeline",
+    "dataset_name": "_pipeline",
+    "is_analyze_output": "_pipeline",
+    "ANALYZE_OUTPUTS": "_pipeline",
+    "read_results": "_results",
+    "results_folders": "_results",
+    "read_frame_times": "_frametimes",
+    "resolve_time_offset": "_clock",
+    "analyze_path": "_dataset",
+    "analyze_campaign": "_dataset",
+    "local_client": "_dataset",
+    "campaign_names": "_dataset",
+    "write_clock_table": "_dataset",
+    "write_failures_table": "_dataset",
+    "write_analyze_output": "_dataset",
+    "partial_output_warnings": "_dataset",
+    "STREAM_MIN_PIXELS": "_dataset",
+    "WORKER_MEMORY_BYTES": "_dataset",
     "TimeOffset": "_clock",
     "apply_time_offset": "_clock",
     "estimate_time_offset": "_clock",

@@ -9,7 +9,10 @@
 - :class:`LiveWriter` / :func:`write_demo_live`: write a movie frame by frame
   (``asymflux demo-live``).
 
-``asymflux watch`` and ``asymflux demo-live`` are in :mod:`asymflux.live._cli`; see
+- :class:`LiveOutput`: the output folder of a watch, kept up to date at O(new rows) per
+  update (:func:`live_status`: its ``live.json``).
+
+``asymflux watch`` and ``asymflux demo-live`` are in :mod:`asymflux.cli.live`; see
 ``docs/live.md``. Submodules are imported on first use.
 """
 
@@ -29,6 +32,8 @@ _EXPORTS = {
     "read_manifest": "_sources",
     "LiveWriter": "_writer",
     "write_demo_live": "_writer",
+    "LiveOutput": "_output",
+    "live_status": "_output",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -417,7 +417,7 @@ class LiveAnalysis:
                                f"files ({e.strerror or type(e).__name__})") from e
 
     def _final(self, progress):
-        from asymflux.analysis._cli import analyze_path
+        from asymflux.analysis import analyze_path
 
         options = {"threshold": self.threshold, "register": self.register,
                    "edge_px": self.edge_px}

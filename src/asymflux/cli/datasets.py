@@ -1,7 +1,4 @@
-"""``asymflux demo-data OUT``: write the demo datasets into a folder.
-
-Registered by :mod:`asymflux.cli` through :func:`register`.
-"""
+"""``asymflux demo-data OUT``: write the demo datasets (:mod:`asymflux.datasets`) into a folder."""
 
 from __future__ import annotations
 
@@ -28,8 +25,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def cmd_demo_data(args) -> int:
     """Handler of ``asymflux demo-data``; returns the exit status."""
-    from . import datasets
-    from ._atomic import check_output, output_errors
+    from .. import datasets
+    from .._atomic import check_output, output_errors
 
     if args.list:
         for name in datasets.list_datasets():

@@ -1,14 +1,12 @@
-"""``asymflux demo-live`` and ``asymflux watch`` (wired into :mod:`asymflux.cli` by ``register``)."""
+"""``asymflux demo-live`` and ``asymflux watch``: :mod:`asymflux.live` on the command line."""
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from ._common import print_warnings
 
 __all__ = ["register", "cmd_demo_live", "cmd_watch"]
 
@@ -94,7 +92,7 @@ def cmd_demo_live(args) -> int:
     """Handler of ``asymflux demo-live``."""
     from .._atomic import check_output, output_errors
     from .._validate import check_range
-    from ._writer import write_demo_live
+    from ..live import write_demo_live
 
     check_range("--interval-s", args.interval_s, 0, 3600)
     if args.frames is not None:
@@ -111,7 +109,7 @@ def cmd_demo_live(args) -> int:
 
 
 def _is_live_output(folder) -> bool:
-    from ..analysis._pipeline import is_analyze_output
+    from ..analysis import is_analyze_output
 
     return is_analyze_output(folder) or (Path(folder) / "live.json").is_file()
 
@@ -121,7 +119,7 @@ def cmd_watch(args) -> int:
     from .._atomic import check_output
     from .._validate import check_range
     from ..io import read_masks
-    from ._analysis import LiveAnalysis
+    from ..live import LiveAnalysis, LiveOutput
 
     check_range("--poll-s", args.poll_s, 0, 3600, low_inclusive=False)
     check_range("--idle-timeout-s", args.idle_timeout_s, 0, None, low_inclusive=False)
@@ -158,94 +156,6 @@ def cmd_watch(args) -> int:
         return 130
     finally:
         live.close()
-
-
-def _status(live, state, **extra) -> dict:
-    return {"state": state, "source": str(live.movie.path), "frames": live.n_frames,
-            "frames_with_capacity": int(live._cap_known[: live.n_frames].sum()),
-            "particles": 0 if live.labels is None else int(np.count_nonzero(np.unique(live.labels))),
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
-
-
-def _write(out, particles, timeseries, labels, name, status):
-    import tifffile
-
-    from .._atomic import output_errors
-    from ..analysis._pipeline import ANALYZE_OUTPUTS, write_tables
-
-    def extra(folder):
-        if labels is not None:
-            (folder / "masks").mkdir()
-            tifffile.imwrite(folder / "masks" / f"{name}.tif",
-                             labels.astype("uint16" if labels.max() < 65536 else "uint32"))
-        (folder / "live.json").write_text(json.dumps(status, indent=2, default=float) + "\n",
-                                          encoding="utf-8")
-
-    with output_errors(out):
-        write_tables(out, {"particles": particles, "timeseries": timeseries}, files=extra,
-                     replaces=(*ANALYZE_OUTPUTS, "live.json"))
-
-
-class LiveOutput:
-    """DIR while watching, at a cost per update of O(new rows).
-
-    The first update with particles writes the whole set (particles.csv, timeseries.csv,
-    masks, live.json) in one folder swap. Later updates append the new frames' rows to
-    timeseries.csv (one write of whole lines) and then replace live.json (its
-    ``timeseries_rows``: the complete rows of timeseries.csv). The whole set is written again
-    (sorted rows, capacities found since, particles.csv of the frames so far) at most every
-    ``rewrite_s`` seconds and never sooner than ``cost_factor`` times the last rewrite's
-    duration after it, so the O(rows) rewrites take a bounded share of the time (1/20), not
-    O(rows) per frame.
-    """
-
-    def __init__(self, out, *, rewrite_s=30.0, cost_factor=20.0):
-        self.out = Path(out)
-        self.rewrite_s = float(rewrite_s)
-        self.cost_factor = float(cost_factor)
-        self.rows = 0  # complete rows in timeseries.csv
-        self.rewrites = 0
-        self._last = None  # monotonic time of the last whole write
-        self._cost = 0.0
-        self._stale = False  # the files lag what is known (appended rows, capacities)
-
-    def update(self, live, up) -> None:
-        if not (up.changed or self._stale) or live.labels is None:
-            return
-        now = time.monotonic()
-        due = self._last is None or now - self._last >= max(self.rewrite_s,
-                                                          self.cost_factor * self._cost)
-        if due:
-            ts = live.timeseries
-            _write(self.out, live.particles, ts, live.labels, live.name,
-                   _status(live, "running", timeseries_rows=len(ts)))
-            self.rows, self._stale, self.rewrites = len(ts), False, self.rewrites + 1
-            self._last = time.monotonic()
-            self._cost = self._last - now
-            return
-        if not up.changed:
-            return  # stale files wait for the next rewrite
-        from .._atomic import output_errors, write_text_atomic
-
-        with output_errors(self.out):
-            if up.rows is not None and len(up.rows):
-                data = up.rows.to_csv(index=False, header=False).encode("utf-8")
-                fd = os.open(self.out / "timeseries.csv", os.O_WRONLY | os.O_APPEND)
-                try:
-                    os.write(fd, data)  # whole lines, one write
-                finally:
-                    os.close(fd)
-                self.rows += len(up.rows)
-            self._stale = True
-            write_text_atomic(self.out / "live.json", json.dumps(
-                _status(live, "running", timeseries_rows=self.rows), indent=2,
-                default=float) + "\n")
-
-    def final(self, final, status, name) -> None:
-        """The batch tables of the finished files, the whole set in one swap."""
-        _write(self.out, final.particles, final.timeseries, final.labels,
-               str(final.particles["dataset"].iloc[0]) if len(final.particles) else name,
-               {**status, "timeseries_rows": len(final.timeseries)})
 
 
 def _watch_loop(live, output, args, say) -> int:
@@ -290,20 +200,14 @@ def _watch_loop(live, output, args, say) -> int:
     final = live.finish()
     worst = max((v for v in final.max_abs_difference.values()), default=0.0)
     problems = list(dict.fromkeys(final.particles.attrs.get("warnings", [])))
-    status = _status(live, "finished", finished_by=why,
+    from ..live import live_status
+
+    status = live_status(live, "finished", finished_by=why,
                      final="asymflux analyze of the finished files (batch code path)",
                      live_vs_batch_max_abs_difference=final.max_abs_difference,
                      warnings=problems)
     output.final(final, status, live.name)
     say(f"live values vs the batch analysis: largest difference {worst:.3g}")
     say(f"analysed {live.n_frames} frame(s), {len(final.particles)} particle(s) -> {output.out}")
-    from ..analysis._cli import print_warnings
-
     print_warnings("watch", problems)  # as asymflux analyze prints them
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from ..cli import main
-
-    sys.exit(main())

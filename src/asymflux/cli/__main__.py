@@ -1,0 +1,7 @@
+"""``python -m asymflux.cli``: the ``asymflux`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
