@@ -51,11 +51,8 @@ def _read_dataset(path, pixel_nm, frame_interval_s, read=None, time_offset_s=Non
 
         from ._frametimes import read_frame_times
 
-        extra = getattr(ds, "frame_intensity", None)
         ds = dataclasses.replace(ds, time_s=read_frame_times(
             frame_times, n_frames=int(ds.stack.shape[0])))
-        if extra is not None:
-            ds.frame_intensity = extra
     if echem_path is None:
         return ds
     table = io.read_echem(echem_path, active_mass_mg=mass)
@@ -82,8 +79,6 @@ def _read_dataset(path, pixel_nm, frame_interval_s, read=None, time_offset_s=Non
     import dataclasses
 
     with_echem = dataclasses.replace(ds, echem=table, metadata=meta)
-    if getattr(ds, "frame_intensity", None) is not None:  # the instrument's, not a field
-        with_echem.frame_intensity = ds.frame_intensity
     if getattr(ds, "echem", None) is not None and path.is_file():
         from asymflux.io.instrument import is_instrument_hdf5
 
