@@ -196,7 +196,7 @@ MSMR_NMC622_VERBRUGGE2017 = {
     "U0_V": np.array([3.62274, 3.72645, 3.90575, 4.22955]),
     "omega": np.array([0.96710, 1.39712, 3.505, 5.52757]),
 }
-"""MSMR parameters of LiNi0.6Mn0.2Co0.2O2 (Verbrugge, Baker, Koch, Xiao & Gu, J. Electrochem.
+r"""MSMR parameters of LiNi0.6Mn0.2Co0.2O2 (Verbrugge, Baker, Koch, Xiao & Gu, J. Electrochem.
 Soc. 164, E3243 (2017), doi:10.1149/2.0341708jes; the positive electrode of PyBaMM's
 ``MSMR_Example`` set): :math:`\theta(U) = \sum_j X_j / (1 + \exp(F(U - U^0_j)/(\omega_j RT)))`,
 defined for every θ in (0, 1)."""
