@@ -185,7 +185,7 @@ c_max = 63104 mol/m³ at 298.15 K): 6.82 A/m².
 Chen's c_max, not this model's site concentration ρ/M (48 737 mol/m³ for
 :func:`nmc88_lun2025`), on purpose: m_ref was fitted with it, and the film resistances are
 calibrated with this k0. With ρ/M instead k0 would be 23 % lower (5.27 A/m²) and the
-effective flux ratio of the 0.20 / 0.028 Ω m² films 0.308 / 0.711 instead of 0.300 / 0.700
+effective flux ratio of the 0.135 / 0.0192 Ω m² films 0.311 / 0.715 instead of 0.300 / 0.700
 (``docs/calibration.md``)."""
 
 
