@@ -195,6 +195,6 @@ for name, summ in (("Verbrugge 2017", summary_5d), ("Chen 2020", summary_5d_chen
 # All four trends of Fig. 5c/d hold with either OCV: the maximum offset d and the capacity
 # at which the core vanishes grow with rate, and the last core point sits closer to the
 # edge at higher rate. Once each film is calibrated to the same effective η the two curves
-# give nearly the same Fig. 5d (max d within 10 % at every rate). Against the paper: the
+# give nearly the same Fig. 5d (max d within 11 % at every rate). Against the paper: the
 # Li-rich region survives to ~15 mAh/g at 50 mA/g and ~30 mAh/g at 400 mA/g; here it
 # vanishes at 25.5 and 34 mAh/g (the 50 mA/g core lasts too long, with either OCV).
