@@ -881,7 +881,7 @@ def test_film_slider_maps_log10_to_ohm_m2(kinetic_view):
     view.settings.surface_model = "kinetic"
     w = view.film_slider
     assert w.start == -3.0 and w.end == 0.5
-    assert w.value == pytest.approx(np.log10(0.20))  # default: docs/calibration.md, η ≈ 0.3
+    assert w.value == pytest.approx(np.log10(0.135))  # default: docs/calibration.md, η ≈ 0.3
     for pos, ohm_m2 in ((-1.0, 0.1), (0.0, 1.0), (-2.0, 0.01), (np.log10(0.028), 0.028),
                         (-0.5, 0.316)):
         _set_slider(w, pos)
