@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-__all__ = ["use_compiled", "gather_float", "bilinear_sample"]
+__all__ = ["use_compiled", "gather_float", "bilinear_sample", "blank_frames"]
 
 _COMPILED = {}
 
@@ -113,4 +113,31 @@ def bilinear_sample(flat, rows, cols, n_row, n_col, r_lo, w_r, c_lo, w_c, out):
     cols + c_lo + w_c) per frame, edges repeated: what ``_measure._Pixels.sample`` computes
     with four gathers and a weighted sum, in one pass. ``out`` (n, m) float64."""
     _compiled(_bilinear)(flat, rows, cols, int(n_row), int(n_col), r_lo, w_r, c_lo, w_c, out)
+    return out
+
+
+def _blank_frames(flat, out):
+    n, m = flat.shape
+    for k in range(n):
+        f = flat[k]
+        blank = True
+        i = 0
+        while i < m and f[i] != f[i]:  # NaN
+            i += 1
+        if i < m:
+            first = f[i]
+            for j in range(i + 1, m):
+                v = f[j]
+                if v == v and v != first:
+                    blank = False
+                    break
+        out[k] = blank
+
+
+def blank_frames(flat):
+    """(n,) bool: frames of (n, n_pix) float ``flat`` holding no image, every pixel NaN or
+    one value (``~(np.fmax.reduce(flat, 1) > np.fmin.reduce(flat, 1))``); stops at a
+    frame's second distinct value."""
+    out = np.empty(flat.shape[0], np.bool_)
+    _compiled(_blank_frames)(flat, out)
     return out

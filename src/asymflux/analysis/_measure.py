@@ -475,7 +475,12 @@ def particle_timeseries(
         blank = np.zeros(t1 - t0, bool)
         if not differential:  # a frame with no image (NaN, or one value: never written)
             flat = chunk.reshape(t1 - t0, -1)
-            blank = ~(np.fmax.reduce(flat, axis=1) > np.fmin.reduce(flat, axis=1))
+            from ._kernels import blank_frames, use_compiled
+
+            if flat.flags.c_contiguous and use_compiled():
+                blank = blank_frames(flat)
+            else:
+                blank = ~(np.fmax.reduce(flat, axis=1) > np.fmin.reduce(flat, axis=1))
             if blank.any():
                 chunk = np.where(blank[:, None, None], np.nan, chunk)
         if shifts_px is not None:

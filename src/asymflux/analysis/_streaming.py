@@ -352,7 +352,7 @@ def analyze_streaming(
         As for :func:`analyze_dataset` (the flags measured on the particles' surroundings,
         ``background_drift`` and ``focus_change``, see the crops: they may differ near
         the crops' edges). ``chunk_frames`` counts mosaic frames (default
-        ~64 MB of them).
+        ~24 MiB of them).
     margin_px : int
         Pixels around each particle's bounding box (at least ``edge_px + 1``); a drift
         larger than ``margin_px - 1`` px is measured again with a margin that holds it.
@@ -396,6 +396,9 @@ def analyze_streaming(
     while True:
         mosaic = CropMosaic(stack, labels, region=region, margin_px=margin,
                             background_flat=background_flat)
+        if chunk_frames is None:  # ~24 MiB of mosaic frames: below glibc's mmap threshold
+            # (32 MiB), so each thread's buffers are reused, not mapped and faulted anew
+            chunk_frames = max(1, (24 << 20) // (8 * mosaic.shape[1] * mosaic.shape[2]))
         ts = particle_timeseries(
             mosaic, mosaic.labels, pixel_nm=dataset.pixel_nm, time_s=time_s,
             capacity_mAh_g=capacity, threshold=threshold, edge_px=edge_px,
