@@ -270,18 +270,8 @@ def _compile_kernels():
     """Compile the analysis' numba kernels once (cached on disk), so that the timed runs
     load them (~0.3 s) instead of compiling them (~2 s): a user's second run does too."""
     from asymflux.analysis import _kernels
-    from asymflux.analysis._measure import _Pixels
 
-    if not _kernels.use_compiled():
-        return
-    frames = np.arange(2 * 16 * 16, dtype=np.float64).reshape(2, 16, 16)
-    labels = np.zeros((16, 16), int)
-    labels[4:9, 5:10] = 1
-    _Pixels(labels).sample(frames, np.array([[0.3, -0.2], [0.0, 0.0]]))
-    _kernels.blank_frames(frames.reshape(2, -1))
-    for dtype in (np.uint16, np.float64):
-        _kernels.gather_float(frames.reshape(2, -1).astype(dtype), np.arange(5),
-                              np.empty((2, 5)))
+    _kernels.prepare()
 
 
 def _report(name, r, n, note):

@@ -393,6 +393,9 @@ def analyze_streaming(
         background_flat = np.flatnonzero(particle_free_pixels(labels))
     region = default_registration_region(labels) if register else None
     margin = max(int(margin_px), int(edge_px) + 1)
+    from ._kernels import prepare
+
+    prepare()  # numba imported and the kernels loaded once, before the pass
     while True:
         mosaic = CropMosaic(stack, labels, region=region, margin_px=margin,
                             background_flat=background_flat)
