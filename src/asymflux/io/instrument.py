@@ -966,7 +966,7 @@ def direct_frames(array):
     except ImportError:  # pragma: no cover - h5py is a dependency
         return None
     dset = getattr(array, "array", array)
-    if not isinstance(dset, h5py.Dataset) or dset.ndim != 3:
+    if not isinstance(dset, h5py.Dataset) or dset.ndim != 3 or not hasattr(os, "preadv"):
         return None
     try:
         dtype = np.dtype(dset.dtype)
