@@ -29,9 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "dashboards"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests._helpers
 
-from _server import (  # noqa: E402
+from tests._helpers.server import (  # noqa: E402
     CHANGE_RECORDER_JS,
     VISIBLE_HANDLES,
     explorer_ready,

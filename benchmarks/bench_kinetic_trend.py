@@ -11,7 +11,7 @@ is printed for comparison: its asymmetry barely depends on rate.
     .venv/bin/python benchmarks/bench_kinetic_trend.py           # 20 x 48 mesh, 20 nm pixels, ~1 min
     .venv/bin/python benchmarks/bench_kinetic_trend.py --fine    # 40 x 96 mesh, 10 nm pixels, ~5 min
 
-Always exits 0; prints PASS/MISS per trend (asserted in tests/model/test_kinetic.py).
+Always exits 0; prints PASS/MISS per trend (asserted in tests/model/test_kinetics.py).
 """
 
 from __future__ import annotations

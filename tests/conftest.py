@@ -235,14 +235,13 @@ def pytest_unconfigure(config):
                      + "; ".join(names) + "\n")
 
 
-# The good dataset folder the bad-input tables start from (tests/_bad_inputs.py), one per
+# The good dataset folder the bad-input tables start from (tests/_helpers/bad_inputs.py), one per
 # test module, and a fresh copy of it per test: shared by the API, CLI, napari and
 # dashboard tables.
 @pytest.fixture(scope="module")
 def good_folder(tmp_path_factory):
     from asymflux import io
-
-    from ._bad_inputs import good_dataset
+    from tests._helpers.bad_inputs import good_dataset
 
     return io.write_dataset(good_dataset(), tmp_path_factory.mktemp("good") / "exp")
 

@@ -1,6 +1,6 @@
 """Every bad input a clean error, no silent wrong number: the Python API (asymflux #15).
 
-A table of bad inputs (tests/_bad_inputs.py and below), each refused with a ValueError
+A table of bad inputs (tests/_helpers/bad_inputs.py and below), each refused with a ValueError
 (DatasetError for files) whose message names the file / field / argument and what was
 expected, with nothing written; and the problems that do not stop an analysis (cycler data
 partly outside the frames, NaN capacity cells, blank frames) reported in the tables'
@@ -19,8 +19,7 @@ import tifffile
 
 from asymflux import analysis, fit, io
 from asymflux.io import Dataset, DatasetError, EchemWarning
-
-from ._bad_inputs import FOLDER_CASES, SHAPE, good_dataset, snapshot
+from tests._helpers.bad_inputs import FOLDER_CASES, SHAPE, good_dataset, snapshot
 
 
 def expect_refused(root, func, words, *, exc=ValueError):
@@ -336,7 +335,7 @@ def test_a_sparse_zarr_and_a_one_tiff_folder_are_refused_before_any_work(tmp_pat
 
 
 def test_write_dataset_on_a_full_disk_names_the_folder(tmp_path, monkeypatch):
-    from ._bad_inputs import full_disk
+    from tests._helpers.bad_inputs import full_disk
 
     io.write_dataset(good_dataset(), tmp_path / "exp")
     full_disk(monkeypatch)

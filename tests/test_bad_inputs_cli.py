@@ -14,8 +14,7 @@ import pandas as pd
 import pytest
 
 from asymflux.cli import main
-
-from ._bad_inputs import (
+from tests._helpers.bad_inputs import (
     FOLDER_CASES,
     good_dataset,
     nan_capacity,
@@ -329,7 +328,7 @@ def test_version(capsys):
 
 
 def test_a_full_disk_is_one_line_saying_so(tmp_path, capsys, monkeypatch, folder):
-    from ._bad_inputs import full_disk
+    from tests._helpers.bad_inputs import full_disk
 
     full_disk(monkeypatch)
     msg = refused(tmp_path, capsys, ["simulate", "--out", tmp_path / "r.npz", "--minutes", "5"],

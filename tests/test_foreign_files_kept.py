@@ -18,8 +18,7 @@ import pytest
 from asymflux import io
 from asymflux._atomic import clean_leftovers
 from asymflux.cli import main
-
-from ._bad_inputs import good_dataset, intact, plant, real_leftover
+from tests._helpers.bad_inputs import good_dataset, intact, plant, real_leftover
 
 
 @pytest.fixture(scope="module")

@@ -534,8 +534,8 @@ def _delays(total, n, seed):
 WRITER = textwrap.dedent("""
     import sys
     import numpy as np
-    sys.path.insert(0, {tests!r})
-    from test_transactions import tiny_dataset
+    sys.path.insert(0, {root!r})  # the repository: tests is a package
+    from tests.test_transactions import tiny_dataset
     from asymflux import io
     a, b = tiny_dataset("a", n_frames=40, shape=(96, 96)), tiny_dataset("b", n_frames=40, shape=(96, 96))
     print("ready", flush=True)
@@ -552,7 +552,7 @@ def test_kill_during_write_dataset_leaves_a_complete_dataset(tmp_path):
     io.write_dataset(a, folder)
     (folder / "annotations.csv").write_text("particle_id,class\n1,asymmetric\n")
     script = tmp_path.parent / f"{tmp_path.name}_writer.py"
-    script.write_text(WRITER.format(tests=str(Path(__file__).parent)))
+    script.write_text(WRITER.format(root=str(Path(__file__).resolve().parents[1])))
     for delay in _delays(1.5, 6, seed=15):
         proc = subprocess.Popen([sys.executable, str(script), str(folder)],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -672,8 +672,8 @@ def _masks_state(masks, states) -> str | None:
 CURATION_WRITER = textwrap.dedent("""
     import sys
     import warnings
-    sys.path.insert(0, {tests!r})
-    from test_transactions import curation_states
+    sys.path.insert(0, {root!r})  # the repository: tests is a package
+    from tests.test_transactions import curation_states
     from asymflux.curation import Curation
     warnings.simplefilter("ignore")
     folder = sys.argv[1]
@@ -712,7 +712,7 @@ def test_kill_during_curation_saves_leaves_old_or_new_complete_files(tmp_path):
     cur.set_notes([1, 2], notes)
     cur.save()
     script = tmp_path.parent / f"{tmp_path.name}_curator.py"
-    script.write_text(CURATION_WRITER.format(tests=str(Path(__file__).parent)))
+    script.write_text(CURATION_WRITER.format(root=str(Path(__file__).resolve().parents[1])))
     seen = set()
     for delay in _delays(1.2, 8, seed=42):
         proc = subprocess.Popen([sys.executable, str(script), str(folder)],

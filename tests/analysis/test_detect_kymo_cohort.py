@@ -1,9 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-from _analysis_synth import core_stack, disk
 
 from asymflux import analysis as an
+from tests._helpers.analysis_synth import core_stack, disk
 
 
 def test_detect_splits_touching_particles_and_drops_border_small_and_matrix():

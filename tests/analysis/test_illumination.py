@@ -3,11 +3,11 @@
 import numpy as np
 import pandas as pd
 import pytest
-from _analysis_synth import core_stack, shrinking_core_movie
 
 from asymflux import analysis as an
 from asymflux import io
 from asymflux.cli import main
+from tests._helpers.analysis_synth import core_stack, shrinking_core_movie
 
 N_FRAMES = 12
 

@@ -1,13 +1,13 @@
 import dask.array as da
 import numpy as np
 import pytest
-from _analysis_synth import core_stack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
 from asymflux import analysis as an
+from tests._helpers.analysis_synth import core_stack
 
 PIXEL_NM = 65.0
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-from _analysis_synth import core_stack
 
 from asymflux import analysis as an
+from tests._helpers.analysis_synth import core_stack
 
 
 def test_crop_box_pads_and_clips():

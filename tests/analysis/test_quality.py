@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from _analysis_synth import disk
 
 from asymflux import analysis as an
 from asymflux import io, optics
 from asymflux.analysis import _quality
+from tests._helpers.analysis_synth import disk
 
 SHAPE = (96, 128)
 N = 16

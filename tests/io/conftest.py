@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from _io_testutils import require_echem_dir
+
+from tests._helpers.io_utils import require_echem_dir
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""The model's BDF: its version guard, and SciPy's own BDF as the fallback on an untested SciPy."""
+"""The model's BDF: its version guard, SciPy's own BDF as the fallback on an untested SciPy, and
+its linear algebra (the Newton matrices, their banded, SuperLU and dense LU)."""
 
 import numpy as np
 import pytest
@@ -86,3 +87,146 @@ def test_runs_side_by_side_fall_back_too(monkeypatch):
         assert a["reason"] == b["reason"]
         assert b["li_extracted"] == pytest.approx(a["li_extracted"], abs=1e-4)
         np.testing.assert_allclose(b["theta"], a["theta"], atol=1e-3)
+
+
+@pytest.mark.parametrize("arcs", [["180:0.25:0.3"], ["173:0.25:0.3"]], ids=["folded", "whole"])
+def test_band_and_sparse_lu_solve_the_newton_matrices_alike(arcs):
+    """The integrator's Newton matrices I - cJ: banded LU (the plan for disk meshes) and
+    SuperLU (for wide patterns) give SciPy's sparse solution."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+
+    from asymflux.model import _bdf, discretisation
+
+    disc = discretisation.Discretisation(model.disk_mesh(1.2), model.nmc88_lun2025(),
+                                 model.Surface.from_strings(arcs))
+    rng = np.random.default_rng(0)
+    n = disc.n_unknowns
+    A = sp.csc_matrix(sp.identity(n) - 30.0 * disc.jacobian(rng.uniform(0.2, 1.0, n)))
+    b = rng.normal(size=n)
+    expected = spsolve(A, b)
+    band = _bdf._BandPlan.for_pattern(A)
+    assert band is not None and max(band.kl, band.ku) <= n // 19  # one ring: 24 folded, 48 whole
+    sparse = _bdf._SuperLUPlan(A)
+    for plan in (band, sparse, sparse):  # SuperLU: the planning LU, then a refactorisation
+        assert plan.matches(A)
+        np.testing.assert_allclose(plan.factor(A).solve(b), expected, rtol=1e-9,
+                                   atol=1e-12 * np.abs(expected).max())
+    # a pattern without a narrow band is left to SuperLU
+    W = sp.random(300, 300, density=0.03, random_state=1)
+    W = sp.csc_matrix(W + W.T + sp.identity(300))
+    assert _bdf._BandPlan.for_pattern(W) is None
+
+
+def test_small_problems_use_a_dense_lu_that_refuses_a_singular_matrix():
+    from asymflux.model import _bdf, discretisation, simulation
+
+    disc = discretisation.Discretisation(model.disk_mesh(1.2, n_radial=4, n_angular=8),
+                                 model.nmc88_lun2025(), model.Surface())
+    assert disc.n_unknowns <= simulation.DENSE_MAX_UNKNOWNS
+    y0 = np.full(disc.n_unknowns, 0.9)
+    bdf = _bdf.SymmetricOrderingBDF(lambda t, y: disc.rhs(y, 100.0), 0.0, y0, 10.0,
+                                      jac=lambda t, y: disc.jacobian_dense(y, 100.0))
+    A = np.eye(3)
+    b = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(bdf.solve_lu(bdf.lu(A.copy()), b.copy()), b)
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        bdf.lu(np.zeros((3, 3)))
+    with pytest.raises(np.linalg.LinAlgError, match="non-finite"):
+        bdf.lu(np.full((3, 3), np.nan))
+    # and the same answer as the sparse path, to round-off
+    kw = dict(output_minutes=[5.0, 10.0])
+    dense = model.simulate(None, disc.mesh, None, [model.Charge(100.0, minutes=10.0)], **kw)
+    old, simulation.DENSE_MAX_UNKNOWNS = simulation.DENSE_MAX_UNKNOWNS, 0
+    try:
+        sparse = model.simulate(None, disc.mesh, None, [model.Charge(100.0, minutes=10.0)], **kw)
+    finally:
+        simulation.DENSE_MAX_UNKNOWNS = old
+    np.testing.assert_allclose(dense.theta, sparse.theta, atol=1e-9)
+
+
+def test_the_reused_newton_matrix_leaves_earlier_factorisations_intact():
+    # I - cJ is written into one matrix, overwritten at the next factorisation: each LU
+    # (banded, SuperLU's first and later ones, with the rank-one part) must not depend on it
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+
+    from asymflux.model import _bdf, discretisation
+
+    disc = discretisation.Discretisation(model.disk_mesh(1.2, n_radial=12, n_angular=36),
+                                 model.nmc88_lun2025(), model.Surface.from_strings(["180:0.25:0.3"]))
+    J = disc.jacobian(np.full(disc.n_unknowns, 0.85), 100.0)
+    eye = sp.identity(disc.n_unknowns, format="csc")
+    held = _bdf._UnscaledJacobian(J)
+    b = np.random.default_rng(0).random(disc.n_unknowns)
+    for plan_of in (_bdf._BandPlan.for_pattern, _bdf._SuperLUPlan):
+        fast = _bdf._IdentityMinus(eye)
+        A = fast - 0.5 * held
+        plan = plan_of(A)  # as the solver does: planned on the first matrix it factors
+        assert plan is not None
+        lus = [(0.5, plan.factor(A))]  # SuperLU: the LU made while planning
+        for c in (2.0, 7.0):
+            A = fast - c * held
+            lus.append((c, plan.factor(A)))
+        for c, lu in lus:  # every earlier LU still solves its own matrix
+            np.testing.assert_allclose(lu.solve(b), spsolve((eye - c * J).tocsc(), b),
+                                       rtol=1e-10, atol=1e-12)
+
+
+def test_the_integrator_keeps_the_sparse_jacobian_as_it_is():
+    from asymflux.model import _bdf, discretisation
+
+    disc = discretisation.Discretisation(model.disk_mesh(1.2, n_radial=12, n_angular=36),
+                                 model.nmc88_lun2025(), model.Surface.from_strings(["180:0.25:0.3"]))
+    y0 = np.full(disc.n_unknowns, 0.97)
+    bdf = _bdf.SymmetricOrderingBDF(lambda t, y: disc.rhs(y, 100.0), 0.0, y0, 600.0,
+                                      jac=lambda t, y: disc.jacobian(y, 100.0), rtol=1e-4,
+                                      atol=1e-6)
+    assert isinstance(bdf.J, _bdf._UnscaledJacobian)
+    while bdf.t < 600.0 and bdf.njev < 3:  # past a Jacobian refresh
+        assert bdf.step() is None
+    assert bdf.njev >= 2 and isinstance(bdf.J, _bdf._UnscaledJacobian)
+    assert isinstance(bdf.I, _bdf._IdentityMinus) and bdf.I._out is not None
+
+
+def test_a_band_in_another_ordering_solves_as_spsolve():
+    # the disk meshes get the natural ordering; a scrambled band takes the permuted branch
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+
+    from asymflux.model import _bdf
+
+    n = 129
+    band = sp.diags([np.full(n - 3, -1.0), np.full(n - 1, -0.5), np.full(n, 4.0),
+                     np.full(n - 1, -0.7), np.full(n - 3, -1.2)], [-3, -1, 0, 1, 3])
+    perm = np.random.default_rng(1).permutation(n)
+    A = sp.csc_matrix(band.tocsr()[perm][:, perm])
+    plan = _bdf._BandPlan.for_pattern(A)
+    assert plan is not None and plan.perm is not None
+    b = np.random.default_rng(2).random(n)
+    np.testing.assert_allclose(plan.factor(A).solve(b), spsolve(A, b), rtol=1e-12, atol=1e-14)
+
+
+def test_identity_minus_gives_scipys_newton_matrix():
+    import scipy.sparse as sp
+
+    from asymflux.model import _bdf, discretisation
+
+    disc = discretisation.Discretisation(model.disk_mesh(1.2, n_radial=12, n_angular=36),
+                                 model.nmc88_lun2025(), model.Surface.from_strings(["180:0.25:0.3"]))
+    J = disc.jacobian(np.full(disc.n_unknowns, 0.85), 100.0)
+    J0 = J.toarray()
+    eye = sp.identity(disc.n_unknowns, format="csc")
+    fast = _bdf._IdentityMinus(eye)
+    held = _bdf._UnscaledJacobian(J)  # as the integrator holds it
+    for c in (np.float64(0.5), 3.0):  # a NumPy scalar too; the second call reuses the pattern
+        A = fast - c * held
+        assert sp.issparse(A) and A.format == "csc"
+        np.testing.assert_array_equal(A.toarray(), (eye - c * J).toarray())
+    np.testing.assert_array_equal(J.toarray(), J0)  # J itself is not touched
+    # anything else, and a matrix without its whole diagonal stored, go SciPy's way
+    holes = sp.csc_matrix(np.array([[0.0, 1.0], [1.0, 2.0]]))
+    small = _bdf._IdentityMinus(sp.identity(2, format="csc"))
+    np.testing.assert_array_equal((small - holes).toarray(), np.eye(2) - holes.toarray())
+    np.testing.assert_array_equal((small - 2.0 * _bdf._UnscaledJacobian(holes)).toarray(),
+                                  np.eye(2) - 2.0 * holes.toarray())

@@ -151,7 +151,7 @@ def film_resistance_for_effective_ratio(eta, **kwargs) -> float:
 
 #: ``(R_film [Ω m²], effective flux ratio)`` of a quarter of the perimeter under the film,
 #: charge-weighted over the first 10 min of a 100 mA/g charge of the default set and mesh:
-#: :func:`effective_flux_ratio` at each resistance (``tests/model/test_kinetic.py`` checks
+#: :func:`effective_flux_ratio` at each resistance (``tests/model/test_kinetics.py`` checks
 #: rows against it). :func:`film_resistance_for_eta` interpolates it.
 EFFECTIVE_RATIO_TABLE = (
     (0.001, 0.976), (0.002, 0.954), (0.004, 0.913), (0.01, 0.811), (0.0192, 0.700),

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from _io_testutils import snapshot
 
 from asymflux.io import (
     DatasetError,
@@ -20,6 +19,7 @@ from asymflux.io import (
     read_tiff_folder,
     read_zarr,
 )
+from tests._helpers.io_utils import snapshot
 
 
 @pytest.fixture

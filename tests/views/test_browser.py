@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _server import (  # tests/dashboards is on sys.path
+
+from tests._helpers.server import (
     CHROMIUM,
     COHORT_DATASETS,
     EXPLORER_DATASET,

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from _io_testutils import make_dataset, require_echem_dir, snapshot
 
 import asymflux.io as aio
 from asymflux.io import (
@@ -21,6 +20,7 @@ from asymflux.io import (
     write_dataset,
     write_masks,
 )
+from tests._helpers.io_utils import make_dataset, require_echem_dir, snapshot
 
 
 @pytest.fixture

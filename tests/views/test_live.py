@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _server import CHROMIUM, ROOT, STATIC_PROBE, launch, serve, watch_errors
+
+from tests._helpers.server import CHROMIUM, ROOT, STATIC_PROBE, launch, serve, watch_errors
 
 N_FRAMES = 12
 LOG_PROBLEMS = re.compile(r"Traceback|\bERROR\b|Error running|No plotting extension|Exception")

@@ -36,7 +36,7 @@ def _wait(predicate, timeout_s, what):
 
 
 def test_watch_follows_demo_live_and_ends_equal_to_analyze(tmp_path):
-    """HDF5 in SWMR mode (zarr and TIFF folders: test_live_sources.py, in one process)."""
+    """HDF5 in SWMR mode (zarr and TIFF folders: tests/live/test_sources.py, in one process)."""
     from asymflux import datasets
     from asymflux.cli import main
 

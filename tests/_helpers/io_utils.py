@@ -1,4 +1,4 @@
-"""Shared helpers for the asymflux.io tests (imported by name: tests/io is not a package)."""
+"""Shared helpers for the asymflux.io tests."""
 
 from __future__ import annotations
 

@@ -14,10 +14,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from _io_testutils import require_echem_dir, snapshot
 
 from asymflux.io import DatasetError, echem_format, read_echem
 from asymflux.io.echem import EchemWarning
+from tests._helpers.io_utils import require_echem_dir, snapshot
 
 ARBIN = "arbin_example.res"
 

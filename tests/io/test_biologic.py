@@ -287,8 +287,9 @@ def test_cumulative_counter_restarting_at_every_step_of_a_cp_sequence():
 
 @pytest.fixture(scope="module")
 def galvani_raw():
-    from _io_testutils import require_echem_dir
     from galvani import BioLogic
+
+    from tests._helpers.io_utils import require_echem_dir
 
     folder = require_echem_dir()
     cache = {}
@@ -354,9 +355,8 @@ def test_cycle_summary_a_current_spike_does_not_make_the_cycles_rest():
 def test_real_files_charge_columns_decided_by_content(galvani_raw, name):
     """Every real file's dq is read as increments, (Q-Qo) as a counter, each by its
     content (not by name), and the total charge is galvani's (Q-Qo) span."""
-    from _io_testutils import require_echem_dir
-
     from asymflux.io import read_echem
+    from tests._helpers.io_utils import require_echem_dir
 
     raw, _ = galvani_raw(name)
     with warnings.catch_warnings():
@@ -376,10 +376,10 @@ def test_real_files_charge_columns_decided_by_content(galvani_raw, name):
 def test_the_yadg_route_reads_mode_flags_and_charge_columns_the_same(galvani_raw, monkeypatch,
                                                                      name):
     """When galvani cannot read a file, yadg's columns go through the same seam."""
-    from _io_testutils import require_echem_dir
     from galvani import BioLogic
 
     from asymflux.io import read_echem
+    from tests._helpers.io_utils import require_echem_dir
 
     path = require_echem_dir() / name
     with warnings.catch_warnings():

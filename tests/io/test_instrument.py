@@ -6,11 +6,11 @@ import dask.array as da
 import h5py
 import numpy as np
 import pytest
-from _io_testutils import snapshot
 from nptdms import ChannelObject, GroupObject, RootObject, TdmsWriter
 
 from asymflux.io import DatasetError, read_dataset, read_hdf5, read_stack, read_tdms
 from asymflux.io.echem import EchemWarning
+from tests._helpers.io_utils import snapshot
 
 N, R, C = 6, 10, 12
 EPOCH = 1_700_000_000.0  # 2023-11-14T22:13:20 UTC

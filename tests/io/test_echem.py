@@ -15,8 +15,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from _io_testutils import read_echem_quietly as _read
-from _io_testutils import snapshot
 
 from asymflux.io import (
     DatasetError,
@@ -33,6 +31,8 @@ from asymflux.io.echem import (
     echem_format,
     read_mpt,
 )
+from tests._helpers.io_utils import read_echem_quietly as _read
+from tests._helpers.io_utils import snapshot
 
 JDB = "jdb11-1_c3_gcpl_5cycles_2V-3p8V_C-24_data_C09.mpr"
 MB = "00_test_04_MB_C01.mpr"
@@ -45,7 +45,7 @@ PEIS = "PEIS.mpr"
 ARBIN = "arbin_example.res"
 NDA, NDAX = "test.nda", "test.ndax"
 XLSX = "bs542_004_gr_li_50ua_50mv_1v_191020_Channel_11.xlsx"
-GAMRY = ["gamry_chronopot_0A.DTA", "gamry_pwr800_discharge.DTA"]  # tests/io/test_io_gamry.py
+GAMRY = ["gamry_chronopot_0A.DTA", "gamry_pwr800_discharge.DTA"]  # tests/io/test_gamry.py
 MPR_FILES = [JDB, MB, BIOL, OCV, CCCV, ECLAB115, PULSES]
 ALL_TIME_SERIES = [*MPR_FILES, ARBIN, NDA, NDAX, XLSX, *GAMRY]
 

@@ -1,6 +1,6 @@
 """Every bad input a clean error, nothing written, napari still usable (asymflux #15): napari.
 
-The table of bad dataset folders (tests/_bad_inputs.py, shared with the API and CLI tables)
+The table of bad dataset folders (tests/_helpers/bad_inputs.py, shared with the API and CLI tables)
 and of bare stack files goes through the napari front end: the reader plugin
 (``napari_get_reader`` and the reader function it returns, and ``viewer.open``) and the
 curation widget's *Open* / analyse actions, in a real viewer. Each must give one error
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.gui
 napari = pytest.importorskip("napari")
 
 
-from .._bad_inputs import (  # noqa: E402
+from tests._helpers.bad_inputs import (  # noqa: E402
     FOLDER_CASES,
     MORE_FOLDER_CASES,
     STACK_FILE_CASES,

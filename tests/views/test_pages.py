@@ -13,10 +13,9 @@ import pytest
 pn = pytest.importorskip("panel")
 hv = pytest.importorskip("holoviews")
 
-from _server import COHORT_DATASETS  # noqa: E402  (tests/dashboards is on sys.path)
-
 from asymflux.views import CohortBrowser, ModelExplorer  # noqa: E402
 from asymflux.views import _compute as C  # noqa: E402
+from tests._helpers.server import COHORT_DATASETS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -713,9 +712,8 @@ def test_analysis_job_in_a_worker_can_be_cancelled(tmp_path, monkeypatch):
     """The server's analyses run in a worker process: progress, and Cancel kills it."""
     import time
 
-    from _server import write_large_lazy_dataset
-
     from asymflux.views import _common as K
+    from tests._helpers.server import write_large_lazy_dataset
 
     path = write_large_lazy_dataset(tmp_path / "large", shape=(400, 1024, 1024))
     monkeypatch.setenv(K.MAX_VALUES_ENV, "1e8")
@@ -1320,7 +1318,7 @@ def test_theta_maps_are_coloured_as_bokehs_mapper_would():
 
 
 def test_the_stylesheet_change_matches_the_installed_bokeh():
-    # browser-free half of test_served.py's check: the installed Bokeh is one the change
+    # browser-free half of test_browser_served.py's check: the installed Bokeh is one the change
     # was checked with, and its BokehJS bundle still holds the method as checked
     import re
     from pathlib import Path

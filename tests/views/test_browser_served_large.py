@@ -12,7 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from _server import (  # tests/dashboards is on sys.path
+
+from tests._helpers.server import (
     CHROMIUM,
     DASHBOARDS,
     STATIC_PROBE,

@@ -12,10 +12,10 @@ import warnings
 
 import numpy as np
 import pytest
-from _io_testutils import read_echem_quietly as _read
 
 from asymflux.io import DatasetError, read_echem
 from asymflux.io.echem import EchemWarning, echem_format
+from tests._helpers.io_utils import read_echem_quietly as _read
 
 CHRONOP = "gamry_chronopot_0A.DTA"
 PWR800 = "gamry_pwr800_discharge.DTA"

@@ -1,6 +1,6 @@
 """The napari *Live* switch following `asymflux demo-live` (a real writer process; needs Xvfb).
 
-Run with ``xvfb-run -a .venv/bin/pytest tests/napari/test_live_napari.py``. Set
+Run with ``xvfb-run -a .venv/bin/pytest tests/napari/test_live.py``. Set
 ``ASYMFLUX_LIVE_SCREENSHOT=/tmp/live_napari.png`` to keep a screenshot of the window mid-run.
 """
 

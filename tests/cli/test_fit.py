@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from test_clock import clock_dataset  # tests/analysis is on sys.path (no package)
 
 from asymflux import analysis as an
 from asymflux import fit, io
 from asymflux.cli import main
+from tests._helpers.clock import clock_dataset
 
 
 class _FakeFit:

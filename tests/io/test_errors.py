@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from _io_testutils import make_dataset, snapshot
 
 from asymflux.io import Dataset, DatasetError, read_dataset, read_tiff, write_dataset, write_masks
+from tests._helpers.io_utils import make_dataset, snapshot
 
 
 def expect_error(root, func, *args, names, **kwargs) -> str:

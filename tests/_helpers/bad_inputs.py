@@ -314,8 +314,8 @@ def check_message(msg: str, words=(), *, allowed=_OWN_CLASSES) -> str:
 
 
 # --------------------------------------------------------------------------- more cases
-# Used by the napari and dashboard tables (tests/napari/test_bad_inputs_napari.py,
-# tests/dashboards/test_bad_inputs_dashboard.py).
+# Used by the napari and dashboard tables (tests/test_bad_inputs_napari.py,
+# tests/test_bad_inputs_dashboards.py).
 
 
 def bad_json_value(text: str):

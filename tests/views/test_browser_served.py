@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _server import (  # tests/dashboards is on sys.path
+
+from tests._helpers.server import (
     CHROMIUM,
     COHORT_DATASETS,
     DASHBOARDS,

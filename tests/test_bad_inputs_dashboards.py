@@ -1,7 +1,7 @@
 """Every bad input a clean error, nothing written, the page still usable (asymflux #15):
 the dashboards, at Python level (no server, no browser).
 
-The table of bad dataset folders (tests/_bad_inputs.py, shared with the API, CLI and napari
+The table of bad dataset folders (tests/_helpers/bad_inputs.py, shared with the API, CLI and napari
 tables) goes through the views' load paths: the model explorer's dataset field, the cohort
 browser's datasets field, and both pages' zip upload (with a table of bad zips: not a zip,
 truncated, members outside the folder, a zip bomb, ...). Each must put one line in the
@@ -13,9 +13,7 @@ must show a good dataset right after.
 
 from __future__ import annotations
 
-import sys
 import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -23,11 +21,7 @@ pn = pytest.importorskip("panel")
 
 from asymflux.views import CohortBrowser, ModelExplorer  # noqa: E402
 from asymflux.views import _common as K  # noqa: E402
-
-if str(Path(__file__).resolve().parents[2]) not in sys.path:  # tests/dashboards is no package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tests._bad_inputs import (  # noqa: E402
+from tests._helpers.bad_inputs import (  # noqa: E402
     FOLDER_CASES,
     MORE_FOLDER_CASES,
     ZIP_CASES,
@@ -197,7 +191,7 @@ def test_bad_uploads(tmp_path, uploads, explorer, browser, good_folder, page, ca
 
 def test_a_zip_bomb_is_refused_before_unpacking(uploads):
     from asymflux.views import _compute as C
-    from tests._bad_inputs import _bomb
+    from tests._helpers.bad_inputs import _bomb
 
     with pytest.raises(C.DatasetSpecError) as e:
         C.extract_zip(_bomb(), name="bomb.zip")
@@ -225,7 +219,7 @@ def test_the_cohort_page_deletes_nothing_in_a_folder_a_visitor_names(tmp_path, b
     own marked leftovers, survive the page scanning and reading a folder it is given."""
     import shutil
 
-    from tests._bad_inputs import intact, plant, real_leftover
+    from tests._helpers.bad_inputs import intact, plant, real_leftover
 
     root = tmp_path / "visitor"
     root.mkdir()

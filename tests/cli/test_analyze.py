@@ -1,11 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
-from _analysis_synth import core_stack
 
 from asymflux import analysis as an
 from asymflux import io
 from asymflux.cli import main
+from tests._helpers.analysis_synth import core_stack
 
 
 def make_dataset(ageing="fresh", name="exp", offset=(0, 6), n_frames=10, masks=True):

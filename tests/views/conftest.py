@@ -7,7 +7,8 @@ import os
 import sys
 
 import pytest
-from _server import COHORT_DATASETS, EXPLORER_DATASET
+
+from tests._helpers.server import COHORT_DATASETS, EXPLORER_DATASET
 
 
 @pytest.fixture(scope="session")
