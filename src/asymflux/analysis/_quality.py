@@ -704,3 +704,26 @@ class CorrectedStack:
             return np.asarray(block, dtype=np.float64)
         return np.stack([self._frame(f) for f in block]) if len(block) else \
             block.astype(np.float64)
+
+
+#: d moving by more than max(this fraction of d, :data:`SATURATION_D_TOLERANCE_PX`) when
+#: the clipped (unknown) pixels are counted as unreacted instead of left out makes d NaN.
+SATURATION_D_TOLERANCE = 0.05
+SATURATION_D_TOLERANCE_PX = 1.0
+
+
+def saturation_ambiguous(n_unr, sum_row, sum_col, n_unk, sum_unk_row, sum_unk_col,
+                         com_row, com_col):
+    """(n_frames, n_particles) bool: particle-frames whose d is not known because of clipped
+    pixels. A clipped pixel may be unreacted or reacted: d is measured without them and
+    again with them counted as unreacted; when the two differ by more than
+    max(:data:`SATURATION_D_TOLERANCE` x d, :data:`SATURATION_D_TOLERANCE_PX` px), or
+    the core is only clipped pixels, d is NaN (its frame carries the flag ``saturated``)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.hypot(sum_row / n_unr - com_row, sum_col / n_unr - com_col)
+        n_all = n_unr + n_unk
+        d_all = np.hypot((sum_row + sum_unk_row) / n_all - com_row,
+                         (sum_col + sum_unk_col) / n_all - com_col)
+        tol = np.maximum(SATURATION_D_TOLERANCE * d, SATURATION_D_TOLERANCE_PX)
+        moved = np.abs(d_all - d) > tol
+    return (n_unk > 0) & ((n_unr == 0) | moved)

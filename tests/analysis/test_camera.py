@@ -148,3 +148,40 @@ def test_bad_calibration_frames_are_refused_naming_the_file(clean, tmp_path):
     (tmp_path / "flat.png").write_bytes(b"x")
     with pytest.raises(ValueError, match="expected a .npy or .tif"):
         calibrate_stack(stack, flat=tmp_path / "flat.png")
+
+
+# ----------------------------------------------------------------------------------- clipping
+
+
+@pytest.mark.parametrize("level", [1.05, 1.1])
+def test_clipped_pixels_that_could_hold_the_core_leave_d_unknown(clean, level):
+    stack, lab = clean
+    start = np.median(stack[0][lab == 1])
+    clipped = np.minimum(stack, np.floor(level * start)).astype(np.uint16)
+    ts = an.particle_timeseries(clipped, lab, pixel_nm=PIXEL_NM)
+    plain = an.particle_timeseries(stack, lab, pixel_nm=PIXEL_NM)
+    unknown = (ts.offset_reason == "clipped pixels").to_numpy()
+    assert ts.offset_nm[unknown].isna().all()
+    assert ts.quality_flags[unknown].str.contains("saturated").all()
+    # where d is given, it is the unclipped movie's within max(5 %, 1 px)
+    d, d0 = ts.offset_nm.to_numpy() / PIXEL_NM, plain.offset_nm.to_numpy() / PIXEL_NM
+    given = np.isfinite(d) & np.isfinite(d0)
+    assert (np.abs(d - d0)[given] <= np.maximum(0.05 * d0[given], 1.0) + 1e-9).mean() >= 0.95
+    # no class is wrong: right, or undetermined
+    got = an.summarize_particles(ts).classification.to_numpy()
+    right = an.summarize_particles(plain).classification.to_numpy()
+    assert ((got == right) | (got == "undetermined")).all()
+
+
+def test_d_is_unknown_when_the_clipped_pixels_could_move_the_core():
+    from asymflux.analysis._quality import saturation_ambiguous
+
+    # core of 100 px centred 5 px right of the centre of mass; 10 unknown px 20 px left
+    args = dict(n_unr=np.array([100.0, 100.0, 0.0]), sum_row=np.zeros(3),
+                sum_col=np.array([500.0, 500.0, 0.0]), com_row=0.0, com_col=0.0)
+    far = saturation_ambiguous(**args, n_unk=np.array([10.0, 0.0, 5.0]), sum_unk_row=np.zeros(3),
+                               sum_unk_col=np.array([-200.0, 0.0, 0.0]))
+    assert far.tolist() == [True, False, True]  # moved 2.3 px; none unknown; only unknown
+    near = saturation_ambiguous(**args, n_unk=np.array([1.0, 0.0, 0.0]), sum_unk_row=np.zeros(3),
+                                sum_unk_col=np.array([5.0, 0.0, 0.0]))
+    assert not near.any()
