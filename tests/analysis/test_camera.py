@@ -4,7 +4,7 @@ the particle-free pixels (a flat field that may move), and dark / flat calibrati
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
-from test_quality import N, PIXEL_NM, SHAPE, _movie
+from test_quality import PIXEL_NM, SHAPE, N, _movie
 
 from asymflux import analysis as an
 from asymflux import io
