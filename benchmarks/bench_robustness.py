@@ -78,12 +78,12 @@ def image(theta, labels, matrix, *, na=None, illumination=None, drift=None, elec
     return img
 
 
-def beam(shift_px):
+def beam(shift_px, sigma_px=120.0):
     rr, cc = np.indices(SHAPE)
     out = np.empty((N, *SHAPE))
     for k in range(N):
         c0 = 80 + shift_px * k / (N - 1)
-        out[k] = np.exp(-((rr - 80) ** 2 + (cc - c0) ** 2) / (2 * 120.0 ** 2))
+        out[k] = np.exp(-((rr - 80) ** 2 + (cc - c0) ** 2) / (2 * sigma_px ** 2))
     return out / out[0].max()
 
 
@@ -94,8 +94,8 @@ def cases(theta, labels, matrix):
     for s in (0.05, 0.10):
         yield "illumination drift", f"{s:.0%}", {"illumination": (ramp + s * np.linspace(0, 1, N))
                                                  [:, None, None]}
-    for s in (15, 30):
-        yield "beam profile moving", f"{s} px", {"illumination": beam(s)}
+    for s, sigma in ((15, 120.0), (30, 120.0), (30, 60.0)):
+        yield "beam profile moving", f"{s} px, σ {sigma:.0f} px", {"illumination": beam(s, sigma)}
     for s in (3, 4):
         sig0 = optics.psf_sigma_nm() / PIXEL_NM
         yield "focus drift", f"PSF {sig0:.1f} -> {s} px", {

@@ -472,8 +472,9 @@ def flatten_illumination(image, labels, *, order=2):
     polynomial of ``order`` in row and column, least squares; :func:`particle_free_pixels`
     of ``labels``), scaled to a mean of 1 over those pixels: a beam profile's slope no
     longer moves the particles' thresholded outlines (and so their detected centres).
-    ``image`` unchanged when there are too few particle-free pixels or the fit is not
-    positive everywhere."""
+    When that fit is not positive everywhere (a steep beam), the log-polynomial fit of
+    :func:`illumination_field` instead; ``image`` unchanged when there are too few
+    particle-free pixels."""
     from ._differential import particle_free_pixels
 
     img = np.asarray(image, dtype=np.float64)
@@ -491,8 +492,9 @@ def flatten_illumination(image, labels, *, order=2):
     a = np.stack([t[free] for t in terms], axis=1)
     coef, *_ = np.linalg.lstsq(a, img[free], rcond=None)
     fit = sum(c * t for c, t in zip(coef, terms, strict=True))
-    if not (fit > 0).all():
-        return img
+    if not (fit > 0).all():  # a steep beam: its log is the polynomial (always positive)
+        field = illumination_field(img, free, order=order)
+        return img if field is None else img / field
     return img / (fit / fit[free].mean())
 
 
@@ -514,19 +516,21 @@ def _poly_terms(shape, order):
 
 
 def illumination_field(image, free, *, order=ILLUMINATION_ORDER, terms=None):
-    """The smooth illumination of ``image``: a 2-D polynomial of ``order`` in row and
-    column fitted by least squares to the pixels where ``free`` (particle-free, finite),
-    once more after leaving out those off the first fit by more than 3 x the residuals'
-    robust spread (dust, a particle drifting into the background), scaled to a mean of 1
-    over ``free``. (n_row, n_col) float64, or None when there are too few free pixels or
-    the fit is not positive everywhere."""
+    """The smooth illumination of ``image``: exp of a 2-D polynomial of ``order`` in row and
+    column fitted by least squares to the log intensity of the pixels where ``free``
+    (particle-free, finite, > 0; a Gaussian beam is exactly such a field, and it is positive
+    everywhere), once more after leaving out those off the first fit by more than 3 x the
+    residuals' robust spread (dust, a particle drifting into the background), scaled to a
+    mean of 1 over ``free``. (n_row, n_col) float64, or None when there are too few free
+    pixels."""
     img = np.asarray(image, dtype=np.float64)
-    free = np.asarray(free, bool) & np.isfinite(img)
+    with np.errstate(invalid="ignore"):
+        free = np.asarray(free, bool) & np.isfinite(img) & (img > 0)
     terms = _poly_terms(img.shape, order) if terms is None else terms
     if free.sum() < 10 * len(terms):
         return None
     a = np.stack([t[free] for t in terms], axis=1)
-    y = img[free]
+    y = np.log(img[free])
     keep = np.ones(y.size, bool)
     for _ in range(2):
         coef, *_ = np.linalg.lstsq(a[keep], y[keep], rcond=None)
@@ -537,8 +541,8 @@ def illumination_field(image, free, *, order=ILLUMINATION_ORDER, terms=None):
         keep = np.abs(res) <= 3 * spread
         if keep.sum() < 10 * len(terms):
             return None
-    fit = sum(c * t for c, t in zip(coef, terms, strict=True))
-    if not (np.isfinite(fit).all() and (fit > 0).all()):
+    fit = np.exp(sum(c * t for c, t in zip(coef, terms, strict=True)))
+    if not np.isfinite(fit).all():
         return None
     return fit / fit[free].mean()
 
