@@ -4,7 +4,7 @@ the particle-free pixels (a flat field that may move), and dark / flat calibrati
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
-from test_quality import PIXEL_NM, SHAPE, N, _movie
+from test_quality import PIXEL_NM, SHAPE, N, clean_movie
 
 from asymflux import analysis as an
 from asymflux import io
@@ -14,7 +14,7 @@ from asymflux.analysis._quality import CorrectedStack, detect_saturation_level, 
 
 @pytest.fixture(scope="module")
 def clean():
-    return _movie()
+    return clean_movie()
 
 
 def _beam(c0, edge=0.6, shape=SHAPE):
