@@ -27,7 +27,6 @@ model-error term :data:`MODEL_ERROR_SCALE_REL` in quadrature (:data:`UNCERTAINTY
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,7 +35,7 @@ from scipy import ndimage, optimize
 from . import model, optics
 from ._validate import check_range
 from .analysis import crop_box
-from .fit import _Problem, residual_covariance_se
+from .fit import _Problem, fit_analysis, residual_covariance_se
 
 __all__ = ["MODEL_ERROR_SCALE_REL", "UNCERTAINTY_METHOD", "RestFitResult", "fit_rest_dataset",
            "fit_rest_diffusivity", "rest_start_s"]
@@ -249,7 +248,7 @@ def fit_rest_diffusivity(
         kinetic = (params.get("Open-circuit voltage [V]") is not None
                    and params.get("Exchange-current prefactor [A.m-2]") is not None)
         surface = model.Surface(kinetic=kinetic)
-    surfaces = _per_particle(surface, n, "surface", shared=lambda v: isinstance(v, model.Surface))
+    surfaces = _per_particle(surface, n, "surface", shared=lambda v: not isinstance(v, list | tuple))
     sigma_px = (optics.psf_sigma_nm() if psf_sigma_nm is None else psf_sigma_nm) / pixel_nm
 
     problems, uses, targets, frame_lists, fit_pixels_list, measured_list = [], [], [], [], [], []
@@ -344,8 +343,8 @@ def fit_rest_diffusivity(
         measured_dI=meas, frames=frame_lists)
 
 
-def fit_rest_dataset(dataset, particle_ids, *, surfaces=None, masks=None,
-                     rate_mA_g: float | None = None, rest_start: float | None = None,
+def fit_rest_dataset(dataset, particle_ids, *, surfaces=None, blocking_fit: dict | None = None,
+                     masks=None, rate_mA_g: float | None = None, rest_start: float | None = None,
                      register: bool = True, n_reference_frames: int = 1, normalize=None,
                      drift_every: int = 1, time_offset_s=None, **kwargs) -> RestFitResult:
     """Fit the diffusivity scale from the rest of a dataset, one particle or several jointly.
@@ -358,15 +357,23 @@ def fit_rest_dataset(dataset, particle_ids, *, surfaces=None, masks=None,
     ----------
     dataset : asymflux.io.Dataset
     particle_ids : int or sequence of int
-    surfaces : asymflux.model.Surface, or a sequence (one per particle), optional
-        Default: unblocked (see :func:`fit_rest_diffusivity`).
+    surfaces : asymflux.model.Surface, a sequence (one per particle), or "fit", optional
+        Each particle's surface. ``"fit"``: fitted first from the frames of the charge
+        (:func:`asymflux.fit.fit_analysis` on the frames up to the rest's start, i.e.
+        ``max_capacity_mAh_g`` = the charge passed by then; the chosen model's surface),
+        the summaries of those fits in ``per_particle[k]["surface_fit"]``. Default:
+        unblocked (see :func:`fit_rest_diffusivity`).
+    blocking_fit : dict, optional
+        With ``surfaces="fit"``: options of :func:`asymflux.fit.fit_particle`
+        (``surface="kinetic"``, ``max_arcs``, ...).
     masks : (n_row, n_col) int array, optional
         Labels (default: the dataset's curated masks).
     rate_mA_g : float, optional
         Rate of the charge before the rest (default: the dataset's metadata).
     rest_start : float, optional
         Start of the rest in s from the first frame. Default: from the echem
-        (:func:`rest_start_s` of ``time_s`` and ``current_mA``).
+        (:func:`rest_start_s` of ``time_s`` and ``current_mA``, on the camera's clock
+        after ``time_offset_s``).
     register, n_reference_frames, normalize, drift_every, time_offset_s :
         As for :func:`asymflux.fit.fit_dataset`.
     **kwargs
@@ -386,6 +393,8 @@ def fit_rest_dataset(dataset, particle_ids, *, surfaces=None, masks=None,
     rate = rate_mA_g if rate_mA_g is not None else dataset.metadata.get("rate_mA_g")
     if rate is None:
         raise ValueError(f"{source}: metadata has no rate_mA_g; pass rate_mA_g")
+    if time_offset_s is not None:  # the cycler's table on the camera's clock, once for all
+        dataset = analysis.apply_time_offset(dataset, time_offset_s, masks=labels)
     if rest_start is None:
         echem = dataset.echem
         if echem is None or "current_mA" not in echem:
@@ -395,16 +404,30 @@ def fit_rest_dataset(dataset, particle_ids, *, surfaces=None, masks=None,
             rest_start = rest_start_s(echem["time_s"].to_numpy(), echem["current_mA"].to_numpy()) - t0
         except ValueError as exc:
             raise ValueError(f"{source}: echem current_mA: {exc}") from None
-    stacks, crop_masks, times = [], [], []
+    fit_surfaces = isinstance(surfaces, str)
+    if fit_surfaces and surfaces != "fit":
+        raise ValueError(f"surfaces must be a Surface, a list of them or 'fit', got {surfaces!r}")
+    if blocking_fit is not None and not fit_surfaces:
+        raise ValueError("blocking_fit is for surfaces='fit'")
+    stacks, crop_masks, times, fitted, surface_fits = [], [], [], [], []
     for pid in ids:
         part = analysis.analyze_dataset_particle(
             dataset, pid, masks=labels, register=register, n_reference_frames=n_reference_frames,
-            normalize=normalize, drift_every=drift_every, time_offset_s=time_offset_s)
+            normalize=normalize, drift_every=drift_every)
         t = np.asarray(part.time_s, dtype=float)
         stacks.append(part.crop.dI)
         crop_masks.append(part.crop.mask)
         times.append(t - t[0])
         pixel_nm = part.pixel_nm
-    return fit_rest_diffusivity(stacks, crop_masks, pixel_nm=pixel_nm, time_s=times,
-                                rate_mA_g=float(rate), rest_start_s=float(rest_start),
-                                surface=surfaces, **kwargs)
+        if fit_surfaces:  # the blocking from the charge frames only
+            options = {"max_capacity_mAh_g": float(rate) * float(rest_start) / 3600.0,
+                       **(blocking_fit or {})}
+            blocking = fit_analysis(part, rate_mA_g=float(rate), **options)
+            fitted.append(blocking.surface)
+            surface_fits.append(blocking.summary())
+    result = fit_rest_diffusivity(stacks, crop_masks, pixel_nm=pixel_nm, time_s=times,
+                                  rate_mA_g=float(rate), rest_start_s=float(rest_start),
+                                  surface=fitted if fit_surfaces else surfaces, **kwargs)
+    for entry, summary in zip(result.per_particle, surface_fits, strict=False):
+        entry["surface_fit"] = summary
+    return result
