@@ -45,11 +45,11 @@ LOG10_SCALE_BOUNDS = (-1.5, 1.5)
 
 MODEL_ERROR_SCALE_REL = 0.05
 """Model-error term of the diffusivity scale, relative, added in quadrature to the
-statistical error: the forward model meshes the particle's curated (pixelated) outline
-while the data come from the real outline, and the state at the rest's start depends on
-the surface given; on the five particles of the ``charge-rest`` demo (truth 1) the
-per-particle scales fitted with their true surfaces scatter by a few per cent
-(``docs/calibration.md``)."""
+statistical error. The forward model meshes the particle's curated outline, coarsened to
+``max_cells`` (on a synthetic ellipse with D × 0.5 the fitted scale moved from 0.444 to 0.527
+between 60 and 300 cells), and the data come from other meshes and the real outline; on the
+five particles of the ``charge-rest`` demo (truth 1, true surfaces, 400 cells) the fitted
+scales are 0.88-1.005, 6 % rms from the truth (``docs/analysis.md``)."""
 
 UNCERTAINTY_METHOD = (
     "sandwich covariance of the least-squares estimate of log10(diffusivity scale), "
