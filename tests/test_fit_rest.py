@@ -44,6 +44,7 @@ def test_recovers_half_the_diffusivity_within_its_standard_error(rest_movie_half
     # only the rest frames are fitted
     assert np.all(time_s[result.frames[0]] >= CHARGE_MIN * 60)
     assert result.frames[0].size == int(REST_MIN) + 1
+    assert not result.at_bound
     summary = result.summary()
     assert set(summary["uncertainties"]) == {"diffusivity_scale", "log10_diffusivity_scale"}
     json.dumps(summary)  # what fit.json holds
@@ -69,11 +70,11 @@ def test_rest_start_from_the_current():
     t = np.arange(0, 2400.0 + 1, 10.0)
     current = np.where(t < 1200, 0.035, 0.0)
     current[t >= 1200] += np.random.default_rng(0).normal(0, 1e-5, (t >= 1200).sum())
-    assert fit_rest.rest_start_s(t, current) == 1200.0
+    assert fit_rest.find_rest_start(t, current) == 1200.0
     with pytest.raises(ValueError, match="does not end at rest"):
-        fit_rest.rest_start_s(t, np.full(t.size, 0.035))
+        fit_rest.find_rest_start(t, np.full(t.size, 0.035))
     with pytest.raises(ValueError, match="zero throughout"):
-        fit_rest.rest_start_s(t, np.zeros(t.size))
+        fit_rest.find_rest_start(t, np.zeros(t.size))
 
 
 def test_bad_input_is_a_clear_error(rest_movie_half_d):
@@ -98,12 +99,17 @@ def _truth_surface(particles, pid):
                           for r in rows.itertuples() if r.fraction > 0], kinetic=True)
 
 
+@pytest.fixture(scope="module")
+def charge_rest():
+    return datasets.load("charge-rest")
+
+
 @pytest.mark.slow
-def test_charge_rest_demo_scale_within_its_standard_error_of_the_truth():
+def test_charge_rest_demo_scale_within_its_standard_error_of_the_truth(charge_rest):
     """The ``charge-rest`` demo is simulated with the default parameter set's D(θ) unscaled
     (``datasets._simulate``: ``model.nmc88_lun2025()``): the truth is 1. Its five particles
     are fitted jointly, each on its true (film) surface, from the rest's start in the echem."""
-    ds = datasets.load("charge-rest")
+    ds = charge_rest
     particles = ds.ground_truth["particles"]
     ids = sorted(set(particles["particle_id"]))
     result = fit_rest.fit_rest_dataset(ds, ids, surfaces=[_truth_surface(particles, p) for p in ids],
@@ -113,3 +119,20 @@ def test_charge_rest_demo_scale_within_its_standard_error_of_the_truth():
     assert 0 < se < 0.15
     assert abs(result.diffusivity_scale - 1.0) <= se
     assert len(result.per_particle) == len(ids)
+
+
+@pytest.mark.slow
+def test_surface_fitted_from_the_charge_frames_first(charge_rest):
+    """``surfaces="fit"`` (what ``asymflux fit --diffusivity-from-rest`` would run): the
+    blocking is fitted from the charge frames only, then the scale from the rest."""
+    result = fit_rest.fit_rest_dataset(charge_rest, 3, surfaces="fit",
+                                       blocking_fit={"surface": "kinetic", "max_arcs": 1},
+                                       max_cells=200)
+    (entry,) = result.per_particle
+    surface_fit = entry["surface_fit"]
+    assert surface_fit["surface"] == "kinetic"
+    # the blocking fit saw only the charge: 70 mA/g for 20 min, no rest frame
+    assert surface_fit["model"] in ("none", "one arc")
+    se = result.uncertainties["diffusivity_scale"]
+    assert abs(result.diffusivity_scale - 1.0) <= 2 * se
+    json.dumps(result.summary(), default=float)

@@ -10,7 +10,7 @@ frames of the rest.
 Forward model: the one of :mod:`asymflux.fit` (the diffusion model on a mesh of the
 particle's own outline, the optical response, the PSF), run through the measured
 protocol, a charge at the movie's rate up to the rest's start (from the echem: the time
-after which the current stays ~0, :func:`rest_start_s`) and then the rest. The particle's
+after which the current stays ~0, :func:`find_rest_start`) and then the rest. The particle's
 surface (blocked or film arcs) is given, typically from a blocking fit of the charge
 frames (:func:`asymflux.fit.fit_particle`); on a kinetic surface it matters during the rest
 too (lithium moves between parts of the surface through the electrolyte at zero net
@@ -38,7 +38,7 @@ from .analysis import crop_box
 from .fit import _Problem, fit_analysis, residual_covariance_se
 
 __all__ = ["MODEL_ERROR_SCALE_REL", "UNCERTAINTY_METHOD", "RestFitResult", "fit_rest_dataset",
-           "fit_rest_diffusivity", "rest_start_s"]
+           "find_rest_start", "fit_rest_diffusivity"]
 
 LOG10_SCALE_BOUNDS = (-1.5, 1.5)
 """Bounds of the fitted log10 diffusivity scale (×0.03 to ×30)."""
@@ -61,7 +61,7 @@ UNCERTAINTY_METHOD = (
 """How :func:`fit_rest_diffusivity` estimates its standard error (``uncertainty_method``)."""
 
 
-def rest_start_s(time_s, current, *, tolerance: float = 0.01) -> float:
+def find_rest_start(time_s, current, *, tolerance: float = 0.01) -> float:
     """Start of the rest that ends a record: the first time after which |current| stays ~0.
 
     Parameters
@@ -113,6 +113,9 @@ class RestFitResult:
         ``{"diffusivity_scale": standard error, "log10_diffusivity_scale": ...}``.
     rest_start_s : float
         Start of the rest (s from the start of the charge).
+    at_bound : bool
+        The fitted scale is at a bound of :data:`LOG10_SCALE_BOUNDS` (its standard error
+        then means nothing: the rest frames do not determine the diffusivity).
     rms : float
         Root-mean-square residual in dI over the fitted pixels and frames.
     per_particle : list of dict
@@ -127,6 +130,7 @@ class RestFitResult:
     diffusivity_scale: float
     uncertainties: dict
     rest_start_s: float
+    at_bound: bool
     rms: float
     per_particle: list
     predicted_dI: list = field(repr=False, default_factory=list)
@@ -139,6 +143,7 @@ class RestFitResult:
             "model": "rest relaxation",
             "diffusivity_scale": self.diffusivity_scale,
             "rest_start_s": self.rest_start_s,
+            "at_bound": self.at_bound,
             "rms_dI": self.rms,
             "uncertainties": dict(self.uncertainties),
             "uncertainty_method": UNCERTAINTY_METHOD,
@@ -209,7 +214,7 @@ def fit_rest_diffusivity(
     rate_mA_g : float
         Specific current of the charge before the rest, mA/g.
     rest_start_s : float
-        Start of the rest, s from the start of the charge (:func:`rest_start_s` from the
+        Start of the rest, s from the start of the charge (:func:`find_rest_start` from the
         echem). Frames at or after it are fitted (at least 3 per particle).
     surface : asymflux.model.Surface, or a list of them, optional
         Each particle's surface (e.g. ``FitResult.surface`` of a blocking fit of the
@@ -339,12 +344,13 @@ def fit_rest_diffusivity(
         meas.append(np.where(fp[None], measured, np.nan))
     return RestFitResult(
         diffusivity_scale=scale, uncertainties=unc, rest_start_s=float(t_rest),
+        at_bound=bool(min(abs(log_ds - b) for b in LOG10_SCALE_BOUNDS) < 1e-3),
         rms=float(np.sqrt(np.mean(sol.fun**2))), per_particle=per, predicted_dI=preds,
         measured_dI=meas, frames=frame_lists)
 
 
 def fit_rest_dataset(dataset, particle_ids, *, surfaces=None, blocking_fit: dict | None = None,
-                     masks=None, rate_mA_g: float | None = None, rest_start: float | None = None,
+                     masks=None, rate_mA_g: float | None = None, rest_start_s: float | None = None,
                      register: bool = True, n_reference_frames: int = 1, normalize=None,
                      drift_every: int = 1, time_offset_s=None, **kwargs) -> RestFitResult:
     """Fit the diffusivity scale from the rest of a dataset, one particle or several jointly.
@@ -370,9 +376,9 @@ def fit_rest_dataset(dataset, particle_ids, *, surfaces=None, blocking_fit: dict
         Labels (default: the dataset's curated masks).
     rate_mA_g : float, optional
         Rate of the charge before the rest (default: the dataset's metadata).
-    rest_start : float, optional
+    rest_start_s : float, optional
         Start of the rest in s from the first frame. Default: from the echem
-        (:func:`rest_start_s` of ``time_s`` and ``current_mA``, on the camera's clock
+        (:func:`find_rest_start` of ``time_s`` and ``current_mA``, on the camera's clock
         after ``time_offset_s``).
     register, n_reference_frames, normalize, drift_every, time_offset_s :
         As for :func:`asymflux.fit.fit_dataset`.
@@ -395,13 +401,14 @@ def fit_rest_dataset(dataset, particle_ids, *, surfaces=None, blocking_fit: dict
         raise ValueError(f"{source}: metadata has no rate_mA_g; pass rate_mA_g")
     if time_offset_s is not None:  # the cycler's table on the camera's clock, once for all
         dataset = analysis.apply_time_offset(dataset, time_offset_s, masks=labels)
-    if rest_start is None:
+    if rest_start_s is None:
         echem = dataset.echem
         if echem is None or "current_mA" not in echem:
-            raise ValueError(f"{source}: no echem current to find the rest's start; pass rest_start")
+            raise ValueError(f"{source}: no echem current to find the rest's start; pass rest_start_s")
         t0 = float(np.asarray(dataset.time_s, dtype=float)[0])
         try:
-            rest_start = rest_start_s(echem["time_s"].to_numpy(), echem["current_mA"].to_numpy()) - t0
+            rest_start_s = find_rest_start(echem["time_s"].to_numpy(),
+                                           echem["current_mA"].to_numpy()) - t0
         except ValueError as exc:
             raise ValueError(f"{source}: echem current_mA: {exc}") from None
     fit_surfaces = isinstance(surfaces, str)
@@ -420,13 +427,13 @@ def fit_rest_dataset(dataset, particle_ids, *, surfaces=None, blocking_fit: dict
         times.append(t - t[0])
         pixel_nm = part.pixel_nm
         if fit_surfaces:  # the blocking from the charge frames only
-            options = {"max_capacity_mAh_g": float(rate) * float(rest_start) / 3600.0,
+            options = {"max_capacity_mAh_g": float(rate) * float(rest_start_s) / 3600.0,
                        **(blocking_fit or {})}
             blocking = fit_analysis(part, rate_mA_g=float(rate), **options)
             fitted.append(blocking.surface)
             surface_fits.append(blocking.summary())
     result = fit_rest_diffusivity(stacks, crop_masks, pixel_nm=pixel_nm, time_s=times,
-                                  rate_mA_g=float(rate), rest_start_s=float(rest_start),
+                                  rate_mA_g=float(rate), rest_start_s=float(rest_start_s),
                                   surface=fitted if fit_surfaces else surfaces, **kwargs)
     for entry, summary in zip(result.per_particle, surface_fits, strict=False):
         entry["surface_fit"] = summary
