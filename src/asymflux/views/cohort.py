@@ -16,6 +16,7 @@ from . import _jobs as J
 from . import _runtime as R
 from . import _widgets as W
 from ._bokehjs_patch import skip_unchanged_stylesheets
+from ._settings import CohortSettings
 
 
 def _parse(value) -> tuple[str, int]:
@@ -65,55 +66,62 @@ class CohortBrowser(pn.viewable.Viewer):
     95 % Wilson intervals (Fig. 5e); choosing a particle shows its differential movie (a
     player and the frame), d(capacity) and line-cut kymograph.
 
-    ``datasets`` is a demo group (``"cohorts"``, ``"cohort-fresh"``, ...), dataset names
-    or paths separated by commas, a folder holding dataset folders, or an ``asymflux
-    analyze`` output folder (or a folder of them): its tables are read, not analysed again,
-    and its particles show their d(capacity) (the movie is not in the folder). Datasets
-    that cannot be read are listed in the alert; the others are still shown.
+    The datasets pooled and their clock offset are :attr:`settings`, a Panel-free
+    :class:`~asymflux.views._settings.CohortSettings`: pass one, or its parameters, to the
+    constructor (``CohortBrowser(datasets="cohorts")``), or set them later (here, as
+    ``view.datasets``, or on ``view.settings``); a change loads them. ``datasets`` is a
+    demo group (``"cohorts"``, ``"cohort-fresh"``, ...), dataset names or paths separated by
+    commas, a folder holding dataset folders, or an ``asymflux analyze`` output folder (or a
+    folder of them): its tables are read, not analysed again, and its particles show their
+    d(capacity) (the movie is not in the folder). Datasets that cannot be read are listed in
+    the alert; the others are still shown.
     """
 
-    datasets = param.String(default="cohorts", doc="Datasets to pool (see the class doc).")
+    settings = param.ClassSelector(class_=CohortSettings, doc=(
+        "The datasets pooled and their clock offset (the text fields' parameters)."))
     particle = param.Parameter(default=None, doc="(dataset spec, particle id) shown.")
     particles = param.DataFrame(default=None, allow_None=True,
                                 doc="All particles (analysis.summarize_particles rows).")
     stats = param.DataFrame(default=None, allow_None=True,
                             doc="analysis.cohort_statistics by ageing.")
     errors = param.List(default=[], doc="Messages of the datasets that could not be used.")
-    time_offset = param.String(default="", doc=(
-        "The camera-cycler clock offset applied to every dataset, s (cycler time = frame time "
-        "+ offset), or 'auto' (estimated per dataset, as `asymflux analyze --time-offset-s "
-        "auto`); empty: each dataset's own (as before). A change re-analyses."))
     allow_large = param.Boolean(default=False, doc=(
         "Analyse stacks above the dashboard's size limit (_jobs.max_values()); set by the "
         "'Analyse anyway' button, reset when the datasets change."))
 
-    def __init__(self, **params):
+    def __init__(self, settings: CohortSettings | None = None, **params):
         B.load_extensions("tabulator")  # this page's own: it may be the first one served
-        super().__init__(**params)
+        given = {k: params.pop(k) for k in list(params)
+                 if k in CohortSettings.param and k != "name"}
+        if settings is None:
+            settings = CohortSettings(**given)
+        elif given:
+            settings.param.update(given)
+        super().__init__(settings=settings, **params)
         self._loaded_for = None
         # in a server the datasets are read and analysed in worker processes: the alert,
         # progress and Cancel, 'Analyse anyway' for stacks above the size limit, the upload
         self.loader = W.DatasetLoader(
             on_analyse_anyway=self._analyse_anyway,
-            on_upload=lambda folder: setattr(self, "datasets", folder),
+            on_upload=lambda folder: setattr(self.settings, "datasets", folder),
             on_upload_error=lambda e, name: self._fail([E.error_text(e, source=name)]),
             alert_width=1100)
         self.alert, self.progress = self.loader.alert, self.loader.progress
         self.large_button, self.upload = self.loader.large_button, self.loader.upload
         self.datasets_input = pn.widgets.TextInput.from_param(
-            self.param.datasets,
+            self.settings.param.datasets,
             name="datasets (demo group, names/paths separated by commas, a folder, or an "
                  "analyze results folder; Enter)",
             width=700)
         self.offset_input = pn.widgets.TextInput.from_param(
-            self.param.time_offset, name="clock offset (s, or auto; empty: none; Enter)",
+            self.settings.param.time_offset, name="clock offset (s, or auto; empty: none; Enter)",
             placeholder="cycler time = frame time + offset", width=260)
         self.offset_used = pn.pane.Markdown("", width=1100)
         self.particle_select = pn.widgets.Select(label="particle", options={}, width=420)
         self.player = pn.widgets.Player(label="frame", start=0, end=1, value=0, interval=300,
                                         loop_policy="loop", show_value=True, width=360)
         self.summary = pn.pane.Markdown("", width=1100)
-        self.param.watch(self._on_datasets, ["datasets", "time_offset"])
+        self.settings.param.watch(self._on_datasets, ["datasets", "time_offset"])
         self.particle_select.param.watch(self._on_select, "value")
         self.param.watch(self._on_particle, "particle")
         # one HoloViews pane per figure in Panel Rows (no bokeh GridPlot, see model_explorer)
@@ -127,6 +135,24 @@ class CohortBrowser(pn.viewable.Viewer):
         self.dqdv_pane = pn.panel(pn.bind(self._as_row, pn.bind(self._dqdv_plot,
                                                                  self.param.particle)),
                                   name="dqdv")
+
+    @property
+    def datasets(self) -> str:
+        """The datasets pooled (:attr:`CohortSettings.datasets` of :attr:`settings`)."""
+        return self.settings.datasets
+
+    @datasets.setter
+    def datasets(self, value: str) -> None:
+        self.settings.datasets = value
+
+    @property
+    def time_offset(self) -> str:
+        """Their clock offset (:attr:`CohortSettings.time_offset` of :attr:`settings`)."""
+        return self.settings.time_offset
+
+    @time_offset.setter
+    def time_offset(self, value: str) -> None:
+        self.settings.time_offset = value
 
     # ------------------------------------------------------------------ loading
 
