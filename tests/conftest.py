@@ -126,7 +126,8 @@ def pytest_runtest_makereport(item, call):
 
 
 def _is_gui_or_browser(report) -> bool:
-    return "gui" in report.keywords or "browser" in report.keywords
+    keywords = getattr(report, "keywords", {})  # a collection error's report has none
+    return "gui" in keywords or "browser" in keywords
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -4,12 +4,12 @@ the particle-free pixels (a flat field that may move), and dark / flat calibrati
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
-from test_quality import PIXEL_NM, SHAPE, N, clean_movie
 
 from asymflux import analysis as an
 from asymflux import io
 from asymflux.analysis._pipeline import calibrate_stack, detect_reference, resolve_illumination
 from asymflux.analysis._quality import CorrectedStack, detect_saturation_level, illumination_field
+from tests._helpers.microscope_movie import PIXEL_NM, SHAPE, N, clean_movie
 
 
 @pytest.fixture(scope="module")
