@@ -312,11 +312,15 @@ def test_illumination_options_reach_the_core_functions(make_napari_viewer, folde
 
     _, w = _opened(make_napari_viewer, folder)
     pid = int(sorted(set(np.unique(w.labels_layer.data)) - {0})[0])
+    # the default is the command line's: normalise when the background drifts ("auto")
+    assert w.options_panel.normalize.value == "auto"
+    assert w.analysis_options() == analysis.analysis_options()
+    w.options_panel.normalize.value = "off"
     assert w.differential_options() == {"n_reference_frames": 1}
     plain = np.asarray(w.show_differential().data)
     plain_table = w.show_particle(pid)
 
-    w._normalize.value = True
+    w.options_panel.normalize.value = "on"
     options = w.differential_options()
     assert options["normalize"] == "frame_mean"
     np.testing.assert_array_equal(options["background_mask"],
@@ -330,16 +334,57 @@ def test_illumination_options_reach_the_core_functions(make_napari_viewer, folde
     assert np.abs(normalised - plain).max() > 1e-4  # the demo lamp drifts by up to 1 %
     assert not np.allclose(w.show_particle(pid)["mean_dI"], plain_table["mean_dI"])
 
-    w._rolling.value = 3
+    w.options_panel.rolling.value = 3
     assert w.differential_options()["rolling_frames"] == 3
     rolling = np.asarray(w.show_differential().data)
     assert np.isnan(rolling[:3]).all() and np.isfinite(rolling[3:]).any()
     table = w.show_particle(pid)
     assert (table["offset_reason"][:3] == "no valid pixels").all()
     assert "rolling_frames" not in w.differential_options(rolling=False)  # what the fit uses
-    w._rolling.value = 0
-    w._normalize.value = False
+    w.options_panel.rolling.value = 0
+    w.options_panel.normalize.value = "off"
     np.testing.assert_array_equal(np.asarray(w.show_differential().data), plain)
+
+
+def test_quality_panel_shows_what_analyze_writes(make_napari_viewer, folder):
+    """The quality panel's numbers (flags per particle and per frame, d with its range, the
+    class with its range of max d/R_eq) are those of ``asymflux analyze`` on the same input
+    (particles.csv, timeseries.csv), default options on both sides."""
+    from asymflux.analysis import analyze_dataset
+    from asymflux.io import read_dataset
+
+    viewer, w = _opened(make_napari_viewer, folder)
+    particles, ts = analyze_dataset(read_dataset(folder), masks=w.curation.labels)
+    particles = particles.set_index("particle_id")
+    for pid in sorted(set(np.unique(w.labels_layer.data)) - {0})[:2]:
+        w.show_particle(pid)
+        expected = particles.loc[pid]
+        rows = ts[ts["particle_id"] == pid].set_index("frame")
+        for frame in (5, int(rows["offset_nm"].last_valid_index()), int(rows.index.max())):
+            viewer.dims.set_current_step(0, frame)  # the time slider moves the panel
+            q = w.quality_panel.values
+            assert q["frame"] == frame
+            assert pd.Series(q).equals(pd.Series(w.particle_quality(frame)))  # NaN == NaN
+            r = rows.loc[frame]
+            np.testing.assert_allclose([q["offset_nm"], q["d_nm_low"], q["d_nm_high"]],
+                                       [r["offset_nm"], r["d_nm_low"], r["d_nm_high"]],
+                                       rtol=1e-9, equal_nan=True)
+            assert q["frame_flags"] == (r["quality_flags"] or "")
+            assert q["offset_reason"] == r["offset_reason"]
+            text = w.quality_panel.lines["frame flags"].value
+            assert text.startswith(f"frame {frame} flags: ")
+            assert all(f in text for f in q["frame_flags"].split(";"))
+        assert q["classification"] == expected["classification"]
+        assert q["quality_flags"] == (expected["quality_flags"] or "")
+        np.testing.assert_allclose(
+            [q["asymmetry_score"], q["asymmetry_score_low"], q["asymmetry_score_high"],
+             q["flagged_fraction"]],
+            [expected["max_offset_norm"], expected["asymmetry_score_low"],
+             expected["asymmetry_score_high"], expected["flagged_fraction"]],
+            rtol=1e-9, equal_nan=True)
+        assert w.quality_panel.lines["class"].value.startswith(q["classification"])
+    # the last frame of the demo's particle 1: its core is gone, d NaN with the flag
+    assert "core_too_small" in ts["quality_flags"].str.cat(sep=";")
 
 
 def test_buttons_report_errors_as_notifications(make_napari_viewer, folder, notifications):
