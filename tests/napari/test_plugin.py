@@ -388,7 +388,7 @@ def test_quality_panel_shows_what_analyze_writes(make_napari_viewer, folder):
             [expected["max_offset_norm"], expected["asymmetry_score_low"],
              expected["asymmetry_score_high"], expected["flagged_fraction"]],
             rtol=1e-9, equal_nan=True)
-        assert w.quality_panel.lines["class"].value.startswith(q["classification"])
+        assert w.quality_panel.lines["class"].value.startswith(f"class {q['classification']}:")
         for flag in expected["quality_flags"].split(";"):  # "name:n_frames"
             assert flag.split(":")[0] in w.quality_panel.lines["particle flags"].value
     assert shown_flags == {"core_too_small", "background_drift"}

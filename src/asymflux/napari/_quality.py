@@ -81,25 +81,27 @@ def _num(x, fmt):
 
 
 def describe(quality: dict) -> dict:
-    """:func:`particle_quality` as the panel's lines of text: ``"d"``, ``"class"``,
-    ``"particle flags"`` and ``"frame flags"``."""
+    """:func:`particle_quality` as the panel's text, short lines that fit a narrow dock:
+    ``"d"``, ``"class"``, ``"particle flags"`` and ``"frame flags"``."""
     q = quality
-    d = f"d = {_num(q['offset_nm'], '.0f')} nm"
+    d = f"frame {q['frame']}: d = {_num(q['offset_nm'], '.0f')} nm"
     if np.isfinite(q["d_nm_low"]) or np.isfinite(q["d_nm_high"]):
-        d += f" [{_num(q['d_nm_low'], '.0f')}, {_num(q['d_nm_high'], '.0f')}]"
+        d += f", range [{_num(q['d_nm_low'], '.0f')}, {_num(q['d_nm_high'], '.0f')}]"
     if q["offset_reason"]:
-        d += f" ({q['offset_reason']})"
-    d = f"frame {q['frame']}: {d}"
-    cls = (f"{q['classification']}: max d/R_eq {_num(q['asymmetry_score'], '.3f')} "
-           f"[{_num(q['asymmetry_score_low'], '.3f')}, {_num(q['asymmetry_score_high'], '.3f')}]"
-           f" vs {q['asymmetry_threshold']:g}")
+        d += f"\n  ({q['offset_reason']})"
+    cls = (f"class {q['classification']}: max d/R_eq {_num(q['asymmetry_score'], '.3f')}\n"
+           f"  range [{_num(q['asymmetry_score_low'], '.3f')}, "
+           f"{_num(q['asymmetry_score_high'], '.3f')}], threshold {q['asymmetry_threshold']:g}")
     if q["classification_reason"]:
-        cls += f" ({q['classification_reason']})"
-    flags = q["quality_flags"]
-    frac = q["flagged_fraction"]
-    particle_flags = ("flags: none" if not flags else
-                      f"flags ({_num(100 * frac, '.0f')} % of frames): "
-                      + ", ".join(f.replace(":", " ×") for f in flags.split(";")))
-    frame_flags = (f"frame {q['frame']} flags: "
-                   + (", ".join(q["frame_flags"].split(";")) if q["frame_flags"] else "none"))
-    return {"d": d, "class": cls, "particle flags": particle_flags, "frame flags": frame_flags}
+        cls += f"\n  ({q['classification_reason']})"
+    flags = [f for f in q["quality_flags"].split(";") if f]
+    if flags:
+        particle_flags = (f"particle flags ({_num(100 * q['flagged_fraction'], '.0f')} % of frames):"
+                          + "".join(f"\n  {name} on {n} frame(s)" for name, _, n in
+                                    (f.partition(":") for f in flags)))
+    else:
+        particle_flags = "particle flags: none"
+    frame_flags = [f for f in q["frame_flags"].split(";") if f]
+    frame_text = (f"frame {q['frame']} flags: "
+                  + (", ".join(frame_flags) if frame_flags else "none"))
+    return {"d": d, "class": cls, "particle flags": particle_flags, "frame flags": frame_text}

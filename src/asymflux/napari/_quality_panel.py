@@ -30,8 +30,6 @@ class QualityPanel(Container):
         self._table = None
         self._threshold = None
         self.lines = {k: Label(value="") for k in ("d", "class", "particle flags", "frame flags")}
-        for label in self.lines.values():
-            label.native.setWordWrap(True)
         self.lines["d"].value = "quality: show a particle (Show O_COM / O_Li-rich)"
         self.extend(list(self.lines.values()))
 

@@ -8,6 +8,15 @@ Labels layer (pixel changes through ``layer.data_setitem`` grouped with
 layer's ``features``. Pixels painted with napari's tools are taken into the model (one
 undoable "paint" step, autosaved) whenever the layer reports a paint and before every
 action.
+
+The dock is made of small panels, each a few controls and the buttons that call this
+widget's methods: :class:`~._data_panel.DataPanel` (dataset, stack, clock offset),
+:class:`~._options_panel.OptionsPanel` (the analysis choices, turned into
+:func:`asymflux.analysis.analyze_dataset`'s options by
+:func:`asymflux.analysis.analysis_options`), :class:`~._curation_panel.CurationPanel`,
+:class:`~._particle_panel.ParticlePanel` (with the quality lines of
+:class:`~._quality_panel.QualityPanel` and d(capacity)), :class:`~._export_panel.ExportPanel`
+and the *Live* :class:`~._live.LivePanel` (docs/napari.md).
 """
 
 from __future__ import annotations
@@ -18,16 +27,17 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit
+from magicgui.widgets import Container, Label
 
 from asymflux.curation import Curation
 from asymflux.export import symmetric_limit
 
 from ._curation_panel import CurationPanel
-from ._display import button_row, diverging_colormap, make_canvas
+from ._data_panel import DataPanel
+from ._display import button_row, diverging_colormap
 from ._export_panel import ExportPanel
 from ._options_panel import OptionsPanel
-from ._quality_panel import QualityPanel
+from ._particle_panel import ParticlePanel
 from ._reader import METADATA_KEY, user_message
 
 __all__ = ["CurationWidget"]
@@ -136,41 +146,29 @@ class CurationWidget(Container):
         self._opening = False
         self._pull_scheduled = False
 
-        # --- data
-        self._path = FileEdit(label="dataset", mode="d")
-        self._source = ComboBox(label="stack", choices=self._image_layer_choices, nullable=True)
-        data_row = self._row(("Open", self.open_dataset), ("Use stack", self.attach))
-        # the cycler's clock against the camera's (cycler time = frame time + offset)
-        self._time_offset = LineEdit(label="clock offset (s, or auto)", value="")
-        offset_row = self._row(("Apply clock offset", self.set_time_offset))
+        # --- data: dataset, stack layer, clock offset
+        self.data_panel = DataPanel(self, self._image_layer_choices)
+        self._path, self._source = self.data_panel.path, self.data_panel.source
+        self._time_offset = self.data_panel.time_offset
         # --- analysis options (asymflux.analysis.analysis_options, as asymflux analyze)
         self.options_panel = OptionsPanel()
         detect_row = self._row(("dI", self.show_differential), ("Detect particles", self.detect))
         # --- curation
         self.curation_panel = CurationPanel(self)
         self._particle = self.curation_panel.particle
-        # --- particle analysis
-        particle_row = self._row(("Show O_COM / O_Li-rich", self.show_particle))
-        self.quality_panel = QualityPanel()
-        kymo_row = self._row(("Draw line", self.add_line_layer), ("Kymograph", self.kymograph))
-        fit_row = self._row(("Fit blocking", self.start_fit_blocking))
+        # --- the selected particle: O_COM / O_Li-rich, quality, d(capacity), kymograph, fit
+        self.particle_panel = ParticlePanel(self)
+        self.quality_panel = self.particle_panel.quality
+        self._figure, self._canvas = self.particle_panel.figure, self.particle_panel.canvas
         # --- export
         self._export = ExportPanel(self)
         self._status = Label(label="", value="no stack: open a dataset or pick a stack layer")
         # every control in a scrollable body (:func:`_scroll_area`): at its natural width,
         # ~570 px, the dock squeezed the image canvas on a 1600 x 1000 screen
         self._body = Container(labels=True)
-        self._body.extend([self._path, data_row, self._time_offset, offset_row, self._source,
-                           self.options_panel, detect_row, self.curation_panel, particle_row,
-                           self.quality_panel, kymo_row, fit_row, self._export, self._status])
+        self._body.extend([self.data_panel, self.options_panel, detect_row, self.curation_panel,
+                           self.particle_panel, self._export, self._status])
         self._particle.changed.connect(self._on_particle_spin)
-        self._figure, self._canvas = make_canvas(self._body)
-        if self._figure is not None:
-            ax = self._figure.add_subplot(111)
-            ax.set_xlabel("capacity (mAh/g)", fontsize=8)
-            ax.set_ylabel("d (nm)", fontsize=8)
-            ax.set_title("select a particle, then Show O_COM / O_Li-rich", fontsize=8)
-            ax.tick_params(labelsize=7)
         # --- live: follow a movie while it is written (asymflux.napari._live)
         from ._live import LivePanel
 
@@ -797,7 +795,7 @@ class CurationWidget(Container):
         li = li[np.isfinite(li).all(axis=1)]
         self.com_layer = self._points("com_layer", com, "O_COM", "yellow", pid)
         self.li_rich_layer = self._points("li_rich_layer", li, "O_Li-rich", "cyan", pid)
-        self._plot(table, pid)
+        self.particle_panel.plot(table, pid)
         self.quality_panel.show(table, self._current_frame(table),
                                 asymmetry_threshold=self.analysis_options().get(
                                     "asymmetry_threshold"))
@@ -834,23 +832,6 @@ class CurationWidget(Container):
             return layer
         return self.viewer.add_points(data, ndim=3, name=name, face_color=color, border_color="black",
                                       size=5, metadata=meta)
-
-    def _plot(self, table, pid):
-        if self._figure is None:
-            return
-        fig = self._figure
-        fig.clear()
-        ax = fig.add_subplot(111)
-        x = table["capacity_mAh_g"].to_numpy(float)
-        xlabel = "capacity (mAh/g)"
-        if not np.isfinite(x).any():
-            x, xlabel = table["time_s"].to_numpy(float) / 60.0, "time (min)"
-        ax.plot(x, table["offset_nm"].to_numpy(float), "o-", ms=3, color="tab:red")
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.set_ylabel("d (nm)", fontsize=8)
-        ax.set_title(f"particle {pid}: d = |O_Li-rich − O_COM|", fontsize=8)
-        ax.tick_params(labelsize=7)
-        self._canvas.draw_idle()
 
     def fit_blocking(self, particle_id=None, max_arcs=2, rate_mA_g=None):
         """Infer the selected particle's blocked arcs (:meth:`analyze_particle`, then
