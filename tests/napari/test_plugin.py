@@ -522,6 +522,15 @@ def test_fit_blocking_draws_the_fitted_arc(make_napari_viewer, folder, notificat
     layer = w.arcs_layer
     assert layer in viewer.layers and len(layer.data) == 1
     assert layer.metadata["asymflux"]["model"] == "one arc"
+    # drawn by plots.arc_outline_xy around the particle: the arc's direction and width
+    rows, cols = np.nonzero(w.curation.labels == 4)
+    path = np.asarray(layer.data[0])
+    phi = np.rad2deg(np.arctan2(rows.mean() - path[:, 0], path[:, 1] - cols.mean()))
+    rel = (phi - arc.center_deg + 180) % 360 - 180
+    np.testing.assert_allclose([rel.min(), rel.max()], [-180 * arc.fraction, 180 * arc.fraction],
+                               atol=1.0)
+    np.testing.assert_allclose(np.hypot(*(path - [rows.mean(), cols.mean()]).T),
+                               1.15 * np.sqrt(rows.size / np.pi), rtol=1e-6)
     assert any("particle 4: one arc" in m for m in notifications.messages())
 
 
