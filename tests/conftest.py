@@ -236,6 +236,27 @@ def pytest_unconfigure(config):
                      + "; ".join(names) + "\n")
 
 
+# The views' worker pool: started by tests/views and by the top-level tests that open the
+# dashboards (bad inputs, one pipeline).
+@pytest.fixture(scope="session", autouse=True)
+def _dashboard_worker_pool():
+    """The views' simulation worker processes (``asymflux.views._pool``, started by the
+    first simulation in this process) are shut down when the session ends, also after a
+    failure or Ctrl-C, instead of at interpreter exit (never, if the process is killed)."""
+    yield
+    common = sys.modules.get("asymflux.views._pool")
+    pool = getattr(common, "_POOL", None)
+    if pool:
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers:  # a run still going gets 10 s, then is killed
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+        common._POOL = None
+
+
 # The good dataset folder the bad-input tables start from (tests/_helpers/bad_inputs.py), one per
 # test module, and a fresh copy of it per test: shared by the API, CLI, napari and
 # dashboard tables.

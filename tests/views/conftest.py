@@ -4,7 +4,6 @@ session's cache folder (the one ``tests/conftest.py`` points ASYMFLUX_CACHE at).
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
@@ -31,22 +30,3 @@ def demo_data(session_cache):
         else:
             os.environ["ASYMFLUX_CACHE"] = old
     return paths
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _dashboard_worker_pool():
-    """The views' simulation worker processes (``asymflux.views._pool``, started by the
-    first simulation in this process) are shut down when the session ends, also after a
-    failure or Ctrl-C, instead of at interpreter exit (never, if the process is killed)."""
-    yield
-    common = sys.modules.get("asymflux.views._pool")
-    pool = getattr(common, "_POOL", None)
-    if pool:
-        workers = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in workers:  # a run still going gets 10 s, then is killed
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout=5)
-        common._POOL = None
