@@ -812,6 +812,44 @@ def test_a_page_freezes_once_loaded_and_unfreezes_when_its_session_ends(monkeypa
         K.unfreeze_long_lived_objects()
 
 
+def test_a_closed_pages_runs_publish_nothing_and_none_start(demo_data, monkeypatch):
+    # a page closed while its runs were going: when its session ends, Bokeh destroys its
+    # figures (emptied of their renderers), and a run finishing later raised "d(capacity),
+    # particle 1: 4 layers for 0 renderers" in the server's log (seen when a page was closed
+    # while its dataset's analysis ran: the analysis ended, the page's twin was started, and
+    # was published after the session's end). Now it publishes nothing, and a settings or
+    # particle change after the end (an analysis ending late) starts no runs
+    import asyncio
+    from concurrent.futures import Future
+
+    import param
+
+    from asymflux.views import _common as K
+
+    ends = []
+    monkeypatch.setattr(K, "on_session_end", ends.append)
+    view = ModelExplorer(dataset="aged")
+    published, started = [], []
+    monkeypatch.setattr(view, "_publish", published.append)
+    monkeypatch.setattr(K, "prefetch", lambda *a, **kw: started.append(a) or {})
+    with param.parameterized.discard_events(view.settings):
+        view.settings.eta = 0.45  # the settings of runs still going, current
+    keys = view._keys(view.model_settings())
+    done = Future()
+    done.set_result(None)
+    futures = {kind: [done] for kind in keys}
+    asyncio.run(view._publish_when_done(keys, futures, 0.0))  # the page still open
+    assert sorted(next(iter(k)) for k in published) == sorted(keys)
+    published.clear()
+    for end in ends:  # the session ends (what the server calls)
+        end()
+    asyncio.run(view._publish_when_done(keys, {**futures, "preview": [done]}, 0.0))
+    assert published == []
+    view.settings.eta = 0.5
+    view.particle_id = None
+    assert started == [] and published == []
+
+
 def test_the_timing_mode_logs_slow_garbage_collections(monkeypatch, capsys):
     import gc
 

@@ -264,6 +264,10 @@ class ModelExplorer(pn.viewable.Viewer):
         elif model:
             settings.param.update(model)
         super().__init__(settings=settings, **params)
+        # False once the page's session has ended (its Bokeh models are then destroyed): a
+        # run finishing later publishes nothing, and no new runs are started for it
+        self._open = True
+        K.on_session_end(self._page_closed)
         # dataset loading off the event loop (a worker process in a server): the alert, the
         # progress and Cancel, 'Analyse anyway' for a stack above the size limit, the upload
         self.loader = K.DatasetLoader(on_analyse_anyway=self._analyse_anyway,
@@ -417,6 +421,8 @@ class ModelExplorer(pn.viewable.Viewer):
         """Start every simulation the current settings need and update the plots: in a
         server each kind when its runs are done; elsewhere (notebook, tests) at once, the
         plots then waiting for their runs."""
+        if not self._open:  # a closed page (e.g. its dataset's analysis ended after it)
+            return
         t0 = time.perf_counter()
         s = self.settings.model_settings()
         keys = self._keys(s)
@@ -439,11 +445,12 @@ class ModelExplorer(pn.viewable.Viewer):
 
     async def _publish_when_done(self, keys: dict, futures: dict, t0: float) -> None:
         """Publish each kind of plot's settings once its runs are done (in the order they
-        finish), unless the settings have moved on meanwhile."""
+        finish), unless the settings have moved on meanwhile or the page's session has ended
+        (its figures are destroyed then: emptied of their renderers)."""
         import asyncio
 
         def current(kind):
-            return self._keys(self.settings.model_settings())[kind]
+            return self._keys(self.settings.model_settings())[kind] if self._open else None
 
         async def one(kind):
             await asyncio.gather(*(asyncio.wrap_future(f) for f in futures.get(kind, ())),
@@ -473,6 +480,10 @@ class ModelExplorer(pn.viewable.Viewer):
     def _session_end(self):
         """What the server calls when the session ends (:meth:`DatasetLoader.end_session`)."""
         self.loader.end_session()
+
+    def _page_closed(self):
+        """The page's session has ended: nothing more is published or started for it."""
+        self._open = False
 
     def _on_dataset(self, event):
         self.particle_id = None
