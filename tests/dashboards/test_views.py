@@ -854,7 +854,7 @@ def test_an_update_queued_as_the_previous_one_is_sent_is_sent_too(monkeypatch):
     # Panel's write queue (panel.io.document): an update queued while the previous queued one's
     # last write completes started a dispatch that found the queue released and returned,
     # leaving the update unsent until the page's next queued update (the θ maps' final
-    # result after their preview: the kinetic browser test's timeout). A fake websocket
+    # result after their preview, say: a page left at its previous state). A fake websocket
     # (Panel's handlers for other socket types) whose writes complete when told
     import asyncio
 

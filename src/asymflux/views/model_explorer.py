@@ -55,9 +55,10 @@ def _unstrand_queued_writes() -> bool:
     already released by the first (``_WRITE_BLOCK``) and returns without sending it: the
     update stays in the queue until the page's next queued update. When it was the last
     one (the θ maps after their preview, say) the page kept showing the previous state
-    (the kinetic browser test's 90 s timeout). Here a dispatch that finds updates queued
-    but the queue released takes the queue again and sends them. Installed once; returns
-    whether it is installed (False with a Panel without that queue)."""
+    (a possible cause of the kinetic browser test's one 90 s timeout). Here a dispatch
+    that finds updates queued but the queue released takes the queue again and sends them.
+    Installed once; returns whether it is installed (False with a Panel without that
+    queue)."""
     from collections.abc import MutableMapping
 
     try:
