@@ -824,14 +824,14 @@ def test_a_closed_pages_runs_publish_nothing_and_none_start(demo_data, monkeypat
 
     import param
 
-    from asymflux.views import _common as K
+    from asymflux.views import _pool, _runtime
 
     ends = []
-    monkeypatch.setattr(K, "on_session_end", ends.append)
+    monkeypatch.setattr(_runtime, "on_session_end", ends.append)
     view = ModelExplorer(dataset="aged")
     published, started = [], []
     monkeypatch.setattr(view, "_publish", published.append)
-    monkeypatch.setattr(K, "prefetch", lambda *a, **kw: started.append(a) or {})
+    monkeypatch.setattr(_pool, "prefetch", lambda *a, **kw: started.append(a) or {})
     with param.parameterized.discard_events(view.settings):
         view.settings.eta = 0.45  # the settings of runs still going, current
     keys = view._keys(view.model_settings())
