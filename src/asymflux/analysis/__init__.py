@@ -85,7 +85,7 @@ _EXPORTS = {
     "analyze_dataset_particle": "_pipeline",
     "dataset_normalization": "_pipeline",
     "write_tables": "_pipeline",
-    "dataset_name": "_pipeline",
+    "dataset_name": "_naming",
     "is_analyze_output": "_pipeline",
     "ANALYZE_OUTPUTS": "_pipeline",
     "read_results": "_results",

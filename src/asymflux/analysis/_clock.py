@@ -303,7 +303,7 @@ def estimate_dataset_time_offset(dataset, *, masks=None, recorded_echem=None,
     -------
     TimeOffset
     """
-    from ._pipeline import dataset_name
+    from ._naming import dataset_name
 
     name = dataset_name(dataset)
     echem = getattr(dataset, "echem", None)

@@ -7,22 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ._naming import dataset_name
 from ._summary import DEFAULT_ASYMMETRY_THRESHOLD, DEFAULT_WINDOW
 
-__all__ = ["analyze_dataset", "analyze_dataset_particle", "dataset_name", "dataset_normalization",
-           "write_tables"]
-
-
-def dataset_name(dataset) -> str:
-    """``metadata["name"]``, else the folder/file name, else ``"dataset"``."""
-    meta = getattr(dataset, "metadata", None) or {}
-    if meta.get("name"):
-        return str(meta["name"])
-    path = getattr(dataset, "path", None)
-    if path is not None:
-        p = Path(path)
-        return p.name.split(".")[0] if p.is_file() else p.name
-    return "dataset"
+__all__ = ["analyze_dataset", "analyze_dataset_particle", "dataset_normalization", "write_tables"]
 
 
 def dataset_normalization(dataset, normalize="frame_mean"):
