@@ -111,6 +111,14 @@ class _Pixels:
             return np.take(flat, self.flat, axis=1)
         n_row, n_col = chunk.shape[1:]
         out = np.empty((chunk.shape[0], self.flat.size), dtype=np.float64)
+        from ._kernels import bilinear_sample, use_compiled
+
+        if flat.dtype == np.float64 and use_compiled():  # the same numbers, in one pass
+            lo_r, w_r = np.divmod(-np.asarray(shifts[:, 0], dtype=float), 1.0)
+            lo_c, w_c = np.divmod(-np.asarray(shifts[:, 1], dtype=float), 1.0)
+            return bilinear_sample(np.ascontiguousarray(flat), self.rows, self.cols, n_row,
+                                   n_col, lo_r.astype(np.int64), w_r, lo_c.astype(np.int64),
+                                   w_c, out)
         for k in range(chunk.shape[0]):
             if shifts[k, 0] == 0 and shifts[k, 1] == 0:
                 out[k] = np.take(flat[k], self.flat)
@@ -467,7 +475,12 @@ def particle_timeseries(
         blank = np.zeros(t1 - t0, bool)
         if not differential:  # a frame with no image (NaN, or one value: never written)
             flat = chunk.reshape(t1 - t0, -1)
-            blank = ~(np.fmax.reduce(flat, axis=1) > np.fmin.reduce(flat, axis=1))
+            from ._kernels import blank_frames, use_compiled
+
+            if flat.flags.c_contiguous and use_compiled():
+                blank = blank_frames(flat)
+            else:
+                blank = ~(np.fmax.reduce(flat, axis=1) > np.fmin.reduce(flat, axis=1))
             if blank.any():
                 chunk = np.where(blank[:, None, None], np.nan, chunk)
         if shifts_px is not None:
