@@ -173,9 +173,9 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
 
     ds = _read_dataset(path, pixel_nm, frame_interval_s, read, time_offset_s)
     if masks is not None:
-        from ._measure import _check_labels
+        from ._measure import check_labels
 
-        masks = _check_labels(masks, ds.stack.shape[1:],
+        masks = check_labels(masks, ds.stack.shape[1:],
                               name=f"{masks_source or 'given'} (for {path}): masks")
     if time_offset_s is not None:
         from ._clock import apply_time_offset
