@@ -67,6 +67,9 @@ def test_the_check_would_see_a_missing_module():
 # module that import runs).
 
 FRONT_ENDS = ("asymflux.cli", "asymflux.napari", "asymflux.views")
+#: The core's base: each stands alone, importing only itself and the root's utilities
+#: (``asymflux._atomic``, ``asymflux._validate``: top-level private modules).
+BASE = ("asymflux.model", "asymflux.optics", "asymflux.io")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +174,21 @@ def front_end_imports(modules, imports, exports) -> list[Violation]:
     return sorted(set(bad), key=str)
 
 
+def base_imports(modules, imports, exports) -> list[Violation]:
+    """Imports by a base package (``BASE``) of anything but itself and the root's utilities."""
+    bad = []
+    for imp in imports:
+        base = next((b for b in BASE if inside(imp.importer, b)), None)
+        if base is None:
+            continue
+        for target in sorted(imported_modules(imp, modules, exports) | {imp.module}):
+            utility = target.count(".") == 1 and _private(target.rpartition(".")[2])
+            if not (inside(target, base) or utility):
+                bad.append(Violation(imp.importer, imp.line, target,
+                                     f"(in the base package {base}) imports"))
+    return sorted(set(bad), key=str)
+
+
 def _private(part: str) -> bool:
     return part.startswith("_") and not part.startswith("__")
 
@@ -195,16 +213,18 @@ def private_imports(modules, imports) -> list[Violation]:
             if not inside(here, holder):
                 bad.append(Violation(imp.importer, imp.line, f"{full}.{imp.name}",
                                      "imports the private name"))
-    return bad
+    return sorted(set(bad), key=str)
 
 
-def check_imports(root: Path) -> tuple[list[list[str]], list[Violation], list[Violation]]:
-    """(cycles, front-end imports, private imports) of the package at ``root``."""
+def check_imports(root: Path) -> dict[str, list]:
+    """The package at ``root``: its import cycles, and each rule's violations."""
     modules = read_modules(root)
     imports = read_imports(root, modules)
     exports = lazy_exports(modules)
-    return (import_cycles(module_graph(modules, imports, exports)),
-            front_end_imports(modules, imports, exports), private_imports(modules, imports))
+    return {"cycles": import_cycles(module_graph(modules, imports, exports)),
+            "front": front_end_imports(modules, imports, exports),
+            "base": base_imports(modules, imports, exports),
+            "private": private_imports(modules, imports)}
 
 
 @pytest.fixture(scope="module")
@@ -213,19 +233,21 @@ def checked():
 
 
 def test_no_import_cycle(checked):
-    cycles, _, _ = checked
+    cycles = checked["cycles"]
     assert not cycles, "import cycles (strongly connected modules): " + "; ".join(
         " <-> ".join(c) for c in cycles)
 
 
 def test_no_front_end_imported_from_outside(checked):
-    _, front, _ = checked
-    assert not front, "\n".join(map(str, front))
+    assert not checked["front"], "\n".join(map(str, checked["front"]))
+
+
+def test_the_base_packages_stand_alone(checked):
+    assert not checked["base"], "\n".join(map(str, checked["base"]))
 
 
 def test_no_private_import_across_packages(checked):
-    _, _, private = checked
-    assert not private, "\n".join(map(str, private))
+    assert not checked["private"], "\n".join(map(str, checked["private"]))
 
 
 FAKE_TREE = {
@@ -249,6 +271,8 @@ FAKE_TREE = {
     "cli/main.py": "from asymflux.core import thing\nfrom asymflux.other import b\n",
     "napari/__init__.py": "",
     "napari/_w.py": "from asymflux.napari import _w\n",
+    "io/__init__.py": "from asymflux._atomic import write\nfrom .reader import read\n",
+    "io/reader.py": "def read():\n    from asymflux.tool import _helper\n",  # not the root's
 }
 
 
@@ -257,11 +281,13 @@ def test_the_import_check_sees_each_kind_of_violation(tmp_path):
     for rel, text in FAKE_TREE.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
-    cycles, front, private = check_imports(root)
-    assert cycles == [["asymflux.core._impl", "asymflux.other.b"]]
-    assert {(v.importer, v.imported) for v in front} == {
+    found = check_imports(root)
+    assert found["cycles"] == [["asymflux.core._impl", "asymflux.other.b"]]
+    assert {(v.importer, v.imported) for v in found["front"]} == {
         ("asymflux.other.c", "asymflux.cli"), ("asymflux.other.d", "asymflux.napari._w")}
-    assert {(v.importer, v.line, v.imported) for v in private} == {
+    assert {(v.importer, v.imported) for v in found["base"]} == {
+        ("asymflux.io.reader", "asymflux.tool")}
+    assert {(v.importer, v.line, v.imported) for v in found["private"]} == {
         ("asymflux.other.b", 2, "asymflux.core.extra._hidden"),
         ("asymflux.other.b", 3, "asymflux.core._impl"),
         ("asymflux.other.d", 1, "asymflux.napari._w")}
