@@ -117,6 +117,8 @@ class LiveAnalysis:
         Until the particles are detected, None.
     n_frames : int
         Frames measured.
+    time_s : (n_frames,) float array
+        Their times, s (read-only).
     """
 
     def __init__(self, source, *, echem=None, active_mass_mg=None, pixel_nm=None,
