@@ -540,6 +540,14 @@ def particle_timeseries(
             out[f"n_unr_{side}"] = px.reduce(u)
             out[f"sum_unr_row_{side}"] = px.reduce(u * rows_f)
             out[f"sum_unr_col_{side}"] = px.reduce(u * cols_f)
+        if qc is not None and qc.clip is not None:  # where clipped pixels could put the core
+            unk = (np.isnan(vals) * px.inner) if not all_valid else np.zeros_like(unr)
+            if i0 is not None and not discharge and threshold > 0 and unk.any():
+                f_t = illumination(chunk, t0, t1)  # clipped but I0 x (1 + threshold) below
+                raw_i0 = i0 if f_t is None else i0 * f_t[:, None]  # the clip: reacted
+                unk = unk * (raw_i0 * (1 + threshold) > qc.clip)
+            out.update(n_unk=px.reduce(unk), sum_unk_row=px.reduce(unk * rows_f),
+                       sum_unk_col=px.reduce(unk * cols_f))
         if qc is not None:
             out.update(qc.chunk(chunk, s, vals, -dI if discharge else dI,  # reaction's sign
                                 illumination(chunk, t0, t1)))
@@ -608,6 +616,15 @@ def particle_timeseries(
         d_low = np.fmin.reduce(d_band)
         d_high = np.fmax.reduce(d_band)
     small = (n_unr > 0) & (n_unr < min_core_px)  # an unresolved core: its centre is noise
+    unknown = np.zeros(n_unr.shape, bool)
+    if "n_unk" in cat:  # clipped pixels are unknown: d NaN where they could move the core
+        from ._quality import saturation_ambiguous
+
+        unknown = saturation_ambiguous(n_unr, cat["sum_unr_row"], cat["sum_unr_col"],
+                                       cat.pop("n_unk"), cat.pop("sum_unk_row"),
+                                       cat.pop("sum_unk_col"), px.com_row, px.com_col)
+        offset_px = np.where(unknown, np.nan, offset_px)
+        angle = np.where(unknown, np.nan, angle)
     d_low = np.where(np.isfinite(offset_px) & ~small, d_low, np.nan)
     d_high = np.where(np.isfinite(offset_px) & ~small, d_high, np.nan)
     if small.any():
@@ -615,7 +632,8 @@ def particle_timeseries(
         angle = np.where(small, np.nan, angle)
     reason = np.where(n_valid == 0, "no valid pixels",
                       np.where(n_unr == 0, "no unreacted pixels",
-                               np.where(small, "core too small", "")))
+                               np.where(small, "core too small",
+                                        np.where(unknown, "clipped pixels", ""))))
     flags = None
     if qc is not None:
         from ._quality import join_flags
