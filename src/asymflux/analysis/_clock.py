@@ -368,11 +368,6 @@ def resolve_time_offset(dataset, time_offset_s, *, masks=None) -> TimeOffset:
     return TimeOffset(offset_s=value, method="given")
 
 
-def _from_dict(d):
-    return {"offset_s": d["time_offset_s"], "uncertainty_s": d["time_offset_uncertainty_s"],
-            "method": d["time_offset_method"], "detail": d.get("time_offset_detail", "")}
-
-
 def apply_time_offset(dataset, time_offset_s, *, masks=None):
     """A copy of ``dataset`` whose cycler table is put on the camera's clock.
 
