@@ -189,6 +189,22 @@ def base_imports(modules, imports, exports) -> list[Violation]:
     return sorted(set(bad), key=str)
 
 
+def unresolved_imports(modules, imports, exports) -> list[Violation]:
+    """Imports of a module that does not exist, or of a name a package importing its names on
+    first use does not export (found only when the import runs: inside a function, maybe never
+    in the tests)."""
+    bad = []
+    for imp in imports:
+        if imp.module not in modules:
+            bad.append(Violation(imp.importer, imp.line, imp.module, "imports the missing module"))
+        elif (imp.name is not None and imp.module in exports
+              and imp.name not in exports[imp.module]
+              and f"{imp.module}.{imp.name}" not in modules):
+            bad.append(Violation(imp.importer, imp.line, f"{imp.module}.{imp.name}",
+                                 "imports the name its package does not export:"))
+    return sorted(set(bad), key=str)
+
+
 def _private(part: str) -> bool:
     return part.startswith("_") and not part.startswith("__")
 
@@ -224,6 +240,7 @@ def check_imports(root: Path) -> dict[str, list]:
     return {"cycles": import_cycles(module_graph(modules, imports, exports)),
             "front": front_end_imports(modules, imports, exports),
             "base": base_imports(modules, imports, exports),
+            "unresolved": unresolved_imports(modules, imports, exports),
             "private": private_imports(modules, imports)}
 
 
@@ -244,6 +261,10 @@ def test_no_front_end_imported_from_outside(checked):
 
 def test_the_base_packages_stand_alone(checked):
     assert not checked["base"], "\n".join(map(str, checked["base"]))
+
+
+def test_every_import_resolves(checked):
+    assert not checked["unresolved"], "\n".join(map(str, checked["unresolved"]))
 
 
 def test_no_private_import_across_packages(checked):
@@ -273,6 +294,7 @@ FAKE_TREE = {
     "napari/_w.py": "from asymflux.napari import _w\n",
     "io/__init__.py": "from asymflux._atomic import write\nfrom .reader import read\n",
     "io/reader.py": "def read():\n    from asymflux.tool import _helper\n",  # not the root's
+    "other/e.py": "def f():\n    from asymflux.core import nothing\n    import asymflux.gone\n",
 }
 
 
@@ -285,6 +307,8 @@ def test_the_import_check_sees_each_kind_of_violation(tmp_path):
     assert found["cycles"] == [["asymflux.core._impl", "asymflux.other.b"]]
     assert {(v.importer, v.imported) for v in found["front"]} == {
         ("asymflux.other.c", "asymflux.cli"), ("asymflux.other.d", "asymflux.napari._w")}
+    assert {(v.importer, v.imported) for v in found["unresolved"]} == {
+        ("asymflux.other.e", "asymflux.core.nothing"), ("asymflux.other.e", "asymflux.gone")}
     assert {(v.importer, v.imported) for v in found["base"]} == {
         ("asymflux.io.reader", "asymflux.tool")}
     assert {(v.importer, v.line, v.imported) for v in found["private"]} == {
