@@ -731,11 +731,11 @@ def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | Non
     each frame). Other keyword arguments go to :func:`fit_particle`.
     """
     from . import analysis
-    from .analysis._measure import _check_labels
+    from .analysis import check_labels
 
     source = getattr(dataset, "path", None) or dataset.metadata.get("name", "dataset")
     if masks is not None:
-        labels = _check_labels(masks, dataset.stack.shape[1:], name=f"{source}: masks")
+        labels = check_labels(masks, dataset.stack.shape[1:], name=f"{source}: masks")
     else:
         labels = dataset.masks
     if labels is None:

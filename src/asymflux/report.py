@@ -331,7 +331,7 @@ def write_reports(results_dir, out_dir, *, datasets=(), options=None, progress=F
     matplotlib.use("Agg", force=False)
     from . import io
     from ._atomic import atomic_folder
-    from .analysis._pipeline import dataset_name
+    from .analysis import dataset_name
     from .provenance import provenance, to_json
 
     results_dir = Path(results_dir)

@@ -168,13 +168,14 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
     Frames of :data:`STREAM_MIN_PIXELS` or more are measured on the particles' crops
     (:func:`~asymflux.analysis.analyze_streaming`, equal tables).
     """
-    from ._pipeline import analyze_dataset, dataset_name
+    from ._naming import dataset_name
+    from ._pipeline import analyze_dataset
 
     ds = _read_dataset(path, pixel_nm, frame_interval_s, read, time_offset_s)
     if masks is not None:
-        from ._measure import _check_labels
+        from ._measure import check_labels
 
-        masks = _check_labels(masks, ds.stack.shape[1:],
+        masks = check_labels(masks, ds.stack.shape[1:],
                               name=f"{masks_source or 'given'} (for {path}): masks")
     if time_offset_s is not None:
         from ._clock import apply_time_offset

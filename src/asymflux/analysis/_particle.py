@@ -221,14 +221,14 @@ def analyze_particle(stack, labels, particle_id: int, *, pixel_nm, time_s=None,
     ParticleAnalysis
     """
     from ._differential import _check_normalize, particle_free_pixels
-    from ._measure import _check_labels, particle_timeseries
+    from ._measure import check_labels, particle_timeseries
     from ._registration import default_registration_region
 
     if getattr(stack, "ndim", 0) != 3:
         raise ValueError(f"stack must be 3-D (time, row, col), got shape "
                          f"{tuple(getattr(stack, 'shape', ()))}")
     n_frames = int(stack.shape[0])
-    labels = _check_labels(labels, stack.shape[1:])
+    labels = check_labels(labels, stack.shape[1:])
     pid = int(particle_id)
     one = labels == pid
     if pid <= 0 or not one.any():

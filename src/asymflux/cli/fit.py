@@ -30,10 +30,10 @@ def cmd_fit(args) -> int:
     out = check_output(args.out, inputs=inputs, input_folders=[args.dataset])
     dataset = io.read_dataset(args.dataset)
     if args.masks:  # checked against the frames and the particle before any work
-        from ..analysis._measure import _check_labels
+        from ..analysis import check_labels
 
-        masks = _check_labels(io.read_masks(args.masks), dataset.stack.shape[1:],
-                              name=f"--masks {args.masks}: masks")
+        masks = check_labels(io.read_masks(args.masks), dataset.stack.shape[1:],
+                             name=f"--masks {args.masks}: masks")
         where = f"--masks {args.masks}"
     else:
         masks, where = None, f"{args.dataset}/masks.tif"
@@ -109,10 +109,10 @@ def _fit_all(args) -> int:
     particles = pd.read_csv(particles_csv) if particles_csv.is_file() else None
     dataset = io.read_dataset(args.dataset)
     if args.masks:
-        from ..analysis._measure import _check_labels
+        from ..analysis import check_labels
 
-        masks = _check_labels(io.read_masks(args.masks), dataset.stack.shape[1:],
-                              name=f"--masks {args.masks}: masks")
+        masks = check_labels(io.read_masks(args.masks), dataset.stack.shape[1:],
+                             name=f"--masks {args.masks}: masks")
     else:
         masks = None
     labels = masks if masks is not None else dataset.masks

@@ -176,7 +176,7 @@ def _watch_loop(live, output, args, say) -> int:
             last = up.rows[up.rows["frame"] == up.new_frames[-1]]
             cap = last["capacity_mAh_g"].iloc[0] if len(last) else np.nan
             unr = last["unreacted_fraction"].mean() if len(last) else np.nan
-            say(f"frame {up.new_frames[-1]} (t = {live._time[up.new_frames[-1]]:g} s): "
+            say(f"frame {up.new_frames[-1]} (t = {live.time_s[up.new_frames[-1]]:g} s): "
                 f"{live.n_frames} frame(s) measured, capacity "
                 f"{'pending' if np.isnan(cap) else f'{cap:.3g} mAh/g'}, mean unreacted "
                 f"fraction {unr:.3f}")

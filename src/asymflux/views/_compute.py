@@ -512,14 +512,13 @@ def time_offset_used(particles, dataset=None):
     """The clock offset a dataset was analysed with (:class:`~asymflux.analysis.TimeOffset`):
     the dataset's, else the particle table's ``attrs["time_offset"]`` or its
     ``time_offset_*`` columns, else none."""
-    from asymflux.analysis import TimeOffset
-    from asymflux.analysis._clock import _from_dict, dataset_time_offset
+    from asymflux.analysis import TimeOffset, dataset_time_offset
 
     if dataset is not None:
         return dataset_time_offset(dataset)
     own = (getattr(particles, "attrs", None) or {}).get("time_offset")
     if own:
-        return TimeOffset(**_from_dict(own))
+        return TimeOffset.from_dict(own)
     cols = ("time_offset_s", "time_offset_uncertainty_s", "time_offset_method")
     if particles is not None and set(cols) <= set(particles.columns) and len(particles):
         row = particles.iloc[0]
@@ -588,7 +587,7 @@ results folder, read from its tables (:func:`results_spec`)."""
 def results_spec(spec) -> tuple[Path, str | None] | None:
     """``(folder, dataset name or None)`` when ``spec`` names an ``asymflux analyze`` output
     folder (``folder`` or ``folder#dataset``, :data:`RESULTS_SEP`), else None."""
-    from asymflux.analysis._pipeline import is_analyze_output
+    from asymflux.analysis import is_analyze_output
 
     text = str(spec).strip()
     folder, sep, name = text.rpartition(RESULTS_SEP)
@@ -603,7 +602,7 @@ def results_spec(spec) -> tuple[Path, str | None] | None:
 def results_dataset_specs(folder) -> list[str]:
     """One spec per dataset of the analyze outputs ``folder`` is or holds (``[]`` if
     none): ``<output>#<dataset>`` (the output itself when its tables name no dataset)."""
-    from asymflux.analysis._results import read_results, results_folders
+    from asymflux.analysis import read_results, results_folders
 
     out = []
     for f in results_folders(folder):
@@ -622,7 +621,7 @@ def read_results_spec(spec):
     """``(particles, timeseries, labels)`` of one dataset of an analyze output (a
     :func:`results_spec`), read from its tables, not analysed again; ``labels`` from its
     ``masks/<dataset>.tif`` (None if absent). DatasetSpecError if it cannot be read."""
-    from asymflux.analysis._results import read_results
+    from asymflux.analysis import read_results
 
     found = results_spec(spec)
     if found is None:

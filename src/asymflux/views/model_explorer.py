@@ -662,7 +662,7 @@ class ModelExplorer(pn.viewable.Viewer):
     def _loaded(self, result):
         ds, particles, _ts, _labels = result
         self._show_measured_voltage(ds)
-        from asymflux.analysis._results import cohort_rows
+        from asymflux.analysis import cohort_rows
 
         opts = {f"{int(r.particle_id)} ({r.classification})": int(r.particle_id)
                 for r in cohort_rows(particles).itertuples()}  # once (several half-cycles)
