@@ -77,6 +77,17 @@ def register(subparsers) -> None:
                         "each frame is normalised, as with --normalize-illumination, when the "
                         "particle-free background drifts by more than 0.2 x the threshold; "
                         "said in the warnings)")
+    p.add_argument("--illumination", choices=("auto", "on", "off"), default="auto",
+                   help="divide each frame by its smooth spatial illumination fitted to the "
+                        "particle-free pixels (a beam profile that moves or changes shape); "
+                        "auto: when that pattern changes over the particles by more than "
+                        "0.5 x the dI threshold (said in the warnings)")
+    p.add_argument("--dark", type=Path, metavar="FILE",
+                   help="dark frame (.npy or .tif; a stack is averaged), subtracted from every "
+                        "frame before detection")
+    p.add_argument("--flat", type=Path, metavar="FILE",
+                   help="flat-field frame (.npy or .tif; a stack is averaged): every frame is "
+                        "divided by (flat - dark) scaled to a mean of 1")
     p.add_argument("--rolling", type=int, metavar="N", default=None,
                    help="rolling differential dI = I_t / I_(t-N) - 1 (N frames, 1 <= N < number "
                         "of frames; the first N frames are NaN) instead of I / I0 - 1")
@@ -183,6 +194,29 @@ def _quality_options(args) -> dict:
     return out
 
 
+#: ``--illumination`` as :func:`~asymflux.analysis.analyze_path`'s ``illumination``.
+_ILLUMINATION = {"auto": "auto", "on": True, "off": None}
+
+
+def _calibration_files(args) -> dict:
+    """``--dark`` and ``--flat`` as :func:`~asymflux.analysis.analyze_path`'s ``dark`` and
+    ``flat`` (only those given); a missing file or another suffix than .npy/.tif refused
+    before any work (their contents are checked against each dataset's frames by
+    ``analyze_path``, before its analysis)."""
+    out = {}
+    for name in ("dark", "flat"):
+        path = getattr(args, name, None)
+        if path is None:
+            continue
+        if not Path(path).is_file():
+            raise ValueError(f"--{name} {path}: no such file ({name} frame: .npy or .tif)")
+        if Path(path).suffix.lower() not in (".npy", ".tif", ".tiff"):
+            raise ValueError(f"--{name} {path}: expected a .npy or .tif/.tiff file, got "
+                             f"'{Path(path).suffix}'")
+        out[name] = Path(path)
+    return out
+
+
 def run_analyze(args: argparse.Namespace) -> int:
     from .._atomic import check_output, output_errors
     from ..analysis import (
@@ -203,6 +237,8 @@ def run_analyze(args: argparse.Namespace) -> int:
     inputs = [f for p in paths for f in dataset_inputs(p)]
     if args.masks:
         inputs.append(Path(args.masks))
+    calibration = _calibration_files(args)
+    inputs += list(calibration.values())
     out = check_output(args.out, folder=True, inputs=inputs, input_folders=paths,
                        accept_folder=is_analyze_output)
     if args.scheduler:
@@ -238,7 +274,8 @@ def run_analyze(args: argparse.Namespace) -> int:
     kw = {"pixel_nm": args.pixel_nm, "frame_interval_s": args.frame_interval_s, "masks": masks,
           "options": options, "read": read,
           "masks_source": str(args.masks) if args.masks else None,
-          "time_offset_s": time_offset_option(args.time_offset_s)}
+          "time_offset_s": time_offset_option(args.time_offset_s),
+          "illumination": _ILLUMINATION[getattr(args, "illumination", "auto")], **calibration}
     failures = {}
     if len(paths) == 1 and not args.scheduler:
         try:  # errors: exit 2, nothing written
