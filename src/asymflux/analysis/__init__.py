@@ -21,7 +21,9 @@ Array functions (scikit-image style: arrays in, arrays/tables out, axes (time, r
 and on top, :func:`analyze_dataset` for an :class:`asymflux.io.Dataset` (and
 :func:`analyze_streaming`, the same tables from the particles' crops, chunk by chunk, for
 movies of large frames)
-(:func:`dataset_normalization`: its recorded illumination, if any).
+(:func:`dataset_normalization`: its recorded illumination, if any; :func:`calibrate_stack`:
+the camera's dark and flat frames; :func:`resolve_illumination`: each frame divided by its
+smooth spatial illumination).
 
 A dataset path (a folder, or a bare stack with its cycler file, frame times, clock offset):
 :func:`analyze_path` reads and measures it as ``asymflux analyze`` does;
@@ -84,6 +86,8 @@ _EXPORTS = {
     "analyze_streaming": "_streaming",
     "analyze_dataset_particle": "_pipeline",
     "dataset_normalization": "_pipeline",
+    "calibrate_stack": "_pipeline",
+    "resolve_illumination": "_pipeline",
     "write_tables": "_pipeline",
     "dataset_name": "_pipeline",
     "is_analyze_output": "_pipeline",
