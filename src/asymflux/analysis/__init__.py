@@ -21,9 +21,12 @@ Array functions (scikit-image style: arrays in, arrays/tables out, axes (time, r
 and on top, :func:`analyze_dataset` for an :class:`asymflux.io.Dataset` (and
 :func:`analyze_streaming`, the same tables from the particles' crops, chunk by chunk, for
 movies of large frames)
-(:func:`dataset_normalization`: its recorded illumination, if any; :func:`calibrate_stack`:
+(:func:`dataset_normalization`: its recorded illumination, if any;
+:func:`resolve_normalization`: what ``normalize="auto"`` becomes; :func:`calibrate_stack`:
 the camera's dark and flat frames; :func:`resolve_illumination`: each frame divided by its
 smooth spatial illumination).
+:func:`analysis_options` turns a user's choices (a front end's check boxes and fields)
+into :func:`analyze_dataset`'s keyword arguments, with its defaults.
 
 A dataset path (a folder, or a bare stack with its cycler file, frame times, clock offset):
 :func:`analyze_path` reads and measures it as ``asymflux analyze`` does;
@@ -106,6 +109,10 @@ _EXPORTS = {
     "partial_output_warnings": "_dataset",
     "STREAM_MIN_PIXELS": "_dataset",
     "WORKER_MEMORY_BYTES": "_dataset",
+    "resolve_normalization": "_pipeline",
+    "analysis_options": "_options",
+    "ILLUMINATION_CHOICES": "_options",
+    "QUALITY_FLAGS": "_quality",
     "TimeOffset": "_clock",
     "apply_time_offset": "_clock",
     "estimate_time_offset": "_clock",
