@@ -22,7 +22,9 @@ and on top, :func:`analyze_dataset` for an :class:`asymflux.io.Dataset` (and
 :func:`analyze_streaming`, the same tables from the particles' crops, chunk by chunk, for
 movies of large frames)
 (:func:`dataset_normalization`: its recorded illumination, if any;
-:func:`resolve_normalization`: what ``normalize="auto"`` becomes).
+:func:`resolve_normalization`: what ``normalize="auto"`` becomes; :func:`calibrate_stack`:
+the camera's dark and flat frames; :func:`resolve_illumination`: each frame divided by its
+smooth spatial illumination).
 :func:`analysis_options` turns a user's choices (a front end's check boxes and fields)
 into :func:`analyze_dataset`'s keyword arguments, with its defaults.
 
@@ -102,6 +104,8 @@ _EXPORTS = {
     "analyze_streaming": "_streaming",
     "analyze_dataset_particle": "_pipeline",
     "dataset_normalization": "_pipeline",
+    "calibrate_stack": "_pipeline",
+    "resolve_illumination": "_pipeline",
     "write_tables": "_pipeline",
     "dataset_name": "_naming",
     "is_analyze_output": "_pipeline",
