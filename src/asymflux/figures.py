@@ -143,7 +143,7 @@ def fig5d_data(
     from . import analysis, optics
 
     surface = model.paper_film_surfaces()["quarter, film η≈0.3"] if surface is None else surface
-    mesh = model.disk_mesh(1.2, n_radial=FIG5D_MESH[0], n_angular=FIG5D_MESH[1]) \
+    mesh = model.disk_mesh(FIG4_RADIUS_UM, n_radial=FIG5D_MESH[0], n_angular=FIG5D_MESH[1]) \
         if mesh is None else mesh
     tables = []
     for rate in rates_mA_g:
