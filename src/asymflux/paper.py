@@ -66,7 +66,13 @@ at η = 0.7 or 0.3 (Fig. 5b caption)."""
 def arc_text(label: str) -> str:
     """A paper surface (a label of :data:`FIG4_SURFACES`) as ``"CENTER_DEG:FRACTION:ETA"``
     (what ``asymflux simulate --blocked`` and ``model.Surface.from_strings`` read), or
-    ``"none"`` when nothing is blocked: ``arc_text("quarter, η = 0.3") == "180:0.25:0.3"``."""
+    ``"none"`` when nothing is blocked.
+
+    >>> arc_text("quarter, η = 0.3")
+    '180:0.25:0.3'
+    >>> arc_text("no blocking")
+    'none'
+    """
     fraction, eta = FIG4_SURFACES[label]
     if fraction <= 0:
         return "none"
