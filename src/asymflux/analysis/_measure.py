@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .._validate import check_range
+from ..paper import UNREACTED_THRESHOLD
 from ._chunks import as_float, frame_chunks, read_chunk
 from ._differential import (
     _check_background_mask,
@@ -192,7 +193,7 @@ def particle_timeseries(
     pixel_nm,
     time_s=None,
     capacity_mAh_g=None,
-    threshold=0.05,
+    threshold=UNREACTED_THRESHOLD,
     edge_px=2,
     differential=False,
     reference=None,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paper import UNREACTED_THRESHOLD
 from ._naming import dataset_name
 from ._summary import DEFAULT_ASYMMETRY_THRESHOLD, DEFAULT_WINDOW
 
@@ -42,7 +43,7 @@ def dataset_normalization(dataset, normalize="frame_mean"):
     return normalize
 
 
-def resolve_normalization(dataset, normalize, stack, labels, *, threshold=0.05,
+def resolve_normalization(dataset, normalize, stack, labels, *, threshold=UNREACTED_THRESHOLD,
                           n_reference_frames=1, rolling_frames=None):
     """``(normalize, warnings)``: ``normalize="auto"`` becomes ``"frame_mean"`` (the
     dataset's recorded illumination if it has one, :func:`dataset_normalization`) when the
@@ -70,7 +71,7 @@ def resolve_normalization(dataset, normalize, stack, labels, *, threshold=0.05,
                   "--no-normalize-illumination to keep the raw intensities)"]
 
 
-def resolve_illumination(stack, labels, illumination="auto", *, threshold=0.05,
+def resolve_illumination(stack, labels, illumination="auto", *, threshold=UNREACTED_THRESHOLD,
                          n_reference_frames=1, name="dataset"):
     """``(stack, warnings)``: the stack read divided by each frame's smooth spatial
     illumination (:class:`~asymflux.analysis._quality.CorrectedStack`: a 2-D polynomial
@@ -196,7 +197,7 @@ def check_stack_signal(stack, *, name, n_reference_frames=1):
                              "nothing to analyse")
 
 
-def check_analysis_options(*, threshold=0.05, edge_px=2, n_reference_frames=1,
+def check_analysis_options(*, threshold=UNREACTED_THRESHOLD, edge_px=2, n_reference_frames=1,
                            rolling_frames=None, window=DEFAULT_WINDOW,
                            asymmetry_threshold=DEFAULT_ASYMMETRY_THRESHOLD, drift_every=1,
                            n_frames=None):
@@ -243,7 +244,7 @@ def detect_reference(ref, *, pixel_nm=None, detect_kwargs=None):
 
 def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
                     intensity_offset=0.0, dark=None, flat=None, illumination="auto",
-                    threshold=0.05):
+                    threshold=UNREACTED_THRESHOLD):
     """``(name, stack, labels, time_s, capacity_mAh_g)`` of a dataset, as every analysis
     reads them (labels: ``masks``, else the dataset's, else detected; the stack with
     ``intensity_offset`` added, refused when its reference frames hold negative
@@ -374,7 +375,7 @@ def analyze_dataset(
     dataset,
     *,
     masks=None,
-    threshold=0.05,
+    threshold=UNREACTED_THRESHOLD,
     edge_px=2,
     register=True,
     n_reference_frames=1,
@@ -516,7 +517,7 @@ def analyze_dataset_particle(
     particle_id: int,
     *,
     masks=None,
-    threshold=0.05,
+    threshold=UNREACTED_THRESHOLD,
     edge_px=2,
     register=True,
     shifts_px=None,

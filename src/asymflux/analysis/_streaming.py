@@ -33,6 +33,7 @@ import threading
 
 import numpy as np
 
+from ..paper import UNREACTED_THRESHOLD
 from ._chunks import as_float, is_dask, read_chunk
 from ._summary import DEFAULT_ASYMMETRY_THRESHOLD, DEFAULT_WINDOW
 
@@ -314,7 +315,7 @@ def analyze_streaming(
     dataset,
     *,
     masks=None,
-    threshold=0.05,
+    threshold=UNREACTED_THRESHOLD,
     edge_px=2,
     register=True,
     n_reference_frames=1,

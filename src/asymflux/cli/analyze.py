@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+from ..paper import ASYMMETRY_THRESHOLD, UNREACTED_THRESHOLD
 from ._common import dataset_inputs, print_warnings, time_offset_option
 
 __all__ = ["register", "run_analyze", "run_cohort"]
@@ -60,13 +61,14 @@ def register(subparsers) -> None:
                         "with its uncertainty (the camera-recorded voltage against the cycler "
                         "file's, else the particles' mean intensity against the cycler's "
                         "current; docs/analysis.md). Stored in clock.csv and the tables")
-    p.add_argument("--threshold", type=float, default=0.05,
-                   help="dI below which a pixel is unreacted (default 0.05)")
+    p.add_argument("--threshold", type=float, default=UNREACTED_THRESHOLD,
+                   help=f"dI below which a pixel is unreacted (default {UNREACTED_THRESHOLD:g})")
     p.add_argument("--edge-px", type=int, default=2,
                    help="pixels next to a particle's outline left out of its unreacted region "
                         "(PSF-blurred with the matrix; default 2, ~one PSF sigma at 65 nm/px)")
     p.add_argument("--asymmetry-threshold", type=float, default=None,
-                   help="d/R_eq at or above which a particle is asymmetric (default 0.08)")
+                   help=f"d/R_eq at or above which a particle is asymmetric "
+                        f"(default {ASYMMETRY_THRESHOLD:g})")
     p.add_argument("--no-register", action="store_true", help="skip drift correction")
     p.add_argument("--normalize-illumination", action="store_true",
                    help="divide each frame by its illumination before dI (lamp flicker, drift): "

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from asymflux.io import DatasetError
+from asymflux.paper import UNREACTED_THRESHOLD
 
 from ._sources import CyclerTail, open_movie, read_manifest
 
@@ -122,7 +123,7 @@ class LiveAnalysis:
     """
 
     def __init__(self, source, *, echem=None, active_mass_mg=None, pixel_nm=None,
-                 frame_interval_s=None, masks=None, threshold=0.05, edge_px=2, register=True,
+                 frame_interval_s=None, masks=None, threshold=UNREACTED_THRESHOLD, edge_px=2, register=True,
                  normalize=None, asymmetry_threshold=None):
         from asymflux.analysis import check_analysis_options
 
