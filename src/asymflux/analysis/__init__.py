@@ -22,7 +22,9 @@ and on top, :func:`analyze_dataset` for an :class:`asymflux.io.Dataset` (and
 :func:`analyze_streaming`, the same tables from the particles' crops, chunk by chunk, for
 movies of large frames)
 (:func:`dataset_normalization`: its recorded illumination, if any;
-:func:`resolve_normalization`: what ``normalize="auto"`` becomes).
+:func:`resolve_normalization`: what ``normalize="auto"`` becomes; :func:`calibrate_stack`:
+the camera's dark and flat frames; :func:`resolve_illumination`: each frame divided by its
+smooth spatial illumination).
 :func:`analysis_options` turns a user's choices (a front end's check boxes and fields)
 into :func:`analyze_dataset`'s keyword arguments, with its defaults.
 
@@ -32,6 +34,13 @@ A dataset path (a folder, or a bare stack with its cycler file, frame times, clo
 :func:`write_analyze_output` writes their folder (tables, masks, ``clock.csv``,
 ``failures.csv``: :func:`write_clock_table`, :func:`write_failures_table`;
 :func:`partial_output_warnings` reads the latter back).
+
+What every front end checks and detects the same way: :func:`check_analysis_options`,
+:func:`check_labels` (masks against the frames), :func:`check_stack_signal` /
+:func:`blank_frame_reason` (frames that hold no image), :func:`detect_reference` (the
+particles of a reference image, default size :func:`default_min_area_px`),
+:func:`dataset_time_offset` (the clock offset a dataset carries), :func:`cohort_rows` (the
+rows a cohort counts).
 
 One particle, the same numbers everywhere: :func:`analyze_particle` (arrays) and
 :func:`analyze_dataset_particle` (a dataset) run one particle through the pipeline of
@@ -84,11 +93,21 @@ _EXPORTS = {
     "confusion_matrix": "_cohort",
     "validate_classification": "_cohort",
     "analyze_dataset": "_pipeline",
+    "check_analysis_options": "_pipeline",
+    "check_stack_signal": "_pipeline",
+    "blank_frame_reason": "_pipeline",
+    "detect_reference": "_pipeline",
+    "check_labels": "_measure",
+    "default_min_area_px": "_detect",
+    "cohort_rows": "_results",
+    "dataset_time_offset": "_clock",
     "analyze_streaming": "_streaming",
     "analyze_dataset_particle": "_pipeline",
     "dataset_normalization": "_pipeline",
+    "calibrate_stack": "_pipeline",
+    "resolve_illumination": "_pipeline",
     "write_tables": "_pipeline",
-    "dataset_name": "_pipeline",
+    "dataset_name": "_naming",
     "is_analyze_output": "_pipeline",
     "ANALYZE_OUTPUTS": "_pipeline",
     "read_results": "_results",

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..paper import ASYMMETRY_THRESHOLD, UNREACTED_THRESHOLD
 from ._common import print_warnings
 
 __all__ = ["register", "cmd_demo_live", "cmd_watch"]
@@ -63,12 +64,13 @@ def register(subparsers) -> None:
     w.add_argument("--frame-interval-s", type=float, metavar="S",
                    help="time between frames (TIFF folders carry no frame times)")
     w.add_argument("--masks", type=Path, metavar="FILE", help="particle labels (.tif/.npy)")
-    w.add_argument("--threshold", type=float, default=0.05,
-                   help="dI below which a pixel is unreacted (default 0.05)")
+    w.add_argument("--threshold", type=float, default=UNREACTED_THRESHOLD,
+                   help=f"dI below which a pixel is unreacted (default {UNREACTED_THRESHOLD:g})")
     w.add_argument("--edge-px", type=int, default=2,
                    help="outline margin left out of the unreacted region (default 2)")
     w.add_argument("--asymmetry-threshold", type=float, default=None,
-                   help="d/R_eq at or above which a particle is asymmetric (default 0.08)")
+                   help=f"d/R_eq at or above which a particle is asymmetric "
+                        f"(default {ASYMMETRY_THRESHOLD:g})")
     w.add_argument("--no-register", action="store_true", help="skip drift correction")
     w.add_argument("--normalize-illumination", action="store_true",
                    help="divide each frame by its illumination before dI (as analyze)")
@@ -176,7 +178,7 @@ def _watch_loop(live, output, args, say) -> int:
             last = up.rows[up.rows["frame"] == up.new_frames[-1]]
             cap = last["capacity_mAh_g"].iloc[0] if len(last) else np.nan
             unr = last["unreacted_fraction"].mean() if len(last) else np.nan
-            say(f"frame {up.new_frames[-1]} (t = {live._time[up.new_frames[-1]]:g} s): "
+            say(f"frame {up.new_frames[-1]} (t = {live.time_s[up.new_frames[-1]]:g} s): "
                 f"{live.n_frames} frame(s) measured, capacity "
                 f"{'pending' if np.isnan(cap) else f'{cap:.3g} mAh/g'}, mean unreacted "
                 f"fraction {unr:.3f}")

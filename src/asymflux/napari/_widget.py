@@ -45,7 +45,7 @@ __all__ = ["CurationWidget"]
 
 def _check_signal(stack, source) -> None:
     """Refuse a stack whose first or last frame holds no image (reads only those two)."""
-    from asymflux.analysis._pipeline import check_stack_signal
+    from asymflux.analysis import check_stack_signal
 
     check_stack_signal(stack, name=str(source))
 
@@ -599,8 +599,7 @@ class CurationWidget(Container):
 
         cur = self._require()
         n_ref = int(self.options_panel.n_ref.value)
-        from asymflux.analysis._detect import default_min_area_px
-        from asymflux.analysis._pipeline import detect_reference
+        from asymflux.analysis import default_min_area_px, detect_reference
 
         known = self.dataset is not None or (self.image_layer is not None and
                                              self._meta(self.image_layer).get("pixel_nm"))
