@@ -219,8 +219,7 @@ def test_analyze_dark_and_flat_undo_the_camera(tmp_path, capsys):
     ``--dark`` / ``--flat`` give the clean movie's tables back, and they are its inputs in
     provenance.json; without them dI is off."""
     from asymflux import io
-
-    from ._bad_inputs import good_dataset
+    from tests._helpers.bad_inputs import good_dataset
 
     clean = good_dataset()
     gain = _gain_field(clean.stack.shape[1:])
@@ -251,8 +250,7 @@ def test_analyze_illumination_on_off_and_auto(tmp_path, capsys):
     """``--illumination``: a beam profile that moves over the frame changes the numbers
     with "on" and "auto" (said in the warnings), not with "off"."""
     from asymflux import io
-
-    from ._bad_inputs import good_dataset
+    from tests._helpers.bad_inputs import good_dataset
 
     clean = good_dataset()
     yy, xx = np.mgrid[: clean.stack.shape[1], : clean.stack.shape[2]]
