@@ -28,7 +28,9 @@ A dataset path (a folder, or a bare stack with its cycler file, frame times, clo
 :func:`analyze_campaign` runs many on a dask.distributed client (:func:`local_client`);
 :func:`write_analyze_output` writes their folder (tables, masks, ``clock.csv``,
 ``failures.csv``: :func:`write_clock_table`, :func:`write_failures_table`;
-:func:`partial_output_warnings` reads the latter back).
+:func:`partial_output_warnings` reads the latter back). Results are kept and reused
+when the files and options are unchanged (:func:`cached`, :func:`results_cache_dir`,
+:func:`clear_results_cache`; ``analyze_path(cache=False)`` to measure again).
 
 One particle, the same numbers everywhere: :func:`analyze_particle` (arrays) and
 :func:`analyze_dataset_particle` (a dataset) run one particle through the pipeline of
@@ -102,6 +104,9 @@ _EXPORTS = {
     "partial_output_warnings": "_dataset",
     "STREAM_MIN_PIXELS": "_dataset",
     "WORKER_MEMORY_BYTES": "_dataset",
+    "cached": "_cache",
+    "results_cache_dir": "_cache",
+    "clear_results_cache": "_cache",
     "TimeOffset": "_clock",
     "apply_time_offset": "_clock",
     "estimate_time_offset": "_clock",

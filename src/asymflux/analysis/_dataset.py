@@ -116,7 +116,7 @@ STREAM_MIN_PIXELS = 1 << 20
 
 
 def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, options=None,
-                 progress=False, read=None, masks_source=None, time_offset_s=None):
+                 progress=False, read=None, masks_source=None, time_offset_s=None, cache=True):
     """Read one dataset path and analyse it, as ``asymflux analyze`` does.
 
     Parameters
@@ -145,6 +145,11 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
         (:func:`~asymflux.analysis.apply_time_offset`), applied before the capacity check;
         the offset used is in the tables (``time_offset_*`` columns and
         ``attrs["time_offset"]``). None: the dataset's own, else 0.
+    cache : bool or path-like
+        Read the result from the results cache when ``path`` (and the cycler and frame-times
+        files) and every option are unchanged since it was stored, else measure and store
+        it (:mod:`asymflux.analysis._cache`; ``docs/cache.md``). A folder: that cache
+        instead of the user's; False: measure, nothing read or written.
 
     Returns
     -------
@@ -168,6 +173,33 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
     Frames of :data:`STREAM_MIN_PIXELS` or more are measured on the particles' crops
     (:func:`~asymflux.analysis.analyze_streaming`, equal tables).
     """
+    from ._cache import cached, last
+
+    def compute():
+        return _analyze_path(path, pixel_nm=pixel_nm, frame_interval_s=frame_interval_s,
+                             masks=masks, options=options, progress=progress, read=read,
+                             masks_source=masks_source, time_offset_s=time_offset_s)
+
+    read_files = {k: Path(v) for k, v in (read or {}).items()
+                  if k in ("echem", "frame_times") and v is not None}
+    key_options = {"pixel_nm": pixel_nm, "frame_interval_s": frame_interval_s, "masks": masks,
+                   # n_threads does not change the numbers: one entry for any number
+                   "options": {k: v for k, v in (options or {}).items() if k != "n_threads"},
+                   "read": {**{k: v for k, v in (read or {}).items() if v is not None},
+                            **read_files},
+                   "time_offset_s": time_offset_s}
+    result = cached("analyze_path", [Path(path)], key_options, compute, cache=cache)
+    if progress and last.hit:
+        import sys
+
+        print(f"{path}: results read from the cache ({last.entry}); unchanged files and "
+              "options (cache=False, or --no-cache, to measure again)", file=sys.stderr)
+    return result
+
+
+def _analyze_path(path, *, pixel_nm, frame_interval_s, masks, options, progress, read,
+                  masks_source, time_offset_s):
+    """:func:`analyze_path` without the cache."""
     from ._pipeline import analyze_dataset, dataset_name
 
     ds = _read_dataset(path, pixel_nm, frame_interval_s, read, time_offset_s)
