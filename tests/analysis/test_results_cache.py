@@ -216,6 +216,7 @@ def test_two_processes_write_one_key(tmp_path, dataset_folder):
 
 
 def test_cli_no_cache(dataset_folder, tmp_path, counted, monkeypatch, capsys):
+    monkeypatch.delenv("ASYMFLUX_RESULTS_CACHE")
     monkeypatch.setenv("ASYMFLUX_CACHE", str(tmp_path / "user-cache"))
     assert _cache.results_cache_dir() == tmp_path / "user-cache" / "results"
     assert main(["analyze", str(dataset_folder), "--out", str(tmp_path / "a")]) == 0

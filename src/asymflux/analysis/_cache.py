@@ -6,10 +6,10 @@
   the asymflux version and a digest of the analysis and reading code.
 - :func:`results_cache_dir` (where the entries live), :func:`clear_results_cache`.
 
-Where: ``<cache>/results/`` with ``<cache>`` the folder of the demo datasets
-(:func:`asymflux.datasets.cache_dir`): ``$ASYMFLUX_CACHE`` if set, else
-``platformdirs.user_cache_dir("asymflux")`` (``$XDG_CACHE_HOME/asymflux``, by default
-``~/.cache/asymflux`` on Linux). One file per key, ``results/<2 hex>/<64 hex>.pkl``.
+Where: ``$ASYMFLUX_RESULTS_CACHE`` if set, else ``<cache>/results/`` with ``<cache>`` the
+folder of the demo datasets (:func:`asymflux.datasets.cache_dir`): ``$ASYMFLUX_CACHE`` if
+set, else ``platformdirs.user_cache_dir("asymflux")`` (``$XDG_CACHE_HOME/asymflux``, by
+default ``~/.cache/asymflux`` on Linux). One file per key, ``<2 hex>/<64 hex>.pkl``.
 
 The identity of an input file is its resolved path, size, modification time (ns), inode,
 and a SHA-256 of its bytes when it is small (<= 256 KiB: metadata, tables) or of its first
@@ -30,13 +30,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import pickle
 import threading
 from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["cached", "cache_key", "input_identity", "results_cache_dir",
-           "clear_results_cache", "CACHE_FORMAT"]
+           "clear_results_cache", "entry_path", "CACHE_FORMAT", "ENV_RESULTS_CACHE",
+           "Uncacheable"]
 
 #: Bump when what an entry holds changes (the code digest covers the analysis itself).
 CACHE_FORMAT = 1
@@ -50,8 +52,17 @@ class Uncacheable(TypeError):
     """An option the key cannot hold exactly (the value is then computed, not cached)."""
 
 
+#: Environment variable naming the results cache folder itself (default: ``results`` in
+#: the asymflux cache folder, :func:`asymflux.datasets.cache_dir`).
+ENV_RESULTS_CACHE = "ASYMFLUX_RESULTS_CACHE"
+
+
 def results_cache_dir() -> Path:
-    """The results cache: ``<asymflux cache folder>/results`` (module docstring)."""
+    """The results cache: ``$ASYMFLUX_RESULTS_CACHE``, else ``<asymflux cache folder>/results``
+    (``$ASYMFLUX_CACHE``, else the user's cache folder: module docstring)."""
+    env = os.environ.get(ENV_RESULTS_CACHE)
+    if env:
+        return Path(env).expanduser()
     from asymflux.datasets import cache_dir
 
     return cache_dir() / "results"
