@@ -4,6 +4,7 @@ two writers of one key leave a whole entry."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -33,6 +34,7 @@ def counted(monkeypatch):
     calls = []
     real = _pipeline.analyze_dataset
 
+    @functools.wraps(real)  # its signature (the key holds its defaults)
     def counting(*a, **k):
         calls.append(1)
         return real(*a, **k)
@@ -234,3 +236,11 @@ def test_cli_no_cache(dataset_folder, tmp_path, counted, monkeypatch, capsys):
     assert len(counted) == 3
     assert an.clear_results_cache() == 2
     assert not _cache.results_cache_dir().exists()
+
+
+def test_options_at_their_defaults_share_an_entry(dataset_folder, tmp_path, counted):
+    """``analyze``'s explicit defaults and a library call without options: one entry."""
+    an.analyze_path(dataset_folder, cache=tmp_path)
+    an.analyze_path(dataset_folder, options={"threshold": 0.05, "register": True, "edge_px": 2},
+                    cache=tmp_path)
+    assert len(counted) == 1 and _cache.last.hit

@@ -183,8 +183,7 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
     read_files = {k: Path(v) for k, v in (read or {}).items()
                   if k in ("echem", "frame_times") and v is not None}
     key_options = {"pixel_nm": pixel_nm, "frame_interval_s": frame_interval_s, "masks": masks,
-                   # n_threads does not change the numbers: one entry for any number
-                   "options": {k: v for k, v in (options or {}).items() if k != "n_threads"},
+                   "options": _key_options(options),
                    "read": {**{k: v for k, v in (read or {}).items() if v is not None},
                             **read_files},
                    "time_offset_s": time_offset_s}
@@ -195,6 +194,24 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
         print(f"{path}: results read from the cache ({last.entry}); unchanged files and "
               "options (cache=False, or --no-cache, to measure again)", file=sys.stderr)
     return result
+
+
+#: Options of ``analyze_dataset`` that do not change its numbers: not in the cache key.
+_NOT_IN_KEY = ("dataset", "masks", "n_threads", "progress", "return_labels")
+
+
+def _key_options(options) -> dict:
+    """``options`` over :func:`~asymflux.analysis.analyze_dataset`'s defaults, without those
+    that do not change the numbers: the options as the cache key holds them (an option given
+    at its default value and one left out give one key)."""
+    import inspect
+
+    from ._pipeline import analyze_dataset
+
+    out = {name: p.default for name, p in inspect.signature(analyze_dataset).parameters.items()
+           if p.default is not inspect.Parameter.empty and name not in _NOT_IN_KEY}
+    out.update({k: v for k, v in (options or {}).items() if k not in _NOT_IN_KEY})
+    return out
 
 
 def _analyze_path(path, *, pixel_nm, frame_interval_s, masks, options, progress, read,
