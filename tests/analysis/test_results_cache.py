@@ -244,3 +244,19 @@ def test_options_at_their_defaults_share_an_entry(dataset_folder, tmp_path, coun
     an.analyze_path(dataset_folder, options={"threshold": 0.05, "register": True, "edge_px": 2},
                     cache=tmp_path)
     assert len(counted) == 1 and _cache.last.hit
+
+
+def test_provenance_remembers_a_large_files_hash(tmp_path, monkeypatch):
+    """provenance hashes a large file in full once per identity; a change is hashed again."""
+    from asymflux import provenance
+
+    monkeypatch.setattr(provenance, "REMEMBER_SHA256_BYTES", 1 << 20)
+    f = tmp_path / "movie.raw"
+    f.write_bytes(bytes(2 << 20))
+    calls = []
+    real = provenance.sha256_file
+    monkeypatch.setattr(provenance, "sha256_file", lambda p: calls.append(p) or real(p))
+    first = provenance.file_record(f)["sha256"]
+    assert provenance.file_record(f)["sha256"] == first == real(f) and len(calls) == 1
+    f.write_bytes(b"\1" + bytes((2 << 20) - 1))
+    assert provenance.file_record(f)["sha256"] == real(f) != first and len(calls) == 2
