@@ -116,7 +116,8 @@ STREAM_MIN_PIXELS = 1 << 20
 
 
 def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, options=None,
-                 progress=False, read=None, masks_source=None, time_offset_s=None, cache=True):
+                 progress=False, read=None, masks_source=None, time_offset_s=None, cache=True,
+                 require_capacity=True):
     """Read one dataset path and analyse it, as ``asymflux analyze`` does.
 
     Parameters
@@ -150,6 +151,10 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
         files) and every option are unchanged since it was stored, else measure and store
         it (:mod:`asymflux.analysis._cache`; ``docs/cache.md``). A folder: that cache
         instead of the user's; False: measure, nothing read or written.
+    require_capacity : bool
+        Refuse a dataset whose cycler data give no frame a capacity (``asymflux analyze``);
+        False: measure it all the same (the dashboards show it). A refusal is never stored,
+        so both share the cache's entries.
 
     Returns
     -------
@@ -178,7 +183,8 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
     def compute():
         return _analyze_path(path, pixel_nm=pixel_nm, frame_interval_s=frame_interval_s,
                              masks=masks, options=options, progress=progress, read=read,
-                             masks_source=masks_source, time_offset_s=time_offset_s)
+                             masks_source=masks_source, time_offset_s=time_offset_s,
+                             require_capacity=require_capacity)
 
     read_files = {k: Path(v) for k, v in (read or {}).items()
                   if k in ("echem", "frame_times") and v is not None}
@@ -215,7 +221,7 @@ def _key_options(options) -> dict:
 
 
 def _analyze_path(path, *, pixel_nm, frame_interval_s, masks, options, progress, read,
-                  masks_source, time_offset_s):
+                  masks_source, time_offset_s, require_capacity=True):
     """:func:`analyze_path` without the cache."""
     from ._pipeline import analyze_dataset, dataset_name
 
@@ -232,7 +238,8 @@ def _analyze_path(path, *, pixel_nm, frame_interval_s, masks, options, progress,
             ds = apply_time_offset(ds, time_offset_s, masks=masks)
         except ValueError as e:
             raise ValueError(str(e) if str(path) in str(e) else f"{path}: {e}") from e
-    _check_capacity(ds, path)
+    if require_capacity:
+        _check_capacity(ds, path)
     if getattr(ds, "pixel_nm", None) is None and pixel_nm is not None:
         ds.pixel_nm = pixel_nm
     rolling = (options or {}).get("rolling_frames")

@@ -1,0 +1,64 @@
+"""A second server shows the cohort page's Fig. 5e from the results cache (docs/cache.md): the
+first server analyses the datasets and stores each analysis; the second reads them (no entry
+rewritten: a measurement would store its result again) and draws the same Fig. 5e."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from _server import CHROMIUM, COHORT_DATASETS, STATIC_PROBE, launch, serve, wait_for, watch_errors
+
+pytestmark = pytest.mark.browser
+
+TIMEOUT_S = 240.0
+
+
+def _fig5e_shown(sig) -> bool:
+    return any(str(s[0]).startswith("Fig. 5e") and s[2] > 0 for s in sig)
+
+
+def _entries(folder: Path) -> dict:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.glob("*/*.pkl")}
+
+
+def _fig5e(url, browser) -> tuple[float, list]:
+    ctx = browser.new_context(viewport={"width": 1600, "height": 1300})
+    try:
+        page = ctx.new_page()
+        errors = watch_errors(page)
+        t0 = time.monotonic()
+        page.goto(url + "/cohort?datasets=" + ",".join(COHORT_DATASETS))
+        _, sig = wait_for(page, _fig5e_shown, timeout_s=TIMEOUT_S)
+        assert not errors, errors
+        return time.monotonic() - t0, sorted(s for s in sig if str(s[0]).startswith("Fig. 5e"))
+    finally:
+        ctx.close()
+
+
+@pytest.mark.slow
+def test_second_server_shows_fig5e_from_the_cache(demo_data, session_cache, tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    results = tmp_path / "results-cache"
+    env = {"ASYMFLUX_RESULTS_CACHE": str(results)}
+    dashboards = [str(Path(__file__).resolve().parents[2] / "dashboards" / "cohort.py")]
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            with serve(session_cache, dashboards=dashboards, probe=STATIC_PROBE, env=env,
+                       log_path=tmp_path / "first.log") as url:
+                first_s, first = _fig5e(url, browser)
+            stored = _entries(results)
+            assert len(stored) == len(COHORT_DATASETS), stored  # one analysis per dataset
+            with serve(session_cache, dashboards=dashboards, probe=STATIC_PROBE, env=env,
+                       log_path=tmp_path / "second.log") as url:
+                second_s, second = _fig5e(url, browser)
+        finally:
+            browser.close()
+    assert _entries(results) == stored  # read, none measured and stored again
+    assert second == first  # the same bars and intervals
+    print(f"Fig. 5e: {first_s:.1f} s in the first server, {second_s:.1f} s in the second")
