@@ -20,9 +20,12 @@ random-walk drift) in a temporary folder (deleted afterwards), then measures in 
 the disk's own sequential read rate of that file with its pages evicted from the page
 cache (``posix_fadvise(DONTNEED)``; what stayed resident is printed), and ``asymflux
 analyze``'s path for it (``analysis._streaming.analyze_streaming``: particle crops,
-drift on a region) reading it cold (pages evicted again) and warm (a second run), in a
-fresh process whose peak RSS is reported. Prints frames/s, the ratio analysis / disk and
-the peak memory (goal < 1.5 GiB).
+drift on a region) reading it cold (pages evicted again) and warm (a second run), and a
+third time warm with the compiled kernels off (``ASYMFLUX_COMPILED=0``: the NumPy path;
+its tables must equal the compiled ones bit for bit), each in a fresh process whose peak
+RSS is reported. Prints frames/s in all and for the pass over the frames alone (the
+one-off setup, mostly the particle detection, apart), the ratios analysis / disk, the
+peak memory (goal < 1.5 GiB) and ``uptime``.
 
     python benchmarks/bench_analysis.py --instrument                 # 1000 frames, 4.4 GiB
     python benchmarks/bench_analysis.py --instrument --frames 2000
@@ -218,32 +221,69 @@ def _analyse_child(path: str, full_frame: bool, out_json: str):
 
     from asymflux import analysis as an
     from asymflux import io
+    from asymflux.analysis import _measure
     from asymflux.analysis._streaming import CropMosaic, analyze_streaming
 
     warnings.simplefilter("ignore")
+    passes = []  # (wall s, CPU s) of the measurement's pass over the frames
+    measure = _measure.particle_timeseries
+
+    def timed(*args, **kw):
+        t, c = time.perf_counter(), time.process_time()
+        out = measure(*args, **kw)
+        passes.append((time.perf_counter() - t, time.process_time() - c))
+        return out
+
+    _measure.particle_timeseries = timed  # analyze_streaming imports it at each call
     ds = io.read_dataset(path)
     t = time.perf_counter()
     c = time.process_time()
     fn = an.analyze_dataset if full_frame else analyze_streaming
     particles, ts, labels = fn(ds, return_labels=True)
     dt, cpu = time.perf_counter() - t, time.process_time() - c
+    pass_s, pass_cpu = (float(sum(x)) for x in zip(*passes, strict=True)) if passes \
+        else (float("nan"), float("nan"))
     mosaic = CropMosaic(ds.stack, labels, region=an.default_registration_region(labels))
     ts.to_parquet(out_json + ".ts.parquet")
     particles.to_parquet(out_json + ".p.parquet")
     with open(out_json, "w") as f:
         json.dump({"seconds": dt, "cpu_seconds": cpu, "peak_rss_mib": peak_rss_mb(),
+                   "pass_seconds": pass_s, "pass_cpu_seconds": pass_cpu,
+                   "load": os.getloadavg()[0],
                    "particles": len(particles), "mosaic_fraction": mosaic.fraction,
                    "asymmetric": int((particles.classification == "asymmetric").sum())}, f)
 
 
-def _run_child(path: Path, full_frame=False):
+def _run_child(path: Path, full_frame=False, compiled=True):
     import json
     import subprocess
 
-    out = path.with_suffix(f".{'full' if full_frame else 'stream'}.json")
+    out = path.with_suffix(f".{'full' if full_frame else 'stream'}"
+                           f"{'' if compiled else '-numpy'}.json")
+    env = dict(os.environ, ASYMFLUX_COMPILED="1" if compiled else "0")
     subprocess.run([sys.executable, __file__, "--_child", str(path), str(out)]
-                   + (["--_full-frame"] if full_frame else []), check=True)
+                   + (["--_full-frame"] if full_frame else []), check=True, env=env)
     return json.loads(out.read_text()), out
+
+
+def _compile_kernels():
+    """Compile the analysis' numba kernels once (cached on disk), so that the timed runs
+    load them (~0.3 s) instead of compiling them (~2 s): a user's second run does too."""
+    from asymflux.analysis import _kernels
+
+    _kernels.prepare()
+
+
+def _report(name, r, n, note):
+    fps = n / r["seconds"]
+    pass_fps = n / r["pass_seconds"]
+    print(f"analysis ({name}: {note}): {r['seconds']:.1f} s = {fps:.0f} frames/s in all; its "
+          f"pass over the frames {r['pass_seconds']:.1f} s = {pass_fps:.0f} frames/s (CPU "
+          f"{1e3 * r['pass_cpu_seconds'] / n:.1f} ms/frame, {r['pass_cpu_seconds'] / r['pass_seconds']:.2f} "
+          f"cores busy), one-off setup (detection, normalisation test, tables) "
+          f"{r['seconds'] - r['pass_seconds']:.1f} s; peak RSS {r['peak_rss_mib']:.0f} MiB; "
+          f"{r['particles']} particles, {r['asymmetric']} asymmetric; crops = "
+          f"{r['mosaic_fraction']:.0%} of a frame; load {r['load']:.1f}")
 
 
 def instrument_main(args):
@@ -271,21 +311,43 @@ def instrument_main(args):
               "the host may cache too, so this is the rate this machine gets, not the "
               "device's")
 
+        _compile_kernels()
         left = _evict(path)
         cold, _ = _run_child(path)
         warm, out = _run_child(path)
-        for name, r, note in (("cold", cold, f"pages evicted, {left:.0%} resident"),
-                              ("warm", warm, "file in the page cache")):
-            fps = n / r["seconds"]
-            print(f"analysis ({name}: {note}): {r['seconds']:.1f} s, {fps:.0f} frames/s "
-                  f"(CPU {1e3 * r['cpu_seconds'] / n:.1f} ms/frame over the threads), "
-                  f"peak RSS {r['peak_rss_mib']:.0f} MiB; {r['particles']} particles, "
-                  f"{r['asymmetric']} asymmetric; crops = {r['mosaic_fraction']:.0%} of a frame")
-        fps_cold = n / cold["seconds"]
+        runs = [("cold", cold, f"pages evicted, {left:.0%} resident"),
+                ("warm", warm, "file in the page cache")]
+        if not args.no_numpy:
+            numpy_run, out_numpy = _run_child(path, compiled=False)
+            runs.append(("warm, ASYMFLUX_COMPILED=0", numpy_run,
+                         "kernels off: NumPy and h5py reads, as before"))
+        for name, r, note in runs:
+            _report(name, r, n, note)
+        if not args.no_numpy:
+            same = True
+            for suffix in (".ts.parquet", ".p.parquet"):
+                try:
+                    pd.testing.assert_frame_equal(pd.read_parquet(str(out) + suffix),
+                                                  pd.read_parquet(str(out_numpy) + suffix),
+                                                  check_exact=True)
+                except AssertionError:
+                    same = False
+            print(f"tables with and without the compiled kernels identical, bit for bit: {same}; "
+                  f"the pass {warm['pass_cpu_seconds'] / max(numpy_run['pass_cpu_seconds'], 1e-9):.2f}x "
+                  "the CPU time without them")
         disk_fps = disk / 2**20 / frame_mib
-        print(f"ratio analysis / disk: {fps_cold / disk_fps:.2f} (cold analysis {fps_cold:.0f} "
-              f"frames/s over a cold read {disk_fps:.0f} frames/s)")
-        peak = max(cold["peak_rss_mib"], warm["peak_rss_mib"])
+        fps_cold = n / cold["seconds"]
+        pass_cold = n / cold["pass_seconds"]
+        setup = cold["seconds"] - cold["pass_seconds"]
+        print(f"ratio analysis / disk: {pass_cold / disk_fps:.2f} for the pass over the frames "
+              f"(cold, {pass_cold:.0f} frames/s over a cold read {disk_fps:.0f} frames/s); "
+              f"{fps_cold / disk_fps:.2f} in all, with the one-off setup ({setup:.1f} s) in "
+              f"{n} frames")
+        big = 13000
+        print(f"a {big}-frame movie at these rates: analysis {setup + big / pass_cold:.0f} s "
+              f"(ratio {(big / disk_fps) / (setup + big / pass_cold):.2f}), the disk "
+              f"{big / disk_fps:.0f} s")
+        peak = max(r["peak_rss_mib"] for _, r, _ in runs)
         print(f"peak memory < 1.5 GiB -> {'met' if peak < 1536 else 'NOT met'} ({peak:.0f} MiB)")
         if args.compare:
             full, out_full = _run_child(path, full_frame=True)
@@ -301,7 +363,10 @@ def instrument_main(args):
             print(f"full-frame analyze_dataset (warm): {full['seconds']:.1f} s, {fps:.0f} "
                   f"frames/s (CPU {1e3 * full['cpu_seconds'] / n:.1f} ms/frame), peak RSS "
                   f"{full['peak_rss_mib']:.0f} MiB; tables identical to the streamed ones: {same}")
-        print(f"load average {os.getloadavg()[0]:.2f} (2 cores; other load slows everything)")
+        import subprocess
+
+        up = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+        print(f"uptime: {up} (2 cores; other load slows everything)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
@@ -318,6 +383,9 @@ def main(argv=None):
                    help="particles in the --instrument movie")
     p.add_argument("--compare", action="store_true",
                    help="--instrument: also run the full-frame analyze_dataset and compare")
+    p.add_argument("--no-numpy", action="store_true",
+                   help="--instrument: skip the third run with the compiled kernels off "
+                        "(ASYMFLUX_COMPILED=0) and the comparison of its tables")
     p.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
     p.add_argument("--_full-frame", dest="full_frame", action="store_true",
                    help=argparse.SUPPRESS)

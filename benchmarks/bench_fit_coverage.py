@@ -96,31 +96,32 @@ def _one(job):
     return row
 
 
-def main(argv=None) -> int:
+def select_jobs(n, kinetic=False):
+    """The first ``n`` demo particles whose truth is one blocked arc with η <= 0.5 (and a
+    film with ``kinetic``), as ``(dataset name, particle id, kinetic)``."""
     from asymflux import datasets
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=24, help="number of particles (default 24)")
-    ap.add_argument("--kinetic", action="store_true", help="fit film arcs (kinetic surface)")
-    ap.add_argument("--workers", type=int, default=2, help="processes (default 2)")
-    args = ap.parse_args(argv)
     jobs = []
     for name in SOURCES:
         truth = datasets.load(name).ground_truth["particles"]
         for pid, arcs in truth.groupby("particle_id"):
             if (len(arcs) == 1 and float(arcs["fraction"].iloc[0]) > 0 and float(arcs["eta"].iloc[0]) <= 0.5
-                    and (not args.kinetic or float(arcs["film_resistance_ohm_m2"].iloc[0]) > 0)):
-                jobs.append((name, int(pid), args.kinetic))
-        if len(jobs) >= args.n:
+                    and (not kinetic or float(arcs["film_resistance_ohm_m2"].iloc[0]) > 0)):
+                jobs.append((name, int(pid), kinetic))
+        if len(jobs) >= n:
             break
-    jobs = jobs[:args.n]
-    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        rows = list(pool.map(_one, jobs))
-    t = pd.DataFrame(rows)
+    return jobs[:n]
+
+
+def fit_jobs(jobs, workers=2):
+    """One row per job (:func:`_one`), fitted in ``workers`` processes."""
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        return pd.DataFrame(list(pool.map(_one, jobs)))
+
+
+def coverage(t, kinetic=False):
+    """{quantity: number of particles whose truth is within two reported standard errors}."""
     fitted = t.dropna(subset=["center"]) if "center" in t else t.iloc[:0]
-    pd.set_option("display.width", 220)
-    print(t.round(3).to_string(index=False))
-    n = len(t)
 
     def within(err, se):
         return int(np.sum(np.asarray(err) <= 2 * np.asarray(se)))
@@ -133,10 +134,26 @@ def main(argv=None) -> int:
         "fraction (truth in the fit's frame)": within(np.abs(fitted["fraction"] - fitted["true_fraction_fit_frame"]), fitted["fraction_se"]),
         "fraction (truth as generated)": within(np.abs(fitted["fraction"] - fitted["true_fraction"]), fitted["fraction_se"]),
     }
-    if args.kinetic:
+    if kinetic:
         cov["log10 R_film"] = within(np.abs(fitted["log10_r"] - fitted["true_log10_r"]), fitted["log10_r_se"])
     else:
         cov["eta"] = within(np.abs(fitted["eta"] - fitted["true_eta"]), fitted["eta_se"])
+    return cov
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=24, help="number of particles (default 24)")
+    ap.add_argument("--kinetic", action="store_true", help="fit film arcs (kinetic surface)")
+    ap.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    args = ap.parse_args(argv)
+    t = fit_jobs(select_jobs(args.n, args.kinetic), args.workers)
+    fitted = t.dropna(subset=["center"]) if "center" in t else t.iloc[:0]
+    pd.set_option("display.width", 220)
+    print(t.round(3).to_string(index=False))
+    n = len(t)
+
+    cov = coverage(t, args.kinetic)
     print(f"\n{n} particles with one true arc (eta <= 0.5), {len(fitted)} fitted with an arc; "
           "truth within two reported standard errors (a particle reported unblocked counts as a miss):")
     for k, v in cov.items():

@@ -8,7 +8,8 @@ served alone, first, or beside the model explorer.
 """
 
 from asymflux.views import CohortBrowser
-from asymflux.views._common import session_arg
+from asymflux.views._runtime import session_arg, start_page
 
 CohortBrowser(datasets=session_arg("datasets", "cohorts"),
               time_offset=session_arg("time_offset", "")).servable(title="asymflux cohort browser")
+start_page()  # gc.freeze once the page has loaded; a closed page's last update: no traceback

@@ -7,10 +7,11 @@ particle against the dataset's (a clear message when the dataset has no such par
 """
 
 from asymflux.views import ModelExplorer
-from asymflux.views._common import session_arg
+from asymflux.views._runtime import session_arg, start_page
 
 ModelExplorer(
     dataset=session_arg("dataset", "aged"),
     particle_arg=session_arg("particle"),
     time_offset=session_arg("time_offset", ""),
 ).servable(title="asymflux model explorer")
+start_page()  # gc.freeze once the page has loaded; a closed page's last update: no traceback

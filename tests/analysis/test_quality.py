@@ -1,5 +1,7 @@
 """Quality flags: each artefact of a real microscope raises its flag, a clean movie none."""
 
+import functools
+
 import numpy as np
 import pytest
 from _analysis_synth import disk
@@ -60,9 +62,15 @@ def _measure(stack, lab, **kw):
     return an.particle_timeseries(stack, lab, pixel_nm=PIXEL_NM, **kw)
 
 
+@functools.cache
+def clean_movie():
+    """The clean movie, made once per session (test_camera.py uses it too: ~10 s)."""
+    return _movie()
+
+
 @pytest.fixture(scope="module")
 def clean():
-    return _movie()
+    return clean_movie()
 
 
 @pytest.fixture(scope="module")

@@ -185,3 +185,58 @@ def test_peak_memory_does_not_grow_with_the_number_of_frames(tmp_path):
     # frames: 4x; memory: the same few chunks (the tables, ~0.2 kB a particle and frame,
     # are the only part that grows)
     assert peak_long / peak_short < 1.5, (peak_short, peak_long)
+
+
+@pytest.mark.parametrize("options", [{}, {"normalize": "frame_mean", "margin_px": 40}],
+                         ids=["default", "frame_mean-edge-tiles"])
+def test_compiled_kernels_give_the_numpy_paths_numbers_bit_for_bit(movie, options,
+                                                                   monkeypatch):
+    """The numba kernels (``analysis._kernels``: the crops' gather from frames read straight
+    from the file, the registered bilinear sampling, the blank-frame test) against the
+    NumPy path (``ASYMFLUX_COMPILED=0``), on the streamed and the full-frame analyses."""
+    from asymflux.analysis import _kernels
+
+    if not _kernels.use_compiled():
+        pytest.skip("numba is not importable")
+    lazy = io.read_dataset(movie)
+    # the movie's frames are read straight from the file (one chunk per frame, raw)
+    labels = _quiet(analyze_streaming, lazy, return_labels=True, **options)[2]
+    assert CropMosaic(lazy.stack, labels)._direct is not None
+    out = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv("ASYMFLUX_COMPILED", flag)
+        out[flag] = (_quiet(analyze_streaming, lazy, **options),
+                     _quiet(an.analyze_dataset, lazy, **{k: v for k, v in options.items()
+                                                        if k != "margin_px"}))
+    for numpy_tables, compiled_tables in zip(out["0"], out["1"], strict=True):
+        for a, b in zip(numpy_tables, compiled_tables, strict=True):
+            pd.testing.assert_frame_equal(b, a, check_exact=True)
+    assert out["1"][0][1]["drift_row_px"].abs().max() > 1  # registered: bilinear sampling
+
+
+def test_direct_frames_read_what_h5py_reads(tmp_path):
+    """``io.instrument.direct_frames``: raw frames at the chunks' offsets, equal to h5py's
+    reads, for a chunked and a contiguous movie and a chunk never written (its fill
+    value); none for a compressed movie."""
+    from asymflux.io.instrument import direct_frames
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 4000, (5, 7, 9)).astype(np.uint16)
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w") as f:
+        chunked = f.create_dataset("chunked", (6, 7, 9), dtype="u2", chunks=(1, 7, 9),
+                                   fillvalue=17)
+        chunked[:5] = data  # frame 5 never written
+        f.create_dataset("contiguous", data=data)
+        f.create_dataset("gzip", data=data, chunks=(1, 7, 9), compression="gzip")
+    with h5py.File(path, "r") as f:
+        for name, n in (("chunked", 6), ("contiguous", 5)):
+            reader = direct_frames(f[name])
+            assert reader is not None, name
+            reader.prefetch(0, n)
+            buf = np.empty((7, 9), np.uint16)
+            for k in range(n):
+                np.testing.assert_array_equal(reader.read(k, buf), f[name][k])
+            if name == "chunked":
+                assert np.all(buf == 17)  # the unwritten frame: h5py's fill value
+        assert direct_frames(f["gzip"]) is None

@@ -34,11 +34,11 @@ def demo_data(session_cache):
 
 @pytest.fixture(scope="session", autouse=True)
 def _dashboard_worker_pool():
-    """The views' simulation worker processes (``asymflux.views._common``, started by the
+    """The views' simulation worker processes (``asymflux.views._pool``, started by the
     first simulation in this process) are shut down when the session ends, also after a
     failure or Ctrl-C, instead of at interpreter exit (never, if the process is killed)."""
     yield
-    common = sys.modules.get("asymflux.views._common")
+    common = sys.modules.get("asymflux.views._pool")
     pool = getattr(common, "_POOL", None)
     if pool:
         workers = list((getattr(pool, "_processes", None) or {}).values())

@@ -22,7 +22,8 @@ import pytest
 pn = pytest.importorskip("panel")
 
 from asymflux.views import CohortBrowser, ModelExplorer  # noqa: E402
-from asymflux.views import _common as K  # noqa: E402
+from asymflux.views import _jobs as J  # noqa: E402
+from asymflux.views import _uploads as U  # noqa: E402
 
 if str(Path(__file__).resolve().parents[2]) not in sys.path:  # tests/dashboards is no package
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -136,7 +137,7 @@ def test_cycler_problems_are_kept_with_the_analysis(tmp_path, folder, breaker, w
     one line each, never turned into numbers."""
     breaker(folder)
     before = snapshot(tmp_path)
-    _ds, particles, _ts, _labels = K.analyzed(str(folder))
+    _ds, particles, _ts, _labels = J.analyzed(str(folder))
     warns = [w for w in particles.attrs["warnings"] if "echem.csv" in w]
     assert len(warns) == 1, particles.attrs["warnings"]
     check_message(warns[0], words)
@@ -211,10 +212,10 @@ def test_save_upload_refuses_bad_zips(tmp_path, uploads, good_folder, case, make
     """The upload path under both pages: one line naming the upload, nothing left."""
     data = make(zip_folder(good_folder))
     if case == "bad dataset inside":  # unpacked: the page's read of it says why (above)
-        K.remove_dir(K.upload_root(K.save_upload(data, filename)))
+        U.remove_dir(U.upload_root(U.save_upload(data, filename)))
         return
     with pytest.raises(ValueError) as e:
-        K.save_upload(data, filename)
+        U.save_upload(data, filename)
     check_message(str(e.value), words)
     assert not list(uploads.iterdir())
 

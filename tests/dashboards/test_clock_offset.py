@@ -10,8 +10,9 @@ import pytest
 
 from asymflux import io, optics
 from asymflux.cli import main
-from asymflux.views import _common as K
 from asymflux.views import _compute as C
+from asymflux.views import _jobs as J
+from asymflux.views import _pool as P
 
 OFFSET_S = 137.0  # the cycler's clock reads the camera's + this
 FRAME_S = 30.0
@@ -70,10 +71,10 @@ def test_the_offset_text_a_page_takes():
 
 @pytest.mark.parametrize("text", ["auto", "-20"])
 def test_the_pages_numbers_equal_the_clis(clock_folder, cli_results, text):
-    """K.analyzed (the page's analysis, outside a server) with an offset: the same offset,
+    """J.analyzed (the page's analysis, outside a server) with an offset: the same offset,
     uncertainty and method, and the same per-frame capacity and d(capacity), as
     ``asymflux analyze --time-offset-s`` (clock.csv, particles.csv, timeseries.csv)."""
-    ds, particles, ts, _labels = K.analyzed(clock_folder, time_offset_s=text)
+    ds, particles, ts, _labels = J.analyzed(clock_folder, time_offset_s=text)
     clock = pd.read_csv(cli_results[text] / "clock.csv")
     used = C.time_offset_used(particles, ds)
     assert used.method == clock.time_offset_method[0] == ("optical-rate" if text == "auto"
@@ -101,39 +102,39 @@ def test_the_pages_numbers_equal_the_clis(clock_folder, cli_results, text):
                                cli_p["time_offset_s"])
     # the particle's movie (d(capacity) of the pages' plots) on the same capacities
     pid = int(particles["particle_id"].iloc[0])
-    movie = K.measured(clock_folder, pid, time_offset_s=text)
+    movie = J.measured(clock_folder, pid, time_offset_s=text)
     np.testing.assert_allclose(movie.capacity_mAh_g,
                                mine[mine.particle_id == pid]["capacity_mAh_g"], rtol=1e-9)
 
 
 def test_the_offset_is_part_of_the_cache_keys(clock_folder):
-    given = K.analyzed(clock_folder, time_offset_s="60")
-    assert K.analyzed(clock_folder, time_offset_s=" 60 ") is given  # the same: not again
-    assert K.analysis_ready(clock_folder, time_offset_s=60.0)
-    assert not K.analysis_ready(clock_folder, time_offset_s=61.0)
-    other = K.analyzed(clock_folder, time_offset_s=0)
-    own = K.analyzed(clock_folder)  # none given: the dataset's own (as before)
+    given = J.analyzed(clock_folder, time_offset_s="60")
+    assert J.analyzed(clock_folder, time_offset_s=" 60 ") is given  # the same: not again
+    assert J.analysis_ready(clock_folder, time_offset_s=60.0)
+    assert not J.analysis_ready(clock_folder, time_offset_s=61.0)
+    other = J.analyzed(clock_folder, time_offset_s=0)
+    own = J.analyzed(clock_folder)  # none given: the dataset's own (as before)
     assert other is not given and own is not other
     assert C.time_offset_used(own[1], own[0]).method == "none"
     cap = {k: r[2].loc[r[2].particle_id == 1, "capacity_mAh_g"].to_numpy()
            for k, r in (("60", given), ("0", other))}
     assert not np.allclose(cap["60"], cap["0"], equal_nan=True)
-    m60 = K.measured(clock_folder, 1, time_offset_s="60")
-    assert K.measured(clock_folder, 1, time_offset_s=60.0) is m60
-    np.testing.assert_allclose(K.measured(clock_folder, 1, time_offset_s=0).capacity_mAh_g,
+    m60 = J.measured(clock_folder, 1, time_offset_s="60")
+    assert J.measured(clock_folder, 1, time_offset_s=60.0) is m60
+    np.testing.assert_allclose(J.measured(clock_folder, 1, time_offset_s=0).capacity_mAh_g,
                                cap["0"])
     # the simulated twin's key holds it too
     s = {"eta": 0.3, "blocked_fraction": 0.25, "angle_deg": 180.0, "rate_mA_g": 50.0,
          "diffusivity_scale": 1.0}
-    keys = [K._simulated_call(clock_folder, 1, s, off)[1]["key"] for off in (60.0, 0.0)]
+    keys = [P._simulated_call(clock_folder, 1, s, off)[1]["key"] for off in (60.0, 0.0)]
     assert keys[0] != keys[1]
 
 
 def test_a_results_folder_refuses_an_offset_and_shows_its_own(cli_results):
     spec = str(cli_results["-20"])
     with pytest.raises(C.DatasetSpecError, match="own clock offset"):
-        K.analyzed(spec, time_offset_s="5")
-    _ds, particles, _ts, _l = K.analyzed(spec)
+        J.analyzed(spec, time_offset_s="5")
+    _ds, particles, _ts, _l = J.analyzed(spec)
     used = C.time_offset_used(particles)
     assert (used.offset_s, used.method) == (-20.0, "given")
 
@@ -141,9 +142,9 @@ def test_a_results_folder_refuses_an_offset_and_shows_its_own(cli_results):
 def test_the_worker_process_analyses_with_the_offset(clock_folder, cli_results):
     """start_analysis (a server's page): the worker estimates the offset once; the result
     and the dataset kept for the particles' movies carry it; the same as the CLI's."""
-    with K._LOCK:  # analysed in this process by the tests above: not in the table here
-        K._RESULTS.pop((clock_folder, K.dataset_stamp(clock_folder), "auto"), None)
-    job = K.start_analysis(clock_folder, time_offset_s="auto")
+    with J._LOCK:  # analysed in this process by the tests above: not in the table here
+        J._RESULTS.pop((clock_folder, J.dataset_stamp(clock_folder), "auto"), None)
+    job = J.start_analysis(clock_folder, time_offset_s="auto")
     try:
         ds, particles, ts, _labels = job.future.result(timeout=240)
     finally:
@@ -153,10 +154,10 @@ def test_the_worker_process_analyses_with_the_offset(clock_folder, cli_results):
         assert used.method == "optical-rate"
         assert used.offset_s == pytest.approx(clock.time_offset_s[0], abs=1e-9)
     assert job.process is not None  # a worker's
-    assert K.analysis_ready(clock_folder, time_offset_s="auto")
+    assert J.analysis_ready(clock_folder, time_offset_s="auto")
     # the Fit button's fit is given that estimate (not estimated again in its worker)
-    assert K._used_offset(clock_folder, "auto") == C.time_offset_used(None, ds)
-    assert K._used_offset(clock_folder, 5.0) == 5.0
+    assert J._used_offset(clock_folder, "auto") == C.time_offset_used(None, ds)
+    assert J._used_offset(clock_folder, 5.0) == 5.0
 
 
 def test_the_cohort_page_shows_the_offset_used(clock_folder):
@@ -175,7 +176,7 @@ def test_the_explorer_passes_the_offset(clock_folder, monkeypatch):
     the slider keys of the maps and Fig. 5b do not (their latency untouched)."""
     from asymflux.views.model_explorer import ModelExplorer
 
-    monkeypatch.setattr(K, "prefetch", lambda *a, **kw: {})  # no simulations here
+    monkeypatch.setattr(P, "prefetch", lambda *a, **kw: {})  # no simulations here
     monkeypatch.setattr(ModelExplorer, "_publish", lambda self, keys: None)
     view = ModelExplorer(dataset=clock_folder, time_offset="-20")
     assert "-20 s (given by the user)" in view._dataset_info.object
@@ -183,7 +184,7 @@ def test_the_explorer_passes_the_offset(clock_folder, monkeypatch):
     assert keys["twin"][-1] == "-20"
     assert "-20" not in keys["maps"] and "-20" not in keys["rate"]
     m = view._measured_movie(clock_folder, view.particle_id, -20.0)
-    assert m is K.measured(clock_folder, view.particle_id, time_offset_s="-20")
+    assert m is J.measured(clock_folder, view.particle_id, time_offset_s="-20")
     pid, rate = view.particle_id, view.settings.rate_mA_g
     view.time_offset = "0"  # analysed again; the same particle and rate
     assert "0 s (given by the user)" in view._dataset_info.object

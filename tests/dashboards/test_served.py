@@ -98,7 +98,7 @@ def test_each_page_works_first_in_a_fresh_server(files, order, demo_data, sessio
             try:
                 assert ready(sig)
                 assert not errors, errors
-                # BokehJS skips rewriting unchanged <style> elements (_common.
+                # BokehJS skips rewriting unchanged <style> elements (_bokehjs_patch.
                 # skip_unchanged_stylesheets): fails when a new Bokeh no longer matches
                 # the checked versions or method, so that the change is looked at again
                 assert page.evaluate("() => window.__asymflux_stylesheets") is True, \

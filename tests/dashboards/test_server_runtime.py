@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("panel")
 
-from asymflux.views import _common as K  # noqa: E402
+from asymflux.views import _runtime as R  # noqa: E402
 
 
 def test_a_closed_pages_update_is_dropped_and_other_errors_are_reported(monkeypatch):
@@ -19,11 +19,11 @@ def test_a_closed_pages_update_is_dropped_and_other_errors_are_reported(monkeypa
     loop.set_exception_handler(lambda _loop, context: seen.append(context["exception"]))
     asyncio.set_event_loop(loop)
     try:
-        assert not K.quiet_closed_websockets()  # outside a server: nothing changes
-        monkeypatch.setattr(K, "in_server", lambda: True)
-        assert K.quiet_closed_websockets()
+        assert not R.quiet_closed_websockets()  # outside a server: nothing changes
+        monkeypatch.setattr(R, "in_server", lambda: True)
+        assert R.quiet_closed_websockets()
         handler = loop.get_exception_handler()
-        assert K.quiet_closed_websockets() and loop.get_exception_handler() is handler  # once
+        assert R.quiet_closed_websockets() and loop.get_exception_handler() is handler  # once
         handler(loop, {"message": "Task exception was never retrieved",
                        "exception": WebSocketClosedError()})
         assert seen == []

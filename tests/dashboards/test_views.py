@@ -69,10 +69,10 @@ def test_a_curves_missing_rates_run_side_by_side_once(monkeypatch):
     in one run (``_compute.li_extracted_at_rates``), a single missing rate alone
     (``_compute.li_extracted``); points already there are reused; the values are each
     rate's own run's within 1e-4 per f.u.; a failed run is run again when asked again."""
-    from asymflux.views import _common as K
+    from asymflux.views import _pool as P
 
-    monkeypatch.setattr(K, "_pool", lambda: None)  # in this process, to count the calls
-    monkeypatch.setattr(K, "_FUTURES", type(K._FUTURES)())
+    monkeypatch.setattr(P, "_pool", lambda: None)  # in this process, to count the calls
+    monkeypatch.setattr(P, "_FUTURES", type(P._FUTURES)())
     calls = []
     batch, one = C.li_extracted_at_rates, C.li_extracted
     fail = []
@@ -90,22 +90,22 @@ def test_a_curves_missing_rates_run_side_by_side_once(monkeypatch):
     monkeypatch.setattr(C, "li_extracted_at_rates", counted_batch)
     monkeypatch.setattr(C, "li_extracted", counted_one)
     film = 0.2
-    first, started = K._submit_points(1.0, 0.25, [100.0, 400.0], 1.0, film)
+    first, started = P._submit_points(1.0, 0.25, [100.0, 400.0], 1.0, film)
     assert started and calls == [(100.0, 400.0)]
-    more, started = K._submit_points(1.0, 0.25, [50.0, 100.0, 400.0, 50.0], 1.0, film)
+    more, started = P._submit_points(1.0, 0.25, [50.0, 100.0, 400.0, 50.0], 1.0, film)
     assert started and calls[1:] == [50.0]  # only the new rate; a rate asked twice once
     assert more[1] is first[0] and more[2] is first[1] and len(more) == 3
-    again, started = K._submit_points(1.0, 0.25, [400.0, 50.0], 1.0, film)
+    again, started = P._submit_points(1.0, 0.25, [400.0, 50.0], 1.0, film)
     assert not started and len(calls) == 2
     for rate, fut in zip([50.0, 100.0, 400.0], more, strict=True):
         assert fut.result() == pytest.approx(one(1.0, 0.25, rate, 1.0, film), abs=1e-4)
 
     fail.append(RuntimeError("the solver failed"))
-    lost, _ = K._submit_points(1.0, 0.25, [200.0, 300.0], 1.0, film)
+    lost, _ = P._submit_points(1.0, 0.25, [200.0, 300.0], 1.0, film)
     for fut in lost:
         with pytest.raises(RuntimeError, match="solver failed"):
             fut.result()
-    retried, started = K._submit_points(1.0, 0.25, [200.0, 300.0, 100.0], 1.0, film)
+    retried, started = P._submit_points(1.0, 0.25, [200.0, 300.0, 100.0], 1.0, film)
     assert started and calls[2:] == [(200.0, 300.0), (200.0, 300.0)]
     assert retried[0].result() == pytest.approx(one(1.0, 0.25, 200.0, 1.0, film), abs=1e-4)
     assert retried[2] is first[0]
@@ -113,7 +113,7 @@ def test_a_curves_missing_rates_run_side_by_side_once(monkeypatch):
     # one rate failing alone leaves the others' points
     monkeypatch.setattr(C, "li_extracted_at_rates",
                         lambda *args: [0.5, RuntimeError("rate 150 failed")])
-    mixed, _ = K._submit_points(0.3, 0.25, [75.0, 150.0], 1.0)
+    mixed, _ = P._submit_points(0.3, 0.25, [75.0, 150.0], 1.0)
     assert mixed[0].result() == 0.5
     with pytest.raises(RuntimeError, match="rate 150"):
         mixed[1].result()
@@ -124,14 +124,14 @@ def test_a_run_cancelled_when_the_pool_stopped_is_run_again(monkeypatch):
     for its result again runs it again instead of raising CancelledError."""
     from concurrent.futures import Future
 
-    from asymflux.views import _common as K
+    from asymflux.views import _pool as P
 
-    monkeypatch.setattr(K, "_pool", lambda: None)
-    monkeypatch.setattr(K, "_FUTURES", type(K._FUTURES)())
+    monkeypatch.setattr(P, "_pool", lambda: None)
+    monkeypatch.setattr(P, "_FUTURES", type(P._FUTURES)())
     cancelled = Future()
     assert cancelled.cancel()
-    K._FUTURES[K._point_key(1.0, 0.0, 400.0, 1.0)] = cancelled
-    (fut,), started = K._submit_points(1.0, 0.0, [400.0], 1.0)
+    P._FUTURES[P._point_key(1.0, 0.0, 400.0, 1.0)] = cancelled
+    (fut,), started = P._submit_points(1.0, 0.0, [400.0], 1.0)
     assert started and fut is not cancelled
     assert fut.result() == pytest.approx(C.li_extracted(1.0, 0.0, 400.0), abs=1e-12)
 
@@ -156,9 +156,9 @@ def test_comparison_same_code_path(explorer):
 def test_simulated_twin_mesh_is_fine_enough(explorer, monkeypatch, film_ohm_m2):
     # the twin runs on a coarser mesh than the demo data (PARTICLE_MESH) to answer a slider
     # quickly; through the PSF and the pixels its d(capacity) must not tell the difference
-    from asymflux.views import _common as K
+    from asymflux.views import _jobs as J
 
-    m = K.measured(explorer.dataset, 1)
+    m = J.measured(explorer.dataset, 1)
     kw = dict(eta=0.3, blocked_fraction=0.25, angle_deg=180.0, rate_mA_g=100.0,
               film_ohm_m2=film_ohm_m2)
     coarse = C.simulated_particle(m.mask, m.pixel_nm, m.capacity_mAh_g, **kw).timeseries
@@ -369,12 +369,12 @@ def test_fit_button_awaits_the_worker(explorer):
 
 
 def test_a_failing_fit_is_reported_in_the_page(explorer, monkeypatch):
-    from asymflux.views import _common as K
+    from asymflux.views import _pool as P
 
     def broken(*_a, **_k):
         raise ValueError("no capacity per frame")
 
-    monkeypatch.setattr(K, "fit", broken)
+    monkeypatch.setattr(P, "fit", broken)
     explorer.particle_id = 1
     assert explorer.fit_particle() is None
     assert explorer.alert.visible and "no capacity per frame" in explorer.alert.object
@@ -389,7 +389,7 @@ def test_one_update_recomputes_the_model_graph_once_with_public_bokeh_api():
     from bokeh.models import ColumnDataSource, Range1d
     from bokeh.plotting import figure
 
-    from asymflux.views import _common as K
+    from asymflux.views import _bokeh as B
 
     doc, fig = Document(), figure()
     source = ColumnDataSource({"x": [0, 1], "y": [0, 1]})
@@ -400,7 +400,7 @@ def test_one_update_recomputes_the_model_graph_once_with_public_bokeh_api():
     doc.models.recompute = lambda: (calls.append(1), real())
     before = set(vars(doc.models))
     new_range = Range1d(0, 5)
-    with K.one_update(doc):
+    with B.one_update(doc):
         for _ in range(3):  # three plots updated, as HoloViews does
             with doc.models.freeze():
                 source.data = {"x": [0, 1, 2], "y": [1, 2, 3]}
@@ -410,16 +410,16 @@ def test_one_update_recomputes_the_model_graph_once_with_public_bokeh_api():
     assert calls == [1]  # one walk, and the new model is the page's
     assert doc.models.get_by_id(new_range.id) is new_range
     assert set(vars(doc.models)) == before and doc.models._freeze_count == 0
-    with K.one_update(None):  # no document (notebook, tests): nothing to do
+    with B.one_update(None):  # no document (notebook, tests): nothing to do
         pass
 
 
 def test_common_uses_no_private_bokeh_api():
     import inspect
 
-    from asymflux.views import _common as K
+    from asymflux.views import _bokeh as B
 
-    src = inspect.getsource(K)
+    src = inspect.getsource(B)
     assert "_pop_freeze" not in src and "_freeze_count" not in src
 
 
@@ -647,14 +647,14 @@ def test_a_particle_the_dataset_lacks_is_reported(demo_data):
 def test_size_limit_message_and_analyse_anyway(demo_data, tmp_path, monkeypatch):
     import shutil
 
-    from asymflux.views import _common as K
+    from asymflux.views import _jobs as J
 
     copy = tmp_path / "limited"
     shutil.copytree(demo_data["aged"], copy)  # not in the table of analyses yet
-    monkeypatch.setenv(K.MAX_VALUES_ENV, "1000")
+    monkeypatch.setenv(J.MAX_VALUES_ENV, "1000")
     view = ModelExplorer(dataset=str(copy))
     assert view.alert.visible and "limit" in view.alert.object
-    assert K.MAX_VALUES_ENV in view.alert.object and view.large_button.visible
+    assert J.MAX_VALUES_ENV in view.alert.object and view.large_button.visible
     assert view.particle_id is None
     view.large_button.clicks += 1
     assert not view.alert.visible and view.particle_id is not None
@@ -663,7 +663,7 @@ def test_size_limit_message_and_analyse_anyway(demo_data, tmp_path, monkeypatch)
 def test_uploads_are_removed_and_bad_zips_named(explorer, demo_data, tmp_path, monkeypatch):
     import tempfile
 
-    from asymflux.views import _common as K
+    from asymflux.views import _runtime as R
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     buf = io.BytesIO()
@@ -692,21 +692,21 @@ def test_uploads_are_removed_and_bad_zips_named(explorer, demo_data, tmp_path, m
     view.upload.value = b"not a zip"
     assert "x.zip: not a zip file" in view.alert.object and "expected" in view.alert.object
     assert not list(tmp_path.glob("asymflux-upload-*"))
-    K.shutdown()  # the server's stop removes what is left (and restarts nothing)
+    R.shutdown()  # the server's stop removes what is left (and restarts nothing)
 
 
 def test_unexpected_errors_name_the_dataset():
-    from asymflux.views import _common as K
+    from asymflux.views import _errors as E
 
-    text = K.error_text(OverflowError("cannot convert float infinity to integer"),
+    text = E.error_text(OverflowError("cannot convert float infinity to integer"),
                         source="/data/run7")
     assert "/data/run7" in text and "unexpected" in text
     assert "OverflowError" not in text  # no class names on the page (#28)
-    assert K.error_text(C.DatasetSpecError("x.zip: not a zip file"), source="x.zip") == \
+    assert E.error_text(C.DatasetSpecError("x.zip: not a zip file"), source="x.zip") == \
         "**Cannot open this**: x.zip: not a zip file"
     from asymflux.io import DatasetError
 
-    assert K.error_text(DatasetError("m.json: bad")).startswith("**Cannot use this dataset**")
+    assert E.error_text(DatasetError("m.json: bad")).startswith("**Cannot use this dataset**")
 
 
 def test_analysis_job_in_a_worker_can_be_cancelled(tmp_path, monkeypatch):
@@ -715,21 +715,21 @@ def test_analysis_job_in_a_worker_can_be_cancelled(tmp_path, monkeypatch):
 
     from _server import write_large_lazy_dataset
 
-    from asymflux.views import _common as K
+    from asymflux.views import _jobs as J
 
     path = write_large_lazy_dataset(tmp_path / "large", shape=(400, 1024, 1024))
-    monkeypatch.setenv(K.MAX_VALUES_ENV, "1e8")
-    job = K.start_analysis(str(path))
-    with pytest.raises(K.DatasetTooLarge, match="400 x 1,024 x 1,024"):
+    monkeypatch.setenv(J.MAX_VALUES_ENV, "1e8")
+    job = J.start_analysis(str(path))
+    with pytest.raises(J.DatasetTooLarge, match="400 x 1,024 x 1,024"):
         job.future.result(timeout=120)
-    job = K.start_analysis(str(path), allow_large=True)
+    job = J.start_analysis(str(path), allow_large=True)
     deadline = time.monotonic() + 120
     while job.process is None or job.status.startswith(("waiting", "starting")):
         assert time.monotonic() < deadline and not job.future.done(), job.describe()
         time.sleep(0.2)
     proc = job.process
     job.release()  # the only waiter: the process is killed
-    with pytest.raises(K.AnalysisStopped, match="cancelled"):
+    with pytest.raises(J.AnalysisStopped, match="cancelled"):
         job.future.result(timeout=30)
     assert not proc.is_alive()
 
@@ -740,12 +740,12 @@ def test_a_worker_whose_server_closed_the_pipe_ends_quietly(demo_data, capfd):
     import multiprocessing
     import os
 
-    from asymflux.views import _common as K
+    from asymflux.views import _jobs as J
 
     fork = multiprocessing.get_context("fork")  # its stderr is this test's captured fd 2
     ours, theirs = fork.Pipe()
     ours.close()  # the server stopped listening before the worker's first report
-    worker = fork.Process(target=K._job_main,
+    worker = fork.Process(target=J._job_main,
                           args=(theirs, str(demo_data["aged"]), False, None, os.getpid()))
     worker.start()
     try:
@@ -768,15 +768,15 @@ def test_the_libraries_are_left_out_of_full_garbage_collections():
     import subprocess
     import sys
 
-    from asymflux.views import _common as K
+    from asymflux.views import _pool as P
 
-    code = ("import gc; from asymflux.views import _common as K; "
-            "assert gc.get_freeze_count() == 0; assert K.freeze_long_lived_objects(); "
+    code = ("import gc; from asymflux.views import _runtime as R; "
+            "assert gc.get_freeze_count() == 0; assert R.freeze_long_lived_objects(); "
             "n = gc.get_freeze_count(); assert n > 50000, n; "
-            "assert not K.freeze_long_lived_objects(); assert gc.get_freeze_count() == n")
+            "assert not R.freeze_long_lived_objects(); assert gc.get_freeze_count() == n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
-    assert K._pool() is not None  # the views' worker processes, as in a server
-    assert K._submit(gc.get_freeze_count).result(timeout=120) > 50000
+    assert P._pool() is not None  # the views' worker processes, as in a server
+    assert P._submit(gc.get_freeze_count).result(timeout=120) > 50000
 
 
 
@@ -788,46 +788,46 @@ def test_a_page_freezes_once_loaded_and_unfreezes_when_its_session_ends(monkeypa
 
     import panel as pn
 
-    from asymflux.views import _common as K
+    from asymflux.views import _runtime as R
 
     loads, ends = [], []
     monkeypatch.setattr(pn.state, "onload", loads.append)
-    monkeypatch.setattr(K, "on_session_end", ends.append)
-    monkeypatch.setattr(K, "in_server", lambda: False)
-    K.freeze_while_session_open()
+    monkeypatch.setattr(R, "on_session_end", ends.append)
+    monkeypatch.setattr(R, "in_server", lambda: False)
+    R.freeze_while_session_open()
     assert not loads
-    monkeypatch.setattr(K, "in_server", lambda: True)
-    assert gc.get_freeze_count() == 0 and not K._GC_FROZEN
+    monkeypatch.setattr(R, "in_server", lambda: True)
+    assert gc.get_freeze_count() == 0 and not R._GC_FROZEN
     try:
-        K.freeze_while_session_open()
-        K.freeze_while_session_open()  # a second page
+        R.freeze_while_session_open()
+        R.freeze_while_session_open()  # a second page
         assert len(loads) == 2
         loads[0]()  # the first page loads: frozen, unfrozen at its session's end
-        assert gc.get_freeze_count() > 0 and ends == [K.unfreeze_long_lived_objects]
+        assert gc.get_freeze_count() > 0 and ends == [R.unfreeze_long_lived_objects]
         loads[1]()  # the second: already frozen, nothing more
         assert len(ends) == 1
         ends[0]()
-        assert gc.get_freeze_count() == 0 and not K._GC_FROZEN
+        assert gc.get_freeze_count() == 0 and not R._GC_FROZEN
     finally:
-        K.unfreeze_long_lived_objects()
+        R.unfreeze_long_lived_objects()
 
 
 def test_the_timing_mode_logs_slow_garbage_collections(monkeypatch, capsys):
     import gc
 
-    from asymflux.views import _common as K
+    from asymflux.views import _runtime as R
 
-    monkeypatch.delenv(K.TIMING_ENV, raising=False)
-    assert not K.log_slow_collections()
-    monkeypatch.setenv(K.TIMING_ENV, "1")
-    monkeypatch.setattr(K, "SLOW_COLLECTION_S", -1.0)  # every collection is "slow"
+    monkeypatch.delenv(R.TIMING_ENV, raising=False)
+    assert not R.log_slow_collections()
+    monkeypatch.setenv(R.TIMING_ENV, "1")
+    monkeypatch.setattr(R, "SLOW_COLLECTION_S", -1.0)  # every collection is "slow"
     try:
-        assert K.log_slow_collections() and K.log_slow_collections()  # registered once
-        assert gc.callbacks.count(K._gc_timer) == 1
+        assert R.log_slow_collections() and R.log_slow_collections()  # registered once
+        assert gc.callbacks.count(R._gc_timer) == 1
         gc.collect()
     finally:
-        while K._gc_timer in gc.callbacks:
-            gc.callbacks.remove(K._gc_timer)
+        while R._gc_timer in gc.callbacks:
+            gc.callbacks.remove(R._gc_timer)
     assert "garbage collection of generation 2 took" in capsys.readouterr().err
 
 
@@ -881,7 +881,7 @@ def test_film_slider_maps_log10_to_ohm_m2(kinetic_view):
     view.settings.surface_model = "kinetic"
     w = view.film_slider
     assert w.start == -3.0 and w.end == 0.5
-    assert w.value == pytest.approx(np.log10(0.20))  # default: docs/calibration.md, η ≈ 0.3
+    assert w.value == pytest.approx(np.log10(0.135))  # default: docs/calibration.md, η ≈ 0.3
     for pos, ohm_m2 in ((-1.0, 0.1), (0.0, 1.0), (-2.0, 0.01), (np.log10(0.028), 0.028),
                         (-0.5, 0.316)):
         _set_slider(w, pos)
@@ -1112,17 +1112,17 @@ def test_curve_builders_make_the_page_figures(demo_data):
 
 
 def test_both_views_load_through_one_shared_loader(demo_data, tmp_path, monkeypatch):
-    """The explorer and the cohort browser share _common.DatasetLoader (alert, progress,
+    """The explorer and the cohort browser share _widgets.DatasetLoader (alert, progress,
     'Analyse anyway', uploads, load token); the cohort's uploads are removed at the end of
     its session too."""
     import tempfile
 
-    from asymflux.views import _common as K
+    from asymflux.views import _widgets as W
 
     explorer = ModelExplorer(dataset="aged")
     cohort = CohortBrowser(datasets=COHORT_DATASETS[0])
     for view in (explorer, cohort):
-        assert isinstance(view.loader, K.DatasetLoader)
+        assert isinstance(view.loader, W.DatasetLoader)
         assert view.alert is view.loader.alert and view.upload is view.loader.upload
         token = view.loader.new_load()
         assert view.loader.current(token) and not view.loader.current(token - 1)
@@ -1328,13 +1328,13 @@ def test_the_stylesheet_change_matches_the_installed_bokeh():
     import bokeh
     from bokeh.document import Document
 
-    from asymflux.views import _common as K
+    from asymflux.views import _bokehjs_patch as S
 
-    assert ".".join(bokeh.__version__.split(".")[:2]) in K.STYLESHEET_PATCH_BOKEH, \
+    assert ".".join(bokeh.__version__.split(".")[:2]) in S.STYLESHEET_PATCH_BOKEH, \
         f"Bokeh {bokeh.__version__}: check core/dom.InlineStyleSheet._update, then list it"
     js = (Path(bokeh.__file__).parent / "server/static/js/bokeh.min.js").read_text()
     methods = re.findall(r"_update\(\w+\)\{this\.el\.textContent=\w+\}", js)
-    assert methods and all(re.match(K.STYLESHEET_UPDATE_SOURCE, m) for m in methods)
-    assert not re.match(K.STYLESHEET_UPDATE_SOURCE, "_update(t){this.el.textContent=e}")
+    assert methods and all(re.match(S.STYLESHEET_UPDATE_SOURCE, m) for m in methods)
+    assert not re.match(S.STYLESHEET_UPDATE_SOURCE, "_update(t){this.el.textContent=e}")
     doc = Document()
-    assert K.skip_unchanged_stylesheets(doc) and not K.skip_unchanged_stylesheets(doc)  # once
+    assert S.skip_unchanged_stylesheets(doc) and not S.skip_unchanged_stylesheets(doc)  # once

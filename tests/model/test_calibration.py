@@ -33,7 +33,34 @@ def test_theoretical_capacity_and_ocv():
     ocv = p["Open-circuit voltage [V]"]
     theta = np.linspace(0.2, 1.0, 81)
     assert np.all(np.diff(ocv(theta)) < 0)
-    assert 3.4 < ocv(0.97) < 3.8 and 4.2 < ocv(0.25) < 4.4
+    # Verbrugge 2017 NMC622 (MSMR): 3.574 V at θ0 = 0.97, 4.110 V at 0.25 (Chen 2020: 3.512, 4.31)
+    assert 3.5 < ocv(0.97) < 3.65 and 4.0 < ocv(0.25) < 4.2
+
+
+def test_default_ocv_is_the_sourced_msmr_curve_up_to_full_lithiation():
+    """The default OCV (a tanh series, compiled by the kinetic surface) is the Verbrugge 2017
+    MSMR curve within 2.5 mV from θ 0.1 to 0.995, with its steep fall near θ = 1 (slope
+    within 10 % at 0.95-0.99), unlike the Chen 2020 fit, straight (−0.81 V) there."""
+    from asymflux.model import parameters as P
+
+    ocv = model.nmc88_lun2025()["Open-circuit voltage [V]"]
+    assert ocv is P.ocv_nmc622_verbrugge2017
+    theta = np.linspace(0.1, 0.995, 200)
+    exact = P.ocv_msmr_nmc622_verbrugge2017_exact(theta)
+    assert np.abs(ocv(theta) - exact).max() < 2.5e-3
+    # the exact curve inverts θ(U)
+    assert P.msmr_occupancy(exact) == pytest.approx(theta, abs=1e-9)
+    probe = np.array([0.95, 0.97, 0.99])
+    h = 1e-5
+    slope_exact = (P.ocv_msmr_nmc622_verbrugge2017_exact(probe + h)
+                   - P.ocv_msmr_nmc622_verbrugge2017_exact(probe - h)) / (2 * h)
+    _, slope = ocv.value_and_slope(probe)
+    assert slope == pytest.approx(slope_exact, rel=0.1)
+    assert slope[-1] < -4.0  # steep near full lithiation
+    _, chen_slope = P.ocv_nmc811_chen2020.value_and_slope(probe)
+    assert chen_slope == pytest.approx(-0.809, abs=0.01)
+    assert model.get_parameter_set("nmc88_chen2020_ocv")["Open-circuit voltage [V]"] is \
+        P.ocv_nmc811_chen2020
 
 
 def test_rate_sweep_follows_paper_trends():

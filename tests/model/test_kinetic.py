@@ -192,7 +192,8 @@ def test_mirror_symmetry_about_the_arc_centre(center_deg):
     assert Discretisation(res.mesh, res.params, surface).n_unknowns == 1 + 20 * 24
     folded = model.simulate(None, None, surface, [model.Charge(100, minutes=10)],
                             output_minutes=[5])
-    np.testing.assert_allclose(folded.theta, res.theta, atol=3e-5)
+    # (1.3e-4 with the Verbrugge 2017 OCV, steep near θ = 1; 3e-5 was enough with Chen 2020)
+    np.testing.assert_allclose(folded.theta, res.theta, atol=2e-4)
 
 
 def test_kinetic_charge_ends_at_4_3_V_by_default():
@@ -240,8 +241,10 @@ def test_convergence_of_max_d_20x48_vs_40x96():
 def test_max_d_converged_at_400_mA_g():
     """Fig. 5d at the highest rate, 400 mA/g, on three meshes: on Fig. 5d's mesh
     (``figures.FIG5D_MESH``, 20 x 96) max d is within 5 % and the last core point's distance
-    from the edge within 8 % of a 4x finer mesh (40 x 192; 80 x 192 gives the same 750 nm),
-    and 30 x 144 lies between. (The library's default 20 x 48 mesh gives 673 nm: 10 % low.)"""
+    from the edge within 8 % of a 4x finer mesh (40 x 192; 80 x 192 gives the same 740 nm),
+    and 30 x 144 lies between. With the Verbrugge 2017 OCV and its 0.135 Ω m² film: 720 /
+    740 / 740 nm, last core point 480 / 460 / 460 nm from the edge (2.7 %, 4.4 %). (The
+    library's default 20 x 48 mesh gives 680 nm: 8 % low.)"""
     meshes = [figures.FIG5D_MESH, (30, 144), (40, 192)]
     rows = [_d_summary([400.0], model.disk_mesh(R_UM, n_radial=nr, n_angular=na)).iloc[0]
             for nr, na in meshes]
@@ -357,7 +360,7 @@ def test_the_compiled_surface_path_solves_as_the_generic_one():
     # the same OCV without its closed form goes the NumPy way: the same V, currents, slopes
     from asymflux.model.kinetics import KineticBoundary
 
-    chen = model.parameters.ocv_nmc811_chen2020
+    chen = model.nmc88_lun2025()["Open-circuit voltage [V]"]  # the default's (Verbrugge 2017)
     mesh = model.disk_mesh(R_UM, n_radial=4, n_angular=12)
     surface = _film((180, 0.25, 0.2), (30, 0.1, 1.0))
     fast = KineticBoundary(mesh, model.nmc88_lun2025(), surface)

@@ -8,14 +8,14 @@ import pytest
 
 from asymflux import model
 from asymflux.cli import main
-from asymflux.model.parameters import TableDiffusivity, TableOCV, ocv_nmc811_chen2020
+from asymflux.model.parameters import TableDiffusivity, TableOCV, ocv_nmc622_verbrugge2017
 
 MESH = model.disk_mesh(1.2, n_radial=8, n_angular=16)
 FILM = model.Surface.kinetic([model.FilmArc(180.0, 0.25, 0.2)])
 
 
 def _ocv_csv(path, theta):
-    pd.DataFrame({"theta": theta, "voltage_V": ocv_nmc811_chen2020(theta)}).to_csv(path, index=False)
+    pd.DataFrame({"theta": theta, "voltage_V": ocv_nmc622_verbrugge2017(theta)}).to_csv(path, index=False)
     return path
 
 
@@ -23,7 +23,7 @@ def test_ocv_table_sampled_from_the_built_in_curve_reproduces_its_run():
     """A table of the built-in OCV (161 points over θ 0.2-1) gives the built-in kinetic run:
     V within 0.5 mV, θ within 1e-4 (PCHIP between the points: 8e-6 V off the curve)."""
     theta = np.linspace(0.2, 1.0, 161)[::-1]  # any order
-    user = model.parameters_from_tables(ocv=(theta, ocv_nmc811_chen2020(theta)))
+    user = model.parameters_from_tables(ocv=(theta, ocv_nmc622_verbrugge2017(theta)))
     assert isinstance(user["Open-circuit voltage [V]"], TableOCV)
     steps = [model.Charge(200.0, minutes=15)]
     out = [2.0, 5.0, 10.0, 15.0]

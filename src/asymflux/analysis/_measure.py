@@ -111,6 +111,14 @@ class _Pixels:
             return np.take(flat, self.flat, axis=1)
         n_row, n_col = chunk.shape[1:]
         out = np.empty((chunk.shape[0], self.flat.size), dtype=np.float64)
+        from ._kernels import bilinear_sample, use_compiled
+
+        if flat.dtype == np.float64 and use_compiled():  # the same numbers, in one pass
+            lo_r, w_r = np.divmod(-np.asarray(shifts[:, 0], dtype=float), 1.0)
+            lo_c, w_c = np.divmod(-np.asarray(shifts[:, 1], dtype=float), 1.0)
+            return bilinear_sample(np.ascontiguousarray(flat), self.rows, self.cols, n_row,
+                                   n_col, lo_r.astype(np.int64), w_r, lo_c.astype(np.int64),
+                                   w_c, out)
         for k in range(chunk.shape[0]):
             if shifts[k, 0] == 0 and shifts[k, 1] == 0:
                 out[k] = np.take(flat[k], self.flat)
@@ -467,7 +475,12 @@ def particle_timeseries(
         blank = np.zeros(t1 - t0, bool)
         if not differential:  # a frame with no image (NaN, or one value: never written)
             flat = chunk.reshape(t1 - t0, -1)
-            blank = ~(np.fmax.reduce(flat, axis=1) > np.fmin.reduce(flat, axis=1))
+            from ._kernels import blank_frames, use_compiled
+
+            if flat.flags.c_contiguous and use_compiled():
+                blank = blank_frames(flat)
+            else:
+                blank = ~(np.fmax.reduce(flat, axis=1) > np.fmin.reduce(flat, axis=1))
             if blank.any():
                 chunk = np.where(blank[:, None, None], np.nan, chunk)
         if shifts_px is not None:
@@ -514,6 +527,14 @@ def particle_timeseries(
             out[f"n_unr_{side}"] = px.reduce(u)
             out[f"sum_unr_row_{side}"] = px.reduce(u * rows_f)
             out[f"sum_unr_col_{side}"] = px.reduce(u * cols_f)
+        if qc is not None and qc.clip is not None:  # where clipped pixels could put the core
+            unk = (np.isnan(vals) * px.inner) if not all_valid else np.zeros_like(unr)
+            if i0 is not None and not discharge and threshold > 0 and unk.any():
+                f_t = illumination(chunk, t0, t1)  # clipped but I0 x (1 + threshold) below
+                raw_i0 = i0 if f_t is None else i0 * f_t[:, None]  # the clip: reacted
+                unk = unk * (raw_i0 * (1 + threshold) > qc.clip)
+            out.update(n_unk=px.reduce(unk), sum_unk_row=px.reduce(unk * rows_f),
+                       sum_unk_col=px.reduce(unk * cols_f))
         if qc is not None:
             out.update(qc.chunk(chunk, s, vals, -dI if discharge else dI,  # reaction's sign
                                 illumination(chunk, t0, t1)))
@@ -582,6 +603,15 @@ def particle_timeseries(
         d_low = np.fmin.reduce(d_band)
         d_high = np.fmax.reduce(d_band)
     small = (n_unr > 0) & (n_unr < min_core_px)  # an unresolved core: its centre is noise
+    unknown = np.zeros(n_unr.shape, bool)
+    if "n_unk" in cat:  # clipped pixels are unknown: d NaN where they could move the core
+        from ._quality import saturation_ambiguous
+
+        unknown = saturation_ambiguous(n_unr, cat["sum_unr_row"], cat["sum_unr_col"],
+                                       cat.pop("n_unk"), cat.pop("sum_unk_row"),
+                                       cat.pop("sum_unk_col"), px.com_row, px.com_col)
+        offset_px = np.where(unknown, np.nan, offset_px)
+        angle = np.where(unknown, np.nan, angle)
     d_low = np.where(np.isfinite(offset_px) & ~small, d_low, np.nan)
     d_high = np.where(np.isfinite(offset_px) & ~small, d_high, np.nan)
     if small.any():
@@ -589,7 +619,8 @@ def particle_timeseries(
         angle = np.where(small, np.nan, angle)
     reason = np.where(n_valid == 0, "no valid pixels",
                       np.where(n_unr == 0, "no unreacted pixels",
-                               np.where(small, "core too small", "")))
+                               np.where(small, "core too small",
+                                        np.where(unknown, "clipped pixels", ""))))
     flags = None
     if qc is not None:
         from ._quality import join_flags

@@ -9,8 +9,8 @@ import numpy as np
 
 from ._summary import DEFAULT_ASYMMETRY_THRESHOLD, DEFAULT_WINDOW
 
-__all__ = ["analyze_dataset", "analyze_dataset_particle", "dataset_name", "dataset_normalization",
-           "write_tables"]
+__all__ = ["analyze_dataset", "analyze_dataset_particle", "calibrate_stack", "dataset_name",
+           "dataset_normalization", "resolve_illumination", "write_tables"]
 
 
 def dataset_name(dataset) -> str:
@@ -79,6 +79,78 @@ def resolve_normalization(dataset, normalize, stack, labels, *, threshold=0.05,
                   f"({BACKGROUND_DRIFT_FRACTION:g} x the dI threshold {threshold:g}): each "
                   f"frame is normalised by {how} (normalize='frame_mean'; normalize=None / "
                   "--no-normalize-illumination to keep the raw intensities)"]
+
+
+def resolve_illumination(stack, labels, illumination="auto", *, threshold=0.05,
+                         n_reference_frames=1, name="dataset"):
+    """``(stack, warnings)``: the stack read divided by each frame's smooth spatial
+    illumination (:class:`~asymflux.analysis._quality.CorrectedStack`: a 2-D polynomial
+    fitted to the particle-free pixels of ``labels``, a flat field that may move) when
+    ``illumination`` is True, or "auto" and the illumination's spatial pattern changes over
+    the particles by more than
+    :data:`~asymflux.analysis._quality.ILLUMINATION_CHANGE_FRACTION` x ``threshold`` (2.5 %
+    for 0.05; measured on 24 evenly spaced frames, :func:`illumination_change`; said in the
+    warnings); else ``stack`` as it is (None / False)."""
+    from ._quality import (
+        ILLUMINATION_CHANGE_FRACTION,
+        CorrectedStack,
+        auto_saturation_level,
+        illumination_change,
+    )
+
+    if illumination is None or illumination is False:
+        return stack, []
+    if isinstance(illumination, str) and illumination != "auto":
+        raise ValueError(f"illumination must be 'auto', True, False or None, got "
+                         f"{illumination!r}")
+    from ._differential import particle_free_pixels
+
+    try:
+        free = particle_free_pixels(labels)
+    except ValueError:
+        return stack, []
+    said = []
+    if isinstance(illumination, str):  # "auto"
+        limit = ILLUMINATION_CHANGE_FRACTION * abs(float(threshold))
+        change, frame = illumination_change(stack, labels,
+                                            n_reference_frames=n_reference_frames)
+        if not np.isfinite(change) or change <= limit:
+            return stack, []
+        said = [f"{name}: the illumination's spatial pattern changes by {100 * change:.2g} % "
+                f"over the particles (frame {frame}), more than {100 * limit:.2g} % "
+                f"({ILLUMINATION_CHANGE_FRACTION:g} x the dI threshold {threshold:g}): each "
+                "frame is divided by its smooth illumination fitted to the particle-free "
+                "pixels (illumination=True; illumination=None to keep it)"]
+    if isinstance(stack, CorrectedStack):
+        return stack.with_illumination(free), said
+    clip = auto_saturation_level(stack, n_reference_frames)
+    return CorrectedStack(stack, free=free, clip=clip), said
+
+
+def calibrate_stack(stack, *, dark=None, flat=None, n_reference_frames=1):
+    """``stack`` read through the camera's dark and flat frames (arrays or paths of
+    ``.npy``/``.tif`` files, :func:`~asymflux.analysis._quality.load_calibration_frame`):
+    ``(raw - dark) / gain``, gain = (flat - dark) scaled to a mean of 1; ``stack`` itself
+    when neither is given. ValueError naming the file for a wrong shape or dtype, NaN, or
+    flat - dark not positive everywhere."""
+    if dark is None and flat is None:
+        return stack
+    from ._quality import (
+        CorrectedStack,
+        auto_saturation_level,
+        calibration_gain,
+        load_calibration_frame,
+    )
+
+    shape = tuple(stack.shape[1:])
+    d = None if dark is None else load_calibration_frame(dark, shape, name="dark")
+    gain = None
+    if flat is not None:
+        f = load_calibration_frame(flat, shape, name="flat")
+        where = f"flat frame {flat}" if isinstance(flat, (str, Path)) else "flat frame"
+        gain = calibration_gain(f, d, name=where)
+    clip = auto_saturation_level(stack, n_reference_frames)
+    return CorrectedStack(stack, dark=d, gain=gain, clip=clip)
 
 
 def _capacity(dataset, n_frames):
@@ -181,11 +253,14 @@ def detect_reference(ref, *, pixel_nm=None, detect_kwargs=None):
 
 
 def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
-                    intensity_offset=0.0):
+                    intensity_offset=0.0, dark=None, flat=None, illumination="auto",
+                    threshold=0.05):
     """``(name, stack, labels, time_s, capacity_mAh_g)`` of a dataset, as every analysis
     reads them (labels: ``masks``, else the dataset's, else detected; the stack with
     ``intensity_offset`` added, refused when its reference frames hold negative
-    intensities)."""
+    intensities, then read through the ``dark``/``flat`` calibration frames
+    (:func:`calibrate_stack`) and, after detection, the per-frame illumination correction
+    (:func:`resolve_illumination`, said in the warnings))."""
     from ._differential import reference_image
     from ._measure import _check_labels
 
@@ -214,6 +289,7 @@ def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
                       name=_where(dataset), intensity_offset=intensity_offset)
     if intensity_offset:
         stack = OffsetStack(stack, intensity_offset)
+    stack = calibrate_stack(stack, dark=dark, flat=flat, n_reference_frames=n_reference_frames)
     if masks is not None and not np.any(masks):
         raise ValueError(f"{name}: the particle masks hold no particle (every pixel is 0, "
                          "background)")
@@ -224,10 +300,12 @@ def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
             raise ValueError(f"{_where(dataset)}: no particle detected in the reference image "
                              "(frame 0); check the stack, or give the particle masks "
                              "(masks=, --masks, or masks.tif in the dataset folder)")
+    stack, said = resolve_illumination(stack, masks, illumination, threshold=threshold,
+                                       n_reference_frames=n_reference_frames, name=name)
     cap, problems = _capacity(dataset, n_frames)
     from ._frametimes import timing_warnings
 
-    problems = [*problems, *timing_warnings(time_s, name=name)]
+    problems = [*problems, *said, *timing_warnings(time_s, name=name)]
     return name, stack, masks, time_s, cap, problems
 
 
@@ -326,6 +404,9 @@ def analyze_dataset(
     saturation_level="auto",
     min_core_px=None,
     intensity_offset=0.0,
+    illumination="auto",
+    dark=None,
+    flat=None,
 ):
     """Measure and classify every particle of an :class:`asymflux.io.Dataset`.
 
@@ -375,6 +456,17 @@ def analyze_dataset(
     intensity_offset : float
         Added to every pixel before anything else: a background-subtracted movie (negative
         intensities, refused without it) with the subtracted level added back.
+    illumination : "auto", True, False or None
+        Divide each frame by its own smooth spatial illumination (a 2-D polynomial fitted
+        to the particle-free pixels: a beam profile that moves or changes shape), before
+        registration and the differential (:func:`resolve_illumination`). ``"auto"``
+        (default): when that pattern changes over the particles by more than 0.5 x
+        ``threshold`` over the movie (said in the warnings). The frame's overall
+        brightness is left to ``normalize``.
+    dark, flat : (n_row, n_col) array or path, optional
+        Camera calibration frames (``.npy`` or ``.tif``; a stack of them is averaged):
+        every frame is read as ``(raw - dark) / gain``, gain = ``flat - dark`` scaled to a
+        mean of 1 (:func:`calibrate_stack`), before detection.
 
     Returns
     -------
@@ -403,7 +495,8 @@ def analyze_dataset(
                            n_frames=int(getattr(dataset.stack, "shape", (0,))[0]) or None)
     name, stack, masks, time_s, capacity, problems = _dataset_inputs(
         dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs,
-        intensity_offset=intensity_offset)
+        intensity_offset=intensity_offset, dark=dark, flat=flat, illumination=illumination,
+        threshold=threshold)
     norm, said = resolve_normalization(dataset, normalize, stack, masks, threshold=threshold,
                                        n_reference_frames=n_reference_frames,
                                        rolling_frames=rolling_frames)
@@ -449,6 +542,9 @@ def analyze_dataset_particle(
     n_threads=None,
     progress=False,
     time_offset_s=None,
+    illumination="auto",
+    dark=None,
+    flat=None,
 ):
     """One particle of a dataset through the pipeline of :func:`analyze_dataset`.
 
@@ -473,6 +569,8 @@ def analyze_dataset_particle(
         See :func:`analyze_particle`.
     time_offset_s : float, "auto" or TimeOffset, optional
         As for :func:`analyze_dataset`.
+    illumination, dark, flat
+        As for :func:`analyze_dataset`.
 
     Returns
     -------
@@ -489,7 +587,8 @@ def analyze_dataset_particle(
                            n_reference_frames=n_reference_frames, rolling_frames=rolling_frames,
                            drift_every=drift_every)
     name, stack, masks, time_s, capacity, problems = _dataset_inputs(
-        dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs)
+        dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs,
+        dark=dark, flat=flat, illumination=illumination, threshold=threshold)
     normalize, said = resolve_normalization(dataset, normalize, stack, masks, threshold=threshold,
                                             n_reference_frames=n_reference_frames,
                                             rolling_frames=rolling_frames)

@@ -472,8 +472,9 @@ def flatten_illumination(image, labels, *, order=2):
     polynomial of ``order`` in row and column, least squares; :func:`particle_free_pixels`
     of ``labels``), scaled to a mean of 1 over those pixels: a beam profile's slope no
     longer moves the particles' thresholded outlines (and so their detected centres).
-    ``image`` unchanged when there are too few particle-free pixels or the fit is not
-    positive everywhere."""
+    When that fit is not positive everywhere (a steep beam), the log-polynomial fit of
+    :func:`illumination_field` instead; ``image`` unchanged when there are too few
+    particle-free pixels."""
     from ._differential import particle_free_pixels
 
     img = np.asarray(image, dtype=np.float64)
@@ -491,6 +492,244 @@ def flatten_illumination(image, labels, *, order=2):
     a = np.stack([t[free] for t in terms], axis=1)
     coef, *_ = np.linalg.lstsq(a, img[free], rcond=None)
     fit = sum(c * t for c, t in zip(coef, terms, strict=True))
-    if not (fit > 0).all():
-        return img
+    if not (fit > 0).all():  # a steep beam: its log is the polynomial (always positive)
+        field = illumination_field(img, free, order=order)
+        return img if field is None else img / field
     return img / (fit / fit[free].mean())
+
+
+#: The illumination's spatial pattern (a smooth fit to the particle-free pixels, scaled to
+#: a mean of 1) changing over the particles by more than this fraction x the dI threshold
+#: (relative to the reference frames) switches ``illumination="auto"`` on: 2.5 % for 0.05
+#: (below, dI moves by less than half the threshold; a demo field drifting 3.7 px, its
+#: texture crossing the fitted pixels, reads 1.8 %, a clean one 0.1-0.4 %).
+ILLUMINATION_CHANGE_FRACTION = 0.5
+#: Order of the 2-D polynomial fitted as the illumination (2: a Gaussian beam's cap).
+ILLUMINATION_ORDER = 2
+
+
+def _poly_terms(shape, order):
+    rr, cc = np.indices(shape, dtype=np.float64)
+    rr = rr / max(shape[0] - 1, 1) - 0.5
+    cc = cc / max(shape[1] - 1, 1) - 0.5
+    return [rr ** i * cc ** j for i in range(order + 1) for j in range(order + 1 - i)]
+
+
+def illumination_field(image, free, *, order=ILLUMINATION_ORDER, terms=None):
+    """The smooth illumination of ``image``: exp of a 2-D polynomial of ``order`` in row and
+    column fitted by least squares to the log intensity of the pixels where ``free``
+    (particle-free, finite, > 0; a Gaussian beam is exactly such a field, and it is positive
+    everywhere), once more after leaving out those off the first fit by more than 3 x the
+    residuals' robust spread (dust, a particle drifting into the background), scaled to a
+    mean of 1 over ``free``. (n_row, n_col) float64, or None when there are too few free
+    pixels."""
+    img = np.asarray(image, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        free = np.asarray(free, bool) & np.isfinite(img) & (img > 0)
+    terms = _poly_terms(img.shape, order) if terms is None else terms
+    if free.sum() < 10 * len(terms):
+        return None
+    a = np.stack([t[free] for t in terms], axis=1)
+    y = np.log(img[free])
+    keep = np.ones(y.size, bool)
+    for _ in range(2):
+        coef, *_ = np.linalg.lstsq(a[keep], y[keep], rcond=None)
+        res = y - a @ coef
+        spread = 1.4826 * np.median(np.abs(res[keep] - np.median(res[keep])))
+        if not spread > 0:
+            break
+        keep = np.abs(res) <= 3 * spread
+        if keep.sum() < 10 * len(terms):
+            return None
+    fit = np.exp(sum(c * t for c, t in zip(coef, terms, strict=True)))
+    if not np.isfinite(fit).all():
+        return None
+    return fit / fit[free].mean()
+
+
+def illumination_change(stack, labels, *, n_reference_frames=1,
+                        n_sample=AUTO_NORMALIZE_FRAMES, order=ILLUMINATION_ORDER):
+    """``(largest |F_t / F_ref - 1| over the particles' pixels, frame)``: how much the
+    spatial pattern of the illumination (:func:`illumination_field` of the particle-free
+    pixels, mean 1: a whole-frame change is not counted) changes over ``n_sample`` evenly
+    spaced frames against the reference frames'; ``(nan, -1)`` when it cannot be fitted."""
+    from ._chunks import as_float, read_chunk
+    from ._differential import particle_free_pixels
+
+    n_frames = int(stack.shape[0])
+    try:
+        free = particle_free_pixels(labels)
+    except ValueError:
+        return np.nan, -1
+    terms = _poly_terms(free.shape, order)
+    n_ref = max(1, min(int(n_reference_frames), n_frames))
+    ref = illumination_field(np.nanmean(as_float(read_chunk(stack, 0, n_ref)), axis=0), free,
+                             order=order, terms=terms)
+    if ref is None:
+        return np.nan, -1
+    on = np.asarray(labels) > 0
+    frames = np.unique(np.linspace(0, n_frames - 1, min(n_frames, int(n_sample))).astype(int))
+    best, where = np.nan, -1
+    for k in frames:
+        frame = as_float(read_chunk(stack, k, k + 1))[0]
+        if _blank(frame):
+            continue
+        f = illumination_field(frame, free, order=order, terms=terms)
+        if f is None:
+            continue
+        rel = float(np.max(np.abs(f[on] / ref[on] - 1.0)))
+        if not rel <= best:
+            best, where = rel, int(k)
+    return best, where
+
+
+def _blank(frame):
+    finite = frame[np.isfinite(frame)]
+    return not (finite.size and finite.max() > finite.min())
+
+
+def load_calibration_frame(value, shape, *, name):
+    """A dark or flat calibration frame (``name``: "dark" / "flat"): an array, or the path
+    of a ``.npy`` or ``.tif``/``.tiff`` file (a stack of frames is averaged). Returns a
+    (n_row, n_col) float64 array; ValueError naming the file (or ``name``) and what was
+    expected when it cannot be read, is not numeric, has another shape than the frames
+    ``shape``, or holds NaN/infinite pixels."""
+    from pathlib import Path
+
+    where = name
+    if isinstance(value, (str, Path)):
+        path = Path(value)
+        where = f"{name} frame {path}"
+        if not path.is_file():
+            raise ValueError(f"{where}: no such file")
+        suffix = path.suffix.lower()
+        try:
+            if suffix == ".npy":
+                arr = np.load(path, allow_pickle=False)
+            elif suffix in (".tif", ".tiff"):
+                import tifffile
+
+                arr = tifffile.imread(path)
+            else:
+                raise ValueError(f"{where}: expected a .npy or .tif/.tiff file, got "
+                                 f"'{path.suffix}'")
+        except ValueError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a corrupt file: say which and why
+            raise ValueError(f"{where}: cannot be read ({e})") from e
+    else:
+        arr = value
+        where = f"{name} frame"
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: expected a numeric image (integer or float), got dtype "
+                         f"{arr.dtype}")
+    arr = arr.astype(np.float64)
+    if arr.ndim == 3 and arr.shape[1:] == tuple(shape):
+        arr = arr.mean(axis=0)  # a stack of calibration frames: their mean
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{where}: shape {arr.shape}, expected the frames' (n_row, n_col) = "
+                         f"{tuple(shape)} (or a stack of such frames)")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{where}: {int((~np.isfinite(arr)).sum())} pixel(s) are NaN or "
+                         "infinite")
+    return arr
+
+
+def calibration_gain(flat, dark=None, *, name="flat"):
+    """The per-pixel gain of a flat frame: (flat - dark) scaled to a mean of 1. ValueError
+    naming ``name`` when any pixel of flat - dark is zero or negative (a dead pixel, or the
+    dark frame of another exposure)."""
+    g = flat - (0.0 if dark is None else dark)
+    bad = ~(g > 0)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(f"{name}: {int(bad.sum())} pixel(s) of flat{' - dark' if dark is not None else ''}"
+                         f" are zero or negative (first at row {r}, col {c}: {g[r, c]:g}); "
+                         "a flat frame must be a bright, evenly lit exposure (taken with the "
+                         "same camera settings as the dark frame)")
+    return g / g.mean()
+
+
+class CorrectedStack:
+    """A stack read through the camera's calibration and the illumination correction
+    (float64 frames): ``(raw - dark) / gain`` (:func:`calibration_gain` of the flat frame),
+    then, with ``free`` (particle-free pixels), divided by each frame's own smooth
+    illumination (:func:`illumination_field`, mean 1: the frame's overall brightness is
+    kept, for ``normalize``). Pixels at the raw clip level ``clip`` (or above) read as
+    ``clip_out`` = 4 x ``clip`` in every frame (everything else is kept below it), so that
+    the clipped pixels still pile up at one top value and the analysis finds them unknown
+    (flag ``saturated``)."""
+
+    def __init__(self, stack, *, dark=None, gain=None, free=None, order=ILLUMINATION_ORDER,
+                 clip=None):
+        self.stack = stack
+        self.dark, self.gain, self.free, self.order = dark, gain, free, int(order)
+        self.clip = None if clip is None else float(clip)
+        self.clip_out = None if clip is None else 4.0 * abs(self.clip)
+        self.shape = tuple(stack.shape)
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(np.float64)
+        self._terms = None if free is None else _poly_terms(self.shape[1:], self.order)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def with_illumination(self, free, order=ILLUMINATION_ORDER):
+        """The same calibration, with the per-frame illumination correction."""
+        return CorrectedStack(self.stack, dark=self.dark, gain=self.gain, free=free,
+                              order=order, clip=self.clip)
+
+    def _frame(self, f):
+        f = np.array(f, dtype=np.float64)
+        clipped = None if self.clip is None else f >= self.clip
+        if self.dark is not None:
+            f -= self.dark
+        if self.gain is not None:
+            f /= self.gain
+        if self.free is not None and not _blank(f):
+            field = illumination_field(f, self.free, order=self.order, terms=self._terms)
+            if field is not None:
+                f /= field
+        if clipped is not None:
+            np.minimum(f, np.nextafter(self.clip_out, 0), out=f)
+            f[clipped] = self.clip_out
+        return f
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple) and len(key) > 1:  # a crop: whole frames, then cut
+            frames = self[key[0]]
+            return frames[(slice(None), *key[1:]) if frames.ndim == 3 else key[1:]]
+        block = self.stack[key[0] if isinstance(key, tuple) else key]
+        if type(block).__module__.startswith("dask."):
+            block = block.compute(scheduler="synchronous")
+        block = np.asarray(block)
+        if block.ndim == 2:
+            return self._frame(block)
+        if block.ndim != 3:
+            return np.asarray(block, dtype=np.float64)
+        return np.stack([self._frame(f) for f in block]) if len(block) else \
+            block.astype(np.float64)
+
+
+#: d moving by more than max(this fraction of d, :data:`SATURATION_D_TOLERANCE_PX`) when
+#: the clipped (unknown) pixels are counted as unreacted instead of left out makes d NaN.
+SATURATION_D_TOLERANCE = 0.05
+SATURATION_D_TOLERANCE_PX = 1.0
+
+
+def saturation_ambiguous(n_unr, sum_row, sum_col, n_unk, sum_unk_row, sum_unk_col,
+                         com_row, com_col):
+    """(n_frames, n_particles) bool: particle-frames whose d is not known because of clipped
+    pixels. A clipped pixel may be unreacted or reacted: d is measured without them and
+    again with them counted as unreacted; when the two differ by more than
+    max(:data:`SATURATION_D_TOLERANCE` x d, :data:`SATURATION_D_TOLERANCE_PX` px), or
+    the core is only clipped pixels, d is NaN (its frame carries the flag ``saturated``)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.hypot(sum_row / n_unr - com_row, sum_col / n_unr - com_col)
+        n_all = n_unr + n_unk
+        d_all = np.hypot((sum_row + sum_unk_row) / n_all - com_row,
+                         (sum_col + sum_unk_col) / n_all - com_col)
+        tol = np.maximum(SATURATION_D_TOLERANCE * d, SATURATION_D_TOLERANCE_PX)
+        moved = np.abs(d_all - d) > tol
+    return (n_unk > 0) & ((n_unr == 0) | moved)

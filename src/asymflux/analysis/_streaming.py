@@ -29,6 +29,8 @@ estimated drift exceeds the margin, the movie is measured again with a larger on
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ._chunks import as_float, is_dask, read_chunk
@@ -133,6 +135,7 @@ class CropMosaic:
         self.dtype = np.dtype(np.float64)
         self.ndim = 3
         mosaic_labels = np.zeros((height, width), np.int64)
+        index = np.zeros((height, width), np.intp)  # gaps: the frame's first pixel
         self.offsets, self.region, self._copies = {}, None, []
         for k, (t, y, x) in enumerate(placed):
             kind, pid, r0, c0, h, w = t
@@ -147,6 +150,7 @@ class CropMosaic:
             else:  # beyond the frame: the edge repeated, by indexing
                 self._copies.append(((slice(y, y + h), slice(x, x + w)), None,
                                      np.ix_(rr.ravel(), cc.ravel())))
+            index[y:y + h, x:x + w] = rr * n_col + cc  # the frame pixel of each mosaic pixel
             if kind == "region":
                 self.region = (slice(y, y + h), slice(x, x + w))
                 continue
@@ -156,6 +160,9 @@ class CropMosaic:
             mosaic_labels[y:y + h, x:x + w] = crop
             self.offsets[pid] = (r0 - y, c0 - x)
         self.labels = mosaic_labels
+        self._index = index.ravel()
+        self._direct = None  # the movie's frames read straight from its file (set below)
+        self._buffers = threading.local()
         self.background_flat = None if background_flat is None else np.asarray(background_flat)
         self.illumination_pixel = None
         if background_flat is not None:
@@ -168,6 +175,10 @@ class CropMosaic:
             native = int(stack.chunks[0])
         self.native = max(1, native or 1)
         self.chunks = (self.native, height, width)
+        if not is_dask(self._source) or self._source is not stack:
+            from ..io.instrument import direct_frames
+
+            self._direct = direct_frames(self._source)
 
     @property
     def fraction(self) -> float:
@@ -183,6 +194,10 @@ class CropMosaic:
         t0, t1, _ = key.indices(self.n_frames)
         t1 = max(t0, t1)
         out = np.empty((t1 - t0, *self.shape[1:]), np.float64)
+        from ._kernels import use_compiled
+
+        if use_compiled():
+            return self._cut_compiled(t0, t1, out)
         # whole frames are held only while they are cut: one native chunk at a time read
         # directly (cache-friendly), or ~64 MB of them through dask (its per-task cost)
         step = self.native
@@ -208,6 +223,51 @@ class CropMosaic:
                 dst[:, -1, 0] = _frame_means(bg[:, None, :])
             a = b
         return out
+
+    def _cut_compiled(self, t0, t1, out):
+        """:meth:`__getitem__` with the compiled kernels: each frame read into this thread's
+        buffer (straight from the file when :func:`~asymflux.io.instrument.direct_frames`
+        can; the frames after these prefetched meanwhile) and its crops cut and converted
+        to float64 in one gather; the same numbers as the NumPy path."""
+        from ._kernels import gather_float
+
+        direct = self._direct
+        n_pix = int(np.prod(self.frame_shape))
+        flat_out = out.reshape(t1 - t0, -1)
+        if direct is not None:
+            # the next chunks are read by the disk while these frames are measured
+            direct.prefetch(t1, t1 + 2 * (t1 - t0))
+            buf = getattr(self._buffers, "frame", None)
+            if buf is None:
+                buf = self._buffers.frame = np.empty(self.frame_shape, direct.dtype)
+            for k in range(t0, t1):
+                direct.read(k, buf)
+                self._cut_one(buf.reshape(1, n_pix), flat_out[k - t0:k - t0 + 1], gather_float)
+            return out
+        step = self.native
+        if is_dask(self._source):
+            frame_bytes = n_pix * np.dtype(self.stack.dtype).itemsize
+            step = max(1, (64 << 20) // max(1, frame_bytes) // self.native) * self.native
+        a = t0
+        while a < t1:
+            b = min(t1, a - a % self.native + step)
+            block = np.ascontiguousarray(read_chunk(self._source, a, b)).reshape(b - a, n_pix)
+            self._cut_one(block, flat_out[a - t0:b - t0], gather_float)
+            a = b
+        return out
+
+    def _cut_one(self, block, dst, gather_float):
+        """(n, n_pix) raw frames -> their (n, mosaic pixels) float64 crops, and F_t."""
+        if block.dtype.kind in "iuf" and block.dtype.itemsize <= 8:
+            gather_float(block, self._index, dst)
+        else:
+            dst[...] = np.take(block, self._index, axis=1)
+        if self.background_flat is not None:
+            from ._differential import _frame_means
+
+            for k in range(block.shape[0]):  # one frame at a time, as the NumPy path
+                bg = as_float(np.take(block[k], self.background_flat))
+                dst[k, -self.shape[2]] = _frame_means(bg[None, None, :])[0]  # mosaic [-1, 0]
 
 
 def _frame_positions(table, mosaic, frame_labels, pixel_nm):
@@ -292,7 +352,7 @@ def analyze_streaming(
         As for :func:`analyze_dataset` (the flags measured on the particles' surroundings,
         ``background_drift`` and ``focus_change``, see the crops: they may differ near
         the crops' edges). ``chunk_frames`` counts mosaic frames (default
-        ~64 MB of them).
+        ~24 MiB of them).
     margin_px : int
         Pixels around each particle's bounding box (at least ``edge_px + 1``); a drift
         larger than ``margin_px - 1`` px is measured again with a margin that holds it.
@@ -333,9 +393,15 @@ def analyze_streaming(
         background_flat = np.flatnonzero(particle_free_pixels(labels))
     region = default_registration_region(labels) if register else None
     margin = max(int(margin_px), int(edge_px) + 1)
+    from ._kernels import prepare
+
+    prepare()  # numba imported and the kernels loaded once, before the pass
     while True:
         mosaic = CropMosaic(stack, labels, region=region, margin_px=margin,
                             background_flat=background_flat)
+        if chunk_frames is None:  # ~24 MiB of mosaic frames: below glibc's mmap threshold
+            # (32 MiB), so each thread's buffers are reused, not mapped and faulted anew
+            chunk_frames = max(1, (24 << 20) // (8 * mosaic.shape[1] * mosaic.shape[2]))
         ts = particle_timeseries(
             mosaic, mosaic.labels, pixel_nm=dataset.pixel_nm, time_s=time_s,
             capacity_mAh_g=capacity, threshold=threshold, edge_px=edge_px,

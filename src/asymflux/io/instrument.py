@@ -8,6 +8,7 @@ each field is said where it is read, and in ``docs/formats.md``.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from datetime import UTC, datetime
@@ -875,3 +876,104 @@ def _tdms_stack(tdms, path, *, group, channel, shape, lazy):
             pixel_nm *= PIXEL_ATTRS[hit[0]]
             break
     return RawStack(data, time_s, pixel_nm, str(path))
+
+
+class DirectFrames:
+    """Frames of an uncompressed HDF5 movie read straight from the file into a caller's
+    buffer: one ``os.preadv`` per frame at the chunk's byte offset (from HDF5's chunk
+    index), no HDF5 selection or type conversion, and the GIL released while it reads (so
+    reading overlaps the measurement in the other worker threads). :meth:`prefetch` asks
+    the kernel to read frames ahead (``posix_fadvise(WILLNEED)``) while the current ones
+    are measured. Made by :func:`direct_frames`, which says when this applies.
+    """
+
+    def __init__(self, dset):
+        self.dset = dset
+        self.shape = tuple(int(n) for n in dset.shape)
+        self.dtype = np.dtype(dset.dtype)
+        self.frame_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        self.path = dset.file.filename
+        self._fd = os.open(self.path, os.O_RDONLY)
+        self._contiguous = dset.chunks is None
+        self._base = dset.id.get_offset() if self._contiguous else None
+        self._offsets = np.full(self.shape[0], -2, np.int64)  # -2: not looked up, -1: none
+
+    def __del__(self):
+        fd, self._fd = getattr(self, "_fd", None), None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _offset(self, k):
+        off = int(self._offsets[k])
+        if off == -2:
+            if self._contiguous:
+                off = -1 if self._base is None else int(self._base) + k * self.frame_bytes
+            else:
+                info = self.dset.id.get_chunk_info_by_coord((k, 0, 0))
+                ok = (info.byte_offset is not None and info.filter_mask == 0
+                      and int(info.size) == self.frame_bytes)
+                off = int(info.byte_offset) if ok else -1
+            self._offsets[k] = off
+        return off
+
+    def read(self, k, out):
+        """Frame ``k`` into ``out`` (a C-contiguous (n_row, n_col) array of the movie's
+        dtype); a frame not stored whole (never written) is read through h5py."""
+        off = self._offset(k)
+        if off >= 0:
+            try:
+                n = os.preadv(self._fd, [memoryview(out).cast("B")], off)
+            except OSError as e:
+                raise DatasetError(f"{self.path}:{self.dset.name}: cannot read frame {k}: "
+                                   f"{e}") from e
+            if n == self.frame_bytes:
+                return out
+        self.dset.read_direct(out[None], np.s_[k:k + 1], np.s_[0:1])
+        return out
+
+    def prefetch(self, t0, t1):
+        """Ask the kernel to read frames ``t0:t1`` into the page cache, asynchronously."""
+        t1 = min(int(t1), self.shape[0])
+        if t1 <= t0 or not hasattr(os, "posix_fadvise"):
+            return
+        offs = [self._offset(k) for k in range(int(t0), t1)]
+        offs = [o for o in offs if o >= 0]
+        if not offs:
+            return
+        lo, hi = min(offs), max(offs) + self.frame_bytes
+        if hi - lo <= 2 * len(offs) * self.frame_bytes:  # one range when they lie together
+            os.posix_fadvise(self._fd, lo, hi - lo, os.POSIX_FADV_WILLNEED)
+        else:
+            for o in offs:
+                os.posix_fadvise(self._fd, o, self.frame_bytes, os.POSIX_FADV_WILLNEED)
+
+
+def direct_frames(array):
+    """A :class:`DirectFrames` reader of ``array`` (an h5py movie, or the wrapper
+    :mod:`asymflux.io` reads it through) when its frames can be read straight from the file:
+    a 3-D dataset of a native-order integer or float dtype, uncompressed and unfiltered,
+    contiguous or chunked one whole frame per chunk, in a file of the default driver.
+    Else None (read it through h5py)."""
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - h5py is a dependency
+        return None
+    dset = getattr(array, "array", array)
+    if not isinstance(dset, h5py.Dataset) or dset.ndim != 3 or not hasattr(os, "preadv"):
+        return None
+    try:
+        dtype = np.dtype(dset.dtype)
+        if dtype.kind not in "iuf" or not dtype.isnative:
+            return None
+        if dset.compression is not None or dset.id.get_create_plist().get_nfilters() > 0:
+            return None
+        if dset.chunks is not None and tuple(dset.chunks) != (1, *dset.shape[1:]):
+            return None
+        if dset.file.driver not in ("sec2", None) or dset.is_virtual or dset.external:
+            return None
+        return DirectFrames(dset)
+    except (OSError, ValueError, AttributeError, RuntimeError):
+        return None

@@ -185,8 +185,87 @@ c_max = 63104 mol/m³ at 298.15 K): 6.82 A/m².
 Chen's c_max, not this model's site concentration ρ/M (48 737 mol/m³ for
 :func:`nmc88_lun2025`), on purpose: m_ref was fitted with it, and the film resistances are
 calibrated with this k0. With ρ/M instead k0 would be 23 % lower (5.27 A/m²) and the
-effective flux ratio of the 0.20 / 0.028 Ω m² films 0.308 / 0.711 instead of 0.300 / 0.700
+effective flux ratio of the 0.135 / 0.0192 Ω m² films 0.311 / 0.715 instead of 0.300 / 0.700
 (``docs/calibration.md``)."""
+
+
+# Verbrugge et al. 2017 multi-site multi-reaction (MSMR) model of NMC622 (positive electrode):
+# occupancy fraction X_j, standard potential U0_j (V vs Li/Li+), ideality factor ω_j per gallery
+MSMR_NMC622_VERBRUGGE2017 = {
+    "X": np.array([0.13442, 0.3246, 0.21118, 0.32980]),
+    "U0_V": np.array([3.62274, 3.72645, 3.90575, 4.22955]),
+    "omega": np.array([0.96710, 1.39712, 3.505, 5.52757]),
+}
+r"""MSMR parameters of LiNi0.6Mn0.2Co0.2O2 (Verbrugge, Baker, Koch, Xiao & Gu, J. Electrochem.
+Soc. 164, E3243 (2017), doi:10.1149/2.0341708jes; the positive electrode of PyBaMM's
+``MSMR_Example`` set): :math:`\theta(U) = \sum_j X_j / (1 + \exp(F(U - U^0_j)/(\omega_j RT)))`,
+defined for every θ in (0, 1)."""
+
+
+def msmr_occupancy(voltage_V, *, params=None, temperature_K=298.15):
+    """Occupancy θ(U) of an MSMR electrode (default :data:`MSMR_NMC622_VERBRUGGE2017`)."""
+    p = MSMR_NMC622_VERBRUGGE2017 if params is None else params
+    f = FARADAY_C_MOL / (8.314462618 * temperature_K)
+    u = np.asarray(voltage_V, dtype=float)[..., None]
+    return (p["X"] * _expit(-f * (u - p["U0_V"]) / p["omega"])).sum(axis=-1)
+
+
+def ocv_msmr_nmc622_verbrugge2017_exact(theta):
+    """θ -> U by inverting :func:`msmr_occupancy` (bisection to 1e-12 V; θ in (0, 1)).
+
+    The reference :func:`ocv_nmc622_verbrugge2017` is fitted to; slow (60 bisections),
+    for checks and plots, not for the solver."""
+    th = np.asarray(theta, dtype=float)
+    lo, hi = np.full(th.shape, 1.0), np.full(th.shape, 6.0)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        high_theta = msmr_occupancy(mid) > th  # θ(U) falls with U: the root is above mid
+        lo, hi = np.where(high_theta, mid, lo), np.where(high_theta, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def ocv_nmc622_verbrugge2017(theta):
+    """Open-circuit potential of a Ni-rich NMC vs Li/Li+ in V, up to full lithiation.
+
+    The MSMR curve of LiNi0.6Mn0.2Co0.2O2 of Verbrugge et al., J. Electrochem. Soc. 164,
+    E3243 (2017) (:data:`MSMR_NMC622_VERBRUGGE2017`; PyBaMM ``MSMR_Example``), fitted by
+    its authors to half-cell data over the whole occupancy range. Being a sum of Nernst-like
+    galleries it is defined up to θ -> 1, where it falls logarithmically (dU/dθ = −0.51 V at
+    θ = 0.9, −1.25 at 0.97, −4.8 at 0.99): the region where the particles start (θ0 = 0.97)
+    and where the asymmetry forms, which the former default
+    (:func:`ocv_nmc811_chen2020`, a fit for θ 0.27-0.91, straight above 0.7) only
+    extrapolated. NMC622, not NMC811: no sourced NMC811 curve that covers full lithiation
+    was found among PyBaMM's sets (Chen2020, ORegan2022 and OKane2022 all use the Chen fit);
+    used here as the nearest Ni-rich layered oxide (``docs/calibration.md``).
+
+    Evaluated as ``c0 + c1 θ + Σ amp tanh(rate (θ − mid))`` (five terms) least-squares
+    fitted to the exact MSMR inversion (:func:`ocv_msmr_nmc622_verbrugge2017_exact`): within
+    2 mV over θ 0.1-0.995 (1 mV over 0.3-0.99), slope within 5 % at θ 0.95-0.99; so the
+    kinetic surface evaluates it compiled. Monotonically decreasing over [0, 1]; 3.41 V at
+    θ = 1, where the MSMR curve itself diverges.
+    """
+    x = np.asarray(theta, dtype=float)
+    t = np.tanh(_MSMR622_K * (x[..., None] - _MSMR622_X0))
+    return _MSMR622_C0 + _MSMR622_C1 * x + t @ _MSMR622_A
+
+
+_MSMR622_C0, _MSMR622_C1 = -2.32661, -34.0827
+_MSMR622_A = np.array([53.1032, 0.0191692, 1.02947, 0.659736, -15.5521])
+_MSMR622_K = np.array([0.608688, 14.1988, 3.67002, 6.66876, 95.2040])
+_MSMR622_X0 = np.array([0.217026, 0.555539, 0.758732, 0.980300, 1.02913])
+
+
+def _ocv_nmc622_verbrugge2017_slope(theta):
+    """``(U(θ), dU/dθ)`` of :func:`ocv_nmc622_verbrugge2017`, the slope analytic."""
+    x = np.asarray(theta, dtype=float)
+    t = np.tanh(_MSMR622_K * (x[..., None] - _MSMR622_X0))
+    return (_MSMR622_C0 + _MSMR622_C1 * x + t @ _MSMR622_A,
+            _MSMR622_C1 + (1.0 - t * t) @ (_MSMR622_A * _MSMR622_K))
+
+
+ocv_nmc622_verbrugge2017.value_and_slope = _ocv_nmc622_verbrugge2017_slope
+ocv_nmc622_verbrugge2017.tanh_series = (_MSMR622_C0, _MSMR622_C1, _MSMR622_A, _MSMR622_K,
+                                        _MSMR622_X0)
 
 
 def _molar_mass_kg_mol(ni=0.88, mn=0.05, co=0.07) -> float:
@@ -218,7 +297,10 @@ def nmc88_lun2025() -> dict:
       (paper, Fig. 2b: ~15 min, gone by ~25 min), and after 20 min at 70 mA/g the gradient
       relaxes within ~10 min of rest (Fig. 2e/f). See ``docs/calibration.md`` and
       ``tests/model/test_calibration.py``.
-    - OCV(θ): :func:`ocv_nmc811_chen2020`.
+    - OCV(θ): :func:`ocv_nmc622_verbrugge2017` (Verbrugge et al. 2017, an MSMR curve of
+      Ni-rich NMC defined up to full lithiation). The former curve,
+      :func:`ocv_nmc811_chen2020` (a fit for θ 0.27-0.91 used linearly above), is the set
+      :func:`nmc88_chen2020_ocv`.
     - Exchange-current prefactor k0 = 6.82 A/m² (kinetic surfaces only,
       :mod:`asymflux.model.kinetics`: ``i0 = k0 √(θ(1−θ))``): PyBaMM's Chen2020 NMC811
       value, ``nmc_LGM50_electrolyte_exchange_current_density_Chen2020`` (Chen et al.,
@@ -233,10 +315,25 @@ def nmc88_lun2025() -> dict:
         "Diffusivity [m2.s-1]": LogisticDiffusivity(
             high_m2_s=2e-14, low_m2_s=2e-17, center=0.86, width=0.01
         ),
-        "Open-circuit voltage [V]": ocv_nmc811_chen2020,
+        "Open-circuit voltage [V]": ocv_nmc622_verbrugge2017,
         "Exchange-current prefactor [A.m-2]": EXCHANGE_CURRENT_PREFACTOR_CHEN2020_A_M2,
         "Temperature [K]": 298.15,
     })
+
+
+def nmc88_chen2020_ocv() -> dict:
+    """The default set with the former OCV, :func:`ocv_nmc811_chen2020` (Chen et al. 2020).
+
+    Chen's curve is a fit for θ 0.27-0.91; above θ ≈ 0.7 it is a straight line (dU/dθ =
+    −0.81 V up to θ = 1), so where the particles start (θ0 = 0.97) it is an extrapolation.
+    Kept to show how much Fig. 5c/d depend on the OCV near full lithiation
+    (``docs/calibration.md``, notebook 01). The film resistances
+    (:data:`~asymflux.model.calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2`) are calibrated for
+    the default set; with this one the same film passes a different share of the charge.
+    """
+    params = nmc88_lun2025()
+    params["Open-circuit voltage [V]"] = ocv_nmc811_chen2020
+    return params
 
 
 DEEP_DELITHIATION_DIFFUSIVITY_M2_S = 2e-15
@@ -491,6 +588,7 @@ def _table(spec, cls, value_column):
 PARAMETER_SETS = {
     "nmc88_lun2025": nmc88_lun2025,
     "nmc88_h2h3_low_diffusivity": nmc88_h2h3_low_diffusivity,
+    "nmc88_chen2020_ocv": nmc88_chen2020_ocv,
     "constant": constant_diffusivity,
 }
 """Name -> function, for ``--params NAME``."""

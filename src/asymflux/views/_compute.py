@@ -1,7 +1,8 @@
 """What the dashboards compute, without Panel: plain functions, arrays and tables in and out.
 
 The views (:mod:`asymflux.views.model_explorer`, :mod:`asymflux.views.cohort`) cache these
-(:mod:`asymflux.views._common`: ``pn.cache``, and worker processes for the simulations)
+(:mod:`asymflux.views._jobs`: ``pn.cache``; :mod:`asymflux.views._pool`: worker processes
+for the simulations)
 and bind them to widgets. Keeping them here makes them testable without a
 server and usable from notebooks.
 
@@ -13,13 +14,14 @@ measured movie is.
 
 from __future__ import annotations
 
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ._errors import DatasetSpecError
+from ._uploads import extract_zip
 
 FIG4_MINUTES = (5.0, 10.0, 15.0, 20.0)
 """Times of the θ maps (Fig. 4)."""
@@ -473,10 +475,6 @@ def simulated_particle(mask, pixel_nm, capacity_mAh_g, *, eta, blocked_fraction,
 # ----------------------------------------------------------------------------- datasets
 
 
-class DatasetSpecError(ValueError):
-    """A dataset name, path or upload that cannot be used (the message says why)."""
-
-
 def time_offset_value(value):
     """The clock offset a page was given: None (empty: the dataset's own), ``"auto"`` or
     seconds (float); ``cycler_time_s = camera_time_s + offset``. A
@@ -712,83 +710,6 @@ def dataset_specs(spec: str) -> list[str]:
         else:
             out.append(p)
     return out
-
-
-def extract_zip(data: bytes, *, name="upload.zip", into=None) -> Path:
-    """Unpack an uploaded zip of a dataset folder; return the folder holding ``metadata.json``.
-
-    Members that would land outside the target folder are refused.
-    """
-    import io
-    import shutil
-    import zlib
-
-    expected = "expected a .zip of one dataset folder (docs/dataset-format.md)"
-    target = Path(tempfile.mkdtemp(prefix="asymflux-upload-", dir=into))
-    try:
-        try:
-            zf = zipfile.ZipFile(io.BytesIO(data))
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
-                OverflowError) as e:
-            raise DatasetSpecError(f"{name}: not a zip file ({e}); {expected}") from None
-        with zf:
-            root = target.resolve()
-            members = zf.infolist()
-            _check_unpacked_size(members, len(data), name=name, target=target,
-                                 expected=expected)
-            for member in members:
-                dest = (target / member.filename).resolve()
-                if root not in dest.parents and dest != root:
-                    raise DatasetSpecError(f"{name}: member {member.filename!r} escapes the "
-                                           f"folder; {expected}")
-            for member in members:
-                try:
-                    zf.extract(member, target)
-                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError,
-                        ValueError, OverflowError, RuntimeError) as e:
-                    raise DatasetSpecError(
-                        f"{name}: member {member.filename!r} cannot be unpacked "
-                        f"({type(e).__name__}: {e}); {expected}") from None
-                except OSError as e:
-                    raise DatasetSpecError(
-                        f"{name}: member {member.filename!r} cannot be written to {target} "
-                        f"({e.strerror or e})") from None
-        found = sorted(p.parent for p in target.rglob("metadata.json"))
-        if not found:
-            raise DatasetSpecError(f"{name}: no dataset folder (with metadata.json) inside the "
-                                   f"zip; {expected}")
-    except BaseException:
-        shutil.rmtree(target, ignore_errors=True)  # a failed upload leaves nothing behind
-        raise
-    return found[0]
-
-
-MAX_ZIP_RATIO = 100
-"""An upload that unpacks to more than this many times its size (and above
-:data:`MIN_ZIP_CHECK_BYTES`) is refused before unpacking: a zip bomb, not microscopy data
-(image data compresses a few times at most)."""
-MIN_ZIP_CHECK_BYTES = 64 * 1024**2
-
-
-def _check_unpacked_size(members, n_bytes, *, name, target, expected) -> None:
-    """Refuse, before unpacking anything, a zip that unpacks to far more than its size
-    (:data:`MAX_ZIP_RATIO`) or to more than the free space of ``target``."""
-    import shutil
-
-    total = sum(max(0, int(m.file_size)) for m in members)
-    if not members or total <= MIN_ZIP_CHECK_BYTES:
-        return
-    largest = max(members, key=lambda m: m.file_size)
-    what = (f"{name}: unpacks to {total / 1e6:,.0f} MB ({len(members)} member(s); "
-            f"{largest.filename!r} alone {largest.file_size / 1e6:,.0f} MB)")
-    if total > MAX_ZIP_RATIO * max(int(n_bytes), 1):
-        raise DatasetSpecError(f"{what} from {n_bytes / 1e6:,.2g} MB, more than "
-                               f"{MAX_ZIP_RATIO} times its size: refused as a zip bomb; "
-                               f"{expected}")
-    free = shutil.disk_usage(target).free
-    if total > free:
-        raise DatasetSpecError(f"{what}, more than the {free / 1e6:,.0f} MB free in "
-                               f"{target.parent}; {expected}")
 
 
 def analyze(dataset):

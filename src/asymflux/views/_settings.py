@@ -1,7 +1,8 @@
-"""The model explorer's settings, without Panel: a :class:`param.Parameterized` whose
-parameters are the explorer's sliders (:class:`asymflux.views.ModelExplorer` makes its
-widgets from them with ``Widget.from_param``) and whose methods compute, here and uncached,
-what the page shows for them. Usable from a notebook or a script without Panel or Bokeh::
+"""The pages' settings, without Panel: the cohort browser's (:class:`CohortSettings`: the
+datasets pooled and their clock offset) and the model explorer's (:class:`ExplorerSettings`),
+each a :class:`param.Parameterized` whose parameters are the page's widgets (the views make
+them with ``Widget.from_param``). The explorer's methods compute, here and uncached, what the
+page shows for them. Usable from a notebook or a script without Panel or Bokeh::
 
     s = ExplorerSettings(eta=0.7, rate_mA_g=200.0)
     s.curves()          # V(t) and the arc's flux ratio of the θ maps' run
@@ -163,3 +164,18 @@ class ExplorerSettings(param.Parameterized):
         s = self.model_settings(**overrides)
         return C.rate_table(s["eta"], s["blocked_fraction"], s["diffusivity_scale"],
                             film_ohm_m2=s["film_ohm_m2"])
+
+
+class CohortSettings(param.Parameterized):
+    """The cohort browser's settings: the datasets pooled and their clock offset
+    (Panel-free: usable from a notebook or a test; :class:`asymflux.views.CohortBrowser`
+    makes its text fields from these parameters with ``Widget.from_param``)."""
+
+    datasets = param.String(default="cohorts", doc=(
+        "Datasets to pool: a demo group ('cohorts', 'cohort-fresh', ...), dataset names or "
+        "paths separated by commas, a folder holding dataset folders, or an asymflux analyze "
+        "output folder (or a folder of them)."))
+    time_offset = param.String(default="", doc=(
+        "The camera-cycler clock offset applied to every dataset, s (cycler time = frame time "
+        "+ offset), or 'auto' (estimated per dataset, as `asymflux analyze --time-offset-s "
+        "auto`); empty: each dataset's own (as before). A change re-analyses."))

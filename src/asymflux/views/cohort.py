@@ -9,8 +9,14 @@ import panel as pn
 import param
 
 from .. import plots
-from . import _common as K
+from . import _bokeh as B
 from . import _compute as C
+from . import _errors as E
+from . import _jobs as J
+from . import _runtime as R
+from . import _widgets as W
+from ._bokehjs_patch import skip_unchanged_stylesheets
+from ._settings import CohortSettings
 
 
 def _parse(value) -> tuple[str, int]:
@@ -60,55 +66,62 @@ class CohortBrowser(pn.viewable.Viewer):
     95 % Wilson intervals (Fig. 5e); choosing a particle shows its differential movie (a
     player and the frame), d(capacity) and line-cut kymograph.
 
-    ``datasets`` is a demo group (``"cohorts"``, ``"cohort-fresh"``, ...), dataset names
-    or paths separated by commas, a folder holding dataset folders, or an ``asymflux
-    analyze`` output folder (or a folder of them): its tables are read, not analysed again,
-    and its particles show their d(capacity) (the movie is not in the folder). Datasets
-    that cannot be read are listed in the alert; the others are still shown.
+    The datasets pooled and their clock offset are :attr:`settings`, a Panel-free
+    :class:`~asymflux.views._settings.CohortSettings`: pass one, or its parameters, to the
+    constructor (``CohortBrowser(datasets="cohorts")``), or set them later (here, as
+    ``view.datasets``, or on ``view.settings``); a change loads them. ``datasets`` is a
+    demo group (``"cohorts"``, ``"cohort-fresh"``, ...), dataset names or paths separated by
+    commas, a folder holding dataset folders, or an ``asymflux analyze`` output folder (or a
+    folder of them): its tables are read, not analysed again, and its particles show their
+    d(capacity) (the movie is not in the folder). Datasets that cannot be read are listed in
+    the alert; the others are still shown.
     """
 
-    datasets = param.String(default="cohorts", doc="Datasets to pool (see the class doc).")
+    settings = param.ClassSelector(class_=CohortSettings, doc=(
+        "The datasets pooled and their clock offset (the text fields' parameters)."))
     particle = param.Parameter(default=None, doc="(dataset spec, particle id) shown.")
     particles = param.DataFrame(default=None, allow_None=True,
                                 doc="All particles (analysis.summarize_particles rows).")
     stats = param.DataFrame(default=None, allow_None=True,
                             doc="analysis.cohort_statistics by ageing.")
     errors = param.List(default=[], doc="Messages of the datasets that could not be used.")
-    time_offset = param.String(default="", doc=(
-        "The camera-cycler clock offset applied to every dataset, s (cycler time = frame time "
-        "+ offset), or 'auto' (estimated per dataset, as `asymflux analyze --time-offset-s "
-        "auto`); empty: each dataset's own (as before). A change re-analyses."))
     allow_large = param.Boolean(default=False, doc=(
-        "Analyse stacks above the dashboard's size limit (_common.max_values()); set by the "
+        "Analyse stacks above the dashboard's size limit (_jobs.max_values()); set by the "
         "'Analyse anyway' button, reset when the datasets change."))
 
-    def __init__(self, **params):
-        K.load_extensions("tabulator")  # this page's own: it may be the first one served
-        super().__init__(**params)
+    def __init__(self, settings: CohortSettings | None = None, **params):
+        B.load_extensions("tabulator")  # this page's own: it may be the first one served
+        given = {k: params.pop(k) for k in list(params)
+                 if k in CohortSettings.param and k != "name"}
+        if settings is None:
+            settings = CohortSettings(**given)
+        elif given:
+            settings.param.update(given)
+        super().__init__(settings=settings, **params)
         self._loaded_for = None
         # in a server the datasets are read and analysed in worker processes: the alert,
         # progress and Cancel, 'Analyse anyway' for stacks above the size limit, the upload
-        self.loader = K.DatasetLoader(
+        self.loader = W.DatasetLoader(
             on_analyse_anyway=self._analyse_anyway,
-            on_upload=lambda folder: setattr(self, "datasets", folder),
-            on_upload_error=lambda e, name: self._fail([K.error_text(e, source=name)]),
+            on_upload=lambda folder: setattr(self.settings, "datasets", folder),
+            on_upload_error=lambda e, name: self._fail([E.error_text(e, source=name)]),
             alert_width=1100)
         self.alert, self.progress = self.loader.alert, self.loader.progress
         self.large_button, self.upload = self.loader.large_button, self.loader.upload
         self.datasets_input = pn.widgets.TextInput.from_param(
-            self.param.datasets,
+            self.settings.param.datasets,
             name="datasets (demo group, names/paths separated by commas, a folder, or an "
                  "analyze results folder; Enter)",
             width=700)
         self.offset_input = pn.widgets.TextInput.from_param(
-            self.param.time_offset, name="clock offset (s, or auto; empty: none; Enter)",
+            self.settings.param.time_offset, name="clock offset (s, or auto; empty: none; Enter)",
             placeholder="cycler time = frame time + offset", width=260)
         self.offset_used = pn.pane.Markdown("", width=1100)
         self.particle_select = pn.widgets.Select(label="particle", options={}, width=420)
         self.player = pn.widgets.Player(label="frame", start=0, end=1, value=0, interval=300,
                                         loop_policy="loop", show_value=True, width=360)
         self.summary = pn.pane.Markdown("", width=1100)
-        self.param.watch(self._on_datasets, ["datasets", "time_offset"])
+        self.settings.param.watch(self._on_datasets, ["datasets", "time_offset"])
         self.particle_select.param.watch(self._on_select, "value")
         self.param.watch(self._on_particle, "particle")
         # one HoloViews pane per figure in Panel Rows (no bokeh GridPlot, see model_explorer)
@@ -123,6 +136,24 @@ class CohortBrowser(pn.viewable.Viewer):
                                                                  self.param.particle)),
                                   name="dqdv")
 
+    @property
+    def datasets(self) -> str:
+        """The datasets pooled (:attr:`CohortSettings.datasets` of :attr:`settings`)."""
+        return self.settings.datasets
+
+    @datasets.setter
+    def datasets(self, value: str) -> None:
+        self.settings.datasets = value
+
+    @property
+    def time_offset(self) -> str:
+        """Their clock offset (:attr:`CohortSettings.time_offset` of :attr:`settings`)."""
+        return self.settings.time_offset
+
+    @time_offset.setter
+    def time_offset(self, value: str) -> None:
+        self.settings.time_offset = value
+
     # ------------------------------------------------------------------ loading
 
     def _begin_load(self):
@@ -132,12 +163,12 @@ class CohortBrowser(pn.viewable.Viewer):
         try:
             C.time_offset_value(self.time_offset)
         except Exception as e:  # noqa: BLE001
-            self._fail([K.error_text(e)])
+            self._fail([E.error_text(e)])
             return None
         try:
             return C.dataset_specs(self.datasets)
         except Exception as e:  # noqa: BLE001
-            self._fail([f"{self.datasets!r}: {K.error_text(e, source=self.datasets)}"])
+            self._fail([f"{self.datasets!r}: {E.error_text(e, source=self.datasets)}"])
             return None
 
     def load(self):
@@ -149,7 +180,7 @@ class CohortBrowser(pn.viewable.Viewer):
         outcomes = {}
         for spec in specs:
             try:
-                outcomes[spec] = K.analyzed(spec, allow_large=self.allow_large,
+                outcomes[spec] = J.analyzed(spec, allow_large=self.allow_large,
                                             time_offset_s=self.time_offset)
             except Exception as e:  # noqa: BLE001 - one broken dataset must not stop the rest
                 outcomes[spec] = e
@@ -157,13 +188,13 @@ class CohortBrowser(pn.viewable.Viewer):
 
     async def load_async(self):
         """:meth:`load` for a server's page: the datasets are analysed in worker processes
-        (:func:`_common.start_analysis`) while the page shows the progress and a Cancel
+        (:func:`_jobs.start_analysis`) while the page shows the progress and a Cancel
         button, and the server serves the other pages."""
         specs = self._begin_load()
         if specs is None:
             return
         token = self.loader.token
-        jobs = {spec: K.start_analysis(spec, allow_large=self.allow_large,
+        jobs = {spec: J.start_analysis(spec, allow_large=self.allow_large,
                                        time_offset_s=self.time_offset) for spec in specs}
         title = f"analysing {len(jobs)} dataset{'s' if len(jobs) > 1 else ''}"
         finished = await self.progress.wait(list(jobs.values()), title)
@@ -183,7 +214,7 @@ class CohortBrowser(pn.viewable.Viewer):
         if good:  # the first particle's movie is read off the event loop too
             first = self._first_particle(C.cohort_tables(
                 {s: r[1:] for s, r in good.items()})[0])
-            fut = K.run_in_thread(self.particle_movie, first)
+            fut = R.run_in_thread(self.particle_movie, first)
             if not await self.progress.wait([(fut, f"reading particle {first[1]} of "
                                                    f"{first[0]}")], "loading") \
                     or not self.loader.current(token):
@@ -191,7 +222,7 @@ class CohortBrowser(pn.viewable.Viewer):
         self._pool(outcomes)
 
     def _request_load(self):
-        if K.in_server():
+        if R.in_server():
             pn.state.execute(self.load_async)
         else:
             self.load()
@@ -222,9 +253,9 @@ class CohortBrowser(pn.viewable.Viewer):
         analyzed, errors, used = {}, [], {}
         for spec, result in outcomes.items():
             if isinstance(result, BaseException):
-                K.log_exception(result)
-                errors.append(f"{spec}: {K.error_text(result, source=spec, name_source=False)}")
-                if isinstance(result, K.DatasetTooLarge):
+                E.log_exception(result)
+                errors.append(f"{spec}: {E.error_text(result, source=spec, name_source=False)}")
+                if isinstance(result, J.DatasetTooLarge):
                     self.large_button.visible = True
             else:
                 ds, particles, ts, labels = result
@@ -281,12 +312,12 @@ class CohortBrowser(pn.viewable.Viewer):
         if event.new is None or _parse(event.new) == self.particle:
             return
         chosen = _parse(event.new)
-        if not K.in_server():
+        if not R.in_server():
             self.particle = chosen
             return
 
         async def read_then_show():  # the particle's movie is read off the event loop
-            fut = K.run_in_thread(self.particle_movie, chosen)
+            fut = R.run_in_thread(self.particle_movie, chosen)
             if await self.progress.wait([(fut, f"reading particle {chosen[1]} of "
                                                f"{chosen[0]}")], "loading") \
                     and self.particle_select.value == event.new:  # not chosen again meanwhile
@@ -300,10 +331,10 @@ class CohortBrowser(pn.viewable.Viewer):
         try:
             movie = self.particle_movie(event.new)
         except Exception as e:  # noqa: BLE001 - shown in the page; the other pages go on
-            K.log_exception(e)
+            E.log_exception(e)
             spec, pid = event.new
             self.alert.object = (f"Particle {pid} of dataset {spec} could not be read: "
-                                 f"{K.error_text(e, source=spec, name_source=False)}")
+                                 f"{E.error_text(e, source=spec, name_source=False)}")
             self.alert.visible = True
             return
         n = int(movie.dI.shape[0])
@@ -316,7 +347,7 @@ class CohortBrowser(pn.viewable.Viewer):
     def particle_movie(self, particle=None) -> C.ParticleMovie:
         """The chosen particle: differential movie, time series and kymograph."""
         spec, pid = particle if particle is not None else self.particle
-        return K.measured(spec, pid, time_offset_s=self.time_offset)
+        return J.measured(spec, pid, time_offset_s=self.time_offset)
 
     # ------------------------------------------------------------------ plots
 
@@ -330,20 +361,20 @@ class CohortBrowser(pn.viewable.Viewer):
 
     def _cohort_plot(self, stats):
         if stats is None or not len(stats):
-            return K.empty_plot("no particles")
+            return B.empty_plot("no particles")
         return plots.fig5e_cohorts(stats, order=list(stats["ageing"]), width=1000)
 
     def _particle_plot(self, particle):
         import holoviews as hv
 
         if particle is None:
-            return K.empty_plot("choose a particle")
+            return B.empty_plot("choose a particle")
         try:
             movie = self.particle_movie(particle)
         except Exception as e:  # noqa: BLE001
-            K.log_exception(e)
-            return K.empty_plot(f"particle {particle[1]}: "
-                                f"{K._without_class_names(' '.join(str(e).split()))[:200]}")
+            E.log_exception(e)
+            return B.empty_plot(f"particle {particle[1]}: "
+                                f"{E._without_class_names(' '.join(str(e).split()))[:200]}")
         spec, pid = particle
         name = movie.timeseries["dataset"].iloc[0] if "dataset" in movie.timeseries else spec
         dI = movie.dI
@@ -385,7 +416,7 @@ class CohortBrowser(pn.viewable.Viewer):
 
         ts = self._series.get(particle[0]) if particle is not None else None
         if ts is None or "voltage_V" not in ts or not np.isfinite(ts["voltage_V"]).any():
-            return K.empty_plot("no cycler voltage per frame: no dQ/dV")
+            return B.empty_plot("no cycler voltage per frame: no dQ/dV")
         name = ts["dataset"].iloc[0] if "dataset" in ts else particle[0]
         fig = plots.dqdv_optical(incremental_capacity_table(ts),
                                  title=f"dQ/dV and the mean optical signal: {name}")
@@ -427,7 +458,7 @@ class CohortBrowser(pn.viewable.Viewer):
         movie = self.particle_movie()
         spec, pid = self.particle
         name = movie.timeseries["dataset"].iloc[0] if "dataset" in movie.timeseries else spec
-        return movie, name, pid, K.safe_name(f"{name}_particle{pid}")
+        return movie, name, pid, B.safe_name(f"{name}_particle{pid}")
 
     def _need_stats(self) -> pd.DataFrame:
         if self.stats is None or not len(self.stats):
@@ -483,7 +514,7 @@ class CohortBrowser(pn.viewable.Viewer):
     def _make_downloads(self):
         def timeseries_csv():
             movie, _name, _pid, stem = self._chosen()
-            return K.csv_bytes(movie.timeseries), f"{stem}_timeseries.csv"
+            return B.csv_bytes(movie.timeseries), f"{stem}_timeseries.csv"
 
         def file(figure, fmt):
             return lambda: self.particle_file(figure, fmt)
@@ -494,22 +525,22 @@ class CohortBrowser(pn.viewable.Viewer):
         def particles_csv():
             if self.particles is None:
                 raise ValueError("no particles: nothing to download")
-            return K.csv_bytes(self.particles)
+            return B.csv_bytes(self.particles)
 
         return {
-            **{f"fig5e.{fmt}": K.download_button(f"Fig. 5e ({fmt.upper()})", f"fig5e.{fmt}",
+            **{f"fig5e.{fmt}": B.download_button(f"Fig. 5e ({fmt.upper()})", f"fig5e.{fmt}",
                                                  fig5e(fmt), width=130 if fmt == "png" else 70)
                for fmt in plots.FORMATS},
-            "fig5e.csv": K.download_button("Fig. 5e table (CSV)", "fig5e.csv",
-                                           lambda: K.csv_bytes(self._need_stats())),
-            "particles.csv": K.download_button("all particles (CSV)", "particles.csv",
+            "fig5e.csv": B.download_button("Fig. 5e table (CSV)", "fig5e.csv",
+                                           lambda: B.csv_bytes(self._need_stats())),
+            "particles.csv": B.download_button("all particles (CSV)", "particles.csv",
                                                particles_csv),
-            **{f"{f}.{fmt}": K.download_button(f"{label} ({fmt.upper()})", f"{f}.{fmt}",
+            **{f"{f}.{fmt}": B.download_button(f"{label} ({fmt.upper()})", f"{f}.{fmt}",
                                                file(f, fmt))
                for fmt in plots.FORMATS for f, label in (
                 ("frame", "movie frame"), ("d_capacity", "d(capacity)"),
                 ("kymograph", "kymograph"))},
-            "timeseries.csv": K.download_button("particle time series (CSV)",
+            "timeseries.csv": B.download_button("particle time series (CSV)",
                                                 "timeseries.csv", timeseries_csv, width=210),
         }
 
@@ -524,9 +555,7 @@ class CohortBrowser(pn.viewable.Viewer):
             pn.state.onload(self._load_once)
         else:
             self._load_once()
-        K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
-        K.freeze_while_session_open()  # no full garbage collections of the libraries
-        K.quiet_closed_websockets()  # a closed tab's last update: no traceback
+        skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
         stats_table = self.stats_table = stats_table_widget(
             pn.bind(lambda s: s if s is not None else pd.DataFrame(), self.param.stats))
         d = self.downloads

@@ -4,7 +4,7 @@ The latest differential frame, every particle's d(capacity), the classification 
 the chosen particle's line-cut kymograph, updated as frames land. The page drives an
 :class:`asymflux._live_feed.LiveFeed` (over :class:`asymflux.live.LiveAnalysis`); in a
 server a periodic callback (``pn.state.add_periodic_callback``) runs each poll in a thread
-(:func:`asymflux.views._common.run_in_thread`), never in the Bokeh event loop, and shows
+(:func:`asymflux.views._runtime.run_in_thread`), never in the Bokeh event loop, and shows
 the result from the loop. When the writer is done the tables are those of ``asymflux
 analyze`` of the finished files.
 """
@@ -21,7 +21,9 @@ import panel as pn
 import param
 
 from .. import plots
-from . import _common as K
+from . import _bokeh as B
+from . import _runtime as R
+from ._bokehjs_patch import skip_unchanged_stylesheets
 
 TABLE_COLUMNS = ["particle_id", "classification", "frame", "capacity_mAh_g", "offset_nm",
                  "offset_norm", "unreacted_fraction"]
@@ -54,7 +56,7 @@ class LivePage(pn.viewable.Viewer):
     snapshot = param.Parameter(default=None, doc="The last LiveSnapshot shown.")
 
     def __init__(self, settings=None, **params):
-        K.load_extensions("tabulator")
+        B.load_extensions("tabulator")
         names = set(LiveSettings.param) - {"name"}
         given = {k: params.pop(k) for k in list(params) if k in names}
         settings = settings or LiveSettings(**given)
@@ -83,12 +85,10 @@ class LivePage(pn.viewable.Viewer):
                     "unreacted_fraction": "unreacted fraction"})
         self.downloads = self._make_downloads()  # file name -> button: CSV/table
         self.settings.param.watch(self._on_switch, "live")
-        K.on_session_end(self.stop)
-        if K.in_server():  # the first poll then finds the analysis imported
-            K.run_in_thread(_warm_up)
-        K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
-        K.freeze_while_session_open()  # no full garbage collections of the libraries
-        K.quiet_closed_websockets()  # a closed tab's last update: no traceback
+        R.on_session_end(self.stop)
+        if R.in_server():  # the first poll then finds the analysis imported
+            R.run_in_thread(_warm_up)
+        skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
 
     # ------------------------------------------------------------------ following
     def _on_switch(self, event):
@@ -110,7 +110,7 @@ class LivePage(pn.viewable.Viewer):
         self.feed = LiveFeed(source, idle_timeout_s=self.settings.idle_timeout_s)
         self.snapshot = None
         self.status.object = f"following `{source}` …"
-        if K.in_server():
+        if R.in_server():
             self._callback = pn.state.add_periodic_callback(
                 self._poll, period=int(1000 * self.settings.poll_s))
 
@@ -136,7 +136,7 @@ class LivePage(pn.viewable.Viewer):
             return
         self._busy = True
         try:
-            snap = await asyncio.wrap_future(K.run_in_thread(feed.step))
+            snap = await asyncio.wrap_future(R.run_in_thread(feed.step))
         finally:
             self._busy = False
         if feed is not self.feed:  # stopped (or restarted) meanwhile
@@ -223,33 +223,33 @@ class LivePage(pn.viewable.Viewer):
 
         source = self.settings.source.strip().rstrip("/\\") or "live"
         state = "final" if snap.state == "finished" else f"{snap.n_frames}frames"
-        return K.safe_name(f"{Path(source).name}_{state}")
+        return B.safe_name(f"{Path(source).name}_{state}")
 
     def _make_downloads(self):
         def table_csv():
             snap, _ = self._need_snapshot("timeseries")
-            return K.csv_bytes(self._table(snap)), f"live_table_{self._stem(snap)}.csv"
+            return B.csv_bytes(self._table(snap)), f"live_table_{self._stem(snap)}.csv"
 
         def timeseries_csv():
             snap, ts = self._need_snapshot("timeseries")
-            return K.csv_bytes(ts), f"live_timeseries_{self._stem(snap)}.csv"
+            return B.csv_bytes(ts), f"live_timeseries_{self._stem(snap)}.csv"
 
         def particles_csv():
             snap, particles = self._need_snapshot("particles")
-            return K.csv_bytes(particles), f"live_particles_{self._stem(snap)}.csv"
+            return B.csv_bytes(particles), f"live_particles_{self._stem(snap)}.csv"
 
         return {
-            "table.csv": K.download_button("table (CSV)", "table.csv", table_csv),
-            "timeseries.csv": K.download_button("time series (CSV)", "timeseries.csv",
+            "table.csv": B.download_button("table (CSV)", "table.csv", table_csv),
+            "timeseries.csv": B.download_button("time series (CSV)", "timeseries.csv",
                                                 timeseries_csv),
-            "particles.csv": K.download_button("particles (CSV)", "particles.csv",
+            "particles.csv": B.download_button("particles (CSV)", "particles.csv",
                                                particles_csv),
         }
 
     # ------------------------------------------------------------------ plots
     def _frame_plot(self, snap, particle):
         if snap is None or snap.last_dI is None:
-            return K.empty_plot("waiting for the first frame").opts(width=420, height=400)
+            return B.empty_plot("waiting for the first frame").opts(width=420, height=400)
         line = snap.kymographs.get(particle, (None, None, None))[2]
         last = snap.n_frames - 1
         cap = snap.capacity_mAh_g[last] if snap.capacity_mAh_g.size > last else np.nan
@@ -260,7 +260,7 @@ class LivePage(pn.viewable.Viewer):
 
     def _offset_plot(self, snap):
         if snap is None or snap.timeseries is None or not len(snap.timeseries):
-            return K.empty_plot("d(capacity): no frame measured yet").opts(width=520, height=400)
+            return B.empty_plot("d(capacity): no frame measured yet").opts(width=520, height=400)
         ts = snap.timeseries.copy()
         cls = dict(zip(snap.particles["particle_id"], snap.particles["classification"],
                        strict=True)) if snap.particles is not None else {}
@@ -274,7 +274,7 @@ class LivePage(pn.viewable.Viewer):
         from asymflux.analysis import kymograph_boundaries
 
         if snap is None or particle not in snap.kymographs:
-            return K.empty_plot("kymograph: waiting for frames").opts(width=420, height=400)
+            return B.empty_plot("kymograph: waiting for frames").opts(width=420, height=400)
         kymo, dist, _line = snap.kymographs[particle]
         cap = snap.capacity_mAh_g[: len(kymo)]
         return plots.kymograph(kymo, dist, cap, boundaries=kymograph_boundaries(kymo, dist),

@@ -11,8 +11,14 @@ import panel as pn
 import param
 
 from .. import plots
-from . import _common as K
+from . import _bokeh as B
 from . import _compute as C
+from . import _errors as E
+from . import _jobs as J
+from . import _pool as P
+from . import _runtime as R
+from . import _widgets as W
+from ._bokehjs_patch import skip_unchanged_stylesheets
 from ._settings import (  # noqa: F401 - RATE_LABELS, SURFACE_MODELS: names of this module too
     DSCALE_OPTIONS,
     MODEL_SETTINGS,
@@ -38,10 +44,10 @@ PREVIEW_TAG = " (coarse preview)"
 
 
 def _timing(t0: float, what: str, detail=None) -> None:
-    """With :data:`asymflux.views._common.TIMING_ENV` set: print ``what`` (and ``detail``)
+    """With :data:`asymflux.views._runtime.TIMING_ENV` set: print ``what`` (and ``detail``)
     and the seconds since ``t0`` (``time.perf_counter``) to stderr; nothing is formatted
     otherwise."""
-    if K.timing_on():
+    if R.timing_on():
         what = what if detail is None else f"{what} {detail}"
         print(f"asymflux timing: {what} at {time.perf_counter() - t0:.3f} s", file=sys.stderr,
               flush=True)
@@ -240,7 +246,7 @@ class ModelExplorer(pn.viewable.Viewer):
         "The page's ``?particle=`` argument as typed: checked against the dataset's particles "
         "when it is loaded (a clear message when it is not one of them)."))
     allow_large = param.Boolean(default=False, doc=(
-        "Analyse a stack above the dashboard's size limit (_common.max_values()); set by the "
+        "Analyse a stack above the dashboard's size limit (_jobs.max_values()); set by the "
         "'Analyse anyway' button, reset when the dataset changes."))
     maps_ready = param.Parameter(default=None, precedence=-1, doc=(
         "(η, fraction, angle, rate, D scale, film, 'fine' or 'preview') whose θ maps and "
@@ -253,7 +259,7 @@ class ModelExplorer(pn.viewable.Viewer):
         "follows it."))
 
     def __init__(self, settings: ExplorerSettings | None = None, **params):
-        K.load_extensions()  # this page's own: it may be the first one served
+        B.load_extensions()  # this page's own: it may be the first one served
         model = {k: params.pop(k) for k in list(params)
                  if k in ExplorerSettings.param and k != "name"}
         # a rate given here (or with the settings) is kept when the first dataset loads;
@@ -266,7 +272,7 @@ class ModelExplorer(pn.viewable.Viewer):
         super().__init__(settings=settings, **params)
         # dataset loading off the event loop (a worker process in a server): the alert, the
         # progress and Cancel, 'Analyse anyway' for a stack above the size limit, the upload
-        self.loader = K.DatasetLoader(on_analyse_anyway=self._analyse_anyway,
+        self.loader = W.DatasetLoader(on_analyse_anyway=self._analyse_anyway,
                                       on_upload=lambda folder: setattr(self, "dataset", folder),
                                       on_upload_error=lambda e, name: self._show_error(
                                           e, source=name))
@@ -343,7 +349,7 @@ class ModelExplorer(pn.viewable.Viewer):
         # figures whose data sources are replaced, the measured line-cut a HoloViews
         # DynamicMap (it changes only with the dataset or the particle). A change of the
         # settings (a slider's release) starts, side by side in worker processes, every
-        # simulation the change needs (_common.prefetch); in a server each kind of plot is
+        # simulation the change needs (_pool.prefetch); in a server each kind of plot is
         # then updated as soon as its own runs are done (the *_ready parameters, set from the event loop), so a quick
         # plot does not wait behind a slow one and the server keeps answering meanwhile;
         # the θ maps and curves first show a coarse preview when theirs is done first.
@@ -363,13 +369,11 @@ class ModelExplorer(pn.viewable.Viewer):
         self.downloads = self._make_downloads()  # file name -> button: PNG/figure, CSV/table
         # the runs of the settings' neighbours (previews, Fig. 5b's curves) once the page is
         # open, as the dataset (see _load_particles): a page that never connects starts none
-        if K.in_server():
+        if R.in_server():
             pn.state.onload(self._prefetch)
         else:
             self._prefetch()
-        K.skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
-        K.freeze_while_session_open()  # no full garbage collections of the libraries
-        K.quiet_closed_websockets()  # a closed tab's last update: no traceback
+        skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
 
     # ------------------------------------------------------------------ settings
 
@@ -402,8 +406,8 @@ class ModelExplorer(pn.viewable.Viewer):
             key = keys["maps"]
             self.maps_title.object = self._maps_title(_model_settings(key), key[-1])
         # one message to the page for all the figures this updates; all of them plain data
-        # sources replaced in place, no walk over the page's models (_common.one_update)
-        with K.one_update(pn.state.curdoc, freeze=False):
+        # sources replaced in place, no walk over the page's models (_bokeh.one_update)
+        with B.one_update(pn.state.curdoc, freeze=False):
             if "maps" in keys:
                 self._update_maps(keys["maps"])
                 self._update_curves(keys["maps"])
@@ -420,10 +424,10 @@ class ModelExplorer(pn.viewable.Viewer):
         t0 = time.perf_counter()
         s = self.settings.model_settings()
         keys = self._keys(s)
-        futures = K.prefetch(s, pixel_nm=float(self.settings.pixel_nm), dataset=self.dataset,
-                             particle_id=self.particle_id, preview=K.in_server(),
+        futures = P.prefetch(s, pixel_nm=float(self.settings.pixel_nm), dataset=self.dataset,
+                             particle_id=self.particle_id, preview=R.in_server(),
                              time_offset_s=self._offset())
-        if not K.in_server():
+        if not R.in_server():
             self._publish(keys)
             return
 
@@ -435,7 +439,7 @@ class ModelExplorer(pn.viewable.Viewer):
         # while nobody waits: the reference curves one D-scale step away
         i = DSCALE_OPTIONS.index(min(DSCALE_OPTIONS,
                                      key=lambda d: abs(d - float(s["diffusivity_scale"]))))
-        K.warm_rate_curves(DSCALE_OPTIONS[max(0, i - 1): i + 2])
+        P.warm_rate_curves(DSCALE_OPTIONS[max(0, i - 1): i + 2])
 
     async def _publish_when_done(self, keys: dict, futures: dict, t0: float) -> None:
         """Publish each kind of plot's settings once its runs are done (in the order they
@@ -495,18 +499,18 @@ class ModelExplorer(pn.viewable.Viewer):
         return _readable_offset(self.time_offset)
 
     def _measured_now(self, spec, pid):
-        return K.measured(spec, pid, time_offset_s=self._offset())
+        return J.measured(spec, pid, time_offset_s=self._offset())
 
     def _on_particle(self, event):
         if event.new is None or event.new == self.particle_id:
             return
-        if not K.in_server():
+        if not R.in_server():
             self.particle_id = int(event.new)
             return
         pid, spec = int(event.new), self.dataset
 
         async def read_then_show():  # the particle's movie is read off the event loop
-            fut = K.run_in_thread(self._measured_now, spec, pid)
+            fut = R.run_in_thread(self._measured_now, spec, pid)
             if await self.progress.wait([(fut, f"reading particle {pid} of {spec}")],
                                         "loading") and self.dataset == spec \
                     and self.particle_select.value == pid:  # not chosen again meanwhile
@@ -520,7 +524,7 @@ class ModelExplorer(pn.viewable.Viewer):
 
     def _load_particles(self):
         """Analyse the dataset (cached) and fill the particle list; errors go to the alert.
-        In a server the analysis runs in a worker process (:func:`_common.start_analysis`)
+        In a server the analysis runs in a worker process (:func:`_jobs.start_analysis`)
         while the page shows its progress: returns None at once. Elsewhere returns True when
         the dataset could be used."""
         token = self.loader.new_load()
@@ -528,7 +532,7 @@ class ModelExplorer(pn.viewable.Viewer):
             C.time_offset_value(self.time_offset)
         except ValueError as e:
             return self._load_failed(e)
-        if K.in_server():
+        if R.in_server():
 
             async def load():
                 await self._load_async(token)
@@ -541,7 +545,7 @@ class ModelExplorer(pn.viewable.Viewer):
             pn.state.onload(load)
             return None
         try:
-            result = K.analyzed(self.dataset, allow_large=self.allow_large,
+            result = J.analyzed(self.dataset, allow_large=self.allow_large,
                                 time_offset_s=self.time_offset)
         except Exception as e:  # noqa: BLE001 - shown in the page
             return self._load_failed(e)
@@ -552,13 +556,13 @@ class ModelExplorer(pn.viewable.Viewer):
         self.particle_select.options = []
         self._dataset_info.object = ""
         self.notice.visible = False
-        job = K.start_analysis(spec, allow_large=self.allow_large,
+        job = J.start_analysis(spec, allow_large=self.allow_large,
                                time_offset_s=self.time_offset)
         finished = await self.progress.wait([job], f"analysing dataset {spec}")
         if not self.loader.current(token):
             return  # another dataset asked for meanwhile
         if not finished:
-            self._show_error(K.AnalysisStopped(
+            self._show_error(J.AnalysisStopped(
                 f"{spec}: analysis cancelled; press Enter in the dataset field to start it again"))
             return
         try:
@@ -568,7 +572,7 @@ class ModelExplorer(pn.viewable.Viewer):
             return
         pid = self._pick_particle(result[1])
         if pid is not None:  # read its movie off the event loop before the plots ask for it
-            fut = K.run_in_thread(self._measured_now, spec, pid)
+            fut = R.run_in_thread(self._measured_now, spec, pid)
             if not await self.progress.wait([(fut, f"reading particle {pid} of {spec}")],
                                             "loading") or not self.loader.current(token):
                 return
@@ -577,7 +581,7 @@ class ModelExplorer(pn.viewable.Viewer):
     def _load_failed(self, exc):
         self._show_error(exc, prefix=f"Dataset {self.dataset!r} could not be used",
                          source=self.dataset)
-        self.large_button.visible = isinstance(exc, K.DatasetTooLarge)
+        self.large_button.visible = isinstance(exc, J.DatasetTooLarge)
         self._show_measured_voltage(None)
         self.particle_select.options = []
         self._dataset_info.object = ""
@@ -651,7 +655,7 @@ class ModelExplorer(pn.viewable.Viewer):
         if pid is None:
             return None
         try:
-            result = K.fit(self.dataset, pid, time_offset_s=self._offset()).result()
+            result = P.fit(self.dataset, pid, time_offset_s=self._offset()).result()
         except Exception as e:  # noqa: BLE001 - shown in the page
             return self._fit_failed(pid, e)
         return self._fit_done(pid, result)
@@ -665,14 +669,14 @@ class ModelExplorer(pn.viewable.Viewer):
         if pid is None:
             return None
         try:
-            result = await asyncio.wrap_future(K.fit(self.dataset, pid,
+            result = await asyncio.wrap_future(P.fit(self.dataset, pid,
                                                      time_offset_s=self._offset()))
         except Exception as e:  # noqa: BLE001 - shown in the page
             return self._fit_failed(pid, e)
         return self._fit_done(pid, result)
 
     def _fit_start(self):
-        if self.particle_id is None and K.in_server():
+        if self.particle_id is None and R.in_server():
             self._fit_info.object = "no particle yet: wait for the dataset's analysis"
             return None
         if self.particle_id is None and not self._load_particles():
@@ -714,8 +718,8 @@ class ModelExplorer(pn.viewable.Viewer):
         return result
 
     def _show_error(self, exc, prefix=None, source=None):
-        K.log_exception(exc)
-        text = K.error_text(exc, source=source)
+        E.log_exception(exc)
+        text = E.error_text(exc, source=source)
         self.alert.object = f"{prefix}: {text}" if prefix else text
         self.alert.visible = True
 
@@ -724,7 +728,7 @@ class ModelExplorer(pn.viewable.Viewer):
     def theta_maps(self, **overrides) -> pd.DataFrame:
         """θ maps at 5/10/15/20 min for the current settings (one row of Fig. 4)."""
         s = self.model_settings(**overrides)
-        return K.theta_maps(s["eta"], s["blocked_fraction"], s["angle_deg"], s["rate_mA_g"],
+        return P.theta_maps(s["eta"], s["blocked_fraction"], s["angle_deg"], s["rate_mA_g"],
                             s["diffusivity_scale"], float(self.settings.pixel_nm), s["film_ohm_m2"],
                             s.get("mesh", C.MAPS_MESH))
 
@@ -739,7 +743,7 @@ class ModelExplorer(pn.viewable.Viewer):
         """The loaded dataset's cycler voltage against capacity (``capacity_mAh_g,
         voltage_V``), None when its echem table has none."""
         try:
-            ds = K.analyzed(self.dataset if dataset is None else dataset,
+            ds = J.analyzed(self.dataset if dataset is None else dataset,
                             time_offset_s=self._offset())[0]
         except Exception:  # noqa: BLE001 - the dataset's own alert says why
             return None
@@ -749,12 +753,12 @@ class ModelExplorer(pn.viewable.Viewer):
         """Fig. 5b: Li extracted at the cut-off against rate, the paper's surfaces and the
         current setting (``blocked == "current setting"``)."""
         s = self.model_settings(**overrides)
-        return K.rate_table(s["eta"], s["blocked_fraction"], s["diffusivity_scale"],
+        return P.rate_table(s["eta"], s["blocked_fraction"], s["diffusivity_scale"],
                             s["film_ohm_m2"])
 
     def current_li_extracted(self, **overrides) -> float:
         s = self.model_settings(**overrides)
-        return K.li_extracted(s["eta"], s["blocked_fraction"], s["rate_mA_g"],
+        return P.li_extracted(s["eta"], s["blocked_fraction"], s["rate_mA_g"],
                               s["diffusivity_scale"], s["film_ohm_m2"])
 
     def comparison(self, **overrides) -> dict:
@@ -771,10 +775,10 @@ class ModelExplorer(pn.viewable.Viewer):
         pid = overrides.get("particle_id", self.particle_id)
         offset = overrides.get("time_offset", self.time_offset)
         if pid is None:
-            _ds, particles, _ts, _l = K.analyzed(dataset, time_offset_s=offset)
+            _ds, particles, _ts, _l = J.analyzed(dataset, time_offset_s=offset)
             pid = int(particles["particle_id"].iloc[0])
-        m = K.measured(dataset, pid, time_offset_s=offset)
-        sim = K.simulated(dataset, pid, s["eta"], s["blocked_fraction"], s["angle_deg"],
+        m = J.measured(dataset, pid, time_offset_s=offset)
+        sim = P.simulated(dataset, pid, s["eta"], s["blocked_fraction"], s["angle_deg"],
                           s["rate_mA_g"], s["diffusivity_scale"], s["film_ohm_m2"],
                           time_offset_s=offset)
         ts = pd.concat([m.timeseries, sim.timeseries], ignore_index=True)
@@ -1028,11 +1032,11 @@ class ModelExplorer(pn.viewable.Viewer):
 
     def _show_measured_voltage(self, ds) -> None:
         """The dataset's cycler voltage in the voltage figure (empty when it has none). Like
-        every direct change of a Bokeh model here, inside ``_common.one_update`` (Panel's
+        every direct change of a Bokeh model here, inside ``_bokeh.one_update`` (Panel's
         ``hold``, which dispatches it also from a coroutine, where the document is not
         locked)."""
         v = _echem_voltage(ds) if ds is not None else None
-        with K.one_update(pn.state.curdoc):
+        with B.one_update(pn.state.curdoc):
             self._vm_src.data = {
                 "capacity_mAh_g": np.asarray([] if v is None else v["capacity_mAh_g"]),
                 "voltage_V": np.asarray([] if v is None else v["voltage_V"])}
@@ -1041,7 +1045,7 @@ class ModelExplorer(pn.viewable.Viewer):
         if particle_id is None:  # the dataset could not be used: the alert says why
             return None
         try:
-            return K.measured(dataset, int(particle_id), time_offset_s=offset)
+            return J.measured(dataset, int(particle_id), time_offset_s=offset)
         except Exception as e:  # noqa: BLE001 - shown in the page
             self._show_error(e, prefix="Measured particle")
             return None
@@ -1050,7 +1054,7 @@ class ModelExplorer(pn.viewable.Viewer):
         if particle_id is None:
             return None
         try:
-            return K.simulated(dataset, int(particle_id), s["eta"], s["blocked_fraction"],
+            return P.simulated(dataset, int(particle_id), s["eta"], s["blocked_fraction"],
                                s["angle_deg"], s["rate_mA_g"], s["diffusivity_scale"],
                                s["film_ohm_m2"], time_offset_s=offset)
         except Exception as e:  # noqa: BLE001 - shown in the page
@@ -1118,7 +1122,7 @@ class ModelExplorer(pn.viewable.Viewer):
         s = self.model_settings()
         first = (f"eta{s['eta']:g}" if s["film_ohm_m2"] is None
                  else f"film{s['film_ohm_m2']:g}ohm_m2")
-        return K.safe_name(f"{first}_fraction{s['blocked_fraction']:g}_"
+        return B.safe_name(f"{first}_fraction{s['blocked_fraction']:g}_"
                            f"{s['angle_deg']:g}deg_{s['rate_mA_g']:g}mA_g_D{s['diffusivity_scale']:g}")
 
     def _maps_with_surface(self):
@@ -1214,16 +1218,16 @@ class ModelExplorer(pn.viewable.Viewer):
             return lambda: self.figure_file(figure, fmt)
 
         def csv(make, name):
-            return lambda: (K.csv_bytes(make()), f"{name}_{self._stem()}.csv")
+            return lambda: (B.csv_bytes(make()), f"{name}_{self._stem()}.csv")
 
         labels = {"theta_maps": "θ maps", "d_capacity": "d(capacity)",
                   "kymograph_measured": "measured kymograph",
                   "kymograph_simulated": "simulated kymograph", "fig5b": "Fig. 5b"}
-        out = {f"{f}.png": K.download_button(f"{labels[f]} (PNG)", f"{f}.png", file(f, "png"),
+        out = {f"{f}.png": B.download_button(f"{labels[f]} (PNG)", f"{f}.png", file(f, "png"),
                                              width=210 if "kymograph" in f else 170)
                for f in self.FIGURES}
         # the same figures as SVG and PDF (vector: for papers and posters)
-        out.update({f"{f}.{fmt}": K.download_button(f"{labels[f]} ({fmt.upper()})",
+        out.update({f"{f}.{fmt}": B.download_button(f"{labels[f]} ({fmt.upper()})",
                                                     f"{f}.{fmt}", file(f, fmt),
                                                     width=210 if "kymograph" in f else 170)
                     for fmt in ("svg", "pdf") for f in self.FIGURES})
@@ -1231,7 +1235,7 @@ class ModelExplorer(pn.viewable.Viewer):
                   "d_capacity": lambda: self.comparison()["timeseries"],
                   "fig5b": self.rate_table, "curves": self.curves}
         labels["curves"] = "V(t), flux ratio"
-        out.update({f"{f}.csv": K.download_button(f"{labels[f]} (CSV)", f"{f}.csv", csv(make, f))
+        out.update({f"{f}.csv": B.download_button(f"{labels[f]} (CSV)", f"{f}.csv", csv(make, f))
                     for f, make in tables.items()})
         return out
 
