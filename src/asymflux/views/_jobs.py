@@ -63,7 +63,8 @@ def _analyzed(spec: str, stamp: int, allow_large: bool = False, offset=None):
     ds = C.load_dataset(_local_spec(spec))
     check_size(ds, spec, allow_large=allow_large)
     ds = C.with_time_offset(ds, offset, spec=spec)
-    particles, ts, labels = C.analyze(ds)
+    particles, ts, labels = C.analyze(ds, source=C.dataset_source(_local_spec(spec)),
+                                      time_offset_s=offset)
     out = (ds, particles, ts, labels)
     _keep_result(key, out)
     return out
@@ -263,7 +264,8 @@ def _job_main(conn, spec, allow_large, limit, server_pid, offset=None):
             ds = C.with_time_offset(ds, offset, spec=spec)
         shape = " x ".join(f"{d:,}" for d in ds.stack.shape)
         send(("status", f"finding the particles ({shape} stack)", None))
-        particles, ts, labels = C.analyze(ds)
+        particles, ts, labels = C.analyze(ds, source=C.dataset_source(spec),
+                                          time_offset_s=offset)
         send(("done", (particles, ts, labels, C.time_offset_used(particles, ds))))
     except _ServerGone:
         pass
