@@ -10,9 +10,31 @@ from pathlib import Path
 import pytest
 from _server import CHROMIUM, COHORT_DATASETS, STATIC_PROBE, launch, serve, wait_for, watch_errors
 
-pytestmark = pytest.mark.browser
-
 TIMEOUT_S = 240.0
+
+
+def test_page_reads_an_analysis_made_by_the_cli(demo_data, tmp_path, monkeypatch):
+    """A dataset `asymflux analyze` analysed (the default options) is shown from the results
+    cache: no worker process, the same tables as a measurement."""
+    import pandas as pd
+
+    from asymflux.cli import main
+    from asymflux.views import _compute as C
+    from asymflux.views import _jobs as J
+
+    monkeypatch.setenv("ASYMFLUX_RESULTS_CACHE", str(tmp_path / "results"))
+    name = COHORT_DATASETS[0]
+    assert main(["analyze", str(demo_data[name]), "--out", str(tmp_path / "out")]) == 0
+    stored = _entries(tmp_path / "results")
+    assert len(stored) == 1
+    job = J.start_analysis(name, time_offset_s=None)
+    ds, particles, ts, labels = job.future.result(timeout=60)
+    assert job.process is None  # no worker process: read, not measured
+    assert _entries(tmp_path / "results") == stored
+    measured = C.analyze(C.load_dataset(name), source=None)  # the page's own measurement
+    pd.testing.assert_frame_equal(particles, measured[0])
+    pd.testing.assert_frame_equal(ts, measured[1])
+    assert (labels == measured[2]).all() and ds.stack.shape[0] == ts["frame"].nunique()
 
 
 def _fig5e_shown(sig) -> bool:
@@ -38,6 +60,7 @@ def _fig5e(url, browser) -> tuple[float, list]:
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 def test_second_server_shows_fig5e_from_the_cache(demo_data, session_cache, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed")

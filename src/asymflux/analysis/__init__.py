@@ -30,7 +30,8 @@ A dataset path (a folder, or a bare stack with its cycler file, frame times, clo
 ``failures.csv``: :func:`write_clock_table`, :func:`write_failures_table`;
 :func:`partial_output_warnings` reads the latter back). Results are kept and reused
 when the files and options are unchanged (:func:`cached`, :func:`results_cache_dir`,
-:func:`clear_results_cache`; ``analyze_path(cache=False)`` to measure again).
+:func:`clear_results_cache`, :func:`find_cached_analysis`; ``analyze_path(cache=False)`` to
+measure again).
 
 One particle, the same numbers everywhere: :func:`analyze_particle` (arrays) and
 :func:`analyze_dataset_particle` (a dataset) run one particle through the pipeline of
@@ -95,6 +96,7 @@ _EXPORTS = {
     "read_frame_times": "_frametimes",
     "resolve_time_offset": "_clock",
     "analyze_path": "_dataset",
+    "find_cached_analysis": "_dataset",
     "analyze_campaign": "_dataset",
     "local_client": "_dataset",
     "campaign_names": "_dataset",

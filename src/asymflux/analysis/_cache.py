@@ -1,7 +1,7 @@
 """Analysis results kept on disk and reused: never measure the same inputs twice.
 
 - :func:`cached`: ``compute()``'s value read from the cache when an entry with the same key
-  exists, else computed and stored.
+  exists, else computed and stored; :func:`lookup`: the entry's value or None.
 - :func:`cache_key`: the key: the inputs' identity (:func:`input_identity`), every option,
   the asymflux version and a digest of the analysis and reading code.
 - :func:`results_cache_dir` (where the entries live), :func:`clear_results_cache`.
@@ -36,7 +36,7 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["cached", "cache_key", "input_identity", "results_cache_dir",
+__all__ = ["cached", "lookup", "cache_key", "input_identity", "results_cache_dir",
            "clear_results_cache", "entry_path", "CACHE_FORMAT", "ENV_RESULTS_CACHE",
            "Uncacheable"]
 
@@ -261,6 +261,24 @@ def _store(entry: Path, text: str, value) -> bool:
 #: What the last :func:`cached` call of this thread did: ``last.hit`` (read from the cache)
 #: and ``last.entry`` (its file, None when nothing was read or stored): for messages and tests.
 last = threading.local()
+
+
+def lookup(kind: str, inputs, options, *, cache=True):
+    """The value :func:`cached` stored for this key, or None (nothing computed or written)."""
+    folder = _folder(cache)
+    last.hit, last.entry = False, None
+    if folder is None:
+        return None
+    try:
+        key, text = cache_key(kind, inputs, options)
+    except (Uncacheable, OSError):
+        return None
+    entry = entry_path(folder, key)
+    value = _load(entry, text)
+    if value is _MISS:
+        return None
+    last.hit, last.entry = True, entry
+    return value
 
 
 def cached(kind: str, inputs, options, compute, *, cache=True):

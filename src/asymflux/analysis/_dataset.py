@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["analyze_path", "analyze_campaign", "local_client", "campaign_names",
+__all__ = ["analyze_path", "find_cached_analysis", "analyze_campaign", "local_client", "campaign_names",
            "write_analyze_output",
            "write_clock_table", "write_failures_table", "partial_output_warnings",
            "STREAM_MIN_PIXELS", "WORKER_MEMORY_BYTES"]
@@ -186,13 +186,8 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
                              masks_source=masks_source, time_offset_s=time_offset_s,
                              require_capacity=require_capacity)
 
-    read_files = {k: Path(v) for k, v in (read or {}).items()
-                  if k in ("echem", "frame_times") and v is not None}
-    key_options = {"pixel_nm": pixel_nm, "frame_interval_s": frame_interval_s, "masks": masks,
-                   "options": _key_options(options),
-                   "read": {**{k: v for k, v in (read or {}).items() if v is not None},
-                            **read_files},
-                   "time_offset_s": time_offset_s}
+    key_options = _path_key_options(pixel_nm, frame_interval_s, masks, options, read,
+                                    time_offset_s)
     result = cached("analyze_path", [Path(path)], key_options, compute, cache=cache)
     if progress and last.hit:
         import sys
@@ -200,6 +195,29 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
         print(f"{path}: results read from the cache ({last.entry}); unchanged files and "
               "options (cache=False, or --no-cache, to measure again)", file=sys.stderr)
     return result
+
+
+def _path_key_options(pixel_nm, frame_interval_s, masks, options, read, time_offset_s):
+    """:func:`analyze_path`'s options as its cache key holds them (the cycler and frame-times
+    files: their identity)."""
+    read_files = {k: Path(v) for k, v in (read or {}).items()
+                  if k in ("echem", "frame_times") and v is not None}
+    return {"pixel_nm": pixel_nm, "frame_interval_s": frame_interval_s, "masks": masks,
+            "options": _key_options(options),
+            "read": {**{k: v for k, v in (read or {}).items() if v is not None}, **read_files},
+            "time_offset_s": time_offset_s}
+
+
+def find_cached_analysis(path, *, pixel_nm=None, frame_interval_s=None, masks=None,
+                         options=None, read=None, time_offset_s=None, cache=True):
+    """:func:`analyze_path`'s result for these arguments when the results cache holds it
+    (unchanged files and options), else None: nothing is read or measured beyond the cache's
+    entry (a page can show it at once, and start a measurement only when it is None)."""
+    from ._cache import lookup
+
+    return lookup("analyze_path", [Path(path)],
+                  _path_key_options(pixel_nm, frame_interval_s, masks, options, read,
+                                    time_offset_s), cache=cache)
 
 
 #: Options of ``analyze_dataset`` that do not change its numbers: not in the cache key.

@@ -730,6 +730,18 @@ def dataset_source(spec) -> Path | None:
     return path
 
 
+def cached_analysis(source, *, time_offset_s=None):
+    """``(particles, timeseries, labels)`` of :func:`analyze` of the dataset read from
+    ``source`` (:func:`dataset_source`) with this clock offset when the results cache holds
+    them, else None: nothing measured (a page shows them at once, without a worker)."""
+    if source is None:
+        return None
+    from asymflux import analysis
+
+    found = analysis.find_cached_analysis(source, time_offset_s=time_offset_value(time_offset_s))
+    return None if found is None else found[:3]
+
+
 def analyze(dataset, *, source=None, time_offset_s=None, cache=True):
     """``(particles, timeseries, labels)`` of :func:`asymflux.analysis.analyze_dataset`.
 
