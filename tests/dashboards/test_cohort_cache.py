@@ -77,7 +77,7 @@ def test_second_server_shows_fig5e_from_the_cache(demo_data, session_cache, tmp_
                 first_s, first = _fig5e(url, browser)
             stored = _entries(results)
             # one analysis per dataset, and the first particle's movie
-    assert len(stored) == len(COHORT_DATASETS) + 1, stored
+            assert len(stored) == len(COHORT_DATASETS) + 1, stored
             with serve(session_cache, dashboards=dashboards, probe=STATIC_PROBE, env=env,
                        log_path=tmp_path / "second.log") as url:
                 second_s, second = _fig5e(url, browser)
