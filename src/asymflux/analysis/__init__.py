@@ -21,7 +21,10 @@ Array functions (scikit-image style: arrays in, arrays/tables out, axes (time, r
 and on top, :func:`analyze_dataset` for an :class:`asymflux.io.Dataset` (and
 :func:`analyze_streaming`, the same tables from the particles' crops, chunk by chunk, for
 movies of large frames)
-(:func:`dataset_normalization`: its recorded illumination, if any).
+(:func:`dataset_normalization`: its recorded illumination, if any;
+:func:`resolve_normalization`: what ``normalize="auto"`` becomes).
+:func:`analysis_options` turns a user's choices (a front end's check boxes and fields)
+into :func:`analyze_dataset`'s keyword arguments, with its defaults.
 
 A dataset path (a folder, or a bare stack with its cycler file, frame times, clock offset):
 :func:`analyze_path` reads and measures it as ``asymflux analyze`` does;
@@ -109,6 +112,10 @@ _EXPORTS = {
     "cached": "_cache",
     "results_cache_dir": "_cache",
     "clear_results_cache": "_cache",
+    "resolve_normalization": "_pipeline",
+    "analysis_options": "_options",
+    "ILLUMINATION_CHOICES": "_options",
+    "QUALITY_FLAGS": "_quality",
     "TimeOffset": "_clock",
     "apply_time_offset": "_clock",
     "estimate_time_offset": "_clock",

@@ -8,6 +8,15 @@ Labels layer (pixel changes through ``layer.data_setitem`` grouped with
 layer's ``features``. Pixels painted with napari's tools are taken into the model (one
 undoable "paint" step, autosaved) whenever the layer reports a paint and before every
 action.
+
+The dock is made of small panels, each a few controls and the buttons that call this
+widget's methods: :class:`~._data_panel.DataPanel` (dataset, stack, clock offset),
+:class:`~._options_panel.OptionsPanel` (the analysis choices, turned into
+:func:`asymflux.analysis.analyze_dataset`'s options by
+:func:`asymflux.analysis.analysis_options`), :class:`~._curation_panel.CurationPanel`,
+:class:`~._particle_panel.ParticlePanel` (with the quality lines of
+:class:`~._quality_panel.QualityPanel` and d(capacity)), :class:`~._export_panel.ExportPanel`
+and the *Live* :class:`~._live.LivePanel` (docs/napari.md).
 """
 
 from __future__ import annotations
@@ -18,31 +27,20 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FileEdit,
-    Label,
-    LineEdit,
-    PushButton,
-    SpinBox,
-)
+from magicgui.widgets import Container, Label
 
-from asymflux.curation import CLASSES, Curation
-from asymflux.export import DI_COLORMAP_COLORS, symmetric_limit
+from asymflux.curation import Curation
+from asymflux.export import symmetric_limit
 
+from ._curation_panel import CurationPanel
+from ._data_panel import DataPanel
+from ._display import button_row, diverging_colormap
 from ._export_panel import ExportPanel
+from ._options_panel import OptionsPanel
+from ._particle_panel import ParticlePanel
 from ._reader import METADATA_KEY, user_message
 
-__all__ = ["DI_COLORMAP_COLORS", "CurationWidget", "diverging_colormap"]
-
-
-def diverging_colormap():
-    """napari colormap for dI: white at the centre, red for positive (delithiation)."""
-    from napari.utils.colormaps import Colormap
-
-    return Colormap(DI_COLORMAP_COLORS, controls=np.linspace(0, 1, 5), name="asymflux dI")
+__all__ = ["CurationWidget"]
 
 
 def _check_signal(stack, source) -> None:
@@ -148,53 +146,29 @@ class CurationWidget(Container):
         self._opening = False
         self._pull_scheduled = False
 
-        # --- data
-        self._path = FileEdit(label="dataset", mode="d")
-        self._source = ComboBox(label="stack", choices=self._image_layer_choices, nullable=True)
-        self._n_ref = SpinBox(label="reference frames", value=1, min=1, max=10_000)
-        self._register = CheckBox(text="Register drift", value=True)
-        self._normalize = CheckBox(text="Normalise illumination", value=False)
-        self._rolling = SpinBox(label="Rolling differential (frames, 0 = off)", value=0, min=0,
-                                max=1_000_000)
-        # 0: the analysis default (a few PSF areas at the dataset's pixel size)
-        self._min_area = SpinBox(label="min area (px, 0 = auto)", value=0, min=0,
-                                 max=10_000_000)
-        data_row = self._row(("Open", self.open_dataset), ("Use stack", self.attach))
-        # the cycler's clock against the camera's (cycler time = frame time + offset)
-        self._time_offset = LineEdit(label="clock offset (s, or auto)", value="")
-        offset_row = self._row(("Apply clock offset", self.set_time_offset))
+        # --- data: dataset, stack layer, clock offset
+        self.data_panel = DataPanel(self, self._image_layer_choices)
+        self._path, self._source = self.data_panel.path, self.data_panel.source
+        self._time_offset = self.data_panel.time_offset
+        # --- analysis options (asymflux.analysis.analysis_options, as asymflux analyze)
+        self.options_panel = OptionsPanel()
         detect_row = self._row(("dI", self.show_differential), ("Detect particles", self.detect))
         # --- curation
-        self._particle = SpinBox(label="particle", value=0, min=0, max=2**31 - 1)
-        self._class = ComboBox(label="class", choices=list(CLASSES), value="unclassified")
-        self._notes = LineEdit(label="notes")
-        self._other = SpinBox(label="merge with", value=0, min=0, max=2**31 - 1)
-        self._info = Label(label="", value="")
-        status_row = self._row(("Accept", self.accept), ("Reject", self.reject), ("Flag", self.flag))
-        text_row = self._row(("Set class", self.set_class), ("Set notes", self.set_notes))
-        edit_row = self._row(("Merge", self.merge), ("Split", self.split), ("Delete", self.delete),
-                             ("Relabel 1..n", self.relabel))
-        undo_row = self._row(("Undo", self.undo), ("Redo", self.redo), ("Save", self.save))
-        # --- particle analysis
-        particle_row = self._row(("Show O_COM / O_Li-rich", self.show_particle))
-        kymo_row = self._row(("Draw line", self.add_line_layer), ("Kymograph", self.kymograph))
-        fit_row = self._row(("Fit blocking", self.start_fit_blocking))
+        self.curation_panel = CurationPanel(self)
+        self._particle = self.curation_panel.particle
+        # --- the selected particle: O_COM / O_Li-rich, quality, d(capacity), kymograph, fit
+        self.particle_panel = ParticlePanel(self)
+        self.quality_panel = self.particle_panel.quality
+        self._figure, self._canvas = self.particle_panel.figure, self.particle_panel.canvas
         # --- export
         self._export = ExportPanel(self)
         self._status = Label(label="", value="no stack: open a dataset or pick a stack layer")
         # every control in a scrollable body (:func:`_scroll_area`): at its natural width,
         # ~570 px, the dock squeezed the image canvas on a 1600 x 1000 screen
         self._body = Container(labels=True)
-        self._body.extend([self._path, data_row, self._time_offset, offset_row, self._source,
-                     self._n_ref, self._register,
-                     self._normalize,
-                     self._rolling, self._min_area, detect_row,
-                     self._particle, self._info, status_row, self._class, self._notes, text_row,
-                     self._other, edit_row, undo_row, particle_row, kymo_row, fit_row, self._export,
-                     self._status])
+        self._body.extend([self.data_panel, self.options_panel, detect_row, self.curation_panel,
+                           self.particle_panel, self._export, self._status])
         self._particle.changed.connect(self._on_particle_spin)
-        self._figure = self._canvas = None
-        self._make_canvas()
         # --- live: follow a movie while it is written (asymflux.napari._live)
         from ._live import LivePanel
 
@@ -207,23 +181,13 @@ class CurationWidget(Container):
         layers = self.viewer.layers
         layers.events.inserted.connect(self._on_layer_inserted)
         layers.events.removed.connect(self._on_layer_removed)
+        self.viewer.dims.events.current_step.connect(self._on_frame)
         self._auto_attach()
 
     # ------------------------------------------------------------------ small helpers
 
     def _row(self, *buttons) -> Container:
-        row = Container(layout="horizontal", labels=False)
-        for text, method in buttons:
-            b = PushButton(text=text)
-            b.changed.connect(self._button_callback(method))
-            row.append(b)
-        return row
-
-    def _button_callback(self, method):
-        def callback(*_):
-            self.run(method)
-
-        return callback
+        return button_row(self.run, *buttons)
 
     def run(self, method, *args, **kwargs):
         """Call ``method`` as a button does: errors and warnings become notifications."""
@@ -239,22 +203,6 @@ class CurationWidget(Container):
                 for w in caught:
                     if issubclass(w.category, UserWarning):
                         show_warning(f"asymflux: {user_message(None, w.message)}")
-
-    def _make_canvas(self):
-        try:
-            from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-            from matplotlib.figure import Figure
-        except ImportError:  # matplotlib is optional: no plot then
-            return
-        self._figure = Figure(figsize=(3.2, 2.2), tight_layout=True)
-        self._canvas = FigureCanvasQTAgg(self._figure)
-        self._canvas.setMinimumHeight(160)
-        self._body.native.layout().addWidget(self._canvas)
-        ax = self._figure.add_subplot(111)
-        ax.set_xlabel("capacity (mAh/g)", fontsize=8)
-        ax.set_ylabel("d (nm)", fontsize=8)
-        ax.set_title("select a particle, then Show O_COM / O_Li-rich", fontsize=8)
-        ax.tick_params(labelsize=7)
 
     def _image_layer_choices(self, *_):
         from napari.layers import Image
@@ -469,13 +417,10 @@ class CurationWidget(Container):
         """Show the selected particle's class / status / notes in the widget."""
         pid = int(self._particle.value)
         if self.curation is None or pid == 0 or pid not in set(self.curation.particle_ids()):
-            self._info.value = "no particle selected" if pid == 0 else f"particle {pid}: none"
+            self.curation_panel.show_row("no particle selected" if pid == 0
+                                         else f"particle {pid}: none")
             return
-        row = self.curation.row(pid)
-        self._info.value = f"{row['status']}, {row['class']}" + (f" ({row['who']})" if row["who"] else "")
-        if row["class"] in CLASSES:
-            self._class.value = row["class"]
-        self._notes.value = row["notes"]
+        self.curation_panel.show_row(self.curation.row(pid))
 
     def _update_status(self):
         cur = self.curation
@@ -515,56 +460,65 @@ class CurationWidget(Container):
             return self.attach(stack)
         return None
 
-    def differential_options(self, *, rolling=True) -> dict:
-        """The widget's dI settings as keyword arguments of
-        :func:`asymflux.analysis.differential_intensity` and
-        :func:`~asymflux.analysis.particle_timeseries`: reference frames, *Normalise
-        illumination* (the dataset's recorded frame intensity, else the mean of the
-        pixels away from all particles) and, with ``rolling``, *Rolling differential*."""
-        from asymflux.analysis import dataset_normalization, particle_free_pixels
-
-        options = {"n_reference_frames": int(self._n_ref.value)}
-        if self._normalize.value:
-            options["normalize"] = dataset_normalization(self.dataset, "frame_mean")
-            if isinstance(options["normalize"], str) and self.curation is not None \
-                    and self.curation.labels.any():
-                options["background_mask"] = particle_free_pixels(self.curation.labels)
-        if rolling and int(self._rolling.value) > 0:
-            options["rolling_frames"] = int(self._rolling.value)
-        return options
-
     def analysis_options(self, *, rolling=True) -> dict:
-        """The widget's settings as keyword arguments of
-        :func:`asymflux.analysis.analyze_particle`, the options of ``asymflux analyze``:
-        *Register drift* (``register``, default on as in ``asymflux analyze``), reference
-        frames, *Normalise illumination* (the dataset's recorded frame intensity, else the
-        mean of the pixels away from all particles) and, with ``rolling``, *Rolling
-        differential*. Threshold and outline margin are ``asymflux analyze``'s defaults."""
-        from asymflux.analysis import dataset_normalization
+        """The user's choices (:class:`~._options_panel.OptionsPanel`) as keyword arguments
+        of :func:`asymflux.analysis.analyze_dataset`, through
+        :func:`asymflux.analysis.analysis_options`: the options and defaults of ``asymflux
+        analyze`` (*normalise illumination* ``auto``, *Register drift* on). Without
+        ``rolling``, never a rolling differential (what the fit uses)."""
+        return self.options_panel.options(rolling=rolling)
 
-        options = {"register": bool(self._register.value),
-                   "n_reference_frames": int(self._n_ref.value)}
-        if self._normalize.value:
-            options["normalize"] = dataset_normalization(self.dataset, "frame_mean")
-        if rolling and int(self._rolling.value) > 0:
-            options["rolling_frames"] = int(self._rolling.value)
+    def differential_options(self, *, rolling=True) -> dict:
+        """The dI settings as keyword arguments of
+        :func:`asymflux.analysis.registered_differential`: reference frames, the
+        illumination normalisation as :func:`asymflux.analysis.analyze_dataset` resolves it
+        (:func:`~asymflux.analysis.resolve_normalization`: ``auto`` is ``frame_mean`` when
+        the background drifts, else none; ``frame_mean`` is the dataset's recorded frame
+        intensity, else the mean of the pixels away from all particles) and, with
+        ``rolling``, the rolling differential."""
+        from asymflux.analysis import particle_free_pixels, resolve_normalization
+
+        chosen = self.analysis_options(rolling=rolling)
+        options = {"n_reference_frames": chosen["n_reference_frames"]}
+        labels = self._curated_labels()
+        norm, _said = resolve_normalization(
+            self._analysis_dataset(), chosen["normalize"], self.stack, labels,
+            threshold=chosen["threshold"], n_reference_frames=chosen["n_reference_frames"],
+            rolling_frames=chosen.get("rolling_frames"))
+        if norm is not None:
+            options["normalize"] = norm
+            if isinstance(norm, str) and labels.any():
+                options["background_mask"] = particle_free_pixels(labels)
+        if "rolling_frames" in chosen:
+            options["rolling_frames"] = chosen["rolling_frames"]
         return options
+
+    def _curated_labels(self) -> np.ndarray:
+        if self.curation is not None:
+            return np.asarray(self.curation.labels)
+        return np.zeros(self.stack.shape[1:], np.int32)
 
     def analyze_particle(self, particle_id=None, *, rolling=True, crop=False):
-        """The selected particle through the one-particle pipeline
-        (:func:`asymflux.analysis.analyze_particle` with :meth:`analysis_options`): the
-        same numbers as ``asymflux analyze`` and ``asymflux fit`` give it."""
-        from asymflux.analysis import analyze_particle
+        """The selected particle through the dataset pipeline of ``asymflux analyze``
+        (:func:`asymflux.analysis.analyze_dataset_particle` with :meth:`analysis_options`
+        and the curated labels): the same numbers, quality flags and ranges as ``asymflux
+        analyze`` and ``asymflux fit`` give it."""
+        import inspect
+
+        from asymflux.analysis import analyze_dataset_particle
 
         cur = self._require()
         pid = self._pid(particle_id)
         if pid not in set(cur.particle_ids()):
             raise ValueError(f"particle {pid} does not exist")
+        accepted = inspect.signature(analyze_dataset_particle).parameters
+        options = {k: v for k, v in self.analysis_options(rolling=rolling).items()
+                   if k in accepted}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return analyze_particle(self.stack, cur.labels, pid, pixel_nm=self.pixel_nm,
-                                    time_s=self.time_s, capacity_mAh_g=self.capacity_mAh_g,
-                                    crop=crop, n_threads=1, **self.analysis_options(rolling=rolling))
+            return analyze_dataset_particle(self._analysis_dataset(), pid,
+                                            masks=np.asarray(cur.labels), crop=crop,
+                                            n_threads=1, **options)
 
     @staticmethod
     def _options_key(options) -> dict:
@@ -610,7 +564,8 @@ class CurationWidget(Container):
         """What the registered dI movie depends on: ``options``, *Register drift* and the
         labels (the registration region and the background are taken around them)."""
         labels = self.curation.labels if self.curation is not None else None
-        return {**self._options_key(options), "register": bool(self._register.value),
+        register = bool(self.options_panel.register.value)
+        return {**self._options_key(options), "register": register,
                 "labels": None if labels is None
                 else zlib.crc32(np.ascontiguousarray(labels).tobytes())}
 
@@ -622,7 +577,8 @@ class CurationWidget(Container):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             dI, _shifts = registered_differential(self.stack, labels,
-                                                  register=bool(self._register.value), **options)
+                                                  register=bool(self.options_panel.register.value),
+                                                  **options)
         return dI, self._movie_key(options)
 
     def _dI(self, *, rolling=True):
@@ -642,13 +598,13 @@ class CurationWidget(Container):
         from asymflux.analysis import reference_image
 
         cur = self._require()
-        n_ref = int(self._n_ref.value)
+        n_ref = int(self.options_panel.n_ref.value)
         from asymflux.analysis._detect import default_min_area_px
         from asymflux.analysis._pipeline import detect_reference
 
         known = self.dataset is not None or (self.image_layer is not None and
                                              self._meta(self.image_layer).get("pixel_nm"))
-        min_area = int(min_area_px or self._min_area.value) or \
+        min_area = int(min_area_px or self.options_panel.min_area.value) or \
             default_min_area_px(self.pixel_nm if known else None)
         ref = reference_image(self.stack, n_reference_frames=n_ref)
         labels = detect_reference(ref, detect_kwargs={"min_area_px": min_area})  # as analyze
@@ -680,20 +636,21 @@ class CurationWidget(Container):
 
     def set_class(self, particle_class=None, particle_id=None):
         """Set the class of the selected particle (default: the class box)."""
-        self._require().set_class(self._pid(particle_id), particle_class or self._class.value)
+        self._require().set_class(self._pid(particle_id),
+                                  particle_class or self.curation_panel.klass.value)
         self._after_edit()
 
     def set_notes(self, notes=None, particle_id=None):
         """Set the notes of the selected particle (default: the notes box)."""
         self._require().set_notes(self._pid(particle_id),
-                                  self._notes.value if notes is None else notes)
+                                  self.curation_panel.notes.value if notes is None else notes)
         self._after_edit()
 
     def merge(self, ids=None):
         """Merge particles (default: the selected one and 'merge with'); return the kept id."""
         cur = self._require()
         if ids is None:
-            ids = [self._pid(None), int(self._other.value)]
+            ids = [self._pid(None), int(self.curation_panel.other.value)]
         keep = cur.merge(ids)
         self._particle.value = keep
         self._after_edit()
@@ -838,8 +795,33 @@ class CurationWidget(Container):
         li = li[np.isfinite(li).all(axis=1)]
         self.com_layer = self._points("com_layer", com, "O_COM", "yellow", pid)
         self.li_rich_layer = self._points("li_rich_layer", li, "O_Li-rich", "cyan", pid)
-        self._plot(table, pid)
+        self.particle_panel.plot(table, pid)
+        self.quality_panel.show(table, self._current_frame(table),
+                                asymmetry_threshold=self.analysis_options().get(
+                                    "asymmetry_threshold"))
         return table
+
+    def _current_frame(self, table=None):
+        """The viewer's frame (its time slider), if it is one of the table's frames."""
+        step = self.viewer.dims.current_step
+        frame = int(step[0]) if len(step) >= 3 else None
+        if table is not None and frame not in set(table["frame"].astype(int)):
+            return None
+        return frame
+
+    def _on_frame(self, event=None):
+        # the time slider moved: the shown particle's d and flags at the new frame
+        if self.particle_table is not None and self._current_frame(self.particle_table) is not None:
+            self.quality_panel.show_frame(self._current_frame())
+
+    def particle_quality(self, frame=None) -> dict:
+        """What the *quality* panel shows of the particle of :meth:`show_particle` (at
+        ``frame``, default: the viewer's): :func:`asymflux.napari._quality.particle_quality`,
+        the numbers of ``particles.csv`` and ``timeseries.csv`` for it."""
+        if self.particle_table is None:
+            raise RuntimeError("show a particle first (Show O_COM / O_Li-rich)")
+        return self.quality_panel.show_frame(frame if frame is not None else self._current_frame(
+            self.particle_table))
 
     def _points(self, attr, data, name, color, pid):
         layer = getattr(self, attr)
@@ -850,23 +832,6 @@ class CurationWidget(Container):
             return layer
         return self.viewer.add_points(data, ndim=3, name=name, face_color=color, border_color="black",
                                       size=5, metadata=meta)
-
-    def _plot(self, table, pid):
-        if self._figure is None:
-            return
-        fig = self._figure
-        fig.clear()
-        ax = fig.add_subplot(111)
-        x = table["capacity_mAh_g"].to_numpy(float)
-        xlabel = "capacity (mAh/g)"
-        if not np.isfinite(x).any():
-            x, xlabel = table["time_s"].to_numpy(float) / 60.0, "time (min)"
-        ax.plot(x, table["offset_nm"].to_numpy(float), "o-", ms=3, color="tab:red")
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.set_ylabel("d (nm)", fontsize=8)
-        ax.set_title(f"particle {pid}: d = |O_Li-rich − O_COM|", fontsize=8)
-        ax.tick_params(labelsize=7)
-        self._canvas.draw_idle()
 
     def fit_blocking(self, particle_id=None, max_arcs=2, rate_mA_g=None):
         """Infer the selected particle's blocked arcs (:meth:`analyze_particle`, then
@@ -922,17 +887,21 @@ class CurationWidget(Container):
 
     def _show_fit(self, pid, mask, result):
         """Draw a fit's arcs around particle ``pid`` and report it; returns ``result``."""
+        from types import SimpleNamespace
+
         from napari.utils.notifications import show_info
+
+        from asymflux.plots import arc_outline_xy
 
         self.fit_result = result
         rows, cols = np.nonzero(mask)
-        paths = []
         rc, cc = rows.mean(), cols.mean()
         radius = 1.15 * np.sqrt(mask.sum() / np.pi)
-        for arc in result.arcs:
-            half = np.pi * arc.fraction
-            phi = np.deg2rad(arc.center_deg) + np.linspace(-half, half, 24)
-            paths.append(np.column_stack([rc - radius * np.sin(phi), cc + radius * np.cos(phi)]))
+        # the arcs as plots draws them (x right, y up), in (row, col): row = rc - y
+        x, y = arc_outline_xy(SimpleNamespace(arcs=result.arcs), radius, n=96)
+        points = np.column_stack([rc - y, cc + x])
+        pieces = (p[np.isfinite(p).all(axis=1)] for p in np.split(points, np.flatnonzero(np.isnan(x))))
+        paths = [p for p in pieces if len(p) >= 2]
         meta = {METADATA_KEY: {"role": "fitted arcs", "particle_id": pid, **result.summary()}}
         if self.arcs_layer is not None and self.arcs_layer in self.viewer.layers:
             self.viewer.layers.remove(self.arcs_layer)
