@@ -1,6 +1,5 @@
 """The curation dock's Qt-free model (``asymflux.napari._session``): no display, no Qt."""
 
-import shutil
 import subprocess
 import sys
 
