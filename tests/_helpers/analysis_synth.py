@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+from asymflux import io
 
 
 def disk(shape, center, radius):
@@ -80,3 +83,16 @@ def shrinking_core_movie(
                               pixel_nm=pixel_nm, illumination=illumination, noise=False,
                               offset_counts=0.0)
     return stack, part.astype(np.int32)
+
+
+def make_dataset(ageing="fresh", name="exp", offset=(0, 6), n_frames=10, masks=True):
+    a, la, _ = core_stack(shape=(64, 160), center=(32, 40), core_offset=offset, n_frames=n_frames)
+    b, lb, _ = core_stack(shape=(64, 160), center=(32, 115), core_offset=(0, 0), n_frames=n_frames)
+    stack = np.maximum(a, b)
+    time_s = np.arange(n_frames) * 30.0
+    echem = pd.DataFrame({"time_s": time_s, "voltage_V": np.linspace(3.6, 3.8, n_frames),
+                          "current_mA": 0.01, "capacity_mAh_g": np.linspace(0, 9, n_frames)})
+    return io.Dataset(stack=stack, time_s=time_s, pixel_nm=65.0, echem=echem,
+                      metadata={"name": name, "ageing": ageing, "material": "NMC88",
+                                "rate_mA_g": 100.0, "cell": "optical half-cell vs Li"},
+                      masks=(la + 2 * lb) if masks else None)

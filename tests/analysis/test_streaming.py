@@ -183,7 +183,7 @@ def test_cli_uses_the_streamed_path_for_large_frames(movie, tmp_path, monkeypatc
         return real(*args, **kw)
 
     monkeypatch.setattr("asymflux.analysis._streaming.analyze_streaming", spy)
-    assert main(["analyze", str(movie), "--out", str(tmp_path / "streamed")]) == 0
+    assert main(["analyze", str(movie), "--out", str(tmp_path / "streamed"), "--no-cache"]) == 0
     assert called
     for name in ("particles.csv", "timeseries.csv"):
         # byte for byte but for the flags measured on the crops' background rings

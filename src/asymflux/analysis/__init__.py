@@ -33,7 +33,10 @@ A dataset path (a folder, or a bare stack with its cycler file, frame times, clo
 :func:`analyze_campaign` runs many on a dask.distributed client (:func:`local_client`);
 :func:`write_analyze_output` writes their folder (tables, masks, ``clock.csv``,
 ``failures.csv``: :func:`write_clock_table`, :func:`write_failures_table`;
-:func:`partial_output_warnings` reads the latter back).
+:func:`partial_output_warnings` reads the latter back). Results are kept and reused
+when the files and options are unchanged (:func:`cached`, :func:`results_cache_dir`,
+:func:`clear_results_cache`, :func:`find_cached_analysis`; ``analyze_path(cache=False)`` to
+measure again).
 
 What every front end checks and detects the same way: :func:`check_analysis_options`,
 :func:`check_labels` (masks against the frames), :func:`check_stack_signal` /
@@ -71,6 +74,7 @@ _EXPORTS = {
     "particle_free_pixels": "_differential",
     "DEFAULT_BACKGROUND_MARGIN_PX": "_differential",
     "detect_particles": "_detect",
+    "default_min_area_px": "_detect",
     "particle_timeseries": "_measure",
     "TIMESERIES_COLUMNS": "_measure",
     "summarize_particles": "_summary",
@@ -115,6 +119,7 @@ _EXPORTS = {
     "read_frame_times": "_frametimes",
     "resolve_time_offset": "_clock",
     "analyze_path": "_dataset",
+    "find_cached_analysis": "_dataset",
     "analyze_campaign": "_dataset",
     "local_client": "_dataset",
     "campaign_names": "_dataset",
@@ -124,7 +129,12 @@ _EXPORTS = {
     "partial_output_warnings": "_dataset",
     "STREAM_MIN_PIXELS": "_dataset",
     "WORKER_MEMORY_BYTES": "_dataset",
+    "cached": "_cache",
+    "results_cache_dir": "_cache",
+    "clear_results_cache": "_cache",
     "resolve_normalization": "_pipeline",
+    "check_stack_signal": "_pipeline",
+    "detect_reference": "_pipeline",
     "analysis_options": "_options",
     "ILLUMINATION_CHOICES": "_options",
     "QUALITY_FLAGS": "_quality",

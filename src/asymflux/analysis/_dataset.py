@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["analyze_path", "analyze_campaign", "local_client", "campaign_names",
+__all__ = ["analyze_path", "find_cached_analysis", "analyze_campaign", "local_client", "campaign_names",
            "write_analyze_output",
            "write_clock_table", "write_failures_table", "partial_output_warnings",
            "STREAM_MIN_PIXELS", "WORKER_MEMORY_BYTES"]
@@ -117,7 +117,7 @@ STREAM_MIN_PIXELS = 1 << 20
 
 def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, options=None,
                  progress=False, read=None, masks_source=None, time_offset_s=None,
-                 illumination="auto", dark=None, flat=None):
+                 illumination="auto", dark=None, flat=None, cache=True, require_capacity=True):
     """Read one dataset path and analyse it, as ``asymflux analyze`` does.
 
     Parameters
@@ -158,6 +158,15 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
         (``.npy`` or ``.tif``; a stack of frames is averaged;
         :func:`~asymflux.analysis.calibrate_stack`). Read and checked against the frames
         before any analysis.
+    cache : bool or path-like
+        Read the result from the results cache when ``path`` (and the cycler and frame-times
+        files) and every option (and the dark and flat files) are unchanged since it was stored, else measure and store
+        it (:mod:`asymflux.analysis._cache`; ``docs/cache.md``). A folder: that cache
+        instead of the user's; False: measure, nothing read or written.
+    require_capacity : bool
+        Refuse a dataset whose cycler data give no frame a capacity (``asymflux analyze``);
+        False: measure it all the same (the dashboards show it). A refusal is never stored,
+        so both share the cache's entries.
 
     Returns
     -------
@@ -182,6 +191,76 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
     Frames of :data:`STREAM_MIN_PIXELS` or more are measured on the particles' crops
     (:func:`~asymflux.analysis.analyze_streaming`, equal tables).
     """
+    from ._cache import cached, last
+
+    def compute():
+        return _analyze_path(path, pixel_nm=pixel_nm, frame_interval_s=frame_interval_s,
+                             masks=masks, options=options, progress=progress, read=read,
+                             masks_source=masks_source, time_offset_s=time_offset_s,
+                             illumination=illumination, dark=dark, flat=flat,
+                             require_capacity=require_capacity)
+
+    key_options = _path_key_options(pixel_nm, frame_interval_s, masks, options, read,
+                                    time_offset_s)
+    # the camera's calibration: the dark and flat files by their identity (as the inputs
+    # are), arrays as values; the illumination choice as it was given
+    key_options["illumination"] = illumination
+    key_options["dark"] = Path(dark) if isinstance(dark, str | Path) else dark
+    key_options["flat"] = Path(flat) if isinstance(flat, str | Path) else flat
+    result = cached("analyze_path", [Path(path)], key_options, compute, cache=cache)
+    if progress and last.hit:
+        import sys
+
+        print(f"{path}: results read from the cache ({last.entry}); unchanged files and "
+              "options (cache=False, or --no-cache, to measure again)", file=sys.stderr)
+    return result
+
+
+def _path_key_options(pixel_nm, frame_interval_s, masks, options, read, time_offset_s):
+    """:func:`analyze_path`'s options as its cache key holds them (the cycler and frame-times
+    files: their identity)."""
+    read_files = {k: Path(v) for k, v in (read or {}).items()
+                  if k in ("echem", "frame_times") and v is not None}
+    return {"pixel_nm": pixel_nm, "frame_interval_s": frame_interval_s, "masks": masks,
+            "options": _key_options(options),
+            "read": {**{k: v for k, v in (read or {}).items() if v is not None}, **read_files},
+            "time_offset_s": time_offset_s}
+
+
+def find_cached_analysis(path, *, pixel_nm=None, frame_interval_s=None, masks=None,
+                         options=None, read=None, time_offset_s=None, cache=True):
+    """:func:`analyze_path`'s result for these arguments when the results cache holds it
+    (unchanged files and options), else None: nothing is read or measured beyond the cache's
+    entry (a page can show it at once, and start a measurement only when it is None)."""
+    from ._cache import lookup
+
+    return lookup("analyze_path", [Path(path)],
+                  _path_key_options(pixel_nm, frame_interval_s, masks, options, read,
+                                    time_offset_s), cache=cache)
+
+
+#: Options of ``analyze_dataset`` that do not change its numbers: not in the cache key.
+_NOT_IN_KEY = ("dataset", "masks", "n_threads", "progress", "return_labels")
+
+
+def _key_options(options) -> dict:
+    """``options`` over :func:`~asymflux.analysis.analyze_dataset`'s defaults, without those
+    that do not change the numbers: the options as the cache key holds them (an option given
+    at its default value and one left out give one key)."""
+    import inspect
+
+    from ._pipeline import analyze_dataset
+
+    out = {name: p.default for name, p in inspect.signature(analyze_dataset).parameters.items()
+           if p.default is not inspect.Parameter.empty and name not in _NOT_IN_KEY}
+    out.update({k: v for k, v in (options or {}).items() if k not in _NOT_IN_KEY})
+    return out
+
+
+def _analyze_path(path, *, pixel_nm, frame_interval_s, masks, options, progress, read,
+                  masks_source, time_offset_s, illumination="auto", dark=None, flat=None,
+                  require_capacity=True):
+    """:func:`analyze_path` without the cache."""
     from ._naming import dataset_name
     from ._pipeline import analyze_dataset
 
@@ -198,7 +277,8 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
             ds = apply_time_offset(ds, time_offset_s, masks=masks)
         except ValueError as e:
             raise ValueError(str(e) if str(path) in str(e) else f"{path}: {e}") from e
-    _check_capacity(ds, path)
+    if require_capacity:
+        _check_capacity(ds, path)
     if getattr(ds, "pixel_nm", None) is None and pixel_nm is not None:
         ds.pixel_nm = pixel_nm
     rolling = (options or {}).get("rolling_frames")

@@ -112,6 +112,10 @@ def register(subparsers) -> None:
                    help="add V to every pixel first: a background-subtracted movie (negative "
                         "intensities, refused otherwise) with the subtracted level put back")
     p.add_argument("--parquet", action="store_true", help="also write .parquet tables")
+    p.add_argument("--no-cache", action="store_true",
+                   help="measure every dataset again: neither read nor write the results cache "
+                        "(by default a dataset whose files and options are unchanged since an "
+                        "earlier analysis is read from it; docs/cache.md says where it lives)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the datasets on this dask.distributed scheduler (tcp://host:port, "
                         "or the JSON file of `dask scheduler --scheduler-file`); the workers "
@@ -285,7 +289,8 @@ def run_analyze(args: argparse.Namespace) -> int:
           "options": options, "read": read,
           "masks_source": str(args.masks) if args.masks else None,
           "time_offset_s": time_offset_option(args.time_offset_s),
-          "illumination": _ILLUMINATION[getattr(args, "illumination", "auto")], **calibration}
+          "illumination": _ILLUMINATION[getattr(args, "illumination", "auto")], **calibration,
+          "cache": not getattr(args, "no_cache", False)}
     failures = {}
     if len(paths) == 1 and not args.scheduler:
         try:  # errors: exit 2, nothing written

@@ -86,6 +86,9 @@ def register(subparsers) -> None:
                         "capacities filled in since) is rewritten at most every S seconds "
                         "(default 30; never more often than 20 times the last rewrite's "
                         "duration)")
+    w.add_argument("--no-cache", action="store_true",
+                   help="the final batch analysis measures the finished files, neither reading "
+                        "nor writing the results cache (docs/cache.md)")
     w.add_argument("--quiet", action="store_true", help="no progress lines")
     w.set_defaults(func=cmd_watch)
 
@@ -142,7 +145,7 @@ def cmd_watch(args) -> int:
         pixel_nm=args.pixel_nm, frame_interval_s=args.frame_interval_s, masks=masks,
         threshold=args.threshold, edge_px=args.edge_px, register=not args.no_register,
         normalize="frame_mean" if args.normalize_illumination else None,
-        asymmetry_threshold=args.asymmetry_threshold)
+        asymmetry_threshold=args.asymmetry_threshold, cache=not args.no_cache)
     inputs = [live.movie.path] + ([live.echem_path] if live.echem_path else [])
     out = check_output(args.out, folder=True, inputs=inputs, input_folders=[args.source],
                        accept_folder=_is_live_output)

@@ -109,6 +109,9 @@ class LiveAnalysis:
     threshold, edge_px, register, normalize, asymmetry_threshold : keyword-only
         As for :func:`asymflux.analysis.analyze_dataset` (``normalize``: None or
         ``"frame_mean"``).
+    cache : bool or path-like, keyword-only
+        The final batch analysis (:meth:`finish`) through the results cache
+        (:func:`asymflux.analysis.analyze_path`'s ``cache``; ``docs/cache.md``).
 
     Attributes
     ----------
@@ -123,8 +126,8 @@ class LiveAnalysis:
     """
 
     def __init__(self, source, *, echem=None, active_mass_mg=None, pixel_nm=None,
-                 frame_interval_s=None, masks=None, threshold=UNREACTED_THRESHOLD, edge_px=2, register=True,
-                 normalize=None, asymmetry_threshold=None):
+                 frame_interval_s=None, masks=None, threshold=UNREACTED_THRESHOLD, edge_px=2,
+                 register=True, normalize=None, asymmetry_threshold=None, cache=True):
         from asymflux.analysis import check_analysis_options
 
         source = Path(source)
@@ -167,6 +170,7 @@ class LiveAnalysis:
         self.threshold, self.edge_px, self.register = threshold, edge_px, register
         self.normalize = normalize
         self.asymmetry_threshold = asymmetry_threshold
+        self.cache = cache
         self.n_reference_frames = 1
         self.masks = masks
         self.labels = None
@@ -439,7 +443,7 @@ class LiveAnalysis:
             particles, ts, labels, name = analyze_path(
                 self.movie.path, pixel_nm=self._given["pixel_nm"],
                 frame_interval_s=self._given["frame_interval_s"], masks=self.masks,
-                options=options, progress=progress, read=read)
+                options=options, progress=progress, read=read, cache=self.cache)
         particles["dataset"] = name
         ts["dataset"] = name
         diff = compare_timeseries(self.timeseries, ts)

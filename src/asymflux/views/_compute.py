@@ -692,8 +692,44 @@ def dataset_specs(spec: str) -> list[str]:
     return out
 
 
-def analyze(dataset):
+def dataset_source(spec) -> Path | None:
+    """The path the dataset ``spec`` is read from, for the results cache: a demo dataset's
+    folder (the one ``make demo`` / ``asymflux datasets`` built, :func:`asymflux.datasets.path`),
+    a dataset folder or stack; None for a zip or an uploaded folder (unpacked anew by each
+    server: nothing to find again) and for what is not on disk."""
+    from asymflux import datasets
+
+    spec = str(spec).strip()
+    if spec in datasets.list_datasets():
+        return datasets.path(spec)
+    path = Path(spec).expanduser()
+    if not spec or not path.exists() or (path.is_file() and path.suffix.lower() == ".zip"):
+        return None
+    if any(q.name.startswith("asymflux-upload-") for q in (path, *path.parents)):
+        return None
+    return path
+
+
+def cached_analysis(source, *, time_offset_s=None):
+    """``(particles, timeseries, labels)`` of :func:`analyze` of the dataset read from
+    ``source`` (:func:`dataset_source`) with this clock offset when the results cache holds
+    them, else None: nothing measured (a page shows them at once, without a worker)."""
+    if source is None:
+        return None
+    from asymflux import analysis
+
+    found = analysis.find_cached_analysis(source, time_offset_s=time_offset_value(time_offset_s))
+    return None if found is None else found[:3]
+
+
+def analyze(dataset, *, source=None, time_offset_s=None, cache=True):
     """``(particles, timeseries, labels)`` of :func:`asymflux.analysis.analyze_dataset`.
+
+    With ``source``, the path ``dataset`` was read from (:func:`dataset_source`), and
+    ``time_offset_s``, the clock offset applied to it (:func:`with_time_offset`): the
+    analysis of ``asymflux analyze`` (:func:`asymflux.analysis.analyze_path`, the same
+    tables), through the results cache (``cache``; ``docs/cache.md``): read back when the
+    dataset was analysed before, with the same files and options, by any front end.
 
     The analysis refuses a dataset it cannot use (a blank stack, no particle, ...) with a
     ValueError naming it: raised as :class:`DatasetSpecError` (the page shows it as the
@@ -701,6 +737,11 @@ def analyze(dataset):
     from asymflux import analysis
 
     try:
+        if source is not None and cache:
+            particles, ts, labels, _ = analysis.analyze_path(
+                source, time_offset_s=time_offset_value(time_offset_s), cache=cache,
+                require_capacity=False)
+            return particles, ts, labels
         return analysis.analyze_dataset(dataset, return_labels=True)
     except ValueError as e:
         if isinstance(e, DatasetSpecError) or type(e).__name__ == "DatasetError":
