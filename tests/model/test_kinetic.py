@@ -189,7 +189,7 @@ def test_mirror_symmetry_about_the_arc_centre(center_deg):
     other = img[:, :, ::-1] if center_deg == 0.0 else img[:, ::-1, :]
     assert np.nanmax(np.abs(img - other)) > 1e-3
     # and the folded solve (one mirror line: half the disk) gives the same
-    assert Discretisation(res.mesh, res.params, surface).n_unknowns == 1 + 20 * 24
+    assert Discretisation(res.mesh, res.params, surface).n_unknowns == 1 + 20 * 48  # 20 x 96
     folded = model.simulate(None, None, surface, [model.Charge(100, minutes=10)],
                             output_minutes=[5])
     # (1.3e-4 with the Verbrugge 2017 OCV, steep near θ = 1; 3e-5 was enough with Chen 2020)
