@@ -1028,7 +1028,8 @@ def _cli_simulate(tmp_path, surface_flag, rate_mA_g, minutes, pixel_nm):
     script = "import sys; from asymflux.cli import main; sys.exit(main(sys.argv[1:]))"
     subprocess.run([sys.executable, "-c", script, "simulate", "--out", str(out), *surface_flag,
                     "--rate-mA-g", repr(rate_mA_g), "--pixel-nm", repr(pixel_nm),
-                    "--minutes", ",".join(repr(m) for m in minutes)], check=True)
+                    "--minutes", ",".join(repr(m) for m in minutes),
+                    "--mesh", "x".join(str(n) for n in C.MAPS_MESH)], check=True)
     return np.load(out)
 
 
