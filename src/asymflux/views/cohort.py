@@ -94,7 +94,7 @@ def particle_table_widget() -> pn.widgets.Tabulator:
         formatters={c: NumberFormatter(format=F.SCORE_FORMAT) for c in F.NUMBER_COLUMNS},
         widths={"particle_id": 80, "classification": 110, "asymmetry_score": 90,
                 "asymmetry_score_low": 90, "asymmetry_score_high": 90,
-                "flagged_fraction": 80}, name="particles")
+                "flagged_fraction": 80})
 
 
 class CohortBrowser(pn.viewable.Viewer):
@@ -161,7 +161,7 @@ class CohortBrowser(pn.viewable.Viewer):
         # the frame as the movie's title and timeseries.csv's `frame` number it (0: the
         # reference); Panel's player redraws neither its value label nor the slider's range
         # when they change from Python: its model redraws them on each change
-        self.player = pn.widgets.Player(name="frame (0 = the reference)", start=0, end=1,
+        self.player = pn.widgets.Player(label="frame (0 = the reference)", start=0, end=1,
                                         value=0, interval=300, loop_policy="loop",
                                         show_value=True, width=360)
         self.player.jscallback(value="source.properties.title.change.emit()",
