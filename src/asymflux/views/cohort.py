@@ -92,9 +92,9 @@ def particle_table_widget() -> pn.widgets.Tabulator:
         titles=wrapped_titles([*F.PARTICLE_TABLE_COLUMNS, "source_spec"]),
         configuration=WRAPPED_HEADERS, hidden_columns=["source_spec"],
         formatters={c: NumberFormatter(format=F.SCORE_FORMAT) for c in F.NUMBER_COLUMNS},
-        widths={"particle_id": 80, "classification": 110, "asymmetry_score": 90,
-                "asymmetry_score_low": 90, "asymmetry_score_high": 90,
-                "flagged_fraction": 80})
+        widths={"particle_id": 80, "classification": 125, "asymmetry_score": 105,
+                "asymmetry_score_low": 105, "asymmetry_score_high": 105,
+                "flagged_fraction": 90})
 
 
 class CohortBrowser(pn.viewable.Viewer):
