@@ -342,7 +342,9 @@ def offset_layers(timeseries: pd.DataFrame, *, by: str | None = "source", normal
     curve a ``"curve"`` and a ``"scatter"`` (``capacity_mAh_g``, ``offset_nm`` or
     ``offset_norm``); then for each curve in ``quality`` its ``"flagged"`` frames (any
     quality flag; ``capacity_mAh_g``, d at that frame, ``quality_flags``) and its
-    ``"flagged_no_d"`` ones (flagged and d NaN, e.g. ``core_too_small``: d given as 0).
+    ``"flagged_no_d"`` ones (flagged and d NaN while a core is left, e.g.
+    ``core_too_small``: d given as 0; the frames after the core has vanished, which have no
+    d to lose, are not marked).
     A curve in ``quality`` whose table has no such columns gets those layers empty, so a
     plot updated in place keeps its layers.
     """
@@ -372,6 +374,9 @@ def offset_layers(timeseries: pd.DataFrame, *, by: str | None = "source", normal
         bands.append(("band", label, band))
         flagged = _flagged(grp)
         d = grp[y].to_numpy(float)
+        if "unreacted_fraction" in grp:  # not after the core has vanished (no d to lose)
+            core = grp["unreacted_fraction"].to_numpy(float) > 0
+            flagged &= np.isfinite(d) | core
         cols = ["capacity_mAh_g", y, "quality_flags"]
         f = grp.loc[flagged, [c for c in cols if c in grp]].reindex(columns=cols)
         with_d = np.isfinite(d[flagged])
@@ -404,7 +409,9 @@ def offset_vs_capacity(timeseries: pd.DataFrame, *, by: str | None = "source", n
         with their quality: a band under the curve, d with the dI threshold moved down and
         up by the pixel noise (``d_nm_low`` .. ``d_nm_high`` of the table), and the frames
         with a quality flag (``quality_flags``, hover for the names) marked with a cross
-        at their d, or a triangle at d = 0 when d is NaN there (:data:`QUALITY_DOC`).
+        at their d, or a triangle at d = 0 when d is NaN there while a core is left
+        (:data:`QUALITY_DOC`). Band and marks stay out of the legend (a 380-pixel plot's
+        legend covered the curves): the page says what they are beside the plot.
 
     The layers, as data: :func:`offset_layers`.
     """
@@ -428,14 +435,14 @@ def offset_vs_capacity(timeseries: pd.DataFrame, *, by: str | None = "source", n
             edges = [hv.Dimension(d.columns[2], label=vd[0].label),
                      hv.Dimension(d.columns[1], label=f"{vd[0].label}, low end")]
             el = _style(hv.Area(d, kd, edges, label=name(label, BAND_LABEL)),
-                        {"alpha": 0.25}, bokeh={"line_alpha": 0.0},
+                        {"alpha": 0.25, "show_legend": False}, bokeh={"line_alpha": 0.0},
                         matplotlib={"linewidth": 0.0})
         elif kind in ("flagged", "flagged_no_d"):
             el = _style(
                 hv.Scatter(d, kd, [*vd, flags_dim],
                            label=name(label, FLAGGED_LABEL if kind == "flagged"
                                       else FLAGGED_NO_D_LABEL)),
-                {"color": "black"},
+                {"color": "black", "show_legend": False},
                 bokeh={"marker": "x" if kind == "flagged" else "triangle", "size": 9,
                        "tools": ["hover"]},
                 matplotlib={"marker": "X" if kind == "flagged" else "^", "s": 30})

@@ -218,6 +218,8 @@ def test_the_flags_and_confidence_the_pages_show_are_the_cli_numbers(flagged, mo
     np.testing.assert_allclose(line["offset_nm"], ts["offset_nm"], equal_nan=True)
     flags = ts["quality_flags"].fillna("")
     has_d = ts["offset_nm"].notna()
+    flags = flags.where(has_d | (ts["unreacted_fraction"] > 0), "")  # d lost with a core
+    assert (flags[~has_d] != "").any() and (flags[has_d] != "").any()
     np.testing.assert_allclose(with_d["offset_nm"], ts.loc[(flags != "") & has_d, "offset_nm"])
     assert list(with_d["quality_flags"]) == list(flags[(flags != "") & has_d])
     assert list(without_d["quality_flags"]) == list(flags[(flags != "") & ~has_d])

@@ -132,7 +132,8 @@ def flags_legend_markdown(flags) -> str:
              for f in names]
     head = ("On d(capacity): the band is d with the dI threshold moved down and up by the "
             "pixel noise (`d_nm_low` to `d_nm_high`); a cross marks a frame with a quality "
-            "flag, a triangle (at d = 0) a flagged frame without d. A particle is "
+            "flag, a triangle (at d = 0) a flagged frame where d is NaN while a core is left "
+            "(after the core has vanished no frame is marked). A particle is "
             "*undetermined* when its asymmetry score's range straddles the threshold. "
             f"Each flag, its threshold and what it means for the numbers: {FLAGS_DOC}.")
     return head + ("\n\n" + "\n".join(lines) if lines else "\n\nNo quality flag raised.")
