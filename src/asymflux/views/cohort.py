@@ -88,13 +88,16 @@ def particle_table_widget() -> pn.widgets.Tabulator:
 
     return pn.widgets.Tabulator(
         pd.DataFrame(columns=[*F.PARTICLE_TABLE_COLUMNS, "source_spec"]), disabled=True,
-        show_index=False, width=1180, height=300, layout="fit_data_stretch", selectable=1,
+        show_index=False, width=1190, height=300, layout="fit_columns", selectable=1,
         titles=wrapped_titles([*F.PARTICLE_TABLE_COLUMNS, "source_spec"]),
         configuration=WRAPPED_HEADERS, hidden_columns=["source_spec"],
-        formatters={c: NumberFormatter(format=F.SCORE_FORMAT) for c in F.NUMBER_COLUMNS},
-        widths={"particle_id": 80, "classification": 125, "asymmetry_score": 105,
-                "asymmetry_score_low": 105, "asymmetry_score_high": 105,
-                "flagged_fraction": 90})
+        formatters={**{c: NumberFormatter(format=F.SCORE_FORMAT) for c in F.NUMBER_COLUMNS},
+                    # long text wraps in its cell (a row grows) rather than being cut
+                    **{c: {"type": "textarea"} for c in ("quality_flags",
+                                                         "classification_reason")}},
+        widths={"dataset": 160, "particle_id": 75, "ageing": 160, "classification": 115,
+                "asymmetry_score": 95, "asymmetry_score_low": 95, "asymmetry_score_high": 95,
+                "classification_reason": 140, "quality_flags": 170, "flagged_fraction": 80})
 
 
 class CohortBrowser(pn.viewable.Viewer):
@@ -159,14 +162,12 @@ class CohortBrowser(pn.viewable.Viewer):
                                    collapsed=True, visible=False, width=1100)
         self.particle_select = pn.widgets.Select(label="particle", options={}, width=420)
         # the frame as the movie's title and timeseries.csv's `frame` number it (0: the
-        # reference); Panel's player redraws neither its value label nor the slider's range
-        # when they change from Python: its model redraws them on each change
+        # reference), said in the line under the player (frame_info): Panel's player (1.9)
+        # does not redraw its own value label when the value is set from Python (it showed
+        # "frame: 0" beside a movie titled "frame 1"), so it shows none
         self.player = pn.widgets.Player(label="frame (0 = the reference)", start=0, end=1,
                                         value=0, interval=300, loop_policy="loop",
-                                        show_value=True, width=360)
-        self.player.jscallback(value="source.properties.title.change.emit()",
-                               end="source.properties.value.change.emit()",
-                               start="source.properties.value.change.emit()")
+                                        show_value=False, width=360)
         self.frame_info = pn.pane.Markdown("", width=1100, margin=(0, 10))
         self.player.param.watch(self._show_frame_info, "value")
         self.particle_table = particle_table_widget()
