@@ -146,9 +146,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Demo datasets are cached once per test session, never in the user's cache."""
+    """Demo datasets are cached once per test session, never in the user's cache; analysis
+    results once per test."""
     cache = tmp_path_factory.getbasetemp() / "asymflux-cache"
     monkeypatch.setenv("ASYMFLUX_CACHE", str(cache))
+    # analysis results (asymflux.analysis._cache): one cache per test, so that no test reads
+    # another's results
+    import uuid
+
+    monkeypatch.setenv("ASYMFLUX_RESULTS_CACHE", str(tmp_path_factory.getbasetemp()
+                                                     / "results-cache" / uuid.uuid4().hex))
 
 
 # ------------------------------------------------------------------ no process left behind

@@ -163,6 +163,28 @@ def test_bad_analysis_options(tmp_path, kwargs, words):
     expect_refused(tmp_path, lambda: analysis.analyze_dataset(ds, **kwargs), words)
 
 
+def test_analyze_path_refuses_bad_calibration_frames_before_the_analysis(tmp_path, folder,
+                                                                        monkeypatch):
+    """``analyze_path``'s ``dark`` / ``flat`` are read and checked against the dataset's
+    frames before its analysis (which is never started), the message naming the file and
+    the dataset; a bad ``illumination`` is refused too."""
+    from asymflux.analysis import _pipeline
+
+    def never(*args, **kw):
+        raise AssertionError("the analysis started")
+
+    monkeypatch.setattr(_pipeline, "analyze_dataset", never)
+    tifffile.imwrite(tmp_path / "dark.tif", np.zeros((3, 10, 10), np.uint16))
+    np.save(tmp_path / "flat.npy", np.full(SHAPE, 5.0))
+    expect_refused(tmp_path, lambda: analysis.analyze_path(folder, dark=tmp_path / "dark.tif"),
+                   ["dark frame", "dark.tif", "(3, 10, 10)", "(40, 48)", str(folder)])
+    expect_refused(tmp_path, lambda: analysis.analyze_path(
+        folder, dark=np.full(SHAPE, 5.0), flat=tmp_path / "flat.npy"),
+        ["flat frame", "flat.npy", "zero or negative"])
+    expect_refused(tmp_path, lambda: analysis.analyze_path(folder, illumination="sometimes"),
+                   ["illumination", "sometimes"])
+
+
 def test_bad_particle_and_masks_of_fit(tmp_path):
     ds = good_dataset()
     expect_refused(tmp_path, lambda: fit.fit_dataset(ds, 9), ["no particle 9", "[1, 2]"])

@@ -111,6 +111,8 @@ ANALYZE_OPTIONS = [
     (["--scheduler", "not an address"], ["--scheduler"]),
     (["--masks", "nowhere.tif"], ["nowhere.tif", "does not exist"]),
     (["--echem", "nowhere.mpr"], ["nowhere.mpr"]),
+    (["--dark", "nowhere.npy"], ["--dark", "nowhere.npy", "no such file"]),
+    (["--flat", "nowhere.tif"], ["--flat", "nowhere.tif", "no such file"]),
 ]
 
 
@@ -146,6 +148,21 @@ def test_analyze_refuses_masks_of_another_shape_naming_the_file(tmp_path, capsys
     np.save(tmp_path / "m.npy", np.ones((10, 10), np.int32))
     refused(tmp_path, capsys, ["analyze", folder, "--out", tmp_path / "res",
                                "--masks", tmp_path / "m.npy"], ["m.npy", "(10, 10)", "(40, 48)"])
+
+
+@pytest.mark.parametrize("name, frame, words", [
+    ("dark", np.zeros((10, 10)), ["dark frame", "d.npy", "(10, 10)", "(40, 48)"]),
+    ("flat", np.zeros((40, 48)), ["flat frame", "d.npy", "zero or negative"]),
+    ("flat", np.full((40, 48), np.nan), ["flat frame", "d.npy", "NaN"]),
+    ("dark", np.full((40, 48), "x"), ["dark frame", "d.npy", "numeric"]),
+], ids=["dark of another shape", "flat of zeros", "flat of NaN", "dark of text"])
+def test_analyze_refuses_a_bad_calibration_frame_naming_it(tmp_path, capsys, folder, name,
+                                                            frame, words):
+    """``--dark`` / ``--flat``: the library's check of the frame against the dataset's
+    frames, before any work."""
+    np.save(tmp_path / "d.npy", frame)
+    refused(tmp_path, capsys, ["analyze", folder, "--out", tmp_path / "res",
+                               f"--{name}", tmp_path / "d.npy"], words)
 
 
 def test_analyze_refuses_a_bare_echem_that_misses_the_frames(tmp_path, capsys):
@@ -188,6 +205,7 @@ FIT_OPTIONS = [
     (["--masks", "nowhere.npy"], ["nowhere.npy", "does not exist"]),
     (["--masks", "garbage.npy"], ["garbage.npy"]),
     (["--masks", "empty.tif"], ["empty.tif"]),
+    (["--all", "--diffusivity-from-rest"], ["--diffusivity-from-rest", "--all"]),
 ]
 
 
@@ -203,7 +221,7 @@ def test_fit_refuses_bad_options(tmp_path, capsys, folder, args, words):
     (side / "garbage.npy").write_bytes(b"\x93NUMPY\x01\x00garbage")
     (side / "empty.tif").write_bytes(b"")
     args = [str(side / a) if a.endswith((".npy", ".tif")) else a for a in args]
-    extra = args if args[0] == "--particle" else ["--particle", "1", *args]
+    extra = args if args[0] in ("--particle", "--all") else ["--particle", "1", *args]
     refused(tmp_path, capsys, ["fit", folder, "--out", tmp_path / "f.json", *extra], words)
 
 

@@ -205,3 +205,71 @@ def test_the_help_names_every_parameter_set():
                     .format_help().split())
     for name in PARAMETER_SETS:
         assert name in text
+
+
+def _gain_field(shape):
+    """A smooth camera gain (a flat field's pattern), mean 1, 0.6-1.4 across the frame."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    g = 1 + 0.4 * np.cos(xx / shape[1] * 2.5) * np.sin(yy / shape[0] * 2.0 + 0.5)
+    return g / g.mean()
+
+
+def test_analyze_dark_and_flat_undo_the_camera(tmp_path, capsys):
+    """A movie seen through a camera (offset 50, a gain varying 0.6-1.4 across the frame):
+    ``--dark`` / ``--flat`` give the clean movie's tables back, and they are its inputs in
+    provenance.json; without them dI is off."""
+    from asymflux import io
+
+    from ._bad_inputs import good_dataset
+
+    clean = good_dataset()
+    gain = _gain_field(clean.stack.shape[1:])
+    dark = np.full(clean.stack.shape[1:], 50.0)
+    seen = io.Dataset(stack=(clean.stack * gain + dark).astype(np.float32), time_s=clean.time_s,
+                      pixel_nm=clean.pixel_nm, echem=clean.echem, metadata=clean.metadata,
+                      masks=clean.masks)
+    io.write_dataset(clean, tmp_path / "clean")
+    io.write_dataset(seen, tmp_path / "seen")
+    np.save(tmp_path / "dark.npy", np.stack([dark, dark]))  # a stack of dark frames: averaged
+    np.save(tmp_path / "flat.npy", 3000.0 * gain + dark)
+    # the calibration alone; unregistered (float32 rounding may move this tiny movie's
+    # drift estimate by a pixel)
+    opts = ["--illumination", "off", "--no-register"]
+    assert main(["analyze", str(tmp_path / "clean"), "--out", str(tmp_path / "a"), *opts]) == 0
+    assert main(["analyze", str(tmp_path / "seen"), "--out", str(tmp_path / "b"), *opts,
+                 "--dark", str(tmp_path / "dark.npy"), "--flat", str(tmp_path / "flat.npy")]) == 0
+    assert main(["analyze", str(tmp_path / "seen"), "--out", str(tmp_path / "c"), *opts]) == 0
+    a, b, c = (pd.read_csv(tmp_path / x / "timeseries.csv") for x in "abc")
+    np.testing.assert_allclose(b["mean_dI"], a["mean_dI"], atol=1e-4)
+    np.testing.assert_allclose(b["offset_nm"], a["offset_nm"], atol=1e-3, equal_nan=True)
+    assert np.nanmax(np.abs(c["mean_dI"] - a["mean_dI"])) > 0.01  # the offset dilutes dI
+    inputs = json.dumps(json.loads((tmp_path / "b" / "provenance.json").read_text())["inputs"])
+    assert "dark.npy" in inputs and "flat.npy" in inputs
+
+
+def test_analyze_illumination_on_off_and_auto(tmp_path, capsys):
+    """``--illumination``: a beam profile that moves over the frame changes the numbers
+    with "on" and "auto" (said in the warnings), not with "off"."""
+    from asymflux import io
+
+    from ._bad_inputs import good_dataset
+
+    clean = good_dataset()
+    yy, xx = np.mgrid[: clean.stack.shape[1], : clean.stack.shape[2]]
+    beam = np.stack([np.exp(-((xx - 8 - 4 * k) ** 2 + (yy - 20) ** 2) / (2 * 40.0 ** 2))
+                     for k in range(len(clean.stack))])  # its centre moves 28 px
+    moving = io.Dataset(stack=(clean.stack * beam).astype(np.float32), time_s=clean.time_s,
+                        pixel_nm=clean.pixel_nm, echem=clean.echem, metadata=clean.metadata,
+                        masks=clean.masks)
+    io.write_dataset(moving, tmp_path / "ds")
+    tables, errs = {}, {}
+    for mode in ("off", "on", "auto"):
+        capsys.readouterr()
+        assert main(["analyze", str(tmp_path / "ds"), "--out", str(tmp_path / mode),
+                     "--illumination", mode]) == 0
+        errs[mode] = capsys.readouterr().err
+        tables[mode] = pd.read_csv(tmp_path / mode / "timeseries.csv")
+    assert "illumination's spatial pattern changes" in errs["auto"]
+    assert "illumination's spatial pattern" not in errs["off"] + errs["on"]
+    pd.testing.assert_frame_equal(tables["auto"], tables["on"])
+    assert np.nanmax(np.abs(tables["on"]["mean_dI"] - tables["off"]["mean_dI"])) > 1e-3

@@ -190,3 +190,28 @@ def test_effective_eta_of_a_fit_is_the_calibration_definition():
     (eta_fast,) = coarse.effective_eta(0.0, [film], 400.0)
     assert eta_fast < eta_coarse
     assert coarse.effective_eta(0.0, [], 100.0) == []
+
+
+def test_cli_fit_diffusivity_from_rest_on_the_charge_rest_demo(tmp_path, capsys):
+    """``--diffusivity-from-rest`` on the ``charge-rest`` demo (D(θ) unscaled: the truth is
+    1; 70 mA/g for 20 min, then 20 min at rest): the rest found in the echem, the scale
+    within two standard errors of 1, the blocking fit kept (unblocked here, --max-arcs 0,
+    and a prescribed surface, to keep the test short), the method in the JSON and the
+    provenance."""
+    from asymflux import fit_rest
+
+    out = tmp_path / "rest.json"
+    assert main(["fit", str(datasets.path("charge-rest")), "--particle", "3",
+                 "--max-arcs", "0", "--diffusivity-from-rest", "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["particle_id"] == 3 and summary["model"] == "rest relaxation"
+    assert summary["rest_start_s"] == pytest.approx(20 * 60)
+    se = summary["uncertainties"]["diffusivity_scale"]
+    assert 0 < se < 0.5
+    assert abs(summary["diffusivity_scale"] - 1.0) <= 2 * se
+    assert summary["uncertainty_method"] == fit_rest.UNCERTAINTY_METHOD
+    assert summary["particles"][0]["surface_fit"]["surface"] == "prescribed"
+    assert "time_offset_s" in summary
+    record = json.loads((tmp_path / "rest.provenance.json").read_text())
+    assert fit_rest.UNCERTAINTY_METHOD in json.dumps(record)
+    assert "diffusivity x" in capsys.readouterr().out

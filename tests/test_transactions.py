@@ -577,14 +577,14 @@ def _cli(*args):
 def test_kill_during_analyze_leaves_old_or_new_complete_output(tmp_path):
     ds = io.write_dataset(tiny_dataset("a", n_frames=30, shape=(120, 120)), tmp_path / "ds")
     res = tmp_path / "res"
-    total = _timed(_cli("analyze", ds, "--out", res, "--parquet"))
+    total = _timed(_cli("analyze", ds, "--out", res, "--parquet", "--no-cache"))  # measured
     # mark the complete old output: every table has an "old" column
     for name in ("particles", "timeseries"):
         t = pd.read_csv(res / f"{name}.csv")
         t["old"] = 1
         t.to_csv(res / f"{name}.csv", index=False)
     for delay in _delays(total, 5, seed=7):
-        _kill_at(_cli("analyze", ds, "--out", res), delay)
+        _kill_at(_cli("analyze", ds, "--out", res, "--no-cache"), delay)
         names = sorted(p.name for p in res.iterdir())
         p = pd.read_csv(res / "particles.csv")
         t = pd.read_csv(res / "timeseries.csv")

@@ -19,7 +19,7 @@ import argparse
 
 from asymflux.model import calibration, get_parameter_set
 
-GRID_OHM_M2 = (0.001, 0.002, 0.004, 0.01, 0.02, 0.05, 0.1, 0.3, 0.5, 1.0, 2.0)
+GRID_OHM_M2 = (0.0005, 0.001, 0.002, 0.004, 0.01, 0.02, 0.05, 0.1, 0.3, 0.5, 1.0, 2.0)
 """Resistances of the table besides the two calibrated ones."""
 
 

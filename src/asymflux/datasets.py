@@ -635,13 +635,13 @@ def write_demo_data(out_dir, names=None, progress: bool = True) -> list[Path]:
     from tqdm.auto import tqdm
 
     from .io import DatasetError
-    from .io.dataset import _is_dataset_folder, _masks_fit
+    from .io.dataset import is_dataset_folder, masks_fit
 
     todo = list_datasets() if names is None else expand(names)
     out = Path(out_dir)
     for n in todo:
         target = out / n
-        if (target.exists() or target.is_symlink()) and not _is_dataset_folder(target):
+        if (target.exists() or target.is_symlink()) and not is_dataset_folder(target):
             raise DatasetError(f"{target}: exists and is not an asymflux dataset folder (no "
                                "metadata.json); refusing to replace it")
     out.mkdir(parents=True, exist_ok=True)
@@ -649,8 +649,8 @@ def write_demo_data(out_dir, names=None, progress: bool = True) -> list[Path]:
     for n in tqdm(todo, desc="demo datasets", unit="dataset", disable=not progress):
         ds = make_dataset(n)
         target = out / n
-        if (target / "masks.tif").is_file() and _masks_fit(target / "masks.tif",
-                                                           ds.stack.shape[1:]):
+        if (target / "masks.tif").is_file() and masks_fit(target / "masks.tif",
+                                                          ds.stack.shape[1:]):
             ds.masks = None  # the folder's (curated) masks are kept
         written.append(_write(ds, target))
     return written

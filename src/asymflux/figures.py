@@ -7,21 +7,20 @@ import numpy as np
 import pandas as pd
 
 from . import model
-
-FIG4_MINUTES = (5.0, 10.0, 15.0, 20.0)
+from .paper import FIG4_MINUTES, FIG4_RADIUS_UM, FIG4_SURFACES, PAPER_RATES_MA_G, arc_text
 
 
 def fig4_surfaces() -> dict[str, model.Surface]:
-    """Fig. 4 a-d: no blocking; a quarter at η = 0.7; a quarter at η = 0.3; a half at η = 0.3.
+    """Fig. 4 a-d: no blocking; a quarter at η = 0.7; a quarter at η = 0.3; a half at η = 0.3
+    (:data:`asymflux.paper.FIG4_SURFACES`).
 
     Blocked arcs are centred at 180° (left on screen).
     """
-    return {
-        "no blocking": model.Surface(),
-        "quarter, η = 0.7": model.Surface.from_strings(["180:0.25:0.7"]),
-        "quarter, η = 0.3": model.Surface.from_strings(["180:0.25:0.3"]),
-        "half, η = 0.3": model.Surface.from_strings(["180:0.5:0.3"]),
-    }
+    surfaces = {}
+    for label in FIG4_SURFACES:
+        arc = arc_text(label)
+        surfaces[label] = model.Surface() if arc == "none" else model.Surface.from_strings([arc])
+    return surfaces
 
 
 def fig4_data(
@@ -31,7 +30,7 @@ def fig4_data(
     pixel_nm: float = 20.0,
     params: dict | None = None,
     surfaces: dict[str, model.Surface] | None = None,
-    radius_um: float = 1.2,
+    radius_um: float = FIG4_RADIUS_UM,
 ) -> pd.DataFrame:
     """θ maps of Fig. 4 as a tidy table.
 
@@ -56,7 +55,7 @@ def fig4_data(
     return pd.DataFrame(rows)
 
 
-def fig5b_data(*, params: dict | None = None, rates_mA_g=model.PAPER_RATES_MA_G,
+def fig5b_data(*, params: dict | None = None, rates_mA_g=PAPER_RATES_MA_G,
                progress: bool = True) -> pd.DataFrame:
     """Rate capability of Fig. 5b (see :func:`asymflux.model.rate_capability`)."""
     return model.rate_capability(rates_mA_g, model.paper_fig5b_surfaces(), params=params,
@@ -104,7 +103,7 @@ def fig5b_trend_checks(table: pd.DataFrame) -> list[tuple[str, bool]]:
     return checks
 
 
-FIG5D_RATES_MA_G = model.PAPER_RATES_MA_G
+FIG5D_RATES_MA_G = PAPER_RATES_MA_G
 
 FIG5D_MESH = (20, 96)
 """(n_radial, n_angular) of :func:`fig5d_data`'s runs: the core's offset d converges in the
@@ -132,7 +131,7 @@ def fig5d_data(
     ``max_capacity_mAh_g`` or 4.3 V, sampled every ``capacity_step_mAh_g``; θ is sampled on
     ``pixel_nm`` pixels, turned into dI (:func:`asymflux.optics.dI_from_theta`) and
     measured as a movie is (:func:`asymflux.analysis.particle_timeseries`: the unreacted
-    region dI < 0.05, its centre of mass and its distance d from the particle's). The
+    region dI < 0.05 (:data:`asymflux.paper.UNREACTED_THRESHOLD`), its centre of mass and its distance d from the particle's). The
     default ``mesh`` is a 1.2 µm disk on :data:`FIG5D_MESH` (converged at 400 mA/g).
 
     Returns
@@ -144,7 +143,7 @@ def fig5d_data(
     from . import analysis, optics
 
     surface = model.paper_film_surfaces()["quarter, film η≈0.3"] if surface is None else surface
-    mesh = model.disk_mesh(1.2, n_radial=FIG5D_MESH[0], n_angular=FIG5D_MESH[1]) \
+    mesh = model.disk_mesh(FIG4_RADIUS_UM, n_radial=FIG5D_MESH[0], n_angular=FIG5D_MESH[1]) \
         if mesh is None else mesh
     tables = []
     for rate in rates_mA_g:

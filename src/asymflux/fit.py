@@ -44,6 +44,7 @@ from . import model, optics
 from ._validate import check_range
 from .analysis import crop_box
 from .model import calibration
+from .paper import UNREACTED_THRESHOLD
 
 MODELS = ("none", "one arc", "two arcs")
 SURFACES = ("prescribed", "kinetic")
@@ -448,7 +449,7 @@ def fit_particle(
     params: dict | None = None,
     max_arcs: int = 2,
     max_capacity_mAh_g: float | None = None,
-    threshold: float = optics.UNREACTED_THRESHOLD,
+    threshold: float = UNREACTED_THRESHOLD,
     erode_px: int = 2,
     psf_sigma_nm: float | None = None,
     max_cells: int = 400,
@@ -731,11 +732,11 @@ def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | Non
     each frame). Other keyword arguments go to :func:`fit_particle`.
     """
     from . import analysis
-    from .analysis._measure import _check_labels
+    from .analysis import check_labels
 
     source = getattr(dataset, "path", None) or dataset.metadata.get("name", "dataset")
     if masks is not None:
-        labels = _check_labels(masks, dataset.stack.shape[1:], name=f"{source}: masks")
+        labels = check_labels(masks, dataset.stack.shape[1:], name=f"{source}: masks")
     else:
         labels = dataset.masks
     if labels is None:

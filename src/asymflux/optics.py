@@ -37,11 +37,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validate import check_range
+from .paper import UNREACTED_THRESHOLD  # dI of an "unreacted" pixel (Lun et al. 2025, Fig. 5d)
 
 # ----------------------------------------------------------------------------- response
-
-UNREACTED_THRESHOLD = 0.05
-"""Differential intensity below which a pixel counts as "unreacted" (Lun et al. 2025, Fig. 5d)."""
 
 THRESHOLD_DELTA_THETA = 0.025
 """Fall of occupancy below the reference at which the default response reaches the threshold."""

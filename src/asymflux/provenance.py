@@ -53,7 +53,22 @@ def file_record(path) -> dict:
                                              if p.is_file() and ".asymflux-partial" not in p.parts]}
     if not path.is_file():
         return {"path": str(path), "missing": True}
-    return {"path": str(path), "size_bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    return {"path": str(path), "size_bytes": path.stat().st_size, "sha256": _sha256_of(path)}
+
+
+#: Files of this size or more (movies) have their SHA-256 computed once per identity (path,
+#: size, modification time, inode, a hash of their first and last 64 KiB: the results
+#: cache's, :func:`asymflux.analysis._cache.input_identity`) and remembered in the results
+#: cache, so that a second run on an unchanged multi-GB movie does not read it all again.
+REMEMBER_SHA256_BYTES = 64 << 20
+
+
+def _sha256_of(path: Path) -> str:
+    if path.stat().st_size < REMEMBER_SHA256_BYTES:
+        return sha256_file(path)
+    from .analysis import cached
+
+    return cached("sha256_file", [path], {}, lambda: sha256_file(path))
 
 
 def _versions() -> dict:

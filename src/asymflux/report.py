@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .paper import UNREACTED_THRESHOLD
+
 __all__ = ["SECTIONS", "dataset_report", "flag_columns", "offset_band_columns", "write_reports"]
 
 #: The sections of a report, in order: (id, title).
@@ -38,9 +40,6 @@ SECTIONS = (("particles", "Particles"), ("flags", "Quality flags"),
             ("offset", "Offset d of the unreacted region against capacity"),
             ("kymographs", "Kymographs"), ("classification", "Classification"),
             ("fit", "Fit of the surface blocking"), ("provenance", "Provenance"))
-
-UNREACTED_DI = 0.05
-"""dI below which a pixel is drawn as unreacted when choosing the dI thumbnail's frame."""
 
 _CSS = """
 body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -133,7 +132,7 @@ def _thumbnails(labels, analyses, pids) -> str:
         if pa is not None and pa.crop is not None:
             m, st, dI = pa.crop.mask, np.asarray(pa.crop.stack), np.asarray(pa.crop.dI)
             # the frame whose unreacted region is closest to 40 % of the particle
-            core = np.array([np.nanmean(f[m] < UNREACTED_DI) for f in dI])
+            core = np.array([np.nanmean(f[m] < UNREACTED_THRESHOLD) for f in dI])
             mid = int(np.nanargmin(np.abs(core - 0.4))) if np.isfinite(core).any() else dI.shape[0] // 2
             panels = [("first frame", st[0], "gray"), ("last frame", st[-1], "gray"),
                       (f"dI, frame {mid}", dI[mid], "Reds")]
@@ -331,7 +330,7 @@ def write_reports(results_dir, out_dir, *, datasets=(), options=None, progress=F
     matplotlib.use("Agg", force=False)
     from . import io
     from ._atomic import atomic_folder
-    from .analysis._pipeline import dataset_name
+    from .analysis import dataset_name
     from .provenance import provenance, to_json
 
     results_dir = Path(results_dir)

@@ -101,7 +101,8 @@ def test_campaign_on_a_dask_cluster_equals_serial_runs(tmp_path, demo_paths):
     (tmp_path / "serial").mkdir()
     serial = {}
     for n in names:
-        assert main(["analyze", str(data / n), "--out", str(tmp_path / "serial" / n)]) == 0
+        assert main(["analyze", str(data / n), "--out", str(tmp_path / "serial" / n),
+                     "--no-cache"]) == 0  # the campaign below measures too
         serial[n] = _tables(tmp_path / "serial" / n)
 
     work = tmp_path / "cluster"
@@ -161,7 +162,7 @@ def test_campaign_on_the_default_local_cluster(tmp_path, demo_paths, capsys):
     shutil.copytree(demo_paths[DATASETS[0]], good)
     shutil.copytree(demo_paths[DATASETS[0]], broken)
     (broken / "stack.ome.tif").unlink()
-    assert main(["analyze", str(good), "--out", str(tmp_path / "serial")]) == 0
+    assert main(["analyze", str(good), "--out", str(tmp_path / "serial"), "--no-cache"]) == 0
     capsys.readouterr()
     assert main(["analyze", str(good), str(broken), "--out", str(tmp_path / "local")]) == 2
     out, err = capsys.readouterr()

@@ -85,7 +85,10 @@ def _pixel_flags_warnings(table):
     {}, {"normalize": "frame_mean"}, {"rolling_frames": 4}, {"edge_px": 0},
     {"register": False},
     {"margin_px": 2, "edge_px": 0},  # a drift (1.2 px) larger than the margin: measured again
-], ids=["default", "frame_mean", "rolling", "edge0", "no-register", "small-margin"])
+    pytest.param({"illumination": True, "threshold": 0.08},  # each frame's illumination
+                 marks=pytest.mark.slow),  # fitted and divided: 8 s
+], ids=["default", "frame_mean", "rolling", "edge0", "no-register", "small-margin",
+        "illumination"])
 def test_streamed_tables_equal_the_eager_full_frame_ones(movie, options, monkeypatch):
     from asymflux.analysis import _streaming
 
@@ -121,6 +124,35 @@ def test_streamed_tables_equal_the_eager_full_frame_ones(movie, options, monkeyp
     assert len(mosaics) == (2 if "margin_px" in options else 1), mosaics
 
 
+def test_the_options_of_the_frames_reach_the_streamed_path(movie, monkeypatch):
+    """The threshold (which sets where ``illumination="auto"`` switches on), the illumination
+    and the dark and flat frames reach the reading of the frames (``_dataset_inputs``) of the
+    streamed path as of ``analyze_dataset``'s, and a dark and flat frame change its numbers."""
+    from asymflux.analysis import _pipeline
+
+    seen = []
+    real = _pipeline._dataset_inputs
+
+    def spy(*args, **kw):
+        seen.append(kw)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(_pipeline, "_dataset_inputs", spy)
+    dark = np.full(SHAPE, 100.0)
+    flat = np.ones(SHAPE) + np.linspace(0, 0.5, SHAPE[1])
+    kw = {"threshold": 0.08, "illumination": None, "dark": dark, "flat": flat + dark}
+    lazy = io.read_dataset(movie)
+    p2, t2 = _quiet(analyze_streaming, lazy, **kw)
+    assert len(seen) == 1
+    assert seen[0]["threshold"] == 0.08 and seen[0]["illumination"] is None
+    assert seen[0]["dark"] is dark and seen[0]["flat"] is kw["flat"]
+    p1, t1 = _quiet(an.analyze_dataset, io.read_dataset(movie, lazy=False), **kw)
+    pd.testing.assert_frame_equal(_pixel_flags(t2).drop(columns=D_RANGE),
+                                  _pixel_flags(t1).drop(columns=D_RANGE), check_exact=True)
+    t0 = _quiet(analyze_streaming, lazy, threshold=0.08, illumination=None)[1]
+    assert np.nanmax(np.abs(t0["mean_dI"] - t2["mean_dI"])) > 1e-3
+
+
 def test_mosaic_holds_the_crops_and_region(movie):
     ds = io.read_dataset(movie)
     frames = np.asarray(ds.stack[:3])
@@ -151,7 +183,7 @@ def test_cli_uses_the_streamed_path_for_large_frames(movie, tmp_path, monkeypatc
         return real(*args, **kw)
 
     monkeypatch.setattr("asymflux.analysis._streaming.analyze_streaming", spy)
-    assert main(["analyze", str(movie), "--out", str(tmp_path / "streamed")]) == 0
+    assert main(["analyze", str(movie), "--out", str(tmp_path / "streamed"), "--no-cache"]) == 0
     assert called
     for name in ("particles.csv", "timeseries.csv"):
         # byte for byte but for the flags measured on the crops' background rings

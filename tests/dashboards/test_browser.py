@@ -3,6 +3,7 @@ move every slider with the keyboard and check that the plots change with no brow
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,12 @@ from _server import (  # tests/dashboards is on sys.path
     watch_errors,
 )
 
+from asymflux.model.calibration import FILM_RESISTANCE_ETA_0_3_OHM_M2
+
 pytestmark = pytest.mark.browser
+
+#: the explorer's default film (the calibration's η ≈ 0.3)
+FILM_OHM_M2 = FILM_RESISTANCE_ETA_0_3_OHM_M2
 
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
 STEP_TIMEOUT_S = 90.0
@@ -120,17 +126,18 @@ def test_model_explorer_kinetic_surface(server, page):
         g = map_groups(s)
         return (explorer_ready(s) and g["flux"] and "(kinetic)" in g["flux"][0][0]
                 and "preview" not in g["flux"][0][0] and g["simulated"]
-                and "film 0.2 Ω m²" in g["simulated"][0][0]
+                and f"film {FILM_OHM_M2:.3g} Ω m²" in g["simulated"][0][0]
                 and any("film" in r[0] for r in g["fig5b"]))
 
     _, sig = wait_for(page, kinetic, timeout_s=STEP_TIMEOUT_S)
-    page.get_by_text("kinetic, 25% film at 180°, R = 0.2 Ω m²").first.wait_for(state="visible")
+    page.get_by_text(f"kinetic, 25% film at 180°, R = {FILM_OHM_M2:.3g} Ω m²").first.wait_for(
+        state="visible")
     g = map_groups(sig)
     # the voltage plot holds the model's V(t) and the dataset's measured voltage
     assert g["voltage"][0][2] > 100
     handles = page.locator(VISIBLE_HANDLES)
     assert handles.count() == len(SLIDERS)  # the film slider in the η slider's place
-    page.get_by_text("0.2 Ω m²").first.wait_for(state="visible")  # log scale shown in Ω m²
+    page.get_by_text(f"{FILM_OHM_M2:.3g} Ω m²").first.wait_for(state="visible")  # log scale in Ω m²
     before = g
     handles.nth(0).focus()
     page.keyboard.down("ArrowRight")
@@ -142,7 +149,9 @@ def test_model_explorer_kinetic_surface(server, page):
                 and all(g[k] and g[k] != before[k] for k in ("maps", "flux", "simulated")))
 
     wait_for(page, moved, timeout_s=STEP_TIMEOUT_S)
-    page.get_by_text("R = 0.224 Ω m²").first.wait_for(state="visible")  # 10^(log10 0.2 + 0.05)
+    # one step of 0.05 in log10 up from the default 0.135 Ω m²: 0.151 Ω m², or the point of the
+    # slider's grid above the default (the value shown lies between 0.14 and 0.2)
+    page.get_by_text(re.compile(r"R = 0\.1[4-9]\d? Ω m²")).first.wait_for(state="visible")
     assert not errors, errors
     served = log.read_bytes()[log_start:].decode(errors="replace")
     assert "Traceback" not in served and "ERROR" not in served, served[-3000:]

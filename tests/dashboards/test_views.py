@@ -812,6 +812,99 @@ def test_a_page_freezes_once_loaded_and_unfreezes_when_its_session_ends(monkeypa
         R.unfreeze_long_lived_objects()
 
 
+def test_a_closed_pages_runs_publish_nothing_and_none_start(demo_data, monkeypatch):
+    # a page closed while its runs were going: when its session ends, Bokeh destroys its
+    # figures (emptied of their renderers), and a run finishing later raised "d(capacity),
+    # particle 1: 4 layers for 0 renderers" in the server's log (seen when a page was closed
+    # while its dataset's analysis ran: the analysis ended, the page's twin was started, and
+    # was published after the session's end). Now it publishes nothing, and a settings or
+    # particle change after the end (an analysis ending late) starts no runs
+    import asyncio
+    from concurrent.futures import Future
+
+    import param
+
+    from asymflux.views import _pool, _runtime
+
+    ends = []
+    monkeypatch.setattr(_runtime, "on_session_end", ends.append)
+    view = ModelExplorer(dataset="aged")
+    published, started = [], []
+    monkeypatch.setattr(view, "_publish", published.append)
+    monkeypatch.setattr(_pool, "prefetch", lambda *a, **kw: started.append(a) or {})
+    with param.parameterized.discard_events(view.settings):
+        view.settings.eta = 0.45  # the settings of runs still going, current
+    keys = view._keys(view.model_settings())
+    done = Future()
+    done.set_result(None)
+    futures = {kind: [done] for kind in keys}
+    asyncio.run(view._publish_when_done(keys, futures, 0.0))  # the page still open
+    assert sorted(next(iter(k)) for k in published) == sorted(keys)
+    published.clear()
+    for end in ends:  # the session ends (what the server calls)
+        end()
+    asyncio.run(view._publish_when_done(keys, {**futures, "preview": [done]}, 0.0))
+    assert published == []
+    view.settings.eta = 0.5
+    view.particle_id = None
+    assert started == [] and published == []
+
+
+def test_an_update_queued_as_the_previous_one_is_sent_is_sent_too(monkeypatch):
+    # Panel's write queue (panel.io.document): an update queued while the previous queued one's
+    # last write completes started a dispatch that found the queue released and returned,
+    # leaving the update unsent until the page's next queued update (the θ maps' final
+    # result after their preview, say: a page left at its previous state). A fake websocket
+    # (Panel's handlers for other socket types) whose writes complete when told
+    import asyncio
+
+    from panel.io import document as pdoc
+
+    from asymflux.views import model_explorer as ME
+
+    class Socket:
+        pass
+
+    class Protocol:
+        def create(self, kind, events):
+            return (kind, tuple(events))
+
+    class Connection:
+        _socket, protocol = Socket(), Protocol()
+
+    class Doc:
+        pass
+
+    sent, writes = [], []
+
+    def write(conn, events=None, msg=None):
+        sent.append(msg[1])
+        writes.append(asyncio.get_running_loop().create_future())
+        return [writes[-1]]
+
+    monkeypatch.setitem(pdoc.extra_socket_handlers, Socket, write)
+    monkeypatch.setattr(pdoc, "_dispatch_msgs", pdoc._dispatch_msgs)  # restored afterwards
+
+    async def page(doc, conn):
+        pdoc.schedule_write_events(doc, [conn], ["preview"])  # Bokeh was writing: queued
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert sent == [("preview",)]
+        writes[0].set_result(None)  # its last write completes: the dispatch wakes next ...
+        pdoc.schedule_write_events(doc, [conn], ["fine"])  # ... after this one is queued
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+            for w in writes:
+                if not w.done():
+                    w.set_result(None)
+        return list(sent)
+
+    assert ME._unstrand_queued_writes() and ME._unstrand_queued_writes()  # installed once
+    doc = Doc()
+    assert asyncio.run(page(doc, Connection())) == [("preview",), ("fine",)]
+    assert not pdoc._WRITE_MSGS.get(doc) and doc not in pdoc._WRITE_BLOCK
+
+
 def test_the_timing_mode_logs_slow_garbage_collections(monkeypatch, capsys):
     import gc
 
@@ -855,7 +948,8 @@ def test_switching_to_kinetic_changes_the_model_result(kinetic_view):
     pres_rate, pres_twin = view.current_li_extracted(), view.comparison()["simulated"]
     view.settings.surface_model = "kinetic"
     assert view.film_slider.visible and not view.eta_slider.visible
-    assert view.model_settings()["film_ohm_m2"] == pytest.approx(0.20)  # the calibration's η ≈ 0.3
+    # the calibration's η ≈ 0.3 (model.calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2 = 0.135 Ω m²)
+    assert view.model_settings()["film_ohm_m2"] == pytest.approx(0.135)
     kin_curves, kin_maps = view.curves(), view.theta_maps()
     charging = pres_curves["minutes"] > 0
     # prescribed: the arc passes η = 0.3 of the clean flux at every instant; kinetic: the

@@ -177,7 +177,7 @@ def test_broken_autosave_gives_a_warning(make_napari_viewer, folder, notificatio
 
 def test_the_dock_leaves_the_canvas_its_room(make_napari_viewer):
     """The dock's controls scroll (a QScrollArea): it asks for at most 400 px of width and
-    can be made narrower, instead of its controls' ~570 px squeezing the image canvas."""
+    can be made narrower, instead of its controls squeezing the image canvas."""
     from qtpy.QtWidgets import QScrollArea
 
     from asymflux.napari._widget import DOCK_WIDTH_PX
@@ -188,7 +188,9 @@ def test_the_dock_leaves_the_canvas_its_room(make_napari_viewer):
     assert dock.minimumSizeHint().width() < 450
     assert dock.sizeHint().width() <= DOCK_WIDTH_PX + 20
     # everything is inside the scrolled body: the controls, the plot and the live panel
-    assert w._body.native.minimumSizeHint().width() > DOCK_WIDTH_PX  # hence the scrolling
+    # the panels' controls fit in the dock's width (they scroll vertically only): every
+    # button is whole at the width the dock asks for (was ~570 px before the panels)
+    assert w._body.native.minimumSizeHint().width() <= DOCK_WIDTH_PX
     body = w._body.native
     for widget in (w.live_panel.native, w._status.native, w._path.native,
                    *([w._canvas] if w._canvas is not None else [])):
@@ -312,11 +314,15 @@ def test_illumination_options_reach_the_core_functions(make_napari_viewer, folde
 
     _, w = _opened(make_napari_viewer, folder)
     pid = int(sorted(set(np.unique(w.labels_layer.data)) - {0})[0])
+    # the default is the command line's: normalise when the background drifts ("auto")
+    assert w.options_panel.normalize.value == "auto"
+    assert w.analysis_options() == analysis.analysis_options()
+    w.options_panel.normalize.value = "off"
     assert w.differential_options() == {"n_reference_frames": 1}
     plain = np.asarray(w.show_differential().data)
     plain_table = w.show_particle(pid)
 
-    w._normalize.value = True
+    w.options_panel.normalize.value = "on"
     options = w.differential_options()
     assert options["normalize"] == "frame_mean"
     np.testing.assert_array_equal(options["background_mask"],
@@ -330,16 +336,64 @@ def test_illumination_options_reach_the_core_functions(make_napari_viewer, folde
     assert np.abs(normalised - plain).max() > 1e-4  # the demo lamp drifts by up to 1 %
     assert not np.allclose(w.show_particle(pid)["mean_dI"], plain_table["mean_dI"])
 
-    w._rolling.value = 3
+    w.options_panel.rolling.value = 3
     assert w.differential_options()["rolling_frames"] == 3
     rolling = np.asarray(w.show_differential().data)
     assert np.isnan(rolling[:3]).all() and np.isfinite(rolling[3:]).any()
     table = w.show_particle(pid)
     assert (table["offset_reason"][:3] == "no valid pixels").all()
     assert "rolling_frames" not in w.differential_options(rolling=False)  # what the fit uses
-    w._rolling.value = 0
-    w._normalize.value = False
+    w.options_panel.rolling.value = 0
+    w.options_panel.normalize.value = "off"
     np.testing.assert_array_equal(np.asarray(w.show_differential().data), plain)
+
+
+def test_quality_panel_shows_what_analyze_writes(make_napari_viewer, folder):
+    """The quality panel's numbers (flags per particle and per frame, d with its range, the
+    class with its range of max d/R_eq) are those of ``asymflux analyze`` on the same input
+    (particles.csv, timeseries.csv), default options on both sides."""
+    from asymflux.analysis import analyze_dataset
+    from asymflux.io import read_dataset
+
+    viewer, w = _opened(make_napari_viewer, folder)
+    particles, ts = analyze_dataset(read_dataset(folder), masks=w.curation.labels)
+    particles = particles.set_index("particle_id")
+    n_flags = ts.groupby("particle_id")["quality_flags"].apply(lambda f: (f != "").sum())
+    assert n_flags.max() >= 3  # the demo's particle 4: background drift on 3 frames, and more
+    shown_flags = set()
+    for pid in (int(n_flags.index[0]), int(n_flags.idxmax())):
+        w.show_particle(pid)
+        expected = particles.loc[pid]
+        rows = ts[ts["particle_id"] == pid].set_index("frame")
+        flagged = rows.index[rows["quality_flags"] != ""]
+        for frame in (5, *flagged, int(rows["offset_nm"].last_valid_index()),
+                      int(rows.index.max())):
+            viewer.dims.set_current_step(0, frame)  # the time slider moves the panel
+            q = w.quality_panel.values
+            assert q["frame"] == frame
+            assert pd.Series(q).equals(pd.Series(w.particle_quality(frame)))  # NaN == NaN
+            r = rows.loc[frame]
+            np.testing.assert_allclose([q["offset_nm"], q["d_nm_low"], q["d_nm_high"]],
+                                       [r["offset_nm"], r["d_nm_low"], r["d_nm_high"]],
+                                       rtol=1e-9, equal_nan=True)
+            assert q["frame_flags"] == (r["quality_flags"] or "")
+            assert q["offset_reason"] == r["offset_reason"]
+            text = w.quality_panel.lines["frame flags"].value
+            assert text.startswith(f"frame {frame} flags: ")
+            assert all(f in text for f in q["frame_flags"].split(";"))
+            shown_flags.update(f for f in q["frame_flags"].split(";") if f)
+        assert q["classification"] == expected["classification"]
+        assert q["quality_flags"] == (expected["quality_flags"] or "")
+        np.testing.assert_allclose(
+            [q["asymmetry_score"], q["asymmetry_score_low"], q["asymmetry_score_high"],
+             q["flagged_fraction"]],
+            [expected["max_offset_norm"], expected["asymmetry_score_low"],
+             expected["asymmetry_score_high"], expected["flagged_fraction"]],
+            rtol=1e-9, equal_nan=True)
+        assert w.quality_panel.lines["class"].value.startswith(f"class {q['classification']}:")
+        for flag in expected["quality_flags"].split(";"):  # "name:n_frames"
+            assert flag.split(":")[0] in w.quality_panel.lines["particle flags"].value
+    assert shown_flags == {"core_too_small", "background_drift"}
 
 
 def test_buttons_report_errors_as_notifications(make_napari_viewer, folder, notifications):
@@ -470,6 +524,15 @@ def test_fit_blocking_draws_the_fitted_arc(make_napari_viewer, folder, notificat
     layer = w.arcs_layer
     assert layer in viewer.layers and len(layer.data) == 1
     assert layer.metadata["asymflux"]["model"] == "one arc"
+    # drawn by plots.arc_outline_xy around the particle: the arc's direction and width
+    rows, cols = np.nonzero(w.curation.labels == 4)
+    path = np.asarray(layer.data[0])
+    phi = np.rad2deg(np.arctan2(rows.mean() - path[:, 0], path[:, 1] - cols.mean()))
+    rel = (phi - arc.center_deg + 180) % 360 - 180
+    np.testing.assert_allclose([rel.min(), rel.max()], [-180 * arc.fraction, 180 * arc.fraction],
+                               atol=1.0)
+    np.testing.assert_allclose(np.hypot(*(path - [rows.mean(), cols.mean()]).T),
+                               1.15 * np.sqrt(rows.size / np.pi), rtol=1e-6)
     assert any("particle 4: one arc" in m for m in notifications.messages())
 
 

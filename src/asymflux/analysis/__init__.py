@@ -21,14 +21,29 @@ Array functions (scikit-image style: arrays in, arrays/tables out, axes (time, r
 and on top, :func:`analyze_dataset` for an :class:`asymflux.io.Dataset` (and
 :func:`analyze_streaming`, the same tables from the particles' crops, chunk by chunk, for
 movies of large frames)
-(:func:`dataset_normalization`: its recorded illumination, if any).
+(:func:`dataset_normalization`: its recorded illumination, if any;
+:func:`resolve_normalization`: what ``normalize="auto"`` becomes; :func:`calibrate_stack`:
+the camera's dark and flat frames; :func:`resolve_illumination`: each frame divided by its
+smooth spatial illumination).
+:func:`analysis_options` turns a user's choices (a front end's check boxes and fields)
+into :func:`analyze_dataset`'s keyword arguments, with its defaults.
 
 A dataset path (a folder, or a bare stack with its cycler file, frame times, clock offset):
 :func:`analyze_path` reads and measures it as ``asymflux analyze`` does;
 :func:`analyze_campaign` runs many on a dask.distributed client (:func:`local_client`);
 :func:`write_analyze_output` writes their folder (tables, masks, ``clock.csv``,
 ``failures.csv``: :func:`write_clock_table`, :func:`write_failures_table`;
-:func:`partial_output_warnings` reads the latter back).
+:func:`partial_output_warnings` reads the latter back). Results are kept and reused
+when the files and options are unchanged (:func:`cached`, :func:`results_cache_dir`,
+:func:`clear_results_cache`, :func:`find_cached_analysis`; ``analyze_path(cache=False)`` to
+measure again).
+
+What every front end checks and detects the same way: :func:`check_analysis_options`,
+:func:`check_labels` (masks against the frames), :func:`check_stack_signal` /
+:func:`blank_frame_reason` (frames that hold no image), :func:`detect_reference` (the
+particles of a reference image, default size :func:`default_min_area_px`),
+:func:`dataset_time_offset` (the clock offset a dataset carries), :func:`cohort_rows` (the
+rows a cohort counts).
 
 One particle, the same numbers everywhere: :func:`analyze_particle` (arrays) and
 :func:`analyze_dataset_particle` (a dataset) run one particle through the pipeline of
@@ -59,6 +74,7 @@ _EXPORTS = {
     "particle_free_pixels": "_differential",
     "DEFAULT_BACKGROUND_MARGIN_PX": "_differential",
     "detect_particles": "_detect",
+    "default_min_area_px": "_detect",
     "particle_timeseries": "_measure",
     "TIMESERIES_COLUMNS": "_measure",
     "summarize_particles": "_summary",
@@ -66,7 +82,6 @@ _EXPORTS = {
     "DEFAULT_WINDOW": "_summary",
     "DEFAULT_ASYMMETRY_THRESHOLD": "_summary",
     "PARTICLE_COLUMNS": "_summary",
-    "QUALITY_FLAGS": "_quality",
     "crop_box": "_particle",
     "horizontal_line": "_particle",
     "particle_crop": "_particle",
@@ -82,19 +97,29 @@ _EXPORTS = {
     "confusion_matrix": "_cohort",
     "validate_classification": "_cohort",
     "analyze_dataset": "_pipeline",
+    "check_analysis_options": "_pipeline",
+    "check_stack_signal": "_pipeline",
+    "blank_frame_reason": "_pipeline",
+    "detect_reference": "_pipeline",
+    "check_labels": "_measure",
+    "default_min_area_px": "_detect",
+    "cohort_rows": "_results",
+    "dataset_time_offset": "_clock",
     "analyze_streaming": "_streaming",
     "analyze_dataset_particle": "_pipeline",
     "dataset_normalization": "_pipeline",
+    "calibrate_stack": "_pipeline",
+    "resolve_illumination": "_pipeline",
     "write_tables": "_pipeline",
-    "dataset_name": "_pipeline",
+    "dataset_name": "_naming",
     "is_analyze_output": "_pipeline",
     "ANALYZE_OUTPUTS": "_pipeline",
     "read_results": "_results",
     "results_folders": "_results",
-    "cohort_rows": "_results",
     "read_frame_times": "_frametimes",
     "resolve_time_offset": "_clock",
     "analyze_path": "_dataset",
+    "find_cached_analysis": "_dataset",
     "analyze_campaign": "_dataset",
     "local_client": "_dataset",
     "campaign_names": "_dataset",
@@ -104,6 +129,15 @@ _EXPORTS = {
     "partial_output_warnings": "_dataset",
     "STREAM_MIN_PIXELS": "_dataset",
     "WORKER_MEMORY_BYTES": "_dataset",
+    "cached": "_cache",
+    "results_cache_dir": "_cache",
+    "clear_results_cache": "_cache",
+    "resolve_normalization": "_pipeline",
+    "check_stack_signal": "_pipeline",
+    "detect_reference": "_pipeline",
+    "analysis_options": "_options",
+    "ILLUMINATION_CHOICES": "_options",
+    "QUALITY_FLAGS": "_quality",
     "TimeOffset": "_clock",
     "apply_time_offset": "_clock",
     "estimate_time_offset": "_clock",

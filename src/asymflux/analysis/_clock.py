@@ -54,6 +54,12 @@ class TimeOffset:
                 "time_offset_method": self.method,
                 "time_offset_detail": self.detail or METHODS.get(self.method, "")}
 
+    @classmethod
+    def from_dict(cls, d) -> TimeOffset:
+        """The offset :meth:`as_dict` gave (``time_offset_detail`` may be absent)."""
+        return cls(offset_s=d["time_offset_s"], uncertainty_s=d["time_offset_uncertainty_s"],
+                   method=d["time_offset_method"], detail=d.get("time_offset_detail", ""))
+
     def __str__(self) -> str:
         if self.method in ("none", "given"):
             return f"{self.offset_s:g} s ({METHODS[self.method]})"
@@ -303,7 +309,7 @@ def estimate_dataset_time_offset(dataset, *, masks=None, recorded_echem=None,
     -------
     TimeOffset
     """
-    from ._pipeline import dataset_name
+    from ._naming import dataset_name
 
     name = dataset_name(dataset)
     echem = getattr(dataset, "echem", None)
@@ -347,7 +353,7 @@ def resolve_time_offset(dataset, time_offset_s, *, masks=None) -> TimeOffset:
         return time_offset_s
     if time_offset_s is None:
         own = getattr(getattr(dataset, "echem", None), "attrs", {}).get("time_offset")
-        return TimeOffset(**_from_dict(own)) if own else TimeOffset()
+        return TimeOffset.from_dict(own) if own else TimeOffset()
     if isinstance(time_offset_s, str):
         if time_offset_s.strip().lower() == "auto":
             return estimate_dataset_time_offset(dataset, masks=masks)
@@ -360,11 +366,6 @@ def resolve_time_offset(dataset, time_offset_s, *, masks=None) -> TimeOffset:
     if not math.isfinite(value):
         raise ValueError(f"time_offset_s must be a finite number of seconds, got {value}")
     return TimeOffset(offset_s=value, method="given")
-
-
-def _from_dict(d):
-    return {"offset_s": d["time_offset_s"], "uncertainty_s": d["time_offset_uncertainty_s"],
-            "method": d["time_offset_method"], "detail": d.get("time_offset_detail", "")}
 
 
 def apply_time_offset(dataset, time_offset_s, *, masks=None):
@@ -418,7 +419,7 @@ def dataset_time_offset(dataset) -> TimeOffset:
     if isinstance(off, TimeOffset):
         return off
     own = getattr(getattr(dataset, "echem", None), "attrs", {}).get("time_offset")
-    return TimeOffset(**_from_dict(own)) if own else TimeOffset()
+    return TimeOffset.from_dict(own) if own else TimeOffset()
 
 
 def cycler_at_frames(dataset):

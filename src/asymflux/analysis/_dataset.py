@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["analyze_path", "analyze_campaign", "local_client", "campaign_names",
+__all__ = ["analyze_path", "find_cached_analysis", "analyze_campaign", "local_client", "campaign_names",
            "write_analyze_output",
            "write_clock_table", "write_failures_table", "partial_output_warnings",
            "STREAM_MIN_PIXELS", "WORKER_MEMORY_BYTES"]
@@ -116,7 +116,8 @@ STREAM_MIN_PIXELS = 1 << 20
 
 
 def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, options=None,
-                 progress=False, read=None, masks_source=None, time_offset_s=None):
+                 progress=False, read=None, masks_source=None, time_offset_s=None,
+                 illumination="auto", dark=None, flat=None, cache=True, require_capacity=True):
     """Read one dataset path and analyse it, as ``asymflux analyze`` does.
 
     Parameters
@@ -145,6 +146,27 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
         (:func:`~asymflux.analysis.apply_time_offset`), applied before the capacity check;
         the offset used is in the tables (``time_offset_*`` columns and
         ``attrs["time_offset"]``). None: the dataset's own, else 0.
+    illumination : "auto", True, False or None
+        Divide each frame by its own smooth spatial illumination fitted to the
+        particle-free pixels (a beam profile that moves or changes shape); ``"auto"``
+        (default): when that pattern changes over the particles by more than 0.5 x the dI
+        threshold (said in the warnings). See
+        :func:`~asymflux.analysis.resolve_illumination`.
+    dark, flat : path-like or (row, col) array, optional
+        The camera's dark frame, subtracted from every frame before detection, and its
+        flat-field frame: every frame is divided by ``flat - dark`` scaled to a mean of 1
+        (``.npy`` or ``.tif``; a stack of frames is averaged;
+        :func:`~asymflux.analysis.calibrate_stack`). Read and checked against the frames
+        before any analysis.
+    cache : bool or path-like
+        Read the result from the results cache when ``path`` (and the cycler and frame-times
+        files) and every option (and the dark and flat files) are unchanged since it was stored, else measure and store
+        it (:mod:`asymflux.analysis._cache`; ``docs/cache.md``). A folder: that cache
+        instead of the user's; False: measure, nothing read or written.
+    require_capacity : bool
+        Refuse a dataset whose cycler data give no frame a capacity (``asymflux analyze``);
+        False: measure it all the same (the dashboards show it). A refusal is never stored,
+        so both share the cache's entries.
 
     Returns
     -------
@@ -161,20 +183,92 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
     ValueError
         Naming ``path``: a dataset whose cycler data give no frame a capacity (or do not
         overlap its frames), masks that do not fit its frames, ``rolling_frames`` not smaller
-        than its number of frames, bad data.
+        than its number of frames, a dark or flat frame that cannot be read, does not fit
+        its frames or leaves ``flat - dark`` not positive, bad data.
 
     Notes
     -----
     Frames of :data:`STREAM_MIN_PIXELS` or more are measured on the particles' crops
     (:func:`~asymflux.analysis.analyze_streaming`, equal tables).
     """
-    from ._pipeline import analyze_dataset, dataset_name
+    from ._cache import cached, last
+
+    def compute():
+        return _analyze_path(path, pixel_nm=pixel_nm, frame_interval_s=frame_interval_s,
+                             masks=masks, options=options, progress=progress, read=read,
+                             masks_source=masks_source, time_offset_s=time_offset_s,
+                             illumination=illumination, dark=dark, flat=flat,
+                             require_capacity=require_capacity)
+
+    key_options = _path_key_options(pixel_nm, frame_interval_s, masks, options, read,
+                                    time_offset_s)
+    # the camera's calibration: the dark and flat files by their identity (as the inputs
+    # are), arrays as values; the illumination choice as it was given
+    key_options["illumination"] = illumination
+    key_options["dark"] = Path(dark) if isinstance(dark, str | Path) else dark
+    key_options["flat"] = Path(flat) if isinstance(flat, str | Path) else flat
+    result = cached("analyze_path", [Path(path)], key_options, compute, cache=cache)
+    if progress and last.hit:
+        import sys
+
+        print(f"{path}: results read from the cache ({last.entry}); unchanged files and "
+              "options (cache=False, or --no-cache, to measure again)", file=sys.stderr)
+    return result
+
+
+def _path_key_options(pixel_nm, frame_interval_s, masks, options, read, time_offset_s):
+    """:func:`analyze_path`'s options as its cache key holds them (the cycler and frame-times
+    files: their identity)."""
+    read_files = {k: Path(v) for k, v in (read or {}).items()
+                  if k in ("echem", "frame_times") and v is not None}
+    return {"pixel_nm": pixel_nm, "frame_interval_s": frame_interval_s, "masks": masks,
+            "options": _key_options(options),
+            "read": {**{k: v for k, v in (read or {}).items() if v is not None}, **read_files},
+            "time_offset_s": time_offset_s}
+
+
+def find_cached_analysis(path, *, pixel_nm=None, frame_interval_s=None, masks=None,
+                         options=None, read=None, time_offset_s=None, cache=True):
+    """:func:`analyze_path`'s result for these arguments when the results cache holds it
+    (unchanged files and options), else None: nothing is read or measured beyond the cache's
+    entry (a page can show it at once, and start a measurement only when it is None)."""
+    from ._cache import lookup
+
+    return lookup("analyze_path", [Path(path)],
+                  _path_key_options(pixel_nm, frame_interval_s, masks, options, read,
+                                    time_offset_s), cache=cache)
+
+
+#: Options of ``analyze_dataset`` that do not change its numbers: not in the cache key.
+_NOT_IN_KEY = ("dataset", "masks", "n_threads", "progress", "return_labels")
+
+
+def _key_options(options) -> dict:
+    """``options`` over :func:`~asymflux.analysis.analyze_dataset`'s defaults, without those
+    that do not change the numbers: the options as the cache key holds them (an option given
+    at its default value and one left out give one key)."""
+    import inspect
+
+    from ._pipeline import analyze_dataset
+
+    out = {name: p.default for name, p in inspect.signature(analyze_dataset).parameters.items()
+           if p.default is not inspect.Parameter.empty and name not in _NOT_IN_KEY}
+    out.update({k: v for k, v in (options or {}).items() if k not in _NOT_IN_KEY})
+    return out
+
+
+def _analyze_path(path, *, pixel_nm, frame_interval_s, masks, options, progress, read,
+                  masks_source, time_offset_s, illumination="auto", dark=None, flat=None,
+                  require_capacity=True):
+    """:func:`analyze_path` without the cache."""
+    from ._naming import dataset_name
+    from ._pipeline import analyze_dataset
 
     ds = _read_dataset(path, pixel_nm, frame_interval_s, read, time_offset_s)
     if masks is not None:
-        from ._measure import _check_labels
+        from ._measure import check_labels
 
-        masks = _check_labels(masks, ds.stack.shape[1:],
+        masks = check_labels(masks, ds.stack.shape[1:],
                               name=f"{masks_source or 'given'} (for {path}): masks")
     if time_offset_s is not None:
         from ._clock import apply_time_offset
@@ -183,7 +277,8 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
             ds = apply_time_offset(ds, time_offset_s, masks=masks)
         except ValueError as e:
             raise ValueError(str(e) if str(path) in str(e) else f"{path}: {e}") from e
-    _check_capacity(ds, path)
+    if require_capacity:
+        _check_capacity(ds, path)
     if getattr(ds, "pixel_nm", None) is None and pixel_nm is not None:
         ds.pixel_nm = pixel_nm
     rolling = (options or {}).get("rolling_frames")
@@ -197,6 +292,9 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
 
     from asymflux.io import EchemWarning
 
+    options = dict(options or {})
+    options.update(_calibration_options(ds, path, illumination=illumination, dark=dark,
+                                        flat=flat))
     analyze = analyze_dataset
     stack = getattr(ds, "stack", None)
     if getattr(stack, "ndim", 0) == 3 and int(np.prod(stack.shape[1:])) >= STREAM_MIN_PIXELS:
@@ -205,11 +303,39 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
         with warnings.catch_warnings():  # they are in particles.attrs["warnings"]
             warnings.simplefilter("ignore", EchemWarning)
             particles, ts, labels = analyze(ds, masks=masks, progress=progress,
-                                            return_labels=True, **(options or {}))
+                                            return_labels=True, **options)
     except ValueError as e:
         msg = str(e)
         raise ValueError(msg if str(path) in msg else f"{path}: {msg}") from e
     return particles, ts, labels, dataset_name(ds)
+
+
+def _calibration_options(ds, path, *, illumination="auto", dark=None, flat=None) -> dict:
+    """The ``illumination``, ``dark`` and ``flat`` options of :func:`analyze_path` as keyword
+    options of :func:`~asymflux.analysis.analyze_dataset`: the dark and flat frames read
+    and checked against the frames of ``ds`` (ValueError naming the file and ``path``)
+    before any analysis, then given as arrays (each file read once). ``illumination="auto"``
+    leaves ``options``' own (its default is "auto")."""
+    if not (illumination is None or illumination is False or illumination is True
+            or illumination == "auto"):
+        raise ValueError(f"illumination must be 'auto', True, False or None, got "
+                         f"{illumination!r}")
+    out = {} if isinstance(illumination, str) else {"illumination": illumination}
+    if dark is None and flat is None:
+        return out
+    from ._quality import calibration_gain, load_calibration_frame
+
+    shape = tuple(ds.stack.shape[1:])
+    try:
+        d = None if dark is None else load_calibration_frame(dark, shape, name="dark")
+        f = None if flat is None else load_calibration_frame(flat, shape, name="flat")
+        if f is not None:
+            where = f"flat frame {flat}" if isinstance(flat, str | Path) else "flat frame"
+            calibration_gain(f, d, name=where)
+    except ValueError as e:
+        raise ValueError(str(e) if str(path) in str(e) else f"{path}: {e}") from e
+    out["dark"], out["flat"] = d, f
+    return out
 
 
 def _unique(names):
@@ -268,6 +394,9 @@ def analyze_campaign(paths, *, client, progress=True, on_failure=None, **kw):
         if read.get(key) is not None:
             read[key] = Path(read[key]).absolute()
     kw["read"] = read
+    for key in ("dark", "flat"):  # the workers' working folder may be another
+        if isinstance(kw.get(key), str | Path):
+            kw[key] = Path(kw[key]).absolute()
     futures = {client.submit(analyze_path, Path(p).absolute(), pure=False, **kw): i
                for i, p in enumerate(paths)}
     results, failures = [None] * len(paths), {}

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from ..paper import UNREACTED_THRESHOLD
 from ._chunks import as_float, frame_chunks, read_chunk
 
 __all__ = ["line_kymograph", "kymograph_boundaries", "last_unreacted_point"]
@@ -62,7 +63,7 @@ def line_kymograph(dI, start, end, *, linewidth=1, pixel_nm=1.0, order=1, chunk_
     return kymo, distance_nm
 
 
-def kymograph_boundaries(kymograph, distance_nm, *, threshold=0.05):
+def kymograph_boundaries(kymograph, distance_nm, *, threshold=UNREACTED_THRESHOLD):
     """Where dI crosses ``threshold`` along the line, frame by frame.
 
     Parameters
@@ -98,7 +99,7 @@ def kymograph_boundaries(kymograph, distance_nm, *, threshold=0.05):
         ["frame", "position_nm"], ignore_index=True)
 
 
-def last_unreacted_point(kymograph, distance_nm, *, threshold=0.05):
+def last_unreacted_point(kymograph, distance_nm, *, threshold=UNREACTED_THRESHOLD):
     """Frame and position where the last unreacted part of the line vanishes.
 
     Parameters

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .._validate import check_range
+from ..paper import UNREACTED_THRESHOLD
 from ._chunks import as_float, frame_chunks, read_chunk
 from ._differential import (
     _check_background_mask,
@@ -41,7 +42,20 @@ TIMESERIES_COLUMNS = [
 ]
 
 
-def _check_labels(labels, frame_shape, *, name="labels"):
+def check_labels(labels, frame_shape, *, name="labels"):
+    """A label image checked against the frames: ``(row, col)`` integer labels (int64 for
+    booleans and whole-number floats), 0 the background, no negative label; ValueError
+    naming ``name`` otherwise.
+
+    Examples
+    --------
+    >>> check_labels([[0, 1], [1, 2.0]], (2, 2)).dtype
+    dtype('int64')
+    >>> check_labels([[0, 1]], (2, 2), name="masks")
+    Traceback (most recent call last):
+    ...
+    ValueError: masks shape (1, 2) does not match the stack's frames (2, 2) (row, col)
+    """
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"{name} must be a 2-D (row, col) label image, got shape {labels.shape}")
@@ -179,7 +193,7 @@ def particle_timeseries(
     pixel_nm,
     time_s=None,
     capacity_mAh_g=None,
-    threshold=0.05,
+    threshold=UNREACTED_THRESHOLD,
     edge_px=2,
     differential=False,
     reference=None,
@@ -319,7 +333,7 @@ def particle_timeseries(
     if stack.ndim != 3:
         raise ValueError(f"stack must be 3-D (time, row, col), got shape {tuple(stack.shape)}")
     n_frames = int(stack.shape[0])
-    labels = _check_labels(labels, stack.shape[1:])
+    labels = check_labels(labels, stack.shape[1:])
     time_s = _per_frame(time_s, "time_s", n_frames)
     capacity_mAh_g = _per_frame(capacity_mAh_g, "capacity_mAh_g", n_frames)
     edge_px = int(check_range("edge_px", edge_px, 0, None))
@@ -343,7 +357,7 @@ def particle_timeseries(
                          saturation_level=saturation_level, min_core_px=min_core_px,
                          px_cls=_Pixels,
                          context=None if context_labels is None
-                         else _check_labels(context_labels, stack.shape[1:],
+                         else check_labels(context_labels, stack.shape[1:],
                                             name="context_labels"))
     if shifts_px is not None:
         shifts_px = np.asarray(shifts_px, dtype=float)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from ..paper import UNREACTED_THRESHOLD
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -167,7 +169,7 @@ class ParticleAnalysis(NamedTuple):
 
 
 def analyze_particle(stack, labels, particle_id: int, *, pixel_nm, time_s=None,
-                     capacity_mAh_g=None, threshold=0.05, edge_px=2, register=True,
+                     capacity_mAh_g=None, threshold=UNREACTED_THRESHOLD, edge_px=2, register=True,
                      shifts_px=None, n_reference_frames=1, normalize=None, background_mask=None,
                      rolling_frames=None, drift_every=1, pad_px: int = 6, crop: bool = True,
                      chunk_frames=None, n_threads=None, progress=False) -> ParticleAnalysis:
@@ -221,14 +223,14 @@ def analyze_particle(stack, labels, particle_id: int, *, pixel_nm, time_s=None,
     ParticleAnalysis
     """
     from ._differential import _check_normalize, particle_free_pixels
-    from ._measure import _check_labels, particle_timeseries
+    from ._measure import check_labels, particle_timeseries
     from ._registration import default_registration_region
 
     if getattr(stack, "ndim", 0) != 3:
         raise ValueError(f"stack must be 3-D (time, row, col), got shape "
                          f"{tuple(getattr(stack, 'shape', ()))}")
     n_frames = int(stack.shape[0])
-    labels = _check_labels(labels, stack.shape[1:])
+    labels = check_labels(labels, stack.shape[1:])
     pid = int(particle_id)
     one = labels == pid
     if pid <= 0 or not one.any():

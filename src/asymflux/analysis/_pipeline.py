@@ -7,22 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paper import UNREACTED_THRESHOLD
+from ._naming import dataset_name
 from ._summary import DEFAULT_ASYMMETRY_THRESHOLD, DEFAULT_WINDOW
 
-__all__ = ["analyze_dataset", "analyze_dataset_particle", "calibrate_stack", "dataset_name",
+__all__ = ["analyze_dataset", "analyze_dataset_particle", "calibrate_stack",
            "dataset_normalization", "resolve_illumination", "write_tables"]
-
-
-def dataset_name(dataset) -> str:
-    """``metadata["name"]``, else the folder/file name, else ``"dataset"``."""
-    meta = getattr(dataset, "metadata", None) or {}
-    if meta.get("name"):
-        return str(meta["name"])
-    path = getattr(dataset, "path", None)
-    if path is not None:
-        p = Path(path)
-        return p.name.split(".")[0] if p.is_file() else p.name
-    return "dataset"
 
 
 def dataset_normalization(dataset, normalize="frame_mean"):
@@ -53,7 +43,7 @@ def dataset_normalization(dataset, normalize="frame_mean"):
     return normalize
 
 
-def resolve_normalization(dataset, normalize, stack, labels, *, threshold=0.05,
+def resolve_normalization(dataset, normalize, stack, labels, *, threshold=UNREACTED_THRESHOLD,
                           n_reference_frames=1, rolling_frames=None):
     """``(normalize, warnings)``: ``normalize="auto"`` becomes ``"frame_mean"`` (the
     dataset's recorded illumination if it has one, :func:`dataset_normalization`) when the
@@ -81,7 +71,7 @@ def resolve_normalization(dataset, normalize, stack, labels, *, threshold=0.05,
                   "--no-normalize-illumination to keep the raw intensities)"]
 
 
-def resolve_illumination(stack, labels, illumination="auto", *, threshold=0.05,
+def resolve_illumination(stack, labels, illumination="auto", *, threshold=UNREACTED_THRESHOLD,
                          n_reference_frames=1, name="dataset"):
     """``(stack, warnings)``: the stack read divided by each frame's smooth spatial
     illumination (:class:`~asymflux.analysis._quality.CorrectedStack`: a 2-D polynomial
@@ -178,7 +168,7 @@ def _capacity(dataset, n_frames):
     return cap, list(problems)
 
 
-def _blank_frame(frame) -> str | None:
+def blank_frame_reason(frame) -> str | None:
     """Why a frame cannot be analysed (every pixel NaN/infinite, or every pixel the same
     value: an empty exposure, or a zarr chunk never written, read as its fill value)."""
     f = np.asarray(frame, dtype=np.float64)
@@ -200,14 +190,14 @@ def check_stack_signal(stack, *, name, n_reference_frames=1):
     n = int(stack.shape[0])
     k_ref = max(1, min(int(n_reference_frames), n))
     for k in [*range(k_ref), n - 1] if n - 1 >= k_ref else range(k_ref):
-        why = _blank_frame(read_chunk(stack, k, k + 1)[0])
+        why = blank_frame_reason(read_chunk(stack, k, k + 1)[0])
         if why:
             which = "reference frame" if k < k_ref else "last frame"
             raise ValueError(f"{name}: {which} {k} of {n} holds no image ({why}); "
                              "nothing to analyse")
 
 
-def check_analysis_options(*, threshold=0.05, edge_px=2, n_reference_frames=1,
+def check_analysis_options(*, threshold=UNREACTED_THRESHOLD, edge_px=2, n_reference_frames=1,
                            rolling_frames=None, window=DEFAULT_WINDOW,
                            asymmetry_threshold=DEFAULT_ASYMMETRY_THRESHOLD, drift_every=1,
                            n_frames=None):
@@ -254,7 +244,7 @@ def detect_reference(ref, *, pixel_nm=None, detect_kwargs=None):
 
 def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
                     intensity_offset=0.0, dark=None, flat=None, illumination="auto",
-                    threshold=0.05):
+                    threshold=UNREACTED_THRESHOLD):
     """``(name, stack, labels, time_s, capacity_mAh_g)`` of a dataset, as every analysis
     reads them (labels: ``masks``, else the dataset's, else detected; the stack with
     ``intensity_offset`` added, refused when its reference frames hold negative
@@ -262,7 +252,7 @@ def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
     (:func:`calibrate_stack`) and, after detection, the per-frame illumination correction
     (:func:`resolve_illumination`, said in the warnings))."""
     from ._differential import reference_image
-    from ._measure import _check_labels
+    from ._measure import check_labels
 
     name = dataset_name(dataset)
     stack = dataset.stack
@@ -278,9 +268,9 @@ def _dataset_inputs(dataset, masks, *, n_reference_frames=1, detect_kwargs=None,
     if masks is None:
         masks = getattr(dataset, "masks", None)
         if masks is not None:
-            masks = _check_labels(masks, stack.shape[1:], name=f"{name}: masks")
+            masks = check_labels(masks, stack.shape[1:], name=f"{name}: masks")
     else:
-        masks = _check_labels(masks, stack.shape[1:], name="masks")
+        masks = check_labels(masks, stack.shape[1:], name="masks")
     check_stack_signal(stack, name=_where(dataset), n_reference_frames=n_reference_frames)
     from ._chunks import read_chunk
     from ._quality import OffsetStack, check_intensities
@@ -385,7 +375,7 @@ def analyze_dataset(
     dataset,
     *,
     masks=None,
-    threshold=0.05,
+    threshold=UNREACTED_THRESHOLD,
     edge_px=2,
     register=True,
     n_reference_frames=1,
@@ -527,7 +517,7 @@ def analyze_dataset_particle(
     particle_id: int,
     *,
     masks=None,
-    threshold=0.05,
+    threshold=UNREACTED_THRESHOLD,
     edge_px=2,
     register=True,
     shifts_px=None,

@@ -33,6 +33,7 @@ import threading
 
 import numpy as np
 
+from ..paper import UNREACTED_THRESHOLD
 from ._chunks import as_float, is_dask, read_chunk
 from ._summary import DEFAULT_ASYMMETRY_THRESHOLD, DEFAULT_WINDOW
 
@@ -314,7 +315,7 @@ def analyze_streaming(
     dataset,
     *,
     masks=None,
-    threshold=0.05,
+    threshold=UNREACTED_THRESHOLD,
     edge_px=2,
     register=True,
     n_reference_frames=1,
@@ -333,6 +334,9 @@ def analyze_streaming(
     saturation_level="auto",
     min_core_px=None,
     intensity_offset=0.0,
+    illumination="auto",
+    dark=None,
+    flat=None,
 ):
     """:func:`analyze_dataset` on the particles' crops: for movies of large frames.
 
@@ -348,7 +352,8 @@ def analyze_streaming(
         Its ``stack`` (n_frames, n_row, n_col), any real dtype, lazy or not.
     masks, threshold, edge_px, register, n_reference_frames, normalize, rolling_frames,
     window, asymmetry_threshold, statistic, detect_kwargs, drift_every, chunk_frames,
-    n_threads, progress, return_labels, saturation_level, min_core_px, intensity_offset
+    n_threads, progress, return_labels, saturation_level, min_core_px, intensity_offset,
+    illumination, dark, flat
         As for :func:`analyze_dataset` (the flags measured on the particles' surroundings,
         ``background_drift`` and ``focus_change``, see the crops: they may differ near
         the crops' edges). ``chunk_frames`` counts mosaic frames (default
@@ -379,7 +384,8 @@ def analyze_streaming(
                            n_frames=int(getattr(dataset.stack, "shape", (0,))[0]) or None)
     name, stack, labels, time_s, capacity, problems = _dataset_inputs(
         dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs,
-        intensity_offset=intensity_offset)
+        intensity_offset=intensity_offset, dark=dark, flat=flat, illumination=illumination,
+        threshold=threshold)
     if isinstance(saturation_level, str) and saturation_level == "auto":  # as on the frames
         from ._quality import auto_saturation_level
 

@@ -6,7 +6,8 @@ A particle's *asymmetry score* is a statistic (default: the maximum) of the norm
 offset ``d / R_eq`` over the *early-charge window*: the frames whose unreacted fraction
 lies in ``window`` (default 0.15–0.8, i.e. after the Li-poor shell has formed and before
 the core is so small that its centre is dominated by noise). The particle is
-``"asymmetric"`` when the score is >= ``asymmetry_threshold`` (default 0.08),
+``"asymmetric"`` when the score is >= ``asymmetry_threshold`` (default 0.08,
+:data:`asymflux.paper.ASYMMETRY_THRESHOLD`),
 ``"symmetric"`` otherwise, and ``"undetermined"`` when no frame falls in the window
 (``classification_reason`` says why).
 
@@ -21,13 +22,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..paper import ASYMMETRY_THRESHOLD as DEFAULT_ASYMMETRY_THRESHOLD
+
 __all__ = [
     "classify_asymmetry", "summarize_particles", "DEFAULT_WINDOW", "DEFAULT_ASYMMETRY_THRESHOLD",
     "PARTICLE_COLUMNS",
 ]
 
 DEFAULT_WINDOW = (0.15, 0.8)
-DEFAULT_ASYMMETRY_THRESHOLD = 0.08
 
 PARTICLE_COLUMNS = [
     "particle_id", "area_um2", "r_eq_um", "com_row", "com_col", "classification",

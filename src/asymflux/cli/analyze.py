@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+from ..paper import ASYMMETRY_THRESHOLD, UNREACTED_THRESHOLD
 from ._common import dataset_inputs, print_warnings, time_offset_option
 
 __all__ = ["register", "run_analyze", "run_cohort"]
@@ -60,13 +61,14 @@ def register(subparsers) -> None:
                         "with its uncertainty (the camera-recorded voltage against the cycler "
                         "file's, else the particles' mean intensity against the cycler's "
                         "current; docs/analysis.md). Stored in clock.csv and the tables")
-    p.add_argument("--threshold", type=float, default=0.05,
-                   help="dI below which a pixel is unreacted (default 0.05)")
+    p.add_argument("--threshold", type=float, default=UNREACTED_THRESHOLD,
+                   help=f"dI below which a pixel is unreacted (default {UNREACTED_THRESHOLD:g})")
     p.add_argument("--edge-px", type=int, default=2,
                    help="pixels next to a particle's outline left out of its unreacted region "
                         "(PSF-blurred with the matrix; default 2, ~one PSF sigma at 65 nm/px)")
     p.add_argument("--asymmetry-threshold", type=float, default=None,
-                   help="d/R_eq at or above which a particle is asymmetric (default 0.08)")
+                   help=f"d/R_eq at or above which a particle is asymmetric "
+                        f"(default {ASYMMETRY_THRESHOLD:g})")
     p.add_argument("--no-register", action="store_true", help="skip drift correction")
     p.add_argument("--normalize-illumination", action="store_true",
                    help="divide each frame by its illumination before dI (lamp flicker, drift): "
@@ -77,6 +79,17 @@ def register(subparsers) -> None:
                         "each frame is normalised, as with --normalize-illumination, when the "
                         "particle-free background drifts by more than 0.2 x the threshold; "
                         "said in the warnings)")
+    p.add_argument("--illumination", choices=("auto", "on", "off"), default="auto",
+                   help="divide each frame by its smooth spatial illumination fitted to the "
+                        "particle-free pixels (a beam profile that moves or changes shape); "
+                        "auto: when that pattern changes over the particles by more than "
+                        "0.5 x the dI threshold (said in the warnings)")
+    p.add_argument("--dark", type=Path, metavar="FILE",
+                   help="dark frame (.npy or .tif; a stack is averaged), subtracted from every "
+                        "frame before detection")
+    p.add_argument("--flat", type=Path, metavar="FILE",
+                   help="flat-field frame (.npy or .tif; a stack is averaged): every frame is "
+                        "divided by (flat - dark) scaled to a mean of 1")
     p.add_argument("--rolling", type=int, metavar="N", default=None,
                    help="rolling differential dI = I_t / I_(t-N) - 1 (N frames, 1 <= N < number "
                         "of frames; the first N frames are NaN) instead of I / I0 - 1")
@@ -99,6 +112,10 @@ def register(subparsers) -> None:
                    help="add V to every pixel first: a background-subtracted movie (negative "
                         "intensities, refused otherwise) with the subtracted level put back")
     p.add_argument("--parquet", action="store_true", help="also write .parquet tables")
+    p.add_argument("--no-cache", action="store_true",
+                   help="measure every dataset again: neither read nor write the results cache "
+                        "(by default a dataset whose files and options are unchanged since an "
+                        "earlier analysis is read from it; docs/cache.md says where it lives)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the datasets on this dask.distributed scheduler (tcp://host:port, "
                         "or the JSON file of `dask scheduler --scheduler-file`); the workers "
@@ -159,27 +176,71 @@ def _connect(address: str):
                          f"{e})") from None
 
 
-def _quality_options(args) -> dict:
-    """The detection and quality options of ``asymflux analyze`` as keyword options of
-    :func:`analyze_dataset` (only those given)."""
+#: ``analyze``'s flags that :func:`~asymflux.analysis.analysis_options` names by their
+#: parameter, in its messages.
+_OPTION_FLAGS = {name: "--" + name.replace("_", "-") for name in (
+    "threshold", "edge_px", "asymmetry_threshold", "min_area_px", "max_area_px",
+    "min_solidity", "min_core_px", "saturation_level", "intensity_offset")}
+_OPTION_FLAGS["rolling_frames"] = "--rolling"
+
+
+def _analysis_options(args) -> dict:
+    """The analysis options of ``asymflux analyze`` as keyword options of
+    :func:`~asymflux.analysis.analyze_dataset`, through
+    :func:`~asymflux.analysis.analysis_options` (the napari widget's mapping: the same
+    choices give the same numbers); a message naming the flag for a choice out of range.
+    A 0 given to ``--min-area-px``, ``--max-area-px``, ``--min-solidity`` or
+    ``--min-core-px`` is passed as 0, as before (``analysis_options`` reads 0 in a number
+    field as "the default")."""
+    from ..analysis import analysis_options
+
+    if args.normalize_illumination and args.no_normalize_illumination:
+        raise ValueError("--normalize-illumination and --no-normalize-illumination "
+                         "exclude each other")
+    normalize = ("on" if args.normalize_illumination
+                 else "off" if args.no_normalize_illumination else "auto")
+    detect = ("min_area_px", "max_area_px", "min_solidity")
+    try:
+        options = analysis_options(
+            threshold=args.threshold, edge_px=args.edge_px, register=not args.no_register,
+            normalize_illumination=normalize, rolling_frames=args.rolling,
+            asymmetry_threshold=args.asymmetry_threshold,
+            **{k: getattr(args, k, None) for k in (*detect, "min_core_px")},
+            saturation_level=getattr(args, "saturation_level", "auto"),
+            intensity_offset=getattr(args, "intensity_offset", 0.0))
+    except ValueError as e:
+        message = str(e)
+        for name, flag in _OPTION_FLAGS.items():
+            message = re.sub(rf"^{name}\b", flag, message)
+        raise ValueError(message) from None
+    zeros = {k: getattr(args, k) for k in detect if getattr(args, k, None) == 0}
+    if zeros:
+        options["detect_kwargs"] = {**options.get("detect_kwargs", {}), **zeros}
+    if getattr(args, "min_core_px", None) == 0:
+        options["min_core_px"] = 0
+    return options
+
+
+#: ``--illumination`` as :func:`~asymflux.analysis.analyze_path`'s ``illumination``.
+_ILLUMINATION = {"auto": "auto", "on": True, "off": None}
+
+
+def _calibration_files(args) -> dict:
+    """``--dark`` and ``--flat`` as :func:`~asymflux.analysis.analyze_path`'s ``dark`` and
+    ``flat`` (only those given); a missing file or another suffix than .npy/.tif refused
+    before any work (their contents are checked against each dataset's frames by
+    ``analyze_path``, before its analysis)."""
     out = {}
-    detect = {k: getattr(args, k) for k in ("min_area_px", "max_area_px", "min_solidity")
-              if getattr(args, k, None) is not None}
-    if detect:
-        out["detect_kwargs"] = detect
-    if getattr(args, "min_core_px", None) is not None:
-        out["min_core_px"] = args.min_core_px
-    level = str(getattr(args, "saturation_level", "auto")).strip().lower()
-    if level == "none":
-        out["saturation_level"] = None
-    elif level != "auto":
-        try:
-            out["saturation_level"] = float(level)
-        except ValueError:
-            raise ValueError(f"--saturation-level must be a number, 'auto' or 'none', got "
-                             f"{args.saturation_level!r}") from None
-    if getattr(args, "intensity_offset", 0.0):
-        out["intensity_offset"] = float(args.intensity_offset)
+    for name in ("dark", "flat"):
+        path = getattr(args, name, None)
+        if path is None:
+            continue
+        if not Path(path).is_file():
+            raise ValueError(f"--{name} {path}: no such file ({name} frame: .npy or .tif)")
+        if Path(path).suffix.lower() not in (".npy", ".tif", ".tiff"):
+            raise ValueError(f"--{name} {path}: expected a .npy or .tif/.tiff file, got "
+                             f"'{Path(path).suffix}'")
+        out[name] = Path(path)
     return out
 
 
@@ -203,25 +264,14 @@ def run_analyze(args: argparse.Namespace) -> int:
     inputs = [f for p in paths for f in dataset_inputs(p)]
     if args.masks:
         inputs.append(Path(args.masks))
+    calibration = _calibration_files(args)
+    inputs += list(calibration.values())
     out = check_output(args.out, folder=True, inputs=inputs, input_folders=paths,
                        accept_folder=is_analyze_output)
     if args.scheduler:
         _check_scheduler(args.scheduler)
     masks = read_masks(args.masks) if args.masks else None
-    options = {"threshold": args.threshold, "register": not args.no_register,
-               "edge_px": args.edge_px}
-    if args.normalize_illumination:
-        options["normalize"] = "frame_mean"
-    if args.no_normalize_illumination:
-        if args.normalize_illumination:
-            raise ValueError("--normalize-illumination and --no-normalize-illumination "
-                             "exclude each other")
-        options["normalize"] = None
-    if args.rolling is not None:
-        options["rolling_frames"] = args.rolling
-    if args.asymmetry_threshold is not None:
-        options["asymmetry_threshold"] = args.asymmetry_threshold
-    options.update(_quality_options(args))
+    options = _analysis_options(args)
     read = {"echem": args.echem, "active_mass_mg": args.active_mass_mg, "channel": args.channel,
             "z": args.z, "frame_axis": args.frame_axis}
     if getattr(args, "frame_times", None) is not None:
@@ -238,7 +288,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     kw = {"pixel_nm": args.pixel_nm, "frame_interval_s": args.frame_interval_s, "masks": masks,
           "options": options, "read": read,
           "masks_source": str(args.masks) if args.masks else None,
-          "time_offset_s": time_offset_option(args.time_offset_s)}
+          "time_offset_s": time_offset_option(args.time_offset_s),
+          "illumination": _ILLUMINATION[getattr(args, "illumination", "auto")], **calibration,
+          "cache": not getattr(args, "no_cache", False)}
     failures = {}
     if len(paths) == 1 and not args.scheduler:
         try:  # errors: exit 2, nothing written

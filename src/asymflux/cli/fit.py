@@ -19,6 +19,9 @@ def cmd_fit(args) -> int:
     from ..provenance import provenance, write_beside
 
     if args.all:
+        if getattr(args, "diffusivity_from_rest", False):
+            raise ValueError("--diffusivity-from-rest fits one particle (--particle ID), not "
+                             "--all")
         return _fit_all(args)
     if args.particle is None:
         raise ValueError("give --particle ID (one particle) or --all (every particle)")
@@ -30,10 +33,10 @@ def cmd_fit(args) -> int:
     out = check_output(args.out, inputs=inputs, input_folders=[args.dataset])
     dataset = io.read_dataset(args.dataset)
     if args.masks:  # checked against the frames and the particle before any work
-        from ..analysis._measure import _check_labels
+        from ..analysis import check_labels
 
-        masks = _check_labels(io.read_masks(args.masks), dataset.stack.shape[1:],
-                              name=f"--masks {args.masks}: masks")
+        masks = check_labels(io.read_masks(args.masks), dataset.stack.shape[1:],
+                             name=f"--masks {args.masks}: masks")
         where = f"--masks {args.masks}"
     else:
         masks, where = None, f"{args.dataset}/masks.tif"
@@ -45,6 +48,8 @@ def cmd_fit(args) -> int:
                          f"(particles: {shown or 'none'})")
     clock, offset = _fit_time_offset(args, dataset, labels)
     surface = "kinetic" if args.kinetic else "prescribed"
+    if getattr(args, "diffusivity_from_rest", False):
+        return _fit_rest(args, dataset, masks, surface, clock, offset, inputs, out)
     arcs_text = "film arcs, R_film per arc" if args.kinetic else "blocked arcs, eta per arc"
     print(f"fitting particle {args.particle} of {args.dataset} "
           f"(no blocking, one arc{', two arcs' if args.max_arcs == 2 else ''}; {arcs_text}) ...",
@@ -63,6 +68,38 @@ def cmd_fit(args) -> int:
     for k, arc in enumerate(summary["arcs"] if args.kinetic else [], start=1):
         print(f"  arc {k}: R_film {arc['resistance_ohm_m2']:.3g} ohm m2, effective eta "
               f"{arc['eta_effective']:.3f} (first 10 min at 100 mA/g)")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _fit_rest(args, dataset, masks, surface, clock, offset, inputs, out) -> int:
+    """``asymflux fit DATASET --particle ID --diffusivity-from-rest``: the blocking fitted
+    from the charge frames, then the diffusivity scale from the rest that ends the movie
+    (:func:`asymflux.fit_rest.fit_rest_dataset`), as FILE.json."""
+    import json
+
+    from .. import fit_rest
+    from .._atomic import output_errors
+    from ..provenance import provenance, write_beside
+
+    print(f"fitting the diffusivity scale of particle {args.particle} of {args.dataset} from "
+          f"its rest (blocking from the charge frames: {surface} surface, up to "
+          f"{args.max_arcs} arc(s)) ...", flush=True)
+    result = fit_rest.fit_rest_dataset(dataset, args.particle, surfaces="fit",
+                                       blocking_fit={"surface": surface,
+                                                     "max_arcs": args.max_arcs},
+                                       masks=masks, rate_mA_g=args.rate_mA_g,
+                                       time_offset_s=offset, progress=True)
+    summary = {"dataset": str(args.dataset), "particle_id": int(args.particle),
+               **result.summary(), **clock.as_dict()}
+    record = provenance("fit", inputs=inputs, options=args, outputs=[out],
+                        extra={"uncertainty_method": fit_rest.UNCERTAINTY_METHOD})
+    with output_errors(out), write_beside(out, record) as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=2, default=float) + "\n", encoding="utf-8")
+    se = result.uncertainties.get("diffusivity_scale", float("nan"))
+    print(f"rest from {result.rest_start_s:g} s: diffusivity x{result.diffusivity_scale:.3g} "
+          f"+/- {se:.2g} (standard error){' AT A BOUND' if result.at_bound else ''}, "
+          f"rms dI {result.rms:.4f}")
     print(f"wrote {args.out}")
     return 0
 
@@ -109,10 +146,10 @@ def _fit_all(args) -> int:
     particles = pd.read_csv(particles_csv) if particles_csv.is_file() else None
     dataset = io.read_dataset(args.dataset)
     if args.masks:
-        from ..analysis._measure import _check_labels
+        from ..analysis import check_labels
 
-        masks = _check_labels(io.read_masks(args.masks), dataset.stack.shape[1:],
-                              name=f"--masks {args.masks}: masks")
+        masks = check_labels(io.read_masks(args.masks), dataset.stack.shape[1:],
+                             name=f"--masks {args.masks}: masks")
     else:
         masks = None
     labels = masks if masks is not None else dataset.masks
@@ -194,6 +231,14 @@ def register(subparsers) -> None:
                         "R_film (ohm m^2) per arc instead of eta; the JSON also gives each arc's "
                         "effective eta (charge-weighted flux ratio, first 10 min of a 100 mA/g "
                         "charge, docs/calibration.md)")
+    p.add_argument("--diffusivity-from-rest", action="store_true",
+                   help="fit the diffusivity scale (factor on D(theta)) from the frames of the "
+                        "rest that ends the movie (its start from the echem: where the current "
+                        "falls to ~0): the blocking is first fitted from the charge frames "
+                        "(film arcs with --kinetic), then the scale with its standard error "
+                        "from the rest; FILE.json holds diffusivity_scale, uncertainties, "
+                        "uncertainty_method, rest_start_s and the blocking fit "
+                        "(particles[0].surface_fit)")
     p.add_argument("--time-offset-s", metavar="S|auto", default=None,
                    help="the cycler's clock against the camera's, as for `asymflux analyze`: "
                         "cycler time = frame time + S (seconds; default: the dataset's own, "

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..paper import ASYMMETRY_THRESHOLD, UNREACTED_THRESHOLD
 from ._common import print_warnings
 
 __all__ = ["register", "cmd_demo_live", "cmd_watch"]
@@ -63,12 +64,13 @@ def register(subparsers) -> None:
     w.add_argument("--frame-interval-s", type=float, metavar="S",
                    help="time between frames (TIFF folders carry no frame times)")
     w.add_argument("--masks", type=Path, metavar="FILE", help="particle labels (.tif/.npy)")
-    w.add_argument("--threshold", type=float, default=0.05,
-                   help="dI below which a pixel is unreacted (default 0.05)")
+    w.add_argument("--threshold", type=float, default=UNREACTED_THRESHOLD,
+                   help=f"dI below which a pixel is unreacted (default {UNREACTED_THRESHOLD:g})")
     w.add_argument("--edge-px", type=int, default=2,
                    help="outline margin left out of the unreacted region (default 2)")
     w.add_argument("--asymmetry-threshold", type=float, default=None,
-                   help="d/R_eq at or above which a particle is asymmetric (default 0.08)")
+                   help=f"d/R_eq at or above which a particle is asymmetric "
+                        f"(default {ASYMMETRY_THRESHOLD:g})")
     w.add_argument("--no-register", action="store_true", help="skip drift correction")
     w.add_argument("--normalize-illumination", action="store_true",
                    help="divide each frame by its illumination before dI (as analyze)")
@@ -84,6 +86,9 @@ def register(subparsers) -> None:
                         "capacities filled in since) is rewritten at most every S seconds "
                         "(default 30; never more often than 20 times the last rewrite's "
                         "duration)")
+    w.add_argument("--no-cache", action="store_true",
+                   help="the final batch analysis measures the finished files, neither reading "
+                        "nor writing the results cache (docs/cache.md)")
     w.add_argument("--quiet", action="store_true", help="no progress lines")
     w.set_defaults(func=cmd_watch)
 
@@ -140,7 +145,7 @@ def cmd_watch(args) -> int:
         pixel_nm=args.pixel_nm, frame_interval_s=args.frame_interval_s, masks=masks,
         threshold=args.threshold, edge_px=args.edge_px, register=not args.no_register,
         normalize="frame_mean" if args.normalize_illumination else None,
-        asymmetry_threshold=args.asymmetry_threshold)
+        asymmetry_threshold=args.asymmetry_threshold, cache=not args.no_cache)
     inputs = [live.movie.path] + ([live.echem_path] if live.echem_path else [])
     out = check_output(args.out, folder=True, inputs=inputs, input_folders=[args.source],
                        accept_folder=_is_live_output)
@@ -176,7 +181,7 @@ def _watch_loop(live, output, args, say) -> int:
             last = up.rows[up.rows["frame"] == up.new_frames[-1]]
             cap = last["capacity_mAh_g"].iloc[0] if len(last) else np.nan
             unr = last["unreacted_fraction"].mean() if len(last) else np.nan
-            say(f"frame {up.new_frames[-1]} (t = {live._time[up.new_frames[-1]]:g} s): "
+            say(f"frame {up.new_frames[-1]} (t = {live.time_s[up.new_frames[-1]]:g} s): "
                 f"{live.n_frames} frame(s) measured, capacity "
                 f"{'pending' if np.isnan(cap) else f'{cap:.3g} mAh/g'}, mean unreacted "
                 f"fraction {unr:.3f}")

@@ -22,9 +22,11 @@ _DEFAULT_RADIUS_UM = 1.2
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", default="nmc88_lun2025",
                    metavar="NAME",
-                   help="parameter set: nmc88_lun2025 (default), nmc88_h2h3_low_diffusivity "
-                        "(D falls at deep delithiation) or constant (asymflux.model."
-                        "PARAMETER_SETS; a wrong name lists them)")
+                   help="parameter set: nmc88_lun2025 (default; OCV of Verbrugge 2017 up to full "
+                        "lithiation), nmc88_chen2020_ocv (the same with Chen 2020's OCV, a fit for "
+                        "theta 0.27-0.91), nmc88_h2h3_low_diffusivity (D falls at deep "
+                        "delithiation) or constant (asymflux.model.PARAMETER_SETS; a wrong name "
+                        "lists them)")
     p.add_argument("--diffusivity-m2-s", type=float, default=None, metavar="D",
                    help="use the constant-diffusivity set with this D (m^2/s)")
     p.add_argument("--ocv", default=None, metavar="FILE.csv",

@@ -18,10 +18,10 @@ from asymflux.io._errors import DatasetError
 from asymflux.io._folder import _open_folder_stack, _read_metadata
 from asymflux.io.dataset import (
     DATA_FILES,
-    _is_dataset_folder,
-    _masks_fit,
     _normalize_annotations,
     check_masks,
+    is_dataset_folder,
+    masks_fit,
 )
 
 __all__ = ["write_annotations", "write_masks"]
@@ -49,7 +49,7 @@ def _carry_curation(frame_shape):
             if (new / name).exists():  # the dataset brings its own: keep the folder's as .prev
                 if not filecmp.cmp(src, new / name, shallow=False):
                     link_into(src, new / prev)
-            elif name == "masks.tif" and not _masks_fit(src, frame_shape):
+            elif name == "masks.tif" and not masks_fit(src, frame_shape):
                 link_into(src, new / prev)
             else:
                 link_into(src, new / name)
@@ -132,7 +132,7 @@ def write_annotations(path, annotations: pd.DataFrame, *, keep_previous: bool = 
 
 def _existing_dataset_folder(path) -> Path:
     folder = Path(path)
-    if not _is_dataset_folder(folder):
+    if not is_dataset_folder(folder):
         raise DatasetError(f"{folder}: not an asymflux dataset folder (no metadata.json)")
     return folder
 

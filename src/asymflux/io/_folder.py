@@ -23,20 +23,20 @@ from asymflux.io.dataset import (
     REQUIRED_METADATA,
     VERSION,
     Dataset,
-    _is_dataset_folder,
     _normalize_annotations,
     check_masks,
     check_metadata_values,
+    is_dataset_folder,
 )
 from asymflux.io.echem import ECHEM_COLUMNS, check_echem
 from asymflux.io.instrument import is_instrument_hdf5
 from asymflux.io.readers import read_stack
 from asymflux.io.stacks import (
     _HDF5_SUFFIXES,
-    _open_tiff,
     check_frame_interval_s,
     check_pixel_nm,
     check_time_s,
+    open_tiff,
     read_tiff,
     read_zarr,
 )
@@ -147,7 +147,7 @@ def read_masks(path) -> np.ndarray:
             raise DatasetError(f"{path}: cannot read the mask image ({type(e).__name__}: {e})") from e
     elif suffix in (".tif", ".tiff"):
 
-        tif = _open_tiff(path)
+        tif = open_tiff(path)
         try:
             m = tif.series[0].asarray()
         except Exception as e:  # noqa: BLE001
@@ -290,7 +290,7 @@ def read_dataset(
         pass  # a folder half-replaced by a killed writer is restored (nothing deleted)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
-    if _is_dataset_folder(path):
+    if is_dataset_folder(path):
         given = [
             n
             for n, v in (

@@ -31,10 +31,10 @@ from asymflux.io.dataset import (
     REQUIRED_METADATA,
     VERSION,
     Dataset,
-    _is_dataset_folder,
     _normalize_annotations,
     check_masks,
     check_metadata_values,
+    is_dataset_folder,
 )
 from asymflux.io.echem import ECHEM_COLUMNS, check_echem
 from asymflux.io.stacks import check_pixel_nm, check_stack, check_time_s
@@ -68,7 +68,7 @@ def _json_default(obj):
 
 
 def _check_target(path: Path):
-    if path.exists() and not _is_dataset_folder(path):
+    if path.exists() and not is_dataset_folder(path):
         what = "folder" if path.is_dir() else "file"
         raise DatasetError(
             f"{path}: exists and is not an asymflux dataset folder (no metadata.json); "

@@ -33,6 +33,8 @@ __all__ = [
     "Dataset",
     "check_masks",
     "dataset_folders",
+    "is_dataset_folder",
+    "masks_fit",
 ]
 
 FORMAT = "asymflux-dataset"
@@ -359,7 +361,8 @@ def _integrate_finite(time_s, current_mA, mass, echem) -> np.ndarray:
 # ---------------------------------------------------------------------------- dataset folders
 
 
-def _is_dataset_folder(path: Path) -> bool:
+def is_dataset_folder(path: Path) -> bool:
+    """True if ``path`` is a dataset folder (a folder with a ``metadata.json``)."""
     return path.is_dir() and (path / "metadata.json").is_file()
 
 
@@ -368,10 +371,12 @@ def dataset_folders(folder) -> list[Path]:
     interrupted writes among them) are never listed. Nothing is deleted."""
     folder = Path(folder)
     return sorted(p for p in folder.iterdir()
-                  if not p.name.startswith(".") and _is_dataset_folder(p))
+                  if not p.name.startswith(".") and is_dataset_folder(p))
 
 
-def _masks_fit(path: Path, frame_shape) -> bool:
+def masks_fit(path: Path, frame_shape) -> bool:
+    """True if the masks TIFF at ``path`` can be read and has the frames' ``(row, col)``
+    shape (an unreadable file does not fit)."""
     import tifffile
 
     try:

@@ -26,7 +26,8 @@ from asymflux.io.stacks import (
     check_time_s,
 )
 
-__all__ = ["INSTRUMENT_FIELDS", "is_instrument_hdf5", "read_tdms"]
+__all__ = ["INSTRUMENT_FIELDS", "camera_times", "find_layout", "is_instrument_hdf5",
+           "layout_pixel_nm", "read_tdms"]
 
 #: Datasets of the instrument HDF5 layout; ``movie`` marks it.
 INSTRUMENT_FIELDS = (
@@ -62,8 +63,10 @@ def _unit(dset):
     return None
 
 
-def _find_layout(f):
-    """The group holding the layout (the parent of a 3-D ``movie`` dataset), or None."""
+def find_layout(f):
+    """The group of an open HDF5 file holding the instrument layout (the parent of a 3-D
+    ``movie`` dataset: ``f`` itself, or one group), or None; DatasetError if several do.
+    Also what :mod:`asymflux.live` opens a movie still being written with."""
     import h5py
 
     found = []
@@ -91,7 +94,7 @@ def is_instrument_hdf5(path) -> bool:
 
     try:
         with h5py.File(path, "r") as f:
-            return _find_layout(f) is not None
+            return find_layout(f) is not None
     except DatasetError:
         return True  # several movies: the reader says which to pick
     except Exception:  # noqa: BLE001 - not HDF5 at all
@@ -160,9 +163,12 @@ def _timing_trace(dset, n, *, source, hint):
     return traces[k], k
 
 
-def _camera_times(dset, n, *, source, hint):
+def camera_times(dset, n, *, source, hint):
     """Frame times, s, from ``camera_timing``: (times, ISO start or None, absolute start in
-    Unix s or None, the trace taken of a 2-D dataset or None)."""
+    Unix s or None, the trace taken of a 2-D dataset or None).
+
+    ``dset`` is the h5py dataset, ``n`` the number of frames, ``source`` the name errors
+    give (DatasetError), ``hint`` what they suggest."""
     raw, trace = _timing_trace(dset, n, source=source, hint=hint)
     if raw.dtype.kind not in "iuf":
         raise DatasetError(f"{source}: time stamps must be numbers, got dtype {raw.dtype}")
@@ -183,7 +189,9 @@ def _camera_times(dset, n, *, source, hint):
     return check_time_s(rel + t0, n, source=source), None, None, trace
 
 
-def _layout_pixel_nm(f, group, movie, *, source):
+def layout_pixel_nm(f, group, movie, *, source):
+    """The pixel size, nm, from the first pixel attribute (:data:`PIXEL_ATTRS`) found on the
+    ``movie`` dataset, its ``group`` or the file ``f``; None if none has one."""
     for obj in (movie, group, f):
         for key, factor in PIXEL_ATTRS.items():
             if key in obj.attrs:
@@ -450,7 +458,7 @@ def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bo
 
     f = _open_hdf5(path)
     try:
-        group = _find_layout(f)
+        group = find_layout(f)
         if group is None:
             names = []
             f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
@@ -491,13 +499,13 @@ def _read_layout(path: Path, *, pixel_nm=None, lazy: bool = True, need_pixel: bo
                 f"map it by hand: {by_hand} (or frame_interval_s=...)"
             )
         hint = f"map the fields by hand: {by_hand}"
-        t, start, t0_abs, trace = _camera_times(
+        t, start, t0_abs, trace = camera_times(
             timing, n, source=f"{path}:{timing.name}", hint=hint
         )
         px = (
             _check_pixel_nm(pixel_nm, source="pixel_nm")
             if pixel_nm is not None
-            else _layout_pixel_nm(f, group, movie, source=path)
+            else layout_pixel_nm(f, group, movie, source=path)
         )
         if px is None and need_pixel:
             raise DatasetError(

@@ -25,12 +25,18 @@ from asymflux.io._errors import DatasetError
 
 __all__ = [
     "RawStack",
+    "attrs_pixel_and_time",
     "check_stack",
     "check_time_s",
+    "imagej_pixel_and_time",
+    "ome_pixel_and_time",
+    "open_tiff",
+    "open_zarr_array",
     "read_npy",
     "read_tiff",
     "read_tiff_folder",
     "read_zarr",
+    "tiff_files",
 ]
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -213,8 +219,9 @@ def _tifffile_errors():
         logger.propagate = old_propagate
 
 
-def _open_tiff(path: Path):
-    """Open a TIFF, parse every page, check the data lie inside the file; return TiffFile."""
+def open_tiff(path: Path):
+    """Open a TIFF, parse every page, check the data lie inside the file; return TiffFile
+    (the caller closes it). DatasetError naming the file if it cannot be read."""
     import tifffile
 
     if not path.is_file():
@@ -357,7 +364,9 @@ def _plan_axes(shape, axes, *, channel=None, z=None, frame_axis=None, source):
     return tuple(key[a] for a in axes), order, frame
 
 
-def _ome_pixel_and_time(tif, n_frames):
+def ome_pixel_and_time(tif, n_frames):
+    """``(pixel_nm, time_s)`` from an OME-TIFF's metadata (``tif`` a TiffFile): pixel size, nm,
+    and ``(n_frames,)`` frame times, s; each None when the metadata do not give it."""
     import tifffile
 
     pixel_nm = time_s = None
@@ -391,7 +400,9 @@ def _ome_pixel_and_time(tif, n_frames):
     return pixel_nm, time_s
 
 
-def _imagej_pixel_and_time(tif, n_frames):
+def imagej_pixel_and_time(tif, n_frames):
+    """``(pixel_nm, time_s)`` from an ImageJ TIFF's metadata (``tif`` a TiffFile): pixel size,
+    nm, and ``(n_frames,)`` frame times, s; each None when the metadata do not give it."""
     meta = tif.imagej_metadata or {}
     pixel_nm = time_s = None
     unit = meta.get("unit")
@@ -518,7 +529,7 @@ def read_tiff(
         to read as frames.
     """
     path = Path(path)
-    tif = _open_tiff(path)
+    tif = open_tiff(path)
     try:
         series = tif.series[0]
         shape, axes = tuple(series.shape), series.axes
@@ -534,9 +545,9 @@ def read_tiff(
         n_frames = shape[axes.index(frame)]
         pixel_nm = time_s = None
         if tif.is_ome:
-            pixel_nm, time_s = _ome_pixel_and_time(tif, n_frames)
+            pixel_nm, time_s = ome_pixel_and_time(tif, n_frames)
         elif tif.is_imagej:
-            pixel_nm, time_s = _imagej_pixel_and_time(tif, n_frames)
+            pixel_nm, time_s = imagej_pixel_and_time(tif, n_frames)
         if frame != "T":  # ImageJ finterval / OME DeltaT describe time, not depth or channel
             time_s = None
         codec = _tiff_codec(tif)
@@ -572,7 +583,9 @@ def read_tiff(
     return RawStack(check_stack(data, source=path), time_s, pixel_nm, str(path))
 
 
-def _tiff_files(folder: Path) -> list[Path]:
+def tiff_files(folder: Path) -> list[Path]:
+    """The TIFF files of a folder of frames, in natural order (``frame2`` before
+    ``frame10``); hidden files left out."""
     import tifffile
 
     files = [
@@ -617,22 +630,22 @@ def read_tiff_folder(path, *, lazy: bool = False) -> RawStack:
     path = Path(path)
     if not path.is_dir():
         raise DatasetError(f"{path}: not a folder")
-    files = _tiff_files(path)
+    files = tiff_files(path)
     if not files:
         raise DatasetError(f"{path}: no .tif/.tiff files in this folder")
     shapes = {}
     pixel_nm = None
     for k, f in enumerate(files):
-        tif = _open_tiff(f)
+        tif = open_tiff(f)
         try:
             s = tif.series[0]
             shp = tuple(n for n in s.shape if n > 1) if len(s.shape) > 2 else tuple(s.shape)
             shapes[f] = (shp, s.dtype)
             if k == 0:
                 if tif.is_ome:
-                    pixel_nm, _ = _ome_pixel_and_time(tif, 1)
+                    pixel_nm, _ = ome_pixel_and_time(tif, 1)
                 elif tif.is_imagej:
-                    pixel_nm, _ = _imagej_pixel_and_time(tif, 1)
+                    pixel_nm, _ = imagej_pixel_and_time(tif, 1)
         finally:
             tif.close()
     shape0, dtype0 = shapes[files[0]]
@@ -666,7 +679,10 @@ def read_tiff_folder(path, *, lazy: bool = False) -> RawStack:
 # ---------------------------------------------------------------------------- zarr, npy
 
 
-def _open_zarr_array(path: Path):
+def open_zarr_array(path: Path):
+    """``(array, attrs)`` of a zarr store: the array itself, or a group's array named
+    ``stack`` (else ``0``, OME-Zarr's full resolution, else its only one), with the group's
+    and the array's attributes. DatasetError naming the store otherwise."""
     import zarr
 
     try:
@@ -687,7 +703,9 @@ def _open_zarr_array(path: Path):
     )
 
 
-def _attrs_pixel_and_time(attrs: Mapping, n_frames: int, *, source):
+def attrs_pixel_and_time(attrs: Mapping, n_frames: int, *, source):
+    """``(pixel_nm, time_s)`` from a zarr store's attributes (``pixel_nm``; ``time_s``, else
+    ``frame_interval_s``), checked (DatasetError naming ``source``); each None if absent."""
     pixel_nm = attrs.get("pixel_nm")
     pixel_nm = None if pixel_nm is None else check_pixel_nm(
         pixel_nm, source=f"{source} (attribute pixel_nm)")
@@ -766,9 +784,9 @@ def read_zarr(path, *, lazy: bool = True) -> RawStack:
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such zarr store")
-    arr, attrs = _open_zarr_array(path)
+    arr, attrs = open_zarr_array(path)
     check_stack(arr, source=path)
-    pixel_nm, time_s = _attrs_pixel_and_time(attrs, arr.shape[0], source=path)
+    pixel_nm, time_s = attrs_pixel_and_time(attrs, arr.shape[0], source=path)
     _check_stored_chunks(arr, source=path, attrs=attrs)
     codec = _zarr_codec(arr)
     if lazy:

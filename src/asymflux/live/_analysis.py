@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from asymflux.io import DatasetError
+from asymflux.paper import UNREACTED_THRESHOLD
 
 from ._sources import CyclerTail, open_movie, read_manifest
 
@@ -108,6 +109,9 @@ class LiveAnalysis:
     threshold, edge_px, register, normalize, asymmetry_threshold : keyword-only
         As for :func:`asymflux.analysis.analyze_dataset` (``normalize``: None or
         ``"frame_mean"``).
+    cache : bool or path-like, keyword-only
+        The final batch analysis (:meth:`finish`) through the results cache
+        (:func:`asymflux.analysis.analyze_path`'s ``cache``; ``docs/cache.md``).
 
     Attributes
     ----------
@@ -117,12 +121,14 @@ class LiveAnalysis:
         Until the particles are detected, None.
     n_frames : int
         Frames measured.
+    time_s : (n_frames,) float array
+        Their times, s (read-only).
     """
 
     def __init__(self, source, *, echem=None, active_mass_mg=None, pixel_nm=None,
-                 frame_interval_s=None, masks=None, threshold=0.05, edge_px=2, register=True,
-                 normalize=None, asymmetry_threshold=None):
-        from asymflux.analysis._pipeline import check_analysis_options
+                 frame_interval_s=None, masks=None, threshold=UNREACTED_THRESHOLD, edge_px=2,
+                 register=True, normalize=None, asymmetry_threshold=None, cache=True):
+        from asymflux.analysis import check_analysis_options
 
         source = Path(source)
         if not source.exists():
@@ -164,6 +170,7 @@ class LiveAnalysis:
         self.threshold, self.edge_px, self.register = threshold, edge_px, register
         self.normalize = normalize
         self.asymmetry_threshold = asymmetry_threshold
+        self.cache = cache
         self.n_reference_frames = 1
         self.masks = masks
         self.labels = None
@@ -190,6 +197,13 @@ class LiveAnalysis:
         if self.movie.kind == "hdf5":
             return p.stem  # read_instrument_hdf5: metadata name = the file's stem
         return p.name.split(".")[0]  # read_dataset of a bare stack
+
+    @property
+    def time_s(self) -> np.ndarray:
+        """``(n_frames,)`` time of each frame measured so far, s (read-only)."""
+        t = self._time[: self.n_frames]
+        t.flags.writeable = False
+        return t
 
     @property
     def idle_s(self) -> float:
@@ -267,14 +281,12 @@ class LiveAnalysis:
                                f"({why})") from e
 
     def _detect(self):
-        from asymflux.analysis import reference_image
-        from asymflux.analysis._measure import _check_labels
-        from asymflux.analysis._pipeline import _blank_frame
+        from asymflux.analysis import blank_frame_reason, check_labels, reference_image
 
         n_ref = self.n_reference_frames
         ref = self._read(0, n_ref)
         for k in range(n_ref):
-            why = _blank_frame(ref[k])
+            why = blank_frame_reason(ref[k])
             if why:
                 raise ValueError(f"{self.movie.path}: reference frame {k} holds no image ({why}); "
                                  "nothing to analyse")
@@ -282,11 +294,11 @@ class LiveAnalysis:
             raise ValueError(f"{self.movie.path}: the movie does not give the pixel size: pass "
                              "--pixel-nm P (pixel_nm=)")
         if self.masks is not None:
-            labels = _check_labels(self.masks, ref.shape[1:], name="masks")
+            labels = check_labels(self.masks, ref.shape[1:], name="masks")
             if not np.any(labels):
                 raise ValueError("masks: hold no particle (every pixel is 0, background)")
         else:
-            from asymflux.analysis._pipeline import detect_reference
+            from asymflux.analysis import detect_reference
 
             labels = detect_reference(reference_image(ref, n_reference_frames=n_ref),
                                       pixel_nm=self.movie.pixel_nm)  # as the batch does
@@ -431,7 +443,7 @@ class LiveAnalysis:
             particles, ts, labels, name = analyze_path(
                 self.movie.path, pixel_nm=self._given["pixel_nm"],
                 frame_interval_s=self._given["frame_interval_s"], masks=self.masks,
-                options=options, progress=progress, read=read)
+                options=options, progress=progress, read=read, cache=self.cache)
         particles["dataset"] = name
         ts["dataset"] = name
         diff = compare_timeseries(self.timeseries, ts)
@@ -451,7 +463,12 @@ def _warm_up():
     import scipy.ndimage  # noqa: F401
     import skimage.morphology  # noqa: F401
 
-    from asymflux.analysis import _detect, _measure, _registration, _summary  # noqa: F401
+    from asymflux.analysis import (  # noqa: F401 - each imports its module
+        detect_particles,
+        estimate_drift,
+        particle_timeseries,
+        summarize_particles,
+    )
 
 
 def compare_timeseries(live, batch) -> dict:

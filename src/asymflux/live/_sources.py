@@ -285,7 +285,7 @@ class HDF5Movie(MovieSource):
     def _open(self):
         import h5py
 
-        from asymflux.io.instrument import _find_layout
+        from asymflux.io.instrument import find_layout
 
         if self._f is not None:
             return
@@ -296,7 +296,7 @@ class HDF5Movie(MovieSource):
             f = h5py.File(self.path, "r")
             self._swmr = False
         try:
-            group = _find_layout(f)
+            group = find_layout(f)
         except Exception:
             f.close()
             raise
@@ -352,13 +352,13 @@ class HDF5Movie(MovieSource):
         return np.asarray(movie[k0:k1])
 
     def file_pixel_nm(self):
-        from asymflux.io.instrument import _layout_pixel_nm
+        from asymflux.io.instrument import layout_pixel_nm
 
         self._open()
-        return _layout_pixel_nm(self._f, self._group, self._group["movie"], source=self.path)
+        return layout_pixel_nm(self._f, self._group, self._group["movie"], source=self.path)
 
     def file_time_s(self, n):
-        from asymflux.io.instrument import _camera_times
+        from asymflux.io.instrument import camera_times
 
         self._open()
         timing = self._datasets()[1]
@@ -367,8 +367,8 @@ class HDF5Movie(MovieSource):
                              "the movie; pass --frame-interval-s S")
         if self._swmr:
             timing.refresh()
-        t, *_ = _camera_times(_Prefix(timing, n), n, source=f"{self.path}:{timing.name}",
-                              hint="pass --frame-interval-s")
+        t, *_ = camera_times(_Prefix(timing, n), n, source=f"{self.path}:{timing.name}",
+                             hint="pass --frame-interval-s")
         return t
 
     def frame_intensity(self, n):
@@ -399,9 +399,9 @@ class ZarrMovie(MovieSource):
         self._arr = self._attrs = None
 
     def _open_array(self):
-        from asymflux.io.stacks import _open_zarr_array
+        from asymflux.io.stacks import open_zarr_array
 
-        arr, attrs = _open_zarr_array(self.path)  # DatasetError (ValueError) while half made
+        arr, attrs = open_zarr_array(self.path)  # DatasetError (ValueError) while half made
         self._arr, self._attrs = arr, attrs
         return arr, attrs
 
@@ -447,14 +447,14 @@ class ZarrMovie(MovieSource):
         return None if px is None else float(px)
 
     def file_time_s(self, n):
-        from asymflux.io.stacks import _attrs_pixel_and_time
+        from asymflux.io.stacks import attrs_pixel_and_time
 
         if self._attrs is None:
             self._open_array()
         attrs = dict(self._attrs)
         if attrs.get("time_s") is not None:
             attrs["time_s"] = list(attrs["time_s"])[:n]
-        return _attrs_pixel_and_time(attrs, n, source=self.path)[1]
+        return attrs_pixel_and_time(attrs, n, source=self.path)[1]
 
 
 # ----------------------------------------------------------------------------- TIFF
@@ -474,9 +474,9 @@ class TiffFolderMovie(MovieSource):
         self._shape = None
 
     def _poll(self, finished):
-        from asymflux.io.stacks import _tiff_files
+        from asymflux.io.stacks import tiff_files
 
-        self._files = files = _tiff_files(self.path)
+        self._files = files = tiff_files(self.path)
         k, sizes = self._written, {}
         while k < len(files):
             f = files[k]
@@ -516,16 +516,16 @@ class TiffFolderMovie(MovieSource):
         return self.path.stat().st_mtime_ns  # a frame file added or renamed into it
 
     def file_pixel_nm(self):
-        from asymflux.io.stacks import _imagej_pixel_and_time, _ome_pixel_and_time, _open_tiff
+        from asymflux.io.stacks import imagej_pixel_and_time, ome_pixel_and_time, open_tiff
 
         if not self._files:
             return None
-        tif = _open_tiff(self._files[0])
+        tif = open_tiff(self._files[0])
         try:
             if tif.is_ome:
-                return _ome_pixel_and_time(tif, 1)[0]
+                return ome_pixel_and_time(tif, 1)[0]
             if tif.is_imagej:
-                return _imagej_pixel_and_time(tif, 1)[0]
+                return imagej_pixel_and_time(tif, 1)[0]
         finally:
             tif.close()
         return None

@@ -154,8 +154,8 @@ def film_resistance_for_effective_ratio(eta, **kwargs) -> float:
 #: :func:`effective_flux_ratio` at each resistance (``tests/model/test_kinetic.py`` checks
 #: rows against it). :func:`film_resistance_for_eta` interpolates it.
 EFFECTIVE_RATIO_TABLE = (
-    (0.001, 0.976), (0.002, 0.954), (0.004, 0.913), (0.01, 0.811), (0.0192, 0.700),
-    (0.02, 0.692), (0.05, 0.497), (0.1, 0.354), (0.135, 0.300), (0.3, 0.186),
+    (0.0005, 0.988), (0.001, 0.976), (0.002, 0.954), (0.004, 0.913), (0.01, 0.811),
+    (0.0192, 0.700), (0.02, 0.692), (0.05, 0.497), (0.1, 0.354), (0.135, 0.300), (0.3, 0.186),
     (0.5, 0.134), (1.0, 0.084), (2.0, 0.050),
 )
 
@@ -171,7 +171,7 @@ def film_resistance_for_eta(eta) -> float:
     Parameters
     ----------
     eta : float
-        Effective flux ratio, within the table's range (0.050 to 0.976).
+        Effective flux ratio, within the table's range (0.050 to 0.988).
 
     Returns
     -------

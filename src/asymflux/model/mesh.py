@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._validate import check_range
+from ..paper import FIG4_RADIUS_UM
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,7 +120,7 @@ class Mesh:
         raise NotImplementedError(f"sampling for mesh kind {self.kind!r}")
 
 
-def disk_mesh(radius_um: float = 1.2, *, n_radial: int = 20, n_angular: int = 48) -> Mesh:
+def disk_mesh(radius_um: float = FIG4_RADIUS_UM, *, n_radial: int = 20, n_angular: int = 48) -> Mesh:
     """Polar finite-volume mesh of a disk with nodes on the surface.
 
     Nodes sit at radii ``r_k = k h`` (``h = R / n_radial``, ``k = 0 … n_radial``): one
@@ -130,7 +131,7 @@ def disk_mesh(radius_um: float = 1.2, *, n_radial: int = 20, n_angular: int = 48
     Parameters
     ----------
     radius_um : float
-        Disk radius in µm (the paper's particle: 1.2 µm).
+        Disk radius in µm (the paper's particle: 1.2 µm, :data:`asymflux.paper.FIG4_RADIUS_UM`).
     n_radial, n_angular : int
         Number of node rings outside the centre and of angular sectors.
 

@@ -7,13 +7,12 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..paper import FIG5B_SURFACES, PAPER_RATES_MA_G, arc_text
 from .calibration import FILM_RESISTANCE_ETA_0_3_OHM_M2, FILM_RESISTANCE_ETA_0_7_OHM_M2
 from .mesh import Mesh, disk_mesh
 from .protocol import DEFAULT_CUTOFF_OCCUPANCY, Charge, end_condition_text
 from .simulation import simulate
 from .surface import FilmArc, Surface
-
-PAPER_RATES_MA_G = (50.0, 100.0, 200.0, 400.0)
 
 FIG5B_END = {"cutoff_occupancy": DEFAULT_CUTOFF_OCCUPANCY, "cutoff_voltage_V": None}
 """The one end condition of every run of Fig. 5b, prescribed and kinetic surfaces alike
@@ -36,16 +35,18 @@ def fig5b_charge(rate_mA_g: float, *, cutoff_occupancy: float | None = FIG5B_END
 
 
 def paper_fig5b_surfaces() -> dict[str, Surface]:
-    """The three surfaces of Fig. 5b: none, a quarter at η = 0.7, a quarter at η = 0.3.
+    """The three surfaces of Fig. 5b: none, a quarter at η = 0.7, a quarter at η = 0.3
+    (:data:`asymflux.paper.FIG5B_SURFACES`), keyed ``"none"``, ``"180:0.25:0.7"``,
+    ``"180:0.25:0.3"``.
 
     The blocked quarter is centred at 180° (the left-hand side on screen), as in the
     aged particle of Fig. 2d whose Li-rich core sits near its left edge.
     """
-    return {
-        "none": Surface(),
-        "180:0.25:0.7": Surface.from_strings(["180:0.25:0.7"]),
-        "180:0.25:0.3": Surface.from_strings(["180:0.25:0.3"]),
-    }
+    surfaces = {}
+    for label in FIG5B_SURFACES:
+        arc = arc_text(label)
+        surfaces[arc] = Surface() if arc == "none" else Surface.from_strings([arc])
+    return surfaces
 
 
 def paper_film_surfaces() -> dict[str, Surface]:

@@ -25,6 +25,7 @@ from magicgui.widgets import CheckBox, Container, FloatSpinBox, Label, LineEdit,
 
 from asymflux.export import symmetric_limit
 
+from ._display import diverging_colormap, make_canvas
 from ._reader import METADATA_KEY
 
 __all__ = ["LivePanel"]
@@ -103,8 +104,7 @@ class LivePanel(Container):
                      self.status, self.table])
         self.live.changed.connect(self._on_switch)
         self.particle.changed.connect(lambda *_: self._show_kymograph())
-        self._figure = self._canvas = None
-        self._make_canvas()
+        self._figure, self._canvas = make_canvas(self, figsize=(3.2, 2.4), min_height_px=180)
         # the window closes: the thread stops at its next poll (napari waits for it at exit)
         self.native.destroyed.connect(self._request_stop)
 
@@ -193,8 +193,6 @@ class LivePanel(Container):
         return layer is not None and layer in self.viewer.layers
 
     def _show_movie(self, movie, snap):
-        from ._widget import diverging_colormap
-
         x = symmetric_limit(movie[-1])
         if self._layer_alive(self.dI_layer):
             self.dI_layer.data = movie
@@ -248,8 +246,6 @@ class LivePanel(Container):
         return df
 
     def _show_kymograph(self):
-        from ._widget import diverging_colormap
-
         snap = self.snapshot
         if snap is None or not snap.kymographs:
             return
@@ -272,17 +268,6 @@ class LivePanel(Container):
             self.viewer.reset_view()
 
     # ------------------------------------------------------------------ plot
-    def _make_canvas(self):
-        try:
-            from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-            from matplotlib.figure import Figure
-        except ImportError:  # matplotlib is optional: no plot then
-            return
-        self._figure = Figure(figsize=(3.2, 2.4), tight_layout=True)
-        self._canvas = FigureCanvasQTAgg(self._figure)
-        self._canvas.setMinimumHeight(180)
-        self.native.layout().addWidget(self._canvas)
-
     def _plot(self, snap):
         if self._figure is None or snap.timeseries is None or not len(snap.timeseries):
             return

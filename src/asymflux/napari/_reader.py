@@ -112,7 +112,7 @@ def dataset_layers(dataset, *, name=None) -> list[tuple]:
 
 def _check_signal(stack, source) -> None:
     """Refuse a stack whose first or last frame holds no image (reads only those two)."""
-    from asymflux.analysis._pipeline import check_stack_signal
+    from asymflux.analysis import check_stack_signal
 
     check_stack_signal(stack, name=str(source))
 

@@ -1,74 +1,47 @@
-"""The particle-curation dock widget: a thin magicgui view on :class:`asymflux.curation.Curation`.
+"""The particle-curation dock widget: a thin magicgui view on a :class:`~._session.CurationSession`.
 
 Every button calls a named method (``detect``, ``accept``, ``merge``, ``undo``,
-``save``, ...) that can be called from a script or a test. The model holds the truth
+``save``, ...) that can be called from a script or a test and hands off to the Qt-free
+session (:mod:`._session`: the stack, its dataset, the :class:`asymflux.curation.Curation`,
+the chosen particle, the analysis choices and every action). The model holds the truth
 (labels + per-particle table, undo, autosave); the widget mirrors it into a napari
 Labels layer (pixel changes through ``layer.data_setitem`` grouped with
 ``layer.block_history()``, so napari's own undo sees one step per action) and the
 layer's ``features``. Pixels painted with napari's tools are taken into the model (one
 undoable "paint" step, autosaved) whenever the layer reports a paint and before every
 action.
+
+The dock is made of small panels, each a few controls and the buttons that call this
+widget's methods: :class:`~._data_panel.DataPanel` (dataset, stack, clock offset),
+:class:`~._options_panel.OptionsPanel` (the analysis choices, turned into
+:func:`asymflux.analysis.analyze_dataset`'s options by
+:func:`asymflux.analysis.analysis_options`), :class:`~._curation_panel.CurationPanel`,
+:class:`~._particle_panel.ParticlePanel` (with the quality lines of
+:class:`~._quality_panel.QualityPanel` and d(capacity)), :class:`~._export_panel.ExportPanel`
+and the *Live* :class:`~._live.LivePanel` (docs/napari.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FileEdit,
-    Label,
-    LineEdit,
-    PushButton,
-    SpinBox,
-)
+from magicgui.widgets import Container, Label
 
-from asymflux.curation import CLASSES, Curation
-from asymflux.export import DI_COLORMAP_COLORS, symmetric_limit
+from asymflux.export import symmetric_limit
 
+from ._curation_panel import CurationPanel
+from ._data_panel import DataPanel
+from ._display import button_row, diverging_colormap
 from ._export_panel import ExportPanel
+from ._options_panel import OptionsPanel
+from ._particle_panel import ParticlePanel
 from ._reader import METADATA_KEY, user_message
+from ._session import CurationSession
 
-__all__ = ["DI_COLORMAP_COLORS", "CurationWidget", "diverging_colormap"]
-
-
-def diverging_colormap():
-    """napari colormap for dI: white at the centre, red for positive (delithiation)."""
-    from napari.utils.colormaps import Colormap
-
-    return Colormap(DI_COLORMAP_COLORS, controls=np.linspace(0, 1, 5), name="asymflux dI")
-
-
-def _check_signal(stack, source) -> None:
-    """Refuse a stack whose first or last frame holds no image (reads only those two)."""
-    from asymflux.analysis._pipeline import check_stack_signal
-
-    check_stack_signal(stack, name=str(source))
-
-
-def _capacity(dataset, n_frames) -> np.ndarray:
-    """Capacity at each frame (NaN where unknown); each problem of the cycler data (not on
-    the frames' clock, NaN cells, no capacity) is issued as one warning, which the widget
-    shows as a notification: never lost, never a silent NaN."""
-    from asymflux.io import EchemWarning
-
-    if dataset.echem is None:  # no cycler data: the plots use time
-        return np.full(n_frames, np.nan)
-    try:
-        cap, problems = dataset.capacity_report()
-    except ValueError as e:
-        cap, problems = None, [f"{dataset.path}: no capacity per frame ({e})"]
-    for p in problems:
-        warnings.warn(p, EchemWarning, stacklevel=3)
-    if cap is None or np.shape(cap) != (n_frames,):
-        return np.full(n_frames, np.nan)
-    return np.asarray(cap, dtype=float)
+__all__ = ["CurationWidget"]
 
 
 DOCK_WIDTH_PX = 400
@@ -104,6 +77,10 @@ def _scroll_area(body):
 class CurationWidget(Container):
     """Dock widget: differential intensity, particle detection, curation, trajectories.
 
+    A thin view on a :class:`~._session.CurationSession` (:attr:`session`, Qt-free): each
+    action method hands off to it in one line (after taking pixels painted in napari into
+    it); its events redraw the labels layer, the particle selector and the status line.
+
     Parameters
     ----------
     napari_viewer : napari.viewer.Viewer
@@ -111,28 +88,20 @@ class CurationWidget(Container):
 
     Attributes
     ----------
-    curation : asymflux.curation.Curation or None
-        The model (None until a stack is attached).
+    session : CurationSession
+        The model: stack, dataset, curation, chosen particle, analysis choices, actions.
+    curation, dataset, stack, pixel_nm, time_s, capacity_mAh_g, particle_table, fit_result
+        The session's (read-only views).
     labels_layer, image_layer, dI_layer, kymograph_layer : napari layers or None
     com_layer, li_rich_layer : napari Points layers or None
         O_COM and O_Li-rich of the particle shown by :meth:`show_particle`, as
         (frame, row, col) points.
-    particle_table : pandas.DataFrame or None
-        That particle's table (:func:`asymflux.analysis.analyze_particle`: registered,
-        the rows ``asymflux analyze`` writes for it).
-    fit_result : asymflux.fit.FitResult or None
-        The last *Fit blocking* (:func:`asymflux.fit.fit_analysis`, as ``asymflux fit``).
     """
 
     def __init__(self, napari_viewer):
         super().__init__(labels=True)
         self.viewer = napari_viewer
-        self.curation: Curation | None = None
-        self.dataset = None
-        self.stack = None
-        self.pixel_nm = 1.0
-        self.time_s = None
-        self.capacity_mAh_g = None
+        self.session = CurationSession()
         self.image_layer = None
         self.labels_layer = None
         self.dI_layer = None
@@ -140,61 +109,39 @@ class CurationWidget(Container):
         self.li_rich_layer = None
         self.lines_layer = None
         self.kymograph_layer = None
-        self.particle_table = None
-        self.fit_result = None
         self.arcs_layer = None
         self._pushing = False
         self._syncing_particle = False
         self._opening = False
         self._pull_scheduled = False
 
-        # --- data
-        self._path = FileEdit(label="dataset", mode="d")
-        self._source = ComboBox(label="stack", choices=self._image_layer_choices, nullable=True)
-        self._n_ref = SpinBox(label="reference frames", value=1, min=1, max=10_000)
-        self._register = CheckBox(text="Register drift", value=True)
-        self._normalize = CheckBox(text="Normalise illumination", value=False)
-        self._rolling = SpinBox(label="Rolling differential (frames, 0 = off)", value=0, min=0,
-                                max=1_000_000)
-        # 0: the analysis default (a few PSF areas at the dataset's pixel size)
-        self._min_area = SpinBox(label="min area (px, 0 = auto)", value=0, min=0,
-                                 max=10_000_000)
-        data_row = self._row(("Open", self.open_dataset), ("Use stack", self.attach))
-        # the cycler's clock against the camera's (cycler time = frame time + offset)
-        self._time_offset = LineEdit(label="clock offset (s, or auto)", value="")
-        offset_row = self._row(("Apply clock offset", self.set_time_offset))
+        # --- data: dataset, stack layer, clock offset
+        self.data_panel = DataPanel(self, self._image_layer_choices)
+        self._path, self._source = self.data_panel.path, self.data_panel.source
+        self._time_offset = self.data_panel.time_offset
+        # --- analysis options (asymflux.analysis.analysis_options, as asymflux analyze)
+        self.options_panel = OptionsPanel()
         detect_row = self._row(("dI", self.show_differential), ("Detect particles", self.detect))
         # --- curation
-        self._particle = SpinBox(label="particle", value=0, min=0, max=2**31 - 1)
-        self._class = ComboBox(label="class", choices=list(CLASSES), value="unclassified")
-        self._notes = LineEdit(label="notes")
-        self._other = SpinBox(label="merge with", value=0, min=0, max=2**31 - 1)
-        self._info = Label(label="", value="")
-        status_row = self._row(("Accept", self.accept), ("Reject", self.reject), ("Flag", self.flag))
-        text_row = self._row(("Set class", self.set_class), ("Set notes", self.set_notes))
-        edit_row = self._row(("Merge", self.merge), ("Split", self.split), ("Delete", self.delete),
-                             ("Relabel 1..n", self.relabel))
-        undo_row = self._row(("Undo", self.undo), ("Redo", self.redo), ("Save", self.save))
-        # --- particle analysis
-        particle_row = self._row(("Show O_COM / O_Li-rich", self.show_particle))
-        kymo_row = self._row(("Draw line", self.add_line_layer), ("Kymograph", self.kymograph))
-        fit_row = self._row(("Fit blocking", self.start_fit_blocking))
+        self.curation_panel = CurationPanel(self)
+        self._particle = self.curation_panel.particle
+        # --- the selected particle: O_COM / O_Li-rich, quality, d(capacity), kymograph, fit
+        self.particle_panel = ParticlePanel(self)
+        self.quality_panel = self.particle_panel.quality
+        self._figure, self._canvas = self.particle_panel.figure, self.particle_panel.canvas
         # --- export
         self._export = ExportPanel(self)
-        self._status = Label(label="", value="no stack: open a dataset or pick a stack layer")
+        self._status = Label(label="", value=self.session.status_text())
         # every control in a scrollable body (:func:`_scroll_area`): at its natural width,
         # ~570 px, the dock squeezed the image canvas on a 1600 x 1000 screen
         self._body = Container(labels=True)
-        self._body.extend([self._path, data_row, self._time_offset, offset_row, self._source,
-                     self._n_ref, self._register,
-                     self._normalize,
-                     self._rolling, self._min_area, detect_row,
-                     self._particle, self._info, status_row, self._class, self._notes, text_row,
-                     self._other, edit_row, undo_row, particle_row, kymo_row, fit_row, self._export,
-                     self._status])
+        self._body.extend([self.data_panel, self.options_panel, detect_row, self.curation_panel,
+                           self.particle_panel, self._export, self._status])
         self._particle.changed.connect(self._on_particle_spin)
-        self._figure = self._canvas = None
-        self._make_canvas()
+        for control in self.options_panel:
+            control.changed.connect(self._on_options)
+        self._on_options()
+        self.session.connect(self._on_session)
         # --- live: follow a movie while it is written (asymflux.napari._live)
         from ._live import LivePanel
 
@@ -207,23 +154,24 @@ class CurationWidget(Container):
         layers = self.viewer.layers
         layers.events.inserted.connect(self._on_layer_inserted)
         layers.events.removed.connect(self._on_layer_removed)
+        self.viewer.dims.events.current_step.connect(self._on_frame)
         self._auto_attach()
+
+    # ------------------------------------------------------------------ the session's state
+
+    curation = property(lambda self: self.session.curation)
+    dataset = property(lambda self: self.session.dataset)
+    stack = property(lambda self: self.session.stack)
+    pixel_nm = property(lambda self: self.session.pixel_nm)
+    time_s = property(lambda self: self.session.time_s)
+    capacity_mAh_g = property(lambda self: self.session.capacity_mAh_g)
+    particle_table = property(lambda self: self.session.particle_table)
+    fit_result = property(lambda self: self.session.fit_result)
 
     # ------------------------------------------------------------------ small helpers
 
     def _row(self, *buttons) -> Container:
-        row = Container(layout="horizontal", labels=False)
-        for text, method in buttons:
-            b = PushButton(text=text)
-            b.changed.connect(self._button_callback(method))
-            row.append(b)
-        return row
-
-    def _button_callback(self, method):
-        def callback(*_):
-            self.run(method)
-
-        return callback
+        return button_row(self.run, *buttons)
 
     def run(self, method, *args, **kwargs):
         """Call ``method`` as a button does: errors and warnings become notifications."""
@@ -240,22 +188,6 @@ class CurationWidget(Container):
                     if issubclass(w.category, UserWarning):
                         show_warning(f"asymflux: {user_message(None, w.message)}")
 
-    def _make_canvas(self):
-        try:
-            from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-            from matplotlib.figure import Figure
-        except ImportError:  # matplotlib is optional: no plot then
-            return
-        self._figure = Figure(figsize=(3.2, 2.2), tight_layout=True)
-        self._canvas = FigureCanvasQTAgg(self._figure)
-        self._canvas.setMinimumHeight(160)
-        self._body.native.layout().addWidget(self._canvas)
-        ax = self._figure.add_subplot(111)
-        ax.set_xlabel("capacity (mAh/g)", fontsize=8)
-        ax.set_ylabel("d (nm)", fontsize=8)
-        ax.set_title("select a particle, then Show O_COM / O_Li-rich", fontsize=8)
-        ax.tick_params(labelsize=7)
-
     def _image_layer_choices(self, *_):
         from napari.layers import Image
 
@@ -269,28 +201,20 @@ class CurationWidget(Container):
     def _meta(layer) -> dict:
         return dict((layer.metadata or {}).get(METADATA_KEY, {}) or {})
 
-    def _require(self):
-        if self.curation is None or self.labels_layer is None:
+    def _ready(self) -> CurationSession:
+        """The session, with the pixels painted in the labels layer taken in."""
+        if self.session.curation is None or self.labels_layer is None:
             raise RuntimeError("no stack attached: open a dataset or pick a stack layer first")
         if self.labels_layer not in self.viewer.layers:
             self.viewer.add_layer(self.labels_layer)
         self._pull()
-        return self.curation
+        return self.session
 
-    def _source_name(self) -> str:
-        """The dataset folder / file of the attached stack (or its layer), for messages."""
-        if self.dataset is not None and self.dataset.path is not None:
-            return str(self.dataset.path)
-        meta = self._meta(self.image_layer) if self.image_layer is not None else {}
-        if meta.get("source"):
-            return str(meta["source"])
-        return f"layer {self.image_layer.name!r}" if self.image_layer is not None else "stack"
+    def _require(self):
+        return self._ready().curation
 
-    def _pid(self, particle_id) -> int:
-        pid = int(self._particle.value if particle_id is None else particle_id)
-        if pid == 0:
-            raise ValueError("select a particle first (particle 0 is the background)")
-        return pid
+    def _on_options(self, *_):
+        self.session.choices = self.options_panel.choices()
 
     # ------------------------------------------------------------------ layers <-> model
 
@@ -320,12 +244,11 @@ class CurationWidget(Container):
         """Work on an image layer (a stack opened by the asymflux reader, or any 3-D image).
 
         For a dataset folder, the curation (masks, annotations and any autosave of
-        unsaved edits) is loaded from it and saved back into it.
+        unsaved edits) is loaded from it and saved back into it
+        (:meth:`CurationSession.load`).
         """
         from napari.layers import Labels
         from napari.utils.notifications import show_info, show_warning
-
-        from asymflux.io import read_dataset
 
         if self.curation is not None and self.labels_layer is not None:
             self._pull()  # pixels painted but not yet taken in are autosaved before switching
@@ -335,31 +258,13 @@ class CurationWidget(Container):
         if layer.ndim != 3:
             raise ValueError(f"layer {layer.name!r} is not a (time, row, col) stack")
         meta = self._meta(layer)
-        stack = layer.data
-        n_frames = int(stack.shape[0])
-        source = meta.get("source") or meta.get("path") or f"layer {layer.name!r}"
         # everything is read and checked first: a bad input changes nothing in the widget
-        _check_signal(stack, source)
-        dataset = None
-        if meta.get("path"):
-            dataset = read_dataset(meta["path"], lazy=True)
-            curation = Curation.from_dataset(dataset)
-            if dataset.echem is not None and self._time_offset.value.strip():
-                from asymflux.analysis import apply_time_offset
-
-                dataset = apply_time_offset(dataset, self._time_offset.value.strip(),
-                                            masks=curation.labels if np.any(curation.labels)
-                                            else None)
-            pixel_nm = float(dataset.pixel_nm)
-            time_s = np.asarray(dataset.time_s, dtype=float)
-            capacity = _capacity(dataset, n_frames)
-        else:
-            curation = Curation(np.zeros(stack.shape[1:], np.int32))
-            pixel_nm = float(meta.get("pixel_nm") or 1.0)
-            time_s = np.arange(n_frames, dtype=float)
-            capacity = np.full(n_frames, np.nan)
-        self.image_layer, self.stack, self.dataset, self.curation = layer, stack, dataset, curation
-        self.pixel_nm, self.time_s, self.capacity_mAh_g = pixel_nm, time_s, capacity
+        curation = self.session.load(
+            layer.data, path=meta.get("path"),
+            source=meta.get("source") or meta.get("path") or f"layer {layer.name!r}",
+            name=layer.name, pixel_nm=meta.get("pixel_nm"),
+            time_offset=self._time_offset.value)
+        self.image_layer = layer
         # adopt the reader's labels layer of the same stack, else make one
         labels = None
         for lyr in self.viewer.layers:
@@ -370,7 +275,7 @@ class CurationWidget(Container):
         if labels is None:
             name = f"{meta.get('name') or layer.name} particles"
             labels = self.viewer.add_labels(
-                np.array(self.curation.labels), name=name, opacity=0.6,
+                np.array(curation.labels), name=name, opacity=0.6,
                 metadata={METADATA_KEY: {**meta, "role": "particles"}})
         self._connect_labels(labels)
         self._push()
@@ -378,13 +283,13 @@ class CurationWidget(Container):
             with contextlib.suppress(ValueError):
                 self._source.reset_choices()
                 self._source.value = layer
-        if self.curation.recovered_from is not None:
-            show_warning(f"asymflux: restored unsaved curation from {self.curation.recovered_from}"
+        if curation.recovered_from is not None:
+            show_warning(f"asymflux: restored unsaved curation from {curation.recovered_from}"
                          " (Save to keep it)")
         elif meta.get("path") is None:
             show_info("asymflux: this stack is not in a dataset folder; curation cannot be saved")
         self._update_status()
-        return self.curation
+        return curation
 
     def _connect_labels(self, layer):
         if self.labels_layer is not None and self.labels_layer is not layer:
@@ -405,9 +310,7 @@ class CurationWidget(Container):
 
     def _pull_and_refresh(self):
         self._pull_scheduled = False
-        if self._pull():
-            self._push_features()
-            self._update_status()
+        self._pull()  # the session's "labels" event refreshes features and status
 
     def _pull(self) -> bool:
         """Take pixels edited in the layer (napari brush, fill, napari undo) into the model."""
@@ -417,7 +320,17 @@ class CurationWidget(Container):
         if data.shape != self.curation.labels.shape:
             raise ValueError(f"labels layer {self.labels_layer.name!r} has shape {data.shape}, "
                              f"expected {self.curation.labels.shape}")
-        return self.curation.update_labels(data, description="paint")
+        return self.session.take_labels(data)
+
+    def _on_session(self, what):
+        """The session changed: mirror it (labels layer, particle selector, status)."""
+        if what == "labels" and self.labels_layer is not None:
+            self._push()
+            self._update_status()
+        elif what == "particle" and int(self._particle.value) != self.session.particle_id:
+            self._particle.value = self.session.particle_id
+        elif what == "saved":
+            self._update_status()
 
     def _push(self):
         """Mirror the model into the labels layer (pixels as one napari undo step, features)."""
@@ -455,6 +368,7 @@ class CurationWidget(Container):
         self._show_row()
 
     def _on_particle_spin(self, value=None):
+        self.session.select(int(self._particle.value))
         if self._syncing_particle or self.labels_layer is None:
             return
         self._syncing_particle = True
@@ -467,31 +381,11 @@ class CurationWidget(Container):
 
     def _show_row(self):
         """Show the selected particle's class / status / notes in the widget."""
-        pid = int(self._particle.value)
-        if self.curation is None or pid == 0 or pid not in set(self.curation.particle_ids()):
-            self._info.value = "no particle selected" if pid == 0 else f"particle {pid}: none"
-            return
-        row = self.curation.row(pid)
-        self._info.value = f"{row['status']}, {row['class']}" + (f" ({row['who']})" if row["who"] else "")
-        if row["class"] in CLASSES:
-            self._class.value = row["class"]
-        self._notes.value = row["notes"]
+        self.curation_panel.show_row(self.session.selected_row())
 
     def _update_status(self):
-        cur = self.curation
-        if cur is None:
-            return
-        f = cur.features
-        counts = f["status"].value_counts()
-        parts = [f"{len(f)} particles"] + [f"{counts[s]} {s}" for s in counts.index]
-        where = cur.path.name if cur.path is not None else "not saveable"
-        state = "unsaved (autosaved)" if cur.dirty and cur.path is not None else (
-            "unsaved" if cur.dirty else "saved")
-        self._status.value = f"{', '.join(parts)} | {state} | {where}"
-
-    def _after_edit(self):
-        self._push()
-        self._update_status()
+        if self.curation is not None:
+            self._status.value = self.session.status_text()
 
     # ------------------------------------------------------------------ actions: data
 
@@ -515,62 +409,43 @@ class CurationWidget(Container):
             return self.attach(stack)
         return None
 
-    def differential_options(self, *, rolling=True) -> dict:
-        """The widget's dI settings as keyword arguments of
-        :func:`asymflux.analysis.differential_intensity` and
-        :func:`~asymflux.analysis.particle_timeseries`: reference frames, *Normalise
-        illumination* (the dataset's recorded frame intensity, else the mean of the
-        pixels away from all particles) and, with ``rolling``, *Rolling differential*."""
-        from asymflux.analysis import dataset_normalization, particle_free_pixels
+    def set_time_offset(self, value=None):
+        """Put the dataset's cycler table on the camera's clock: cycler time = frame time +
+        ``value`` s (default: the *clock offset* field; ``"auto"`` estimates it from the
+        particles' mean intensity, :func:`asymflux.analysis.apply_time_offset`). The
+        capacity per frame of the plots, the particle tables and the fit follow.
 
-        options = {"n_reference_frames": int(self._n_ref.value)}
-        if self._normalize.value:
-            options["normalize"] = dataset_normalization(self.dataset, "frame_mean")
-            if isinstance(options["normalize"], str) and self.curation is not None \
-                    and self.curation.labels.any():
-                options["background_mask"] = particle_free_pixels(self.curation.labels)
-        if rolling and int(self._rolling.value) > 0:
-            options["rolling_frames"] = int(self._rolling.value)
-        return options
+        Returns
+        -------
+        asymflux.analysis.TimeOffset
+        """
+        from napari.utils.notifications import show_info
+
+        text = str(self._time_offset.value if value is None else value).strip() or "0"
+        offset = self.session.set_time_offset(text)
+        if value is not None:
+            self._time_offset.value = text
+        show_info(f"asymflux: clock offset {offset} (cycler time = frame time + offset)")
+        return offset
 
     def analysis_options(self, *, rolling=True) -> dict:
-        """The widget's settings as keyword arguments of
-        :func:`asymflux.analysis.analyze_particle`, the options of ``asymflux analyze``:
-        *Register drift* (``register``, default on as in ``asymflux analyze``), reference
-        frames, *Normalise illumination* (the dataset's recorded frame intensity, else the
-        mean of the pixels away from all particles) and, with ``rolling``, *Rolling
-        differential*. Threshold and outline margin are ``asymflux analyze``'s defaults."""
-        from asymflux.analysis import dataset_normalization
+        """The user's choices (:class:`~._options_panel.OptionsPanel`) as keyword arguments
+        of :func:`asymflux.analysis.analyze_dataset`, through
+        :func:`asymflux.analysis.analysis_options`: the options and defaults of ``asymflux
+        analyze`` (*normalise illumination* ``auto``, *Register drift* on). Without
+        ``rolling``, never a rolling differential (what the fit uses)."""
+        return self.session.analysis_options(rolling=rolling)
 
-        options = {"register": bool(self._register.value),
-                   "n_reference_frames": int(self._n_ref.value)}
-        if self._normalize.value:
-            options["normalize"] = dataset_normalization(self.dataset, "frame_mean")
-        if rolling and int(self._rolling.value) > 0:
-            options["rolling_frames"] = int(self._rolling.value)
-        return options
+    def differential_options(self, *, rolling=True) -> dict:
+        """The dI settings as keyword arguments of
+        :func:`asymflux.analysis.registered_differential`
+        (:meth:`CurationSession.differential_options`)."""
+        return self.session.differential_options(rolling=rolling)
 
     def analyze_particle(self, particle_id=None, *, rolling=True, crop=False):
-        """The selected particle through the one-particle pipeline
-        (:func:`asymflux.analysis.analyze_particle` with :meth:`analysis_options`): the
-        same numbers as ``asymflux analyze`` and ``asymflux fit`` give it."""
-        from asymflux.analysis import analyze_particle
-
-        cur = self._require()
-        pid = self._pid(particle_id)
-        if pid not in set(cur.particle_ids()):
-            raise ValueError(f"particle {pid} does not exist")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return analyze_particle(self.stack, cur.labels, pid, pixel_nm=self.pixel_nm,
-                                    time_s=self.time_s, capacity_mAh_g=self.capacity_mAh_g,
-                                    crop=crop, n_threads=1, **self.analysis_options(rolling=rolling))
-
-    @staticmethod
-    def _options_key(options) -> dict:
-        """``options`` with arrays replaced by checksums (to tell whether a dI layer is current)."""
-        return {k: v if v is None or isinstance(v, str | int) else
-                zlib.crc32(np.ascontiguousarray(v).tobytes()) for k, v in options.items()}
+        """The selected particle through the dataset pipeline of ``asymflux analyze``
+        (:meth:`CurationSession.analyze_particle`)."""
+        return self._ready().analyze_particle(particle_id, rolling=rolling, crop=crop)
 
     def show_differential(self, n_reference_frames=None):
         """Add (or refresh) the differential stack as an image layer.
@@ -588,7 +463,7 @@ class CurationWidget(Container):
         options = self.differential_options()
         if n_reference_frames:
             options["n_reference_frames"] = int(n_reference_frames)
-        dI, key = self._movie(options)
+        dI, key = self.session.movie(options)
         x = symmetric_limit(dI[-1])
         name = f"{self.image_layer.name} dI" if self.image_layer is not None else "dI"
         if self.dI_layer is not None and self.dI_layer in self.viewer.layers:
@@ -606,143 +481,81 @@ class CurationWidget(Container):
                                     len(self.viewer.layers))
         return self.dI_layer
 
-    def _movie_key(self, options) -> dict:
-        """What the registered dI movie depends on: ``options``, *Register drift* and the
-        labels (the registration region and the background are taken around them)."""
-        labels = self.curation.labels if self.curation is not None else None
-        return {**self._options_key(options), "register": bool(self._register.value),
-                "labels": None if labels is None
-                else zlib.crc32(np.ascontiguousarray(labels).tobytes())}
-
-    def _movie(self, options):
-        """``(registered dI movie, its key)`` for ``options`` (:meth:`differential_options`)."""
-        from asymflux.analysis import registered_differential
-
-        labels = self.curation.labels if self.curation is not None else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            dI, _shifts = registered_differential(self.stack, labels,
-                                                  register=bool(self._register.value), **options)
-        return dI, self._movie_key(options)
-
     def _dI(self, *, rolling=True):
         """The registered dI movie of the current settings (the dI layer's, if current)."""
         options = self.differential_options(rolling=rolling)
         layer = self.dI_layer
         if layer is not None and layer in self.viewer.layers and \
-                layer.metadata.get(METADATA_KEY, {}).get("options") == self._movie_key(options):
+                layer.metadata.get(METADATA_KEY, {}).get("options") == \
+                self.session.movie_key(options):
             return layer.data
-        return self._movie(options)[0]
+        return self.session.movie(options)[0]
 
     def detect(self, min_area_px=None):
         """Detect particles on the reference image (mean of the first frames) into the labels.
 
-        Replaces all labels and annotations as one undoable step.
+        Replaces all labels and annotations as one undoable step
+        (:meth:`CurationSession.detect`).
         """
-        from asymflux.analysis import reference_image
-
-        cur = self._require()
-        n_ref = int(self._n_ref.value)
-        from asymflux.analysis._detect import default_min_area_px
-        from asymflux.analysis._pipeline import detect_reference
-
-        known = self.dataset is not None or (self.image_layer is not None and
-                                             self._meta(self.image_layer).get("pixel_nm"))
-        min_area = int(min_area_px or self._min_area.value) or \
-            default_min_area_px(self.pixel_nm if known else None)
-        ref = reference_image(self.stack, n_reference_frames=n_ref)
-        labels = detect_reference(ref, detect_kwargs={"min_area_px": min_area})  # as analyze
-        if not np.any(labels):  # refused before the labels are touched
-            where = self._source_name()
-            raise ValueError(f"{where}: no particle detected in the reference image (mean of "
-                             f"the first {n_ref} frame(s)) with min area {min_area} px; check "
-                             "the stack, lower the min area, or paint the particles")
-        cur.replace_labels(labels, description="detect particles")
-        self._after_edit()
-        return labels
+        return self._ready().detect(min_area_px)
 
     # ------------------------------------------------------------------ actions: curation
 
     def accept(self, particle_id=None):
         """Accept the selected particle."""
-        self._require().accept(self._pid(particle_id))
-        self._after_edit()
+        self._ready().accept(particle_id)
 
     def reject(self, particle_id=None):
         """Reject the selected particle."""
-        self._require().reject(self._pid(particle_id))
-        self._after_edit()
+        self._ready().reject(particle_id)
 
     def flag(self, particle_id=None):
         """Flag the selected particle for a second look."""
-        self._require().flag(self._pid(particle_id))
-        self._after_edit()
+        self._ready().flag(particle_id)
 
     def set_class(self, particle_class=None, particle_id=None):
         """Set the class of the selected particle (default: the class box)."""
-        self._require().set_class(self._pid(particle_id), particle_class or self._class.value)
-        self._after_edit()
+        self._ready().set_class(particle_class or self.curation_panel.klass.value, particle_id)
 
     def set_notes(self, notes=None, particle_id=None):
         """Set the notes of the selected particle (default: the notes box)."""
-        self._require().set_notes(self._pid(particle_id),
-                                  self._notes.value if notes is None else notes)
-        self._after_edit()
+        self._ready().set_notes(self.curation_panel.notes.value if notes is None else notes,
+                                particle_id)
 
     def merge(self, ids=None):
         """Merge particles (default: the selected one and 'merge with'); return the kept id."""
-        cur = self._require()
+        session = self._ready()
         if ids is None:
-            ids = [self._pid(None), int(self._other.value)]
-        keep = cur.merge(ids)
-        self._particle.value = keep
-        self._after_edit()
-        return keep
+            ids = [session.pid(), int(self.curation_panel.other.value)]
+        return session.merge(ids)
 
     def split(self, particle_id=None, line=None):
         """Split the selected particle in two (or into its pieces); return the ids."""
-        ids = self._require().split(self._pid(particle_id), line=line)
-        self._after_edit()
-        return ids
+        return self._ready().split(particle_id, line=line)
 
     def delete(self, particle_id=None):
         """Delete the selected particle (pixels to background)."""
-        self._require().delete(self._pid(particle_id))
-        self._after_edit()
+        self._ready().delete(particle_id)
 
     def relabel(self):
         """Renumber the particles 1..n; return ``{old: new}``."""
-        mapping = self._require().relabel_sequential()
-        pid = int(self._particle.value)
-        if pid in mapping:
-            self._particle.value = mapping[pid]
-        self._after_edit()
-        return mapping
+        return self._ready().relabel()
 
     def undo(self):
         """Undo the last edit (any action or paint stroke); return its description."""
-        d = self._require().undo()
-        self._after_edit()
-        return d
+        return self._ready().undo()
 
     def redo(self):
         """Redo the last undone edit; return its description."""
-        d = self._require().redo()
-        self._after_edit()
-        return d
+        return self._ready().redo()
 
     def save(self):
         """Save masks and annotations into the dataset folder (atomic, previous kept)."""
         from napari.utils.notifications import show_info
 
-        cur = self._require()
-        if cur.path is None:
-            raise RuntimeError("this stack is not in a dataset folder: nowhere to save the "
-                               "curation (write a dataset with asymflux.io.write_dataset)")
-        cur.save()
-        self._update_status()
-        show_info(f"asymflux: curation saved in {cur.path}")
-        return cur.path
+        path = self._ready().save()
+        show_info(f"asymflux: curation saved in {path}")
+        return path
 
     # ------------------------------------------------------------------ actions: export
 
@@ -753,12 +566,8 @@ class CurationWidget(Container):
         ``curated_particles.csv`` in the dataset folder. Atomic; returns the path."""
         from napari.utils.notifications import show_info
 
-        from asymflux import export
-
-        cur = self._require()
-        path = export.check_table_path(path or self._export.table_path(cur.path))
-        table = export.analyze_curation(self._analysis_dataset(), cur, **self.analysis_options())
-        export.write_table(path, table)
+        session = self._ready()
+        path, table = session.export_table(path or self._export.table_path(session.curation.path))
         show_info(f"asymflux: {len(table)} curated particles written to {path}")
         return path
 
@@ -770,55 +579,12 @@ class CurationWidget(Container):
         imageio-ffmpeg) in the dataset folder. Atomic; returns the path."""
         from napari.utils.notifications import show_info
 
-        from asymflux import export
-
-        cur = self._require()
-        pid = self._pid(particle_id)
-        path = export.check_movie_path(path or self._export.movie_path(pid, cur.path))
-        particle = self.analyze_particle(pid, crop=True)
-        export.write_particle_movie(path, particle, fps=fps or self._export.fps.value)
+        session = self._ready()
+        pid = session.pid(particle_id)
+        path = session.export_movie(path or self._export.movie_path(pid, session.curation.path),
+                                    pid, fps=fps or self._export.fps.value)
         show_info(f"asymflux: movie of particle {pid} written to {path}")
         return path
-
-    def set_time_offset(self, value=None):
-        """Put the dataset's cycler table on the camera's clock: cycler time = frame time +
-        ``value`` s (default: the *clock offset* field; ``"auto"`` estimates it from the
-        particles' mean intensity, :func:`asymflux.analysis.apply_time_offset`). The
-        capacity per frame of the plots, the particle tables and the fit follow.
-
-        Returns
-        -------
-        asymflux.analysis.TimeOffset
-        """
-        from napari.utils.notifications import show_info
-
-        from asymflux.analysis import apply_time_offset
-
-        text = str(self._time_offset.value if value is None else value).strip() or "0"
-        if self.dataset is None or self.dataset.echem is None:
-            raise ValueError("clock offset: no cycler data (open a dataset folder with its "
-                             "echem.csv first)")
-        masks = None
-        if self.curation is not None and np.any(self.curation.labels):
-            masks = np.asarray(self.curation.labels)
-        shifted = apply_time_offset(self.dataset, text, masks=masks)
-        capacity = _capacity(shifted, int(self.stack.shape[0]))
-        self.dataset, self.capacity_mAh_g = shifted, capacity
-        if value is not None:
-            self._time_offset.value = text
-        show_info(f"asymflux: clock offset {shifted.time_offset} (cycler time = frame time + "
-                  "offset)")
-        return shifted.time_offset
-
-    def _analysis_dataset(self):
-        """The dataset the stack came from, else one made of the stack (no echem)."""
-        if self.dataset is not None:
-            return self.dataset
-        from asymflux.io import Dataset
-
-        name = self.image_layer.name if self.image_layer is not None else "stack"
-        return Dataset(stack=self.stack, time_s=self.time_s, pixel_nm=self.pixel_nm,
-                       metadata={"name": name})
 
     # ------------------------------------------------------------------ actions: analysis
 
@@ -828,18 +594,39 @@ class CurationWidget(Container):
         Returns the particle's table (:meth:`analyze_particle`: registered, the rows
         ``asymflux analyze`` writes for it with the same options).
         """
-        pid = self._pid(particle_id)
-        table = self.analyze_particle(pid).timeseries
-        self.particle_table = table
-        frames = table["frame"].to_numpy(float)
-        com = np.column_stack([frames, table["com_row"], table["com_col"]])
-        li = np.column_stack([frames, table["li_rich_row"], table["li_rich_col"]])
-        com = com[np.isfinite(com).all(axis=1)]
-        li = li[np.isfinite(li).all(axis=1)]
+        session = self._ready()
+        pid = session.pid(particle_id)
+        table = session.particle_timeseries(pid)
+        com, li = session.centre_points(table)
         self.com_layer = self._points("com_layer", com, "O_COM", "yellow", pid)
         self.li_rich_layer = self._points("li_rich_layer", li, "O_Li-rich", "cyan", pid)
-        self._plot(table, pid)
+        self.particle_panel.plot(table, pid)
+        self.quality_panel.show(table, self._current_frame(table),
+                                asymmetry_threshold=self.analysis_options().get(
+                                    "asymmetry_threshold"))
         return table
+
+    def _current_frame(self, table=None):
+        """The viewer's frame (its time slider), if it is one of the table's frames."""
+        step = self.viewer.dims.current_step
+        frame = int(step[0]) if len(step) >= 3 else None
+        if table is not None and frame not in set(table["frame"].astype(int)):
+            return None
+        return frame
+
+    def _on_frame(self, event=None):
+        # the time slider moved: the shown particle's d and flags at the new frame
+        if self.particle_table is not None and self._current_frame(self.particle_table) is not None:
+            self.quality_panel.show_frame(self._current_frame())
+
+    def particle_quality(self, frame=None) -> dict:
+        """What the *quality* panel shows of the particle of :meth:`show_particle` (at
+        ``frame``, default: the viewer's): :func:`asymflux.napari._quality.particle_quality`,
+        the numbers of ``particles.csv`` and ``timeseries.csv`` for it."""
+        if self.particle_table is None:
+            raise RuntimeError("show a particle first (Show O_COM / O_Li-rich)")
+        return self.quality_panel.show_frame(frame if frame is not None else self._current_frame(
+            self.particle_table))
 
     def _points(self, attr, data, name, color, pid):
         layer = getattr(self, attr)
@@ -850,23 +637,6 @@ class CurationWidget(Container):
             return layer
         return self.viewer.add_points(data, ndim=3, name=name, face_color=color, border_color="black",
                                       size=5, metadata=meta)
-
-    def _plot(self, table, pid):
-        if self._figure is None:
-            return
-        fig = self._figure
-        fig.clear()
-        ax = fig.add_subplot(111)
-        x = table["capacity_mAh_g"].to_numpy(float)
-        xlabel = "capacity (mAh/g)"
-        if not np.isfinite(x).any():
-            x, xlabel = table["time_s"].to_numpy(float) / 60.0, "time (min)"
-        ax.plot(x, table["offset_nm"].to_numpy(float), "o-", ms=3, color="tab:red")
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.set_ylabel("d (nm)", fontsize=8)
-        ax.set_title(f"particle {pid}: d = |O_Li-rich − O_COM|", fontsize=8)
-        ax.tick_params(labelsize=7)
-        self._canvas.draw_idle()
 
     def fit_blocking(self, particle_id=None, max_arcs=2, rate_mA_g=None):
         """Infer the selected particle's blocked arcs (:meth:`analyze_particle`, then
@@ -882,7 +652,7 @@ class CurationWidget(Container):
 
         from asymflux.fit import fit_analysis
 
-        pid, mask, args, kwargs = self._fit_inputs(particle_id, max_arcs, rate_mA_g)
+        pid, mask, args, kwargs = self._ready().fit_inputs(particle_id, max_arcs, rate_mA_g)
         with progress(total=1, desc=f"fitting particle {pid}") as bar:
             result = fit_analysis(*args, **kwargs)
             bar.update(1)
@@ -897,7 +667,7 @@ class CurationWidget(Container):
 
         from asymflux.fit import fit_analysis
 
-        pid, mask, args, kwargs = self._fit_inputs(particle_id, max_arcs, rate_mA_g)
+        pid, mask, args, kwargs = self._ready().fit_inputs(particle_id, max_arcs, rate_mA_g)
         worker = create_worker(fit_analysis, *args, **kwargs,
                                _progress={"desc": f"fitting particle {pid}"})
         worker.returned.connect(lambda result: self.run(self._show_fit, pid, mask, result))
@@ -907,32 +677,12 @@ class CurationWidget(Container):
         worker.start()
         return worker
 
-    def _fit_inputs(self, particle_id, max_arcs, rate_mA_g):
-        """``(particle id, its mask, fit_analysis's args, kwargs)``, read in the GUI thread:
-        the particle through :meth:`analyze_particle` (registered, never a rolling
-        differential: the blocking model predicts dI relative to the reference)."""
-        pid = self._pid(particle_id)
-        if rate_mA_g is None:
-            rate_mA_g = (self.dataset.metadata.get("rate_mA_g") if self.dataset is not None else None)
-        if rate_mA_g is None:
-            raise ValueError("unknown charge rate: open a dataset folder with rate_mA_g in its metadata")
-        particle = self.analyze_particle(pid, rolling=False, crop=True)
-        mask = self.curation.labels == pid
-        return pid, mask, (particle,), {"rate_mA_g": float(rate_mA_g), "max_arcs": max_arcs}
-
     def _show_fit(self, pid, mask, result):
         """Draw a fit's arcs around particle ``pid`` and report it; returns ``result``."""
         from napari.utils.notifications import show_info
 
-        self.fit_result = result
-        rows, cols = np.nonzero(mask)
-        paths = []
-        rc, cc = rows.mean(), cols.mean()
-        radius = 1.15 * np.sqrt(mask.sum() / np.pi)
-        for arc in result.arcs:
-            half = np.pi * arc.fraction
-            phi = np.deg2rad(arc.center_deg) + np.linspace(-half, half, 24)
-            paths.append(np.column_stack([rc - radius * np.sin(phi), cc + radius * np.cos(phi)]))
+        self.session.set_fit(result)
+        paths = CurationSession.arc_paths(mask, result)
         meta = {METADATA_KEY: {"role": "fitted arcs", "particle_id": pid, **result.summary()}}
         if self.arcs_layer is not None and self.arcs_layer in self.viewer.layers:
             self.viewer.layers.remove(self.arcs_layer)
@@ -941,9 +691,7 @@ class CurationWidget(Container):
             self.arcs_layer = self.viewer.add_shapes(
                 paths, shape_type="path", edge_color="magenta", edge_width=2,
                 name=f"fitted arcs (particle {pid})", metadata=meta)
-        text = ", ".join(f"{a.center_deg:.0f}° × {a.fraction:.2f} at η {a.eta:.2f}" for a in result.arcs)
-        message = (f"asymflux: particle {pid}: {result.model}"
-                   f"{': ' + text if text else ''} (D × {result.diffusivity_scale:.2g})")
+        message = f"asymflux: {CurationSession.fit_message(pid, result)}"
         self._status.value = message
         show_info(message)
         return result
@@ -967,8 +715,6 @@ class CurationWidget(Container):
         the right of the field of view. Returns the layer (``metadata["asymflux"]`` has
         ``distance_nm``, ``start`` and ``end``).
         """
-        from asymflux.analysis import line_kymograph
-
         if self.stack is None:
             raise RuntimeError("no stack attached: open a dataset or pick a stack layer first")
         if line is None:
@@ -978,7 +724,7 @@ class CurationWidget(Container):
             line = np.asarray(layer.data[-1], dtype=float)
             line = line[[0, -1], -2:]
         start, end = np.asarray(line, dtype=float).reshape(2, 2)
-        kymo, distance_nm = line_kymograph(self._dI(), start, end, pixel_nm=self.pixel_nm)
+        kymo, distance_nm = self.session.kymograph(start, end, self._dI())
         x = symmetric_limit(kymo)
         meta = {METADATA_KEY: {"role": "kymograph", "distance_nm": distance_nm.tolist(),
                                "start": start.tolist(), "end": end.tolist()}}

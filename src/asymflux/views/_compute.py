@@ -8,8 +8,9 @@ server and usable from notebooks.
 
 Simulated and measured particles go through one code path: a simulated θ movie is imaged
 by :func:`asymflux.optics.microscope` and then measured by
-:func:`asymflux.analysis.particle_timeseries` and :func:`particle_kymograph`, exactly as a
-measured movie is.
+:func:`asymflux.analysis.analyze_particle` (the one-particle pipeline under
+:func:`asymflux.analysis.analyze_dataset_particle`) and :func:`particle_kymograph`,
+exactly as a measured movie is.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..paper import (
+    FIG4_MINUTES,  # times of the θ maps
+    FIG4_RADIUS_UM,  # radius of the θ-map particle
+    FIG4_SURFACES,
+    FIG5B_SURFACES,
+    PAPER_RATES_MA_G,  # marked on the rate slider
+    UNREACTED_THRESHOLD,
+    arc_text,
+)
 from ._errors import DatasetSpecError
 from ._uploads import extract_zip
-
-FIG4_MINUTES = (5.0, 10.0, 15.0, 20.0)
-"""Times of the θ maps (Fig. 4)."""
-
-PAPER_RATES_MA_G = (50.0, 100.0, 200.0, 400.0)
-"""Rates measured in the paper (Fig. 5c, d); marked on the rate slider."""
 
 RATE_OPTIONS_MA_G = (25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 400.0, 600.0, 800.0)
 """Positions of the rate slider (mA/g)."""
@@ -49,9 +53,6 @@ quarter blocked at 180° (the test: particle 1, both surfaces), and it runs ~1.5
 32 faces put the edges of that quarter on face edges, as 48 do; 12 x 36 (10° faces) split a
 face at each edge, which the kinetic surface felt: 32-42 nm from the 16 x 48 twin. Other
 fractions and angles split faces on any of these meshes."""
-
-FIG4_RADIUS_UM = 1.2
-"""Radius of the θ-map particle (2.4 µm diameter, as in the paper)."""
 
 MAPS_MESH = (20, 48)
 """(n_radial, n_angular) of the θ-map run: the model's default disk mesh (``asymflux simulate``'s)."""
@@ -76,12 +77,10 @@ def film_from_log10(x: float) -> float:
     return float(f"{10.0 ** float(x):.3g}")
 
 
-REFERENCE_SURFACES = {
-    "none": ("no blocking", 1.0, 0.0),
-    "180:0.25:0.7": ("quarter, η = 0.7", 0.7, 0.25),
-    "180:0.25:0.3": ("quarter, η = 0.3", 0.3, 0.25),
-}
-"""Fig. 5b reference curves: key -> (label, η, blocked fraction)."""
+REFERENCE_SURFACES = {arc_text(label): (label, FIG4_SURFACES[label][1], FIG4_SURFACES[label][0])
+                      for label in FIG5B_SURFACES}
+"""Fig. 5b reference curves (:data:`asymflux.paper.FIG5B_SURFACES`): key (``"none"``,
+``"180:0.25:0.7"``, ``"180:0.25:0.3"``) -> (label, η, blocked fraction)."""
 
 CURRENT_LABEL = "current setting"
 
@@ -324,7 +323,7 @@ class ParticleMovie:
     extra: dict
 
 
-def particle_kymograph(dI, mask, pixel_nm, *, threshold=0.05):
+def particle_kymograph(dI, mask, pixel_nm, *, threshold=UNREACTED_THRESHOLD):
     """Line-cut kymograph of a particle (both measured and simulated use this)."""
     from asymflux import analysis
 
@@ -335,28 +334,17 @@ def particle_kymograph(dI, mask, pixel_nm, *, threshold=0.05):
     return kymo, dist, (start, end), bounds
 
 
-def measure_particle_movie(stack, mask, *, pixel_nm, capacity_mAh_g, time_s, source,
-                           register=False, shifts_px=None, extra=None) -> ParticleMovie:
-    """Measure one particle's movie: time series, differential movie and kymograph.
-
-    ``stack`` is raw intensity (n_frames, row, col) of a crop around the particle; with
-    ``shifts_px`` the frames are first registered (measured data).
-    """
-    from asymflux import analysis
-
-    stack = np.asarray(stack)
-    mask = np.asarray(mask).astype(np.int32)
-    if shifts_px is not None and np.any(shifts_px):
-        stack = analysis.correct_drift(stack, shifts_px)
-    ts = analysis.particle_timeseries(stack, mask, pixel_nm=pixel_nm, time_s=time_s,
-                                      capacity_mAh_g=capacity_mAh_g, register=register)
-    ts.insert(0, "source", source)
-    dI = analysis.differential_intensity(stack)
-    kymo, dist, line, bounds = particle_kymograph(dI, mask > 0, pixel_nm)
-    return ParticleMovie(source=source, pixel_nm=float(pixel_nm),
-                         capacity_mAh_g=np.asarray(capacity_mAh_g, dtype=float),
-                         time_s=np.asarray(time_s, dtype=float), stack=stack,
-                         dI=np.asarray(dI, dtype=np.float32), mask=mask > 0, timeseries=ts,
+def particle_movie(one, source: str, *, extra=None) -> ParticleMovie:
+    """The :class:`ParticleMovie` of one particle through the one-particle pipeline
+    (``one``: an :class:`asymflux.analysis.ParticleAnalysis`, measured or simulated): its
+    table with a ``source`` column first, its registered crop and the crop's line-cut."""
+    crop = one.crop
+    table = one.timeseries.drop(columns="dataset", errors="ignore")
+    table.insert(0, "source", source)
+    kymo, dist, line, bounds = particle_kymograph(crop.dI, crop.mask, one.pixel_nm)
+    return ParticleMovie(source=source, pixel_nm=float(one.pixel_nm),
+                         capacity_mAh_g=one.capacity_mAh_g, time_s=one.time_s, stack=crop.stack,
+                         dI=np.asarray(crop.dI, dtype=np.float32), mask=crop.mask, timeseries=table,
                          kymograph=kymo, distance_nm=dist, line=line, boundaries=bounds,
                          extra=dict(extra or {}))
 
@@ -375,15 +363,7 @@ def measured_particle(dataset, particle_id: int, timeseries: pd.DataFrame, label
         shifts = None
     one = analysis.analyze_dataset_particle(dataset, int(particle_id), masks=labels,
                                             shifts_px=shifts, pad_px=pad_px)
-    crop = one.crop
-    table = one.timeseries.drop(columns="dataset")  # the simulated twin's columns
-    table.insert(0, "source", "measured")
-    kymo, dist, line, bounds = particle_kymograph(crop.dI, crop.mask, dataset.pixel_nm)
-    return ParticleMovie(source="measured", pixel_nm=float(dataset.pixel_nm),
-                         capacity_mAh_g=one.capacity_mAh_g, time_s=one.time_s, stack=crop.stack,
-                         dI=np.asarray(crop.dI, dtype=np.float32), mask=crop.mask, timeseries=table,
-                         kymograph=kymo, distance_nm=dist, line=line, boundaries=bounds,
-                         extra={"box": crop.box, "shifts_px": one.shifts_px})
+    return particle_movie(one, "measured", extra={"box": one.crop.box, "shifts_px": one.shifts_px})
 
 
 def ellipse_outline(mask, pixel_nm, *, center_rc):
@@ -414,7 +394,9 @@ def simulated_particle(mask, pixel_nm, capacity_mAh_g, *, eta, blocked_fraction,
     to the measured frames' capacities), mapped onto an ellipse with the mask's area and
     orientation (:func:`asymflux.optics.map_disk_to_outline`), imaged by
     :func:`asymflux.optics.microscope` (PSF, no noise, no drift) and measured by
-    :func:`measure_particle_movie`.
+    :func:`asymflux.analysis.analyze_particle`, the one-particle pipeline a measured
+    particle goes through (:func:`measured_particle`), without registration (the twin
+    does not drift) and cropped with the same ``pad_px``.
 
     Parameters
     ----------
@@ -426,7 +408,7 @@ def simulated_particle(mask, pixel_nm, capacity_mAh_g, *, eta, blocked_fraction,
     film_ohm_m2 : float, optional
         A kinetic surface (:func:`make_surface`); ``eta`` is then unused.
     """
-    from asymflux import model, optics
+    from asymflux import analysis, model, optics
 
     mask = np.asarray(mask, dtype=bool)
     cap = np.asarray(capacity_mAh_g, dtype=float)
@@ -464,12 +446,11 @@ def simulated_particle(mask, pixel_nm, capacity_mAh_g, *, eta, blocked_fraction,
                               pixel_nm=pixel_nm, noise=False,
                               **({} if theta_ref is None else {"theta_ref": theta_ref}))
     sim_mask = outline.mask(shape, pixel_nm=pixel_nm)
-    cap_kept = cap[keep]
-    return measure_particle_movie(stack, sim_mask.astype(np.int32), pixel_nm=pixel_nm,
-                                  capacity_mAh_g=cap_kept, time_s=minutes[keep] * 60.0,
-                                  source="simulated",
-                                  extra={"end_reason": res.end_reason, "r_eq_um": r_eq,
-                                         "outline": outline})
+    one = analysis.analyze_particle(stack, sim_mask.astype(np.int32), 1, pixel_nm=pixel_nm,
+                                    time_s=minutes[keep] * 60.0, capacity_mAh_g=cap[keep],
+                                    register=False, pad_px=pad_px)
+    return particle_movie(one, "simulated",
+                          extra={"end_reason": res.end_reason, "r_eq_um": r_eq, "outline": outline})
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -512,14 +493,13 @@ def time_offset_used(particles, dataset=None):
     """The clock offset a dataset was analysed with (:class:`~asymflux.analysis.TimeOffset`):
     the dataset's, else the particle table's ``attrs["time_offset"]`` or its
     ``time_offset_*`` columns, else none."""
-    from asymflux.analysis import TimeOffset
-    from asymflux.analysis._clock import _from_dict, dataset_time_offset
+    from asymflux.analysis import TimeOffset, dataset_time_offset
 
     if dataset is not None:
         return dataset_time_offset(dataset)
     own = (getattr(particles, "attrs", None) or {}).get("time_offset")
     if own:
-        return TimeOffset(**_from_dict(own))
+        return TimeOffset.from_dict(own)
     cols = ("time_offset_s", "time_offset_uncertainty_s", "time_offset_method")
     if particles is not None and set(cols) <= set(particles.columns) and len(particles):
         row = particles.iloc[0]
@@ -588,7 +568,7 @@ results folder, read from its tables (:func:`results_spec`)."""
 def results_spec(spec) -> tuple[Path, str | None] | None:
     """``(folder, dataset name or None)`` when ``spec`` names an ``asymflux analyze`` output
     folder (``folder`` or ``folder#dataset``, :data:`RESULTS_SEP`), else None."""
-    from asymflux.analysis._pipeline import is_analyze_output
+    from asymflux.analysis import is_analyze_output
 
     text = str(spec).strip()
     folder, sep, name = text.rpartition(RESULTS_SEP)
@@ -603,7 +583,7 @@ def results_spec(spec) -> tuple[Path, str | None] | None:
 def results_dataset_specs(folder) -> list[str]:
     """One spec per dataset of the analyze outputs ``folder`` is or holds (``[]`` if
     none): ``<output>#<dataset>`` (the output itself when its tables name no dataset)."""
-    from asymflux.analysis._results import read_results, results_folders
+    from asymflux.analysis import read_results, results_folders
 
     out = []
     for f in results_folders(folder):
@@ -622,7 +602,7 @@ def read_results_spec(spec):
     """``(particles, timeseries, labels)`` of one dataset of an analyze output (a
     :func:`results_spec`), read from its tables, not analysed again; ``labels`` from its
     ``masks/<dataset>.tif`` (None if absent). DatasetSpecError if it cannot be read."""
-    from asymflux.analysis._results import read_results
+    from asymflux.analysis import read_results
 
     found = results_spec(spec)
     if found is None:
@@ -712,8 +692,44 @@ def dataset_specs(spec: str) -> list[str]:
     return out
 
 
-def analyze(dataset):
+def dataset_source(spec) -> Path | None:
+    """The path the dataset ``spec`` is read from, for the results cache: a demo dataset's
+    folder (the one ``make demo`` / ``asymflux datasets`` built, :func:`asymflux.datasets.path`),
+    a dataset folder or stack; None for a zip or an uploaded folder (unpacked anew by each
+    server: nothing to find again) and for what is not on disk."""
+    from asymflux import datasets
+
+    spec = str(spec).strip()
+    if spec in datasets.list_datasets():
+        return datasets.path(spec)
+    path = Path(spec).expanduser()
+    if not spec or not path.exists() or (path.is_file() and path.suffix.lower() == ".zip"):
+        return None
+    if any(q.name.startswith("asymflux-upload-") for q in (path, *path.parents)):
+        return None
+    return path
+
+
+def cached_analysis(source, *, time_offset_s=None):
+    """``(particles, timeseries, labels)`` of :func:`analyze` of the dataset read from
+    ``source`` (:func:`dataset_source`) with this clock offset when the results cache holds
+    them, else None: nothing measured (a page shows them at once, without a worker)."""
+    if source is None:
+        return None
+    from asymflux import analysis
+
+    found = analysis.find_cached_analysis(source, time_offset_s=time_offset_value(time_offset_s))
+    return None if found is None else found[:3]
+
+
+def analyze(dataset, *, source=None, time_offset_s=None, cache=True):
     """``(particles, timeseries, labels)`` of :func:`asymflux.analysis.analyze_dataset`.
+
+    With ``source``, the path ``dataset`` was read from (:func:`dataset_source`), and
+    ``time_offset_s``, the clock offset applied to it (:func:`with_time_offset`): the
+    analysis of ``asymflux analyze`` (:func:`asymflux.analysis.analyze_path`, the same
+    tables), through the results cache (``cache``; ``docs/cache.md``): read back when the
+    dataset was analysed before, with the same files and options, by any front end.
 
     The analysis refuses a dataset it cannot use (a blank stack, no particle, ...) with a
     ValueError naming it: raised as :class:`DatasetSpecError` (the page shows it as the
@@ -721,6 +737,11 @@ def analyze(dataset):
     from asymflux import analysis
 
     try:
+        if source is not None and cache:
+            particles, ts, labels, _ = analysis.analyze_path(
+                source, time_offset_s=time_offset_value(time_offset_s), cache=cache,
+                require_capacity=False)
+            return particles, ts, labels
         return analysis.analyze_dataset(dataset, return_labels=True)
     except ValueError as e:
         if isinstance(e, DatasetSpecError) or type(e).__name__ == "DatasetError":

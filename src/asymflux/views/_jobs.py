@@ -63,7 +63,8 @@ def _analyzed(spec: str, stamp: int, allow_large: bool = False, offset=None):
     ds = C.load_dataset(_local_spec(spec))
     check_size(ds, spec, allow_large=allow_large)
     ds = C.with_time_offset(ds, offset, spec=spec)
-    particles, ts, labels = C.analyze(ds)
+    particles, ts, labels = C.analyze(ds, source=C.dataset_source(_local_spec(spec)),
+                                      time_offset_s=offset)
     out = (ds, particles, ts, labels)
     _keep_result(key, out)
     return out
@@ -111,7 +112,16 @@ def _measured(spec: str, stamp: int, particle_id: int, offset=None):
     ds, _particles, ts, labels = _analyzed(spec, stamp, offset=offset)
     if ds is None:  # a particle of an analyze output: its table only
         return C.results_particle(ts, int(particle_id))
-    return C.measured_particle(ds, int(particle_id), ts, labels)
+    source = C.dataset_source(_local_spec(spec))
+    if source is None:
+        return C.measured_particle(ds, int(particle_id), ts, labels)
+    from asymflux.analysis import cached
+
+    # a dataset on disk: its analysis is analyze_path's of these files with this offset
+    # (C.analyze), so the particle's movie is too; kept in the results cache (docs/cache.md)
+    return cached("views.measured_particle", [source],
+                  {"particle_id": int(particle_id), "time_offset_s": offset},
+                  lambda: C.measured_particle(ds, int(particle_id), ts, labels))
 
 
 def measured(spec: str, particle_id: int, *, time_offset_s=None) -> C.ParticleMovie:
@@ -263,7 +273,8 @@ def _job_main(conn, spec, allow_large, limit, server_pid, offset=None):
             ds = C.with_time_offset(ds, offset, spec=spec)
         shape = " x ".join(f"{d:,}" for d in ds.stack.shape)
         send(("status", f"finding the particles ({shape} stack)", None))
-        particles, ts, labels = C.analyze(ds)
+        particles, ts, labels = C.analyze(ds, source=C.dataset_source(spec),
+                                          time_offset_s=offset)
         send(("done", (particles, ts, labels, C.time_offset_used(particles, ds))))
     except _ServerGone:
         pass
@@ -398,7 +409,33 @@ def _run_job(job: AnalysisJob, key) -> None:
                 del _JOBS[key]
 
 
+def _from_results_cache(job: AnalysisJob):
+    """``(dataset, particles, timeseries, labels)`` when the results cache holds the
+    analysis (``docs/cache.md``: analysed before, by any front end, with these files and
+    this clock offset): read here, no worker process; else None."""
+    spec = _local_spec(job.spec)
+    found = C.cached_analysis(C.dataset_source(spec), time_offset_s=job.offset)
+    if found is None:
+        return None
+    job.status = "read from the results cache"
+    particles, ts, labels = found
+    ds = C.load_dataset(spec)  # lazy: for the particles' movies, read when shown
+    check_size(ds, job.spec, allow_large=job.allow_large)
+    if job.offset is not None:  # the offset the analysis used (an estimate: not made again)
+        ds = C.with_time_offset(ds, C.time_offset_used(particles), spec=job.spec)
+    out = (ds, particles, ts, labels)
+    _keep_result((job.spec, job.stamp, job.offset), out)
+    job.status, job.fraction = "done", 1.0
+    return out
+
+
 def _watch_job(job: AnalysisJob):
+    try:
+        hit = _from_results_cache(job)
+    except (OSError, ValueError):  # the dataset's problem is reported by its analysis
+        hit = None
+    if hit is not None:
+        return hit
     slots = _slots()
     while not slots.acquire(timeout=0.2):
         if job._stop.is_set():

@@ -81,7 +81,11 @@ def _worker_init(server_pid: int) -> None:
     # what a worker's runs use, imported before the freeze: the model, the kinetic surface's
     # compiled kernels (numba), the optics and analysis of a simulated twin
     from asymflux import analysis, optics  # noqa: F401
-    from asymflux.analysis import _kymograph, _measure, _particle  # noqa: F401
+    from asymflux.analysis import (  # noqa: F401 - each imports its module
+        analyze_particle,
+        line_kymograph,
+        particle_timeseries,
+    )
     from asymflux.model import kinetics
 
     kinetics.compile_kernels()

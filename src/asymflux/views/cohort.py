@@ -330,7 +330,7 @@ class CohortBrowser(pn.viewable.Viewer):
         self.alert.object = ("Some datasets could not be used:\n\n- " + "\n- ".join(errors)
                              if errors else "")
         self.alert.visible = bool(errors)
-        from asymflux.analysis._results import cohort_rows
+        from asymflux.analysis import cohort_rows
 
         options = {}
         for r in cohort_rows(particles).itertuples():  # a particle once (several half-cycles)

@@ -58,6 +58,41 @@ def _timing(t0: float, what: str, detail=None) -> None:
               flush=True)
 
 
+def _unstrand_queued_writes() -> bool:
+    """In a server: no update of a page is left unsent in Panel's write queue. Panel (1.9)
+    queues a page's update when Bokeh is writing to its websocket (``panel.io.document``:
+    ``schedule_write_events``, dispatched by a ``_dispatch_msgs`` task); an update queued
+    while that task's last write is completing starts a second task, which finds the queue
+    already released by the first (``_WRITE_BLOCK``) and returns without sending it: the
+    update stays in the queue until the page's next queued update. When it was the last
+    one (the θ maps after their preview, say) the page kept showing the previous state
+    (a possible cause of the kinetic browser test's one 90 s timeout). Here a dispatch
+    that finds updates queued but the queue released takes the queue again and sends them.
+    Installed once; returns whether it is installed (False with a Panel without that
+    queue)."""
+    from collections.abc import MutableMapping
+
+    try:
+        from panel.io import document as pdoc
+    except ImportError:
+        return False
+    dispatch = getattr(pdoc, "_dispatch_msgs", None)
+    block, queued = getattr(pdoc, "_WRITE_BLOCK", None), getattr(pdoc, "_WRITE_MSGS", None)
+    if dispatch is None or not all(isinstance(d, MutableMapping) for d in (block, queued)):
+        return False
+    if getattr(dispatch, "_asymflux_unstranded", False):
+        return True
+
+    async def _dispatch_msgs(doc):
+        if doc not in block and queued.get(doc):  # left behind by the previous dispatch
+            block[doc] = True
+        return await dispatch(doc)
+
+    _dispatch_msgs._asymflux_unstranded = True
+    pdoc._dispatch_msgs = _dispatch_msgs  # looked up there at each dispatch
+    return True
+
+
 PREFETCH_ON = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale",
                "surface_model", "film_resistance_ohm_m2", "pixel_nm")
 """The settings whose change starts the runs the plots need (``film_log10`` follows
@@ -278,6 +313,10 @@ class ModelExplorer(pn.viewable.Viewer):
         elif model:
             settings.param.update(model)
         super().__init__(settings=settings, **params)
+        # False once the page's session has ended (its Bokeh models are then destroyed): a
+        # run finishing later publishes nothing, and no new runs are started for it
+        self._open = True
+        R.on_session_end(self._page_closed)
         # dataset loading off the event loop (a worker process in a server): the alert, the
         # progress and Cancel, 'Analyse anyway' for a stack above the size limit, the upload
         self.loader = W.DatasetLoader(on_analyse_anyway=self._analyse_anyway,
@@ -387,6 +426,8 @@ class ModelExplorer(pn.viewable.Viewer):
         else:
             self._prefetch()
         skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
+        if R.in_server():
+            _unstrand_queued_writes()  # no update left unsent in Panel's write queue
 
     # ------------------------------------------------------------------ settings
 
@@ -434,6 +475,8 @@ class ModelExplorer(pn.viewable.Viewer):
         """Start every simulation the current settings need and update the plots: in a
         server each kind when its runs are done; elsewhere (notebook, tests) at once, the
         plots then waiting for their runs."""
+        if not self._open:  # a closed page (e.g. its dataset's analysis ended after it)
+            return
         t0 = time.perf_counter()
         s = self.settings.model_settings()
         keys = self._keys(s)
@@ -456,11 +499,12 @@ class ModelExplorer(pn.viewable.Viewer):
 
     async def _publish_when_done(self, keys: dict, futures: dict, t0: float) -> None:
         """Publish each kind of plot's settings once its runs are done (in the order they
-        finish), unless the settings have moved on meanwhile."""
+        finish), unless the settings have moved on meanwhile or the page's session has ended
+        (its figures are destroyed then: emptied of their renderers)."""
         import asyncio
 
         def current(kind):
-            return self._keys(self.settings.model_settings())[kind]
+            return self._keys(self.settings.model_settings())[kind] if self._open else None
 
         async def one(kind):
             await asyncio.gather(*(asyncio.wrap_future(f) for f in futures.get(kind, ())),
@@ -490,6 +534,10 @@ class ModelExplorer(pn.viewable.Viewer):
     def _session_end(self):
         """What the server calls when the session ends (:meth:`DatasetLoader.end_session`)."""
         self.loader.end_session()
+
+    def _page_closed(self):
+        """The page's session has ended: nothing more is published or started for it."""
+        self._open = False
 
     def _on_dataset(self, event):
         self.particle_id = None
@@ -641,7 +689,7 @@ class ModelExplorer(pn.viewable.Viewer):
     def _loaded(self, result):
         ds, particles, _ts, _labels = result
         self._show_measured_voltage(ds)
-        from asymflux.analysis._results import cohort_rows
+        from asymflux.analysis import cohort_rows
 
         opts = {f"{int(r.particle_id)} ({r.classification})": int(r.particle_id)
                 for r in cohort_rows(particles).itertuples()}  # once (several half-cycles)
