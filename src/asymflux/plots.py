@@ -297,28 +297,97 @@ def voltage_vs_capacity(curves: pd.DataFrame | None, measured: pd.DataFrame | No
     return _style(overlay, bokeh={"legend_position": "bottom_right"})
 
 
+QUALITY_DOC = "docs/analysis.md#quality-flags-what-the-microscope-did-to-the-numbers"
+"""Where the quality flags the plots mark are explained (each flag, its threshold and what it
+means for the numbers)."""
+
+BAND_LABEL = "d range (threshold ± noise)"
+FLAGGED_LABEL = "flagged frame"
+FLAGGED_NO_D_LABEL = "flagged, no d"
+
+
+def band_xy(x, low, high) -> tuple[np.ndarray, np.ndarray]:
+    """The outline of a band between ``low`` and ``high`` over ``x``, as the Bokeh patch of
+    a HoloViews ``Area`` holds it: one polygon per run of finite values, separated by NaN
+    (``holoviews.plotting.bokeh.chart.SpreadPlot._split_area``)."""
+    x, low, high = (np.asarray(a, dtype=float) for a in (x, low, high))
+    split = np.flatnonzero(~np.isfinite(x) | ~np.isfinite(low) | ~np.isfinite(high))
+    xs, ys = [], []
+    for i, (xx, lo, hi) in enumerate(zip(np.split(x, split), np.split(low, split),
+                                         np.split(high, split), strict=True)):
+        if i:
+            xx, lo, hi = xx[1:], lo[1:], hi[1:]
+        if not len(xx):
+            continue
+        xs += [np.append(xx, xx[::-1]), [np.nan]]
+        ys += [np.append(lo, hi[::-1]), [np.nan]]
+    if not xs:
+        return np.array([]), np.array([])
+    return np.concatenate(xs[:-1]), np.concatenate(ys[:-1])
+
+
+def _flagged(ts) -> np.ndarray:
+    if "quality_flags" not in ts:
+        return np.zeros(len(ts), bool)
+    return ts["quality_flags"].fillna("").astype(str).str.len().to_numpy() > 0
+
+
 def offset_layers(timeseries: pd.DataFrame, *, by: str | None = "source", normalized=False,
-                  curves=None) -> list[tuple[str, str, pd.DataFrame]]:
+                  curves=None, quality=None) -> list[tuple[str, str, pd.DataFrame]]:
     """The layers of :func:`offset_vs_capacity`, in drawing order, as data: ``(kind,
-    label, DataFrame capacity_mAh_g, offset_nm | offset_norm)`` with ``kind`` ``"curve"``
-    then ``"scatter"`` for each curve (arguments as there)."""
+    label, DataFrame)``, arguments as there.
+
+    First a ``"band"`` (``capacity_mAh_g``, ``d_nm_low``, ``d_nm_high``, or
+    ``offset_norm_low`` / ``_high``) for each curve named in ``quality``; then for each
+    curve a ``"curve"`` and a ``"scatter"`` (``capacity_mAh_g``, ``offset_nm`` or
+    ``offset_norm``); then for each curve in ``quality`` its ``"flagged"`` frames (any
+    quality flag; ``capacity_mAh_g``, d at that frame, ``quality_flags``) and its
+    ``"flagged_no_d"`` ones (flagged and d NaN while a core is left, e.g.
+    ``core_too_small``: d given as 0; the frames after the core has vanished, which have no
+    d to lose, are not marked).
+    A curve in ``quality`` whose table has no such columns gets those layers empty, so a
+    plot updated in place keeps its layers.
+    """
     y = "offset_norm" if normalized else "offset_nm"
+    lo, hi = ("offset_norm_low", "offset_norm_high") if normalized else ("d_nm_low", "d_nm_high")
     if by and curves is not None:
         groups = [(c, timeseries[timeseries[by] == c] if by in timeseries
                    else timeseries.iloc[:0]) for c in curves]
     elif by and by in timeseries:
-        groups = timeseries.groupby(by, sort=False)
+        groups = list(timeseries.groupby(by, sort=False))
     else:
         groups = [("", timeseries)]
-    layers = []
+    if quality is True:
+        quality = [str(label) for label, _ in groups]
+    quality = [str(q) for q in (quality or ())]
+    groups = [(str(label), grp.sort_values("capacity_mAh_g")) for label, grp in groups]
+    bands, lines, flags = [], [], []
     for label, grp in groups:
-        grp = grp.sort_values("capacity_mAh_g")[["capacity_mAh_g", y]]
-        layers += [("curve", str(label), grp), ("scatter", str(label), grp)]
-    return layers
+        lines += [("curve", label, grp[["capacity_mAh_g", y]]),
+                  ("scatter", label, grp[["capacity_mAh_g", y]])]
+        if label not in quality:
+            continue
+        if {lo, hi} <= set(grp.columns):
+            band = grp[["capacity_mAh_g", lo, hi]]
+        else:
+            band = pd.DataFrame({"capacity_mAh_g": [], lo: [], hi: []})
+        bands.append(("band", label, band))
+        flagged = _flagged(grp)
+        d = grp[y].to_numpy(float)
+        if "unreacted_fraction" in grp:  # not after the core has vanished (no d to lose)
+            core = grp["unreacted_fraction"].to_numpy(float) > 0
+            flagged &= np.isfinite(d) | core
+        cols = ["capacity_mAh_g", y, "quality_flags"]
+        f = grp.loc[flagged, [c for c in cols if c in grp]].reindex(columns=cols)
+        with_d = np.isfinite(d[flagged])
+        flags += [("flagged", label, f[with_d].astype({"quality_flags": str})),
+                  ("flagged_no_d", label, f[~with_d].assign(**{y: 0.0}).astype(
+                      {"quality_flags": str}))]
+    return bands + lines + flags
 
 
 def offset_vs_capacity(timeseries: pd.DataFrame, *, by: str | None = "source", normalized=False,
-                       title="d(capacity) (Fig. 5d)", curves=None):
+                       title="d(capacity) (Fig. 5d)", curves=None, quality=None):
     """Fig. 5d: distance d between O_COM and O_Li-rich against capacity.
 
     Parameters
@@ -335,6 +404,14 @@ def offset_vs_capacity(timeseries: pd.DataFrame, *, by: str | None = "source", n
         Values of ``by`` to draw, in this order; one without rows gives an empty curve,
         so the plot keeps its layers (as a plot updated in place needs). Default: the
         values present, in order of appearance.
+    quality : True or sequence of str, optional
+        Curves (values of ``by``; True: every one; ``by=None``: ``[""]`` or True) drawn
+        with their quality: a band under the curve, d with the dI threshold moved down and
+        up by the pixel noise (``d_nm_low`` .. ``d_nm_high`` of the table), and the frames
+        with a quality flag (``quality_flags``, hover for the names) marked with a cross
+        at their d, or a triangle at d = 0 when d is NaN there while a core is left
+        (:data:`QUALITY_DOC`). Band and marks stay out of the legend (a 380-pixel plot's
+        legend covered the curves): the page says what they are beside the plot.
 
     The layers, as data: :func:`offset_layers`.
     """
@@ -342,10 +419,37 @@ def offset_vs_capacity(timeseries: pd.DataFrame, *, by: str | None = "source", n
     y = "offset_norm" if normalized else "offset_nm"
     vd = [hv.Dimension(y, label="d / R_eq" if normalized else "d (nm)")]
     kd = [hv.Dimension("capacity_mAh_g", label="capacity (mAh/g)")]
-    overlay = hv.Overlay([(hv.Curve if kind == "curve" else hv.Scatter)(d, kd, vd, label=name)
-                          for kind, name, d in offset_layers(timeseries, by=by,
-                                                             normalized=normalized,
-                                                             curves=curves)]).opts(title=title)
+    flags_dim = hv.Dimension("quality_flags", label="quality flags")
+    layers = offset_layers(timeseries, by=by, normalized=normalized, curves=curves,
+                           quality=quality)
+    several = len({label for kind, label, _ in layers if kind == "band"}) > 1
+
+    def name(label, what):
+        return f"{label}: {what}" if several and label else what
+
+    elements = []
+    for kind, label, d in layers:
+        if kind == "band":
+            # the upper edge first: HoloViews' Area fills from its second value dimension
+            # to its first (the first labelled as d: the overlay's axis says "d (nm)")
+            edges = [hv.Dimension(d.columns[2], label=vd[0].label),
+                     hv.Dimension(d.columns[1], label=f"{vd[0].label}, low end")]
+            el = _style(hv.Area(d, kd, edges, label=name(label, BAND_LABEL)),
+                        {"alpha": 0.25, "show_legend": False}, bokeh={"line_alpha": 0.0},
+                        matplotlib={"linewidth": 0.0})
+        elif kind in ("flagged", "flagged_no_d"):
+            el = _style(
+                hv.Scatter(d, kd, [*vd, flags_dim],
+                           label=name(label, FLAGGED_LABEL if kind == "flagged"
+                                      else FLAGGED_NO_D_LABEL)),
+                {"color": "black", "show_legend": False},
+                bokeh={"marker": "x" if kind == "flagged" else "triangle", "size": 9,
+                       "tools": ["hover"]},
+                matplotlib={"marker": "X" if kind == "flagged" else "^", "s": 30})
+        else:
+            el = (hv.Curve if kind == "curve" else hv.Scatter)(d, kd, vd, label=label)
+        elements.append(el)
+    overlay = hv.Overlay(elements).opts(title=title)
     return _style(overlay, bokeh={"legend_position": "top_left"})
 
 

@@ -98,8 +98,8 @@ def test_band_and_sparse_lu_solve_the_newton_matrices_alike(arcs):
 
     from asymflux.model import _bdf, discretisation
 
-    disc = discretisation.Discretisation(model.disk_mesh(1.2), model.nmc88_lun2025(),
-                                 model.Surface.from_strings(arcs))
+    disc = discretisation.Discretisation(model.disk_mesh(1.2, n_radial=20, n_angular=48),
+                                 model.nmc88_lun2025(), model.Surface.from_strings(arcs))
     rng = np.random.default_rng(0)
     n = disc.n_unknowns
     A = sp.csc_matrix(sp.identity(n) - 30.0 * disc.jacobian(rng.uniform(0.2, 1.0, n)))

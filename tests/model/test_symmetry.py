@@ -32,7 +32,7 @@ def test_mirror_symmetry_about_arc_centre(center_deg):
 def test_symmetry_fold_is_exact_and_only_used_when_the_problem_is_symmetric(arcs, n_unknowns):
     from asymflux.model.discretisation import Discretisation
 
-    params, mesh = model.nmc88_lun2025(), model.disk_mesh(1.2)
+    params, mesh = model.nmc88_lun2025(), model.disk_mesh(1.2, n_radial=20, n_angular=48)
     surface = model.Surface.from_strings(arcs)
     assert Discretisation(mesh, params, surface).n_unknowns == n_unknowns
     protocol = [model.Charge(200, minutes=8), model.Rest(minutes=2)]

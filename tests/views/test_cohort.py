@@ -146,3 +146,113 @@ def test_a_multi_cycle_results_folder_counts_each_particle_once(results, tmp_pat
     assert not view.errors, view.errors
     assert int(view.stats["n_asymmetric"].iloc[0]) == 2
     assert len(view.particle_select.options) == 3 and view.summary.object.startswith("3 ")
+
+
+@pytest.fixture(scope="module")
+def flagged(tmp_path_factory):
+    """A dataset whose particle 2 has a clipped patch from frame 3 (``saturated``, with and
+    without d) and both particles' last core too small (``core_too_small``), and what
+    ``asymflux analyze`` writes for it."""
+    root = tmp_path_factory.mktemp("flagged")
+    ds = _dataset("q1", "aged", [8, 0])
+    stack = np.round(ds.stack * 20000).astype(np.uint16)
+    stack[3:, 20:24, 70:74] = np.iinfo(np.uint16).max  # the camera's clip level
+    ds = aio.Dataset(stack=stack, time_s=ds.time_s, pixel_nm=ds.pixel_nm, echem=ds.echem,
+                     masks=ds.masks, metadata=ds.metadata)
+    aio.write_dataset(ds, root / "q1")
+    assert main(["analyze", str(root / "q1"), "--out", str(root / "out")]) == 0
+    return root / "q1", root / "out"
+
+
+@pytest.mark.slow
+def test_the_flags_and_confidence_the_pages_show_are_the_cli_numbers(flagged, monkeypatch):
+    """"A number a GUI shows must be the number the CLI writes for the same input": the
+    cohort page's particle table (classification, its score's range, the flags), the chosen
+    particle's line, the band and the flagged frames of its d(capacity), the line under the
+    movie; and the model explorer's line under its particle selector."""
+    from asymflux import plots
+    from asymflux.views import ModelExplorer
+    from asymflux.views import _flags as F
+
+    folder, out = flagged
+    cli_p = pd.read_csv(out / "particles.csv", keep_default_na=False, na_values=[""])
+    cli_t = pd.read_csv(out / "timeseries.csv", keep_default_na=False, na_values=[""])
+    assert "saturated:3" in cli_p.set_index("particle_id").loc[2, "quality_flags"]
+    view = CohortBrowser(datasets=str(folder))
+    view.load()
+    assert not view.errors, view.errors
+    view.__panel__()
+    table = view.particle_table.value.set_index("particle_id").sort_index()
+    cli = cli_p.set_index("particle_id").sort_index()
+    for c in ("asymmetry_score", "asymmetry_score_low", "asymmetry_score_high",
+              "flagged_fraction"):
+        np.testing.assert_allclose(table[c].to_numpy(float), cli[c].to_numpy(float),
+                                   rtol=1e-12, equal_nan=True, err_msg=c)
+        assert view.particle_table.formatters[c].format == F.SCORE_FORMAT
+    for c in ("classification", "quality_flags"):
+        assert list(table[c]) == list(cli[c].fillna("")), c
+    # the flags raised are explained beside the table (the analysis's own words)
+    from asymflux.analysis import QUALITY_FLAGS
+
+    assert QUALITY_FLAGS["saturated"] in view.flags_legend.object
+    # particle 2, chosen by a click on its row
+    view.particle_table.selection = [int(np.flatnonzero(
+        view.particle_table.value["particle_id"].to_numpy() == 2)[0])]
+    assert view.particle == (str(folder), 2)
+    row = cli.loc[2]
+    info = view.particle_info.object
+    assert f"**particle 2: {row.classification}**" in info
+    assert all(f"{row[c]:.3f}" in info for c in ("asymmetry_score", "asymmetry_score_low",
+                                                 "asymmetry_score_high"))
+    assert "saturated on 3 frames" in info
+    ts = cli_t[cli_t.particle_id == 2].sort_values("frame")
+    # its d(capacity) as the page draws it: the band is d_nm_low..d_nm_high, the crosses
+    # the flagged frames with a d, the triangles (at 0) the flagged ones without
+    hv.extension("bokeh")
+    movie = view.particle_movie()
+    fig = hv.render(view._offset_plot(movie, "q1", 2), backend="bokeh")
+    band, line, _dots, with_d, without_d = (r.data_source.data for r in fig.renderers)
+    x, y = plots.band_xy(ts["capacity_mAh_g"], ts["d_nm_low"], ts["d_nm_high"])
+    np.testing.assert_allclose(band["x"], x, equal_nan=True)
+    np.testing.assert_allclose(band["y"], y, equal_nan=True)
+    np.testing.assert_allclose(line["offset_nm"], ts["offset_nm"], equal_nan=True)
+    flags = ts["quality_flags"].fillna("")
+    has_d = ts["offset_nm"].notna()
+    flags = flags.where(has_d | (ts["unreacted_fraction"] > 0), "")  # d lost with a core
+    assert (flags[~has_d] != "").any() and (flags[has_d] != "").any()
+    np.testing.assert_allclose(with_d["offset_nm"], ts.loc[(flags != "") & has_d, "offset_nm"])
+    assert list(with_d["quality_flags"]) == list(flags[(flags != "") & has_d])
+    assert list(without_d["quality_flags"]) == list(flags[(flags != "") & ~has_d])
+    assert list(without_d["capacity_mAh_g"]) == list(ts.loc[(flags != "") & ~has_d,
+                                                            "capacity_mAh_g"])
+    # the line under the movie at a saturated frame with a d: its d, range and flags
+    f = int(ts.loc[(flags != "") & has_d, "frame"].iloc[0])
+    view.player.value = f
+    r = ts[ts.frame == f].iloc[0]
+    line = view.frame_info.object
+    assert f"**frame {f}**" in line and "**saturated**" in line
+    assert all(f"{r[c]:.1f}" in line for c in ("offset_nm", "d_nm_low", "d_nm_high"))
+    # the explorer's line under its particle selector: the same numbers (no simulation)
+    from asymflux.views import _pool as P
+
+    monkeypatch.setattr(P, "prefetch", lambda *a, **kw: {})
+    monkeypatch.setattr(ModelExplorer, "_publish", lambda self, keys: None)
+    explorer = ModelExplorer(dataset=str(folder), particle_id=2)
+    assert explorer.particle_id == 2
+    shown = explorer._particle_quality.object
+    assert f"**particle 2: {row.classification}**" in shown and "saturated on 3" in shown
+    assert f"{row.asymmetry_score_low:.3f} to {row.asymmetry_score_high:.3f}" in shown
+
+
+def test_the_clock_offset_line_stays_one_line():
+    from asymflux.analysis import TimeOffset
+
+    same = {f"d{i}": TimeOffset() for i in range(15)}
+    text = CohortBrowser.offset_text(same)
+    assert "\n" not in text and text.count("none given") == 1 and "15 datasets" in text
+    assert CohortBrowser.offset_table(same).count("\n") == 15 + 1  # a header, a line each
+    varied = {f"d{i}": TimeOffset(offset_s=10.0 * i, uncertainty_s=1.0, method="optical-rate")
+              for i in range(15)}
+    text = CohortBrowser.offset_text(varied)
+    assert "0 to 140 s" in text and "optical-rate" not in text
+    assert "| d14 | 140 ± 1 s (optical-rate) |" in CohortBrowser.offset_table(varied)

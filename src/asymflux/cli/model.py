@@ -41,10 +41,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="initial Li occupancy, in (0, 1]")
     p.add_argument("--radius-um", type=float, default=_DEFAULT_RADIUS_UM, metavar="R",
                    help="particle radius in µm (default 1.2, the paper's 2.4 µm disk)")
-    p.add_argument("--mesh", default="20x48", metavar="NRxNA",
-                   help="disk mesh: node rings x angular sectors (default 20x48; the core's "
-                        "offset at 400 mA/g needs 20x96 to be within 5%% of a refined mesh, "
-                        "docs/calibration.md)")
+    p.add_argument("--mesh", default="20x96", metavar="NRxNA",
+                   help="disk mesh: node rings x angular sectors (default 20x96, the library's: "
+                        "the core's offset at 400 mA/g within 5%% of a refined mesh; 20x48 runs "
+                        "2-4x faster, 8%% low there, docs/calibration.md)")
     p.add_argument("--blocked", action="append", default=[], metavar="CENTER_DEG:FRACTION:ETA",
                    help="a blocked arc with a prescribed flux ratio η (repeat for several), "
                         "e.g. 180:0.25:0.3; centre in [0, 360) degrees")

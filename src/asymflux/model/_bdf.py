@@ -49,7 +49,8 @@ MAX_BANDWIDTH = 64
 """Widest half-band (in the better of the natural and the reverse Cuthill-McKee orderings)
 for which the Newton matrices are factored as banded matrices (LAPACK ``dgbtrf``); wider
 patterns go to SuperLU. A disk mesh numbered ring by ring has a half-band of one ring
-(48 on the default mesh, 24 once folded): banded LU is then 2-5x faster than SuperLU."""
+(48 on a 20 x 48 mesh, 24 once folded): banded LU is then 2-5x faster than SuperLU. On the
+default 20 x 96 mesh (issue #29) a folded run's half-band is 48, an unfolded run's 96 (SuperLU)."""
 
 
 class SymmetricOrderingBDF(BDF):

