@@ -201,12 +201,7 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
                              require_capacity=require_capacity)
 
     key_options = _path_key_options(pixel_nm, frame_interval_s, masks, options, read,
-                                    time_offset_s)
-    # the camera's calibration: the dark and flat files by their identity (as the inputs
-    # are), arrays as values; the illumination choice as it was given
-    key_options["illumination"] = illumination
-    key_options["dark"] = Path(dark) if isinstance(dark, str | Path) else dark
-    key_options["flat"] = Path(flat) if isinstance(flat, str | Path) else flat
+                                    time_offset_s, illumination, dark, flat)
     result = cached("analyze_path", [Path(path)], key_options, compute, cache=cache)
     if progress and last.hit:
         import sys
@@ -216,19 +211,28 @@ def analyze_path(path, *, pixel_nm=None, frame_interval_s=None, masks=None, opti
     return result
 
 
-def _path_key_options(pixel_nm, frame_interval_s, masks, options, read, time_offset_s):
+def _path_key_options(pixel_nm, frame_interval_s, masks, options, read, time_offset_s,
+                      illumination="auto", dark=None, flat=None):
     """:func:`analyze_path`'s options as its cache key holds them (the cycler and frame-times
-    files: their identity)."""
+    files, and the camera's dark and flat files: their identity; calibration arrays: their
+    values)."""
     read_files = {k: Path(v) for k, v in (read or {}).items()
                   if k in ("echem", "frame_times") and v is not None}
-    return {"pixel_nm": pixel_nm, "frame_interval_s": frame_interval_s, "masks": masks,
-            "options": _key_options(options),
-            "read": {**{k: v for k, v in (read or {}).items() if v is not None}, **read_files},
-            "time_offset_s": time_offset_s}
+    out = {"pixel_nm": pixel_nm, "frame_interval_s": frame_interval_s, "masks": masks,
+           "options": _key_options(options),
+           "read": {**{k: v for k, v in (read or {}).items() if v is not None}, **read_files},
+           "time_offset_s": time_offset_s}
+    if not (isinstance(illumination, str) and illumination == "auto" and dark is None
+            and flat is None):  # the defaults add nothing: the keys of before
+        out["illumination"] = illumination
+        out["dark"] = Path(dark) if isinstance(dark, str | Path) else dark
+        out["flat"] = Path(flat) if isinstance(flat, str | Path) else flat
+    return out
 
 
 def find_cached_analysis(path, *, pixel_nm=None, frame_interval_s=None, masks=None,
-                         options=None, read=None, time_offset_s=None, cache=True):
+                         options=None, read=None, time_offset_s=None, illumination="auto",
+                         dark=None, flat=None, cache=True):
     """:func:`analyze_path`'s result for these arguments when the results cache holds it
     (unchanged files and options), else None: nothing is read or measured beyond the cache's
     entry (a page can show it at once, and start a measurement only when it is None)."""
@@ -236,7 +240,7 @@ def find_cached_analysis(path, *, pixel_nm=None, frame_interval_s=None, masks=No
 
     return lookup("analyze_path", [Path(path)],
                   _path_key_options(pixel_nm, frame_interval_s, masks, options, read,
-                                    time_offset_s), cache=cache)
+                                    time_offset_s, illumination, dark, flat), cache=cache)
 
 
 #: Options of ``analyze_dataset`` that do not change its numbers: not in the cache key.
