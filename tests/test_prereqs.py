@@ -74,9 +74,11 @@ def test_prereq_check_names_what_will_not_run(bare_env):
 
 
 def test_gui_tests_skip_without_a_display(bare_env):
-    """No Xvfb, no DISPLAY: every napari test skips, pytest exits 0 (no Qt abort), and the
-    run ends with the line saying so (just before pytest's counts)."""
-    cmd = [sys.executable, "-m", "pytest", "tests/napari", "-q", "-p", "no:cacheprovider"]
+    """No Xvfb, no DISPLAY: every napari GUI test skips, pytest exits 0 (no Qt abort), and the
+    run ends with the line saying so (just before pytest's counts). ``-m gui``: tests/napari
+    also holds the Qt-free session's tests, which run anywhere."""
+    cmd = [sys.executable, "-m", "pytest", "tests/napari", "-m", "gui", "-q", "-p",
+           "no:cacheprovider"]
     code, out = _run(cmd, bare_env, 120)
     assert code == 0, out
     assert "Fatal Python error" not in out and "Aborted" not in out, out
