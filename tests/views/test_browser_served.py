@@ -155,8 +155,11 @@ def test_downloads_from_the_page(demo_data, session_cache, playwright_browser, t
                 got[label] = Path(info.value.path()).read_bytes()
             assert got["Fig. 5e (PNG)"].startswith(b"\x89PNG")
             table = pd.read_csv(io.BytesIO(got["Fig. 5e table (CSV)"]))
-            # the rows the page's table shows, in its order: fresh first
-            shown = page.locator(".tabulator-row").all_inner_texts()
+            # the rows the page's Fig. 5e table shows (not the particle table's; its header
+            # has n_datasets), in its order: fresh first
+            fig5e = page.locator(".tabulator").filter(has_text="n_datasets")
+            assert fig5e.count() == 1
+            shown = fig5e.locator(".tabulator-row").all_inner_texts()
             assert len(shown) == len(table)
             assert list(table["ageing"]) == [r.split("\n")[0].split("\t")[0].strip()
                                              for r in shown]
