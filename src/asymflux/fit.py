@@ -717,7 +717,8 @@ def fit_analysis(particle, *, rate_mA_g: float, **kwargs) -> FitResult:
 
 def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | None = None,
                 register: bool = True, n_reference_frames: int = 1, normalize=None,
-                drift_every: int = 1, time_offset_s=None, **kwargs) -> FitResult:
+                drift_every: int = 1, time_offset_s=None, intensity_offset: float = 0.0,
+                **kwargs) -> FitResult:
     """Fit one particle of an :class:`asymflux.io.Dataset` (see :func:`fit_particle`).
 
     The particle goes through the pipeline of ``asymflux analyze``
@@ -729,7 +730,9 @@ def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | Non
     metadata. ``time_offset_s`` (s, ``"auto"``, a
     :class:`~asymflux.analysis.TimeOffset` or None: the dataset's own) puts the cycler's
     clock on the camera's (:func:`asymflux.analysis.apply_time_offset`: the capacity of
-    each frame). Other keyword arguments go to :func:`fit_particle`.
+    each frame). ``intensity_offset`` is added to every pixel first, as for
+    :func:`~asymflux.analysis.analyze_dataset` (a background-subtracted movie). Other
+    keyword arguments go to :func:`fit_particle`.
     """
     from . import analysis
     from .analysis import check_labels
@@ -754,5 +757,5 @@ def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | Non
     particle = analysis.analyze_dataset_particle(
         dataset, int(particle_id), masks=labels, register=register,
         n_reference_frames=n_reference_frames, normalize=normalize, drift_every=drift_every,
-        time_offset_s=time_offset_s)
+        time_offset_s=time_offset_s, intensity_offset=intensity_offset)
     return fit_analysis(particle, rate_mA_g=float(rate), **kwargs)

@@ -352,7 +352,8 @@ def fit_rest_diffusivity(
 def fit_rest_dataset(dataset, particle_ids, *, surfaces=None, blocking_fit: dict | None = None,
                      masks=None, rate_mA_g: float | None = None, rest_start_s: float | None = None,
                      register: bool = True, n_reference_frames: int = 1, normalize=None,
-                     drift_every: int = 1, time_offset_s=None, **kwargs) -> RestFitResult:
+                     drift_every: int = 1, time_offset_s=None, intensity_offset: float = 0.0,
+                     **kwargs) -> RestFitResult:
     """Fit the diffusivity scale from the rest of a dataset, one particle or several jointly.
 
     Each particle goes through the pipeline of ``asymflux analyze``
@@ -380,7 +381,7 @@ def fit_rest_dataset(dataset, particle_ids, *, surfaces=None, blocking_fit: dict
         Start of the rest in s from the first frame. Default: from the echem
         (:func:`find_rest_start` of ``time_s`` and ``current_mA``, on the camera's clock
         after ``time_offset_s``).
-    register, n_reference_frames, normalize, drift_every, time_offset_s :
+    register, n_reference_frames, normalize, drift_every, time_offset_s, intensity_offset :
         As for :func:`asymflux.fit.fit_dataset`.
     **kwargs
         Passed to :func:`fit_rest_diffusivity`.
@@ -420,7 +421,7 @@ def fit_rest_dataset(dataset, particle_ids, *, surfaces=None, blocking_fit: dict
     for pid in ids:
         part = analysis.analyze_dataset_particle(
             dataset, pid, masks=labels, register=register, n_reference_frames=n_reference_frames,
-            normalize=normalize, drift_every=drift_every)
+            normalize=normalize, drift_every=drift_every, intensity_offset=intensity_offset)
         t = np.asarray(part.time_s, dtype=float)
         stacks.append(part.crop.dI)
         crop_masks.append(part.crop.mask)

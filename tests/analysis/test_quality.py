@@ -133,6 +133,28 @@ def test_negative_intensities_are_refused_with_the_fix(clean):
     np.testing.assert_allclose(ts.mean_dI, ts0.mean_dI, atol=1e-9)
 
 
+def test_one_particle_gets_the_dataset_options(clean):
+    """analyze_dataset_particle (what fit, napari and the dashboards measure) takes the
+    options analyze_dataset does: the offset, the clip level and the smallest core."""
+    stack, lab = clean
+    background = float(np.median(stack[0][lab == 0]))
+    ds = io.Dataset(stack=stack.astype(float) - background, time_s=np.arange(N) * 10.0,
+                    pixel_nm=PIXEL_NM, masks=lab, metadata={"name": "subtracted"})
+    with pytest.raises(ValueError, match="negative.*intensity_offset"):
+        an.analyze_dataset_particle(ds, 1)
+    opts = {"intensity_offset": background, "min_core_px": 1,
+            "saturation_level": float(np.percentile(stack, 99.9))}
+    with pytest.warns(Warning):
+        _, ts = an.analyze_dataset(ds, **opts)
+    with pytest.warns(Warning):
+        one = an.analyze_dataset_particle(ds, 1, **opts).timeseries
+    want = ts[ts.particle_id == 1].reset_index(drop=True)
+    assert "core too small" not in set(want.offset_reason)  # min_core_px 1 reached it
+    assert (want.quality_flags.str.contains("saturated")).any()  # so did the clip level
+    for col in ("offset_nm", "unreacted_area_um2", "mean_dI", "quality_flags"):
+        np.testing.assert_array_equal(one[col].to_numpy(), want[col].to_numpy(), err_msg=col)
+
+
 def test_particles_count_the_flagged_frames_and_the_warnings_name_them(clean):
     stack, lab = clean
     stack = np.minimum(stack, np.floor(1.05 * np.median(stack[0][lab == 1]))).astype(np.uint16)

@@ -90,3 +90,24 @@ def test_fit_time_offset_refuses_bad_values(folder, tmp_path, capsys):
                  "--time-offset-s", "soon"]) == 2
     assert "--time-offset-s" in capsys.readouterr().err
     assert not (tmp_path / "f.json").exists()
+
+
+def test_fit_takes_the_intensity_offset_of_a_background_subtracted_movie(folder, tmp_path,
+                                                                          monkeypatch, capsys):
+    """A movie analysed with ``--intensity-offset`` is fitted with it (the same crop dI)."""
+    crops = []
+    monkeypatch.setattr(fit, "fit_analysis",
+                        lambda particle, **kw: crops.append(particle.crop.dI) or _FakeFit())
+    ds = io.read_dataset(folder)
+    level = 1000.0
+    sub = io.write_dataset(io.Dataset(stack=np.asarray(ds.stack, dtype=np.float32) - level,
+                                      time_s=ds.time_s, pixel_nm=ds.pixel_nm, masks=ds.masks,
+                                      echem=ds.echem, metadata=dict(ds.metadata)),
+                           tmp_path / "subtracted")
+    out = tmp_path / "fit.json"
+    assert main(["fit", str(sub), "--particle", "1", "--out", str(out)]) != 0
+    assert "--intensity-offset" in capsys.readouterr().err and not out.exists()
+    assert main(["fit", str(sub), "--particle", "1", "--out", str(out),
+                 "--intensity-offset", str(level)]) == 0
+    assert main(["fit", str(folder), "--particle", "1", "--out", str(tmp_path / "b.json")]) == 0
+    np.testing.assert_allclose(crops[0], crops[1], atol=5e-4)  # float32 file: 1e-4 rounding

@@ -172,7 +172,8 @@ def analyze_particle(stack, labels, particle_id: int, *, pixel_nm, time_s=None,
                      capacity_mAh_g=None, threshold=UNREACTED_THRESHOLD, edge_px=2, register=True,
                      shifts_px=None, n_reference_frames=1, normalize=None, background_mask=None,
                      rolling_frames=None, drift_every=1, pad_px: int = 6, crop: bool = True,
-                     chunk_frames=None, n_threads=None, progress=False) -> ParticleAnalysis:
+                     chunk_frames=None, n_threads=None, progress=False,
+                     saturation_level="auto", min_core_px=None) -> ParticleAnalysis:
     """One particle through the pipeline of :func:`analyze_dataset`: register, normalise,
     dI, measure, and its registered crop.
 
@@ -212,6 +213,9 @@ def analyze_particle(stack, labels, particle_id: int, *, pixel_nm, time_s=None,
         ``background_mask`` defaults to :func:`particle_free_pixels` of ``labels``.
     drift_every, chunk_frames, n_threads, progress
         See :func:`particle_timeseries`.
+    saturation_level, min_core_px
+        See :func:`particle_timeseries` (the clip level, default found in the movie; the
+        smallest core whose d is reported).
     pad_px : int
         Margin of the crop around the particle, pixels.
     crop : bool
@@ -242,7 +246,8 @@ def analyze_particle(stack, labels, particle_id: int, *, pixel_nm, time_s=None,
     register = bool(register) and shifts_px is None
     options = {"threshold": threshold, "edge_px": edge_px, "register": register,
                "n_reference_frames": n_reference_frames, "normalize": normalize,
-               "rolling_frames": rolling_frames, "drift_every": drift_every}
+               "rolling_frames": rolling_frames, "drift_every": drift_every,
+               "saturation_level": saturation_level, "min_core_px": min_core_px}
     table = particle_timeseries(
         stack, np.where(one, labels, 0), pixel_nm=pixel_nm, time_s=time_s,
         capacity_mAh_g=capacity_mAh_g, threshold=threshold, edge_px=edge_px,
@@ -250,7 +255,8 @@ def analyze_particle(stack, labels, particle_id: int, *, pixel_nm, time_s=None,
         background_mask=background_mask, rolling_frames=rolling_frames, shifts_px=shifts_px,
         register=register, registration_region=default_registration_region(labels) if register
         else None, drift_every=drift_every, chunk_frames=chunk_frames, n_threads=n_threads,
-        progress=progress, context_labels=labels)
+        progress=progress, context_labels=labels, saturation_level=saturation_level,
+        min_core_px=min_core_px)
     shifts = None
     if register or shifts_px is not None:
         shifts = table[["drift_row_px", "drift_col_px"]].to_numpy(dtype=float)

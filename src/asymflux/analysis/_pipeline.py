@@ -504,7 +504,8 @@ def analyze_dataset(
                        rolling_frames=rolling_frames, pixel_nm=dataset.pixel_nm,
                        threshold=threshold, edge_px=edge_px,
                        n_reference_frames=n_reference_frames, chunk_frames=chunk_frames,
-                       n_threads=n_threads)
+                       n_threads=n_threads, saturation_level=saturation_level,
+                       min_core_px=min_core_px)
     particles, ts = dataset_tables(dataset, name, ts, problems, window=window,
                                    asymmetry_threshold=asymmetry_threshold, statistic=statistic)
     if return_labels:
@@ -535,6 +536,9 @@ def analyze_dataset_particle(
     illumination="auto",
     dark=None,
     flat=None,
+    saturation_level="auto",
+    min_core_px=None,
+    intensity_offset=0.0,
 ):
     """One particle of a dataset through the pipeline of :func:`analyze_dataset`.
 
@@ -559,7 +563,7 @@ def analyze_dataset_particle(
         See :func:`analyze_particle`.
     time_offset_s : float, "auto" or TimeOffset, optional
         As for :func:`analyze_dataset`.
-    illumination, dark, flat
+    illumination, dark, flat, saturation_level, min_core_px, intensity_offset
         As for :func:`analyze_dataset`.
 
     Returns
@@ -578,7 +582,8 @@ def analyze_dataset_particle(
                            drift_every=drift_every)
     name, stack, masks, time_s, capacity, problems = _dataset_inputs(
         dataset, masks, n_reference_frames=n_reference_frames, detect_kwargs=detect_kwargs,
-        dark=dark, flat=flat, illumination=illumination, threshold=threshold)
+        intensity_offset=intensity_offset, dark=dark, flat=flat, illumination=illumination,
+        threshold=threshold)
     normalize, said = resolve_normalization(dataset, normalize, stack, masks, threshold=threshold,
                                             n_reference_frames=n_reference_frames,
                                             rolling_frames=rolling_frames)
@@ -590,7 +595,8 @@ def analyze_dataset_particle(
             shifts_px=shifts_px, n_reference_frames=n_reference_frames,
             normalize=normalize, rolling_frames=rolling_frames,
             drift_every=drift_every, pad_px=pad_px, crop=crop, chunk_frames=chunk_frames,
-            n_threads=n_threads, progress=progress)
+            n_threads=n_threads, progress=progress, saturation_level=saturation_level,
+            min_core_px=min_core_px)
     except ValueError as e:
         raise ValueError(str(e) if name in str(e) else f"{name}: {e}") from e
     # a movie over several half-cycles: each against its own reference frame, as
@@ -606,7 +612,8 @@ def analyze_dataset_particle(
                        normalize=norm, rolling_frames=rolling_frames, pixel_nm=dataset.pixel_nm,
                        threshold=threshold, edge_px=edge_px,
                        n_reference_frames=n_reference_frames, chunk_frames=chunk_frames,
-                       n_threads=n_threads, **extra)
+                       n_threads=n_threads, saturation_level=saturation_level,
+                       min_core_px=min_core_px, **extra)
     if ts is not result.timeseries:
         result = result._replace(timeseries=ts,
                                  capacity_mAh_g=ts["capacity_mAh_g"].to_numpy(dtype=float))

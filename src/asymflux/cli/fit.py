@@ -56,7 +56,7 @@ def cmd_fit(args) -> int:
           flush=True)
     result = fit.fit_dataset(dataset, args.particle, masks=masks, rate_mA_g=args.rate_mA_g,
                              max_arcs=args.max_arcs, surface=surface, progress=True,
-                             time_offset_s=offset)
+                             time_offset_s=offset, intensity_offset=args.intensity_offset)
     summary = {"dataset": str(args.dataset), "particle_id": int(args.particle), **result.summary(),
                **clock.as_dict()}
     record = provenance("fit", inputs=inputs, options=args, outputs=[out],
@@ -89,7 +89,8 @@ def _fit_rest(args, dataset, masks, surface, clock, offset, inputs, out) -> int:
                                        blocking_fit={"surface": surface,
                                                      "max_arcs": args.max_arcs},
                                        masks=masks, rate_mA_g=args.rate_mA_g,
-                                       time_offset_s=offset, progress=True)
+                                       time_offset_s=offset, progress=True,
+                                       intensity_offset=args.intensity_offset)
     summary = {"dataset": str(args.dataset), "particle_id": int(args.particle),
                **result.summary(), **clock.as_dict()}
     record = provenance("fit", inputs=inputs, options=args, outputs=[out],
@@ -168,7 +169,8 @@ def _fit_all(args) -> int:
           f"{args.max_arcs} arc(s), {min(args.workers, len(ids))} process(es)) ...", flush=True)
     summaries, failures = fit_batch.fit_all(
         args.dataset, ids, masks=masks, workers=args.workers, progress=True,
-        rate_mA_g=args.rate_mA_g, max_arcs=args.max_arcs, surface=surface, time_offset_s=offset)
+        rate_mA_g=args.rate_mA_g, max_arcs=args.max_arcs, surface=surface, time_offset_s=offset,
+        intensity_offset=args.intensity_offset)
     if not summaries:
         raise ValueError(f"every particle failed ({len(ids)}); nothing written: "
                          + "; ".join(f"{k}: {v}" for k, v in failures.items()))
@@ -245,4 +247,8 @@ def register(subparsers) -> None:
                         "else 0); 'auto' estimates it with its uncertainty (once, for every "
                         "particle). The offset used is in the JSON (time_offset_s, "
                         "time_offset_uncertainty_s, time_offset_method, time_offset_detail)")
+    p.add_argument("--intensity-offset", type=float, metavar="V", default=0.0,
+                   help="add V to every pixel first, as for `asymflux analyze`: a "
+                        "background-subtracted movie (negative intensities) with the "
+                        "subtracted level put back")
     p.set_defaults(func=cmd_fit)
