@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from asymflux import datasets, fit_rest, model, optics
+from asymflux import datasets, fit, fit_rest, model, optics
 
 RATE, CHARGE_MIN, REST_MIN = 70.0, 20.0, 20.0
 
@@ -135,3 +135,16 @@ def test_surface_fitted_from_the_charge_frames_first(charge_rest):
     se = result.uncertainties["diffusivity_scale"]
     assert abs(result.diffusivity_scale - 1.0) <= 2 * se
     json.dumps(result.summary(), default=float)
+
+
+def test_a_blocking_fit_leaves_the_rest_out(charge_rest):
+    """``asymflux fit`` on a charge followed by a rest: the model charges at a constant rate
+    throughout, so the rest's frames (found in the cycler record) are not fitted as charge."""
+    assert fit.charge_rest_start_s(charge_rest) == pytest.approx(CHARGE_MIN * 60)
+    result = fit.fit_dataset(charge_rest, 3, max_arcs=0, max_cells=100)
+    t = np.asarray(charge_rest.time_s, dtype=float)
+    t = t - t[0]
+    assert t[result.frames].max() < CHARGE_MIN * 60 <= t.max()
+    everything = fit.fit_dataset(charge_rest, 3, max_arcs=0, max_cells=100, rest_start_s=None,
+                                 max_capacity_mAh_g=1e3)
+    assert t[everything.frames].max() == t.max()  # asked for: every frame as charge

@@ -439,6 +439,46 @@ def residual_covariance_se(jac, residual, use):
     return se, noise
 
 
+def find_rest_start(time_s, current, *, tolerance: float = 0.01) -> float:
+    """Start of the rest that ends a record: the first time after which |current| stays ~0.
+
+    Parameters
+    ----------
+    time_s : (n,) array
+        Sample times (s), increasing.
+    current : (n,) array
+        Current (any unit, e.g. mA); positive on charge.
+    tolerance : float
+        A sample is at rest when |current| ≤ ``tolerance`` × the record's largest |current|.
+
+    Returns
+    -------
+    float
+        Time (s) of the first sample of the final run of rest samples.
+
+    Raises
+    ------
+    ValueError
+        If the record does not end at rest, or has no current before its rest.
+    """
+    t = np.asarray(time_s, dtype=float)
+    i = np.asarray(current, dtype=float)
+    if t.ndim != 1 or t.shape != i.shape or t.size < 2:
+        raise ValueError(f"time_s and current must be 1-D of the same length >= 2, got {t.shape} "
+                         f"and {i.shape}")
+    ok = np.isfinite(t) & np.isfinite(i)
+    t, i = t[ok], i[ok]
+    peak = float(np.max(np.abs(i))) if i.size else 0.0
+    if peak == 0:
+        raise ValueError("the current is zero throughout: no charge before a rest")
+    rest = np.abs(i) <= tolerance * peak
+    if not rest[-1]:
+        raise ValueError("the record does not end at rest (its last current is "
+                         f"{i[-1]:g}, more than {tolerance:g} of the largest {peak:g})")
+    active = np.nonzero(~rest)[0]
+    return float(t[active[-1] + 1])
+
+
 def fit_particle(
     dI,
     mask,
@@ -458,6 +498,7 @@ def fit_particle(
     unblocked_eta: float = 0.85,
     surface: str = "prescribed",
     progress: bool = False,
+    rest_start_s: float | None = None,
 ) -> FitResult:
     """Fit blocked arcs and a diffusivity scale to one particle's differential movie.
 
@@ -481,7 +522,7 @@ def fit_particle(
     max_capacity_mAh_g : float, optional
         Last capacity fitted. Default: 1.2 × the capacity at which the measured
         unreacted region vanishes (at least 10 mAh/g), the early-charge window of the
-        paper's analysis.
+        paper's analysis. Never past ``rest_start_s``.
     threshold : float
         dI below which a pixel is unreacted (for the default window and initial guess).
     erode_px : int
@@ -508,6 +549,11 @@ def fit_particle(
         current (the default set has them).
     progress : bool
         Print one line per model.
+    rest_start_s : float, optional
+        Start of a rest after the charge (s from the start of the charge,
+        :func:`find_rest_start`): the frames from it on are left out, since the model
+        charges at ``rate_mA_g`` throughout (:func:`fit_dataset` finds it in the dataset's
+        cycler record). A rest is fitted by :func:`asymflux.fit_rest.fit_rest_diffusivity`.
 
     Returns
     -------
@@ -540,13 +586,17 @@ def fit_particle(
 
     # early-charge window
     capacity = rate * time_s / 3600.0
+    charging = time_s > 0
+    if rest_start_s is not None:
+        check_range("rest_start_s", rest_start_s, 0, None, low_inclusive=False)
+        charging &= time_s < float(rest_start_s)
     if max_capacity_mAh_g is None:
         core = np.array([(f[mask] < threshold).mean() for f in dI])
-        started = np.nonzero(capacity > 0)[0]
+        started = np.nonzero(charging)[0]
         gone = [i for i in started if core[i] == 0]
-        vanish = capacity[gone[0]] if gone else capacity[-1]
+        vanish = capacity[gone[0]] if gone else capacity[started[-1] if started.size else -1]
         max_capacity_mAh_g = max(1.2 * vanish, 10.0)
-    frames = np.nonzero((time_s > 0) & (capacity <= max_capacity_mAh_g))[0]
+    frames = np.nonzero(charging & (capacity <= max_capacity_mAh_g))[0]
     if frames.size < 3:
         raise ValueError(
             f"need at least 3 frames after the start of charge up to {max_capacity_mAh_g:g} mAh/g, "
@@ -730,7 +780,9 @@ def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | Non
     metadata. ``time_offset_s`` (s, ``"auto"``, a
     :class:`~asymflux.analysis.TimeOffset` or None: the dataset's own) puts the cycler's
     clock on the camera's (:func:`asymflux.analysis.apply_time_offset`: the capacity of
-    each frame). ``intensity_offset`` is added to every pixel first, as for
+    each frame). A rest at the end of the cycler record (:func:`charge_rest_start_s`) ends
+    the fitted frames (``rest_start_s`` of :func:`fit_particle`; pass ``rest_start_s=None``
+    to fit every frame as charge). ``intensity_offset`` is added to every pixel first, as for
     :func:`~asymflux.analysis.analyze_dataset` (a background-subtracted movie). Other
     keyword arguments go to :func:`fit_particle`.
     """
@@ -754,8 +806,29 @@ def fit_dataset(dataset, particle_id: int, *, masks=None, rate_mA_g: float | Non
     rate = rate_mA_g if rate_mA_g is not None else dataset.metadata.get("rate_mA_g")
     if rate is None:
         raise ValueError(f"{source}: metadata has no rate_mA_g; pass rate_mA_g")
+    if time_offset_s is not None:  # the cycler's table on the camera's clock
+        dataset = analysis.apply_time_offset(dataset, time_offset_s, masks=labels)
     particle = analysis.analyze_dataset_particle(
         dataset, int(particle_id), masks=labels, register=register,
         n_reference_frames=n_reference_frames, normalize=normalize, drift_every=drift_every,
-        time_offset_s=time_offset_s, intensity_offset=intensity_offset)
+        intensity_offset=intensity_offset)
+    if "rest_start_s" not in kwargs:
+        kwargs["rest_start_s"] = charge_rest_start_s(dataset)
     return fit_analysis(particle, rate_mA_g=float(rate), **kwargs)
+
+
+def charge_rest_start_s(dataset) -> float | None:
+    """Start of the rest that ends a dataset's cycler record, in s from its first frame
+    (:func:`find_rest_start` on ``echem`` ``time_s`` / ``current_mA``, on the camera's
+    clock), or None: no cycler record, no current, or a record that does not end at rest
+    (or whose rest starts before the first frame)."""
+    echem = getattr(dataset, "echem", None)
+    if echem is None or "current_mA" not in echem or "time_s" not in echem:
+        return None
+    try:
+        rest = find_rest_start(echem["time_s"].to_numpy(dtype=float),
+                               echem["current_mA"].to_numpy(dtype=float))
+    except ValueError:
+        return None
+    start = rest - float(np.asarray(dataset.time_s, dtype=float)[0])
+    return start if start > 0 else None

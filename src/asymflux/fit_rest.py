@@ -35,7 +35,7 @@ from scipy import ndimage, optimize
 from . import model, optics
 from ._validate import check_range
 from .analysis import crop_box
-from .fit import _Problem, fit_analysis, residual_covariance_se
+from .fit import _Problem, find_rest_start, fit_analysis, residual_covariance_se
 
 __all__ = ["MODEL_ERROR_SCALE_REL", "UNCERTAINTY_METHOD", "RestFitResult", "fit_rest_dataset",
            "find_rest_start", "fit_rest_diffusivity"]
@@ -59,46 +59,6 @@ UNCERTAINTY_METHOD = (
     "with A = (sum_p J_p^T J_p)^-1; linearised to the scale and combined in quadrature with "
     "a 5 % model-error term")
 """How :func:`fit_rest_diffusivity` estimates its standard error (``uncertainty_method``)."""
-
-
-def find_rest_start(time_s, current, *, tolerance: float = 0.01) -> float:
-    """Start of the rest that ends a record: the first time after which |current| stays ~0.
-
-    Parameters
-    ----------
-    time_s : (n,) array
-        Sample times (s), increasing.
-    current : (n,) array
-        Current (any unit, e.g. mA); positive on charge.
-    tolerance : float
-        A sample is at rest when |current| ≤ ``tolerance`` × the record's largest |current|.
-
-    Returns
-    -------
-    float
-        Time (s) of the first sample of the final run of rest samples.
-
-    Raises
-    ------
-    ValueError
-        If the record does not end at rest, or has no current before its rest.
-    """
-    t = np.asarray(time_s, dtype=float)
-    i = np.asarray(current, dtype=float)
-    if t.ndim != 1 or t.shape != i.shape or t.size < 2:
-        raise ValueError(f"time_s and current must be 1-D of the same length >= 2, got {t.shape} "
-                         f"and {i.shape}")
-    ok = np.isfinite(t) & np.isfinite(i)
-    t, i = t[ok], i[ok]
-    peak = float(np.max(np.abs(i))) if i.size else 0.0
-    if peak == 0:
-        raise ValueError("the current is zero throughout: no charge before a rest")
-    rest = np.abs(i) <= tolerance * peak
-    if not rest[-1]:
-        raise ValueError("the record does not end at rest (its last current is "
-                         f"{i[-1]:g}, more than {tolerance:g} of the largest {peak:g})")
-    active = np.nonzero(~rest)[0]
-    return float(t[active[-1] + 1])
 
 
 @dataclass
