@@ -477,7 +477,11 @@ class CurationSession:
                              "metadata")
         particle = self.analyze_particle(pid, rolling=False, crop=True)
         mask = self.require().labels == pid
-        return pid, mask, (particle,), {"rate_mA_g": float(rate_mA_g), "max_arcs": max_arcs}
+        from asymflux.fit import charge_rest_start_s
+
+        rest = charge_rest_start_s(self.dataset) if self.dataset is not None else None
+        return pid, mask, (particle,), {"rate_mA_g": float(rate_mA_g), "max_arcs": max_arcs,
+                                        "rest_start_s": rest}  # a rest is not charge (as fit)
 
     def fit(self, particle_id=None, max_arcs=2, rate_mA_g=None):
         """Fit the chosen particle's blocked arcs (:func:`asymflux.fit.fit_analysis`, as
