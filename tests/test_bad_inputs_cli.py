@@ -112,6 +112,9 @@ ANALYZE_OPTIONS = [
     (["--echem", "nowhere.mpr"], ["nowhere.mpr"]),
     (["--dark", "nowhere.npy"], ["--dark", "nowhere.npy", "no such file"]),
     (["--flat", "nowhere.tif"], ["--flat", "nowhere.tif", "no such file"]),
+    (["--min-area-px", "0"], ["--min-area-px 0", "at least 1", "default"]),
+    (["--max-area-px", "0"], ["--max-area-px 0", "at least 1"]),
+    (["--min-core-px", "0"], ["--min-core-px 0", "at least 1"]),
 ]
 
 

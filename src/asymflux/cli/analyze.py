@@ -189,11 +189,11 @@ def _analysis_options(args) -> dict:
     :func:`~asymflux.analysis.analyze_dataset`, through
     :func:`~asymflux.analysis.analysis_options` (the napari widget's mapping: the same
     choices give the same numbers); a message naming the flag for a choice out of range.
-    A 0 given to ``--min-area-px``, ``--max-area-px``, ``--min-solidity`` or
-    ``--min-core-px`` is passed as 0, as before (``analysis_options`` reads 0 in a number
-    field as "the default")."""
+    A 0 given to ``--min-area-px``, ``--max-area-px`` or ``--min-core-px`` is refused
+    (:func:`_refuse_zero_counts`); ``--min-solidity 0`` keeps every particle, the default."""
     from ..analysis import analysis_options
 
+    _refuse_zero_counts(args)
     if args.normalize_illumination and args.no_normalize_illumination:
         raise ValueError("--normalize-illumination and --no-normalize-illumination "
                          "exclude each other")
@@ -213,12 +213,19 @@ def _analysis_options(args) -> dict:
         for name, flag in _OPTION_FLAGS.items():
             message = re.sub(rf"^{name}\b", flag, message)
         raise ValueError(message) from None
-    zeros = {k: getattr(args, k) for k in detect if getattr(args, k, None) == 0}
-    if zeros:
-        options["detect_kwargs"] = {**options.get("detect_kwargs", {}), **zeros}
-    if getattr(args, "min_core_px", None) == 0:
-        options["min_core_px"] = 0
     return options
+
+
+def _refuse_zero_counts(args):
+    """``--min-area-px 0``, ``--max-area-px 0`` or ``--min-core-px 0`` refused before any
+    work: the library needs at least 1, and the napari widget's 0 means "the default"
+    (:func:`~asymflux.analysis.analysis_options`), so a 0 here would mean something else
+    in each front end."""
+    for name in ("min_area_px", "max_area_px", "min_core_px"):
+        if getattr(args, name, None) == 0:
+            flag = _OPTION_FLAGS[name]
+            raise ValueError(f"{flag} 0: must be at least 1 pixel; leave {flag} out for the "
+                             "default")
 
 
 #: ``--illumination`` as :func:`~asymflux.analysis.analyze_path`'s ``illumination``.
