@@ -64,3 +64,15 @@ def test_sturm2019_set_is_the_default_but_the_ocv():
             assert p[key] == d[key]
     th = np.linspace(0.2, 1.0, 9)
     assert p["Diffusivity [m2.s-1]"](th) == pytest.approx(d["Diffusivity [m2.s-1]"](th))
+
+
+def test_sturm2019_set_needs_its_own_films():
+    """docs/calibration.md: with the NMC811 table the default η≈0.3 film (0.135 Ω m²) passes an
+    effective 0.344; 0.171 Ω m² restores 0.300 (tools/film_calibration.py --params
+    nmc88_sturm2019_ocv)."""
+    from asymflux.model import calibration
+
+    p = model.get_parameter_set("nmc88_sturm2019_ocv")
+    assert calibration.effective_flux_ratio(0.171, params=p) == pytest.approx(0.300, abs=0.005)
+    assert calibration.effective_flux_ratio(
+        calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2, params=p) == pytest.approx(0.344, abs=0.005)

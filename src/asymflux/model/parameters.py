@@ -623,7 +623,7 @@ def ocv_nmc811_sturm2019(theta):
     it) describes the measurement as a C/30 quasi-OCV on charge in a three-electrode
     full cell. θ is the stoichiometry c/c_max of that table (c_max = 49 340 mol/m³ in the
     Zhuo2023 set, one Li per formula unit within 1 %); the full cell itself cycles the
-    cathode between θ 0.22 and 0.94 (Zhuo2023), so the rows above ~0.94 come from the
+    cathode between θ 0.22 and 0.94 (Zhuo2023), so the rows above ~0.94 probably come from the
     start of the charge, and the last ones (θ > 0.999: 3.48 -> 3.02 V) from its first
     minutes, where polarisation is not separable from the OCP. Not checked against the
     paper's text (no copy found): the numbers are the table's.
