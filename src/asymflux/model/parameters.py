@@ -628,11 +628,12 @@ def ocv_nmc811_sturm2019(theta):
     minutes, where polarisation is not separable from the OCP. Not checked against the
     paper's text (no copy found): the numbers are the table's.
 
-    53 of its rows (:data:`_STURM2019_THETA`: every 0.02 to θ 0.956, every 0.005 to
-    0.995, the last rows), joined by a monotone cubic (:class:`TableOCV`): the rows in
-    between within 0.6 mV up to θ 0.9985, 2 mV above (``tests/model/test_parameters_ocv.py``). Flat near full
-    lithiation: dU/dθ ≈ −0.6 V at θ 0.9-0.97 (average −0.63 V from 0.85 to 0.97), −1.1 V
-    at 0.985; steep only above 0.995.
+    56 of its rows (``_STURM2019_THETA``: every 0.02 to θ 0.956, every 0.005 to 0.995,
+    then 8 of the last rows), joined by a monotone cubic (:class:`TableOCV`): the rows in
+    between within 0.6 mV up to θ 0.9985, 2 mV above (``tests/model/test_parameters_ocv.py``).
+    Flat near full lithiation: dU/dθ ≈ −0.5 to −0.7 V at θ 0.9-0.98 (average −0.63 V from
+    0.85 to 0.97), −0.8 V at 0.985, −1.1 V at 0.99, −3 V at 0.995; steep only above that.
+    Used by the set :func:`nmc88_sturm2019_ocv`, not by the default (``docs/calibration.md``).
     """
     return _STURM2019_TABLE(theta)
 
