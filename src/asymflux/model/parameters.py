@@ -300,7 +300,8 @@ def nmc88_lun2025() -> dict:
     - OCV(θ): :func:`ocv_nmc622_verbrugge2017` (Verbrugge et al. 2017, an MSMR curve of
       Ni-rich NMC defined up to full lithiation). The former curve,
       :func:`ocv_nmc811_chen2020` (a fit for θ 0.27-0.91 used linearly above), is the set
-      :func:`nmc88_chen2020_ocv`.
+      :func:`nmc88_chen2020_ocv`; an NMC811 table up to θ = 1 (Sturm et al. 2019,
+      :func:`ocv_nmc811_sturm2019`) is the set :func:`nmc88_sturm2019_ocv`.
     - Exchange-current prefactor k0 = 6.82 A/m² (kinetic surfaces only,
       :mod:`asymflux.model.kinetics`: ``i0 = k0 √(θ(1−θ))``): PyBaMM's Chen2020 NMC811
       value, ``nmc_LGM50_electrolyte_exchange_current_density_Chen2020`` (Chen et al.,
