@@ -300,7 +300,8 @@ def nmc88_lun2025() -> dict:
     - OCV(θ): :func:`ocv_nmc622_verbrugge2017` (Verbrugge et al. 2017, an MSMR curve of
       Ni-rich NMC defined up to full lithiation). The former curve,
       :func:`ocv_nmc811_chen2020` (a fit for θ 0.27-0.91 used linearly above), is the set
-      :func:`nmc88_chen2020_ocv`.
+      :func:`nmc88_chen2020_ocv`; an NMC811 table up to θ = 1 (Sturm et al. 2019,
+      :func:`ocv_nmc811_sturm2019`) is the set :func:`nmc88_sturm2019_ocv`.
     - Exchange-current prefactor k0 = 6.82 A/m² (kinetic surfaces only,
       :mod:`asymflux.model.kinetics`: ``i0 = k0 √(θ(1−θ))``): PyBaMM's Chen2020 NMC811
       value, ``nmc_LGM50_electrolyte_exchange_current_density_Chen2020`` (Chen et al.,
@@ -477,6 +478,7 @@ class TableDiffusivity:
                 f"{self.theta[0]:g}-{self.theta[-1]:g})")
 
 
+
 def _check_table(theta, values, *, source, value_name, low, high, unit):
     """``(theta, values)`` sorted by θ, or a ``ValueError`` naming the source, the column and
     what was expected."""
@@ -584,11 +586,83 @@ def _table(spec, cls, value_column):
                          f"{value_column}) pair of arrays, got {type(spec).__name__}") from None
     return cls(theta, values)
 
+# Sampled from the NMC811 OCP table of PyBaMM's ``Zhuo2023`` parameter set
+# (pybamm-team/PyBaMM, src/pybamm/input/parameters/lithium_ion/data/nmc811_18650_ocp_Zhuo2023.csv
+# at commit 36daff8efd94b960700d22651840f493971638ed: "OCP data for LG INR18650-MJ1 NMC811
+# cathode", 812 rows θ 0.215685-1, cited to Sturm et al. 2019; the same numbers as
+# mzzhuo/PyBaMM's ``NMC811_Ghosh2021/NMC_OCP.csv``): every 0.02 in θ to 0.956, every 0.005
+# to 0.995, then its last rows. Values as tabulated (V vs Li/Li+).
+_STURM2019_THETA = np.array([
+    0.215685, 0.235685, 0.255685, 0.275685, 0.295685, 0.315685, 0.335685, 0.355685,
+    0.375685, 0.395685, 0.415685, 0.435685, 0.455685, 0.475685, 0.495685, 0.515685,
+    0.535685, 0.555685, 0.575685, 0.595685, 0.615685, 0.635685, 0.655685, 0.675685,
+    0.695685, 0.715685, 0.735685, 0.755685, 0.775685, 0.795685, 0.815685, 0.835685,
+    0.855685, 0.875685, 0.895685, 0.915685, 0.935685, 0.945685, 0.955685, 0.960685,
+    0.965685, 0.970685, 0.975685, 0.980685, 0.985685, 0.990685, 0.994685, 0.996000,
+    0.997000, 0.998000, 0.999000, 0.999250, 0.999500, 0.999750, 0.999900, 1.000000])
+_STURM2019_U_V = np.array([
+    4.299909, 4.241753, 4.209522, 4.192768, 4.182539, 4.173192, 4.155421, 4.128462,
+    4.098107, 4.068211, 4.041553, 4.017964, 3.996210, 3.973908, 3.949965, 3.924456,
+    3.897679, 3.870735, 3.844952, 3.822110, 3.802827, 3.786365, 3.771788, 3.758308,
+    3.745116, 3.731741, 3.717973, 3.704004, 3.688946, 3.673256, 3.656620, 3.639283,
+    3.622152, 3.605920, 3.591494, 3.579484, 3.569071, 3.564111, 3.559247, 3.556606,
+    3.553855, 3.551081, 3.548016, 3.544703, 3.540879, 3.536024, 3.529007, 3.524446,
+    3.519015, 3.510180, 3.484231, 3.461844, 3.406766, 3.296864, 3.183146, 3.023636])
+_STURM2019_TABLE = TableOCV(_STURM2019_THETA, _STURM2019_U_V,
+                            source="Sturm et al. 2019 NMC811 OCP (PyBaMM Zhuo2023 table)")
+
+
+def ocv_nmc811_sturm2019(theta):
+    """Open-circuit potential of NMC811 vs Li/Li+ in V, tabulated up to θ = 1.
+
+    The LG INR18650-MJ1 cell's LiNi0.8Mn0.1Co0.1O2 positive electrode of Sturm et al.,
+    J. Power Sources 412, 204 (2019), doi:10.1016/j.jpowsour.2018.11.043, as tabulated in
+    PyBaMM's ``Zhuo2023`` parameter set (``nmc811_18650_ocp_Zhuo2023.csv``: θ 0.2157-1,
+    812 rows; Zhuo, Offer & Marinescu, J. Power Sources 556, 232461 (2023)) and earlier in
+    the ``NMC811_Ghosh2021`` set of the same group (Ghosh et al., J. Electrochem. Soc. 168,
+    020509 (2021)). LiionDB's entry for it (``NMC811_626_Sturm2019``, as its users quote
+    it) describes the measurement as a C/30 quasi-OCV on charge in a three-electrode
+    full cell. θ is the stoichiometry c/c_max of that table (c_max = 49 340 mol/m³ in the
+    Zhuo2023 set, one Li per formula unit within 1 %); the full cell itself cycles the
+    cathode between θ 0.22 and 0.94 (Zhuo2023), so the rows above ~0.94 probably come from the
+    start of the charge, and the last ones (θ > 0.999: 3.48 -> 3.02 V) from its first
+    minutes, where polarisation is not separable from the OCP. Not checked against the
+    paper's text (no copy found): the numbers are the table's.
+
+    56 of its rows (``_STURM2019_THETA``: every 0.02 to θ 0.956, every 0.005 to 0.995,
+    then 8 of the last rows), joined by a monotone cubic (:class:`TableOCV`): the rows in
+    between within 0.6 mV up to θ 0.9985, 2 mV above (``tests/model/test_parameters_ocv.py``).
+    Flat near full lithiation: dU/dθ ≈ −0.5 to −0.7 V at θ 0.9-0.98 (average −0.63 V from
+    0.85 to 0.97), −0.8 V at 0.985, −1.1 V at 0.99, −3 V at 0.995; steep only above that.
+    Used by the set :func:`nmc88_sturm2019_ocv`, not by the default (``docs/calibration.md``).
+    """
+    return _STURM2019_TABLE(theta)
+
+
+ocv_nmc811_sturm2019.value_and_slope = _STURM2019_TABLE.value_and_slope
+
+
+
+def nmc88_sturm2019_ocv() -> dict:
+    """The default set with an NMC811 OCV tabulated up to full lithiation,
+    :func:`ocv_nmc811_sturm2019` (Sturm et al. 2019, PyBaMM's Zhuo2023 table).
+
+    The only sourced NMC811 curve found that covers θ -> 1 (``docs/calibration.md``, "The
+    OCV near full lithiation"). The film resistances
+    (:data:`~asymflux.model.calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2`) are calibrated for
+    the default set; with this OCV the same film passes a different share of the charge
+    (``docs/calibration.md`` gives the resistance that restores η ≈ 0.3).
+    """
+    params = nmc88_lun2025()
+    params["Open-circuit voltage [V]"] = ocv_nmc811_sturm2019
+    return params
+
 
 PARAMETER_SETS = {
     "nmc88_lun2025": nmc88_lun2025,
     "nmc88_h2h3_low_diffusivity": nmc88_h2h3_low_diffusivity,
     "nmc88_chen2020_ocv": nmc88_chen2020_ocv,
+    "nmc88_sturm2019_ocv": nmc88_sturm2019_ocv,
     "constant": constant_diffusivity,
 }
 """Name -> function, for ``--params NAME``."""
