@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -383,11 +384,11 @@ class ModelExplorer(pn.viewable.Viewer):
         # the user's material: an OCV and a D(θ) table (CSV, as `asymflux simulate --ocv /
         # --diffusivity`), the curves in use drawn, the built-in set one click away
         self.table_uploads = {kind: pn.widgets.FileInput(accept=".csv", multiple=False,
-                                                         name=f"{kind}_upload", width=200)
+                                                         width=200)
                               for kind in TABLE_KINDS}
         for kind, w in self.table_uploads.items():
             w.param.watch(lambda e, kind=kind: self._table_uploaded(kind, e), "value")
-        self.material_reset = pn.widgets.Button(name="Built-in OCV and D(θ)", width=300)
+        self.material_reset = pn.widgets.Button(label="Built-in OCV and D(θ)", width=300)
         self.material_reset.on_click(lambda _e: self.reset_material())
         self.material_info = pn.pane.Markdown("", width=320)
         self._table_error = False  # the alert shows a table's error
@@ -490,7 +491,8 @@ class ModelExplorer(pn.viewable.Viewer):
         """The built-in OCV and D(θ) again; the upload fields emptied (the same file can be
         uploaded again)."""
         for w in self.table_uploads.values():
-            w.clear()
+            w.clear()  # the browser's field
+            w.param.update(value=None, filename=None)  # the same file then loads again
         if self._table_error:
             self.alert.visible = self._table_error = False
         self.settings.reset_material()
@@ -1301,8 +1303,12 @@ class ModelExplorer(pn.viewable.Viewer):
         s = self.model_settings()
         first = (f"eta{s['eta']:g}" if s["film_ohm_m2"] is None
                  else f"film{s['film_ohm_m2']:g}ohm_m2")
+        material = s.get("material")  # the user's tables: named in the file's name too
+        tables = "".join(f"_{what}-{Path(t.name).stem}" for what, t in
+                         zip(("ocv", "D"), material or (), strict=False) if t is not None)
         return B.safe_name(f"{first}_fraction{s['blocked_fraction']:g}_"
-                           f"{s['angle_deg']:g}deg_{s['rate_mA_g']:g}mA_g_D{s['diffusivity_scale']:g}")
+                           f"{s['angle_deg']:g}deg_{s['rate_mA_g']:g}mA_g_D{s['diffusivity_scale']:g}"
+                           f"{tables}")
 
     def _maps_with_surface(self):
         s = self.model_settings()
