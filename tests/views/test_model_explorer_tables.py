@@ -71,7 +71,7 @@ def test_uploaded_tables_give_the_numbers_of_the_cli(view, tmp_path):
     assert view.settings.ocv_table.name == "my_ocv.csv"
     assert view.settings.diffusivity_table.name == "my_gitt.csv"
     # named where the runs are shown: the heading of the θ maps, Fig. 5b's title, the panel
-    for text in (view.maps_title.object, view._rate_fig.title.text):
+    for text in (view.maps_title.object, view._rate_material.text):
         assert "OCV my_ocv.csv, D(θ) my_gitt.csv" in text
     assert "my_ocv.csv (81 points" in view.material_info.object
     assert "my_gitt.csv (101 points" in view.material_info.object

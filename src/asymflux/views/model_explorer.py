@@ -504,7 +504,7 @@ class ModelExplorer(pn.viewable.Viewer):
     def _make_material_figure(self):
         """The OCV and D(θ) in use (:meth:`ExplorerSettings.material_curves`): one small
         figure, OCV on the left axis, D (log) on the right, updated in place."""
-        from bokeh.models import ColumnDataSource, LogAxis, LogScale, Range1d
+        from bokeh.models import ColumnDataSource, DataRange1d, LogAxis, LogScale, Range1d
         from bokeh.plotting import figure
 
         f = figure(width=330, height=210, output_backend="canvas", toolbar_location=None,
@@ -513,8 +513,9 @@ class ModelExplorer(pn.viewable.Viewer):
         f.title.text_font_size = "8pt"
         self._material_src = ColumnDataSource({"theta": [], "voltage_V": [],
                                                "diffusivity_m2_s": []})
-        f.line("theta", "voltage_V", source=self._material_src, color=plots.MODEL_VOLTAGE_COLOR,
-               line_width=2, legend_label="OCV")
+        ocv = f.line("theta", "voltage_V", source=self._material_src,
+                     color=plots.MODEL_VOLTAGE_COLOR, line_width=2, legend_label="OCV")
+        f.y_range = DataRange1d(renderers=[ocv])  # the OCV's axis from the OCV alone
         f.extra_y_ranges = {"d": Range1d(1e-16, 1e-13)}
         f.extra_y_scales = {"d": LogScale()}
         f.add_layout(LogAxis(y_range_name="d", axis_label="D (m²/s)"), "right")
@@ -1074,9 +1075,8 @@ class ModelExplorer(pn.viewable.Viewer):
             table = C.rate_table(s["eta"], s["blocked_fraction"], point=lambda *a: np.nan)
             point = np.nan
         now = f"film {film:.3g} Ω m²" if film is not None else f"η {s['eta']:g}"
-        used = f" ({C.material_label(material, short=True)})" if material is not None else ""
         return (table, s["rate_mA_g"], point,
-                f"Fig. 5b{used}, {C.FIG5B_END_SHORT}; now {now} at {s['rate_mA_g']:g} mA/g → "
+                f"Fig. 5b, {C.FIG5B_END_SHORT}; now {now} at {s['rate_mA_g']:g} mA/g → "
                 f"{point:.4f}")
 
     def _rate_plot(self, key):
@@ -1104,7 +1104,7 @@ class ModelExplorer(pn.viewable.Viewer):
         also the notebooks' and the PNG downloads'), whose data sources a change then
         replaces in place (:meth:`_update_twin`, :meth:`_update_rate`), as the θ maps'
         and the curves'."""
-        from bokeh.models import DataRange1d
+        from bokeh.models import DataRange1d, Title
 
         s = self.settings.model_settings()
         empty_ts = pd.DataFrame({"source": [], "capacity_mAh_g": [], "offset_nm": []})
@@ -1118,6 +1118,9 @@ class ModelExplorer(pn.viewable.Viewer):
             width=600, height=380, legend_position="bottom_left")
         for f in (self._offset_fig, self._rate_fig):  # self-adjusting axes, as the curves'
             f.x_range, f.y_range = DataRange1d(), DataRange1d()
+        # the user's tables the runs use, under the title (which fills the plot's width)
+        self._rate_material = Title(text="", text_font_size="9pt", text_font_style="italic")
+        self._rate_fig.add_layout(self._rate_material, "above")
 
     def _update_twin(self, key) -> None:
         """Put d(capacity) and the simulated line-cut for ``key`` (see :attr:`twin_ready`)
@@ -1146,6 +1149,9 @@ class ModelExplorer(pn.viewable.Viewer):
         _put_layers(self._rate_fig, plots.fig5b_layers(
             table, current_rate_mA_g=rate_mA_g, current_li_extracted=point,
             labels=self._rate_labels()), title)
+        material = key[-1]
+        self._rate_material.text = ("" if material is None else
+                                    "your material: " + C.material_label(material, short=True))
 
     def _make_curve_plots(self):
         """The flux-ratio and voltage figures, drawn once by their builders
