@@ -165,7 +165,8 @@ def test_reset_gives_the_built_in_set_back(view, tmp_path):
     assert view.settings.material is None and view.model_settings()["material"] is None
     assert all(w.value is None for w in view.table_uploads.values())
     assert "OCV" not in view.maps_title.object.split("D ×")[1]
-    assert C.BUILT_IN_OCV in view.material_info.object
+    assert C.built_in_curves()["ocv"] in view.material_info.object
+    assert "ocv_nmc622_verbrugge2017" in view.material_info.object
     built_in = C.material_curves(None)
     np.testing.assert_allclose(view._material_src.data["voltage_V"], built_in["voltage_V"])
 

@@ -174,12 +174,22 @@ def material_label(material: Material | None, *, short: bool = False) -> str:
     if short:
         return (f"OCV {ocv.name if ocv else 'built-in'}, "
                 f"D(θ) {d.name if d else 'built-in'}")
-    return (f"OCV: {_table_text(ocv, 'V') if ocv else BUILT_IN_OCV}; "
-            f"D(θ): {_table_text(d, 'm²/s') if d else BUILT_IN_DIFFUSIVITY}")
+    built_in = built_in_curves()
+    return (f"OCV: {_table_text(ocv, 'V') if ocv else built_in['ocv']}; "
+            f"D(θ): {_table_text(d, 'm²/s') if d else built_in['diffusivity']}")
 
 
-BUILT_IN_OCV = "built-in (Verbrugge 2017, NMC, nmc88_lun2025)"
-BUILT_IN_DIFFUSIVITY = "built-in (nmc88_lun2025)"
+def built_in_curves() -> dict:
+    """The default set's OCV and D(θ) in words (``{"ocv": ..., "diffusivity": ...}``): the
+    set's name and each curve's function name, or its ``repr``."""
+    from asymflux import model
+
+    params = model.nmc88_lun2025()
+    out = {}
+    for kind, key in (("ocv", "Open-circuit voltage [V]"), ("diffusivity", "Diffusivity [m2.s-1]")):
+        f = params[key]
+        out[kind] = f"built-in (nmc88_lun2025: {getattr(f, '__name__', None) or repr(f)})"
+    return out
 
 
 def _table_text(table: UserTable, unit: str) -> str:

@@ -58,7 +58,8 @@ def model_settings(values) -> dict:
 
 class ExplorerSettings(param.Parameterized):
     """The model explorer's settings: the surface (blocked arc with a prescribed flux ratio
-    η, or a kinetic film), the rate, the diffusivity scale and the θ maps' pixel size.
+    η, or a kinetic film), the rate, the diffusivity scale, the θ maps' pixel size and the
+    user's OCV / D(θ) tables (:meth:`load_table`; None: the built-in set's curves).
 
     The film resistance is also held as its log10 (:attr:`film_log10`, the slider's
     position); either may be set, the other follows (3 significant digits in Ω m²).

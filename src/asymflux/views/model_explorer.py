@@ -267,7 +267,9 @@ class ModelExplorer(pn.viewable.Viewer):
     The surface is the paper's prescribed flux ratio η or a kinetic one (Butler-Volmer
     through a film of resistance ``film_resistance_ohm_m2``: ``surface_model``); the
     θ maps' run also gives the arc's flux ratio and V(t), drawn beside the dataset's measured
-    voltage (:meth:`curves`, :meth:`measured_voltage`).
+    voltage (:meth:`curves`, :meth:`measured_voltage`). Every run uses the user's OCV and
+    D(θ) tables when uploaded (:meth:`load_table`, the CSV files of ``asymflux simulate
+    --ocv / --diffusivity``; :meth:`reset_material`), drawn and named on the page.
 
     The model's settings are :attr:`settings`, a Panel-free
     :class:`~asymflux.views._settings.ExplorerSettings`: pass one, or its parameters, to
