@@ -75,6 +75,9 @@ def test_uploaded_tables_give_the_numbers_of_the_cli(view, tmp_path):
         assert "OCV my_ocv.csv, D(θ) my_gitt.csv" in text
     assert "my_ocv.csv (81 points" in view.material_info.object
     assert "my_gitt.csv (101 points" in view.material_info.object
+    # and in what a download writes: the figure's settings line, the file's name
+    assert "OCV my_ocv.csv, D(θ) my_gitt.csv" in view.settings_text()
+    assert view._stem().endswith("_ocv-my_ocv_D-my_gitt")
     np.testing.assert_allclose(view._material_src.data["voltage_V"],
                                ocv_nmc811_chen2020(view._material_src.data["theta"]), atol=1e-3)
     tables = ["--ocv", str(csv), "--diffusivity", str(d_csv)]
