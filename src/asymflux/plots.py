@@ -178,7 +178,9 @@ def fig5b_layers(table: pd.DataFrame, *, current_rate_mA_g: float | None = None,
     if current_rate_mA_g is not None:
         layers.append(("vline", "", float(current_rate_mA_g)))
         if current_li_extracted is not None:
-            layers.append(("star", "current setting", pd.DataFrame(
+            # its own legend entry: under the current setting's curve's label its black
+            # star was drawn over that curve's coloured marker in the legend
+            layers.append(("star", "at the current rate", pd.DataFrame(
                 {"rate_mA_g": [float(current_rate_mA_g)],
                  "li_extracted": [float(current_li_extracted)]})))
     return layers

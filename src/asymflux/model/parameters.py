@@ -511,20 +511,23 @@ def _check_table(theta, values, *, source, value_name, low, high, unit):
     return th, v
 
 
-def read_table_csv(path, value_column: str):
+def read_table_csv(path, value_column: str, *, source=None):
     """``(theta, values)`` from a CSV file with a header naming the columns ``theta`` and
     ``value_column`` (other columns ignored); a ``ValueError`` names the file and the
-    column on a missing column or a cell that is not a number."""
+    column on a missing column or a cell that is not a number. ``path`` may also be an open
+    file (an upload's bytes in ``io.BytesIO``): ``source`` is then the name the errors give
+    (default: ``path``)."""
     import pandas as pd
 
+    name = path if source is None else source
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable CSV table ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{name}: not a readable CSV table ({type(exc).__name__}: {exc})") from None
     table.columns = [str(c).strip() for c in table.columns]
     for col in ("theta", value_column):
         if col not in table.columns:
-            raise ValueError(f"{path}: needs a column {col!r} (a header line 'theta,"
+            raise ValueError(f"{name}: needs a column {col!r} (a header line 'theta,"
                              f"{value_column}'), found {list(table.columns)}")
     out = []
     for col in ("theta", value_column):
@@ -532,7 +535,7 @@ def read_table_csv(path, value_column: str):
         bad = values.isna() & table[col].notna()
         if bad.any():
             k = int(np.argmax(bad.to_numpy()))
-            raise ValueError(f"{path}: column {col!r} must hold numbers, row {k + 1} is "
+            raise ValueError(f"{name}: column {col!r} must hold numbers, row {k + 1} is "
                              f"{table[col].iloc[k]!r}")
         out.append(values.to_numpy(dtype=float))
     return out[0], out[1]

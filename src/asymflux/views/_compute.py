@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -117,10 +118,111 @@ def make_surface(eta: float, blocked_fraction: float, angle_deg: float = 180.0,
                                            float(eta))])
 
 
-def _params(diffusivity_scale: float):
+class UserTable(NamedTuple):
+    """A user's material table as the explorer holds it (hashable: part of the runs' cache
+    keys; sent to the worker processes): the uploaded file's ``name``, ``theta`` and the
+    values (``voltage_V`` of an OCV, ``diffusivity_m2_s`` of a D(θ)), sorted by θ."""
+
+    name: str
+    theta: tuple
+    values: tuple
+
+
+class Material(NamedTuple):
+    """The user's tables a run uses instead of the built-in set's curves
+    (``asymflux simulate --ocv FILE.csv --diffusivity FILE.csv``): a :class:`UserTable`
+    or None (the built-in curve) each."""
+
+    ocv: UserTable | None = None
+    diffusivity: UserTable | None = None
+
+
+TABLE_COLUMNS = {"ocv": "voltage_V", "diffusivity": "diffusivity_m2_s"}
+"""The value column of each kind of table (after ``theta``), as ``--ocv`` / ``--diffusivity``
+read them."""
+
+
+def read_user_table(data: bytes, name: str, kind: str) -> UserTable:
+    """An uploaded CSV table (``kind`` ``"ocv"``: columns ``theta, voltage_V``;
+    ``"diffusivity"``: ``theta, diffusivity_m2_s``) read and checked by the functions
+    behind ``asymflux simulate --ocv / --diffusivity``
+    (:func:`asymflux.model.parameters.read_table_csv`, :class:`~asymflux.model.parameters.TableOCV`,
+    :class:`~asymflux.model.parameters.TableDiffusivity`): the same ``ValueError``, naming
+    the file ``name``, the column and what was expected."""
+    import io
+
+    from asymflux import model
+    from asymflux.model.parameters import read_table_csv
+
+    column = TABLE_COLUMNS[kind]
+    name = str(name or "the upload")
+    if not data:
+        raise ValueError(f"{name}: the file is empty; expected a CSV table with a header line "
+                         f"'theta,{column}'")
+    theta, values = read_table_csv(io.BytesIO(data), column, source=name)
+    table = (model.TableOCV if kind == "ocv" else model.TableDiffusivity)(theta, values,
+                                                                          source=name)
+    return UserTable(name, tuple(float(v) for v in table.theta),
+                     tuple(float(v) for v in getattr(table, column)))
+
+
+def material_label(material: Material | None, *, short: bool = False) -> str:
+    """Which OCV and D(θ) the runs use, in words: the uploaded files' names, else the
+    built-in set's (``short``: a plot title's few words)."""
+    ocv = material.ocv if material is not None else None
+    d = material.diffusivity if material is not None else None
+    if short:
+        return (f"OCV {ocv.name if ocv else 'built-in'}, "
+                f"D(θ) {d.name if d else 'built-in'}")
+    built_in = built_in_curves()
+    return (f"OCV: {_table_text(ocv, 'V') if ocv else built_in['ocv']}; "
+            f"D(θ): {_table_text(d, 'm²/s') if d else built_in['diffusivity']}")
+
+
+def built_in_curves() -> dict:
+    """The default set's OCV and D(θ) in words (``{"ocv": ..., "diffusivity": ...}``): the
+    set's name and each curve's function name, or its ``repr``."""
     from asymflux import model
 
     params = model.nmc88_lun2025()
+    out = {}
+    for kind, key in (("ocv", "Open-circuit voltage [V]"), ("diffusivity", "Diffusivity [m2.s-1]")):
+        f = params[key]
+        out[kind] = f"built-in (nmc88_lun2025: {getattr(f, '__name__', None) or repr(f)})"
+    return out
+
+
+def _table_text(table: UserTable, unit: str) -> str:
+    return (f"{table.name} ({len(table.theta)} points, θ {table.theta[0]:g}-"
+            f"{table.theta[-1]:g}, {min(table.values):.3g}-{max(table.values):.3g} {unit})")
+
+
+def material_curves(material: Material | None, theta=None) -> pd.DataFrame:
+    """The OCV and D(θ) the runs use (:func:`_params`), sampled at ``theta`` (default 0.2-1
+    in 161 steps): ``theta, voltage_V, diffusivity_m2_s``."""
+    params = _params(1.0, material)
+    th = np.linspace(0.2, 1.0, 161) if theta is None else np.asarray(theta, dtype=float)
+    return pd.DataFrame({"theta": th,
+                         "voltage_V": np.asarray(params["Open-circuit voltage [V]"](th), float),
+                         "diffusivity_m2_s": np.asarray(params["Diffusivity [m2.s-1]"](th),
+                                                        float)})
+
+
+def _params(diffusivity_scale: float, material: Material | None = None):
+    """The explorer's parameter set: ``nmc88_lun2025`` with the user's tables
+    (:func:`asymflux.model.parameters_from_tables`, as ``--ocv`` / ``--diffusivity``) and D
+    scaled."""
+    from asymflux import model
+
+    params = model.nmc88_lun2025()
+    if material is not None and (material.ocv or material.diffusivity):
+        ocv, d = material
+        params = model.parameters_from_tables(
+            ocv=None if ocv is None else model.TableOCV(ocv.theta, ocv.values,
+                                                        source=ocv.name),
+            diffusivity=None if d is None else model.TableDiffusivity(d.theta, d.values,
+                                                                      source=d.name),
+            base=params)
     if diffusivity_scale != 1.0:
         params = model.scale_diffusivity(params, float(diffusivity_scale))
     return params
@@ -128,12 +230,14 @@ def _params(diffusivity_scale: float):
 
 def theta_maps(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale=1.0, *,
                pixel_nm=40.0, minutes=FIG4_MINUTES, radius_um=FIG4_RADIUS_UM,
-               film_ohm_m2=None, mesh=MAPS_MESH, curve_minutes=CURVE_MINUTES) -> pd.DataFrame:
+               film_ohm_m2=None, mesh=MAPS_MESH, curve_minutes=CURVE_MINUTES,
+               material=None) -> pd.DataFrame:
     """θ maps of one surface at ``minutes`` of charge (one row of Fig. 4).
 
     One run of the model (``mesh`` = (n_radial, n_angular)), sampled at ``minutes`` and at
     ``curve_minutes`` (up to the last of ``minutes``): the same run, sample times and
-    numbers as ``asymflux simulate --minutes <both, sorted>``.
+    numbers as ``asymflux simulate --minutes <both, sorted>``. ``material``: the user's
+    OCV / D(θ) tables (:class:`Material`; ``--ocv`` / ``--diffusivity``).
 
     Returns
     -------
@@ -147,7 +251,7 @@ def theta_maps(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale=1.
 
     surface = make_surface(eta, blocked_fraction, angle_deg, film_ohm_m2)
     output = run_minutes(minutes, curve_minutes)
-    res = model.simulate(_params(diffusivity_scale),
+    res = model.simulate(_params(diffusivity_scale, material),
                          model.disk_mesh(radius_um, n_radial=mesh[0], n_angular=mesh[1]), surface,
                          [model.Charge(float(rate_mA_g), minutes=max(minutes))],
                          output_minutes=output)
@@ -218,19 +322,20 @@ def surface_label(eta, blocked_fraction, angle_deg, film_ohm_m2=None) -> str:
 
 
 def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale=1.0,
-                 film_ohm_m2=None) -> float:
+                 film_ohm_m2=None, material=None) -> float:
     """Li extracted per f.u. when the surface occupancy first reaches 0.2 (Fig. 5b), on a
     prescribed or a kinetic surface (``film_ohm_m2``) alike: every run of the figure ends
     at :data:`asymflux.model.FIG5B_END` (:data:`FIG5B_END_TEXT`), as ``asymflux rate-sweep``'s
     runs do; the same number as ``rate-sweep`` on the :data:`SWEEP_MESH` mesh.
 
     The disk is rotationally symmetric, so the arc's angle does not matter: it is fixed at
-    180° here (one cached value per (η, fraction, rate, D scale, film)).
+    180° here (one cached value per (η, fraction, rate, D scale, film, material)).
+    ``material``: the user's tables (:class:`Material`), as ``rate-sweep --ocv``.
     """
     from asymflux import model
 
     surface = make_surface(eta, blocked_fraction, 180.0, film_ohm_m2)
-    res = model.simulate(_params(diffusivity_scale),
+    res = model.simulate(_params(diffusivity_scale, material),
                          model.disk_mesh(FIG4_RADIUS_UM, n_radial=SWEEP_MESH[0],
                                          n_angular=SWEEP_MESH[1]),
                          surface, [model.fig5b_charge(float(rate_mA_g))])
@@ -238,7 +343,7 @@ def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale=1.0,
 
 
 def li_extracted_at_rates(eta, blocked_fraction, rates_mA_g, diffusivity_scale=1.0,
-                          film_ohm_m2=None) -> list[float]:
+                          film_ohm_m2=None, material=None) -> list[float]:
     """:func:`li_extracted` at several rates, the runs side by side in one integration
     (:func:`asymflux.model.simulate_side_by_side`: the same runs, to the integrator's
     tolerance, within 1e-4 per f.u. of one run each; 4-5 kinetic runs cost ~0.4-0.6 s instead
@@ -252,14 +357,15 @@ def li_extracted_at_rates(eta, blocked_fraction, rates_mA_g, diffusivity_scale=1
     surface = make_surface(eta, blocked_fraction, 180.0, film_ohm_m2)
     try:
         ends = model.simulate_side_by_side(
-            _params(diffusivity_scale),
+            _params(diffusivity_scale, material),
             model.disk_mesh(FIG4_RADIUS_UM, n_radial=SWEEP_MESH[0], n_angular=SWEEP_MESH[1]),
             surface, [model.fig5b_charge(float(r)) for r in rates_mA_g])
     except model.SolverError:
         out = []
         for r in rates_mA_g:
             try:
-                out.append(li_extracted(eta, blocked_fraction, r, diffusivity_scale, film_ohm_m2))
+                out.append(li_extracted(eta, blocked_fraction, r, diffusivity_scale, film_ohm_m2,
+                                        material))
             except model.SolverError as e:
                 out.append(e)
         return out
@@ -267,12 +373,13 @@ def li_extracted_at_rates(eta, blocked_fraction, rates_mA_g, diffusivity_scale=1
 
 
 def rate_table(eta, blocked_fraction, diffusivity_scale=1.0, *, rates=CURVE_RATES_MA_G,
-               point=None, film_ohm_m2=None) -> pd.DataFrame:
+               point=None, film_ohm_m2=None, material=None) -> pd.DataFrame:
     """Fig. 5b table: the paper's three surfaces and the current setting, against rate.
 
-    ``point`` is a callable ``(eta, fraction, rate, dscale, film_ohm_m2) -> float`` (default
-    :func:`li_extracted`; the views pass a cached one). ``film_ohm_m2``: the current
-    setting is a kinetic surface (the paper's three stay prescribed).
+    ``point`` is a callable ``(eta, fraction, rate, dscale, film_ohm_m2, material) -> float``
+    (default :func:`li_extracted`; the views pass a cached one). ``film_ohm_m2``: the current
+    setting is a kinetic surface (the paper's three stay prescribed). ``material``: the
+    user's tables (:class:`Material`), used by every curve.
 
     Returns
     -------
@@ -289,7 +396,8 @@ def rate_table(eta, blocked_fraction, diffusivity_scale=1.0, *, rates=CURVE_RATE
         film = film_ohm_m2 if key == CURRENT_LABEL else None
         for r in rates:
             rows.append({"rate_mA_g": float(r), "blocked": key, "label": label,
-                         "li_extracted": point(e, f, float(r), float(diffusivity_scale), film)})
+                         "li_extracted": point(e, f, float(r), float(diffusivity_scale), film,
+                                               material)})
     table = pd.DataFrame(rows)
     table.attrs["end_condition"] = FIG5B_END_TEXT.removeprefix("each charge ")
     return table
@@ -389,7 +497,7 @@ def ellipse_outline(mask, pixel_nm, *, center_rc):
 
 def simulated_particle(mask, pixel_nm, capacity_mAh_g, *, eta, blocked_fraction, angle_deg,
                        rate_mA_g, diffusivity_scale=1.0, pad_px=6, theta_ref=None,
-                       film_ohm_m2=None) -> ParticleMovie:
+                       film_ohm_m2=None, material=None) -> ParticleMovie:
     """The simulated twin of a measured particle, measured the same way.
 
     The particle is simulated on a disk of its equivalent radius (charge at ``rate_mA_g``
@@ -409,6 +517,8 @@ def simulated_particle(mask, pixel_nm, capacity_mAh_g, *, eta, blocked_fraction,
         of the simulated charge (the surface emptied) are dropped too.
     film_ohm_m2 : float, optional
         A kinetic surface (:func:`make_surface`); ``eta`` is then unused.
+    material : Material, optional
+        The user's OCV / D(θ) tables.
     """
     from asymflux import analysis, model, optics
 
@@ -425,7 +535,7 @@ def simulated_particle(mask, pixel_nm, capacity_mAh_g, *, eta, blocked_fraction,
     center = (rows.mean() - rows.min() + pad_px, cols.mean() - cols.min() + pad_px)
     outline = ellipse_outline(mask, pixel_nm, center_rc=center)
     r_eq = outline.equivalent_radius_um
-    params = _params(diffusivity_scale)
+    params = _params(diffusivity_scale, material)
     surface = make_surface(eta, blocked_fraction, angle_deg, film_ohm_m2)
     res = model.simulate(params, model.disk_mesh(r_eq, n_radial=PARTICLE_MESH[0],
                                                  n_angular=PARTICLE_MESH[1]), surface,

@@ -170,9 +170,10 @@ def _run_background():
                 return
 
 
-def warm_rate_curves(diffusivity_scales) -> int:
+def warm_rate_curves(diffusivity_scales, material=None) -> int:
     """Queue, as background work for idle workers, the Fig. 5b reference curves at each
-    diffusivity scale in ``diffusivity_scales`` (a change of the D-scale slider would
+    diffusivity scale in ``diffusivity_scales`` (with the user's tables ``material``,
+    :class:`~asymflux.views._compute.Material`; a change of the D-scale slider would
     otherwise wait for 12 more points). One point a run (~0.06 s), not a curve's rates side
     by side (~0.2 s): a slider move waits for at most one short background run. Returns
     the number of points waiting (0 without worker processes)."""
@@ -182,12 +183,12 @@ def warm_rate_curves(diffusivity_scales) -> int:
     for d in diffusivity_scales:
         for _label, e, f in C.REFERENCE_SURFACES.values():
             for r in C.CURVE_RATES_MA_G:
-                known = _FUTURES.get(_point_key(e, f, r, d))
+                known = _FUTURES.get(_point_key(e, f, r, d, None, material))
                 if known is not None and not _failed(known):
                     continue
 
                 def start(e=e, f=f, r=r, d=d):
-                    return bool(_submit_points(e, f, [r], d)[1])
+                    return bool(_submit_points(e, f, [r], d, None, material)[1])
                 jobs.append(start)
     with _LOCK:
         _BACKGROUND.extend(jobs)
@@ -196,9 +197,10 @@ def warm_rate_curves(diffusivity_scales) -> int:
     return n
 
 
-def _point_key(eta, blocked_fraction, rate_mA_g, diffusivity_scale, film_ohm_m2=None):
+def _point_key(eta, blocked_fraction, rate_mA_g, diffusivity_scale, film_ohm_m2=None,
+               material=None):
     return (C.li_extracted.__name__, _li_args(eta, blocked_fraction, rate_mA_g,
-                                              diffusivity_scale, film_ohm_m2))
+                                              diffusivity_scale, film_ohm_m2, material))
 
 
 def _failed(fut) -> bool:
@@ -206,7 +208,8 @@ def _failed(fut) -> bool:
     return fut.done() and (fut.cancelled() or fut.exception() is not None)
 
 
-def _submit_points(eta, blocked_fraction, rates, diffusivity_scale, film_ohm_m2=None):
+def _submit_points(eta, blocked_fraction, rates, diffusivity_scale, film_ohm_m2=None,
+                   material=None):
     """The futures of Fig. 5b's points of one surface at ``rates`` (one per rate, in order)
     and whether a run was started: the points already in the table (done, or still
     running) are reused; a missing point alone is one run
@@ -214,7 +217,8 @@ def _submit_points(eta, blocked_fraction, rates, diffusivity_scale, film_ohm_m2=
     side in one run (:func:`~asymflux.views._compute.li_extracted_at_rates`), and each one's
     own future is filled from it. A point whose run failed is tried again."""
     rates = list(dict.fromkeys(float(r) for r in rates))  # once each
-    keys = [_point_key(eta, blocked_fraction, r, diffusivity_scale, film_ohm_m2) for r in rates]
+    keys = [_point_key(eta, blocked_fraction, r, diffusivity_scale, film_ohm_m2, material)
+            for r in rates]
     with _LOCK:
         futures = [_FUTURES.get(k) for k in keys]
         missing = [i for i, f in enumerate(futures) if f is None or _failed(f)]
@@ -232,12 +236,12 @@ def _submit_points(eta, blocked_fraction, rates, diffusivity_scale, film_ohm_m2=
     if not points:
         i = missing[0]
         futures[i] = _submit(C.li_extracted, *_li_args(eta, blocked_fraction, rates[i],
-                                                      diffusivity_scale, film_ohm_m2))
+                                                      diffusivity_scale, film_ohm_m2, material))
         return futures, True
-    eta, blocked_fraction, _, diffusivity_scale, film = _li_args(
-        eta, blocked_fraction, 0.0, diffusivity_scale, film_ohm_m2)  # the keys' values
+    eta, blocked_fraction, _, diffusivity_scale, film, material = _li_args(
+        eta, blocked_fraction, 0.0, diffusivity_scale, film_ohm_m2, material)  # the keys' values
     batch = _submit(C.li_extracted_at_rates, eta, blocked_fraction,
-                    tuple(rates[i] for i in missing), diffusivity_scale, film)
+                    tuple(rates[i] for i in missing), diffusivity_scale, film, material)
 
     def fill(done):
         try:
@@ -285,57 +289,71 @@ def _film(film_ohm_m2):
     return None if film_ohm_m2 is None else float(film_ohm_m2)
 
 
+def _material(material):
+    """The user's tables as a cache key holds them: None for the built-in set."""
+    if material is None or not (material.ocv or material.diffusivity):
+        return None
+    return C.Material(*material)
+
+
 def _theta_maps_args(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale, pixel_nm,
-                     film_ohm_m2=None, mesh=C.MAPS_MESH):
+                     film_ohm_m2=None, mesh=C.MAPS_MESH, material=None):
     film = _film(film_ohm_m2)
     return (1.0 if film is not None else float(eta),  # η is unused by a kinetic surface
             float(blocked_fraction), float(angle_deg), float(rate_mA_g),
-            float(diffusivity_scale), float(pixel_nm), film, tuple(int(n) for n in mesh))
+            float(diffusivity_scale), float(pixel_nm), film, tuple(int(n) for n in mesh),
+            _material(material))
 
 
 def _theta_maps(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale, pixel_nm,
-                film_ohm_m2=None, mesh=C.MAPS_MESH):
+                film_ohm_m2=None, mesh=C.MAPS_MESH, material=None):
     return C.theta_maps(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale,
-                        pixel_nm=pixel_nm, film_ohm_m2=film_ohm_m2, mesh=mesh)
+                        pixel_nm=pixel_nm, film_ohm_m2=film_ohm_m2, mesh=mesh,
+                        material=material)
 
 
 def theta_maps(eta, blocked_fraction, angle_deg, rate_mA_g, diffusivity_scale, pixel_nm,
-               film_ohm_m2=None, mesh=C.MAPS_MESH):
+               film_ohm_m2=None, mesh=C.MAPS_MESH, material=None):
     """θ maps at 5/10/15/20 min and the run's curves
     (:func:`asymflux.views._compute.theta_maps`), cached; ``film_ohm_m2``: kinetic surface;
-    ``mesh``: :data:`~asymflux.views._compute.PREVIEW_MESH` for the coarse preview."""
+    ``mesh``: :data:`~asymflux.views._compute.PREVIEW_MESH` for the coarse preview;
+    ``material``: the user's tables (:class:`~asymflux.views._compute.Material`)."""
     return _run(_theta_maps, *_theta_maps_args(eta, blocked_fraction, angle_deg, rate_mA_g,
-                                               diffusivity_scale, pixel_nm, film_ohm_m2, mesh))
+                                               diffusivity_scale, pixel_nm, film_ohm_m2, mesh,
+                                               material))
 
 
-def _li_args(eta, blocked_fraction, rate_mA_g, diffusivity_scale, film_ohm_m2=None):
+def _li_args(eta, blocked_fraction, rate_mA_g, diffusivity_scale, film_ohm_m2=None,
+             material=None):
     film = _film(film_ohm_m2)
     return (1.0 if film is not None else float(eta), float(blocked_fraction), float(rate_mA_g),
-            float(diffusivity_scale), film)
+            float(diffusivity_scale), film, _material(material))
 
 
-def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale, film_ohm_m2=None):
+def li_extracted(eta, blocked_fraction, rate_mA_g, diffusivity_scale, film_ohm_m2=None,
+                 material=None):
     """Li extracted at the cut-off (:func:`asymflux.views._compute.li_extracted`), cached."""
     return _run(C.li_extracted, *_li_args(eta, blocked_fraction, rate_mA_g, diffusivity_scale,
-                                          film_ohm_m2))
+                                          film_ohm_m2, material))
 
 
-def rate_table(eta, blocked_fraction, diffusivity_scale, film_ohm_m2=None):
+def rate_table(eta, blocked_fraction, diffusivity_scale, film_ohm_m2=None, material=None):
     """Fig. 5b table, each point cached (a new rate or η computes only the points it lacks:
     a curve's missing rates side by side in one run, :func:`_submit_points`)."""
-    _submit_rate_points(eta, blocked_fraction, diffusivity_scale, film_ohm_m2=film_ohm_m2)
+    _submit_rate_points(eta, blocked_fraction, diffusivity_scale, film_ohm_m2=film_ohm_m2,
+                        material=material)
     return C.rate_table(eta, blocked_fraction, diffusivity_scale, point=li_extracted,
-                        film_ohm_m2=film_ohm_m2)
+                        film_ohm_m2=film_ohm_m2, material=material)
 
 
 def _submit_rate_points(eta, blocked_fraction, diffusivity_scale, rate_mA_g=None, *,
-                        film_ohm_m2=None) -> list:
+                        film_ohm_m2=None, material=None) -> list:
     curves = [(e, f, None) for _label, e, f in C.REFERENCE_SURFACES.values()]
     curves.append((float(eta), float(blocked_fraction), film_ohm_m2))
     rates = list(C.CURVE_RATES_MA_G) + ([] if rate_mA_g is None else [float(rate_mA_g)])
     # the current setting's points first: the reference curves are usually cached
     return [point for e, f, film in curves[::-1]
-            for point in _submit_points(e, f, rates, diffusivity_scale, film)[0]]
+            for point in _submit_points(e, f, rates, diffusivity_scale, film, material)[0]]
 
 
 def prefetch(settings: dict, *, pixel_nm: float, dataset=None, particle_id=None,
@@ -354,20 +372,23 @@ def prefetch(settings: dict, *, pixel_nm: float, dataset=None, particle_id=None,
         without a measured particle, or when it cannot be read: its plot then reports why)
         and ``"rate"`` (Fig. 5b's points).
     """
-    s = {k: (None if v is None else float(v)) for k, v in settings.items()}
+    material = _material(settings.get("material"))
+    s = {k: (None if v is None else float(v)) for k, v in settings.items() if k != "material"}
+    s["material"] = material
     film = s.get("film_ohm_m2")
     args = (s["eta"], s["blocked_fraction"], s["angle_deg"], s["rate_mA_g"],
             s["diffusivity_scale"], pixel_nm, film)
     out = {}
-    fine = _theta_maps_args(*args)
+    fine = _theta_maps_args(*args, material=material)
     with _LOCK:
         cached = _FUTURES.get((_theta_maps.__name__, fine))
     if preview and not (cached is not None and cached.done()):  # submitted first: quicker
-        out["preview"] = [_submit(_theta_maps, *_theta_maps_args(*args, mesh=C.PREVIEW_MESH))]
+        out["preview"] = [_submit(_theta_maps, *_theta_maps_args(*args, mesh=C.PREVIEW_MESH,
+                                                                 material=material))]
     # then Fig. 5b's points (one run per curve, its rates side by side: as long as the maps'
     # run with a kinetic surface), so that on two workers the four runs end together
     out["rate"] = _submit_rate_points(s["eta"], s["blocked_fraction"], s["diffusivity_scale"],
-                                      s["rate_mA_g"], film_ohm_m2=film)
+                                      s["rate_mA_g"], film_ohm_m2=film, material=material)
     out["maps"] = [_submit(_theta_maps, *fine)]
     out["twin"] = []
     # in a server, the twin waits for the dataset's analysis (a worker's job, never this loop)
@@ -411,28 +432,33 @@ def _simulated_call(spec, particle_id, s, offset=None):
     m = _measured(spec, stamp, int(particle_id), offset)
     names = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale")
     film = _film(s.get("film_ohm_m2"))
+    material = _material(s.get("material"))
     values = tuple(float(s[n]) for n in names)
     if film is not None:
         values = (1.0, *values[1:])  # η is unused by a kinetic surface
-    return (_simulated_particle, m.mask, float(m.pixel_nm), m.capacity_mAh_g, *values, film), \
-        {"key": ("simulated", spec, stamp, offset, int(particle_id), values, film)}
+    return (_simulated_particle, m.mask, float(m.pixel_nm), m.capacity_mAh_g, *values, film,
+            material), \
+        {"key": ("simulated", spec, stamp, offset, int(particle_id), values, film, material)}
 
 
 def _simulated_particle(mask, pixel_nm, capacity_mAh_g, eta, blocked_fraction, angle_deg,
-                        rate_mA_g, diffusivity_scale, film_ohm_m2=None):
+                        rate_mA_g, diffusivity_scale, film_ohm_m2=None, material=None):
     return C.simulated_particle(mask, pixel_nm, capacity_mAh_g, eta=eta,
                                 blocked_fraction=blocked_fraction, angle_deg=angle_deg,
                                 rate_mA_g=rate_mA_g, diffusivity_scale=diffusivity_scale,
-                                film_ohm_m2=film_ohm_m2)
+                                film_ohm_m2=film_ohm_m2, material=material)
 
 
 def simulated(spec, particle_id, eta, blocked_fraction, angle_deg, rate_mA_g,
-              diffusivity_scale, film_ohm_m2=None, *, time_offset_s=None) -> C.ParticleMovie:
+              diffusivity_scale, film_ohm_m2=None, *, time_offset_s=None,
+              material=None) -> C.ParticleMovie:
     """The simulated twin of a measured particle (cached); ``film_ohm_m2``: kinetic surface;
-    ``time_offset_s``: the measured particle's clock offset (its capacity per frame)."""
+    ``time_offset_s``: the measured particle's clock offset (its capacity per frame);
+    ``material``: the user's tables (:class:`~asymflux.views._compute.Material`)."""
     s = {"eta": float(eta), "blocked_fraction": float(blocked_fraction),
          "angle_deg": float(angle_deg), "rate_mA_g": float(rate_mA_g),
-         "diffusivity_scale": float(diffusivity_scale), "film_ohm_m2": film_ohm_m2}
+         "diffusivity_scale": float(diffusivity_scale), "film_ohm_m2": film_ohm_m2,
+         "material": material}
     args, kw = _simulated_call(str(spec).strip(), int(particle_id), s,
                                C.time_offset_value(time_offset_s))
     return _run(*args, **kw)

@@ -8,6 +8,8 @@ page shows for them. Usable from a notebook or a script without Panel or Bokeh::
     s.curves()          # V(t) and the arc's flux ratio of the θ maps' run
     s.surface_model = "kinetic"
     s.rate_table()      # Fig. 5b with the current setting kinetic
+    s.load_table("ocv", open("ocv.csv", "rb").read(), "ocv.csv")  # the user's OCV
+    s.reset_material()  # the built-in curves again
 """
 
 from __future__ import annotations
@@ -32,9 +34,15 @@ DSCALE_OPTIONS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
 """Diffusivity scale factors (log-spaced)."""
 
 MODEL_SETTINGS = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale",
-                  "film_ohm_m2")
+                  "film_ohm_m2", "material")
 """The model's settings, in the order of the plots' keys; ``film_ohm_m2`` is the film
-resistance of a kinetic surface, None for the prescribed flux ratio η (the paper's model)."""
+resistance of a kinetic surface, None for the prescribed flux ratio η (the paper's model);
+``material`` the user's OCV / D(θ) tables (:class:`asymflux.views._compute.Material`), None
+for the built-in set's curves."""
+
+TABLE_KINDS = {"ocv": "OCV table", "diffusivity": "D(θ) table"}
+"""The user's tables (:meth:`ExplorerSettings.load_table`'s ``kind``) and how the page names
+them."""
 
 SURFACE_MODELS = {"prescribed η (the paper's model)": "prescribed",
                   "kinetic: Butler-Volmer through a film": "kinetic"}
@@ -42,14 +50,16 @@ SURFACE_MODELS = {"prescribed η (the paper's model)": "prescribed",
 
 
 def model_settings(values) -> dict:
-    """``{name: value}`` of the first ``len(MODEL_SETTINGS)`` values (e.g. of a plot's key)."""
-    return {n: (None if v is None else float(v))
+    """``{name: value}`` of the first ``len(MODEL_SETTINGS)`` values (e.g. of a plot's key);
+    numbers as floats, the material as it is."""
+    return {n: (v if v is None or n == "material" else float(v))
             for n, v in zip(MODEL_SETTINGS, values, strict=False)}
 
 
 class ExplorerSettings(param.Parameterized):
     """The model explorer's settings: the surface (blocked arc with a prescribed flux ratio
-    η, or a kinetic film), the rate, the diffusivity scale and the θ maps' pixel size.
+    η, or a kinetic film), the rate, the diffusivity scale, the θ maps' pixel size and the
+    user's OCV / D(θ) tables (:meth:`load_table`; None: the built-in set's curves).
 
     The film resistance is also held as its log10 (:attr:`film_log10`, the slider's
     position); either may be set, the other follows (3 significant digits in Ω m²).
@@ -88,6 +98,16 @@ class ExplorerSettings(param.Parameterized):
         doc="log10 of the film resistance in Ω m² (the film slider's position).")
     pixel_nm = param.Number(default=40.0, bounds=(5.0, 200.0),
                             doc="Pixel size of the θ maps, nm (the default resolution).")
+    ocv_table = param.ClassSelector(class_=C.UserTable, default=None, allow_None=True,
+                                    precedence=-1, doc=(
+        "The user's OCV table (load_table('ocv', ...): columns theta, voltage_V, as "
+        "`asymflux simulate --ocv FILE.csv`), used by every run instead of the built-in OCV; "
+        "None: the built-in curve."))
+    diffusivity_table = param.ClassSelector(class_=C.UserTable, default=None, allow_None=True,
+                                            precedence=-1, doc=(
+        "The user's D(θ) table (load_table('diffusivity', ...): columns theta, "
+        "diffusivity_m2_s, as `--diffusivity FILE.csv`), scaled by diffusivity_scale; None: "
+        "the built-in D(θ)."))
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -128,12 +148,43 @@ class ExplorerSettings(param.Parameterized):
         """True when the surface is kinetic (Butler-Volmer through a film)."""
         return self.surface_model == "kinetic"
 
+    @property
+    def material(self):
+        """The user's tables in use (:class:`asymflux.views._compute.Material`), None for the
+        built-in set's OCV and D(θ)."""
+        if self.ocv_table is None and self.diffusivity_table is None:
+            return None
+        return C.Material(self.ocv_table, self.diffusivity_table)
+
+    def load_table(self, kind: str, data: bytes, name: str):
+        """Use the user's table ``kind`` (``"ocv"`` or ``"diffusivity"``, :data:`TABLE_KINDS`)
+        from a CSV file's bytes ``data`` (``name``: the file's name) in every run. Read and
+        checked by the functions behind ``asymflux simulate --ocv / --diffusivity``
+        (:func:`asymflux.views._compute.read_user_table`); a bad file raises their
+        ``ValueError`` (naming the file, the column and what was expected) and changes
+        nothing. Returns the :class:`~asymflux.views._compute.UserTable`."""
+        if kind not in TABLE_KINDS:
+            raise ValueError(f"kind must be one of {sorted(TABLE_KINDS)}, got {kind!r}")
+        table = C.read_user_table(data, name, kind)
+        setattr(self, f"{kind}_table", table)
+        return table
+
+    def reset_material(self) -> None:
+        """The built-in set's OCV and D(θ) again (one change)."""
+        self.param.update(ocv_table=None, diffusivity_table=None)
+
+    def material_curves(self):
+        """The OCV and D(θ) the runs use (:func:`asymflux.views._compute.material_curves`):
+        ``theta, voltage_V, diffusivity_m2_s`` (D unscaled)."""
+        return C.material_curves(self.material)
+
     def model_settings(self, **overrides) -> dict:
         """What every plot is computed from: ``eta, blocked_fraction, angle_deg, rate_mA_g,
         diffusivity_scale, film_ohm_m2`` (the film resistance with the kinetic surface, else
-        None), with ``overrides``."""
-        values = {n: getattr(self, n) for n in MODEL_SETTINGS[:-1]}
+        None) and ``material`` (:attr:`material`), with ``overrides``."""
+        values = {n: getattr(self, n) for n in MODEL_SETTINGS[:-2]}
         values["film_ohm_m2"] = self.film_resistance_ohm_m2 if self.kinetic else None
+        values["material"] = self.material
         s = model_settings(values[n] for n in MODEL_SETTINGS)
         s.update(overrides)
         return s
@@ -146,7 +197,8 @@ class ExplorerSettings(param.Parameterized):
         s = self.model_settings(**overrides)
         return C.theta_maps(s["eta"], s["blocked_fraction"], s["angle_deg"], s["rate_mA_g"],
                             s["diffusivity_scale"], pixel_nm=float(self.pixel_nm),
-                            film_ohm_m2=s["film_ohm_m2"], mesh=s.get("mesh", C.MAPS_MESH))
+                            film_ohm_m2=s["film_ohm_m2"], mesh=s.get("mesh", C.MAPS_MESH),
+                            material=s["material"])
 
     def curves(self, **overrides):
         """V(t) and the arc's flux ratio of the θ maps' run (``minutes, capacity_mAh_g,
@@ -157,13 +209,13 @@ class ExplorerSettings(param.Parameterized):
         """Li extracted at the cut-off at the current rate (Fig. 5b's star)."""
         s = self.model_settings(**overrides)
         return C.li_extracted(s["eta"], s["blocked_fraction"], s["rate_mA_g"],
-                              s["diffusivity_scale"], s["film_ohm_m2"])
+                              s["diffusivity_scale"], s["film_ohm_m2"], s["material"])
 
     def rate_table(self, **overrides):
         """Fig. 5b: the paper's surfaces and the current setting against rate."""
         s = self.model_settings(**overrides)
         return C.rate_table(s["eta"], s["blocked_fraction"], s["diffusivity_scale"],
-                            film_ohm_m2=s["film_ohm_m2"])
+                            film_ohm_m2=s["film_ohm_m2"], material=s["material"])
 
 
 class CohortSettings(param.Parameterized):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from ._settings import (  # noqa: F401 - RATE_LABELS, SURFACE_MODELS: names of t
     MODEL_SETTINGS,
     RATE_LABELS,
     SURFACE_MODELS,
+    TABLE_KINDS,
     ExplorerSettings,
 )
 from ._settings import model_settings as _model_settings
@@ -94,7 +96,8 @@ def _unstrand_queued_writes() -> bool:
 
 
 PREFETCH_ON = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale",
-               "surface_model", "film_resistance_ohm_m2", "pixel_nm")
+               "surface_model", "film_resistance_ohm_m2", "pixel_nm", "ocv_table",
+               "diffusivity_table")
 """The settings whose change starts the runs the plots need (``film_log10`` follows
 ``film_resistance_ohm_m2``)."""
 
@@ -264,7 +267,9 @@ class ModelExplorer(pn.viewable.Viewer):
     The surface is the paper's prescribed flux ratio η or a kinetic one (Butler-Volmer
     through a film of resistance ``film_resistance_ohm_m2``: ``surface_model``); the
     θ maps' run also gives the arc's flux ratio and V(t), drawn beside the dataset's measured
-    voltage (:meth:`curves`, :meth:`measured_voltage`).
+    voltage (:meth:`curves`, :meth:`measured_voltage`). Every run uses the user's OCV and
+    D(θ) tables when uploaded (:meth:`load_table`, the CSV files of ``asymflux simulate
+    --ocv / --diffusivity``; :meth:`reset_material`), drawn and named on the page.
 
     The model's settings are :attr:`settings`, a Panel-free
     :class:`~asymflux.views._settings.ExplorerSettings`: pass one, or its parameters, to
@@ -292,14 +297,16 @@ class ModelExplorer(pn.viewable.Viewer):
         "Analyse a stack above the dashboard's size limit (_jobs.max_values()); set by the "
         "'Analyse anyway' button, reset when the dataset changes."))
     maps_ready = param.Parameter(default=None, precedence=-1, doc=(
-        "(η, fraction, angle, rate, D scale, film, 'fine' or 'preview') whose θ maps and "
-        "curves are computed: the map plots and the V(t) and flux-ratio plots follow it."))
+        "(η, fraction, angle, rate, D scale, film, material, 'fine' or 'preview') whose θ "
+        "maps and curves are computed: the map plots and the V(t) and flux-ratio plots "
+        "follow it."))
     twin_ready = param.Parameter(default=None, precedence=-1, doc=(
-        "(η, fraction, angle, rate, D scale, film, dataset, particle, clock offset) whose "
-        "simulated twin is computed: d(capacity) and the simulated kymograph follow it."))
+        "(η, fraction, angle, rate, D scale, film, material, dataset, particle, clock "
+        "offset) whose simulated twin is computed: d(capacity) and the simulated kymograph "
+        "follow it."))
     rate_ready = param.Parameter(default=None, precedence=-1, doc=(
-        "(η, fraction, rate, D scale, film) whose Fig. 5b points are computed: Fig. 5b "
-        "follows it."))
+        "(η, fraction, rate, D scale, film, material) whose Fig. 5b points are computed: "
+        "Fig. 5b follows it."))
 
     def __init__(self, settings: ExplorerSettings | None = None, **params):
         B.load_extensions()  # this page's own: it may be the first one served
@@ -376,6 +383,20 @@ class ModelExplorer(pn.viewable.Viewer):
         self._particles = None
         self.fit_result = None
         self._dataset_info = pn.pane.Markdown("", width=320)
+        # the user's material: an OCV and a D(θ) table (CSV, as `asymflux simulate --ocv /
+        # --diffusivity`), the curves in use drawn, the built-in set one click away
+        self.table_uploads = {kind: pn.widgets.FileInput(accept=".csv", multiple=False,
+                                                         width=200)
+                              for kind in TABLE_KINDS}
+        for kind, w in self.table_uploads.items():
+            w.param.watch(lambda e, kind=kind: self._table_uploaded(kind, e), "value")
+        self.material_reset = pn.widgets.Button(label="Built-in OCV and D(θ)", width=300)
+        self.material_reset.on_click(lambda _e: self.reset_material())
+        self.material_info = pn.pane.Markdown("", width=320)
+        self._table_error = False  # the alert shows a table's error
+        self.material_pane = self._make_material_figure()
+        self.settings.param.watch(self._show_material, ["ocv_table", "diffusivity_table"])
+        self._show_material()
 
         # V(t) and the arc's flux ratio: Bokeh figures drawn once by their asymflux.plots
         # builders, whose data sources are then updated in place (a few ms a change)
@@ -442,6 +463,84 @@ class ModelExplorer(pn.viewable.Viewer):
         """True when the surface is kinetic (Butler-Volmer through a film)."""
         return self.settings.kinetic
 
+    # ------------------------------------------------------------------ material
+
+    def load_table(self, kind: str, data: bytes, filename: str) -> bool:
+        """The upload of a table (``kind`` ``"ocv"`` or ``"diffusivity"``): used by every
+        run from now on (:meth:`ExplorerSettings.load_table`, the readers of ``asymflux
+        simulate --ocv / --diffusivity``). A bad file changes nothing: its error (naming
+        the file, the column and what was expected) goes to the page's alert. Returns
+        whether the table is used."""
+        what = TABLE_KINDS[kind]
+        try:
+            self.settings.load_table(kind, data, filename)
+        except ValueError as e:
+            E.log_exception(e)
+            self.alert.object = (f"**Cannot use this {what}** (the runs keep "
+                                 f"{'their' if self.settings.material else 'the built-in'} "
+                                 f"curves): {' '.join(str(e).split())}")
+            self.alert.visible = self._table_error = True
+            return False
+        except Exception as e:  # noqa: BLE001 - shown in the page
+            self._show_error(e, prefix=what, source=filename)
+            self._table_error = True
+            return False
+        if self._table_error:  # the table's error is answered
+            self.alert.visible = self._table_error = False
+        return True
+
+    def reset_material(self) -> None:
+        """The built-in OCV and D(θ) again; the upload fields emptied (the same file can be
+        uploaded again)."""
+        for w in self.table_uploads.values():
+            w.clear()  # the browser's field
+            w.param.update(value=None, filename=None)  # the same file then loads again
+        if self._table_error:
+            self.alert.visible = self._table_error = False
+        self.settings.reset_material()
+
+    def _table_uploaded(self, kind, event):
+        if event.new:
+            self.load_table(kind, event.new, self.table_uploads[kind].filename)
+
+    def _make_material_figure(self):
+        """The OCV and D(θ) in use (:meth:`ExplorerSettings.material_curves`): one small
+        figure, OCV on the left axis, D (log) on the right, updated in place."""
+        from bokeh.models import ColumnDataSource, DataRange1d, LogAxis, LogScale, Range1d
+        from bokeh.plotting import figure
+
+        f = figure(width=330, height=210, output_backend="canvas", toolbar_location=None,
+                   x_axis_label="θ (Li occupancy)", y_axis_label="OCV (V vs Li)",
+                   title="", tools="")
+        f.title.text_font_size = "8pt"
+        self._material_src = ColumnDataSource({"theta": [], "voltage_V": [],
+                                               "diffusivity_m2_s": []})
+        ocv = f.line("theta", "voltage_V", source=self._material_src,
+                     color=plots.MODEL_VOLTAGE_COLOR, line_width=2, legend_label="OCV")
+        f.y_range = DataRange1d(renderers=[ocv])  # the OCV's axis from the OCV alone
+        f.extra_y_ranges = {"d": Range1d(1e-16, 1e-13)}
+        f.extra_y_scales = {"d": LogScale()}
+        f.add_layout(LogAxis(y_range_name="d", axis_label="D (m²/s)"), "right")
+        f.line("theta", "diffusivity_m2_s", source=self._material_src, y_range_name="d",
+               color="#ff7f0e", line_width=2, line_dash="dashed", legend_label="D(θ)")
+        f.legend.location = "bottom_left"
+        f.legend.label_text_font_size = "8pt"
+        self._material_fig = f
+        return pn.pane.Bokeh(f, name="material_curves")
+
+    def _show_material(self, *_events) -> None:
+        """The material in use, in words and as curves."""
+        material = self.settings.material
+        self.material_info.object = ("**In use**: " + C.material_label(material)
+                                     + (" (from your tables)" if material is not None else ""))
+        curves = self.settings.material_curves()
+        d = curves["diffusivity_m2_s"].to_numpy()
+        with B.one_update(pn.state.curdoc):
+            self._material_src.data = {c: curves[c].to_numpy() for c in curves.columns}
+            self._material_fig.extra_y_ranges["d"].update(start=float(d.min()) / 2,
+                                                          end=float(d.max()) * 2)
+            self._material_fig.title.text = C.material_label(material, short=True)
+
     def model_settings(self, **overrides) -> dict:
         """The current model settings (what every plot is computed from,
         :meth:`ExplorerSettings.model_settings`)."""
@@ -452,7 +551,7 @@ class ModelExplorer(pn.viewable.Viewer):
         model = tuple(_model_settings(s[n] for n in MODEL_SETTINGS).values())
         return {"maps": (*model, FINE),
                 "twin": (*model, self.dataset, self.particle_id, self.time_offset),
-                "rate": (model[0], model[1], model[3], model[4], model[5])}
+                "rate": (model[0], model[1], model[3], model[4], model[5], model[6])}
 
     def _publish(self, keys: dict) -> None:
         """Let the plots of the given kinds show the settings in ``keys``."""
@@ -495,7 +594,7 @@ class ModelExplorer(pn.viewable.Viewer):
         # while nobody waits: the reference curves one D-scale step away
         i = DSCALE_OPTIONS.index(min(DSCALE_OPTIONS,
                                      key=lambda d: abs(d - float(s["diffusivity_scale"]))))
-        P.warm_rate_curves(DSCALE_OPTIONS[max(0, i - 1): i + 2])
+        P.warm_rate_curves(DSCALE_OPTIONS[max(0, i - 1): i + 2], s["material"])
 
     async def _publish_when_done(self, keys: dict, futures: dict, t0: float) -> None:
         """Publish each kind of plot's settings once its runs are done (in the order they
@@ -808,7 +907,7 @@ class ModelExplorer(pn.viewable.Viewer):
         s = self.model_settings(**overrides)
         return P.theta_maps(s["eta"], s["blocked_fraction"], s["angle_deg"], s["rate_mA_g"],
                             s["diffusivity_scale"], float(self.settings.pixel_nm), s["film_ohm_m2"],
-                            s.get("mesh", C.MAPS_MESH))
+                            s.get("mesh", C.MAPS_MESH), s.get("material"))
 
     def curves(self, **overrides) -> pd.DataFrame:
         """V(t) and the arc's flux ratio of the θ maps' run (:func:`_compute.run_curves`):
@@ -832,12 +931,12 @@ class ModelExplorer(pn.viewable.Viewer):
         current setting (``blocked == "current setting"``)."""
         s = self.model_settings(**overrides)
         return P.rate_table(s["eta"], s["blocked_fraction"], s["diffusivity_scale"],
-                            s["film_ohm_m2"])
+                            s["film_ohm_m2"], s.get("material"))
 
     def current_li_extracted(self, **overrides) -> float:
         s = self.model_settings(**overrides)
         return P.li_extracted(s["eta"], s["blocked_fraction"], s["rate_mA_g"],
-                              s["diffusivity_scale"], s["film_ohm_m2"])
+                              s["diffusivity_scale"], s["film_ohm_m2"], s.get("material"))
 
     def comparison(self, **overrides) -> dict:
         """The measured particle and its simulated twin, measured the same way.
@@ -858,7 +957,7 @@ class ModelExplorer(pn.viewable.Viewer):
         m = J.measured(dataset, pid, time_offset_s=offset)
         sim = P.simulated(dataset, pid, s["eta"], s["blocked_fraction"], s["angle_deg"],
                           s["rate_mA_g"], s["diffusivity_scale"], s["film_ohm_m2"],
-                          time_offset_s=offset)
+                          time_offset_s=offset, material=s.get("material"))
         ts = pd.concat([m.timeseries, sim.timeseries], ignore_index=True)
         return {"measured": m, "simulated": sim, "timeseries": ts, "particle_id": pid}
 
@@ -958,15 +1057,18 @@ class ModelExplorer(pn.viewable.Viewer):
                                 float(s["angle_deg"]), s.get("film_ohm_m2"))
         state = (f" — **coarse preview** ({C.PREVIEW_MESH[0]} × {C.PREVIEW_MESH[1]} mesh), "
                  "refining…" if which == PREVIEW else "")
-        return f"#### θ maps (Fig. 4): {label}, D × {float(s['diffusivity_scale']):g}{state}"
+        material = s.get("material")
+        used = f"; {C.material_label(material, short=True)}" if material is not None else ""
+        return (f"#### θ maps (Fig. 4): {label}, D × {float(s['diffusivity_scale']):g}{used}"
+                f"{state}")
 
     def _rate_inputs(self, key):
         """``(table, rate, point, title)`` of Fig. 5b for ``key`` = (η, fraction, rate,
-        D scale, film)."""
-        eta, blocked_fraction, rate_mA_g, diffusivity_scale, film = key
+        D scale, film, material)."""
+        eta, blocked_fraction, rate_mA_g, diffusivity_scale, film, material = key
         s = dict(eta=float(eta), blocked_fraction=float(blocked_fraction),
                  rate_mA_g=float(rate_mA_g), diffusivity_scale=float(diffusivity_scale),
-                 film_ohm_m2=film)
+                 film_ohm_m2=film, material=material)
         try:
             table = self.rate_table(**s)
             point = self.current_li_extracted(**s)
@@ -1004,7 +1106,7 @@ class ModelExplorer(pn.viewable.Viewer):
         also the notebooks' and the PNG downloads'), whose data sources a change then
         replaces in place (:meth:`_update_twin`, :meth:`_update_rate`), as the θ maps'
         and the curves'."""
-        from bokeh.models import DataRange1d
+        from bokeh.models import DataRange1d, Title
 
         s = self.settings.model_settings()
         empty_ts = pd.DataFrame({"source": [], "capacity_mAh_g": [], "offset_nm": []})
@@ -1018,6 +1120,9 @@ class ModelExplorer(pn.viewable.Viewer):
             width=600, height=380, legend_position="bottom_left")
         for f in (self._offset_fig, self._rate_fig):  # self-adjusting axes, as the curves'
             f.x_range, f.y_range = DataRange1d(), DataRange1d()
+        # the user's tables the runs use, under the title (which fills the plot's width)
+        self._rate_material = Title(text="", text_font_size="9pt", text_font_style="italic")
+        self._rate_fig.add_layout(self._rate_material, "above")
 
     def _update_twin(self, key) -> None:
         """Put d(capacity) and the simulated line-cut for ``key`` (see :attr:`twin_ready`)
@@ -1046,6 +1151,9 @@ class ModelExplorer(pn.viewable.Viewer):
         _put_layers(self._rate_fig, plots.fig5b_layers(
             table, current_rate_mA_g=rate_mA_g, current_li_extracted=point,
             labels=self._rate_labels()), title)
+        material = key[-1]
+        self._rate_material.text = ("" if material is None else
+                                    "your material: " + C.material_label(material, short=True))
 
     def _make_curve_plots(self):
         """The flux-ratio and voltage figures, drawn once by their builders
@@ -1135,7 +1243,8 @@ class ModelExplorer(pn.viewable.Viewer):
         try:
             return P.simulated(dataset, int(particle_id), s["eta"], s["blocked_fraction"],
                                s["angle_deg"], s["rate_mA_g"], s["diffusivity_scale"],
-                               s["film_ohm_m2"], time_offset_s=offset)
+                               s["film_ohm_m2"], time_offset_s=offset,
+                               material=s.get("material"))
         except Exception as e:  # noqa: BLE001 - shown in the page
             self._show_error(e, prefix="Simulated particle")
             return None
@@ -1202,8 +1311,12 @@ class ModelExplorer(pn.viewable.Viewer):
         s = self.model_settings()
         first = (f"eta{s['eta']:g}" if s["film_ohm_m2"] is None
                  else f"film{s['film_ohm_m2']:g}ohm_m2")
+        material = s.get("material")  # the user's tables: named in the file's name too
+        tables = "".join(f"_{what}-{Path(t.name).stem}" for what, t in
+                         zip(("ocv", "D"), material or (), strict=False) if t is not None)
         return B.safe_name(f"{first}_fraction{s['blocked_fraction']:g}_"
-                           f"{s['angle_deg']:g}deg_{s['rate_mA_g']:g}mA_g_D{s['diffusivity_scale']:g}")
+                           f"{s['angle_deg']:g}deg_{s['rate_mA_g']:g}mA_g_D{s['diffusivity_scale']:g}"
+                           f"{tables}")
 
     def _maps_with_surface(self):
         s = self.model_settings()
@@ -1233,6 +1346,8 @@ class ModelExplorer(pn.viewable.Viewer):
         label = C.surface_label(float(s["eta"]), float(s["blocked_fraction"]),
                                 float(s["angle_deg"]), s.get("film_ohm_m2"))
         text = (f"{label}; {s['rate_mA_g']:g} mA/g; D × {float(s['diffusivity_scale']):g}")
+        if s.get("material") is not None:
+            text += f"; {C.material_label(s['material'], short=True)}"
         if particle:
             text += f"; dataset {self.dataset}, {_particle_name(self.particle_id)}"
         return "asymflux model explorer — " + text
@@ -1350,6 +1465,16 @@ class ModelExplorer(pn.viewable.Viewer):
             self._particle_quality,
             self.fit_button,
             self._fit_info,
+            "### Material (OCV, D(θ))",
+            pn.pane.Markdown("Your tables, CSV as `asymflux simulate --ocv / --diffusivity`: "
+                             "columns `theta,voltage_V` / `theta,diffusivity_m2_s`.",
+                             width=320),
+            pn.Row(pn.pane.Markdown("OCV table:", width=100), self.table_uploads["ocv"]),
+            pn.Row(pn.pane.Markdown("D(θ) table:", width=100),
+                   self.table_uploads["diffusivity"]),
+            self.material_reset,
+            self.material_info,
+            self.material_pane,
             width=340,
         )
 
