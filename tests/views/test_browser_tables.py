@@ -19,7 +19,7 @@ from tests._helpers.server import (
     wait_for,
     watch_errors,
 )
-from tests.views.test_model_explorer import _dataset_at
+from tests._helpers.small_dataset import dataset_at as _dataset_at
 
 pytestmark = pytest.mark.browser
 
