@@ -1271,7 +1271,7 @@ def test_publications_walk_no_models(demo_data):
         assert view._map_figs[0].title.text == "100 mA/g, 5 min"
         view._publish({"twin": keys["twin"], "rate": keys["rate"]})
         assert calls == []
-        assert view._rate_fig.title.text.startswith(f"Fig. 5b, {C.FIG5B_END_SHORT}; now η 0.45 ")
+        assert view._rate_fig.title.text.startswith(f"Fig. 5b ({C.FIG5B_END_SHORT}): η 0.45, ")
 
 
 def test_titles_fit_their_plots_and_kymograph_ticks_do_not_crowd():

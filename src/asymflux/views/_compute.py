@@ -91,7 +91,7 @@ FIG5B_END_TEXT = "each charge ends when the surface occupancy first reaches 0.2"
 """Fig. 5b's end condition in words (:data:`asymflux.model.FIG5B_END`, every run: the
 reference curves, the current setting, prescribed or kinetic), written on the PNG's title."""
 
-FIG5B_END_SHORT = "runs end at surface θ = 0.2"
+FIG5B_END_SHORT = "end: surface θ 0.2"
 """:data:`FIG5B_END_TEXT` short enough for the page's 600-pixel plot title."""
 
 

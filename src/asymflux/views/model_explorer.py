@@ -1078,7 +1078,7 @@ class ModelExplorer(pn.viewable.Viewer):
             point = np.nan
         now = f"film {film:.3g} Ω m²" if film is not None else f"η {s['eta']:g}"
         return (table, s["rate_mA_g"], point,
-                f"Fig. 5b, {C.FIG5B_END_SHORT}; now {now} at {s['rate_mA_g']:g} mA/g → "
+                f"Fig. 5b ({C.FIG5B_END_SHORT}): {now}, {s['rate_mA_g']:g} mA/g → "
                 f"{point:.4f}")
 
     def _rate_plot(self, key):
