@@ -237,7 +237,7 @@ def test_plots_render_and_update_in_place(demo_data):
     assert sum(changed) >= 3  # ... new θ maps (the 20-min one may end 'not reached')
     assert view.maps_title.object.endswith("D × 1")
     rate = next(t for t in after if t.startswith("Fig. 5b"))
-    assert "at 200 mA/g" in rate
+    assert ", 200 mA/g" in rate
 
 
 def test_broken_dataset_gives_alert_and_recovers(explorer, tmp_path):
@@ -1358,7 +1358,7 @@ def test_twin_and_rate_plots_are_updated_not_rebuilt(demo_data):
     for k, f in figs.items():  # ... with new data
         assert differs(before[k], snapshot(f)), k
     assert "η 0.45" in figs["simulated"].title.text != titles["simulated"]
-    assert "at 200 mA/g" in figs["rate"].title.text
+    assert ", 200 mA/g" in figs["rate"].title.text
     assert figs["offset"].title.text.startswith("d(capacity), particle ")
     # what the builders draw for the same settings: the same title, axes, legend and data
     keys = view._keys(view.model_settings())
