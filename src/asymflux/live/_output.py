@@ -70,7 +70,8 @@ class LiveOutput:
             return
         now = time.monotonic()
         due = self._last is None or now - self._last >= max(self.rewrite_s,
-                                                          self.cost_factor * self._cost)
+                                                          self.cost_factor * self._cost) \
+            or getattr(up, "remeasured", False)  # every row so far changed: rewrite them
         if due:
             ts = live.timeseries
             _write(self.out, live.particles, ts, live.labels, live.name,
