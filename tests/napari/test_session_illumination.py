@@ -13,36 +13,8 @@ import pandas as pd
 import pytest
 
 from asymflux.napari._session import CurationSession
-from tests._helpers.microscope_movie import PIXEL_NM, SHAPE, N, clean_movie
-
-ECHEM_MASS_MG = 1.0
-
-
-def _beam(c0, edge=0.6):
-    """A Gaussian beam centred at (48, c0) whose farthest frame corner gets ``edge``."""
-    rr, cc = np.indices(SHAPE)
-    far = np.hypot(max(48, SHAPE[0] - 48), max(c0, SHAPE[1] - c0))
-    s = far / np.sqrt(-2 * np.log(edge))
-    return np.exp(-((rr - 48) ** 2 + (cc - c0) ** 2) / (2 * s ** 2))
-
-
-def _beam_folder(root, n_frames=N):
-    """A dataset folder (masks, cycler table) of the quality tests' movie lit by a beam
-    sliding 30 px over its 16 frames (its first ``n_frames``)."""
-    from asymflux.io import Dataset, write_dataset
-
-    stack, labels = clean_movie()
-    beams = np.array([_beam(30 + 30 * k / (N - 1)) for k in range(n_frames)])
-    moving = np.round(stack[:n_frames] * beams).astype(np.uint16)
-    time_s = np.arange(n_frames) * 60.0
-    echem = pd.DataFrame({"time_s": time_s, "voltage_V": 3.6 + 0.02 * np.arange(n_frames),
-                          "current_mA": np.full(n_frames, 0.01),
-                          "capacity_mAh_g": 10.0 * np.arange(n_frames)})
-    return write_dataset(Dataset(stack=moving, time_s=time_s, pixel_nm=PIXEL_NM,
-                                 echem=echem, masks=labels,
-                                 metadata={"name": "beam", "ageing": "fresh", "material": "NMC",
-                                           "cell": "c1", "rate_mA_g": 50.0}),
-                         root / "beam")
+from tests._helpers.microscope_movie import PIXEL_NM, clean_movie
+from tests.napari._beam import beam_folder as _beam_folder
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +24,7 @@ def beam_folder(tmp_path_factory):
     from asymflux.cli import main
 
     root = tmp_path_factory.mktemp("beam")
-    folder = _beam_folder(root)
+    folder = _beam_folder(root / "beam")
     out = root / "analyzed"
     assert main(["analyze", str(folder), "--out", str(out), "--no-cache"]) == 0
     return folder, pd.read_csv(out / "particles.csv"), pd.read_csv(out / "timeseries.csv")
@@ -131,7 +103,7 @@ def test_the_dI_movie_is_the_corrected_one(beam_folder):
 
 
 def test_a_second_analysis_reads_the_cache_an_edited_mask_does_not(tmp_path):
-    folder = _beam_folder(tmp_path, n_frames=6)  # the beam has moved 10 px by frame 5
+    folder = _beam_folder(tmp_path / "beam", n_frames=6)  # the beam has moved 10 px by frame 5
     s = _session(folder)
     s.cache = tmp_path / "cache"
     with pytest.warns(Warning):
