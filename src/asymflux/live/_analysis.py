@@ -19,6 +19,11 @@ __all__ = ["LiveAnalysis", "LiveUpdate", "FinalResult"]
 #: Frames measured in one call of the batch measurement (bounds the memory of a catch-up).
 _BATCH_FRAMES = 16
 
+#: ``illumination="auto"``: the illumination's pattern of a new frame is compared with the
+#: reference's (two fits of the smooth field) on every this many frames, and on the last
+#: frame; when it has changed, every frame so far is measured again with the correction.
+PROBE_EVERY = 4
+
 #: The idle timeout is at least this many frame intervals (:meth:`LiveAnalysis.idle_limit_s`).
 IDLE_FRAME_INTERVALS = 3.0
 
@@ -203,6 +208,8 @@ class LiveAnalysis:
             else illumination
         self.dark, self.flat = dark, flat
         self.auto_warnings = []  # why an "auto" correction was switched on
+        self._finishing = False  # the movie is finished: its last frame is probed
+        self._probed = 0  # frames measured when the illumination was last probed
         self.asymmetry_threshold = asymmetry_threshold
         self.cache = cache
         self.n_reference_frames = 1
@@ -269,6 +276,7 @@ class LiveAnalysis:
         """
         up = LiveUpdate()
         finished = self.movie.finished
+        self._finishing = finished
         n_complete = self.movie.poll()
         if self.cycler is not None and self._poll_cycler():
             self.last_change = time.monotonic()
@@ -356,30 +364,32 @@ class LiveAnalysis:
         except ValueError as e:
             raise ValueError(f"{self.movie.path}: {e}") from e
 
-    def _corrected(self, raw):
+    def _corrected(self, raw, *, probe=True):
         """``raw`` (the reference frame(s), then new frames) as the batch measures it:
         calibrated (dark, flat), divided by each frame's illumination when that is on, and
         the ``normalize`` to use. An ``"auto"`` correction still off is switched on when
         these frames need it, by the batch's own test
-        (:func:`asymflux.analysis.resolve_illumination`,
-        :func:`asymflux.analysis.resolve_normalization`); returns ``(stack, normalize,
-        switched)``."""
+        (:func:`asymflux.analysis.resolve_illumination` on the reference frame(s) and the
+        last frame, when ``probe``; :func:`asymflux.analysis.resolve_normalization`);
+        returns ``(stack, normalize, switched)``."""
         from types import SimpleNamespace
 
         from asymflux.analysis import resolve_illumination, resolve_normalization
 
         n_ref = self.n_reference_frames
         stack, switched = self._calibrated(raw), False
-        if self.illumination is True:
-            stack, _ = resolve_illumination(stack, self.labels, True,
-                                            threshold=self.threshold, n_reference_frames=n_ref)
-        elif self.illumination_option == "auto":
-            stack, said = resolve_illumination(stack, self.labels, "auto",
-                                               threshold=self.threshold,
-                                               n_reference_frames=n_ref, name=self.name)
+        if self.illumination is None and self.illumination_option == "auto" and probe:
+            ends = self._calibrated(raw[[*range(n_ref), len(raw) - 1]])
+            _, said = resolve_illumination(ends, self.labels, "auto", threshold=self.threshold,
+                                           n_reference_frames=n_ref, name=self.name)
             if said:
                 self.illumination, switched = True, True
                 self.auto_warnings.extend(said)
+        if self.illumination is True:
+            stack, _ = resolve_illumination(stack, self.labels, True, threshold=self.threshold,
+                                            n_reference_frames=n_ref)
+        if stack is not raw:  # a few frames, each corrected once (the same values)
+            stack = np.asarray(stack[:])
         if self.normalize is None and self.normalize_option == "auto":
             ds = SimpleNamespace(metadata={"name": self.name}, path=None, stack=stack)
             norm, said = resolve_normalization(ds, "auto", stack, self.labels,
@@ -410,7 +420,12 @@ class LiveAnalysis:
         n_ref = self.n_reference_frames
         new = self._read(k0, k1)
         raw = np.concatenate([self._ref.astype(new.dtype, copy=False), new])
-        stack, normalize, switched = self._corrected(raw)
+        # the illumination's pattern is looked at every PROBE_EVERY frames and at the end
+        probe = check_auto and (self._finishing or k0 == 0
+                                or (k1 - 1) // PROBE_EVERY > (k0 - 1) // PROBE_EVERY)
+        stack, normalize, switched = self._corrected(raw, probe=probe)
+        if probe:
+            self._probed = k1
         if switched and check_auto and k0 > 0:
             self._remeasure(k0)
         t = np.r_[self._time[:n_ref], self._time[k0:k1]]
@@ -435,6 +450,19 @@ class LiveAnalysis:
             self._cyc = np.r_[self._cyc, np.full((grow, 2), np.nan)]
         self.n_frames = k1
         return switched
+
+    def _probe_last(self) -> None:
+        """At the end: the last frame's illumination looked at, if it was not (``"auto"``),
+        and every frame measured again if it switches the correction on."""
+        if self.illumination is not None or self.illumination_option != "auto" \
+                or self.labels is None or self.n_frames == 0 or self._probed >= self.n_frames:
+            return
+        k = self.n_frames
+        new = self._read(k - 1, k)
+        raw = np.concatenate([self._ref.astype(new.dtype, copy=False), new])
+        self._probed = k
+        if self._corrected(raw, probe=True)[2]:
+            self._remeasure(k)
 
     def _fill_capacity(self, *, final=False) -> list:
         if self.cycler is None or self.n_frames == 0:
@@ -518,6 +546,7 @@ class LiveAnalysis:
         """
         self.movie.finish()
         self.update()
+        self._probe_last()
         self.movie.close()
         try:
             return self._final(progress)
