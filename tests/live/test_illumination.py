@@ -43,14 +43,22 @@ def _watch(tmp_path, stack, **options):
     w = live.LiveWriter(movie, frame_shape=SHAPE, pixel_nm=PIXEL_NM,
                         frame_interval_s=INTERVAL_S)
     la = live.LiveAnalysis(movie, cache=tmp_path / "cache", **options)
+    output = live.LiveOutput(tmp_path / "out", rewrite_s=1e9)  # whole rewrites: when needed
     remeasured = []
     try:
         for k in range(len(stack)):
             w.write_frame(stack[k], time_s=k * INTERVAL_S)
             up = la.update()
+            rewrites = output.rewrites
+            output.update(la, up)
             if up.remeasured:
                 remeasured.append(k)
                 assert len(up.rows) == len(la.timeseries)  # every row so far, again
+                assert output.rewrites == rewrites + 1  # the output rewritten at once
+            table = pd.read_csv(tmp_path / "out" / "timeseries.csv")
+            pd.testing.assert_frame_equal(  # what a reader finds: the rows measured now
+                table.sort_values(["particle_id", "frame"], ignore_index=True),
+                _as_csv(la.timeseries))
         w.finish()
         final = la.finish()
     finally:
@@ -59,6 +67,7 @@ def _watch(tmp_path, stack, **options):
     return la, final, remeasured
 
 
+@pytest.mark.slow  # the movie (3 s of CPU, shared) and two batch analyses
 def test_live_frames_are_corrected_and_end_with_analyze_tables(tmp_path, moving_beam):
     from asymflux.analysis import analyze_path
     from asymflux.cli import main
@@ -93,3 +102,35 @@ def test_live_illumination_off_matches_analyze_off(tmp_path, moving_beam):
     p, ts, _, _ = analyze_path(tmp_path / "movie.h5", cache=False, illumination=None,
                                options={"normalize": None})
     pd.testing.assert_frame_equal(_as_csv(ts), _as_csv(final.timeseries))
+
+
+def test_watch_takes_analyzes_camera_options(tmp_path, moving_beam):
+    """``asymflux watch --illumination off --no-normalize-illumination --dark FILE`` ends
+    with the tables of ``asymflux analyze`` with the same flags."""
+    import json
+
+    from asymflux.cli import main
+
+    movie = tmp_path / "movie.h5"
+    w = live.LiveWriter(movie, frame_shape=SHAPE, pixel_nm=PIXEL_NM,
+                        frame_interval_s=INTERVAL_S)
+    try:
+        for k in range(6):
+            w.write_frame(moving_beam[k], time_s=k * INTERVAL_S)
+        w.finish()
+    finally:
+        w.close()
+    np.save(tmp_path / "dark.npy", np.full(SHAPE, 20.0))
+    flags = ["--illumination", "off", "--no-normalize-illumination", "--dark",
+             str(tmp_path / "dark.npy")]
+    assert main(["watch", str(movie), "--out", str(tmp_path / "watched"), "--poll-s", "0.01",
+                 "--no-cache", "--quiet", *flags]) == 0
+    assert main(["analyze", str(movie), "--out", str(tmp_path / "analyzed"), "--no-cache",
+                 *flags]) == 0
+    for name in ("particles", "timeseries"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "watched" / f"{name}.csv"),
+                                      pd.read_csv(tmp_path / "analyzed" / f"{name}.csv"))
+    status = json.loads((tmp_path / "watched" / "live.json").read_text())
+    assert max(status["live_vs_batch_max_abs_difference"].values()) == 0.0
+    with pytest.raises(SystemExit):  # argparse: a choice it does not know
+        main(["watch", str(movie), "--illumination", "sometimes"])
