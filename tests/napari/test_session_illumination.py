@@ -18,13 +18,18 @@ from tests.napari._beam import beam_folder as _beam_folder
 
 
 @pytest.fixture(scope="module")
-def beam_folder(tmp_path_factory):
-    """:func:`_beam_folder`, and ``asymflux analyze``'s particles and timeseries of it
-    (read back from its CSV files): ``(folder, particles, timeseries)``."""
+def beam_movie(tmp_path_factory):
+    """:func:`_beam_folder`: the beam sliding 30 px over 16 frames."""
+    return _beam_folder(tmp_path_factory.mktemp("beam") / "beam")
+
+
+@pytest.fixture(scope="module")
+def beam_folder(beam_movie):
+    """``(folder, particles, timeseries)``: :func:`beam_movie` and ``asymflux analyze``'s
+    tables of it (read back from its CSV files)."""
     from asymflux.cli import main
 
-    root = tmp_path_factory.mktemp("beam")
-    folder = _beam_folder(root / "beam")
+    folder, root = beam_movie, beam_movie.parent
     out = root / "analyzed"
     assert main(["analyze", str(folder), "--out", str(out), "--no-cache"]) == 0
     return folder, pd.read_csv(out / "particles.csv"), pd.read_csv(out / "timeseries.csv")
@@ -85,8 +90,8 @@ def test_the_docks_numbers_are_analyzes_under_a_sliding_beam(beam_folder):
     assert not np.allclose(raw["offset_nm"], corrected, equal_nan=True)
 
 
-def test_the_dI_movie_is_the_corrected_one(beam_folder):
-    folder, _, _ = beam_folder
+def test_the_dI_movie_is_the_corrected_one(beam_movie):
+    folder = beam_movie
     background = None
     spread = {}
     for choice in ("auto", "off"):
@@ -158,3 +163,23 @@ def test_a_stack_in_memory_is_not_cached():
     s.take_labels(clean_movie()[1])
     s.analyze_particle(1)
     assert s.cache_inputs() is None and s.cache_hit is None
+
+
+def test_a_stack_file_is_cached_by_its_file_and_pixels(tmp_path):
+    stack, labels = clean_movie()
+    stack = np.asarray(stack[:4])
+    np.save(tmp_path / "movie.npy", stack)
+
+    def analysed(frames):
+        s = CurationSession()
+        s.cache = tmp_path / "cache"
+        s.load(frames, source=str(tmp_path / "movie.npy"), name="movie", pixel_nm=PIXEL_NM)
+        s.take_labels(labels)
+        s.analyze_particle(1)
+        return s.cache_hit
+
+    assert analysed(stack) is False
+    assert analysed(np.load(tmp_path / "movie.npy", mmap_mode="r")) is True
+    other = stack.copy()
+    other[0, :8, :8] += 1  # another channel of the same file, say: another stack
+    assert analysed(other) is False

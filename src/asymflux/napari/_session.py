@@ -552,7 +552,8 @@ class CurationSession:
         A dataset folder: its data files (``asymflux.io.dataset.DATA_FILES``: metadata,
         frame times, cycler table, stack), not its curation files (the labels analysed are
         keyed by their content, and annotations change no number), with the clock offset
-        applied. A stack file: the file, its shape, pixel size and frame times."""
+        applied. A stack file: the file, the stack's shape, pixel size and frame times, and
+        its first and last frames' pixels (another channel or plane of the file)."""
         from asymflux.analysis import dataset_time_offset
         from asymflux.io.dataset import DATA_FILES
 
@@ -567,7 +568,10 @@ class CurationSession:
         source = Path(self.source) if self.source else None
         if source is None or not source.exists():
             return None
-        ident.update(pixel_nm=self.pixel_nm, time_s=np.asarray(self.time_s, float))
+        # the first and last frames' pixels too: a file's channel or z plane read as a
+        # stack of the same shape is another stack
+        ident.update(pixel_nm=self.pixel_nm, time_s=np.asarray(self.time_s, float),
+                     frames=[np.asarray(self.stack[k]) for k in (0, -1)])
         return [source], ident
 
     def _cached(self, kind, options, labels, compute, table_of):
