@@ -396,6 +396,46 @@ def test_quality_panel_shows_what_analyze_writes(make_napari_viewer, folder):
     assert shown_flags == {"core_too_small", "background_drift"}
 
 
+@pytest.mark.slow
+def test_quality_panel_under_a_sliding_beam_is_analyzes(make_napari_viewer, tmp_path):
+    """A beam sliding across the field: the dock corrects each frame's illumination as
+    ``asymflux analyze`` does, so the quality panel shows analyze's numbers; the camera
+    choices (illumination field, dark / flat frames, results cache) reach the session."""
+    from asymflux.analysis import analyze_path
+    from tests.napari._beam import beam_folder
+
+    folder = beam_folder(tmp_path / "beam")
+    particles, ts, _, _ = analyze_path(folder, cache=False)
+    viewer, w = _opened(make_napari_viewer, folder)
+    assert w.options_panel.illumination.value == "auto" and w.session.cache is True
+    assert "dark" not in w.analysis_options() and "illumination" not in w.analysis_options()
+    particles = particles.set_index("particle_id")
+    for pid in particles.index:
+        table = w.show_particle(int(pid))
+        rows = ts[ts["particle_id"] == pid].set_index("frame")
+        for frame in (3, int(rows.index.max())):
+            viewer.dims.set_current_step(0, frame)
+            q = w.quality_panel.values
+            np.testing.assert_allclose([q["offset_nm"], q["d_nm_low"], q["d_nm_high"]],
+                                       rows.loc[frame, ["offset_nm", "d_nm_low", "d_nm_high"]]
+                                       .to_numpy(float), rtol=1e-9, equal_nan=True)
+        assert q["classification"] == particles.loc[pid, "classification"]
+        np.testing.assert_allclose(q["asymmetry_score"], particles.loc[pid, "max_offset_norm"],
+                                   rtol=1e-9)
+        assert len(table) == len(rows)
+    w.options_panel.illumination.value = "off"
+    np.save(tmp_path / "dark.npy", np.zeros(w.stack.shape[1:]))
+    w.options_panel.dark.value = tmp_path / "dark.npy"
+    w.options_panel.cache.value = False
+    options = w.analysis_options()
+    assert options["illumination"] is None and options["dark"] == tmp_path / "dark.npy"
+    assert w.session.cache is False
+    pid = int(particles.index[0])
+    off = w.show_particle(pid)  # raw intensities (less a dark frame of 0): other numbers
+    assert not np.allclose(off["offset_nm"], ts[ts["particle_id"] == pid]["offset_nm"],
+                           equal_nan=True)
+
+
 def test_buttons_report_errors_as_notifications(make_napari_viewer, folder, notifications):
     _, w = _opened(make_napari_viewer, folder)
     w._particle.value = 0

@@ -36,7 +36,7 @@ A dataset path (a folder, or a bare stack with its cycler file, frame times, clo
 :func:`partial_output_warnings` reads the latter back). Results are kept and reused
 when the files and options are unchanged (:func:`cached`, :func:`results_cache_dir`,
 :func:`clear_results_cache`, :func:`find_cached_analysis`; ``analyze_path(cache=False)`` to
-measure again).
+measure again; :func:`lookup`: an entry's value, or None).
 
 What every front end checks and detects the same way: :func:`check_analysis_options`,
 :func:`check_labels` (masks against the frames), :func:`check_stack_signal` /
@@ -129,6 +129,7 @@ _EXPORTS = {
     "STREAM_MIN_PIXELS": "_dataset",
     "WORKER_MEMORY_BYTES": "_dataset",
     "cached": "_cache",
+    "lookup": "_cache",
     "results_cache_dir": "_cache",
     "clear_results_cache": "_cache",
     "resolve_normalization": "_pipeline",

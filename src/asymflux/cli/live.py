@@ -74,6 +74,18 @@ def register(subparsers) -> None:
     w.add_argument("--no-register", action="store_true", help="skip drift correction")
     w.add_argument("--normalize-illumination", action="store_true",
                    help="divide each frame by its illumination before dI (as analyze)")
+    w.add_argument("--no-normalize-illumination", action="store_true",
+                   help="keep the raw intensities (default: normalised once the particle-free "
+                        "background drifts, as analyze)")
+    w.add_argument("--illumination", choices=("auto", "on", "off"), default="auto",
+                   help="divide each frame by its smooth spatial illumination fitted to the "
+                        "particle-free pixels, as analyze (default auto: once the pattern "
+                        "changes; earlier frames are then measured again)")
+    w.add_argument("--dark", type=Path, metavar="FILE",
+                   help="dark frame (.npy or .tif), subtracted from every frame (as analyze)")
+    w.add_argument("--flat", type=Path, metavar="FILE",
+                   help="flat-field frame (.npy or .tif): every frame divided by (flat - dark) "
+                        "scaled to a mean of 1 (as analyze)")
     w.add_argument("--poll-s", type=float, default=0.5, metavar="S",
                    help="seconds between looks at the files (default 0.5)")
     w.add_argument("--idle-timeout-s", type=float, default=60.0, metavar="S",
@@ -119,6 +131,15 @@ def _is_live_output(folder) -> bool:
     return is_analyze_output(folder) or (Path(folder) / "live.json").is_file()
 
 
+def _normalize_option(args):
+    """``--(no-)normalize-illumination`` as ``LiveAnalysis``'s ``normalize`` (analyze's)."""
+    if args.normalize_illumination and args.no_normalize_illumination:
+        raise ValueError("--normalize-illumination and --no-normalize-illumination "
+                         "exclude each other")
+    return ("frame_mean" if args.normalize_illumination
+            else None if args.no_normalize_illumination else "auto")
+
+
 def cmd_watch(args) -> int:
     """Handler of ``asymflux watch``."""
     from .._atomic import check_output
@@ -139,13 +160,19 @@ def cmd_watch(args) -> int:
         raise ValueError(f"{args.source}: no such file or folder (the movie to watch)")
     if args.echem is not None and not args.echem.exists() and not args.echem.parent.is_dir():
         raise ValueError(f"--echem {args.echem}: folder {args.echem.parent} does not exist")
+    for name in ("dark", "flat"):
+        if getattr(args, name) is not None and not getattr(args, name).is_file():
+            raise ValueError(f"--{name} {getattr(args, name)}: no such file ({name} frame: "
+                             ".npy or .tif)")
     masks = read_masks(args.masks) if args.masks else None
     live = LiveAnalysis(
         args.source, echem=args.echem, active_mass_mg=args.active_mass_mg,
         pixel_nm=args.pixel_nm, frame_interval_s=args.frame_interval_s, masks=masks,
         threshold=args.threshold, edge_px=args.edge_px, register=not args.no_register,
-        normalize="frame_mean" if args.normalize_illumination else None,
-        asymmetry_threshold=args.asymmetry_threshold, cache=not args.no_cache)
+        normalize=_normalize_option(args), asymmetry_threshold=args.asymmetry_threshold,
+        cache=not args.no_cache,
+        illumination={"auto": "auto", "on": True, "off": None}[args.illumination],
+        **{k: getattr(args, k) for k in ("dark", "flat") if getattr(args, k) is not None})
     inputs = [live.movie.path] + ([live.echem_path] if live.echem_path else [])
     out = check_output(args.out, folder=True, inputs=inputs, input_folders=[args.source],
                        accept_folder=_is_live_output)

@@ -19,6 +19,11 @@ __all__ = ["LiveAnalysis", "LiveUpdate", "FinalResult"]
 #: Frames measured in one call of the batch measurement (bounds the memory of a catch-up).
 _BATCH_FRAMES = 16
 
+#: ``illumination="auto"``: the illumination's pattern of a new frame is compared with the
+#: reference's (two fits of the smooth field) on every this many frames, and on the last
+#: frame; when it has changed, every frame so far is measured again with the correction.
+PROBE_EVERY = 4
+
 #: The idle timeout is at least this many frame intervals (:meth:`LiveAnalysis.idle_limit_s`).
 IDLE_FRAME_INTERVALS = 3.0
 
@@ -42,6 +47,10 @@ class LiveUpdate:
     rows : pandas.DataFrame or None
         The timeseries rows of ``new_frames`` (columns of :attr:`LiveAnalysis.timeseries`,
         capacity as known now), for appending to a table: O(new rows).
+    remeasured : bool
+        An ``"auto"`` correction (``illumination`` or ``normalize``) was switched on by this
+        update: every frame before ``new_frames`` was measured again with it, so the rows
+        of earlier updates are replaced (``rows`` then holds every row so far).
     """
 
     new_frames: list = field(default_factory=list)
@@ -50,10 +59,11 @@ class LiveUpdate:
     n_frames: int = 0
     finished: bool = False
     rows: object = None
+    remeasured: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.new_frames or self.capacity_frames or self.detected)
+        return bool(self.new_frames or self.capacity_frames or self.detected or self.remeasured)
 
 
 @dataclass
@@ -106,9 +116,24 @@ class LiveAnalysis:
         As for ``asymflux analyze`` of a bare stack.
     masks : (n_row, n_col) int array, optional, keyword-only
         Particle labels used as given.
-    threshold, edge_px, register, normalize, asymmetry_threshold : keyword-only
-        As for :func:`asymflux.analysis.analyze_dataset` (``normalize``: None or
-        ``"frame_mean"``).
+    threshold, edge_px, register, asymmetry_threshold : keyword-only
+        As for :func:`asymflux.analysis.analyze_dataset`.
+    normalize : "auto", "frame_mean" or None, keyword-only
+        As for :func:`asymflux.analysis.analyze_dataset` (default ``"auto"``, as ``asymflux
+        analyze``; None: raw intensities). ``"auto"``: switched
+        on (:func:`asymflux.analysis.resolve_normalization`) as soon as a new frame's
+        particle-free background has drifted by more than the batch's limit; every frame
+        measured before is then measured again (:attr:`LiveUpdate.remeasured`).
+    illumination : "auto", True, False or None, keyword-only
+        Each frame divided by its own smooth spatial illumination before registration and
+        dI, as :func:`asymflux.analysis.analyze_path` / ``asymflux analyze --illumination``
+        (:func:`asymflux.analysis.resolve_illumination`; default ``"auto"``, as
+        ``analyze``: switched on as soon as a new frame's illumination pattern has changed
+        by more than the batch's limit, and every frame measured before measured again).
+    dark, flat : path-like or (row, col) array, optional, keyword-only
+        The camera's dark and flat-field frames, as ``asymflux analyze --dark/--flat``
+        (:func:`asymflux.analysis.calibrate_stack`): applied to every frame before
+        detection.
     cache : bool or path-like, keyword-only
         The final batch analysis (:meth:`finish`) through the results cache
         (:func:`asymflux.analysis.analyze_path`'s ``cache``; ``docs/cache.md``).
@@ -127,7 +152,8 @@ class LiveAnalysis:
 
     def __init__(self, source, *, echem=None, active_mass_mg=None, pixel_nm=None,
                  frame_interval_s=None, masks=None, threshold=UNREACTED_THRESHOLD, edge_px=2,
-                 register=True, normalize=None, asymmetry_threshold=None, cache=True):
+                 register=True, normalize="auto", asymmetry_threshold=None, cache=True,
+                 illumination="auto", dark=None, flat=None):
         from asymflux.analysis import check_analysis_options
 
         source = Path(source)
@@ -152,8 +178,13 @@ class LiveAnalysis:
                                     else manifest.get("frame_interval_s"))
         else:
             movie = source
-        if normalize not in (None, "frame_mean"):
-            raise ValueError(f"normalize must be None or 'frame_mean', got {normalize!r}")
+        if normalize not in (None, "frame_mean", "auto"):
+            raise ValueError(f"normalize must be None, 'auto' or 'frame_mean', got "
+                             f"{normalize!r}")
+        if not (illumination is None or illumination is False or illumination is True
+                or illumination == "auto"):
+            raise ValueError(f"illumination must be 'auto', True, False or None, got "
+                             f"{illumination!r}")
         opts = {"threshold": threshold, "edge_px": edge_px}
         if asymmetry_threshold is not None:
             opts["asymmetry_threshold"] = asymmetry_threshold
@@ -168,7 +199,17 @@ class LiveAnalysis:
         self.active_mass_mg = active_mass_mg
         self._given = {"pixel_nm": pixel_nm, "frame_interval_s": frame_interval_s}
         self.threshold, self.edge_px, self.register = threshold, edge_px, register
-        self.normalize = normalize
+        #: the options as asked (``"auto"`` kept), for the final batch analysis
+        self.normalize_option, self.illumination_option = normalize, illumination
+        #: what the frames are measured with now: an ``"auto"`` becomes on (``"frame_mean"``
+        #: / True) once a frame needs it, else stays off (None)
+        self.normalize = None if normalize == "auto" else normalize
+        self.illumination = None if illumination == "auto" or illumination is False \
+            else illumination
+        self.dark, self.flat = dark, flat
+        self.auto_warnings = []  # why an "auto" correction was switched on
+        self._finishing = False  # the movie is finished: its last frame is probed
+        self._probed = 0  # frames measured when the illumination was last probed
         self.asymmetry_threshold = asymmetry_threshold
         self.cache = cache
         self.n_reference_frames = 1
@@ -235,6 +276,7 @@ class LiveAnalysis:
         """
         up = LiveUpdate()
         finished = self.movie.finished
+        self._finishing = finished
         n_complete = self.movie.poll()
         if self.cycler is not None and self._poll_cycler():
             self.last_change = time.monotonic()
@@ -252,11 +294,13 @@ class LiveAnalysis:
                 k0 = self.n_frames
                 while k0 < n_complete:
                     k1 = min(n_complete, k0 + _BATCH_FRAMES)
-                    self._measure(k0, k1)
+                    if self._measure(k0, k1) and k0 > 0:
+                        up.remeasured = True  # every row so far changed
+                        first_chunk = 0
                     up.new_frames.extend(range(k0, k1))
                     k0 = k1
         up.capacity_frames = self._fill_capacity(final=finished)
-        if up.new_frames:
+        if up.new_frames or up.remeasured:
             up.rows = self._table(self._chunks[first_chunk:])
         self.finished = finished and self.movie.poll() == self.n_frames
         up.finished = self.finished
@@ -300,7 +344,8 @@ class LiveAnalysis:
         else:
             from asymflux.analysis import detect_reference
 
-            labels = detect_reference(reference_image(ref, n_reference_frames=n_ref),
+            labels = detect_reference(reference_image(self._calibrated(ref),
+                                                      n_reference_frames=n_ref),
                                       pixel_nm=self.movie.pixel_nm)  # as the batch does
             if not np.any(labels):
                 raise ValueError(f"{self.movie.path}: no particle detected in the reference "
@@ -308,14 +353,81 @@ class LiveAnalysis:
         self._ref = ref
         self.labels = labels
 
-    def _measure(self, k0, k1):
+    def _calibrated(self, stack):
+        """``stack`` through the dark and flat frames, as the batch reads it
+        (:func:`asymflux.analysis.calibrate_stack`; ValueError naming the file)."""
+        from asymflux.analysis import calibrate_stack
+
+        try:
+            return calibrate_stack(stack, dark=self.dark, flat=self.flat,
+                                   n_reference_frames=self.n_reference_frames)
+        except ValueError as e:
+            raise ValueError(f"{self.movie.path}: {e}") from e
+
+    def _corrected(self, raw, *, probe=True):
+        """``raw`` (the reference frame(s), then new frames) as the batch measures it:
+        calibrated (dark, flat), divided by each frame's illumination when that is on, and
+        the ``normalize`` to use. An ``"auto"`` correction still off is switched on when
+        these frames need it, by the batch's own test
+        (:func:`asymflux.analysis.resolve_illumination` on the reference frame(s) and the
+        last frame, when ``probe``; :func:`asymflux.analysis.resolve_normalization`);
+        returns ``(stack, normalize, switched)``."""
+        from types import SimpleNamespace
+
+        from asymflux.analysis import resolve_illumination, resolve_normalization
+
+        n_ref = self.n_reference_frames
+        stack, switched = self._calibrated(raw), False
+        if self.illumination is None and self.illumination_option == "auto" and probe:
+            ends = self._calibrated(raw[[*range(n_ref), len(raw) - 1]])
+            _, said = resolve_illumination(ends, self.labels, "auto", threshold=self.threshold,
+                                           n_reference_frames=n_ref, name=self.name)
+            if said:
+                self.illumination, switched = True, True
+                self.auto_warnings.extend(said)
+        if self.illumination is True:
+            stack, _ = resolve_illumination(stack, self.labels, True, threshold=self.threshold,
+                                            n_reference_frames=n_ref)
+        if stack is not raw:  # a few frames, each corrected once (the same values)
+            stack = np.asarray(stack[:])
+        if self.normalize is None and self.normalize_option == "auto":
+            ds = SimpleNamespace(metadata={"name": self.name}, path=None, stack=stack)
+            norm, said = resolve_normalization(ds, "auto", stack, self.labels,
+                                               threshold=self.threshold,
+                                               n_reference_frames=n_ref)
+            if norm is not None:
+                self.normalize, switched = "frame_mean", True
+                self.auto_warnings.extend(said)
+        return stack, self.normalize, switched
+
+    def _remeasure(self, k1) -> None:
+        """Measure frames 0:k1 again (an ``"auto"`` correction was just switched on)."""
+        k0 = 0
+        while k0 < k1:
+            if k0 == 0:
+                self._chunks, self.n_frames = [], 0
+            k = min(k1, k0 + _BATCH_FRAMES)
+            # the other "auto" correction switched on meanwhile: from the start again
+            k0 = 0 if self._measure(k0, k, check_auto=False) and k0 > 0 else k
+
+    def _measure(self, k0, k1, *, check_auto=True) -> bool:
         """Measure frames k0:k1 exactly as the batch analysis does: the same function on
-        the reference frame(s) followed by these frames."""
+        the reference frame(s) followed by these frames (calibrated and corrected as the
+        batch does). Returns True when an ``"auto"`` correction was switched on (the frames
+        before k0 were then measured again)."""
         from asymflux.analysis import particle_timeseries
 
         n_ref = self.n_reference_frames
         new = self._read(k0, k1)
-        stack = np.concatenate([self._ref.astype(new.dtype, copy=False), new])
+        raw = np.concatenate([self._ref.astype(new.dtype, copy=False), new])
+        # the illumination's pattern is looked at every PROBE_EVERY frames and at the end
+        probe = check_auto and (self._finishing or k0 == 0
+                                or (k1 - 1) // PROBE_EVERY > (k0 - 1) // PROBE_EVERY)
+        stack, normalize, switched = self._corrected(raw, probe=probe)
+        if probe:
+            self._probed = k1
+        if switched and check_auto and k0 > 0:
+            self._remeasure(k0)
         t = np.r_[self._time[:n_ref], self._time[k0:k1]]
         normalize = self.normalize
         if normalize == "frame_mean":  # the instrument's own reading, as the batch uses it
@@ -337,6 +449,20 @@ class LiveAnalysis:
             self._cap_known = np.r_[self._cap_known, np.zeros(grow, bool)]
             self._cyc = np.r_[self._cyc, np.full((grow, 2), np.nan)]
         self.n_frames = k1
+        return switched
+
+    def _probe_last(self) -> None:
+        """At the end: the last frame's illumination looked at, if it was not (``"auto"``),
+        and every frame measured again if it switches the correction on."""
+        if self.illumination is not None or self.illumination_option != "auto" \
+                or self.labels is None or self.n_frames == 0 or self._probed >= self.n_frames:
+            return
+        k = self.n_frames
+        new = self._read(k - 1, k)
+        raw = np.concatenate([self._ref.astype(new.dtype, copy=False), new])
+        self._probed = k
+        if self._corrected(raw, probe=True)[2]:
+            self._remeasure(k)
 
     def _fill_capacity(self, *, final=False) -> list:
         if self.cycler is None or self.n_frames == 0:
@@ -420,6 +546,7 @@ class LiveAnalysis:
         """
         self.movie.finish()
         self.update()
+        self._probe_last()
         self.movie.close()
         try:
             return self._final(progress)
@@ -432,9 +559,7 @@ class LiveAnalysis:
         from asymflux.analysis import analyze_path
 
         options = {"threshold": self.threshold, "register": self.register,
-                   "edge_px": self.edge_px}
-        if self.normalize:
-            options["normalize"] = self.normalize
+                   "edge_px": self.edge_px, "normalize": self.normalize_option}
         if self.asymmetry_threshold is not None:
             options["asymmetry_threshold"] = self.asymmetry_threshold
         read = {"echem": self.echem_path, "active_mass_mg": self.active_mass_mg}
@@ -443,7 +568,8 @@ class LiveAnalysis:
             particles, ts, labels, name = analyze_path(
                 self.movie.path, pixel_nm=self._given["pixel_nm"],
                 frame_interval_s=self._given["frame_interval_s"], masks=self.masks,
-                options=options, progress=progress, read=read, cache=self.cache)
+                options=options, progress=progress, read=read, cache=self.cache,
+                illumination=self.illumination_option, dark=self.dark, flat=self.flat)
         particles["dataset"] = name
         ts["dataset"] = name
         diff = compare_timeseries(self.timeseries, ts)

@@ -52,7 +52,8 @@ class LiveOutput:
     (sorted rows, capacities found since, particles.csv of the frames so far) at most every
     ``rewrite_s`` seconds and never sooner than ``cost_factor`` times the last rewrite's
     duration after it, so the O(rows) rewrites take a bounded share of the time (1/20), not
-    O(rows) per frame.
+    O(rows) per frame; and at once when an update measured every frame again
+    (:attr:`~asymflux.live.LiveUpdate.remeasured`: an ``"auto"`` correction switched on).
     """
 
     def __init__(self, out, *, rewrite_s=30.0, cost_factor=20.0):
@@ -70,7 +71,8 @@ class LiveOutput:
             return
         now = time.monotonic()
         due = self._last is None or now - self._last >= max(self.rewrite_s,
-                                                          self.cost_factor * self._cost)
+                                                          self.cost_factor * self._cost) \
+            or getattr(up, "remeasured", False)  # every row so far changed: rewrite them
         if due:
             ts = live.timeseries
             _write(self.out, live.particles, ts, live.labels, live.name,

@@ -61,6 +61,46 @@ def capacity_per_frame(dataset, n_frames) -> np.ndarray:
     return np.asarray(cap, dtype=float)
 
 
+#: *illumination* as :func:`asymflux.analysis.analyze_path`'s (``asymflux analyze
+#: --illumination``).
+_ILLUMINATION = {"auto": "auto", "on": True, "off": None}
+
+
+def _calibration_options(illumination=None, dark=None, flat=None) -> dict:
+    """The choices *illumination*, *dark* and *flat* as keyword options of
+    :func:`asymflux.analysis.analyze_dataset`, only those not at their defaults (so that
+    the defaults give ``asymflux analyze``'s options exactly)."""
+    out = {}
+    key = "auto" if illumination is None else illumination
+    if isinstance(key, str):
+        key = key.strip().lower()
+        if key not in _ILLUMINATION:
+            raise ValueError(f"illumination must be one of {', '.join(_ILLUMINATION)}, got "
+                             f"{illumination!r}")
+        value = _ILLUMINATION[key]
+    else:
+        value = True if key is True else None
+    if value != "auto":
+        out["illumination"] = value
+    for name, given in (("dark", dark), ("flat", flat)):
+        if given is not None and str(given).strip() not in ("", "."):
+            out[name] = given if isinstance(given, np.ndarray) else Path(given)
+    return out
+
+
+def _as_array(stack, raw):
+    """A corrected stack (``asymflux.analysis.calibrate_stack`` /
+    ``resolve_illumination``'s) as an array for the dI movie: lazy (dask, a frame a chunk)
+    when ``raw`` is, else read once; ``raw`` itself when nothing was corrected."""
+    if stack is raw:
+        return raw
+    if type(raw).__module__.startswith("dask.") or not isinstance(raw, np.ndarray):
+        import dask.array as da
+
+        return da.from_array(stack, chunks=(1, *stack.shape[1:]), asarray=False)
+    return stack[:]
+
+
 def _options_key(options) -> dict:
     """``options`` with arrays replaced by checksums (to tell whether a dI movie is current)."""
     return {k: v if v is None or isinstance(v, str | int) else
@@ -86,7 +126,16 @@ class CurationSession:
         The chosen particle (0: none, the background).
     choices : dict
         The user's analysis choices, parameters of
-        :func:`asymflux.analysis.analysis_options` (the command line's defaults).
+        :func:`asymflux.analysis.analysis_options` (the command line's defaults), and
+        ``illumination`` (``"auto"``, ``"on"``, ``"off"``: ``asymflux analyze
+        --illumination``), ``dark`` and ``flat`` (calibration frame files: ``--dark``,
+        ``--flat``).
+    cache : bool or path-like
+        Analyses through the results cache (``docs/cache.md``): True (default) the user's,
+        a folder that one, False none. Keyed on the dataset's data files, the curated
+        labels' content, the particle and every option (:meth:`cache_inputs`).
+    cache_hit : bool or None
+        Whether the last analysis was read from the cache (None: not cacheable).
     particle_table : pandas.DataFrame or None
         The last :meth:`particle_timeseries`.
     fit_result : asymflux.fit.FitResult or None
@@ -107,6 +156,8 @@ class CurationSession:
         self.choices = dict(choices or {})
         self.particle_table = None
         self.fit_result = None
+        self.cache = True
+        self.cache_hit = None
         self._callbacks = []
 
     # ------------------------------------------------------------------ events
@@ -255,14 +306,39 @@ class CurationSession:
 
     def analysis_options(self, *, rolling=True) -> dict:
         """:attr:`choices` as keyword arguments of :func:`asymflux.analysis.analyze_dataset`
-        (:func:`asymflux.analysis.analysis_options`); without ``rolling``, never a rolling
-        differential (what the fit uses)."""
+        (:func:`asymflux.analysis.analysis_options`, and the ``illumination``, ``dark`` and
+        ``flat`` of ``asymflux analyze`` when not at their defaults); without ``rolling``,
+        never a rolling differential (what the fit uses)."""
         from asymflux.analysis import analysis_options
 
         choices = dict(self.choices)
+        calibration = _calibration_options(*(choices.pop(k, None)
+                                             for k in ("illumination", "dark", "flat")))
         if not rolling:
             choices["rolling_frames"] = None
-        return analysis_options(**choices)
+        return {**analysis_options(**choices), **calibration}
+
+    def corrected_stack(self, labels=None):
+        """``(stack, warnings)``: the stack as ``asymflux analyze`` measures it with
+        :meth:`analysis_options`: through the dark and flat frames
+        (:func:`asymflux.analysis.calibrate_stack`), then divided by each frame's smooth
+        illumination when ``illumination`` is on, or ``"auto"`` and the pattern changes
+        over the particles of ``labels`` (default: the curated ones;
+        :func:`asymflux.analysis.resolve_illumination`). The stack itself when neither
+        applies."""
+        from asymflux.analysis import calibrate_stack, resolve_illumination
+
+        stack = self._require_stack()
+        chosen = self.analysis_options(rolling=False)
+        n_ref = chosen["n_reference_frames"]
+        stack = calibrate_stack(stack, dark=chosen.get("dark"), flat=chosen.get("flat"),
+                                n_reference_frames=n_ref)
+        labels = self.curated_labels() if labels is None else np.asarray(labels)
+        if not labels.any():
+            return stack, []
+        return resolve_illumination(stack, labels, chosen.get("illumination", "auto"),
+                                    threshold=chosen["threshold"], n_reference_frames=n_ref,
+                                    name=self.name)
 
     def curated_labels(self) -> np.ndarray:
         if self.curation is not None:
@@ -273,15 +349,16 @@ class CurationSession:
         """The dI settings as keyword arguments of
         :func:`asymflux.analysis.registered_differential`: reference frames, the
         illumination normalisation as :func:`asymflux.analysis.analyze_dataset` resolves it
-        (:func:`~asymflux.analysis.resolve_normalization`) and, with ``rolling``, the
-        rolling differential."""
+        (:func:`~asymflux.analysis.resolve_normalization`, on :meth:`corrected_stack`) and,
+        with ``rolling``, the rolling differential."""
         from asymflux.analysis import particle_free_pixels, resolve_normalization
 
         chosen = self.analysis_options(rolling=rolling)
         options = {"n_reference_frames": chosen["n_reference_frames"]}
         labels = self.curated_labels()
+        stack, _said = self.corrected_stack(labels)
         norm, _said = resolve_normalization(
-            self.analysis_dataset(), chosen["normalize"], self.stack, labels,
+            self.analysis_dataset(), chosen["normalize"], stack, labels,
             threshold=chosen["threshold"], n_reference_frames=chosen["n_reference_frames"],
             rolling_frames=chosen.get("rolling_frames"))
         if norm is not None:
@@ -300,19 +377,23 @@ class CurationSession:
         """What the registered dI movie depends on: ``options``, *register* and the labels
         (the registration region and the background are taken around them)."""
         labels = self.curation.labels if self.curation is not None else None
+        chosen = self.analysis_options(rolling=False)
         return {**_options_key(options), "register": self.register,
+                **{k: str(chosen.get(k)) for k in ("illumination", "dark", "flat")},
                 "labels": None if labels is None
                 else zlib.crc32(np.ascontiguousarray(labels).tobytes())}
 
     def movie(self, options=None):
         """``(registered dI movie, its key)`` for ``options`` (default
-        :meth:`differential_options`): :func:`asymflux.analysis.registered_differential`,
-        shape (time, row, col)."""
+        :meth:`differential_options`): :func:`asymflux.analysis.registered_differential`
+        of :meth:`corrected_stack` (the frames ``asymflux analyze`` measures), shape
+        (time, row, col)."""
         from asymflux.analysis import registered_differential
 
-        stack = self._require_stack()
+        self._require_stack()
         options = self.differential_options() if options is None else options
         labels = self.curation.labels if self.curation is not None else None
+        stack = _as_array(self.corrected_stack(labels)[0], self.stack)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             dI, _shifts = registered_differential(stack, labels, register=self.register,
@@ -352,13 +433,21 @@ class CurationSession:
         """Detect particles on the reference image (mean of the first frames), as
         ``asymflux analyze`` does, into the labels: all labels and annotations replaced as
         one undoable step. Returns the labels (row, col)."""
-        from asymflux.analysis import default_min_area_px, detect_reference, reference_image
+        from asymflux.analysis import (
+            calibrate_stack,
+            default_min_area_px,
+            detect_reference,
+            reference_image,
+        )
 
         cur = self.require()
         n_ref = int(self.choices.get("n_reference_frames", 1))
         min_area = int(min_area_px or self.choices.get("min_area_px") or 0) or \
             default_min_area_px(self.pixel_nm if self.pixel_known else None)
-        ref = reference_image(self.stack, n_reference_frames=n_ref)
+        chosen = self.analysis_options(rolling=False)
+        ref = reference_image(calibrate_stack(self._require_stack(), dark=chosen.get("dark"),
+                                              flat=chosen.get("flat"), n_reference_frames=n_ref),
+                              n_reference_frames=n_ref)  # the batch detects on these frames
         labels = detect_reference(ref, detect_kwargs={"min_area_px": min_area})
         if not np.any(labels):  # refused before the labels are touched
             raise ValueError(f"{self.source_name()}: no particle detected in the reference image "
@@ -442,11 +531,72 @@ class CurationSession:
         accepted = inspect.signature(analyze_dataset_particle).parameters
         options = {k: v for k, v in self.analysis_options(rolling=rolling).items()
                    if k in accepted}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return analyze_dataset_particle(self.analysis_dataset(), pid,
-                                            masks=np.asarray(cur.labels), crop=crop,
-                                            n_threads=1, **options)
+        labels = np.asarray(cur.labels)
+
+        def compute():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return analyze_dataset_particle(self.analysis_dataset(), pid, masks=labels,
+                                                crop=crop, n_threads=1, **options)
+
+        return self._cached("napari.particle", {"particle_id": pid, "crop": bool(crop),
+                                                "options": options}, labels, compute,
+                            lambda r: r.timeseries)
+
+    # ------------------------------------------------------------------ the results cache
+
+    def cache_inputs(self):
+        """``(input files, what identifies the stack)`` of the results cache's key, or None
+        when the stack cannot be identified (an in-memory stack: no file; not cached).
+
+        A dataset folder: its data files (``asymflux.io.dataset.DATA_FILES``: metadata,
+        frame times, cycler table, stack), not its curation files (the labels analysed are
+        keyed by their content, and annotations change no number), with the clock offset
+        applied. A stack file: the file, the stack's shape, pixel size and frame times, and
+        its first and last frames' pixels (another channel or plane of the file)."""
+        from asymflux.analysis import dataset_time_offset
+        from asymflux.io.dataset import DATA_FILES
+
+        if self.stack is None:
+            return None
+        ident = {"name": self.name, "shape": list(self.stack.shape),
+                 "dtype": str(self.stack.dtype)}
+        path = getattr(self.dataset, "path", None) if self.dataset is not None else None
+        if path is not None:
+            ident["time_offset"] = dataset_time_offset(self.dataset).as_dict()
+            return [Path(path) / n for n in DATA_FILES], ident
+        source = Path(self.source) if self.source else None
+        if source is None or not source.exists():
+            return None
+        # the first and last frames' pixels too: a file's channel or z plane read as a
+        # stack of the same shape is another stack
+        ident.update(pixel_nm=self.pixel_nm, time_s=np.asarray(self.time_s, float),
+                     frames=[np.asarray(self.stack[k]) for k in (0, -1)])
+        return [source], ident
+
+    def _cached(self, kind, options, labels, compute, table_of):
+        """``compute()`` through the results cache (:attr:`cache`), keyed on
+        :meth:`cache_inputs`, ``labels`` (their content) and ``options``; sets
+        :attr:`cache_hit`. A value read from the cache issues its warnings again (its
+        ``table_of(value).attrs["warnings"]``), as a computed one does."""
+        from asymflux.analysis import cached, lookup
+
+        found = None if self.cache is False else self.cache_inputs()
+        if found is None:
+            self.cache_hit = None
+            return compute()
+        inputs, ident = found
+        key = {"stack": ident, "labels": np.ascontiguousarray(labels), **options}
+        value = lookup(kind, inputs, key, cache=self.cache)
+        if value is None:
+            self.cache_hit = False
+            return cached(kind, inputs, key, compute, cache=self.cache)
+        self.cache_hit = True
+        from asymflux.io import EchemWarning
+
+        for w in table_of(value).attrs.get("warnings", []):
+            warnings.warn(w, EchemWarning, stacklevel=3)
+        return value
 
     def particle_timeseries(self, particle_id=None):
         """The chosen particle's table (:meth:`analyze_particle`'s ``timeseries``, the rows
@@ -531,7 +681,22 @@ class CurationSession:
 
         cur = self.require()
         path = export.check_table_path(path)
-        table = export.analyze_curation(self.analysis_dataset(), cur, **self.analysis_options())
+        labels = np.asarray(cur.labels)
+        options = self.analysis_options()
+        if not labels.any():
+            raise ValueError("no particles to export: the labels are empty (detect particles "
+                             "first)")
+
+        def compute():
+            from asymflux.analysis import analyze_dataset
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return analyze_dataset(self.analysis_dataset(), masks=labels, **options)
+
+        particles, _ = self._cached("napari.dataset", {"options": options}, labels, compute,
+                                    lambda r: r[0])
+        table = export.curated_particles(particles, cur)  # as export.analyze_curation joins
         export.write_table(path, table)
         return path, table
 

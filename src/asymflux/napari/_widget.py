@@ -215,6 +215,7 @@ class CurationWidget(Container):
 
     def _on_options(self, *_):
         self.session.choices = self.options_panel.choices()
+        self.session.cache = bool(self.options_panel.cache.value)
 
     # ------------------------------------------------------------------ layers <-> model
 
