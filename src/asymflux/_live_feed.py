@@ -6,7 +6,8 @@ The napari *Live* switch (:mod:`asymflux.napari._live`) and the dashboard's *Liv
 :meth:`LiveFeed.step` calls ``LiveAnalysis.update()`` once and adds, for the frames it
 measured, what ``LiveAnalysis`` does not keep -- the registered differential frames (dI =
 I/I0 − 1, :func:`asymflux.analysis.registered_differential` on the reference frame and the
-new frames only: O(frame) per frame, as the measurement) and each particle's line-cut
+new frames only, calibrated and illumination-corrected as they are measured
+(``LiveAnalysis.corrected_frames``): O(frame) per frame, as the measurement) and each particle's line-cut
 kymograph rows (:func:`asymflux.analysis.line_kymograph` along
 :func:`asymflux.analysis.horizontal_line`, Fig. 5c). It returns a :class:`LiveSnapshot`
 the GUI thread can show without touching the files.
@@ -213,7 +214,8 @@ class LiveFeed:
         new = np.asarray(live.movie.read(k0, k1), dtype=np.float64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            dI, _ = registered_differential(np.concatenate([self._ref, new]), live.labels,
+            frames = live.corrected_frames(np.concatenate([self._ref, new]))  # as measured
+            dI, _ = registered_differential(frames, live.labels,
                                             register=live.register, n_reference_frames=1,
                                             normalize=live.normalize)
         dI = np.asarray(dI[1:], dtype=np.float32)

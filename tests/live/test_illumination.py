@@ -134,3 +134,32 @@ def test_watch_takes_analyzes_camera_options(tmp_path, moving_beam):
     assert max(status["live_vs_batch_max_abs_difference"].values()) == 0.0
     with pytest.raises(SystemExit):  # argparse: a choice it does not know
         main(["watch", str(movie), "--illumination", "sometimes"])
+
+
+def test_the_live_display_shows_corrected_frames(tmp_path, moving_beam):
+    """The dI frames a live display shows (napari's Live switch, the dashboard's Live page:
+    ``LiveFeed``) are corrected as the tables are: under the sliding beam the particle-free
+    background of the last dI is flatter with the correction than without it."""
+    from asymflux._live_feed import LiveFeed
+
+    movie = tmp_path / "movie.h5"
+    w = live.LiveWriter(movie, frame_shape=SHAPE, pixel_nm=PIXEL_NM, frame_interval_s=INTERVAL_S)
+    try:
+        for k in range(len(moving_beam)):
+            w.write_frame(moving_beam[k], time_s=k * INTERVAL_S)
+        w.finish()
+    finally:
+        w.close()
+    spread = {}
+    for illumination in (True, None):
+        feed = LiveFeed(movie, cache=tmp_path / f"cache{illumination}", illumination=illumination,
+                        normalize=None)
+        try:
+            snap = feed.step()
+            while not snap.done:
+                snap = feed.step()
+            background = feed.live.labels == 0
+            spread[illumination] = float(np.nanstd(snap.last_dI[background]))
+        finally:
+            feed.close()
+    assert spread[True] < 0.6 * spread[None], spread  # the same frames before this: equal

@@ -364,6 +364,20 @@ class LiveAnalysis:
         except ValueError as e:
             raise ValueError(f"{self.movie.path}: {e}") from e
 
+    def corrected_frames(self, raw):
+        """``raw`` frames (a reference frame first, then others; ``(k, row, col)``) as the
+        measurement sees them now: calibrated (dark, flat) and, when the illumination
+        correction is on, each divided by its own illumination field relative to the
+        first frame's. Switches nothing on (what a display shows: the dI frames of
+        :class:`asymflux._live_feed.LiveFeed`). Returns a float64 array."""
+        from asymflux.analysis import resolve_illumination
+
+        stack = self._calibrated(raw)
+        if self.illumination is True:
+            stack, _ = resolve_illumination(stack, self.labels, True, threshold=self.threshold,
+                                            n_reference_frames=1)
+        return np.asarray(stack[:], dtype=np.float64)
+
     def _corrected(self, raw, *, probe=True):
         """``raw`` (the reference frame(s), then new frames) as the batch measures it:
         calibrated (dark, flat), divided by each frame's illumination when that is on, and
