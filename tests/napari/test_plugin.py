@@ -195,6 +195,10 @@ def test_the_dock_leaves_the_canvas_its_room(make_napari_viewer):
     for widget in (w.live_panel.native, w._status.native, w._path.native,
                    *([w._canvas] if w._canvas is not None else [])):
         assert body.isAncestorOf(widget), widget
+    from qtpy.QtWidgets import QPushButton
+
+    texts = {b.text() for b in body.findChildren(QPushButton)}
+    assert "Show O_COM / O_Li-rich" in texts, texts  # its underscores kept (magicgui's eat them)
 
 
 def test_differential_layer_is_diverging_and_lazy(make_napari_viewer, folder):

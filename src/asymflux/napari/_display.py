@@ -45,6 +45,7 @@ def button_row(run, *buttons):
     row = Container(layout="horizontal", labels=False)
     for text, method in buttons:
         b = PushButton(text=text)
+        b.text = text  # magicgui's constructor turns "_" into " " ("O_COM" -> "O COM")
         b.changed.connect(lambda *_, m=method: run(m))
         row.append(b)
     return row
