@@ -83,6 +83,15 @@ QUALITY_FLAGS = {
         "pixels that were clearly reacted (dI >= 2 x threshold) are clearly unreacted again "
         "(dI < 0): delithiation runs one way, so this is dust, a defocus or another artefact "
         "(at least 3 pixels and 2 % of the particle's inner pixels)"),
+    "local_darkening": (
+        "a sudden, persistent darkening of part of the particle or of its particle-free "
+        "surroundings (0-14 px out), in 4 x 4 px tiles, by more than 6 x its noise measured "
+        "in the movie and 0.2 x the dI threshold, against the reaction (the particle's "
+        "pixels only brighten on a charge), after removing the local illumination (a plane "
+        "fitted to the surroundings in each frame): dust, a speck or a shadow arriving; "
+        "raised from that frame to the end of the movie. The frames' d may be wrong: the "
+        "particle's class is taken from its other frames, 'undetermined' when they do not "
+        "show it asymmetric"),
     "core_too_small": (
         "fewer unreacted pixels than min_core_px (default: the area of a PSF, pi x edge_px^2, "
         "at least 4): the core is unresolved and its centre is noise; d, d/R_eq and the "
@@ -295,7 +304,7 @@ class QualityPass:
     """The per-chunk measurements behind the flags (called from ``particle_timeseries``)."""
 
     def __init__(self, labels, px, *, threshold, edge_px, saturation_level, min_core_px,
-                 px_cls, context=None):
+                 px_cls, context=None, direction="charge"):
         self.px = px
         self.threshold = float(threshold)
         self.clip = None if saturation_level is None else float(saturation_level)
@@ -312,6 +321,8 @@ class QualityPass:
 
             depth = ndi.distance_transform_edt(np.pad(labels > 0, 1))[1:-1, 1:-1]
             self.band = (depth.ravel()[px.flat] <= BAND_PX).astype(np.float64)
+        self.darkening = _DarkeningTiles(labels, px, px_cls, context,
+                                         charge=direction != "discharge")
 
     def _per_particle(self, sub, values):
         """Sum over each particle's pixels of ``sub`` (a ``_Pixels``), as (n, n_particles)."""
@@ -355,6 +366,7 @@ class QualityPass:
         thr, delta = self.threshold, abs(self.threshold)
         res["q_above"] = np.packbits((dI >= thr + delta) & self.inner, axis=1)
         res["q_below"] = np.packbits((dI < thr - delta) & self.inner, axis=1)
+        res.update(self.darkening.chunk(chunk, shifts, vals, illumination))
         return res
 
     def finish(self, cat, *, n_unr, shifts, n_reference_frames, rolling):
@@ -384,6 +396,8 @@ class QualityPass:
         flags["registration_residual"] = np.broadcast_to(
             _registration_residual(shifts)[:, None], n_unr.shape)
         flags["returned_below_threshold"] = self._returns(cat["q_above"], cat["q_below"])
+        flags["local_darkening"] = self.darkening.finish(
+            cat["q_dark_tiles"], cat["q_dark_slope"], threshold=self.threshold, n_reference_frames=n_ref)
         flags["core_too_small"] = (n_unr > 0) & (n_unr < self.min_core_px)
         if rolling is not None:  # no reference frames: only flags that do not need them
             flags.pop("background_drift", None)
@@ -733,3 +747,308 @@ def saturation_ambiguous(n_unr, sum_row, sum_col, n_unk, sum_unk_row, sum_unk_co
         tol = np.maximum(SATURATION_D_TOLERANCE * d, SATURATION_D_TOLERANCE_PX)
         moved = np.abs(d_all - d) > tol
     return (n_unk > 0) & ((n_unr == 0) | moved)
+
+
+# --- local_darkening: dust, a speck or a shadow arriving on or next to a particle ----------
+
+__all__ += ["DARKENING_TILE_PX", "DARKENING_SURROUND_PX", "DARKENING_SIGMAS",
+            "DARKENING_MIN_FRACTION", "UNTRUSTED_D_FLAGS", "local_darkening"]
+
+#: Side (px) of the square tiles (of one particle, or of its surroundings) whose mean log
+#: intensity is followed: a dust speck blurred by the PSF covers at least part of one, and
+#: the mean of ~16 pixels has a quarter of a pixel's noise.
+DARKENING_TILE_PX = 4
+#: The particle-free surroundings followed: pixels up to this far from the particle's
+#: outline (px; the background ring's outer edge), assigned to their nearest particle.
+DARKENING_SURROUND_PX = RING_MARGIN_PX + RING_WIDTH_PX
+#: Frames before (at most) and after (exactly) a candidate step that are compared.
+DARKENING_BEFORE_FRAMES = 5
+DARKENING_AFTER_FRAMES = 3
+#: A tile's step down must exceed this many times its noise (measured in the movie) ...
+DARKENING_SIGMAS = 6.0
+#: ... and this fraction of the dI threshold (in log intensity: 1 % for 0.05).
+DARKENING_MIN_FRACTION = 0.2
+#: A registration error this large (px) must not pass for a darkening: the step needed
+#: grows by the tile's slope (of log intensity, per px) x this (steep edges shift).
+DARKENING_REGISTRATION_PX = 0.2
+#: Tiles with fewer pixels (cut by the outline or the frame's edge) are not followed.
+DARKENING_MIN_TILE_PX = 4
+#: Flags whose frames' d is not trusted for the classification
+#: (:func:`~asymflux.analysis.summarize_particles`): the class is taken from the other
+#: frames of the window, 'undetermined' when they do not show the particle asymmetric.
+UNTRUSTED_D_FLAGS = ("local_darkening",)
+
+
+class _DarkeningTiles:
+    """The tiles followed for ``local_darkening``: each particle's pixels and its
+    particle-free surroundings cut into :data:`DARKENING_TILE_PX` squares (a tile holds
+    pixels of one particle, or of one particle's surroundings, never both)."""
+
+    def __init__(self, labels, px, px_cls, context=None, *, charge=True):
+        from scipy import ndimage as ndi
+        from scipy import sparse
+
+        self.px = px
+        self.charge = bool(charge)
+        self.ids = px.ids
+        lab = labels if context is None else np.asarray(context)
+        bg = lab == 0
+        self.surround = None
+        dist = np.zeros(labels.shape)
+        if bg.any() and (~bg).any():
+            dist, (ir, ic) = ndi.distance_transform_edt(bg, return_indices=True)
+            nearest = labels[ir, ic]
+            if context is not None:
+                nearest = np.where(np.isin(nearest, px.ids), nearest, 0)
+            self.surround = px_cls(np.where(bg & (dist <= DARKENING_SURROUND_PX), nearest, 0))
+        n_col = labels.shape[1]
+        t = DARKENING_TILE_PX
+        n_tc = -(-n_col // t)
+        n_tr = -(-labels.shape[0] // t)
+        keys, owner, region = [], [], []
+        for kind, pix in ((0, px), (1, self.surround)):
+            if pix is None or pix.flat.size == 0:
+                keys.append(np.zeros(0, np.int64))
+                continue
+            lab_of = np.repeat(np.searchsorted(px.ids, pix.ids), pix.area_px)
+            tile = (pix.rows // t) * n_tc + pix.cols // t
+            keys.append(((lab_of * 2 + kind) * (n_tr * n_tc) + tile).astype(np.int64))
+        allkeys = np.concatenate(keys)
+        uniq, inv, count = np.unique(allkeys, return_inverse=True, return_counts=True)
+        keep = count >= DARKENING_MIN_TILE_PX
+        col = np.cumsum(keep) - 1  # tile index of each kept key
+        self.n_tiles = int(keep.sum())
+        self.tile_px = count[keep].astype(np.float64)
+        owner = (uniq[keep] // (n_tr * n_tc)) // 2
+        region = (uniq[keep] // (n_tr * n_tc)) % 2
+        self.owner = owner.astype(np.int64)  # index into px.ids
+        self.is_surround = region.astype(bool)
+        parts = [p for p in (px, self.surround) if p is not None and p.flat.size]
+        rows = np.concatenate([p.rows for p in parts]).astype(np.float64)
+        cols = np.concatenate([p.cols for p in parts]).astype(np.float64)
+        flat = np.concatenate([p.flat for p in parts])
+        on = keep[inv]
+        tile_of = np.where(on, col[inv], 0)
+        n = np.maximum(np.bincount(tile_of[on], minlength=self.n_tiles), 1)
+        #: mean distance of the tile's pixels from the particles (0 on a particle)
+        self.dist = np.bincount(tile_of[on], dist.ravel()[flat[on]], minlength=self.n_tiles) / n
+        self.row = np.bincount(tile_of[on], rows[on], minlength=self.n_tiles) / n
+        self.col = np.bincount(tile_of[on], cols[on], minlength=self.n_tiles) / n
+        # per pixel: 1 / n (the tile's mean) and the least-squares slopes in row and col
+        dr = np.where(on, rows - self.row[tile_of], 0.0)
+        dc = np.where(on, cols - self.col[tile_of], 0.0)
+        s_rr = np.bincount(tile_of[on], dr[on] ** 2, minlength=self.n_tiles)
+        s_cc = np.bincount(tile_of[on], dc[on] ** 2, minlength=self.n_tiles)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w_r = np.where(s_rr[tile_of] > 0, dr / s_rr[tile_of], 0.0)
+            w_c = np.where(s_cc[tile_of] > 0, dc / s_cc[tile_of], 0.0)
+        self.matrix = []
+        start = 0
+        k_t = self.n_tiles
+        for k in keys:  # (n_pix, 3 n_tiles): the tiles' sums and slopes, per part
+            sl = slice(start, start + k.size)
+            i = np.flatnonzero(on[sl])
+            j = tile_of[sl][i]
+            m = sparse.csr_matrix(
+                (np.concatenate([np.ones(i.size), w_r[sl][i], w_c[sl][i]]),
+                 (np.tile(i, 3), np.concatenate([j, j + k_t, j + 2 * k_t]))),
+                shape=(k.size, 3 * k_t))
+            self.matrix.append(m)
+            start += k.size
+
+    def _sums(self, values, m):
+        """(n, 3 n_tiles) sums of log intensity per tile, its slopes, and (n, n_tiles)
+        valid pixels per tile."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lv = np.log(values)
+        ok = np.isfinite(lv)
+        sums = np.asarray(m.T @ np.where(ok, lv, 0.0).T).T
+        counts = np.asarray(m[:, :self.n_tiles].T @ ok.T.astype(np.float64)).T
+        return sums, counts
+
+    def chunk(self, chunk, shifts, vals, illumination):
+        """``{"q_dark_tiles": (n, n_tiles), "q_dark_slope": (n, n_tiles)}`` float32: each
+        tile's mean log intensity and the magnitude of its slope (per px), NaN where one
+        of its pixels is not valid (clipped, blank)."""
+        n = chunk.shape[0]
+        k_t = self.n_tiles
+        sums = np.zeros((n, 3 * k_t))
+        counts = np.zeros((n, k_t))
+        if k_t:
+            s, c = self._sums(vals, self.matrix[0])
+            sums += s
+            counts += c
+            if self.surround is not None and self.surround.flat.size:
+                v = self.surround.sample(chunk, shifts).astype(np.float64, copy=False)
+                if illumination is not None:
+                    v = v / illumination[:, None]
+                s, c = self._sums(v, self.matrix[1])
+                sums += s
+                counts += c
+        ok = counts >= self.tile_px
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(ok, sums[:, :k_t] / np.maximum(counts, 1), np.nan)
+            slope = np.where(ok, np.hypot(sums[:, k_t:2 * k_t], sums[:, 2 * k_t:]), np.nan)
+        return {"q_dark_tiles": means.astype(np.float32),
+                "q_dark_slope": slope.astype(np.float32)}
+
+    def finish(self, tiles, slopes, *, threshold, n_reference_frames=1):
+        """(n_frames, n_particles) bool: ``local_darkening`` (:func:`local_darkening`)."""
+        return local_darkening(tiles, slopes=slopes, owner=self.owner, is_surround=self.is_surround,
+                               tile_px=self.tile_px, tile_row=self.row, tile_col=self.col,
+                               tile_dist_px=self.dist,
+                               n_particles=self.ids.size, threshold=threshold,
+                               n_reference_frames=n_reference_frames,
+                               check_particles=self.charge)
+
+
+def _robust_sigma(v):
+    v = v[np.isfinite(v)]
+    if v.size < 10:
+        return np.nan
+    return 1.4826 * float(np.median(np.abs(v - np.median(v))))
+
+
+def _plane_removed(change, rows, cols, fit):
+    """``change`` (n_frames, n_tiles) less, in each frame, a plane a + b·row + c·col fitted
+    to the tiles ``fit`` (least squares, once more without those off by more than 3 x the
+    residuals' robust spread): the local illumination and its slope (flicker, a drifting
+    lamp, a moving beam). Unchanged when fewer than 6 tiles can be fitted."""
+    out = change.copy()
+    a = np.column_stack([np.ones(rows.size), (rows - rows.mean()) / 50.0,
+                         (cols - cols.mean()) / 50.0])
+    af = a[fit]
+    y = change[:, fit]
+    w = np.isfinite(y)
+    if af.shape[0] < 6:
+        return out
+    yz = np.where(w, y, 0.0)
+    for _ in range(2):
+        wf = w.astype(np.float64)
+        nm = np.einsum("tk,ki,kj->tij", wf, af, af) + 1e-9 * np.eye(3)
+        rhs = np.einsum("tk,ki,tk->ti", wf, af, yz)
+        coef = np.linalg.solve(nm, rhs[..., None])[..., 0]
+        res = y - coef @ af.T
+        spread = np.array([_robust_sigma(r[m]) for r, m in zip(res, w, strict=True)])
+        w = np.isfinite(y) & (np.abs(res) <= 3 * spread[:, None] + 1e-12)
+    ok = w.sum(axis=1) >= 6
+    out[ok] -= coef[ok] @ a.T
+    return out
+
+
+def local_darkening(tiles, *, slopes=None, owner, is_surround, tile_px, tile_row, tile_col, n_particles,
+                    threshold, tile_dist_px=None, n_reference_frames=1, check_particles=True):
+    """Where a particle, or its particle-free surroundings, darkened suddenly and for good.
+
+    A dark speck (dust settling on the sample or the window, a shadow) arriving mid-movie
+    darkens some pixels from one frame on. The particle's own pixels only brighten on a
+    charge (delithiation runs one way), the particle-free ones stay as they are, and the
+    whole field's illumination (flicker, a drifting lamp, a moving beam) changes smoothly
+    in space: removing, in each frame, a plane fitted to the particle's surroundings
+    (:func:`_plane_removed`, robust to the darkened tiles) leaves a tile's mean log
+    intensity z_k(t) flat or rising. A darkening at frame t is a step down: the mean of
+    z_k over the :data:`DARKENING_AFTER_FRAMES` frames from t below the mean over the (at
+    most) :data:`DARKENING_BEFORE_FRAMES` frames before by more than
+    :data:`DARKENING_SIGMAS` x its noise and :data:`DARKENING_MIN_FRACTION` x
+    ``threshold``, *sudden* (at least half of it between frames t - 1 and t: a focus or
+    beam drift is gradual) and *persistent* (each of those frames below the half-way
+    level). The noise of z is measured in the movie: 1.4826 x the median absolute
+    deviation of its frame-to-frame differences, per particle, for its own tiles and its
+    surroundings' (scaled by each tile's number of pixels).
+
+    Parameters
+    ----------
+    tiles : (n_frames, n_tiles) array
+        Mean log intensity of each tile per frame (NaN where not valid).
+    slopes : (n_frames, n_tiles) array, optional
+        Magnitude of each tile's slope of log intensity (per px): a step must also exceed
+        the slope (the larger of frames t - 1 and t) x :data:`DARKENING_REGISTRATION_PX`,
+        what a registration error shifting a steep edge could do.
+    owner : (n_tiles,) int array
+        Index of the particle each tile belongs to (or surrounds).
+    is_surround : (n_tiles,) bool array
+        The tile is particle-free (around ``owner``).
+    tile_px : (n_tiles,) array
+        Pixels per tile.
+    tile_row, tile_col : (n_tiles,) arrays
+        Tile centres (px).
+    tile_dist_px : (n_tiles,) array, optional
+        Mean distance of a tile's pixels from the particles (px): the illumination plane is
+        fitted to the surroundings' tiles at least :data:`RING_MARGIN_PX` out, beyond the
+        light the particle spills as it brightens (default: all of them).
+    n_particles : int
+    threshold : float
+        The dI threshold.
+    n_reference_frames : int
+        Frames averaged as each tile's starting level.
+    check_particles : bool
+        Test the particles' own tiles (False on a discharge, when they darken as they react).
+
+    Returns
+    -------
+    (n_frames, n_particles) bool
+        From the first frame of a darkening among a particle's tiles to the end of the movie.
+    """
+    y = np.asarray(tiles, dtype=np.float64)
+    n_frames = y.shape[0]
+    flags = np.zeros((n_frames, int(n_particles)), bool)
+    p_after, w_before = DARKENING_AFTER_FRAMES, DARKENING_BEFORE_FRAMES
+    if y.size == 0 or n_frames < p_after + 1:
+        return flags
+    owner = np.asarray(owner)
+    is_surround = np.asarray(is_surround, bool)
+    n_ref = max(1, min(int(n_reference_frames), n_frames))
+    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+        base = np.nanmean(y[:n_ref], axis=0)
+        base = np.where(np.isfinite(base), base, np.nanmedian(y, axis=0))
+        change = y - base
+        # the local illumination: a plane per particle's surroundings (all of them when a
+        # particle has too few)
+        far = is_surround if tile_dist_px is None else \
+            is_surround & (np.asarray(tile_dist_px) >= RING_MARGIN_PX)
+        z = _plane_removed(change, tile_row, tile_col, far)
+        for i in np.unique(owner):
+            mine = owner == i
+            if np.count_nonzero(mine & far) >= 12:
+                z[:, mine] = _plane_removed(change[:, mine], tile_row[mine], tile_col[mine],
+                                            far[mine])
+        # the noise of one pixel, per particle and region, from frame-to-frame differences
+        diff = np.diff(z, axis=0) * np.sqrt(tile_px) / np.sqrt(2.0)
+        sigma_px = np.full(z.shape[1], np.nan)
+        for i in np.unique(owner):
+            for sur in (False, True):
+                sel = (owner == i) & (is_surround == sur)
+                if sel.any():
+                    sigma_px[sel] = _robust_sigma(diff[:, sel].ravel())
+        sigma = sigma_px / np.sqrt(tile_px)
+        # windows: before = [t - w, t), after = [t, t + p)
+        fin = np.isfinite(z)
+        zf = np.where(fin, z, 0.0)
+        cs = np.vstack([np.zeros((1, z.shape[1])), np.cumsum(zf, axis=0)])
+        cn = np.vstack([np.zeros((1, z.shape[1])), np.cumsum(fin, axis=0)])
+        t = np.arange(1, n_frames - p_after + 1)
+        lo = np.maximum(t - w_before, 0)
+        n_b = cn[t] - cn[lo]
+        before = (cs[t] - cs[lo]) / np.maximum(n_b, 1)
+        n_a = cn[t + p_after] - cn[t]
+        after = (cs[t + p_after] - cs[t]) / np.maximum(n_a, 1)
+        step = after - before
+        noise = sigma * np.sqrt(1.0 / np.maximum(n_b, 1) + 1.0 / p_after)
+        need = np.maximum(DARKENING_SIGMAS * noise, DARKENING_MIN_FRACTION * abs(threshold))
+        if slopes is not None:
+            g = np.asarray(slopes, dtype=np.float64)
+            need = need + DARKENING_REGISTRATION_PX * np.fmax(g[t], g[t - 1])
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        win = sliding_window_view(z, p_after, axis=0)[1:n_frames - p_after + 1]
+        worst = np.max(win, axis=-1)  # NaN when any is NaN: not tested
+        jump = z[t] - z[t - 1]
+        hit = ((n_b >= 1) & (n_a == p_after) & np.isfinite(sigma)
+               & (step < -need) & (worst < before + step / 2) & (jump < step / 2))
+    if not check_particles:
+        hit &= is_surround[None, :]
+    for k in np.flatnonzero(hit.any(axis=0)):
+        first = int(t[np.argmax(hit[:, k])])
+        flags[first:, owner[k]] = True
+    return flags
