@@ -762,10 +762,16 @@ DARKENING_TILE_PX = 4
 #: outline (px; the background ring's outer edge), assigned to their nearest particle.
 DARKENING_SURROUND_PX = RING_MARGIN_PX + RING_WIDTH_PX
 #: Frames before (at most) and after (exactly) a candidate step that are compared.
-DARKENING_BEFORE_FRAMES = 5
+DARKENING_BEFORE_FRAMES = 8
 DARKENING_AFTER_FRAMES = 3
-#: A tile's step down must exceed this many times its noise (measured in the movie) ...
+#: A tile's step down (mean after - mean before) must exceed this many times its noise
+#: (measured in the movie) ...
 DARKENING_SIGMAS = 6.0
+#: ... and so must the step of a line-plus-step fitted to those frames (a gradual
+#: darkening, a focus or beam drift, is a line), by this many times its noise (when at
+#: least :data:`DARKENING_TREND_MIN_FRAMES` frames precede it) ...
+DARKENING_TREND_SIGMAS = 4.0
+DARKENING_TREND_MIN_FRAMES = 3
 #: ... and this fraction of the dI threshold (in log intensity: 1 % for 0.05).
 DARKENING_MIN_FRACTION = 0.2
 #: A registration error this large (px) must not pass for a darkening: the step needed
@@ -992,8 +998,7 @@ def local_darkening(tiles, *, slopes=None, owner, is_surround, tile_px, tile_row
     y = np.asarray(tiles, dtype=np.float64)
     n_frames = y.shape[0]
     flags = np.zeros((n_frames, int(n_particles)), bool)
-    p_after, w_before = DARKENING_AFTER_FRAMES, DARKENING_BEFORE_FRAMES
-    if y.size == 0 or n_frames < p_after + 1:
+    if y.size == 0 or n_frames < DARKENING_AFTER_FRAMES + 1:
         return flags
     owner = np.asarray(owner)
     is_surround = np.asarray(is_surround, bool)
@@ -1014,6 +1019,7 @@ def local_darkening(tiles, *, slopes=None, owner, is_surround, tile_px, tile_row
                 z[:, mine] = _plane_removed(change[:, mine], tile_row[mine], tile_col[mine],
                                             far[mine])
         # the noise of one pixel, per particle and region, from frame-to-frame differences
+        tile_px = np.asarray(tile_px, dtype=np.float64)
         diff = np.diff(z, axis=0) * np.sqrt(tile_px) / np.sqrt(2.0)
         sigma_px = np.full(z.shape[1], np.nan)
         for i in np.unique(owner):
@@ -1022,33 +1028,73 @@ def local_darkening(tiles, *, slopes=None, owner, is_surround, tile_px, tile_row
                 if sel.any():
                     sigma_px[sel] = _robust_sigma(diff[:, sel].ravel())
         sigma = sigma_px / np.sqrt(tile_px)
-        # windows: before = [t - w, t), after = [t, t + p)
-        fin = np.isfinite(z)
-        zf = np.where(fin, z, 0.0)
-        cs = np.vstack([np.zeros((1, z.shape[1])), np.cumsum(zf, axis=0)])
-        cn = np.vstack([np.zeros((1, z.shape[1])), np.cumsum(fin, axis=0)])
-        t = np.arange(1, n_frames - p_after + 1)
-        lo = np.maximum(t - w_before, 0)
-        n_b = cn[t] - cn[lo]
-        before = (cs[t] - cs[lo]) / np.maximum(n_b, 1)
-        n_a = cn[t + p_after] - cn[t]
-        after = (cs[t + p_after] - cs[t]) / np.maximum(n_a, 1)
-        step = after - before
-        noise = sigma * np.sqrt(1.0 / np.maximum(n_b, 1) + 1.0 / p_after)
-        need = np.maximum(DARKENING_SIGMAS * noise, DARKENING_MIN_FRACTION * abs(threshold))
-        if slopes is not None:
-            g = np.asarray(slopes, dtype=np.float64)
-            need = need + DARKENING_REGISTRATION_PX * np.fmax(g[t], g[t - 1])
-        from numpy.lib.stride_tricks import sliding_window_view
-
-        win = sliding_window_view(z, p_after, axis=0)[1:n_frames - p_after + 1]
-        worst = np.max(win, axis=-1)  # NaN when any is NaN: not tested
-        jump = z[t] - z[t - 1]
-        hit = ((n_b >= 1) & (n_a == p_after) & np.isfinite(sigma)
-               & (step < -need) & (worst < before + step / 2) & (jump < step / 2))
+        st = _darkening_steps(z, sigma, slopes, threshold)
+        t = st["t"]
+        hit = (st["step"] < -st["need"]) & (st["worst"] < st["before"] + st["step"] / 2) \
+            & (st["jump"] < st["step"] / 2) \
+            & ((st["n_before"] < DARKENING_TREND_MIN_FRAMES) | (st["delta"] < -st["need_delta"]))
     if not check_particles:
         hit &= is_surround[None, :]
     for k in np.flatnonzero(hit.any(axis=0)):
         first = int(t[np.argmax(hit[:, k])])
         flags[first:, owner[k]] = True
     return flags
+
+
+def _step_weights(n_before, n_after):
+    """Weights over frames [t - n_before, t + n_after) giving the step at t of a least-squares
+    line + step, and its noise over one frame's."""
+    tau = np.arange(-n_before, n_after, dtype=np.float64)
+    x = np.column_stack([np.ones(tau.size), tau, tau >= 0])
+    pinv = np.linalg.pinv(x)
+    return pinv[2], float(np.sqrt(np.sum(pinv[2] ** 2)))
+
+
+def _darkening_steps(z, sigma, slopes, threshold):
+    """The statistics of :func:`local_darkening` at each candidate frame t = 1 ..
+    n_frames - :data:`DARKENING_AFTER_FRAMES` (rows) and tile (columns): ``step`` (mean
+    of the after frames - mean of the up to :data:`DARKENING_BEFORE_FRAMES` before),
+    ``need`` (what it must exceed), ``delta`` / ``need_delta`` (the line-plus-step fit's),
+    ``worst`` (the highest after frame), ``before``, ``jump`` (z_t - z_(t-1)) and
+    ``n_before``."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    n_frames = z.shape[0]
+    p_after, w_before = DARKENING_AFTER_FRAMES, DARKENING_BEFORE_FRAMES
+    fin = np.isfinite(z)
+    zf = np.where(fin, z, 0.0)
+    cs = np.vstack([np.zeros((1, z.shape[1])), np.cumsum(zf, axis=0)])
+    cn = np.vstack([np.zeros((1, z.shape[1])), np.cumsum(fin, axis=0)])
+    t = np.arange(1, n_frames - p_after + 1)
+    lo = np.maximum(t - w_before, 0)
+    n_b = (cn[t] - cn[lo])
+    n_a = cn[t + p_after] - cn[t]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        before = np.where(n_b > 0, (cs[t] - cs[lo]) / np.maximum(n_b, 1), np.nan)
+        after = np.where(n_a == p_after, (cs[t + p_after] - cs[t]) / p_after, np.nan)
+    step = after - before
+    noise = sigma * np.sqrt(1.0 / np.maximum(n_b, 1) + 1.0 / p_after)
+    need = np.maximum(DARKENING_SIGMAS * noise, DARKENING_MIN_FRACTION * abs(threshold))
+    allow = 0.0
+    if slopes is not None:
+        g = np.asarray(slopes, dtype=np.float64)
+        allow = DARKENING_REGISTRATION_PX * np.fmax(g[t], g[t - 1])
+        need = need + allow
+    delta = np.full(step.shape, np.nan)
+    need_delta = np.full(step.shape, np.inf)
+    for nb in range(DARKENING_TREND_MIN_FRAMES, w_before + 1):
+        rows = np.flatnonzero((t - lo) == nb)
+        if not rows.size:
+            continue
+        w, sd = _step_weights(nb, p_after)
+        win = sliding_window_view(z, nb + p_after, axis=0)  # (n - nb - p + 1, tiles, nb + p)
+        delta[rows] = win[t[rows] - nb] @ w  # NaN where any frame of the window is
+        need_delta[rows] = np.maximum(DARKENING_TREND_SIGMAS * sd * sigma,
+                                      DARKENING_MIN_FRACTION * abs(threshold))
+    need_delta = need_delta + allow
+    win = sliding_window_view(z, p_after, axis=0)[1:n_frames - p_after + 1]
+    worst = np.max(win, axis=-1)  # NaN when any is NaN: not tested
+    jump = z[t] - z[t - 1]
+    return {"t": t, "step": step, "need": need, "delta": delta, "need_delta": need_delta,
+            "worst": worst, "before": before, "jump": jump,
+            "n_before": np.broadcast_to((t - lo)[:, None], step.shape)}
