@@ -397,7 +397,8 @@ class QualityPass:
             _registration_residual(shifts)[:, None], n_unr.shape)
         flags["returned_below_threshold"] = self._returns(cat["q_above"], cat["q_below"])
         flags["local_darkening"] = self.darkening.finish(
-            cat["q_dark_tiles"], cat["q_dark_slope"], threshold=self.threshold, n_reference_frames=n_ref)
+            cat["q_dark_tiles"], cat["q_dark_slope"], threshold=self.threshold,
+            n_reference_frames=n_ref)
         flags["core_too_small"] = (n_unr > 0) & (n_unr < self.min_core_px)
         if rolling is not None:  # no reference frames: only flags that do not need them
             flags.pop("background_drift", None)
@@ -775,7 +776,7 @@ DARKENING_TREND_MIN_FRAMES = 3
 #: ... and this fraction of the dI threshold (in log intensity: 1 % for 0.05).
 DARKENING_MIN_FRACTION = 0.2
 #: A registration error this large (px) must not pass for a darkening: the step needed
-#: grows by the tile's slope (of log intensity, per px) x this (steep edges shift).
+#: grows by the tile's mean edge contrast (:func:`_edge_contrast`, per px) x this.
 DARKENING_REGISTRATION_PX = 0.2
 #: Tiles with fewer pixels (cut by the outline or the frame's edge) are not followed.
 DARKENING_MIN_TILE_PX = 4
@@ -840,50 +841,40 @@ class _DarkeningTiles:
         self.dist = np.bincount(tile_of[on], dist.ravel()[flat[on]], minlength=self.n_tiles) / n
         self.row = np.bincount(tile_of[on], rows[on], minlength=self.n_tiles) / n
         self.col = np.bincount(tile_of[on], cols[on], minlength=self.n_tiles) / n
-        # per pixel: 1 / n (the tile's mean) and the least-squares slopes in row and col
-        dr = np.where(on, rows - self.row[tile_of], 0.0)
-        dc = np.where(on, cols - self.col[tile_of], 0.0)
-        s_rr = np.bincount(tile_of[on], dr[on] ** 2, minlength=self.n_tiles)
-        s_cc = np.bincount(tile_of[on], dc[on] ** 2, minlength=self.n_tiles)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            w_r = np.where(s_rr[tile_of] > 0, dr / s_rr[tile_of], 0.0)
-            w_c = np.where(s_cc[tile_of] > 0, dc / s_cc[tile_of], 0.0)
         self.matrix = []
         start = 0
-        k_t = self.n_tiles
-        for k in keys:  # (n_pix, 3 n_tiles): the tiles' sums and slopes, per part
+        for k in keys:  # (n_pix, n_tiles) 0/1: the tiles' pixels, one for each part
             sl = slice(start, start + k.size)
             i = np.flatnonzero(on[sl])
-            j = tile_of[sl][i]
-            m = sparse.csr_matrix(
-                (np.concatenate([np.ones(i.size), w_r[sl][i], w_c[sl][i]]),
-                 (np.tile(i, 3), np.concatenate([j, j + k_t, j + 2 * k_t]))),
-                shape=(k.size, 3 * k_t))
-            self.matrix.append(m)
+            self.matrix.append(sparse.csr_matrix((np.ones(i.size), (i, tile_of[sl][i])),
+                                                 shape=(k.size, self.n_tiles)))
             start += k.size
 
     def _sums(self, values, m):
-        """(n, 3 n_tiles) sums of log intensity per tile, its slopes, and (n, n_tiles)
-        valid pixels per tile."""
+        """(n, n_tiles) sums of each tile's log intensity, and of its valid pixels."""
         with np.errstate(invalid="ignore", divide="ignore"):
             lv = np.log(values)
         ok = np.isfinite(lv)
         sums = np.asarray(m.T @ np.where(ok, lv, 0.0).T).T
-        counts = np.asarray(m[:, :self.n_tiles].T @ ok.T.astype(np.float64)).T
+        counts = np.asarray(m.T @ ok.T.astype(np.float64)).T
         return sums, counts
 
     def chunk(self, chunk, shifts, vals, illumination):
         """``{"q_dark_tiles": (n, n_tiles), "q_dark_slope": (n, n_tiles)}`` float32: each
-        tile's mean log intensity and the magnitude of its slope (per px), NaN where one
-        of its pixels is not valid (clipped, blank)."""
+        tile's mean log intensity and mean edge contrast (:func:`_edge_contrast`, per
+        px), NaN where one of its pixels is not valid (clipped, blank)."""
         n = chunk.shape[0]
         k_t = self.n_tiles
-        sums = np.zeros((n, 3 * k_t))
+        sums = np.zeros((n, k_t))
         counts = np.zeros((n, k_t))
+        edges = np.zeros((n, k_t))
         if k_t:
+            contrast = _edge_contrast(chunk)
             s, c = self._sums(vals, self.matrix[0])
             sums += s
             counts += c
+            e = self.px.sample(contrast, shifts)
+            edges += np.asarray(self.matrix[0].T @ np.nan_to_num(e).T).T
             if self.surround is not None and self.surround.flat.size:
                 v = self.surround.sample(chunk, shifts).astype(np.float64, copy=False)
                 if illumination is not None:
@@ -891,10 +882,12 @@ class _DarkeningTiles:
                 s, c = self._sums(v, self.matrix[1])
                 sums += s
                 counts += c
+                e = self.surround.sample(contrast, shifts)
+                edges += np.asarray(self.matrix[1].T @ np.nan_to_num(e).T).T
         ok = counts >= self.tile_px
         with np.errstate(invalid="ignore", divide="ignore"):
-            means = np.where(ok, sums[:, :k_t] / np.maximum(counts, 1), np.nan)
-            slope = np.where(ok, np.hypot(sums[:, k_t:2 * k_t], sums[:, 2 * k_t:]), np.nan)
+            means = np.where(ok, sums / np.maximum(counts, 1), np.nan)
+            slope = np.where(ok, edges / self.tile_px, np.nan)
         return {"q_dark_tiles": means.astype(np.float32),
                 "q_dark_slope": slope.astype(np.float32)}
 
@@ -967,9 +960,10 @@ def local_darkening(tiles, *, slopes=None, owner, is_surround, tile_px, tile_row
     tiles : (n_frames, n_tiles) array
         Mean log intensity of each tile per frame (NaN where not valid).
     slopes : (n_frames, n_tiles) array, optional
-        Magnitude of each tile's slope of log intensity (per px): a step must also exceed
-        the slope (the larger of frames t - 1 and t) x :data:`DARKENING_REGISTRATION_PX`,
-        what a registration error shifting a steep edge could do.
+        Each tile's mean edge contrast (:func:`_edge_contrast`: a pixel's largest relative
+        difference to a neighbour, per px): a step at t must also exceed its value at
+        frame t - 1 x :data:`DARKENING_REGISTRATION_PX`, what a registration error moving
+        a steep edge could do.
     owner : (n_tiles,) int array
         Index of the particle each tile belongs to (or surrounds).
     is_surround : (n_tiles,) bool array
@@ -1078,7 +1072,7 @@ def _darkening_steps(z, sigma, slopes, threshold):
     allow = 0.0
     if slopes is not None:
         g = np.asarray(slopes, dtype=np.float64)
-        allow = DARKENING_REGISTRATION_PX * np.fmax(g[t], g[t - 1])
+        allow = DARKENING_REGISTRATION_PX * g[t - 1]  # the edges before (not the speck's)
         need = need + allow
     delta = np.full(step.shape, np.nan)
     need_delta = np.full(step.shape, np.inf)
@@ -1098,3 +1092,21 @@ def _darkening_steps(z, sigma, slopes, threshold):
     return {"t": t, "step": step, "need": need, "delta": delta, "need_delta": need_delta,
             "worst": worst, "before": before, "jump": jump,
             "n_before": np.broadcast_to((t - lo)[:, None], step.shape)}
+
+
+def _edge_contrast(frames):
+    """(n, n_row, n_col): each pixel's largest difference to one of its 4 neighbours,
+    relative to its own value (per px): how much a registration error moving the image by
+    a fraction of a pixel changes it (large next to a sharp edge, even on its dark side;
+    NaN where the pixel is not > 0)."""
+    f = np.asarray(frames, dtype=np.float64)
+    out = np.zeros_like(f)
+    for axis in (1, 2):
+        d = np.abs(np.diff(f, axis=axis))
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        np.fmax(out[tuple(lo)], d, out=out[tuple(lo)])
+        np.fmax(out[tuple(hi)], d, out=out[tuple(hi)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(f > 0, out / f, np.nan)
