@@ -397,7 +397,8 @@ class QualityPass:
             _registration_residual(shifts)[:, None], n_unr.shape)
         flags["returned_below_threshold"] = self._returns(cat["q_above"], cat["q_below"])
         flags["local_darkening"] = self.darkening.finish(
-            cat["q_dark_tiles"], cat["q_dark_slope"], threshold=self.threshold,
+            cat["q_dark_tiles"], cat["q_dark_slope"], cat["q_dark_frames"],
+            threshold=self.threshold,
             n_reference_frames=n_ref)
         flags["core_too_small"] = (n_unr > 0) & (n_unr < self.min_core_px)
         if rolling is not None:  # no reference frames: only flags that do not need them
@@ -769,8 +770,9 @@ DARKENING_AFTER_FRAMES = 3
 #: (measured in the movie) ...
 DARKENING_SIGMAS = 6.0
 #: ... and so must the step of a line-plus-step fitted to those frames (a gradual
-#: darkening, a focus or beam drift, is a line), by this many times its noise (when at
-#: least :data:`DARKENING_TREND_MIN_FRAMES` frames precede it) ...
+#: darkening, a focus or beam drift, is a line), by this many times its noise; at least
+#: :data:`DARKENING_TREND_MIN_FRAMES` frames must precede it (with fewer, gradual and
+#: sudden cannot be told apart: a speck arriving in the first frames is not flagged) ...
 DARKENING_TREND_SIGMAS = 4.0
 DARKENING_TREND_MIN_FRAMES = 3
 #: ... and this fraction of the dI threshold (in log intensity: 1 % for 0.05).
@@ -860,20 +862,26 @@ class _DarkeningTiles:
         return sums, counts
 
     def chunk(self, chunk, shifts, vals, illumination):
-        """``{"q_dark_tiles": (n, n_tiles), "q_dark_slope": (n, n_tiles)}`` float32: each
-        tile's mean log intensity and mean edge contrast (:func:`_edge_contrast`, per
-        px), NaN where one of its pixels is not valid (clipped, blank)."""
+        """``{"q_dark_tiles": (n, n_tiles), "q_dark_slope": (1, n_tiles)}`` float32 and
+        ``"q_dark_frames"`` ``[n]``: each tile's mean log intensity per frame (NaN where
+        one of its pixels is not valid: clipped, blank) and its mean edge contrast
+        (:func:`_edge_contrast`, per px) on the chunk's first frame (one frame's work per
+        chunk, and before a speck arriving in the chunk)."""
         n = chunk.shape[0]
         k_t = self.n_tiles
         sums = np.zeros((n, k_t))
         counts = np.zeros((n, k_t))
-        edges = np.zeros((n, k_t))
+        edges = np.zeros((1, k_t))
         if k_t:
-            contrast = _edge_contrast(chunk)
+            seen = np.flatnonzero(np.isfinite(chunk.reshape(n, -1)[:, 0]))
+            first = int(seen[0]) if seen.size else 0  # the first frame not blank
+            contrast = _edge_contrast(chunk[first:first + 1])
+            first_shift = None if shifts is None else \
+                np.asarray(shifts, dtype=np.float64)[first:first + 1]
             s, c = self._sums(vals, self.matrix[0])
             sums += s
             counts += c
-            e = self.px.sample(contrast, shifts)
+            e = self.px.sample(contrast, first_shift)
             edges += np.asarray(self.matrix[0].T @ np.nan_to_num(e).T).T
             if self.surround is not None and self.surround.flat.size:
                 v = self.surround.sample(chunk, shifts).astype(np.float64, copy=False)
@@ -882,18 +890,19 @@ class _DarkeningTiles:
                 s, c = self._sums(v, self.matrix[1])
                 sums += s
                 counts += c
-                e = self.surround.sample(contrast, shifts)
+                e = self.surround.sample(contrast, first_shift)
                 edges += np.asarray(self.matrix[1].T @ np.nan_to_num(e).T).T
         ok = counts >= self.tile_px
         with np.errstate(invalid="ignore", divide="ignore"):
             means = np.where(ok, sums / np.maximum(counts, 1), np.nan)
-            slope = np.where(ok, edges / self.tile_px, np.nan)
         return {"q_dark_tiles": means.astype(np.float32),
-                "q_dark_slope": slope.astype(np.float32)}
+                "q_dark_slope": (edges / self.tile_px).astype(np.float32),  # (1, n_tiles)
+                "q_dark_frames": np.array([n])}
 
-    def finish(self, tiles, slopes, *, threshold, n_reference_frames=1):
+    def finish(self, tiles, slopes, slope_frames, *, threshold, n_reference_frames=1):
         """(n_frames, n_particles) bool: ``local_darkening`` (:func:`local_darkening`)."""
-        return local_darkening(tiles, slopes=slopes, owner=self.owner, is_surround=self.is_surround,
+        return local_darkening(tiles, slopes=slopes, slope_frames=slope_frames,
+                               owner=self.owner, is_surround=self.is_surround,
                                tile_px=self.tile_px, tile_row=self.row, tile_col=self.col,
                                tile_dist_px=self.dist,
                                n_particles=self.ids.size, threshold=threshold,
@@ -908,34 +917,7 @@ def _robust_sigma(v):
     return 1.4826 * float(np.median(np.abs(v - np.median(v))))
 
 
-def _plane_removed(change, rows, cols, fit):
-    """``change`` (n_frames, n_tiles) less, in each frame, a plane a + b·row + c·col fitted
-    to the tiles ``fit`` (least squares, once more without those off by more than 3 x the
-    residuals' robust spread): the local illumination and its slope (flicker, a drifting
-    lamp, a moving beam). Unchanged when fewer than 6 tiles can be fitted."""
-    out = change.copy()
-    a = np.column_stack([np.ones(rows.size), (rows - rows.mean()) / 50.0,
-                         (cols - cols.mean()) / 50.0])
-    af = a[fit]
-    y = change[:, fit]
-    w = np.isfinite(y)
-    if af.shape[0] < 6:
-        return out
-    yz = np.where(w, y, 0.0)
-    for _ in range(2):
-        wf = w.astype(np.float64)
-        nm = np.einsum("tk,ki,kj->tij", wf, af, af) + 1e-9 * np.eye(3)
-        rhs = np.einsum("tk,ki,tk->ti", wf, af, yz)
-        coef = np.linalg.solve(nm, rhs[..., None])[..., 0]
-        res = y - coef @ af.T
-        spread = np.array([_robust_sigma(r[m]) for r, m in zip(res, w, strict=True)])
-        w = np.isfinite(y) & (np.abs(res) <= 3 * spread[:, None] + 1e-12)
-    ok = w.sum(axis=1) >= 6
-    out[ok] -= coef[ok] @ a.T
-    return out
-
-
-def local_darkening(tiles, *, slopes=None, owner, is_surround, tile_px, tile_row, tile_col, n_particles,
+def local_darkening(tiles, *, slopes=None, slope_frames=None, owner, is_surround, tile_px, tile_row, tile_col, n_particles,
                     threshold, tile_dist_px=None, n_reference_frames=1, check_particles=True):
     """Where a particle, or its particle-free surroundings, darkened suddenly and for good.
 
@@ -944,7 +926,7 @@ def local_darkening(tiles, *, slopes=None, owner, is_surround, tile_px, tile_row
     charge (delithiation runs one way), the particle-free ones stay as they are, and the
     whole field's illumination (flicker, a drifting lamp, a moving beam) changes smoothly
     in space: removing, in each frame, a plane fitted to the particle's surroundings
-    (:func:`_plane_removed`, robust to the darkened tiles) leaves a tile's mean log
+    (:func:`_plane_fit`, robust to the darkened tiles) leaves a tile's mean log
     intensity z_k(t) flat or rising. A darkening at frame t is a step down: the mean of
     z_k over the :data:`DARKENING_AFTER_FRAMES` frames from t below the mean over the (at
     most) :data:`DARKENING_BEFORE_FRAMES` frames before by more than
@@ -959,11 +941,13 @@ def local_darkening(tiles, *, slopes=None, owner, is_surround, tile_px, tile_row
     ----------
     tiles : (n_frames, n_tiles) array
         Mean log intensity of each tile per frame (NaN where not valid).
-    slopes : (n_frames, n_tiles) array, optional
+    slopes : (n_frames, n_tiles) or (n_chunks, n_tiles) array, optional
         Each tile's mean edge contrast (:func:`_edge_contrast`: a pixel's largest relative
         difference to a neighbour, per px): a step at t must also exceed its value at
         frame t - 1 x :data:`DARKENING_REGISTRATION_PX`, what a registration error moving
-        a steep edge could do.
+        a steep edge could do. One row per chunk of ``slope_frames`` frames.
+    slope_frames : (n_chunks,) int array, optional
+        Frames of each row of ``slopes`` (default: one row per frame).
     owner : (n_tiles,) int array
         Index of the particle each tile belongs to (or surrounds).
     is_surround : (n_tiles,) bool array
@@ -989,50 +973,114 @@ def local_darkening(tiles, *, slopes=None, owner, is_surround, tile_px, tile_row
     (n_frames, n_particles) bool
         From the first frame of a darkening among a particle's tiles to the end of the movie.
     """
-    y = np.asarray(tiles, dtype=np.float64)
+    import warnings
+
+    y = np.asarray(tiles)
     n_frames = y.shape[0]
     flags = np.zeros((n_frames, int(n_particles)), bool)
     if y.size == 0 or n_frames < DARKENING_AFTER_FRAMES + 1:
         return flags
     owner = np.asarray(owner)
     is_surround = np.asarray(is_surround, bool)
+    tile_row = np.asarray(tile_row, dtype=np.float64)
+    tile_col = np.asarray(tile_col, dtype=np.float64)
+    tile_px = np.asarray(tile_px, dtype=np.float64)
     n_ref = max(1, min(int(n_reference_frames), n_frames))
-    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
-        __import__("warnings").simplefilter("ignore", RuntimeWarning)
-        base = np.nanmean(y[:n_ref], axis=0)
-        base = np.where(np.isfinite(base), base, np.nanmedian(y, axis=0))
-        change = y - base
-        # the local illumination: a plane per particle's surroundings (all of them when a
-        # particle has too few)
-        far = is_surround if tile_dist_px is None else \
-            is_surround & (np.asarray(tile_dist_px) >= RING_MARGIN_PX)
-        z = _plane_removed(change, tile_row, tile_col, far)
+    far = is_surround if tile_dist_px is None else \
+        is_surround & (np.asarray(tile_dist_px) >= RING_MARGIN_PX)
+    if slopes is not None:
+        slopes = np.asarray(slopes)
+        slope_frames = (np.ones(slopes.shape[0], np.int64) if slope_frames is None
+                        else np.asarray(slope_frames, dtype=np.int64))
+        if slope_frames.sum() != n_frames:
+            raise ValueError(f"slopes cover {slope_frames.sum()} frames, expected {n_frames}")
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+        def change_of(cols):
+            v = np.asarray(y[:, cols], dtype=np.float64)
+            base = np.nanmean(v[:n_ref], axis=0)
+            return v - np.where(np.isfinite(base), base, np.nanmedian(v, axis=0))
+
+        # the illumination where a particle has too few surroundings of its own: a plane
+        # fitted to (up to 256 of) all the surroundings' tiles
+        all_far = np.flatnonzero(far)
+        if all_far.size > 256:
+            all_far = all_far[np.linspace(0, all_far.size - 1, 256).astype(int)]
+        coef = _plane_fit(change_of(all_far), tile_row[all_far], tile_col[all_far])
+        center = (tile_row[all_far].mean(), tile_col[all_far].mean()) if all_far.size \
+            else (0.0, 0.0)
+        # each particle with its surroundings: the memory is one particle's tiles
         for i in np.unique(owner):
-            mine = owner == i
-            if np.count_nonzero(mine & far) >= 12:
-                z[:, mine] = _plane_removed(change[:, mine], tile_row[mine], tile_col[mine],
-                                            far[mine])
-        # the noise of one pixel, per particle and region, from frame-to-frame differences
-        tile_px = np.asarray(tile_px, dtype=np.float64)
-        diff = np.diff(z, axis=0) * np.sqrt(tile_px) / np.sqrt(2.0)
-        sigma_px = np.full(z.shape[1], np.nan)
-        for i in np.unique(owner):
+            cols = np.flatnonzero(owner == i)
+            change = change_of(cols)
+            mine = far[cols]
+            if np.count_nonzero(mine) >= 12:  # its own plane
+                c = _plane_fit(change[:, mine], tile_row[cols][mine], tile_col[cols][mine])
+                ctr = (tile_row[cols][mine].mean(), tile_col[cols][mine].mean())
+            else:
+                c, ctr = coef, center
+            z = change if c is None else change - _plane_at(c, ctr, tile_row[cols],
+                                                            tile_col[cols])
+            # the noise of one pixel, for its tiles and its surroundings', from the
+            # frame-to-frame differences
+            diff = np.diff(z, axis=0) * np.sqrt(tile_px[cols]) / np.sqrt(2.0)
+            sigma = np.full(cols.size, np.nan)
             for sur in (False, True):
-                sel = (owner == i) & (is_surround == sur)
+                sel = is_surround[cols] == sur
                 if sel.any():
-                    sigma_px[sel] = _robust_sigma(diff[:, sel].ravel())
-        sigma = sigma_px / np.sqrt(tile_px)
-        st = _darkening_steps(z, sigma, slopes, threshold)
-        t = st["t"]
-        hit = (st["step"] < -st["need"]) & (st["worst"] < st["before"] + st["step"] / 2) \
-            & (st["jump"] < st["step"] / 2) \
-            & ((st["n_before"] < DARKENING_TREND_MIN_FRAMES) | (st["delta"] < -st["need_delta"]))
-    if not check_particles:
-        hit &= is_surround[None, :]
-    for k in np.flatnonzero(hit.any(axis=0)):
-        first = int(t[np.argmax(hit[:, k])])
-        flags[first:, owner[k]] = True
+                    sigma[sel] = _robust_sigma(diff[:, sel].ravel())
+            sigma = sigma / np.sqrt(tile_px[cols])
+            st = _darkening_steps(z, sigma, None if slopes is None else np.repeat(
+                np.asarray(slopes[:, cols], dtype=np.float64), slope_frames, axis=0),
+                threshold)
+            hit = (st["step"] < -st["need"]) & (st["worst"] < st["before"] + st["step"] / 2) \
+                & (st["jump"] < st["step"] / 2) & (st["delta"] < -st["need_delta"]) \
+                & (st["n_before"] >= DARKENING_TREND_MIN_FRAMES)
+            if not check_particles:
+                hit &= is_surround[cols][None, :]
+            rows = np.flatnonzero(hit.any(axis=1))
+            if rows.size:
+                flags[int(st["t"][rows[0]]):, i] = True
     return flags
+
+
+def _plane_fit(change, rows, cols):
+    """(n_frames, 3) coefficients of the plane a + b·row + c·col (row, col relative to the
+    tiles' mean, / 50 px) fitted in each frame to the tiles' ``change`` (n_frames, n_tiles),
+    least squares, once more without those off by more than 3 x the residuals' robust
+    spread; NaN in a frame with fewer than 6 tiles; None when there are fewer than 6
+    tiles."""
+    import warnings
+
+    if change.shape[1] < 6:
+        return None
+    a = np.column_stack([np.ones(rows.size), (rows - rows.mean()) / 50.0,
+                         (cols - cols.mean()) / 50.0])
+    w = np.isfinite(change)
+    yz = np.where(w, change, 0.0)
+    coef = None
+    for _ in range(2):
+        wf = w.astype(np.float64)
+        nm = np.einsum("tk,ki,kj->tij", wf, a, a) + 1e-9 * np.eye(3)
+        rhs = np.einsum("tk,ki,tk->ti", wf, a, yz)
+        coef = np.linalg.solve(nm, rhs[..., None])[..., 0]
+        res = np.where(w, change - coef @ a.T, np.nan)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a frame with no tile
+            spread = 1.4826 * np.nanmedian(
+                np.abs(res - np.nanmedian(res, axis=1, keepdims=True)), axis=1)
+        w = np.isfinite(change) & (np.abs(res) <= 3 * spread[:, None] + 1e-12)
+    coef[w.sum(axis=1) < 6] = np.nan
+    return coef
+
+
+def _plane_at(coef, center, rows, cols):
+    """(n_frames, n_tiles) the planes ``coef`` (:func:`_plane_fit`, fitted about
+    ``center``) at the tiles (0 in a frame without a plane)."""
+    a = np.column_stack([np.ones(rows.size), (rows - center[0]) / 50.0,
+                         (cols - center[1]) / 50.0])
+    return np.nan_to_num(coef @ a.T)
 
 
 def _step_weights(n_before, n_after):
@@ -1051,8 +1099,6 @@ def _darkening_steps(z, sigma, slopes, threshold):
     ``need`` (what it must exceed), ``delta`` / ``need_delta`` (the line-plus-step fit's),
     ``worst`` (the highest after frame), ``before``, ``jump`` (z_t - z_(t-1)) and
     ``n_before``."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
     n_frames = z.shape[0]
     p_after, w_before = DARKENING_AFTER_FRAMES, DARKENING_BEFORE_FRAMES
     fin = np.isfinite(z)
@@ -1081,13 +1127,16 @@ def _darkening_steps(z, sigma, slopes, threshold):
         if not rows.size:
             continue
         w, sd = _step_weights(nb, p_after)
-        win = sliding_window_view(z, nb + p_after, axis=0)  # (n - nb - p + 1, tiles, nb + p)
-        delta[rows] = win[t[rows] - nb] @ w  # NaN where any frame of the window is
+        acc = np.zeros((rows.size, z.shape[1]))
+        for j, wj in enumerate(w):  # NaN where any frame of the window is
+            acc += wj * z[t[rows] - nb + j]
+        delta[rows] = acc
         need_delta[rows] = np.maximum(DARKENING_TREND_SIGMAS * sd * sigma,
                                       DARKENING_MIN_FRACTION * abs(threshold))
     need_delta = need_delta + allow
-    win = sliding_window_view(z, p_after, axis=0)[1:n_frames - p_after + 1]
-    worst = np.max(win, axis=-1)  # NaN when any is NaN: not tested
+    worst = z[t]
+    for j in range(1, p_after):
+        worst = np.maximum(worst, z[t + j])  # NaN when any is NaN: not tested
     jump = z[t] - z[t - 1]
     return {"t": t, "step": step, "need": need, "delta": delta, "need_delta": need_delta,
             "worst": worst, "before": before, "jump": jump,
@@ -1106,7 +1155,7 @@ def _edge_contrast(frames):
         lo = [slice(None)] * 3
         hi = [slice(None)] * 3
         lo[axis], hi[axis] = slice(None, -1), slice(1, None)
-        np.fmax(out[tuple(lo)], d, out=out[tuple(lo)])
-        np.fmax(out[tuple(hi)], d, out=out[tuple(hi)])
+        np.maximum(out[tuple(lo)], d, out=out[tuple(lo)])
+        np.maximum(out[tuple(hi)], d, out=out[tuple(hi)])
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(f > 0, out / f, np.nan)
