@@ -814,7 +814,7 @@ class _DarkeningTiles:
         t = DARKENING_TILE_PX
         n_tc = -(-n_col // t)
         n_tr = -(-labels.shape[0] // t)
-        keys, owner, region = [], [], []
+        keys = []
         for kind, pix in ((0, px), (1, self.surround)):
             if pix is None or pix.flat.size == 0:
                 keys.append(np.zeros(0, np.int64))
@@ -833,9 +833,9 @@ class _DarkeningTiles:
         self.owner = owner.astype(np.int64)  # index into px.ids
         self.is_surround = region.astype(bool)
         parts = [p for p in (px, self.surround) if p is not None and p.flat.size]
-        rows = np.concatenate([p.rows for p in parts]).astype(np.float64)
-        cols = np.concatenate([p.cols for p in parts]).astype(np.float64)
-        flat = np.concatenate([p.flat for p in parts])
+        rows = np.concatenate([p.rows for p in parts] or [np.zeros(0)]).astype(np.float64)
+        cols = np.concatenate([p.cols for p in parts] or [np.zeros(0)]).astype(np.float64)
+        flat = np.concatenate([p.flat for p in parts] or [np.zeros(0, np.int64)])
         on = keep[inv]
         tile_of = np.where(on, col[inv], 0)
         n = np.maximum(np.bincount(tile_of[on], minlength=self.n_tiles), 1)
