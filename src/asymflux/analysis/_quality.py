@@ -917,8 +917,9 @@ def _robust_sigma(v):
     return 1.4826 * float(np.median(np.abs(v - np.median(v))))
 
 
-def local_darkening(tiles, *, slopes=None, slope_frames=None, owner, is_surround, tile_px, tile_row, tile_col, n_particles,
-                    threshold, tile_dist_px=None, n_reference_frames=1, check_particles=True):
+def local_darkening(tiles, *, slopes=None, slope_frames=None, owner, is_surround, tile_px,
+                    tile_row, tile_col, n_particles, threshold, tile_dist_px=None,
+                    n_reference_frames=1, check_particles=True):
     """Where a particle, or its particle-free surroundings, darkened suddenly and for good.
 
     A dark speck (dust settling on the sample or the window, a shadow) arriving mid-movie
@@ -931,11 +932,16 @@ def local_darkening(tiles, *, slopes=None, slope_frames=None, owner, is_surround
     z_k over the :data:`DARKENING_AFTER_FRAMES` frames from t below the mean over the (at
     most) :data:`DARKENING_BEFORE_FRAMES` frames before by more than
     :data:`DARKENING_SIGMAS` x its noise and :data:`DARKENING_MIN_FRACTION` x
-    ``threshold``, *sudden* (at least half of it between frames t - 1 and t: a focus or
-    beam drift is gradual) and *persistent* (each of those frames below the half-way
-    level). The noise of z is measured in the movie: 1.4826 x the median absolute
-    deviation of its frame-to-frame differences, per particle, for its own tiles and its
-    surroundings' (scaled by each tile's number of pixels).
+    ``threshold``, and so is the step of a line + step fitted to those frames (by
+    :data:`DARKENING_TREND_SIGMAS` x its noise: a focus or beam drift is a line), *sudden*
+    (at least half of it between frames t - 1 and t) and *persistent* (each of those
+    frames below the half-way level), with at least :data:`DARKENING_TREND_MIN_FRAMES`
+    frames before t; both steps must also exceed what a registration error of
+    :data:`DARKENING_REGISTRATION_PX` could do to the tile (``slopes``). The noise of z is
+    measured in the movie: 1.4826 x the median absolute deviation of its frame-to-frame
+    differences, per particle, for its own tiles and its surroundings' (scaled by each
+    tile's number of pixels). The particles are taken one at a time: the memory beyond
+    ``tiles`` is that of one particle's tiles.
 
     Parameters
     ----------
