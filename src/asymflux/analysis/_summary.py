@@ -14,9 +14,9 @@ the core is so small that its centre is dominated by noise). The particle is
 Frames whose d is not trusted (a quality flag of
 :data:`~asymflux.analysis._quality.UNTRUSTED_D_FLAGS`, ``local_darkening``: dust arriving)
 are left out of the score: the particle is ``"asymmetric"`` when its other window frames
-reach the threshold (a dark speck cannot be trusted to have made a particle look
-asymmetric, and did not here), and ``"undetermined"`` otherwise when any window frame is
-flagged: its true d may be the largest.
+reach the threshold (the asymmetry is seen without the dusty frames), and
+``"undetermined"`` otherwise when any window frame is flagged (its true d may be the
+largest); ``n_window_frames`` then counts the frames scored.
 
 Why 0.08: in the diffusion model (2.4 µm disk, 100 mA/g) an unblocked particle gives
 d/R_eq = 0 by symmetry, and PSF + noise + drift of the synthetic microscope keep it
