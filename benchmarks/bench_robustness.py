@@ -11,8 +11,10 @@ case: the particle-frames whose d is within max(5 %, 1 px) of the truth (of thos
 the truth has a d; a NaN d counts as wrong unless flagged), the particle-frames within
 tolerance *or* flagged (any flag but core_too_small), the classes right (of 4; how many
 'undetermined'), the flags raised (particle-frames, with the masks) and what the warnings
-said. Dropped frames: a bare stack missing 10 % / 20 % of its frames, given the kept
-frames' times (as ``--frame-times`` does). No asserts.
+said. The dust ring darkens a 6 px ring inside particle 1, the speck a Gaussian (σ 2.5 px)
+6 px outside particle 2, both from frame N / 2 on. Dropped frames: a bare stack missing
+10 % / 20 % of its frames, given the kept frames' times (as ``--frame-times`` does). No
+asserts.
 
     python benchmarks/bench_robustness.py
     python benchmarks/bench_robustness.py --markdown     # the table of docs/analysis.md
@@ -109,6 +111,8 @@ def cases(theta, labels, matrix):
         yield "clipping", f"{s:g} x start", {"clip": s}
     for s in (0.8, 0.6):
         yield "dark dust ring (mid-movie)", f"x {s:g}", {"dust": s}
+    for s in (0.85, 0.7):
+        yield "dark speck beside a particle (mid-movie)", f"x {s:g}", {"speck": s}
     for s in (3000.0, 1000.0):
         yield "Poisson photons", f"{s:g}", {"electrons": s}
 
@@ -161,6 +165,7 @@ def score(p, ts, t_true, kept, pid_map, classes_true):
 
 
 SAID = (("spatial pattern", "illumination corrected"), ("normalised", "auto-normalised"),
+        ("local_darkening", "local darkening"),
         ("clips at", "clip warning"), ("dropped", "gap warning"))
 
 
@@ -180,6 +185,7 @@ def run(markdown=False):
     for name, severity, kw in all_cases:
         kw = dict(kw)
         clip, dust, drop = kw.pop("clip", None), kw.pop("dust", None), kw.pop("drop", None)
+        speck = kw.pop("speck", None)
         stack = image(theta, labels, matrix, **kw)
         if clip is not None:
             level = clip * np.median(stack[0][labels == 1])
@@ -188,6 +194,10 @@ def run(markdown=False):
             rr, cc = np.indices(SHAPE)
             ring = np.abs(np.hypot(rr - 40, cc - 38) - 6) < 1.5
             stack[N // 2:, ring] *= dust
+        if speck is not None:  # a Gaussian speck (σ 2.5 px) 6 px outside particle 2
+            rr, cc = np.indices(SHAPE)
+            stack[N // 2:] *= 1 - (1 - speck) * np.exp(
+                -((rr - 45) ** 2 + (cc - 139) ** 2) / (2 * 2.5 ** 2))
         kept = np.arange(N)
         if drop is not None:
             gone = np.random.default_rng(11).choice(np.arange(1, N), int(round(drop * N)),

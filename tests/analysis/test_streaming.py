@@ -59,7 +59,7 @@ def movie(tmp_path_factory):
     return write_movie(tmp_path_factory.mktemp("instrument") / "run.h5", 30)
 
 
-RING_FLAGS = ("background_drift", "focus_change")
+RING_FLAGS = ("background_drift", "focus_change", "local_darkening")  # surroundings: crops
 D_RANGE = ["d_nm_low", "d_nm_high", "offset_norm_low", "offset_norm_high"]
 
 

@@ -355,7 +355,7 @@ def particle_timeseries(
             saturation_level = check_range("saturation_level", saturation_level)
         qc = QualityPass(labels, px, threshold=threshold, edge_px=edge_px,
                          saturation_level=saturation_level, min_core_px=min_core_px,
-                         px_cls=_Pixels,
+                         px_cls=_Pixels, direction=direction,
                          context=None if context_labels is None
                          else check_labels(context_labels, stack.shape[1:],
                                             name="context_labels"))

@@ -83,6 +83,15 @@ QUALITY_FLAGS = {
         "pixels that were clearly reacted (dI >= 2 x threshold) are clearly unreacted again "
         "(dI < 0): delithiation runs one way, so this is dust, a defocus or another artefact "
         "(at least 3 pixels and 2 % of the particle's inner pixels)"),
+    "local_darkening": (
+        "a sudden, persistent darkening of part of the particle or of its particle-free "
+        "surroundings (0-14 px out), in 4 x 4 px tiles, by more than 6 x its noise measured "
+        "in the movie and 0.2 x the dI threshold, against the reaction (the particle's "
+        "pixels only brighten on a charge), after removing the local illumination (a plane "
+        "fitted to the surroundings in each frame): dust, a speck or a shadow arriving; "
+        "raised from that frame to the end of the movie. The frames' d may be wrong: the "
+        "particle's class is taken from its other frames, 'undetermined' when they do not "
+        "show it asymmetric"),
     "core_too_small": (
         "fewer unreacted pixels than min_core_px (default: the area of a PSF, pi x edge_px^2, "
         "at least 4): the core is unresolved and its centre is noise; d, d/R_eq and the "
@@ -295,7 +304,7 @@ class QualityPass:
     """The per-chunk measurements behind the flags (called from ``particle_timeseries``)."""
 
     def __init__(self, labels, px, *, threshold, edge_px, saturation_level, min_core_px,
-                 px_cls, context=None):
+                 px_cls, context=None, direction="charge"):
         self.px = px
         self.threshold = float(threshold)
         self.clip = None if saturation_level is None else float(saturation_level)
@@ -312,6 +321,8 @@ class QualityPass:
 
             depth = ndi.distance_transform_edt(np.pad(labels > 0, 1))[1:-1, 1:-1]
             self.band = (depth.ravel()[px.flat] <= BAND_PX).astype(np.float64)
+        self.darkening = _DarkeningTiles(labels, px, px_cls, context,
+                                         charge=direction != "discharge")
 
     def _per_particle(self, sub, values):
         """Sum over each particle's pixels of ``sub`` (a ``_Pixels``), as (n, n_particles)."""
@@ -355,6 +366,7 @@ class QualityPass:
         thr, delta = self.threshold, abs(self.threshold)
         res["q_above"] = np.packbits((dI >= thr + delta) & self.inner, axis=1)
         res["q_below"] = np.packbits((dI < thr - delta) & self.inner, axis=1)
+        res.update(self.darkening.chunk(chunk, shifts, vals, illumination))
         return res
 
     def finish(self, cat, *, n_unr, shifts, n_reference_frames, rolling):
@@ -384,6 +396,10 @@ class QualityPass:
         flags["registration_residual"] = np.broadcast_to(
             _registration_residual(shifts)[:, None], n_unr.shape)
         flags["returned_below_threshold"] = self._returns(cat["q_above"], cat["q_below"])
+        flags["local_darkening"] = self.darkening.finish(
+            cat["q_dark_tiles"], cat["q_dark_slope"], cat["q_dark_frames"],
+            threshold=self.threshold,
+            n_reference_frames=n_ref)
         flags["core_too_small"] = (n_unr > 0) & (n_unr < self.min_core_px)
         if rolling is not None:  # no reference frames: only flags that do not need them
             flags.pop("background_drift", None)
@@ -733,3 +749,419 @@ def saturation_ambiguous(n_unr, sum_row, sum_col, n_unk, sum_unk_row, sum_unk_co
         tol = np.maximum(SATURATION_D_TOLERANCE * d, SATURATION_D_TOLERANCE_PX)
         moved = np.abs(d_all - d) > tol
     return (n_unk > 0) & ((n_unr == 0) | moved)
+
+
+# --- local_darkening: dust, a speck or a shadow arriving on or next to a particle ----------
+
+__all__ += ["DARKENING_TILE_PX", "DARKENING_SURROUND_PX", "DARKENING_SIGMAS",
+            "DARKENING_MIN_FRACTION", "UNTRUSTED_D_FLAGS", "local_darkening"]
+
+#: Side (px) of the square tiles (of one particle, or of its surroundings) whose mean log
+#: intensity is followed: a dust speck blurred by the PSF covers at least part of one, and
+#: the mean of ~16 pixels has a quarter of a pixel's noise.
+DARKENING_TILE_PX = 4
+#: The particle-free surroundings followed: pixels up to this far from the particle's
+#: outline (px; the background ring's outer edge), assigned to their nearest particle.
+DARKENING_SURROUND_PX = RING_MARGIN_PX + RING_WIDTH_PX
+#: Frames before (at most) and after (exactly) a candidate step that are compared.
+DARKENING_BEFORE_FRAMES = 8
+DARKENING_AFTER_FRAMES = 3
+#: A tile's step down (mean after - mean before) must exceed this many times its noise
+#: (measured in the movie) ...
+DARKENING_SIGMAS = 6.0
+#: ... and so must the step of a line-plus-step fitted to those frames (a gradual
+#: darkening, a focus or beam drift, is a line), by this many times its noise; at least
+#: :data:`DARKENING_TREND_MIN_FRAMES` frames must precede it (with fewer, gradual and
+#: sudden cannot be told apart: a speck arriving in the first frames is not flagged) ...
+DARKENING_TREND_SIGMAS = 4.0
+DARKENING_TREND_MIN_FRAMES = 3
+#: ... and this fraction of the dI threshold (in log intensity: 1 % for 0.05).
+DARKENING_MIN_FRACTION = 0.2
+#: A registration error this large (px) must not pass for a darkening: the step needed
+#: grows by the tile's mean edge contrast (:func:`_edge_contrast`, per px) x this.
+DARKENING_REGISTRATION_PX = 0.2
+#: Tiles with fewer pixels (cut by the outline or the frame's edge) are not followed.
+DARKENING_MIN_TILE_PX = 4
+#: Flags whose frames' d is not trusted for the classification
+#: (:func:`~asymflux.analysis.summarize_particles`): the class is taken from the other
+#: frames of the window, 'undetermined' when they do not show the particle asymmetric.
+UNTRUSTED_D_FLAGS = ("local_darkening",)
+
+
+class _DarkeningTiles:
+    """The tiles followed for ``local_darkening``: each particle's pixels and its
+    particle-free surroundings cut into :data:`DARKENING_TILE_PX` squares (a tile holds
+    pixels of one particle, or of one particle's surroundings, never both)."""
+
+    def __init__(self, labels, px, px_cls, context=None, *, charge=True):
+        from scipy import ndimage as ndi
+        from scipy import sparse
+
+        self.px = px
+        self.charge = bool(charge)
+        self.ids = px.ids
+        lab = labels if context is None else np.asarray(context)
+        bg = lab == 0
+        self.surround = None
+        dist = np.zeros(labels.shape)
+        if bg.any() and (~bg).any():
+            dist, (ir, ic) = ndi.distance_transform_edt(bg, return_indices=True)
+            nearest = labels[ir, ic]
+            if context is not None:
+                nearest = np.where(np.isin(nearest, px.ids), nearest, 0)
+            self.surround = px_cls(np.where(bg & (dist <= DARKENING_SURROUND_PX), nearest, 0))
+        n_col = labels.shape[1]
+        t = DARKENING_TILE_PX
+        n_tc = -(-n_col // t)
+        n_tr = -(-labels.shape[0] // t)
+        keys = []
+        for kind, pix in ((0, px), (1, self.surround)):
+            if pix is None or pix.flat.size == 0:
+                keys.append(np.zeros(0, np.int64))
+                continue
+            lab_of = np.repeat(np.searchsorted(px.ids, pix.ids), pix.area_px)
+            tile = (pix.rows // t) * n_tc + pix.cols // t
+            keys.append(((lab_of * 2 + kind) * (n_tr * n_tc) + tile).astype(np.int64))
+        allkeys = np.concatenate(keys)
+        uniq, inv, count = np.unique(allkeys, return_inverse=True, return_counts=True)
+        keep = count >= DARKENING_MIN_TILE_PX
+        col = np.cumsum(keep) - 1  # tile index of each kept key
+        self.n_tiles = int(keep.sum())
+        self.tile_px = count[keep].astype(np.float64)
+        owner = (uniq[keep] // (n_tr * n_tc)) // 2
+        region = (uniq[keep] // (n_tr * n_tc)) % 2
+        self.owner = owner.astype(np.int64)  # index into px.ids
+        self.is_surround = region.astype(bool)
+        parts = [p for p in (px, self.surround) if p is not None and p.flat.size]
+        rows = np.concatenate([p.rows for p in parts] or [np.zeros(0)]).astype(np.float64)
+        cols = np.concatenate([p.cols for p in parts] or [np.zeros(0)]).astype(np.float64)
+        flat = np.concatenate([p.flat for p in parts] or [np.zeros(0, np.int64)])
+        on = keep[inv]
+        tile_of = np.where(on, col[inv], 0)
+        n = np.maximum(np.bincount(tile_of[on], minlength=self.n_tiles), 1)
+        #: mean distance of the tile's pixels from the particles (0 on a particle)
+        self.dist = np.bincount(tile_of[on], dist.ravel()[flat[on]], minlength=self.n_tiles) / n
+        self.row = np.bincount(tile_of[on], rows[on], minlength=self.n_tiles) / n
+        self.col = np.bincount(tile_of[on], cols[on], minlength=self.n_tiles) / n
+        self.matrix = []
+        start = 0
+        for k in keys:  # (n_pix, n_tiles) 0/1: the tiles' pixels, one for each part
+            sl = slice(start, start + k.size)
+            i = np.flatnonzero(on[sl])
+            self.matrix.append(sparse.csr_matrix((np.ones(i.size), (i, tile_of[sl][i])),
+                                                 shape=(k.size, self.n_tiles)))
+            start += k.size
+
+    def _sums(self, values, m):
+        """(n, n_tiles) sums of each tile's log intensity, and of its valid pixels."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lv = np.log(values)
+        ok = np.isfinite(lv)
+        sums = np.asarray(m.T @ np.where(ok, lv, 0.0).T).T
+        counts = np.asarray(m.T @ ok.T.astype(np.float64)).T
+        return sums, counts
+
+    def chunk(self, chunk, shifts, vals, illumination):
+        """``{"q_dark_tiles": (n, n_tiles), "q_dark_slope": (1, n_tiles)}`` float32 and
+        ``"q_dark_frames"`` ``[n]``: each tile's mean log intensity per frame (NaN where
+        one of its pixels is not valid: clipped, blank) and its mean edge contrast
+        (:func:`_edge_contrast`, per px) on the chunk's first frame (one frame's work per
+        chunk, and before a speck arriving in the chunk)."""
+        n = chunk.shape[0]
+        k_t = self.n_tiles
+        sums = np.zeros((n, k_t))
+        counts = np.zeros((n, k_t))
+        edges = np.zeros((1, k_t))
+        if k_t:
+            seen = np.flatnonzero(np.isfinite(chunk.reshape(n, -1)[:, 0]))
+            first = int(seen[0]) if seen.size else 0  # the first frame not blank
+            contrast = _edge_contrast(chunk[first:first + 1])
+            first_shift = None if shifts is None else \
+                np.asarray(shifts, dtype=np.float64)[first:first + 1]
+            s, c = self._sums(vals, self.matrix[0])
+            sums += s
+            counts += c
+            e = self.px.sample(contrast, first_shift)
+            edges += np.asarray(self.matrix[0].T @ np.nan_to_num(e).T).T
+            if self.surround is not None and self.surround.flat.size:
+                v = self.surround.sample(chunk, shifts).astype(np.float64, copy=False)
+                if illumination is not None:
+                    v = v / illumination[:, None]
+                s, c = self._sums(v, self.matrix[1])
+                sums += s
+                counts += c
+                e = self.surround.sample(contrast, first_shift)
+                edges += np.asarray(self.matrix[1].T @ np.nan_to_num(e).T).T
+        ok = counts >= self.tile_px
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(ok, sums / np.maximum(counts, 1), np.nan)
+        return {"q_dark_tiles": means.astype(np.float32),
+                "q_dark_slope": (edges / self.tile_px).astype(np.float32),  # (1, n_tiles)
+                "q_dark_frames": np.array([n])}
+
+    def finish(self, tiles, slopes, slope_frames, *, threshold, n_reference_frames=1):
+        """(n_frames, n_particles) bool: ``local_darkening`` (:func:`local_darkening`)."""
+        return local_darkening(tiles, slopes=slopes, slope_frames=slope_frames,
+                               owner=self.owner, is_surround=self.is_surround,
+                               tile_px=self.tile_px, tile_row=self.row, tile_col=self.col,
+                               tile_dist_px=self.dist,
+                               n_particles=self.ids.size, threshold=threshold,
+                               n_reference_frames=n_reference_frames,
+                               check_particles=self.charge)
+
+
+def _robust_sigma(v):
+    v = v[np.isfinite(v)]
+    if v.size < 10:
+        return np.nan
+    return 1.4826 * float(np.median(np.abs(v - np.median(v))))
+
+
+def local_darkening(tiles, *, slopes=None, slope_frames=None, owner, is_surround, tile_px,
+                    tile_row, tile_col, n_particles, threshold, tile_dist_px=None,
+                    n_reference_frames=1, check_particles=True):
+    """Where a particle, or its particle-free surroundings, darkened suddenly and for good.
+
+    A dark speck (dust settling on the sample or the window, a shadow) arriving mid-movie
+    darkens some pixels from one frame on. The particle's own pixels only brighten on a
+    charge (delithiation runs one way), the particle-free ones stay as they are, and the
+    whole field's illumination (flicker, a drifting lamp, a moving beam) changes smoothly
+    in space: removing, in each frame, a plane fitted to the particle's surroundings
+    (:func:`_plane_fit`, robust to the darkened tiles) leaves a tile's mean log
+    intensity z_k(t) flat or rising. A darkening at frame t is a step down: the mean of
+    z_k over the :data:`DARKENING_AFTER_FRAMES` frames from t below the mean over the (at
+    most) :data:`DARKENING_BEFORE_FRAMES` frames before by more than
+    :data:`DARKENING_SIGMAS` x its noise and :data:`DARKENING_MIN_FRACTION` x
+    ``threshold``, and so is the step of a line + step fitted to those frames (by
+    :data:`DARKENING_TREND_SIGMAS` x its noise: a focus or beam drift is a line), *sudden*
+    (at least half of it between frames t - 1 and t) and *persistent* (each of those
+    frames below the half-way level), with at least :data:`DARKENING_TREND_MIN_FRAMES`
+    frames before t; both steps must also exceed what a registration error of
+    :data:`DARKENING_REGISTRATION_PX` could do to the tile (``slopes``). The noise of z is
+    measured in the movie: 1.4826 x the median absolute deviation of its frame-to-frame
+    differences, per particle, for its own tiles and its surroundings' (scaled by each
+    tile's number of pixels). The particles are taken one at a time: the memory beyond
+    ``tiles`` is that of one particle's tiles.
+
+    Parameters
+    ----------
+    tiles : (n_frames, n_tiles) array
+        Mean log intensity of each tile per frame (NaN where not valid).
+    slopes : (n_frames, n_tiles) or (n_chunks, n_tiles) array, optional
+        Each tile's mean edge contrast (:func:`_edge_contrast`: a pixel's largest relative
+        difference to a neighbour, per px): a step at t must also exceed its value at
+        frame t - 1 x :data:`DARKENING_REGISTRATION_PX`, what a registration error moving
+        a steep edge could do. One row per chunk of ``slope_frames`` frames.
+    slope_frames : (n_chunks,) int array, optional
+        Frames of each row of ``slopes`` (default: one row per frame).
+    owner : (n_tiles,) int array
+        Index of the particle each tile belongs to (or surrounds).
+    is_surround : (n_tiles,) bool array
+        The tile is particle-free (around ``owner``).
+    tile_px : (n_tiles,) array
+        Pixels per tile.
+    tile_row, tile_col : (n_tiles,) arrays
+        Tile centres (px).
+    tile_dist_px : (n_tiles,) array, optional
+        Mean distance of a tile's pixels from the particles (px): the illumination plane is
+        fitted to the surroundings' tiles at least :data:`RING_MARGIN_PX` out, beyond the
+        light the particle spills as it brightens (default: all of them).
+    n_particles : int
+    threshold : float
+        The dI threshold.
+    n_reference_frames : int
+        Frames averaged as each tile's starting level.
+    check_particles : bool
+        Test the particles' own tiles (False on a discharge, when they darken as they react).
+
+    Returns
+    -------
+    (n_frames, n_particles) bool
+        From the first frame of a darkening among a particle's tiles to the end of the movie.
+    """
+    import warnings
+
+    y = np.asarray(tiles)
+    n_frames = y.shape[0]
+    flags = np.zeros((n_frames, int(n_particles)), bool)
+    if y.size == 0 or n_frames < DARKENING_AFTER_FRAMES + 1:
+        return flags
+    owner = np.asarray(owner)
+    is_surround = np.asarray(is_surround, bool)
+    tile_row = np.asarray(tile_row, dtype=np.float64)
+    tile_col = np.asarray(tile_col, dtype=np.float64)
+    tile_px = np.asarray(tile_px, dtype=np.float64)
+    n_ref = max(1, min(int(n_reference_frames), n_frames))
+    far = is_surround if tile_dist_px is None else \
+        is_surround & (np.asarray(tile_dist_px) >= RING_MARGIN_PX)
+    if slopes is not None:
+        slopes = np.asarray(slopes)
+        slope_frames = (np.ones(slopes.shape[0], np.int64) if slope_frames is None
+                        else np.asarray(slope_frames, dtype=np.int64))
+        if slope_frames.sum() != n_frames:
+            raise ValueError(f"slopes cover {slope_frames.sum()} frames, expected {n_frames}")
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+        def change_of(cols):
+            v = np.asarray(y[:, cols], dtype=np.float64)
+            base = np.nanmean(v[:n_ref], axis=0)
+            return v - np.where(np.isfinite(base), base, np.nanmedian(v, axis=0))
+
+        # the illumination where a particle has too few surroundings of its own: a plane
+        # fitted to (up to 256 of) all the surroundings' tiles
+        all_far = np.flatnonzero(far)
+        if all_far.size > 256:
+            all_far = all_far[np.linspace(0, all_far.size - 1, 256).astype(int)]
+        coef = _plane_fit(change_of(all_far), tile_row[all_far], tile_col[all_far])
+        center = (tile_row[all_far].mean(), tile_col[all_far].mean()) if all_far.size \
+            else (0.0, 0.0)
+        # each particle with its surroundings: the memory is one particle's tiles
+        for i in np.unique(owner):
+            cols = np.flatnonzero(owner == i)
+            change = change_of(cols)
+            mine = far[cols]
+            if np.count_nonzero(mine) >= 12:  # its own plane
+                c = _plane_fit(change[:, mine], tile_row[cols][mine], tile_col[cols][mine])
+                ctr = (tile_row[cols][mine].mean(), tile_col[cols][mine].mean())
+            else:
+                c, ctr = coef, center
+            z = change if c is None else change - _plane_at(c, ctr, tile_row[cols],
+                                                            tile_col[cols])
+            # the noise of one pixel, for its tiles and its surroundings', from the
+            # frame-to-frame differences
+            diff = np.diff(z, axis=0) * np.sqrt(tile_px[cols]) / np.sqrt(2.0)
+            sigma = np.full(cols.size, np.nan)
+            for sur in (False, True):
+                sel = is_surround[cols] == sur
+                if sel.any():
+                    sigma[sel] = _robust_sigma(diff[:, sel].ravel())
+            sigma = sigma / np.sqrt(tile_px[cols])
+            st = _darkening_steps(z, sigma, None if slopes is None else np.repeat(
+                np.asarray(slopes[:, cols], dtype=np.float64), slope_frames, axis=0),
+                threshold)
+            hit = (st["step"] < -st["need"]) & (st["worst"] < st["before"] + st["step"] / 2) \
+                & (st["jump"] < st["step"] / 2) & (st["delta"] < -st["need_delta"]) \
+                & (st["n_before"] >= DARKENING_TREND_MIN_FRAMES)
+            if not check_particles:
+                hit &= is_surround[cols][None, :]
+            rows = np.flatnonzero(hit.any(axis=1))
+            if rows.size:
+                flags[int(st["t"][rows[0]]):, i] = True
+    return flags
+
+
+def _plane_fit(change, rows, cols):
+    """(n_frames, 3) coefficients of the plane a + b·row + c·col (row, col relative to the
+    tiles' mean, / 50 px) fitted in each frame to the tiles' ``change`` (n_frames, n_tiles),
+    least squares, once more without those off by more than 3 x the residuals' robust
+    spread; NaN in a frame with fewer than 6 tiles; None when there are fewer than 6
+    tiles."""
+    import warnings
+
+    if change.shape[1] < 6:
+        return None
+    a = np.column_stack([np.ones(rows.size), (rows - rows.mean()) / 50.0,
+                         (cols - cols.mean()) / 50.0])
+    w = np.isfinite(change)
+    yz = np.where(w, change, 0.0)
+    coef = None
+    for _ in range(2):
+        wf = w.astype(np.float64)
+        nm = np.einsum("tk,ki,kj->tij", wf, a, a) + 1e-9 * np.eye(3)
+        rhs = np.einsum("tk,ki,tk->ti", wf, a, yz)
+        coef = np.linalg.solve(nm, rhs[..., None])[..., 0]
+        res = np.where(w, change - coef @ a.T, np.nan)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a frame with no tile
+            spread = 1.4826 * np.nanmedian(
+                np.abs(res - np.nanmedian(res, axis=1, keepdims=True)), axis=1)
+        w = np.isfinite(change) & (np.abs(res) <= 3 * spread[:, None] + 1e-12)
+    coef[w.sum(axis=1) < 6] = np.nan
+    return coef
+
+
+def _plane_at(coef, center, rows, cols):
+    """(n_frames, n_tiles) the planes ``coef`` (:func:`_plane_fit`, fitted about
+    ``center``) at the tiles (0 in a frame without a plane)."""
+    a = np.column_stack([np.ones(rows.size), (rows - center[0]) / 50.0,
+                         (cols - center[1]) / 50.0])
+    return np.nan_to_num(coef @ a.T)
+
+
+def _step_weights(n_before, n_after):
+    """Weights over frames [t - n_before, t + n_after) giving the step at t of a least-squares
+    line + step, and its noise over one frame's."""
+    tau = np.arange(-n_before, n_after, dtype=np.float64)
+    x = np.column_stack([np.ones(tau.size), tau, tau >= 0])
+    pinv = np.linalg.pinv(x)
+    return pinv[2], float(np.sqrt(np.sum(pinv[2] ** 2)))
+
+
+def _darkening_steps(z, sigma, slopes, threshold):
+    """The statistics of :func:`local_darkening` at each candidate frame t = 1 ..
+    n_frames - :data:`DARKENING_AFTER_FRAMES` (rows) and tile (columns): ``step`` (mean
+    of the after frames - mean of the up to :data:`DARKENING_BEFORE_FRAMES` before),
+    ``need`` (what it must exceed), ``delta`` / ``need_delta`` (the line-plus-step fit's),
+    ``worst`` (the highest after frame), ``before``, ``jump`` (z_t - z_(t-1)) and
+    ``n_before``."""
+    n_frames = z.shape[0]
+    p_after, w_before = DARKENING_AFTER_FRAMES, DARKENING_BEFORE_FRAMES
+    fin = np.isfinite(z)
+    zf = np.where(fin, z, 0.0)
+    cs = np.vstack([np.zeros((1, z.shape[1])), np.cumsum(zf, axis=0)])
+    cn = np.vstack([np.zeros((1, z.shape[1])), np.cumsum(fin, axis=0)])
+    t = np.arange(1, n_frames - p_after + 1)
+    lo = np.maximum(t - w_before, 0)
+    n_b = (cn[t] - cn[lo])
+    n_a = cn[t + p_after] - cn[t]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        before = np.where(n_b > 0, (cs[t] - cs[lo]) / np.maximum(n_b, 1), np.nan)
+        after = np.where(n_a == p_after, (cs[t + p_after] - cs[t]) / p_after, np.nan)
+    step = after - before
+    noise = sigma * np.sqrt(1.0 / np.maximum(n_b, 1) + 1.0 / p_after)
+    need = np.maximum(DARKENING_SIGMAS * noise, DARKENING_MIN_FRACTION * abs(threshold))
+    allow = 0.0
+    if slopes is not None:
+        g = np.asarray(slopes, dtype=np.float64)
+        allow = DARKENING_REGISTRATION_PX * g[t - 1]  # the edges before (not the speck's)
+        need = need + allow
+    delta = np.full(step.shape, np.nan)
+    need_delta = np.full(step.shape, np.inf)
+    for nb in range(DARKENING_TREND_MIN_FRAMES, w_before + 1):
+        rows = np.flatnonzero((t - lo) == nb)
+        if not rows.size:
+            continue
+        w, sd = _step_weights(nb, p_after)
+        acc = np.zeros((rows.size, z.shape[1]))
+        for j, wj in enumerate(w):  # NaN where any frame of the window is
+            acc += wj * z[t[rows] - nb + j]
+        delta[rows] = acc
+        need_delta[rows] = np.maximum(DARKENING_TREND_SIGMAS * sd * sigma,
+                                      DARKENING_MIN_FRACTION * abs(threshold))
+    need_delta = need_delta + allow
+    worst = z[t]
+    for j in range(1, p_after):
+        worst = np.maximum(worst, z[t + j])  # NaN when any is NaN: not tested
+    jump = z[t] - z[t - 1]
+    return {"t": t, "step": step, "need": need, "delta": delta, "need_delta": need_delta,
+            "worst": worst, "before": before, "jump": jump,
+            "n_before": np.broadcast_to((t - lo)[:, None], step.shape)}
+
+
+def _edge_contrast(frames):
+    """(n, n_row, n_col): each pixel's largest difference to one of its 4 neighbours,
+    relative to its own value (per px): how much a registration error moving the image by
+    a fraction of a pixel changes it (large next to a sharp edge, even on its dark side;
+    NaN where the pixel is not > 0)."""
+    f = np.asarray(frames, dtype=np.float64)
+    out = np.zeros_like(f)
+    for axis in (1, 2):
+        d = np.abs(np.diff(f, axis=axis))
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        np.maximum(out[tuple(lo)], d, out=out[tuple(lo)])
+        np.maximum(out[tuple(hi)], d, out=out[tuple(hi)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(f > 0, out / f, np.nan)

@@ -11,6 +11,13 @@ the core is so small that its centre is dominated by noise). The particle is
 ``"symmetric"`` otherwise, and ``"undetermined"`` when no frame falls in the window
 (``classification_reason`` says why).
 
+Frames whose d is not trusted (a quality flag of
+:data:`~asymflux.analysis._quality.UNTRUSTED_D_FLAGS`, ``local_darkening``: dust arriving)
+are left out of the score: the particle is ``"asymmetric"`` when its other window frames
+reach the threshold (the asymmetry is seen without the dusty frames), and
+``"undetermined"`` otherwise when any window frame is flagged (its true d may be the
+largest); ``n_window_frames`` then counts the frames scored.
+
 Why 0.08: in the diffusion model (2.4 µm disk, 100 mA/g) an unblocked particle gives
 d/R_eq = 0 by symmetry, and PSF + noise + drift of the synthetic microscope keep it
 below ~0.04; one quarter of the perimeter blocked with η = 0.5 reaches d/R_eq ≈ 0.12–0.15
@@ -99,7 +106,45 @@ def classify_asymmetry(
     return cls, score, idx, "", n
 
 
-def _score_interval(g, f, cls, score, window, asymmetry_threshold, statistic):
+def _untrusted_frames(g):
+    """(n_frames,) bool: the frames of one particle's rows ``g`` carrying a flag of
+    :data:`~asymflux.analysis._quality.UNTRUSTED_D_FLAGS` (None without a
+    ``quality_flags`` column, or when none is)."""
+    if "quality_flags" not in g.columns:
+        return None
+    from ._quality import UNTRUSTED_D_FLAGS
+
+    names = g["quality_flags"].fillna("").astype(str).str.split(";")
+    bad = names.apply(lambda v: any(k in v for k in UNTRUSTED_D_FLAGS)).to_numpy(bool)
+    return bad if bad.any() else None
+
+
+def _classify_trusted(d, f, untrusted, result, *, window, asymmetry_threshold, statistic):
+    """The classification ``result`` of :func:`classify_asymmetry` redone without the
+    ``untrusted`` frames when some of the window's are: ``"asymmetric"`` when the other
+    window frames reach the threshold, ``"undetermined"`` otherwise (the score, its frame
+    and the number of frames are then the other frames', NaN / -1 / 0 when none is left)."""
+    lo, hi = window
+    in_window = np.isfinite(d) & (f >= lo) & (f <= hi)
+    n_bad = int(np.count_nonzero(in_window & untrusted))
+    if n_bad == 0:
+        return result
+    cls, score, idx, _, n = classify_asymmetry(
+        np.where(untrusted, np.nan, d), f, window=window,
+        asymmetry_threshold=asymmetry_threshold, statistic=statistic)
+    if cls == "asymmetric":
+        return cls, score, idx, "", n
+    from ._quality import UNTRUSTED_D_FLAGS
+
+    names = "/".join(UNTRUSTED_D_FLAGS)
+    other = (f"the other {n} frames' score {score:.3g} is below {asymmetry_threshold:g}"
+             if n else "no other frame is in the window")
+    return ("undetermined", score, idx,
+            f"{n_bad} of {n_bad + n} window frames flagged {names} (d not trusted: dust or "
+            f"another local darkening), and {other}", n)
+
+
+def _score_interval(g, f, cls, score, window, asymmetry_threshold, statistic, exclude=None):
     """The asymmetry score's range over the threshold's uncertainty (the same statistic of
     ``offset_norm_low`` / ``offset_norm_high`` over the window frames), and the
     classification 'undetermined' when that range straddles ``asymmetry_threshold``."""
@@ -109,6 +154,8 @@ def _score_interval(g, f, cls, score, window, asymmetry_threshold, statistic):
     lo_d = g["offset_norm_low"].to_numpy(float)
     hi_d = g["offset_norm_high"].to_numpy(float)
     sel = np.isfinite(g["offset_norm"].to_numpy(float)) & (f >= window[0]) & (f <= window[1])
+    if exclude is not None:
+        sel &= ~exclude
     stat = _STATS[statistic] if isinstance(statistic, str) else \
         (lambda v: np.quantile(v, float(statistic)))
     with np.errstate(invalid="ignore"):
@@ -174,6 +221,11 @@ def summarize_particles(
         f = g["unreacted_fraction"].to_numpy(float)
         cls, score, idx, reason, n = classify_asymmetry(
             d, f, window=window, asymmetry_threshold=asymmetry_threshold, statistic=statistic)
+        untrusted = _untrusted_frames(g)
+        if untrusted is not None:
+            cls, score, idx, reason, n = _classify_trusted(
+                d, f, untrusted, (cls, score, idx, reason, n), window=window,
+                asymmetry_threshold=asymmetry_threshold, statistic=statistic)
         row = {c: g[c].iloc[0] for c in keep}
         row.update({
             "particle_id": pid, "area_um2": area, "r_eq_um": r_eq_um,
@@ -206,7 +258,7 @@ def summarize_particles(
             row["flagged_fraction"] = float((fl != "").mean()) if len(fl) else np.nan
         if {"offset_norm_low", "offset_norm_high"} <= set(g.columns):
             row.update(_score_interval(g, f, cls, score, window, asymmetry_threshold,
-                                       statistic))
+                                       statistic, exclude=untrusted))
         rows.append(row)
     cols = keep + PARTICLE_COLUMNS
     out = pd.DataFrame(rows, columns=cols)
