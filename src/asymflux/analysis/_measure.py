@@ -411,6 +411,7 @@ def particle_timeseries(
 
     # reference intensities at the particle pixels (a rolling differential has none)
     i0 = sum_i0 = None
+    spike_px = spike_warn = None
     if not differential and rolling_frames is None:
         if reference is not None:
             reference = np.asarray(reference)
@@ -438,6 +439,13 @@ def particle_timeseries(
             else:
                 s = None
             i0 = sample(first, 0, n_ref, s).mean(axis=0)
+            if quality:  # cosmic rays / hot pixels in the reference: unknown, not unreacted
+                from ._artefacts import reference_spikes
+
+                spikes = reference_spikes(first)
+                if spikes.any():
+                    spike_px = px.sample(spikes[None].astype(np.float64),
+                                         None if s is None else s[:1])[0] > 0
         if qc is not None and qc.clip is not None:
             from ._quality import saturation_warning
 
@@ -446,6 +454,12 @@ def particle_timeseries(
                 px.sample(as_float(read_chunk(stack, 0, n_look)), None).mean(axis=0), px,
                 qc.clip, threshold)
         i0 = _masked_reference(i0, stacklevel=3)
+        if spike_px is not None and spike_px.any():
+            i0[spike_px] = np.nan
+            spike_warn = (f"{int(spike_px.sum())} pixel(s) of the particles are spikes in the "
+                          "reference frame(s) (cosmic rays or hot pixels: more than 50 % above "
+                          "the median of their 3 x 3 neighbours): they are unknown (NaN) for the "
+                          "whole movie, not unreacted")
         if noise_dI is not None:
             noise = np.broadcast_to(np.asarray(noise_dI, dtype=np.float64),
                                     (px.ids.size,)).copy()
@@ -680,6 +694,8 @@ def particle_timeseries(
     })
     if sat_warn:
         df.attrs.setdefault("warnings", []).append(sat_warn)
+    if spike_warn:
+        df.attrs.setdefault("warnings", []).append(spike_warn)
     if blank.size:
         shown = ", ".join(map(str, blank[:10])) + (", ..." if blank.size > 10 else "")
         df.attrs.setdefault("warnings", []).extend([
