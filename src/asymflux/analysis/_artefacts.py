@@ -14,7 +14,8 @@ import numpy as np
 
 __all__ = [
     "SPIKE_EXCESS", "SPIKE_NOISE", "EXPOSURE_OUTLIER_FACTOR", "reference_spikes",
-    "frame_exposure", "exposure_outliers", "duplicated_frames",
+    "frame_exposure", "exposure_outliers", "frame_fingerprints", "duplicated_frames",
+    "reference_exposure_problem",
 ]
 
 #: A pixel of a reference frame more than this fraction above the median of its 3 x 3
@@ -106,6 +107,42 @@ def exposure_outliers(exposure, *, n_neighbours=EXPOSURE_NEIGHBOURS,
         bad = (ratio > factor) | (ratio < 1.0 / factor)
         out[k] = bool(np.any(bad & np.isfinite(ratio)))
     return out
+
+
+def frame_fingerprints(chunk):
+    """One hash per frame of a (n, n_row, n_col) chunk (of its bytes; of every k-th pixel
+    on frames over 262 144 pixels), for :func:`duplicated_frames`."""
+    import hashlib
+
+    c = np.asarray(chunk)
+    flat = c.reshape(c.shape[0], -1)
+    step = max(1, flat.shape[1] // 262144)  # large frames: a regular subsample suffices
+    return [hashlib.blake2b(np.ascontiguousarray(f[::step]).tobytes(), digest_size=16).digest()
+            for f in flat]
+
+
+def reference_exposure_problem(exposure, n_reference_frames=1,
+                               factor=EXPOSURE_OUTLIER_FACTOR):
+    """Why the reference frames cannot be I0 (a str), or None: a reference frame whose level
+    or contrast (:func:`frame_exposure`, rows: the reference frames then the next ones)
+    differs by more than ``factor`` from the median of the frames after the reference (a
+    shutter-closed or dark first frame, an over-exposed one). Every dI would be wrong."""
+    e = np.asarray(exposure, dtype=np.float64)
+    n_ref = max(1, int(n_reference_frames))
+    after = e[n_ref:]
+    if after.shape[0] == 0:
+        return None
+    ref = np.nanmedian(after, axis=0)
+    for k in range(min(n_ref, e.shape[0])):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.abs(e[k]) / np.abs(ref)
+        for i, what in enumerate(("level (median)", "contrast (95th - 5th percentile)")):
+            if np.isfinite(ratio[i]) and (ratio[i] > factor or ratio[i] < 1.0 / factor):
+                return (f"reference frame {k}'s {what} is {e[k, i]:.4g}, {ratio[i]:.2g} x that "
+                        f"of the {after.shape[0]} frames after it ({ref[i]:.4g}): a dark, "
+                        "shutter-closed or over-exposed frame cannot be the reference I0 "
+                        "(every dI = I/I0 - 1 would be wrong); drop it from the stack")
+    return None
 
 
 def duplicated_frames(fingerprints):

@@ -501,6 +501,12 @@ def particle_timeseries(
         t0, t1 = bounds
         chunk = as_float(read_chunk(stack, t0, t1))
         blank = np.zeros(t1 - t0, bool)
+        exposure = fingerprint = None
+        if not differential and quality:  # dark / over-exposed / duplicated frames
+            from ._artefacts import frame_exposure, frame_fingerprints
+
+            exposure = frame_exposure(chunk)
+            fingerprint = frame_fingerprints(chunk)
         if not differential:  # a frame with no image (NaN, or one value: never written)
             flat = chunk.reshape(t1 - t0, -1)
             from ._kernels import blank_frames, use_compiled
@@ -547,6 +553,9 @@ def particle_timeseries(
             "shifts": s,
             "blank": blank,
         }
+        if exposure is not None:
+            out["exposure"] = exposure
+            out["fingerprint"] = fingerprint
         for side, sign in (("lo", -1.0), ("hi", 1.0)) if noise is not None else ():
             thr_s = threshold + sign * noise_pix
             u = ((-dI if discharge else dI) < thr_s).astype(np.float64)
@@ -598,6 +607,16 @@ def particle_timeseries(
     cat = {k: np.concatenate([r[k] for r in results]) for k in results[0]} if results else {}
     shifts = cat.pop("shifts")
     blank = np.flatnonzero(cat.pop("blank")) if results else np.zeros(0, int)
+    outlier = duplicate = None
+    if "exposure" in cat:  # frames unlike their neighbours: their numbers are NaN
+        from ._artefacts import duplicated_frames, exposure_outliers
+
+        outlier = exposure_outliers(cat.pop("exposure"))
+        outlier[blank] = False
+        duplicate = duplicated_frames(cat.pop("fingerprint"))
+        duplicate[blank] = False
+        if "q_above" in cat and outlier.any():  # nor count as 'clearly reacted' earlier
+            cat["q_above"][outlier] = 0
     if n_lab == 0:
         df = pd.DataFrame({c: [] for c in TIMESERIES_COLUMNS})
         return df
@@ -645,18 +664,29 @@ def particle_timeseries(
     if small.any():
         offset_px = np.where(small, np.nan, offset_px)
         angle = np.where(small, np.nan, angle)
+    if outlier is not None and outlier.any():
+        for a in (mean_dI, norm_int, frac, li_row, li_col, offset_px, angle, d_low, d_high):
+            a[outlier] = np.nan
+        n_unr = np.where(outlier[:, None], 0, n_unr)
     reason = np.where(n_valid == 0, "no valid pixels",
                       np.where(n_unr == 0, "no unreacted pixels",
                                np.where(small, "core too small",
                                         np.where(unknown, "clipped pixels", ""))))
+    if outlier is not None and outlier.any():
+        reason = np.where(outlier[:, None], "exposure outlier", reason)
     flags = None
     if qc is not None:
         from ._quality import join_flags
 
         q = {k: cat.pop(k) for k in list(cat) if k.startswith("q_")}
-        flags = join_flags(qc.finish(q, n_unr=n_unr, shifts=shifts,
-                                     n_reference_frames=n_reference_frames,
-                                     rolling=rolling_frames))
+        raised = qc.finish(q, n_unr=n_unr, shifts=shifts,
+                           n_reference_frames=n_reference_frames, rolling=rolling_frames)
+        if outlier is not None:  # on such a frame only what makes its numbers NaN
+            for k in raised:
+                raised[k] = np.where(outlier[:, None], False, raised[k])
+            raised["exposure_outlier"] = np.broadcast_to(outlier[:, None], n_unr.shape)
+            raised["duplicated_frame"] = np.broadcast_to(duplicate[:, None], n_unr.shape)
+        flags = join_flags(raised)
     elif small.any():
         flags = np.where(small, "core_too_small", "")
 
@@ -696,6 +726,18 @@ def particle_timeseries(
         df.attrs.setdefault("warnings", []).append(sat_warn)
     if spike_warn:
         df.attrs.setdefault("warnings", []).append(spike_warn)
+    for frames_hit, what in ((outlier, "are exposure outliers (their level or contrast differs "
+                              "from their neighbours' by more than a factor 2: a dark, "
+                              "shutter-closed or over-exposed frame): their measurements are "
+                              "NaN (flag exposure_outlier)"),
+                             (duplicate, "are identical to the frame before them (a duplicated "
+                              "frame: its time is not when it was taken; flag "
+                              "duplicated_frame)")):
+        if frames_hit is not None and frames_hit.any():
+            k = np.flatnonzero(frames_hit)
+            shown = ", ".join(map(str, k[:10])) + (", ..." if k.size > 10 else "")
+            df.attrs.setdefault("warnings", []).append(
+                f"{k.size} of {n_frames} frames {what}: frame(s) {shown}")
     if blank.size:
         shown = ", ".join(map(str, blank[:10])) + (", ..." if blank.size > 10 else "")
         df.attrs.setdefault("warnings", []).extend([
