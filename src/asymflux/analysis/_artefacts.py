@@ -28,23 +28,30 @@ SPIKE_NOISE = 6.0
 #: A frame whose overall level or contrast (:func:`frame_exposure`) differs from the
 #: median of its neighbours' by more than this factor (either way) is an exposure outlier.
 EXPOSURE_OUTLIER_FACTOR = 2.0
+#: ... or whose contrast is below 1 / (2 x that factor) with its level below this
+#: fraction of theirs (a dark frame above a camera offset).
+DARK_LEVEL_RATIO = 0.8
 #: Neighbours on each side compared with (:func:`exposure_outliers`).
 EXPOSURE_NEIGHBOURS = 3
 
 
-def reference_spikes(frames):
+def reference_spikes(frames, where=None):
     """Pixels that are spikes in any of ``frames``: more than :data:`SPIKE_EXCESS` above
     the median of their 3 x 3 neighbourhood, and by more than :data:`SPIKE_NOISE` x the
     frame's robust spread (1.4826 x MAD) of that difference.
 
     A cosmic ray or a hot pixel in the reference frame gives that pixel a huge I0: its dI
     stays far below the threshold for the whole movie, an "unreacted" pixel that pulls
-    the core's centre and outlives the core. Such pixels are left unknown (NaN).
+    the core's centre and outlives the core. Such pixels are left unknown (NaN). A frame
+    without noise (a model's or a synthetic image, MAD 0) has none.
 
     Parameters
     ----------
     frames : (n, n_row, n_col) or (n_row, n_col) array
         Raw intensities (NaN allowed).
+    where : (n_row, n_col) bool array, optional
+        The pixels whose differences give the noise (default: all; the analysis passes
+        the particles', the same on a frame and on a mosaic of their crops).
 
     Returns
     -------
@@ -63,7 +70,12 @@ def reference_spikes(frames):
         img = np.where(finite, frame, np.nanmedian(frame))
         med = median_filter(img, size=3, mode="nearest")
         res = img - med
-        spread = 1.4826 * np.median(np.abs(res[finite] - np.median(res[finite])))
+        on = finite if where is None else finite & np.asarray(where, bool)
+        if on.sum() < 9:
+            continue
+        spread = 1.4826 * np.median(np.abs(res[on] - np.median(res[on])))
+        if not spread > 0:  # a noise-free (synthetic) image: its sharp corners are no spikes
+            continue
         with np.errstate(invalid="ignore"):
             out |= finite & (res > SPIKE_EXCESS * np.abs(med)) & (res > SPIKE_NOISE * spread)
     return out
@@ -88,10 +100,11 @@ def frame_exposure(chunk):
 
 def exposure_outliers(exposure, *, n_neighbours=EXPOSURE_NEIGHBOURS,
                       factor=EXPOSURE_OUTLIER_FACTOR):
-    """(n_frames,) bool: frames whose level or contrast (:func:`frame_exposure`) is more
-    than ``factor`` times above or below the median of the ``n_neighbours`` frames on each
-    side (itself left out): a dark or shutter-closed frame (no contrast), an over-exposed
-    or lamp-flash frame. A slow drift, flicker of tens of per cent or a steady charge
+    """(n_frames,) bool: frames whose level (:func:`frame_exposure`) is more than ``factor``
+    times above or below the median of the ``n_neighbours`` frames on each side (itself
+    left out), or whose contrast is below 1 / (2 ``factor``) of theirs with the level
+    below :data:`DARK_LEVEL_RATIO` of theirs: a dark or shutter-closed frame, an
+    over-exposed or lamp-flash frame. A slow drift, flicker of tens of per cent or a steady charge
     never moves a frame by a factor 2 against its neighbours."""
     e = np.asarray(exposure, dtype=np.float64)
     n = e.shape[0]
@@ -102,11 +115,24 @@ def exposure_outliers(exposure, *, n_neighbours=EXPOSURE_NEIGHBOURS,
         idx = [j for j in range(max(0, k - n_neighbours), min(n, k + n_neighbours + 1))
                if j != k]
         ref = np.nanmedian(e[idx], axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.abs(e[k]) / np.abs(ref)
-        bad = (ratio > factor) | (ratio < 1.0 / factor)
-        out[k] = bool(np.any(bad & np.isfinite(ratio)))
+        out[k] = _odd_exposure(e[k], ref, factor) is not None
     return out
+
+
+def _odd_exposure(e, ref, factor):
+    """Why exposure ``e`` (level, contrast) is off ``ref``, or None: the level more than
+    ``factor`` above or below, or a dark frame under a camera offset (contrast below
+    1 / (2 ``factor``) and the level below 0.8 x). A particle as bright as its background
+    at the start (no contrast, the level unchanged) is no outlier."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.abs(np.asarray(e, float)) / np.abs(np.asarray(ref, float))
+    if np.isfinite(ratio[0]) and (ratio[0] > factor or ratio[0] < 1.0 / factor):
+        return f"level (median) is {ratio[0]:.2g} x"
+    if (np.isfinite(ratio).all() and ratio[1] < 1.0 / (2 * factor)
+            and ratio[0] < DARK_LEVEL_RATIO):
+        return (f"contrast (95th - 5th percentile) is {ratio[1]:.2g} x and its level "
+                f"{ratio[0]:.2g} x")
+    return None
 
 
 def frame_fingerprints(chunk):
@@ -134,14 +160,12 @@ def reference_exposure_problem(exposure, n_reference_frames=1,
         return None
     ref = np.nanmedian(after, axis=0)
     for k in range(min(n_ref, e.shape[0])):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.abs(e[k]) / np.abs(ref)
-        for i, what in enumerate(("level (median)", "contrast (95th - 5th percentile)")):
-            if np.isfinite(ratio[i]) and (ratio[i] > factor or ratio[i] < 1.0 / factor):
-                return (f"reference frame {k}'s {what} is {e[k, i]:.4g}, {ratio[i]:.2g} x that "
-                        f"of the {after.shape[0]} frames after it ({ref[i]:.4g}): a dark, "
-                        "shutter-closed or over-exposed frame cannot be the reference I0 "
-                        "(every dI = I/I0 - 1 would be wrong); drop it from the stack")
+        why = _odd_exposure(e[k], ref, factor)
+        if why:
+            return (f"reference frame {k}'s {why} that of the {after.shape[0]} frames after "
+                    "it: a dark, shutter-closed or over-exposed frame cannot be the "
+                    "reference I0 (every dI = I/I0 - 1 would be wrong); drop it from the "
+                    "stack")
     return None
 
 

@@ -442,7 +442,12 @@ def particle_timeseries(
             if quality:  # cosmic rays / hot pixels in the reference: unknown, not unreacted
                 from ._artefacts import reference_spikes
 
-                spikes = reference_spikes(first)
+                from scipy.ndimage import binary_erosion
+
+                # on the particles, off their outline and the frame's edge (there the 3 x 3
+                # median holds the background: a sharp outline is no spike)
+                spikes = reference_spikes(first, labels > 0) & binary_erosion(
+                    labels > 0, np.ones((3, 3), bool), border_value=0)
                 if spikes.any():
                     spike_px = px.sample(spikes[None].astype(np.float64),
                                          None if s is None else s[:1])[0] > 0
@@ -554,6 +559,7 @@ def particle_timeseries(
             "blank": blank,
         }
         if exposure is not None:
+            exposure[blank] = np.nan  # no image: not a neighbour to compare with
             out["exposure"] = exposure
             out["fingerprint"] = fingerprint
         for side, sign in (("lo", -1.0), ("hi", 1.0)) if noise is not None else ():
@@ -726,8 +732,8 @@ def particle_timeseries(
         df.attrs.setdefault("warnings", []).append(sat_warn)
     if spike_warn:
         df.attrs.setdefault("warnings", []).append(spike_warn)
-    for frames_hit, what in ((outlier, "are exposure outliers (their level or contrast differs "
-                              "from their neighbours' by more than a factor 2: a dark, "
+    for frames_hit, what in ((outlier, "are exposure outliers (their level differs from their "
+                              "neighbours' by more than a factor 2, or they are dark: a "
                               "shutter-closed or over-exposed frame): their measurements are "
                               "NaN (flag exposure_outlier)"),
                              (duplicate, "are identical to the frame before them (a duplicated "

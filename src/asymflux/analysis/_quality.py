@@ -88,9 +88,10 @@ QUALITY_FLAGS = {
         "at least 4): the core is unresolved and its centre is noise; d, d/R_eq and the "
         "direction are NaN"),
     "exposure_outlier": (
-        "the frame's level or contrast (median; 95th - 5th percentile) differs from the "
-        "median of its 3 neighbours on each side by more than a factor 2: a dark, "
-        "shutter-closed or over-exposed frame; its measurements are NaN"),
+        "the frame's level (median) differs from the median of its 3 neighbours on each "
+        "side by more than a factor 2, or its contrast (95th - 5th percentile) is below a "
+        "quarter of theirs with its level below 0.8 x: a dark, shutter-closed or "
+        "over-exposed frame; its measurements are NaN"),
     "duplicated_frame": (
         "the frame is identical to the frame before it (the camera or the writer sent the "
         "same image twice): its numbers are the previous frame's, its time is not when it "
