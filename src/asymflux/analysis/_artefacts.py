@@ -15,7 +15,7 @@ import numpy as np
 __all__ = [
     "SPIKE_EXCESS", "SPIKE_NOISE", "EXPOSURE_OUTLIER_FACTOR", "reference_spikes",
     "frame_exposure", "exposure_outliers", "frame_fingerprints", "duplicated_frames",
-    "reference_exposure_problem",
+    "reference_exposure_problem", "registered_frame_means",
 ]
 
 #: A pixel of a reference frame more than this fraction above the median of its 3 x 3
@@ -177,4 +177,39 @@ def duplicated_frames(fingerprints):
     out = np.zeros(len(fp), bool)
     for k in range(1, len(fp)):
         out[k] = fp[k] is not None and fp[k] == fp[k - 1]
+    return out
+
+
+#: A drift (px) from which the particle-free pixels measuring a frame's illumination are
+#: moved with it: half the particles' background margin (6 px), before a drifting
+#: particle's light reaches them. Below it they stay where they are (the crops' path
+#: measures them so).
+BACKGROUND_SHIFT_PX = 3.0
+
+
+def registered_frame_means(chunk, background_flat, shifts=None,
+                           min_shift_px=BACKGROUND_SHIFT_PX):
+    """(n,) mean intensity of each frame of ``chunk`` over the particle-free pixels
+    ``background_flat`` (flat indices in the reference frame), each moved by its frame's
+    drift ``shifts`` (n, 2) (row, col; rounded to whole pixels; those moved off the frame
+    left out) when the drift reaches ``min_shift_px``: a stage jump of many pixels would
+    otherwise carry the particles into the background and its mean (the normalisation)
+    with them. Finite pixels only (:func:`_frame_means`)."""
+    from ._differential import _frame_means
+
+    out = _frame_means(chunk, background_flat)
+    if shifts is None:
+        return out
+    s = np.rint(np.asarray(shifts, dtype=float))
+    n_row, n_col = chunk.shape[1:]
+    big = np.flatnonzero(np.hypot(s[:, 0], s[:, 1]) >= min_shift_px)
+    if not big.size:
+        return out
+    rows, cols = np.divmod(np.asarray(background_flat), n_col)
+    for k in big:
+        r = rows - int(s[k, 0])  # the reference pixel (r, c) is at (r - shift) in the frame
+        c = cols - int(s[k, 1])
+        ok = (r >= 0) & (r < n_row) & (c >= 0) & (c < n_col)
+        if ok.any():
+            out[k] = _frame_means(chunk[k:k + 1], r[ok] * n_col + c[ok])[0]
     return out

@@ -379,13 +379,16 @@ def particle_timeseries(
             background_mask = particle_free_pixels(labels)
         background_flat = np.flatnonzero(_check_background_mask(background_mask, labels.shape))
 
-    def illumination(chunk, t0, t1):
-        """F_t of frames t0:t1 (None without ``normalize``)."""
+    def illumination(chunk, t0, t1, shifts=None):
+        """F_t of frames t0:t1 (None without ``normalize``); the background pixels moved
+        with the drift ``shifts`` when it is large (particles drifting into them)."""
         if normalize is None:
             return None
         if background_flat is None:
             return normalize[t0:t1]
-        f = _frame_means(chunk, background_flat)
+        from ._artefacts import registered_frame_means
+
+        f = registered_frame_means(chunk, background_flat, shifts)
         bad = np.flatnonzero(~(np.isfinite(f) & (f > 0)))
         if bad.size:
             raise ValueError(f"frame {t0 + int(bad[0])}: mean background intensity {f[bad[0]]!r} "
@@ -398,7 +401,7 @@ def particle_timeseries(
         sat = qc.saturated(chunk) if qc is not None else None
         if sat is not None:  # clipped pixels are unknown, not unreacted
             vals = np.where(px.sample(sat.astype(np.float64), shifts) > 0, np.nan, vals)
-        f = illumination(chunk, t0, t1)
+        f = illumination(chunk, t0, t1, shifts)
         return vals if f is None else vals / f[:, None]
 
     ref_region = region = clip = None
@@ -573,14 +576,14 @@ def particle_timeseries(
         if qc is not None and qc.clip is not None:  # where clipped pixels could put the core
             unk = (np.isnan(vals) * px.inner) if not all_valid else np.zeros_like(unr)
             if i0 is not None and not discharge and threshold > 0 and unk.any():
-                f_t = illumination(chunk, t0, t1)  # clipped but I0 x (1 + threshold) below
+                f_t = illumination(chunk, t0, t1, s)  # clipped but I0 x (1 + threshold) below
                 raw_i0 = i0 if f_t is None else i0 * f_t[:, None]  # the clip: reacted
                 unk = unk * (raw_i0 * (1 + threshold) > qc.clip)
             out.update(n_unk=px.reduce(unk), sum_unk_row=px.reduce(unk * rows_f),
                        sum_unk_col=px.reduce(unk * cols_f))
         if qc is not None:
             out.update(qc.chunk(chunk, s, vals, -dI if discharge else dI,  # reaction's sign
-                                illumination(chunk, t0, t1)))
+                                illumination(chunk, t0, t1, s)))
         if not differential:
             out["sum_I"] = px.reduce(vals if all_valid else np.where(valid, vals, 0.0))
             out["sum_I0"] = (np.broadcast_to(sum_i0, (n, px.ids.size))
