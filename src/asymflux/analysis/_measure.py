@@ -414,7 +414,7 @@ def particle_timeseries(
 
     # reference intensities at the particle pixels (a rolling differential has none)
     i0 = sum_i0 = None
-    spike_px = spike_warn = None
+    spike_px = spike_warn = edge_sigma = None
     if not differential and rolling_frames is None:
         if reference is not None:
             reference = np.asarray(reference)
@@ -442,6 +442,10 @@ def particle_timeseries(
             else:
                 s = None
             i0 = sample(first, 0, n_ref, s).mean(axis=0)
+            if quality:  # the blur of the outlines against edge_px (psf_wide)
+                from ._artefacts import edge_width_px
+
+                edge_sigma = edge_width_px(np.nanmean(first, axis=0), labels, px.ids)
             if quality:  # cosmic rays / hot pixels in the reference: unknown, not unreacted
                 from ._artefacts import reference_spikes
 
@@ -695,6 +699,11 @@ def particle_timeseries(
                 raised[k] = np.where(outlier[:, None], False, raised[k])
             raised["exposure_outlier"] = np.broadcast_to(outlier[:, None], n_unr.shape)
             raised["duplicated_frame"] = np.broadcast_to(duplicate[:, None], n_unr.shape)
+        if edge_sigma is not None:
+            from ._artefacts import PSF_WIDE_FACTOR
+
+            wide = edge_sigma > PSF_WIDE_FACTOR * max(edge_px, 1)  # NaN: False
+            raised["psf_wide"] = np.broadcast_to(wide[None, :], n_unr.shape)
         flags = join_flags(raised)
     elif small.any():
         flags = np.where(small, "core_too_small", "")
@@ -735,6 +744,17 @@ def particle_timeseries(
         df.attrs.setdefault("warnings", []).append(sat_warn)
     if spike_warn:
         df.attrs.setdefault("warnings", []).append(spike_warn)
+    if edge_sigma is not None:
+        from ._artefacts import PSF_WIDE_FACTOR
+
+        wide = np.flatnonzero(edge_sigma > PSF_WIDE_FACTOR * max(edge_px, 1))
+        if wide.size:
+            shown = ", ".join(f"{int(px.ids[i])} ({edge_sigma[i]:.1f} px)" for i in wide[:10])
+            df.attrs.setdefault("warnings", []).append(
+                f"the outlines of {wide.size} particle(s) are blurred wider than "
+                f"{PSF_WIDE_FACTOR:g} x edge_px = {PSF_WIDE_FACTOR * max(edge_px, 1):g} px "
+                f"(sigma): {shown}{', ...' if wide.size > 10 else ''}; their d is biased by "
+                "the blur (flag psf_wide): refocus, or read d as an estimate")
     for frames_hit, what in ((outlier, "are exposure outliers (their level differs from their "
                               "neighbours' by more than a factor 2, or they are dark: a "
                               "shutter-closed or over-exposed frame): their measurements are "

@@ -92,6 +92,13 @@ QUALITY_FLAGS = {
         "side by more than a factor 2, or its contrast (95th - 5th percentile) is below a "
         "quarter of theirs with its level below 0.8 x: a dark, shutter-closed or "
         "over-exposed frame; its measurements are NaN"),
+    "psf_wide": (
+        "the particle's outline in the reference image is blurred by a Gaussian wider than "
+        "1.5 x edge_px (its sigma from the 25-75 % rise of the mean profile across the "
+        "outline): the PSF is wider than the analysis assumes; the reacted shell's blurred "
+        "light moves the thresholded core, d is biased (towards the centre on a symmetric "
+        "particle, away from it on an asymmetric one) and the core vanishes early; edge_px "
+        "does not correct it"),
     "duplicated_frame": (
         "the frame is identical to the frame before it (the camera or the writer sent the "
         "same image twice): its numbers are the previous frame's, its time is not when it "
