@@ -415,6 +415,12 @@ def particle_timeseries(
     # reference intensities at the particle pixels (a rolling differential has none)
     i0 = sum_i0 = None
     spike_px = spike_warn = edge_sigma = None
+    # a stack read through the illumination correction marks clipped pixels with a value of
+    # its own: I0 (corrected) and that marker are in different units, so every clipped
+    # pixel may be unreacted (d NaN where they could move it)
+    clip_out = getattr(stack, "clip_out", None)
+    marker_clip = (qc is not None and qc.clip is not None and clip_out is not None
+                   and qc.clip >= clip_out)
     if not differential and rolling_frames is None:
         if reference is not None:
             reference = np.asarray(reference)
@@ -579,7 +585,8 @@ def particle_timeseries(
             out[f"sum_unr_col_{side}"] = px.reduce(u * cols_f)
         if qc is not None and qc.clip is not None:  # where clipped pixels could put the core
             unk = (np.isnan(vals) * px.inner) if not all_valid else np.zeros_like(unr)
-            if i0 is not None and not discharge and threshold > 0 and unk.any():
+            if (i0 is not None and not discharge and threshold > 0 and unk.any()
+                    and not marker_clip):
                 f_t = illumination(chunk, t0, t1, s)  # clipped but I0 x (1 + threshold) below
                 raw_i0 = i0 if f_t is None else i0 * f_t[:, None]  # the clip: reacted
                 unk = unk * (raw_i0 * (1 + threshold) > qc.clip)
