@@ -15,7 +15,7 @@ import numpy as np
 __all__ = [
     "SPIKE_EXCESS", "SPIKE_NOISE", "EXPOSURE_OUTLIER_FACTOR", "reference_spikes",
     "frame_exposure", "exposure_outliers", "frame_fingerprints", "duplicated_frames",
-    "reference_exposure_problem", "registered_frame_means",
+    "reference_exposure_problem", "registered_frame_means", "edge_width_px", "outside_frame",
 ]
 
 #: A pixel of a reference frame more than this fraction above the median of its 3 x 3
@@ -274,3 +274,23 @@ def edge_width_px(image, labels, ids=None, *, max_px=EDGE_PROFILE_PX):
         d75 = np.interp(0.75, y, x)
         out[i] = (d75 - d25) / 1.349
     return out
+
+
+def outside_frame(rows, cols, starts, shifts, frame_shape):
+    """(n_frames, n_particles) bool: particles that touch the frame's edge (their mask
+    reaches its first or last row or column: the particle may go on beyond it) or that
+    the drift ``shifts`` (n_frames, 2) carries partly out of it (registered, their pixels
+    beyond the edge are copies of the edge's). ``rows``, ``cols``: the particles' pixels,
+    sorted by particle, each particle's first at ``starts``."""
+    n_row, n_col = frame_shape
+    s = np.asarray(shifts, dtype=float)
+    rmin = np.minimum.reduceat(rows, starts).astype(float)
+    rmax = np.maximum.reduceat(rows, starts).astype(float)
+    cmin = np.minimum.reduceat(cols, starts).astype(float)
+    cmax = np.maximum.reduceat(cols, starts).astype(float)
+    touch = (rmin <= 0) | (cmin <= 0) | (rmax >= n_row - 1) | (cmax >= n_col - 1)
+    # a pixel at (r, c) in the reference is read at (r - shift) in the frame
+    r_lo, r_hi = rmin[None] - s[:, :1], rmax[None] - s[:, :1]
+    c_lo, c_hi = cmin[None] - s[:, 1:], cmax[None] - s[:, 1:]
+    out = (r_lo < 0) | (c_lo < 0) | (r_hi > n_row - 1) | (c_hi > n_col - 1)
+    return out | touch[None]

@@ -706,6 +706,11 @@ def particle_timeseries(
                 raised[k] = np.where(outlier[:, None], False, raised[k])
             raised["exposure_outlier"] = np.broadcast_to(outlier[:, None], n_unr.shape)
             raised["duplicated_frame"] = np.broadcast_to(duplicate[:, None], n_unr.shape)
+        if not differential:
+            from ._artefacts import outside_frame
+
+            raised["outside_frame"] = outside_frame(px.rows, px.cols, px.starts, shifts,
+                                                    labels.shape)
         if edge_sigma is not None:
             from ._artefacts import PSF_WIDE_FACTOR
 

@@ -99,6 +99,11 @@ QUALITY_FLAGS = {
         "light moves the thresholded core, d is biased (towards the centre on a symmetric "
         "particle, away from it on an asymmetric one) and the core vanishes early; edge_px "
         "does not correct it"),
+    "outside_frame": (
+        "the particle's mask touches the frame's edge, or the drift carries part of it out "
+        "of the frame: the particle may go on beyond the edge and the pixels read there are "
+        "copies of the edge's, so O_COM, R_eq and d are those of the part in view, not of "
+        "the particle"),
     "duplicated_frame": (
         "the frame is identical to the frame before it (the camera or the writer sent the "
         "same image twice): its numbers are the previous frame's, its time is not when it "
