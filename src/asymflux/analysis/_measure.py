@@ -701,16 +701,16 @@ def particle_timeseries(
         q = {k: cat.pop(k) for k in list(cat) if k.startswith("q_")}
         raised = qc.finish(q, n_unr=n_unr, shifts=shifts,
                            n_reference_frames=n_reference_frames, rolling=rolling_frames)
-        if outlier is not None:  # on such a frame only what makes its numbers NaN
-            for k in raised:
-                raised[k] = np.where(outlier[:, None], False, raised[k])
-            raised["exposure_outlier"] = np.broadcast_to(outlier[:, None], n_unr.shape)
-            raised["duplicated_frame"] = np.broadcast_to(duplicate[:, None], n_unr.shape)
         if not differential:
             from ._artefacts import outside_frame
 
             raised["outside_frame"] = outside_frame(px.rows, px.cols, px.starts, shifts,
                                                     labels.shape)
+        if outlier is not None:  # on such a frame only what makes its numbers NaN
+            for k in raised:
+                raised[k] = np.where(outlier[:, None], False, raised[k])
+            raised["exposure_outlier"] = np.broadcast_to(outlier[:, None], n_unr.shape)
+            raised["duplicated_frame"] = np.broadcast_to(duplicate[:, None], n_unr.shape)
         if edge_sigma is not None:
             from ._artefacts import PSF_WIDE_FACTOR
 
