@@ -26,7 +26,6 @@ from ._differential import (
     _check_background_mask,
     _check_normalize,
     _check_rolling,
-    _frame_means,
     _masked_reference,
     particle_free_pixels,
 )
@@ -453,9 +452,9 @@ def particle_timeseries(
 
                 edge_sigma = edge_width_px(np.nanmean(first, axis=0), labels, px.ids)
             if quality:  # cosmic rays / hot pixels in the reference: unknown, not unreacted
-                from ._artefacts import reference_spikes
-
                 from scipy.ndimage import binary_erosion
+
+                from ._artefacts import reference_spikes
 
                 # on the particles, off their outline and the frame's edge (there the 3 x 3
                 # median holds the background: a sharp outline is no spike)
