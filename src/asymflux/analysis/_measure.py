@@ -460,6 +460,8 @@ def particle_timeseries(
                 # median holds the background: a sharp outline is no spike)
                 spikes = reference_spikes(first, labels > 0) & binary_erosion(
                     labels > 0, np.ones((3, 3), bool), border_value=0)
+                if qc is not None and qc.clip is not None:  # clipped: unknown already
+                    spikes &= ~np.any(first >= qc.clip, axis=0)
                 if spikes.any():
                     spike_px = px.sample(spikes[None].astype(np.float64),
                                          None if s is None else s[:1])[0] > 0
