@@ -178,3 +178,15 @@ def test_a_particle_cut_by_the_frame_is_flagged(movie):
     stack, labels = movie
     ts = _measure(stack[:, 35:, :], labels[35:, :])  # the particle's top cut off
     assert _raised(ts, "outside_frame").all()
+
+
+def test_clipped_pixels_that_move_the_core_to_the_other_side_leave_d_unknown():
+    from asymflux.analysis._quality import saturation_ambiguous
+
+    # 100 measured core pixels 4 px left of the centre, 100 clipped ones 12 px right: with
+    # them the core is 4 px right, the same d in the other direction
+    n = np.array([[100.0]])
+    amb = saturation_ambiguous(n, n * 0.0, n * -4.0, n, n * 0.0, n * 12.0, 0.0, 0.0)
+    assert amb.all()
+    amb = saturation_ambiguous(n, n * 0.0, n * -4.0, n * 0.0, n * 0.0, n * 0.0, 0.0, 0.0)
+    assert not amb.any()

@@ -743,7 +743,7 @@ def saturation_ambiguous(n_unr, sum_row, sum_col, n_unk, sum_unk_row, sum_unk_co
                          com_row, com_col):
     """(n_frames, n_particles) bool: particle-frames whose d is not known because of clipped
     pixels. A clipped pixel may be unreacted or reacted: d is measured without them and
-    again with them counted as unreacted; when the two differ by more than
+    again with them counted as unreacted; when the two cores' centres are farther apart than
     max(:data:`SATURATION_D_TOLERANCE` x d, :data:`SATURATION_D_TOLERANCE_PX` px), or
     the core is only clipped pixels, d is NaN (its frame carries the flag ``saturated``)."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -752,5 +752,9 @@ def saturation_ambiguous(n_unr, sum_row, sum_col, n_unk, sum_unk_row, sum_unk_co
         d_all = np.hypot((sum_row + sum_unk_row) / n_all - com_row,
                          (sum_col + sum_unk_col) / n_all - com_col)
         tol = np.maximum(SATURATION_D_TOLERANCE * d, SATURATION_D_TOLERANCE_PX)
-        moved = np.abs(d_all - d) > tol
+        # the core's centre moved (as a point: a core as far on the other side has the
+        # same d but another direction)
+        moved = (np.hypot((sum_row + sum_unk_row) / n_all - sum_row / n_unr,
+                          (sum_col + sum_unk_col) / n_all - sum_col / n_unr) > tol)
+        moved |= np.abs(d_all - d) > tol
     return (n_unk > 0) & ((n_unr == 0) | moved)
