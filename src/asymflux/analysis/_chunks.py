@@ -12,9 +12,13 @@ def is_dask(a) -> bool:
 
 
 def as_float(a):
-    """float32 stays float32, everything else becomes float64."""
+    """float32 stays float32, everything else becomes float64. Infinite pixels (a float
+    stack's dead or overflowed pixels) become NaN: unknown, as NaN pixels are (a copy;
+    the input is not changed)."""
     a = np.asarray(a)
     if a.dtype == np.float32 or a.dtype == np.float64:
+        if np.isinf(a).any():
+            a = np.where(np.isinf(a), a.dtype.type(np.nan), a)
         return a
     if a.dtype.kind not in "biuf":
         raise ValueError(f"stack must hold real numbers, got dtype {a.dtype}")

@@ -131,11 +131,19 @@ def _check_background_mask(background_mask, frame_shape):
 
 def _frame_means(chunk, background_flat=None):
     """(n,) float64 mean intensity of each frame of a (n, n_row, n_col) NumPy chunk, over the
-    flat pixel indices ``background_flat`` (None: every pixel); O(pixels) per frame."""
+    flat pixel indices ``background_flat`` (None: every pixel), of its finite pixels (NaN
+    when none); O(pixels) per frame."""
     flat = chunk.reshape(chunk.shape[0], -1)
     if background_flat is not None:
         flat = np.take(flat, background_flat, axis=1)
-    return flat.mean(axis=1, dtype=np.float64)
+    out = flat.mean(axis=1, dtype=np.float64)
+    bad = ~np.isfinite(out)
+    if bad.any():  # NaN / infinite pixels (dead pixels) are unknown: the mean of the others
+        part = flat[bad].astype(np.float64)
+        ok = np.isfinite(part)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[bad] = np.where(ok, part, 0.0).sum(axis=1) / ok.sum(axis=1)
+    return out
 
 
 def _check_frame_intensity(values, n_frames, *, name="frame intensity"):

@@ -26,7 +26,6 @@ from ._differential import (
     _check_background_mask,
     _check_normalize,
     _check_rolling,
-    _frame_means,
     _masked_reference,
     particle_free_pixels,
 )
@@ -379,13 +378,16 @@ def particle_timeseries(
             background_mask = particle_free_pixels(labels)
         background_flat = np.flatnonzero(_check_background_mask(background_mask, labels.shape))
 
-    def illumination(chunk, t0, t1):
-        """F_t of frames t0:t1 (None without ``normalize``)."""
+    def illumination(chunk, t0, t1, shifts=None):
+        """F_t of frames t0:t1 (None without ``normalize``); the background pixels moved
+        with the drift ``shifts`` when it is large (particles drifting into them)."""
         if normalize is None:
             return None
         if background_flat is None:
             return normalize[t0:t1]
-        f = _frame_means(chunk, background_flat)
+        from ._artefacts import registered_frame_means
+
+        f = registered_frame_means(chunk, background_flat, shifts)
         bad = np.flatnonzero(~(np.isfinite(f) & (f > 0)))
         if bad.size:
             raise ValueError(f"frame {t0 + int(bad[0])}: mean background intensity {f[bad[0]]!r} "
@@ -398,7 +400,7 @@ def particle_timeseries(
         sat = qc.saturated(chunk) if qc is not None else None
         if sat is not None:  # clipped pixels are unknown, not unreacted
             vals = np.where(px.sample(sat.astype(np.float64), shifts) > 0, np.nan, vals)
-        f = illumination(chunk, t0, t1)
+        f = illumination(chunk, t0, t1, shifts)
         return vals if f is None else vals / f[:, None]
 
     ref_region = region = clip = None
@@ -411,6 +413,13 @@ def particle_timeseries(
 
     # reference intensities at the particle pixels (a rolling differential has none)
     i0 = sum_i0 = None
+    spike_px = spike_warn = edge_sigma = None
+    # a stack read through the illumination correction marks clipped pixels with a value of
+    # its own: I0 (corrected) and that marker are in different units, so every clipped
+    # pixel may be unreacted (d NaN where they could move it)
+    clip_out = getattr(stack, "clip_out", None)
+    marker_clip = (qc is not None and qc.clip is not None and clip_out is not None
+                   and qc.clip >= clip_out)
     if not differential and rolling_frames is None:
         if reference is not None:
             reference = np.asarray(reference)
@@ -438,6 +447,24 @@ def particle_timeseries(
             else:
                 s = None
             i0 = sample(first, 0, n_ref, s).mean(axis=0)
+            if quality:  # the blur of the outlines against edge_px (psf_wide)
+                from ._artefacts import edge_width_px
+
+                edge_sigma = edge_width_px(np.nanmean(first, axis=0), labels, px.ids)
+            if quality:  # cosmic rays / hot pixels in the reference: unknown, not unreacted
+                from scipy.ndimage import binary_erosion
+
+                from ._artefacts import reference_spikes
+
+                # on the particles, off their outline and the frame's edge (there the 3 x 3
+                # median holds the background: a sharp outline is no spike)
+                spikes = reference_spikes(first, labels > 0) & binary_erosion(
+                    labels > 0, np.ones((3, 3), bool), border_value=0)
+                if qc is not None and qc.clip is not None:  # clipped: unknown already
+                    spikes &= ~np.any(first >= qc.clip, axis=0)
+                if spikes.any():
+                    spike_px = px.sample(spikes[None].astype(np.float64),
+                                         None if s is None else s[:1])[0] > 0
         if qc is not None and qc.clip is not None:
             from ._quality import saturation_warning
 
@@ -446,6 +473,12 @@ def particle_timeseries(
                 px.sample(as_float(read_chunk(stack, 0, n_look)), None).mean(axis=0), px,
                 qc.clip, threshold)
         i0 = _masked_reference(i0, stacklevel=3)
+        if spike_px is not None and spike_px.any():
+            i0[spike_px] = np.nan
+            spike_warn = (f"{int(spike_px.sum())} pixel(s) of the particles are spikes in the "
+                          "reference frame(s) (cosmic rays or hot pixels: more than 50 % above "
+                          "the median of their 3 x 3 neighbours): they are unknown (NaN) for the "
+                          "whole movie, not unreacted")
         if noise_dI is not None:
             noise = np.broadcast_to(np.asarray(noise_dI, dtype=np.float64),
                                     (px.ids.size,)).copy()
@@ -487,6 +520,12 @@ def particle_timeseries(
         t0, t1 = bounds
         chunk = as_float(read_chunk(stack, t0, t1))
         blank = np.zeros(t1 - t0, bool)
+        exposure = fingerprint = None
+        if not differential and quality:  # dark / over-exposed / duplicated frames
+            from ._artefacts import frame_exposure, frame_fingerprints
+
+            exposure = frame_exposure(chunk)
+            fingerprint = frame_fingerprints(chunk)
         if not differential:  # a frame with no image (NaN, or one value: never written)
             flat = chunk.reshape(t1 - t0, -1)
             from ._kernels import blank_frames, use_compiled
@@ -533,6 +572,10 @@ def particle_timeseries(
             "shifts": s,
             "blank": blank,
         }
+        if exposure is not None:
+            exposure[blank] = np.nan  # no image: not a neighbour to compare with
+            out["exposure"] = exposure
+            out["fingerprint"] = fingerprint
         for side, sign in (("lo", -1.0), ("hi", 1.0)) if noise is not None else ():
             thr_s = threshold + sign * noise_pix
             u = ((-dI if discharge else dI) < thr_s).astype(np.float64)
@@ -543,15 +586,16 @@ def particle_timeseries(
             out[f"sum_unr_col_{side}"] = px.reduce(u * cols_f)
         if qc is not None and qc.clip is not None:  # where clipped pixels could put the core
             unk = (np.isnan(vals) * px.inner) if not all_valid else np.zeros_like(unr)
-            if i0 is not None and not discharge and threshold > 0 and unk.any():
-                f_t = illumination(chunk, t0, t1)  # clipped but I0 x (1 + threshold) below
+            if (i0 is not None and not discharge and threshold > 0 and unk.any()
+                    and not marker_clip):
+                f_t = illumination(chunk, t0, t1, s)  # clipped but I0 x (1 + threshold) below
                 raw_i0 = i0 if f_t is None else i0 * f_t[:, None]  # the clip: reacted
                 unk = unk * (raw_i0 * (1 + threshold) > qc.clip)
             out.update(n_unk=px.reduce(unk), sum_unk_row=px.reduce(unk * rows_f),
                        sum_unk_col=px.reduce(unk * cols_f))
         if qc is not None:
             out.update(qc.chunk(chunk, s, vals, -dI if discharge else dI,  # reaction's sign
-                                illumination(chunk, t0, t1)))
+                                illumination(chunk, t0, t1, s)))
         if not differential:
             out["sum_I"] = px.reduce(vals if all_valid else np.where(valid, vals, 0.0))
             out["sum_I0"] = (np.broadcast_to(sum_i0, (n, px.ids.size))
@@ -584,6 +628,16 @@ def particle_timeseries(
     cat = {k: np.concatenate([r[k] for r in results]) for k in results[0]} if results else {}
     shifts = cat.pop("shifts")
     blank = np.flatnonzero(cat.pop("blank")) if results else np.zeros(0, int)
+    outlier = duplicate = None
+    if "exposure" in cat:  # frames unlike their neighbours: their numbers are NaN
+        from ._artefacts import duplicated_frames, exposure_outliers
+
+        outlier = exposure_outliers(cat.pop("exposure"))
+        outlier[blank] = False
+        duplicate = duplicated_frames(cat.pop("fingerprint"))
+        duplicate[blank] = False
+        if "q_above" in cat and outlier.any():  # nor count as 'clearly reacted' earlier
+            cat["q_above"][outlier] = 0
     if n_lab == 0:
         df = pd.DataFrame({c: [] for c in TIMESERIES_COLUMNS})
         return df
@@ -631,18 +685,39 @@ def particle_timeseries(
     if small.any():
         offset_px = np.where(small, np.nan, offset_px)
         angle = np.where(small, np.nan, angle)
+    if outlier is not None and outlier.any():
+        for a in (mean_dI, norm_int, frac, li_row, li_col, offset_px, angle, d_low, d_high):
+            a[outlier] = np.nan
+        n_unr = np.where(outlier[:, None], 0, n_unr)
     reason = np.where(n_valid == 0, "no valid pixels",
                       np.where(n_unr == 0, "no unreacted pixels",
                                np.where(small, "core too small",
                                         np.where(unknown, "clipped pixels", ""))))
+    if outlier is not None and outlier.any():
+        reason = np.where(outlier[:, None], "exposure outlier", reason)
     flags = None
     if qc is not None:
         from ._quality import join_flags
 
         q = {k: cat.pop(k) for k in list(cat) if k.startswith("q_")}
-        flags = join_flags(qc.finish(q, n_unr=n_unr, shifts=shifts,
-                                     n_reference_frames=n_reference_frames,
-                                     rolling=rolling_frames))
+        raised = qc.finish(q, n_unr=n_unr, shifts=shifts,
+                           n_reference_frames=n_reference_frames, rolling=rolling_frames)
+        if not differential:
+            from ._artefacts import outside_frame
+
+            raised["outside_frame"] = outside_frame(px.rows, px.cols, px.starts, shifts,
+                                                    labels.shape)
+        if outlier is not None:  # on such a frame only what makes its numbers NaN
+            for k in raised:
+                raised[k] = np.where(outlier[:, None], False, raised[k])
+            raised["exposure_outlier"] = np.broadcast_to(outlier[:, None], n_unr.shape)
+            raised["duplicated_frame"] = np.broadcast_to(duplicate[:, None], n_unr.shape)
+        if edge_sigma is not None:
+            from ._artefacts import PSF_WIDE_FACTOR
+
+            wide = edge_sigma > PSF_WIDE_FACTOR * max(edge_px, 1)  # NaN: False
+            raised["psf_wide"] = np.broadcast_to(wide[None, :], n_unr.shape)
+        flags = join_flags(raised)
     elif small.any():
         flags = np.where(small, "core_too_small", "")
 
@@ -680,6 +755,31 @@ def particle_timeseries(
     })
     if sat_warn:
         df.attrs.setdefault("warnings", []).append(sat_warn)
+    if spike_warn:
+        df.attrs.setdefault("warnings", []).append(spike_warn)
+    if edge_sigma is not None:
+        from ._artefacts import PSF_WIDE_FACTOR
+
+        wide = np.flatnonzero(edge_sigma > PSF_WIDE_FACTOR * max(edge_px, 1))
+        if wide.size:
+            shown = ", ".join(f"{int(px.ids[i])} ({edge_sigma[i]:.1f} px)" for i in wide[:10])
+            df.attrs.setdefault("warnings", []).append(
+                f"the outlines of {wide.size} particle(s) are blurred wider than "
+                f"{PSF_WIDE_FACTOR:g} x edge_px = {PSF_WIDE_FACTOR * max(edge_px, 1):g} px "
+                f"(sigma): {shown}{', ...' if wide.size > 10 else ''}; their d is biased by "
+                "the blur (flag psf_wide): refocus, or read d as an estimate")
+    for frames_hit, what in ((outlier, "are exposure outliers (their level differs from their "
+                              "neighbours' by more than a factor 2, or they are dark: a "
+                              "shutter-closed or over-exposed frame): their measurements are "
+                              "NaN (flag exposure_outlier)"),
+                             (duplicate, "are identical to the frame before them (a duplicated "
+                              "frame: its time is not when it was taken; flag "
+                              "duplicated_frame)")):
+        if frames_hit is not None and frames_hit.any():
+            k = np.flatnonzero(frames_hit)
+            shown = ", ".join(map(str, k[:10])) + (", ..." if k.size > 10 else "")
+            df.attrs.setdefault("warnings", []).append(
+                f"{k.size} of {n_frames} frames {what}: frame(s) {shown}")
     if blank.size:
         shown = ", ".join(map(str, blank[:10])) + (", ..." if blank.size > 10 else "")
         df.attrs.setdefault("warnings", []).extend([

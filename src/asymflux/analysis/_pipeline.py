@@ -183,9 +183,11 @@ def blank_frame_reason(frame) -> str | None:
 
 
 def check_stack_signal(stack, *, name, n_reference_frames=1):
-    """Refuse a stack whose reference frames or last frame hold no image: ValueError naming
+    """Refuse a stack whose reference frames or last frame hold no image, or whose
+    reference frames are dark or over-exposed against the 3 frames after them
+    (:func:`~asymflux.analysis._artefacts.reference_exposure_problem`): ValueError naming
     ``name`` (reads only those frames: cheap on a lazy stack)."""
-    from ._chunks import read_chunk
+    from ._chunks import as_float, read_chunk
 
     n = int(stack.shape[0])
     k_ref = max(1, min(int(n_reference_frames), n))
@@ -195,6 +197,13 @@ def check_stack_signal(stack, *, name, n_reference_frames=1):
             which = "reference frame" if k < k_ref else "last frame"
             raise ValueError(f"{name}: {which} {k} of {n} holds no image ({why}); "
                              "nothing to analyse")
+    if n > k_ref:  # a dark or over-exposed reference frame against the frames after it
+        from ._artefacts import frame_exposure, reference_exposure_problem
+
+        why = reference_exposure_problem(
+            frame_exposure(as_float(read_chunk(stack, 0, min(n, k_ref + 3)))), k_ref)
+        if why:
+            raise ValueError(f"{name}: {why}")
 
 
 def check_analysis_options(*, threshold=UNREACTED_THRESHOLD, edge_px=2, n_reference_frames=1,

@@ -96,6 +96,27 @@ QUALITY_FLAGS = {
         "fewer unreacted pixels than min_core_px (default: the area of a PSF, pi x edge_px^2, "
         "at least 4): the core is unresolved and its centre is noise; d, d/R_eq and the "
         "direction are NaN"),
+    "exposure_outlier": (
+        "the frame's level (median) differs from the median of its 3 neighbours on each "
+        "side by more than a factor 2, or its contrast (95th - 5th percentile) is below a "
+        "quarter of theirs with its level below 0.8 x: a dark, shutter-closed or "
+        "over-exposed frame; its measurements are NaN"),
+    "psf_wide": (
+        "the particle's outline in the reference image is blurred by a Gaussian wider than "
+        "1.5 x edge_px (its sigma from the 25-75 % rise of the mean profile across the "
+        "outline): the PSF is wider than the analysis assumes; the reacted shell's blurred "
+        "light moves the thresholded core, d is biased (towards the centre on a symmetric "
+        "particle, away from it on an asymmetric one) and the core vanishes early; edge_px "
+        "does not correct it"),
+    "outside_frame": (
+        "the particle's mask touches the frame's edge, or the drift carries part of it out "
+        "of the frame: the particle may go on beyond the edge and the pixels read there are "
+        "copies of the edge's, so O_COM, R_eq and d are those of the part in view, not of "
+        "the particle"),
+    "duplicated_frame": (
+        "the frame is identical to the frame before it (the camera or the writer sent the "
+        "same image twice): its numbers are the previous frame's, its time is not when it "
+        "was taken"),
 }
 
 
@@ -738,7 +759,7 @@ def saturation_ambiguous(n_unr, sum_row, sum_col, n_unk, sum_unk_row, sum_unk_co
                          com_row, com_col):
     """(n_frames, n_particles) bool: particle-frames whose d is not known because of clipped
     pixels. A clipped pixel may be unreacted or reacted: d is measured without them and
-    again with them counted as unreacted; when the two differ by more than
+    again with them counted as unreacted; when the two cores' centres are farther apart than
     max(:data:`SATURATION_D_TOLERANCE` x d, :data:`SATURATION_D_TOLERANCE_PX` px), or
     the core is only clipped pixels, d is NaN (its frame carries the flag ``saturated``)."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -747,7 +768,11 @@ def saturation_ambiguous(n_unr, sum_row, sum_col, n_unk, sum_unk_row, sum_unk_co
         d_all = np.hypot((sum_row + sum_unk_row) / n_all - com_row,
                          (sum_col + sum_unk_col) / n_all - com_col)
         tol = np.maximum(SATURATION_D_TOLERANCE * d, SATURATION_D_TOLERANCE_PX)
-        moved = np.abs(d_all - d) > tol
+        # the core's centre moved (as a point: a core as far on the other side has the
+        # same d but another direction)
+        moved = (np.hypot((sum_row + sum_unk_row) / n_all - sum_row / n_unr,
+                          (sum_col + sum_unk_col) / n_all - sum_col / n_unr) > tol)
+        moved |= np.abs(d_all - d) > tol
     return (n_unk > 0) & ((n_unr == 0) | moved)
 
 
