@@ -25,7 +25,11 @@ def read_chunk(stack, t0, t1) -> np.ndarray:
     """Frames ``t0:t1`` as a NumPy array (dask is computed in the calling thread)."""
     block = stack[t0:t1]
     if is_dask(block):
-        return np.asarray(block.compute(scheduler="synchronous"))
+        from dask.local import get_sync
+
+        # the synchronous scheduler itself: named ("synchronous"), dask first imports
+        # distributed when it is installed to look for a client (~0.7 s, once)
+        return np.asarray(block.compute(scheduler=get_sync))
     return np.asarray(block)
 
 

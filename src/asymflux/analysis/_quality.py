@@ -456,10 +456,15 @@ def flag_summary(timeseries, *, name=""):
     flagged = timeseries["quality_flags"].fillna("").astype(str)
     n_rows = len(timeseries)
     n_part = timeseries["particle_id"].nunique()
+    import pandas as pd
+
+    codes, distinct = pd.factorize(flagged)  # a few distinct strings: each split once
+    names = [set(v.split(";")) for v in distinct]
     for k, meaning in QUALITY_FLAGS.items():
         if k in NOT_WARNED:
             continue
-        hit = flagged.str.split(";").apply(lambda names, k=k: k in names).to_numpy(bool)
+        hit = np.array([k in n for n in names], bool)[codes] if len(names) else \
+            np.zeros(n_rows, bool)
         if hit.any():
             parts = timeseries.loc[hit, "particle_id"].nunique()
             lines.append(f"{name + ': ' if name else ''}quality flag {k} on {int(hit.sum())} of "
@@ -489,8 +494,10 @@ def flatten_illumination(image, labels, *, order=2):
     rr = rr / max(img.shape[0] - 1, 1) - 0.5
     cc = cc / max(img.shape[1] - 1, 1) - 0.5
     terms = [rr ** i * cc ** j for i in range(order + 1) for j in range(order + 1 - i)]
-    a = np.stack([t[free] for t in terms], axis=1)
-    coef, *_ = np.linalg.lstsq(a, img[free], rcond=None)
+    # least squares by the normal equations (the terms on [-0.5, 0.5] are well conditioned;
+    # a (terms, pixels) matrix: ~10x faster than lstsq's SVD of millions of rows)
+    at = np.stack([t[free] for t in terms], axis=0)
+    coef = np.linalg.lstsq(at @ at.T, at @ img[free], rcond=None)[0]
     fit = sum(c * t for c, t in zip(coef, terms, strict=True))
     if not (fit > 0).all():  # a steep beam: its log is the polynomial (always positive)
         field = illumination_field(img, free, order=order)
