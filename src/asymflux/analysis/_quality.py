@@ -108,18 +108,26 @@ def detect_saturation_level(frames, dtype=None):
     hold exactly it, and :data:`PILE_UP_RATIO` times as many as hold any other value (a
     pile-up: noise does not give one value to many pixels of a bright region), or when it is the maximum of an integer ``dtype`` (e.g. 65535 for uint16).
     """
-    frames = np.asarray(frames, dtype=np.float64)
+    raw = np.asarray(frames)
+    # 16-bit (or narrower) integers: the values counted by bincount, not sorted by np.unique
+    small_int = raw.dtype.kind in "iu" and raw.dtype.itemsize <= 2 and raw.size > 0
+    frames = np.asarray(raw, dtype=np.float64)
     finite = frames[np.isfinite(frames)]
     if finite.size == 0:
         return None
     top = float(finite.max())
     if dtype is not None and np.dtype(dtype).kind in "iu" and top >= np.iinfo(dtype).max:
         return top
-    for f in frames.reshape(-1, *frames.shape[-2:]):
+    for k, f in enumerate(frames.reshape(-1, *frames.shape[-2:])):
         f = f[np.isfinite(f)]
         if not f.size or f.max() != top:
             continue
-        values, counts = np.unique(f, return_counts=True)
+        if small_int:
+            r = raw.reshape(-1, *raw.shape[-2:])[k].ravel().astype(np.int64)
+            counts = np.bincount(r - r.min())
+            counts = counts[counts > 0]  # those of the values present, as np.unique's
+        else:
+            values, counts = np.unique(f, return_counts=True)
         n_top = counts[-1]
         others = counts[:-1].max() if counts.size > 1 else 0
         if n_top >= PILE_UP_MIN_PX and n_top >= PILE_UP_RATIO * others:
