@@ -23,9 +23,12 @@ analyze``'s path for it (``analysis._streaming.analyze_streaming``: particle cro
 drift on a region) reading it cold (pages evicted again) and warm (a second run), and a
 third time warm with the compiled kernels off (``ASYMFLUX_COMPILED=0``: the NumPy path;
 its tables must equal the compiled ones bit for bit), each in a fresh process whose peak
-RSS is reported. Prints frames/s in all and for the pass over the frames alone (the
-one-off setup, mostly the particle detection, apart), the ratios analysis / disk, the
-peak memory (goal < 1.5 GiB) and ``uptime``.
+RSS is reported. Prints frames/s in all and for the pass over the frames alone, the
+setup before the pass (detection, the normalisation and illumination tests: the same for
+any length) and the tables after it apart, the ratios analysis / disk (the cold pass, the
+warm pass, in all), a projection to a 13 000-frame movie (the setup once, the pass at the
+cold rate, the tables scaled with the frames), the peak memory (goal < 1.5 GiB) and
+``uptime``.
 
     python benchmarks/bench_analysis.py --instrument                 # 1000 frames, 4.4 GiB
     python benchmarks/bench_analysis.py --instrument --frames 2000
