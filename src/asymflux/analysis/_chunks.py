@@ -58,7 +58,7 @@ def direct_source(stack):
 #: :func:`direct_source` of the dask stacks read lately, by their name (weak: a stack's
 #: file is not kept open by this).
 _DIRECT = weakref.WeakValueDictionary()
-#: Names of dask stacks that are not (computed through dask).
+#: Names of dask stacks not made by ``from_array`` alone (computed through dask).
 _NOT_DIRECT: set = set()
 
 
@@ -67,6 +67,8 @@ def read_chunk(stack, t0, t1) -> np.ndarray:
     stack made by ``from_array`` alone is read from its source, :func:`direct_source`)."""
     if is_dask(stack) and stack.name not in _NOT_DIRECT:
         source = _DIRECT.get(stack.name)
+        if source is not None and tuple(source.shape) != tuple(stack.shape):
+            source = None  # another array of that name (dask's contract: should not happen)
         if source is None:
             source = direct_source(stack)
             if source is stack:
