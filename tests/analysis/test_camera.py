@@ -185,3 +185,36 @@ def test_d_is_unknown_when_the_clipped_pixels_could_move_the_core():
     near = saturation_ambiguous(**args, n_unk=np.array([1.0, 0.0, 0.0]), sum_unk_row=np.zeros(3),
                                 sum_unk_col=np.array([5.0, 0.0, 0.0]))
     assert not near.any()
+
+
+def test_illumination_change_on_block_means_is_the_full_fit_within_1e_3():
+    # 320 x 400 frames (binned 4 x 4: ~7 000 free blocks), 8 discs over a noisy background,
+    # a beam moving 48 px over 4 frames: the block-mean fit (the default) reports the change
+    # of the full-resolution fit within 1e-3 (the decision limit is 0.025); bin_px=1 is
+    # exactly illumination_field's fields on the particle pixels
+    from asymflux.analysis._quality import illumination_change
+
+    rng = np.random.default_rng(3)
+    shape = (320, 400)
+    rr, cc = np.indices(shape)
+    labels = np.zeros(shape, np.int32)
+    for i, (r, c) in enumerate(rng.uniform([30, 30], [290, 370], (8, 2))):
+        labels[np.hypot(rr - r, cc - c) < 15] = i + 1
+    base = np.where(labels > 0, 3000.0, 800.0)
+    frames = []
+    for k in range(4):
+        beam = np.exp(-((rr - 150) ** 2 + (cc - 150 - 16 * k) ** 2) / (2 * 350.0 ** 2))
+        frames.append(base * beam + rng.normal(0, 20, shape))
+    stack = np.array(frames)
+    full, k_full = illumination_change(stack, labels, bin_px=1)
+    binned, k_binned = illumination_change(stack, labels)
+    free = an.particle_free_pixels(labels)
+    ref = illumination_field(stack[0], free)
+    direct = [np.abs(illumination_field(f, free) / ref - 1)[labels > 0].max() for f in stack]
+    assert full == pytest.approx(max(direct), rel=1e-9) and k_full == int(np.argmax(direct))
+    assert 0.02 < full < 0.2  # a change the decision sees
+    assert abs(binned - full) < 1e-3 and k_binned == k_full
+    # particle_free_pixels remembers its last answer: a copy, not to be changed by callers
+    again = an.particle_free_pixels(labels)
+    again[:] = False
+    assert np.array_equal(an.particle_free_pixels(labels), free)

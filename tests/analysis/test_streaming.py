@@ -272,3 +272,28 @@ def test_direct_frames_read_what_h5py_reads(tmp_path):
             if name == "chunked":
                 assert np.all(buf == 17)  # the unwritten frame: h5py's fill value
         assert direct_frames(f["gzip"]) is None
+
+
+def test_read_chunk_reads_a_from_array_stack_from_its_source_and_others_through_dask():
+    import dask.array as da
+
+    from asymflux.analysis._chunks import direct_source, read_chunk
+
+    class Store:  # an array-like (an h5py or zarr array in use), weakly referenced
+        def __init__(self, a):
+            self.a, self.shape, self.dtype, self.ndim = a, a.shape, a.dtype, a.ndim
+            self.reads = 0
+
+        def __getitem__(self, key):
+            self.reads += 1
+            return self.a[key]
+
+    a = np.arange(5 * 3 * 4, dtype=np.uint16).reshape(5, 3, 4)
+    store = Store(a)
+    stack = da.from_array(store, chunks=(1, 3, 4), name="test-read-chunk-direct")
+    assert direct_source(stack) is store
+    store.reads = 0  # (from_array looked at it)
+    assert np.array_equal(read_chunk(stack, 1, 4), a[1:4]) and store.reads == 1  # one read
+    derived = stack + 1  # not from_array alone: through dask, the same numbers
+    assert direct_source(derived) is derived
+    assert np.array_equal(read_chunk(derived, 0, 5), a + 1)

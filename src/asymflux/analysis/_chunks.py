@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 CHUNK_BYTES = 64 * 2**20
@@ -25,11 +27,72 @@ def as_float(a):
     return a.astype(np.float64)
 
 
+def direct_source(stack):
+    """The array a dask stack was made from by ``dask.array.from_array`` alone (an h5py,
+    zarr or TIFF store, as the readers of :mod:`asymflux.io` open them), read without
+    dask's per-chunk tasks and concatenation; else the stack itself."""
+    if not is_dask(stack):
+        return stack
+    try:  # from_array's two layers, without making the graph's task per chunk (~0.2 ms each)
+        layers = stack.__dask_graph__().layers
+        original = layers.get("original-" + stack.name) if len(layers) == 2 else None
+        if original is not None and stack.name in layers and len(original) == 1:
+            (source,) = original.values()
+            if (tuple(getattr(source, "shape", ())) == tuple(stack.shape)
+                    and np.dtype(getattr(source, "dtype", None)) == stack.dtype):
+                return source
+    except Exception:  # noqa: BLE001 - anything unexpected: the graph's tasks below
+        pass
+    try:
+        graph = dict(stack.__dask_graph__())
+    except Exception:  # noqa: BLE001 - anything unexpected: read through dask
+        return stack
+    sources = [v for k, v in graph.items()
+               if isinstance(k, str) and k.startswith("original-")]
+    n_blocks = int(np.prod(stack.numblocks))
+    if (len(sources) == 1 and len(graph) == n_blocks + 1
+            and tuple(getattr(sources[0], "shape", ())) == tuple(stack.shape)
+            and np.dtype(getattr(sources[0], "dtype", None)) == stack.dtype
+            and all(isinstance(k, tuple) and k[0] == stack.name for k in graph
+                    if not isinstance(k, str))):
+        return sources[0]
+    return stack
+
+
+#: :func:`direct_source` of the dask stacks read lately, by their name (weak: a stack's
+#: file is not kept open by this).
+_DIRECT = weakref.WeakValueDictionary()
+#: Names of dask stacks not made by ``from_array`` alone (computed through dask).
+_NOT_DIRECT: set = set()
+
+
 def read_chunk(stack, t0, t1) -> np.ndarray:
-    """Frames ``t0:t1`` as a NumPy array (dask is computed in the calling thread)."""
+    """Frames ``t0:t1`` as a NumPy array (dask is computed in the calling thread; a dask
+    stack made by ``from_array`` alone is read from its source, :func:`direct_source`)."""
+    if is_dask(stack) and stack.name not in _NOT_DIRECT:
+        source = _DIRECT.get(stack.name)
+        if source is not None and tuple(source.shape) != tuple(stack.shape):
+            source = None  # another array of that name (dask's contract: should not happen)
+        if source is None:
+            source = direct_source(stack)
+            if source is stack:
+                if len(_NOT_DIRECT) > 1000:
+                    _NOT_DIRECT.clear()
+                _NOT_DIRECT.add(stack.name)
+            else:
+                try:
+                    _DIRECT[stack.name] = source
+                except TypeError:  # no weak reference to it: looked up each time
+                    pass
+        if source is not stack:
+            return np.asarray(source[t0:t1])
     block = stack[t0:t1]
     if is_dask(block):
-        return np.asarray(block.compute(scheduler="synchronous"))
+        from dask.local import get_sync
+
+        # the synchronous scheduler itself: named ("synchronous"), dask first imports
+        # distributed when it is installed to look for a client (~0.7 s, once)
+        return np.asarray(block.compute(scheduler=get_sync))
     return np.asarray(block)
 
 

@@ -141,6 +141,10 @@ def detect_particles(
             if region.solidity < min_solidity:
                 bad[region.label] = True
     bad[0] = False
-    labels[bad[labels]] = 0
-    labels, _, _ = segmentation.relabel_sequential(labels)
-    return labels.astype(np.int32)
+    # renumbered 1..n in the order of their ids (as segmentation.relabel_sequential, which
+    # sorts every pixel: ~0.25 s on a 1200 x 1920 frame); bad ones and id 0 to 0
+    keep = ~bad & (areas > 0)
+    keep[0] = False
+    lut = np.zeros(areas.size, np.int32)
+    lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return lut[labels]

@@ -16,7 +16,8 @@ import os
 
 import numpy as np
 
-__all__ = ["use_compiled", "prepare", "gather_float", "bilinear_sample", "blank_frames"]
+__all__ = ["use_compiled", "prepare", "gather_float", "bilinear_sample", "blank_frames",
+           "unreacted_sums"]
 
 _COMPILED = {}
 
@@ -143,6 +144,55 @@ def blank_frames(flat):
     return out
 
 
+def _unreacted_sums(dI, negate, threshold, noise, inner, rows, cols, starts, out):
+    n, m = dI.shape
+    n_seg = starts.size
+    n_thr = 1 if noise.size == 0 else 3
+    use_inner = inner.size > 0
+    for k in range(n):
+        d = dI[k]
+        for s in range(n_seg):
+            a = starts[s]
+            b = starts[s + 1] if s + 1 < n_seg else m
+            for t in range(n_thr):
+                cnt = 0.0
+                sr = 0.0
+                sc = 0.0
+                for i in range(a, b):
+                    v = -d[i] if negate else d[i]
+                    if t == 0:
+                        thr = threshold
+                    elif t == 1:
+                        thr = threshold + -1.0 * noise[i]
+                    else:
+                        thr = threshold + 1.0 * noise[i]
+                    if v < thr and (not use_inner or inner[i] != 0.0):
+                        cnt += 1.0
+                        sr += rows[i]
+                        sc += cols[i]
+                out[3 * t, k, s] = cnt
+                out[3 * t + 1, k, s] = sr
+                out[3 * t + 2, k, s] = sc
+
+
+def unreacted_sums(dI, negate, threshold, noise, inner, rows, cols, starts):
+    """Per particle and frame, the unreacted pixels' count and sums of row and column, for
+    the threshold (``dI < threshold``; ``-dI`` with ``negate``) and, with ``noise`` (n_pix,),
+    for ``threshold - noise`` and ``threshold + noise``; only pixels where ``inner`` is
+    non-zero (None: all). ``dI`` (n, n_pix) float64, ``rows``/``cols`` (n_pix,) float64
+    (integers), ``starts`` (n_particles,) increasing segment starts from 0. Returns
+    (3 or 9, n, n_particles) float64: what ``np.add.reduceat`` of the 0/1 arrays and their
+    products with rows and cols gives, in one pass (the sums are of integers, exact in any
+    order: identical bit for bit)."""
+    empty = np.zeros(0)
+    noise = empty if noise is None else np.ascontiguousarray(noise, dtype=np.float64)
+    inner = empty if inner is None else np.ascontiguousarray(inner, dtype=np.float64)
+    out = np.empty((3 if noise.size == 0 else 9, dI.shape[0], starts.size))
+    _compiled(_unreacted_sums)(dI, bool(negate), float(threshold), noise, inner, rows, cols,
+                               np.ascontiguousarray(starts, dtype=np.int64), out)
+    return out
+
+
 def prepare():
     """Import numba and load (or compile) the kernels now, before a timed pass over the
     frames: a one-off ~0.5-2 s that would otherwise land in the pass's first chunk. No-op
@@ -156,3 +206,7 @@ def prepare():
     one = np.zeros(1, np.int64)
     bilinear_sample(frames, np.arange(2), np.arange(2), 4, 4, one, np.full(1, 0.5), one,
                     np.zeros(1), np.empty((1, 2)))
+    two = np.zeros(2)
+    for noise, inner in ((None, None), (two, two)):
+        unreacted_sums(np.zeros((1, 2)), False, 0.05, noise, inner, two, two,
+                       np.zeros(1, np.int64))

@@ -171,11 +171,15 @@ def _capacity(dataset, n_frames):
 def blank_frame_reason(frame) -> str | None:
     """Why a frame cannot be analysed (every pixel NaN/infinite, or every pixel the same
     value: an empty exposure, or a zarr chunk never written, read as its fill value)."""
-    f = np.asarray(frame, dtype=np.float64)
-    finite = np.isfinite(f)
-    if not finite.any():
-        return "every pixel is NaN or infinite"
-    lo, hi = f[finite].min(), f[finite].max()
+    f = np.asarray(frame)
+    if f.dtype.kind in "iub" and f.size:  # no NaN: the extremes as floats, no float copy
+        lo, hi = float(f.min()), float(f.max())
+    else:
+        f = np.asarray(f, dtype=np.float64)
+        finite = np.isfinite(f)
+        if not finite.any():
+            return "every pixel is NaN or infinite"
+        lo, hi = f[finite].min(), f[finite].max()
     if lo == hi:
         return (f"every pixel is {lo:g}: a blank frame, or zarr chunks never written "
                 "and read as their fill value")

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..paper import UNREACTED_THRESHOLD
 from ._chunks import as_float, is_dask, read_chunk
+from ._chunks import direct_source as _direct_source
 from ._summary import DEFAULT_ASYMMETRY_THRESHOLD, DEFAULT_WINDOW
 
 __all__ = ["analyze_streaming", "CropMosaic", "DEFAULT_MARGIN_PX"]
@@ -42,28 +43,6 @@ __all__ = ["analyze_streaming", "CropMosaic", "DEFAULT_MARGIN_PX"]
 #: Margin around each particle's bounding box, pixels: the largest drift it allows is
 #: one pixel less (a larger drift makes :func:`analyze_streaming` measure again).
 DEFAULT_MARGIN_PX = 16
-
-
-def _direct_source(stack):
-    """The array a dask stack was made from by ``dask.array.from_array`` alone (an h5py,
-    zarr or TIFF store, as the readers of :mod:`asymflux.io` open them), read without
-    dask's per-chunk tasks and concatenation; else the stack itself."""
-    if not is_dask(stack):
-        return stack
-    try:
-        graph = dict(stack.__dask_graph__())
-    except Exception:  # noqa: BLE001 - anything unexpected: read through dask
-        return stack
-    sources = [v for k, v in graph.items()
-               if isinstance(k, str) and k.startswith("original-")]
-    n_blocks = int(np.prod(stack.numblocks))
-    if (len(sources) == 1 and len(graph) == n_blocks + 1
-            and tuple(getattr(sources[0], "shape", ())) == tuple(stack.shape)
-            and np.dtype(getattr(sources[0], "dtype", None)) == stack.dtype
-            and all(isinstance(k, tuple) and k[0] == stack.name for k in graph
-                    if not isinstance(k, str))):
-        return sources[0]
-    return stack
 
 
 class CropMosaic:

@@ -213,7 +213,10 @@ def summarize_particles(
 
     rows = []
     keep = [c for c in ("dataset", "ageing") if c in timeseries.columns]
-    for pid, g in timeseries.groupby("particle_id", sort=True):
+    # without its attrs (warnings): pandas deep-copies them at every column taken below
+    plain = timeseries.copy(deep=False)
+    plain.attrs = {}
+    for pid, g in plain.groupby("particle_id", sort=True):
         g = g.sort_values("frame")
         area = float(g["area_um2"].iloc[0])
         r_eq_um = float(np.sqrt(area / np.pi))
