@@ -33,6 +33,13 @@ not rock salt alone."""
 FILM_RESISTANCE_ETA_0_7_OHM_M2 = 0.0255
 """Default film resistance (Ω m²) for an effective ratio of ~0.7 (0.70; 4 nm at 1.6e-7 S/m)."""
 
+FILM_RESISTANCE_ETA_0_3_OTHER_OCV_OHM_M2 = {"nmc88_verbrugge2017_ocv": 0.135,
+                                           "nmc88_chen2020_ocv": 0.20}
+"""The film resistance (Ω m²) for an effective ratio of ~0.3 with the other sourced OCVs (the
+sets named; ``tools/film_calibration.py --params NAME``, each the default's calibration while
+that curve was the default): the default's film passes 0.262 / 0.328 with them. For
+comparing Fig. 5c/d between OCVs at the same effective η (notebook 01, ``docs/calibration.md``)."""
+
 ROCKSALT_THICKNESS_NM = 4.0
 """Thickest rock-salt layer seen by HAADF-STEM on the aged particle (Lun et al. 2025,
 Fig. 3b, region 1): the thickness used to turn a film resistance into a conductivity."""

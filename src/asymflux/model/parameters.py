@@ -185,8 +185,8 @@ c_max = 63104 mol/m³ at 298.15 K): 6.82 A/m².
 Chen's c_max, not this model's site concentration ρ/M (48 737 mol/m³ for
 :func:`nmc88_lun2025`), on purpose: m_ref was fitted with it, and the film resistances are
 calibrated with this k0. With ρ/M instead k0 would be 23 % lower (5.27 A/m²) and the
-effective flux ratio of the 0.135 / 0.0192 Ω m² films 0.311 / 0.715 instead of 0.300 / 0.700
-(``docs/calibration.md``)."""
+effective flux ratio of the default η ≈ 0.3 / 0.7 films (0.171 / 0.0255 Ω m²) 0.309 / 0.713
+instead of 0.300 / 0.700 (``docs/calibration.md``)."""
 
 
 # Verbrugge et al. 2017 multi-site multi-reaction (MSMR) model of NMC622 (positive electrode):
@@ -657,11 +657,23 @@ def ocv_nmc811_sturm2019(theta):
     The default set's OCV (:func:`nmc88_lun2025`; ``docs/calibration.md``). Not a closed
     form: the kinetic surface evaluates it through :meth:`TableOCV.value_and_slope` (NumPy)
     rather than compiled, ~30 % more CPU per kinetic run than a tanh series.
+
+    Above θ = 1 (no material state; a solver's trial step may get there) it stays at the
+    last row's 3.024 V with zero slope, rather than a :class:`TableOCV`'s straight line:
+    at the table's end slope (about −2e3 V per unit θ) a trial step to θ 1.05 met −95 V and
+    the Butler-Volmer balance of a discharge failed before the step could be rejected.
     """
-    return _STURM2019_TABLE(theta)
+    return _sturm2019_value_and_slope(theta)[0]
 
 
-ocv_nmc811_sturm2019.value_and_slope = _STURM2019_TABLE.value_and_slope
+def _sturm2019_value_and_slope(theta):
+    """``(U(θ), dU/dθ)`` of :func:`ocv_nmc811_sturm2019`: the table's, held above θ = 1."""
+    x = np.asarray(theta, dtype=float)
+    u, du = _STURM2019_TABLE.value_and_slope(np.minimum(x, 1.0))
+    return u, np.where(x > 1.0, 0.0, du)
+
+
+ocv_nmc811_sturm2019.value_and_slope = _sturm2019_value_and_slope
 
 
 
