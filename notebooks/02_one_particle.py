@@ -249,9 +249,11 @@ print("paper's Fig. 5d claim 'd is larger at higher rate': REPRODUCED")
 # it reaches larger values (the paper's Fig. 5d). The demo's aged particles carry a
 # resistive film (the rock-salt layer) on their blocked arcs: a resistance in series with
 # the charge-transfer reaction (`model.Surface.kinetic`, calibrated so that the film passes
-# ~0.3 of the clean surface's charge at 100 mA/g). The harder the particle is driven, the
-# smaller the clean surface's charge-transfer resistance against the fixed film, so more of
-# the current avoids the film and the Li-rich core is pushed further towards it. The
+# ~0.3 of the clean surface's charge at 100 mA/g). The ohmic drop across the film grows in
+# proportion to the current, while the OCV difference that sends current back onto the
+# film builds up with the charge passed, whatever the rate: the harder the particle is
+# driven, the smaller the share of a given charge the film carries, and the Li-rich core
+# is pushed further towards it (`docs/calibration.md`, "Where the rate trend comes from"). The
 # paper's own model, which prescribes the flux ratio η, cannot show this: with a fixed η
 # the same flux pattern is laid down at every rate (`Surface(arcs)` with `BlockedArc`s;
 # compare `benchmarks/bench_kinetic_trend.py`).

@@ -127,9 +127,9 @@ of a 100 mA/g charge: the Li-rich core of a clean particle lasts ~17 min)."""
 CALIBRATION_MESH = (20, 48)
 """(n_radial, n_angular) of the disk on which :func:`effective_flux_ratio` is measured by
 default and :data:`EFFECTIVE_RATIO_TABLE` was computed: the library's default mesh until
-issue #29 made it 20 x 96 (on which the table's ratios are up to ~0.004 lower, e.g. 0.688
-against 0.692 at 0.02 Ω m²). Kept so that the table, 0.135 Ω m² for η ≈ 0.3 and the model
-explorer (20 x 48) keep one definition."""
+issue #29 made it 20 x 96 (on which the table's ratios are up to ~0.004 lower, e.g. 0.743
+against 0.747 at 0.02 Ω m², 0.296 against 0.300 at 0.171 Ω m²). Kept so that the table, the
+films for η ≈ 0.3 / 0.7 and the model explorer (20 x 48) keep one definition."""
 
 
 def effective_flux_ratio(resistance_ohm_m2, *, params=None, mesh=None, rate_mA_g=100.0,
