@@ -81,3 +81,13 @@ def test_verbrugge2017_set_needs_its_own_films():
     for name, r in calibration.FILM_RESISTANCE_ETA_0_3_OTHER_OCV_OHM_M2.items():
         p = model.get_parameter_set(name)
         assert calibration.effective_flux_ratio(r, params=p) == pytest.approx(0.300, abs=0.005)
+
+
+def test_sturm2019_ocv_is_held_above_full_lithiation():
+    """Above θ = 1 (a solver's trial step) the curve stays at its last row with zero slope:
+    its end slope (~−2e3 V) would put θ 1.05 at −95 V; below 1 it is the table's."""
+    u, du = P.ocv_nmc811_sturm2019.value_and_slope(np.array([0.999, 1.0, 1.05]))
+    assert u[1] == pytest.approx(3.023636) and u[2] == u[1] and du[2] == 0.0
+    assert du[1] < -1000
+    assert float(P.ocv_nmc811_sturm2019(0.999)) == pytest.approx(u[0])
+    assert u[0] == pytest.approx(P._STURM2019_TABLE(0.999))
