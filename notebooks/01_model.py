@@ -150,51 +150,55 @@ assert (gaps.loc["nmc88_h2h3_low_diffusivity", "li_gap"]
 # sampled every 0.25 mAh/g, turned into dI and measured as a movie is (dI < 0.05).
 #
 # The OCV near full lithiation matters here: it is where the particles start (θ0 = 0.97)
-# and where the asymmetry forms. The default set uses the Verbrugge 2017 MSMR curve
-# (sourced up to θ = 1, steep there); the former curve, Chen 2020, is a fit for θ 0.27-0.91
-# extrapolated as a straight line (`--params nmc88_chen2020_ocv`). Each curve gets its own
-# film resistance for an effective η ≈ 0.3 (0.135 Ω m² and 0.20 Ω m²,
-# `docs/calibration.md`); about 40 s for both.
+# and where the asymmetry forms. The default set uses the NMC811 table of Sturm et al. 2019
+# (LG MJ1 cathode, tabulated up to θ = 1); beside it, the two curves used before: Verbrugge
+# 2017's MSMR curve of NMC622 (sourced up to θ = 1, `--params nmc88_verbrugge2017_ocv`) and
+# Chen 2020's NMC811 fit for θ 0.27-0.91, extrapolated as a straight line
+# (`--params nmc88_chen2020_ocv`). Each curve gets its own film resistance for an effective
+# η ≈ 0.3 (`calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2` and
+# `calibration.FILM_RESISTANCE_ETA_0_3_OTHER_OCV_OHM_M2`, `docs/calibration.md`); about a
+# minute for the three.
 
 # %%
 from asymflux.model import calibration, parameters
 
 theta = np.linspace(0.2, 1.0, 161)
 ocvs = pd.DataFrame({"theta": theta,
-                     "Verbrugge 2017 (default)": parameters.ocv_nmc622_verbrugge2017(theta),
-                     "Chen 2020 (former)": parameters.ocv_nmc811_chen2020(theta)})
+                     "Sturm 2019 (default)": parameters.ocv_nmc811_sturm2019(theta),
+                     "Verbrugge 2017": parameters.ocv_nmc622_verbrugge2017(theta),
+                     "Chen 2020": parameters.ocv_nmc811_chen2020(theta)})
 hv.Overlay([hv.Curve(ocvs, "theta", (c, "OCV (V vs Li)"), label=c)
             for c in ocvs.columns[1:]]).opts(width=500, height=300, legend_position="top_right")
 
 # %%
-fig5d = figures.fig5d_data()
-fig5d_chen = figures.fig5d_data(
-    model.Surface.kinetic([model.FilmArc(180.0, 0.25, 0.20)]),
-    params=model.get_parameter_set("nmc88_chen2020_ocv"))
-summary_5d = figures.fig5d_summary(fig5d)
-summary_5d_chen = figures.fig5d_summary(fig5d_chen)
-print(f"Verbrugge 2017 OCV (default), film {calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2:g} ohm m2:")
-print(summary_5d.round(1).to_string(index=False))
-print("Chen 2020 OCV (former), film 0.2 ohm m2:")
-print(summary_5d_chen.round(1).to_string(index=False))
-both = pd.concat({"Verbrugge 2017 (default)": summary_5d, "Chen 2020 (former)": summary_5d_chen},
-                 names=["OCV"]).reset_index(level=0)
+films = {"Sturm 2019 (default)": ("nmc88_lun2025", calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2)}
+films["Verbrugge 2017"], films["Chen 2020"] = (
+    (name, calibration.FILM_RESISTANCE_ETA_0_3_OTHER_OCV_OHM_M2[name])
+    for name in ("nmc88_verbrugge2017_ocv", "nmc88_chen2020_ocv"))
+summaries_5d = {}
+for label, (set_name, film) in films.items():
+    summaries_5d[label] = figures.fig5d_summary(figures.fig5d_data(
+        model.Surface.kinetic([model.FilmArc(180.0, 0.25, film)]),
+        params=model.get_parameter_set(set_name)))
+    print(f"{label} OCV, film {film:g} ohm m2:")
+    print(summaries_5d[label].round(1).to_string(index=False))
+both = pd.concat(summaries_5d, names=["OCV"]).reset_index(level=0)
 hv.Overlay([hv.Curve(g, "rate_mA_g", ("max_d_nm", "max d (nm)"), label=k)
             * hv.Scatter(g, "rate_mA_g", "max_d_nm", label=k)
             for k, g in both.groupby("OCV", sort=False)]).opts(
     width=500, height=300, logx=True, legend_position="top_left")
 
 # %%
-for name, summ in (("Verbrugge 2017", summary_5d), ("Chen 2020", summary_5d_chen)):
+for name, summ in summaries_5d.items():
     checks_5d = figures.fig5d_trend_checks(summ)
     for statement, holds in checks_5d:
         print(name + ": " + ("OK   " if holds else "FAIL ") + statement)
     assert all(holds for _, holds in checks_5d), f"a Fig. 5c/d trend does not hold ({name})"
 
 # %% [markdown]
-# All four trends of Fig. 5c/d hold with either OCV: the maximum offset d and the capacity
+# All four trends of Fig. 5c/d hold with each OCV: the maximum offset d and the capacity
 # at which the core vanishes grow with rate, and the last core point sits closer to the
-# edge at higher rate. Once each film is calibrated to the same effective η the two curves
-# give nearly the same Fig. 5d (max d within 11 % at every rate). Against the paper: the
-# Li-rich region survives to ~15 mAh/g at 50 mA/g and ~30 mAh/g at 400 mA/g; here it
-# vanishes at 25.5 and 34 mAh/g (the 50 mA/g core lasts too long, with either OCV).
+# edge at higher rate. Once each film is calibrated to the same effective η the three curves
+# give nearly the same Fig. 5d (max d within 11 % of each other at every rate). Against the
+# paper: the Li-rich region survives to ~15 mAh/g at 50 mA/g and ~30 mAh/g at 400 mA/g; here
+# it vanishes at 25.5 and 34 mAh/g (the 50 mA/g core lasts too long, with any of the OCVs).

@@ -94,8 +94,10 @@ def kinetic_ellipse_movie():
     c = (np.arange(n) - (n - 1) / 2) * pixel_nm / 1000
     X, Y = np.meshgrid(c, c[::-1])
     mask = (X / 1.6) ** 2 + (Y / 1.1) ** 2 <= 1
-    # the calibration's η ≈ 0.3 film (0.135 Ω m² with the Verbrugge 2017 OCV; was 0.20)
-    truth = model.FilmArc(center_deg=150, fraction=0.3, resistance_ohm_m2=0.135)
+    # the calibration's η ≈ 0.3 film (0.171 Ω m² with the Sturm 2019 OCV; 0.135 with Verbrugge
+    # 2017's, 0.20 with Chen 2020's)
+    truth = model.FilmArc(center_deg=150, fraction=0.3,
+                          resistance_ohm_m2=calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2)
     mesh = model.mask_mesh(mask, pixel_nm)
     minutes = np.arange(0, 30.01, 1.0)
     res = model.simulate(None, mesh, model.Surface.kinetic([truth]),
@@ -116,7 +118,7 @@ def kinetic_ellipse_movie():
 @pytest.mark.slow
 def test_kinetic_fit_recovers_the_film_resistance_and_the_effective_eta(kinetic_ellipse_movie):
     dI, mask, pixel_nm, time_s, truth, eta_true = kinetic_ellipse_movie
-    assert 0.25 < eta_true < 0.4  # the calibration's 0.135 Ω m² quarter gives 0.30 on a disk
+    assert 0.25 < eta_true < 0.4  # the calibration's η ≈ 0.3 film on a quarter gives 0.30 on a disk
     result = fit.fit_particle(dI, mask, pixel_nm=pixel_nm, time_s=time_s, rate_mA_g=100,
                               surface="kinetic", max_arcs=1)
     assert result.model == "one arc" and result.surface_kind == "kinetic"

@@ -107,11 +107,12 @@ FIG5D_RATES_MA_G = PAPER_RATES_MA_G
 
 FIG5D_MESH = (20, 96)
 """(n_radial, n_angular) of :func:`fig5d_data`'s runs: the core's offset d converges in the
-angle, not the radius. At 400 mA/g (0.135 Ω m² quarter, the default Verbrugge 2017 OCV, 20 nm
-pixels) max d is 680 nm on 20 x 48 (the library's default until issue #29), 720 on 20 x 96
-(the default since) and 740 on 30 x 144,
-40 x 192 and 80 x 192: 20 x 96 is within 2.7 % of the refined meshes (``tests/model/test_kinetics.py::test_max_d_converged_at_400_mA_g``),
-20 x 48 8 % low. Li extracted (Fig. 5b) and the θ maps at the paper's 100 mA/g converge on
+angle, not the radius. At 400 mA/g (a quarter under the η ≈ 0.3 film, 0.171 Ω m² with the
+default Sturm 2019 OCV, 20 nm pixels) max d is 650 nm on 20 x 48 (the library's default until
+issue #29), 685 on 20 x 72, 690 on 20 x 96 (the default since) and 710 on 30 x 144, 40 x 192
+and 80 x 192: 20 x 96 is within 2.8 % of the refined meshes
+(``tests/model/test_kinetics.py::test_max_d_converged_at_400_mA_g``), 20 x 48 8.5 % low (with
+the Verbrugge 2017 OCV and its 0.135 Ω m² film: 680 / 720 / 740 nm, 2.7 %). Li extracted (Fig. 5b) and the θ maps at the paper's 100 mA/g converge on
 20 x 48 too (the model explorer's mesh, its runs 2-4x faster)."""
 
 

@@ -49,7 +49,9 @@ def test_an_untested_scipy_runs_scipys_own_bdf_to_the_same_result(case, monkeypa
         slow = model.simulate(params, mesh, surface, protocol, **kw)
     # the same end (a cut-off's time to the integrator's tolerance) and the same fields
     assert [s["reason"] for s in slow.steps] == [s["reason"] for s in fast.steps]
-    np.testing.assert_allclose(slow.times_s[-1], fast.times_s[-1], rtol=1e-5)
+    # (the 200 mA/g charge's 4.3 V cut-off: 1.04e-5 apart with the Sturm 2019 table, within
+    # 1e-5 with the Verbrugge 2017 series; both integrate at rtol 1e-4)
+    np.testing.assert_allclose(slow.times_s[-1], fast.times_s[-1], rtol=2e-5)
     i, j = fast.index_of_minutes([2, 5, 8]), slow.index_of_minutes([2, 5, 8])
     # (each run's error is within its tolerances, rtol 1e-4: their difference ~3e-4 here)
     np.testing.assert_allclose(slow.theta[j], fast.theta[i], atol=1e-3)

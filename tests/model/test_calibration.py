@@ -33,17 +33,19 @@ def test_theoretical_capacity_and_ocv():
     ocv = p["Open-circuit voltage [V]"]
     theta = np.linspace(0.2, 1.0, 81)
     assert np.all(np.diff(ocv(theta)) < 0)
-    # Verbrugge 2017 NMC622 (MSMR): 3.574 V at θ0 = 0.97, 4.110 V at 0.25 (Chen 2020: 3.512, 4.31)
-    assert 3.5 < ocv(0.97) < 3.65 and 4.0 < ocv(0.25) < 4.2
+    # Sturm 2019 NMC811 table: 3.551 V at θ0 = 0.97, 4.218 V at 0.25 (Verbrugge 2017 NMC622:
+    # 3.574, 4.110; Chen 2020: 3.512, 4.31)
+    assert 3.5 < ocv(0.97) < 3.6 and 4.2 < ocv(0.25) < 4.25
 
 
-def test_default_ocv_is_the_sourced_msmr_curve_up_to_full_lithiation():
-    """The default OCV (a tanh series, compiled by the kinetic surface) is the Verbrugge 2017
-    MSMR curve within 2.5 mV from θ 0.1 to 0.995, with its steep fall near θ = 1 (slope
-    within 10 % at 0.95-0.99), unlike the Chen 2020 fit, straight (−0.81 V) there."""
+def test_verbrugge2017_ocv_is_the_sourced_msmr_curve_up_to_full_lithiation():
+    """The Verbrugge 2017 OCV (set nmc88_verbrugge2017_ocv; a tanh series, compiled by the
+    kinetic surface) is the MSMR curve within 2.5 mV from θ 0.1 to 0.995, with its steep fall
+    near θ = 1 (slope within 10 % at 0.95-0.99), unlike the Chen 2020 fit, straight (−0.81 V)
+    there."""
     from asymflux.model import parameters as P
 
-    ocv = model.nmc88_lun2025()["Open-circuit voltage [V]"]
+    ocv = model.get_parameter_set("nmc88_verbrugge2017_ocv")["Open-circuit voltage [V]"]
     assert ocv is P.ocv_nmc622_verbrugge2017
     theta = np.linspace(0.1, 0.995, 200)
     exact = P.ocv_msmr_nmc622_verbrugge2017_exact(theta)

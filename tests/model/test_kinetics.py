@@ -242,10 +242,10 @@ def test_max_d_converged_at_400_mA_g():
     """Fig. 5d at the highest rate, 400 mA/g, on three meshes: on the library's DEFAULT disk
     mesh (``model.disk_mesh()``, 20 x 96 since issue #29, = ``figures.FIG5D_MESH``) max d is
     within 5 % and the last core point's distance from the edge within 8 % of a 4x finer mesh
-    (40 x 192; 80 x 192 gives the same 740 nm), and 30 x 144 lies between. With the Verbrugge
-    2017 OCV and its 0.135 Ω m² film: 720 / 740 / 740 nm, last core point 480 / 460 / 460 nm
-    from the edge (2.7 %, 4.4 %). (The former default 20 x 48 gave 680 nm: 8 % low; 20 x 72
-    gives 705 nm, 4.8 %.)"""
+    (40 x 192), and 30 x 144 lies between. With the default Sturm 2019 OCV and its 0.171 Ω m²
+    film: 690 / 710 / 710 nm, last core point 510 / 490 / 490 nm from the edge (2.8 %, 4.1 %).
+    (With the Verbrugge 2017 OCV and its 0.135 Ω m² film, the default before: 720 / 740 /
+    740 nm, 480 / 460 / 460 nm; the former default mesh 20 x 48 gave 680 nm there, 8 % low.)"""
     default = model.disk_mesh(R_UM)
     assert (default.info["n_radial"], default.info["n_angular"]) == figures.FIG5D_MESH
     rows = [_d_summary([400.0], mesh).iloc[0]
@@ -297,7 +297,7 @@ def test_ocv_slope_is_analytic_only_for_its_own_curve():
     np.testing.assert_allclose(du, (chen(th + 1e-6) - chen(th - 1e-6)) / 2e-6, rtol=1e-6)
     mesh = model.disk_mesh(R_UM, n_radial=4, n_angular=8)
     surface = _film((180, 0.25, 0.2))
-    kb = KineticBoundary(mesh, model.nmc88_lun2025(), surface)
+    kb = KineticBoundary(mesh, model.get_parameter_set("nmc88_chen2020_ocv"), surface)
     assert kb._ocv_and_slope is not None
     assert kb._ocv_series is not None  # its closed form: U computed compiled
 
@@ -313,6 +313,12 @@ def test_ocv_slope_is_analytic_only_for_its_own_curve():
     u2, du2 = kb.ocv_and_slope(th)
     np.testing.assert_allclose(u2, u + 0.1, atol=1e-12)
     np.testing.assert_allclose(du2, du, rtol=1e-5)
+
+
+def _series_params():
+    """A set whose OCV has a closed form (``tanh_series``) that the kinetic surface compiles:
+    the Verbrugge 2017 curve (the default's, the Sturm 2019 table, has none)."""
+    return model.get_parameter_set("nmc88_verbrugge2017_ocv")
 
 
 def test_the_newton_loop_compiled_and_as_plain_python_agree():
@@ -345,7 +351,7 @@ def test_the_compiled_surface_terms_equal_the_numpy_ones():
     from asymflux.model.kinetics import KineticBoundary
 
     mesh = model.disk_mesh(R_UM, n_radial=4, n_angular=8)
-    kb = KineticBoundary(mesh, model.nmc88_lun2025(), _film((180, 0.25, 0.2)))
+    kb = KineticBoundary(mesh, _series_params(), _film((180, 0.25, 0.2)))
     th = np.concatenate([[0.0, 1.0, 1e-12], np.linspace(0.05, 0.999, 37)]).reshape(4, 10)
     u_ref, du_ref = kb.ocv_and_slope(th)
     i0_ref, di0_ref = kb.exchange_current(th)
@@ -363,11 +369,11 @@ def test_the_compiled_surface_path_solves_as_the_generic_one():
     # the same OCV without its closed form goes the NumPy way: the same V, currents, slopes
     from asymflux.model.kinetics import KineticBoundary
 
-    chen = model.nmc88_lun2025()["Open-circuit voltage [V]"]  # the default's (Verbrugge 2017)
+    chen = _series_params()["Open-circuit voltage [V]"]  # Verbrugge 2017's tanh series
     mesh = model.disk_mesh(R_UM, n_radial=4, n_angular=12)
     surface = _film((180, 0.25, 0.2), (30, 0.1, 1.0))
-    fast = KineticBoundary(mesh, model.nmc88_lun2025(), surface)
-    plain = KineticBoundary(mesh, dict(model.nmc88_lun2025(), **{
+    fast = KineticBoundary(mesh, _series_params(), surface)
+    plain = KineticBoundary(mesh, dict(_series_params(), **{
         "Open-circuit voltage [V]": lambda theta: chen(theta)}), surface)
     assert fast._ocv_series is not None and plain._ocv_series is None
     rng = np.random.default_rng(7)
@@ -394,7 +400,7 @@ def test_without_numba_the_surface_terms_go_the_numpy_way(monkeypatch):
     from asymflux.model.kinetics import KineticBoundary
 
     mesh = model.disk_mesh(R_UM, n_radial=4, n_angular=8)
-    kb = KineticBoundary(mesh, model.nmc88_lun2025(), _film((180, 0.25, 0.2)))
+    kb = KineticBoundary(mesh, _series_params(), _film((180, 0.25, 0.2)))
     th = np.linspace(0.3, 0.9, kb.n_faces)
     ref = kb.solve(th, 100.0)
     monkeypatch.setattr(K, "_COMPILED", {K._surface_u_i0: K._surface_u_i0,

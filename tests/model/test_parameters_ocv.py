@@ -54,25 +54,40 @@ def test_sturm2019_ocv_is_flat_where_the_asymmetry_forms():
     assert float(f(0.97)) == pytest.approx(3.5511, abs=1e-3)
 
 
-def test_sturm2019_set_is_the_default_but_the_ocv():
-    p = model.get_parameter_set("nmc88_sturm2019_ocv")
+def test_default_set_uses_the_sturm2019_table_and_the_named_sets_only_change_the_ocv():
     d = model.get_parameter_set("nmc88_lun2025")
-    assert p["Open-circuit voltage [V]"] is P.ocv_nmc811_sturm2019
-    assert set(p) == set(d)
-    for key in d:
-        if key not in ("Open-circuit voltage [V]", "Diffusivity [m2.s-1]"):
-            assert p[key] == d[key]
-    th = np.linspace(0.2, 1.0, 9)
-    assert p["Diffusivity [m2.s-1]"](th) == pytest.approx(d["Diffusivity [m2.s-1]"](th))
+    assert d["Open-circuit voltage [V]"] is P.ocv_nmc811_sturm2019
+    for name, ocv in (("nmc88_verbrugge2017_ocv", P.ocv_nmc622_verbrugge2017),
+                      ("nmc88_chen2020_ocv", P.ocv_nmc811_chen2020)):
+        p = model.get_parameter_set(name)
+        assert p["Open-circuit voltage [V]"] is ocv
+        assert set(p) == set(d)
+        for key in d:
+            if key not in ("Open-circuit voltage [V]", "Diffusivity [m2.s-1]"):
+                assert p[key] == d[key]
+        th = np.linspace(0.2, 1.0, 9)
+        assert p["Diffusivity [m2.s-1]"](th) == pytest.approx(d["Diffusivity [m2.s-1]"](th))
 
 
-def test_sturm2019_set_needs_its_own_films():
-    """docs/calibration.md: with the NMC811 table the default η≈0.3 film (0.135 Ω m²) passes an
-    effective 0.344; 0.171 Ω m² restores 0.300 (tools/film_calibration.py --params
-    nmc88_sturm2019_ocv)."""
+def test_verbrugge2017_set_needs_its_own_films():
+    """docs/calibration.md: with the NMC622 MSMR curve the default η≈0.3 film passes an
+    effective 0.262 only; 0.135 Ω m² restores 0.300, and 0.20 Ω m² with Chen 2020's curve
+    (calibration.FILM_RESISTANCE_ETA_0_3_OTHER_OCV_OHM_M2)."""
     from asymflux.model import calibration
 
-    p = model.get_parameter_set("nmc88_sturm2019_ocv")
-    assert calibration.effective_flux_ratio(0.171, params=p) == pytest.approx(0.300, abs=0.005)
+    p = model.get_parameter_set("nmc88_verbrugge2017_ocv")
     assert calibration.effective_flux_ratio(
-        calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2, params=p) == pytest.approx(0.344, abs=0.005)
+        calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2, params=p) == pytest.approx(0.262, abs=0.005)
+    for name, r in calibration.FILM_RESISTANCE_ETA_0_3_OTHER_OCV_OHM_M2.items():
+        p = model.get_parameter_set(name)
+        assert calibration.effective_flux_ratio(r, params=p) == pytest.approx(0.300, abs=0.005)
+
+
+def test_sturm2019_ocv_is_held_above_full_lithiation():
+    """Above θ = 1 (a solver's trial step) the curve stays at its last row with zero slope:
+    its end slope (~−2e3 V) would put θ 1.05 at −95 V; below 1 it is the table's."""
+    u, du = P.ocv_nmc811_sturm2019.value_and_slope(np.array([0.999, 1.0, 1.05]))
+    assert u[1] == pytest.approx(3.023636) and u[2] == u[1] and du[2] == 0.0
+    assert du[1] < -1000
+    assert float(P.ocv_nmc811_sturm2019(0.999)) == pytest.approx(u[0])
+    assert u[0] == pytest.approx(P._STURM2019_TABLE(0.999))

@@ -20,14 +20,16 @@ def _ocv_csv(path, theta):
 
 
 def test_ocv_table_sampled_from_the_built_in_curve_reproduces_its_run():
-    """A table of the built-in OCV (161 points over θ 0.2-1) gives the built-in kinetic run:
+    """A table of a built-in OCV (Verbrugge 2017's, a closed form; 161 points over θ 0.2-1)
+    gives the built-in kinetic run:
     V within 0.5 mV, θ within 1e-4 (PCHIP between the points: 8e-6 V off the curve)."""
     theta = np.linspace(0.2, 1.0, 161)[::-1]  # any order
     user = model.parameters_from_tables(ocv=(theta, ocv_nmc622_verbrugge2017(theta)))
     assert isinstance(user["Open-circuit voltage [V]"], TableOCV)
     steps = [model.Charge(200.0, minutes=15)]
     out = [2.0, 5.0, 10.0, 15.0]
-    ref = model.simulate(None, MESH, FILM, steps, output_minutes=out)
+    ref = model.simulate(model.get_parameter_set("nmc88_verbrugge2017_ocv"), MESH, FILM, steps,
+                         output_minutes=out)
     res = model.simulate(user, MESH, FILM, steps, output_minutes=out)
     i, j = ref.index_of_minutes(out), res.index_of_minutes(out)
     np.testing.assert_allclose(res.voltage_V[j], ref.voltage_V[i], atol=5e-4)
@@ -52,7 +54,8 @@ def test_cli_ocv_and_diffusivity_tables(tmp_path):
     used (a tenfold lower D leaves a steeper gradient)."""
     csv = _ocv_csv(tmp_path / "ocv.csv", np.linspace(0.2, 1.0, 161))
     args = ["--film", "180:0.25:0.2", "--minutes", "5,10", "--pixel-nm", "300"]
-    assert main(["simulate", "--out", str(tmp_path / "a.npz"), *args]) == 0
+    assert main(["simulate", "--out", str(tmp_path / "a.npz"), "--params",
+                 "nmc88_verbrugge2017_ocv", *args]) == 0
     assert main(["simulate", "--out", str(tmp_path / "b.npz"), "--ocv", str(csv), *args]) == 0
     a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
     np.testing.assert_allclose(b["voltage_V"], a["voltage_V"], atol=5e-4)

@@ -13,6 +13,7 @@ import pytest
 pn = pytest.importorskip("panel")
 hv = pytest.importorskip("holoviews")
 
+from asymflux.model.calibration import FILM_RESISTANCE_ETA_0_3_OHM_M2  # noqa: E402
 from asymflux.views import CohortBrowser, ModelExplorer  # noqa: E402
 from asymflux.views import _compute as C  # noqa: E402
 from tests._helpers.server import COHORT_DATASETS  # noqa: E402
@@ -946,8 +947,8 @@ def test_switching_to_kinetic_changes_the_model_result(kinetic_view):
     pres_rate, pres_twin = view.current_li_extracted(), view.comparison()["simulated"]
     view.settings.surface_model = "kinetic"
     assert view.film_slider.visible and not view.eta_slider.visible
-    # the calibration's η ≈ 0.3 (model.calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2 = 0.135 Ω m²)
-    assert view.model_settings()["film_ohm_m2"] == pytest.approx(0.135)
+    # the calibration's η ≈ 0.3 (model.calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2, 0.171 Ω m²)
+    assert view.model_settings()["film_ohm_m2"] == pytest.approx(FILM_RESISTANCE_ETA_0_3_OHM_M2)
     kin_curves, kin_maps = view.curves(), view.theta_maps()
     charging = pres_curves["minutes"] > 0
     # prescribed: the arc passes η = 0.3 of the clean flux at every instant; kinetic: the
@@ -973,7 +974,8 @@ def test_film_slider_maps_log10_to_ohm_m2(kinetic_view):
     view.settings.surface_model = "kinetic"
     w = view.film_slider
     assert w.start == -3.0 and w.end == 0.5
-    assert w.value == pytest.approx(np.log10(0.135))  # default: docs/calibration.md, η ≈ 0.3
+    # default: docs/calibration.md, η ≈ 0.3
+    assert w.value == pytest.approx(np.log10(FILM_RESISTANCE_ETA_0_3_OHM_M2))
     for pos, ohm_m2 in ((-1.0, 0.1), (0.0, 1.0), (-2.0, 0.01), (np.log10(0.028), 0.028),
                         (-0.5, 0.316)):
         _set_slider(w, pos)

@@ -22,10 +22,10 @@ _DEFAULT_RADIUS_UM = 1.2
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", default="nmc88_lun2025",
                    metavar="NAME",
-                   help="parameter set: nmc88_lun2025 (default; OCV of Verbrugge 2017 up to full "
-                        "lithiation), nmc88_chen2020_ocv (the same with Chen 2020's OCV, a fit for "
-                        "theta 0.27-0.91), nmc88_sturm2019_ocv (with Sturm 2019's NMC811 OCV table, "
-                        "theta 0.22-1), nmc88_h2h3_low_diffusivity (D falls at deep "
+                   help="parameter set: nmc88_lun2025 (default; Sturm 2019's NMC811 OCV table, "
+                        "theta 0.22-1), nmc88_verbrugge2017_ocv (the same with Verbrugge 2017's "
+                        "NMC622 MSMR OCV), nmc88_chen2020_ocv (with Chen 2020's OCV, a fit for "
+                        "theta 0.27-0.91), nmc88_h2h3_low_diffusivity (D falls at deep "
                         "delithiation) or constant (asymflux.model.PARAMETER_SETS; a wrong name "
                         "lists them)")
     p.add_argument("--diffusivity-m2-s", type=float, default=None, metavar="D",

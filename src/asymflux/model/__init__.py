@@ -28,7 +28,7 @@ from .parameters import (
     nmc88_chen2020_ocv,
     nmc88_h2h3_low_diffusivity,
     nmc88_lun2025,
-    nmc88_sturm2019_ocv,
+    nmc88_verbrugge2017_ocv,
     parameters_from_tables,
     scale_diffusivity,
 )
@@ -57,6 +57,6 @@ __all__ = [
     "BlockedArc", "Charge", "DEFAULT_CUTOFF_OCCUPANCY", "DEFAULT_CUTOFF_VOLTAGE_V",
     "DEFAULT_DISCHARGE_CUTOFF_VOLTAGE_V", "Discharge", "FIG5B_END", "FilmArc", "Mesh", "PAPER_RATES_MA_G", "PARAMETER_SETS", "Rest", "Result", "SolverError",
     "Surface", "TableDiffusivity", "TableOCV", "ThetaImage", "constant_diffusivity", "disk_mesh", "kinetics", "mask_mesh",
-    "get_parameter_set", "nmc88_chen2020_ocv", "nmc88_h2h3_low_diffusivity", "nmc88_lun2025", "nmc88_sturm2019_ocv", "paper_fig5b_surfaces", "paper_film_surfaces", "parameters_from_tables",
+    "get_parameter_set", "nmc88_chen2020_ocv", "nmc88_h2h3_low_diffusivity", "nmc88_lun2025", "nmc88_verbrugge2017_ocv", "paper_fig5b_surfaces", "paper_film_surfaces", "parameters_from_tables",
     "end_condition_text", "fig5b_charge", "rate_capability", "scale_diffusivity", "simulate", "simulate_side_by_side",
 ]

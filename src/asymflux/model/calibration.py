@@ -21,17 +21,24 @@ from .protocol import Charge
 from .simulation import simulate
 from .surface import FilmArc, Surface
 
-FILM_RESISTANCE_ETA_0_3_OHM_M2 = 0.135
+FILM_RESISTANCE_ETA_0_3_OHM_M2 = 0.171
 """Default film resistance (Ω m²) of a quarter that passes ~0.3 of the clean surface's
 charge per unit length over the first 10 min of a 100 mA/g charge of the default set
 (:func:`effective_flux_ratio` = 0.30; ``docs/calibration.md``). What it means: as a 4 nm
-rock-salt layer (:data:`ROCKSALT_THICKNESS_NM`) it needs a Li-ion conductivity of 3.0e-8 S/m,
-~34x below the paper's own estimate for rock salt (~1e-6 S/m, which gives only 4e-3 Ω m²);
+rock-salt layer (:data:`ROCKSALT_THICKNESS_NM`) it needs a Li-ion conductivity of 2.3e-8 S/m,
+~40x below the paper's own estimate for rock salt (~1e-6 S/m, which gives only 4e-3 Ω m²);
 read it as the aged surface's total interfacial resistance (rock salt, surface films, contact),
 not rock salt alone."""
 
-FILM_RESISTANCE_ETA_0_7_OHM_M2 = 0.0192
-"""Default film resistance (Ω m²) for an effective ratio of ~0.7 (0.70; 4 nm at 2.1e-7 S/m)."""
+FILM_RESISTANCE_ETA_0_7_OHM_M2 = 0.0255
+"""Default film resistance (Ω m²) for an effective ratio of ~0.7 (0.70; 4 nm at 1.6e-7 S/m)."""
+
+FILM_RESISTANCE_ETA_0_3_OTHER_OCV_OHM_M2 = {"nmc88_verbrugge2017_ocv": 0.135,
+                                           "nmc88_chen2020_ocv": 0.20}
+"""The film resistance (Ω m²) for an effective ratio of ~0.3 with the other sourced OCVs (the
+sets named; ``tools/film_calibration.py --params NAME``, each the default's calibration while
+that curve was the default): the default's film passes 0.262 / 0.328 with them. For
+comparing Fig. 5c/d between OCVs at the same effective η (notebook 01, ``docs/calibration.md``)."""
 
 ROCKSALT_THICKNESS_NM = 4.0
 """Thickest rock-salt layer seen by HAADF-STEM on the aged particle (Lun et al. 2025,
@@ -120,9 +127,9 @@ of a 100 mA/g charge: the Li-rich core of a clean particle lasts ~17 min)."""
 CALIBRATION_MESH = (20, 48)
 """(n_radial, n_angular) of the disk on which :func:`effective_flux_ratio` is measured by
 default and :data:`EFFECTIVE_RATIO_TABLE` was computed: the library's default mesh until
-issue #29 made it 20 x 96 (on which the table's ratios are up to ~0.004 lower, e.g. 0.688
-against 0.692 at 0.02 Ω m²). Kept so that the table, 0.135 Ω m² for η ≈ 0.3 and the model
-explorer (20 x 48) keep one definition."""
+issue #29 made it 20 x 96 (on which the table's ratios are up to ~0.004 lower, e.g. 0.743
+against 0.747 at 0.02 Ω m², 0.296 against 0.300 at 0.171 Ω m²). Kept so that the table, the
+films for η ≈ 0.3 / 0.7 and the model explorer (20 x 48) keep one definition."""
 
 
 def effective_flux_ratio(resistance_ohm_m2, *, params=None, mesh=None, rate_mA_g=100.0,
@@ -167,9 +174,9 @@ def film_resistance_for_effective_ratio(eta, **kwargs) -> float:
 #: :func:`effective_flux_ratio` at each resistance (``tests/model/test_kinetics.py`` checks
 #: rows against it). :func:`film_resistance_for_eta` interpolates it.
 EFFECTIVE_RATIO_TABLE = (
-    (0.0005, 0.988), (0.001, 0.976), (0.002, 0.954), (0.004, 0.913), (0.01, 0.811),
-    (0.0192, 0.700), (0.02, 0.692), (0.05, 0.497), (0.1, 0.354), (0.135, 0.300), (0.3, 0.186),
-    (0.5, 0.134), (1.0, 0.084), (2.0, 0.050),
+    (0.0005, 0.991), (0.001, 0.982), (0.002, 0.965), (0.004, 0.933), (0.01, 0.851),
+    (0.02, 0.747), (0.0255, 0.700), (0.05, 0.557), (0.1, 0.405), (0.171, 0.300),
+    (0.3, 0.210), (0.5, 0.148), (1.0, 0.089), (2.0, 0.051),
 )
 
 
@@ -184,7 +191,7 @@ def film_resistance_for_eta(eta) -> float:
     Parameters
     ----------
     eta : float
-        Effective flux ratio, within the table's range (0.050 to 0.988).
+        Effective flux ratio, within the table's range (0.051 to 0.991).
 
     Returns
     -------

@@ -185,8 +185,8 @@ c_max = 63104 mol/m³ at 298.15 K): 6.82 A/m².
 Chen's c_max, not this model's site concentration ρ/M (48 737 mol/m³ for
 :func:`nmc88_lun2025`), on purpose: m_ref was fitted with it, and the film resistances are
 calibrated with this k0. With ρ/M instead k0 would be 23 % lower (5.27 A/m²) and the
-effective flux ratio of the 0.135 / 0.0192 Ω m² films 0.311 / 0.715 instead of 0.300 / 0.700
-(``docs/calibration.md``)."""
+effective flux ratio of the default η ≈ 0.3 / 0.7 films (0.171 / 0.0255 Ω m²) 0.309 / 0.713
+instead of 0.300 / 0.700 (``docs/calibration.md``)."""
 
 
 # Verbrugge et al. 2017 multi-site multi-reaction (MSMR) model of NMC622 (positive electrode):
@@ -232,11 +232,11 @@ def ocv_nmc622_verbrugge2017(theta):
     its authors to half-cell data over the whole occupancy range. Being a sum of Nernst-like
     galleries it is defined up to θ -> 1, where it falls logarithmically (dU/dθ = −0.51 V at
     θ = 0.9, −1.25 at 0.97, −4.8 at 0.99): the region where the particles start (θ0 = 0.97)
-    and where the asymmetry forms, which the former default
+    and where the asymmetry forms, which the first default
     (:func:`ocv_nmc811_chen2020`, a fit for θ 0.27-0.91, straight above 0.7) only
-    extrapolated. NMC622, not NMC811: no sourced NMC811 curve that covers full lithiation
-    was found among PyBaMM's sets (Chen2020, ORegan2022 and OKane2022 all use the Chen fit);
-    used here as the nearest Ni-rich layered oxide (``docs/calibration.md``).
+    extrapolated. NMC622, not NMC811: the default's OCV until the NMC811 table
+    :func:`ocv_nmc811_sturm2019` replaced it (issue #29); now the set
+    :func:`nmc88_verbrugge2017_ocv` (``docs/calibration.md``).
 
     Evaluated as ``c0 + c1 θ + Σ amp tanh(rate (θ − mid))`` (five terms) least-squares
     fitted to the exact MSMR inversion (:func:`ocv_msmr_nmc622_verbrugge2017_exact`): within
@@ -297,11 +297,14 @@ def nmc88_lun2025() -> dict:
       (paper, Fig. 2b: ~15 min, gone by ~25 min), and after 20 min at 70 mA/g the gradient
       relaxes within ~10 min of rest (Fig. 2e/f). See ``docs/calibration.md`` and
       ``tests/model/test_calibration.py``.
-    - OCV(θ): :func:`ocv_nmc622_verbrugge2017` (Verbrugge et al. 2017, an MSMR curve of
-      Ni-rich NMC defined up to full lithiation). The former curve,
-      :func:`ocv_nmc811_chen2020` (a fit for θ 0.27-0.91 used linearly above), is the set
-      :func:`nmc88_chen2020_ocv`; an NMC811 table up to θ = 1 (Sturm et al. 2019,
-      :func:`ocv_nmc811_sturm2019`) is the set :func:`nmc88_sturm2019_ocv`.
+    - OCV(θ): :func:`ocv_nmc811_sturm2019`, the NMC811 of the LG MJ1 cell (Sturm et al.,
+      J. Power Sources 412, 204 (2019), as tabulated in PyBaMM's Zhuo2023 set), tabulated up
+      to θ = 1: the one sourced NMC811 curve found that covers full lithiation, where the
+      particles start (θ0 = 0.97) and the asymmetry forms. Two other sourced curves are
+      named sets: :func:`nmc88_verbrugge2017_ocv` (:func:`ocv_nmc622_verbrugge2017`, an
+      MSMR curve of NMC622 defined up to full lithiation, the default until issue #29
+      was closed) and :func:`nmc88_chen2020_ocv` (:func:`ocv_nmc811_chen2020`, a fit for
+      θ 0.27-0.91 used linearly above; the default before that).
     - Exchange-current prefactor k0 = 6.82 A/m² (kinetic surfaces only,
       :mod:`asymflux.model.kinetics`: ``i0 = k0 √(θ(1−θ))``): PyBaMM's Chen2020 NMC811
       value, ``nmc_LGM50_electrolyte_exchange_current_density_Chen2020`` (Chen et al.,
@@ -316,14 +319,15 @@ def nmc88_lun2025() -> dict:
         "Diffusivity [m2.s-1]": LogisticDiffusivity(
             high_m2_s=2e-14, low_m2_s=2e-17, center=0.86, width=0.01
         ),
-        "Open-circuit voltage [V]": ocv_nmc622_verbrugge2017,
+        "Open-circuit voltage [V]": ocv_nmc811_sturm2019,
         "Exchange-current prefactor [A.m-2]": EXCHANGE_CURRENT_PREFACTOR_CHEN2020_A_M2,
         "Temperature [K]": 298.15,
     })
 
 
 def nmc88_chen2020_ocv() -> dict:
-    """The default set with the former OCV, :func:`ocv_nmc811_chen2020` (Chen et al. 2020).
+    """The default set with the OCV of the first default, :func:`ocv_nmc811_chen2020`
+    (Chen et al. 2020).
 
     Chen's curve is a fit for θ 0.27-0.91; above θ ≈ 0.7 it is a straight line (dU/dθ =
     −0.81 V up to θ = 1), so where the particles start (θ0 = 0.97) it is an extrapolation.
@@ -334,6 +338,22 @@ def nmc88_chen2020_ocv() -> dict:
     """
     params = nmc88_lun2025()
     params["Open-circuit voltage [V]"] = ocv_nmc811_chen2020
+    return params
+
+
+def nmc88_verbrugge2017_ocv() -> dict:
+    """The default set with the OCV of NMC622, :func:`ocv_nmc622_verbrugge2017`
+    (Verbrugge et al. 2017, MSMR, defined up to full lithiation).
+
+    The default's OCV between the first default (:func:`nmc88_chen2020_ocv`) and the
+    NMC811 table (:func:`ocv_nmc811_sturm2019`): a sourced curve up to θ -> 1, but of NMC622.
+    Kept to show how much Fig. 5c/d depend on the OCV near full lithiation
+    (``docs/calibration.md``, notebook 01); the default's film resistances pass a different
+    share of the charge with it (``docs/calibration.md`` gives the ones that restore η ≈ 0.3
+    / 0.7).
+    """
+    params = nmc88_lun2025()
+    params["Open-circuit voltage [V]"] = ocv_nmc622_verbrugge2017
     return params
 
 
@@ -637,35 +657,35 @@ def ocv_nmc811_sturm2019(theta):
     between within 0.6 mV up to θ 0.9985, 2 mV above (``tests/model/test_parameters_ocv.py``).
     Flat near full lithiation: dU/dθ ≈ −0.5 to −0.7 V at θ 0.9-0.98 (average −0.63 V from
     0.85 to 0.97), −0.8 V at 0.985, −1.1 V at 0.99, −3 V at 0.995; steep only above that.
-    Used by the set :func:`nmc88_sturm2019_ocv`, not by the default (``docs/calibration.md``).
+    The default set's OCV (:func:`nmc88_lun2025`; ``docs/calibration.md``). Not a closed
+    form: the kinetic surface evaluates it through :meth:`TableOCV.value_and_slope` (NumPy)
+    rather than compiled (one measurement: 0.22 against 0.17 s CPU for a 30 min kinetic run
+    on 20 x 48 with the Verbrugge 2017 series).
+
+    Above θ = 1 (no material state; a solver's trial step may get there) it stays at the
+    last row's 3.024 V with zero slope, rather than a :class:`TableOCV`'s straight line:
+    at the table's end slope (about −2e3 V per unit θ) a trial step to θ 1.05 met −95 V and
+    the Butler-Volmer balance of a discharge failed before the step could be rejected.
     """
-    return _STURM2019_TABLE(theta)
+    return _sturm2019_value_and_slope(theta)[0]
 
 
-ocv_nmc811_sturm2019.value_and_slope = _STURM2019_TABLE.value_and_slope
+def _sturm2019_value_and_slope(theta):
+    """``(U(θ), dU/dθ)`` of :func:`ocv_nmc811_sturm2019`: the table's, held above θ = 1."""
+    x = np.asarray(theta, dtype=float)
+    u, du = _STURM2019_TABLE.value_and_slope(np.minimum(x, 1.0))
+    return u, np.where(x > 1.0, 0.0, du)
 
 
+ocv_nmc811_sturm2019.value_and_slope = _sturm2019_value_and_slope
 
-def nmc88_sturm2019_ocv() -> dict:
-    """The default set with an NMC811 OCV tabulated up to full lithiation,
-    :func:`ocv_nmc811_sturm2019` (Sturm et al. 2019, PyBaMM's Zhuo2023 table).
-
-    The only sourced NMC811 curve found that covers θ -> 1 (``docs/calibration.md``, "The
-    OCV near full lithiation"). The film resistances
-    (:data:`~asymflux.model.calibration.FILM_RESISTANCE_ETA_0_3_OHM_M2`) are calibrated for
-    the default set; with this OCV the same film passes a different share of the charge
-    (``docs/calibration.md`` gives the resistance that restores η ≈ 0.3).
-    """
-    params = nmc88_lun2025()
-    params["Open-circuit voltage [V]"] = ocv_nmc811_sturm2019
-    return params
 
 
 PARAMETER_SETS = {
     "nmc88_lun2025": nmc88_lun2025,
     "nmc88_h2h3_low_diffusivity": nmc88_h2h3_low_diffusivity,
     "nmc88_chen2020_ocv": nmc88_chen2020_ocv,
-    "nmc88_sturm2019_ocv": nmc88_sturm2019_ocv,
+    "nmc88_verbrugge2017_ocv": nmc88_verbrugge2017_ocv,
     "constant": constant_diffusivity,
 }
 """Name -> function, for ``--params NAME``."""
