@@ -43,13 +43,15 @@ __all__ = ["MODEL_ERROR_SCALE_REL", "UNCERTAINTY_METHOD", "RestFitResult", "fit_
 LOG10_SCALE_BOUNDS = (-1.5, 1.5)
 """Bounds of the fitted log10 diffusivity scale (×0.03 to ×30)."""
 
-MODEL_ERROR_SCALE_REL = 0.05
+MODEL_ERROR_SCALE_REL = 0.06
 """Model-error term of the diffusivity scale, relative, added in quadrature to the
 statistical error. The forward model meshes the particle's curated outline, coarsened to
 ``max_cells`` (on a synthetic ellipse with D × 0.5 the fitted scale moved from 0.444 to 0.527
 between 60 and 300 cells), and the data come from other meshes and the real outline; on the
 five particles of the ``charge-rest`` demo (truth 1, true surfaces, 400 cells) the fitted
-scales are 0.88-1.005, 6 % rms from the truth (``docs/analysis.md``)."""
+scales are 0.88-1.005, 6 % rms from the truth (``docs/analysis.md``): the term is that rms
+(it was 5 %, under the scatter it is meant to cover; a joint fit of the five came out 5 %
+low with every OCV tried)."""
 
 UNCERTAINTY_METHOD = (
     "sandwich covariance of the least-squares estimate of log10(diffusivity scale), "
@@ -57,7 +59,7 @@ UNCERTAINTY_METHOD = (
     "component correlated in space and across frames, fitted to the residuals; the largest "
     "over correlation lengths of 2-32 px), combined over particles as A (sum_p J_p^T S_p J_p) A "
     "with A = (sum_p J_p^T J_p)^-1; linearised to the scale and combined in quadrature with "
-    "a 5 % model-error term")
+    "a 6 % model-error term")
 """How :func:`fit_rest_diffusivity` estimates its standard error (``uncertainty_method``)."""
 
 
