@@ -246,6 +246,7 @@ class CohortBrowser(pn.viewable.Viewer):
         """:meth:`load` for a server's page: the datasets are analysed in worker processes
         (:func:`_jobs.start_analysis`) while the page shows the progress and a Cancel
         button, and the server serves the other pages."""
+        R.timing_mark("cohort page: loading starts")
         specs = self._begin_load()
         if specs is None:
             return
@@ -254,6 +255,7 @@ class CohortBrowser(pn.viewable.Viewer):
                                        time_offset_s=self.time_offset) for spec in specs}
         title = f"analysing {len(jobs)} dataset{'s' if len(jobs) > 1 else ''}"
         finished = await self.progress.wait(list(jobs.values()), title)
+        R.timing_mark("cohort page: analyses done")
         if not self.loader.current(token):
             return  # other datasets asked for meanwhile
         if not finished:
@@ -266,19 +268,35 @@ class CohortBrowser(pn.viewable.Viewer):
                 outcomes[spec] = job.future.result()
             except Exception as e:  # noqa: BLE001 - one broken dataset must not stop the rest
                 outcomes[spec] = e
-        good = {s: r for s, r in outcomes.items() if not isinstance(r, BaseException)}
-        if good:  # the first particle's movie is read off the event loop too
-            first = self._first_particle(C.cohort_tables(
-                {s: r[1:] for s, r in good.items()})[0])
-            fut = R.run_in_thread(self.particle_movie, first)
-            if not await self.progress.wait([(fut, f"reading particle {first[1]} of "
-                                                   f"{first[0]}")], "loading") \
-                    or not self.loader.current(token):
-                return
+        # Fig. 5e and the tables at once; the first particle's movie is then read off the
+        # event loop (_on_select: its progress under the tables) and shown
+        self._pool(outcomes, show_particle=False)
+        R.timing_mark("cohort page: Fig. 5e and the tables sent")
+
+    def load_cached(self) -> bool:
+        """Show the datasets when every one's analysis is in the results cache (read, not
+        measured: :func:`_jobs.cached_result`), as :meth:`load` would; else nothing (no
+        analysis, no demo dataset built). What the page does when ``panel serve --warm``
+        runs it at the server's start (:func:`_runtime.warming`): the libraries imported,
+        the analyses and the first particle's movie read into the server's memory, every
+        figure built once, so that the first page a browser opens shows Fig. 5e at once.
+        Returns whether they were shown."""
+        specs = self._begin_load()
+        if not specs:
+            return False
+        outcomes = {}
+        for spec in specs:
+            hit = J.cached_result(spec, time_offset_s=self.time_offset)
+            if hit is None:
+                return False
+            outcomes[spec] = hit
         self._pool(outcomes)
+        return True
 
     def _request_load(self):
-        if R.in_server():
+        if R.warming():
+            self.load_cached()
+        elif R.in_server():
             pn.state.execute(self.load_async)
         else:
             self.load()
@@ -304,8 +322,11 @@ class CohortBrowser(pn.viewable.Viewer):
         asym = np.flatnonzero(particles["classification"].to_numpy() == "asymmetric")
         return values[int(asym[0])] if len(asym) else values[0]
 
-    def _pool(self, outcomes: dict):
-        """Show the pooled particles of ``{spec: analyzed result or exception}``."""
+    def _pool(self, outcomes: dict, *, show_particle: bool = True):
+        """Show the pooled particles of ``{spec: analyzed result or exception}``, and the
+        particle chosen (:meth:`_first_particle`): at once (``show_particle``), or as a
+        choice of the particle menu (:meth:`_on_select`: in a server its movie is read off
+        the event loop while Fig. 5e and the tables are already on the page)."""
         analyzed, errors, used = {}, [], {}
         for spec, result in outcomes.items():
             if isinstance(result, BaseException):
@@ -342,9 +363,15 @@ class CohortBrowser(pn.viewable.Viewer):
         flags = {f for v in shown.get("quality_flags", []) for f in F.flag_names(v)}
         self.flags_legend.object = F.flags_legend_markdown(flags)
         chosen = self._first_particle(particles)
-        self.particle = chosen
+        if show_particle:
+            self.particle = chosen
         # options and value at once: no passing selection of the first option
-        self.particle_select.param.update(options=options, value=f"{chosen[0]}|{chosen[1]}")
+        value = f"{chosen[0]}|{chosen[1]}"
+        if self.particle_select.value == value and self.particle != chosen:
+            self.particle_select.param.update(options=options)
+            self.particle_select.param.trigger("value")  # the same choice, not shown yet
+        else:
+            self.particle_select.param.update(options=options, value=value)
         n = len(cohort_rows(particles))
         self.summary.object = (f"{n} particles in {len(analyzed)} datasets, "
                                f"{int(stats['n_asymmetric'].sum())} asymmetric.")
@@ -501,6 +528,7 @@ class CohortBrowser(pn.viewable.Viewer):
     def _cohort_plot(self, stats):
         if stats is None or not len(stats):
             return B.empty_plot("no particles")
+        R.timing_mark("cohort page: Fig. 5e built")
         return plots.fig5e_cohorts(stats, order=list(stats["ageing"]), width=1000)
 
     def _particle_plot(self, particle):
@@ -508,6 +536,7 @@ class CohortBrowser(pn.viewable.Viewer):
 
         if particle is None:
             return B.empty_plot("choose a particle")
+        R.timing_mark("cohort page: particle figures built")
         try:
             movie = self.particle_movie(particle)
         except Exception as e:  # noqa: BLE001
@@ -733,5 +762,6 @@ class CohortBrowser(pn.viewable.Viewer):
         )
 
     def _load_once(self):
+        R.timing_mark("cohort page: loaded in the browser")
         if self._loaded_for != (self.datasets, self.time_offset):
             self._request_load()
