@@ -79,6 +79,12 @@ def stats_table_widget(stats) -> pn.widgets.Tabulator:
         formatters={c: NumberFormatter(format=f) for c, f in STATS_DIGITS.items()})
 
 
+WRAPPED_COLUMNS = ("ageing", "quality_flags", "classification_reason")
+"""The particle table's text columns whose long values wrap in their cells (the row grows)
+rather than being cut: an ageing condition such as "3-4.3V 50mA/g 200 cycles" is wider
+than its column."""
+
+
 def particle_table_widget() -> pn.widgets.Tabulator:
     """The pooled particles as the page shows them (:func:`_flags.particle_table`): the
     classification with its score's range over the dI threshold ± the pixel noise, the
@@ -93,8 +99,7 @@ def particle_table_widget() -> pn.widgets.Tabulator:
         configuration=WRAPPED_HEADERS, hidden_columns=["source_spec"],
         formatters={**{c: NumberFormatter(format=F.SCORE_FORMAT) for c in F.NUMBER_COLUMNS},
                     # long text wraps in its cell (a row grows) rather than being cut
-                    **{c: {"type": "textarea"} for c in ("quality_flags",
-                                                         "classification_reason")}},
+                    **{c: {"type": "textarea"} for c in WRAPPED_COLUMNS}},
         widths={"dataset": 160, "particle_id": 75, "ageing": 160, "classification": 115,
                 "asymmetry_score": 95, "asymmetry_score_low": 95, "asymmetry_score_high": 95,
                 "classification_reason": 140, "quality_flags": 170, "flagged_fraction": 80})
@@ -138,6 +143,10 @@ class CohortBrowser(pn.viewable.Viewer):
             settings.param.update(given)
         super().__init__(settings=settings, **params)
         self._loaded_for = None
+        # False once the page's session has ended (its Bokeh models are then destroyed): an
+        # analysis or a particle's movie finishing later shows nothing, and nothing new starts
+        self._open = True
+        R.on_session_end(self._page_closed)
         # in a server the datasets are read and analysed in worker processes: the alert,
         # progress and Cancel, 'Analyse anyway' for stacks above the size limit, the upload
         self.loader = W.DatasetLoader(
@@ -256,8 +265,8 @@ class CohortBrowser(pn.viewable.Viewer):
         title = f"analysing {len(jobs)} dataset{'s' if len(jobs) > 1 else ''}"
         finished = await self.progress.wait(list(jobs.values()), title)
         R.timing_mark("cohort page: analyses done")
-        if not self.loader.current(token):
-            return  # other datasets asked for meanwhile
+        if not self._open or not self.loader.current(token):
+            return  # the page closed, or other datasets asked for meanwhile
         if not finished:
             self._fail([f"{self.datasets}: analysis cancelled; press Enter in the datasets "
                         "field to start it again"])
@@ -294,6 +303,8 @@ class CohortBrowser(pn.viewable.Viewer):
         return True
 
     def _request_load(self):
+        if not self._open:
+            return
         if R.warming():
             self.load_cached()
         elif R.in_server():
@@ -313,6 +324,10 @@ class CohortBrowser(pn.viewable.Viewer):
         """What the server calls when the session ends (:meth:`DatasetLoader.end_session`)."""
         self.loader.end_session()
 
+    def _page_closed(self):
+        """The page's session has ended: nothing more is shown or started for it."""
+        self._open = False
+
     def _first_particle(self, particles) -> tuple[str, int]:
         """The particle shown after loading: the one shown before if it is still there, else
         the first asymmetric one, else the first."""
@@ -326,7 +341,10 @@ class CohortBrowser(pn.viewable.Viewer):
         """Show the pooled particles of ``{spec: analyzed result or exception}``, and the
         particle chosen (:meth:`_first_particle`): at once (``show_particle``), or as a
         choice of the particle menu (:meth:`_on_select`: in a server its movie is read off
-        the event loop while Fig. 5e and the tables are already on the page)."""
+        the event loop while Fig. 5e and the tables are already on the page). Nothing once
+        the page has closed."""
+        if not self._open:
+            return
         analyzed, errors, used = {}, [], {}
         for spec, result in outcomes.items():
             if isinstance(result, BaseException):
@@ -405,6 +423,8 @@ class CohortBrowser(pn.viewable.Viewer):
             f"| {name} | {off} |" for name, off in used.items())
 
     def _fail(self, errors):
+        if not self._open:  # the page has closed: nobody to tell
+            return
         self._loaded_for = (self.datasets, self.time_offset)
         self.offset_used.object = ""
         self.offset_details.object = ""
@@ -431,7 +451,7 @@ class CohortBrowser(pn.viewable.Viewer):
             fut = R.run_in_thread(self.particle_movie, chosen)
             if await self.progress.wait([(fut, f"reading particle {chosen[1]} of "
                                                f"{chosen[0]}")], "loading") \
-                    and self.particle_select.value == event.new:  # not chosen again meanwhile
+                    and self._open and self.particle_select.value == event.new:  # still so
                 self.particle = chosen  # a failure is reported by _on_particle
 
         pn.state.execute(read_then_show)
