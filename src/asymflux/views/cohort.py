@@ -20,6 +20,18 @@ from ._bokehjs_patch import skip_unchanged_stylesheets
 from ._settings import CohortSettings
 
 
+CANVAS = {"plot.output_backend": "canvas"}
+"""Bokeh options of the page's figures: drawn on a 2-D canvas, not WebGL (HoloViews'
+default), which a browser without a GPU emulates and copies to the page: in headless
+chromium the copies were a tenth of the browser's work until Fig. 5e showed (as in the
+model explorer, ``model_explorer.CANVAS``)."""
+
+
+def _on_canvas(obj):
+    """``obj`` (a HoloViews element, overlay or DynamicMap) drawn on a canvas (:data:`CANVAS`)."""
+    return obj.opts(backend_opts=CANVAS, backend="bokeh", clone=False)
+
+
 def _parse(value) -> tuple[str, int]:
     spec, pid = str(value).rsplit("|", 1)
     return spec, int(pid)
@@ -254,7 +266,16 @@ class CohortBrowser(pn.viewable.Viewer):
     async def load_async(self):
         """:meth:`load` for a server's page: the datasets are analysed in worker processes
         (:func:`_jobs.start_analysis`) while the page shows the progress and a Cancel
-        button, and the server serves the other pages."""
+        button, and the server serves the other pages. The page's particles part joins it
+        once this load is over (:meth:`_show_rest`)."""
+        try:
+            await self._load_async()
+        finally:
+            self._show_rest()
+
+    async def _load_async(self):
+        import asyncio
+
         R.timing_mark("cohort page: loading starts")
         specs = self._begin_load()
         if specs is None:
@@ -281,6 +302,7 @@ class CohortBrowser(pn.viewable.Viewer):
         # event loop (_on_select: its progress under the tables) and shown
         self._pool(outcomes, show_particle=False)
         R.timing_mark("cohort page: Fig. 5e and the tables sent")
+        await asyncio.sleep(0.05)  # Fig. 5e's update written before the particles' part
 
     def load_cached(self) -> bool:
         """Show the datasets when every one's analysis is in the results cache (read, not
@@ -300,6 +322,7 @@ class CohortBrowser(pn.viewable.Viewer):
                 return False
             outcomes[spec] = hit
         self._pool(outcomes)
+        self._show_rest()  # every figure built once
         return True
 
     def _request_load(self):
@@ -542,8 +565,8 @@ class CohortBrowser(pn.viewable.Viewer):
         import holoviews as hv
 
         if isinstance(obj, hv.Layout):
-            return pn.Row(*[pn.pane.HoloViews(p) for p in obj])
-        return pn.pane.HoloViews(obj)
+            return pn.Row(*[pn.pane.HoloViews(_on_canvas(p)) for p in obj])
+        return pn.pane.HoloViews(_on_canvas(obj))
 
     def _cohort_plot(self, stats):
         if stats is None or not len(stats):
@@ -748,7 +771,7 @@ class CohortBrowser(pn.viewable.Viewer):
             pn.bind(lambda s: s if s is not None else pd.DataFrame(), self.param.stats))
         d = self.downloads
         label = {"width": 80, "margin": (12, 5)}
-        return pn.Column(
+        page = [
             pn.pane.Markdown("## asymflux cohort browser: asymmetric shrinking cores per ageing "
                              "condition (Lun et al. 2025, Fig. 5e)", width=1100),
             self.alert,
@@ -762,6 +785,8 @@ class CohortBrowser(pn.viewable.Viewer):
             self.offset_card,
             self.cohort_pane,
             stats_table,
+        ]
+        rest = [
             pn.Row(pn.pane.Markdown("Download:", **label), d["fig5e.png"], d["fig5e.svg"],
                    d["fig5e.pdf"], d["fig5e.csv"], d["particles.csv"]),
             pn.pane.Markdown("### Particles (click a row to show it)"),
@@ -778,8 +803,20 @@ class CohortBrowser(pn.viewable.Viewer):
                      d[f"kymograph.{fmt}"]) for fmt in ("svg", "pdf")),
             pn.pane.Markdown("### dQ/dV and the mean optical signal (the particle's dataset)"),
             self.dqdv_pane,
-            width=1200,
-        )
+        ]
+        # In a server the page opens with Fig. 5e's part only: the particles' part joins it
+        # once Fig. 5e is shown (_show_rest): the browser's first layout and the update
+        # bringing Fig. 5e are the smaller and quicker for it
+        self._rest = rest if R.in_server() else []
+        self._layout = pn.Column(*page, *([] if self._rest else rest), width=1200)
+        return self._layout
+
+    def _show_rest(self):
+        """The page's particles part (tables, particle, dQ/dV, downloads) added below Fig. 5e
+        (once; a page built outside a server has it from the start)."""
+        rest, self._rest = getattr(self, "_rest", []), []
+        if rest and self._open:
+            self._layout.extend(rest)
 
     def _load_once(self):
         R.timing_mark("cohort page: loaded in the browser")
