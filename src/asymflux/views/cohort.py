@@ -19,7 +19,6 @@ from . import _widgets as W
 from ._bokehjs_patch import skip_unchanged_stylesheets
 from ._settings import CohortSettings
 
-
 CANVAS = {"plot.output_backend": "canvas"}
 """Bokeh options of the page's figures: drawn on a 2-D canvas, not WebGL (HoloViews'
 default), which a browser without a GPU emulates and copies to the page: in headless
