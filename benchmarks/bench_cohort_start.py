@@ -37,29 +37,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests._helpers
 
-from tests._helpers.server import STATIC_PROBE, launch, serve  # noqa: E402
+from tests._helpers.server import FIG5E_SHOWN_JS, STATIC_PROBE, launch, serve  # noqa: E402
 
 GOAL_S = 5.0
 COHORT = str(Path(__file__).resolve().parents[1] / "dashboards" / "cohort.py")
-
-# Polls the page (every 20 ms, on its own clock) until a figure titled "Fig. 5e..." has a
-# renderer with data: the wall-clock second it was seen.
-FIG5E_JS = """() => {
-  window.__fig5e = null;
-  const iv = setInterval(() => {
-    if (!window.Bokeh) return;
-    for (const doc of Bokeh.documents) for (const m of doc.all_models) {
-      if (!m.title || !String(m.title.text || '').startsWith('Fig. 5e') || !m.renderers) continue;
-      if (m.renderers.some(r => r.data_source && r.data_source.get_length
-                                && r.data_source.get_length() > 0)) {
-        window.__fig5e = (performance.timeOrigin + performance.now()) / 1000;
-        clearInterval(iv);
-        return;
-      }
-    }
-  }, 20);
-}"""
-
 
 def _cpu_s(pids) -> float:
     """CPU seconds (user + system) of the processes ``pids`` so far (NaN without psutil)."""
@@ -107,7 +88,7 @@ def open_page(browser, url, datasets, *, timeout_s: float, server_pids) -> dict:
                   timeout=timeout_s * 1000)
         page.wait_for_function("() => window.Bokeh !== undefined", polling=20,
                                timeout=timeout_s * 1000)
-        page.evaluate(FIG5E_JS)
+        page.evaluate(FIG5E_SHOWN_JS)
         page.wait_for_function("() => window.__fig5e !== null", polling=100,
                                timeout=timeout_s * 1000)
         shown = page.evaluate("() => window.__fig5e")
