@@ -136,3 +136,44 @@ def test_second_server_shows_fig5e_from_the_cache(demo_data, session_cache, tmp_
     print(f"Fig. 5e from the request: {seconds['first']:.1f} s in the first server (analysing), "
           f"{seconds['second']:.1f} s in a second (panel serve), {seconds['second --warm']:.1f} s "
           f"in a third (panel serve --warm); load average {os.getloadavg()[0]:.2f}")
+
+
+def test_a_cached_analysis_is_read_without_opening_its_dataset(demo_data, tmp_path,
+                                                               monkeypatch):
+    """What ``panel serve --warm`` reads at the server's start (``_jobs.cached_result``) and a
+    page reads from the results cache: the tables, the dataset unopened until a particle's
+    movie wants it (``LazyDataset``); a dataset not in the cache (another clock offset) is
+    not measured (None, nothing stored). The page built from them at the start
+    (``CohortBrowser.load_cached``) shows the numbers a measuring page shows."""
+    from collections import OrderedDict
+
+    import pandas as pd
+
+    from asymflux.views import CohortBrowser
+    from asymflux.views import _compute as C
+    from asymflux.views import _jobs as J
+    from asymflux.views import _runtime as R
+
+    monkeypatch.setenv("ASYMFLUX_RESULTS_CACHE", str(tmp_path / "results"))
+    monkeypatch.setattr(J, "_RESULTS", OrderedDict())  # this test's table of analyses
+    name = COHORT_DATASETS[0]
+    measured = CohortBrowser(datasets=name)
+    measured.load()  # measures, and stores the analysis in the results cache
+    stored = _entries(tmp_path / "results")
+    assert len(stored) >= 1
+    monkeypatch.setattr(J, "_RESULTS", OrderedDict())  # a new server
+    ds, particles, ts, labels = J.cached_result(name)
+    assert isinstance(ds, J.LazyDataset) and not ds.opened
+    assert str(C.time_offset_used(particles, ds)) == str(C.time_offset_used(measured.particles))
+    assert not ds.opened  # the offset is the particle table's
+    pd.testing.assert_frame_equal(ts, measured._series[name])
+    assert ds.stack.shape[0] == ts["frame"].nunique() and ds.opened  # opened when used
+    assert J.cached_result(name, time_offset_s=7.0) is None  # not in the cache: not measured
+    assert _entries(tmp_path / "results") == stored
+    assert not R.warming()  # outside a server
+    monkeypatch.setattr(J, "_RESULTS", OrderedDict())
+    warm = CohortBrowser(datasets=name)
+    assert warm.load_cached()
+    pd.testing.assert_frame_equal(warm.stats, measured.stats)
+    assert warm.particle == measured.particle and not warm.errors
+    assert _entries(tmp_path / "results") == stored
