@@ -167,7 +167,11 @@ def test_a_cached_analysis_is_read_without_opening_its_dataset(demo_data, tmp_pa
     assert str(C.time_offset_used(particles, ds)) == str(C.time_offset_used(measured.particles))
     assert not ds.opened  # the offset is the particle table's
     pd.testing.assert_frame_equal(ts, measured._series[name])
-    assert ds.stack.shape[0] == ts["frame"].nunique() and ds.opened  # opened when used
+    other = int(particles["particle_id"].iloc[-1])
+    assert (name, other) != measured.particle  # its movie not in the cache: measured now
+    movie = J.measured(name, other)
+    assert ds.opened and movie.dI.shape[0] == ds.stack.shape[0] == ts["frame"].nunique()
+    stored = _entries(tmp_path / "results")  # with that particle's movie
     assert J.cached_result(name, time_offset_s=7.0) is None  # not in the cache: not measured
     assert _entries(tmp_path / "results") == stored
     assert not R.warming()  # outside a server

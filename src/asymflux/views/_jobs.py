@@ -112,16 +112,20 @@ def _measured(spec: str, stamp: int, particle_id: int, offset=None):
     ds, _particles, ts, labels = _analyzed(spec, stamp, offset=offset)
     if ds is None:  # a particle of an analyze output: its table only
         return C.results_particle(ts, int(particle_id))
+
+    def measure():  # a dataset whose analysis was read from the results cache: opened now
+        dataset = ds.dataset() if isinstance(ds, LazyDataset) else ds
+        return C.measured_particle(dataset, int(particle_id), ts, labels)
+
     source = C.dataset_source(_local_spec(spec))
     if source is None:
-        return C.measured_particle(ds, int(particle_id), ts, labels)
+        return measure()
     from asymflux.analysis import cached
 
     # a dataset on disk: its analysis is analyze_path's of these files with this offset
     # (C.analyze), so the particle's movie is too; kept in the results cache (docs/cache.md)
     return cached("views.measured_particle", [source],
-                  {"particle_id": int(particle_id), "time_offset_s": offset},
-                  lambda: C.measured_particle(ds, int(particle_id), ts, labels))
+                  {"particle_id": int(particle_id), "time_offset_s": offset}, measure)
 
 
 def measured(spec: str, particle_id: int, *, time_offset_s=None) -> C.ParticleMovie:
