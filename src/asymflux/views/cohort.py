@@ -570,7 +570,7 @@ class CohortBrowser(pn.viewable.Viewer):
     def _cohort_plot(self, stats):
         if stats is None or not len(stats):
             return B.empty_plot("no particles")
-        R.timing_mark("cohort page: Fig. 5e built")
+        R.timing_mark("cohort page: Fig. 5e being built")
         return plots.fig5e_cohorts(stats, order=list(stats["ageing"]), width=1000)
 
     def _particle_plot(self, particle):
@@ -578,7 +578,7 @@ class CohortBrowser(pn.viewable.Viewer):
 
         if particle is None:
             return B.empty_plot("choose a particle")
-        R.timing_mark("cohort page: particle figures built")
+        R.timing_mark("cohort page: the particle's figures being built")
         try:
             movie = self.particle_movie(particle)
         except Exception as e:  # noqa: BLE001
@@ -821,3 +821,5 @@ class CohortBrowser(pn.viewable.Viewer):
         R.timing_mark("cohort page: loaded in the browser")
         if self._loaded_for != (self.datasets, self.time_offset):
             self._request_load()
+        else:  # shown already: the whole page
+            self._show_rest()
