@@ -89,6 +89,8 @@ def _fig5e(url, browser, *, check_table=False) -> tuple[float, list]:
         _, sig = wait_for(page, _particle_shown, timeout_s=TIMEOUT_S)
         if check_table:
             # "3-4.3V 50mA/g 200 cycles" was cut to "3-4.3V 50mA/g 2..." in its column
+            page.wait_for_function(f"() => ({CUT_CELLS_JS})('ageing')[0] > 0", polling=100,
+                                   timeout=TIMEOUT_S * 1000)  # the table drawn
             n_cells, cut = page.evaluate(CUT_CELLS_JS, "ageing")
             assert n_cells > 0 and cut == []
         assert not errors, errors
