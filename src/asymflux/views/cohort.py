@@ -80,14 +80,16 @@ def wrapped_titles(columns) -> dict:
 def stats_table_widget(stats) -> pn.widgets.Tabulator:
     """The Fig. 5e table as the page shows it: every column within the table's width (the
     fractions with three decimals, the columns fitted to the width, none hidden), each
-    header whole (wrapped onto two lines where its column is narrower)."""
+    header whole (wrapped onto two lines where its column is narrower), an ageing condition
+    wider than its column wrapped in its cell."""
     from bokeh.models.widgets.tables import NumberFormatter
 
     return pn.widgets.Tabulator(
         stats, disabled=True, show_index=False, width=1100, height=220,
         layout="fit_columns", titles=wrapped_titles(STATS_COLUMNS),
         configuration=WRAPPED_HEADERS,
-        formatters={c: NumberFormatter(format=f) for c, f in STATS_DIGITS.items()})
+        formatters={**{c: NumberFormatter(format=f) for c, f in STATS_DIGITS.items()},
+                    "ageing": {"type": "textarea"}})  # a long condition wraps, not cut
 
 
 WRAPPED_COLUMNS = ("ageing", "quality_flags", "classification_reason")
