@@ -186,6 +186,26 @@ def serve(env_cache: str, *, timeout_s: float = 120.0, log_path=None, dashboards
 STATIC_PROBE = "/static/js/bokeh.min.js"
 """A file ``panel serve`` serves without running any app (see :func:`serve`)."""
 
+FIG5E_SHOWN_JS = """() => {
+  window.__fig5e = null;
+  const iv = setInterval(() => {
+    if (!window.Bokeh) return;
+    for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+      if (!m.title || !String(m.title.text || '').startsWith('Fig. 5e') || !m.renderers) continue;
+      if (m.renderers.some(r => r.data_source && r.data_source.get_length
+                                && r.data_source.get_length() > 0)) {
+        window.__fig5e = (performance.timeOrigin + performance.now()) / 1000;
+        clearInterval(iv);
+        return;
+      }
+    }
+  }, 20);
+}"""
+"""Installed in a cohort page (once ``window.Bokeh`` exists): polls it every 20 ms, on the
+page's own thread, until a figure titled "Fig. 5e..." has a renderer with data, and sets
+``window.__fig5e`` to that wall-clock second (``time.time()``'s clock): the page's time to
+Fig. 5e without the test's polling of every plot (:func:`signatures`) slowing it."""
+
 
 def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -849,61 +849,6 @@ def test_a_closed_pages_runs_publish_nothing_and_none_start(demo_data, monkeypat
     assert started == [] and published == []
 
 
-def test_an_update_queued_as_the_previous_one_is_sent_is_sent_too(monkeypatch):
-    # Panel's write queue (panel.io.document): an update queued while the previous queued one's
-    # last write completes started a dispatch that found the queue released and returned,
-    # leaving the update unsent until the page's next queued update (the θ maps' final
-    # result after their preview, say: a page left at its previous state). A fake websocket
-    # (Panel's handlers for other socket types) whose writes complete when told
-    import asyncio
-
-    from panel.io import document as pdoc
-
-    from asymflux.views import model_explorer as ME
-
-    class Socket:
-        pass
-
-    class Protocol:
-        def create(self, kind, events):
-            return (kind, tuple(events))
-
-    class Connection:
-        _socket, protocol = Socket(), Protocol()
-
-    class Doc:
-        pass
-
-    sent, writes = [], []
-
-    def write(conn, events=None, msg=None):
-        sent.append(msg[1])
-        writes.append(asyncio.get_running_loop().create_future())
-        return [writes[-1]]
-
-    monkeypatch.setitem(pdoc.extra_socket_handlers, Socket, write)
-    monkeypatch.setattr(pdoc, "_dispatch_msgs", pdoc._dispatch_msgs)  # restored afterwards
-
-    async def page(doc, conn):
-        pdoc.schedule_write_events(doc, [conn], ["preview"])  # Bokeh was writing: queued
-        for _ in range(3):
-            await asyncio.sleep(0)
-        assert sent == [("preview",)]
-        writes[0].set_result(None)  # its last write completes: the dispatch wakes next ...
-        pdoc.schedule_write_events(doc, [conn], ["fine"])  # ... after this one is queued
-        for _ in range(20):
-            await asyncio.sleep(0.005)
-            for w in writes:
-                if not w.done():
-                    w.set_result(None)
-        return list(sent)
-
-    assert ME._unstrand_queued_writes() and ME._unstrand_queued_writes()  # installed once
-    doc = Doc()
-    assert asyncio.run(page(doc, Connection())) == [("preview",), ("fine",)]
-    assert not pdoc._WRITE_MSGS.get(doc) and doc not in pdoc._WRITE_BLOCK
-
-
 def test_the_timing_mode_logs_slow_garbage_collections(monkeypatch, capsys):
     import gc
 

@@ -112,16 +112,20 @@ def _measured(spec: str, stamp: int, particle_id: int, offset=None):
     ds, _particles, ts, labels = _analyzed(spec, stamp, offset=offset)
     if ds is None:  # a particle of an analyze output: its table only
         return C.results_particle(ts, int(particle_id))
+
+    def measure():  # a dataset whose analysis was read from the results cache: opened now
+        dataset = ds.dataset() if isinstance(ds, LazyDataset) else ds
+        return C.measured_particle(dataset, int(particle_id), ts, labels)
+
     source = C.dataset_source(_local_spec(spec))
     if source is None:
-        return C.measured_particle(ds, int(particle_id), ts, labels)
+        return measure()
     from asymflux.analysis import cached
 
     # a dataset on disk: its analysis is analyze_path's of these files with this offset
     # (C.analyze), so the particle's movie is too; kept in the results cache (docs/cache.md)
     return cached("views.measured_particle", [source],
-                  {"particle_id": int(particle_id), "time_offset_s": offset},
-                  lambda: C.measured_particle(ds, int(particle_id), ts, labels))
+                  {"particle_id": int(particle_id), "time_offset_s": offset}, measure)
 
 
 def measured(spec: str, particle_id: int, *, time_offset_s=None) -> C.ParticleMovie:
@@ -387,6 +391,42 @@ def start_analysis(spec: str, *, allow_large: bool = False,
     return job
 
 
+def cached_result(spec: str, *, time_offset_s=None):
+    """``(dataset, particles, timeseries, labels)`` of ``spec`` when its analysis with this
+    clock offset is in the table or in the results cache (``docs/cache.md``), else None:
+    nothing is analysed, no demo dataset is built and no zip unpacked (what a page does at
+    the server's start, :func:`_runtime.warming`). The dataset is not opened
+    (:class:`LazyDataset`)."""
+    spec = str(spec).strip()
+    offset = C.time_offset_value(time_offset_s)
+    stamp = dataset_stamp(spec)
+    with _LOCK:
+        hit = _RESULTS.get((spec, stamp, offset))
+    if hit is not None:
+        return hit
+    if not _on_disk(spec):
+        return None
+    try:
+        if C.results_spec(spec) is not None:  # analyze's tables: read, as a page would
+            return _analyzed(spec, stamp, offset=offset)
+        return _from_results_cache(AnalysisJob(spec, stamp, False, offset))
+    except (OSError, ValueError):  # the page reports the dataset's problem
+        return None
+
+
+def _on_disk(spec: str) -> bool:
+    """Whether ``spec`` is read from disk as it is: a demo dataset already built (its folder
+    as :func:`asymflux.datasets.path` names it, without building it), or an existing
+    dataset path that is not a zip."""
+    from asymflux import datasets
+
+    if spec in datasets.list_datasets():
+        folder = datasets.cache_dir() / "datasets" / spec / datasets.cache_key(spec)
+        return (folder / "metadata.json").is_file()
+    path = Path(spec).expanduser()
+    return bool(spec) and path.exists() and path.suffix.lower() != ".zip"
+
+
 def _read_results_job(job: AnalysisJob, spec, stamp):
     """The tables of an analyze output (:func:`_analyzed`), or None with the error set on
     ``job`` (finished)."""
@@ -409,20 +449,57 @@ def _run_job(job: AnalysisJob, key) -> None:
                 del _JOBS[key]
 
 
+class LazyDataset:
+    """A dataset opened when first used: an analysis read from the results cache needs none
+    of it until a particle's movie is shown (and that movie is in the cache too), so a page
+    showing Fig. 5e of 15 cached datasets opens none of them (their folders' tables, masks
+    and stacks: 0.07 s each here). Any attribute (``stack``, ``time_s``, ``echem``, ...) is
+    the dataset's, :func:`_compute.load_dataset` of ``spec`` with the clock offset the
+    analysis used (``time_offset``) applied; ``time_offset`` itself is known without
+    opening it (the particle table's)."""
+
+    def __init__(self, spec: str, time_offset, *, apply_offset: bool):
+        self._spec, self.time_offset = spec, time_offset
+        self._apply = bool(apply_offset)
+        self._lock = threading.Lock()
+        self._dataset = None
+
+    @property
+    def opened(self) -> bool:
+        """Whether the dataset has been opened."""
+        return self._dataset is not None
+
+    def dataset(self):
+        """The dataset (opened now, once)."""
+        with self._lock:
+            if self._dataset is None:
+                ds = C.load_dataset(self._spec)  # lazy: the stack is read when shown
+                if self._apply:  # the offset the analysis used (an estimate: not made again)
+                    ds = C.with_time_offset(ds, self.time_offset, spec=self._spec)
+                self._dataset = ds
+            return self._dataset
+
+    def __getattr__(self, name):  # only for what is not set here: the dataset's attributes
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.dataset(), name)
+
+    def __repr__(self) -> str:
+        return f"LazyDataset({self._spec!r}, opened={self.opened})"
+
+
 def _from_results_cache(job: AnalysisJob):
     """``(dataset, particles, timeseries, labels)`` when the results cache holds the
     analysis (``docs/cache.md``: analysed before, by any front end, with these files and
-    this clock offset): read here, no worker process; else None."""
+    this clock offset): read here, no worker process, no size check (nothing is analysed)
+    and the dataset not opened (a :class:`LazyDataset`); else None."""
     spec = _local_spec(job.spec)
     found = C.cached_analysis(C.dataset_source(spec), time_offset_s=job.offset)
     if found is None:
         return None
     job.status = "read from the results cache"
     particles, ts, labels = found
-    ds = C.load_dataset(spec)  # lazy: for the particles' movies, read when shown
-    check_size(ds, job.spec, allow_large=job.allow_large)
-    if job.offset is not None:  # the offset the analysis used (an estimate: not made again)
-        ds = C.with_time_offset(ds, C.time_offset_used(particles), spec=job.spec)
+    ds = LazyDataset(spec, C.time_offset_used(particles), apply_offset=job.offset is not None)
     out = (ds, particles, ts, labels)
     _keep_result((job.spec, job.stamp, job.offset), out)
     job.status, job.fraction = "done", 1.0

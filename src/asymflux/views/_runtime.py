@@ -38,6 +38,16 @@ def in_server() -> bool:
     return doc is not None and getattr(doc, "session_context", None) is not None
 
 
+def warming() -> bool:
+    """True while ``panel serve --warm`` runs a page at the server's start, before it serves
+    any (a session Panel made itself, with no server behind it: no browser will connect).
+    A page then does what makes the first real page quick (imports, reading cached
+    results) and starts no analysis."""
+    doc = pn.state.curdoc
+    ctx = getattr(doc, "session_context", None) if doc is not None else None
+    return ctx is not None and getattr(ctx, "server_context", None) is None
+
+
 def on_session_end(callback) -> None:
     """``callback()`` when the current server session ends (nothing outside a server)."""
     if in_server():
@@ -57,10 +67,14 @@ def session_arg(name: str, default=None):
 def start_page() -> None:
     """What the server sets up for a page it starts (the app files ``dashboards/*.py`` call
     it after ``.servable()``; nothing outside a server): the process's objects frozen once
-    the page has loaded (:func:`freeze_while_session_open`), and a closed page's last update
-    dropped quietly (:func:`quiet_closed_websockets`)."""
+    the page has loaded (:func:`freeze_while_session_open`), a closed page's last update
+    dropped quietly (:func:`quiet_closed_websockets`), and no update left unsent in Panel's
+    write queue (:func:`unstrand_queued_writes`)."""
+    if not in_server():
+        return
     freeze_while_session_open()  # no full garbage collections of the libraries
     quiet_closed_websockets()  # a closed tab's last update: no traceback
+    unstrand_queued_writes()  # no update left unsent in Panel's write queue
 
 
 def run_in_thread(fn, *args) -> Future:
@@ -94,6 +108,16 @@ SLOW_COLLECTION_S = 0.02
 def timing_on() -> bool:
     """Whether :data:`TIMING_ENV` is set."""
     return os.environ.get(TIMING_ENV, "0") not in ("", "0")
+
+
+def timing_mark(what: str) -> None:
+    """With :data:`TIMING_ENV` set: print ``what`` with the wall-clock time (``time.time()``,
+    seconds since the epoch: comparable with a browser's or a benchmark's clock on the same
+    machine) and this process' CPU time to stderr; nothing otherwise. The cohort page marks
+    its start-up steps so (``benchmarks/bench_cohort_start.py`` reads them)."""
+    if timing_on():
+        print(f"asymflux timing: {what} at epoch {time.time():.3f} s, process CPU "
+              f"{time.process_time():.3f} s", file=sys.stderr, flush=True)
 
 
 def log_slow_collections() -> bool:
@@ -211,6 +235,42 @@ def quiet_closed_websockets() -> bool:
 
     handler._asymflux_quiet = True
     loop.set_exception_handler(handler)
+    return True
+
+
+def unstrand_queued_writes() -> bool:
+    """In a server: no update of a page is left unsent in Panel's write queue. Panel (1.9)
+    queues a page's update when Bokeh is writing to its websocket (``panel.io.document``:
+    ``schedule_write_events``, dispatched by a ``_dispatch_msgs`` task); an update queued
+    while that task's last write is completing starts a second task, which finds the queue
+    already released by the first (``_WRITE_BLOCK``) and returns without sending it: the
+    update stays in the queue until the page's next queued update. When it was the last
+    one (the θ maps after their preview, say) the page kept showing the previous state
+    (a possible cause of the model explorer's kinetic browser test's one 90 s timeout; any
+    page's last update can be left so). Here a dispatch
+    that finds updates queued but the queue released takes the queue again and sends them.
+    Installed once; returns whether it is installed (False with a Panel without that
+    queue)."""
+    from collections.abc import MutableMapping
+
+    try:
+        from panel.io import document as pdoc
+    except ImportError:
+        return False
+    dispatch = getattr(pdoc, "_dispatch_msgs", None)
+    block, queued = getattr(pdoc, "_WRITE_BLOCK", None), getattr(pdoc, "_WRITE_MSGS", None)
+    if dispatch is None or not all(isinstance(d, MutableMapping) for d in (block, queued)):
+        return False
+    if getattr(dispatch, "_asymflux_unstranded", False):
+        return True
+
+    async def _dispatch_msgs(doc):
+        if doc not in block and queued.get(doc):  # left behind by the previous dispatch
+            block[doc] = True
+        return await dispatch(doc)
+
+    _dispatch_msgs._asymflux_unstranded = True
+    pdoc._dispatch_msgs = _dispatch_msgs  # looked up there at each dispatch
     return True
 
 

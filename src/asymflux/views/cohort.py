@@ -19,6 +19,17 @@ from . import _widgets as W
 from ._bokehjs_patch import skip_unchanged_stylesheets
 from ._settings import CohortSettings
 
+CANVAS = {"plot.output_backend": "canvas"}
+"""Bokeh options of the page's figures: drawn on a 2-D canvas, not WebGL (HoloViews'
+default), which a browser without a GPU emulates and copies to the page: in headless
+chromium the copies were a tenth of the browser's work until Fig. 5e showed (as in the
+model explorer, ``model_explorer.CANVAS``)."""
+
+
+def _on_canvas(obj):
+    """``obj`` (a HoloViews element, overlay or DynamicMap) drawn on a canvas (:data:`CANVAS`)."""
+    return obj.opts(backend_opts=CANVAS, backend="bokeh", clone=False)
+
 
 def _parse(value) -> tuple[str, int]:
     spec, pid = str(value).rsplit("|", 1)
@@ -69,14 +80,22 @@ def wrapped_titles(columns) -> dict:
 def stats_table_widget(stats) -> pn.widgets.Tabulator:
     """The Fig. 5e table as the page shows it: every column within the table's width (the
     fractions with three decimals, the columns fitted to the width, none hidden), each
-    header whole (wrapped onto two lines where its column is narrower)."""
+    header whole (wrapped onto two lines where its column is narrower), an ageing condition
+    wider than its column wrapped in its cell."""
     from bokeh.models.widgets.tables import NumberFormatter
 
     return pn.widgets.Tabulator(
         stats, disabled=True, show_index=False, width=1100, height=220,
         layout="fit_columns", titles=wrapped_titles(STATS_COLUMNS),
         configuration=WRAPPED_HEADERS,
-        formatters={c: NumberFormatter(format=f) for c, f in STATS_DIGITS.items()})
+        formatters={**{c: NumberFormatter(format=f) for c, f in STATS_DIGITS.items()},
+                    "ageing": {"type": "textarea"}})  # a long condition wraps, not cut
+
+
+WRAPPED_COLUMNS = ("ageing", "quality_flags", "classification_reason")
+"""The particle table's text columns whose long values wrap in their cells (the row grows)
+rather than being cut: an ageing condition such as "3-4.3V 50mA/g 200 cycles" is wider
+than its column."""
 
 
 def particle_table_widget() -> pn.widgets.Tabulator:
@@ -93,8 +112,7 @@ def particle_table_widget() -> pn.widgets.Tabulator:
         configuration=WRAPPED_HEADERS, hidden_columns=["source_spec"],
         formatters={**{c: NumberFormatter(format=F.SCORE_FORMAT) for c in F.NUMBER_COLUMNS},
                     # long text wraps in its cell (a row grows) rather than being cut
-                    **{c: {"type": "textarea"} for c in ("quality_flags",
-                                                         "classification_reason")}},
+                    **{c: {"type": "textarea"} for c in WRAPPED_COLUMNS}},
         widths={"dataset": 160, "particle_id": 75, "ageing": 160, "classification": 115,
                 "asymmetry_score": 95, "asymmetry_score_low": 95, "asymmetry_score_high": 95,
                 "classification_reason": 140, "quality_flags": 170, "flagged_fraction": 80})
@@ -138,6 +156,10 @@ class CohortBrowser(pn.viewable.Viewer):
             settings.param.update(given)
         super().__init__(settings=settings, **params)
         self._loaded_for = None
+        # False once the page's session has ended (its Bokeh models are then destroyed): an
+        # analysis or a particle's movie finishing later shows nothing, and nothing new starts
+        self._open = True
+        R.on_session_end(self._page_closed)
         # in a server the datasets are read and analysed in worker processes: the alert,
         # progress and Cancel, 'Analyse anyway' for stacks above the size limit, the upload
         self.loader = W.DatasetLoader(
@@ -245,7 +267,17 @@ class CohortBrowser(pn.viewable.Viewer):
     async def load_async(self):
         """:meth:`load` for a server's page: the datasets are analysed in worker processes
         (:func:`_jobs.start_analysis`) while the page shows the progress and a Cancel
-        button, and the server serves the other pages."""
+        button, and the server serves the other pages. The page's particles part joins it
+        once this load is over (:meth:`_show_rest`)."""
+        try:
+            await self._load_async()
+        finally:
+            self._show_rest()
+
+    async def _load_async(self):
+        import asyncio
+
+        R.timing_mark("cohort page: loading starts")
         specs = self._begin_load()
         if specs is None:
             return
@@ -254,8 +286,9 @@ class CohortBrowser(pn.viewable.Viewer):
                                        time_offset_s=self.time_offset) for spec in specs}
         title = f"analysing {len(jobs)} dataset{'s' if len(jobs) > 1 else ''}"
         finished = await self.progress.wait(list(jobs.values()), title)
-        if not self.loader.current(token):
-            return  # other datasets asked for meanwhile
+        R.timing_mark("cohort page: analyses done")
+        if not self._open or not self.loader.current(token):
+            return  # the page closed, or other datasets asked for meanwhile
         if not finished:
             self._fail([f"{self.datasets}: analysis cancelled; press Enter in the datasets "
                         "field to start it again"])
@@ -266,19 +299,39 @@ class CohortBrowser(pn.viewable.Viewer):
                 outcomes[spec] = job.future.result()
             except Exception as e:  # noqa: BLE001 - one broken dataset must not stop the rest
                 outcomes[spec] = e
-        good = {s: r for s, r in outcomes.items() if not isinstance(r, BaseException)}
-        if good:  # the first particle's movie is read off the event loop too
-            first = self._first_particle(C.cohort_tables(
-                {s: r[1:] for s, r in good.items()})[0])
-            fut = R.run_in_thread(self.particle_movie, first)
-            if not await self.progress.wait([(fut, f"reading particle {first[1]} of "
-                                                   f"{first[0]}")], "loading") \
-                    or not self.loader.current(token):
-                return
+        # Fig. 5e and the tables at once; the first particle's movie is then read off the
+        # event loop (_on_select: its progress under the tables) and shown
+        self._pool(outcomes, show_particle=False)
+        R.timing_mark("cohort page: Fig. 5e and the tables sent")
+        await asyncio.sleep(0.05)  # Fig. 5e's update written before the particles' part
+
+    def load_cached(self) -> bool:
+        """Show the datasets when every one's analysis is in the results cache (read, not
+        measured: :func:`_jobs.cached_result`), as :meth:`load` would; else nothing (no
+        analysis, no demo dataset built). What the page does when ``panel serve --warm``
+        runs it at the server's start (:func:`_runtime.warming`): the libraries imported,
+        the analyses and the first particle's movie read into the server's memory, every
+        figure built once, so that the first page a browser opens shows Fig. 5e at once.
+        Returns whether they were shown."""
+        specs = self._begin_load()
+        if not specs:
+            return False
+        outcomes = {}
+        for spec in specs:
+            hit = J.cached_result(spec, time_offset_s=self.time_offset)
+            if hit is None:
+                return False
+            outcomes[spec] = hit
         self._pool(outcomes)
+        self._show_rest()  # every figure built once
+        return True
 
     def _request_load(self):
-        if R.in_server():
+        if not self._open:
+            return
+        if R.warming():
+            self.load_cached()
+        elif R.in_server():
             pn.state.execute(self.load_async)
         else:
             self.load()
@@ -295,6 +348,10 @@ class CohortBrowser(pn.viewable.Viewer):
         """What the server calls when the session ends (:meth:`DatasetLoader.end_session`)."""
         self.loader.end_session()
 
+    def _page_closed(self):
+        """The page's session has ended: nothing more is shown or started for it."""
+        self._open = False
+
     def _first_particle(self, particles) -> tuple[str, int]:
         """The particle shown after loading: the one shown before if it is still there, else
         the first asymmetric one, else the first."""
@@ -304,8 +361,14 @@ class CohortBrowser(pn.viewable.Viewer):
         asym = np.flatnonzero(particles["classification"].to_numpy() == "asymmetric")
         return values[int(asym[0])] if len(asym) else values[0]
 
-    def _pool(self, outcomes: dict):
-        """Show the pooled particles of ``{spec: analyzed result or exception}``."""
+    def _pool(self, outcomes: dict, *, show_particle: bool = True):
+        """Show the pooled particles of ``{spec: analyzed result or exception}``, and the
+        particle chosen (:meth:`_first_particle`): at once (``show_particle``), or as a
+        choice of the particle menu (:meth:`_on_select`: in a server its movie is read off
+        the event loop while Fig. 5e and the tables are already on the page). Nothing once
+        the page has closed."""
+        if not self._open:
+            return
         analyzed, errors, used = {}, [], {}
         for spec, result in outcomes.items():
             if isinstance(result, BaseException):
@@ -342,9 +405,15 @@ class CohortBrowser(pn.viewable.Viewer):
         flags = {f for v in shown.get("quality_flags", []) for f in F.flag_names(v)}
         self.flags_legend.object = F.flags_legend_markdown(flags)
         chosen = self._first_particle(particles)
-        self.particle = chosen
+        if show_particle:
+            self.particle = chosen
         # options and value at once: no passing selection of the first option
-        self.particle_select.param.update(options=options, value=f"{chosen[0]}|{chosen[1]}")
+        value = f"{chosen[0]}|{chosen[1]}"
+        if self.particle_select.value == value and self.particle != chosen:
+            self.particle_select.param.update(options=options)
+            self.particle_select.param.trigger("value")  # the same choice, not shown yet
+        else:
+            self.particle_select.param.update(options=options, value=value)
         n = len(cohort_rows(particles))
         self.summary.object = (f"{n} particles in {len(analyzed)} datasets, "
                                f"{int(stats['n_asymmetric'].sum())} asymmetric.")
@@ -378,6 +447,8 @@ class CohortBrowser(pn.viewable.Viewer):
             f"| {name} | {off} |" for name, off in used.items())
 
     def _fail(self, errors):
+        if not self._open:  # the page has closed: nobody to tell
+            return
         self._loaded_for = (self.datasets, self.time_offset)
         self.offset_used.object = ""
         self.offset_details.object = ""
@@ -404,7 +475,7 @@ class CohortBrowser(pn.viewable.Viewer):
             fut = R.run_in_thread(self.particle_movie, chosen)
             if await self.progress.wait([(fut, f"reading particle {chosen[1]} of "
                                                f"{chosen[0]}")], "loading") \
-                    and self.particle_select.value == event.new:  # not chosen again meanwhile
+                    and self._open and self.particle_select.value == event.new:  # still so
                 self.particle = chosen  # a failure is reported by _on_particle
 
         pn.state.execute(read_then_show)
@@ -495,12 +566,13 @@ class CohortBrowser(pn.viewable.Viewer):
         import holoviews as hv
 
         if isinstance(obj, hv.Layout):
-            return pn.Row(*[pn.pane.HoloViews(p) for p in obj])
-        return pn.pane.HoloViews(obj)
+            return pn.Row(*[pn.pane.HoloViews(_on_canvas(p)) for p in obj])
+        return pn.pane.HoloViews(_on_canvas(obj))
 
     def _cohort_plot(self, stats):
         if stats is None or not len(stats):
             return B.empty_plot("no particles")
+        R.timing_mark("cohort page: Fig. 5e being built")
         return plots.fig5e_cohorts(stats, order=list(stats["ageing"]), width=1000)
 
     def _particle_plot(self, particle):
@@ -508,6 +580,7 @@ class CohortBrowser(pn.viewable.Viewer):
 
         if particle is None:
             return B.empty_plot("choose a particle")
+        R.timing_mark("cohort page: the particle's figures being built")
         try:
             movie = self.particle_movie(particle)
         except Exception as e:  # noqa: BLE001
@@ -699,7 +772,7 @@ class CohortBrowser(pn.viewable.Viewer):
             pn.bind(lambda s: s if s is not None else pd.DataFrame(), self.param.stats))
         d = self.downloads
         label = {"width": 80, "margin": (12, 5)}
-        return pn.Column(
+        page = [
             pn.pane.Markdown("## asymflux cohort browser: asymmetric shrinking cores per ageing "
                              "condition (Lun et al. 2025, Fig. 5e)", width=1100),
             self.alert,
@@ -713,6 +786,8 @@ class CohortBrowser(pn.viewable.Viewer):
             self.offset_card,
             self.cohort_pane,
             stats_table,
+        ]
+        rest = [
             pn.Row(pn.pane.Markdown("Download:", **label), d["fig5e.png"], d["fig5e.svg"],
                    d["fig5e.pdf"], d["fig5e.csv"], d["particles.csv"]),
             pn.pane.Markdown("### Particles (click a row to show it)"),
@@ -729,9 +804,24 @@ class CohortBrowser(pn.viewable.Viewer):
                      d[f"kymograph.{fmt}"]) for fmt in ("svg", "pdf")),
             pn.pane.Markdown("### dQ/dV and the mean optical signal (the particle's dataset)"),
             self.dqdv_pane,
-            width=1200,
-        )
+        ]
+        # In a server the page opens with Fig. 5e's part only: the particles' part joins it
+        # once Fig. 5e is shown (_show_rest): the browser's first layout and the update
+        # bringing Fig. 5e are the smaller and quicker for it
+        self._rest = rest if R.in_server() else []
+        self._layout = pn.Column(*page, *([] if self._rest else rest), width=1200)
+        return self._layout
+
+    def _show_rest(self):
+        """The page's particles part (tables, particle, dQ/dV, downloads) added below Fig. 5e
+        (once; a page built outside a server has it from the start)."""
+        rest, self._rest = getattr(self, "_rest", []), []
+        if rest and self._open:
+            self._layout.extend(rest)
 
     def _load_once(self):
+        R.timing_mark("cohort page: loaded in the browser")
         if self._loaded_for != (self.datasets, self.time_offset):
             self._request_load()
+        else:  # shown already: the whole page
+            self._show_rest()

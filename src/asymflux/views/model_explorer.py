@@ -60,41 +60,6 @@ def _timing(t0: float, what: str, detail=None) -> None:
               flush=True)
 
 
-def _unstrand_queued_writes() -> bool:
-    """In a server: no update of a page is left unsent in Panel's write queue. Panel (1.9)
-    queues a page's update when Bokeh is writing to its websocket (``panel.io.document``:
-    ``schedule_write_events``, dispatched by a ``_dispatch_msgs`` task); an update queued
-    while that task's last write is completing starts a second task, which finds the queue
-    already released by the first (``_WRITE_BLOCK``) and returns without sending it: the
-    update stays in the queue until the page's next queued update. When it was the last
-    one (the θ maps after their preview, say) the page kept showing the previous state
-    (a possible cause of the kinetic browser test's one 90 s timeout). Here a dispatch
-    that finds updates queued but the queue released takes the queue again and sends them.
-    Installed once; returns whether it is installed (False with a Panel without that
-    queue)."""
-    from collections.abc import MutableMapping
-
-    try:
-        from panel.io import document as pdoc
-    except ImportError:
-        return False
-    dispatch = getattr(pdoc, "_dispatch_msgs", None)
-    block, queued = getattr(pdoc, "_WRITE_BLOCK", None), getattr(pdoc, "_WRITE_MSGS", None)
-    if dispatch is None or not all(isinstance(d, MutableMapping) for d in (block, queued)):
-        return False
-    if getattr(dispatch, "_asymflux_unstranded", False):
-        return True
-
-    async def _dispatch_msgs(doc):
-        if doc not in block and queued.get(doc):  # left behind by the previous dispatch
-            block[doc] = True
-        return await dispatch(doc)
-
-    _dispatch_msgs._asymflux_unstranded = True
-    pdoc._dispatch_msgs = _dispatch_msgs  # looked up there at each dispatch
-    return True
-
-
 PREFETCH_ON = ("eta", "blocked_fraction", "angle_deg", "rate_mA_g", "diffusivity_scale",
                "surface_model", "film_resistance_ohm_m2", "pixel_nm", "ocv_table",
                "diffusivity_table")
@@ -447,8 +412,6 @@ class ModelExplorer(pn.viewable.Viewer):
         else:
             self._prefetch()
         skip_unchanged_stylesheets()  # the browser's style work per update (in a server)
-        if R.in_server():
-            _unstrand_queued_writes()  # no update left unsent in Panel's write queue
 
     # ------------------------------------------------------------------ settings
 
