@@ -86,7 +86,8 @@ def _log_problems(log: Path) -> list[str]:
     ([EXPLORER], ["model_explorer"]),
     ([COHORT], ["cohort"]),
     ([EXPLORER, COHORT], ["cohort", "model_explorer"]),
-], ids=["explorer-alone", "cohort-alone", "both-cohort-first"])
+    ([EXPLORER, COHORT, "--warm"], ["model_explorer", "cohort"]),  # the explorer once exited
+], ids=["explorer-alone", "cohort-alone", "both-cohort-first", "both-warm"])
 def test_each_page_works_first_in_a_fresh_server(files, order, demo_data, session_cache,
                                                  playwright_browser, tmp_path):
     log = tmp_path / "serve.log"
