@@ -163,3 +163,19 @@ def test_the_live_display_shows_corrected_frames(tmp_path, moving_beam):
         finally:
             feed.close()
     assert spread[True] < 0.6 * spread[None], spread  # the same frames before this: equal
+
+
+def test_live_flags_a_duplicated_frame_as_the_batch_does(tmp_path):
+    """A frame identical to the one before it is flagged ``duplicated_frame`` on that frame
+    in the live rows, as in the batch's (each live chunk starts with the reference frame:
+    the first frame is not a copy of it)."""
+    stack, _ = clean_movie()
+    stack = np.round(stack).astype(np.uint16)
+    stack[6] = stack[5]
+    la, final, _ = _watch(tmp_path, stack, illumination=None, normalize=None)
+    ts = la.timeseries
+    flagged = sorted(set(ts.loc[ts.quality_flags.str.contains("duplicated_frame"), "frame"]))
+    assert flagged == [6]
+    batch = final.timeseries
+    assert sorted(set(batch.loc[batch.quality_flags.str.contains("duplicated_frame"),
+                                "frame"])) == [6]

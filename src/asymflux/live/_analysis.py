@@ -216,6 +216,7 @@ class LiveAnalysis:
         self.masks = masks
         self.labels = None
         self._ref = None  # (n_ref, row, col) float64 reference frames
+        self._last_raw = None  # the last raw frame measured (duplicated frames)
         self._chunks = []  # per-update measurement tables (frames without capacity column)
         self._time = np.zeros(0)
         self._cap = np.zeros(0)
@@ -456,6 +457,7 @@ class LiveAnalysis:
                 n_reference_frames=n_ref, normalize=normalize, n_threads=1)
         ts = ts[ts["frame"] >= n_ref].copy()
         ts["frame"] = ts["frame"] - n_ref + k0
+        self._duplicated_frames(ts, new, k0)
         self._chunks.append(ts)
         grow = k1 - self._cap.size
         if grow > 0:
@@ -464,6 +466,33 @@ class LiveAnalysis:
             self._cyc = np.r_[self._cyc, np.full((grow, 2), np.nan)]
         self.n_frames = k1
         return switched
+
+    def _duplicated_frames(self, ts, new, k0) -> None:
+        """The ``duplicated_frame`` flag of the rows of frames k0.. as the batch sets it (a
+        frame identical to the one before it in the movie): the measured chunk starts with
+        the reference frame(s), so its first frame was compared with them, not with frame
+        k0 − 1. Set here from the raw frames (the previous one kept)."""
+        from asymflux.analysis import QUALITY_FLAGS
+
+        before = None if k0 == 0 else self._last_raw
+        same = []
+        for frame in new:
+            same.append(before is not None and np.array_equal(frame, before, equal_nan=True))
+            before = frame
+        self._last_raw = np.array(new[-1], copy=True)
+        order = list(QUALITY_FLAGS)
+        dup = dict(zip(range(k0, k0 + len(new)), same, strict=True))
+
+        def fix(flags, frame):
+            names = [n for n in str(flags).split(";") if n and n != "duplicated_frame"]
+            if dup.get(int(frame)):
+                names.append("duplicated_frame")
+            names.sort(key=lambda n: order.index(n) if n in order else len(order))
+            return ";".join(names)
+
+        if "quality_flags" in ts:
+            ts["quality_flags"] = [fix(f, k) for f, k in zip(ts["quality_flags"], ts["frame"],
+                                                              strict=True)]
 
     def _probe_last(self) -> None:
         """At the end: the last frame's illumination looked at, if it was not (``"auto"``),
