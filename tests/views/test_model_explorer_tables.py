@@ -169,7 +169,10 @@ def test_reset_gives_the_built_in_set_back(view, tmp_path):
     assert all(w.value is None for w in view.table_uploads.values())
     assert "OCV" not in view.maps_title.object.split("D ×")[1]
     assert C.built_in_curves()["ocv"] in view.material_info.object
-    assert "ocv_nmc622_verbrugge2017" in view.material_info.object
+    from asymflux import model
+
+    default_ocv = model.nmc88_lun2025()["Open-circuit voltage [V]"]
+    assert default_ocv.__name__ in view.material_info.object  # the default set's curve named
     built_in = C.material_curves(None)
     np.testing.assert_allclose(view._material_src.data["voltage_V"], built_in["voltage_V"])
 
