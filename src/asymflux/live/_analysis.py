@@ -371,13 +371,19 @@ class LiveAnalysis:
         correction is on, each divided by its own illumination field relative to the
         first frame's. Switches nothing on (what a display shows: the dI frames of
         :class:`asymflux._live_feed.LiveFeed`). Returns a float64 array."""
+        stack = self._illuminated(self._calibrated(raw), n_reference_frames=1)
+        return np.asarray(stack[:], dtype=np.float64)
+
+    def _illuminated(self, stack, *, n_reference_frames):
+        """``stack`` divided by each frame's illumination field when that correction is on
+        (:func:`asymflux.analysis.resolve_illumination`), else ``stack`` itself."""
         from asymflux.analysis import resolve_illumination
 
-        stack = self._calibrated(raw)
-        if self.illumination is True:
-            stack, _ = resolve_illumination(stack, self.labels, True, threshold=self.threshold,
-                                            n_reference_frames=1)
-        return np.asarray(stack[:], dtype=np.float64)
+        if self.illumination is not True:
+            return stack
+        stack, _ = resolve_illumination(stack, self.labels, True, threshold=self.threshold,
+                                        n_reference_frames=n_reference_frames)
+        return stack
 
     def _corrected(self, raw, *, probe=True):
         """``raw`` (the reference frame(s), then new frames) as the batch measures it:
@@ -400,9 +406,7 @@ class LiveAnalysis:
             if said:
                 self.illumination, switched = True, True
                 self.auto_warnings.extend(said)
-        if self.illumination is True:
-            stack, _ = resolve_illumination(stack, self.labels, True, threshold=self.threshold,
-                                            n_reference_frames=n_ref)
+        stack = self._illuminated(stack, n_reference_frames=n_ref)
         if stack is not raw:  # a few frames, each corrected once (the same values)
             stack = np.asarray(stack[:])
         if self.normalize is None and self.normalize_option == "auto":
