@@ -1130,7 +1130,10 @@ def local_darkening(tiles, *, slopes=None, slope_frames=None, owner, is_surround
         def change_of(cols):
             v = np.asarray(y[:, cols], dtype=np.float64)
             base = np.nanmean(v[:n_ref], axis=0)
-            return v - np.where(np.isfinite(base), base, np.nanmedian(v, axis=0))
+            gone = ~np.isfinite(base)  # no reference: the tile's median (only there)
+            if gone.any():
+                base[gone] = np.nanmedian(v[:, gone], axis=0)
+            return v - base
 
         # the illumination where a particle has too few surroundings of its own: a plane
         # fitted to (up to 256 of) all the surroundings' tiles
