@@ -183,3 +183,20 @@ def test_a_stack_file_is_cached_by_its_file_and_pixels(tmp_path):
     other = stack.copy()
     other[0, :8, :8] += 1  # another channel of the same file, say: another stack
     assert analysed(other) is False
+
+
+def test_the_dI_movie_key_follows_the_dark_frames_content(beam_movie, tmp_path):
+    """A dark frame rewritten under the same name is another dI movie (the dock does not
+    keep showing the one made with the old file)."""
+    import os
+
+    dark = tmp_path / "dark.npy"
+    shape = tuple(_session(beam_movie).stack.shape[1:])
+    np.save(dark, np.zeros(shape))
+    s = _session(beam_movie, dark=str(dark))
+    options = s.differential_options()
+    before = s.movie_key(options)
+    assert s.movie_key(options) == before
+    np.save(dark, np.full(shape, 5.0))
+    os.utime(dark, ns=(1, 1))  # even with the old time put back, the content differs
+    assert s.movie_key(options) != before

@@ -130,6 +130,7 @@ _EXPORTS = {
     "WORKER_MEMORY_BYTES": "_dataset",
     "cached": "_cache",
     "lookup": "_cache",
+    "input_identity": "_cache",
     "results_cache_dir": "_cache",
     "clear_results_cache": "_cache",
     "resolve_normalization": "_pipeline",

@@ -22,6 +22,7 @@ mirrors it into napari layers, listening to :meth:`CurationSession.connect`.
 from __future__ import annotations
 
 import inspect
+import os
 import warnings
 import zlib
 from pathlib import Path
@@ -99,6 +100,19 @@ def _as_array(stack, raw):
 
         return da.from_array(stack, chunks=(1, *stack.shape[1:]), asarray=False)
     return stack[:]
+
+
+def _calibration_key(frame):
+    """A dark or flat frame as part of a key: a file by its identity (size, time, content
+    hash: a file rewritten under the same name is another key), an array by its content."""
+    if frame is None:
+        return None
+    if isinstance(frame, (str, os.PathLike)):
+        from asymflux.analysis import input_identity
+
+        return input_identity(frame)
+    a = np.ascontiguousarray(frame)
+    return [a.shape, str(a.dtype), zlib.crc32(a.tobytes())]
 
 
 def _options_key(options) -> dict:
@@ -379,7 +393,8 @@ class CurationSession:
         labels = self.curation.labels if self.curation is not None else None
         chosen = self.analysis_options(rolling=False)
         return {**_options_key(options), "register": self.register,
-                **{k: str(chosen.get(k)) for k in ("illumination", "dark", "flat")},
+                "illumination": str(chosen.get("illumination")),
+                **{k: _calibration_key(chosen.get(k)) for k in ("dark", "flat")},
                 "labels": None if labels is None
                 else zlib.crc32(np.ascontiguousarray(labels).tobytes())}
 
