@@ -94,3 +94,18 @@ def test_table_and_constant_diffusivity_not_combined(tmp_path, capsys):
     assert main(["simulate", "--out", str(tmp_path / "x.npz"), "--diffusivity", "d.csv",
                  "--diffusivity-m2-s", "1e-15"]) == 2
     assert "cannot be combined" in capsys.readouterr().err
+
+
+def test_a_table_short_of_the_initial_occupancy_is_warned_about():
+    """The OCV beyond a table's last point is its end continued in a line: a table that
+    stops before theta0 (0.97, where the asymmetry forms) says so."""
+    import warnings
+
+    theta = np.linspace(0.2, 0.9, 15)
+    short = (theta, ocv_nmc622_verbrugge2017(theta))
+    with pytest.warns(UserWarning, match="covers theta 0.2-0.9.*starts at theta 0.97"):
+        model.parameters_from_tables(ocv=short)
+    theta = np.linspace(0.2, 1.0, 17)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.parameters_from_tables(ocv=(theta, ocv_nmc622_verbrugge2017(theta)))

@@ -589,7 +589,17 @@ def parameters_from_tables(*, ocv=None, diffusivity=None, base="nmc88_lun2025") 
     """
     params = dict(get_parameter_set(base) if isinstance(base, str) else base)
     if ocv is not None:
-        params["Open-circuit voltage [V]"] = _table(ocv, TableOCV, "voltage_V")
+        table = _table(ocv, TableOCV, "voltage_V")
+        params["Open-circuit voltage [V]"] = table
+        theta0 = params.get("Initial occupancy")
+        if theta0 is not None and not table.theta[0] <= float(theta0) <= table.theta[-1]:
+            import warnings
+
+            warnings.warn(f"{table.source}: the table covers theta {table.theta[0]:g}-"
+                          f"{table.theta[-1]:g}, but a particle starts at theta {float(theta0):g}: "
+                          "the OCV there is the table's end continued in a straight line, where "
+                          "the asymmetry forms; give points up to the initial occupancy",
+                          UserWarning, stacklevel=2)
     if diffusivity is not None:
         params["Diffusivity [m2.s-1]"] = _table(diffusivity, TableDiffusivity,
                                                 "diffusivity_m2_s")
